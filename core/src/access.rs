@@ -1,0 +1,206 @@
+//! Roles, their bindings to a VO or a site, and the decisions that follow from them.
+//! Deny by default: every check names the one binding that allows the action.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// What a credential may do.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Sites, VOs, credentials, and every read.
+    Admin,
+    /// Reports issuances for its VO.
+    Issuer,
+    /// Resolves, searches, links and suspends within its VO.
+    VoSecurity,
+    /// Acts for its site: pseudonyms, suspensions, blocklist, sightings.
+    SiteAdmin,
+    /// Fetches its site's signed blocklist (CE and storage nodes).
+    SiteReader,
+    /// Reads the log and proofs, for its VO or for all.
+    Auditor,
+}
+
+impl Role {
+    /// Every role, in a fixed order.
+    pub const ALL: [Role; 6] = [
+        Role::Admin,
+        Role::Issuer,
+        Role::VoSecurity,
+        Role::SiteAdmin,
+        Role::SiteReader,
+        Role::Auditor,
+    ];
+
+    /// The role's name as written in credentials and policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Issuer => "issuer",
+            Role::VoSecurity => "vo-security",
+            Role::SiteAdmin => "site-admin",
+            Role::SiteReader => "site-reader",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = AccessError;
+    fn from_str(s: &str) -> Result<Role, AccessError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| AccessError::UnknownRole(s.to_string()))
+    }
+}
+
+/// A role together with the VO or site it is bound to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// A binding that does not fit its role, or an unknown role.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccessError {
+    #[error(
+        "unknown role `{0}` (known: admin, issuer, vo-security, site-admin, site-reader, auditor)"
+    )]
+    UnknownRole(String),
+    #[error("role `{0}` must be bound to a VO (--vo)")]
+    NeedsVo(Role),
+    #[error("role `{0}` must be bound to a site (--site)")]
+    NeedsSite(Role),
+    #[error("role `{0}` takes no {1} binding")]
+    UnexpectedBinding(Role, &'static str),
+}
+
+impl Binding {
+    /// Checks that the role has exactly the binding it needs: issuer and vo-security a VO,
+    /// site roles a site, admin nothing, auditor a VO or nothing (ledger-wide).
+    pub fn new(
+        role: Role,
+        vo: Option<String>,
+        site: Option<String>,
+    ) -> Result<Binding, AccessError> {
+        match role {
+            Role::Admin if vo.is_some() => return Err(AccessError::UnexpectedBinding(role, "VO")),
+            Role::Issuer | Role::VoSecurity if vo.is_none() => {
+                return Err(AccessError::NeedsVo(role));
+            }
+            Role::SiteAdmin | Role::SiteReader if site.is_none() => {
+                return Err(AccessError::NeedsSite(role));
+            }
+            Role::SiteAdmin | Role::SiteReader if vo.is_some() => {
+                return Err(AccessError::UnexpectedBinding(role, "VO"));
+            }
+            _ => {}
+        }
+        if site.is_some() && !matches!(role, Role::SiteAdmin | Role::SiteReader) {
+            return Err(AccessError::UnexpectedBinding(role, "site"));
+        }
+        Ok(Binding { role, vo, site })
+    }
+
+    /// May this caller append issuances of `vo`?
+    pub fn may_append(&self, vo: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Issuer => self.vo.as_deref() == Some(vo),
+            _ => false,
+        }
+    }
+
+    /// May this caller read log entries of every VO (entries carry personal data)?
+    pub fn may_read_all_entries(&self) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Auditor => self.vo.is_none(),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vo(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{role}\""));
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn bindings_must_fit_their_role() {
+        assert!(Binding::new(Role::Admin, None, None).is_ok());
+        assert_eq!(
+            Binding::new(Role::Issuer, None, None),
+            Err(AccessError::NeedsVo(Role::Issuer))
+        );
+        assert!(Binding::new(Role::Admin, vo("atlas"), None).is_err());
+        assert!(Binding::new(Role::SiteReader, None, None).is_err());
+        assert!(Binding::new(Role::Issuer, vo("atlas"), vo("CERN-PROD")).is_err());
+        assert!(Binding::new(Role::Auditor, None, None).is_ok());
+        assert!(Binding::new(Role::Auditor, vo("cms"), None).is_ok());
+    }
+
+    #[test]
+    fn issuers_append_only_for_their_vo() {
+        let issuer = Binding::new(Role::Issuer, vo("atlas"), None).unwrap();
+        assert!(issuer.may_append("atlas"));
+        assert!(!issuer.may_append("cms"));
+        assert!(
+            Binding::new(Role::Admin, None, None)
+                .unwrap()
+                .may_append("cms")
+        );
+        let officer = Binding::new(Role::VoSecurity, vo("atlas"), None).unwrap();
+        assert!(!officer.may_append("atlas"));
+    }
+
+    #[test]
+    fn only_admin_and_global_auditor_read_all_entries() {
+        assert!(
+            Binding::new(Role::Admin, None, None)
+                .unwrap()
+                .may_read_all_entries()
+        );
+        assert!(
+            Binding::new(Role::Auditor, None, None)
+                .unwrap()
+                .may_read_all_entries()
+        );
+        assert!(
+            !Binding::new(Role::Auditor, vo("atlas"), None)
+                .unwrap()
+                .may_read_all_entries()
+        );
+        assert!(
+            !Binding::new(Role::Issuer, vo("atlas"), None)
+                .unwrap()
+                .may_read_all_entries()
+        );
+    }
+}

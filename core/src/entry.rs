@@ -1,0 +1,370 @@
+//! Log entries and their canonical bytes: the exact leaves that the Merkle tree hashes.
+//! Canonical form: JSON with keys sorted at every level, no floats, no insignificant space, a version field.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Version of the canonical entry encoding, written into every leaf as `"v"`.
+pub const ENTRY_VERSION: u64 = 1;
+/// Largest canonical entry accepted, in bytes.
+pub const MAX_ENTRY_BYTES: usize = 16 * 1024;
+const MAX_ID_LEN: usize = 1024;
+const MAX_LIST_LEN: usize = 256;
+
+/// Why a report or an entry was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EntryError {
+    #[error("claim `{0}` is required")]
+    Missing(&'static str),
+    #[error("claim `{claim}` is invalid: {reason}")]
+    Invalid { claim: String, reason: String },
+    #[error("entry is {0} bytes, more than the {MAX_ENTRY_BYTES} allowed")]
+    TooLarge(usize),
+    #[error("entry is not canonical JSON: {0}")]
+    NotCanonical(String),
+}
+
+/// Where the ledger got an issuance from, and so how far a reader may trust it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Claims reported by an issuer credential, without a JWT signature to check.
+    Claims,
+}
+
+/// One token issuance as recorded in the log.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Issuance {
+    pub jti: String,
+    pub iss: String,
+    pub sub: String,
+    pub vo: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    pub source: Source,
+    /// Every other claim of the report, kept as given (integers, strings, lists, objects).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Value>,
+}
+
+/// The body of a log entry; the `type` field names the variant.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EntryBody {
+    Issuance(Issuance),
+}
+
+/// A log entry: version, the time the ledger logged it (unix microseconds, UTC) and its body.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LogEntry {
+    pub v: u64,
+    pub logged_at: i64,
+    #[serde(flatten)]
+    pub body: EntryBody,
+}
+
+impl LogEntry {
+    /// A current-version entry logged at `logged_at` (unix microseconds).
+    pub fn new(logged_at: i64, body: EntryBody) -> LogEntry {
+        LogEntry {
+            v: ENTRY_VERSION,
+            logged_at,
+            body,
+        }
+    }
+
+    /// The canonical bytes of this entry: the Merkle leaf.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, EntryError> {
+        let value =
+            serde_json::to_value(self).map_err(|e| EntryError::NotCanonical(e.to_string()))?;
+        let bytes = canonical_json(&value)?;
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(EntryError::TooLarge(bytes.len()));
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes canonical bytes back into an entry, refusing bytes that are not canonical.
+    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<LogEntry, EntryError> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| EntryError::NotCanonical(e.to_string()))?;
+        if canonical_json(&value)? != bytes {
+            return Err(EntryError::NotCanonical(
+                "keys unsorted or extra space".into(),
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| EntryError::NotCanonical(e.to_string()))
+    }
+}
+
+/// Serializes a JSON value with object keys sorted at every level and no floats.
+pub fn canonical_json(value: &Value) -> Result<Vec<u8>, EntryError> {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(value, &mut out)?;
+    Ok(out)
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), EntryError> {
+    match value {
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) => {
+            return Err(EntryError::NotCanonical(format!(
+                "number {n} is not an integer"
+            )));
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_scalar(&Value::String(key.clone()), out);
+                out.push(b':');
+                write_canonical(&map[key], out)?;
+            }
+            out.push(b'}');
+        }
+        scalar => write_scalar(scalar, out),
+    }
+    Ok(())
+}
+
+fn write_scalar(value: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(value.to_string().as_bytes());
+}
+
+impl Issuance {
+    /// Builds an issuance from reported claims: `jti`, `iss`, `sub`, `vo` required;
+    /// `client_id` (or `azp`), `scope`, `iat`, `exp` recognised; every other claim kept.
+    pub fn from_claims(
+        mut claims: Map<String, Value>,
+        source: Source,
+    ) -> Result<Issuance, EntryError> {
+        let jti = take_id(&mut claims, "jti")?;
+        let iss = take_id(&mut claims, "iss")?;
+        let sub = take_id(&mut claims, "sub")?;
+        let vo = take_id(&mut claims, "vo")?;
+        validate_vo_name(&vo)?;
+        let client_id = match take_optional_id(&mut claims, "client_id")? {
+            Some(id) => Some(id),
+            None => take_optional_id(&mut claims, "azp")?,
+        };
+        let scopes = take_scopes(&mut claims)?;
+        let iat = take_time(&mut claims, "iat")?;
+        let exp = take_time(&mut claims, "exp")?;
+        let issuance = Issuance {
+            jti,
+            iss,
+            sub,
+            vo,
+            client_id,
+            scopes,
+            iat,
+            exp,
+            source,
+            claims: claims.into_iter().collect(),
+        };
+        canonical_json(&Value::Object(
+            issuance.claims.clone().into_iter().collect(),
+        ))?;
+        Ok(issuance)
+    }
+}
+
+/// Checks a VO name: lowercase letters, digits, `.`, `_`, `-`; 1 to 64 characters.
+pub fn validate_vo_name(vo: &str) -> Result<(), EntryError> {
+    let ok = !vo.is_empty()
+        && vo.len() <= 64
+        && vo
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && vo.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "vo",
+            "a VO name is 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+        ))
+    }
+}
+
+fn invalid(claim: &str, reason: &str) -> EntryError {
+    EntryError::Invalid {
+        claim: claim.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn take_optional_id(
+    claims: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, EntryError> {
+    match claims.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            check_id(name, &s)?;
+            Ok(Some(s))
+        }
+        Some(_) => Err(invalid(name, "must be a string")),
+    }
+}
+
+fn take_id(claims: &mut Map<String, Value>, name: &'static str) -> Result<String, EntryError> {
+    take_optional_id(claims, name)?.ok_or(EntryError::Missing(name))
+}
+
+fn check_id(name: &str, value: &str) -> Result<(), EntryError> {
+    if value.is_empty() {
+        return Err(invalid(name, "must not be empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(invalid(name, "is longer than 1024 bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(name, "contains control characters"));
+    }
+    Ok(())
+}
+
+fn take_scopes(claims: &mut Map<String, Value>) -> Result<Vec<String>, EntryError> {
+    let scopes: Vec<String> = match claims.remove("scope") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(invalid("scope", "list items must be strings")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(invalid("scope", "must be a space-separated string")),
+    };
+    if scopes.len() > MAX_LIST_LEN {
+        return Err(invalid("scope", "has more than 256 scopes"));
+    }
+    for scope in &scopes {
+        check_id("scope", scope)?;
+    }
+    Ok(scopes)
+}
+
+fn take_time(
+    claims: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<i64>, EntryError> {
+    match claims.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|t| *t >= 0)
+            .map(Some)
+            .ok_or_else(|| invalid(name, "must be a non-negative integer (seconds since 1970)")),
+        Some(_) => Err(invalid(name, "must be an integer (seconds since 1970)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn canonical_bytes_sort_keys_at_every_level() {
+        let issuance = Issuance::from_claims(
+            claims(
+                json!({"jti":"j1","iss":"https://iam.example/","sub":"u1","vo":"atlas",
+                "scope":"storage.read:/ compute.create","iat":10,"exp":20,
+                "zeta":{"b":1,"a":[{"y":2,"x":1}]},"alpha":"x"}),
+            ),
+            Source::Claims,
+        )
+        .unwrap();
+        let entry = LogEntry::new(1_700_000_000_000_000, EntryBody::Issuance(issuance));
+        let bytes = entry.canonical_bytes().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"claims":{"alpha":"x","zeta":{"a":[{"x":1,"y":2}],"b":1}},"exp":20,"iat":10,"iss":"https://iam.example/","jti":"j1","logged_at":1700000000000000,"scopes":["storage.read:/","compute.create"],"source":"claims","sub":"u1","type":"issuance","v":1,"vo":"atlas"}"#
+        );
+        assert_eq!(LogEntry::from_canonical_bytes(&bytes).unwrap(), entry);
+    }
+
+    #[test]
+    fn non_canonical_bytes_are_refused() {
+        let err = LogEntry::from_canonical_bytes(br#"{"v":1, "logged_at":1}"#).unwrap_err();
+        assert!(matches!(err, EntryError::NotCanonical(_)));
+    }
+
+    #[test]
+    fn floats_are_refused() {
+        let err = Issuance::from_claims(
+            claims(json!({"jti":"j","iss":"i","sub":"s","vo":"atlas","weight":1.5})),
+            Source::Claims,
+        )
+        .unwrap_err();
+        assert!(matches!(err, EntryError::NotCanonical(_)), "{err}");
+    }
+
+    #[test]
+    fn required_claims_and_bad_values_are_named() {
+        let cases = [
+            (json!({"iss":"i","sub":"s","vo":"atlas"}), "jti"),
+            (json!({"jti":"j","sub":"s","vo":"atlas"}), "iss"),
+            (json!({"jti":"j","iss":"i","vo":"atlas"}), "sub"),
+            (json!({"jti":"j","iss":"i","sub":"s"}), "vo"),
+            (json!({"jti":"","iss":"i","sub":"s","vo":"atlas"}), "jti"),
+            (json!({"jti":"j","iss":"i","sub":"s","vo":"ATLAS"}), "vo"),
+            (
+                json!({"jti":"j","iss":"i","sub":"s","vo":"atlas","exp":"soon"}),
+                "exp",
+            ),
+            (
+                json!({"jti":"j","iss":"i","sub":"s","vo":"atlas","iat":-1}),
+                "iat",
+            ),
+            (json!({"jti":5,"iss":"i","sub":"s","vo":"atlas"}), "jti"),
+            (
+                json!({"jti":"a\u{0}b","iss":"i","sub":"s","vo":"atlas"}),
+                "jti",
+            ),
+        ];
+        for (input, claim) in cases {
+            let err = Issuance::from_claims(claims(input.clone()), Source::Claims).unwrap_err();
+            assert!(err.to_string().contains(claim), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn azp_stands_in_for_client_id() {
+        let issuance = Issuance::from_claims(
+            claims(json!({"jti":"j","iss":"i","sub":"s","vo":"cms","azp":"rucio"})),
+            Source::Claims,
+        )
+        .unwrap();
+        assert_eq!(issuance.client_id.as_deref(), Some("rucio"));
+    }
+}

@@ -1,0 +1,9 @@
+//! tokenledger-core: the domain of the ledger, shared by the server and the CLI.
+//! Pure code: no network, no database, no clock (callers pass times in).
+
+pub mod access;
+pub mod checkpoint;
+pub mod entry;
+pub mod merkle;
+pub mod note;
+pub mod wire;

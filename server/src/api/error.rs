@@ -1,0 +1,164 @@
+//! The one error type of the HTTP API: a status per case and a JSON body
+//! `{"error": {"code", "message"}}`. 5xx bodies say nothing internal; details go to the log.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokenledger_core::wire::{ErrorBody, ErrorDetail};
+
+use crate::log_store::StoreError;
+use crate::sequencer::SequencerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("missing or invalid credential")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Status and stable machine-readable code of each case.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: self.to_string(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> ApiError {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<std::sync::Arc<SequencerError>> for ApiError {
+    fn from(e: std::sync::Arc<SequencerError>) -> ApiError {
+        match &*e {
+            SequencerError::Busy | SequencerError::ShuttingDown => {
+                ApiError::Unavailable(e.to_string())
+            }
+            _ => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn body_of(e: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn status_table_is_pinned() {
+        let table = [
+            (ApiError::BadRequest("b".into()), 400, "bad_request"),
+            (
+                ApiError::unprocessable("unknown_vo", "u"),
+                422,
+                "unknown_vo",
+            ),
+            (ApiError::Unauthenticated, 401, "unauthenticated"),
+            (ApiError::Forbidden("f".into()), 403, "forbidden"),
+            (ApiError::NotFound("n".into()), 404, "not_found"),
+            (
+                ApiError::MethodNotAllowed("m".into()),
+                405,
+                "method_not_allowed",
+            ),
+            (ApiError::PayloadTooLarge, 413, "payload_too_large"),
+            (
+                ApiError::UnsupportedMediaType("t".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::Unavailable("u".into()), 503, "unavailable"),
+            (ApiError::Internal("secret detail".into()), 500, "internal"),
+        ];
+        for (error, status, code) in table {
+            let (got_status, body) = body_of(error).await;
+            assert_eq!(got_status.as_u16(), status);
+            assert_eq!(body["error"]["code"], code);
+            assert!(body["error"]["message"].is_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_detail() {
+        let (_, body) = body_of(ApiError::Internal("disk /var/x failed".into())).await;
+        assert_eq!(body["error"]["message"], "internal error");
+    }
+}

@@ -1,0 +1,102 @@
+//! Starting and stopping the service: open the database and key, start the sequencer,
+//! serve until shutdown, then drain the sequencer.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::api::{AppState, router};
+use crate::config::Config;
+use crate::credentials;
+use crate::db;
+use crate::keys;
+use crate::metrics::Metrics;
+use crate::sequencer::{BatchLimits, Sequencer};
+use tokenledger_core::access::{Binding, Role};
+
+/// A started service: its state and the sequencer task to await after shutdown.
+pub struct Service {
+    pub state: AppState,
+    sequencer_task: JoinHandle<()>,
+}
+
+impl Service {
+    /// Opens the data directory (creating database, key and a first admin credential on
+    /// first start) and starts the sequencer.
+    pub async fn start(config: Config) -> anyhow::Result<Service> {
+        std::fs::create_dir_all(&config.server.data_dir)
+            .with_context(|| format!("creating {}", config.server.data_dir.display()))?;
+        let signer = keys::load_or_create_log_key(&config.log_key_path(), &config.log.origin)?;
+        let pool = db::open(&config.db_path()).await?;
+        bootstrap_admin(&pool).await?;
+        let writer = db::open_writer(&config.db_path()).await?;
+        let metrics = Arc::new(Metrics::default());
+        let limits = BatchLimits {
+            max_batch: config.sequencer.max_batch,
+            max_wait: Duration::from_millis(config.sequencer.max_wait_ms),
+            queue_depth: config.sequencer.queue_depth,
+        };
+        let verifier = signer.verifier();
+        let (sequencer, sequencer_task) = Sequencer::start(
+            writer,
+            signer,
+            config.log.origin.clone(),
+            limits,
+            metrics.clone(),
+        )
+        .await
+        .context("starting the sequencer")?;
+        tracing::info!(log_size = sequencer.head().size, verifier_key = %verifier, "log opened");
+        let state = AppState {
+            pool,
+            sequencer,
+            verifier,
+            config: Arc::new(config),
+            metrics,
+        };
+        Ok(Service {
+            state,
+            sequencer_task,
+        })
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then lets in-flight requests
+    /// finish, commits what the sequencer still holds and writes a last checkpoint.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Service {
+            state,
+            sequencer_task,
+        } = self;
+        let pool = state.pool.clone();
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        sequencer_task.await.context("sequencer task")?;
+        pool.close().await;
+        Ok(())
+    }
+}
+
+/// On a database with no credential at all, creates an admin credential and prints it once.
+async fn bootstrap_admin(pool: &sqlx::SqlitePool) -> anyhow::Result<()> {
+    if !credentials::list(pool).await?.is_empty() {
+        return Ok(());
+    }
+    let binding = Binding::new(Role::Admin, None, None)?;
+    let (id, secret) = credentials::create(pool, &binding, Some("bootstrap")).await?;
+    println!(
+        "Created the first admin credential {id}. Its secret is shown only this once:\n\n  {secret}\n\n\
+         Store it safely; create others with `tokenledger-server credential create`."
+    );
+    tracing::info!(credential = %id, "created the bootstrap admin credential");
+    Ok(())
+}

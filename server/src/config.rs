@@ -1,0 +1,150 @@
+//! Server configuration: the embedded default (policies/default.toml), an optional
+//! file laid over it, then flags and TOKENLEDGER_* variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use tokenledger_core::entry::validate_vo_name;
+
+/// The default configuration, exactly as shipped in policies/default.toml.
+pub const DEFAULT_CONFIG: &str = include_str!("../../policies/default.toml");
+
+/// Name of the SQLite database file inside the data directory.
+pub const DB_FILE: &str = "tokenledger.db";
+/// Name of the log signing key file inside the data directory.
+pub const LOG_KEY_FILE: &str = "log.key";
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub sequencer: SequencerConfig,
+    #[serde(rename = "vo")]
+    pub vos: Vec<VoConfig>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub origin: String,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SequencerConfig {
+    pub max_batch: usize,
+    pub max_wait_ms: u64,
+    pub queue_depth: usize,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct VoConfig {
+    pub name: String,
+}
+
+impl Config {
+    /// Loads the embedded default, with `file` (if any) laid over it.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut table: toml::Table = DEFAULT_CONFIG.parse().context("embedded default config")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config {}", path.display()))?;
+            let overlay: toml::Table = text
+                .parse()
+                .with_context(|| format!("parsing config {}", path.display()))?;
+            merge(&mut table, overlay);
+        }
+        let config: Config = table.try_into().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.sequencer.max_batch == 0 || self.sequencer.queue_depth == 0 {
+            bail!("sequencer.max_batch and sequencer.queue_depth must be at least 1");
+        }
+        if self.log.origin.is_empty() || self.log.origin.contains(['+', '\n', ' ']) {
+            bail!("log.origin must be non-empty, without '+', spaces or newlines");
+        }
+        for vo in &self.vos {
+            validate_vo_name(&vo.name).with_context(|| format!("VO `{}`", vo.name))?;
+        }
+        Ok(())
+    }
+
+    /// Is `vo` one of the configured VOs?
+    pub fn knows_vo(&self, vo: &str) -> bool {
+        self.vos.iter().any(|v| v.name == vo)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.server.data_dir.join(DB_FILE)
+    }
+
+    pub fn log_key_path(&self) -> PathBuf {
+        self.server.data_dir.join(LOG_KEY_FILE)
+    }
+}
+
+/// Lays `overlay` over `base`: tables merge key by key, anything else is replaced.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_loads() {
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.knows_vo("atlas"));
+        assert!(!config.knows_vo("nosuchvo"));
+    }
+
+    #[test]
+    fn a_file_overrides_only_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[sequencer]\nmax_batch = 10\n[[vo]]\nname = \"belle\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.sequencer.max_batch, 10);
+        assert_eq!(config.sequencer.max_wait_ms, 2);
+        assert!(config.knows_vo("belle"));
+        assert!(!config.knows_vo("atlas"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisen = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+        std::fs::write(&path, "[[vo]]\nname = \"Bad VO\"\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! The log's Ed25519 signing key: created on first start in a 0600 file, refused if others can read it.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use tokenledger_core::note::NoteSigner;
+
+/// Loads the signing key from `path`, creating it (0600) under `origin` if it does not exist.
+/// Refuses a key file readable by group or others, and one made for another origin.
+pub fn load_or_create_log_key(path: &Path, origin: &str) -> anyhow::Result<NoteSigner> {
+    if !path.exists() {
+        let signer = NoteSigner::from_seed(origin, random_bytes()?)
+            .context("log.origin is not a valid key name")?;
+        write_secret_file(path, &signer.to_skey_string())?;
+        tracing::info!(path = %path.display(), "created the log signing key");
+        return Ok(signer);
+    }
+    let text = read_secret_file(path)?;
+    let signer = NoteSigner::parse(text.trim())
+        .with_context(|| format!("{} is not a tokenledger log key", path.display()))?;
+    if signer.name() != origin {
+        bail!(
+            "{} was created for origin `{}` but log.origin is `{origin}`; \
+             changing the origin would break every witness of this log",
+            path.display(),
+            signer.name()
+        );
+    }
+    Ok(signer)
+}
+
+/// Fills an array from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+    Ok(buf)
+}
+
+/// Writes a new file readable only by its owner (0600); never overwrites.
+pub fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a secret file, refusing it if group or others may read or write it.
+pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+    let mode = fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} has mode {:o}: a secret file must be readable by its owner only (chmod 600)",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_created_0600_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.key");
+        let first = load_or_create_log_key(&path, "example.org/log").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = load_or_create_log_key(&path, "example.org/log").unwrap();
+        assert_eq!(first.verifier(), again.verifier());
+    }
+
+    #[test]
+    fn readable_key_and_other_origin_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.key");
+        load_or_create_log_key(&path, "example.org/log").unwrap();
+        assert!(load_or_create_log_key(&path, "other.org/log").is_err());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_or_create_log_key(&path, "example.org/log").unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! tokenledger-server: the ledger's HTTP API, storage and sequencer.
+//! `main.rs` is a thin command line over [`app::Service`] and [`credentials`].
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod credentials;
+pub mod db;
+pub mod keys;
+pub mod log_store;
+pub mod metrics;
+pub mod sequencer;

@@ -1,0 +1,173 @@
+//! Reads and writes of the log tables. Only the sequencer calls the write functions.
+
+use std::collections::HashMap;
+
+use sqlx::{Executor, QueryBuilder, Sqlite};
+use tokenledger_core::merkle::{self, Frontier, Hash};
+
+/// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
+const CHUNK: usize = 250;
+
+/// Errors reading or writing the log tables.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored log is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// A new entry ready to be written at `index`.
+pub struct EntryRow<'a> {
+    pub index: u64,
+    pub leaf: &'a [u8],
+}
+
+/// A new issuance key pointing at its entry.
+pub struct IssuanceRow<'a> {
+    pub jti: &'a str,
+    pub iss: &'a str,
+    pub index: u64,
+}
+
+/// Number of entries in the log.
+pub async fn log_size<'e>(db: impl Executor<'e, Database = Sqlite>) -> Result<u64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries")
+        .fetch_one(db)
+        .await?;
+    Ok(n as u64)
+}
+
+/// Number of stored hashes.
+pub async fn stored_hash_rows<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+) -> Result<u64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM hashes")
+        .fetch_one(db)
+        .await?;
+    Ok(n as u64)
+}
+
+/// The stored hashes at `indexes`, in the same order.
+pub async fn read_hashes<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+    indexes: &[u64],
+) -> Result<Vec<Hash>, StoreError> {
+    if indexes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::<Sqlite>::new("SELECT idx, hash FROM hashes WHERE idx IN (");
+    let mut list = query.separated(",");
+    for index in indexes {
+        list.push_bind(*index as i64);
+    }
+    query.push(")");
+    let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(db).await?;
+    let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
+    indexes
+        .iter()
+        .map(|index| {
+            let bytes = found
+                .get(index)
+                .ok_or_else(|| StoreError::Corrupt(format!("stored hash {index} is missing")))?;
+            Hash::from_slice(bytes)
+                .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
+        })
+        .collect()
+}
+
+/// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.
+pub async fn load_frontier<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+    size: u64,
+) -> Result<Frontier, StoreError> {
+    let hashes = read_hashes(db, &merkle::tree_hash_indexes(size)).await?;
+    Frontier::from_stored(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Entries `start..end` as (index, canonical bytes).
+pub async fn read_entries<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+    start: u64,
+    end: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT idx, leaf FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx")
+            .bind(start as i64)
+            .bind(end as i64)
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
+}
+
+/// Indexes of already logged issuances among `keys` (jti, iss).
+pub async fn find_issuances(
+    db: &mut sqlx::SqliteConnection,
+    keys: &[(&str, &str)],
+) -> Result<HashMap<(String, String), u64>, StoreError> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(CHUNK) {
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT jti, iss, idx FROM issuances WHERE jti IN (");
+        let mut list = query.separated(",");
+        for (jti, _) in chunk {
+            list.push_bind(*jti);
+        }
+        query.push(")");
+        let rows: Vec<(String, String, i64)> = query.build_query_as().fetch_all(&mut *db).await?;
+        found.extend(
+            rows.into_iter()
+                .map(|(jti, iss, idx)| ((jti, iss), idx as u64)),
+        );
+    }
+    Ok(found)
+}
+
+/// Writes entries, their stored hashes and issuance keys with multi-row INSERTs.
+pub async fn insert_batch(
+    tx: &mut sqlx::SqliteConnection,
+    entries: &[EntryRow<'_>],
+    hashes: &[(u64, Hash)],
+    issuances: &[IssuanceRow<'_>],
+) -> Result<(), StoreError> {
+    for chunk in entries.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO entries (idx, leaf) ");
+        query.push_values(chunk, |mut row, e| {
+            row.push_bind(e.index as i64).push_bind(e.leaf);
+        });
+        query.build().execute(&mut *tx).await?;
+    }
+    for chunk in hashes.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO hashes (idx, hash) ");
+        query.push_values(chunk, |mut row, (index, hash)| {
+            row.push_bind(*index as i64).push_bind(hash.0.to_vec());
+        });
+        query.build().execute(&mut *tx).await?;
+    }
+    for chunk in issuances.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO issuances (jti, iss, idx) ");
+        query.push_values(chunk, |mut row, i| {
+            row.push_bind(i.jti)
+                .push_bind(i.iss)
+                .push_bind(i.index as i64);
+        });
+        query.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Records a signed checkpoint (once per size).
+pub async fn insert_checkpoint<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+    size: u64,
+    note: &str,
+    created_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)")
+        .bind(size as i64)
+        .bind(note)
+        .bind(created_at)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! `tokenledger-server`: run the ledger, or manage its credentials on the data directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokenledger_core::access::{Binding, Role};
+use tokenledger_server::app::Service;
+use tokenledger_server::config::{Config, DEFAULT_CONFIG};
+use tokenledger_server::{credentials, db};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokenledger-server",
+    version,
+    about = "The tokenledger service: an append-only, signed log of token issuances"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// Configuration file laid over the embedded default (policies/default.toml).
+    #[arg(long, global = true, env = "TOKENLEDGER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of the database and the log key [default: server.data_dir, "."].
+    #[arg(long, global = true, env = "TOKENLEDGER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Create, list or revoke API credentials (works while the server runs).
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// Print the default configuration.
+    Config,
+}
+
+#[derive(Args, Debug, Default)]
+struct ServeArgs {
+    /// Address to listen on [default: server.listen, 127.0.0.1:8080].
+    #[arg(long, env = "TOKENLEDGER_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, env = "TOKENLEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum CredentialCommand {
+    /// Create a credential and print its secret (shown only once).
+    Create {
+        /// admin, issuer, vo-security, site-admin, site-reader or auditor.
+        #[arg(long)]
+        role: Role,
+        /// The VO the role is bound to (issuer, vo-security; optional for auditor).
+        #[arg(long)]
+        vo: Option<String>,
+        /// The site the role is bound to (site-admin, site-reader).
+        #[arg(long)]
+        site: Option<String>,
+        /// A note for people: who or what holds it.
+        #[arg(long)]
+        label: Option<String>,
+        /// Print `{"id", "secret"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List credentials (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a credential by id; it stops working at once.
+    Revoke { id: String },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.common.config.as_deref())?;
+    if let Some(dir) = cli.common.data_dir {
+        config.server.data_dir = dir;
+    }
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(config, args).await,
+        Command::Credential(cmd) => credential(config, cmd).await,
+        Command::Config => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing(&args.log_format);
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let listen = config.server.listen;
+    let service = Service::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("tokenledger-server listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    service.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()> {
+    let pool = db::open(&config.db_path()).await?;
+    match cmd {
+        CredentialCommand::Create {
+            role,
+            vo,
+            site,
+            label,
+            json,
+        } => {
+            if let Some(vo) = &vo {
+                anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
+            }
+            let binding = Binding::new(role, vo, site)?;
+            let (id, secret) = credentials::create(&pool, &binding, label.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::json!({"id": id, "secret": secret}));
+            } else {
+                println!("{id} {secret}");
+            }
+        }
+        CredentialCommand::List { json } => {
+            let list = credentials::list(&pool).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for c in list {
+                    let state = if c.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    let bound = c
+                        .binding
+                        .vo
+                        .or(c.binding.site)
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{}\t{}\t{bound}\t{state}\t{}",
+                        c.id,
+                        c.binding.role,
+                        c.label.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        CredentialCommand::Revoke { id } => {
+            anyhow::ensure!(
+                credentials::revoke(&pool, &id).await?,
+                "no active credential `{id}`"
+            );
+            println!("revoked {id}");
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENLEDGER_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: draining the sequencer");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,160 @@
+//! Counters and histograms of the append path, rendered in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const BATCH_BUCKETS: [u64; 8] = [1, 10, 50, 100, 250, 500, 1000, 5000];
+const COMMIT_BUCKETS_US: [u64; 9] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+];
+
+/// A histogram with fixed upper bounds; the last bucket is +Inf.
+struct Histogram<const N: usize> {
+    bounds: [u64; N],
+    counts: [AtomicU64; N],
+    count: AtomicU64,
+    sum: AtomicU64,
+}
+
+impl<const N: usize> Histogram<N> {
+    fn new(bounds: [u64; N]) -> Self {
+        Histogram {
+            bounds,
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, value: u64) {
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            if value <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, scale: f64) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let le = *bound as f64 / scale;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{le}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum.load(Ordering::Relaxed) as f64 / scale;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// Metrics of one server process.
+pub struct Metrics {
+    log_size: AtomicU64,
+    appended: AtomicU64,
+    duplicates: AtomicU64,
+    batch_entries: Histogram<8>,
+    commit_micros: Histogram<9>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            log_size: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            batch_entries: Histogram::new(BATCH_BUCKETS),
+            commit_micros: Histogram::new(COMMIT_BUCKETS_US),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one committed batch.
+    pub fn batch_committed(
+        &self,
+        log_size: u64,
+        new_entries: u64,
+        duplicates: u64,
+        commit_micros: u64,
+    ) {
+        self.log_size.store(log_size, Ordering::Relaxed);
+        self.appended.fetch_add(new_entries, Ordering::Relaxed);
+        self.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+        self.batch_entries.observe(new_entries + duplicates);
+        self.commit_micros.observe(commit_micros);
+    }
+
+    pub fn set_log_size(&self, size: u64) {
+        self.log_size.store(size, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let gauge = |out: &mut String, name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        };
+        gauge(
+            &mut out,
+            "tokenledger_log_entries",
+            "gauge",
+            "Entries in the log.",
+            self.log_size.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tokenledger_appended_total",
+            "counter",
+            "Entries appended by this process.",
+            self.appended.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tokenledger_duplicates_total",
+            "counter",
+            "Reports answered with an existing entry.",
+            self.duplicates.load(Ordering::Relaxed),
+        );
+        self.batch_entries.render(
+            &mut out,
+            "tokenledger_batch_entries",
+            "Reports per committed batch.",
+            1.0,
+        );
+        self.commit_micros.render(
+            &mut out,
+            "tokenledger_commit_seconds",
+            "Time to write and fsync one batch.",
+            1e6,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_buckets() {
+        let metrics = Metrics::default();
+        metrics.batch_committed(7, 5, 2, 1_500);
+        let text = metrics.render();
+        assert!(text.contains("tokenledger_log_entries 7\n"), "{text}");
+        assert!(text.contains("tokenledger_appended_total 5\n"));
+        assert!(text.contains("tokenledger_batch_entries_bucket{le=\"10\"} 1\n"));
+        assert!(text.contains("tokenledger_batch_entries_bucket{le=\"1\"} 0\n"));
+        assert!(text.contains("tokenledger_commit_seconds_bucket{le=\"0.001\"} 0\n"));
+        assert!(text.contains("tokenledger_commit_seconds_bucket{le=\"0.0025\"} 1\n"));
+        assert!(text.contains("tokenledger_commit_seconds_count 1\n"));
+    }
+}

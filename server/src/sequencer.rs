@@ -1,0 +1,426 @@
+//! The single writer of the log. Group commit: every batch is one fsync'd transaction,
+//! and each caller is answered only after the batch holding its entries committed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, SqliteConnection};
+use tokenledger_core::checkpoint::Checkpoint;
+use tokenledger_core::merkle::{self, Frontier, Hash};
+use tokenledger_core::note::NoteSigner;
+use tokenledger_core::wire::{AppendStatus, Appended};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::log_store::{self, EntryRow, IssuanceRow, StoreError};
+use crate::metrics::Metrics;
+
+/// How long a caller waits for room in the sequencer's queue before getting 503.
+const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A checkpoint is written to the database at most this often (and at shutdown).
+const CHECKPOINT_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An entry prepared at the edge: its canonical bytes and leaf hash, and the key that makes
+/// a repeated report idempotent.
+#[derive(Clone, Debug)]
+pub struct PreparedEntry {
+    pub leaf: Vec<u8>,
+    pub leaf_hash: Hash,
+    pub dedup: Option<IssuanceKey>,
+}
+
+/// An issuance is the same report again when its (jti, iss) is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IssuanceKey {
+    pub jti: String,
+    pub iss: String,
+}
+
+/// The latest committed state of the log, as readers see it.
+#[derive(Clone, Debug)]
+pub struct LogHead {
+    pub size: u64,
+    pub root: Hash,
+    /// The signed C2SP checkpoint note for `size`.
+    pub note: String,
+}
+
+/// Why an append was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum SequencerError {
+    #[error("the log is busy, retry later")]
+    Busy,
+    #[error("the log is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing the checkpoint failed: {0}")]
+    Sign(String),
+}
+
+type Reply = oneshot::Sender<Result<Vec<Appended>, Arc<SequencerError>>>;
+
+struct Job {
+    entries: Vec<PreparedEntry>,
+    reply: Reply,
+}
+
+/// Batch limits of the sequencer.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchLimits {
+    pub max_batch: usize,
+    pub max_wait: Duration,
+    pub queue_depth: usize,
+}
+
+/// The handle request handlers append through.
+#[derive(Clone)]
+pub struct Sequencer {
+    jobs: mpsc::Sender<Job>,
+    head: watch::Receiver<Arc<LogHead>>,
+}
+
+impl Sequencer {
+    /// Loads the log's state from the database and starts the writer task.
+    /// The task ends, after committing everything queued, once every handle is dropped.
+    pub async fn start(
+        mut conn: SqliteConnection,
+        signer: NoteSigner,
+        origin: String,
+        limits: BatchLimits,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
+        let size = log_store::log_size(&mut conn).await?;
+        let stored = log_store::stored_hash_rows(&mut conn).await?;
+        if stored != merkle::stored_hash_count(size) {
+            return Err(StoreError::Corrupt(format!(
+                "{size} entries need {} stored hashes, found {stored}",
+                merkle::stored_hash_count(size)
+            ))
+            .into());
+        }
+        let frontier = log_store::load_frontier(&mut conn, size).await?;
+        let head = sign_head(&signer, &origin, &frontier)?;
+        log_store::insert_checkpoint(&mut conn, head.size, &head.note, now_micros()).await?;
+        metrics.set_log_size(size);
+        let (head_tx, head_rx) = watch::channel(Arc::new(head));
+        let (jobs_tx, jobs_rx) = mpsc::channel(limits.queue_depth);
+        let writer = Writer {
+            conn,
+            signer,
+            origin,
+            frontier,
+            limits,
+            metrics,
+            head: head_tx,
+            persisted_size: size,
+            persisted_at: Instant::now(),
+        };
+        let task = tokio::spawn(writer.run(jobs_rx));
+        Ok((
+            Sequencer {
+                jobs: jobs_tx,
+                head: head_rx,
+            },
+            task,
+        ))
+    }
+
+    /// Appends entries; answers once they are durable, in the order given.
+    pub async fn append(
+        &self,
+        entries: Vec<PreparedEntry>,
+    ) -> Result<Vec<Appended>, Arc<SequencerError>> {
+        let (reply, answer) = oneshot::channel();
+        match tokio::time::timeout(ENQUEUE_TIMEOUT, self.jobs.send(Job { entries, reply })).await {
+            Err(_) => return Err(Arc::new(SequencerError::Busy)),
+            Ok(Err(_)) => return Err(Arc::new(SequencerError::ShuttingDown)),
+            Ok(Ok(())) => {}
+        }
+        answer
+            .await
+            .map_err(|_| Arc::new(SequencerError::ShuttingDown))?
+    }
+
+    /// The latest committed head (size, root, signed checkpoint).
+    pub fn head(&self) -> Arc<LogHead> {
+        self.head.borrow().clone()
+    }
+}
+
+struct Writer {
+    conn: SqliteConnection,
+    signer: NoteSigner,
+    origin: String,
+    frontier: Frontier,
+    limits: BatchLimits,
+    metrics: Arc<Metrics>,
+    head: watch::Sender<Arc<LogHead>>,
+    persisted_size: u64,
+    persisted_at: Instant,
+}
+
+impl Writer {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        while let Some(first) = jobs.recv().await {
+            let batch = self.collect_batch(first, &mut jobs).await;
+            self.commit(batch).await;
+        }
+        if let Err(e) = self.persist_checkpoint().await {
+            tracing::error!(error = %e, "could not write the final checkpoint");
+        }
+        tracing::info!(size = self.frontier.size(), "sequencer drained and stopped");
+    }
+
+    /// Gathers jobs until the batch is full or `max_wait` has passed since the first.
+    async fn collect_batch(&self, first: Job, jobs: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+        let deadline = tokio::time::Instant::now() + self.limits.max_wait;
+        let mut count = first.entries.len();
+        let mut batch = vec![first];
+        while count < self.limits.max_batch {
+            match tokio::time::timeout_at(deadline, jobs.recv()).await {
+                Ok(Some(job)) => {
+                    count += job.entries.len();
+                    batch.push(job);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    async fn commit(&mut self, batch: Vec<Job>) {
+        let started = Instant::now();
+        match self.write_batch(&batch).await {
+            Ok((answers, new_entries, duplicates)) => {
+                let micros = started.elapsed().as_micros() as u64;
+                self.metrics
+                    .batch_committed(self.frontier.size(), new_entries, duplicates, micros);
+                for (job, answer) in batch.into_iter().zip(answers) {
+                    let _ = job.reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "batch not committed");
+                let e = Arc::new(e);
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Writes one batch in one transaction; on any error nothing is written and the
+    /// in-memory tree is left as it was.
+    async fn write_batch(
+        &mut self,
+        batch: &[Job],
+    ) -> Result<(Vec<Vec<Appended>>, u64, u64), SequencerError> {
+        let keys: Vec<(&str, &str)> = batch
+            .iter()
+            .flat_map(|job| &job.entries)
+            .filter_map(|e| e.dedup.as_ref())
+            .map(|k| (k.jti.as_str(), k.iss.as_str()))
+            .collect();
+        let logged = log_store::find_issuances(&mut self.conn, &keys).await?;
+        let plan = plan_batch(batch, &logged, self.frontier.clone());
+        let old_leaf_hashes = self.read_leaf_hashes(&plan.old_duplicates).await?;
+
+        let head = sign_head(&self.signer, &self.origin, &plan.frontier)?;
+        let persist = self.persisted_at.elapsed() >= CHECKPOINT_PERSIST_INTERVAL;
+        let mut tx = self.conn.begin().await.map_err(StoreError::from)?;
+        log_store::insert_batch(
+            &mut tx,
+            &plan.entry_rows(),
+            &plan.hashes,
+            &plan.issuance_rows(),
+        )
+        .await?;
+        if persist {
+            log_store::insert_checkpoint(&mut *tx, head.size, &head.note, now_micros()).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+
+        if persist {
+            self.persisted_size = head.size;
+            self.persisted_at = Instant::now();
+        }
+        let answers = plan.answers(&old_leaf_hashes);
+        let counts = (plan.new_count, plan.duplicate_count);
+        self.frontier = plan.frontier;
+        self.head.send_replace(Arc::new(head));
+        Ok((answers, counts.0, counts.1))
+    }
+
+    async fn read_leaf_hashes(
+        &mut self,
+        indexes: &[u64],
+    ) -> Result<HashMap<u64, Hash>, StoreError> {
+        let stored: Vec<u64> = indexes
+            .iter()
+            .map(|i| merkle::stored_hash_index(0, *i))
+            .collect();
+        let hashes = log_store::read_hashes(&mut self.conn, &stored).await?;
+        Ok(indexes.iter().copied().zip(hashes).collect())
+    }
+
+    async fn persist_checkpoint(&mut self) -> Result<(), StoreError> {
+        let head = self.head.borrow().clone();
+        if head.size != self.persisted_size {
+            log_store::insert_checkpoint(&mut self.conn, head.size, &head.note, now_micros())
+                .await?;
+            self.persisted_size = head.size;
+        }
+        Ok(())
+    }
+}
+
+/// Where each entry of a batch goes: a new index, or the index it already has.
+enum Slot {
+    New { index: u64, leaf_hash: Hash },
+    Logged(u64),
+}
+
+struct BatchPlan<'a> {
+    slots: Vec<Vec<Slot>>,
+    new_entries: Vec<(u64, &'a PreparedEntry)>,
+    old_duplicates: Vec<u64>,
+    hashes: Vec<(u64, Hash)>,
+    frontier: Frontier,
+    new_count: u64,
+    duplicate_count: u64,
+}
+
+/// Assigns indexes: an entry whose key is logged (or earlier in the batch) keeps that index.
+fn plan_batch<'a>(
+    batch: &'a [Job],
+    logged: &HashMap<(String, String), u64>,
+    mut frontier: Frontier,
+) -> BatchPlan<'a> {
+    let mut in_batch: HashMap<&IssuanceKey, (u64, Hash)> = HashMap::new();
+    let mut plan = BatchPlan {
+        slots: Vec::with_capacity(batch.len()),
+        new_entries: Vec::new(),
+        old_duplicates: Vec::new(),
+        hashes: Vec::new(),
+        frontier: Frontier::new(),
+        new_count: 0,
+        duplicate_count: 0,
+    };
+    for job in batch {
+        let mut slots = Vec::with_capacity(job.entries.len());
+        for entry in &job.entries {
+            if let Some(key) = &entry.dedup {
+                if let Some(index) = logged.get(&(key.jti.clone(), key.iss.clone())) {
+                    plan.old_duplicates.push(*index);
+                    plan.duplicate_count += 1;
+                    slots.push(Slot::Logged(*index));
+                    continue;
+                }
+                if let Some((index, leaf_hash)) = in_batch.get(key) {
+                    plan.duplicate_count += 1;
+                    slots.push(Slot::New {
+                        index: *index,
+                        leaf_hash: *leaf_hash,
+                    });
+                    continue;
+                }
+            }
+            let index = frontier.size();
+            plan.hashes.extend(frontier.append(entry.leaf_hash));
+            plan.new_entries.push((index, entry));
+            plan.new_count += 1;
+            if let Some(key) = &entry.dedup {
+                in_batch.insert(key, (index, entry.leaf_hash));
+            }
+            slots.push(Slot::New {
+                index,
+                leaf_hash: entry.leaf_hash,
+            });
+        }
+        plan.slots.push(slots);
+    }
+    plan.frontier = frontier;
+    plan
+}
+
+impl BatchPlan<'_> {
+    fn entry_rows(&self) -> Vec<EntryRow<'_>> {
+        self.new_entries
+            .iter()
+            .map(|(index, e)| EntryRow {
+                index: *index,
+                leaf: &e.leaf,
+            })
+            .collect()
+    }
+
+    fn issuance_rows(&self) -> Vec<IssuanceRow<'_>> {
+        self.new_entries
+            .iter()
+            .filter_map(|(index, e)| {
+                e.dedup.as_ref().map(|k| IssuanceRow {
+                    jti: &k.jti,
+                    iss: &k.iss,
+                    index: *index,
+                })
+            })
+            .collect()
+    }
+
+    /// The answer of every job; an entry that took an index in this batch is `created` the
+    /// first time and `duplicate` after.
+    fn answers(&self, old_leaf_hashes: &HashMap<u64, Hash>) -> Vec<Vec<Appended>> {
+        let mut answered_new = std::collections::HashSet::new();
+        self.slots
+            .iter()
+            .map(|slots| {
+                slots
+                    .iter()
+                    .map(|slot| match slot {
+                        Slot::New { index, leaf_hash } => Appended {
+                            index: *index,
+                            leaf_hash: *leaf_hash,
+                            status: if answered_new.insert(*index) {
+                                AppendStatus::Created
+                            } else {
+                                AppendStatus::Duplicate
+                            },
+                        },
+                        Slot::Logged(index) => Appended {
+                            index: *index,
+                            leaf_hash: old_leaf_hashes[index],
+                            status: AppendStatus::Duplicate,
+                        },
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn sign_head(
+    signer: &NoteSigner,
+    origin: &str,
+    frontier: &Frontier,
+) -> Result<LogHead, SequencerError> {
+    let checkpoint = Checkpoint {
+        origin: origin.to_string(),
+        size: frontier.size(),
+        root: frontier.root(),
+        extensions: Vec::new(),
+    };
+    let note = checkpoint
+        .sign(signer)
+        .map_err(|e| SequencerError::Sign(e.to_string()))?;
+    Ok(LogHead {
+        size: checkpoint.size,
+        root: checkpoint.root,
+        note,
+    })
+}
+
+/// The current time in unix microseconds.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
