@@ -72,6 +72,10 @@ pub struct Binding {
     pub vo: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// For `issuer`: the `iss` whose unsigned claims reports (audit logs, event feeds) this
+    /// credential may make. Without it, only signed JWTs are accepted from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 /// A binding that does not fit its role, or an unknown role.
@@ -113,7 +117,30 @@ impl Binding {
         if site.is_some() && !matches!(role, Role::SiteAdmin | Role::SiteReader) {
             return Err(AccessError::UnexpectedBinding(role, "site"));
         }
-        Ok(Binding { role, vo, site })
+        Ok(Binding {
+            role,
+            vo,
+            site,
+            issuer: None,
+        })
+    }
+
+    /// Binds an `issuer` credential to the `iss` whose claims reports it may make.
+    pub fn with_issuer(mut self, iss: Option<String>) -> Result<Binding, AccessError> {
+        if iss.is_some() && self.role != Role::Issuer {
+            return Err(AccessError::UnexpectedBinding(self.role, "issuer"));
+        }
+        self.issuer = iss;
+        Ok(self)
+    }
+
+    /// May this caller report unsigned claims of issuer `iss` for `vo`?
+    pub fn may_report_claims(&self, iss: &str, vo: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Issuer => self.may_append(vo) && self.issuer.as_deref() == Some(iss),
+            _ => false,
+        }
     }
 
     /// May this caller append issuances of `vo`?
@@ -178,6 +205,20 @@ mod tests {
         );
         let officer = Binding::new(Role::VoSecurity, vo("atlas"), None).unwrap();
         assert!(!officer.may_append("atlas"));
+    }
+
+    #[test]
+    fn claims_reports_need_the_issuer_binding() {
+        let plain = Binding::new(Role::Issuer, vo("atlas"), None).unwrap();
+        assert!(!plain.may_report_claims("https://atlas-auth.cern.ch/", "atlas"));
+        let bound = plain
+            .with_issuer(vo("https://atlas-auth.cern.ch/"))
+            .unwrap();
+        assert!(bound.may_report_claims("https://atlas-auth.cern.ch/", "atlas"));
+        assert!(!bound.may_report_claims("https://other/", "atlas"));
+        assert!(!bound.may_report_claims("https://atlas-auth.cern.ch/", "cms"));
+        let officer = Binding::new(Role::VoSecurity, vo("atlas"), None).unwrap();
+        assert!(officer.with_issuer(vo("https://x/")).is_err());
     }
 
     #[test]

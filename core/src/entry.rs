@@ -30,9 +30,21 @@ pub enum EntryError {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// Claims reported by an issuer credential, without a JWT signature to check.
+    /// A JWT whose signature the ledger checked against the issuer's keys.
+    Jwt,
+    /// Claims reported by a credential bound to the issuer, without a signature to check
+    /// (audit-log and event feeds).
     Claims,
 }
+
+/// Claims of a verified JWT that are kept besides the recognised ones; any other claim
+/// (names, e-mail addresses...) is dropped: the ledger keeps what traceability needs.
+pub const KEPT_JWT_CLAIMS: [&str; 4] = [
+    "wlcg.ver",
+    "eduperson_entitlement",
+    "entitlements",
+    "voperson_id",
+];
 
 /// One token issuance as recorded in the log.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -45,14 +57,51 @@ pub struct Issuance {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aud: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
+    /// Normalised grant: authorization_code, refresh_token, token-exchange, client_credentials, device_code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<String>,
+    /// The token this one was derived from (refresh, exchange), where the report names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_jti: Option<String>,
+    /// The refresh token issued with, or used for, this token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_jti: Option<String>,
+    /// RFC 8693 actor claim, as given (token exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Value>,
     pub source: Source,
-    /// Every other claim of the report, kept as given (integers, strings, lists, objects).
+    /// SHA-256 (hex) of the JWT, for signature-verified reports; the JWT itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// The feed a claims report came through (iam-audit, keycloak-events, ndjson...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<String>,
+    /// Other claims kept: for JWTs only [`KEPT_JWT_CLAIMS`]; for claims reports, all others.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, Value>,
+}
+
+/// What the ledger knows about a report beyond its claims.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportContext {
+    pub source: Source,
+    /// The VO, as derived from the claims or bound to the reporting credential.
+    pub vo: String,
+    pub grant_type: Option<String>,
+    pub parent_jti: Option<String>,
+    pub refresh_jti: Option<String>,
+    pub token_sha256: Option<String>,
+    pub feed: Option<String>,
 }
 
 /// The body of a log entry; the `type` field names the variant.
@@ -153,40 +202,77 @@ fn write_scalar(value: &Value, out: &mut Vec<u8>) {
 }
 
 impl Issuance {
-    /// Builds an issuance from reported claims: `jti`, `iss`, `sub`, `vo` required;
-    /// `client_id` (or `azp`), `scope`, `iat`, `exp` recognised; every other claim kept.
+    /// Builds an issuance from a token's claims: `jti`, `iss`, `sub` required; `client_id`
+    /// (or `azp`), `scope`, `wlcg.groups`, `aud`, `iat`, `nbf`, `exp`, `act` recognised.
+    /// A `vo` claim, if any, is dropped: the VO comes from `ctx`.
     pub fn from_claims(
         mut claims: Map<String, Value>,
-        source: Source,
+        ctx: ReportContext,
     ) -> Result<Issuance, EntryError> {
+        validate_vo_name(&ctx.vo)?;
+        claims.remove("vo");
         let jti = take_id(&mut claims, "jti")?;
         let iss = take_id(&mut claims, "iss")?;
         let sub = take_id(&mut claims, "sub")?;
-        let vo = take_id(&mut claims, "vo")?;
-        validate_vo_name(&vo)?;
         let client_id = match take_optional_id(&mut claims, "client_id")? {
-            Some(id) => Some(id),
+            Some(id) => {
+                claims.remove("azp");
+                Some(id)
+            }
             None => take_optional_id(&mut claims, "azp")?,
         };
-        let scopes = take_scopes(&mut claims)?;
+        let scopes = take_list(&mut claims, "scope")?;
+        let groups = take_list(&mut claims, "wlcg.groups")?;
+        let aud = take_list(&mut claims, "aud")?;
         let iat = take_time(&mut claims, "iat")?;
+        let nbf = take_time(&mut claims, "nbf")?;
         let exp = take_time(&mut claims, "exp")?;
-        let issuance = Issuance {
+        let act = match claims.remove("act") {
+            None | Some(Value::Null) => None,
+            Some(act @ Value::Object(_)) => Some(act),
+            Some(_) => return Err(invalid("act", "must be an object")),
+        };
+        for (name, value) in [
+            ("parent_jti", &ctx.parent_jti),
+            ("refresh_jti", &ctx.refresh_jti),
+        ] {
+            if let Some(value) = value {
+                check_id(name, value)?;
+            }
+        }
+        if ctx.source == Source::Jwt {
+            claims.retain(|name, _| KEPT_JWT_CLAIMS.contains(&name.as_str()));
+        }
+        let claims: BTreeMap<String, Value> = claims.into_iter().collect();
+        canonical_json(
+            &serde_json::to_value(&claims).map_err(|e| EntryError::NotCanonical(e.to_string()))?,
+        )?;
+        Ok(Issuance {
+            grant_type: crate::chain::infer_grant_type(
+                ctx.grant_type.as_deref(),
+                &sub,
+                client_id.as_deref(),
+                act.is_some(),
+            ),
             jti,
             iss,
             sub,
-            vo,
+            vo: ctx.vo,
             client_id,
             scopes,
+            groups,
+            aud,
             iat,
+            nbf,
             exp,
-            source,
-            claims: claims.into_iter().collect(),
-        };
-        canonical_json(&Value::Object(
-            issuance.claims.clone().into_iter().collect(),
-        ))?;
-        Ok(issuance)
+            parent_jti: ctx.parent_jti,
+            refresh_jti: ctx.refresh_jti,
+            act,
+            source: ctx.source,
+            token_sha256: ctx.token_sha256,
+            feed: ctx.feed,
+            claims,
+        })
     }
 }
 
@@ -246,26 +332,33 @@ fn check_id(name: &str, value: &str) -> Result<(), EntryError> {
     Ok(())
 }
 
-fn take_scopes(claims: &mut Map<String, Value>) -> Result<Vec<String>, EntryError> {
-    let scopes: Vec<String> = match claims.remove("scope") {
+/// A list claim: a space-separated string for `scope`, a single string or an array elsewhere.
+fn take_list(
+    claims: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Vec<String>, EntryError> {
+    let items: Vec<String> = match claims.remove(name) {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(Value::String(s)) if name == "scope" => {
+            s.split_whitespace().map(str::to_string).collect()
+        }
+        Some(Value::String(s)) => vec![s],
         Some(Value::Array(items)) => items
             .into_iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s),
-                _ => Err(invalid("scope", "list items must be strings")),
+                _ => Err(invalid(name, "list items must be strings")),
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(invalid("scope", "must be a space-separated string")),
+        Some(_) => return Err(invalid(name, "must be a string or a list of strings")),
     };
-    if scopes.len() > MAX_LIST_LEN {
-        return Err(invalid("scope", "has more than 256 scopes"));
+    if items.len() > MAX_LIST_LEN {
+        return Err(invalid(name, "has more than 256 items"));
     }
-    for scope in &scopes {
-        check_id("scope", scope)?;
+    for item in &items {
+        check_id(name, item)?;
     }
-    Ok(scopes)
+    Ok(items)
 }
 
 fn take_time(
@@ -292,15 +385,27 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    fn ctx(source: Source) -> ReportContext {
+        ReportContext {
+            source,
+            vo: "atlas".into(),
+            grant_type: None,
+            parent_jti: None,
+            refresh_jti: None,
+            token_sha256: None,
+            feed: None,
+        }
+    }
+
     #[test]
     fn canonical_bytes_sort_keys_at_every_level() {
         let issuance = Issuance::from_claims(
             claims(
-                json!({"jti":"j1","iss":"https://iam.example/","sub":"u1","vo":"atlas",
+                json!({"jti":"j1","iss":"https://iam.example/","sub":"u1","vo":"ignored",
                 "scope":"storage.read:/ compute.create","iat":10,"exp":20,
                 "zeta":{"b":1,"a":[{"y":2,"x":1}]},"alpha":"x"}),
             ),
-            Source::Claims,
+            ctx(Source::Claims),
         )
         .unwrap();
         let entry = LogEntry::new(1_700_000_000_000_000, EntryBody::Issuance(issuance));
@@ -314,6 +419,28 @@ mod tests {
     }
 
     #[test]
+    fn jwt_reports_keep_only_traceability_claims() {
+        let issuance = Issuance::from_claims(
+            claims(
+                json!({"jti":"j","iss":"i","sub":"s","email":"a@b.c","name":"A B",
+                "wlcg.ver":"1.0","wlcg.groups":["/atlas"],"aud":"https://wlcg.cern.ch/jwt/v1/any",
+                "act":{"sub":"rucio"},"nbf":5}),
+            ),
+            ReportContext {
+                token_sha256: Some("ab".repeat(32)),
+                ..ctx(Source::Jwt)
+            },
+        )
+        .unwrap();
+        assert_eq!(issuance.claims.keys().collect::<Vec<_>>(), ["wlcg.ver"]);
+        assert_eq!(issuance.groups, ["/atlas"]);
+        assert_eq!(issuance.aud, ["https://wlcg.cern.ch/jwt/v1/any"]);
+        assert_eq!(issuance.nbf, Some(5));
+        assert_eq!(issuance.grant_type.as_deref(), Some("token-exchange"));
+        assert!(issuance.act.is_some());
+    }
+
+    #[test]
     fn non_canonical_bytes_are_refused() {
         let err = LogEntry::from_canonical_bytes(br#"{"v":1, "logged_at":1}"#).unwrap_err();
         assert!(matches!(err, EntryError::NotCanonical(_)));
@@ -322,8 +449,8 @@ mod tests {
     #[test]
     fn floats_are_refused() {
         let err = Issuance::from_claims(
-            claims(json!({"jti":"j","iss":"i","sub":"s","vo":"atlas","weight":1.5})),
-            Source::Claims,
+            claims(json!({"jti":"j","iss":"i","sub":"s","weight":1.5})),
+            ctx(Source::Claims),
         )
         .unwrap_err();
         assert!(matches!(err, EntryError::NotCanonical(_)), "{err}");
@@ -332,37 +459,39 @@ mod tests {
     #[test]
     fn required_claims_and_bad_values_are_named() {
         let cases = [
-            (json!({"iss":"i","sub":"s","vo":"atlas"}), "jti"),
-            (json!({"jti":"j","sub":"s","vo":"atlas"}), "iss"),
-            (json!({"jti":"j","iss":"i","vo":"atlas"}), "sub"),
-            (json!({"jti":"j","iss":"i","sub":"s"}), "vo"),
-            (json!({"jti":"","iss":"i","sub":"s","vo":"atlas"}), "jti"),
-            (json!({"jti":"j","iss":"i","sub":"s","vo":"ATLAS"}), "vo"),
+            (json!({"iss":"i","sub":"s"}), "jti"),
+            (json!({"jti":"j","sub":"s"}), "iss"),
+            (json!({"jti":"j","iss":"i"}), "sub"),
+            (json!({"jti":"","iss":"i","sub":"s"}), "jti"),
+            (json!({"jti":"j","iss":"i","sub":"s","exp":"soon"}), "exp"),
+            (json!({"jti":"j","iss":"i","sub":"s","iat":-1}), "iat"),
+            (json!({"jti":5,"iss":"i","sub":"s"}), "jti"),
+            (json!({"jti":"a\u{0}b","iss":"i","sub":"s"}), "jti"),
             (
-                json!({"jti":"j","iss":"i","sub":"s","vo":"atlas","exp":"soon"}),
-                "exp",
+                json!({"jti":"j","iss":"i","sub":"s","wlcg.groups":[1]}),
+                "wlcg.groups",
             ),
-            (
-                json!({"jti":"j","iss":"i","sub":"s","vo":"atlas","iat":-1}),
-                "iat",
-            ),
-            (json!({"jti":5,"iss":"i","sub":"s","vo":"atlas"}), "jti"),
-            (
-                json!({"jti":"a\u{0}b","iss":"i","sub":"s","vo":"atlas"}),
-                "jti",
-            ),
+            (json!({"jti":"j","iss":"i","sub":"s","act":"x"}), "act"),
         ];
         for (input, claim) in cases {
-            let err = Issuance::from_claims(claims(input.clone()), Source::Claims).unwrap_err();
+            let err =
+                Issuance::from_claims(claims(input.clone()), ctx(Source::Claims)).unwrap_err();
             assert!(err.to_string().contains(claim), "{input}: {err}");
         }
+        let bad_vo = ReportContext {
+            vo: "ATLAS".into(),
+            ..ctx(Source::Claims)
+        };
+        let err = Issuance::from_claims(claims(json!({"jti":"j","iss":"i","sub":"s"})), bad_vo)
+            .unwrap_err();
+        assert!(err.to_string().contains("vo"), "{err}");
     }
 
     #[test]
     fn azp_stands_in_for_client_id() {
         let issuance = Issuance::from_claims(
-            claims(json!({"jti":"j","iss":"i","sub":"s","vo":"cms","azp":"rucio"})),
-            Source::Claims,
+            claims(json!({"jti":"j","iss":"i","sub":"s","azp":"rucio"})),
+            ctx(Source::Claims),
         )
         .unwrap();
         assert_eq!(issuance.client_id.as_deref(), Some("rucio"));

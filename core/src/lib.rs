@@ -2,8 +2,11 @@
 //! Pure code: no network, no database, no clock (callers pass times in).
 
 pub mod access;
+pub mod chain;
 pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
 pub mod note;
+pub mod receipt;
+pub mod vo;
 pub mod wire;

@@ -34,10 +34,8 @@ pub enum NoteError {
     /// The key ID in a key string does not belong to its name and key.
     #[error("key ID {0} does not match the key name and public key")]
     KeyIdMismatch(String),
-    /// Text to sign was empty, did not end with a newline, or had a blank line or a control character.
-    #[error(
-        "note text must be non-empty, end with a newline, and contain no blank lines or control characters"
-    )]
+    /// Text to sign was empty, lacked a final newline, or had a blank line or control character.
+    #[error("note text must end with a newline and have no blank lines or control characters")]
     BadText,
     /// A signed note did not have the signed-note shape.
     #[error("malformed note: {0}")]

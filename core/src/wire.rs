@@ -23,11 +23,28 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// One issuance report: the token's claims (and, for now, the VO).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// One issuance report: either the JWT itself (`token`, signature checked, VO derived from
+/// its claims) or its claims (`claims`, from a credential bound to the issuer), plus what the
+/// issuer knows about the token's origin.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct IssuanceReport {
-    pub claims: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Map<String, Value>>,
+    /// The token this one was derived from (refresh, exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_jti: Option<String>,
+    /// The grant that produced the token (authorization_code, refresh_token, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<String>,
+    /// The refresh token issued with, or used for, this token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_jti: Option<String>,
+    /// The feed the report came through (iam-audit, keycloak-events, ndjson, jwt-lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<String>,
 }
 
 /// Whether an append made a new entry or found the same one already logged.
@@ -38,12 +55,25 @@ pub enum AppendStatus {
     Duplicate,
 }
 
-/// Where an issuance sits in the log.
+/// Where an issuance sits in the log, with the log's signed receipt for it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub index: u64,
     pub leaf_hash: Hash,
+    /// When the ledger accepted the report (unix microseconds; the entry's `logged_at`).
+    pub integrated_at: i64,
+    /// Base64 Ed25519 signature by the log key over (origin, index, leaf_hash, integrated_at):
+    /// see `receipt::receipt_message`.
+    pub receipt: String,
     pub status: AppendStatus,
+}
+
+/// One line of an `application/x-ndjson` answer: the result, or the error, of the same input line.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum LineResult {
+    Appended(Appended),
+    Rejected { line: u64, error: ErrorDetail },
 }
 
 /// Answer to a batch: one result per report, in request order.

@@ -267,6 +267,8 @@ fn run_consistency_probe(p: &Value) -> Result<(), MerkleError> {
     )
 }
 
+type ProbeRunner = fn(&Value) -> Result<(), MerkleError>;
+
 /// Our outcome for each probe the vector file marks as policy-dependent. Three of
 /// the four still agree with `wantErr` (they also carry non-32-byte hashes, which
 /// we refuse); only the last one differs.
@@ -303,7 +305,7 @@ fn transparency_dev_probes() {
         .map(String::as_str)
         .collect();
     assert_eq!(marked, policy.keys().copied().collect::<Vec<_>>());
-    let runs: [(&str, fn(&Value) -> Result<(), MerkleError>); 2] = [
+    let runs: [(&str, ProbeRunner); 2] = [
         ("inclusion", run_inclusion_probe),
         ("consistency", run_consistency_probe),
     ];
@@ -327,7 +329,8 @@ fn transparency_dev_probes() {
 #[test]
 fn size_zero_policy_accepts_empty_proof_from_empty_tree() {
     let v = vector!("merkle_probes_transparency_dev.json");
-    let probe = &v["consistency"]["testdata/consistency/additional/size1-is-zero-and-size2-is-not-zero.json"];
+    let name = "testdata/consistency/additional/size1-is-zero-and-size2-is-not-zero.json";
+    let probe = &v["consistency"][name];
     let root1 = probe_hash(&probe["root1"]).unwrap();
     assert_eq!(root1, empty_root());
     let any_root2 = leaf_hash(b"anything");

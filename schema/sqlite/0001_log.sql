@@ -21,13 +21,28 @@ CREATE TABLE checkpoints (
     created_at INTEGER NOT NULL
 );
 
--- Issuances by (jti, iss): a repeated report returns the first index.
+-- Issuances by (jti, iss): a repeated report returns the first index. `refresh_jti`
+-- lets a chain walk find the token a refresh started from.
 CREATE TABLE issuances (
-    jti TEXT    NOT NULL,
-    iss TEXT    NOT NULL,
-    idx INTEGER NOT NULL,
+    jti         TEXT    NOT NULL,
+    iss         TEXT    NOT NULL,
+    idx         INTEGER NOT NULL,
+    refresh_jti TEXT,
     PRIMARY KEY (jti, iss)
 ) WITHOUT ROWID;
+CREATE INDEX issuances_by_refresh ON issuances (iss, refresh_jti, idx) WHERE refresh_jti IS NOT NULL;
+
+-- Identities (iss, sub) of persons, per VO. The first issuance of an unknown identity in
+-- a VO creates a person with a random id; a VO security officer may link more identities.
+CREATE TABLE identities (
+    iss        TEXT    NOT NULL,
+    sub        TEXT    NOT NULL,
+    vo         TEXT    NOT NULL,
+    person_id  TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (iss, sub, vo)
+) WITHOUT ROWID;
+CREATE INDEX identities_by_person ON identities (person_id);
 
 -- API credentials: only the SHA-256 of the secret is kept.
 CREATE TABLE credentials (
@@ -36,6 +51,7 @@ CREATE TABLE credentials (
     role        TEXT    NOT NULL,
     vo          TEXT,
     site        TEXT,
+    issuer      TEXT,
     label       TEXT,
     created_at  INTEGER NOT NULL,
     revoked_at  INTEGER

@@ -13,6 +13,7 @@ use crate::api::{AppState, router};
 use crate::config::Config;
 use crate::credentials;
 use crate::db;
+use crate::issuers::Issuers;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::sequencer::{BatchLimits, Sequencer};
@@ -41,9 +42,10 @@ impl Service {
             queue_depth: config.sequencer.queue_depth,
         };
         let verifier = signer.verifier();
+        let issuers = Issuers::from_config(&config)?;
         let (sequencer, sequencer_task) = Sequencer::start(
             writer,
-            signer,
+            signer.clone(),
             config.log.origin.clone(),
             limits,
             metrics.clone(),
@@ -55,6 +57,8 @@ impl Service {
             pool,
             sequencer,
             verifier,
+            signer: Arc::new(signer),
+            issuers,
             config: Arc::new(config),
             metrics,
         };

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use tokenledger_core::entry::validate_vo_name;
+use tokenledger_core::vo::VoRule;
 
 /// The default configuration, exactly as shipped in policies/default.toml.
 pub const DEFAULT_CONFIG: &str = include_str!("../../policies/default.toml");
@@ -22,8 +23,11 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub sequencer: SequencerConfig,
+    pub ingest: IngestConfig,
     #[serde(rename = "vo")]
     pub vos: Vec<VoConfig>,
+    #[serde(rename = "issuer", default)]
+    pub issuers: Vec<IssuerConfig>,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -50,8 +54,45 @@ pub struct SequencerConfig {
 
 #[derive(Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// A report of a token that expired longer ago than this is refused.
+    pub backfill_window_secs: u64,
+    /// Tolerated clock difference for `iat` and `nbf` in the future.
+    pub clock_skew_secs: u64,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct VoConfig {
     pub name: String,
+}
+
+/// A token issuer whose JWTs the ledger verifies.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The `iss` claim, exactly.
+    pub iss: String,
+    /// A local JWKS file (re-read when a token names an unknown `kid`).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// An HTTPS JWKS URL (http only for loopback), fetched and cached.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How long fetched keys are used before fetching again.
+    #[serde(default = "default_jwks_refresh_secs")]
+    pub jwks_refresh_secs: u64,
+    /// Accepted signature algorithms, e.g. ["RS256", "ES256", "EdDSA"].
+    pub algorithms: Vec<String>,
+    /// VOs this issuer may vouch for; empty means any configured VO.
+    #[serde(default)]
+    pub vos: Vec<String>,
+    /// Ordered VO derivation rules (see core::vo::VoRule).
+    pub vo_rules: Vec<VoRule>,
+}
+
+fn default_jwks_refresh_secs() -> u64 {
+    3600
 }
 
 impl Config {
@@ -81,6 +122,11 @@ impl Config {
         for vo in &self.vos {
             validate_vo_name(&vo.name).with_context(|| format!("VO `{}`", vo.name))?;
         }
+        for issuer in &self.issuers {
+            issuer
+                .validate(self)
+                .with_context(|| format!("issuer `{}`", issuer.iss))?;
+        }
         Ok(())
     }
 
@@ -95,6 +141,46 @@ impl Config {
 
     pub fn log_key_path(&self) -> PathBuf {
         self.server.data_dir.join(LOG_KEY_FILE)
+    }
+}
+
+impl IssuerConfig {
+    fn validate(&self, config: &Config) -> anyhow::Result<()> {
+        if self.jwks_file.is_some() == self.jwks_url.is_some() {
+            bail!("give exactly one of jwks_file and jwks_url");
+        }
+        if let Some(url) = &self.jwks_url {
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|prefix| url.starts_with(prefix));
+            if !url.starts_with("https://") && !loopback {
+                bail!("jwks_url must be https (plain http only on loopback)");
+            }
+        }
+        if self.algorithms.is_empty() || self.vo_rules.is_empty() {
+            bail!("algorithms and vo_rules must not be empty");
+        }
+        for alg in &self.algorithms {
+            crate::issuers::parse_algorithm(alg)?;
+        }
+        for vo in self
+            .vos
+            .iter()
+            .chain(self.vo_rules.iter().filter_map(|r| match r {
+                VoRule::Fixed { vo } => Some(vo),
+                _ => None,
+            }))
+        {
+            if !config.knows_vo(vo) {
+                bail!("VO `{vo}` is not configured");
+            }
+        }
+        Ok(())
+    }
+
+    /// May this issuer vouch for `vo`?
+    pub fn allows_vo(&self, vo: &str) -> bool {
+        self.vos.is_empty() || self.vos.iter().any(|v| v == vo)
     }
 }
 

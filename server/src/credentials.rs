@@ -45,14 +45,15 @@ pub async fn create(
         BASE32_NOPAD.encode(&random_bytes::<32>()?).to_lowercase()
     );
     sqlx::query(
-        "INSERT INTO credentials (id, secret_hash, role, vo, site, label, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO credentials (id, secret_hash, role, vo, site, issuer, label, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(secret_hash(&secret))
     .bind(binding.role.as_str())
     .bind(&binding.vo)
     .bind(&binding.site)
+    .bind(&binding.issuer)
     .bind(label)
     .bind(now_micros())
     .execute(pool)
@@ -63,7 +64,7 @@ pub async fn create(
 /// Every credential, oldest first.
 pub async fn list(pool: &SqlitePool) -> anyhow::Result<Vec<CredentialInfo>> {
     let rows: Vec<CredentialRow> = sqlx::query_as(
-        "SELECT id, role, vo, site, label, created_at, revoked_at FROM credentials ORDER BY created_at, id",
+        "SELECT id, role, vo, site, issuer, label, created_at, revoked_at FROM credentials ORDER BY created_at, id",
     )
     .fetch_all(pool)
     .await?;
@@ -100,7 +101,7 @@ pub async fn authenticate(
         return Ok(None);
     }
     let row: Option<CredentialRow> = sqlx::query_as(
-        "SELECT id, role, vo, site, label, created_at, revoked_at FROM credentials
+        "SELECT id, role, vo, site, issuer, label, created_at, revoked_at FROM credentials
          WHERE secret_hash = ? AND revoked_at IS NULL",
     )
     .bind(secret_hash(secret))
@@ -122,6 +123,7 @@ struct CredentialRow {
     role: String,
     vo: Option<String>,
     site: Option<String>,
+    issuer: Option<String>,
     label: Option<String>,
     created_at: i64,
     revoked_at: Option<i64>,
@@ -131,7 +133,7 @@ impl CredentialRow {
     fn into_info(self) -> anyhow::Result<CredentialInfo> {
         let role: Role = self.role.parse()?;
         Ok(CredentialInfo {
-            binding: Binding::new(role, self.vo, self.site)?,
+            binding: Binding::new(role, self.vo, self.site)?.with_issuer(self.issuer)?,
             id: self.id,
             label: self.label,
             created_at: self.created_at,

@@ -28,6 +28,7 @@ pub fn connect_options(path: &Path) -> SqliteConnectOptions {
 /// Opens (creating if needed) the database at `path` and applies pending migrations.
 /// Returns a pool for readers and short writes (credentials).
 pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
+    create_private_file(path)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(connect_options(path))
@@ -38,6 +39,22 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         .await
         .with_context(|| format!("migrating database {}", path.display()))?;
     Ok(pool)
+}
+
+/// Creates the database file readable by its owner only (0600): it holds personal data.
+/// SQLite gives the -wal and -shm files the same mode.
+fn create_private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating database {}", path.display())),
+    }
 }
 
 /// The one connection the sequencer writes the log through.
@@ -61,6 +78,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode.0, "wal");
+        let perms = std::fs::metadata(dir.path().join("t.db")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&perms.permissions()) & 0o777,
+            0o600
+        );
         let sync: (i64,) = sqlx::query_as("PRAGMA synchronous")
             .fetch_one(&pool)
             .await

@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod credentials;
 pub mod db;
+pub mod issuers;
 pub mod keys;
 pub mod log_store;
 pub mod metrics;

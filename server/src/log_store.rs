@@ -28,6 +28,16 @@ pub struct IssuanceRow<'a> {
     pub jti: &'a str,
     pub iss: &'a str,
     pub index: u64,
+    pub refresh_jti: Option<&'a str>,
+}
+
+/// An identity and the person it belongs to, if it is new.
+pub struct IdentityRow<'a> {
+    pub iss: &'a str,
+    pub sub: &'a str,
+    pub vo: &'a str,
+    pub person_id: String,
+    pub created_at: i64,
 }
 
 /// Number of entries in the log.
@@ -154,6 +164,46 @@ pub async fn insert_batch(
         query.build().execute(&mut *tx).await?;
     }
     Ok(())
+}
+
+/// Creates persons for identities not seen before; known identities keep their person.
+pub async fn insert_identities(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[IdentityRow<'_>],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO identities (iss, sub, vo, person_id, created_at) ",
+        );
+        query.push_values(chunk, |mut row, r| {
+            row.push_bind(r.iss)
+                .push_bind(r.sub)
+                .push_bind(r.vo)
+                .push_bind(&r.person_id)
+                .push_bind(r.created_at);
+        });
+        query.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Entries at the given indexes as (index, canonical bytes); missing ones are left out.
+pub async fn read_entries_at(
+    db: &mut sqlx::SqliteConnection,
+    indexes: &[u64],
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let mut found = Vec::with_capacity(indexes.len());
+    for chunk in indexes.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT idx, leaf FROM entries WHERE idx IN (");
+        let mut list = query.separated(",");
+        for index in chunk {
+            list.push_bind(*index as i64);
+        }
+        query.push(")");
+        let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(&mut *db).await?;
+        found.extend(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)));
+    }
+    Ok(found)
 }
 
 /// Records a signed checkpoint (once per size).

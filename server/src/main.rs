@@ -67,6 +67,10 @@ enum CredentialCommand {
         /// The site the role is bound to (site-admin, site-reader).
         #[arg(long)]
         site: Option<String>,
+        /// For issuer: the `iss` whose unsigned claims reports (audit logs, event feeds) this
+        /// credential may make; without it only signed JWTs are accepted.
+        #[arg(long)]
+        issuer: Option<String>,
         /// A note for people: who or what holds it.
         #[arg(long)]
         label: Option<String>,
@@ -125,13 +129,14 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
             role,
             vo,
             site,
+            issuer,
             label,
             json,
         } => {
             if let Some(vo) = &vo {
                 anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
             }
-            let binding = Binding::new(role, vo, site)?;
+            let binding = Binding::new(role, vo, site)?.with_issuer(issuer)?;
             let (id, secret) = credentials::create(&pool, &binding, label.as_deref()).await?;
             if json {
                 println!("{}", serde_json::json!({"id": id, "secret": secret}));

@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, SqliteConnection};
 use tokenledger_core::checkpoint::Checkpoint;
+use tokenledger_core::entry::LogEntry;
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::note::NoteSigner;
-use tokenledger_core::wire::{AppendStatus, Appended};
+use tokenledger_core::wire::AppendStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::log_store::{self, EntryRow, IssuanceRow, StoreError};
+use crate::keys::random_bytes;
+use crate::log_store::{self, EntryRow, IdentityRow, IssuanceRow, StoreError};
 use crate::metrics::Metrics;
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
@@ -20,20 +22,36 @@ const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A checkpoint is written to the database at most this often (and at shutdown).
 const CHECKPOINT_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
-/// An entry prepared at the edge: its canonical bytes and leaf hash, and the key that makes
-/// a repeated report idempotent.
+/// An entry prepared at the edge: its canonical bytes and leaf hash, when it was accepted,
+/// and for an issuance the key that makes a repeated report idempotent.
 #[derive(Clone, Debug)]
 pub struct PreparedEntry {
     pub leaf: Vec<u8>,
     pub leaf_hash: Hash,
-    pub dedup: Option<IssuanceKey>,
+    /// The entry's `logged_at` (unix microseconds).
+    pub logged_at: i64,
+    pub issuance: Option<IssuanceKey>,
 }
 
-/// An issuance is the same report again when its (jti, iss) is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// What the sequencer records beside an issuance entry: its (jti, iss) key, which makes a
+/// repeated report the same entry, its refresh token, and the identity it belongs to.
+#[derive(Clone, Debug)]
 pub struct IssuanceKey {
     pub jti: String,
     pub iss: String,
+    pub sub: String,
+    pub vo: String,
+    pub refresh_jti: Option<String>,
+}
+
+/// Where one prepared entry ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sequenced {
+    pub index: u64,
+    pub leaf_hash: Hash,
+    /// The `logged_at` of the entry at `index` (the first report's, for a duplicate).
+    pub logged_at: i64,
+    pub status: AppendStatus,
 }
 
 /// The latest committed state of the log, as readers see it.
@@ -58,7 +76,7 @@ pub enum SequencerError {
     Sign(String),
 }
 
-type Reply = oneshot::Sender<Result<Vec<Appended>, Arc<SequencerError>>>;
+type Reply = oneshot::Sender<Result<Vec<Sequenced>, Arc<SequencerError>>>;
 
 struct Job {
     entries: Vec<PreparedEntry>,
@@ -130,7 +148,7 @@ impl Sequencer {
     pub async fn append(
         &self,
         entries: Vec<PreparedEntry>,
-    ) -> Result<Vec<Appended>, Arc<SequencerError>> {
+    ) -> Result<Vec<Sequenced>, Arc<SequencerError>> {
         let (reply, answer) = oneshot::channel();
         match tokio::time::timeout(ENQUEUE_TIMEOUT, self.jobs.send(Job { entries, reply })).await {
             Err(_) => return Err(Arc::new(SequencerError::Busy)),
@@ -215,16 +233,17 @@ impl Writer {
     async fn write_batch(
         &mut self,
         batch: &[Job],
-    ) -> Result<(Vec<Vec<Appended>>, u64, u64), SequencerError> {
+    ) -> Result<(Vec<Vec<Sequenced>>, u64, u64), SequencerError> {
         let keys: Vec<(&str, &str)> = batch
             .iter()
             .flat_map(|job| &job.entries)
-            .filter_map(|e| e.dedup.as_ref())
+            .filter_map(|e| e.issuance.as_ref())
             .map(|k| (k.jti.as_str(), k.iss.as_str()))
             .collect();
         let logged = log_store::find_issuances(&mut self.conn, &keys).await?;
         let plan = plan_batch(batch, &logged, self.frontier.clone());
-        let old_leaf_hashes = self.read_leaf_hashes(&plan.old_duplicates).await?;
+        let old_entries = self.read_logged(&plan.old_duplicates).await?;
+        let identities = plan.identity_rows()?;
 
         let head = sign_head(&self.signer, &self.origin, &plan.frontier)?;
         let persist = self.persisted_at.elapsed() >= CHECKPOINT_PERSIST_INTERVAL;
@@ -236,6 +255,7 @@ impl Writer {
             &plan.issuance_rows(),
         )
         .await?;
+        log_store::insert_identities(&mut tx, &identities).await?;
         if persist {
             log_store::insert_checkpoint(&mut *tx, head.size, &head.note, now_micros()).await?;
         }
@@ -245,23 +265,25 @@ impl Writer {
             self.persisted_size = head.size;
             self.persisted_at = Instant::now();
         }
-        let answers = plan.answers(&old_leaf_hashes);
+        let answers = plan.answers(&old_entries);
         let counts = (plan.new_count, plan.duplicate_count);
         self.frontier = plan.frontier;
         self.head.send_replace(Arc::new(head));
         Ok((answers, counts.0, counts.1))
     }
 
-    async fn read_leaf_hashes(
+    /// Leaf hash and `logged_at` of already logged entries, read from their canonical bytes.
+    async fn read_logged(
         &mut self,
         indexes: &[u64],
-    ) -> Result<HashMap<u64, Hash>, StoreError> {
-        let stored: Vec<u64> = indexes
-            .iter()
-            .map(|i| merkle::stored_hash_index(0, *i))
-            .collect();
-        let hashes = log_store::read_hashes(&mut self.conn, &stored).await?;
-        Ok(indexes.iter().copied().zip(hashes).collect())
+    ) -> Result<HashMap<u64, (Hash, i64)>, StoreError> {
+        let mut found = HashMap::new();
+        for (index, leaf) in log_store::read_entries_at(&mut self.conn, indexes).await? {
+            let entry = LogEntry::from_canonical_bytes(&leaf)
+                .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
+            found.insert(index, (merkle::leaf_hash(&leaf), entry.logged_at));
+        }
+        Ok(found)
     }
 
     async fn persist_checkpoint(&mut self) -> Result<(), StoreError> {
@@ -277,7 +299,11 @@ impl Writer {
 
 /// Where each entry of a batch goes: a new index, or the index it already has.
 enum Slot {
-    New { index: u64, leaf_hash: Hash },
+    New {
+        index: u64,
+        leaf_hash: Hash,
+        logged_at: i64,
+    },
     Logged(u64),
 }
 
@@ -297,7 +323,7 @@ fn plan_batch<'a>(
     logged: &HashMap<(String, String), u64>,
     mut frontier: Frontier,
 ) -> BatchPlan<'a> {
-    let mut in_batch: HashMap<&IssuanceKey, (u64, Hash)> = HashMap::new();
+    let mut in_batch: HashMap<(&str, &str), (u64, Hash, i64)> = HashMap::new();
     let mut plan = BatchPlan {
         slots: Vec::with_capacity(batch.len()),
         new_entries: Vec::new(),
@@ -310,18 +336,21 @@ fn plan_batch<'a>(
     for job in batch {
         let mut slots = Vec::with_capacity(job.entries.len());
         for entry in &job.entries {
-            if let Some(key) = &entry.dedup {
+            if let Some(key) = &entry.issuance {
                 if let Some(index) = logged.get(&(key.jti.clone(), key.iss.clone())) {
                     plan.old_duplicates.push(*index);
                     plan.duplicate_count += 1;
                     slots.push(Slot::Logged(*index));
                     continue;
                 }
-                if let Some((index, leaf_hash)) = in_batch.get(key) {
+                if let Some((index, leaf_hash, logged_at)) =
+                    in_batch.get(&(key.jti.as_str(), key.iss.as_str()))
+                {
                     plan.duplicate_count += 1;
                     slots.push(Slot::New {
                         index: *index,
                         leaf_hash: *leaf_hash,
+                        logged_at: *logged_at,
                     });
                     continue;
                 }
@@ -330,12 +359,16 @@ fn plan_batch<'a>(
             plan.hashes.extend(frontier.append(entry.leaf_hash));
             plan.new_entries.push((index, entry));
             plan.new_count += 1;
-            if let Some(key) = &entry.dedup {
-                in_batch.insert(key, (index, entry.leaf_hash));
+            if let Some(key) = &entry.issuance {
+                in_batch.insert(
+                    (key.jti.as_str(), key.iss.as_str()),
+                    (index, entry.leaf_hash, entry.logged_at),
+                );
             }
             slots.push(Slot::New {
                 index,
                 leaf_hash: entry.leaf_hash,
+                logged_at: entry.logged_at,
             });
         }
         plan.slots.push(slots);
@@ -359,18 +392,39 @@ impl BatchPlan<'_> {
         self.new_entries
             .iter()
             .filter_map(|(index, e)| {
-                e.dedup.as_ref().map(|k| IssuanceRow {
+                e.issuance.as_ref().map(|k| IssuanceRow {
                     jti: &k.jti,
                     iss: &k.iss,
                     index: *index,
+                    refresh_jti: k.refresh_jti.as_deref(),
                 })
             })
             .collect()
     }
 
+    /// One row per distinct identity of the new issuances, each with a fresh random person id
+    /// (kept only where the identity is new: the insert ignores known ones).
+    fn identity_rows(&self) -> Result<Vec<IdentityRow<'_>>, SequencerError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = Vec::new();
+        for (_, entry) in &self.new_entries {
+            let Some(k) = &entry.issuance else { continue };
+            if seen.insert((&k.iss, &k.sub, &k.vo)) {
+                rows.push(IdentityRow {
+                    iss: &k.iss,
+                    sub: &k.sub,
+                    vo: &k.vo,
+                    person_id: new_person_id()?,
+                    created_at: entry.logged_at,
+                });
+            }
+        }
+        Ok(rows)
+    }
+
     /// The answer of every job; an entry that took an index in this batch is `created` the
     /// first time and `duplicate` after.
-    fn answers(&self, old_leaf_hashes: &HashMap<u64, Hash>) -> Vec<Vec<Appended>> {
+    fn answers(&self, old_entries: &HashMap<u64, (Hash, i64)>) -> Vec<Vec<Sequenced>> {
         let mut answered_new = std::collections::HashSet::new();
         self.slots
             .iter()
@@ -378,18 +432,24 @@ impl BatchPlan<'_> {
                 slots
                     .iter()
                     .map(|slot| match slot {
-                        Slot::New { index, leaf_hash } => Appended {
+                        Slot::New {
+                            index,
+                            leaf_hash,
+                            logged_at,
+                        } => Sequenced {
                             index: *index,
                             leaf_hash: *leaf_hash,
+                            logged_at: *logged_at,
                             status: if answered_new.insert(*index) {
                                 AppendStatus::Created
                             } else {
                                 AppendStatus::Duplicate
                             },
                         },
-                        Slot::Logged(index) => Appended {
+                        Slot::Logged(index) => Sequenced {
                             index: *index,
-                            leaf_hash: old_leaf_hashes[index],
+                            leaf_hash: old_entries[index].0,
+                            logged_at: old_entries[index].1,
                             status: AppendStatus::Duplicate,
                         },
                     })
@@ -418,6 +478,15 @@ fn sign_head(
         root: checkpoint.root,
         note,
     })
+}
+
+/// A new random person id: `pe-` and 26 base32 characters (128 bits).
+fn new_person_id() -> Result<String, SequencerError> {
+    let bytes = random_bytes::<16>().map_err(|e| SequencerError::Sign(e.to_string()))?;
+    Ok(format!(
+        "pe-{}",
+        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+    ))
 }
 
 /// The current time in unix microseconds.

@@ -1,1 +1,855 @@
-//! placeholder
+//! Harness of the end-to-end tests: starts the real `tokenledger-server` binary on a temporary
+//! data directory, talks to it over loopback HTTP, runs the real `tokenledger` CLI against it,
+//! and opens its SQLite file directly where a test has to inspect or tamper with storage.
+//!
+//! Binaries are found next to the test executable (`target/debug/deps/<test>` →
+//! `target/debug/<bin>`); build them first with `cargo build --workspace --bins` (or run
+//! `cargo test --workspace`, which builds them). A [`TestServer`] kills its child on drop, so a
+//! failing test leaves no process behind.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// How long a server may take to print its listening line, or to exit after SIGTERM. A bound on
+/// waiting (a hung server fails the test instead of hanging it), not a performance threshold.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on any single HTTP exchange.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The line the server prints once it accepts connections.
+const LISTENING_PREFIX: &str = "tokenledger-server listening on ";
+/// Environment variables of the binaries that must not leak in from the caller's shell.
+const FOREIGN_ENV: [&str; 8] = [
+    "TOKENLEDGER_CONFIG",
+    "TOKENLEDGER_DATA_DIR",
+    "TOKENLEDGER_LISTEN",
+    "TOKENLEDGER_LOG_FORMAT",
+    "TOKENLEDGER_SERVER",
+    "TOKENLEDGER_LOG_KEY",
+    "TOKENLEDGER_TOKEN",
+    "TOKENLEDGER_LOG",
+];
+
+/// Path of a workspace binary, next to the running test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test executable");
+    let mut dir = exe
+        .parent()
+        .expect("test executable has a directory")
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins`) \
+         before the end-to-end tests",
+        path.display()
+    );
+    path
+}
+
+/// The `tokenledger-server` binary.
+pub fn server_binary() -> PathBuf {
+    binary("tokenledger-server")
+}
+
+/// The `tokenledger` CLI binary.
+pub fn cli_binary() -> PathBuf {
+    binary("tokenledger")
+}
+
+fn command(bin: PathBuf) -> Command {
+    let mut cmd = Command::new(bin);
+    for var in FOREIGN_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1").stdin(Stdio::null());
+    cmd
+}
+
+/// Runs the real `tokenledger` CLI with `args` and returns what it did.
+pub fn run_cli(args: &[&str]) -> Output {
+    command(cli_binary())
+        .args(args)
+        .output()
+        .expect("running tokenledger")
+}
+
+/// A credential made by `tokenledger-server credential create`.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub id: String,
+    pub secret: String,
+}
+
+/// One run of `tokenledger verify --json`: its exit code and JSON answer.
+#[derive(Debug)]
+pub struct VerifyRun {
+    pub code: i32,
+    pub json: Value,
+    pub stderr: String,
+}
+
+impl VerifyRun {
+    /// Panics with the CLI's output unless it verified (exit 0, `"verified": true`).
+    pub fn assert_verified(&self) -> &Value {
+        assert_eq!(self.code, 0, "tokenledger verify failed: {self:#?}");
+        assert_eq!(self.json["verified"], true, "{self:#?}");
+        &self.json
+    }
+}
+
+/// A running (or stopped) real server on a data directory it owns for the test.
+pub struct TestServer {
+    dir: PathBuf,
+    child: Option<Child>,
+    url: String,
+    admin_secret: Option<String>,
+    http: Option<Http>,
+}
+
+impl TestServer {
+    /// Starts `tokenledger-server serve` on an ephemeral loopback port with `dir` as its data
+    /// directory, and waits (bounded) for its listening line. On a fresh directory the server
+    /// prints a bootstrap admin secret, which is kept for [`TestServer::admin_secret`].
+    pub fn start(dir: &Path) -> TestServer {
+        let mut server = TestServer {
+            dir: dir.to_path_buf(),
+            child: None,
+            url: String::new(),
+            admin_secret: None,
+            http: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Stops the server gracefully (if it runs) and starts it again on the same data directory.
+    /// The port changes: use [`TestServer::url`] / [`TestServer::http`] afresh.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+    }
+
+    /// Starts the server again after [`TestServer::stop`] or [`TestServer::kill9`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.stderr_path())
+            .expect("opening the server log file");
+        let mut child = command(server_binary())
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .env("TOKENLEDGER_LOG", "info,sqlx=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawning tokenledger-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        // The server goes into `self` at once, so that it is killed on drop even if the wait
+        // below panics.
+        self.child = Some(child);
+
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            // Reads until EOF: after the listening line this keeps the pipe drained.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut printed = Vec::new();
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix(LISTENING_PREFIX) {
+                        break url.trim().to_string();
+                    }
+                    let trimmed = line.trim();
+                    if line.starts_with(char::is_whitespace) && trimmed.starts_with("tlk_") {
+                        self.admin_secret = Some(trimmed.to_string());
+                    }
+                    printed.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "tokenledger-server printed no listening line within {START_TIMEOUT:?}\n\
+                         stdout so far: {printed:#?}\n{}",
+                        self.log_tail()
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.as_mut().and_then(|c| c.wait().ok());
+                    self.child = None;
+                    panic!(
+                        "tokenledger-server exited ({status:?}) before listening\n\
+                         stdout: {printed:#?}\n{}",
+                        self.log_tail()
+                    )
+                }
+            }
+        };
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "the server must listen on loopback only, it said {url}"
+        );
+        self.http = Some(Http::new(&url));
+        self.url = url;
+    }
+
+    /// Sends SIGTERM (graceful shutdown: drain the sequencer, write a final checkpoint) and
+    /// waits, bounded, for the process to exit; panics unless it exits successfully.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("stop: the server is not running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("running kill -TERM");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let status = wait_bounded(&mut child, STOP_TIMEOUT);
+        self.http = None;
+        match status {
+            Some(status) => assert!(
+                status.success(),
+                "tokenledger-server exited with {status} after SIGTERM\n{}",
+                self.log_tail()
+            ),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tokenledger-server did not exit within {STOP_TIMEOUT:?} of SIGTERM\n{}",
+                    self.log_tail()
+                );
+            }
+        }
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("kill9: the server is not running");
+        child.kill().expect("sending SIGKILL");
+        child.wait().expect("reaping the killed server");
+        self.http = None;
+    }
+
+    /// Base URL, `http://127.0.0.1:PORT`, of the current run.
+    pub fn url(&self) -> &str {
+        assert!(self.child.is_some(), "the server is not running");
+        &self.url
+    }
+
+    /// An HTTP client bound to the current run (cheap to clone, usable from many threads).
+    pub fn http(&self) -> Http {
+        self.http.clone().expect("the server is not running")
+    }
+
+    /// The bootstrap admin secret the server printed on its first start.
+    pub fn admin_secret(&self) -> &str {
+        self.admin_secret
+            .as_deref()
+            .expect("the server printed no bootstrap admin secret (not a fresh data directory?)")
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The SQLite database in the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("tokenledger.db")
+    }
+
+    /// Where the server's stderr (its log) goes, across restarts.
+    pub fn stderr_path(&self) -> PathBuf {
+        self.dir.join("server-stderr.log")
+    }
+
+    /// The last lines of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "--- server log ({}) ---\n{tail}",
+            self.stderr_path().display()
+        )
+    }
+
+    /// Runs `tokenledger-server <args> --data-dir DIR` (an offline admin command).
+    pub fn admin_command(&self, args: &[&str]) -> Output {
+        command(server_binary())
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .output()
+            .expect("running tokenledger-server")
+    }
+
+    /// Creates a credential with the real admin command; `vo` for VO-bound roles. Returns the secret.
+    pub fn create_credential(&self, role: &str, vo: Option<&str>) -> String {
+        self.create_credential_with_id(role, vo).secret
+    }
+
+    /// An `issuer` credential of `vo`, bound to [`issuer_of`]`(vo)`, so that it may report
+    /// the unsigned claims that [`report`] builds. Returns the secret.
+    pub fn create_issuer(&self, vo: &str) -> String {
+        let iss = issuer_of(vo);
+        self.credential(&["--role", "issuer", "--vo", vo, "--issuer", &iss])
+            .secret
+    }
+
+    /// Like [`TestServer::create_credential`], also returning the credential's id.
+    pub fn create_credential_with_id(&self, role: &str, vo: Option<&str>) -> Credential {
+        let mut args = vec!["--role", role];
+        if let Some(vo) = vo {
+            args.extend(["--vo", vo]);
+        }
+        self.credential(&args)
+    }
+
+    /// Runs `tokenledger-server credential create <args> --json --data-dir DIR`.
+    pub fn credential(&self, args: &[&str]) -> Credential {
+        let mut all = vec!["credential", "create"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let out = self.admin_command(&all);
+        assert!(out.status.success(), "credential create failed: {out:?}");
+        let json: Value = serde_json::from_slice(&out.stdout).expect("credential create --json");
+        let credential = Credential {
+            id: json["id"].as_str().expect("id").to_string(),
+            secret: json["secret"].as_str().expect("secret").to_string(),
+        };
+        assert!(credential.secret.starts_with("tlk_"), "{json}");
+        credential
+    }
+
+    /// Revokes a credential with the real admin command.
+    pub fn revoke_credential(&self, id: &str) {
+        let out = self.admin_command(&["credential", "revoke", id]);
+        assert!(out.status.success(), "credential revoke failed: {out:?}");
+    }
+
+    /// `GET /healthz` → `log_size`.
+    pub fn log_size(&self) -> u64 {
+        self.http().log_size()
+    }
+
+    /// `GET /v1/log/key`, without its trailing newline.
+    pub fn log_key(&self) -> String {
+        let reply = self.http().get("/v1/log/key", None);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert!(reply.body.ends_with('\n'), "{reply:?}");
+        reply.body.trim_end().to_string()
+    }
+
+    /// `GET /v1/log/checkpoint`: the signed note.
+    pub fn checkpoint(&self) -> String {
+        let reply = self.http().get("/v1/log/checkpoint", None);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body
+    }
+
+    /// Runs `tokenledger verify --server URL --log-key KEY --json` plus `extra` arguments.
+    pub fn verify(&self, log_key: &str, extra: &[&str]) -> VerifyRun {
+        let mut args = vec![
+            "verify",
+            "--server",
+            self.url(),
+            "--log-key",
+            log_key,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_cli(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "tokenledger verify printed no JSON ({e}): {out:?}\n{}",
+                self.log_tail()
+            )
+        });
+        VerifyRun {
+            code: out
+                .status
+                .code()
+                .expect("tokenledger verify was killed by a signal"),
+            json,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits up to `limit` for `child` to exit; `None` if it did not.
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the server") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// An HTTP answer: status, selected headers and the body as text.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub www_authenticate: Option<String>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON; panics (showing the body) if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {self:?}"))
+    }
+
+    /// Asserts the API's error shape: this status, a JSON content type and exactly
+    /// `{"error": {"code": <code>, "message": <non-empty string>}}`.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "wrong status: {self:?}");
+        assert!(
+            self.content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("application/json")),
+            "error without a JSON content type: {self:?}"
+        );
+        let json = self.json();
+        let outer = json.as_object().expect("error body is an object");
+        assert_eq!(outer.len(), 1, "only `error` at the top: {self:?}");
+        let error = json["error"].as_object().expect("`error` is an object");
+        assert_eq!(
+            error.len(),
+            2,
+            "error has exactly code and message: {self:?}"
+        );
+        assert_eq!(error["code"], code, "wrong error code: {self:?}");
+        let message = error["message"].as_str().expect("message is a string");
+        assert!(!message.is_empty(), "empty error message: {self:?}");
+        if status == 401 {
+            assert_eq!(
+                self.www_authenticate.as_deref(),
+                Some("Bearer"),
+                "401 without WWW-Authenticate: Bearer: {self:?}"
+            );
+        }
+    }
+}
+
+/// A small blocking HTTP client bound to one server run; 4xx/5xx are answers, not errors.
+#[derive(Clone)]
+pub struct Http {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http").field("base", &self.base).finish()
+    }
+}
+
+impl Http {
+    /// A client for `base` (`http://127.0.0.1:PORT`).
+    pub fn new(base: &str) -> Http {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(HTTP_TIMEOUT))
+            .build()
+            .into();
+        Http {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends one request; `Err` only for transport failures (refused, reset, timeout).
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, ureq::Error> {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        self.exchange(method, path, authorization.as_deref(), content_type, body)
+    }
+
+    /// Sends one request with a raw `Authorization` header value (or none), for the
+    /// malformed credentials a bearer token cannot express.
+    pub fn send_with_authorization(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        self.exchange(method, path, authorization, content_type, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, ureq::Error> {
+        let url = self.url(path);
+        let response = match (method, body) {
+            ("GET" | "DELETE" | "HEAD" | "OPTIONS", None) => {
+                let mut request = match method {
+                    "GET" => self.agent.get(&url),
+                    "DELETE" => self.agent.delete(&url),
+                    "HEAD" => self.agent.head(&url),
+                    _ => self.agent.options(&url),
+                };
+                if let Some(auth) = authorization {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()?
+            }
+            ("POST" | "PUT" | "PATCH", body) => {
+                let mut request = match method {
+                    "POST" => self.agent.post(&url),
+                    "PUT" => self.agent.put(&url),
+                    _ => self.agent.patch(&url),
+                };
+                if let Some(auth) = authorization {
+                    request = request.header("Authorization", auth);
+                }
+                if let Some(content_type) = content_type {
+                    request = request.header("Content-Type", content_type);
+                }
+                request.send(body.unwrap_or_default())?
+            }
+            _ => panic!("unsupported request in the harness: {method} with body {body:?}"),
+        };
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let status = response.status().as_u16();
+        let content_type = header("content-type");
+        let www_authenticate = header("www-authenticate");
+        let body = response
+            .into_body()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()?;
+        Ok(Reply {
+            status,
+            content_type,
+            www_authenticate,
+            body,
+        })
+    }
+
+    /// Like [`Http::try_send`], panicking on a transport failure.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        self.try_send(method, path, token, content_type, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// `GET path`, with a bearer credential if given.
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send("GET", path, token, None, None)
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.send(
+            "POST",
+            path,
+            token,
+            Some("application/json"),
+            Some(body.to_string().as_bytes()),
+        )
+    }
+
+    /// `POST /v1/issuances`; `Err` only for transport failures.
+    pub fn try_append(&self, token: &str, body: &Value) -> Result<Reply, ureq::Error> {
+        self.try_send(
+            "POST",
+            "/v1/issuances",
+            Some(token),
+            Some("application/json"),
+            Some(body.to_string().as_bytes()),
+        )
+    }
+
+    /// `POST /v1/issuances`.
+    pub fn append(&self, token: &str, body: &Value) -> Reply {
+        self.post_json("/v1/issuances", Some(token), body)
+    }
+
+    /// `GET /healthz` → `log_size`.
+    pub fn log_size(&self) -> u64 {
+        let reply = self.get("/healthz", None);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let json = reply.json();
+        assert_eq!(json["status"], "ok", "{json}");
+        json["log_size"].as_u64().expect("log_size is a number")
+    }
+
+    /// Every entry `start..end` (end exclusive), paging 1000 at a time, as (index, entry JSON,
+    /// leaf bytes). Needs an admin (or ledger-wide auditor) credential.
+    pub fn entries(&self, token: &str, start: u64, end: u64) -> Vec<ServedEntry> {
+        let mut out = Vec::new();
+        let mut from = start;
+        while from < end {
+            let to = end.min(from + 1000);
+            let reply = self.get(
+                &format!("/v1/log/entries?start={from}&end={to}"),
+                Some(token),
+            );
+            assert_eq!(reply.status, 200, "{reply:?}");
+            let json = reply.json();
+            let page = json["entries"].as_array().expect("entries is a list");
+            assert_eq!(page.len() as u64, to - from, "short page {from}..{to}");
+            for item in page {
+                out.push(ServedEntry::from_json(item));
+            }
+            from = to;
+        }
+        out
+    }
+}
+
+/// One served entry, with its leaf bytes decoded and checked against the decoded entry.
+#[derive(Debug, Clone)]
+pub struct ServedEntry {
+    pub index: u64,
+    pub leaf: Vec<u8>,
+    pub entry: Value,
+}
+
+impl ServedEntry {
+    fn from_json(item: &Value) -> ServedEntry {
+        use base64::Engine;
+        let index = item["index"].as_u64().expect("index");
+        let leaf = base64::engine::general_purpose::STANDARD
+            .decode(item["leaf"].as_str().expect("leaf is base64 text"))
+            .expect("leaf is valid base64");
+        let decoded: Value = serde_json::from_slice(&leaf).expect("leaf is JSON");
+        assert_eq!(
+            decoded, item["entry"],
+            "entry {index}: leaf and entry differ"
+        );
+        ServedEntry {
+            index,
+            leaf,
+            entry: item["entry"].clone(),
+        }
+    }
+
+    /// The issuance's `jti`.
+    pub fn jti(&self) -> &str {
+        self.entry["jti"].as_str().expect("entry has a jti")
+    }
+}
+
+/// The issuer URL the tests use for `vo`.
+pub fn issuer_of(vo: &str) -> String {
+    format!("https://{vo}-auth.example.org/")
+}
+
+/// A well-formed issuance report of VO `vo` with token id `jti`.
+pub fn report(jti: &str, vo: &str) -> Value {
+    json!({
+        "claims": {
+            "jti": jti,
+            "iss": issuer_of(vo),
+            "sub": format!("sub-{}", jti.len() % 7),
+            "vo": vo,
+            "client_id": "e2e-client",
+            "scope": "openid compute.read storage.read:/",
+            "iat": 1_767_225_600,
+            "exp": 1_767_229_200,
+        }
+    })
+}
+
+/// A batch (JSON array) of reports for `jtis`.
+pub fn batch<S: AsRef<str>>(jtis: &[S], vo: &str) -> Value {
+    Value::Array(jtis.iter().map(|j| report(j.as_ref(), vo)).collect())
+}
+
+/// Direct access to the server's SQLite file, for inspection and tampering. Opens one
+/// connection per call; SQLite's WAL mode lets this run beside a live server.
+pub mod db {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, SqliteConnection};
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(future)
+    }
+
+    async fn connect(path: &Path) -> SqliteConnection {
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+    }
+
+    /// The stored hash at stored index `idx` (table `hashes`).
+    pub fn stored_hash(path: &Path, idx: u64) -> Vec<u8> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let (hash,): (Vec<u8>,) = sqlx::query_as("SELECT hash FROM hashes WHERE idx = ?")
+                .bind(idx as i64)
+                .fetch_one(&mut conn)
+                .await
+                .expect("reading a stored hash");
+            hash
+        })
+    }
+
+    /// Overwrites the stored hash at `idx`; returns the number of rows changed.
+    pub fn set_stored_hash(path: &Path, idx: u64, hash: &[u8]) -> u64 {
+        block_on(async {
+            let mut conn = connect(path).await;
+            sqlx::query("UPDATE hashes SET hash = ? WHERE idx = ?")
+                .bind(hash)
+                .bind(idx as i64)
+                .execute(&mut conn)
+                .await
+                .expect("updating a stored hash")
+                .rows_affected()
+        })
+    }
+
+    /// The leaf bytes of entry `idx` (table `entries`).
+    pub fn leaf(path: &Path, idx: u64) -> Vec<u8> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let (leaf,): (Vec<u8>,) = sqlx::query_as("SELECT leaf FROM entries WHERE idx = ?")
+                .bind(idx as i64)
+                .fetch_one(&mut conn)
+                .await
+                .expect("reading a leaf");
+            leaf
+        })
+    }
+
+    /// Overwrites the leaf bytes of entry `idx`; returns the number of rows changed.
+    pub fn set_leaf(path: &Path, idx: u64, leaf: &[u8]) -> u64 {
+        block_on(async {
+            let mut conn = connect(path).await;
+            sqlx::query("UPDATE entries SET leaf = ? WHERE idx = ?")
+                .bind(leaf)
+                .bind(idx as i64)
+                .execute(&mut conn)
+                .await
+                .expect("updating a leaf")
+                .rows_affected()
+        })
+    }
+
+    /// Sizes of the checkpoints stored in the database, ascending.
+    pub fn checkpoint_sizes(path: &Path) -> Vec<u64> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let rows: Vec<(i64,)> = sqlx::query_as("SELECT size FROM checkpoints ORDER BY size")
+                .fetch_all(&mut conn)
+                .await
+                .expect("reading checkpoints");
+            rows.into_iter().map(|(s,)| s as u64).collect()
+        })
+    }
+
+    /// The stored checkpoint note of `size`, if any.
+    pub fn checkpoint_note(path: &Path, size: u64) -> Option<String> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT note FROM checkpoints WHERE size = ?")
+                    .bind(size as i64)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .expect("reading a checkpoint");
+            row.map(|(n,)| n)
+        })
+    }
+
+    /// Row counts of the log tables: (entries, hashes, issuances).
+    pub fn row_counts(path: &Path) -> (u64, u64, u64) {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let (e, h, i): (i64, i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM hashes), \
+                 (SELECT count(*) FROM issuances)",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("counting rows");
+            (e as u64, h as u64, i as u64)
+        })
+    }
+}

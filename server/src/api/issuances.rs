@@ -1,28 +1,77 @@
-//! `POST /v1/issuances`: issuers report the tokens they minted; each becomes a log entry.
+//! `POST /v1/issuances`: issuers report the tokens they minted; each becomes a log entry
+//! and is answered with a signed receipt.
+//!
+//! Bodies: one report (`application/json` object), an array of up to [`MAX_BATCH`] (all or
+//! nothing), or `application/x-ndjson`, one report a line, each line answered on its own.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
-use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, Source};
+use serde_json::{Map, Value};
+use tokenledger_core::access::Role;
+use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
 use tokenledger_core::merkle::leaf_hash;
-use tokenledger_core::wire::{AppendStatus, Appended, AppendedBatch, IssuanceReport, MAX_BATCH};
+use tokenledger_core::receipt::Receipt;
+use tokenledger_core::vo::derive_vo;
+use tokenledger_core::wire::{
+    AppendStatus, Appended, AppendedBatch, ErrorDetail, IssuanceReport, LineResult, MAX_BATCH,
+};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::ApiJson;
 use crate::credentials::Principal;
-use crate::sequencer::{IssuanceKey, PreparedEntry, now_micros};
+use crate::issuers::verify_token;
+use crate::sequencer::{IssuanceKey, PreparedEntry, Sequenced, now_micros};
 
-/// One report (`{"claims": {...}}`) answers `Appended`; an array answers `AppendedBatch`.
-/// 201 when something new was logged, 200 when every report was already in the log.
+/// Most lines of one `application/x-ndjson` request.
+pub const MAX_NDJSON_LINES: usize = 10_000;
+
 pub async fn post(
     State(state): State<AppState>,
     principal: Principal,
-    ApiJson(body): ApiJson<Value>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let (reports, single) = match body {
+    if !matches!(principal.binding.role, Role::Admin | Role::Issuer) {
+        return Err(ApiError::Forbidden(
+            "reporting issuances needs an issuer credential".into(),
+        ));
+    }
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest(e.body_text()),
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    match content_type.as_str() {
+        "application/json" => post_json(state, principal, body).await,
+        "application/x-ndjson" => post_ndjson(state, principal, body).await,
+        _ => Err(ApiError::UnsupportedMediaType(
+            "expected Content-Type application/json or application/x-ndjson".into(),
+        )),
+    }
+}
+
+async fn post_json(
+    state: AppState,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let (reports, single) = match value {
         Value::Array(items) => (items, false),
         item @ Value::Object(_) => (vec![item], true),
         _ => {
@@ -37,92 +86,283 @@ pub async fn post(
             reports.len()
         )));
     }
-    let logged_at = now_micros();
-    let prepared = if single {
-        prepare_all(&state, &principal, reports, logged_at)?
-    } else {
-        let (state2, principal2) = (state.clone(), principal.clone());
-        tokio::task::spawn_blocking(move || prepare_all(&state2, &principal2, reports, logged_at))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??
-    };
-    let results = state.sequencer.append(prepared).await?;
-    let status = if results.iter().any(|r| r.status == AppendStatus::Created) {
+    let prepared = blocking({
+        let (state, principal) = (state.clone(), principal.clone());
+        move || prepare_all(&state, &principal, reports)
+    })
+    .await??;
+    let sequenced = state.sequencer.append(prepared).await?;
+    let status = if sequenced.iter().any(|r| r.status == AppendStatus::Created) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
+    let results = blocking({
+        let state = state.clone();
+        move || {
+            sequenced
+                .iter()
+                .map(|s| with_receipt(&state, s))
+                .collect::<Vec<_>>()
+        }
+    })
+    .await?;
     Ok(if single {
-        (
-            status,
-            Json::<Appended>(results.into_iter().next().expect("one result")),
-        )
-            .into_response()
+        let one = results.into_iter().next().expect("one result");
+        (status, Json(one)).into_response()
     } else {
         (status, Json(AppendedBatch { results })).into_response()
     })
 }
 
-/// Validates every report and builds its canonical entry; any bad report refuses the whole request.
+async fn post_ndjson(
+    state: AppState,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let lines: Vec<(u64, Vec<u8>)> = body
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, line)| {
+            (
+                i as u64 + 1,
+                line.strip_suffix(b"\r").unwrap_or(line).to_vec(),
+            )
+        })
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    if lines.len() > MAX_NDJSON_LINES {
+        return Err(ApiError::BadRequest(format!(
+            "an NDJSON request carries at most {MAX_NDJSON_LINES} lines"
+        )));
+    }
+    let outcomes: Vec<(u64, Result<PreparedEntry, ApiError>)> = blocking({
+        let (state, principal) = (state.clone(), principal.clone());
+        move || {
+            lines
+                .into_iter()
+                .map(|(n, line)| {
+                    (
+                        n,
+                        parse_line(&line).and_then(|r| prepare(&state, &principal, r)),
+                    )
+                })
+                .collect()
+        }
+    })
+    .await?;
+    let good: Vec<PreparedEntry> = outcomes
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        .collect();
+    let mut sequenced = if good.is_empty() {
+        Vec::new()
+    } else {
+        state.sequencer.append(good).await?
+    }
+    .into_iter();
+    let lines = blocking(move || {
+        let mut out = Vec::new();
+        for (line, outcome) in outcomes {
+            let result = match outcome {
+                Ok(_) => LineResult::Appended(with_receipt(
+                    &state,
+                    &sequenced.next().expect("one per entry"),
+                )),
+                Err(e) => LineResult::Rejected {
+                    line,
+                    error: ErrorDetail {
+                        code: e.status_and_code().1.to_string(),
+                        message: e.to_string(),
+                    },
+                },
+            };
+            serde_json::to_writer(&mut out, &result).expect("serializable");
+            out.push(b'\n');
+        }
+        out
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response())
+}
+
+fn parse_line(line: &[u8]) -> Result<IssuanceReport, ApiError> {
+    let text =
+        std::str::from_utf8(line).map_err(|_| ApiError::BadRequest("line is not UTF-8".into()))?;
+    serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid report: {e}")))
+}
+
+/// Validates every report; any bad report refuses the whole request, naming it.
 fn prepare_all(
     state: &AppState,
     principal: &Principal,
     reports: Vec<Value>,
-    logged_at: i64,
 ) -> Result<Vec<PreparedEntry>, ApiError> {
     let many = reports.len() > 1;
     reports
         .into_iter()
         .enumerate()
         .map(|(i, report)| {
-            prepare(state, principal, report, logged_at).map_err(|e| match e {
-                ApiError::Unprocessable { code, message } if many => {
-                    ApiError::unprocessable(code, format!("report {i}: {message}"))
-                }
-                ApiError::BadRequest(message) if many => {
-                    ApiError::BadRequest(format!("report {i}: {message}"))
-                }
-                ApiError::Forbidden(message) if many => {
-                    ApiError::Forbidden(format!("report {i}: {message}"))
-                }
-                other => other,
-            })
+            serde_json::from_value(report)
+                .map_err(|e| ApiError::BadRequest(format!("invalid report: {e}")))
+                .and_then(|r| prepare(state, principal, r))
+                .map_err(|e| if many { prefixed(e, i) } else { e })
         })
         .collect()
 }
 
+fn prefixed(e: ApiError, i: usize) -> ApiError {
+    match e {
+        ApiError::Unprocessable { code, message } => {
+            ApiError::unprocessable(code, format!("report {i}: {message}"))
+        }
+        ApiError::BadRequest(m) => ApiError::BadRequest(format!("report {i}: {m}")),
+        ApiError::Forbidden(m) => ApiError::Forbidden(format!("report {i}: {m}")),
+        other => other,
+    }
+}
+
+/// Checks one report (signature or credential binding, VO, permission) and builds its entry.
 fn prepare(
     state: &AppState,
     principal: &Principal,
-    report: Value,
-    logged_at: i64,
+    report: IssuanceReport,
 ) -> Result<PreparedEntry, ApiError> {
-    let report: IssuanceReport = serde_json::from_value(report)
-        .map_err(|e| ApiError::BadRequest(format!("invalid report: {e}")))?;
-    let issuance = Issuance::from_claims(report.claims, Source::Claims)
-        .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
-    if !state.config.knows_vo(&issuance.vo) {
-        return Err(ApiError::unprocessable(
-            "unknown_vo",
-            format!("VO `{}` is not configured on this ledger", issuance.vo),
+    if report.feed.as_deref().is_some_and(|f| !valid_feed_name(f)) {
+        return Err(ApiError::BadRequest(
+            "feed is 1-32 characters of a-z, 0-9, '-'".into(),
         ));
     }
-    if !principal.binding.may_append(&issuance.vo) {
-        return Err(ApiError::Forbidden(format!(
-            "this credential may not report issuances of VO `{}`",
-            issuance.vo
-        )));
-    }
+    let (claims, source, vo, token_sha256) = match (report.token, report.claims) {
+        (Some(token), None) => {
+            let (claims, vo, sha) = verified_claims(state, principal, &token)?;
+            (claims, Source::Jwt, vo, Some(sha))
+        }
+        (None, Some(claims)) => {
+            let vo = claims_vo(state, principal, &claims)?;
+            (claims, Source::Claims, vo, None)
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "a report carries exactly one of `token` and `claims`".into(),
+            ));
+        }
+    };
+    let ctx = ReportContext {
+        source,
+        vo,
+        grant_type: report.grant_type,
+        parent_jti: report.parent_jti,
+        refresh_jti: report.refresh_jti,
+        token_sha256,
+        feed: report.feed,
+    };
+    let issuance = Issuance::from_claims(claims, ctx)
+        .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
     let key = IssuanceKey {
         jti: issuance.jti.clone(),
         iss: issuance.iss.clone(),
+        sub: issuance.sub.clone(),
+        vo: issuance.vo.clone(),
+        refresh_jti: issuance.refresh_jti.clone(),
     };
+    let logged_at = now_micros();
     let leaf = LogEntry::new(logged_at, EntryBody::Issuance(issuance))
         .canonical_bytes()
         .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
     Ok(PreparedEntry {
         leaf_hash: leaf_hash(&leaf),
         leaf,
-        dedup: Some(key),
+        logged_at,
+        issuance: Some(key),
     })
+}
+
+/// A JWT: verified against its issuer's keys; the VO comes from the issuer's rules.
+fn verified_claims(
+    state: &AppState,
+    principal: &Principal,
+    token: &str,
+) -> Result<(Map<String, Value>, String, String), ApiError> {
+    let now = now_micros() / 1_000_000;
+    let verified = verify_token(&state.issuers, token.trim(), now, &state.config.ingest)
+        .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    let issuer = &verified.issuer.config;
+    let known = |vo: &str| state.config.knows_vo(vo) && issuer.allows_vo(vo);
+    let vo = derive_vo(&issuer.vo_rules, &verified.claims, &known)
+        .map_err(|e| ApiError::unprocessable("vo_not_derived", e.to_string()))?;
+    if !principal.binding.may_append(&vo) {
+        return Err(ApiError::Forbidden(format!(
+            "this credential may not report issuances of VO `{vo}`"
+        )));
+    }
+    Ok((verified.claims, vo, verified.token_sha256))
+}
+
+/// Unsigned claims: only from a credential bound to their issuer; the VO is the credential's
+/// (an admin names it in the claims).
+fn claims_vo(
+    state: &AppState,
+    principal: &Principal,
+    claims: &Map<String, Value>,
+) -> Result<String, ApiError> {
+    let named_vo = claims.get("vo").and_then(Value::as_str);
+    let vo = match (&principal.binding.vo, named_vo) {
+        (Some(bound), Some(named)) if bound != named => {
+            return Err(ApiError::Forbidden(format!(
+                "this credential may not report issuances of VO `{named}`"
+            )));
+        }
+        (Some(bound), _) => bound.clone(),
+        (None, Some(named)) => named.to_string(),
+        (None, None) => {
+            return Err(ApiError::unprocessable(
+                "invalid_claims",
+                "claim `vo` is required",
+            ));
+        }
+    };
+    if !state.config.knows_vo(&vo) {
+        return Err(ApiError::unprocessable(
+            "unknown_vo",
+            format!("VO `{vo}` is not configured on this ledger"),
+        ));
+    }
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::unprocessable("invalid_claims", "claim `iss` is required"))?;
+    if !principal.binding.may_report_claims(iss, &vo) {
+        return Err(ApiError::Forbidden(format!(
+            "unsigned claims of issuer `{iss}` are accepted only from an issuer credential bound to it \
+             (credential create --issuer); send the signed token instead"
+        )));
+    }
+    Ok(vo)
+}
+
+fn valid_feed_name(feed: &str) -> bool {
+    (1..=32).contains(&feed.len())
+        && feed
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn with_receipt(state: &AppState, s: &Sequenced) -> Appended {
+    let receipt = Receipt::sign(&state.signer, s.index, s.leaf_hash, s.logged_at);
+    Appended {
+        index: s.index,
+        leaf_hash: s.leaf_hash,
+        integrated_at: s.logged_at,
+        receipt: receipt.signature,
+        status: s.status,
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }

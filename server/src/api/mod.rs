@@ -13,10 +13,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use sqlx::SqlitePool;
-use tokenledger_core::note::NoteVerifier;
+use tokenledger_core::note::{NoteSigner, NoteVerifier};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::issuers::Issuers;
 use crate::metrics::Metrics;
 use crate::sequencer::Sequencer;
 use error::ApiError;
@@ -27,6 +28,9 @@ pub struct AppState {
     pub pool: SqlitePool,
     pub sequencer: Sequencer,
     pub verifier: NoteVerifier,
+    /// The log key, for receipts.
+    pub signer: Arc<NoteSigner>,
+    pub issuers: Issuers,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
 }

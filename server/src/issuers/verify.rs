@@ -1,0 +1,151 @@
+//! JWT verification for ingest: the issuer must be configured, the algorithm one it is
+//! allowed, the signature valid under one of its keys; expiry only within the back-fill window.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Validation, decode, decode_header};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{Issuer, Issuers};
+use crate::config::IngestConfig;
+
+/// Largest JWT accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// A token whose signature checked out.
+pub struct VerifiedToken {
+    pub issuer: Arc<Issuer>,
+    pub claims: Map<String, Value>,
+    /// SHA-256 of the compact JWT, hex.
+    pub token_sha256: String,
+}
+
+/// Why a token was not believed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("token is not a well-formed JWT: {0}")]
+    Malformed(String),
+    #[error("token is larger than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("issuer `{0}` is not configured on this ledger")]
+    UnknownIssuer(String),
+    #[error("algorithm {0} is not accepted for this issuer")]
+    AlgorithmNotAllowed(String),
+    #[error("no key of the issuer matches the token (kid {0})")]
+    UnknownKey(String),
+    #[error("token signature does not verify")]
+    BadSignature,
+    #[error("token expired at {exp}, before the back-fill window ({window_secs} s)")]
+    TooOld { exp: i64, window_secs: u64 },
+    #[error("token is issued or valid only in the future ({0}); check clocks")]
+    InFuture(&'static str),
+}
+
+impl TokenError {
+    /// Stable machine-readable code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Malformed(_) | TokenError::TooLarge => "invalid_token",
+            TokenError::UnknownIssuer(_) => "unknown_issuer",
+            TokenError::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+            TokenError::UnknownKey(_) => "unknown_key",
+            TokenError::BadSignature => "bad_signature",
+            TokenError::TooOld { .. } => "token_too_old",
+            TokenError::InFuture(_) => "token_in_future",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: String,
+}
+
+/// Verifies `token` at time `now` (unix seconds). Blocking: may refresh the issuer's keys.
+pub fn verify_token(
+    issuers: &Issuers,
+    token: &str,
+    now: i64,
+    ingest: &IngestConfig,
+) -> Result<VerifiedToken, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLarge);
+    }
+    let header = decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+    let iss = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
+        .map_err(|e| TokenError::Malformed(format!("no readable `iss`: {e}")))?
+        .iss;
+    let issuer = issuers
+        .get(&iss)
+        .ok_or_else(|| TokenError::UnknownIssuer(iss.clone()))?
+        .clone();
+    if !issuer.algorithms.contains(&header.alg) {
+        return Err(TokenError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[&iss]);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    let candidates = issuer.keys.candidates(header.kid.as_deref());
+    if candidates.is_empty() {
+        return Err(TokenError::UnknownKey(
+            header.kid.unwrap_or_else(|| "none".into()),
+        ));
+    }
+    let mut last = TokenError::BadSignature;
+    for key in candidates
+        .iter()
+        .filter(|k| k.alg.is_none_or(|a| a == header.alg))
+    {
+        match decode::<Map<String, Value>>(token, &key.key, &validation) {
+            Ok(data) => {
+                check_times(&data.claims, now, ingest)?;
+                return Ok(VerifiedToken {
+                    issuer,
+                    claims: data.claims,
+                    token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
+                });
+            }
+            Err(e) => last = map_error(e.kind()),
+        }
+    }
+    Err(last)
+}
+
+fn map_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidIssuer => {
+            TokenError::BadSignature
+        }
+        other => TokenError::Malformed(format!("{other:?}")),
+    }
+}
+
+fn check_times(
+    claims: &Map<String, Value>,
+    now: i64,
+    ingest: &IngestConfig,
+) -> Result<(), TokenError> {
+    let time = |name| claims.get(name).and_then(Value::as_i64);
+    let skew = ingest.clock_skew_secs as i64;
+    if let Some(exp) = time("exp")
+        && exp.saturating_add(ingest.backfill_window_secs as i64) < now
+    {
+        return Err(TokenError::TooOld {
+            exp,
+            window_secs: ingest.backfill_window_secs,
+        });
+    }
+    if time("iat").is_some_and(|iat| iat > now + skew) {
+        return Err(TokenError::InFuture("iat"));
+    }
+    if time("nbf").is_some_and(|nbf| nbf > now + skew) {
+        return Err(TokenError::InFuture("nbf"));
+    }
+    Ok(())
+}

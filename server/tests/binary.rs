@@ -1,0 +1,64 @@
+//! The `tokenledger-server` binary's offline commands. (Having an integration test here also
+//! makes `cargo test --workspace` build the binary that the end-to-end tests in tests/ start.)
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokenledger-server");
+
+#[test]
+fn config_prints_the_embedded_default() {
+    let out = Command::new(BIN).arg("config").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        tokenledger_server::config::DEFAULT_CONFIG
+    );
+}
+
+#[test]
+fn credential_commands_work_on_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let created = run(&[
+        "credential",
+        "create",
+        "--role",
+        "issuer",
+        "--vo",
+        "atlas",
+        "--json",
+    ]);
+    assert!(created.status.success(), "{created:?}");
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert!(created["secret"].as_str().unwrap().starts_with("tlk_"));
+
+    let listed = run(&["credential", "list", "--json"]);
+    let text = String::from_utf8(listed.stdout).unwrap();
+    assert!(text.contains(id) && !text.contains("tlk_"), "{text}");
+
+    assert!(run(&["credential", "revoke", id]).status.success());
+    let again = run(&["credential", "revoke", id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no active credential"));
+
+    let unknown_vo = run(&[
+        "credential",
+        "create",
+        "--role",
+        "issuer",
+        "--vo",
+        "nosuchvo",
+    ]);
+    assert!(!unknown_vo.status.success());
+    let unbound = run(&["credential", "create", "--role", "issuer"]);
+    assert!(!unbound.status.success());
+    assert!(String::from_utf8_lossy(&unbound.stderr).contains("--vo"));
+}

@@ -1,0 +1,572 @@
+//! Bad input against the real server: every refusal is the right 4xx with the API's JSON error
+//! shape, and changes nothing (the log size from `/healthz` stays the same). Positive controls
+//! beside the refusals show the same requests succeed when they are well formed.
+
+use serde_json::{Value, json};
+use tokenledger_e2e::{Http, Reply, TestServer, batch, db, issuer_of, report};
+
+/// A server with a few entries, an admin and two issuer credentials.
+struct Fixture {
+    server: TestServer,
+    http: Http,
+    admin: String,
+    atlas: String,
+    cms: String,
+    /// The log size every refusal must leave behind.
+    size: u64,
+    _tmp: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(seed_entries: usize) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = TestServer::start(tmp.path());
+        let admin = server.admin_secret().to_string();
+        let atlas = server.create_issuer("atlas");
+        let cms = server.create_issuer("cms");
+        let http = server.http();
+        if seed_entries > 0 {
+            let jtis: Vec<String> = (0..seed_entries).map(|i| format!("seed-{i}")).collect();
+            let reply = http.append(&atlas, &batch(&jtis, "atlas"));
+            assert_eq!(reply.status, 201, "{reply:?}");
+        }
+        let size = http.log_size();
+        assert_eq!(size, seed_entries as u64);
+        Fixture {
+            server,
+            http,
+            admin,
+            atlas,
+            cms,
+            size,
+            _tmp: tmp,
+        }
+    }
+
+    /// Asserts the refusal (status, code, JSON shape) and that the log did not change.
+    fn refused(&self, what: &str, reply: Reply, status: u16, code: &str) {
+        eprintln!("{what}: {} {}", reply.status, reply.body);
+        reply.assert_error(status, code);
+        assert_eq!(self.http.log_size(), self.size, "{what} changed the log");
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.http.get(path, token)
+    }
+
+    /// `POST /v1/issuances` with raw bytes and a JSON content type.
+    fn post_raw(&self, token: &str, body: &[u8]) -> Reply {
+        self.http.send(
+            "POST",
+            "/v1/issuances",
+            Some(token),
+            Some("application/json"),
+            Some(body),
+        )
+    }
+
+    /// Appends that must succeed (201), growing the expected size.
+    fn appended(&mut self, reply: Reply, entries: u64) -> Value {
+        assert_eq!(reply.status, 201, "{reply:?}");
+        self.size += entries;
+        assert_eq!(self.http.log_size(), self.size);
+        reply.json()
+    }
+}
+
+#[test]
+fn proof_and_entry_queries_out_of_range_are_400() {
+    let f = Fixture::new(10);
+    let admin = Some(f.admin.as_str());
+
+    // Controls: the edges that are inside the log work.
+    let ok = f.get("/v1/log/proof/inclusion?index=9&size=10", None);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.json()["hashes"].as_array().unwrap().len(), 2);
+    let ok = f.get("/v1/log/proof/consistency?from=0&to=10", None);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.json()["hashes"], json!([]), "from 0 is an empty proof");
+    let ok = f.get("/v1/log/proof/consistency?from=10&to=10", None);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let ok = f.get("/v1/log/entries?start=9&end=1009", admin);
+    assert_eq!(
+        ok.status, 200,
+        "a full page is cut at the log's end: {ok:?}"
+    );
+    assert_eq!(ok.json()["entries"].as_array().unwrap().len(), 1);
+
+    let bad = [
+        ("/v1/log/proof/inclusion?index=10&size=10", "index = size"),
+        ("/v1/log/proof/inclusion?index=11&size=10", "index > size"),
+        ("/v1/log/proof/inclusion?index=0&size=0", "empty tree"),
+        (
+            "/v1/log/proof/inclusion?index=0&size=11",
+            "size > current size",
+        ),
+        (
+            "/v1/log/proof/inclusion?index=0&size=18446744073709551615",
+            "size u64::MAX",
+        ),
+        (
+            "/v1/log/proof/inclusion?index=abc&size=10",
+            "non-numeric index",
+        ),
+        ("/v1/log/proof/inclusion?index=-1&size=10", "negative index"),
+        ("/v1/log/proof/inclusion?index=0", "missing size"),
+        ("/v1/log/proof/inclusion", "no parameters"),
+        ("/v1/log/proof/consistency?from=5&to=3", "from > to"),
+        (
+            "/v1/log/proof/consistency?from=0&to=11",
+            "to > current size",
+        ),
+        (
+            "/v1/log/proof/consistency?from=11&to=11",
+            "from = to > size",
+        ),
+        ("/v1/log/proof/consistency?from=x&to=3", "non-numeric from"),
+        ("/v1/log/proof/consistency?from=1", "missing to"),
+    ];
+    for (path, what) in bad {
+        f.refused(what, f.get(path, None), 400, "bad_request");
+    }
+
+    let bad_pages = [
+        ("/v1/log/entries?start=0&end=1001", "page of 1001"),
+        (
+            "/v1/log/entries?start=0&end=18446744073709551615",
+            "huge page",
+        ),
+        ("/v1/log/entries?start=10&end=11", "start = size"),
+        ("/v1/log/entries?start=500&end=600", "start > size"),
+        ("/v1/log/entries?start=5&end=5", "start = end"),
+        ("/v1/log/entries?start=6&end=5", "start > end"),
+        ("/v1/log/entries?start=zero&end=5", "non-numeric start"),
+        ("/v1/log/entries?start=0", "missing end"),
+    ];
+    for (path, what) in bad_pages {
+        f.refused(what, f.get(path, admin), 400, "bad_request");
+    }
+
+    // Entries carry personal data: no credential 401, an issuer 403.
+    let path = "/v1/log/entries?start=0&end=1";
+    f.refused(
+        "entries without credential",
+        f.get(path, None),
+        401,
+        "unauthenticated",
+    );
+    f.refused(
+        "entries with an unknown credential",
+        f.get(path, Some("tlk_notacredential")),
+        401,
+        "unauthenticated",
+    );
+    f.refused(
+        "entries as an issuer",
+        f.get(path, Some(&f.atlas)),
+        403,
+        "forbidden",
+    );
+}
+
+#[test]
+fn malformed_bodies_are_refused() {
+    let f = Fixture::new(3);
+    let token = f.atlas.as_str();
+
+    let bad_json: [(&str, &[u8]); 8] = [
+        ("truncated JSON", br#"{"claims": {"jti": "a""#),
+        ("trailing garbage", br#"{"claims": {}} x"#),
+        ("empty body", b""),
+        ("not UTF-8", b"{\"claims\": {\"jti\": \"\xff\xfe\"}}"),
+        ("a string", br#""hello""#),
+        ("a number", b"42"),
+        ("null", b"null"),
+        ("an empty array", b"[]"),
+    ];
+    for (what, body) in bad_json {
+        f.refused(what, f.post_raw(token, body), 400, "bad_request");
+    }
+
+    let one_good = report("never-logged-1", "atlas");
+    let too_many = Value::Array(vec![one_good.clone(); 1001]);
+    let bad_shapes = [
+        ("1001 reports", too_many),
+        ("no claims", json!({})),
+        (
+            "unknown field beside claims",
+            json!({"claims": one_good["claims"].clone(), "vo": "atlas"}),
+        ),
+        ("claims not an object", json!({"claims": ["jti", "x"]})),
+        ("claims null", json!({"claims": null})),
+        ("a batch with a non-object", json!([one_good.clone(), 5])),
+        (
+            "a batch with an unknown field",
+            json!([one_good.clone(), {"claims": one_good["claims"].clone(), "extra": 1}]),
+        ),
+        ("nested arrays", json!([[one_good.clone()]])),
+    ];
+    for (what, body) in bad_shapes {
+        f.refused(what, f.http.append(token, &body), 400, "bad_request");
+    }
+
+    // Content type: JSON only.
+    let body = one_good.to_string();
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let reply = f.http.send(
+            "POST",
+            "/v1/issuances",
+            Some(token),
+            content_type,
+            Some(body.as_bytes()),
+        );
+        f.refused(
+            &format!("content type {content_type:?}"),
+            reply,
+            415,
+            "unsupported_media_type",
+        );
+    }
+
+    // Over the 8 MiB body limit.
+    let mut big = report("too-big", "atlas");
+    big["claims"]["padding"] = Value::String("x".repeat(9 * 1024 * 1024));
+    let reply = f
+        .http
+        .try_send(
+            "POST",
+            "/v1/issuances",
+            Some(token),
+            Some("application/json"),
+            Some(big.to_string().as_bytes()),
+        )
+        .expect("the server answers an oversized body instead of dropping the connection");
+    f.refused("9 MiB body", reply, 413, "payload_too_large");
+
+    // Control: the very report used above is accepted when well formed.
+    let reply = f.http.append(token, &one_good);
+    assert_eq!(reply.status, 201, "{reply:?}");
+}
+
+#[test]
+fn invalid_claims_are_422_and_a_bad_report_spoils_its_whole_batch() {
+    let mut f = Fixture::new(2);
+    let token = f.atlas.clone();
+    let without = |claim: &str| {
+        let mut r = report("claims-test", "atlas");
+        r["claims"].as_object_mut().unwrap().remove(claim);
+        r
+    };
+    let with = |claim: &str, value: Value| {
+        let mut r = report("claims-test", "atlas");
+        r["claims"][claim] = value;
+        r
+    };
+
+    let invalid: Vec<(&str, Value)> = vec![
+        ("missing jti", without("jti")),
+        ("missing iss", without("iss")),
+        ("missing sub", without("sub")),
+        ("missing vo", without("vo")),
+        ("null jti", with("jti", Value::Null)),
+        ("numeric jti", with("jti", json!(5))),
+        ("boolean iss", with("iss", json!(true))),
+        ("object sub", with("sub", json!({}))),
+        ("list vo", with("vo", json!(["atlas"]))),
+        ("empty jti", with("jti", json!(""))),
+        ("control character in jti", with("jti", json!("a\u{0}b"))),
+        ("jti over 1024 bytes", with("jti", json!("j".repeat(1025)))),
+        ("string iat", with("iat", json!("1700000000"))),
+        ("negative exp", with("exp", json!(-1))),
+        ("float iat", with("iat", json!(1.5))),
+        ("float claim", with("weight", json!(0.5))),
+        (
+            "nested float claim",
+            with("nested", json!({"a": [1, 2.25]})),
+        ),
+        ("numeric scope", with("scope", json!(7))),
+        ("upper-case VO name", with("vo", json!("ATLAS"))),
+    ];
+    for (what, body) in &invalid {
+        f.refused(what, f.http.append(&token, body), 422, "invalid_claims");
+    }
+    // An exponent is a float in JSON, whatever its value.
+    let exponent = br#"{"claims": {"jti": "e", "iss": "https://atlas-auth.example.org/", "sub": "s", "vo": "atlas", "iat": 1e9}}"#;
+    f.refused(
+        "exponent iat",
+        f.post_raw(&token, exponent),
+        422,
+        "invalid_claims",
+    );
+
+    let unknown_vo = report("unknown-vo", "nosuchvo");
+    f.refused(
+        "unknown VO",
+        f.http.append(&f.admin, &unknown_vo),
+        422,
+        "unknown_vo",
+    );
+
+    // One float in the middle of a batch: the whole batch is refused, nothing appended.
+    let mut reports: Vec<Value> = (0..5)
+        .map(|i| report(&format!("batch-float-{i}"), "atlas"))
+        .collect();
+    reports[3]["claims"]["ratio"] = json!(0.75);
+    let reply = f.http.append(&token, &Value::Array(reports));
+    f.refused("a batch with a float", reply, 422, "invalid_claims");
+
+    // Controls: the good reports of that batch, and large integers, are accepted.
+    let good: Vec<String> = (0..5).map(|i| format!("batch-float-{i}")).collect();
+    let json = f.appended(f.http.append(&token, &batch(&good, "atlas")), 5);
+    let statuses: Vec<&Value> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["status"])
+        .collect();
+    assert!(statuses.iter().all(|s| *s == "created"), "{json}");
+    let mut ints = with("big", json!(u64::MAX));
+    ints["claims"]["jti"] = json!("big-ints");
+    ints["claims"]["small"] = json!(i64::MIN);
+    f.appended(f.http.append(&token, &ints), 1);
+}
+
+#[test]
+fn credentials_are_checked_and_a_foreign_vo_spoils_its_whole_batch() {
+    let mut f = Fixture::new(1);
+    let body = report("auth-test", "atlas");
+    let body = body.to_string();
+    let send_with_header = |header: Option<&str>| {
+        f.http.send_with_authorization(
+            "POST",
+            "/v1/issuances",
+            header,
+            Some("application/json"),
+            Some(body.as_bytes()),
+        )
+    };
+    let atlas_auth = format!("Bearer {}", f.atlas);
+    let unauthenticated = [
+        ("no Authorization", None),
+        (
+            "unknown tlk_ secret",
+            Some("Bearer tlk_aaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ),
+        ("empty bearer", Some("Bearer ")),
+        ("not a tlk_ secret", Some("Bearer eyJhbGciOiJub25lIn0.e30.")),
+        ("basic scheme", Some("Basic YWRtaW46YWRtaW4=")),
+        ("secret without scheme", Some(f.atlas.as_str())),
+        ("two secrets", Some(&*format!("{atlas_auth} {atlas_auth}"))),
+    ];
+    for (what, header) in unauthenticated {
+        f.refused(what, send_with_header(header), 401, "unauthenticated");
+    }
+    // Control: the same request with the right header is accepted.
+    f.appended(send_with_header(Some(&atlas_auth)), 1);
+
+    // Revocation works at once, while the server runs.
+    let revocable = f.server.create_credential_with_id("issuer", Some("atlas"));
+    f.appended(
+        f.http
+            .append(&revocable.secret, &report("before-revoke", "atlas")),
+        1,
+    );
+    f.server.revoke_credential(&revocable.id);
+    f.refused(
+        "revoked credential",
+        f.http
+            .append(&revocable.secret, &report("after-revoke", "atlas")),
+        401,
+        "unauthenticated",
+    );
+
+    // Another VO's issuer: 403 for a single report and for a batch holding one.
+    f.refused(
+        "cms issuer reporting atlas",
+        f.http.append(&f.cms, &report("wrong-vo", "atlas")),
+        403,
+        "forbidden",
+    );
+    let mixed = json!([
+        report("mixed-0", "atlas"),
+        report("mixed-1", "atlas"),
+        report("mixed-2", "cms"),
+        report("mixed-3", "atlas"),
+    ]);
+    f.refused(
+        "atlas issuer, batch with a cms report",
+        f.http.append(&f.atlas, &mixed),
+        403,
+        "forbidden",
+    );
+    // Roles that may not append at all.
+    let auditor = f.server.create_credential("auditor", None);
+    let security = f.server.create_credential("vo-security", Some("atlas"));
+    for (what, token) in [("auditor", &auditor), ("vo-security", &security)] {
+        f.refused(
+            what,
+            f.http.append(token, &report("not-an-issuer", "atlas")),
+            403,
+            "forbidden",
+        );
+    }
+    // A VO-bound auditor may not read every entry; a ledger-wide one may.
+    let vo_auditor = f.server.create_credential("auditor", Some("atlas"));
+    f.refused(
+        "VO-bound auditor reading entries",
+        f.get("/v1/log/entries?start=0&end=1", Some(&vo_auditor)),
+        403,
+        "forbidden",
+    );
+    let ok = f.get("/v1/log/entries?start=0&end=1", Some(&auditor));
+    assert_eq!(ok.status, 200, "{ok:?}");
+
+    // None of the refused batch was logged: each of its atlas reports is new now.
+    let json = f.appended(
+        f.http.append(
+            &f.atlas,
+            &batch(&["mixed-0", "mixed-1", "mixed-3", "wrong-vo"], "atlas"),
+        ),
+        4,
+    );
+    for r in json["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "created", "{json}");
+    }
+    // And the cms issuer may report cms.
+    f.appended(f.http.append(&f.cms, &report("mixed-2", "cms")), 1);
+}
+
+#[test]
+fn sql_metacharacters_are_stored_as_data_and_round_trip() {
+    let mut f = Fixture::new(4);
+    let token = f.atlas.clone();
+    let nasty = [
+        "x'); DROP TABLE entries;--",
+        "' OR '1'='1",
+        "\" OR \"\"=\"",
+        "%",
+        "_",
+        "a\\'b; DELETE FROM issuances WHERE 1=1; --",
+        "Robert'); DROP TABLE credentials;-- ☃ 𝄞",
+    ];
+    let mut logged = Vec::new();
+    for jti in nasty {
+        let mut r = report(jti, "atlas");
+        r["claims"]["sub"] = json!(format!("{jti} (sub)"));
+        r["claims"]["note"] = json!({ "q": jti, "list": [jti] });
+        let reply = f.http.append(&token, &r);
+        let json = f.appended(reply, 1);
+        assert_eq!(json["status"], "created", "{jti}: {json}");
+        logged.push((jti, json["index"].as_u64().unwrap()));
+    }
+
+    for (jti, index) in &logged {
+        let page = f.http.entries(&f.admin, *index, index + 1);
+        let entry = &page[0].entry;
+        assert_eq!(entry["jti"], *jti);
+        assert_eq!(entry["sub"], format!("{jti} (sub)"));
+        assert_eq!(entry["iss"], issuer_of("atlas"));
+        assert_eq!(entry["claims"]["note"], json!({ "q": jti, "list": [jti] }));
+
+        // The same report again is a duplicate of exactly this entry.
+        let again = f.http.append(&token, &report(jti, "atlas"));
+        assert_eq!(again.status, 200, "{jti}: {again:?}");
+        assert_eq!(again.json()["status"], "duplicate");
+        assert_eq!(again.json()["index"], *index);
+    }
+    // A near miss is another token, not a match.
+    let near = f
+        .http
+        .append(&token, &report("x'); DROP TABLE entries;-- ", "atlas"));
+    assert_eq!(f.appended(near, 1)["status"], "created");
+
+    // The tables are all there and agree with the log.
+    let (entries, _, issuances) = db::row_counts(&f.server.db_path());
+    assert_eq!(entries, f.size);
+    assert_eq!(issuances, f.size);
+    let key = f.server.log_key();
+    let index = logged[0].1.to_string();
+    f.server
+        .verify(&key, &["--entry", &index, "--token", &f.admin])
+        .assert_verified();
+}
+
+#[test]
+fn a_conflicting_report_for_a_logged_jti_changes_nothing() {
+    let mut f = Fixture::new(2);
+    let first = f.appended(f.http.append(&f.atlas, &report("conflict", "atlas")), 1);
+    let index = first["index"].as_u64().unwrap();
+
+    let mut other = report("conflict", "atlas");
+    other["claims"]["sub"] = json!("somebody-else");
+    let reply = f.http.append(&f.atlas, &other);
+    match reply.status {
+        200 => {
+            let json = reply.json();
+            assert_eq!(json["status"], "duplicate", "{json}");
+            assert_eq!(json["index"], index, "{json}");
+            assert_eq!(json["leaf_hash"], first["leaf_hash"], "{json}");
+        }
+        _ => reply.assert_error(409, "conflict"),
+    }
+    assert_eq!(f.http.log_size(), f.size);
+    let stored = f.http.entries(&f.admin, index, index + 1);
+    assert_eq!(
+        stored[0].entry["sub"],
+        report("conflict", "atlas")["claims"]["sub"]
+    );
+
+    // The key is (jti, iss): the same jti from another issuer is another token.
+    let mut elsewhere = report("conflict", "atlas");
+    elsewhere["claims"]["iss"] = json!("https://other-atlas-issuer.example.org/");
+    let json = f.appended(f.http.append(&f.atlas, &elsewhere), 1);
+    assert_eq!(json["status"], "created");
+    assert_eq!(json["index"], index + 1);
+}
+
+#[test]
+fn unknown_routes_are_404_and_wrong_methods_405() {
+    let f = Fixture::new(1);
+    let admin = Some(f.admin.as_str());
+    for path in [
+        "/",
+        "/v1",
+        "/v1/nope",
+        "/v1/log/proof",
+        "/v2/issuances",
+        "/healthz/x",
+    ] {
+        f.refused(path, f.get(path, admin), 404, "not_found");
+    }
+    let body = report("method-test", "atlas").to_string();
+    let wrong = [
+        ("GET", "/v1/issuances"),
+        ("DELETE", "/v1/issuances"),
+        ("PUT", "/v1/issuances"),
+        ("PATCH", "/v1/issuances"),
+        ("POST", "/v1/log/checkpoint"),
+        ("DELETE", "/v1/log/checkpoint"),
+        ("POST", "/v1/log/entries"),
+        ("PUT", "/v1/log/key"),
+        ("POST", "/healthz"),
+    ];
+    for (method, path) in wrong {
+        let with_body = matches!(method, "POST" | "PUT" | "PATCH").then_some(body.as_bytes());
+        let reply = f
+            .http
+            .send(method, path, admin, Some("application/json"), with_body);
+        f.refused(
+            &format!("{method} {path}"),
+            reply,
+            405,
+            "method_not_allowed",
+        );
+    }
+    // Controls.
+    assert_eq!(f.get("/metrics", None).status, 200);
+    assert_eq!(f.get("/healthz", None).status, 200);
+}
