@@ -6,13 +6,16 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tokenledger_core::wire::ErrorBody;
 
+/// Largest answer read, in bytes (an NDJSON answer to 10,000 reports is about 3 MB).
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
 /// What went wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach {url}: {source}")]
+    #[error("cannot reach {url}: {cause}")]
     Transport {
         url: String,
-        source: Box<ureq::Error>,
+        cause: Box<ureq::Error>,
     },
     #[error("{url} answered {status}: {message}")]
     Status {
@@ -29,6 +32,17 @@ pub struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+}
+
+impl ClientError {
+    /// Whether asking again may succeed: the server was unreachable or answered 503.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } => true,
+            ClientError::Status { status, .. } => *status == 503,
+            ClientError::Body { .. } => false,
+        }
+    }
 }
 
 impl Client {
@@ -52,29 +66,22 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }
-        let mut response = request.call().map_err(|e| ClientError::Transport {
-            url: url.clone(),
-            source: Box::new(e),
-        })?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ClientError::Body {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
-        if !(200..300).contains(&status) {
-            let message = serde_json::from_str::<ErrorBody>(&body)
-                .map(|e| e.error.message)
-                .unwrap_or(body);
-            return Err(ClientError::Status {
-                url,
-                status,
-                message,
-            });
+        let response = request.call();
+        read_answer(url, response)
+    }
+
+    /// POSTs an `application/x-ndjson` body to `path` and returns the answer as text.
+    pub fn post_ndjson(&self, path: &str, body: &[u8]) -> Result<String, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/x-ndjson");
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
         }
-        Ok(body)
+        let response = request.send(body);
+        read_answer(url, response)
     }
 
     /// GETs `path` and decodes the JSON body.
@@ -85,4 +92,36 @@ impl Client {
             detail: e.to_string(),
         })
     }
+}
+
+/// Reads an answer: its body as text, or the API's error message for a non-2xx status.
+fn read_answer(
+    url: String,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<String, ClientError> {
+    let mut response = response.map_err(|e| ClientError::Transport {
+        url: url.clone(),
+        cause: Box::new(e),
+    })?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER_BYTES)
+        .read_to_string()
+        .map_err(|e| ClientError::Body {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+    if !(200..300).contains(&status) {
+        let message = serde_json::from_str::<ErrorBody>(&body)
+            .map(|e| e.error.message)
+            .unwrap_or(body);
+        return Err(ClientError::Status {
+            url,
+            status,
+            message,
+        });
+    }
+    Ok(body)
 }

@@ -1,7 +1,8 @@
 //! `tokenledger`: the command-line client of the ledger.
-//! Exit codes: 0 success, 1 verification failed, 2 usage or network error.
+//! Exit codes: 0 success, 1 verification failed or inputs rejected, 2 usage or network error.
 
 mod client;
+mod ingest;
 mod verify;
 
 use std::path::PathBuf;
@@ -25,6 +26,10 @@ enum Command {
     /// Verify the log's signed checkpoint, its consistency with the last trusted one, and
     /// optionally one entry's inclusion. Exit 0 verified, 1 failed, 2 usage or network error.
     Verify(VerifyArgs),
+    /// Ship issuance reports (JWTs, NDJSON, IAM audit logs, Keycloak events) to the ledger.
+    /// Exit 0 nothing rejected, 1 some inputs rejected, 2 usage, network or server error.
+    #[command(long_about = ingest::LONG_ABOUT)]
+    Ingest(ingest::IngestArgs),
 }
 
 #[derive(Args, Debug)]
@@ -41,6 +46,11 @@ struct VerifyArgs {
     /// Also check that entry N is included (needs a credential that may read entries).
     #[arg(long, value_name = "N")]
     entry: Option<u64>,
+    /// Also check an ingest receipt: one answer object of POST /v1/issuances (or one line of
+    /// `ingest --receipts`), `-` for stdin. Its signature must verify with --log-key and its
+    /// entry be included in the checkpoint (public proofs: no credential needed).
+    #[arg(long, value_name = "FILE")]
+    receipt: Option<PathBuf>,
     /// API credential (`tlk_...`) for reading the entry.
     #[arg(long, env = "TOKENLEDGER_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -53,18 +63,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify_command(args),
+        Command::Ingest(args) => ExitCode::from(ingest::run(args)),
     }
 }
 
 fn verify_command(args: VerifyArgs) -> ExitCode {
     let client = client::Client::new(&args.server, args.token);
-    let request = verify::VerifyRequest {
-        client: &client,
-        log_key: &args.log_key,
-        state: args.state.as_deref(),
-        entry: args.entry,
-    };
-    match verify::run(&request) {
+    let receipt = args
+        .receipt
+        .as_deref()
+        .map(verify::read_receipt)
+        .transpose();
+    let result = receipt.and_then(|receipt| {
+        verify::run(&verify::VerifyRequest {
+            client: &client,
+            log_key: &args.log_key,
+            state: args.state.as_deref(),
+            entry: args.entry,
+            receipt: receipt.as_ref(),
+        })
+    });
+    match result {
         Ok(done) => {
             if args.json {
                 let mut value = serde_json::to_value(&done).expect("serializable");
@@ -82,6 +101,12 @@ fn verify_command(args: VerifyArgs) -> ExitCode {
                 }
                 if let Some(index) = done.entry {
                     println!("entry {index} is included");
+                }
+                if let Some(receipt) = &done.receipt {
+                    println!(
+                        "receipt of entry {} is signed by the log, and the entry is included",
+                        receipt.index
+                    );
                 }
             }
             ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! `tokenledger verify`: check the log's signed checkpoint, its consistency with the last
 //! checkpoint this verifier trusted (kept in a state file, like a witness), and optionally
-//! that one entry is included, recomputing its leaf hash from the served bytes.
+//! that one entry is included (recomputing its leaf hash from the served bytes) or that an
+//! ingest receipt is signed by the log and its entry included.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,8 @@ use serde::Serialize;
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::NoteVerifier;
-use tokenledger_core::wire::{ConsistencyProof, EntriesPage, InclusionProof};
+use tokenledger_core::receipt::Receipt;
+use tokenledger_core::wire::{Appended, ConsistencyProof, EntriesPage, InclusionProof, LineResult};
 
 use crate::client::{Client, ClientError};
 
@@ -41,6 +43,16 @@ pub struct Verified {
     pub consistent_with: Option<u64>,
     /// The entry whose inclusion was checked.
     pub entry: Option<u64>,
+    /// The receipt that was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptChecked>,
+}
+
+/// A receipt whose signature verified and whose entry is included in the checkpoint.
+#[derive(Serialize, Debug)]
+pub struct ReceiptChecked {
+    pub index: u64,
+    pub verified: bool,
 }
 
 /// The inputs of one verification.
@@ -49,12 +61,17 @@ pub struct VerifyRequest<'a> {
     pub log_key: &'a str,
     pub state: Option<&'a Path>,
     pub entry: Option<u64>,
+    /// An ingest answer (`Appended`) whose receipt and inclusion to check.
+    pub receipt: Option<&'a Appended>,
 }
 
 /// Runs every check; stores the new checkpoint in the state file only if all passed.
 pub fn run(req: &VerifyRequest<'_>) -> Result<Verified, VerifyError> {
     let verifier = NoteVerifier::parse(req.log_key.trim())
         .map_err(|e| VerifyError::Usage(format!("--log-key: {e}")))?;
+    if let Some(appended) = req.receipt {
+        check_receipt_signature(appended, &verifier)?;
+    }
     let note = req.client.get_text("/v1/log/checkpoint")?;
     let checkpoint = Checkpoint::open(&note, &verifier)
         .map_err(|e| VerifyError::Failed(format!("checkpoint: {e}")))?;
@@ -75,6 +92,9 @@ pub fn run(req: &VerifyRequest<'_>) -> Result<Verified, VerifyError> {
     if let Some(index) = req.entry {
         check_inclusion(req.client, index, &checkpoint)?;
     }
+    if let Some(appended) = req.receipt {
+        check_receipt_inclusion(req.client, appended, &checkpoint)?;
+    }
     if let Some(path) = req.state {
         write_state(path, &note)?;
     }
@@ -84,6 +104,89 @@ pub fn run(req: &VerifyRequest<'_>) -> Result<Verified, VerifyError> {
         root: checkpoint.root,
         consistent_with: trusted.map(|c| c.size),
         entry: req.entry,
+        receipt: req.receipt.map(|a| ReceiptChecked {
+            index: a.index,
+            verified: true,
+        }),
+    })
+}
+
+/// Reads a receipt file: one `Appended` object as the server answered it (a JSON object, or
+/// one NDJSON answer line, possibly from `ingest --receipts`); `-` is standard input.
+pub fn read_receipt(path: &Path) -> Result<Appended, VerifyError> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| VerifyError::Usage(format!("reading {}: {e}", path.display())))?;
+    let unreadable = |e: serde_json::Error| {
+        VerifyError::Usage(format!(
+            "{} does not hold one ingest answer (index, leaf_hash, integrated_at, receipt): {e}",
+            path.display()
+        ))
+    };
+    match serde_json::from_str::<LineResult>(text.trim()).map_err(unreadable)? {
+        LineResult::Appended(appended) => Ok(appended),
+        LineResult::Rejected { error, .. } => Err(VerifyError::Usage(format!(
+            "{} holds a rejected report ({}: {}), which has no receipt",
+            path.display(),
+            error.code,
+            error.message
+        ))),
+    }
+}
+
+/// The receipt is the log key's signature over (origin, index, leaf hash, time).
+fn check_receipt_signature(
+    appended: &Appended,
+    verifier: &NoteVerifier,
+) -> Result<(), VerifyError> {
+    let receipt = Receipt {
+        origin: verifier.name().to_owned(),
+        index: appended.index,
+        leaf_hash: appended.leaf_hash,
+        integrated_at: appended.integrated_at,
+        signature: appended.receipt.clone(),
+    };
+    receipt
+        .verify(verifier)
+        .map_err(|e| VerifyError::Failed(format!("receipt of entry {}: {e}", appended.index)))
+}
+
+/// The receipt's (index, leaf hash) is included in the checkpoint (public proof, no credential).
+fn check_receipt_inclusion(
+    client: &Client,
+    appended: &Appended,
+    checkpoint: &Checkpoint,
+) -> Result<(), VerifyError> {
+    let index = appended.index;
+    if index >= checkpoint.size {
+        return Err(VerifyError::Failed(format!(
+            "the receipt's entry {index} is beyond the checkpoint (size {})",
+            checkpoint.size
+        )));
+    }
+    let proof: InclusionProof = client.get_json(&format!(
+        "/v1/log/proof/inclusion?index={index}&size={}",
+        checkpoint.size
+    ))?;
+    if (proof.index, proof.size) != (index, checkpoint.size) {
+        return Err(VerifyError::Failed(
+            "the server answered a proof for another index or size".into(),
+        ));
+    }
+    merkle::verify_inclusion(
+        index,
+        checkpoint.size,
+        &appended.leaf_hash,
+        &proof.hashes,
+        &checkpoint.root,
+    )
+    .map_err(|e| {
+        VerifyError::Failed(format!(
+            "the receipt's entry {index} is not included in the checkpoint: {e}"
+        ))
     })
 }
 
@@ -195,4 +298,93 @@ fn write_state(path: &Path, note: &str) -> Result<(), VerifyError> {
         file.sync_all().map_err(usage)?;
     }
     std::fs::rename(&tmp, path).map_err(usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenledger_core::note::NoteSigner;
+    use tokenledger_core::wire::AppendStatus;
+
+    const ORIGIN: &str = "ledger.example.org/log";
+
+    fn signer() -> NoteSigner {
+        NoteSigner::from_seed(ORIGIN, [9; 32]).unwrap()
+    }
+
+    fn appended(index: u64) -> Appended {
+        let receipt = Receipt::sign(&signer(), index, Hash([3; 32]), 1_767_225_600_000_000);
+        Appended {
+            index,
+            leaf_hash: receipt.leaf_hash,
+            integrated_at: receipt.integrated_at,
+            receipt: receipt.signature,
+            status: AppendStatus::Created,
+        }
+    }
+
+    #[test]
+    fn a_receipt_signed_by_the_log_key_verifies() {
+        let verifier = signer().verifier();
+        check_receipt_signature(&appended(4), &verifier).unwrap();
+        let mut moved = appended(4);
+        moved.index = 5;
+        let e = check_receipt_signature(&moved, &verifier).unwrap_err();
+        assert!(matches!(e, VerifyError::Failed(_)), "{e}");
+        let other = NoteSigner::from_seed(ORIGIN, [8; 32]).unwrap().verifier();
+        assert!(matches!(
+            check_receipt_signature(&appended(4), &other),
+            Err(VerifyError::Failed(_))
+        ));
+    }
+
+    #[test]
+    fn a_receipt_beyond_the_checkpoint_fails_saying_so() {
+        let checkpoint = Checkpoint {
+            origin: ORIGIN.into(),
+            size: 3,
+            root: Hash([0; 32]),
+            extensions: Vec::new(),
+        };
+        let client = Client::new("http://127.0.0.1:9", None);
+        let e = check_receipt_inclusion(&client, &appended(3), &checkpoint).unwrap_err();
+        assert!(matches!(e, VerifyError::Failed(_)));
+        assert!(
+            e.to_string()
+                .contains("entry 3 is beyond the checkpoint (size 3)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn receipt_files_hold_one_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("receipt.json");
+        let pretty = serde_json::to_string_pretty(&appended(2)).unwrap();
+        std::fs::write(&path, pretty).unwrap();
+        assert_eq!(read_receipt(&path).unwrap(), appended(2));
+
+        let mut line = serde_json::to_value(appended(2)).unwrap();
+        line["file"] = "audit.log".into();
+        line["line"] = 7.into();
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        assert_eq!(read_receipt(&path).unwrap(), appended(2));
+
+        let rejected = r#"{"line": 1, "error": {"code": "invalid_token", "message": "bad"}}"#;
+        std::fs::write(&path, rejected).unwrap();
+        let e = read_receipt(&path).unwrap_err();
+        assert!(matches!(e, VerifyError::Usage(_)) && e.to_string().contains("rejected"));
+
+        for bad in ["", "{}", "not json", "[1]"] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(
+                matches!(read_receipt(&path), Err(VerifyError::Usage(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            read_receipt(&dir.path().join("missing")),
+            Err(VerifyError::Usage(_))
+        ));
+    }
 }

@@ -108,7 +108,46 @@ pub struct ReportContext {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EntryBody {
-    Issuance(Issuance),
+    Issuance(Box<Issuance>),
+    Resolution(Resolution),
+}
+
+/// A look into identities by a VO security officer, logged before the answer is given:
+/// who asked, for what, why, and how much it revealed. The watchers are watched too.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    /// The caller: `credential:<id>` or `oidc:<iss>#<sub>`.
+    pub requester: String,
+    pub vo: String,
+    /// What was asked: `resolve_jti`, `person_tokens`, `search`, `timeline`.
+    pub action: String,
+    /// The jti, person id or query asked about.
+    pub target: String,
+    /// The incident or ticket the caller gave.
+    pub reason: String,
+    /// How many issuances the answer revealed (0: nothing found).
+    pub revealed: u64,
+}
+
+/// Largest `reason` accepted, in bytes.
+pub const MAX_REASON_LEN: usize = 512;
+
+/// Checks a resolution reason: 1 to 512 bytes, no control characters.
+pub fn validate_reason(reason: &str) -> Result<(), EntryError> {
+    let reason_text = reason.trim();
+    if reason_text.is_empty() {
+        return Err(invalid(
+            "reason",
+            "is required: name the incident or ticket",
+        ));
+    }
+    if reason.len() > MAX_REASON_LEN {
+        return Err(invalid("reason", "is longer than 512 bytes"));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(invalid("reason", "contains control characters"));
+    }
+    Ok(())
 }
 
 /// A log entry: version, the time the ledger logged it (unix microseconds, UTC) and its body.
@@ -408,7 +447,10 @@ mod tests {
             ctx(Source::Claims),
         )
         .unwrap();
-        let entry = LogEntry::new(1_700_000_000_000_000, EntryBody::Issuance(issuance));
+        let entry = LogEntry::new(
+            1_700_000_000_000_000,
+            EntryBody::Issuance(Box::new(issuance)),
+        );
         let bytes = entry.canonical_bytes().unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert_eq!(

@@ -21,16 +21,29 @@ CREATE TABLE checkpoints (
     created_at INTEGER NOT NULL
 );
 
--- Issuances by (jti, iss): a repeated report returns the first index. `refresh_jti`
--- lets a chain walk find the token a refresh started from.
+-- One row per issuance entry (idx = its log index), for lookups: a repeated (jti, iss) returns
+-- the first index; resolution finds a jti; search by subject or client; chain walks follow
+-- refresh tokens. The entry itself (entries.leaf) stays the record.
 CREATE TABLE issuances (
+    idx         INTEGER PRIMARY KEY,
     jti         TEXT    NOT NULL,
     iss         TEXT    NOT NULL,
-    idx         INTEGER NOT NULL,
-    refresh_jti TEXT,
-    PRIMARY KEY (jti, iss)
-) WITHOUT ROWID;
-CREATE INDEX issuances_by_refresh ON issuances (iss, refresh_jti, idx) WHERE refresh_jti IS NOT NULL;
+    sub         TEXT    NOT NULL,
+    vo          TEXT    NOT NULL,
+    client_id   TEXT,
+    refresh_jti TEXT
+);
+CREATE UNIQUE INDEX issuances_by_jti ON issuances (jti, iss);
+CREATE INDEX issuances_by_subject ON issuances (iss, sub);
+CREATE INDEX issuances_by_client ON issuances (vo, client_id) WHERE client_id IS NOT NULL;
+CREATE INDEX issuances_by_refresh ON issuances (iss, refresh_jti) WHERE refresh_jti IS NOT NULL;
+
+-- Resolution entries by VO, for the VO's audit view.
+CREATE TABLE resolutions (
+    idx INTEGER PRIMARY KEY,
+    vo  TEXT NOT NULL
+);
+CREATE INDEX resolutions_by_vo ON resolutions (vo, idx);
 
 -- Identities (iss, sub) of persons, per VO. The first issuance of an unknown identity in
 -- a VO creates a person with a random id; a VO security officer may link more identities.

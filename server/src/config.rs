@@ -82,6 +82,9 @@ pub struct IssuerConfig {
     /// How long fetched keys are used before fetching again.
     #[serde(default = "default_jwks_refresh_secs")]
     pub jwks_refresh_secs: u64,
+    /// A token naming an unknown `kid` makes the ledger fetch the keys again, at most this often.
+    #[serde(default = "default_jwks_min_refetch_secs")]
+    pub jwks_min_refetch_secs: u64,
     /// Accepted signature algorithms, e.g. ["RS256", "ES256", "EdDSA"].
     pub algorithms: Vec<String>,
     /// VOs this issuer may vouch for; empty means any configured VO.
@@ -93,6 +96,10 @@ pub struct IssuerConfig {
 
 fn default_jwks_refresh_secs() -> u64 {
     3600
+}
+
+fn default_jwks_min_refetch_secs() -> u64 {
+    10
 }
 
 impl Config {

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use sqlx::{Executor, QueryBuilder, Sqlite};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
+use crate::sequencer::IssuanceKey;
+
 /// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
 const CHUNK: usize = 250;
 
@@ -25,10 +27,8 @@ pub struct EntryRow<'a> {
 
 /// A new issuance key pointing at its entry.
 pub struct IssuanceRow<'a> {
-    pub jti: &'a str,
-    pub iss: &'a str,
     pub index: u64,
-    pub refresh_jti: Option<&'a str>,
+    pub key: &'a IssuanceKey,
 }
 
 /// An identity and the person it belongs to, if it is new.
@@ -155,11 +155,32 @@ pub async fn insert_batch(
         query.build().execute(&mut *tx).await?;
     }
     for chunk in issuances.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO issuances (jti, iss, idx) ");
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO issuances (idx, jti, iss, sub, vo, client_id, refresh_jti) ",
+        );
         query.push_values(chunk, |mut row, i| {
-            row.push_bind(i.jti)
-                .push_bind(i.iss)
-                .push_bind(i.index as i64);
+            row.push_bind(i.index as i64)
+                .push_bind(&i.key.jti)
+                .push_bind(&i.key.iss)
+                .push_bind(&i.key.sub)
+                .push_bind(&i.key.vo)
+                .push_bind(&i.key.client_id)
+                .push_bind(&i.key.refresh_jti);
+        });
+        query.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Indexes resolution entries by VO.
+pub async fn insert_resolutions(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[(u64, &str)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO resolutions (idx, vo) ");
+        query.push_values(chunk, |mut row, (index, vo)| {
+            row.push_bind(*index as i64).push_bind(*vo);
         });
         query.build().execute(&mut *tx).await?;
     }

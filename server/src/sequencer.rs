@@ -30,7 +30,24 @@ pub struct PreparedEntry {
     pub leaf_hash: Hash,
     /// The entry's `logged_at` (unix microseconds).
     pub logged_at: i64,
-    pub issuance: Option<IssuanceKey>,
+    /// The lookup rows written beside the entry.
+    pub kind: EntryKind,
+}
+
+/// What kind of entry, with what the sequencer indexes it by.
+#[derive(Clone, Debug)]
+pub enum EntryKind {
+    Issuance(IssuanceKey),
+    Resolution { vo: String },
+}
+
+impl PreparedEntry {
+    fn issuance(&self) -> Option<&IssuanceKey> {
+        match &self.kind {
+            EntryKind::Issuance(key) => Some(key),
+            EntryKind::Resolution { .. } => None,
+        }
+    }
 }
 
 /// What the sequencer records beside an issuance entry: its (jti, iss) key, which makes a
@@ -41,6 +58,7 @@ pub struct IssuanceKey {
     pub iss: String,
     pub sub: String,
     pub vo: String,
+    pub client_id: Option<String>,
     pub refresh_jti: Option<String>,
 }
 
@@ -237,7 +255,7 @@ impl Writer {
         let keys: Vec<(&str, &str)> = batch
             .iter()
             .flat_map(|job| &job.entries)
-            .filter_map(|e| e.issuance.as_ref())
+            .filter_map(|e| e.issuance())
             .map(|k| (k.jti.as_str(), k.iss.as_str()))
             .collect();
         let logged = log_store::find_issuances(&mut self.conn, &keys).await?;
@@ -255,6 +273,7 @@ impl Writer {
             &plan.issuance_rows(),
         )
         .await?;
+        log_store::insert_resolutions(&mut tx, &plan.resolution_rows()).await?;
         log_store::insert_identities(&mut tx, &identities).await?;
         if persist {
             log_store::insert_checkpoint(&mut *tx, head.size, &head.note, now_micros()).await?;
@@ -336,7 +355,7 @@ fn plan_batch<'a>(
     for job in batch {
         let mut slots = Vec::with_capacity(job.entries.len());
         for entry in &job.entries {
-            if let Some(key) = &entry.issuance {
+            if let Some(key) = entry.issuance() {
                 if let Some(index) = logged.get(&(key.jti.clone(), key.iss.clone())) {
                     plan.old_duplicates.push(*index);
                     plan.duplicate_count += 1;
@@ -359,7 +378,7 @@ fn plan_batch<'a>(
             plan.hashes.extend(frontier.append(entry.leaf_hash));
             plan.new_entries.push((index, entry));
             plan.new_count += 1;
-            if let Some(key) = &entry.issuance {
+            if let Some(key) = entry.issuance() {
                 in_batch.insert(
                     (key.jti.as_str(), key.iss.as_str()),
                     (index, entry.leaf_hash, entry.logged_at),
@@ -392,12 +411,20 @@ impl BatchPlan<'_> {
         self.new_entries
             .iter()
             .filter_map(|(index, e)| {
-                e.issuance.as_ref().map(|k| IssuanceRow {
-                    jti: &k.jti,
-                    iss: &k.iss,
+                e.issuance().map(|k| IssuanceRow {
                     index: *index,
-                    refresh_jti: k.refresh_jti.as_deref(),
+                    key: k,
                 })
+            })
+            .collect()
+    }
+
+    fn resolution_rows(&self) -> Vec<(u64, &str)> {
+        self.new_entries
+            .iter()
+            .filter_map(|(index, e)| match &e.kind {
+                EntryKind::Resolution { vo } => Some((*index, vo.as_str())),
+                EntryKind::Issuance(_) => None,
             })
             .collect()
     }
@@ -408,7 +435,7 @@ impl BatchPlan<'_> {
         let mut seen = std::collections::HashSet::new();
         let mut rows = Vec::new();
         for (_, entry) in &self.new_entries {
-            let Some(k) = &entry.issuance else { continue };
+            let Some(k) = entry.issuance() else { continue };
             if seen.insert((&k.iss, &k.sub, &k.vo)) {
                 rows.push(IdentityRow {
                     iss: &k.iss,

@@ -7,6 +7,8 @@
 //! `cargo test --workspace`, which builds them). A [`TestServer`] kills its child on drop, so a
 //! failing test leaves no process behind.
 
+pub mod issuer;
+
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -110,6 +112,7 @@ impl VerifyRun {
 /// A running (or stopped) real server on a data directory it owns for the test.
 pub struct TestServer {
     dir: PathBuf,
+    config: Option<PathBuf>,
     child: Option<Child>,
     url: String,
     admin_secret: Option<String>,
@@ -121,8 +124,23 @@ impl TestServer {
     /// directory, and waits (bounded) for its listening line. On a fresh directory the server
     /// prints a bootstrap admin secret, which is kept for [`TestServer::admin_secret`].
     pub fn start(dir: &Path) -> TestServer {
+        TestServer::launch(dir, None)
+    }
+
+    /// Like [`TestServer::start`], with `config` (TOML laid over the embedded default) written
+    /// to a file in `dir` and passed as `--config` to this and every later start and admin
+    /// command.
+    pub fn start_with_config(dir: &Path, config: &str) -> TestServer {
+        std::fs::create_dir_all(dir).expect("creating the data directory");
+        let path = dir.join("e2e-config.toml");
+        std::fs::write(&path, config).expect("writing the test configuration");
+        TestServer::launch(dir, Some(path))
+    }
+
+    fn launch(dir: &Path, config: Option<PathBuf>) -> TestServer {
         let mut server = TestServer {
             dir: dir.to_path_buf(),
+            config,
             child: None,
             url: String::new(),
             admin_secret: None,
@@ -148,12 +166,17 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).expect("creating the data directory");
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.stderr_path())
             .expect("opening the server log file");
-        let mut child = command(server_binary())
+        let mut cmd = command(server_binary());
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        let mut child = cmd
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -223,11 +246,12 @@ impl TestServer {
     pub fn stop(&mut self) {
         let mut child = self.child.take().expect("stop: the server is not running");
         let pid = child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("running kill -TERM");
-        assert!(sent.success(), "kill -TERM {pid} failed");
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        if !sent.as_ref().is_ok_and(|s| s.success()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kill -TERM {pid} failed: {sent:?}");
+        }
         let status = wait_bounded(&mut child, STOP_TIMEOUT);
         self.http = None;
         match status {
@@ -299,10 +323,14 @@ impl TestServer {
         )
     }
 
-    /// Runs `tokenledger-server <args> --data-dir DIR` (an offline admin command).
+    /// Runs `tokenledger-server [--config FILE] <args> --data-dir DIR` (an offline admin
+    /// command).
     pub fn admin_command(&self, args: &[&str]) -> Output {
-        command(server_binary())
-            .args(args)
+        let mut cmd = command(server_binary());
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.args(args)
             .arg("--data-dir")
             .arg(&self.dir)
             .output()
@@ -710,8 +738,13 @@ pub fn issuer_of(vo: &str) -> String {
     format!("https://{vo}-auth.example.org/")
 }
 
-/// A well-formed issuance report of VO `vo` with token id `jti`.
+/// A well-formed issuance report of VO `vo` with token id `jti`: a token issued now, valid
+/// for an hour, of issuer [`issuer_of`]`(vo)`.
 pub fn report(jti: &str, vo: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
     json!({
         "claims": {
             "jti": jti,
@@ -720,8 +753,8 @@ pub fn report(jti: &str, vo: &str) -> Value {
             "vo": vo,
             "client_id": "e2e-client",
             "scope": "openid compute.read storage.read:/",
-            "iat": 1_767_225_600,
-            "exp": 1_767_229_200,
+            "iat": now,
+            "exp": now + 3600,
         }
     })
 }

@@ -3,13 +3,18 @@
 //! (`--state`, `--entry`), a graceful restart, and tampering with the SQLite file underneath a
 //! running server, which the verifier must catch.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::{NoteSigner, NoteVerifier};
+use tokenledger_core::receipt::Receipt;
 use tokenledger_e2e::{Http, TestServer, batch, db, issuer_of, report};
+
+/// The log's origin (and key name) in the default configuration.
+const ORIGIN: &str = "tokenledger.local/log";
 
 /// One acknowledged append: the reported jti, the index and leaf hash the server answered.
 #[derive(Debug, Clone)]
@@ -17,6 +22,7 @@ struct Ack {
     jti: String,
     index: u64,
     leaf_hash: String,
+    receipt: Receipt,
 }
 
 /// Appends `batches` batches of `per_batch` reports, each followed by one single report, with
@@ -52,17 +58,30 @@ fn expect_created(result: &Value, jti: &str, index: u64) -> Ack {
         "{jti}: indexes are consecutive: {result}"
     );
     let leaf_hash = result["leaf_hash"].as_str().expect("leaf_hash").to_string();
-    Hash::from_base64(&leaf_hash).expect("leaf_hash is base64 of 32 bytes");
     Ack {
         jti: jti.to_string(),
         index,
+        receipt: receipt_of(result),
         leaf_hash,
     }
 }
 
+/// The signed receipt in an append answer.
+fn receipt_of(result: &Value) -> Receipt {
+    Receipt {
+        origin: ORIGIN.to_string(),
+        index: result["index"].as_u64().expect("index"),
+        leaf_hash: Hash::from_base64(result["leaf_hash"].as_str().expect("leaf_hash"))
+            .expect("leaf_hash is base64 of 32 bytes"),
+        integrated_at: result["integrated_at"].as_i64().expect("integrated_at"),
+        signature: result["receipt"].as_str().expect("receipt").to_string(),
+    }
+}
+
 /// Every acknowledged append is served at its index, with the leaf bytes that hash to the
-/// leaf hash the server answered at append time.
-fn check_entries(http: &Http, admin: &str, acks: &[Ack]) {
+/// leaf hash the server answered at append time, and its receipt is signed by the log key.
+fn check_entries(http: &Http, admin: &str, key: &str, acks: &[Ack]) {
+    let verifier = NoteVerifier::parse(key).expect("the log key parses");
     let start = acks.first().expect("some acks").index;
     let end = acks.last().unwrap().index + 1;
     let served = http.entries(admin, start, end);
@@ -81,6 +100,10 @@ fn check_entries(http: &Http, admin: &str, acks: &[Ack]) {
         assert_eq!(entry.entry["vo"], "atlas");
         assert_eq!(entry.entry["iss"], issuer_of("atlas"));
         assert_eq!(entry.entry["source"], "claims");
+        assert_eq!(entry.entry["logged_at"], ack.receipt.integrated_at);
+        ack.receipt
+            .verify(&verifier)
+            .unwrap_or_else(|e| panic!("entry {}: receipt: {e}", ack.index));
     }
 }
 
@@ -108,7 +131,7 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     let mut acks = fill(&http, &issuer, "e2e", 10, 99);
     assert_eq!(acks.len(), 1000);
     assert_eq!(http.log_size(), 1000);
-    check_entries(&http, &admin, &acks);
+    check_entries(&http, &admin, &key, &acks);
 
     // The same report again: 200, same index and leaf hash, nothing appended.
     let again = http.append(&issuer, &report(&acks[500].jti, "atlas"));
@@ -117,6 +140,11 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     assert_eq!(again["status"], "duplicate");
     assert_eq!(again["index"], 500);
     assert_eq!(again["leaf_hash"], acks[500].leaf_hash.as_str());
+    assert_eq!(
+        receipt_of(&again),
+        acks[500].receipt,
+        "a duplicate gets the first receipt"
+    );
     assert_eq!(http.log_size(), 1000);
 
     // The real verifier, as a witness: the first run trusts the checkpoint and saves it.
@@ -135,7 +163,7 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     assert_eq!(json["size"], 1000);
     assert_eq!(json["entry"], 500);
     assert_eq!(json["consistent_with"], Value::Null);
-    assert_eq!(json["origin"], "tokenledger.local/log");
+    assert_eq!(json["origin"], ORIGIN);
     let note = server.checkpoint();
     assert_eq!(
         read(&state),
@@ -193,10 +221,10 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     assert_eq!(json["consistent_with"], 1000, "{json}");
     assert_eq!(json["size"], size);
     assert_eq!(json["entry"], 1250);
-    check_entries(&http, &admin, &acks[1000..]);
+    check_entries(&http, &admin, &key, &acks[1000..]);
 
     // A verifier pinned to another key (same name) refuses the log: exit 1, state untouched.
-    let stranger = NoteSigner::from_seed("tokenledger.local/log", [7; 32])
+    let stranger = NoteSigner::from_seed(ORIGIN, [7; 32])
         .unwrap()
         .verifier()
         .to_string();
@@ -352,4 +380,260 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     assert_eq!(db::set_leaf(&db_path, victim, &leaf), 1);
     verify_entry(victim, true).assert_verified();
     assert_eq!(http.log_size(), size);
+}
+
+#[test]
+fn concurrent_reports_of_the_same_tokens_get_one_index_each() {
+    const TOKENS: usize = 240;
+    const CLIENTS: usize = 4;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::start(tmp.path());
+    let admin = server.admin_secret().to_string();
+    let issuer = server.create_issuer("atlas");
+    let http = server.http();
+    let jtis: Vec<String> = (0..TOKENS).map(|i| format!("race-{i}")).collect();
+
+    // Every client reports every token, in its own order and grouping, at the same time.
+    let answers: Vec<Vec<(String, u64, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (http, issuer, jtis) = (&http, &issuer, &jtis);
+                scope.spawn(move || {
+                    let mut order: Vec<&String> = jtis.iter().collect();
+                    order.rotate_left(c * TOKENS / CLIENTS);
+                    if c % 2 == 1 {
+                        order.reverse();
+                    }
+                    let mut seen = Vec::new();
+                    for group in order.chunks(1 + 3 * c) {
+                        let reply = if group.len() == 1 {
+                            http.append(issuer, &report(group[0], "atlas"))
+                        } else {
+                            http.append(issuer, &batch(group, "atlas"))
+                        };
+                        let json = reply.json();
+                        let results = match json.get("results") {
+                            Some(list) => list.as_array().unwrap().clone(),
+                            None => vec![json.clone()],
+                        };
+                        let created = results.iter().any(|r| r["status"] == "created");
+                        assert_eq!(
+                            reply.status,
+                            if created { 201 } else { 200 },
+                            "201 exactly when something was created: {reply:?}"
+                        );
+                        for (jti, r) in group.iter().zip(&results) {
+                            let status = r["status"].as_str().unwrap().to_string();
+                            seen.push(((*jti).clone(), r["index"].as_u64().unwrap(), status));
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    assert_eq!(http.log_size(), TOKENS as u64, "each token is logged once");
+    let mut index_of: HashMap<&str, u64> = HashMap::new();
+    let mut created: HashMap<&str, usize> = HashMap::new();
+    for (jti, index, status) in answers.iter().flatten() {
+        let first = *index_of.entry(jti).or_insert(*index);
+        assert_eq!(first, *index, "{jti} answered with two indexes");
+        if status == "created" {
+            *created.entry(jti).or_default() += 1;
+        } else {
+            assert_eq!(status, "duplicate");
+        }
+    }
+    assert_eq!(index_of.len(), TOKENS);
+    for jti in &jtis {
+        assert_eq!(
+            created.get(jti.as_str()),
+            Some(&1),
+            "{jti}: created exactly once"
+        );
+    }
+    let served = http.entries(&admin, 0, TOKENS as u64);
+    for entry in &served {
+        assert_eq!(index_of[entry.jti()], entry.index);
+    }
+    let key = server.log_key();
+    server
+        .verify(&key, &["--entry", "17", "--token", &admin])
+        .assert_verified();
+}
+
+/// RFC 6962 MTH over leaf hashes, computed here from the served leaves, independently of the
+/// server's stored-hash layout.
+fn tree_root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => merkle::empty_root(),
+        1 => leaves[0],
+        n => {
+            // The largest power of two smaller than n.
+            let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
+            merkle::node_hash(&tree_root(&leaves[..k]), &tree_root(&leaves[k..]))
+        }
+    }
+}
+
+fn hashes_of(json: &Value) -> Vec<Hash> {
+    json["hashes"]
+        .as_array()
+        .expect("hashes is a list")
+        .iter()
+        .map(|h| Hash::from_base64(h.as_str().unwrap()).expect("32-byte base64 hash"))
+        .collect()
+}
+
+#[test]
+fn proofs_at_many_sizes_match_a_tree_computed_from_the_leaves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::start(tmp.path());
+    let admin = server.admin_secret().to_string();
+    let issuer = server.create_issuer("atlas");
+    let key = server.log_key();
+    let http = server.http();
+
+    // Uneven batches, so that the log passes through many tree shapes.
+    let mut next = 0usize;
+    for n in (1..=24).chain([1, 1, 1, 3, 5, 7]) {
+        let jtis: Vec<String> = (next..next + n).map(|i| format!("shape-{i}")).collect();
+        let reply = http.append(&issuer, &batch(&jtis, "atlas"));
+        assert_eq!(reply.status, 201, "{reply:?}");
+        next += n;
+    }
+    let size = http.log_size();
+    assert_eq!(size, next as u64);
+    let leaves: Vec<Hash> = http
+        .entries(&admin, 0, size)
+        .iter()
+        .map(|e| merkle::leaf_hash(&e.leaf))
+        .collect();
+    let roots: Vec<Hash> = (0..=leaves.len())
+        .map(|n| tree_root(&leaves[..n]))
+        .collect();
+    let checkpoint = open_checkpoint(&server.checkpoint(), &key);
+    assert_eq!(checkpoint.size, size);
+    assert_eq!(
+        checkpoint.root, roots[size as usize],
+        "the signed root is the MTH of the leaves"
+    );
+
+    let proof = |path: String| {
+        let reply = http.get(&path, None);
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+        reply.json()
+    };
+    // Consistency of every older size with the current one, and of a spread of pairs.
+    let mut pairs: Vec<(u64, u64)> = (0..=size).map(|m| (m, size)).collect();
+    pairs.extend(
+        (1..size)
+            .step_by(17)
+            .flat_map(|n| (0..=n).step_by(7).map(move |m| (m, n))),
+    );
+    for (m, n) in pairs {
+        let json = proof(format!("/v1/log/proof/consistency?from={m}&to={n}"));
+        assert_eq!(
+            (json["from"].as_u64(), json["to"].as_u64()),
+            (Some(m), Some(n))
+        );
+        merkle::verify_consistency(
+            m,
+            n,
+            &roots[m as usize],
+            &roots[n as usize],
+            &hashes_of(&json),
+        )
+        .unwrap_or_else(|e| panic!("consistency {m} → {n}: {e}"));
+    }
+    // Inclusion of every leaf at the current size, and at a spread of older sizes.
+    let mut pairs: Vec<(u64, u64)> = (0..size).map(|i| (i, size)).collect();
+    pairs.extend(
+        (1..size)
+            .step_by(23)
+            .flat_map(|n| (0..n).step_by(7).map(move |i| (i, n))),
+    );
+    for (i, n) in pairs {
+        let json = proof(format!("/v1/log/proof/inclusion?index={i}&size={n}"));
+        assert_eq!(
+            json["leaf_hash"],
+            leaves[i as usize].to_base64(),
+            "leaf {i}"
+        );
+        merkle::verify_inclusion(
+            i,
+            n,
+            &leaves[i as usize],
+            &hashes_of(&json),
+            &roots[n as usize],
+        )
+        .unwrap_or_else(|e| panic!("inclusion of {i} in {n}: {e}"));
+    }
+}
+
+/// Copies the files of `from` (a stopped server's data directory) into `to`, replacing the
+/// database files there.
+fn copy_data_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["tokenledger.db-wal", "tokenledger.db-shm"] {
+        let _ = std::fs::remove_file(to.join(name));
+    }
+    for file in std::fs::read_dir(from).unwrap() {
+        let file = file.unwrap();
+        if file.file_type().unwrap().is_file() {
+            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_witness_detects_a_rolled_back_or_forked_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let backup = tmp.path().join("backup");
+    let state = tmp.path().join("witness.checkpoint");
+    let state_arg = state.to_str().unwrap();
+    let mut server = TestServer::start(&data);
+    let issuer = server.create_issuer("atlas");
+    let key = server.log_key();
+    fill(&server.http(), &issuer, "early", 2, 50);
+    let json = server.verify(&key, &["--state", state_arg]);
+    assert_eq!(json.assert_verified()["size"], 102);
+
+    // Back up the stopped server, let the log grow, and let the witness see it grow.
+    server.stop();
+    copy_data_dir(&data, &backup);
+    server.start_again();
+    fill(&server.http(), &issuer, "late", 2, 50);
+    let json = server.verify(&key, &["--state", state_arg]);
+    assert_eq!(json.assert_verified()["consistent_with"], 102);
+    assert_eq!(json.json["size"], 204);
+    let trusted = read(&state);
+
+    // Restore the old backup: the log the witness sees shrank.
+    server.stop();
+    copy_data_dir(&backup, &data);
+    server.start_again();
+    assert_eq!(server.log_size(), 102);
+    let shrunk = server.verify(&key, &["--state", state_arg]);
+    assert_eq!(shrunk.code, 1, "a rolled-back log must fail: {shrunk:#?}");
+    assert_eq!(shrunk.json["verified"], false);
+    assert_eq!(
+        read(&state),
+        trusted,
+        "a failed verification keeps the trusted state"
+    );
+
+    // Grow the restored log past the trusted size with other entries: a fork.
+    fill(&server.http(), &issuer, "fork", 3, 50);
+    assert_eq!(server.log_size(), 255);
+    let forked = server.verify(&key, &["--state", state_arg]);
+    assert_eq!(forked.code, 1, "a forked log must fail: {forked:#?}");
+    assert_eq!(forked.json["verified"], false);
+    assert_eq!(read(&state), trusted);
+    // A witness without memory cannot tell: the fork is a well-signed log of its own.
+    server.verify(&key, &[]).assert_verified();
+    server.stop();
 }

@@ -24,7 +24,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::credentials::Principal;
 use crate::issuers::verify_token;
-use crate::sequencer::{IssuanceKey, PreparedEntry, Sequenced, now_micros};
+use crate::sequencer::{EntryKind, IssuanceKey, PreparedEntry, Sequenced, now_micros};
 
 /// Most lines of one `application/x-ndjson` request.
 pub const MAX_NDJSON_LINES: usize = 10_000;
@@ -264,17 +264,18 @@ fn prepare(
         iss: issuance.iss.clone(),
         sub: issuance.sub.clone(),
         vo: issuance.vo.clone(),
+        client_id: issuance.client_id.clone(),
         refresh_jti: issuance.refresh_jti.clone(),
     };
     let logged_at = now_micros();
-    let leaf = LogEntry::new(logged_at, EntryBody::Issuance(issuance))
+    let leaf = LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance)))
         .canonical_bytes()
         .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
     Ok(PreparedEntry {
         leaf_hash: leaf_hash(&leaf),
         leaf,
         logged_at,
-        issuance: Some(key),
+        kind: EntryKind::Issuance(key),
     })
 }
 
@@ -306,7 +307,7 @@ fn claims_vo(
     principal: &Principal,
     claims: &Map<String, Value>,
 ) -> Result<String, ApiError> {
-    let named_vo = claims.get("vo").and_then(Value::as_str);
+    let named_vo = string_claim(claims, "vo")?;
     let vo = match (&principal.binding.vo, named_vo) {
         (Some(bound), Some(named)) if bound != named => {
             return Err(ApiError::Forbidden(format!(
@@ -328,9 +329,7 @@ fn claims_vo(
             format!("VO `{vo}` is not configured on this ledger"),
         ));
     }
-    let iss = claims
-        .get("iss")
-        .and_then(Value::as_str)
+    let iss = string_claim(claims, "iss")?
         .ok_or_else(|| ApiError::unprocessable("invalid_claims", "claim `iss` is required"))?;
     if !principal.binding.may_report_claims(iss, &vo) {
         return Err(ApiError::Forbidden(format!(
@@ -339,6 +338,21 @@ fn claims_vo(
         )));
     }
     Ok(vo)
+}
+
+/// A claim that must be a string when present.
+fn string_claim<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, ApiError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::unprocessable(
+            "invalid_claims",
+            format!("claim `{name}` is invalid: must be a string"),
+        )),
+    }
 }
 
 fn valid_feed_name(feed: &str) -> bool {

@@ -13,8 +13,6 @@ use serde_json::Value;
 
 use crate::config::IssuerConfig;
 
-/// Fetching again because of an unknown `kid` happens at most this often.
-const MIN_REFETCH: Duration = Duration::from_secs(10);
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: u64 = 1 << 20;
 
@@ -40,6 +38,7 @@ enum Source {
 pub struct KeyCache {
     source: Source,
     refresh: Duration,
+    min_refetch: Duration,
     keys: RwLock<Arc<KeySet>>,
     fetched_at: Mutex<Option<Instant>>,
 }
@@ -55,6 +54,7 @@ impl KeyCache {
         let cache = KeyCache {
             source,
             refresh: Duration::from_secs(config.jwks_refresh_secs),
+            min_refetch: Duration::from_secs(config.jwks_min_refetch_secs),
             keys: RwLock::new(Arc::new(KeySet::default())),
             fetched_at: Mutex::new(None),
         };
@@ -101,7 +101,7 @@ impl KeyCache {
     fn may_refetch(&self) -> bool {
         match *self.fetched_at.lock().expect("key cache lock") {
             None => true,
-            Some(at) => at.elapsed() >= MIN_REFETCH,
+            Some(at) => at.elapsed() >= self.min_refetch,
         }
     }
 

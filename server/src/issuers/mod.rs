@@ -11,7 +11,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::config::{Config, IssuerConfig};
 pub use jwks::KeyCache;
-pub use verify::{TokenError, VerifiedToken, verify_token};
+pub use verify::{TokenError, VerifiedToken, verify_operator_token, verify_token};
 
 /// One configured issuer and its key cache.
 pub struct Issuer {

@@ -43,6 +43,10 @@ pub enum TokenError {
     TooOld { exp: i64, window_secs: u64 },
     #[error("token is issued or valid only in the future ({0}); check clocks")]
     InFuture(&'static str),
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not meant for this ledger (aud)")]
+    WrongAudience,
 }
 
 impl TokenError {
@@ -56,6 +60,8 @@ impl TokenError {
             TokenError::BadSignature => "bad_signature",
             TokenError::TooOld { .. } => "token_too_old",
             TokenError::InFuture(_) => "token_in_future",
+            TokenError::Expired => "token_expired",
+            TokenError::WrongAudience => "wrong_audience",
         }
     }
 }
@@ -65,13 +71,60 @@ struct IssuerOnly {
     iss: String,
 }
 
-/// Verifies `token` at time `now` (unix seconds). Blocking: may refresh the issuer's keys.
+/// Verifies an issuance report's `token` at time `now` (unix seconds): an expired token is
+/// accepted within the back-fill window. Blocking: may refresh the issuer's keys.
 pub fn verify_token(
     issuers: &Issuers,
     token: &str,
     now: i64,
     ingest: &IngestConfig,
 ) -> Result<VerifiedToken, TokenError> {
+    let verified = verify_signature(issuers, token)?;
+    check_times(&verified.claims, now, ingest)?;
+    Ok(verified)
+}
+
+/// Verifies an operator's bearer token: signature as for ingest, but it must be unexpired
+/// (`exp` required, `clock_skew_secs` tolerated) and name `audience` in `aud`.
+pub fn verify_operator_token(
+    issuers: &Issuers,
+    token: &str,
+    now: i64,
+    audience: &str,
+    skew_secs: u64,
+) -> Result<VerifiedToken, TokenError> {
+    let verified = verify_signature(issuers, token)?;
+    let claims = &verified.claims;
+    let skew = skew_secs as i64;
+    match claims.get("exp").and_then(Value::as_i64) {
+        None => {
+            return Err(TokenError::Malformed(
+                "operator tokens must carry `exp`".into(),
+            ));
+        }
+        Some(exp) if exp + skew < now => return Err(TokenError::Expired),
+        Some(_) => {}
+    }
+    if claims
+        .get("nbf")
+        .and_then(Value::as_i64)
+        .is_some_and(|nbf| nbf > now + skew)
+    {
+        return Err(TokenError::InFuture("nbf"));
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(aud)) => vec![aud.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !audiences.contains(&audience) {
+        return Err(TokenError::WrongAudience);
+    }
+    Ok(verified)
+}
+
+/// Checks the token's signature against its issuer's keys.
+fn verify_signature(issuers: &Issuers, token: &str) -> Result<VerifiedToken, TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
@@ -104,7 +157,6 @@ pub fn verify_token(
     {
         match decode::<Map<String, Value>>(token, &key.key, &validation) {
             Ok(data) => {
-                check_times(&data.claims, now, ingest)?;
                 return Ok(VerifiedToken {
                     issuer,
                     claims: data.claims,

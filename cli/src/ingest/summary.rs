@@ -1,0 +1,97 @@
+//! What an ingest run did: counts of accepted, duplicate, rejected and skipped inputs, the
+//! summary line or JSON printed at the end, and the exit code that follows from them.
+
+use serde::Serialize;
+
+/// Exit code: every input was accepted, a duplicate, or skipped.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: some inputs were rejected (the others were still shipped).
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit code: usage, network or server error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Counts of one run.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// New log entries.
+    pub accepted: u64,
+    /// Reports the log already held (same index back).
+    pub duplicates: u64,
+    /// Inputs refused, by the parser or by the server.
+    pub rejected: u64,
+    /// Inputs that are not issuances (other event types, failed events).
+    pub skipped: u64,
+}
+
+impl Summary {
+    /// `accepted=N duplicates=N rejected=N skipped=N`.
+    pub fn line(&self) -> String {
+        format!(
+            "accepted={} duplicates={} rejected={} skipped={}",
+            self.accepted, self.duplicates, self.rejected, self.skipped
+        )
+    }
+
+    /// The summary as JSON, with the error that ended the run, if any.
+    pub fn json(&self, error: Option<&str>) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("serializable");
+        value["error"] = error.into();
+        value
+    }
+
+    /// 2 if the run ended on an error, else 1 if anything was rejected, else 0.
+    pub fn exit_code(&self, failed: bool) -> u8 {
+        if failed {
+            EXIT_ERROR
+        } else if self.rejected > 0 {
+            EXIT_REJECTED
+        } else {
+            EXIT_OK
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_line_is_pinned() {
+        let summary = Summary {
+            accepted: 5,
+            duplicates: 2,
+            rejected: 1,
+            skipped: 3,
+        };
+        assert_eq!(
+            summary.line(),
+            "accepted=5 duplicates=2 rejected=1 skipped=3"
+        );
+        assert_eq!(
+            summary.json(None),
+            serde_json::json!({
+                "accepted": 5, "duplicates": 2, "rejected": 1, "skipped": 3, "error": null
+            })
+        );
+        assert_eq!(summary.json(Some("boom"))["error"], "boom");
+    }
+
+    #[test]
+    fn exit_codes_follow_rejects_and_errors() {
+        let clean = Summary {
+            accepted: 3,
+            duplicates: 1,
+            skipped: 4,
+            ..Summary::default()
+        };
+        assert_eq!(clean.exit_code(false), EXIT_OK);
+        assert_eq!(Summary::default().exit_code(false), EXIT_OK);
+        let rejected = Summary {
+            rejected: 1,
+            ..clean
+        };
+        assert_eq!(rejected.exit_code(false), EXIT_REJECTED);
+        assert_eq!(rejected.exit_code(true), EXIT_ERROR);
+        assert_eq!(clean.exit_code(true), EXIT_ERROR);
+    }
+}
