@@ -24,7 +24,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Verify the log's signed checkpoint, its consistency with the last trusted one, and
-    /// optionally one entry's inclusion. Exit 0 verified, 1 failed, 2 usage or network error.
+    /// optionally one entry's or one ingest receipt's inclusion. Exit 0 verified, 1 failed,
+    /// 2 usage or network error.
     Verify(VerifyArgs),
     /// Ship issuance reports (JWTs, NDJSON, IAM audit logs, Keycloak events) to the ledger.
     /// Exit 0 nothing rejected, 1 some inputs rejected, 2 usage, network or server error.

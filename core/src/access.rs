@@ -152,6 +152,22 @@ impl Binding {
         }
     }
 
+    /// May this caller turn tokens and pseudonyms of `vo` into persons? Only that VO's
+    /// security officers: not admins, not auditors, not another VO's officers.
+    pub fn may_resolve(&self, vo: &str) -> bool {
+        self.role == Role::VoSecurity && self.vo.as_deref() == Some(vo)
+    }
+
+    /// May this caller see who resolved what in `vo`?
+    pub fn may_audit(&self, vo: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::VoSecurity => self.vo.as_deref() == Some(vo),
+            Role::Auditor => self.vo.as_deref().is_none_or(|v| v == vo),
+            _ => false,
+        }
+    }
+
     /// May this caller read log entries of every VO (entries carry personal data)?
     pub fn may_read_all_entries(&self) -> bool {
         match self.role {
@@ -219,6 +235,61 @@ mod tests {
         assert!(!bound.may_report_claims("https://atlas-auth.cern.ch/", "cms"));
         let officer = Binding::new(Role::VoSecurity, vo("atlas"), None).unwrap();
         assert!(officer.with_issuer(vo("https://x/")).is_err());
+    }
+
+    #[test]
+    fn only_the_vos_own_officers_resolve() {
+        let officer = Binding::new(Role::VoSecurity, vo("atlas"), None).unwrap();
+        assert!(officer.may_resolve("atlas"));
+        assert!(!officer.may_resolve("cms"));
+        for other in [
+            Binding::new(Role::Admin, None, None).unwrap(),
+            Binding::new(Role::Auditor, None, None).unwrap(),
+            Binding::new(Role::Auditor, vo("atlas"), None).unwrap(),
+            Binding::new(Role::Issuer, vo("atlas"), None).unwrap(),
+            Binding::new(Role::SiteAdmin, None, vo("CERN-PROD")).unwrap(),
+        ] {
+            assert!(!other.may_resolve("atlas"), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn audit_view_is_for_officers_auditors_and_admins() {
+        assert!(
+            Binding::new(Role::VoSecurity, vo("atlas"), None)
+                .unwrap()
+                .may_audit("atlas")
+        );
+        assert!(
+            !Binding::new(Role::VoSecurity, vo("cms"), None)
+                .unwrap()
+                .may_audit("atlas")
+        );
+        assert!(
+            Binding::new(Role::Auditor, None, None)
+                .unwrap()
+                .may_audit("atlas")
+        );
+        assert!(
+            Binding::new(Role::Auditor, vo("atlas"), None)
+                .unwrap()
+                .may_audit("atlas")
+        );
+        assert!(
+            !Binding::new(Role::Auditor, vo("cms"), None)
+                .unwrap()
+                .may_audit("atlas")
+        );
+        assert!(
+            Binding::new(Role::Admin, None, None)
+                .unwrap()
+                .may_audit("atlas")
+        );
+        assert!(
+            !Binding::new(Role::Issuer, vo("atlas"), None)
+                .unwrap()
+                .may_audit("atlas")
+        );
     }
 
     #[test]

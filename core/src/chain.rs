@@ -182,7 +182,7 @@ impl ChainWalk {
 }
 
 /// A token chain from a starting issuance up to its root.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chain {
     /// The links, the starting issuance first and the root (or the topmost found) last.
     pub links: Vec<ChainLink>,

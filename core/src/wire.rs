@@ -112,3 +112,73 @@ pub struct ServedEntry {
 pub struct EntriesPage {
     pub entries: Vec<ServedEntry>,
 }
+
+/// An identity of a person: `(iss, sub)`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct IdentityView {
+    pub iss: String,
+    pub sub: String,
+}
+
+/// A person as a VO security officer sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PersonView {
+    pub id: String,
+    pub vo: String,
+    pub identities: Vec<IdentityView>,
+}
+
+/// `GET /v1/vos/{vo}/tokens/{jti}?reason=`: the person behind a token, with proof.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TokenResolution {
+    /// Index of the `resolution` entry that logged this answer.
+    pub resolution_index: u64,
+    pub person: PersonView,
+    /// The issuance entry.
+    pub issuance: ServedEntry,
+    /// Inclusion of the issuance in `checkpoint`.
+    pub inclusion_proof: InclusionProof,
+    /// The signed checkpoint the proof is against.
+    pub checkpoint: String,
+    /// The chain from this token up to its root.
+    pub chain: crate::chain::Chain,
+    /// The person at the root of the chain, where the root is not a pilot/service token.
+    pub human: Option<PersonView>,
+}
+
+/// A page of issuances, newest first, from a search or a person's token list.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct IssuancePage {
+    /// Index of the `resolution` entry that logged this answer.
+    pub resolution_index: u64,
+    pub issuances: Vec<ServedEntry>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<u64>,
+}
+
+/// One event of a person's timeline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TimelineEvent {
+    /// `issuance` (sightings and suspensions join as they are built).
+    pub kind: String,
+    pub index: u64,
+    /// Unix microseconds.
+    pub at: i64,
+    pub entry: Value,
+}
+
+/// `GET /v1/vos/{vo}/persons/{person}/timeline`: newest first, paginated.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Timeline {
+    pub resolution_index: u64,
+    pub person: PersonView,
+    pub events: Vec<TimelineEvent>,
+    pub next_before: Option<u64>,
+}
+
+/// `GET /v1/vos/{vo}/resolutions`: who resolved what, newest first.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ResolutionPage {
+    pub resolutions: Vec<ServedEntry>,
+    pub next_before: Option<u64>,
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use tokenledger_core::access::{Binding, Role};
 use tokenledger_core::entry::validate_vo_name;
 use tokenledger_core::vo::VoRule;
 
@@ -28,6 +29,51 @@ pub struct Config {
     pub vos: Vec<VoConfig>,
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
+    pub operators: OperatorsConfig,
+    #[serde(rename = "operator", default)]
+    pub operator_rules: Vec<OperatorRule>,
+}
+
+/// OIDC bearer tokens of operators (security officers, site admins, auditors).
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorsConfig {
+    /// The `aud` an operator token must name.
+    pub audience: String,
+}
+
+/// Maps a claim value of a verified operator token from `iss` to a role binding.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorRule {
+    pub iss: String,
+    /// `wlcg.groups`, `scope`, `eduperson_entitlement` or `entitlements`.
+    pub claim: String,
+    /// The value that must be among the claim's values.
+    pub value: String,
+    pub role: Role,
+    #[serde(default)]
+    pub vo: Option<String>,
+    #[serde(default)]
+    pub site: Option<String>,
+}
+
+impl OperatorRule {
+    /// The claims a rule may look at.
+    pub const CLAIMS: [&str; 4] = [
+        "wlcg.groups",
+        "scope",
+        "eduperson_entitlement",
+        "entitlements",
+    ];
+
+    /// The binding granted, checked at load.
+    pub fn binding(&self) -> anyhow::Result<Binding> {
+        if self.role == Role::Admin {
+            bail!("an operator token never grants admin: use an API credential");
+        }
+        Ok(Binding::new(self.role, self.vo.clone(), self.site.clone())?)
+    }
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -133,6 +179,27 @@ impl Config {
             issuer
                 .validate(self)
                 .with_context(|| format!("issuer `{}`", issuer.iss))?;
+        }
+        for rule in &self.operator_rules {
+            self.validate_operator_rule(rule).with_context(|| {
+                format!("operator rule for `{}` = `{}`", rule.claim, rule.value)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn validate_operator_rule(&self, rule: &OperatorRule) -> anyhow::Result<()> {
+        rule.binding()?;
+        if !self.issuers.iter().any(|i| i.iss == rule.iss) {
+            bail!("issuer `{}` is not configured ([[issuer]])", rule.iss);
+        }
+        if !OperatorRule::CLAIMS.contains(&rule.claim.as_str()) {
+            bail!("claim must be one of {:?}", OperatorRule::CLAIMS);
+        }
+        if let Some(vo) = &rule.vo
+            && !self.knows_vo(vo)
+        {
+            bail!("VO `{vo}` is not configured");
         }
         Ok(())
     }

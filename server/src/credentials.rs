@@ -23,10 +23,11 @@ pub struct CredentialInfo {
     pub revoked_at: Option<i64>,
 }
 
-/// A caller authenticated by an API credential.
+/// An authenticated caller: `credential:<id>` for an API credential, `oidc:<iss>#<sub>` for
+/// an operator's token; and what it may do.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    pub credential_id: String,
+    pub id: String,
     pub binding: Binding,
 }
 
@@ -108,7 +109,7 @@ pub async fn authenticate(
     .fetch_optional(pool)
     .await?;
     Ok(row.and_then(|r| r.into_info().ok()).map(|info| Principal {
-        credential_id: info.id,
+        id: format!("credential:{}", info.id),
         binding: info.binding,
     }))
 }
@@ -161,7 +162,7 @@ mod tests {
         assert_ne!(stored.0, secret.as_bytes(), "only the hash is stored");
 
         let principal = authenticate(&pool, &secret).await.unwrap().unwrap();
-        assert_eq!(principal.credential_id, id);
+        assert_eq!(principal.id, format!("credential:{id}"));
         assert_eq!(principal.binding, binding);
         assert!(authenticate(&pool, "tlk_wrong").await.unwrap().is_none());
         assert!(

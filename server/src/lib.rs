@@ -9,5 +9,6 @@ pub mod db;
 pub mod issuers;
 pub mod keys;
 pub mod log_store;
+pub mod lookup;
 pub mod metrics;
 pub mod sequencer;

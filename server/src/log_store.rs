@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::{Executor, QueryBuilder, Sqlite};
 use tokenledger_core::merkle::{self, Frontier, Hash};
+use tokenledger_core::wire::InclusionProof;
 
 use crate::sequencer::IssuanceKey;
 
@@ -84,6 +85,26 @@ pub async fn read_hashes<'e>(
                 .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
         })
         .collect()
+}
+
+/// The inclusion proof of entry `index` in the tree of `size` (index < size <= log size).
+pub async fn read_inclusion_proof(
+    pool: &sqlx::SqlitePool,
+    index: u64,
+    size: u64,
+) -> Result<InclusionProof, StoreError> {
+    let corrupt = |e: merkle::MerkleError| StoreError::Corrupt(e.to_string());
+    let mut indexes = merkle::inclusion_proof_indexes(index, size).map_err(corrupt)?;
+    indexes.push(merkle::stored_hash_index(0, index));
+    let mut hashes = read_hashes(pool, &indexes).await?;
+    let leaf_hash = hashes.pop().expect("the leaf hash was asked for");
+    let proof = merkle::inclusion_proof(index, size, &hashes).map_err(corrupt)?;
+    Ok(InclusionProof {
+        index,
+        size,
+        leaf_hash,
+        hashes: proof,
+    })
 }
 
 /// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.

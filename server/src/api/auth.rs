@@ -1,30 +1,86 @@
-//! Authentication: the `Authorization: Bearer tlk_...` header becomes a typed [`Principal`].
-//! A missing or unknown credential is 401; what the principal may do is decided by the handler (403).
+//! Authentication: `Authorization: Bearer <secret>` becomes a typed [`Principal`]. A `tlk_`
+//! secret is an API credential; anything else is tried as an operator's OIDC token (verified
+//! with the issuer's keys, unexpired, our audience) whose claims map to a role by the
+//! `[[operator]]` rules. Missing or bad: 401; what the principal may do is the handler's (403).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::credentials::{self, Principal};
+use crate::credentials::{self, Principal, SECRET_PREFIX};
+use crate::issuers::verify_operator_token;
+use crate::sequencer::now_micros;
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
+        let secret = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthenticated)?;
-        let secret = header
-            .to_str()
-            .ok()
+            .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
-        credentials::authenticate(&state.pool, secret)
-            .await?
-            .ok_or(ApiError::Unauthenticated)
+        if secret.starts_with(SECRET_PREFIX) {
+            return credentials::authenticate(&state.pool, &secret)
+                .await?
+                .ok_or(ApiError::Unauthenticated);
+        }
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || operator_principal(&state, &secret))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+    }
+}
+
+/// Verifies an operator token and grants the binding of the first matching rule.
+fn operator_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let config = &state.config;
+    let verified = verify_operator_token(
+        &state.issuers,
+        token,
+        now_micros() / 1_000_000,
+        &config.operators.audience,
+        config.ingest.clock_skew_secs,
+    )
+    .map_err(|e| {
+        tracing::info!(reason = e.code(), "operator token refused");
+        ApiError::Unauthenticated
+    })?;
+    let iss = &verified.issuer.config.iss;
+    let sub = verified
+        .claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .ok_or(ApiError::Unauthenticated)?;
+    let rule = config
+        .operator_rules
+        .iter()
+        .filter(|r| &r.iss == iss)
+        .find(|r| claim_values(&verified.claims, &r.claim).any(|v| v == r.value))
+        .ok_or_else(|| ApiError::Forbidden("this token grants no role on this ledger".into()))?;
+    Ok(Principal {
+        id: format!("oidc:{iss}#{sub}"),
+        binding: rule
+            .binding()
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    })
+}
+
+/// The string values of a claim: a space-separated `scope`, or a string or array elsewhere.
+fn claim_values<'a>(
+    claims: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+    match claims.get(name) {
+        Some(Value::String(s)) if name == "scope" => Box::new(s.split_whitespace()),
+        Some(Value::String(s)) => Box::new(std::iter::once(s.as_str())),
+        Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),
+        _ => Box::new(std::iter::empty()),
     }
 }

@@ -59,18 +59,9 @@ pub async fn inclusion(
             q.index, q.size
         )));
     }
-    let mut indexes = merkle::inclusion_proof_indexes(q.index, q.size)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    indexes.push(merkle::stored_hash_index(0, q.index));
-    let mut hashes = log_store::read_hashes(&state.pool, &indexes).await?;
-    let leaf_hash = hashes.pop().expect("leaf hash was asked for");
-    let proof = merkle::inclusion_proof(q.index, q.size, &hashes).map_err(internal)?;
-    Ok(Json(InclusionProof {
-        index: q.index,
-        size: q.size,
-        leaf_hash,
-        hashes: proof,
-    }))
+    Ok(Json(
+        log_store::read_inclusion_proof(&state.pool, q.index, q.size).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -137,16 +128,18 @@ pub async fn entries(
     let rows = log_store::read_entries(&state.pool, q.start, q.end.min(size)).await?;
     let entries = rows
         .into_iter()
-        .map(|(index, leaf)| {
-            let entry = serde_json::from_slice(&leaf).map_err(internal)?;
-            Ok(ServedEntry {
-                index,
-                leaf: STANDARD.encode(&leaf),
-                entry,
-            })
-        })
+        .map(|(index, leaf)| served(index, &leaf))
         .collect::<Result<_, ApiError>>()?;
     Ok(Json(EntriesPage { entries }))
+}
+
+/// An entry as served: index, base64 of its canonical bytes, and those bytes decoded.
+pub fn served(index: u64, leaf: &[u8]) -> Result<ServedEntry, ApiError> {
+    Ok(ServedEntry {
+        index,
+        leaf: STANDARD.encode(leaf),
+        entry: serde_json::from_slice(leaf).map_err(internal)?,
+    })
 }
 
 fn check_size(state: &AppState, size: u64) -> Result<(), ApiError> {

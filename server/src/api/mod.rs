@@ -1,11 +1,13 @@
 //! The HTTP API: the router over [`AppState`], one module per resource.
 
+mod audit;
 mod auth;
 pub mod error;
 mod extract;
 mod health;
 mod issuances;
 mod log;
+mod resolve;
 
 use std::sync::Arc;
 
@@ -47,6 +49,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/log/proof/inclusion", get(log::inclusion))
         .route("/v1/log/proof/consistency", get(log::consistency))
         .route("/v1/log/entries", get(log::entries))
+        .route("/v1/vos/{vo}/tokens", get(resolve::search))
+        .route("/v1/vos/{vo}/tokens/{jti}", get(resolve::token))
+        .route(
+            "/v1/vos/{vo}/persons/{person}/tokens",
+            get(resolve::person_tokens),
+        )
+        .route(
+            "/v1/vos/{vo}/persons/{person}/timeline",
+            get(resolve::timeline),
+        )
+        .route("/v1/vos/{vo}/resolutions", get(audit::resolutions))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this route".into())

@@ -1,0 +1,412 @@
+//! VO-restricted resolution: a VO's security officers turn a `jti` into a person (with its
+//! token chain and an inclusion proof), list a person's tokens, search by client or scope,
+//! and read a person's timeline. Every answer that reveals identities is logged as a
+//! `resolution` entry, with the stated reason, before it is given.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use tokenledger_core::chain::{ChainLink, ChainLookup, ChainWalk};
+use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, Resolution, validate_reason};
+use tokenledger_core::merkle::leaf_hash;
+use tokenledger_core::wire::{
+    IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
+};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::ApiQuery;
+use super::log::served;
+use crate::credentials::Principal;
+use crate::log_store;
+use crate::lookup::{self, IssuanceFilter, StoredEntry};
+use crate::sequencer::{EntryKind, PreparedEntry, now_micros};
+
+/// Default and largest page of a listing.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+#[derive(Deserialize)]
+pub struct ResolveQuery {
+    reason: Option<String>,
+    /// Which issuer, where several logged the same jti in this VO.
+    iss: Option<String>,
+}
+
+/// `GET /v1/vos/{vo}/tokens/{jti}?reason=[&iss=]`.
+pub async fn token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((vo, jti)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<ResolveQuery>,
+) -> Result<Json<TokenResolution>, ApiError> {
+    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
+    let mut found: Vec<(u64, Issuance)> = Vec::new();
+    for (index, leaf) in lookup::issuances_by_jti(&state.pool, &jti).await? {
+        let issuance = decode_issuance(index, &leaf)?;
+        if issuance.vo == vo && q.iss.as_deref().is_none_or(|iss| iss == issuance.iss) {
+            found.push((index, issuance));
+        }
+    }
+    let (index, issuance) = match found.len() {
+        1 => found.pop().expect("one"),
+        0 => {
+            log_resolution(&state, &principal, &vo, "resolve_jti", &jti, reason, 0).await?;
+            return Err(ApiError::NotFound(format!(
+                "no issuance of this jti in VO `{vo}`"
+            )));
+        }
+        _ => {
+            log_resolution(&state, &principal, &vo, "resolve_jti", &jti, reason, 0).await?;
+            let issuers: Vec<&str> = found.iter().map(|(_, i)| i.iss.as_str()).collect();
+            return Err(ApiError::Conflict(format!(
+                "several issuers logged this jti in VO `{vo}`: pass iss= one of {issuers:?}"
+            )));
+        }
+    };
+    let person = person_view(&state, &vo, &issuance.iss, &issuance.sub).await?;
+    let chain = walk_chain(&state, &vo, index, &issuance).await?;
+    let human = match chain.human_subject() {
+        Some((iss, sub)) => Some(person_view(&state, &vo, iss, sub).await?),
+        None => None,
+    };
+    let revealed = chain.links.len() as u64;
+    let resolution_index = log_resolution(
+        &state,
+        &principal,
+        &vo,
+        "resolve_jti",
+        &jti,
+        reason,
+        revealed,
+    )
+    .await?;
+    let head = state.sequencer.head();
+    let inclusion_proof = log_store::read_inclusion_proof(&state.pool, index, head.size).await?;
+    let leaf = lookup::issuance(&state.pool, &issuance.iss, &issuance.jti)
+        .await?
+        .ok_or_else(|| ApiError::Internal("issuance vanished".into()))?
+        .1;
+    Ok(Json(TokenResolution {
+        resolution_index,
+        person,
+        issuance: served(index, &leaf)?,
+        inclusion_proof,
+        checkpoint: head.note.clone(),
+        chain,
+        human,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    reason: Option<String>,
+    /// Tokens issued at or after (unix seconds).
+    from: Option<i64>,
+    /// Tokens issued before (unix seconds).
+    to: Option<i64>,
+    client_id: Option<String>,
+    scope: Option<String>,
+    /// Paging: only entries with a smaller index (from `next_before`).
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/vos/{vo}/persons/{person}/tokens?reason=[&from=&to=&client_id=&scope=&before=&limit=]`.
+pub async fn person_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((vo, person)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<IssuancePage>, ApiError> {
+    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
+    let identities = lookup::identities_of(&state.pool, &person, &vo).await?;
+    if identities.is_empty() {
+        log_resolution(&state, &principal, &vo, "person_tokens", &person, reason, 0).await?;
+        return Err(ApiError::NotFound(format!(
+            "no person `{person}` in VO `{vo}`"
+        )));
+    }
+    let page = list(&state, &vo, Some(&identities), &q).await?;
+    page_answer(
+        &state,
+        &principal,
+        &vo,
+        "person_tokens",
+        &person,
+        reason,
+        page,
+    )
+    .await
+}
+
+/// `GET /v1/vos/{vo}/tokens?reason=&client_id=|scope=[&from=&to=&before=&limit=]`.
+pub async fn search(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(vo): Path<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<IssuancePage>, ApiError> {
+    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
+    if q.client_id.is_none() && q.scope.is_none() {
+        return Err(ApiError::BadRequest(
+            "search by client_id or scope (or both)".into(),
+        ));
+    }
+    let target = format!(
+        "client_id={} scope={}",
+        q.client_id.as_deref().unwrap_or("*"),
+        q.scope.as_deref().unwrap_or("*")
+    );
+    let page = list(&state, &vo, None, &q).await?;
+    page_answer(&state, &principal, &vo, "search", &target, reason, page).await
+}
+
+#[derive(Deserialize)]
+pub struct TimelineQuery {
+    reason: Option<String>,
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/vos/{vo}/persons/{person}/timeline?reason=[&before=&limit=]`: newest first.
+pub async fn timeline(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((vo, person)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<TimelineQuery>,
+) -> Result<Json<Timeline>, ApiError> {
+    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
+    let identities = lookup::identities_of(&state.pool, &person, &vo).await?;
+    if identities.is_empty() {
+        log_resolution(&state, &principal, &vo, "timeline", &person, reason, 0).await?;
+        return Err(ApiError::NotFound(format!(
+            "no person `{person}` in VO `{vo}`"
+        )));
+    }
+    let list_query = ListQuery {
+        reason: None,
+        from: None,
+        to: None,
+        client_id: None,
+        scope: None,
+        before: q.before,
+        limit: q.limit,
+    };
+    let (rows, next_before) = list(&state, &vo, Some(&identities), &list_query).await?;
+    let mut events = Vec::with_capacity(rows.len());
+    for (index, leaf) in &rows {
+        let entry = served(*index, leaf)?;
+        events.push(TimelineEvent {
+            kind: "issuance".into(),
+            index: *index,
+            at: entry.entry["logged_at"].as_i64().unwrap_or_default(),
+            entry: entry.entry,
+        });
+    }
+    let resolution_index = log_resolution(
+        &state,
+        &principal,
+        &vo,
+        "timeline",
+        &person,
+        reason,
+        events.len() as u64,
+    )
+    .await?;
+    Ok(Json(Timeline {
+        resolution_index,
+        person: PersonView {
+            id: person,
+            vo,
+            identities: identity_views(identities),
+        },
+        events,
+        next_before,
+    }))
+}
+
+/// Only the VO's own security officers, and only with a reason. The same 403 whether or not
+/// the token or person exists.
+fn authorize<'a>(
+    principal: &Principal,
+    vo: &str,
+    reason: Option<&'a str>,
+) -> Result<&'a str, ApiError> {
+    if !principal.binding.may_resolve(vo) {
+        return Err(ApiError::Forbidden(format!(
+            "only security officers of VO `{vo}` may resolve its tokens and persons"
+        )));
+    }
+    let reason = reason.unwrap_or_default();
+    validate_reason(reason).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(reason)
+}
+
+async fn list(
+    state: &AppState,
+    vo: &str,
+    identities: Option<&[(String, String)]>,
+    q: &ListQuery,
+) -> Result<(Vec<StoredEntry>, Option<u64>), ApiError> {
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
+    }
+    let filter = IssuanceFilter {
+        vo,
+        identities,
+        client_id: q.client_id.as_deref(),
+        scope: q.scope.as_deref(),
+        from: q.from,
+        to: q.to,
+        before: q.before,
+        limit,
+    };
+    let rows = lookup::issuances(&state.pool, &filter).await?;
+    let next_before = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.0))
+        .flatten();
+    Ok((rows, next_before))
+}
+
+async fn page_answer(
+    state: &AppState,
+    principal: &Principal,
+    vo: &str,
+    action: &str,
+    target: &str,
+    reason: &str,
+    (rows, next_before): (Vec<StoredEntry>, Option<u64>),
+) -> Result<Json<IssuancePage>, ApiError> {
+    let issuances = rows
+        .iter()
+        .map(|(index, leaf)| served(*index, leaf))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolution_index = log_resolution(
+        state,
+        principal,
+        vo,
+        action,
+        target,
+        reason,
+        issuances.len() as u64,
+    )
+    .await?;
+    Ok(Json(IssuancePage {
+        resolution_index,
+        issuances,
+        next_before,
+    }))
+}
+
+/// Appends the `resolution` entry and waits until it is durable; returns its index.
+async fn log_resolution(
+    state: &AppState,
+    principal: &Principal,
+    vo: &str,
+    action: &str,
+    target: &str,
+    reason: &str,
+    revealed: u64,
+) -> Result<u64, ApiError> {
+    let logged_at = now_micros();
+    let body = EntryBody::Resolution(Resolution {
+        requester: principal.id.clone(),
+        vo: vo.to_string(),
+        action: action.to_string(),
+        target: target.to_string(),
+        reason: reason.to_string(),
+        revealed,
+    });
+    let leaf = LogEntry::new(logged_at, body)
+        .canonical_bytes()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let entry = PreparedEntry {
+        leaf_hash: leaf_hash(&leaf),
+        leaf,
+        logged_at,
+        kind: EntryKind::Resolution { vo: vo.to_string() },
+    };
+    let done = state.sequencer.append(vec![entry]).await?;
+    Ok(done[0].index)
+}
+
+/// Walks the token chain up from `issuance`, within `vo`.
+async fn walk_chain(
+    state: &AppState,
+    vo: &str,
+    index: u64,
+    issuance: &Issuance,
+) -> Result<tokenledger_core::chain::Chain, ApiError> {
+    let mut walk = ChainWalk::new(link(index, issuance));
+    while let Some(lookup) = walk.next_lookup() {
+        let row = match &lookup {
+            ChainLookup::ByJti { iss, jti } => lookup::issuance(&state.pool, iss, jti).await?,
+            ChainLookup::FirstWithRefresh {
+                iss,
+                refresh_jti,
+                before_index,
+            } => lookup::first_with_refresh(&state.pool, iss, refresh_jti, *before_index).await?,
+        };
+        let found = match row {
+            Some((index, leaf)) => {
+                let parent = decode_issuance(index, &leaf)?;
+                (parent.vo == vo).then(|| link(index, &parent))
+            }
+            None => None,
+        };
+        walk.feed(found);
+    }
+    Ok(walk.finish())
+}
+
+fn link(index: u64, issuance: &Issuance) -> ChainLink {
+    ChainLink {
+        index,
+        jti: issuance.jti.clone(),
+        iss: issuance.iss.clone(),
+        sub: issuance.sub.clone(),
+        client_id: issuance.client_id.clone(),
+        grant_type: issuance.grant_type.clone(),
+        parent_jti: issuance.parent_jti.clone(),
+        refresh_jti: issuance.refresh_jti.clone(),
+    }
+}
+
+async fn person_view(
+    state: &AppState,
+    vo: &str,
+    iss: &str,
+    sub: &str,
+) -> Result<PersonView, ApiError> {
+    let id = lookup::person_of(&state.pool, iss, sub, vo)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("no person for an identity logged in {vo}")))?;
+    let identities = lookup::identities_of(&state.pool, &id, vo).await?;
+    Ok(PersonView {
+        id,
+        vo: vo.to_string(),
+        identities: identity_views(identities),
+    })
+}
+
+fn identity_views(identities: Vec<(String, String)>) -> Vec<IdentityView> {
+    identities
+        .into_iter()
+        .map(|(iss, sub)| IdentityView { iss, sub })
+        .collect()
+}
+
+fn decode_issuance(index: u64, leaf: &[u8]) -> Result<Issuance, ApiError> {
+    match LogEntry::from_canonical_bytes(leaf) {
+        Ok(LogEntry {
+            body: EntryBody::Issuance(issuance),
+            ..
+        }) => Ok(*issuance),
+        Ok(_) => Err(ApiError::Internal(format!(
+            "entry {index} is not an issuance"
+        ))),
+        Err(e) => Err(ApiError::Internal(format!("entry {index}: {e}"))),
+    }
+}

@@ -1,0 +1,179 @@
+//! Read queries behind resolution, search, timelines and the audit view. Entries are read
+//! back as their canonical bytes; the lookup tables only point at them.
+
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use crate::log_store::StoreError;
+
+/// An entry as stored: its index and canonical bytes.
+pub type StoredEntry = (u64, Vec<u8>);
+
+/// Filters of an issuance listing; every present filter must match.
+#[derive(Default, Debug)]
+pub struct IssuanceFilter<'a> {
+    pub vo: &'a str,
+    /// Any of these identities `(iss, sub)`.
+    pub identities: Option<&'a [(String, String)]>,
+    pub client_id: Option<&'a str>,
+    /// A scope the token carried, exactly.
+    pub scope: Option<&'a str>,
+    /// Token issued (`iat`, else logged) at or after, unix seconds.
+    pub from: Option<i64>,
+    /// Token issued before, unix seconds.
+    pub to: Option<i64>,
+    /// Only entries with a smaller index (paging, newest first).
+    pub before: Option<u64>,
+    pub limit: u32,
+}
+
+/// Every issuance of `jti`, whatever its issuer.
+pub async fn issuances_by_jti(
+    pool: &SqlitePool,
+    jti: &str,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT e.idx, e.leaf FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.jti = ? ORDER BY e.idx",
+    )
+    .bind(jti)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
+}
+
+/// The issuance of `(iss, jti)`.
+pub async fn issuance(
+    pool: &SqlitePool,
+    iss: &str,
+    jti: &str,
+) -> Result<Option<StoredEntry>, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT e.idx, e.leaf FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.jti = ? AND i.iss = ?",
+    )
+    .bind(jti)
+    .bind(iss)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(i, leaf)| (i as u64, leaf)))
+}
+
+/// The earliest issuance of `iss` that carried `refresh_jti`, before index `before`.
+pub async fn first_with_refresh(
+    pool: &SqlitePool,
+    iss: &str,
+    refresh_jti: &str,
+    before: u64,
+) -> Result<Option<StoredEntry>, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT e.idx, e.leaf FROM issuances i JOIN entries e ON e.idx = i.idx
+         WHERE i.iss = ? AND i.refresh_jti = ? AND i.idx < ? ORDER BY i.idx LIMIT 1",
+    )
+    .bind(iss)
+    .bind(refresh_jti)
+    .bind(before as i64)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(i, leaf)| (i as u64, leaf)))
+}
+
+/// The person an identity belongs to in `vo`.
+pub async fn person_of(
+    pool: &SqlitePool,
+    iss: &str,
+    sub: &str,
+    vo: &str,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT person_id FROM identities WHERE iss = ? AND sub = ? AND vo = ?")
+            .bind(iss)
+            .bind(sub)
+            .bind(vo)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Every identity `(iss, sub)` of a person in `vo`, oldest first; empty if no such person.
+pub async fn identities_of(
+    pool: &SqlitePool,
+    person: &str,
+    vo: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT iss, sub FROM identities WHERE person_id = ? AND vo = ? ORDER BY created_at, iss, sub",
+    )
+    .bind(person)
+    .bind(vo)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Issuances matching `filter`, newest first, at most `filter.limit`.
+pub async fn issuances(
+    pool: &SqlitePool,
+    filter: &IssuanceFilter<'_>,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT e.idx, e.leaf FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.vo = ",
+    );
+    q.push_bind(filter.vo);
+    if let Some(identities) = filter.identities {
+        if identities.is_empty() {
+            return Ok(Vec::new());
+        }
+        q.push(" AND (");
+        for (n, (iss, sub)) in identities.iter().enumerate() {
+            if n > 0 {
+                q.push(" OR ");
+            }
+            q.push("(i.iss = ")
+                .push_bind(iss)
+                .push(" AND i.sub = ")
+                .push_bind(sub)
+                .push(")");
+        }
+        q.push(")");
+    }
+    if let Some(client_id) = filter.client_id {
+        q.push(" AND i.client_id = ").push_bind(client_id);
+    }
+    if let Some(scope) = filter.scope {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM json_each(CAST(e.leaf AS TEXT), '$.scopes') WHERE value = ",
+        )
+        .push_bind(scope)
+        .push(")");
+    }
+    let issued = "COALESCE(json_extract(CAST(e.leaf AS TEXT), '$.iat'), json_extract(CAST(e.leaf AS TEXT), '$.logged_at') / 1000000)";
+    if let Some(from) = filter.from {
+        q.push(format!(" AND {issued} >= ")).push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        q.push(format!(" AND {issued} < ")).push_bind(to);
+    }
+    if let Some(before) = filter.before {
+        q.push(" AND i.idx < ").push_bind(before as i64);
+    }
+    q.push(" ORDER BY i.idx DESC LIMIT ")
+        .push_bind(filter.limit as i64);
+    let rows: Vec<(i64, Vec<u8>)> = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
+}
+
+/// Resolution entries of `vo`, newest first.
+pub async fn resolutions(
+    pool: &SqlitePool,
+    vo: &str,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT e.idx, e.leaf FROM resolutions r JOIN entries e ON e.idx = r.idx
+         WHERE r.vo = ? AND r.idx < ? ORDER BY r.idx DESC LIMIT ?",
+    )
+    .bind(vo)
+    .bind(before.map_or(i64::MAX, |b| b as i64))
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
+}
