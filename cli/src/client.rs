@@ -1,9 +1,13 @@
 //! A small blocking HTTP client for the tokenledger API: base URL, optional bearer
-//! credential, and the API's JSON errors turned into messages.
+//! credential, the API's JSON errors turned into messages, and [`ApiPath`], which
+//! percent-encodes every path segment and query value.
 
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokenledger_core::wire::ErrorBody;
 
 /// Largest answer read, in bytes (an NDJSON answer to 10,000 reports is about 3 MB).
@@ -25,6 +29,8 @@ pub enum ClientError {
     },
     #[error("{url} answered something unreadable: {detail}")]
     Body { url: String, detail: String },
+    #[error("{0}")]
+    Path(String),
 }
 
 /// A client bound to one server.
@@ -40,8 +46,19 @@ impl ClientError {
         match self {
             ClientError::Transport { .. } => true,
             ClientError::Status { status, .. } => *status == 503,
-            ClientError::Body { .. } => false,
+            ClientError::Body { .. } | ClientError::Path(_) => false,
         }
+    }
+
+    /// Whether the server refused the credential or the caller (401, 403).
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
     }
 }
 
@@ -70,6 +87,37 @@ impl Client {
         read_answer(url, response)
     }
 
+    /// GETs an API path with `If-None-Match: etag` (when given): `None` if the server answered
+    /// 304 Not Modified, else the body as text and the answer's ETag.
+    pub fn get_if_none_match(
+        &self,
+        path: &ApiPath,
+        etag: Option<&str>,
+    ) -> Result<Option<Tagged>, ClientError> {
+        let url = format!("{}{}", self.base, path.as_str());
+        let mut request = self.agent.get(&url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        let response = request.call();
+        if let Ok(answer) = &response
+            && answer.status().as_u16() == 304
+        {
+            return Ok(None);
+        }
+        let etag = response.as_ref().ok().and_then(|r| {
+            r.headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+        let body = read_answer(url, response)?;
+        Ok(Some(Tagged { body, etag }))
+    }
+
     /// POSTs an `application/x-ndjson` body to `path` and returns the answer as text.
     pub fn post_ndjson(&self, path: &str, body: &[u8]) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
@@ -91,6 +139,120 @@ impl Client {
             url: format!("{}{path}", self.base),
             detail: e.to_string(),
         })
+    }
+
+    /// GETs an API path; the answer both as the server sent it (for `--json`) and typed.
+    pub fn get<T: DeserializeOwned>(&self, path: &ApiPath) -> Result<Answer<T>, ClientError> {
+        let text = self.get_text(path.as_str())?;
+        self.decode(path, &text)
+    }
+
+    /// Sends `body` as JSON with `method` (`POST`, `DELETE`) to an API path.
+    pub fn send<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &ApiPath,
+        body: &impl Serialize,
+    ) -> Result<Answer<T>, ClientError> {
+        let url = format!("{}{}", self.base, path.as_str());
+        let json = serde_json::to_vec(body).expect("a request body serializes");
+        let request = match method {
+            "POST" => self.agent.post(&url),
+            "DELETE" => self.agent.delete(&url).force_send_body(),
+            other => unreachable!("no {other} requests are sent"),
+        };
+        let mut request = request.header("Content-Type", "application/json");
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let text = read_answer(url, request.send(&json[..]))?;
+        self.decode(path, &text)
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        path: &ApiPath,
+        text: &str,
+    ) -> Result<Answer<T>, ClientError> {
+        let unreadable = |e: serde_json::Error| ClientError::Body {
+            url: format!("{}{}", self.base, path.as_str()),
+            detail: e.to_string(),
+        };
+        let raw: Value = serde_json::from_str(text).map_err(unreadable)?;
+        let typed = T::deserialize(&raw).map_err(unreadable)?;
+        Ok(Answer { raw, typed })
+    }
+}
+
+/// An answer's body with its `ETag`, if it had one.
+#[derive(Debug)]
+pub struct Tagged {
+    pub body: String,
+    pub etag: Option<String>,
+}
+
+/// A JSON answer: as the server sent it, and decoded.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub raw: Value,
+    pub typed: T,
+}
+
+/// Bytes left as they are in a path segment or query value: RFC 3986 unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// An API path with a query, every segment and value percent-encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiPath {
+    path: String,
+    has_query: bool,
+}
+
+impl ApiPath {
+    /// `/v1` followed by `segments`, each encoded. Refuses an empty segment, `.` and `..`,
+    /// which URL normalisation would remove or resolve whatever their encoding.
+    pub fn new(segments: &[&str]) -> Result<ApiPath, ClientError> {
+        let mut path = String::from("/v1");
+        for segment in segments {
+            if segment.is_empty() || *segment == "." || *segment == ".." {
+                return Err(ClientError::Path(format!(
+                    "`{segment}` cannot be part of a URL path"
+                )));
+            }
+            path.push('/');
+            path.extend(utf8_percent_encode(segment, UNRESERVED));
+        }
+        Ok(ApiPath {
+            path,
+            has_query: false,
+        })
+    }
+
+    /// Adds `name=value` to the query.
+    pub fn query(mut self, name: &str, value: impl std::fmt::Display) -> ApiPath {
+        self.path.push(if self.has_query { '&' } else { '?' });
+        self.has_query = true;
+        self.path.extend(utf8_percent_encode(name, UNRESERVED));
+        self.path.push('=');
+        self.path
+            .extend(utf8_percent_encode(&value.to_string(), UNRESERVED));
+        self
+    }
+
+    /// Adds `name=value` if there is a value.
+    pub fn query_opt<V: std::fmt::Display>(self, name: &str, value: Option<V>) -> ApiPath {
+        match value {
+            Some(value) => self.query(name, value),
+            None => self,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.path
     }
 }
 
@@ -124,4 +286,40 @@ fn read_answer(
         });
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_and_query_values_are_percent_encoded() {
+        let path = ApiPath::new(&["vos", "atlas", "tokens", "a/b?c#d e%f"])
+            .unwrap()
+            .query("reason", "INC-42: a&b=c+d é")
+            .query_opt("iss", Some("https://iam.example/"))
+            .query_opt::<u64>("before", None)
+            .query("limit", 5);
+        assert_eq!(
+            path.as_str(),
+            "/v1/vos/atlas/tokens/a%2Fb%3Fc%23d%20e%25f\
+             ?reason=INC-42%3A%20a%26b%3Dc%2Bd%20%C3%A9\
+             &iss=https%3A%2F%2Fiam.example%2F&limit=5"
+        );
+        assert_eq!(
+            ApiPath::new(&["vos", "x.y_z~-1"]).unwrap().as_str(),
+            "/v1/vos/x.y_z~-1"
+        );
+        for bad in ["", ".", ".."] {
+            let e = ApiPath::new(&["vos", bad]).unwrap_err();
+            assert!(
+                e.to_string().contains("cannot be part of a URL path"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            ApiPath::new(&["vos", "..."]).unwrap().as_str(),
+            "/v1/vos/..."
+        );
+    }
 }

@@ -12,9 +12,13 @@ use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::NoteVerifier;
 use tokenledger_core::receipt::Receipt;
-use tokenledger_core::wire::{Appended, ConsistencyProof, EntriesPage, InclusionProof, LineResult};
+use tokenledger_core::wire::{
+    Appended, ConsistencyProof, EntriesPage, InclusionProof, LineResult, ServedEntry,
+    TokenResolution,
+};
 
 use crate::client::{Client, ClientError};
+use crate::exit;
 
 /// How a verification ended, other than in success.
 #[derive(Debug, thiserror::Error)]
@@ -25,11 +29,28 @@ pub enum VerifyError {
     /// Bad arguments, unreadable files, or the server could not be asked (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// The server refused the credential (401) or the caller (403) (exit 4).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<ClientError> for VerifyError {
     fn from(e: ClientError) -> VerifyError {
-        VerifyError::Usage(e.to_string())
+        if e.is_refused() {
+            VerifyError::Refused(e.to_string())
+        } else {
+            VerifyError::Usage(e.to_string())
+        }
+    }
+}
+
+impl VerifyError {
+    pub fn code(&self) -> u8 {
+        match self {
+            VerifyError::Failed(_) => exit::NEGATIVE,
+            VerifyError::Usage(_) => exit::ERROR,
+            VerifyError::Refused(_) => exit::REFUSED,
+        }
     }
 }
 
@@ -67,21 +88,12 @@ pub struct VerifyRequest<'a> {
 
 /// Runs every check; stores the new checkpoint in the state file only if all passed.
 pub fn run(req: &VerifyRequest<'_>) -> Result<Verified, VerifyError> {
-    let verifier = NoteVerifier::parse(req.log_key.trim())
-        .map_err(|e| VerifyError::Usage(format!("--log-key: {e}")))?;
+    let verifier = parse_log_key(req.log_key)?;
     if let Some(appended) = req.receipt {
         check_receipt_signature(appended, &verifier)?;
     }
     let note = req.client.get_text("/v1/log/checkpoint")?;
-    let checkpoint = Checkpoint::open(&note, &verifier)
-        .map_err(|e| VerifyError::Failed(format!("checkpoint: {e}")))?;
-    if checkpoint.origin != verifier.name() {
-        return Err(VerifyError::Failed(format!(
-            "checkpoint origin `{}` is not the key's name `{}`",
-            checkpoint.origin,
-            verifier.name()
-        )));
-    }
+    let checkpoint = open_checkpoint(&note, &verifier)?;
     let trusted = match req.state {
         Some(path) => read_state(path, &verifier)?,
         None => None,
@@ -190,6 +202,74 @@ fn check_receipt_inclusion(
     })
 }
 
+/// Parses a pinned log key (`name+keyid+base64key`).
+pub fn parse_log_key(key: &str) -> Result<NoteVerifier, VerifyError> {
+    NoteVerifier::parse(key.trim()).map_err(|e| VerifyError::Usage(format!("--log-key: {e}")))
+}
+
+/// Opens a signed checkpoint with the pinned key; its origin must be the key's name.
+fn open_checkpoint(note: &str, verifier: &NoteVerifier) -> Result<Checkpoint, VerifyError> {
+    let checkpoint = Checkpoint::open(note, verifier)
+        .map_err(|e| VerifyError::Failed(format!("checkpoint: {e}")))?;
+    if checkpoint.origin != verifier.name() {
+        return Err(VerifyError::Failed(format!(
+            "checkpoint origin `{}` is not the key's name `{}`",
+            checkpoint.origin,
+            verifier.name()
+        )));
+    }
+    Ok(checkpoint)
+}
+
+/// The leaf hash of a served entry, recomputed from its bytes, which must decode to the
+/// entry served beside them.
+fn served_leaf_hash(served: &ServedEntry) -> Result<Hash, VerifyError> {
+    let index = served.index;
+    let leaf = STANDARD
+        .decode(&served.leaf)
+        .map_err(|e| VerifyError::Failed(format!("entry {index}: leaf is not base64: {e}")))?;
+    let decoded: serde_json::Value = serde_json::from_slice(&leaf)
+        .map_err(|e| VerifyError::Failed(format!("entry {index}: leaf is not JSON: {e}")))?;
+    if decoded != served.entry {
+        return Err(VerifyError::Failed(format!(
+            "entry {index}: the decoded entry differs from its leaf bytes"
+        )));
+    }
+    Ok(merkle::leaf_hash(&leaf))
+}
+
+/// Checks a resolution answer offline: its checkpoint is signed by the pinned log key, and
+/// the issuance it names (recomputed from the served bytes) is included in that checkpoint.
+/// Returns the checkpoint.
+pub fn check_resolution(
+    answer: &TokenResolution,
+    verifier: &NoteVerifier,
+) -> Result<Checkpoint, VerifyError> {
+    let checkpoint = open_checkpoint(&answer.checkpoint, verifier)?;
+    let proof = &answer.inclusion_proof;
+    let index = answer.issuance.index;
+    if (proof.index, proof.size) != (index, checkpoint.size) {
+        return Err(VerifyError::Failed(format!(
+            "the proof is for entry {} at size {}, not entry {index} at the checkpoint's size {}",
+            proof.index, proof.size, checkpoint.size
+        )));
+    }
+    let leaf_hash = served_leaf_hash(&answer.issuance)?;
+    merkle::verify_inclusion(
+        index,
+        checkpoint.size,
+        &leaf_hash,
+        &proof.hashes,
+        &checkpoint.root,
+    )
+    .map_err(|e| {
+        VerifyError::Failed(format!(
+            "the issuance (entry {index}) is not included in the checkpoint: {e}"
+        ))
+    })?;
+    Ok(checkpoint)
+}
+
 fn check_consistency(
     client: &Client,
     old: &Checkpoint,
@@ -238,17 +318,7 @@ fn check_inclusion(
         .into_iter()
         .find(|e| e.index == index)
         .ok_or_else(|| VerifyError::Failed(format!("the server did not return entry {index}")))?;
-    let leaf = STANDARD
-        .decode(&served.leaf)
-        .map_err(|e| VerifyError::Failed(format!("entry {index}: leaf is not base64: {e}")))?;
-    let decoded: serde_json::Value = serde_json::from_slice(&leaf)
-        .map_err(|e| VerifyError::Failed(format!("entry {index}: leaf is not JSON: {e}")))?;
-    if decoded != served.entry {
-        return Err(VerifyError::Failed(format!(
-            "entry {index}: the decoded entry differs from its leaf bytes"
-        )));
-    }
-    let leaf_hash = merkle::leaf_hash(&leaf);
+    let leaf_hash = served_leaf_hash(&served)?;
     let proof: InclusionProof = client.get_json(&format!(
         "/v1/log/proof/inclusion?index={index}&size={}",
         checkpoint.size
@@ -354,6 +424,82 @@ mod tests {
                 .contains("entry 3 is beyond the checkpoint (size 3)"),
             "{e}"
         );
+    }
+
+    /// A resolution of entry 1 of a two-entry log, with its proof and signed checkpoint.
+    fn resolution() -> TokenResolution {
+        use tokenledger_core::chain::{Chain, ChainLink};
+        use tokenledger_core::wire::PersonView;
+        let first = br#"{"type":"issuance","jti":"a"}"#;
+        let second = br#"{"type":"issuance","jti":"b"}"#;
+        let (h0, h1) = (merkle::leaf_hash(first), merkle::leaf_hash(second));
+        let checkpoint = Checkpoint {
+            origin: ORIGIN.into(),
+            size: 2,
+            root: merkle::node_hash(&h0, &h1),
+            extensions: Vec::new(),
+        };
+        let link = ChainLink {
+            index: 1,
+            jti: "b".into(),
+            iss: "i".into(),
+            sub: "s".into(),
+            client_id: None,
+            grant_type: None,
+            parent_jti: None,
+            refresh_jti: None,
+        };
+        TokenResolution {
+            resolution_index: 2,
+            person: PersonView {
+                id: "pe-1".into(),
+                vo: "atlas".into(),
+                identities: vec![],
+            },
+            issuance: ServedEntry {
+                index: 1,
+                leaf: STANDARD.encode(second),
+                entry: serde_json::from_slice(second).unwrap(),
+            },
+            inclusion_proof: InclusionProof {
+                index: 1,
+                size: 2,
+                leaf_hash: h1,
+                hashes: vec![h0],
+            },
+            checkpoint: checkpoint.sign(&signer()).unwrap(),
+            chain: Chain {
+                links: vec![link],
+                complete: true,
+                stopped: None,
+            },
+            human: None,
+        }
+    }
+
+    #[test]
+    fn a_resolution_proof_is_checked_against_its_signed_checkpoint() {
+        let verifier = signer().verifier();
+        let checkpoint = check_resolution(&resolution(), &verifier).unwrap();
+        assert_eq!(checkpoint.size, 2);
+
+        let other = NoteSigner::from_seed(ORIGIN, [8; 32]).unwrap().verifier();
+        let failed = |r: &TokenResolution, v: &NoteVerifier| {
+            let e = check_resolution(r, v).unwrap_err();
+            assert!(matches!(e, VerifyError::Failed(_)), "{e}");
+            e.to_string()
+        };
+        assert!(failed(&resolution(), &other).contains("checkpoint"));
+        let mut r = resolution();
+        r.issuance.entry["jti"] = "c".into();
+        assert!(failed(&r, &verifier).contains("differs from its leaf bytes"));
+        let mut r = resolution();
+        r.inclusion_proof.hashes[0] = Hash([5; 32]);
+        assert!(failed(&r, &verifier).contains("not included"));
+        let mut r = resolution();
+        r.inclusion_proof.index = 0;
+        assert!(failed(&r, &verifier).contains("the proof is for entry 0"));
+        assert!(matches!(parse_log_key("nope"), Err(VerifyError::Usage(_))));
     }
 
     #[test]

@@ -22,17 +22,20 @@ pub enum Role {
     SiteReader,
     /// Reads the log and proofs, for its VO or for all.
     Auditor,
+    /// Reports sightings for its site (log scrapers on CEs and storage).
+    Reporter,
 }
 
 impl Role {
     /// Every role, in a fixed order.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Admin,
         Role::Issuer,
         Role::VoSecurity,
         Role::SiteAdmin,
         Role::SiteReader,
         Role::Auditor,
+        Role::Reporter,
     ];
 
     /// The role's name as written in credentials and policies.
@@ -44,6 +47,7 @@ impl Role {
             Role::SiteAdmin => "site-admin",
             Role::SiteReader => "site-reader",
             Role::Auditor => "auditor",
+            Role::Reporter => "reporter",
         }
     }
 }
@@ -78,11 +82,20 @@ pub struct Binding {
     pub issuer: Option<String>,
 }
 
+/// What part of the log a caller may read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryAccess {
+    All,
+    /// Only the entries of this VO.
+    Vo(String),
+    None,
+}
+
 /// A binding that does not fit its role, or an unknown role.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AccessError {
     #[error(
-        "unknown role `{0}` (known: admin, issuer, vo-security, site-admin, site-reader, auditor)"
+        "unknown role `{0}` (known: admin, issuer, vo-security, site-admin, site-reader, auditor, reporter)"
     )]
     UnknownRole(String),
     #[error("role `{0}` must be bound to a VO (--vo)")]
@@ -106,15 +119,15 @@ impl Binding {
             Role::Issuer | Role::VoSecurity if vo.is_none() => {
                 return Err(AccessError::NeedsVo(role));
             }
-            Role::SiteAdmin | Role::SiteReader if site.is_none() => {
+            Role::SiteAdmin | Role::SiteReader | Role::Reporter if site.is_none() => {
                 return Err(AccessError::NeedsSite(role));
             }
-            Role::SiteAdmin | Role::SiteReader if vo.is_some() => {
+            Role::SiteAdmin | Role::SiteReader | Role::Reporter if vo.is_some() => {
                 return Err(AccessError::UnexpectedBinding(role, "VO"));
             }
             _ => {}
         }
-        if site.is_some() && !matches!(role, Role::SiteAdmin | Role::SiteReader) {
+        if site.is_some() && !matches!(role, Role::SiteAdmin | Role::SiteReader | Role::Reporter) {
             return Err(AccessError::UnexpectedBinding(role, "site"));
         }
         Ok(Binding {
@@ -158,6 +171,25 @@ impl Binding {
         self.role == Role::VoSecurity && self.vo.as_deref() == Some(vo)
     }
 
+    fn bound_to_site(&self, site: &str) -> bool {
+        self.site.as_deref() == Some(site)
+    }
+
+    /// May this caller act for `site`: pseudonyms, suspensions, its key, exports?
+    pub fn may_administer_site(&self, site: &str) -> bool {
+        self.role == Role::SiteAdmin && self.bound_to_site(site)
+    }
+
+    /// May this caller fetch `site`'s signed blocklist (no identities in it)?
+    pub fn may_read_blocklist(&self, site: &str) -> bool {
+        matches!(self.role, Role::SiteAdmin | Role::SiteReader) && self.bound_to_site(site)
+    }
+
+    /// May this caller report sightings at `site`?
+    pub fn may_report_sightings(&self, site: &str) -> bool {
+        matches!(self.role, Role::SiteAdmin | Role::Reporter) && self.bound_to_site(site)
+    }
+
     /// May this caller see who resolved what in `vo`?
     pub fn may_audit(&self, vo: &str) -> bool {
         match self.role {
@@ -168,12 +200,12 @@ impl Binding {
         }
     }
 
-    /// May this caller read log entries of every VO (entries carry personal data)?
-    pub fn may_read_all_entries(&self) -> bool {
-        match self.role {
-            Role::Admin => true,
-            Role::Auditor => self.vo.is_none(),
-            _ => false,
+    /// Which log entries this caller may read (entries carry personal data).
+    pub fn entries_readable(&self) -> EntryAccess {
+        match (self.role, &self.vo) {
+            (Role::Admin, _) | (Role::Auditor, None) => EntryAccess::All,
+            (Role::Auditor | Role::VoSecurity, Some(vo)) => EntryAccess::Vo(vo.clone()),
+            _ => EntryAccess::None,
         }
     }
 }
@@ -293,26 +325,61 @@ mod tests {
     }
 
     #[test]
-    fn only_admin_and_global_auditor_read_all_entries() {
+    fn site_roles_act_only_for_their_site() {
+        let site = |role| Binding::new(role, None, vo("CERN-PROD")).unwrap();
+        assert!(site(Role::SiteAdmin).may_administer_site("CERN-PROD"));
+        assert!(!site(Role::SiteAdmin).may_administer_site("RAL-LCG2"));
+        assert!(!site(Role::SiteReader).may_administer_site("CERN-PROD"));
+        assert!(site(Role::SiteReader).may_read_blocklist("CERN-PROD"));
+        assert!(!site(Role::SiteReader).may_read_blocklist("RAL-LCG2"));
+        assert!(!site(Role::Reporter).may_read_blocklist("CERN-PROD"));
+        assert!(site(Role::Reporter).may_report_sightings("CERN-PROD"));
+        assert!(site(Role::SiteAdmin).may_report_sightings("CERN-PROD"));
+        assert!(!site(Role::SiteReader).may_report_sightings("CERN-PROD"));
+        let admin = Binding::new(Role::Admin, None, None).unwrap();
         assert!(
+            !admin.may_administer_site("CERN-PROD"),
+            "sites act for themselves"
+        );
+    }
+
+    #[test]
+    fn entries_are_read_whole_by_admins_and_global_auditors_per_vo_by_the_vos_own() {
+        assert_eq!(
             Binding::new(Role::Admin, None, None)
                 .unwrap()
-                .may_read_all_entries()
+                .entries_readable(),
+            EntryAccess::All
         );
-        assert!(
+        assert_eq!(
             Binding::new(Role::Auditor, None, None)
                 .unwrap()
-                .may_read_all_entries()
+                .entries_readable(),
+            EntryAccess::All
         );
-        assert!(
-            !Binding::new(Role::Auditor, vo("atlas"), None)
+        assert_eq!(
+            Binding::new(Role::Auditor, vo("atlas"), None)
                 .unwrap()
-                .may_read_all_entries()
+                .entries_readable(),
+            EntryAccess::Vo("atlas".into())
         );
-        assert!(
-            !Binding::new(Role::Issuer, vo("atlas"), None)
+        assert_eq!(
+            Binding::new(Role::VoSecurity, vo("cms"), None)
                 .unwrap()
-                .may_read_all_entries()
+                .entries_readable(),
+            EntryAccess::Vo("cms".into())
+        );
+        assert_eq!(
+            Binding::new(Role::Issuer, vo("atlas"), None)
+                .unwrap()
+                .entries_readable(),
+            EntryAccess::None
+        );
+        assert_eq!(
+            Binding::new(Role::SiteAdmin, None, vo("X"))
+                .unwrap()
+                .entries_readable(),
+            EntryAccess::None
         );
     }
 }

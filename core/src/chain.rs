@@ -25,6 +25,7 @@ const MAX_GRANT_TYPE_LEN: usize = 64;
 
 /// What the chain walk needs to know about one logged issuance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainLink {
     /// The issuance's index in the log.
     pub index: u64,
@@ -183,6 +184,7 @@ impl ChainWalk {
 
 /// A token chain from a starting issuance up to its root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Chain {
     /// The links, the starting issuance first and the root (or the topmost found) last.
     pub links: Vec<ChainLink>,

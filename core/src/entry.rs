@@ -110,6 +110,87 @@ pub struct ReportContext {
 pub enum EntryBody {
     Issuance(Box<Issuance>),
     Resolution(Resolution),
+    Suspension(Box<Suspension>),
+    Lift(Lift),
+    SiteKeyFetch(SiteKeyFetch),
+    IdentityLink(IdentityLink),
+    Sighting(Sighting),
+}
+
+/// A person, or one leaked token, suspended at a site or (no `site`) at every site of a VO.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Suspension {
+    pub suspension_id: String,
+    /// The site that suspends; absent for a VO-wide suspension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    pub vo: String,
+    pub person_id: String,
+    /// The suspending site's pseudonym of the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
+    /// `person` (every identity) or `token` (one jti).
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_jti: Option<String>,
+    /// `compute`, `storage` or `all`.
+    pub scope: String,
+    pub reason: String,
+    pub reason_code: String,
+    pub created_by: String,
+    /// Unix seconds after which it no longer applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<i64>,
+}
+
+/// A suspension lifted, and why.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Lift {
+    pub suspension_id: String,
+    pub reason: String,
+    pub lifted_by: String,
+}
+
+/// A site admin fetched its site key (for offline enforcement).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SiteKeyFetch {
+    pub site: String,
+    pub requester: String,
+}
+
+/// Another identity attached to a person, or (with `merged_from`) two persons merged.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct IdentityLink {
+    pub vo: String,
+    pub person_id: String,
+    /// The identity linked; absent for a merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The person whose identities all moved to `person_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<String>,
+    pub reason: String,
+    pub linked_by: String,
+}
+
+/// A site saw a token in use.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Sighting {
+    pub site: String,
+    pub vo: String,
+    pub iss: String,
+    pub jti: String,
+    /// Unix seconds.
+    pub seen_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub reported_by: String,
 }
 
 /// A look into identities by a VO security officer, logged before the answer is given:
@@ -358,7 +439,8 @@ fn take_id(claims: &mut Map<String, Value>, name: &'static str) -> Result<String
     take_optional_id(claims, name)?.ok_or(EntryError::Missing(name))
 }
 
-fn check_id(name: &str, value: &str) -> Result<(), EntryError> {
+/// Checks an identifier (jti, iss, sub, ids): 1 to 1024 bytes, no control characters.
+pub fn check_id(name: &str, value: &str) -> Result<(), EntryError> {
     if value.is_empty() {
         return Err(invalid(name, "must not be empty"));
     }

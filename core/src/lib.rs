@@ -2,11 +2,14 @@
 //! Pure code: no network, no database, no clock (callers pass times in).
 
 pub mod access;
+pub mod blocklist;
 pub mod chain;
 pub mod checkpoint;
 pub mod entry;
+pub mod export;
 pub mod merkle;
 pub mod note;
+pub mod pseudonym;
 pub mod receipt;
 pub mod vo;
 pub mod wire;

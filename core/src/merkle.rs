@@ -11,6 +11,16 @@ pub const MAX_TREE_SIZE: u64 = 1 << 62;
 
 /// A SHA-256 hash: a leaf hash, an interior node hash or a tree root.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        value_type = String,
+        content_encoding = "base64",
+        description = "A SHA-256 hash (leaf, interior node or tree root): standard base64 of \
+            32 bytes, with padding."
+    )
+)]
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::api::{AppState, router};
+use crate::blocklists::Blocklists;
 use crate::config::Config;
 use crate::credentials;
 use crate::db;
@@ -17,6 +18,7 @@ use crate::issuers::Issuers;
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::sequencer::{BatchLimits, Sequencer};
+use crate::sites;
 use tokenledger_core::access::{Binding, Role};
 
 /// A started service: its state and the sequencer task to await after shutdown.
@@ -32,8 +34,11 @@ impl Service {
         std::fs::create_dir_all(&config.server.data_dir)
             .with_context(|| format!("creating {}", config.server.data_dir.display()))?;
         let signer = keys::load_or_create_log_key(&config.log_key_path(), &config.log.origin)?;
+        let secret = keys::load_or_create_ledger_secret(&config.ledger_secret_path())?;
         let pool = db::open(&config.db_path()).await?;
         bootstrap_admin(&pool).await?;
+        sites::sync_config(&pool, &config).await?;
+        let blocklists = Arc::new(Blocklists::new(secret, config.blocklist.validity_secs));
         let writer = db::open_writer(&config.db_path()).await?;
         let metrics = Arc::new(Metrics::default());
         let limits = BatchLimits {
@@ -59,6 +64,7 @@ impl Service {
             verifier,
             signer: Arc::new(signer),
             issuers,
+            blocklists,
             config: Arc::new(config),
             metrics,
         };

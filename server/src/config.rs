@@ -17,6 +17,8 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../policies/default.toml");
 pub const DB_FILE: &str = "tokenledger.db";
 /// Name of the log signing key file inside the data directory.
 pub const LOG_KEY_FILE: &str = "log.key";
+/// Name of the pseudonym secret `K` inside the data directory.
+pub const LEDGER_SECRET_FILE: &str = "ledger.secret";
 
 #[derive(Deserialize, Clone, Debug)]
 #[serde(deny_unknown_fields)]
@@ -30,8 +32,28 @@ pub struct Config {
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
     pub operators: OperatorsConfig,
+    pub blocklist: BlocklistConfig,
+    #[serde(rename = "site", default)]
+    pub sites: Vec<SiteConfig>,
     #[serde(rename = "operator", default)]
     pub operator_rules: Vec<OperatorRule>,
+}
+
+/// Signed blocklists.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct BlocklistConfig {
+    /// How long a signed blocklist is valid; it is signed again (new sequence) once less
+    /// than half of this is left.
+    pub validity_secs: u64,
+}
+
+/// A site (name as in GOCDB/CRIC) and the VOs it serves.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub name: String,
+    pub vos: Vec<String>,
 }
 
 /// OIDC bearer tokens of operators (security officers, site admins, auditors).
@@ -180,6 +202,17 @@ impl Config {
                 .validate(self)
                 .with_context(|| format!("issuer `{}`", issuer.iss))?;
         }
+        for site in &self.sites {
+            validate_site_name(&site.name)?;
+            for vo in &site.vos {
+                if !self.knows_vo(vo) {
+                    bail!("site `{}`: VO `{vo}` is not configured", site.name);
+                }
+            }
+        }
+        if self.blocklist.validity_secs < 60 {
+            bail!("blocklist.validity_secs must be at least 60");
+        }
         for rule in &self.operator_rules {
             self.validate_operator_rule(rule).with_context(|| {
                 format!("operator rule for `{}` = `{}`", rule.claim, rule.value)
@@ -190,8 +223,16 @@ impl Config {
 
     fn validate_operator_rule(&self, rule: &OperatorRule) -> anyhow::Result<()> {
         rule.binding()?;
-        if !self.issuers.iter().any(|i| i.iss == rule.iss) {
+        let Some(issuer) = self.issuers.iter().find(|i| i.iss == rule.iss) else {
             bail!("issuer `{}` is not configured ([[issuer]])", rule.iss);
+        };
+        if let Some(vo) = &rule.vo
+            && !issuer.may_vouch_for(vo)
+        {
+            bail!(
+                "issuer `{}` does not serve VO `{vo}`: a VO's roles come from its own issuer",
+                rule.iss
+            );
         }
         if !OperatorRule::CLAIMS.contains(&rule.claim.as_str()) {
             bail!("claim must be one of {:?}", OperatorRule::CLAIMS);
@@ -215,6 +256,10 @@ impl Config {
 
     pub fn log_key_path(&self) -> PathBuf {
         self.server.data_dir.join(LOG_KEY_FILE)
+    }
+
+    pub fn ledger_secret_path(&self) -> PathBuf {
+        self.server.data_dir.join(LEDGER_SECRET_FILE)
     }
 }
 
@@ -256,6 +301,33 @@ impl IssuerConfig {
     pub fn allows_vo(&self, vo: &str) -> bool {
         self.vos.is_empty() || self.vos.iter().any(|v| v == vo)
     }
+
+    /// Can this issuer's tokens be of `vo` at all: allowed, and, for an issuer whose rules
+    /// all fix the VO (one VO per issuer), one of those VOs.
+    fn may_vouch_for(&self, vo: &str) -> bool {
+        let fixed: Vec<&str> = self
+            .vo_rules
+            .iter()
+            .filter_map(|r| match r {
+                VoRule::Fixed { vo } => Some(vo.as_str()),
+                _ => None,
+            })
+            .collect();
+        let only_fixed = fixed.len() == self.vo_rules.len();
+        self.allows_vo(vo) && (!only_fixed || fixed.contains(&vo))
+    }
+}
+
+/// Checks a site name as in GOCDB/CRIC: 1-64 characters of A-Z, a-z, 0-9, `-`, `_`, `.`.
+pub fn validate_site_name(name: &str) -> anyhow::Result<()> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        bail!("site name `{name}` must be 1-64 characters of A-Z, a-z, 0-9, '-', '_', '.'");
+    }
+    Ok(())
 }
 
 /// Lays `overlay` over `base`: tables merge key by key, anything else is replaced.
@@ -296,6 +368,31 @@ mod tests {
         assert_eq!(config.sequencer.max_wait_ms, 2);
         assert!(config.knows_vo("belle"));
         assert!(!config.knows_vo("atlas"));
+    }
+
+    #[test]
+    fn operator_roles_of_a_vo_come_from_its_own_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, "{}").unwrap();
+        let config = |vo: &str| {
+            format!(
+                "[[issuer]]\niss = \"https://atlas-auth/\"\njwks_file = \"{}\"\nalgorithms = [\"RS256\"]\n\
+                 vo_rules = [{{ rule = \"fixed\", vo = \"atlas\" }}]\n\
+                 [[operator]]\niss = \"https://atlas-auth/\"\nclaim = \"wlcg.groups\"\nvalue = \"/x\"\n\
+                 role = \"vo-security\"\nvo = \"{vo}\"\n",
+                jwks.display()
+            )
+        };
+        std::fs::write(&path, config("atlas")).unwrap();
+        assert!(Config::load(Some(&path)).is_ok());
+        std::fs::write(&path, config("cms")).unwrap();
+        let err = Config::load(Some(&path)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("does not serve VO `cms`"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use tokenledger_core::note::NoteSigner;
+use tokenledger_core::pseudonym::LedgerSecret;
 
 /// Loads the signing key from `path`, creating it (0600) under `origin` if it does not exist.
 /// Refuses a key file readable by group or others, and one made for another origin.
@@ -30,6 +33,24 @@ pub fn load_or_create_log_key(path: &Path, origin: &str) -> anyhow::Result<NoteS
         );
     }
     Ok(signer)
+}
+
+/// Loads the pseudonym secret `K` from `path`, creating it (0600) on first start. It must be
+/// backed up with the database: without it no pseudonym or tag can be recomputed.
+pub fn load_or_create_ledger_secret(path: &Path) -> anyhow::Result<LedgerSecret> {
+    if !path.exists() {
+        let secret = random_bytes::<32>()?;
+        write_secret_file(path, &STANDARD.encode(secret))?;
+        tracing::info!(path = %path.display(), "created the pseudonym secret");
+        return Ok(LedgerSecret::from_bytes(secret));
+    }
+    let text = read_secret_file(path)?;
+    let bytes: [u8; 32] = STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{} does not hold 32 base64 bytes", path.display()))?;
+    Ok(LedgerSecret::from_bytes(bytes))
 }
 
 /// Fills an array from the operating system's random source.
@@ -82,6 +103,19 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let again = load_or_create_log_key(&path, "example.org/log").unwrap();
         assert_eq!(first.verifier(), again.verifier());
+    }
+
+    #[test]
+    fn ledger_secret_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.secret");
+        let first = load_or_create_ledger_secret(&path).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let again = load_or_create_ledger_secret(&path).unwrap();
+        assert_eq!(first.as_bytes(), again.as_bytes());
     }
 
     #[test]

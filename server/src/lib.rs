@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod blocklists;
 pub mod config;
 pub mod credentials;
 pub mod db;
@@ -12,3 +13,5 @@ pub mod log_store;
 pub mod lookup;
 pub mod metrics;
 pub mod sequencer;
+pub mod sites;
+pub mod suspensions;

@@ -248,6 +248,143 @@ pub async fn read_entries_at(
     Ok(found)
 }
 
+/// A state change that goes with a log entry, written in the entry's transaction.
+#[derive(Clone, Debug)]
+pub enum StateChange {
+    Suspend(SuspensionRow),
+    Lift {
+        suspension_id: String,
+        lifted_by: String,
+        lifted_at: i64,
+    },
+    /// Attach identity `(iss, sub)` of `vo` to a person.
+    Link {
+        vo: String,
+        person_id: String,
+        iss: String,
+        sub: String,
+        created_at: i64,
+    },
+    /// Move every identity, pseudonym and suspension of person `from` to `into`.
+    Merge {
+        vo: String,
+        into: String,
+        from: String,
+    },
+    Sighting {
+        site: String,
+        vo: String,
+        iss: String,
+        jti: String,
+    },
+    /// The entry is the whole record (site key fetches).
+    None,
+}
+
+/// A new suspension.
+#[derive(Clone, Debug)]
+pub struct SuspensionRow {
+    pub id: String,
+    pub site: Option<String>,
+    pub vo: String,
+    pub person_id: String,
+    pub token_iss: Option<String>,
+    pub token_jti: Option<String>,
+    pub scope: String,
+    pub reason_code: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub not_after: Option<i64>,
+}
+
+/// Writes the state rows of one entry at `index`.
+pub async fn apply_state_change(
+    tx: &mut sqlx::SqliteConnection,
+    index: u64,
+    change: &StateChange,
+) -> Result<(), StoreError> {
+    match change {
+        StateChange::Suspend(s) => {
+            sqlx::query(
+                "INSERT INTO suspensions (id, idx, site, vo, person_id, token_iss, token_jti, scope,
+                 reason_code, created_by, created_at, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&s.id)
+            .bind(index as i64)
+            .bind(&s.site)
+            .bind(&s.vo)
+            .bind(&s.person_id)
+            .bind(&s.token_iss)
+            .bind(&s.token_jti)
+            .bind(&s.scope)
+            .bind(&s.reason_code)
+            .bind(&s.created_by)
+            .bind(s.created_at)
+            .bind(s.not_after)
+            .execute(&mut *tx)
+            .await?;
+        }
+        StateChange::Lift {
+            suspension_id,
+            lifted_by,
+            lifted_at,
+        } => {
+            sqlx::query(
+                "UPDATE suspensions SET lifted_at = ?, lifted_by = ?, lift_idx = ? WHERE id = ? AND lifted_at IS NULL",
+            )
+            .bind(lifted_at)
+            .bind(lifted_by)
+            .bind(index as i64)
+            .bind(suspension_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        StateChange::Link {
+            vo,
+            person_id,
+            iss,
+            sub,
+            created_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO identities (iss, sub, vo, person_id, created_at) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (iss, sub, vo) DO UPDATE SET person_id = excluded.person_id",
+            )
+            .bind(iss)
+            .bind(sub)
+            .bind(vo)
+            .bind(person_id)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        StateChange::Merge { vo, into, from } => {
+            for table in ["identities", "pseudonyms", "suspensions"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET person_id = ? WHERE person_id = ? AND vo = ?"
+                )))
+                .bind(into)
+                .bind(from)
+                .bind(vo)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        StateChange::Sighting { site, vo, iss, jti } => {
+            sqlx::query("INSERT INTO sightings (idx, site, vo, iss, jti) VALUES (?, ?, ?, ?, ?)")
+                .bind(index as i64)
+                .bind(site)
+                .bind(vo)
+                .bind(iss)
+                .bind(jti)
+                .execute(&mut *tx)
+                .await?;
+        }
+        StateChange::None => {}
+    }
+    Ok(())
+}
+
 /// Records a signed checkpoint (once per size).
 pub async fn insert_checkpoint<'e>(
     db: impl Executor<'e, Database = Sqlite>,

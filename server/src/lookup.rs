@@ -177,3 +177,88 @@ pub async fn resolutions(
     .await?;
     Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
 }
+
+/// Decodes an issuance entry.
+pub fn decode_issuance(
+    index: u64,
+    leaf: &[u8],
+) -> Result<tokenledger_core::entry::Issuance, StoreError> {
+    use tokenledger_core::entry::{EntryBody, LogEntry};
+    match LogEntry::from_canonical_bytes(leaf) {
+        Ok(LogEntry {
+            body: EntryBody::Issuance(issuance),
+            ..
+        }) => Ok(*issuance),
+        Ok(_) => Err(StoreError::Corrupt(format!(
+            "entry {index} is not an issuance"
+        ))),
+        Err(e) => Err(StoreError::Corrupt(format!("entry {index}: {e}"))),
+    }
+}
+
+/// The site, VO and person a pseudonym was handed out for.
+pub async fn pseudonym(
+    pool: &SqlitePool,
+    pseudonym: &str,
+) -> Result<Option<(String, String, String)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT site, vo, person_id FROM pseudonyms WHERE pseudonym = ?")
+            .bind(pseudonym)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// A person's timeline, newest first: issuances of its identities, sightings of those
+/// tokens, its suspensions and their lifts, as `(kind, index, canonical bytes)`.
+pub async fn timeline(
+    pool: &SqlitePool,
+    vo: &str,
+    person: &str,
+    identities: &[(String, String)],
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
+    if identities.is_empty() {
+        return Ok(Vec::new());
+    }
+    let identity_filter = |q: &mut QueryBuilder<Sqlite>| {
+        q.push(" AND (");
+        for (n, (iss, sub)) in identities.iter().enumerate() {
+            if n > 0 {
+                q.push(" OR ");
+            }
+            q.push("(i.iss = ")
+                .push_bind(iss.clone())
+                .push(" AND i.sub = ")
+                .push_bind(sub.clone())
+                .push(")");
+        }
+        q.push(")");
+    };
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT t.kind, t.idx, e.leaf FROM (SELECT 'issuance' AS kind, i.idx AS idx FROM issuances i WHERE i.vo = ",
+    );
+    q.push_bind(vo.to_string());
+    identity_filter(&mut q);
+    q.push(" UNION ALL SELECT 'sighting', s.idx FROM sightings s JOIN issuances i ON i.jti = s.jti AND i.iss = s.iss WHERE s.vo = ");
+    q.push_bind(vo.to_string());
+    identity_filter(&mut q);
+    q.push(" UNION ALL SELECT 'suspension', idx FROM suspensions WHERE person_id = ")
+        .push_bind(person.to_string())
+        .push(" AND vo = ")
+        .push_bind(vo.to_string());
+    q.push(" UNION ALL SELECT 'lift', lift_idx FROM suspensions WHERE lift_idx IS NOT NULL AND person_id = ")
+        .push_bind(person.to_string())
+        .push(" AND vo = ")
+        .push_bind(vo.to_string());
+    q.push(") t JOIN entries e ON e.idx = t.idx WHERE t.idx < ")
+        .push_bind(before.map_or(i64::MAX, |b| b as i64))
+        .push(" ORDER BY t.idx DESC LIMIT ")
+        .push_bind(limit as i64);
+    let rows: Vec<(String, i64, Vec<u8>)> = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, idx, leaf)| (kind, idx as u64, leaf))
+        .collect())
+}

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_server::app::Service;
-use tokenledger_server::config::{Config, DEFAULT_CONFIG};
-use tokenledger_server::{credentials, db};
+use tokenledger_server::config::{Config, DEFAULT_CONFIG, validate_site_name};
+use tokenledger_server::{credentials, db, sites};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,6 +40,9 @@ enum Command {
     /// Create, list or revoke API credentials (works while the server runs).
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Add a site (or replace the VOs it serves), or list sites.
+    #[command(subcommand)]
+    Site(SiteCommand),
     /// Print the default configuration.
     Config,
 }
@@ -52,6 +55,19 @@ struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "TOKENLEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum SiteCommand {
+    /// Add a site (name as in GOCDB/CRIC) serving the given VOs.
+    Add {
+        name: String,
+        /// A VO the site serves; repeat for each.
+        #[arg(long = "vo", required = true)]
+        vos: Vec<String>,
+    },
+    /// List sites and their VOs.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(config, args).await,
         Command::Credential(cmd) => credential(config, cmd).await,
+        Command::Site(cmd) => site(config, cmd).await,
         Command::Config => {
             print!("{DEFAULT_CONFIG}");
             Ok(())
@@ -115,9 +132,10 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal()?;
     println!("tokenledger-server listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    service.serve(listener, shutdown_signal()).await?;
+    service.serve(listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -181,6 +199,27 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
     Ok(())
 }
 
+async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
+    let pool = db::open(&config.db_path()).await?;
+    match cmd {
+        SiteCommand::Add { name, vos } => {
+            validate_site_name(&name)?;
+            for vo in &vos {
+                anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
+            }
+            sites::upsert(&pool, &name, &vos).await?;
+            println!("site {name}: {}", vos.join(", "));
+        }
+        SiteCommand::List => {
+            for (name, vos) in sites::list(&pool).await? {
+                println!("{name}\t{}", vos.join(","));
+            }
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENLEDGER_LOG")
         .unwrap_or_else(|_| "info,sqlx=warn".into());
@@ -194,20 +233,17 @@ fn init_tracing(format: &str) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: draining the sequencer");
+/// Installs the SIGTERM and SIGINT handlers now, before the server says it listens (a
+/// signal that came between the two would otherwise kill it without draining), and returns
+/// the future that resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = interrupt.recv() => {} }
+        tracing::info!("shutting down: draining the sequencer");
+    })
 }
 
 #[cfg(test)]

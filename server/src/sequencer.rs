@@ -14,7 +14,7 @@ use tokenledger_core::wire::AppendStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::keys::random_bytes;
-use crate::log_store::{self, EntryRow, IdentityRow, IssuanceRow, StoreError};
+use crate::log_store::{self, EntryRow, IdentityRow, IssuanceRow, StateChange, StoreError};
 use crate::metrics::Metrics;
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
@@ -34,18 +34,22 @@ pub struct PreparedEntry {
     pub kind: EntryKind,
 }
 
-/// What kind of entry, with what the sequencer indexes it by.
+/// What kind of entry, with the state rows the sequencer writes in the entry's transaction.
 #[derive(Clone, Debug)]
 pub enum EntryKind {
     Issuance(IssuanceKey),
-    Resolution { vo: String },
+    Resolution {
+        vo: String,
+    },
+    /// Any other state change: suspensions, lifts, links, sightings, key fetches.
+    State(StateChange),
 }
 
 impl PreparedEntry {
     fn issuance(&self) -> Option<&IssuanceKey> {
         match &self.kind {
             EntryKind::Issuance(key) => Some(key),
-            EntryKind::Resolution { .. } => None,
+            EntryKind::Resolution { .. } | EntryKind::State(_) => None,
         }
     }
 }
@@ -274,6 +278,9 @@ impl Writer {
         )
         .await?;
         log_store::insert_resolutions(&mut tx, &plan.resolution_rows()).await?;
+        for (index, change) in plan.state_changes() {
+            log_store::apply_state_change(&mut tx, index, change).await?;
+        }
         log_store::insert_identities(&mut tx, &identities).await?;
         if persist {
             log_store::insert_checkpoint(&mut *tx, head.size, &head.note, now_micros()).await?;
@@ -424,7 +431,17 @@ impl BatchPlan<'_> {
             .iter()
             .filter_map(|(index, e)| match &e.kind {
                 EntryKind::Resolution { vo } => Some((*index, vo.as_str())),
-                EntryKind::Issuance(_) => None,
+                EntryKind::Issuance(_) | EntryKind::State(_) => None,
+            })
+            .collect()
+    }
+
+    fn state_changes(&self) -> Vec<(u64, &StateChange)> {
+        self.new_entries
+            .iter()
+            .filter_map(|(index, e)| match &e.kind {
+                EntryKind::State(change) => Some((*index, change)),
+                _ => None,
             })
             .collect()
     }

@@ -460,6 +460,7 @@ pub struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
     pub www_authenticate: Option<String>,
+    pub etag: Option<String>,
     pub body: String,
 }
 
@@ -609,6 +610,7 @@ impl Http {
         let status = response.status().as_u16();
         let content_type = header("content-type");
         let www_authenticate = header("www-authenticate");
+        let etag = header("etag");
         let body = response
             .into_body()
             .with_config()
@@ -618,8 +620,42 @@ impl Http {
             status,
             content_type,
             www_authenticate,
+            etag,
             body,
         })
+    }
+
+    /// `GET path` with a bearer credential and extra request headers.
+    pub fn get_with_headers(&self, path: &str, token: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", format!("Bearer {token}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (status, content_type, www_authenticate, etag) = (
+            response.status().as_u16(),
+            header("content-type"),
+            header("www-authenticate"),
+            header("etag"),
+        );
+        let body = response.into_body().read_to_string().unwrap_or_default();
+        Reply {
+            status,
+            content_type,
+            www_authenticate,
+            etag,
+            body,
+        }
     }
 
     /// Like [`Http::try_send`], panicking on a transport failure.

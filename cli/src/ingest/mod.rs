@@ -25,13 +25,14 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::client::Client;
+use crate::config::Settings;
+use crate::exit::{self, Failure};
 use formats::{Format, Parser, keycloak_array};
 use lines::LineReader;
 use progress::Progress;
 use records::Records;
 use session::Session;
-use ship::{Origin, Shipper};
+use ship::{Origin, ShipError, Shipper};
 use summary::Summary;
 
 /// Most reports in one request (the server's limit for an NDJSON body).
@@ -46,7 +47,9 @@ skipped (an event that is not a token issuance). The run ends with the summary
 `accepted=N duplicates=N rejected=N skipped=N` (--json: as JSON).
 
 Exit status: 0 nothing was rejected; 1 some inputs were rejected (the rest was still shipped;
---rejects FILE lists them); 2 usage, network or server error (e.g. a refused credential).
+--rejects FILE lists them); 2 usage, network or server error; 4 the server refused the
+credential (401) or the caller (403). The credential (--token, --token-file,
+TOKENLEDGER_TOKEN or the profile's) is the reporting issuer's (`tlk_...`).
 Batches that meet an unreachable server or a 503 are retried a few times first; a report sent
 twice is harmless (the ledger is idempotent on the token's jti).
 
@@ -96,12 +99,6 @@ pub struct IngestArgs {
     /// Input format.
     #[arg(long, value_enum)]
     format: Format,
-    /// Base URL of the ledger, e.g. https://ledger.example.org.
-    #[arg(long, env = "TOKENLEDGER_SERVER")]
-    server: String,
-    /// Issuer credential (`tlk_...`) of the reporting issuer.
-    #[arg(long, env = "TOKENLEDGER_TOKEN", hide_env_values = true)]
-    token: String,
     /// Reports per request (1 to 10000); a batch also goes early at 4 MiB.
     #[arg(long, default_value_t = 1000, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH_LINES as u64))]
@@ -131,16 +128,19 @@ pub struct IngestArgs {
 }
 
 /// Runs `ingest`; returns the exit code.
-pub fn run(args: IngestArgs) -> u8 {
-    let client = Client::new(&args.server, Some(args.token.clone()));
+pub fn run(args: IngestArgs, settings: &Settings) -> u8 {
     let total = if args.follow {
         None
     } else {
         total_size(&args.files)
     };
     let progress = Progress::new(total, args.quiet);
-    let (summary, error) = match prepare(&args, &progress) {
-        Ok((parser, records)) => {
+    let ready = settings
+        .authenticated_client()
+        .map_err(anyhow::Error::from)
+        .and_then(|client| Ok((client, prepare(&args, &progress)?)));
+    let (summary, error) = match ready {
+        Ok((client, (parser, records))) => {
             let shipper = Shipper::new(&client, progress.clone());
             let mut session = Session::new(
                 parser,
@@ -159,6 +159,7 @@ pub fn run(args: IngestArgs) -> u8 {
         Err(e) => (Summary::default(), Some(e)),
     };
     progress.finish();
+    let code = summary.exit_code(error.as_ref().map(failure_code));
     let error = error.map(|e| format!("{e:#}"));
     if args.json {
         println!("{}", summary.json(error.as_deref()));
@@ -168,7 +169,23 @@ pub fn run(args: IngestArgs) -> u8 {
     if let Some(error) = &error {
         eprintln!("tokenledger: {error}");
     }
-    summary.exit_code(error.is_some())
+    if code == exit::REFUSED {
+        eprintln!("tokenledger: {}", settings.credential_hint());
+    }
+    code
+}
+
+/// The exit code of the error that ended a run: 4 if the server refused the credential or
+/// the caller, else the failure's own code, else 2.
+fn failure_code(error: &anyhow::Error) -> u8 {
+    if let Some(ShipError::Client(e)) = error.downcast_ref::<ShipError>()
+        && e.is_refused()
+    {
+        return exit::REFUSED;
+    }
+    error
+        .downcast_ref::<Failure>()
+        .map_or(exit::ERROR, Failure::code)
 }
 
 /// Checks the arguments clap cannot, and opens the output files.
@@ -218,9 +235,10 @@ fn follow_one(session: &mut Session<'_>, args: &IngestArgs) -> anyhow::Result<()
     follow::run(session, &args.files[0], state, &stop)
 }
 
-/// Reads every file to its end, then ships the last batch.
+/// Opens every input first (a missing file ships nothing), then reads each to its end and
+/// ships the last batch.
 fn ingest_files(session: &mut Session<'_>, files: &[PathBuf]) -> anyhow::Result<()> {
-    let mut done = 0;
+    let mut inputs = Vec::with_capacity(files.len());
     for path in files {
         let name: Arc<str> = path.display().to_string().into();
         let input: Box<dyn BufRead> = if is_stdin(path) {
@@ -229,6 +247,10 @@ fn ingest_files(session: &mut Session<'_>, files: &[PathBuf]) -> anyhow::Result<
             let file = File::open(path).with_context(|| format!("opening {name}"))?;
             Box::new(BufReader::with_capacity(READ_BUFFER, file))
         };
+        inputs.push((name, input));
+    }
+    let mut done = 0;
+    for (name, input) in inputs {
         done += ingest_input(session, &name, input, done)?;
     }
     session.flush()

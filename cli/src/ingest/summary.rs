@@ -3,12 +3,7 @@
 
 use serde::Serialize;
 
-/// Exit code: every input was accepted, a duplicate, or skipped.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: some inputs were rejected (the others were still shipped).
-pub const EXIT_REJECTED: u8 = 1;
-/// Exit code: usage, network or server error.
-pub const EXIT_ERROR: u8 = 2;
+use crate::exit;
 
 /// Counts of one run.
 #[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,14 +34,13 @@ impl Summary {
         value
     }
 
-    /// 2 if the run ended on an error, else 1 if anything was rejected, else 0.
-    pub fn exit_code(&self, failed: bool) -> u8 {
-        if failed {
-            EXIT_ERROR
-        } else if self.rejected > 0 {
-            EXIT_REJECTED
-        } else {
-            EXIT_OK
+    /// The code of the error that ended the run, if any; else 1 if anything was rejected,
+    /// else 0.
+    pub fn exit_code(&self, error: Option<u8>) -> u8 {
+        match error {
+            Some(code) => code,
+            None if self.rejected > 0 => exit::NEGATIVE,
+            None => exit::OK,
         }
     }
 }
@@ -84,14 +78,14 @@ mod tests {
             skipped: 4,
             ..Summary::default()
         };
-        assert_eq!(clean.exit_code(false), EXIT_OK);
-        assert_eq!(Summary::default().exit_code(false), EXIT_OK);
+        assert_eq!(clean.exit_code(None), exit::OK);
+        assert_eq!(Summary::default().exit_code(None), exit::OK);
         let rejected = Summary {
             rejected: 1,
             ..clean
         };
-        assert_eq!(rejected.exit_code(false), EXIT_REJECTED);
-        assert_eq!(rejected.exit_code(true), EXIT_ERROR);
-        assert_eq!(clean.exit_code(true), EXIT_ERROR);
+        assert_eq!(rejected.exit_code(None), exit::NEGATIVE);
+        assert_eq!(rejected.exit_code(Some(exit::ERROR)), exit::ERROR);
+        assert_eq!(clean.exit_code(Some(exit::REFUSED)), exit::REFUSED);
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::fake_server::{FakeServer, created};
 use super::*;
+use crate::client::Client;
 
 const ISS: &str = "https://kc.example/realms/egi";
 
@@ -76,7 +77,7 @@ fn batches_are_cut_at_the_batch_size_and_every_line_accounted_for() {
         session.summary().line(),
         "accepted=25 duplicates=0 rejected=1 skipped=0"
     );
-    assert_eq!(session.summary().exit_code(false), 1);
+    assert_eq!(session.summary().exit_code(None), 1);
     let rejected = rejects(&rejects_file);
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0]["line"], 15);
@@ -143,7 +144,12 @@ fn a_refused_request_ends_the_run_with_the_server_message() {
         format!("{e:#}").contains("answered 401: missing or invalid credential"),
         "{e:#}"
     );
-    assert_eq!(session.summary().exit_code(true), 2);
+    assert_eq!(
+        failure_code(&e),
+        exit::REFUSED,
+        "a refused credential is exit 4"
+    );
+    assert_eq!(session.summary().exit_code(Some(failure_code(&e))), 4);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use tokenledger_core::wire::ResolutionPage;
+use tokenledger_core::wire::{ErrorBody, ResolutionPage};
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::ApiError;
@@ -16,12 +17,37 @@ use crate::lookup;
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Paging: only entries with a smaller index (from `next_before`).
     before: Option<u64>,
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
 }
 
+/// `GET /v1/vos/{vo}/resolutions[?before=&limit=]`: newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/vos/{vo}/resolutions",
+    tag = "audit",
+    operation_id = "vo_resolutions",
+    summary = "Who resolved what in a VO",
+    description = "The VO's `resolution` entries (requester, action, target, reason, how much \
+        was revealed), newest first. Roles: `admin`, `vo-security` of `{vo}`, `auditor` \
+        ledger-wide or of `{vo}`.",
+    params(("vo" = String, Path, description = "The VO"), AuditQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of resolution entries", body = ResolutionPage),
+        (status = 400, description = "A bad `limit` or `before`", body = ErrorBody),
+        (status = 403, description = "Neither admin, nor an officer or auditor of this VO, nor a \
+            ledger-wide auditor", body = ErrorBody),
+    ),
+    extensions((
+        "x-roles" = json!(["admin", "vo-security (of {vo})", "auditor (ledger-wide or of {vo})"])
+    )),
+)]
 pub async fn resolutions(
     State(state): State<AppState>,
     principal: Principal,

@@ -22,7 +22,10 @@ impl FromRequestParts<AppState> for Principal {
             .headers
             .get(AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|h| {
+                let (scheme, rest) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+            })
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthenticated)?;

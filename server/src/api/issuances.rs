@@ -17,7 +17,8 @@ use tokenledger_core::merkle::leaf_hash;
 use tokenledger_core::receipt::Receipt;
 use tokenledger_core::vo::derive_vo;
 use tokenledger_core::wire::{
-    AppendStatus, Appended, AppendedBatch, ErrorDetail, IssuanceReport, LineResult, MAX_BATCH,
+    AppendStatus, Appended, AppendedBatch, ErrorBody, ErrorDetail, IssuanceAnswer, IssuanceReport,
+    IssuanceRequest, LineResult, MAX_BATCH,
 };
 
 use super::AppState;
@@ -29,6 +30,52 @@ use crate::sequencer::{EntryKind, IssuanceKey, PreparedEntry, Sequenced, now_mic
 /// Most lines of one `application/x-ndjson` request.
 pub const MAX_NDJSON_LINES: usize = 10_000;
 
+/// `POST /v1/issuances`.
+#[utoipa::path(
+    post,
+    path = "/v1/issuances",
+    tag = "issuances",
+    operation_id = "report_issuances",
+    summary = "Report issued tokens",
+    description = "Each report becomes a log entry and is answered with a signed receipt; a \
+        `jti` already logged by the same issuer is a duplicate and keeps its index. \
+        `application/json`: one report, or an array of 1 to 1000 reports, all or nothing (any bad \
+        report refuses the request). `application/x-ndjson`: up to 10,000 reports, one a line, \
+        each line answered on its own line (a good line is logged even if another is refused). \
+        Roles: `issuer` of the VO of every report (a signed JWT's VO comes from its issuer's \
+        rules; unsigned claims only from an issuer credential bound to their `iss`), or \
+        `admin`.",
+    request_body(
+        description = "Issuance reports",
+        content(
+            (IssuanceRequest = "application/json"),
+            (IssuanceReport = "application/x-ndjson"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "At least one new entry", body = IssuanceAnswer),
+        (status = 200, description = "JSON: every report was a duplicate. NDJSON: always, one \
+            result or error per non-empty input line", content(
+            (IssuanceAnswer = "application/json"),
+            (LineResult = "application/x-ndjson"),
+        )),
+        (status = 400, description = "Malformed JSON, not a report or array, empty or too large \
+            batch, a report with both or neither of `token` and `claims`, a bad `feed`",
+            body = ErrorBody),
+        (status = 403, description = "The credential may not report issuances (of this VO, or \
+            unsigned claims of this issuer)", body = ErrorBody),
+        (status = 413, description = "Body larger than the configured limit", body = ErrorBody),
+        (status = 415, description = "Content-Type neither `application/json` nor \
+            `application/x-ndjson`", body = ErrorBody),
+        (status = 422, description = "A token or claims refused: unknown issuer, bad signature, \
+            expired, VO not derived (`vo_not_derived`), unknown VO (`unknown_vo`), invalid \
+            claims (`invalid_claims`), ...", body = ErrorBody),
+        (status = 503, description = "The sequencer is busy or shutting down; retry \
+            (`Retry-After`)", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["issuer (of the report's VO)", "admin"]))),
+)]
 pub async fn post(
     State(state): State<AppState>,
     principal: Principal,

@@ -10,18 +10,36 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::wire::{
-    ConsistencyProof, EntriesPage, InclusionProof, MAX_ENTRIES_PAGE, ServedEntry,
+    ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, MAX_ENTRIES_PAGE, ServedEntry,
 };
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::credentials::Principal;
 use crate::log_store;
+use tokenledger_core::access::EntryAccess;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// `GET /v1/log/checkpoint`: the latest signed checkpoint note.
+#[utoipa::path(
+    get,
+    path = "/v1/log/checkpoint",
+    tag = "log",
+    operation_id = "checkpoint",
+    summary = "The latest signed checkpoint",
+    description = "A C2SP `tlog-checkpoint` signed note: origin, size, base64 root hash, a blank \
+        line, then the log key's Ed25519 signature line. Hashes only. Roles: public.",
+    responses((
+        status = 200,
+        description = "The signed note",
+        body = String,
+        content_type = "text/plain; charset=utf-8",
+    )),
+    extensions(("x-roles" = json!(["public"]))),
+)]
 pub async fn checkpoint(State(state): State<AppState>) -> impl IntoResponse {
     let head = state.sequencer.head();
     (
@@ -34,6 +52,22 @@ pub async fn checkpoint(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// `GET /v1/log/key`: the verifier key of the log, `name+keyid+base64key`.
+#[utoipa::path(
+    get,
+    path = "/v1/log/key",
+    tag = "log",
+    operation_id = "log_key",
+    summary = "The log's verifier key",
+    description = "The C2SP note verifier key of the log, `<name>+<hex key id>+<base64(0x01 || \
+        Ed25519 public key)>`, and a newline. Roles: public.",
+    responses((
+        status = 200,
+        description = "The verifier key line",
+        body = String,
+        content_type = "text/plain; charset=utf-8",
+    )),
+    extensions(("x-roles" = json!(["public"]))),
+)]
 pub async fn key(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, TEXT)],
@@ -41,13 +75,32 @@ pub async fn key(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
+    /// The entry's index.
     index: u64,
+    /// The tree size (at most the current log size, greater than `index`).
     size: u64,
 }
 
 /// `GET /v1/log/proof/inclusion?index=&size=`.
+#[utoipa::path(
+    get,
+    path = "/v1/log/proof/inclusion",
+    tag = "log",
+    operation_id = "inclusion_proof",
+    summary = "Inclusion proof of an entry",
+    description = "The RFC 9162 audit path of entry `index` in the tree of size `size`. Hashes \
+        only. Roles: public.",
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "The proof", body = InclusionProof),
+        (status = 400, description = "Missing or malformed parameters, `index >= size`, or \
+            `size` beyond the log", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["public"]))),
+)]
 pub async fn inclusion(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<InclusionQuery>,
@@ -64,13 +117,32 @@ pub async fn inclusion(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
+    /// The older tree size.
     from: u64,
+    /// The newer tree size (at most the current log size).
     to: u64,
 }
 
 /// `GET /v1/log/proof/consistency?from=&to=`; from 0 is an empty proof.
+#[utoipa::path(
+    get,
+    path = "/v1/log/proof/consistency",
+    tag = "log",
+    operation_id = "consistency_proof",
+    summary = "Consistency proof between two tree sizes",
+    description = "The RFC 9162 consistency path from size `from` to size `to`; from 0 it is \
+        empty. Hashes only. Roles: public.",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProof),
+        (status = 400, description = "Missing or malformed parameters, `from > to`, or `to` \
+            beyond the log", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["public"]))),
+)]
 pub async fn consistency(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
@@ -93,23 +165,50 @@ pub async fn consistency(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
+    /// The first index (below the log size).
     start: u64,
+    /// One past the last index; at most `start + 1000`, cut at the log size.
     end: u64,
 }
 
 /// `GET /v1/log/entries?start=&end=`: entries start..end (end exclusive, cut at the log's size).
+#[utoipa::path(
+    get,
+    path = "/v1/log/entries",
+    tag = "log",
+    operation_id = "log_entries",
+    summary = "Log entries by index range",
+    description = "Entries `start..end`, each with the base64 of exactly the bytes that were \
+        hashed. Entries carry personal data: `admin` and a ledger-wide `auditor` read every \
+        entry; an `auditor` or `vo-security` bound to a VO reads only the entries of its VO \
+        (the others of the range are left out of the page).",
+    params(EntriesQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The entries", body = EntriesPage),
+        (status = 400, description = "Missing or malformed parameters, an empty or too long \
+            range, or `start` beyond the log", body = ErrorBody),
+        (status = 403, description = "Not an admin, auditor or security officer", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["admin", "auditor (ledger-wide)", "auditor (of a VO: its entries)", "vo-security (its VO's entries)"]))),
+)]
 pub async fn entries(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
-    if !principal.binding.may_read_all_entries() {
-        return Err(ApiError::Forbidden(
-            "reading log entries needs an admin or a ledger-wide auditor credential".into(),
-        ));
-    }
+    let only_vo = match principal.binding.entries_readable() {
+        EntryAccess::All => None,
+        EntryAccess::Vo(vo) => Some(vo),
+        EntryAccess::None => {
+            return Err(ApiError::Forbidden(
+                "reading log entries needs an admin, auditor or security officer credential".into(),
+            ));
+        }
+    };
     if q.start >= q.end {
         return Err(ApiError::BadRequest("start must be less than end".into()));
     }
@@ -129,6 +228,10 @@ pub async fn entries(
     let entries = rows
         .into_iter()
         .map(|(index, leaf)| served(index, &leaf))
+        .filter(|e| match (&only_vo, e) {
+            (Some(vo), Ok(e)) => e.entry["vo"].as_str() == Some(vo.as_str()),
+            _ => true,
+        })
         .collect::<Result<_, ApiError>>()?;
     Ok(Json(EntriesPage { entries }))
 }

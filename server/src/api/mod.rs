@@ -1,23 +1,33 @@
-//! The HTTP API: the router over [`AppState`], one module per resource.
+//! The HTTP API: the router over [`AppState`], one module per resource, and its OpenAPI
+//! document ([`openapi`]).
 
+mod append;
 mod audit;
 mod auth;
+mod blocklist;
+mod body;
 pub mod error;
 mod extract;
 mod health;
 mod issuances;
 mod log;
+pub mod openapi;
+mod persons;
 mod resolve;
+mod sites;
+mod suspensions;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use sqlx::SqlitePool;
 use tokenledger_core::note::{NoteSigner, NoteVerifier};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::blocklists::Blocklists;
 use crate::config::Config;
 use crate::issuers::Issuers;
 use crate::metrics::Metrics;
@@ -33,38 +43,57 @@ pub struct AppState {
     /// The log key, for receipts.
     pub signer: Arc<NoteSigner>,
     pub issuers: Issuers,
+    /// Site blocklists and the pseudonym secret they derive from.
+    pub blocklists: Arc<Blocklists>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
 }
 
-/// Every route of the API.
+/// Every route of the API with its OpenAPI operation: a handler is routed only through
+/// `routes!`, which takes its method and path from the handler's `#[utoipa::path]`, so no
+/// route exists without being in the document.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(issuances::post))
+        .routes(routes!(log::checkpoint))
+        .routes(routes!(log::key))
+        .routes(routes!(log::inclusion))
+        .routes(routes!(log::consistency))
+        .routes(routes!(log::entries))
+        .routes(routes!(resolve::search))
+        .routes(routes!(resolve::token))
+        .routes(routes!(resolve::person_tokens))
+        .routes(routes!(resolve::timeline))
+        .routes(routes!(audit::resolutions))
+        .routes(routes!(persons::link))
+        .routes(routes!(persons::merge))
+        .routes(routes!(persons::resolve_pseudonym))
+        .routes(routes!(suspensions::vo_suspend, suspensions::vo_list))
+        .routes(routes!(suspensions::vo_lift))
+        .routes(routes!(sites::pseudonym))
+        .routes(routes!(sites::key))
+        .routes(routes!(sites::sighting))
+        .routes(routes!(suspensions::site_suspend, suspensions::site_list))
+        .routes(routes!(suspensions::site_lift))
+        .routes(routes!(blocklist::get))
+}
+
+/// The router of the whole API, errors included.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.server.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/issuances", post(issuances::post))
-        .route("/v1/log/checkpoint", get(log::checkpoint))
-        .route("/v1/log/key", get(log::key))
-        .route("/v1/log/proof/inclusion", get(log::inclusion))
-        .route("/v1/log/proof/consistency", get(log::consistency))
-        .route("/v1/log/entries", get(log::entries))
-        .route("/v1/vos/{vo}/tokens", get(resolve::search))
-        .route("/v1/vos/{vo}/tokens/{jti}", get(resolve::token))
-        .route(
-            "/v1/vos/{vo}/persons/{person}/tokens",
-            get(resolve::person_tokens),
-        )
-        .route(
-            "/v1/vos/{vo}/persons/{person}/timeline",
-            get(resolve::timeline),
-        )
-        .route("/v1/vos/{vo}/resolutions", get(audit::resolutions))
+    Router::from(routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this route".into())
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::read_whole,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -10,8 +10,9 @@ use tokenledger_core::chain::{ChainLink, ChainLookup, ChainWalk};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, Resolution, validate_reason};
 use tokenledger_core::merkle::leaf_hash;
 use tokenledger_core::wire::{
-    IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
+    ErrorBody, IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
 };
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::ApiError;
@@ -26,14 +27,49 @@ use crate::sequencer::{EntryKind, PreparedEntry, now_micros};
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResolveQuery {
+    /// Why: the incident or ticket (1 to 512 bytes, no control characters). Required; it is
+    /// logged with the answer.
+    #[param(required = true, value_type = String)]
     reason: Option<String>,
     /// Which issuer, where several logged the same jti in this VO.
     iss: Option<String>,
 }
 
 /// `GET /v1/vos/{vo}/tokens/{jti}?reason=[&iss=]`.
+#[utoipa::path(
+    get,
+    path = "/v1/vos/{vo}/tokens/{jti}",
+    tag = "resolution",
+    operation_id = "resolve_token",
+    summary = "Resolve a token to the person",
+    description = "The person a `jti` of the VO was issued to, the issuance entry with its \
+        inclusion proof and checkpoint, and the token chain (refresh, exchange) up to its root \
+        and the human. The answer, and a miss, are logged as a `resolution` entry (requester, \
+        reason) before they are given. Roles: `vo-security` of `{vo}` only: not admins, not \
+        auditors, not another VO's officers, who get the same 403 whether or not the jti exists.",
+    params(
+        ("vo" = String, Path, description = "The VO"),
+        ("jti" = String, Path, description = "The access token's `jti`"),
+        ResolveQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The person, the issuance and its chain",
+            body = TokenResolution),
+        (status = 400, description = "No reason, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 404, description = "No issuance of this jti in the VO (logged)",
+            body = ErrorBody),
+        (status = 409, description = "Several issuers logged this jti in the VO: pass `iss` \
+            (logged)", body = ErrorBody),
+        (status = 503, description = "The sequencer is busy or shutting down; retry",
+            body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
+)]
 pub async fn token(
     State(state): State<AppState>,
     principal: Principal,
@@ -98,21 +134,55 @@ pub async fn token(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Why: the incident or ticket (1 to 512 bytes, no control characters). Required; it is
+    /// logged with the answer.
+    #[param(required = true, value_type = String)]
     reason: Option<String>,
     /// Tokens issued at or after (unix seconds).
     from: Option<i64>,
     /// Tokens issued before (unix seconds).
     to: Option<i64>,
+    /// Tokens issued to this client.
     client_id: Option<String>,
+    /// Tokens carrying this scope.
     scope: Option<String>,
     /// Paging: only entries with a smaller index (from `next_before`).
     before: Option<u64>,
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
 }
 
 /// `GET /v1/vos/{vo}/persons/{person}/tokens?reason=[&from=&to=&client_id=&scope=&before=&limit=]`.
+#[utoipa::path(
+    get,
+    path = "/v1/vos/{vo}/persons/{person}/tokens",
+    tag = "resolution",
+    operation_id = "person_tokens",
+    summary = "A person's tokens",
+    description = "The issuances of every identity of a person in the VO, newest first, \
+        optionally filtered. Logged as a `resolution` entry before the answer. Roles: \
+        `vo-security` of `{vo}` only.",
+    params(
+        ("vo" = String, Path, description = "The VO"),
+        ("person" = String, Path, description = "The person's id (`pe-...`)"),
+        ListQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of issuances", body = IssuancePage),
+        (status = 400, description = "No reason, an invalid one, or a bad `limit`",
+            body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 404, description = "No such person in the VO (logged)",
+            body = ErrorBody),
+        (status = 503, description = "The sequencer is busy or shutting down; retry",
+            body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
+)]
 pub async fn person_tokens(
     State(state): State<AppState>,
     principal: Principal,
@@ -141,6 +211,26 @@ pub async fn person_tokens(
 }
 
 /// `GET /v1/vos/{vo}/tokens?reason=&client_id=|scope=[&from=&to=&before=&limit=]`.
+#[utoipa::path(
+    get,
+    path = "/v1/vos/{vo}/tokens",
+    tag = "resolution",
+    operation_id = "search_tokens",
+    summary = "Search a VO's tokens by client or scope",
+    description = "Issuances of the VO by `client_id` or `scope` (at least one), newest first. \
+        Logged as a `resolution` entry before the answer. Roles: `vo-security` of `{vo}` only.",
+    params(("vo" = String, Path, description = "The VO"), ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of issuances", body = IssuancePage),
+        (status = 400, description = "No reason, an invalid one, neither `client_id` nor \
+            `scope`, or a bad `limit`", body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 503, description = "The sequencer is busy or shutting down; retry",
+            body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
+)]
 pub async fn search(
     State(state): State<AppState>,
     principal: Principal,
@@ -162,14 +252,47 @@ pub async fn search(
     page_answer(&state, &principal, &vo, "search", &target, reason, page).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineQuery {
+    /// Why: the incident or ticket (1 to 512 bytes, no control characters). Required; it is
+    /// logged with the answer.
+    #[param(required = true, value_type = String)]
     reason: Option<String>,
+    /// Paging: only entries with a smaller index (from `next_before`).
     before: Option<u64>,
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
 }
 
 /// `GET /v1/vos/{vo}/persons/{person}/timeline?reason=[&before=&limit=]`: newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/vos/{vo}/persons/{person}/timeline",
+    tag = "resolution",
+    operation_id = "person_timeline",
+    summary = "A person's timeline",
+    description = "What the log holds about a person in the VO (issuances for now), newest \
+        first. Logged as a `resolution` entry before the answer. Roles: `vo-security` of `{vo}` \
+        only.",
+    params(
+        ("vo" = String, Path, description = "The VO"),
+        ("person" = String, Path, description = "The person's id (`pe-...`)"),
+        TimelineQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = Timeline),
+        (status = 400, description = "No reason, an invalid one, or a bad `limit`",
+            body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 404, description = "No such person in the VO (logged)",
+            body = ErrorBody),
+        (status = 503, description = "The sequencer is busy or shutting down; retry",
+            body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
+)]
 pub async fn timeline(
     State(state): State<AppState>,
     principal: Principal,
@@ -184,21 +307,19 @@ pub async fn timeline(
             "no person `{person}` in VO `{vo}`"
         )));
     }
-    let list_query = ListQuery {
-        reason: None,
-        from: None,
-        to: None,
-        client_id: None,
-        scope: None,
-        before: q.before,
-        limit: q.limit,
-    };
-    let (rows, next_before) = list(&state, &vo, Some(&identities), &list_query).await?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
+    }
+    let rows = lookup::timeline(&state.pool, &vo, &person, &identities, q.before, limit).await?;
+    let next_before = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.1))
+        .flatten();
     let mut events = Vec::with_capacity(rows.len());
-    for (index, leaf) in &rows {
+    for (kind, index, leaf) in &rows {
         let entry = served(*index, leaf)?;
         events.push(TimelineEvent {
-            kind: "issuance".into(),
+            kind: kind.clone(),
             index: *index,
             at: entry.entry["logged_at"].as_i64().unwrap_or_default(),
             entry: entry.entry,
@@ -228,7 +349,7 @@ pub async fn timeline(
 
 /// Only the VO's own security officers, and only with a reason. The same 403 whether or not
 /// the token or person exists.
-fn authorize<'a>(
+pub(super) fn authorize<'a>(
     principal: &Principal,
     vo: &str,
     reason: Option<&'a str>,
@@ -301,7 +422,7 @@ async fn page_answer(
 }
 
 /// Appends the `resolution` entry and waits until it is durable; returns its index.
-async fn log_resolution(
+pub(super) async fn log_resolution(
     state: &AppState,
     principal: &Principal,
     vo: &str,

@@ -1,0 +1,323 @@
+//! The bulk loader: writes issuances straight into a stopped server's database, row for row
+//! what the sequencer writes for the same reports (`sequencer.rs`, `write_batch`), so that
+//! the server starts on it, signs a checkpoint over it and serves proofs that verify.
+//!
+//! Per issuance, in one transaction per batch, through the server's own `log_store`
+//! functions: the entry (its canonical bytes, built by `Issuance::from_claims` and
+//! `LogEntry::canonical_bytes` exactly as `api::issuances::prepare` builds them), its stored
+//! hashes (from the same `Frontier`), its `issuances` lookup row, and a person for every
+//! identity not seen before (`INSERT OR IGNORE`, a random `pe-` id, `created_at` the first
+//! entry's `logged_at`). What it skips: the duplicate lookup (workload `jti`s are unique), and
+//! the checkpoint rows the sequencer writes once a second (the server writes one when it
+//! starts on the loaded log; a few hundred bytes a second of ingest, see BENCHMARKS.md).
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, SqliteConnection};
+use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
+use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
+use tokenledger_server::log_store::{self, EntryRow, IdentityRow, IssuanceRow};
+use tokenledger_server::sequencer::IssuanceKey;
+use tokenledger_server::{db, keys};
+
+use crate::workload::{VO, Workload};
+
+/// One issuance ready to be written: its leaf and the lookup key beside it.
+#[derive(Clone, Debug)]
+pub struct BulkRow {
+    pub leaf: Vec<u8>,
+    pub leaf_hash: Hash,
+    pub logged_at: i64,
+    pub key: IssuanceKey,
+}
+
+impl BulkRow {
+    /// The entry of a signed JWT report of `claims`, as the server builds it after verifying
+    /// the token (source `jwt`, the token's SHA-256, no grant type or parent given).
+    pub fn jwt_issuance(
+        claims: Map<String, Value>,
+        vo: &str,
+        token_sha256: String,
+        logged_at: i64,
+    ) -> anyhow::Result<BulkRow> {
+        let ctx = ReportContext {
+            source: Source::Jwt,
+            vo: vo.to_string(),
+            grant_type: None,
+            parent_jti: None,
+            refresh_jti: None,
+            token_sha256: Some(token_sha256),
+            feed: None,
+        };
+        let issuance = Issuance::from_claims(claims, ctx)?;
+        let key = IssuanceKey {
+            jti: issuance.jti.clone(),
+            iss: issuance.iss.clone(),
+            sub: issuance.sub.clone(),
+            vo: issuance.vo.clone(),
+            client_id: issuance.client_id.clone(),
+            refresh_jti: issuance.refresh_jti.clone(),
+        };
+        let leaf =
+            LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance))).canonical_bytes()?;
+        Ok(BulkRow {
+            leaf_hash: leaf_hash(&leaf),
+            leaf,
+            logged_at,
+            key,
+        })
+    }
+}
+
+/// SHA-256 (hex) of a token, as the server records it.
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The single writer of a bulk load: the log's right edge in memory, like the sequencer's.
+pub struct BulkWriter {
+    conn: SqliteConnection,
+    frontier: Frontier,
+}
+
+impl BulkWriter {
+    /// Opens the log writer on a migrated database (a server has started on it once) and
+    /// restores the frontier from its stored hashes. `cache_mib` sizes SQLite's page cache
+    /// for this connection only (it changes speed, not what is written).
+    pub async fn open(db_path: &Path, cache_mib: u64) -> anyhow::Result<BulkWriter> {
+        let mut conn = db::open_writer(db_path).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA cache_size = -{}",
+            cache_mib * 1024
+        )))
+        .execute(&mut conn)
+        .await?;
+        let size = log_store::log_size(&mut conn).await?;
+        let frontier = log_store::load_frontier(&mut conn, size).await?;
+        Ok(BulkWriter { conn, frontier })
+    }
+
+    /// Entries in the log.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// The root of the log as written so far.
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// Writes `rows` as the next entries, in one fsync'd transaction; the frontier moves only
+    /// after the commit.
+    pub async fn write(&mut self, rows: &[BulkRow]) -> anyhow::Result<()> {
+        let mut frontier = self.frontier.clone();
+        let start = frontier.size();
+        let mut hashes = Vec::with_capacity(rows.len() * 2);
+        for row in rows {
+            hashes.extend(frontier.append(row.leaf_hash));
+        }
+        let entries: Vec<EntryRow<'_>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| EntryRow {
+                index: start + i as u64,
+                leaf: &r.leaf,
+            })
+            .collect();
+        let issuances: Vec<IssuanceRow<'_>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| IssuanceRow {
+                index: start + i as u64,
+                key: &r.key,
+            })
+            .collect();
+        let identities = identity_rows(rows)?;
+        let mut tx = self.conn.begin().await?;
+        log_store::insert_batch(&mut tx, &entries, &hashes, &issuances).await?;
+        log_store::insert_identities(&mut tx, &identities).await?;
+        tx.commit().await?;
+        self.frontier = frontier;
+        Ok(())
+    }
+
+    /// Moves the WAL into the database file and empties it, so that file sizes are the
+    /// database's own.
+    pub async fn checkpoint_wal(&mut self) -> anyhow::Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the connection (the server may then start on the database).
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.conn.close().await?;
+        Ok(())
+    }
+
+    /// The connection, for measurements on the loaded database.
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+/// One row per distinct identity of the batch, each with a fresh random person id, as the
+/// sequencer's `BatchPlan::identity_rows`.
+fn identity_rows(rows: &[BulkRow]) -> anyhow::Result<Vec<IdentityRow<'_>>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for row in rows {
+        let k = &row.key;
+        if seen.insert((&k.iss, &k.sub, &k.vo)) {
+            out.push(IdentityRow {
+                iss: &k.iss,
+                sub: &k.sub,
+                vo: &k.vo,
+                person_id: new_person_id()?,
+                created_at: row.logged_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `pe-` and 26 base32 characters of 128 random bits, the sequencer's person id format.
+fn new_person_id() -> anyhow::Result<String> {
+    let bytes = keys::random_bytes::<16>()?;
+    Ok(format!(
+        "pe-{}",
+        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+    ))
+}
+
+/// Where a bulk load puts token `i` in time: tokens arrive at a steady 4,000 per second,
+/// the last one just before `end_us` (unix microseconds).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeline {
+    pub first_us: i64,
+}
+
+/// Microseconds between two preloaded tokens.
+const SPACING_US: i64 = 250;
+
+impl Timeline {
+    /// A timeline of `total` tokens ending at `end_us`.
+    pub fn ending_at(end_us: i64, total: u64) -> Timeline {
+        Timeline {
+            first_us: end_us - total as i64 * SPACING_US,
+        }
+    }
+
+    /// `logged_at` of token `i`.
+    pub fn logged_at(&self, i: u64) -> i64 {
+        self.first_us + i as i64 * SPACING_US
+    }
+}
+
+/// The row of preloaded token `i`: the workload's claims, issued the second it is logged.
+/// Preloaded tokens are never signed (ten million RSA signatures would take hours); their
+/// `token_sha256` is the hash of a stand-in of the same length, so the row is the same size.
+pub fn preload_row(workload: &Workload, timeline: &Timeline, i: u64) -> anyhow::Result<BulkRow> {
+    let logged_at = timeline.logged_at(i);
+    let claims = workload.claims(i, logged_at / 1_000_000);
+    let stand_in = token_sha256(&format!("unsigned bench token {i} {}", workload.seed));
+    BulkRow::jwt_issuance(claims, VO, stand_in, logged_at)
+}
+
+/// Progress of a bulk load, reported after each batch.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub size: u64,
+    pub elapsed: Duration,
+}
+
+/// Loads workload tokens `writer.size()..end` in batches of `batch`, building rows on a
+/// second thread while this one writes. `on_batch` runs after every commit and may stop the
+/// load early by returning `false`.
+pub async fn load(
+    writer: &mut BulkWriter,
+    workload: &Workload,
+    timeline: &Timeline,
+    end: u64,
+    batch: u64,
+    mut on_batch: impl AsyncFnMut(&mut BulkWriter, Progress) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let start = writer.size();
+    let started = Instant::now();
+    let (tx, rx) = mpsc::sync_channel::<anyhow::Result<Vec<BulkRow>>>(2);
+    let (workload, timeline) = (*workload, *timeline);
+    let producer = std::thread::spawn(move || {
+        let mut from = start;
+        while from < end {
+            let to = end.min(from + batch);
+            let rows = (from..to)
+                .map(|i| preload_row(&workload, &timeline, i))
+                .collect();
+            if tx.send(rows).is_err() {
+                return;
+            }
+            from = to;
+        }
+    });
+    let result = async {
+        while writer.size() < end {
+            let rows = rx
+                .recv()
+                .context("the row builder stopped early")?
+                .context("building rows")?;
+            writer.write(&rows).await?;
+            let progress = Progress {
+                size: writer.size(),
+                elapsed: started.elapsed(),
+            };
+            if !on_batch(writer, progress).await? {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    drop(rx);
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the row builder panicked"))?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_canonical_issuances_of_the_workload() {
+        let w = Workload::standard();
+        let t = Timeline::ending_at(1_700_000_000_000_000, 10);
+        let row = preload_row(&w, &t, 3).unwrap();
+        assert_eq!(row.key.jti, w.jti(3));
+        assert_eq!(row.key.vo, VO);
+        assert_eq!(row.leaf_hash, leaf_hash(&row.leaf));
+        let entry = LogEntry::from_canonical_bytes(&row.leaf).unwrap();
+        assert_eq!(entry.logged_at, t.logged_at(3));
+        match entry.body {
+            EntryBody::Issuance(i) => {
+                assert_eq!(i.source, Source::Jwt);
+                assert_eq!(i.groups, vec!["/atlas".to_string()]);
+                assert_eq!(i.token_sha256.as_deref().map(str::len), Some(64));
+            }
+            other => panic!("not an issuance: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn person_ids_have_the_sequencer_format() {
+        let id = new_person_id().unwrap();
+        assert!(id.starts_with("pe-"));
+        assert_eq!(id.len(), 29);
+    }
+}

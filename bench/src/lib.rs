@@ -1,0 +1,126 @@
+//! tokenledger-bench: the benchmarks behind BENCHMARKS.md, against the real
+//! `tokenledger-server` binary on loopback.
+//!
+//! - [`ingest`]: durable ingest of real RS256 / ES256 JWTs, sustained throughput and latency
+//!   at a fixed offered rate, with JWT-verify, Ed25519-sign and SQLite-insert baselines.
+//! - [`resolve`]: `GET /v1/vos/{vo}/tokens/{jti}` at 10 M preloaded issuances.
+//! - [`proof`]: inclusion and consistency proofs at 10 M.
+//! - [`size`]: database bytes per issuance at 1 M and 10 M.
+//!
+//! Each benchmark returns a [`report::Report`]: one table and one JSON line. Quick options
+//! (`--quick`) run in seconds, so CI runs them and the benchmarks never rot; no benchmark
+//! asserts anything about time. The large logs are bulk-loaded ([`bulk`], [`preload`]) with
+//! exactly the rows the sequencer writes, so the server starts on them and they verify.
+
+pub mod baseline;
+pub mod bulk;
+pub mod harness;
+pub mod ingest;
+pub mod load;
+pub mod preload;
+pub mod proof;
+pub mod report;
+pub mod resolve;
+pub mod size;
+pub mod workload;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use report::Report;
+
+/// How large a log the resolve, proof and size benchmarks preload, and where.
+#[derive(Clone, Debug)]
+pub struct PreloadOptions {
+    /// Quick mode: figures are not judged against the targets.
+    pub quick: bool,
+    pub entries: u64,
+    /// Log sizes at which the database size is measured on the way (at most `entries`).
+    pub milestones: Vec<u64>,
+    /// Work (and keep the data) here instead of a temporary directory; a log already there
+    /// with at least `entries` entries is reused.
+    pub dir: Option<PathBuf>,
+}
+
+impl PreloadOptions {
+    /// 10 M issuances, measured at 1 M and 10 M.
+    pub fn full() -> PreloadOptions {
+        PreloadOptions {
+            quick: false,
+            entries: 10_000_000,
+            milestones: vec![1_000_000, 10_000_000],
+            dir: None,
+        }
+    }
+
+    /// 20,000 issuances, measured at 10,000 and 20,000.
+    pub fn quick() -> PreloadOptions {
+        PreloadOptions {
+            quick: true,
+            entries: 20_000,
+            milestones: vec![10_000, 20_000],
+            dir: None,
+        }
+    }
+
+    fn preload(&self) -> anyhow::Result<preload::Preloaded> {
+        preload::preload(self.entries, &self.milestones, self.dir.as_deref())
+    }
+}
+
+/// `resolve`: preloads, then resolves.
+pub fn resolve(pre: &PreloadOptions, opts: &resolve::ResolveOptions) -> anyhow::Result<Report> {
+    let loaded = pre.preload()?;
+    let report = resolve::run(&loaded, opts)?;
+    loaded.stop();
+    Ok(report)
+}
+
+/// `proof`: preloads, then fetches proofs.
+pub fn proof(pre: &PreloadOptions, opts: &proof::ProofOptions) -> anyhow::Result<Report> {
+    let loaded = pre.preload()?;
+    let report = proof::run(&loaded, opts)?;
+    loaded.stop();
+    Ok(report)
+}
+
+/// `size`: preloads, measuring the database at each milestone.
+pub fn size(pre: &PreloadOptions) -> anyhow::Result<Report> {
+    let loaded = pre.preload()?;
+    let report = size::report(&loaded, pre.quick);
+    loaded.stop();
+    Ok(report)
+}
+
+/// `all`: ingest, then one preload shared by size, resolve and proof. Each report goes to
+/// `emit` as soon as it is done.
+pub fn all(
+    ingest: &ingest::IngestOptions,
+    pre: &PreloadOptions,
+    resolve: &resolve::ResolveOptions,
+    proof: &proof::ProofOptions,
+    emit: &mut dyn FnMut(&Report),
+) -> anyhow::Result<()> {
+    emit(&ingest::run(ingest)?);
+    let loaded = pre.preload()?;
+    emit(&size::report(&loaded, pre.quick));
+    emit(&resolve::run(&loaded, resolve)?);
+    emit(&proof::run(&loaded, proof)?);
+    loaded.stop();
+    Ok(())
+}
+
+/// Runs a future to completion on a current-thread runtime (the bench is otherwise
+/// blocking: clients are threads).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+/// A progress line on stderr (stdout carries only tables and JSON lines).
+pub fn progress(message: &str) {
+    eprintln!("[bench] {message}");
+}

@@ -1,0 +1,150 @@
+//! `tokenledger-bench`: a thin command line over the benchmarks of the library crate.
+//! Each subcommand prints its table and one JSON line on stdout, progress on stderr.
+//! Build the server with the same profile first (the bench runs the binary next to itself):
+//! `cargo build --release -p tokenledger-server -p tokenledger-bench`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tokenledger_bench::ingest::IngestOptions;
+use tokenledger_bench::proof::ProofOptions;
+use tokenledger_bench::report::Report;
+use tokenledger_bench::resolve::ResolveOptions;
+use tokenledger_bench::{PreloadOptions, all, proof, resolve, size};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokenledger-bench",
+    version,
+    about = "Benchmarks of tokenledger against the real server binary on loopback"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Durable ingest of real RS256 / ES256 JWTs: sustained rate, latency at a fixed rate.
+    Ingest(IngestArgs),
+    /// Resolve random jtis over HTTP on a preloaded log.
+    Resolve(PreloadArgs),
+    /// Inclusion and consistency proofs over HTTP on a preloaded log.
+    Proof(PreloadArgs),
+    /// Database bytes per issuance at the preload milestones.
+    Size(PreloadArgs),
+    /// Everything: ingest, then one preload for size, resolve and proof.
+    All(AllArgs),
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    /// Seconds, small pools: what CI runs.
+    #[arg(long)]
+    quick: bool,
+    /// Concurrent clients of the throughput runs.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Reports per request (1 to 1000).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Seconds of each throughput run.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Offered rate of the latency run, reports per second.
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+struct PreloadArgs {
+    /// 20,000 entries and few requests: what CI runs.
+    #[arg(long)]
+    quick: bool,
+    /// Issuances to preload [default: 10,000,000; quick 20,000].
+    #[arg(long)]
+    entries: Option<u64>,
+    /// Work in (and keep) this directory; a log already there is reused.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct AllArgs {
+    #[command(flatten)]
+    preload: PreloadArgs,
+}
+
+impl IngestArgs {
+    fn options(&self) -> IngestOptions {
+        let mut o = if self.quick {
+            IngestOptions::quick()
+        } else {
+            IngestOptions::full()
+        };
+        o.clients = self.clients.unwrap_or(o.clients);
+        o.batch = self.batch.unwrap_or(o.batch);
+        o.seconds = self.seconds.unwrap_or(o.seconds);
+        o.rate = self.rate.unwrap_or(o.rate);
+        o
+    }
+}
+
+impl PreloadArgs {
+    fn options(&self) -> PreloadOptions {
+        let mut o = if self.quick {
+            PreloadOptions::quick()
+        } else {
+            PreloadOptions::full()
+        };
+        if let Some(entries) = self.entries {
+            o.milestones = vec![entries / 10, entries];
+            o.entries = entries;
+        }
+        o.dir = self.data_dir.clone();
+        o
+    }
+}
+
+fn pick<T>(quick: bool, quick_value: T, full: T) -> T {
+    if quick { quick_value } else { full }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let print = |r: &Report| r.print();
+    match cli.command {
+        Command::Ingest(args) => print(&tokenledger_bench::ingest::run(&args.options())?),
+        Command::Resolve(args) => print(&resolve(
+            &args.options(),
+            &pick(args.quick, ResolveOptions::quick(), ResolveOptions::full()),
+        )?),
+        Command::Proof(args) => print(&proof(
+            &args.options(),
+            &pick(args.quick, ProofOptions::quick(), ProofOptions::full()),
+        )?),
+        Command::Size(args) => print(&size(&args.options())?),
+        Command::All(args) => {
+            let quick = args.preload.quick;
+            all(
+                &pick(quick, IngestOptions::quick(), IngestOptions::full()),
+                &args.preload.options(),
+                &pick(quick, ResolveOptions::quick(), ResolveOptions::full()),
+                &pick(quick, ProofOptions::quick(), ProofOptions::full()),
+                &mut |r: &Report| r.print(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

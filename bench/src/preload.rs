@@ -1,0 +1,188 @@
+//! A server on a large log: the server creates its data directory (database, log key,
+//! credentials) and is stopped, the bulk loader writes the workload's issuances into the
+//! database (measuring its size at each milestone on the way), and the server starts again
+//! on it. Before anything is measured, the checkpoint it signs is checked: signature by the
+//! log key, size, and the root the loader computed independently.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokenledger_core::checkpoint::Checkpoint;
+use tokenledger_core::merkle::Hash;
+use tokenledger_core::note::NoteVerifier;
+use tokenledger_server::sequencer::now_micros;
+
+use crate::bulk::{self, BulkWriter, Timeline};
+use crate::harness::Ledger;
+use crate::report::thousands;
+use crate::size::DbSize;
+use crate::workload::Workload;
+use crate::{block_on, progress};
+
+/// Rows per bulk transaction.
+const BULK_BATCH: u64 = 20_000;
+/// SQLite page cache of the bulk writer, MiB.
+const BULK_CACHE_MIB: u64 = 2_048;
+
+/// The size of the database when the log reached a milestone.
+#[derive(Clone, Debug)]
+pub struct Milestone {
+    pub size: DbSize,
+    /// Bulk-load rate up to this milestone, entries per second.
+    pub load_rate: f64,
+}
+
+/// A running server on a preloaded log of `entries` workload issuances (indexes
+/// `0..entries`; entries appended later, such as resolutions, come after).
+pub struct Preloaded {
+    pub ledger: Ledger,
+    pub workload: Workload,
+    pub entries: u64,
+    /// The verified checkpoint the server signed when it started on the loaded log.
+    pub checkpoint: Checkpoint,
+    pub verifier: NoteVerifier,
+    pub milestones: Vec<Milestone>,
+    /// Wall time of the bulk load (zero when an existing preload was reused).
+    pub load_time: Duration,
+    /// Kept so the temporary directory lives as long as the server.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Preloaded {
+    /// Stops the server: SIGTERM, then a bounded wait for its clean exit.
+    pub fn stop(self) {
+        let mut server = self.ledger.server;
+        server.stop();
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.ledger.db_path()
+    }
+}
+
+/// Preloads `entries` issuances, measuring the database at each of `milestones` passed on
+/// the way, and starts the server on the result. With `dir`, works there and keeps it; a
+/// log already holding at least `entries` entries there is reused as it is.
+pub fn preload(entries: u64, milestones: &[u64], dir: Option<&Path>) -> anyhow::Result<Preloaded> {
+    let temp = match dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir()?),
+    };
+    let work = dir.unwrap_or_else(|| temp.as_ref().expect("a temporary directory").path());
+    let ledger = Ledger::start(work)?;
+    let db_path = ledger.db_path();
+    let existing = ledger.log_size();
+    let mut server = ledger.server;
+    server.stop();
+
+    let workload = Workload::standard();
+    let started = Instant::now();
+    let mut measured = Vec::new();
+    let root = block_on(async {
+        let mut writer = BulkWriter::open(&db_path, BULK_CACHE_MIB).await?;
+        if existing < entries {
+            let timeline = Timeline::ending_at(now_micros(), entries);
+            let mut pending: Vec<u64> = milestones
+                .iter()
+                .copied()
+                .filter(|m| *m > existing && *m <= entries)
+                .collect();
+            pending.sort_unstable();
+            let mut reported = existing;
+            progress(&format!(
+                "preload: bulk-loading {} issuances from {} ({} per transaction)",
+                thousands(entries),
+                thousands(existing),
+                thousands(BULK_BATCH)
+            ));
+            while writer.size() < entries {
+                let end = match pending.first() {
+                    Some(m) => *m,
+                    None => entries,
+                };
+                bulk::load(
+                    &mut writer,
+                    &workload,
+                    &timeline,
+                    end,
+                    BULK_BATCH,
+                    async |_, p| {
+                        if p.size >= reported + entries / 20 || p.size == end {
+                            reported = p.size;
+                            progress(&format!(
+                                "preload: {} entries, {:.0} s, {} entries/s",
+                                thousands(p.size),
+                                p.elapsed.as_secs_f64(),
+                                thousands(
+                                    ((p.size - existing) as f64 / started.elapsed().as_secs_f64())
+                                        as u64
+                                )
+                            ));
+                        }
+                        Ok(true)
+                    },
+                )
+                .await?;
+                if pending.first() == Some(&writer.size()) {
+                    pending.remove(0);
+                    let rate = (writer.size() - existing) as f64 / started.elapsed().as_secs_f64();
+                    progress(&format!(
+                        "preload: measuring the database at {}",
+                        thousands(writer.size())
+                    ));
+                    let size = DbSize::measure_on(writer.conn(), &db_path).await?;
+                    measured.push(Milestone {
+                        size,
+                        load_rate: rate,
+                    });
+                }
+            }
+        }
+        writer.checkpoint_wal().await?;
+        let root = writer.root();
+        let size = writer.size();
+        writer.close().await?;
+        anyhow::Ok((size, root))
+    })?;
+    let load_time = if existing < entries {
+        started.elapsed()
+    } else {
+        Duration::ZERO
+    };
+
+    let ledger = Ledger::start(work)?;
+    let (checkpoint, verifier) = verified_checkpoint(&ledger, root)?;
+    progress(&format!(
+        "preload: server started on {} entries; checkpoint verified",
+        thousands(checkpoint.size)
+    ));
+    Ok(Preloaded {
+        ledger,
+        workload,
+        entries,
+        checkpoint,
+        verifier,
+        milestones: measured,
+        load_time,
+        _temp: temp,
+    })
+}
+
+/// The server's checkpoint, opened with its log key and checked against the loader's
+/// `(size, root)`.
+fn verified_checkpoint(
+    ledger: &Ledger,
+    (size, root): (u64, Hash),
+) -> anyhow::Result<(Checkpoint, NoteVerifier)> {
+    let verifier = NoteVerifier::parse(&ledger.server.log_key())?;
+    let checkpoint = Checkpoint::open(&ledger.server.checkpoint(), &verifier)?;
+    anyhow::ensure!(
+        checkpoint.size == size && checkpoint.root == root,
+        "the server's checkpoint (size {}, root {}) is not the loaded log's (size {size}, root {})",
+        checkpoint.size,
+        checkpoint.root.to_hex(),
+        root.to_hex()
+    );
+    Ok((checkpoint, verifier))
+}

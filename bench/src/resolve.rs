@@ -1,0 +1,227 @@
+//! `resolve`: `GET /v1/vos/{vo}/tokens/{jti}` for random preloaded `jti`s, over HTTP, one
+//! request after another, by a security officer of the VO. Every answer is checked after
+//! the clock stops: the right issuance, and an inclusion proof that verifies against the
+//! signed checkpoint in the same answer.
+//!
+//! A resolution is logged (a durable log append) before it is answered, so the baselines
+//! are the two halves of the work: the reads a resolve makes, in-process through sqlx on the
+//! same database, and a durable one-entry commit on the same file system; plus the HTTP
+//! round trip of `GET /healthz`.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use sqlx::sqlite::SqlitePoolOptions;
+use tokenledger_core::checkpoint::Checkpoint;
+use tokenledger_core::entry::{EntryBody, LogEntry};
+use tokenledger_core::merkle::{self, leaf_hash};
+use tokenledger_core::wire::InclusionProof;
+use tokenledger_server::{db, log_store, lookup};
+
+use crate::baseline;
+use crate::load::sequential_gets;
+use crate::preload::Preloaded;
+use crate::report::{Percentiles, Report, Row, fmt_ms, ms, thousands};
+use crate::workload::{VO, sample_below};
+use crate::{block_on, progress};
+
+/// DESIGN.md: resolve at 10 M entries, over HTTP, p99 under 2 ms.
+const TARGET_P99: Duration = Duration::from_millis(2);
+
+/// How the resolve benchmark runs.
+#[derive(Clone, Debug)]
+pub struct ResolveOptions {
+    /// Quick mode: figures are not judged against the target.
+    pub quick: bool,
+    /// Timed requests.
+    pub requests: usize,
+    /// Untimed requests first.
+    pub warmup: usize,
+    /// Samples of each baseline.
+    pub baseline_samples: usize,
+    /// Bound on the timed part.
+    pub limit: Duration,
+}
+
+impl ResolveOptions {
+    pub fn full() -> ResolveOptions {
+        ResolveOptions {
+            quick: false,
+            requests: 5_000,
+            warmup: 200,
+            baseline_samples: 2_000,
+            limit: Duration::from_secs(300),
+        }
+    }
+
+    pub fn quick() -> ResolveOptions {
+        ResolveOptions {
+            quick: true,
+            requests: 100,
+            warmup: 10,
+            baseline_samples: 50,
+            limit: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Runs the resolve benchmark on a preloaded server.
+pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
+    let officer = pre.ledger.server.create_credential("vo-security", Some(VO));
+    let url = pre.ledger.server.url().to_string();
+    let picks = sample_below(pre.entries, opts.warmup + opts.requests, 0x7265_736f);
+    let paths: Vec<String> = picks
+        .iter()
+        .map(|i| {
+            format!(
+                "/v1/vos/{VO}/tokens/{}?reason=benchmark",
+                pre.workload.jti(*i)
+            )
+        })
+        .collect();
+    let (warmup, timed) = paths.split_at(opts.warmup);
+    progress(&format!(
+        "resolve: {} sequential resolutions at {} entries",
+        timed.len(),
+        thousands(pre.entries)
+    ));
+    sequential_gets(&url, Some(&officer), warmup, opts.limit)?;
+    let before = pre.ledger.sequencer_metrics()?;
+    let (mut latencies, bodies) = sequential_gets(&url, Some(&officer), timed, opts.limit)?;
+    let metrics = pre.ledger.sequencer_metrics()?.since(&before);
+    for (body, i) in bodies.iter().zip(&picks[opts.warmup..]) {
+        check_answer(pre, body, &pre.workload.jti(*i))?;
+    }
+    let resolve = Percentiles::of(&mut latencies).expect("resolutions were timed");
+
+    progress("resolve: baselines");
+    let jtis: Vec<String> = picks[..opts.baseline_samples.min(picks.len())]
+        .iter()
+        .map(|i| pre.workload.jti(*i))
+        .collect();
+    let mut reads = block_on(read_latencies(pre, &jtis))?;
+    let reads = Percentiles::of(&mut reads).expect("reads were timed");
+    let healthz = vec!["/healthz".to_string(); opts.baseline_samples];
+    let (mut round_trips, _) = sequential_gets(&url, None, &healthz, opts.limit)?;
+    let round_trip = Percentiles::of(&mut round_trips).expect("round trips were timed");
+    let commit = baseline::durable_commit(opts.baseline_samples)?;
+
+    let mut report = Report::new(
+        "resolve",
+        format!(
+            "resolve: GET /v1/vos/{{vo}}/tokens/{{jti}} over HTTP at {} entries, sequential",
+            thousands(pre.entries)
+        ),
+        opts.quick,
+    );
+    report.row(Row::plain("resolve p50", fmt_ms(resolve.p50)).against(
+        format!("its reads in-process p50: {}", fmt_ms(reads.p50)),
+        ms(resolve.p50) / ms(reads.p50),
+    ));
+    report.row(
+        Row::plain("resolve p99", fmt_ms(resolve.p99))
+            .target(
+                format!("< {}", fmt_ms(TARGET_P99)),
+                resolve.p99 < TARGET_P99,
+            )
+            .against(
+                format!("durable 1-entry commit p99: {}", fmt_ms(commit.p99)),
+                ms(resolve.p99) / ms(commit.p99),
+            ),
+    );
+    report.row(Row::plain(
+        "  resolve max, samples",
+        format!("{}, {}", fmt_ms(resolve.max), resolve.count),
+    ));
+    report.row(Row::plain(
+        "  sequencer during the run: mean batch, mean commit",
+        format!(
+            "{:.1} entries, {:.2} ms",
+            metrics.mean_batch(),
+            metrics.mean_commit_ms()
+        ),
+    ));
+    report.row(Row::plain(
+        "baseline: reads of one resolve, in-process sqlx, p50 / p99",
+        format!("{} / {}", fmt_ms(reads.p50), fmt_ms(reads.p99)),
+    ));
+    report.row(Row::plain(
+        "baseline: durable 1-entry commit, p50 / p99",
+        format!("{} / {}", fmt_ms(commit.p50), fmt_ms(commit.p99)),
+    ));
+    report.row(Row::plain(
+        "baseline: HTTP round trip, GET /healthz, p50 / p99",
+        format!("{} / {}", fmt_ms(round_trip.p50), fmt_ms(round_trip.p99)),
+    ));
+    report.figure("entries", pre.entries);
+    resolve.record(&mut report, "resolve");
+    report.figure("resolve_target_p99_ms", ms(TARGET_P99));
+    report.figure("sequencer_mean_batch", metrics.mean_batch());
+    report.figure("sequencer_mean_commit_ms", metrics.mean_commit_ms());
+    reads.record(&mut report, "reads_in_process");
+    commit.record(&mut report, "durable_commit");
+    round_trip.record(&mut report, "healthz_round_trip");
+    Ok(report)
+}
+
+/// The answer names the jti's issuance, and its inclusion proof verifies against the
+/// checkpoint (signed by the log key) that came with it.
+fn check_answer(pre: &Preloaded, body: &str, jti: &str) -> anyhow::Result<()> {
+    let v: Value = serde_json::from_str(body)?;
+    anyhow::ensure!(
+        v["issuance"]["entry"]["jti"] == jti,
+        "resolved the wrong jti: {body}"
+    );
+    let leaf = base64::engine::general_purpose::STANDARD
+        .decode(v["issuance"]["leaf"].as_str().unwrap_or_default())?;
+    let proof: InclusionProof = serde_json::from_value(v["inclusion_proof"].clone())?;
+    let checkpoint = Checkpoint::open(v["checkpoint"].as_str().unwrap_or_default(), &pre.verifier)?;
+    anyhow::ensure!(
+        proof.leaf_hash == leaf_hash(&leaf),
+        "leaf hash mismatch: {body}"
+    );
+    merkle::verify_inclusion(
+        proof.index,
+        proof.size,
+        &proof.leaf_hash,
+        &proof.hashes,
+        &checkpoint.root,
+    )?;
+    anyhow::ensure!(
+        proof.size == checkpoint.size,
+        "proof not for the checkpoint: {body}"
+    );
+    Ok(())
+}
+
+/// Times, per jti, the reads `GET /v1/vos/{vo}/tokens/{jti}` makes: the issuance by jti
+/// (decoded), the person and their identities, the inclusion proof, the entry again.
+async fn read_latencies(pre: &Preloaded, jtis: &[String]) -> anyhow::Result<Vec<Duration>> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(db::connect_options(&pre.db_path()))
+        .await?;
+    let size = pre.checkpoint.size;
+    let mut out = Vec::with_capacity(jtis.len());
+    for jti in jtis {
+        let start = Instant::now();
+        let found = lookup::issuances_by_jti(&pool, jti).await?;
+        let (index, leaf) = found
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("{jti} not found"))?;
+        let issuance = match LogEntry::from_canonical_bytes(leaf)?.body {
+            EntryBody::Issuance(i) => i,
+            other => anyhow::bail!("entry {index} is not an issuance: {other:?}"),
+        };
+        let person = lookup::person_of(&pool, &issuance.iss, &issuance.sub, &issuance.vo)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no person for {jti}"))?;
+        lookup::identities_of(&pool, &person, &issuance.vo).await?;
+        log_store::read_inclusion_proof(&pool, *index, size).await?;
+        lookup::issuance(&pool, &issuance.iss, &issuance.jti).await?;
+        out.push(start.elapsed());
+    }
+    pool.close().await;
+    Ok(out)
+}

@@ -1,0 +1,344 @@
+//! Who is asking, as each caller of `tokenledger check` says it: HTCondor's decoded JWT
+//! payload on stdin and `BEARER_TOKEN_0_*` variables, ARC's `%D` (`<iss>/<sub>`, plain
+//! concatenation, or an X.509 DN) and ARC 7's variables, or a JWT / iss-sub-jti given by a
+//! person. Tokens are never verified here: the CE verified them before asking, and a person
+//! asking about a token only learns what the blocklist says about its claims.
+
+use std::io::{IsTerminal, Read};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+use tokenledger_core::export::X509_ISSUER;
+
+/// Largest JWT payload or token read (a token with many groups is a few kB).
+pub const MAX_INPUT_BYTES: u64 = 1 << 20;
+/// How long HTCondor's payload may take to arrive on stdin. It is written at once into the
+/// pipe and the pipe closed, so this bounds only a caller that keeps stdin open.
+pub const STDIN_WAIT: Duration = Duration::from_secs(2);
+
+/// The identity and token a decision is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub iss: String,
+    /// Absent only for a token without `sub`: then only a token suspension can match.
+    pub sub: Option<String>,
+    pub jti: Option<String>,
+}
+
+/// The process environment as a lookup (a closure, so tests can make one).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A variable of the real environment; unset and empty are the same.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The identity in a decoded JWT payload (`iss`, `sub`, `jti` as strings).
+pub fn from_payload(bytes: &[u8]) -> Result<Identity, String> {
+    let claims: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    let claim = |name: &str| -> Result<Option<String>, String> {
+        match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(format!("the payload's `{name}` is not a non-empty string")),
+        }
+    };
+    if !claims.is_object() {
+        return Err("the payload is not a JSON object".into());
+    }
+    Ok(Identity {
+        iss: claim("iss")?.ok_or("the payload has no `iss`")?,
+        sub: claim("sub")?,
+        jti: claim("jti")?,
+    })
+}
+
+/// The identity in a JWT (`header.payload.signature`, payload decoded and NOT verified), or
+/// in a decoded payload given as JSON.
+pub fn from_token(text: &str) -> Result<Identity, String> {
+    let text = text.trim();
+    if text.starts_with('{') {
+        return from_payload(text.as_bytes());
+    }
+    let mut parts = text.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("not a JWT (header.payload.signature) nor a JSON payload".into());
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| "the JWT payload is not base64url".to_string())?;
+    from_payload(&bytes)
+}
+
+/// The identity HTCondor (and ARC 7) put in `BEARER_TOKEN_0_ISSUER`, `_SUBJECT` and
+/// `_CLAIM_jti_0`; `None` without an issuer.
+pub fn from_env(env: Env<'_>) -> Option<Identity> {
+    Some(Identity {
+        iss: env("BEARER_TOKEN_0_ISSUER")?,
+        sub: env("BEARER_TOKEN_0_SUBJECT"),
+        jti: env("BEARER_TOKEN_0_CLAIM_jti_0"),
+    })
+}
+
+/// HTCondor's plugin protocol: the decoded payload on stdin (preferred: it is what HTCondor
+/// verified), else the environment. The jti missing from one is taken from the other.
+pub fn htcondor(stdin: Option<&[u8]>, env: Env<'_>) -> Result<Identity, String> {
+    let from_env = from_env(env);
+    let payload = stdin
+        .filter(|b| !b.iter().all(u8::is_ascii_whitespace))
+        .map(from_payload);
+    match (payload, from_env) {
+        (Some(Ok(mut id)), env) => {
+            if id.jti.is_none() {
+                id.jti = env.and_then(|e| e.jti);
+            }
+            Ok(id)
+        }
+        (_, Some(id)) => Ok(id),
+        (Some(Err(e)), None) => Err(format!("{e}, and BEARER_TOKEN_0_ISSUER is not set")),
+        (None, None) => Err("no JWT payload on stdin and no BEARER_TOKEN_0_ISSUER".into()),
+    }
+}
+
+/// Reads stdin to its end (at most [`MAX_INPUT_BYTES`]), waiting at most `wait`; `None` if it
+/// is a terminal, unreadable, or did not end in time.
+pub fn read_stdin_bounded(wait: Duration) -> Option<Vec<u8>> {
+    if std::io::stdin().is_terminal() {
+        return None;
+    }
+    let (tx, rx) = mpsc::channel();
+    // A reader that is still blocked when the wait is over is left behind: the process
+    // exits right after deciding.
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let read = std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES)
+            .read_to_end(&mut bytes);
+        let _ = tx.send(read.map(|_| bytes));
+    });
+    rx.recv_timeout(wait).ok()?.ok()
+}
+
+/// What ARC's `%D` names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArcSubject {
+    /// A token user, split at the longest configured issuer.
+    Token(Identity),
+    /// No configured issuer is a prefix: the ledger has nothing on it.
+    Unlisted,
+}
+
+/// Splits `%D`: an X.509 DN (starting with `/`) is the identity `("x509", DN)`, as the ledger
+/// keeps linked certificates; otherwise `<iss>/<sub>` with `iss` the longest configured issuer
+/// that, followed by `/`, starts it (issuers may hold slashes, e.g.
+/// `https://idp.example/realms/atlas/` gives `https://idp.example/realms/atlas//<sub>`).
+pub fn split_arc(d: &str, issuers: &[String]) -> ArcSubject {
+    if d.starts_with('/') {
+        return ArcSubject::Token(Identity {
+            iss: X509_ISSUER.to_string(),
+            sub: Some(d.to_string()),
+            jti: None,
+        });
+    }
+    issuers
+        .iter()
+        .filter_map(|iss| {
+            let sub = d.strip_prefix(iss.as_str())?.strip_prefix('/')?;
+            (!sub.is_empty()).then_some((iss, sub))
+        })
+        .max_by_key(|(iss, _)| iss.len())
+        .map_or(ArcSubject::Unlisted, |(iss, sub)| {
+            ArcSubject::Token(Identity {
+                iss: iss.clone(),
+                sub: Some(sub.to_string()),
+                jti: None,
+            })
+        })
+}
+
+/// ARC's plugin call: ARC 7's `BEARER_TOKEN_0_*` when set (exact), else `%D` split.
+pub fn arc(d: &str, issuers: &[String], env: Env<'_>) -> ArcSubject {
+    if let Some(id) = from_env(env).filter(|id| id.sub.is_some()) {
+        return ArcSubject::Token(id);
+    }
+    split_arc(d, issuers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REALM: &str = "https://idp.example/realms/atlas/";
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn id(iss: &str, sub: Option<&str>, jti: Option<&str>) -> Identity {
+        Identity {
+            iss: iss.into(),
+            sub: sub.map(str::to_string),
+            jti: jti.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn arc_d_splits_at_the_longest_configured_issuer() {
+        let issuers: Vec<String> = [
+            "https://idp.example/realms",
+            "https://idp.example/realms/atlas",
+            REALM,
+            "https://other.example/",
+        ]
+        .map(String::from)
+        .to_vec();
+        let token = |d| match split_arc(d, &issuers) {
+            ArcSubject::Token(id) => (id.iss, id.sub.unwrap()),
+            ArcSubject::Unlisted => panic!("{d} unlisted"),
+        };
+        assert_eq!(
+            token("https://idp.example/realms/atlas//abc-123"),
+            (REALM.to_string(), "abc-123".to_string())
+        );
+        assert_eq!(
+            token("https://idp.example/realms/atlas/abc"),
+            (
+                "https://idp.example/realms/atlas".to_string(),
+                "abc".to_string()
+            )
+        );
+        assert_eq!(
+            token("https://idp.example/realms/cms/x"),
+            (
+                "https://idp.example/realms".to_string(),
+                "cms/x".to_string()
+            )
+        );
+        assert_eq!(
+            token("https://other.example//s/with/slashes"),
+            (
+                "https://other.example/".to_string(),
+                "s/with/slashes".to_string()
+            )
+        );
+        assert_eq!(
+            token("/DC=ch/DC=cern/CN=jdoe"),
+            ("x509".to_string(), "/DC=ch/DC=cern/CN=jdoe".to_string())
+        );
+        for unlisted in [
+            "https://unknown.example//abc",
+            "https://idp.example/realm/x",
+            "",
+            "https://other.example/",
+        ] {
+            assert_eq!(
+                split_arc(unlisted, &issuers),
+                ArcSubject::Unlisted,
+                "{unlisted}"
+            );
+        }
+        assert_eq!(split_arc("https://a/b", &[]), ArcSubject::Unlisted);
+    }
+
+    #[test]
+    fn arc_7_variables_win_over_d() {
+        let vars = env(&[
+            ("BEARER_TOKEN_0_ISSUER", REALM),
+            ("BEARER_TOKEN_0_SUBJECT", "s/1"),
+            ("BEARER_TOKEN_0_CLAIM_jti_0", "j"),
+        ]);
+        assert_eq!(
+            arc("ignored", &[], &vars),
+            ArcSubject::Token(id(REALM, Some("s/1"), Some("j")))
+        );
+        let issuer_only = env(&[("BEARER_TOKEN_0_ISSUER", REALM)]);
+        assert_eq!(
+            arc(&format!("{REALM}/x"), &[REALM.to_string()], &issuer_only),
+            ArcSubject::Token(id(REALM, Some("x"), None))
+        );
+    }
+
+    #[test]
+    fn htcondor_prefers_the_payload_and_falls_back_to_the_environment() {
+        let vars = env(&[
+            ("BEARER_TOKEN_0_ISSUER", "https://env/"),
+            ("BEARER_TOKEN_0_SUBJECT", "env-sub"),
+            ("BEARER_TOKEN_0_CLAIM_jti_0", "env-jti"),
+        ]);
+        let none = env(&[]);
+        let payload = br#"{"iss": "https://p/", "sub": "p-sub", "jti": "p-jti", "scope": "compute.read", "exp": 1}"#;
+        assert_eq!(
+            htcondor(Some(payload), &vars).unwrap(),
+            id("https://p/", Some("p-sub"), Some("p-jti"))
+        );
+        let no_jti = br#"{"iss": "https://p/", "sub": "p-sub"}"#;
+        assert_eq!(
+            htcondor(Some(no_jti), &vars).unwrap(),
+            id("https://p/", Some("p-sub"), Some("env-jti"))
+        );
+        assert_eq!(
+            htcondor(Some(no_jti), &none).unwrap(),
+            id("https://p/", Some("p-sub"), None)
+        );
+        for stdin in [
+            None,
+            Some(&b""[..]),
+            Some(&b" \n"[..]),
+            Some(&b"not json"[..]),
+        ] {
+            assert_eq!(
+                htcondor(stdin, &vars).unwrap(),
+                id("https://env/", Some("env-sub"), Some("env-jti")),
+                "{stdin:?}"
+            );
+        }
+        assert!(
+            htcondor(None, &none)
+                .unwrap_err()
+                .contains("no JWT payload")
+        );
+        assert!(
+            htcondor(Some(b"[1]"), &none)
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
+        assert!(
+            htcondor(Some(br#"{"sub": "x"}"#), &none)
+                .unwrap_err()
+                .contains("no `iss`")
+        );
+        assert!(
+            htcondor(Some(br#"{"iss": 5}"#), &none)
+                .unwrap_err()
+                .contains("not a non-empty string")
+        );
+    }
+
+    #[test]
+    fn tokens_are_decoded_without_verification() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://i/","sub":"s","jti":"j"}"#);
+        let jwt = format!("eyJhbGciOiJFUzI1NiJ9.{payload}.c2lnbmF0dXJl");
+        assert_eq!(
+            from_token(&format!("  {jwt}\n")).unwrap(),
+            id("https://i/", Some("s"), Some("j"))
+        );
+        assert_eq!(
+            from_token(r#"{"iss":"https://i/","sub":"s"}"#).unwrap(),
+            id("https://i/", Some("s"), None)
+        );
+        for bad in ["abc", "a.b", "a.!!!.c", "a.b.c.d"] {
+            assert!(from_token(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! A VO's persons (its `vo-security` only): attach another identity to a person, merge two
+//! persons, and resolve a pseudonym a site reported (logged like every resolution).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use tokenledger_core::entry::{EntryBody, IdentityLink, check_id};
+use tokenledger_core::wire::{
+    ErrorBody, IdentityView, LinkRequest, MergeRequest, PersonView, PseudonymResolution,
+};
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::append::append_entry;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiQuery};
+use super::resolve::{authorize, log_resolution};
+use crate::credentials::Principal;
+use crate::log_store::StateChange;
+use crate::lookup;
+use crate::sequencer::{EntryKind, now_micros};
+
+#[utoipa::path(
+    post,
+    path = "/v1/vos/{vo}/persons/{person}/identities",
+    tag = "persons",
+    operation_id = "link_identity",
+    summary = "Attach another identity to a person",
+    description = "Links `(iss, sub)` (a second issuer, a new `sub`, or `iss: \"x509\"` with a DN) to the \
+        person; suspensions follow the person, so blocklist tags cover the new identity. Logged. An \
+        identity of another person is refused: merge instead. Roles: `vo-security` of `{vo}`.",
+    params(("vo" = String, Path, description = "The VO"), ("person" = String, Path, description = "The person")),
+    request_body = LinkRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The person with all identities", body = PersonView),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 404, description = "No such person", body = ErrorBody),
+        (status = 409, description = "The identity belongs to another person", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
+)]
+pub async fn link(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((vo, person)): Path<(String, String)>,
+    ApiJson(req): ApiJson<LinkRequest>,
+) -> Result<Json<PersonView>, ApiError> {
+    authorize(&principal, &vo, Some(&req.reason))?;
+    for (name, value) in [("iss", &req.iss), ("sub", &req.sub)] {
+        check_id(name, value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
+    existing_person(&state, &vo, &person).await?;
+    match lookup::person_of(&state.pool, &req.iss, &req.sub, &vo).await? {
+        Some(owner) if owner == person => return Ok(Json(view(&state, &vo, &person).await?)),
+        Some(_) => {
+            return Err(ApiError::Conflict(
+                "this identity belongs to another person: merge the two".into(),
+            ));
+        }
+        None => {}
+    }
+    let body = EntryBody::IdentityLink(IdentityLink {
+        vo: vo.clone(),
+        person_id: person.clone(),
+        iss: Some(req.iss.clone()),
+        sub: Some(req.sub.clone()),
+        merged_from: None,
+        reason: req.reason,
+        linked_by: principal.id.clone(),
+    });
+    let change = StateChange::Link {
+        vo: vo.clone(),
+        person_id: person.clone(),
+        iss: req.iss,
+        sub: req.sub,
+        created_at: now_micros(),
+    };
+    append_entry(&state, body, EntryKind::State(change)).await?;
+    Ok(Json(view(&state, &vo, &person).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/vos/{vo}/persons/{person}/merge",
+    tag = "persons",
+    operation_id = "merge_persons",
+    summary = "Merge another person into this one",
+    description = "Moves every identity, pseudonym and suspension of `other` to the person. Logged. \
+        Roles: `vo-security` of `{vo}`.",
+    params(("vo" = String, Path, description = "The VO"), ("person" = String, Path, description = "The person kept")),
+    request_body = MergeRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The merged person", body = PersonView),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 404, description = "No such person", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
+)]
+pub async fn merge(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((vo, person)): Path<(String, String)>,
+    ApiJson(req): ApiJson<MergeRequest>,
+) -> Result<Json<PersonView>, ApiError> {
+    authorize(&principal, &vo, Some(&req.reason))?;
+    if req.other == person {
+        return Err(ApiError::BadRequest(
+            "a person cannot be merged into itself".into(),
+        ));
+    }
+    existing_person(&state, &vo, &person).await?;
+    existing_person(&state, &vo, &req.other).await?;
+    let body = EntryBody::IdentityLink(IdentityLink {
+        vo: vo.clone(),
+        person_id: person.clone(),
+        iss: None,
+        sub: None,
+        merged_from: Some(req.other.clone()),
+        reason: req.reason,
+        linked_by: principal.id.clone(),
+    });
+    let change = StateChange::Merge {
+        vo: vo.clone(),
+        into: person.clone(),
+        from: req.other,
+    };
+    append_entry(&state, body, EntryKind::State(change)).await?;
+    Ok(Json(view(&state, &vo, &person).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PseudonymQuery {
+    /// Why: the incident or ticket. Required; logged with the answer.
+    #[param(required = true, value_type = String)]
+    reason: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/vos/{vo}/pseudonyms/{pseudonym}",
+    tag = "resolution",
+    operation_id = "resolve_pseudonym",
+    summary = "Resolve a site's pseudonym to the person",
+    description = "The person behind a pseudonym a site reported (e.g. in a suspension). Logged as a \
+        `resolution` entry before the answer. Roles: `vo-security` of `{vo}` only.",
+    params(("vo" = String, Path, description = "The VO"), ("pseudonym" = String, Path, description = "The pseudonym (`p1-...`)"), PseudonymQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The person", body = PseudonymResolution),
+        (status = 400, description = "No reason", body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 404, description = "No such pseudonym in the VO (logged)", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
+)]
+pub async fn resolve_pseudonym(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((vo, pseudonym)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<PseudonymQuery>,
+) -> Result<Json<PseudonymResolution>, ApiError> {
+    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
+    let found = lookup::pseudonym(&state.pool, &pseudonym)
+        .await?
+        .filter(|(_, at_vo, _)| at_vo == &vo);
+    let Some((_, _, person)) = found else {
+        log_resolution(
+            &state,
+            &principal,
+            &vo,
+            "resolve_pseudonym",
+            &pseudonym,
+            reason,
+            0,
+        )
+        .await?;
+        return Err(ApiError::NotFound(format!(
+            "no pseudonym `{pseudonym}` in VO `{vo}`"
+        )));
+    };
+    let person = view(&state, &vo, &person).await?;
+    let resolution_index = log_resolution(
+        &state,
+        &principal,
+        &vo,
+        "resolve_pseudonym",
+        &pseudonym,
+        reason,
+        1,
+    )
+    .await?;
+    Ok(Json(PseudonymResolution {
+        resolution_index,
+        person,
+    }))
+}
+
+async fn existing_person(state: &AppState, vo: &str, person: &str) -> Result<(), ApiError> {
+    if lookup::identities_of(&state.pool, person, vo)
+        .await?
+        .is_empty()
+    {
+        return Err(ApiError::NotFound(format!(
+            "no person `{person}` in VO `{vo}`"
+        )));
+    }
+    Ok(())
+}
+
+async fn view(state: &AppState, vo: &str, person: &str) -> Result<PersonView, ApiError> {
+    let identities = lookup::identities_of(&state.pool, person, vo).await?;
+    Ok(PersonView {
+        id: person.to_string(),
+        vo: vo.to_string(),
+        identities: identities
+            .into_iter()
+            .map(|(iss, sub)| IdentityView { iss, sub })
+            .collect(),
+    })
+}

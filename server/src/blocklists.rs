@@ -1,0 +1,200 @@
+//! Building, signing and caching each site's blocklist. A request finds the document of
+//! the site's current suspensions; when its entries changed (a suspension, a lift, an
+//! expiry) or half its validity is gone, it is signed again with the next sequence.
+
+use std::collections::BTreeMap;
+
+use sqlx::SqlitePool;
+use tokenledger_core::blocklist::{
+    Blocklist, BlocklistEntry, Scope, SignedBlocklist, SignedDocument,
+};
+use tokenledger_core::export::{ExportEntry, ExportFormat, render};
+use tokenledger_core::note::NoteSigner;
+use tokenledger_core::pseudonym::LedgerSecret;
+use tokenledger_core::wire::ExportDocument;
+use tokio::sync::Mutex;
+
+use crate::log_store::StoreError;
+use crate::lookup;
+use crate::suspensions::{self, SuspensionRecord};
+
+/// Which export, and the site's dCache provider aliases (issuer → alias).
+pub struct ExportRequest {
+    pub format: ExportFormat,
+    pub op_aliases: BTreeMap<String, String>,
+}
+
+/// Builds and signs blocklists; one at a time per process, so a sequence is never reused.
+pub struct Blocklists {
+    secret: LedgerSecret,
+    validity_secs: i64,
+    lock: Mutex<()>,
+}
+
+impl Blocklists {
+    pub fn new(secret: LedgerSecret, validity_secs: u64) -> Blocklists {
+        Blocklists {
+            secret,
+            validity_secs: validity_secs as i64,
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub fn secret(&self) -> &LedgerSecret {
+        &self.secret
+    }
+
+    /// The current signed blocklist of `site` (serving `vos`) at `now` (unix seconds).
+    pub async fn current(
+        &self,
+        pool: &SqlitePool,
+        signer: &NoteSigner,
+        site: &str,
+        vos: &[String],
+        now: i64,
+    ) -> Result<SignedBlocklist, StoreError> {
+        let _one_at_a_time = self.lock.lock().await;
+        let entries = self.entries(pool, site, vos, now).await?;
+        let stored = stored(pool, site).await?;
+        if let Some(doc) = &stored
+            && doc.document.entries == entries
+            && doc.document.expires_at - now > self.validity_secs / 2
+        {
+            return Ok(doc.clone());
+        }
+        let blocklist = Blocklist {
+            site: site.to_string(),
+            sequence: stored.map_or(1, |d| d.document.sequence + 1),
+            issued_at: now,
+            expires_at: now + self.validity_secs,
+            entries,
+        };
+        let signed = blocklist.sign(signer);
+        store(pool, &signed).await?;
+        Ok(signed)
+    }
+
+    /// A signed export of the current blocklist's suspensions, naming identities.
+    pub async fn export(
+        &self,
+        pool: &SqlitePool,
+        signer: &NoteSigner,
+        site: &str,
+        vos: &[String],
+        request: &ExportRequest,
+        now: i64,
+    ) -> Result<tokenledger_core::blocklist::Signed<ExportDocument>, StoreError> {
+        let ExportRequest { format, op_aliases } = request;
+        let current = self.current(pool, signer, site, vos, now).await?;
+        let mut entries = Vec::new();
+        for record in active(pool, site, vos, now).await? {
+            let identities = if record.token_jti.is_some() {
+                Vec::new()
+            } else {
+                lookup::identities_of(pool, &record.person_id, &record.vo).await?
+            };
+            entries.push(ExportEntry {
+                pseudonym: self.secret.pseudonym(site, &record.vo, &record.person_id),
+                scope: parse_scope(&record.scope)?,
+                identities,
+            });
+        }
+        let document = ExportDocument {
+            site: site.to_string(),
+            sequence: current.document.sequence,
+            expires_at: current.document.expires_at,
+            format: format.as_str().to_string(),
+            content: render(
+                *format,
+                site,
+                current.document.sequence,
+                &entries,
+                op_aliases,
+            ),
+        };
+        Ok(document.sign(signer))
+    }
+
+    async fn entries(
+        &self,
+        pool: &SqlitePool,
+        site: &str,
+        vos: &[String],
+        now: i64,
+    ) -> Result<Vec<BlocklistEntry>, StoreError> {
+        let site_key = self.secret.site_key(site);
+        let mut entries = Vec::new();
+        for record in active(pool, site, vos, now).await? {
+            let (tags, jti_hashes) = match (&record.token_iss, &record.token_jti) {
+                (Some(iss), Some(jti)) => (Vec::new(), vec![site_key.jti_hash(iss, jti)]),
+                _ => {
+                    let identities =
+                        lookup::identities_of(pool, &record.person_id, &record.vo).await?;
+                    let mut tags: Vec<String> = identities
+                        .iter()
+                        .map(|(iss, sub)| site_key.tag(iss, sub))
+                        .collect();
+                    tags.sort();
+                    (tags, Vec::new())
+                }
+            };
+            entries.push(BlocklistEntry {
+                vo: record.vo.clone(),
+                pseudonym: self.secret.pseudonym(site, &record.vo, &record.person_id),
+                tags,
+                jti_hashes,
+                scope: parse_scope(&record.scope)?,
+                not_after: record.not_after,
+                suspension_id: record.id.clone(),
+                reason_code: record.reason_code.clone(),
+            });
+        }
+        entries.sort_by(|a, b| a.suspension_id.cmp(&b.suspension_id));
+        Ok(entries)
+    }
+}
+
+/// The suspensions in force at `site` at `now`.
+async fn active(
+    pool: &SqlitePool,
+    site: &str,
+    vos: &[String],
+    now: i64,
+) -> Result<Vec<SuspensionRecord>, StoreError> {
+    Ok(suspensions::for_site(pool, site, vos)
+        .await?
+        .into_iter()
+        .filter(|s| s.is_active(now))
+        .collect())
+}
+
+/// The scope stored with a suspension.
+pub fn parse_scope(scope: &str) -> Result<Scope, StoreError> {
+    serde_json::from_value(serde_json::Value::String(scope.to_string()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown suspension scope `{scope}`")))
+}
+
+async fn stored(pool: &SqlitePool, site: &str) -> Result<Option<SignedBlocklist>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT document FROM blocklists WHERE site = ?")
+        .bind(site)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|(text,)| {
+        serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("stored blocklist of {site}: {e}")))
+    })
+    .transpose()
+}
+
+async fn store(pool: &SqlitePool, signed: &SignedBlocklist) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO blocklists (site, sequence, document) VALUES (?, ?, ?)
+         ON CONFLICT (site) DO UPDATE SET sequence = excluded.sequence, document = excluded.document",
+    )
+    .bind(&signed.document.site)
+    .bind(signed.document.sequence as i64)
+    .bind(serde_json::to_string(signed).expect("a blocklist serializes"))
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,755 @@
+//! Site enforcement end to end: the real server, the real `tokenledger` CLI. A site admin
+//! suspends a pseudonym; `tokenledger blocklist pull` installs the signed blocklist; the
+//! CE plugin `tokenledger check` (HTCondor and ARC protocols, and the human mode) refuses the
+//! suspended user and only them; a lift is enforced at the next pull. Pulls refuse tampered,
+//! foreign-key, rolled-back, expired and foreign-site documents and keep the old file; `check`
+//! on a tampered file follows `on_stale`. Exports (HTCondor mapfile, ARC list, dCache
+//! banfile, Argus, text) arrive through `pull` in the formats of INTEGRATIONS.md.
+//!
+//! Every CLI run starts from an empty environment, so nothing of the machine leaks in.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+use tokenledger_core::blocklist::{Blocklist, SignedBlocklist, SignedDocument};
+use tokenledger_core::note::NoteSigner;
+use tokenledger_e2e::issuer::{JwksServer, TestIssuer, now_secs};
+use tokenledger_e2e::{TestServer, cli_binary};
+
+/// An issuer whose URL holds slashes (a Keycloak realm), so ARC's `%D` is
+/// `https://idp.example/realms/atlas//<sub>`.
+const ATLAS_ISS: &str = "https://idp.example/realms/atlas/";
+const SITE: &str = "CERN-PROD";
+
+/// One CLI run.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+struct Site {
+    server: TestServer,
+    atlas: TestIssuer,
+    dir: tempfile::TempDir,
+    /// Token files of a site-admin and a site-reader of CERN-PROD.
+    admin: String,
+    reader: String,
+    log_key: String,
+}
+
+impl Site {
+    fn start() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let atlas = TestIssuer::new(ATLAS_ISS);
+        let jwks = dir.path().join("atlas.json");
+        atlas.write_jwks(&jwks);
+        let config = format!(
+            "{}\n[[site]]\nname = \"{SITE}\"\nvos = [\"atlas\"]\n",
+            atlas.config_block(
+                &format!("jwks_file = \"{}\"", jwks.display()),
+                "[{ rule = \"fixed\", vo = \"atlas\" }]"
+            )
+        );
+        let server = TestServer::start_with_config(&dir.path().join("data"), &config);
+        let log_key = server.log_key();
+        let mut site = Site {
+            server,
+            atlas,
+            dir,
+            admin: String::new(),
+            reader: String::new(),
+            log_key,
+        };
+        site.admin = site.credential_file("site-admin");
+        site.reader = site.credential_file("site-reader");
+        site
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn credential_file(&self, role: &str) -> String {
+        let secret = self
+            .server
+            .credential(&["--role", role, "--site", SITE])
+            .secret;
+        let path = self.path(&format!("{role}.token"));
+        std::fs::write(&path, &secret).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.display().to_string()
+    }
+
+    /// Ingests a real ES256 token of `sub` with id `jti`; returns the JWT.
+    fn ingest(&self, jti: &str, sub: &str) -> String {
+        let issuer = self.server.create_credential("issuer", Some("atlas"));
+        let token = self
+            .atlas
+            .mint(Algorithm::ES256, &self.atlas.claims(jti, sub));
+        let reply =
+            self.server
+                .http()
+                .post_json("/v1/issuances", Some(&issuer), &json!({"token": token}));
+        assert_eq!(reply.status, 201, "{reply:?}");
+        token
+    }
+
+    /// Runs the CLI against the server with the credential in `token_file`.
+    fn cli(&self, token_file: &str, args: &[&str]) -> Run {
+        let mut all = vec!["--server", self.server.url(), "--token-file", token_file];
+        all.extend_from_slice(args);
+        run(&all, &[], None)
+    }
+
+    /// `blocklist pull` with the pinned log key.
+    fn pull(&self, token_file: &str, out: &Path, extra: &[&str]) -> Run {
+        let out = out.display().to_string();
+        let mut args = vec![
+            "blocklist",
+            "pull",
+            "--site",
+            SITE,
+            "--log-key",
+            &self.log_key,
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        self.cli(token_file, &args)
+    }
+
+    /// Suspends, for `scope`, the pseudonym of the person behind `jti`; returns (pseudonym, id).
+    fn suspend_person(&self, jti: &str, scope: &str) -> (String, String) {
+        let found = self.cli(
+            &self.admin,
+            &["site", "pseudonym", jti, "--site", SITE, "--json"],
+        );
+        assert_eq!(found.code, 0, "{found:#?}");
+        let pseudonym = json_of(&found)["pseudonym"].as_str().unwrap().to_string();
+        let suspended = self.cli(
+            &self.admin,
+            &[
+                "site",
+                "suspend",
+                "--site",
+                SITE,
+                "--pseudonym",
+                &pseudonym,
+                "--scope",
+                scope,
+                "--reason",
+                "INC-7 cryptomining",
+                "--reason-code",
+                "misuse",
+                "--json",
+            ],
+        );
+        assert_eq!(suspended.code, 0, "{suspended:#?}");
+        let id = json_of(&suspended)["id"].as_str().unwrap().to_string();
+        (pseudonym, id)
+    }
+
+    /// Writes the site key file (0600) and check.toml; returns the configuration's path.
+    fn check_config(&self, name: &str, on_stale: &str, blocklist: &Path) -> PathBuf {
+        let key_path = self.path("site.key");
+        if !key_path.exists() {
+            let key = self.cli(&self.admin, &["site", "key", "--site", SITE]);
+            assert_eq!(key.code, 0, "{key:#?}");
+            std::fs::write(&key_path, key.stdout.trim()).unwrap();
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let path = self.path(name);
+        std::fs::write(
+            &path,
+            format!(
+                "on_stale = \"{on_stale}\"\nscope = \"compute\"\n\
+                 issuers = [\"https://idp.example/realms/\", \"{ATLAS_ISS}\"]\n\n\
+                 [[ledger]]\nsite = \"{SITE}\"\nblocklist = \"{}\"\nlog_key = \"{}\"\n\
+                 site_key_file = \"site.key\"\n",
+                blocklist.display(),
+                self.log_key
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// The server's own log signing key, from its data directory, to forge documents that
+    /// are validly signed yet must be refused (expired, another site).
+    fn server_signer(&self) -> NoteSigner {
+        let text = std::fs::read_to_string(self.server.dir().join("log.key")).unwrap();
+        NoteSigner::parse(text.trim()).unwrap()
+    }
+}
+
+/// Runs the CLI with only `env`, feeding `stdin` (else /dev/null).
+fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = Command::new(cli_binary());
+    cmd.env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd.spawn().expect("running tokenledger");
+    if let Some(bytes) = stdin {
+        // Written and closed at once, as HTCondor does.
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(bytes).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().expect("tokenledger was killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json_of(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {run:#?}"))
+}
+
+/// The decoded payload of a JWT, as HTCondor writes it to the plugin's stdin.
+fn payload(jwt: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jwt.split('.').nth(1).unwrap())
+        .unwrap()
+}
+
+/// `tokenledger check --htcondor` as HTCondor runs it: payload on stdin, BEARER_TOKEN_0_*.
+fn htcondor(config: &Path, jwt: &str, sub: &str, jti: &str) -> Run {
+    let config = config.display().to_string();
+    run(
+        &["check", "--htcondor", "--config", &config],
+        &[
+            ("BEARER_TOKEN_0_ISSUER", ATLAS_ISS),
+            ("BEARER_TOKEN_0_SUBJECT", sub),
+            ("BEARER_TOKEN_0_CLAIM_jti_0", jti),
+            ("BEARER_TOKEN_0_SCOPE_0", "compute.create"),
+        ],
+        Some(&payload(jwt)),
+    )
+}
+
+/// `tokenledger check --arc %D`, nothing on stdin or in the environment (ARC 6).
+fn arc(config: &Path, d: &str) -> Run {
+    let config = config.display().to_string();
+    run(&["check", "--arc", d, "--config", &config], &[], None)
+}
+
+#[test]
+fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
+    let s = Site::start();
+    let alice = s.ingest("t-alice", "alice");
+    let bob = s.ingest("t-bob", "bob");
+    let blocklist = s.path("var/CERN-PROD.json");
+    std::fs::create_dir_all(blocklist.parent().unwrap()).unwrap();
+    let config = s.check_config("check.toml", "deny", &blocklist);
+
+    // Before any pull: no blocklist, on_stale = deny refuses everyone, and says why.
+    let missing = htcondor(&config, &bob, "bob", "t-bob");
+    assert_eq!(missing.code, 2, "{missing:#?}");
+    assert!(missing.stderr.contains("is missing"), "{missing:#?}");
+    assert!(
+        missing.stderr.contains("on_stale = \"deny\""),
+        "{missing:#?}"
+    );
+
+    // A site reader pulls the (empty) blocklist: 0 updated, then 3 not modified (ETag).
+    let first = s.pull(&s.reader, &blocklist, &[]);
+    assert_eq!(first.code, 0, "{first:#?}");
+    assert!(
+        first
+            .stdout
+            .contains("sequence 1 (was none), 0 suspensions"),
+        "{first:#?}"
+    );
+    assert_eq!(std::fs::metadata(&blocklist).unwrap().mode() & 0o777, 0o644);
+    let etag = std::fs::read_to_string(s.path("var/CERN-PROD.json.etag")).unwrap();
+    assert_eq!(etag.trim(), "\"CERN-PROD-1\"");
+    let again = s.pull(&s.reader, &blocklist, &[]);
+    assert_eq!(again.code, 3, "{again:#?}");
+    assert_eq!(again.stdout, "", "quiet when not at a terminal");
+    assert_eq!(
+        htcondor(&config, &alice, "alice", "t-alice").code,
+        1,
+        "not suspended: decline"
+    );
+
+    // The site admin suspends alice; the next pull brings it; HTCondor refuses her.
+    let (pseudonym, suspension) = s.suspend_person("t-alice", "compute");
+    let pulled = s.pull(&s.reader, &blocklist, &[]);
+    assert_eq!(pulled.code, 0, "{pulled:#?}");
+    assert!(
+        pulled.stdout.contains("(was 1), 1 suspensions"),
+        "{pulled:#?}"
+    );
+    let denied = htcondor(&config, &alice, "alice", "t-alice");
+    assert_eq!(
+        denied.code, 2,
+        "suspended: authentication fails {denied:#?}"
+    );
+    assert_eq!(denied.stdout, "");
+    assert_eq!(denied.stderr.lines().count(), 1, "one line: {denied:#?}");
+    assert!(
+        denied.stderr.contains(&pseudonym) && denied.stderr.contains(&suspension),
+        "{denied:#?}"
+    );
+    assert!(
+        !denied.stderr.contains("alice"),
+        "no identity in the line: {denied:#?}"
+    );
+    assert!(
+        s.path("var/CERN-PROD.json.cache").exists(),
+        "the verified cache is beside the file"
+    );
+    // Again from the cache, and from the environment alone (empty stdin), and with the
+    // payload alone (no environment).
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 2);
+    let config_s = config.display().to_string();
+    let env_only = run(
+        &["check", "--htcondor", "--config", &config_s],
+        &[
+            ("BEARER_TOKEN_0_ISSUER", ATLAS_ISS),
+            ("BEARER_TOKEN_0_SUBJECT", "alice"),
+        ],
+        Some(b""),
+    );
+    assert_eq!(env_only.code, 2, "{env_only:#?}");
+    let stdin_only = run(
+        &["check", "--htcondor", "--config", &config_s],
+        &[],
+        Some(&payload(&alice)),
+    );
+    assert_eq!(stdin_only.code, 2, "{stdin_only:#?}");
+    // Another user: declined, nothing said.
+    let other = htcondor(&config, &bob, "bob", "t-bob");
+    assert_eq!((other.code, other.stderr.as_str()), (1, ""), "{other:#?}");
+
+    // ARC: %D is <iss>/<sub>, and the issuer URL holds slashes; exit 0 = suspended.
+    assert_eq!(arc(&config, &format!("{ATLAS_ISS}/alice")).code, 0);
+    assert_eq!(arc(&config, &format!("{ATLAS_ISS}/bob")).code, 1);
+    assert_eq!(
+        arc(&config, "https://unknown.example//alice").code,
+        1,
+        "not one of the ledger's issuers"
+    );
+    let arc7 = run(
+        &["check", "--arc", "ignored", "--config", &config_s],
+        &[
+            ("BEARER_TOKEN_0_ISSUER", ATLAS_ISS),
+            ("BEARER_TOKEN_0_SUBJECT", "alice"),
+        ],
+        None,
+    );
+    assert_eq!(arc7.code, 0, "ARC 7's variables: {arc7:#?}");
+
+    // A person asks: by token (not verified), or by iss/sub; --json for details.
+    std::fs::write(s.path("alice.jwt"), &alice).unwrap();
+    let alice_jwt = s.path("alice.jwt").display().to_string();
+    let asked = run(
+        &["check", "--config", &config_s, "--token", &alice_jwt],
+        &[],
+        None,
+    );
+    assert_eq!(asked.code, 1, "{asked:#?}");
+    assert_eq!(
+        asked.stdout,
+        format!("suspended {pseudonym} compute misuse\n")
+    );
+    let from_stdin = run(
+        &["check", "--config", &config_s, "--token", "-", "--json"],
+        &[],
+        Some(alice.as_bytes()),
+    );
+    let details = json_of(&from_stdin);
+    assert_eq!(details["decision"], "suspended");
+    assert_eq!(details["suspension_id"], suspension.as_str());
+    assert_eq!(details["site"], SITE);
+    let bob_asked = run(
+        &[
+            "check", "--config", &config_s, "--iss", ATLAS_ISS, "--sub", "bob",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(
+        (bob_asked.code, bob_asked.stdout.as_str()),
+        (0, "allowed\n"),
+        "{bob_asked:#?}"
+    );
+    let storage = run(
+        &[
+            "check", "--config", &config_s, "--iss", ATLAS_ISS, "--sub", "alice", "--scope",
+            "storage",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(
+        storage.stdout, "allowed\n",
+        "a compute suspension does not block storage"
+    );
+
+    // Lifted: the next pull brings it, and alice is declined (not refused) again.
+    let lifted = s.cli(
+        &s.admin,
+        &[
+            "site",
+            "lift",
+            &suspension,
+            "--site",
+            SITE,
+            "--reason",
+            "cleared",
+        ],
+    );
+    assert_eq!(lifted.code, 0, "{lifted:#?}");
+    assert_eq!(
+        htcondor(&config, &alice, "alice", "t-alice").code,
+        2,
+        "enforced until pulled"
+    );
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 1);
+    assert_eq!(arc(&config, &format!("{ATLAS_ISS}/alice")).code, 1);
+}
+
+#[test]
+fn a_token_suspension_blocks_that_jti_only() {
+    let s = Site::start();
+    let leaked = s.ingest("t-leaked", "carol");
+    let fine = s.ingest("t-fine", "carol");
+    let suspended = s.cli(
+        &s.admin,
+        &[
+            "site",
+            "suspend",
+            "--site",
+            SITE,
+            "--jti",
+            "t-leaked",
+            "--token-only",
+            "--reason",
+            "leaked in a log",
+        ],
+    );
+    assert_eq!(suspended.code, 0, "{suspended:#?}");
+    let blocklist = s.path("bl.json");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    let config = s.check_config("check.toml", "deny", &blocklist);
+    assert_eq!(
+        htcondor(&config, &leaked, "carol", "t-leaked").code,
+        2,
+        "the jti comes from the payload"
+    );
+    assert_eq!(
+        htcondor(&config, &fine, "carol", "t-fine").code,
+        1,
+        "carol's other token"
+    );
+}
+
+#[test]
+fn pull_refuses_bad_documents_and_keeps_the_old_file() {
+    let s = Site::start();
+    s.ingest("t-alice", "alice");
+    let blocklist = s.path("bl.json");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    let sequence_1 = std::fs::read_to_string(&blocklist).unwrap();
+    s.suspend_person("t-alice", "compute");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    let held = std::fs::read_to_string(&blocklist).unwrap();
+    let current: SignedBlocklist = serde_json::from_str(&held).unwrap();
+    let sequence = current.document.sequence;
+    assert!(sequence >= 2);
+
+    let mut tampered: Value = serde_json::from_str(&held).unwrap();
+    tampered["document"]["sequence"] = json!(sequence + 5);
+    tampered["document"]["entries"] = json!([]);
+    let other_key = NoteSigner::from_seed(s.server_signer().verifier().name(), [9; 32]).unwrap();
+    let fresh = |site: &str, sequence: u64, expires_at: i64| Blocklist {
+        site: site.to_string(),
+        sequence,
+        issued_at: now_secs() - 10,
+        expires_at,
+        entries: vec![],
+    };
+    let signed =
+        |doc: Blocklist, signer: &NoteSigner| serde_json::to_string(&doc.sign(signer)).unwrap();
+    let real = s.server_signer();
+    for (body, says) in [
+        (tampered.to_string(), "signature does not verify"),
+        (
+            signed(fresh(SITE, sequence + 1, now_secs() + 600), &other_key),
+            "not by the pinned log key",
+        ),
+        (sequence_1.clone(), "rollback"),
+        (
+            signed(fresh(SITE, sequence + 1, now_secs() - 60), &real),
+            "expired",
+        ),
+        (
+            signed(fresh("RAL-LCG2", sequence + 1, now_secs() + 600), &real),
+            "not `CERN-PROD`",
+        ),
+        ("{\"error\": 1}".to_string(), "not a signed document"),
+    ] {
+        // A plain HTTP server answering every request with `body` (a mirror gone bad).
+        let mirror = JwksServer::start(body);
+        let base = mirror.url.trim_end_matches("/jwks.json").to_string();
+        let out = blocklist.display().to_string();
+        let refused = run(
+            &[
+                "blocklist",
+                "pull",
+                "--server",
+                &base,
+                "--token-file",
+                &s.reader,
+                "--site",
+                SITE,
+                "--log-key",
+                &s.log_key,
+                "--out",
+                &out,
+            ],
+            &[],
+            None,
+        );
+        assert_eq!(refused.code, 1, "{says}: {refused:#?}");
+        assert!(refused.stderr.contains(says), "{says}: {refused:#?}");
+        assert!(refused.stderr.contains("is left as it was"), "{refused:#?}");
+        assert_eq!(
+            std::fs::read_to_string(&blocklist).unwrap(),
+            held,
+            "{says}: the old file is kept"
+        );
+    }
+
+    // Usage, network and credential failures: 2, 2, 4; the file is untouched.
+    let out = blocklist.display().to_string();
+    let unreachable = run(
+        &[
+            "blocklist",
+            "pull",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token-file",
+            &s.reader,
+            "--site",
+            SITE,
+            "--log-key",
+            &s.log_key,
+            "--out",
+            &out,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(unreachable.code, 2, "{unreachable:#?}");
+    let bad_token = s.path("bad.token");
+    std::fs::write(&bad_token, "tlk_nope").unwrap();
+    std::fs::set_permissions(&bad_token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        s.pull(&bad_token.display().to_string(), &blocklist, &[])
+            .code,
+        4
+    );
+    let export = s.pull(&s.reader, &s.path("ban.conf"), &["--format", "htcondor"]);
+    assert_eq!(export.code, 4, "exports are for site admins: {export:#?}");
+    assert!(!s.path("ban.conf").exists());
+    let usage = s.pull(&s.reader, &blocklist, &["--op-alias", "https://i/=A"]);
+    assert_eq!(usage.code, 2, "{usage:#?}");
+    assert_eq!(std::fs::read_to_string(&blocklist).unwrap(), held);
+}
+
+#[test]
+fn check_follows_on_stale_for_a_tampered_blocklist() {
+    let s = Site::start();
+    let alice = s.ingest("t-alice", "alice");
+    let bob = s.ingest("t-bob", "bob");
+    s.suspend_person("t-alice", "compute");
+    let blocklist = s.path("bl.json");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    let deny = s.check_config("deny.toml", "deny", &blocklist);
+    assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
+    assert_eq!(htcondor(&deny, &bob, "bob", "t-bob").code, 1);
+
+    // Someone drops alice's entry from the file: the signature no longer verifies, whatever
+    // the cache says.
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&blocklist).unwrap()).unwrap();
+    doc["document"]["entries"] = json!([]);
+    std::fs::write(&blocklist, doc.to_string()).unwrap();
+    for (who, jwt, sub) in [("alice", &alice, "alice"), ("bob", &bob, "bob")] {
+        let denied = htcondor(&deny, jwt, sub, "-");
+        assert_eq!(denied.code, 2, "{who}: {denied:#?}");
+        assert!(
+            denied.stderr.contains("signature does not verify"),
+            "{denied:#?}"
+        );
+        assert!(denied.stderr.contains("on_stale = \"deny\""), "{denied:#?}");
+        assert_eq!(
+            arc(&deny, &format!("{ATLAS_ISS}/{sub}")).code,
+            0,
+            "{who}: ARC denies too"
+        );
+    }
+    let deny_s = deny.display().to_string();
+    let person = run(
+        &[
+            "check", "--config", &deny_s, "--iss", ATLAS_ISS, "--sub", "bob",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(
+        (person.code, person.stdout.as_str()),
+        (1, "denied stale CERN-PROD\n"),
+        "{person:#?}"
+    );
+
+    // on_stale = allow lets everyone in, with a warning.
+    let allow = s.check_config("allow.toml", "allow", &blocklist);
+    let allowed = htcondor(&allow, &alice, "alice", "t-alice");
+    assert_eq!(allowed.code, 1, "{allowed:#?}");
+    assert!(
+        allowed
+            .stderr
+            .contains("allowed because on_stale = \"allow\""),
+        "{allowed:#?}"
+    );
+    assert_eq!(arc(&allow, &format!("{ATLAS_ISS}/alice")).code, 1);
+
+    // A good pull repairs it.
+    assert_eq!(
+        s.pull(&s.reader, &blocklist, &[]).code,
+        0,
+        "the bad file does not block the pull"
+    );
+    assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
+    assert_eq!(htcondor(&deny, &bob, "bob", "t-bob").code, 1);
+
+    // A configuration error follows the default policy (deny): here a readable site key.
+    std::fs::set_permissions(s.path("site.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let broken = htcondor(&deny, &bob, "bob", "t-bob");
+    assert_eq!(broken.code, 2, "{broken:#?}");
+    assert!(
+        broken
+            .stderr
+            .contains("is a secret but group or others may access it"),
+        "{broken:#?}"
+    );
+    assert_eq!(arc(&deny, &format!("{ATLAS_ISS}/bob")).code, 0);
+    let person = run(
+        &[
+            "check", "--config", &deny_s, "--iss", ATLAS_ISS, "--sub", "bob",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(person.code, 2, "a person gets a usage error: {person:#?}");
+}
+
+#[test]
+fn exports_arrive_through_pull_in_the_consumers_formats() {
+    let s = Site::start();
+    s.ingest("t-alice", "alice");
+    // A linked certificate identity, for Argus and ARC's X.509 users.
+    let officer = s.server.create_credential("vo-security", Some("atlas"));
+    let http = s.server.http();
+    let person = http
+        .get("/v1/vos/atlas/tokens/t-alice?reason=INC-7", Some(&officer))
+        .json()["person"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let linked = http.post_json(
+        &format!("/v1/vos/atlas/persons/{person}/identities"),
+        Some(&officer),
+        &json!({"iss": "x509", "sub": "/DC=ch/DC=cern/CN=alice", "reason": "migration"}),
+    );
+    assert_eq!(linked.status, 200, "{linked:?}");
+    // Scope all: CEs and storage both enforce it.
+    let (pseudonym, _) = s.suspend_person("t-alice", "all");
+
+    let alias = format!("{ATLAS_ISS}=ATLAS");
+    for (format, extra, line) in [
+        (
+            "htcondor",
+            None,
+            format!("SCITOKENS {ATLAS_ISS},alice {pseudonym}@banned.htcondor.org"),
+        ),
+        ("arc", None, format!("\"{ATLAS_ISS}/alice\"")),
+        (
+            "dcache",
+            Some(alias.as_str()),
+            "ban oidc:alice@ATLAS".to_string(),
+        ),
+        (
+            "argus",
+            None,
+            "pap-admin ban subject \"/DC=ch/DC=cern/CN=alice\"".to_string(),
+        ),
+        ("text", None, format!("{ATLAS_ISS}\talice")),
+    ] {
+        let out = s.path(&format!("export.{format}"));
+        let mut args = vec!["--format", format];
+        if let Some(alias) = extra {
+            args.extend(["--op-alias", alias]);
+        }
+        let before = std::time::SystemTime::now();
+        let pulled = s.pull(&s.admin, &out, &args);
+        assert_eq!(pulled.code, 0, "{format}: {pulled:#?}");
+        let content = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            content.starts_with(&format!("# tokenledger {format} export for site {SITE}")),
+            "{content}"
+        );
+        assert!(
+            content.lines().any(|l| l == line),
+            "{format}: no `{line}` in\n{content}"
+        );
+        let meta = std::fs::metadata(&out).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o640, "{format}: names identities");
+        assert!(
+            meta.modified().unwrap() >= before - std::time::Duration::from_secs(1),
+            "fresh mtime"
+        );
+        let envelope = s.path(&format!("export.{format}.signed.json"));
+        let signed: Value =
+            serde_json::from_str(&std::fs::read_to_string(&envelope).unwrap()).unwrap();
+        assert_eq!(signed["document"]["content"], content.as_str());
+        assert_eq!(std::fs::metadata(&envelope).unwrap().mode() & 0o777, 0o640);
+        let again = s.pull(&s.admin, &out, &args);
+        assert_eq!(again.code, 3, "{format}: {again:#?}");
+    }
+    // Without the alias, dCache's line is left out with a comment saying why.
+    let no_alias = s.path("ban-no-alias.conf");
+    assert_eq!(s.pull(&s.admin, &no_alias, &["--format", "dcache"]).code, 0);
+    let content = std::fs::read_to_string(&no_alias).unwrap();
+    assert!(!content.contains("ban oidc:"), "{content}");
+    assert!(
+        content.contains("no dCache OP alias for its issuer"),
+        "{content}"
+    );
+
+    // ARC's %D of an X.509 user is the DN: the linked certificate is refused too.
+    let blocklist = s.path("bl.json");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    let config = s.check_config("check.toml", "deny", &blocklist);
+    assert_eq!(arc(&config, "/DC=ch/DC=cern/CN=alice").code, 0);
+    assert_eq!(arc(&config, "/DC=ch/DC=cern/CN=bob").code, 1);
+}
