@@ -95,7 +95,7 @@ pub fn receipt_sign_rate(budget: Duration) -> anyhow::Result<f64> {
 async fn fresh_writer(dir: &Path) -> anyhow::Result<BulkWriter> {
     let path = dir.join("baseline.db");
     db::open(&path).await?.close().await;
-    BulkWriter::open(&path, 2).await
+    BulkWriter::open(&path).await
 }
 
 /// Rows per second written into a fresh database in transactions of `batch` rows, with the

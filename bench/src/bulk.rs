@@ -86,20 +86,29 @@ pub struct BulkWriter {
 }
 
 impl BulkWriter {
-    /// Opens the log writer on a migrated database (a server has started on it once) and
-    /// restores the frontier from its stored hashes. `cache_mib` sizes SQLite's page cache
-    /// for this connection only (it changes speed, not what is written).
-    pub async fn open(db_path: &Path, cache_mib: u64) -> anyhow::Result<BulkWriter> {
+    /// Opens the log writer on a migrated database (a server has started on it once) with
+    /// exactly the sequencer's connection (`db::open_writer`), and restores the frontier
+    /// from the stored hashes.
+    pub async fn open(db_path: &Path) -> anyhow::Result<BulkWriter> {
         let mut conn = db::open_writer(db_path).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PRAGMA cache_size = -{}",
-            cache_mib * 1024
-        )))
-        .execute(&mut conn)
-        .await?;
         let size = log_store::log_size(&mut conn).await?;
         let frontier = log_store::load_frontier(&mut conn, size).await?;
         Ok(BulkWriter { conn, frontier })
+    }
+
+    /// Like [`BulkWriter::open`], tuned for loading: a page cache of `cache_mib` and statement
+    /// journals in memory, for this connection only (speed, not what is written).
+    pub async fn open_for_bulk(db_path: &Path, cache_mib: u64) -> anyhow::Result<BulkWriter> {
+        let mut writer = BulkWriter::open(db_path).await?;
+        for pragma in [
+            format!("PRAGMA cache_size = -{}", cache_mib * 1024),
+            "PRAGMA temp_store = MEMORY".to_string(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(pragma))
+                .execute(&mut writer.conn)
+                .await?;
+        }
+        Ok(writer)
     }
 
     /// Entries in the log.

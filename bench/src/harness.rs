@@ -1,7 +1,8 @@
 //! The server under test: the real `tokenledger-server` binary (found next to the bench's own
 //! executable, so a release bench runs the release server), started by the end-to-end
-//! harness on a loopback port with a temporary data directory, the default configuration and
-//! one JWT issuer (the benchmark workload's), and stopped with SIGTERM at the end.
+//! harness on a loopback port with a temporary data directory, the default configuration
+//! (unless `--max-wait-ms` overrides the sequencer's batch wait) and one JWT issuer (the
+//! benchmark workload's), and stopped with SIGTERM at the end.
 
 use std::path::{Path, PathBuf};
 
@@ -41,17 +42,21 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
 
 impl Ledger {
     /// Starts a server on `work/data` (created if missing, reused if it holds a log), with a
-    /// fresh issuer key set written to `work/jwks.json`.
-    pub fn start(work: &Path) -> anyhow::Result<Ledger> {
+    /// fresh issuer key set written to `work/jwks.json`; `max_wait_ms` overrides the
+    /// sequencer's `max_wait_ms` (default configuration: 2).
+    pub fn start(work: &Path, max_wait_ms: Option<u64>) -> anyhow::Result<Ledger> {
         server_binary()?;
         std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
         let issuer = TestIssuer::new(ISSUER);
         let jwks = work.join("jwks.json");
         issuer.write_jwks(&jwks);
-        let config = issuer.config_block(
+        let mut config = issuer.config_block(
             &format!("jwks_file = \"{}\"", jwks.display()),
             &format!("[{{ rule = \"fixed\", vo = \"{VO}\" }}]"),
         );
+        if let Some(ms) = max_wait_ms {
+            config.push_str(&format!("\n[sequencer]\nmax_wait_ms = {ms}\n"));
+        }
         let server = TestServer::start_with_config(&work.join("data"), &config);
         Ok(Ledger { server, issuer })
     }
@@ -66,6 +71,26 @@ impl Ledger {
         self.server.db_path()
     }
 
+    /// The server's process id: the `tokenledger-server` whose command line names this
+    /// server's data directory.
+    pub fn pid(&self) -> Option<u32> {
+        let dir = self.server.dir().to_string_lossy().into_owned();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_server = args
+                .first()
+                .is_some_and(|a| a.ends_with(b"tokenledger-server"));
+            (is_server && args.iter().any(|a| *a == dir.as_bytes())).then_some(pid)
+        })
+    }
+
+    /// Starts sampling CPU use (server, this process, the rest of the machine).
+    pub fn cpu_sampler(&self) -> CpuSampler {
+        CpuSampler::start(self.pid())
+    }
+
     /// `GET /healthz` → log size.
     pub fn log_size(&self) -> u64 {
         self.server.log_size()
@@ -77,6 +102,130 @@ impl Ledger {
         anyhow::ensure!(reply.status == 200, "GET /metrics: {reply:?}");
         SequencerMetrics::parse(&reply.body)
     }
+}
+
+/// Clock ticks per second of /proc (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// (busy, idle) ticks of the whole machine, from /proc/stat.
+fn machine_ticks() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let get = |i: usize| fields.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
+    (busy, get(3) + get(4))
+}
+
+/// User plus system ticks of process `pid` (all its threads).
+fn process_ticks(pid: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 after the state field.
+    fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0)
+}
+
+/// Where the machine's CPU went during a measured run, in cores (2 = both cores busy).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuUse {
+    pub server: f64,
+    /// This process: the load generator (and any in-process baseline).
+    pub bench: f64,
+    /// Everything else on the machine (other people's builds and tests, the kernel's own
+    /// threads): it competes with the figures, so every report shows it.
+    pub others: f64,
+    pub idle: f64,
+}
+
+impl CpuUse {
+    /// `server 1.20, load generator 0.35, other processes 0.05, idle 0.40 (cores)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "server {:.2}, load generator {:.2}, other processes {:.2}, idle {:.2} (cores)",
+            self.server, self.bench, self.others, self.idle
+        )
+    }
+
+    /// Records the four figures under `prefix_cpu_*`.
+    pub fn record(&self, report: &mut crate::report::Report, prefix: &str) {
+        let round = |v: f64| (v * 100.0).round() / 100.0;
+        report.figure(&format!("{prefix}_cpu_server_cores"), round(self.server));
+        report.figure(&format!("{prefix}_cpu_bench_cores"), round(self.bench));
+        report.figure(&format!("{prefix}_cpu_others_cores"), round(self.others));
+        report.figure(&format!("{prefix}_cpu_idle_cores"), round(self.idle));
+    }
+}
+
+/// Samples CPU time of the machine, the server process and this process over a run.
+pub struct CpuSampler {
+    started: std::time::Instant,
+    machine: (u64, u64),
+    server_pid: Option<String>,
+    server: u64,
+    bench: u64,
+}
+
+impl CpuSampler {
+    pub fn start(server_pid: Option<u32>) -> CpuSampler {
+        let server_pid = server_pid.map(|p| p.to_string());
+        CpuSampler {
+            started: std::time::Instant::now(),
+            machine: machine_ticks(),
+            server: server_pid.as_deref().map_or(0, process_ticks),
+            server_pid,
+            bench: process_ticks("self"),
+        }
+    }
+
+    pub fn finish(&self) -> CpuUse {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let cores = |ticks: u64| ticks as f64 / TICKS_PER_SEC / secs;
+        let (busy, idle) = machine_ticks();
+        let server = self
+            .server_pid
+            .as_deref()
+            .map_or(0, |p| process_ticks(p).saturating_sub(self.server));
+        let bench = process_ticks("self").saturating_sub(self.bench);
+        let busy = busy.saturating_sub(self.machine.0);
+        CpuUse {
+            server: cores(server),
+            bench: cores(bench),
+            others: cores(busy.saturating_sub(server + bench)),
+            idle: cores(idle.saturating_sub(self.machine.1)),
+        }
+    }
+}
+
+/// Kibibytes read from block devices so far, machine-wide (`pgpgin` of /proc/vmstat): shows
+/// whether a read benchmark was served from the page cache.
+pub fn disk_reads_kib() -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("pgpgin "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// ` [sequencer max_wait_ms = N]` when the server's batch wait is overridden.
+pub fn tuning_note(max_wait_ms: Option<u64>) -> String {
+    max_wait_ms.map_or(String::new(), |ms| {
+        format!(" [sequencer max_wait_ms = {ms}]")
+    })
 }
 
 /// What `/metrics` says about group commit.

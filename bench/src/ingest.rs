@@ -15,7 +15,7 @@ use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 
 use crate::baseline;
 use crate::bulk::{BulkRow, token_sha256};
-use crate::harness::{Ledger, SequencerMetrics};
+use crate::harness::{Ledger, SequencerMetrics, tuning_note};
 use crate::load::{self, Body, LoadResult};
 use crate::report::{Percentiles, Report, Row, fmt_ms, fmt_rate, ms, thousands};
 use crate::size::DbSize;
@@ -54,6 +54,8 @@ pub struct IngestOptions {
     pub baseline_budget: Duration,
     /// Durable one-entry commits timed for the latency baseline.
     pub commit_samples: usize,
+    /// Overrides the server's sequencer `max_wait_ms`.
+    pub max_wait_ms: Option<u64>,
 }
 
 impl IngestOptions {
@@ -72,6 +74,7 @@ impl IngestOptions {
             latency_threads: 32,
             baseline_budget: Duration::from_secs(2),
             commit_samples: 2_000,
+            max_wait_ms: None,
         }
     }
 
@@ -90,6 +93,7 @@ impl IngestOptions {
             latency_threads: 8,
             baseline_budget: Duration::from_millis(100),
             commit_samples: 50,
+            max_wait_ms: None,
         }
     }
 }
@@ -135,8 +139,10 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
     let mut report = Report::new(
         "ingest",
         format!(
-            "ingest: durable, batched, real JWTs over HTTP ({} clients x {} per request)",
-            opts.clients, opts.batch
+            "ingest: durable, batched, real JWTs over HTTP ({} clients x {} per request){}",
+            opts.clients,
+            opts.batch,
+            tuning_note(opts.max_wait_ms)
         ),
         opts.quick,
     );
@@ -311,6 +317,9 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
     report.figure("ed25519_receipt_sign_per_sec_1core", sign.round());
     report.figure("sqlite_inserts_per_sec", sqlite.round());
     report.figure("sqlite_batch", batch);
+    if let Some(ms) = opts.max_wait_ms {
+        report.figure("sequencer_max_wait_ms", ms);
+    }
     commit.record(&mut report, "durable_commit");
     Ok(report)
 }
@@ -355,7 +364,7 @@ fn throughput(
     alg: Algorithm,
 ) -> anyhow::Result<Throughput> {
     let temp = tempfile::tempdir()?;
-    let ledger = Ledger::start(temp.path())?;
+    let ledger = Ledger::start(temp.path(), opts.max_wait_ms)?;
     let credential = ledger.server.create_credential("issuer", Some(VO));
     let url = ledger.server.url().to_string();
     let iat = now_secs();
@@ -445,7 +454,7 @@ fn latency(
     workload: &Workload,
 ) -> anyhow::Result<(LoadResult, SequencerMetrics)> {
     let temp = tempfile::tempdir()?;
-    let ledger = Ledger::start(temp.path())?;
+    let ledger = Ledger::start(temp.path(), opts.max_wait_ms)?;
     let credential = ledger.server.create_credential("issuer", Some(VO));
     let n = (opts.rate * opts.latency_seconds).ceil() as u64;
     progress(&format!("ingest latency: minting {n} RS256 tokens"));

@@ -40,6 +40,8 @@ pub struct PreloadOptions {
     /// Work (and keep the data) here instead of a temporary directory; a log already there
     /// with at least `entries` entries is reused.
     pub dir: Option<PathBuf>,
+    /// Overrides the server's sequencer `max_wait_ms`.
+    pub max_wait_ms: Option<u64>,
 }
 
 impl PreloadOptions {
@@ -50,6 +52,7 @@ impl PreloadOptions {
             entries: 10_000_000,
             milestones: vec![1_000_000, 10_000_000],
             dir: None,
+            max_wait_ms: None,
         }
     }
 
@@ -60,11 +63,17 @@ impl PreloadOptions {
             entries: 20_000,
             milestones: vec![10_000, 20_000],
             dir: None,
+            max_wait_ms: None,
         }
     }
 
     fn preload(&self) -> anyhow::Result<preload::Preloaded> {
-        preload::preload(self.entries, &self.milestones, self.dir.as_deref())
+        preload::preload(
+            self.entries,
+            &self.milestones,
+            self.dir.as_deref(),
+            self.max_wait_ms,
+        )
     }
 }
 

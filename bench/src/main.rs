@@ -54,6 +54,9 @@ struct IngestArgs {
     /// Offered rate of the latency run, reports per second.
     #[arg(long)]
     rate: Option<f64>,
+    /// Run the server with this sequencer `max_wait_ms` instead of the default (2).
+    #[arg(long)]
+    max_wait_ms: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +70,9 @@ struct PreloadArgs {
     /// Work in (and keep) this directory; a log already there is reused.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Run the server with this sequencer `max_wait_ms` instead of the default (2).
+    #[arg(long)]
+    max_wait_ms: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -86,6 +92,7 @@ impl IngestArgs {
         o.batch = self.batch.unwrap_or(o.batch);
         o.seconds = self.seconds.unwrap_or(o.seconds);
         o.rate = self.rate.unwrap_or(o.rate);
+        o.max_wait_ms = self.max_wait_ms;
         o
     }
 }
@@ -102,6 +109,7 @@ impl PreloadArgs {
             o.entries = entries;
         }
         o.dir = self.data_dir.clone();
+        o.max_wait_ms = self.max_wait_ms;
         o
     }
 }
@@ -126,8 +134,10 @@ fn main() -> anyhow::Result<()> {
         Command::Size(args) => print(&size(&args.options())?),
         Command::All(args) => {
             let quick = args.preload.quick;
+            let mut ingest = pick(quick, IngestOptions::quick(), IngestOptions::full());
+            ingest.max_wait_ms = args.preload.max_wait_ms;
             all(
-                &pick(quick, IngestOptions::quick(), IngestOptions::full()),
+                &ingest,
                 &args.preload.options(),
                 &pick(quick, ResolveOptions::quick(), ResolveOptions::full()),
                 &pick(quick, ProofOptions::quick(), ProofOptions::full()),

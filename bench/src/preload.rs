@@ -19,10 +19,11 @@ use crate::size::DbSize;
 use crate::workload::Workload;
 use crate::{block_on, progress};
 
-/// Rows per bulk transaction.
-const BULK_BATCH: u64 = 20_000;
-/// SQLite page cache of the bulk writer, MiB.
-const BULK_CACHE_MIB: u64 = 2_048;
+/// Rows per bulk transaction: large, so that the random-key index pages each transaction
+/// dirties are shared by many rows.
+const BULK_BATCH: u64 = 100_000;
+/// SQLite page cache of the bulk writer, MiB (holds a transaction's dirty pages).
+const BULK_CACHE_MIB: u64 = 3_072;
 
 /// The size of the database when the log reached a milestone.
 #[derive(Clone, Debug)]
@@ -44,6 +45,8 @@ pub struct Preloaded {
     pub milestones: Vec<Milestone>,
     /// Wall time of the bulk load (zero when an existing preload was reused).
     pub load_time: Duration,
+    /// The sequencer `max_wait_ms` override the server runs with, if any.
+    pub max_wait_ms: Option<u64>,
     /// Kept so the temporary directory lives as long as the server.
     _temp: Option<tempfile::TempDir>,
 }
@@ -62,15 +65,21 @@ impl Preloaded {
 }
 
 /// Preloads `entries` issuances, measuring the database at each of `milestones` passed on
-/// the way, and starts the server on the result. With `dir`, works there and keeps it; a
-/// log already holding at least `entries` entries there is reused as it is.
-pub fn preload(entries: u64, milestones: &[u64], dir: Option<&Path>) -> anyhow::Result<Preloaded> {
+/// the way, and starts the server on the result (with `max_wait_ms` for its sequencer, if
+/// given). With `dir`, works there and keeps it; a log already holding at least `entries`
+/// entries there is reused as it is.
+pub fn preload(
+    entries: u64,
+    milestones: &[u64],
+    dir: Option<&Path>,
+    max_wait_ms: Option<u64>,
+) -> anyhow::Result<Preloaded> {
     let temp = match dir {
         Some(_) => None,
         None => Some(tempfile::tempdir()?),
     };
     let work = dir.unwrap_or_else(|| temp.as_ref().expect("a temporary directory").path());
-    let ledger = Ledger::start(work)?;
+    let ledger = Ledger::start(work, None)?;
     let db_path = ledger.db_path();
     let existing = ledger.log_size();
     let mut server = ledger.server;
@@ -80,7 +89,7 @@ pub fn preload(entries: u64, milestones: &[u64], dir: Option<&Path>) -> anyhow::
     let started = Instant::now();
     let mut measured = Vec::new();
     let root = block_on(async {
-        let mut writer = BulkWriter::open(&db_path, BULK_CACHE_MIB).await?;
+        let mut writer = BulkWriter::open_for_bulk(&db_path, BULK_CACHE_MIB).await?;
         if existing < entries {
             let timeline = Timeline::ending_at(now_micros(), entries);
             let mut pending: Vec<u64> = milestones
@@ -151,7 +160,7 @@ pub fn preload(entries: u64, milestones: &[u64], dir: Option<&Path>) -> anyhow::
         Duration::ZERO
     };
 
-    let ledger = Ledger::start(work)?;
+    let ledger = Ledger::start(work, max_wait_ms)?;
     let (checkpoint, verifier) = verified_checkpoint(&ledger, root)?;
     progress(&format!(
         "preload: server started on {} entries; checkpoint verified",
@@ -165,6 +174,7 @@ pub fn preload(entries: u64, milestones: &[u64], dir: Option<&Path>) -> anyhow::
         verifier,
         milestones: measured,
         load_time,
+        max_wait_ms,
         _temp: temp,
     })
 }

@@ -15,6 +15,7 @@ use tokenledger_core::merkle::{self, Hash, leaf_hash};
 use tokenledger_core::wire::{ConsistencyProof, InclusionProof};
 use tokenledger_server::{db, log_store};
 
+use crate::harness::{disk_reads_kib, tuning_note};
 use crate::load::sequential_gets;
 use crate::preload::Preloaded;
 use crate::report::{Percentiles, Report, Row, fmt_ms, ms, thousands};
@@ -82,15 +83,17 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         opts.requests,
         thousands(size)
     ));
-    let timed = |paths: &[String]| -> anyhow::Result<(Percentiles, Vec<String>)> {
+    let timed = |paths: &[String]| -> anyhow::Result<(Percentiles, Vec<String>, u64)> {
         let (warmup, timed) = paths.split_at(opts.warmup);
         sequential_gets(&url, None, warmup, opts.limit)?;
+        let read_before = disk_reads_kib();
         let (mut latencies, bodies) = sequential_gets(&url, None, timed, opts.limit)?;
+        let disk_kib = disk_reads_kib() - read_before;
         let p = Percentiles::of(&mut latencies).ok_or_else(|| anyhow::anyhow!("nothing timed"))?;
-        Ok((p, bodies))
+        Ok((p, bodies, disk_kib))
     };
-    let (inclusion, inclusion_bodies) = timed(&inclusion_paths)?;
-    let (consistency, consistency_bodies) = timed(&consistency_paths)?;
+    let (inclusion, inclusion_bodies, inclusion_disk) = timed(&inclusion_paths)?;
+    let (consistency, consistency_bodies, consistency_disk) = timed(&consistency_paths)?;
     let healthz = vec!["/healthz".to_string(); opts.requests];
     let (mut round_trips, _) = sequential_gets(&url, None, &healthz, opts.limit)?;
     let round_trip = Percentiles::of(&mut round_trips).expect("round trips were timed");
@@ -115,14 +118,20 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
     let mut report = Report::new(
         "proof",
         format!(
-            "proof: inclusion and consistency proofs over HTTP at {} entries, sequential",
-            thousands(size)
+            "proof: inclusion and consistency proofs over HTTP at {} entries, sequential{}",
+            thousands(size),
+            tuning_note(pre.max_wait_ms)
         ),
         opts.quick,
     );
-    for (name, http, raw) in [
-        ("inclusion", &inclusion, &raw_inclusion),
-        ("consistency", &consistency, &raw_consistency),
+    for (name, http, raw, disk_kib) in [
+        ("inclusion", &inclusion, &raw_inclusion, inclusion_disk),
+        (
+            "consistency",
+            &consistency,
+            &raw_consistency,
+            consistency_disk,
+        ),
     ] {
         report.row(
             Row::plain(format!("{name} proof p50"), fmt_ms(http.p50)).against(
@@ -142,6 +151,11 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
             format!("  {name} max, samples"),
             format!("{}, {}", fmt_ms(http.max), http.count),
         ));
+        report.row(Row::plain(
+            format!("  {name}: disk reads during the run (machine-wide)"),
+            format!("{} KiB", thousands(disk_kib)),
+        ));
+        report.figure(&format!("{name}_disk_reads_kib"), disk_kib);
         http.record(&mut report, name);
         raw.record(&mut report, &format!("{name}_in_process"));
     }

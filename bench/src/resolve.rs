@@ -20,6 +20,7 @@ use tokenledger_core::wire::InclusionProof;
 use tokenledger_server::{db, log_store, lookup};
 
 use crate::baseline;
+use crate::harness::{disk_reads_kib, tuning_note};
 use crate::load::sequential_gets;
 use crate::preload::Preloaded;
 use crate::report::{Percentiles, Report, Row, fmt_ms, ms, thousands};
@@ -88,7 +89,9 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
     ));
     sequential_gets(&url, Some(&officer), warmup, opts.limit)?;
     let before = pre.ledger.sequencer_metrics()?;
+    let read_before = disk_reads_kib();
     let (mut latencies, bodies) = sequential_gets(&url, Some(&officer), timed, opts.limit)?;
+    let disk_kib = disk_reads_kib() - read_before;
     let metrics = pre.ledger.sequencer_metrics()?.since(&before);
     for (body, i) in bodies.iter().zip(&picks[opts.warmup..]) {
         check_answer(pre, body, &pre.workload.jti(*i))?;
@@ -110,8 +113,9 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
     let mut report = Report::new(
         "resolve",
         format!(
-            "resolve: GET /v1/vos/{{vo}}/tokens/{{jti}} over HTTP at {} entries, sequential",
-            thousands(pre.entries)
+            "resolve: GET /v1/vos/{{vo}}/tokens/{{jti}} over HTTP at {} entries, sequential{}",
+            thousands(pre.entries),
+            tuning_note(pre.max_wait_ms)
         ),
         opts.quick,
     );
@@ -143,6 +147,10 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
         ),
     ));
     report.row(Row::plain(
+        "  disk reads during the run (machine-wide)",
+        format!("{} KiB", thousands(disk_kib)),
+    ));
+    report.row(Row::plain(
         "baseline: reads of one resolve, in-process sqlx, p50 / p99",
         format!("{} / {}", fmt_ms(reads.p50), fmt_ms(reads.p99)),
     ));
@@ -158,6 +166,10 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
     resolve.record(&mut report, "resolve");
     report.figure("resolve_target_p99_ms", ms(TARGET_P99));
     report.figure("sequencer_mean_batch", metrics.mean_batch());
+    report.figure("disk_reads_kib", disk_kib);
+    if let Some(ms) = pre.max_wait_ms {
+        report.figure("sequencer_max_wait_ms", ms);
+    }
     report.figure("sequencer_mean_commit_ms", metrics.mean_commit_ms());
     reads.record(&mut report, "reads_in_process");
     commit.record(&mut report, "durable_commit");

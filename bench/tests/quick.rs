@@ -170,7 +170,7 @@ fn the_bulk_loader_writes_what_the_sequencer_writes() {
         clients: 2,
         seed: 99,
     };
-    let ledger = Ledger::start(&temp.path().join("served")).unwrap();
+    let ledger = Ledger::start(&temp.path().join("served"), None).unwrap();
     let credential = ledger.server.create_credential("issuer", Some(VO));
     let iat = now_secs();
     let tokens: Vec<String> = (0..25)
@@ -215,12 +215,12 @@ fn the_bulk_loader_writes_what_the_sequencer_writes() {
             .unwrap()
         })
         .collect();
-    let fresh = Ledger::start(&temp.path().join("bulk")).unwrap();
+    let fresh = Ledger::start(&temp.path().join("bulk"), None).unwrap();
     let bulk_db = fresh.db_path();
     let mut server = fresh.server;
     server.stop();
     block_on(async {
-        let mut writer = BulkWriter::open(&bulk_db, 2).await.unwrap();
+        let mut writer = BulkWriter::open(&bulk_db).await.unwrap();
         writer.write(&rows[..7]).await.unwrap();
         writer.write(&rows[7..]).await.unwrap();
         writer.close().await.unwrap();

@@ -82,15 +82,6 @@ pub struct Binding {
     pub issuer: Option<String>,
 }
 
-/// What part of the log a caller may read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EntryAccess {
-    All,
-    /// Only the entries of this VO.
-    Vo(String),
-    None,
-}
-
 /// A binding that does not fit its role, or an unknown role.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AccessError {
@@ -200,12 +191,13 @@ impl Binding {
         }
     }
 
-    /// Which log entries this caller may read (entries carry personal data).
-    pub fn entries_readable(&self) -> EntryAccess {
-        match (self.role, &self.vo) {
-            (Role::Admin, _) | (Role::Auditor, None) => EntryAccess::All,
-            (Role::Auditor | Role::VoSecurity, Some(vo)) => EntryAccess::Vo(vo.clone()),
-            _ => EntryAccess::None,
+    /// May this caller read log entries? They carry personal data of every VO: only admins
+    /// and ledger-wide auditors; a VO's officers see its people only through logged resolution.
+    pub fn may_read_entries(&self) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Auditor => self.vo.is_none(),
+            _ => false,
         }
     }
 }
@@ -344,42 +336,24 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_read_whole_by_admins_and_global_auditors_per_vo_by_the_vos_own() {
-        assert_eq!(
+    fn only_admins_and_ledger_wide_auditors_read_entries() {
+        assert!(
             Binding::new(Role::Admin, None, None)
                 .unwrap()
-                .entries_readable(),
-            EntryAccess::All
+                .may_read_entries()
         );
-        assert_eq!(
+        assert!(
             Binding::new(Role::Auditor, None, None)
                 .unwrap()
-                .entries_readable(),
-            EntryAccess::All
+                .may_read_entries()
         );
-        assert_eq!(
-            Binding::new(Role::Auditor, vo("atlas"), None)
-                .unwrap()
-                .entries_readable(),
-            EntryAccess::Vo("atlas".into())
-        );
-        assert_eq!(
-            Binding::new(Role::VoSecurity, vo("cms"), None)
-                .unwrap()
-                .entries_readable(),
-            EntryAccess::Vo("cms".into())
-        );
-        assert_eq!(
-            Binding::new(Role::Issuer, vo("atlas"), None)
-                .unwrap()
-                .entries_readable(),
-            EntryAccess::None
-        );
-        assert_eq!(
-            Binding::new(Role::SiteAdmin, None, vo("X"))
-                .unwrap()
-                .entries_readable(),
-            EntryAccess::None
-        );
+        for other in [
+            Binding::new(Role::Auditor, vo("atlas"), None).unwrap(),
+            Binding::new(Role::VoSecurity, vo("atlas"), None).unwrap(),
+            Binding::new(Role::Issuer, vo("atlas"), None).unwrap(),
+            Binding::new(Role::SiteAdmin, None, vo("X")).unwrap(),
+        ] {
+            assert!(!other.may_read_entries(), "{other:?}");
+        }
     }
 }

@@ -403,3 +403,71 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+    use serde_json::Value;
+
+    const SCHEMA: &str = include_str!("../../schema/json/blocklist.schema.json");
+
+    fn keys(value: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn sorted(value: &Value) -> Vec<String> {
+        let mut items: Vec<String> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        items.sort();
+        items
+    }
+
+    /// The schema in schema/json names exactly the fields the code writes, all required.
+    #[test]
+    fn the_json_schema_matches_the_document() {
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        let signer = NoteSigner::from_seed("ledger.example/log", [3; 32]).unwrap();
+        let key = crate::pseudonym::LedgerSecret::from_bytes([4; 32]).site_key("CERN-PROD");
+        let signed = Blocklist {
+            site: "CERN-PROD".into(),
+            sequence: 1,
+            issued_at: 10,
+            expires_at: 20,
+            entries: vec![BlocklistEntry {
+                vo: "atlas".into(),
+                pseudonym: crate::pseudonym::LedgerSecret::from_bytes([4; 32]).pseudonym(
+                    "CERN-PROD",
+                    "atlas",
+                    "pe-1",
+                ),
+                tags: vec![key.tag("https://iam/", "s")],
+                jti_hashes: vec![key.jti_hash("https://iam/", "j")],
+                scope: Scope::Storage,
+                not_after: None,
+                suspension_id: "su-1".into(),
+                reason_code: "misuse".into(),
+            }],
+        }
+        .sign(&signer);
+        let value = serde_json::to_value(&signed).unwrap();
+        for (instance, definition) in [
+            (&value, &schema),
+            (&value["document"], &schema["$defs"]["blocklist"]),
+            (&value["document"]["entries"][0], &schema["$defs"]["entry"]),
+        ] {
+            assert_eq!(keys(instance), keys(&definition["properties"]));
+            assert_eq!(keys(instance), sorted(&definition["required"]));
+        }
+        let signature = value["signature"].as_str().unwrap();
+        assert!(signature.len() == 88 && signature.ends_with("=="));
+        let entry = &value["document"]["entries"][0];
+        assert_eq!(entry["tags"][0].as_str().unwrap().len(), 52);
+        assert_eq!(entry["pseudonym"].as_str().unwrap().len(), 29);
+    }
+}

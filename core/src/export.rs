@@ -121,7 +121,7 @@ fn line(
     }
     Ok(Some(match format {
         ExportFormat::Text => format!("{iss}\t{sub}\n"),
-        ExportFormat::Argus if x509 => format!("pap-admin ban subject {}\n", quote(sub)),
+        ExportFormat::Argus if x509 => format!("pap-admin ban subject {}\n", shell_quote(sub)),
         ExportFormat::Argus => return Ok(None),
         _ if x509 => return Ok(None),
         ExportFormat::Htcondor => {
@@ -146,6 +146,12 @@ fn line(
             format!("ban oidc:{sub}@{alias}\n")
         }
     }))
+}
+
+/// A single-quoted shell word: nothing inside is expanded (`$(...)`, backticks, `$VAR`);
+/// a `'` becomes `'\''`. These lines are meant to be run by a shell on the PAP host.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 /// A double-quoted string with `"` and `\` escaped.
@@ -239,13 +245,17 @@ mod tests {
     }
 
     #[test]
-    fn argus_bans_linked_x509_subjects_only() {
+    fn argus_bans_linked_x509_subjects_only_in_single_quotes() {
         assert_eq!(
             body(ExportFormat::Argus)[1..],
             [
-                "pap-admin ban subject \"/DC=ch/DC=cern/OU=Users/CN=jdoe \\\"J\\\"\"",
+                "pap-admin ban subject '/DC=ch/DC=cern/OU=Users/CN=jdoe \"J\"'",
                 "# p1-cccc: a single-token suspension, enforceable only by `tokenledger check`",
             ]
+        );
+        assert_eq!(
+            shell_quote("/CN=x$(rm -rf /)`id`'q"),
+            "'/CN=x$(rm -rf /)`id`'\\''q'"
         );
     }
 

@@ -2,7 +2,10 @@
 //! the site's current suspensions; when its entries changed (a suspension, a lift, an
 //! expiry) or half its validity is gone, it is signed again with the next sequence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use sqlx::SqlitePool;
 use tokenledger_core::blocklist::{
@@ -24,11 +27,31 @@ pub struct ExportRequest {
     pub op_aliases: BTreeMap<String, String>,
 }
 
-/// Builds and signs blocklists; one at a time per process, so a sequence is never reused.
+/// How long a built blocklist is served without looking at the database again, at most:
+/// changes made through this server are seen at once; this bounds what another process
+/// changes (`tokenledger-server site add`).
+const MAX_CACHE_AGE: Duration = Duration::from_secs(10);
+
+/// A site's blocklist as last built, and until when it holds.
+struct Cached {
+    signed: SignedBlocklist,
+    /// The change counter when it was built.
+    version: u64,
+    built: Instant,
+    /// Unix seconds: the first entry expiry, or the time to sign again, whichever is first.
+    valid_until: i64,
+}
+
+/// Builds, signs and caches blocklists. A site's document is built under that site's lock,
+/// so a sequence is never reused; polls of an unchanged blocklist (ETag checks) are answered
+/// from memory, without the database or a lock.
 pub struct Blocklists {
     secret: LedgerSecret,
     validity_secs: i64,
-    lock: Mutex<()>,
+    /// Bumped after every committed suspension, lift, link or merge.
+    version: AtomicU64,
+    cache: RwLock<HashMap<String, Cached>>,
+    site_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Blocklists {
@@ -36,12 +59,19 @@ impl Blocklists {
         Blocklists {
             secret,
             validity_secs: validity_secs as i64,
-            lock: Mutex::new(()),
+            version: AtomicU64::new(0),
+            cache: RwLock::new(HashMap::new()),
+            site_locks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     pub fn secret(&self) -> &LedgerSecret {
         &self.secret
+    }
+
+    /// Marks every cached blocklist stale: a suspension, lift, link or merge committed.
+    pub fn changed(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The current signed blocklist of `site` (serving `vos`) at `now` (unix seconds).
@@ -53,25 +83,98 @@ impl Blocklists {
         vos: &[String],
         now: i64,
     ) -> Result<SignedBlocklist, StoreError> {
-        let _one_at_a_time = self.lock.lock().await;
+        if let Some(signed) = self.cached(site, now) {
+            return Ok(signed);
+        }
+        let lock = self.site_lock(site);
+        let _one_at_a_time = lock.lock().await;
+        if let Some(signed) = self.cached(site, now) {
+            return Ok(signed);
+        }
+        let version = self.version.load(Ordering::SeqCst);
         let entries = self.entries(pool, site, vos, now).await?;
         let stored = stored(pool, site).await?;
-        if let Some(doc) = &stored
-            && doc.document.entries == entries
-            && doc.document.expires_at - now > self.validity_secs / 2
-        {
-            return Ok(doc.clone());
-        }
-        let blocklist = Blocklist {
-            site: site.to_string(),
-            sequence: stored.map_or(1, |d| d.document.sequence + 1),
-            issued_at: now,
-            expires_at: now + self.validity_secs,
-            entries,
+        let signed = match stored {
+            Some(doc)
+                if doc.document.entries == entries
+                    && doc.document.expires_at - now > self.validity_secs / 2 =>
+            {
+                doc
+            }
+            stored => {
+                self.remember_pseudonyms(pool, site, &entries).await?;
+                let blocklist = Blocklist {
+                    site: site.to_string(),
+                    sequence: stored.map_or(1, |d| d.document.sequence + 1),
+                    issued_at: now,
+                    expires_at: now + self.validity_secs,
+                    entries,
+                };
+                let signed = blocklist.sign(signer);
+                store(pool, &signed).await?;
+                signed
+            }
         };
-        let signed = blocklist.sign(signer);
-        store(pool, &signed).await?;
+        let first_expiry = signed
+            .document
+            .entries
+            .iter()
+            .filter_map(|e| e.not_after)
+            .min();
+        let resign_at = signed.document.expires_at - self.validity_secs / 2;
+        let cached = Cached {
+            signed: signed.clone(),
+            version,
+            built: Instant::now(),
+            valid_until: first_expiry.map_or(resign_at, |t| t.min(resign_at)),
+        };
+        self.cache
+            .write()
+            .expect("blocklist cache lock")
+            .insert(site.to_string(), cached);
         Ok(signed)
+    }
+
+    fn cached(&self, site: &str, now: i64) -> Option<SignedBlocklist> {
+        let cache = self.cache.read().expect("blocklist cache lock");
+        let cached = cache.get(site)?;
+        let fresh = cached.version == self.version.load(Ordering::SeqCst)
+            && cached.built.elapsed() < MAX_CACHE_AGE
+            && now <= cached.valid_until;
+        fresh.then(|| cached.signed.clone())
+    }
+
+    fn site_lock(&self, site: &str) -> Arc<Mutex<()>> {
+        self.site_locks
+            .lock()
+            .expect("site locks")
+            .entry(site.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Remembers every pseudonym the blocklist hands out, so the VO can resolve the one a
+    /// site reports (VO-wide suspensions, merged persons).
+    async fn remember_pseudonyms(
+        &self,
+        pool: &SqlitePool,
+        site: &str,
+        entries: &[BlocklistEntry],
+    ) -> Result<(), StoreError> {
+        for record in entries {
+            sqlx::query(
+                "INSERT OR IGNORE INTO pseudonyms (pseudonym, site, vo, person_id, created_at)
+                 SELECT ?, ?, ?, person_id, ? FROM suspensions WHERE id = ?",
+            )
+            .bind(&record.pseudonym)
+            .bind(site)
+            .bind(&record.vo)
+            .bind(crate::sequencer::now_micros())
+            .bind(&record.suspension_id)
+            .execute(pool)
+            .await?;
+        }
+        Ok(())
     }
 
     /// A signed export of the current blocklist's suspensions, naming identities.

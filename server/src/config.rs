@@ -304,7 +304,7 @@ impl IssuerConfig {
 
     /// Can this issuer's tokens be of `vo` at all: allowed, and, for an issuer whose rules
     /// all fix the VO (one VO per issuer), one of those VOs.
-    fn may_vouch_for(&self, vo: &str) -> bool {
+    pub fn may_vouch_for(&self, vo: &str) -> bool {
         let fixed: Vec<&str> = self
             .vo_rules
             .iter()

@@ -199,15 +199,7 @@ fn table(person: &str, pseudonym: &str) -> Vec<Row> {
             "/v1/log/entries",
             "/v1/log/entries?start=0&end=2",
             200,
-            Access::Only(&[
-                Admin,
-                AuditorGlobal,
-                AuditorOwn,
-                AuditorForeign,
-                OfficerOwn,
-                OfficerForeign,
-                OidcOfficer,
-            ]),
+            Access::Only(&[Admin, AuditorGlobal]),
         ),
         Row {
             body: Body::FreshIssuance,

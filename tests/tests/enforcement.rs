@@ -333,6 +333,31 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
         Some(&payload(&alice)),
     );
     assert_eq!(stdin_only.code, 2, "{stdin_only:#?}");
+    // A caller that keeps stdin open: the plugin gives up on it within its bound (2 s) and
+    // decides from the environment.
+    let mut held_open = Command::new(cli_binary())
+        .env_clear()
+        .env("BEARER_TOKEN_0_ISSUER", ATLAS_ISS)
+        .env("BEARER_TOKEN_0_SUBJECT", "alice")
+        .args(["check", "--htcondor", "--config", &config_s])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = held_open.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            held_open.kill().unwrap();
+            panic!("check --htcondor blocked on an open stdin");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2), "decided from the environment");
+    drop(held_open.stdin.take());
     // Another user: declined, nothing said.
     let other = htcondor(&config, &bob, "bob", "t-bob");
     assert_eq!((other.code, other.stderr.as_str()), (1, ""), "{other:#?}");
@@ -701,7 +726,7 @@ fn exports_arrive_through_pull_in_the_consumers_formats() {
         (
             "argus",
             None,
-            "pap-admin ban subject \"/DC=ch/DC=cern/CN=alice\"".to_string(),
+            "pap-admin ban subject '/DC=ch/DC=cern/CN=alice'".to_string(),
         ),
         ("text", None, format!("{ATLAS_ISS}\talice")),
     ] {

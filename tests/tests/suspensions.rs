@@ -185,6 +185,18 @@ fn pseudonyms_are_stable_per_person_and_site_and_unlinkable_across_sites() {
     );
     assert_eq!(reply.status, 200, "{reply:?}");
     s.ingest(&s.atlas, "atlas", "t4", "alice-2");
+
+    // A VO cannot link another VO's identities (it could then suspend them at shared sites),
+    // nor a DN a shell would interpret in an export.
+    let link = |iss: &str, sub: &str| {
+        s.post(
+            &format!("/v1/vos/atlas/persons/{person}/identities"),
+            &officer,
+            json!({"iss": iss, "sub": sub, "reason": "test"}),
+        )
+    };
+    link(CMS_ISS, "carol").assert_error(403, "forbidden");
+    link("x509", "/CN=x$(touch /tmp/pwned)").assert_error(400, "bad_request");
     assert_eq!(
         s.pseudonym("CERN-PROD", &cern_admin, "t4"),
         p1,
@@ -292,7 +304,7 @@ fn a_site_suspension_reaches_the_blocklist_and_a_lift_removes_it() {
         argus["document"]["content"]
             .as_str()
             .unwrap()
-            .contains("pap-admin ban subject \"/DC=ch/CN=alice\"")
+            .contains("pap-admin ban subject '/DC=ch/CN=alice'")
     );
 
     let lifted = s.delete(
@@ -402,6 +414,14 @@ fn a_vo_wide_suspension_reaches_every_site_of_the_vo_and_no_other() {
         t2.document.entries[0].pseudonym
     );
     assert_ne!(cern.document.entries[0].tags, t2.document.entries[0].tags);
+    // A pseudonym a blocklist hands out for a VO-wide suspension resolves for the VO.
+    let handed_out = &cern.document.entries[0].pseudonym;
+    let resolved = s.get(
+        &format!("/v1/vos/cms/pseudonyms/{handed_out}?reason=INC-12"),
+        &officer,
+    );
+    assert_eq!(resolved.status, 200, "{resolved:?}");
+    assert_eq!(resolved.json()["identities"][0]["sub"], "carol");
 
     let listed = s.get("/v1/vos/cms/suspensions", &officer).json();
     assert_eq!(listed["suspensions"][0]["id"], id.as_str());

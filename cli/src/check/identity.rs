@@ -5,11 +5,13 @@
 //! asking about a token only learns what the blocklist says about its claims.
 
 use std::io::{IsTerminal, Read};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
 use serde_json::Value;
 use tokenledger_core::export::X509_ISSUER;
 
@@ -106,24 +108,48 @@ pub fn htcondor(stdin: Option<&[u8]>, env: Env<'_>) -> Result<Identity, String> 
     }
 }
 
-/// Reads stdin to its end (at most [`MAX_INPUT_BYTES`]), waiting at most `wait`; `None` if it
-/// is a terminal, unreadable, or did not end in time.
+/// Reads stdin to its end: [`read_bounded`]; `None` at once if it is a terminal.
 pub fn read_stdin_bounded(wait: Duration) -> Option<Vec<u8>> {
-    if std::io::stdin().is_terminal() {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
         return None;
     }
-    let (tx, rx) = mpsc::channel();
-    // A reader that is still blocked when the wait is over is left behind: the process
-    // exits right after deciding.
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let read = std::io::stdin()
-            .lock()
-            .take(MAX_INPUT_BYTES)
-            .read_to_end(&mut bytes);
-        let _ = tx.send(read.map(|_| bytes));
-    });
-    rx.recv_timeout(wait).ok()?.ok()
+    read_bounded(&mut stdin.lock(), wait)
+}
+
+/// Reads `source` to its end (at most [`MAX_INPUT_BYTES`]), waiting at most `wait` in all;
+/// `None` if it is unreadable or did not end in time. `poll` comes before each read, so no
+/// read blocks past the deadline (and no thread is needed).
+fn read_bounded(source: &mut (impl Read + AsFd), wait: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let timeout = Timespec {
+            tv_sec: i64::try_from(left.as_secs()).ok()?,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let ready = poll(&mut [PollFd::new(source, PollFlags::IN)], Some(&timeout));
+        match ready {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+        // Readable (or at its end): one read returns what is there without blocking.
+        match source.read(&mut buf) {
+            Ok(0) => return Some(bytes),
+            Ok(n) => {
+                bytes.extend_from_slice(&buf[..n]);
+                if bytes.len() as u64 > MAX_INPUT_BYTES {
+                    return None;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// What ARC's `%D` names.
@@ -323,6 +349,47 @@ mod tests {
                 .unwrap_err()
                 .contains("not a non-empty string")
         );
+    }
+
+    #[test]
+    fn stdin_is_read_to_its_end_but_never_waited_for_past_the_deadline() {
+        use std::io::Write;
+        let wait = Duration::from_millis(200);
+        // Written and closed, as HTCondor does: read whole.
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(br#"{"iss":"i"}"#).unwrap();
+        drop(writer);
+        assert_eq!(
+            read_bounded(&mut reader, wait).as_deref(),
+            Some(&br#"{"iss":"i"}"#[..])
+        );
+        // Closed without data: empty at once.
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        drop(writer);
+        assert_eq!(read_bounded(&mut reader, wait), Some(vec![]));
+        // Kept open (with or without a part written): given up after the wait.
+        for part in [&b""[..], b"{\"iss\""] {
+            let (mut reader, mut writer) = std::io::pipe().unwrap();
+            writer.write_all(part).unwrap();
+            let started = Instant::now();
+            assert_eq!(read_bounded(&mut reader, wait), None);
+            let took = started.elapsed();
+            assert!(took >= wait && took < wait * 10, "{took:?}");
+            drop(writer);
+        }
+        // More than the bound: refused, not read on and on.
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        let big = std::thread::spawn(move || {
+            let chunk = vec![b' '; 1 << 16];
+            for _ in 0..(MAX_INPUT_BYTES >> 16) + 2 {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        assert_eq!(read_bounded(&mut reader, Duration::from_secs(10)), None);
+        drop(reader);
+        big.join().unwrap();
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod identity;
 mod load;
 mod syslog;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, ValueEnum};
@@ -223,7 +223,7 @@ fn who(
                         config.path.display()
                     );
                     // The identity on stderr (the CE's own log), not in syslog.
-                    eprintln!("tokenledger: {note}: `{d}`");
+                    say(&format!("tokenledger: {note}: `{d}`"));
                     syslog::send(syslog::Severity::Notice, &format!("mode=arc {note}"));
                     Ok(None)
                 }
@@ -305,13 +305,18 @@ fn decide<'a>(
     }
 }
 
+/// One line on stderr, in one write (HTCondor logs what the plugin wrote as it came).
+fn say(line: &str) {
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 /// Warnings go to syslog in the plugin modes; to stderr unless the verdict is a deny there,
 /// whose stderr is the one line HTCondor logs.
 fn print_warnings(mode: Mode, warnings: &[String], denied: bool) {
     let plugin = !matches!(mode, Mode::Person { .. });
     for warning in warnings {
         if !(plugin && denied) {
-            eprintln!("tokenledger: warning: {warning}");
+            say(&format!("tokenledger: warning: {warning}"));
         }
         if plugin {
             syslog::send(
@@ -370,14 +375,14 @@ fn answer_suspended(
             );
         }
         Mode::Htcondor | Mode::Arc => {
-            eprintln!(
+            say(&format!(
                 "tokenledger: suspended at site {}: pseudonym {}, suspension {} ({}, scope {})",
                 ledger.site,
                 e.pseudonym,
                 e.suspension_id,
                 e.reason_code,
                 e.scope.as_str()
-            );
+            ));
             syslog::send(
                 syslog::Severity::Warning,
                 &format!("deny mode={} {details}", mode.name()),
@@ -389,7 +394,9 @@ fn answer_suspended(
 
 fn answer_stale(mode: Mode, site: &str, why: &str, who: &Identity, warnings: &[String]) -> u8 {
     print_warnings(mode, warnings, true);
-    eprintln!("tokenledger: denied: {why}; on_stale = \"deny\" for site {site}");
+    say(&format!(
+        "tokenledger: denied: {why}; on_stale = \"deny\" for site {site}"
+    ));
     match mode {
         Mode::Person { json: true } => println!(
             "{}",
@@ -417,7 +424,7 @@ fn error(mode: Mode, policy: OnStale, e: &str) -> u8 {
             if json {
                 println!("{}", json!({"decision": "error", "detail": e}));
             }
-            eprintln!("tokenledger: {e}");
+            say(&format!("tokenledger: {e}"));
             crate::exit::ERROR
         }
         Mode::Htcondor | Mode::Arc => {
@@ -425,7 +432,7 @@ fn error(mode: Mode, policy: OnStale, e: &str) -> u8 {
                 OnStale::Deny => "denied",
                 OnStale::Allow => "allowed",
             };
-            eprintln!("tokenledger: error: {e}; {verdict} (on_stale)");
+            say(&format!("tokenledger: error: {e}; {verdict} (on_stale)"));
             if policy == OnStale::Deny {
                 syslog::send(
                     syslog::Severity::Warning,

@@ -19,7 +19,6 @@ use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::credentials::Principal;
 use crate::log_store;
-use tokenledger_core::access::EntryAccess;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -182,33 +181,28 @@ pub struct EntriesQuery {
     operation_id = "log_entries",
     summary = "Log entries by index range",
     description = "Entries `start..end`, each with the base64 of exactly the bytes that were \
-        hashed. Entries carry personal data: `admin` and a ledger-wide `auditor` read every \
-        entry; an `auditor` or `vo-security` bound to a VO reads only the entries of its VO \
-        (the others of the range are left out of the page).",
+        hashed. Entries carry personal data of every VO. Roles: `admin`, or an `auditor` not \
+        bound to a VO (ledger-wide); a VO's officers see its people only through logged resolution.",
     params(EntriesQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The entries", body = EntriesPage),
         (status = 400, description = "Missing or malformed parameters, an empty or too long \
             range, or `start` beyond the log", body = ErrorBody),
-        (status = 403, description = "Not an admin, auditor or security officer", body = ErrorBody),
+        (status = 403, description = "Neither admin nor ledger-wide auditor", body = ErrorBody),
     ),
-    extensions(("x-roles" = json!(["admin", "auditor (ledger-wide)", "auditor (of a VO: its entries)", "vo-security (its VO's entries)"]))),
+    extensions(("x-roles" = json!(["admin", "auditor (ledger-wide)"]))),
 )]
 pub async fn entries(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Json<EntriesPage>, ApiError> {
-    let only_vo = match principal.binding.entries_readable() {
-        EntryAccess::All => None,
-        EntryAccess::Vo(vo) => Some(vo),
-        EntryAccess::None => {
-            return Err(ApiError::Forbidden(
-                "reading log entries needs an admin, auditor or security officer credential".into(),
-            ));
-        }
-    };
+    if !principal.binding.may_read_entries() {
+        return Err(ApiError::Forbidden(
+            "reading log entries needs an admin or a ledger-wide auditor credential".into(),
+        ));
+    }
     if q.start >= q.end {
         return Err(ApiError::BadRequest("start must be less than end".into()));
     }
@@ -228,10 +222,6 @@ pub async fn entries(
     let entries = rows
         .into_iter()
         .map(|(index, leaf)| served(index, &leaf))
-        .filter(|e| match (&only_vo, e) {
-            (Some(vo), Ok(e)) => e.entry["vo"].as_str() == Some(vo.as_str()),
-            _ => true,
-        })
         .collect::<Result<_, ApiError>>()?;
     Ok(Json(EntriesPage { entries }))
 }

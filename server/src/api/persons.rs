@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use tokenledger_core::entry::{EntryBody, IdentityLink, check_id};
+use tokenledger_core::export::X509_ISSUER;
 use tokenledger_core::wire::{
     ErrorBody, IdentityView, LinkRequest, MergeRequest, PersonView, PseudonymResolution,
 };
@@ -51,6 +52,7 @@ pub async fn link(
     for (name, value) in [("iss", &req.iss), ("sub", &req.sub)] {
         check_id(name, value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
+    check_link_target(&state, &vo, &req.iss, &req.sub)?;
     existing_person(&state, &vo, &person).await?;
     match lookup::person_of(&state.pool, &req.iss, &req.sub, &vo).await? {
         Some(owner) if owner == person => return Ok(Json(view(&state, &vo, &person).await?)),
@@ -78,6 +80,7 @@ pub async fn link(
         created_at: now_micros(),
     };
     append_entry(&state, body, EntryKind::State(change)).await?;
+    state.blocklists.changed();
     Ok(Json(view(&state, &vo, &person).await?))
 }
 
@@ -129,6 +132,7 @@ pub async fn merge(
         from: req.other,
     };
     append_entry(&state, body, EntryKind::State(change)).await?;
+    state.blocklists.changed();
     Ok(Json(view(&state, &vo, &person).await?))
 }
 
@@ -198,6 +202,26 @@ pub async fn resolve_pseudonym(
         resolution_index,
         person,
     }))
+}
+
+/// An identity a VO may link: not one of an issuer that serves other VOs only (that would
+/// let one VO suspend another's users at shared sites), and an X.509 DN with no character a
+/// shell or an export format would interpret.
+fn check_link_target(state: &AppState, vo: &str, iss: &str, sub: &str) -> Result<(), ApiError> {
+    if iss == X509_ISSUER {
+        if sub.contains(['$', '`', '\\', '\'', '"']) {
+            return Err(ApiError::BadRequest(
+                "an X.509 DN may not contain $, `, \\, ' or \"".into(),
+            ));
+        }
+        return Ok(());
+    }
+    match state.issuers.get(iss) {
+        Some(issuer) if !issuer.config.may_vouch_for(vo) => Err(ApiError::Forbidden(format!(
+            "issuer `{iss}` does not serve VO `{vo}`: its identities are another VO's to link"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 async fn existing_person(state: &AppState, vo: &str, person: &str) -> Result<(), ApiError> {

@@ -7,21 +7,21 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use tokenledger_core::chain::{ChainLink, ChainLookup, ChainWalk};
-use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, Resolution, validate_reason};
-use tokenledger_core::merkle::leaf_hash;
+use tokenledger_core::entry::{EntryBody, Issuance, Resolution, validate_reason};
 use tokenledger_core::wire::{
     ErrorBody, IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
 };
 use utoipa::IntoParams;
 
 use super::AppState;
+use super::append::append_entry;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::log::served;
 use crate::credentials::Principal;
 use crate::log_store;
 use crate::lookup::{self, IssuanceFilter, StoredEntry};
-use crate::sequencer::{EntryKind, PreparedEntry, now_micros};
+use crate::sequencer::EntryKind;
 
 /// Default and largest page of a listing.
 const DEFAULT_LIMIT: u32 = 100;
@@ -79,7 +79,7 @@ pub async fn token(
     let reason = authorize(&principal, &vo, q.reason.as_deref())?;
     let mut found: Vec<(u64, Issuance)> = Vec::new();
     for (index, leaf) in lookup::issuances_by_jti(&state.pool, &jti).await? {
-        let issuance = decode_issuance(index, &leaf)?;
+        let issuance = lookup::decode_issuance(index, &leaf)?;
         if issuance.vo == vo && q.iss.as_deref().is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance));
         }
@@ -431,7 +431,6 @@ pub(super) async fn log_resolution(
     reason: &str,
     revealed: u64,
 ) -> Result<u64, ApiError> {
-    let logged_at = now_micros();
     let body = EntryBody::Resolution(Resolution {
         requester: principal.id.clone(),
         vo: vo.to_string(),
@@ -440,17 +439,7 @@ pub(super) async fn log_resolution(
         reason: reason.to_string(),
         revealed,
     });
-    let leaf = LogEntry::new(logged_at, body)
-        .canonical_bytes()
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let entry = PreparedEntry {
-        leaf_hash: leaf_hash(&leaf),
-        leaf,
-        logged_at,
-        kind: EntryKind::Resolution { vo: vo.to_string() },
-    };
-    let done = state.sequencer.append(vec![entry]).await?;
-    Ok(done[0].index)
+    append_entry(state, body, EntryKind::Resolution { vo: vo.to_string() }).await
 }
 
 /// Walks the token chain up from `issuance`, within `vo`.
@@ -472,7 +461,7 @@ async fn walk_chain(
         };
         let found = match row {
             Some((index, leaf)) => {
-                let parent = decode_issuance(index, &leaf)?;
+                let parent = lookup::decode_issuance(index, &leaf)?;
                 (parent.vo == vo).then(|| link(index, &parent))
             }
             None => None,
@@ -517,17 +506,4 @@ fn identity_views(identities: Vec<(String, String)>) -> Vec<IdentityView> {
         .into_iter()
         .map(|(iss, sub)| IdentityView { iss, sub })
         .collect()
-}
-
-fn decode_issuance(index: u64, leaf: &[u8]) -> Result<Issuance, ApiError> {
-    match LogEntry::from_canonical_bytes(leaf) {
-        Ok(LogEntry {
-            body: EntryBody::Issuance(issuance),
-            ..
-        }) => Ok(*issuance),
-        Ok(_) => Err(ApiError::Internal(format!(
-            "entry {index} is not an issuance"
-        ))),
-        Err(e) => Err(ApiError::Internal(format!("entry {index}: {e}"))),
-    }
 }

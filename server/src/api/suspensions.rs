@@ -463,6 +463,7 @@ async fn suspend(
         not_after,
     };
     let idx = append_entry(state, body, EntryKind::State(StateChange::Suspend(row))).await?;
+    state.blocklists.changed();
     Ok(SuspensionRecord {
         id,
         idx: idx as i64,
@@ -504,6 +505,7 @@ async fn lift(
         lifted_at,
     };
     append_entry(state, body, EntryKind::State(change)).await?;
+    state.blocklists.changed();
     record.lifted_at = Some(lifted_at);
     Ok(record)
 }
