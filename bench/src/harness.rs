@@ -32,8 +32,8 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
     let path = dir.join("tokenledger-server");
     anyhow::ensure!(
         path.is_file(),
-        "{} is missing: build the server with the same profile first, e.g. \
-         `cargo build --release -p tokenledger-server -p tokenledger-bench` \
+        "{} is missing: build the binaries with the same profile first, e.g. \
+         `cargo build --release -p tokenledger-server -p tokenledger -p tokenledger-bench` \
          (or `cargo build --workspace --bins` before `cargo test`)",
         path.display()
     );
@@ -75,15 +75,18 @@ impl Ledger {
     /// server's data directory.
     pub fn pid(&self) -> Option<u32> {
         let dir = self.server.dir().to_string_lossy().into_owned();
-        std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let is_server = args
-                .first()
-                .is_some_and(|a| a.ends_with(b"tokenledger-server"));
-            (is_server && args.iter().any(|a| *a == dir.as_bytes())).then_some(pid)
-        })
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                let is_server = args
+                    .first()
+                    .is_some_and(|a| a.ends_with(b"tokenledger-server"));
+                (is_server && args.contains(&dir.as_bytes())).then_some(pid)
+            })
     }
 
     /// Starts sampling CPU use (server, this process, the rest of the machine).
@@ -107,8 +110,8 @@ impl Ledger {
 /// Clock ticks per second of /proc (USER_HZ, 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// (busy, idle) ticks of the whole machine, from /proc/stat.
-fn machine_ticks() -> (u64, u64) {
+/// (busy, I/O wait, idle) ticks of the whole machine, from /proc/stat.
+fn machine_ticks() -> (u64, u64, u64) {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let fields: Vec<u64> = text
         .lines()
@@ -121,20 +124,26 @@ fn machine_ticks() -> (u64, u64) {
     let get = |i: usize| fields.get(i).copied().unwrap_or(0);
     // user nice system idle iowait irq softirq steal
     let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
-    (busy, get(3) + get(4))
+    (busy, get(4), get(3))
 }
 
-/// User plus system ticks of process `pid` (all its threads).
+/// User plus system ticks of process `pid` (all its threads, live and exited).
 fn process_ticks(pid: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<u64> = rest
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // utime and stime are fields 14 and 15 of the line: 11 and 12 after the state field.
-    fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0)
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(0, |text| stat_ticks(&text))
+}
+
+/// utime + stime of a /proc/<pid>/stat line. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted after its last `)`: state is field 3, utime field 14.
+fn stat_ticks(stat: &str) -> u64 {
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
 }
 
 /// Where the machine's CPU went during a measured run, in cores (2 = both cores busy).
@@ -143,18 +152,23 @@ pub struct CpuUse {
     pub server: f64,
     /// This process: the load generator (and any in-process baseline).
     pub bench: f64,
-    /// Everything else on the machine (other people's builds and tests, the kernel's own
-    /// threads): it competes with the figures, so every report shows it.
+    /// Everything else on the machine: kernel threads (page writeback, I/O completion, which
+    /// the server's writes cause) and other people's jobs. It competes with the figures, so
+    /// every report shows it.
     pub others: f64,
+    /// Idle while some I/O was outstanding (fsync, page reads).
+    pub iowait: f64,
     pub idle: f64,
 }
 
 impl CpuUse {
-    /// `server 1.20, load generator 0.35, other processes 0.05, idle 0.40 (cores)`.
+    /// `server 1.20, load generator 0.35, kernel threads and others 0.05, I/O wait 0.10,
+    /// idle 0.30 (cores of 2)`.
     pub fn describe(&self) -> String {
         format!(
-            "server {:.2}, load generator {:.2}, other processes {:.2}, idle {:.2} (cores)",
-            self.server, self.bench, self.others, self.idle
+            "server {:.2}, load generator {:.2}, kernel threads and others {:.2}, \
+             I/O wait {:.2}, idle {:.2} (cores)",
+            self.server, self.bench, self.others, self.iowait, self.idle
         )
     }
 
@@ -164,6 +178,7 @@ impl CpuUse {
         report.figure(&format!("{prefix}_cpu_server_cores"), round(self.server));
         report.figure(&format!("{prefix}_cpu_bench_cores"), round(self.bench));
         report.figure(&format!("{prefix}_cpu_others_cores"), round(self.others));
+        report.figure(&format!("{prefix}_cpu_iowait_cores"), round(self.iowait));
         report.figure(&format!("{prefix}_cpu_idle_cores"), round(self.idle));
     }
 }
@@ -171,7 +186,7 @@ impl CpuUse {
 /// Samples CPU time of the machine, the server process and this process over a run.
 pub struct CpuSampler {
     started: std::time::Instant,
-    machine: (u64, u64),
+    machine: (u64, u64, u64),
     server_pid: Option<String>,
     server: u64,
     bench: u64,
@@ -192,7 +207,7 @@ impl CpuSampler {
     pub fn finish(&self) -> CpuUse {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let cores = |ticks: u64| ticks as f64 / TICKS_PER_SEC / secs;
-        let (busy, idle) = machine_ticks();
+        let (busy, iowait, idle) = machine_ticks();
         let server = self
             .server_pid
             .as_deref()
@@ -203,7 +218,8 @@ impl CpuSampler {
             server: cores(server),
             bench: cores(bench),
             others: cores(busy.saturating_sub(server + bench)),
-            idle: cores(idle.saturating_sub(self.machine.1)),
+            iowait: cores(iowait.saturating_sub(self.machine.1)),
+            idle: cores(idle.saturating_sub(self.machine.2)),
         }
     }
 }
@@ -277,6 +293,31 @@ impl SequencerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_utime_and_stime_from_a_stat_line() {
+        // A command name with a space and a parenthesis, and a negative tpgid (no terminal).
+        let line = "4242 (tokio rt) x) S 1 4242 4242 0 -1 4194560 1800 0 0 0 250 37 0 0 20 0 9 0 \
+                    5000 100000 2000 18446744073709551615";
+        assert_eq!(stat_ticks(line), 287);
+        assert_eq!(stat_ticks("garbage"), 0);
+    }
+
+    #[test]
+    fn cpu_use_is_attributed_to_this_process() {
+        let sampler = CpuSampler::start(None);
+        let before = process_ticks("self");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut x = 0u64;
+        while process_ticks("self") == before && std::time::Instant::now() < deadline {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let used = sampler.finish();
+        assert!(x > 0);
+        assert!(used.bench > 0.0, "{used:?}");
+        assert_eq!(used.server, 0.0);
+        assert!(used.describe().contains("load generator"));
+    }
 
     #[test]
     fn parses_the_servers_metrics() {

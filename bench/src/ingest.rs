@@ -13,9 +13,9 @@ use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 
-use crate::baseline;
+use crate::baseline::{self, WriterSettings};
 use crate::bulk::{BulkRow, token_sha256};
-use crate::harness::{Ledger, SequencerMetrics, tuning_note};
+use crate::harness::{CpuUse, Ledger, SequencerMetrics, tuning_note};
 use crate::load::{self, Body, LoadResult};
 use crate::report::{Percentiles, Report, Row, fmt_ms, fmt_rate, ms, thousands};
 use crate::size::DbSize;
@@ -102,6 +102,7 @@ impl IngestOptions {
 struct Throughput {
     alg: Algorithm,
     load: LoadResult,
+    cpu: CpuUse,
     metrics: SequencerMetrics,
     db: DbSize,
     /// The rows the server wrote (same claims and token hashes), for the SQLite baseline.
@@ -113,7 +114,7 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
     let workload = Workload::standard();
     let rs = throughput(opts, &workload, Algorithm::RS256)?;
     let es = throughput(opts, &workload, Algorithm::ES256)?;
-    let (latency, latency_metrics) = latency(opts, &workload)?;
+    let (latency, latency_metrics, latency_cpu) = latency(opts, &workload)?;
 
     progress("ingest: baselines (one core each; the server is stopped)");
     let issuer = TestIssuer::new(crate::workload::ISSUER);
@@ -133,7 +134,18 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
     let sign = baseline::receipt_sign_rate(opts.baseline_budget)?;
     let batch = rs.metrics.mean_batch().round().max(1.0) as usize;
     let temp = tempfile::tempdir()?;
-    let sqlite = block_on(baseline::sqlite_insert_rate(temp.path(), &rs.rows, batch))?;
+    let sqlite = block_on(baseline::sqlite_insert_rate(
+        temp.path(),
+        &rs.rows,
+        batch,
+        WriterSettings::Server,
+    ))?;
+    let tuned = block_on(baseline::sqlite_insert_rate(
+        temp.path(),
+        &rs.rows,
+        batch,
+        WriterSettings::Proposed,
+    ))?;
     let commit = baseline::durable_commit(opts.commit_samples)?;
 
     let mut report = Report::new(
@@ -205,6 +217,11 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
                 run.metrics.mean_commit_ms()
             ),
         ));
+        report.row(Row::plain(
+            format!("  {name} CPU during the run"),
+            run.cpu.describe(),
+        ));
+        run.cpu.record(&mut report, &key);
         report.row(Row::plain(
             format!("  {name} database after the run"),
             format!(
@@ -285,6 +302,8 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
                 latency_metrics.mean_commit_ms()
             ),
         ));
+        report.row(Row::plain("  latency run CPU", latency_cpu.describe()));
+        latency_cpu.record(&mut report, "latency");
         p.record(&mut report, "latency");
         report.figure("latency_offered_per_sec", opts.rate);
         report.figure("latency_achieved_per_sec", latency.rate().round());
@@ -311,11 +330,16 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
         fmt_rate(sqlite),
     ));
     report.row(Row::plain(
+        "baseline: same inserts, proposed writer settings (see BENCHMARKS.md)",
+        fmt_rate(tuned),
+    ));
+    report.row(Row::plain(
         "baseline: durable 1-entry commit, p50 / p99",
         format!("{} / {}", fmt_ms(commit.p50), fmt_ms(commit.p99)),
     ));
     report.figure("ed25519_receipt_sign_per_sec_1core", sign.round());
     report.figure("sqlite_inserts_per_sec", sqlite.round());
+    report.figure("sqlite_inserts_per_sec_proposed_settings", tuned.round());
     report.figure("sqlite_batch", batch);
     if let Some(ms) = opts.max_wait_ms {
         report.figure("sequencer_max_wait_ms", ms);
@@ -402,6 +426,7 @@ fn throughput(
         opts.seconds
     ));
     let before = ledger.sequencer_metrics()?;
+    let cpu = ledger.cpu_sampler();
     let run = load::closed_loop(
         &url,
         &credential,
@@ -409,6 +434,7 @@ fn throughput(
         opts.clients,
         limit,
     );
+    let cpu = cpu.finish();
     let metrics = ledger.sequencer_metrics()?.since(&before);
     anyhow::ensure!(
         run.acknowledged > 0,
@@ -442,6 +468,7 @@ fn throughput(
     Ok(Throughput {
         alg,
         load: run,
+        cpu,
         metrics,
         db,
         rows,
@@ -452,7 +479,7 @@ fn throughput(
 fn latency(
     opts: &IngestOptions,
     workload: &Workload,
-) -> anyhow::Result<(LoadResult, SequencerMetrics)> {
+) -> anyhow::Result<(LoadResult, SequencerMetrics, CpuUse)> {
     let temp = tempfile::tempdir()?;
     let ledger = Ledger::start(temp.path(), opts.max_wait_ms)?;
     let credential = ledger.server.create_credential("issuer", Some(VO));
@@ -465,6 +492,7 @@ fn latency(
         opts.rate, opts.latency_seconds
     ));
     let before = ledger.sequencer_metrics()?;
+    let cpu = ledger.cpu_sampler();
     let run = load::open_loop(
         ledger.server.url(),
         &credential,
@@ -473,6 +501,7 @@ fn latency(
         opts.latency_threads,
         Duration::from_secs_f64(opts.latency_seconds + 0.5),
     );
+    let cpu = cpu.finish();
     let metrics = ledger.sequencer_metrics()?.since(&before);
     anyhow::ensure!(
         run.acknowledged > 0,
@@ -481,5 +510,5 @@ fn latency(
     );
     let mut server = ledger.server;
     server.stop();
-    Ok((run, metrics))
+    Ok((run, metrics, cpu))
 }

@@ -6,6 +6,7 @@
 //! - [`resolve`]: `GET /v1/vos/{vo}/tokens/{jti}` at 10 M preloaded issuances.
 //! - [`proof`]: inclusion and consistency proofs at 10 M.
 //! - [`size`]: database bytes per issuance at 1 M and 10 M.
+//! - [`check`]: `tokenledger check` per process and in-process with 100 k suspended persons.
 //!
 //! Each benchmark returns a [`report::Report`]: one table and one JSON line. Quick options
 //! (`--quick`) run in seconds, so CI runs them and the benchmarks never rot; no benchmark
@@ -14,6 +15,7 @@
 
 pub mod baseline;
 pub mod bulk;
+pub mod check;
 pub mod harness;
 pub mod ingest;
 pub mod load;
@@ -101,13 +103,14 @@ pub fn size(pre: &PreloadOptions) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// `all`: ingest, then one preload shared by size, resolve and proof. Each report goes to
-/// `emit` as soon as it is done.
+/// `all`: ingest, then one preload shared by size, resolve and proof, then check. Each
+/// report goes to `emit` as soon as it is done.
 pub fn all(
     ingest: &ingest::IngestOptions,
     pre: &PreloadOptions,
     resolve: &resolve::ResolveOptions,
     proof: &proof::ProofOptions,
+    check: check::CheckOptions,
     emit: &mut dyn FnMut(&Report),
 ) -> anyhow::Result<()> {
     emit(&ingest::run(ingest)?);
@@ -116,6 +119,7 @@ pub fn all(
     emit(&resolve::run(&loaded, resolve)?);
     emit(&proof::run(&loaded, proof)?);
     loaded.stop();
+    emit(&check::run(check)?);
     Ok(())
 }
 

@@ -1,11 +1,12 @@
 //! `tokenledger-bench`: a thin command line over the benchmarks of the library crate.
 //! Each subcommand prints its table and one JSON line on stdout, progress on stderr.
-//! Build the server with the same profile first (the bench runs the binary next to itself):
-//! `cargo build --release -p tokenledger-server -p tokenledger-bench`.
+//! Build the server and the CLI with the same profile first (the bench runs the binaries next
+//! to itself): `cargo build --release -p tokenledger-server -p tokenledger -p tokenledger-bench`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tokenledger_bench::check::CheckOptions;
 use tokenledger_bench::ingest::IngestOptions;
 use tokenledger_bench::proof::ProofOptions;
 use tokenledger_bench::report::Report;
@@ -33,7 +34,9 @@ enum Command {
     Proof(PreloadArgs),
     /// Database bytes per issuance at the preload milestones.
     Size(PreloadArgs),
-    /// Everything: ingest, then one preload for size, resolve and proof.
+    /// `tokenledger check` once per decision, and decisions in process, on 100 k entries.
+    Check(CheckArgs),
+    /// Everything: ingest, then one preload for size, resolve and proof, then check.
     All(AllArgs),
 }
 
@@ -73,6 +76,13 @@ struct PreloadArgs {
     /// Run the server with this sequencer `max_wait_ms` instead of the default (2).
     #[arg(long)]
     max_wait_ms: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// 2,000 entries and few processes: what CI runs.
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +133,11 @@ fn main() -> anyhow::Result<()> {
     let print = |r: &Report| r.print();
     match cli.command {
         Command::Ingest(args) => print(&tokenledger_bench::ingest::run(&args.options())?),
+        Command::Check(args) => print(&tokenledger_bench::check::run(pick(
+            args.quick,
+            CheckOptions::quick(),
+            CheckOptions::full(),
+        ))?),
         Command::Resolve(args) => print(&resolve(
             &args.options(),
             &pick(args.quick, ResolveOptions::quick(), ResolveOptions::full()),
@@ -141,6 +156,7 @@ fn main() -> anyhow::Result<()> {
                 &args.preload.options(),
                 &pick(quick, ResolveOptions::quick(), ResolveOptions::full()),
                 &pick(quick, ProofOptions::quick(), ProofOptions::full()),
+                pick(quick, CheckOptions::quick(), CheckOptions::full()),
                 &mut |r: &Report| r.print(),
             )?;
         }

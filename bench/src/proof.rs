@@ -2,9 +2,10 @@
 //! (random older size to the current size) over HTTP on the preloaded log, one request after
 //! another. Every proof is verified after the clock stops: inclusion against the signed
 //! checkpoint root and the leaf hash of the stored entry bytes, consistency against the
-//! checkpoint root and the older root rebuilt from stored hashes. Baselines: the same proofs
-//! read in-process through the server's `log_store` on the same database, and the HTTP
-//! round trip of `GET /healthz`.
+//! checkpoint root and the older root rebuilt from stored hashes. Baselines: proofs of as
+//! many other random positions read in-process through the server's `log_store` on the same
+//! database (other positions, so that their pages are as cold as the timed ones were), and
+//! the HTTP round trip of `GET /healthz`.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use tokenledger_core::merkle::{self, Hash, leaf_hash};
 use tokenledger_core::wire::{ConsistencyProof, InclusionProof};
 use tokenledger_server::{db, log_store};
 
-use crate::harness::{disk_reads_kib, tuning_note};
+use crate::harness::{CpuUse, disk_reads_kib, tuning_note};
 use crate::load::sequential_gets;
 use crate::preload::Preloaded;
 use crate::report::{Percentiles, Report, Row, fmt_ms, ms, thousands};
@@ -83,17 +84,25 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         opts.requests,
         thousands(size)
     ));
-    let timed = |paths: &[String]| -> anyhow::Result<(Percentiles, Vec<String>, u64)> {
+    let timed = |paths: &[String]| -> anyhow::Result<Timed> {
         let (warmup, timed) = paths.split_at(opts.warmup);
         sequential_gets(&url, None, warmup, opts.limit)?;
         let read_before = disk_reads_kib();
+        let cpu = pre.ledger.cpu_sampler();
         let (mut latencies, bodies) = sequential_gets(&url, None, timed, opts.limit)?;
+        let cpu = cpu.finish();
         let disk_kib = disk_reads_kib() - read_before;
-        let p = Percentiles::of(&mut latencies).ok_or_else(|| anyhow::anyhow!("nothing timed"))?;
-        Ok((p, bodies, disk_kib))
+        let latency =
+            Percentiles::of(&mut latencies).ok_or_else(|| anyhow::anyhow!("nothing timed"))?;
+        Ok(Timed {
+            latency,
+            bodies,
+            disk_kib,
+            cpu,
+        })
     };
-    let (inclusion, inclusion_bodies, inclusion_disk) = timed(&inclusion_paths)?;
-    let (consistency, consistency_bodies, consistency_disk) = timed(&consistency_paths)?;
+    let inclusion = timed(&inclusion_paths)?;
+    let consistency = timed(&consistency_paths)?;
     let healthz = vec!["/healthz".to_string(); opts.requests];
     let (mut round_trips, _) = sequential_gets(&url, None, &healthz, opts.limit)?;
     let round_trip = Percentiles::of(&mut round_trips).expect("round trips were timed");
@@ -104,13 +113,19 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
             .max_connections(1)
             .connect_with(db::connect_options(&pre.db_path()))
             .await?;
-        for (body, i) in inclusion_bodies.iter().zip(&indexes[opts.warmup..]) {
+        for (body, i) in inclusion.bodies.iter().zip(&indexes[opts.warmup..]) {
             check_inclusion(&pool, body, *i, size, &root).await?;
         }
-        for (body, m) in consistency_bodies.iter().zip(&olders[opts.warmup..]) {
+        for (body, m) in consistency.bodies.iter().zip(&olders[opts.warmup..]) {
             check_consistency(&pool, body, *m, size, &root).await?;
         }
-        let raw = raw_latencies(&pool, &indexes[opts.warmup..], &olders[opts.warmup..], size).await;
+        // Fresh random positions: the checks above have just read the timed ones' pages.
+        let raw_indexes = sample_below(size, opts.requests, 0x7261_7769);
+        let raw_olders: Vec<u64> = sample_below(size - 1, opts.requests, 0x7261_7763)
+            .into_iter()
+            .map(|m| m + 1)
+            .collect();
+        let raw = raw_latencies(&pool, &raw_indexes, &raw_olders, size).await;
         pool.close().await;
         raw
     })?;
@@ -124,15 +139,11 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         ),
         opts.quick,
     );
-    for (name, http, raw, disk_kib) in [
-        ("inclusion", &inclusion, &raw_inclusion, inclusion_disk),
-        (
-            "consistency",
-            &consistency,
-            &raw_consistency,
-            consistency_disk,
-        ),
+    for (name, timed, raw) in [
+        ("inclusion", &inclusion, &raw_inclusion),
+        ("consistency", &consistency, &raw_consistency),
     ] {
+        let http = &timed.latency;
         report.row(
             Row::plain(format!("{name} proof p50"), fmt_ms(http.p50)).against(
                 format!("same proof in-process p50: {}", fmt_ms(raw.p50)),
@@ -153,9 +164,14 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         ));
         report.row(Row::plain(
             format!("  {name}: disk reads during the run (machine-wide)"),
-            format!("{} KiB", thousands(disk_kib)),
+            format!("{} KiB", thousands(timed.disk_kib)),
         ));
-        report.figure(&format!("{name}_disk_reads_kib"), disk_kib);
+        report.figure(&format!("{name}_disk_reads_kib"), timed.disk_kib);
+        report.row(Row::plain(
+            format!("  {name}: CPU during the run"),
+            timed.cpu.describe(),
+        ));
+        timed.cpu.record(&mut report, name);
         http.record(&mut report, name);
         raw.record(&mut report, &format!("{name}_in_process"));
     }
@@ -167,6 +183,14 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
     report.figure("target_p99_ms", ms(TARGET_P99));
     round_trip.record(&mut report, "healthz_round_trip");
     Ok(report)
+}
+
+/// One timed series of proof requests.
+struct Timed {
+    latency: Percentiles,
+    bodies: Vec<String>,
+    disk_kib: u64,
+    cpu: CpuUse,
 }
 
 /// The inclusion proof is of the stored entry's leaf and leads to the checkpoint root.

@@ -4,9 +4,9 @@
 //! signed checkpoint in the same answer.
 //!
 //! A resolution is logged (a durable log append) before it is answered, so the baselines
-//! are the two halves of the work: the reads a resolve makes, in-process through sqlx on the
-//! same database, and a durable one-entry commit on the same file system; plus the HTTP
-//! round trip of `GET /healthz`.
+//! are the two halves of the work: the reads a resolve makes (for other random jtis, equally
+//! cold), in-process through sqlx on the same database, and a durable one-entry commit on the
+//! same file system; plus the HTTP round trip of `GET /healthz`.
 
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,9 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
     sequential_gets(&url, Some(&officer), warmup, opts.limit)?;
     let before = pre.ledger.sequencer_metrics()?;
     let read_before = disk_reads_kib();
+    let cpu = pre.ledger.cpu_sampler();
     let (mut latencies, bodies) = sequential_gets(&url, Some(&officer), timed, opts.limit)?;
+    let cpu = cpu.finish();
     let disk_kib = disk_reads_kib() - read_before;
     let metrics = pre.ledger.sequencer_metrics()?.since(&before);
     for (body, i) in bodies.iter().zip(&picks[opts.warmup..]) {
@@ -99,9 +101,10 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
     let resolve = Percentiles::of(&mut latencies).expect("resolutions were timed");
 
     progress("resolve: baselines");
-    let jtis: Vec<String> = picks[..opts.baseline_samples.min(picks.len())]
-        .iter()
-        .map(|i| pre.workload.jti(*i))
+    // Other random jtis than the timed ones, whose pages the timed run has just read.
+    let jtis: Vec<String> = sample_below(pre.entries, opts.baseline_samples, 0x7261_7772)
+        .into_iter()
+        .map(|i| pre.workload.jti(i))
         .collect();
     let mut reads = block_on(read_latencies(pre, &jtis))?;
     let reads = Percentiles::of(&mut reads).expect("reads were timed");
@@ -146,6 +149,8 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
             metrics.mean_commit_ms()
         ),
     ));
+    report.row(Row::plain("  CPU during the run", cpu.describe()));
+    cpu.record(&mut report, "resolve");
     report.row(Row::plain(
         "  disk reads during the run (machine-wide)",
         format!("{} KiB", thousands(disk_kib)),

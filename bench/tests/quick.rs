@@ -96,6 +96,22 @@ fn proof_quick_produces_every_figure() {
 }
 
 #[test]
+fn check_quick_produces_every_figure() {
+    let report =
+        tokenledger_bench::check::run(tokenledger_bench::check::CheckOptions::quick()).unwrap();
+    assert_positive(
+        &report,
+        &[
+            "process_allowed_p50_ms",
+            "process_suspended_p50_ms",
+            "bin_true_p50_ms",
+            "decisions_per_sec",
+            "tag_hmac_per_sec",
+        ],
+    );
+}
+
+#[test]
 fn size_quick_measures_every_milestone() {
     let pre = PreloadOptions::quick();
     let report = tokenledger_bench::size(&pre).unwrap();
