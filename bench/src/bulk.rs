@@ -55,14 +55,7 @@ impl BulkRow {
             feed: None,
         };
         let issuance = Issuance::from_claims(claims, ctx)?;
-        let key = IssuanceKey {
-            jti: issuance.jti.clone(),
-            iss: issuance.iss.clone(),
-            sub: issuance.sub.clone(),
-            vo: issuance.vo.clone(),
-            client_id: issuance.client_id.clone(),
-            refresh_jti: issuance.refresh_jti.clone(),
-        };
+        let key = IssuanceKey::of(&issuance);
         let leaf =
             LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance))).canonical_bytes()?;
         Ok(BulkRow {

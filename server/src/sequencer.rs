@@ -66,6 +66,20 @@ pub struct IssuanceKey {
     pub refresh_jti: Option<String>,
 }
 
+impl IssuanceKey {
+    /// The lookup key of an issuance entry, exactly as the append path records it.
+    pub fn of(issuance: &tokenledger_core::entry::Issuance) -> IssuanceKey {
+        IssuanceKey {
+            jti: issuance.jti.clone(),
+            iss: issuance.iss.clone(),
+            sub: issuance.sub.clone(),
+            vo: issuance.vo.clone(),
+            client_id: issuance.client_id.clone(),
+            refresh_jti: issuance.refresh_jti.clone(),
+        }
+    }
+}
+
 /// Where one prepared entry ended up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sequenced {

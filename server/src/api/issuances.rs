@@ -306,14 +306,7 @@ fn prepare(
     };
     let issuance = Issuance::from_claims(claims, ctx)
         .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
-    let key = IssuanceKey {
-        jti: issuance.jti.clone(),
-        iss: issuance.iss.clone(),
-        sub: issuance.sub.clone(),
-        vo: issuance.vo.clone(),
-        client_id: issuance.client_id.clone(),
-        refresh_jti: issuance.refresh_jti.clone(),
-    };
+    let key = IssuanceKey::of(&issuance);
     let logged_at = now_micros();
     let leaf = LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance)))
         .canonical_bytes()
