@@ -98,57 +98,29 @@ async fn fresh_writer(dir: &Path) -> anyhow::Result<BulkWriter> {
     BulkWriter::open(&path).await
 }
 
-/// How the SQLite insert baseline's writer connection is set up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriterSettings {
-    /// Exactly the sequencer's connection (`db::open_writer`): SQLite's 2 MB page cache,
-    /// statement journals in temporary files, a WAL checkpoint inside every commit that
-    /// finds more than 1,000 pages in the WAL.
-    Server,
-    /// The writer settings BENCHMARKS.md proposes: a 256 MiB page cache, statement journals
-    /// in memory, no checkpoint inside commits but one (timed here) each second.
-    Proposed,
-}
-
 /// Rows per second written into a fresh database in transactions of `batch` rows, with the
-/// sequencer's statements (`log_store::insert_batch`, `insert_identities`) and fsync'd
-/// commits (`synchronous=FULL`). Only the writes (and checkpoints) are timed.
-pub async fn sqlite_insert_rate(
-    dir: &Path,
-    rows: &[BulkRow],
-    batch: usize,
-    settings: WriterSettings,
-) -> anyhow::Result<f64> {
+/// sequencer's connection and statements (`db::open_writer`, `log_store::insert_batch`,
+/// `insert_identities`), fsync'd commits (`synchronous=FULL`) and a PASSIVE WAL checkpoint
+/// each second, as the server's checkpointer runs. Only the writes and checkpoints are timed.
+pub async fn sqlite_insert_rate(dir: &Path, rows: &[BulkRow], batch: usize) -> anyhow::Result<f64> {
     anyhow::ensure!(!rows.is_empty(), "no rows to insert");
-    let path = dir.join(format!("baseline-{settings:?}.db"));
+    let path = dir.join("baseline.db");
     db::open(&path).await?.close().await;
-    let mut writer = match settings {
-        WriterSettings::Server => BulkWriter::open(&path).await?,
-        WriterSettings::Proposed => {
-            let mut writer = BulkWriter::open_for_bulk(&path, 256).await?;
-            sqlx::query("PRAGMA wal_autocheckpoint = 0")
-                .execute(writer.conn())
-                .await?;
-            writer
-        }
-    };
+    let mut writer = BulkWriter::open(&path).await?;
     let start = Instant::now();
     let mut checkpointed = Instant::now();
     for chunk in rows.chunks(batch.max(1)) {
         writer.write(chunk).await?;
-        if settings == WriterSettings::Proposed && checkpointed.elapsed() >= Duration::from_secs(1)
-        {
+        if checkpointed.elapsed() >= db::CHECKPOINT_INTERVAL {
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(writer.conn())
                 .await?;
             checkpointed = Instant::now();
         }
     }
-    if settings == WriterSettings::Proposed {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(writer.conn())
-            .await?;
-    }
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(writer.conn())
+        .await?;
     let elapsed = start.elapsed();
     writer.close().await?;
     Ok(rows.len() as f64 / elapsed.as_secs_f64())

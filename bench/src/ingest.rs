@@ -13,7 +13,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 
-use crate::baseline::{self, WriterSettings};
+use crate::baseline;
 use crate::bulk::{BulkRow, token_sha256};
 use crate::harness::{CpuUse, Ledger, SequencerMetrics, tuning_note};
 use crate::load::{self, Body, LoadResult};
@@ -134,18 +134,7 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
     let sign = baseline::receipt_sign_rate(opts.baseline_budget)?;
     let batch = rs.metrics.mean_batch().round().max(1.0) as usize;
     let temp = tempfile::tempdir()?;
-    let sqlite = block_on(baseline::sqlite_insert_rate(
-        temp.path(),
-        &rs.rows,
-        batch,
-        WriterSettings::Server,
-    ))?;
-    let tuned = block_on(baseline::sqlite_insert_rate(
-        temp.path(),
-        &rs.rows,
-        batch,
-        WriterSettings::Proposed,
-    ))?;
+    let sqlite = block_on(baseline::sqlite_insert_rate(temp.path(), &rs.rows, batch))?;
     let commit = baseline::durable_commit(opts.commit_samples)?;
 
     let mut report = Report::new(
@@ -330,16 +319,11 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
         fmt_rate(sqlite),
     ));
     report.row(Row::plain(
-        "baseline: same inserts, proposed writer settings (see BENCHMARKS.md)",
-        fmt_rate(tuned),
-    ));
-    report.row(Row::plain(
         "baseline: durable 1-entry commit, p50 / p99",
         format!("{} / {}", fmt_ms(commit.p50), fmt_ms(commit.p99)),
     ));
     report.figure("ed25519_receipt_sign_per_sec_1core", sign.round());
     report.figure("sqlite_inserts_per_sec", sqlite.round());
-    report.figure("sqlite_inserts_per_sec_proposed_settings", tuned.round());
     report.figure("sqlite_batch", batch);
     if let Some(ms) = opts.max_wait_ms {
         report.figure("sequencer_max_wait_ms", ms);

@@ -25,6 +25,7 @@ use tokenledger_core::access::{Binding, Role};
 pub struct Service {
     pub state: AppState,
     sequencer_task: JoinHandle<()>,
+    checkpointer: JoinHandle<()>,
 }
 
 impl Service {
@@ -58,6 +59,7 @@ impl Service {
         .await
         .context("starting the sequencer")?;
         tracing::info!(log_size = sequencer.head().size, verifier_key = %verifier, "log opened");
+        let checkpointer = tokio::spawn(db::run_checkpointer(pool.clone()));
         let state = AppState {
             pool,
             sequencer,
@@ -71,6 +73,7 @@ impl Service {
         Ok(Service {
             state,
             sequencer_task,
+            checkpointer,
         })
     }
 
@@ -84,6 +87,7 @@ impl Service {
         let Service {
             state,
             sequencer_task,
+            checkpointer,
         } = self;
         let pool = state.pool.clone();
         axum::serve(listener, router(state))
@@ -91,6 +95,7 @@ impl Service {
             .await
             .context("serving HTTP")?;
         sequencer_task.await.context("sequencer task")?;
+        checkpointer.abort();
         pool.close().await;
         Ok(())
     }

@@ -365,7 +365,7 @@ mod tests {
         .unwrap();
         let config = Config::load(Some(&path)).unwrap();
         assert_eq!(config.sequencer.max_batch, 10);
-        assert_eq!(config.sequencer.max_wait_ms, 2);
+        assert_eq!(config.sequencer.max_wait_ms, 0);
         assert!(config.knows_vo("belle"));
         assert!(!config.knows_vo("atlas"));
     }

@@ -25,13 +25,22 @@ pub fn connect_options(path: &Path) -> SqliteConnectOptions {
         .foreign_keys(true)
 }
 
+/// Page cache of each reader connection (KiB): keeps the upper levels of the tree and of
+/// the indexes in memory.
+const READER_CACHE_KIB: i64 = 64 * 1024;
+/// Page cache of the log writer (KiB): index pages stay cached between batches and dirty
+/// pages are not spilled in the middle of a transaction.
+const WRITER_CACHE_KIB: i64 = 256 * 1024;
+/// How often the WAL is copied back into the database, off the writer's path.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Opens (creating if needed) the database at `path` and applies pending migrations.
 /// Returns a pool for readers and short writes (credentials).
 pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     create_private_file(path)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
-        .connect_with(connect_options(path))
+        .connect_with(connect_options(path).pragma("cache_size", format!("-{READER_CACHE_KIB}")))
         .await
         .with_context(|| format!("opening database {}", path.display()))?;
     MIGRATOR
@@ -57,12 +66,33 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// The one connection the sequencer writes the log through.
+/// The one connection the sequencer writes the log through. Its commits never run a WAL
+/// checkpoint (that is [`run_checkpointer`]'s job), and its statement journals stay in
+/// memory.
 pub async fn open_writer(path: &Path) -> anyhow::Result<SqliteConnection> {
     connect_options(path)
+        .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+        .pragma("temp_store", "memory")
+        .pragma("wal_autocheckpoint", "0")
         .connect()
         .await
         .with_context(|| format!("opening log writer on {}", path.display()))
+}
+
+/// Copies the WAL back into the database every [`CHECKPOINT_INTERVAL`] (PASSIVE: never
+/// waits for readers or the writer); runs until aborted.
+pub async fn run_checkpointer(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +132,44 @@ mod tests {
                     .unwrap();
             assert_eq!(n.0, 0);
         }
+    }
+
+    #[tokio::test]
+    async fn the_writer_leaves_checkpoints_to_the_checkpointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let pool = open(&path).await.unwrap();
+        let mut writer = open_writer(&path).await.unwrap();
+        let (autocheckpoint,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut writer)
+            .await
+            .unwrap();
+        assert_eq!(autocheckpoint, 0);
+        let (temp_store,): (i64,) = sqlx::query_as("PRAGMA temp_store")
+            .fetch_one(&mut writer)
+            .await
+            .unwrap();
+        assert_eq!(temp_store, 2, "statement journals in memory");
+
+        let before = std::fs::metadata(&path).unwrap().len();
+        for i in 0..2000 {
+            sqlx::query("INSERT INTO entries (idx, leaf) VALUES (?, zeroblob(500))")
+                .bind(i)
+                .execute(&mut writer)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            before,
+            "without the checkpointer the commits stay in the WAL"
+        );
+        let checkpointer = tokio::spawn(run_checkpointer(pool.clone()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&path).unwrap().len() <= before {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        checkpointer.abort();
     }
 }

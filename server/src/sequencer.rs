@@ -226,19 +226,25 @@ impl Writer {
         tracing::info!(size = self.frontier.size(), "sequencer drained and stopped");
     }
 
-    /// Gathers jobs until the batch is full or `max_wait` has passed since the first.
+    /// Takes every job already queued behind `first`, up to `max_batch` entries, then waits
+    /// up to `max_wait` for more (0, the default, waits not at all). Jobs that arrive while a
+    /// batch commits make the next batch, so batches grow with the load without a timer.
     async fn collect_batch(&self, first: Job, jobs: &mut mpsc::Receiver<Job>) -> Vec<Job> {
         let deadline = tokio::time::Instant::now() + self.limits.max_wait;
         let mut count = first.entries.len();
         let mut batch = vec![first];
         while count < self.limits.max_batch {
-            match tokio::time::timeout_at(deadline, jobs.recv()).await {
-                Ok(Some(job)) => {
-                    count += job.entries.len();
-                    batch.push(job);
-                }
-                Ok(None) | Err(_) => break,
-            }
+            let next = match jobs.try_recv() {
+                Ok(job) => Some(job),
+                Err(_) if self.limits.max_wait.is_zero() => None,
+                Err(_) => tokio::time::timeout_at(deadline, jobs.recv())
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            let Some(job) = next else { break };
+            count += job.entries.len();
+            batch.push(job);
         }
         batch
     }
