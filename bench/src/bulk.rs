@@ -4,7 +4,9 @@
 //!
 //! Per issuance, in one transaction per batch, through the server's own `log_store`
 //! functions: the entry (its canonical bytes, built by `Issuance::from_claims` and
-//! `LogEntry::canonical_bytes` exactly as `api::issuances::prepare` builds them), its stored
+//! `LogEntry::canonical_bytes` exactly as `api::issuances::prepare` builds them, stored by the
+//! sequencer's `LeafEncoder`: raw until the default `compress_after` leaves are logged, then
+//! compressed with the dictionary trained on them, written with the first), its stored
 //! hashes (from the same `Frontier`), its `issuances` lookup row, and a person for every
 //! identity not seen before (`INSERT OR IGNORE`, a random `pe-` id, `created_at` the first
 //! entry's `logged_at`). What it skips: the duplicate lookup (workload `jti`s are unique), and
@@ -21,8 +23,10 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, SqliteConnection};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
 use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
+use tokenledger_server::config::Config;
+use tokenledger_server::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
 use tokenledger_server::log_store::{self, EntryRow, IdentityRow, IssuanceRow};
-use tokenledger_server::sequencer::IssuanceKey;
+use tokenledger_server::sequencer::{IssuanceKey, now_micros};
 use tokenledger_server::{db, keys};
 
 use crate::workload::{VO, Workload};
@@ -76,6 +80,7 @@ pub fn token_sha256(token: &str) -> String {
 pub struct BulkWriter {
     conn: SqliteConnection,
     frontier: Frontier,
+    leaves: LeafEncoder,
 }
 
 impl BulkWriter {
@@ -86,7 +91,18 @@ impl BulkWriter {
         let mut conn = db::open_writer(db_path).await?;
         let size = log_store::log_size(&mut conn).await?;
         let frontier = log_store::load_frontier(&mut conn, size).await?;
-        Ok(BulkWriter { conn, frontier })
+        let compress_after = Config::load(None)?.log.compress_after;
+        let leaves = LeafEncoder::load(
+            &mut conn,
+            std::sync::Arc::new(LeafDecoders::default()),
+            compress_after,
+        )
+        .await?;
+        Ok(BulkWriter {
+            conn,
+            frontier,
+            leaves,
+        })
     }
 
     /// Like [`BulkWriter::open`], tuned for loading: a page cache of `cache_mib` and statement
@@ -115,20 +131,37 @@ impl BulkWriter {
     }
 
     /// Writes `rows` as the next entries, in one fsync'd transaction; the frontier moves only
-    /// after the commit.
+    /// after the commit. Where the sequencer would start compressing in the middle of
+    /// `rows` (its dictionary is trained while it commits), the rows before that point
+    /// are committed first and the dictionary waited for.
     pub async fn write(&mut self, rows: &[BulkRow]) -> anyhow::Result<()> {
+        let raw = self.leaves.samples_wanted();
+        if raw > 0 && raw < rows.len() {
+            self.write_one(&rows[..raw]).await?;
+            self.leaves.wait_for_training().await?;
+            return self.write_one(&rows[raw..]).await;
+        }
+        self.write_one(rows).await
+    }
+
+    async fn write_one(&mut self, rows: &[BulkRow]) -> anyhow::Result<()> {
         let mut frontier = self.frontier.clone();
         let start = frontier.size();
         let mut hashes = Vec::with_capacity(rows.len() * 2);
         for row in rows {
             hashes.extend(frontier.append(row.leaf_hash));
         }
-        let entries: Vec<EntryRow<'_>> = rows
+        let dictionary = self.leaves.pending_dictionary()?;
+        let stored = rows
+            .iter()
+            .map(|r| self.leaves.encode(&r.leaf))
+            .collect::<Result<Vec<StoredLeaf>, _>>()?;
+        let entries: Vec<EntryRow<'_>> = stored
             .iter()
             .enumerate()
-            .map(|(i, r)| EntryRow {
+            .map(|(i, leaf)| EntryRow {
                 index: start + i as u64,
-                leaf: &r.leaf,
+                leaf,
             })
             .collect();
         let issuances: Vec<IssuanceRow<'_>> = rows
@@ -141,9 +174,13 @@ impl BulkWriter {
             .collect();
         let identities = identity_rows(rows)?;
         let mut tx = self.conn.begin().await?;
+        if let Some(dictionary) = &dictionary {
+            log_store::insert_dictionary(&mut tx, dictionary, now_micros()).await?;
+        }
         log_store::insert_batch(&mut tx, &entries, &hashes, &issuances).await?;
         log_store::insert_identities(&mut tx, &identities).await?;
         tx.commit().await?;
+        self.leaves.committed();
         self.frontier = frontier;
         Ok(())
     }

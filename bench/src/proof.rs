@@ -14,6 +14,7 @@ use sqlx::sqlite::SqlitePoolOptions;
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash, leaf_hash};
 use tokenledger_core::wire::{ConsistencyProof, InclusionProof};
+use tokenledger_server::leaf_codec::LeafDecoders;
 use tokenledger_server::{db, log_store};
 
 use crate::harness::{CpuUse, disk_reads_kib, tuning_note};
@@ -113,8 +114,9 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
             .max_connections(1)
             .connect_with(db::connect_options(&pre.db_path()))
             .await?;
+        let leaves = LeafDecoders::load(&pool).await?;
         for (body, i) in inclusion.bodies.iter().zip(&indexes[opts.warmup..]) {
-            check_inclusion(&pool, body, *i, size, &root).await?;
+            check_inclusion(&pool, &leaves, body, *i, size, &root).await?;
         }
         for (body, m) in consistency.bodies.iter().zip(&olders[opts.warmup..]) {
             check_consistency(&pool, body, *m, size, &root).await?;
@@ -196,6 +198,7 @@ struct Timed {
 /// The inclusion proof is of the stored entry's leaf and leads to the checkpoint root.
 async fn check_inclusion(
     pool: &SqlitePool,
+    leaves: &LeafDecoders,
     body: &str,
     index: u64,
     size: u64,
@@ -206,7 +209,7 @@ async fn check_inclusion(
         proof.index == index && proof.size == size,
         "wrong proof: {body}"
     );
-    let stored = log_store::read_entries(pool, index, index + 1).await?;
+    let stored = log_store::read_entries(pool, leaves, index, index + 1).await?;
     let (_, leaf) = stored
         .first()
         .ok_or_else(|| anyhow::anyhow!("entry {index} missing"))?;

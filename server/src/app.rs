@@ -16,8 +16,9 @@ use crate::credentials;
 use crate::db;
 use crate::issuers::Issuers;
 use crate::keys;
+use crate::leaf_codec::LeafDecoders;
 use crate::metrics::Metrics;
-use crate::sequencer::{BatchLimits, Sequencer};
+use crate::sequencer::{BatchLimits, LeafStorage, Sequencer};
 use crate::sites;
 use tokenledger_core::access::{Binding, Role};
 
@@ -49,11 +50,17 @@ impl Service {
         };
         let verifier = signer.verifier();
         let issuers = Issuers::from_config(&config)?;
+        let leaves = Arc::new(LeafDecoders::load(&pool).await?);
+        let storage = LeafStorage {
+            decoders: leaves.clone(),
+            compress_after: config.log.compress_after,
+        };
         let (sequencer, sequencer_task) = Sequencer::start(
             writer,
             signer.clone(),
             config.log.origin.clone(),
             limits,
+            storage,
             metrics.clone(),
         )
         .await
@@ -62,6 +69,7 @@ impl Service {
         let checkpointer = tokio::spawn(db::run_checkpointer(pool.clone()));
         let state = AppState {
             pool,
+            leaves,
             sequencer,
             verifier,
             signer: Arc::new(signer),

@@ -110,6 +110,9 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub origin: String,
+    /// Leaves are stored compressed with a dictionary trained on the first this many; 0 keeps
+    /// them raw.
+    pub compress_after: usize,
 }
 
 #[derive(Deserialize, Clone, Debug)]

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod db;
 pub mod issuers;
 pub mod keys;
+pub mod leaf_codec;
 pub mod log_store;
 pub mod lookup;
 pub mod metrics;

@@ -6,6 +6,7 @@ use sqlx::{Executor, QueryBuilder, Sqlite};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::wire::InclusionProof;
 
+use crate::leaf_codec::{LeafDecoders, NewDictionary, StoredLeaf};
 use crate::sequencer::IssuanceKey;
 
 /// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
@@ -20,10 +21,23 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// A new entry ready to be written at `index`.
+/// A new entry ready to be written at `index`, in its stored form.
 pub struct EntryRow<'a> {
     pub index: u64,
-    pub leaf: &'a [u8],
+    pub leaf: &'a StoredLeaf,
+}
+
+/// A row of `entries` as read: index, stored bytes, dictionary.
+pub type EntryData = (i64, Vec<u8>, Option<i64>);
+
+/// Decodes rows of `entries` into (index, canonical bytes).
+pub fn decode_entries(
+    leaves: &LeafDecoders,
+    rows: Vec<EntryData>,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    rows.into_iter()
+        .map(|(index, bytes, dictionary)| Ok((index as u64, leaves.decode(dictionary, bytes)?)))
+        .collect()
 }
 
 /// A new issuance key pointing at its entry.
@@ -119,16 +133,18 @@ pub async fn load_frontier<'e>(
 /// Entries `start..end` as (index, canonical bytes).
 pub async fn read_entries<'e>(
     db: impl Executor<'e, Database = Sqlite>,
+    leaves: &LeafDecoders,
     start: u64,
     end: u64,
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    let rows: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT idx, leaf FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx")
-            .bind(start as i64)
-            .bind(end as i64)
-            .fetch_all(db)
-            .await?;
-    Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
+    let rows: Vec<EntryData> = sqlx::query_as(
+        "SELECT idx, leaf, dictionary FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+    )
+    .bind(start as i64)
+    .bind(end as i64)
+    .fetch_all(db)
+    .await?;
+    decode_entries(leaves, rows)
 }
 
 /// Indexes of already logged issuances among `keys` (jti, iss).
@@ -162,9 +178,11 @@ pub async fn insert_batch(
     issuances: &[IssuanceRow<'_>],
 ) -> Result<(), StoreError> {
     for chunk in entries.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO entries (idx, leaf) ");
+        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO entries (idx, leaf, dictionary) ");
         query.push_values(chunk, |mut row, e| {
-            row.push_bind(e.index as i64).push_bind(e.leaf);
+            row.push_bind(e.index as i64)
+                .push_bind(&e.leaf.bytes)
+                .push_bind(e.leaf.dictionary);
         });
         query.build().execute(&mut *tx).await?;
     }
@@ -190,6 +208,24 @@ pub async fn insert_batch(
         });
         query.build().execute(&mut *tx).await?;
     }
+    Ok(())
+}
+
+/// Records the dictionary the leaves of this transaction are compressed with (again, if an
+/// earlier transaction that wrote it failed).
+pub async fn insert_dictionary(
+    tx: &mut sqlx::SqliteConnection,
+    dictionary: &NewDictionary,
+    created_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO leaf_dictionaries (id, dictionary, created_at) VALUES (?, ?, ?)",
+    )
+    .bind(dictionary.id)
+    .bind(&dictionary.bytes)
+    .bind(created_at)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -232,18 +268,20 @@ pub async fn insert_identities(
 /// Entries at the given indexes as (index, canonical bytes); missing ones are left out.
 pub async fn read_entries_at(
     db: &mut sqlx::SqliteConnection,
+    leaves: &LeafDecoders,
     indexes: &[u64],
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let mut found = Vec::with_capacity(indexes.len());
     for chunk in indexes.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT idx, leaf FROM entries WHERE idx IN (");
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT idx, leaf, dictionary FROM entries WHERE idx IN (");
         let mut list = query.separated(",");
         for index in chunk {
             list.push_bind(*index as i64);
         }
         query.push(")");
-        let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(&mut *db).await?;
-        found.extend(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)));
+        let rows: Vec<EntryData> = query.build_query_as().fetch_all(&mut *db).await?;
+        found.extend(decode_entries(leaves, rows)?);
     }
     Ok(found)
 }

@@ -3,7 +3,8 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use crate::log_store::StoreError;
+use crate::leaf_codec::LeafDecoders;
+use crate::log_store::{EntryData, StoreError, decode_entries};
 
 /// An entry as stored: its index and canonical bytes.
 pub type StoredEntry = (u64, Vec<u8>);
@@ -29,42 +30,45 @@ pub struct IssuanceFilter<'a> {
 /// Every issuance of `jti`, whatever its issuer.
 pub async fn issuances_by_jti(
     pool: &SqlitePool,
+    leaves: &LeafDecoders,
     jti: &str,
 ) -> Result<Vec<StoredEntry>, StoreError> {
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT e.idx, e.leaf FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.jti = ? ORDER BY e.idx",
+    let rows: Vec<EntryData> = sqlx::query_as(
+        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.jti = ? ORDER BY e.idx",
     )
     .bind(jti)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
+    decode_entries(leaves, rows)
 }
 
 /// The issuance of `(iss, jti)`.
 pub async fn issuance(
     pool: &SqlitePool,
+    leaves: &LeafDecoders,
     iss: &str,
     jti: &str,
 ) -> Result<Option<StoredEntry>, StoreError> {
-    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT e.idx, e.leaf FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.jti = ? AND i.iss = ?",
+    let row: Option<EntryData> = sqlx::query_as(
+        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.jti = ? AND i.iss = ?",
     )
     .bind(jti)
     .bind(iss)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(i, leaf)| (i as u64, leaf)))
+    Ok(decode_entries(leaves, row.into_iter().collect())?.pop())
 }
 
 /// The earliest issuance of `iss` that carried `refresh_jti`, before index `before`.
 pub async fn first_with_refresh(
     pool: &SqlitePool,
+    leaves: &LeafDecoders,
     iss: &str,
     refresh_jti: &str,
     before: u64,
 ) -> Result<Option<StoredEntry>, StoreError> {
-    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT e.idx, e.leaf FROM issuances i JOIN entries e ON e.idx = i.idx
+    let row: Option<EntryData> = sqlx::query_as(
+        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN entries e ON e.idx = i.idx
          WHERE i.iss = ? AND i.refresh_jti = ? AND i.idx < ? ORDER BY i.idx LIMIT 1",
     )
     .bind(iss)
@@ -72,7 +76,7 @@ pub async fn first_with_refresh(
     .bind(before as i64)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(i, leaf)| (i as u64, leaf)))
+    Ok(decode_entries(leaves, row.into_iter().collect())?.pop())
 }
 
 /// The person an identity belongs to in `vo`.
@@ -107,13 +111,53 @@ pub async fn identities_of(
     .await?)
 }
 
-/// Issuances matching `filter`, newest first, at most `filter.limit`.
+/// Issuances matching `filter`, newest first, at most `filter.limit`. The lookup tables
+/// narrow by VO, identity and client; scope and time are checked on the decoded entries,
+/// a page of candidates at a time.
 pub async fn issuances(
     pool: &SqlitePool,
+    leaves: &LeafDecoders,
     filter: &IssuanceFilter<'_>,
 ) -> Result<Vec<StoredEntry>, StoreError> {
+    let checks_entries = filter.scope.is_some() || filter.from.is_some() || filter.to.is_some();
+    let page = if checks_entries {
+        ISSUANCE_SCAN_PAGE.max(filter.limit)
+    } else {
+        filter.limit
+    };
+    let mut found = Vec::new();
+    let mut before = filter.before;
+    loop {
+        let rows = issuance_candidates(pool, filter, before, page).await?;
+        let exhausted = rows.len() < page as usize;
+        before = rows.last().map(|row| row.0 as u64);
+        for (index, leaf) in decode_entries(leaves, rows)? {
+            if !checks_entries || entry_matches(filter, index, &leaf)? {
+                found.push((index, leaf));
+                if found.len() == filter.limit as usize {
+                    return Ok(found);
+                }
+            }
+        }
+        if exhausted {
+            return Ok(found);
+        }
+    }
+}
+
+/// Candidates scanned per query when a filter is checked on the entries themselves.
+const ISSUANCE_SCAN_PAGE: u32 = 500;
+
+/// Up to `limit` issuances of the filter's VO, identities and client, below `before`, newest
+/// first.
+async fn issuance_candidates(
+    pool: &SqlitePool,
+    filter: &IssuanceFilter<'_>,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<EntryData>, StoreError> {
     let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT e.idx, e.leaf FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.vo = ",
+        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.vo = ",
     );
     q.push_bind(filter.vo);
     if let Some(identities) = filter.identities {
@@ -136,38 +180,43 @@ pub async fn issuances(
     if let Some(client_id) = filter.client_id {
         q.push(" AND i.client_id = ").push_bind(client_id);
     }
-    if let Some(scope) = filter.scope {
-        q.push(
-            " AND EXISTS (SELECT 1 FROM json_each(CAST(e.leaf AS TEXT), '$.scopes') WHERE value = ",
-        )
-        .push_bind(scope)
-        .push(")");
-    }
-    let issued = "COALESCE(json_extract(CAST(e.leaf AS TEXT), '$.iat'), json_extract(CAST(e.leaf AS TEXT), '$.logged_at') / 1000000)";
-    if let Some(from) = filter.from {
-        q.push(format!(" AND {issued} >= ")).push_bind(from);
-    }
-    if let Some(to) = filter.to {
-        q.push(format!(" AND {issued} < ")).push_bind(to);
-    }
-    if let Some(before) = filter.before {
+    if let Some(before) = before {
         q.push(" AND i.idx < ").push_bind(before as i64);
     }
     q.push(" ORDER BY i.idx DESC LIMIT ")
-        .push_bind(filter.limit as i64);
-    let rows: Vec<(i64, Vec<u8>)> = q.build_query_as().fetch_all(pool).await?;
-    Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
+        .push_bind(limit as i64);
+    Ok(q.build_query_as().fetch_all(pool).await?)
+}
+
+/// Whether an issuance entry has the filter's scope and was issued (`iat`, else logged) in
+/// its time window.
+fn entry_matches(filter: &IssuanceFilter<'_>, index: u64, leaf: &[u8]) -> Result<bool, StoreError> {
+    use tokenledger_core::entry::{EntryBody, LogEntry};
+    let entry = LogEntry::from_canonical_bytes(leaf)
+        .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
+    let EntryBody::Issuance(issuance) = &entry.body else {
+        return Err(StoreError::Corrupt(format!(
+            "entry {index} is not an issuance"
+        )));
+    };
+    let issued = issuance.iat.unwrap_or(entry.logged_at / 1_000_000);
+    Ok(filter
+        .scope
+        .is_none_or(|scope| issuance.scopes.iter().any(|s| s == scope))
+        && filter.from.is_none_or(|from| issued >= from)
+        && filter.to.is_none_or(|to| issued < to))
 }
 
 /// Resolution entries of `vo`, newest first.
 pub async fn resolutions(
     pool: &SqlitePool,
+    leaves: &LeafDecoders,
     vo: &str,
     before: Option<u64>,
     limit: u32,
 ) -> Result<Vec<StoredEntry>, StoreError> {
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT e.idx, e.leaf FROM resolutions r JOIN entries e ON e.idx = r.idx
+    let rows: Vec<EntryData> = sqlx::query_as(
+        "SELECT e.idx, e.leaf, e.dictionary FROM resolutions r JOIN entries e ON e.idx = r.idx
          WHERE r.vo = ? AND r.idx < ? ORDER BY r.idx DESC LIMIT ?",
     )
     .bind(vo)
@@ -175,7 +224,7 @@ pub async fn resolutions(
     .bind(limit as i64)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|(i, leaf)| (i as u64, leaf)).collect())
+    decode_entries(leaves, rows)
 }
 
 /// Decodes an issuance entry.
@@ -213,6 +262,7 @@ pub async fn pseudonym(
 /// tokens, its suspensions and their lifts, as `(kind, index, canonical bytes)`.
 pub async fn timeline(
     pool: &SqlitePool,
+    leaves: &LeafDecoders,
     vo: &str,
     person: &str,
     identities: &[(String, String)],
@@ -237,7 +287,7 @@ pub async fn timeline(
         q.push(")");
     };
     let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT t.kind, t.idx, e.leaf FROM (SELECT 'issuance' AS kind, i.idx AS idx FROM issuances i WHERE i.vo = ",
+        "SELECT t.kind, t.idx, e.leaf, e.dictionary FROM (SELECT 'issuance' AS kind, i.idx AS idx FROM issuances i WHERE i.vo = ",
     );
     q.push_bind(vo.to_string());
     identity_filter(&mut q);
@@ -256,9 +306,10 @@ pub async fn timeline(
         .push_bind(before.map_or(i64::MAX, |b| b as i64))
         .push(" ORDER BY t.idx DESC LIMIT ")
         .push_bind(limit as i64);
-    let rows: Vec<(String, i64, Vec<u8>)> = q.build_query_as().fetch_all(pool).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(kind, idx, leaf)| (kind, idx as u64, leaf))
-        .collect())
+    let rows: Vec<(String, i64, Vec<u8>, Option<i64>)> = q.build_query_as().fetch_all(pool).await?;
+    rows.into_iter()
+        .map(|(kind, idx, bytes, dictionary)| {
+            Ok((kind, idx as u64, leaves.decode(dictionary, bytes)?))
+        })
+        .collect()
 }

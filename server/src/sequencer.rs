@@ -14,6 +14,7 @@ use tokenledger_core::wire::AppendStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::keys::random_bytes;
+use crate::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
 use crate::log_store::{self, EntryRow, IdentityRow, IssuanceRow, StateChange, StoreError};
 use crate::metrics::Metrics;
 
@@ -119,6 +120,14 @@ struct Job {
     reply: Reply,
 }
 
+/// How the sequencer stores leaves: the database's dictionaries, and after how many raw
+/// leaves it trains the first (0: leaves stay raw).
+#[derive(Clone)]
+pub struct LeafStorage {
+    pub decoders: Arc<LeafDecoders>,
+    pub compress_after: usize,
+}
+
 /// Batch limits of the sequencer.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchLimits {
@@ -142,6 +151,7 @@ impl Sequencer {
         signer: NoteSigner,
         origin: String,
         limits: BatchLimits,
+        storage: LeafStorage,
         metrics: Arc<Metrics>,
     ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
         let size = log_store::log_size(&mut conn).await?;
@@ -154,6 +164,8 @@ impl Sequencer {
             .into());
         }
         let frontier = log_store::load_frontier(&mut conn, size).await?;
+        let leaves =
+            LeafEncoder::load(&mut conn, storage.decoders.clone(), storage.compress_after).await?;
         let head = sign_head(&signer, &origin, &frontier)?;
         log_store::insert_checkpoint(&mut conn, head.size, &head.note, now_micros()).await?;
         metrics.set_log_size(size);
@@ -165,6 +177,8 @@ impl Sequencer {
             origin,
             frontier,
             limits,
+            leaves,
+            decoders: storage.decoders,
             metrics,
             head: head_tx,
             persisted_size: size,
@@ -208,6 +222,8 @@ struct Writer {
     origin: String,
     frontier: Frontier,
     limits: BatchLimits,
+    leaves: LeafEncoder,
+    decoders: Arc<LeafDecoders>,
     metrics: Arc<Metrics>,
     head: watch::Sender<Arc<LogHead>>,
     persisted_size: u64,
@@ -286,13 +302,22 @@ impl Writer {
         let plan = plan_batch(batch, &logged, self.frontier.clone());
         let old_entries = self.read_logged(&plan.old_duplicates).await?;
         let identities = plan.identity_rows()?;
+        let dictionary = self.leaves.pending_dictionary()?;
+        let stored = plan
+            .new_entries
+            .iter()
+            .map(|(_, e)| self.leaves.encode(&e.leaf))
+            .collect::<Result<Vec<StoredLeaf>, _>>()?;
 
         let head = sign_head(&self.signer, &self.origin, &plan.frontier)?;
         let persist = self.persisted_at.elapsed() >= CHECKPOINT_PERSIST_INTERVAL;
         let mut tx = self.conn.begin().await.map_err(StoreError::from)?;
+        if let Some(dictionary) = &dictionary {
+            log_store::insert_dictionary(&mut tx, dictionary, now_micros()).await?;
+        }
         log_store::insert_batch(
             &mut tx,
-            &plan.entry_rows(),
+            &plan.entry_rows(&stored),
             &plan.hashes,
             &plan.issuance_rows(),
         )
@@ -306,6 +331,7 @@ impl Writer {
             log_store::insert_checkpoint(&mut *tx, head.size, &head.note, now_micros()).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
+        self.leaves.committed();
 
         if persist {
             self.persisted_size = head.size;
@@ -324,7 +350,9 @@ impl Writer {
         indexes: &[u64],
     ) -> Result<HashMap<u64, (Hash, i64)>, StoreError> {
         let mut found = HashMap::new();
-        for (index, leaf) in log_store::read_entries_at(&mut self.conn, indexes).await? {
+        for (index, leaf) in
+            log_store::read_entries_at(&mut self.conn, &self.decoders, indexes).await?
+        {
             let entry = LogEntry::from_canonical_bytes(&leaf)
                 .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
             found.insert(index, (merkle::leaf_hash(&leaf), entry.logged_at));
@@ -424,12 +452,14 @@ fn plan_batch<'a>(
 }
 
 impl BatchPlan<'_> {
-    fn entry_rows(&self) -> Vec<EntryRow<'_>> {
+    /// The rows of the new entries, whose stored leaves are `stored`, in the same order.
+    fn entry_rows<'s>(&self, stored: &'s [StoredLeaf]) -> Vec<EntryRow<'s>> {
         self.new_entries
             .iter()
-            .map(|(index, e)| EntryRow {
+            .zip(stored)
+            .map(|((index, _), leaf)| EntryRow {
                 index: *index,
-                leaf: &e.leaf,
+                leaf,
             })
             .collect()
     }

@@ -867,6 +867,21 @@ pub mod db {
         })
     }
 
+    /// Entries stored compressed with a dictionary, and dictionaries stored.
+    pub fn compression_counts(path: &Path) -> (u64, u64) {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let (compressed, dictionaries): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM entries WHERE dictionary IS NOT NULL), \
+                 (SELECT count(*) FROM leaf_dictionaries)",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("counting compressed entries");
+            (compressed as u64, dictionaries as u64)
+        })
+    }
+
     /// Overwrites the leaf bytes of entry `idx`; returns the number of rows changed.
     pub fn set_leaf(path: &Path, idx: u64, leaf: &[u8]) -> u64 {
         block_on(async {

@@ -383,6 +383,66 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
 }
 
 #[test]
+fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = TestServer::start_with_config(&data, "[log]\ncompress_after = 1000\n");
+    let admin = server.admin_secret().to_string();
+    let issuer = server.create_issuer("atlas");
+    let key = server.log_key();
+    let mut acks = fill(&server.http(), &issuer, "raw", 10, 99);
+    assert_eq!(acks.len(), 1000);
+    // The dictionary is trained off the writer's path: the log goes on meanwhile, and the
+    // entries after it are stored compressed.
+    let mut rounds = 0;
+    while db::compression_counts(&server.db_path()).0 == 0 {
+        rounds += 1;
+        assert!(rounds < 200, "no entry was ever stored compressed");
+        acks.extend(fill(&server.http(), &issuer, &format!("z{rounds}"), 1, 49));
+    }
+    let (compressed, dictionaries) = db::compression_counts(&server.db_path());
+    assert_eq!(dictionaries, 1);
+    assert!(compressed > 0 && compressed < acks.len() as u64 - 1000);
+    let victim = acks.last().unwrap().index;
+    let stored = db::leaf(&server.db_path(), victim);
+    assert!(
+        !stored.starts_with(b"{") && stored.len() * 2 < 579,
+        "entry {victim} is stored compressed: {} bytes",
+        stored.len()
+    );
+    check_entries(&server.http(), &admin, &key, &acks);
+    let verify = |server: &TestServer, n: u64| {
+        server.verify(
+            &key,
+            &["--entry", &n.to_string(), "--token", admin.as_str()],
+        )
+    };
+    verify(&server, victim).assert_verified();
+
+    // After a restart the dictionary comes from the database, and new leaves use it.
+    server.restart();
+    acks.extend(fill(&server.http(), &issuer, "after", 1, 10));
+    check_entries(&server.http(), &admin, &key, &acks);
+    let (after, dictionaries) = db::compression_counts(&server.db_path());
+    assert_eq!((after, dictionaries), (compressed + 11, 1));
+
+    // A damaged compressed leaf is an error (the server refuses to serve it), never other
+    // bytes served as the entry.
+    let mut damaged = stored.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x55;
+    assert_eq!(db::set_leaf(&server.db_path(), victim, &damaged), 1);
+    let caught = verify(&server, victim);
+    assert_eq!(
+        caught.code, 2,
+        "a damaged leaf must not verify: {caught:#?}"
+    );
+    assert!(caught.stderr.contains("answered 500"), "{caught:#?}");
+    assert_eq!(db::set_leaf(&server.db_path(), victim, &stored), 1);
+    verify(&server, victim).assert_verified();
+}
+
+#[test]
 fn concurrent_reports_of_the_same_tokens_get_one_index_each() {
     const TOKENS: usize = 240;
     const CLIENTS: usize = 4;

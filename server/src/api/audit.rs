@@ -63,7 +63,7 @@ pub async fn resolutions(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
     }
-    let rows = lookup::resolutions(&state.pool, &vo, q.before, limit).await?;
+    let rows = lookup::resolutions(&state.pool, &state.leaves, &vo, q.before, limit).await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.0))
         .flatten();

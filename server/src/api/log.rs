@@ -218,7 +218,8 @@ pub async fn entries(
             q.start
         )));
     }
-    let rows = log_store::read_entries(&state.pool, q.start, q.end.min(size)).await?;
+    let rows =
+        log_store::read_entries(&state.pool, &state.leaves, q.start, q.end.min(size)).await?;
     let entries = rows
         .into_iter()
         .map(|(index, leaf)| served(index, &leaf))

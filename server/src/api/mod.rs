@@ -30,6 +30,7 @@ use utoipa_axum::routes;
 use crate::blocklists::Blocklists;
 use crate::config::Config;
 use crate::issuers::Issuers;
+use crate::leaf_codec::LeafDecoders;
 use crate::metrics::Metrics;
 use crate::sequencer::Sequencer;
 use error::ApiError;
@@ -38,6 +39,8 @@ use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: SqlitePool,
+    /// Decoders of the stored (compressed) leaves.
+    pub leaves: Arc<LeafDecoders>,
     pub sequencer: Sequencer,
     pub verifier: NoteVerifier,
     /// The log key, for receipts.

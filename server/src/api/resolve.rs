@@ -77,14 +77,14 @@ pub async fn token(
     ApiQuery(q): ApiQuery<ResolveQuery>,
 ) -> Result<Json<TokenResolution>, ApiError> {
     let reason = authorize(&principal, &vo, q.reason.as_deref())?;
-    let mut found: Vec<(u64, Issuance)> = Vec::new();
-    for (index, leaf) in lookup::issuances_by_jti(&state.pool, &jti).await? {
+    let mut found: Vec<(u64, Issuance, Vec<u8>)> = Vec::new();
+    for (index, leaf) in lookup::issuances_by_jti(&state.pool, &state.leaves, &jti).await? {
         let issuance = lookup::decode_issuance(index, &leaf)?;
         if issuance.vo == vo && q.iss.as_deref().is_none_or(|iss| iss == issuance.iss) {
-            found.push((index, issuance));
+            found.push((index, issuance, leaf));
         }
     }
-    let (index, issuance) = match found.len() {
+    let (index, issuance, leaf) = match found.len() {
         1 => found.pop().expect("one"),
         0 => {
             log_resolution(&state, &principal, &vo, "resolve_jti", &jti, reason, 0).await?;
@@ -94,7 +94,7 @@ pub async fn token(
         }
         _ => {
             log_resolution(&state, &principal, &vo, "resolve_jti", &jti, reason, 0).await?;
-            let issuers: Vec<&str> = found.iter().map(|(_, i)| i.iss.as_str()).collect();
+            let issuers: Vec<&str> = found.iter().map(|(_, i, _)| i.iss.as_str()).collect();
             return Err(ApiError::Conflict(format!(
                 "several issuers logged this jti in VO `{vo}`: pass iss= one of {issuers:?}"
             )));
@@ -107,7 +107,11 @@ pub async fn token(
         None => None,
     };
     let revealed = chain.links.len() as u64;
-    let resolution_index = log_resolution(
+    let head = state.sequencer.head();
+    let proof = async {
+        Ok::<_, ApiError>(log_store::read_inclusion_proof(&state.pool, index, head.size).await?)
+    };
+    let logged = log_resolution(
         &state,
         &principal,
         &vo,
@@ -115,14 +119,8 @@ pub async fn token(
         &jti,
         reason,
         revealed,
-    )
-    .await?;
-    let head = state.sequencer.head();
-    let inclusion_proof = log_store::read_inclusion_proof(&state.pool, index, head.size).await?;
-    let leaf = lookup::issuance(&state.pool, &issuance.iss, &issuance.jti)
-        .await?
-        .ok_or_else(|| ApiError::Internal("issuance vanished".into()))?
-        .1;
+    );
+    let (resolution_index, inclusion_proof) = tokio::try_join!(logged, proof)?;
     Ok(Json(TokenResolution {
         resolution_index,
         person,
@@ -311,7 +309,16 @@ pub async fn timeline(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
     }
-    let rows = lookup::timeline(&state.pool, &vo, &person, &identities, q.before, limit).await?;
+    let rows = lookup::timeline(
+        &state.pool,
+        &state.leaves,
+        &vo,
+        &person,
+        &identities,
+        q.before,
+        limit,
+    )
+    .await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.1))
         .flatten();
@@ -384,7 +391,7 @@ async fn list(
         before: q.before,
         limit,
     };
-    let rows = lookup::issuances(&state.pool, &filter).await?;
+    let rows = lookup::issuances(&state.pool, &state.leaves, &filter).await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.0))
         .flatten();
@@ -452,12 +459,23 @@ async fn walk_chain(
     let mut walk = ChainWalk::new(link(index, issuance));
     while let Some(lookup) = walk.next_lookup() {
         let row = match &lookup {
-            ChainLookup::ByJti { iss, jti } => lookup::issuance(&state.pool, iss, jti).await?,
+            ChainLookup::ByJti { iss, jti } => {
+                lookup::issuance(&state.pool, &state.leaves, iss, jti).await?
+            }
             ChainLookup::FirstWithRefresh {
                 iss,
                 refresh_jti,
                 before_index,
-            } => lookup::first_with_refresh(&state.pool, iss, refresh_jti, *before_index).await?,
+            } => {
+                lookup::first_with_refresh(
+                    &state.pool,
+                    &state.leaves,
+                    iss,
+                    refresh_jti,
+                    *before_index,
+                )
+                .await?
+            }
         };
         let found = match row {
             Some((index, leaf)) => {

@@ -201,7 +201,7 @@ pub async fn site_issuance(
     iss: Option<&str>,
 ) -> Result<(u64, Issuance), ApiError> {
     let mut found = Vec::new();
-    for (index, leaf) in lookup::issuances_by_jti(&state.pool, jti).await? {
+    for (index, leaf) in lookup::issuances_by_jti(&state.pool, &state.leaves, jti).await? {
         let issuance = lookup::decode_issuance(index, &leaf)?;
         if vos.contains(&issuance.vo) && iss.is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance));

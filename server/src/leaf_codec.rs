@@ -1,0 +1,407 @@
+//! How leaves are stored: zstd frames made with a dictionary trained on the log's own first
+//! leaves (a leaf's hash is always over its canonical bytes; only the stored row is smaller).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use sqlx::SqliteConnection;
+use tokio::sync::oneshot;
+use zstd::bulk::{Compressor, Decompressor};
+
+use crate::log_store::StoreError;
+
+/// zstd level of stored leaves: with a dictionary, higher levels save a few bytes at many
+/// times the CPU.
+const LEVEL: i32 = 3;
+/// Size of a trained dictionary.
+const DICTIONARY_BYTES: usize = 32 * 1024;
+/// A stored frame claiming more than this is corrupt (leaves come from bodies of 256 KiB).
+const MAX_LEAF_BYTES: u64 = 1 << 20;
+
+/// A leaf as stored: its canonical bytes (`dictionary` None), or a zstd frame of them made
+/// with dictionary `dictionary`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredLeaf {
+    pub dictionary: Option<i64>,
+    pub bytes: Vec<u8>,
+}
+
+/// A dictionary the writer uses from now on: it must be written in the transaction of the
+/// first leaves compressed with it.
+#[derive(Clone, Debug)]
+pub struct NewDictionary {
+    pub id: i64,
+    pub bytes: Vec<u8>,
+}
+
+/// Decompressors for every dictionary of one database, shared by all readers.
+#[derive(Default)]
+pub struct LeafDecoders {
+    by_id: RwLock<HashMap<i64, Arc<Mutex<Decompressor<'static>>>>>,
+}
+
+impl LeafDecoders {
+    /// The decoders of every dictionary stored in the database.
+    pub async fn load(pool: &sqlx::SqlitePool) -> Result<LeafDecoders, StoreError> {
+        let decoders = LeafDecoders::default();
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries")
+                .fetch_all(pool)
+                .await?;
+        for (id, bytes) in rows {
+            decoders.install(id, &bytes)?;
+        }
+        Ok(decoders)
+    }
+
+    fn install(&self, id: i64, dictionary: &[u8]) -> Result<(), StoreError> {
+        let decompressor = Decompressor::with_dictionary(dictionary)
+            .map_err(|e| StoreError::Corrupt(format!("leaf dictionary {id}: {e}")))?;
+        self.by_id
+            .write()
+            .expect("leaf decoders lock")
+            .insert(id, Arc::new(Mutex::new(decompressor)));
+        Ok(())
+    }
+
+    /// The canonical bytes of a stored leaf.
+    pub fn decode(&self, dictionary: Option<i64>, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let Some(id) = dictionary else {
+            return Ok(bytes);
+        };
+        let decompressor = self
+            .by_id
+            .read()
+            .expect("leaf decoders lock")
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("leaf dictionary {id} is missing")))?;
+        let corrupt = |e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("leaf stored with dictionary {id}: {e}"))
+        };
+        let size = match zstd::zstd_safe::get_frame_content_size(&bytes) {
+            Ok(Some(size)) if size <= MAX_LEAF_BYTES => size as usize,
+            Ok(_) => return Err(corrupt(&"no or too large content size")),
+            Err(e) => return Err(corrupt(&e)),
+        };
+        let leaf = decompressor
+            .lock()
+            .expect("leaf decompressor lock")
+            .decompress(&bytes, size)
+            .map_err(|e| corrupt(&e))?;
+        if leaf.len() != size {
+            return Err(corrupt(&"content size mismatch"));
+        }
+        Ok(leaf)
+    }
+}
+
+/// The log writer's side: compresses new leaves once a dictionary exists; until then keeps
+/// raw leaves as samples and trains one, off the writer's thread, when it has enough.
+pub struct LeafEncoder {
+    decoders: Arc<LeafDecoders>,
+    current: Option<(i64, Compressor<'static>)>,
+    /// The dictionary in use that is not known to be committed yet.
+    pending: Option<NewDictionary>,
+    samples: Vec<Vec<u8>>,
+    train_after: usize,
+    training: Option<oneshot::Receiver<std::io::Result<Vec<u8>>>>,
+    next_id: i64,
+}
+
+impl LeafEncoder {
+    /// The encoder for the database behind `conn`: the newest dictionary if there is one;
+    /// otherwise, with `train_after` > 0, samples from the newest raw leaves (a dictionary is
+    /// trained once `train_after` are gathered). `train_after` 0 stores leaves raw.
+    pub async fn load(
+        conn: &mut SqliteConnection,
+        decoders: Arc<LeafDecoders>,
+        train_after: usize,
+    ) -> Result<LeafEncoder, StoreError> {
+        let newest: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+        let mut encoder = LeafEncoder {
+            decoders,
+            current: None,
+            pending: None,
+            samples: Vec::new(),
+            train_after,
+            training: None,
+            next_id: 1,
+        };
+        match newest {
+            Some((id, bytes)) => {
+                encoder.current = Some((id, compressor(id, &bytes)?));
+                encoder.next_id = id + 1;
+            }
+            None if train_after > 0 => {
+                let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+                    "SELECT leaf FROM entries WHERE dictionary IS NULL ORDER BY idx DESC LIMIT ?",
+                )
+                .bind(train_after as i64)
+                .fetch_all(&mut *conn)
+                .await?;
+                for (leaf,) in rows {
+                    encoder.sample(leaf);
+                }
+            }
+            None => {}
+        }
+        Ok(encoder)
+    }
+
+    /// How many more raw leaves are stored before a dictionary is trained (0 once one is
+    /// trained or training).
+    pub fn samples_wanted(&self) -> usize {
+        if self.current.is_some() || self.training.is_some() {
+            0
+        } else {
+            self.train_after.saturating_sub(self.samples.len())
+        }
+    }
+
+    /// The dictionary the caller's transaction must write, if the leaves it encodes use one
+    /// that is not committed yet. Adopts a dictionary whose training has finished.
+    pub fn pending_dictionary(&mut self) -> Result<Option<NewDictionary>, StoreError> {
+        let finished = match &mut self.training {
+            Some(training) => match training.try_recv() {
+                Ok(result) => Some(result),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    Some(Err(std::io::Error::other("the training thread stopped")))
+                }
+            },
+            None => None,
+        };
+        if let Some(result) = finished {
+            self.adopt(result)?;
+        }
+        Ok(self.pending.clone())
+    }
+
+    /// Waits for a dictionary being trained, then behaves as [`Self::pending_dictionary`].
+    pub async fn wait_for_training(&mut self) -> Result<Option<NewDictionary>, StoreError> {
+        if let Some(training) = self.training.take() {
+            let result = training
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("the training thread stopped")));
+            self.adopt(result)?;
+        }
+        Ok(self.pending.clone())
+    }
+
+    fn adopt(&mut self, trained: std::io::Result<Vec<u8>>) -> Result<(), StoreError> {
+        self.training = None;
+        match trained {
+            Ok(bytes) => {
+                let id = self.next_id;
+                self.decoders.install(id, &bytes)?;
+                self.current = Some((id, compressor(id, &bytes)?));
+                self.pending = Some(NewDictionary { id, bytes });
+                self.next_id += 1;
+                self.samples = Vec::new();
+                tracing::info!(
+                    dictionary = id,
+                    "leaf dictionary trained; new leaves are stored compressed"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "training a leaf dictionary failed; leaves stay uncompressed");
+                self.samples = Vec::new();
+                self.train_after = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// The transaction that wrote the pending dictionary committed.
+    pub fn committed(&mut self) {
+        self.pending = None;
+    }
+
+    /// The stored form of a new leaf.
+    pub fn encode(&mut self, leaf: &[u8]) -> Result<StoredLeaf, StoreError> {
+        match &mut self.current {
+            Some((id, compressor)) => Ok(StoredLeaf {
+                dictionary: Some(*id),
+                bytes: compressor.compress(leaf).map_err(|e| {
+                    StoreError::Corrupt(format!("compressing a leaf with dictionary {id}: {e}"))
+                })?,
+            }),
+            None => {
+                self.sample(leaf.to_vec());
+                Ok(StoredLeaf {
+                    dictionary: None,
+                    bytes: leaf.to_vec(),
+                })
+            }
+        }
+    }
+
+    fn sample(&mut self, leaf: Vec<u8>) {
+        if self.samples_wanted() == 0 {
+            return;
+        }
+        self.samples.push(leaf);
+        if self.samples_wanted() == 0 {
+            let samples = std::mem::take(&mut self.samples);
+            let (done, training) = oneshot::channel();
+            std::thread::spawn(move || {
+                let _ = done.send(zstd::dict::from_samples(&samples, DICTIONARY_BYTES));
+            });
+            self.training = Some(training);
+        }
+    }
+}
+
+/// A compressor of stored leaves with dictionary `id`: a checksum, so that a damaged row is
+/// an error rather than other bytes, and no dictionary id in the frame (the row names it).
+fn compressor(id: i64, dictionary: &[u8]) -> Result<Compressor<'static>, StoreError> {
+    let setup = || -> std::io::Result<Compressor<'static>> {
+        let mut compressor = Compressor::with_dictionary(LEVEL, dictionary)?;
+        compressor.include_checksum(true)?;
+        compressor.include_dictid(false)?;
+        compressor.include_contentsize(true)?;
+        Ok(compressor)
+    };
+    setup().map_err(|e| StoreError::Corrupt(format!("leaf dictionary {id}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leaves shaped like issuance entries, different enough to need a real dictionary.
+    fn leaves(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"iss":"https://iam.example.org/","jti":"{:032x}","logged_at":{},"scopes":["compute.read","storage.read:/"],"sub":"user-{}","type":"issuance","v":1,"vo":"atlas"}}"#,
+                    (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834),
+                    1_700_000_000_000_000u64 + i as u64 * 977,
+                    i % 37
+                )
+                .into_bytes()
+            })
+            .collect()
+    }
+
+    async fn database() -> (tempfile::TempDir, sqlx::SqlitePool, SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let pool = crate::db::open(&path).await.unwrap();
+        let writer = crate::db::open_writer(&path).await.unwrap();
+        (dir, pool, writer)
+    }
+
+    #[tokio::test]
+    async fn leaves_are_raw_until_a_dictionary_is_trained_then_compressed_and_decoded() {
+        let (_dir, pool, mut conn) = database().await;
+        let decoders = Arc::new(LeafDecoders::default());
+        let mut encoder = LeafEncoder::load(&mut conn, decoders.clone(), 1000)
+            .await
+            .unwrap();
+        let all = leaves(1500);
+        let mut stored = Vec::new();
+        for leaf in &all[..1000] {
+            assert_eq!(encoder.samples_wanted(), 1000 - stored.len());
+            let s = encoder.encode(leaf).unwrap();
+            assert_eq!(s.dictionary, None);
+            assert_eq!(&s.bytes, leaf);
+            stored.push(s);
+        }
+        assert_eq!(encoder.samples_wanted(), 0, "training has started");
+        let dictionary = encoder.wait_for_training().await.unwrap().expect("trained");
+        assert_eq!(dictionary.id, 1);
+        assert_eq!(
+            encoder.pending_dictionary().unwrap().map(|d| d.id),
+            Some(1),
+            "pending until its transaction commits"
+        );
+        for leaf in &all[1000..] {
+            let s = encoder.encode(leaf).unwrap();
+            assert_eq!(s.dictionary, Some(1));
+            assert!(s.bytes.len() * 2 < leaf.len(), "{} bytes", s.bytes.len());
+            stored.push(s);
+        }
+        encoder.committed();
+        assert!(encoder.pending_dictionary().unwrap().is_none());
+        for (leaf, s) in all.iter().zip(&stored) {
+            assert_eq!(
+                &decoders.decode(s.dictionary, s.bytes.clone()).unwrap(),
+                leaf
+            );
+        }
+
+        // Another process finds the dictionary in the database.
+        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+        crate::log_store::insert_dictionary(&mut tx, &dictionary, 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let reloaded = LeafDecoders::load(&pool).await.unwrap();
+        let last = stored.last().unwrap();
+        assert_eq!(
+            &reloaded
+                .decode(last.dictionary, last.bytes.clone())
+                .unwrap(),
+            all.last().unwrap()
+        );
+        let mut again = LeafEncoder::load(&mut conn, Arc::new(reloaded), 1000)
+            .await
+            .unwrap();
+        assert_eq!(again.samples_wanted(), 0);
+        assert_eq!(again.encode(&all[0]).unwrap().dictionary, Some(1));
+    }
+
+    #[tokio::test]
+    async fn an_encoder_resumes_sampling_from_the_raw_leaves_in_the_database() {
+        let (_dir, _pool, mut conn) = database().await;
+        for (i, leaf) in leaves(600).iter().enumerate() {
+            sqlx::query("INSERT INTO entries (idx, leaf) VALUES (?, ?)")
+                .bind(i as i64)
+                .bind(leaf)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let decoders = Arc::new(LeafDecoders::default());
+        let encoder = LeafEncoder::load(&mut conn, decoders.clone(), 1000)
+            .await
+            .unwrap();
+        assert_eq!(encoder.samples_wanted(), 400);
+        let mut encoder = LeafEncoder::load(&mut conn, decoders, 500).await.unwrap();
+        assert_eq!(encoder.samples_wanted(), 0, "enough raw leaves: training");
+        assert!(encoder.wait_for_training().await.unwrap().is_some());
+        let mut never = LeafEncoder::load(&mut conn, Arc::new(LeafDecoders::default()), 0)
+            .await
+            .unwrap();
+        assert_eq!(never.encode(b"{}").unwrap().dictionary, None);
+    }
+
+    #[test]
+    fn a_missing_dictionary_or_a_damaged_frame_is_an_error_not_a_leaf() {
+        let decoders = LeafDecoders::default();
+        assert!(matches!(
+            decoders.decode(Some(7), b"whatever".to_vec()),
+            Err(StoreError::Corrupt(e)) if e.contains("dictionary 7 is missing")
+        ));
+        let dictionary = zstd::dict::from_samples(&leaves(1000), DICTIONARY_BYTES).unwrap();
+        decoders.install(1, &dictionary).unwrap();
+        let mut frame = compressor(1, &dictionary)
+            .unwrap()
+            .compress(&leaves(1)[0])
+            .unwrap();
+        assert_eq!(
+            decoders.decode(Some(1), frame.clone()).unwrap(),
+            leaves(1)[0]
+        );
+        let last = frame.len() - 1;
+        frame[last] ^= 0xff;
+        frame.truncate(last - 3);
+        assert!(decoders.decode(Some(1), frame).is_err());
+        assert!(decoders.decode(Some(1), b"not zstd".to_vec()).is_err());
+    }
+}
