@@ -5,11 +5,12 @@
 //! Per issuance, in one transaction per batch, through the server's own `log_store`
 //! functions: the entry (its canonical bytes, built by `Issuance::from_claims` and
 //! `LogEntry::canonical_bytes` exactly as `api::issuances::prepare` builds them), its stored
-//! hashes (from the same `Frontier`), its `issuances` lookup row, and a person for every
-//! identity not seen before (`INSERT OR IGNORE`, a random `pe-` id, `created_at` the first
-//! entry's `logged_at`). What it skips: the duplicate lookup (workload `jti`s are unique), and
-//! the checkpoint rows the sequencer writes once a second (the server writes one when it
-//! starts on the loaded log; a few hundred bytes a second of ingest, see BENCHMARKS.md).
+//! hashes (from the same `Frontier`), a person for every identity not seen before (`INSERT OR
+//! IGNORE`, a random `pe-` id, `created_at` the first entry's `logged_at`), and its
+//! `issuances` lookup row pointing at its issuer, identity and client. What it skips: the
+//! duplicate lookup (workload `jti`s are unique), and the checkpoint rows the sequencer
+//! writes once a second (the server writes one when it starts on the loaded log; a few
+//! hundred bytes a second of ingest, see BENCHMARKS.md).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -141,8 +142,8 @@ impl BulkWriter {
             .collect();
         let identities = identity_rows(rows)?;
         let mut tx = self.conn.begin().await?;
-        log_store::insert_batch(&mut tx, &entries, &hashes, &issuances).await?;
         log_store::insert_identities(&mut tx, &identities).await?;
+        log_store::insert_batch(&mut tx, &entries, &hashes, &issuances).await?;
         tx.commit().await?;
         self.frontier = frontier;
         Ok(())

@@ -11,6 +11,7 @@ pub mod issuers;
 pub mod keys;
 pub mod log_store;
 pub mod lookup;
+mod lookup_ids;
 pub mod metrics;
 pub mod sequencer;
 pub mod sites;

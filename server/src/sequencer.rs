@@ -290,6 +290,12 @@ impl Writer {
         let head = sign_head(&self.signer, &self.origin, &plan.frontier)?;
         let persist = self.persisted_at.elapsed() >= CHECKPOINT_PERSIST_INTERVAL;
         let mut tx = self.conn.begin().await.map_err(StoreError::from)?;
+        log_store::insert_resolutions(&mut tx, &plan.resolution_rows()).await?;
+        for (index, change) in plan.state_changes() {
+            log_store::apply_state_change(&mut tx, index, change).await?;
+        }
+        // Issuance rows point at their identities: those are written first.
+        log_store::insert_identities(&mut tx, &identities).await?;
         log_store::insert_batch(
             &mut tx,
             &plan.entry_rows(),
@@ -297,11 +303,6 @@ impl Writer {
             &plan.issuance_rows(),
         )
         .await?;
-        log_store::insert_resolutions(&mut tx, &plan.resolution_rows()).await?;
-        for (index, change) in plan.state_changes() {
-            log_store::apply_state_change(&mut tx, index, change).await?;
-        }
-        log_store::insert_identities(&mut tx, &identities).await?;
         if persist {
             log_store::insert_checkpoint(&mut *tx, head.size, &head.note, now_micros()).await?;
         }
