@@ -7,11 +7,12 @@
 //! `LogEntry::canonical_bytes` exactly as `api::issuances::prepare` builds them, stored by the
 //! sequencer's `LeafEncoder`: raw until the default `compress_after` leaves are logged, then
 //! compressed with the dictionary trained on them, written with the first), its stored
-//! hashes (from the same `Frontier`), its `issuances` lookup row, and a person for every
-//! identity not seen before (`INSERT OR IGNORE`, a random `pe-` id, `created_at` the first
-//! entry's `logged_at`). What it skips: the duplicate lookup (workload `jti`s are unique), and
-//! the checkpoint rows the sequencer writes once a second (the server writes one when it
-//! starts on the loaded log; a few hundred bytes a second of ingest, see BENCHMARKS.md).
+//! hashes (from the same `Frontier`), a person for every identity not seen before (`INSERT OR
+//! IGNORE`, a random `pe-` id, `created_at` the first entry's `logged_at`), and its
+//! `issuances` lookup row pointing at its issuer, identity and client. What it skips: the
+//! duplicate lookup (workload `jti`s are unique), and the checkpoint rows the sequencer
+//! writes once a second (the server writes one when it starts on the loaded log; a few
+//! hundred bytes a second of ingest, see BENCHMARKS.md).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -177,8 +178,8 @@ impl BulkWriter {
         if let Some(dictionary) = &dictionary {
             log_store::insert_dictionary(&mut tx, dictionary, now_micros()).await?;
         }
-        log_store::insert_batch(&mut tx, &entries, &hashes, &issuances).await?;
         log_store::insert_identities(&mut tx, &identities).await?;
+        log_store::insert_batch(&mut tx, &entries, &hashes, &issuances).await?;
         tx.commit().await?;
         self.leaves.committed();
         self.frontier = frontier;

@@ -144,8 +144,11 @@ async fn dump(path: &std::path::Path) -> HashMap<&'static str, Dump> {
         ("hashes", "SELECT idx, hex(hash) FROM hashes ORDER BY idx"),
         (
             "issuances",
-            "SELECT idx, jti, iss, sub, vo, ifnull(client_id, '-'), ifnull(refresh_jti, '-') \
-             FROM issuances ORDER BY idx",
+            "SELECT i.idx, i.jti, r.iss, d.iss, d.sub, d.vo, ifnull(c.vo, '-'), \
+             ifnull(c.client_id, '-'), ifnull(i.refresh_jti, '-') \
+             FROM issuances i JOIN issuers r ON r.id = i.issuer \
+             JOIN identities d ON d.id = i.identity LEFT JOIN clients c ON c.id = i.client \
+             ORDER BY i.idx",
         ),
         // Person ids are random: compare which identities share a person instead.
         (

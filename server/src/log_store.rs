@@ -7,10 +7,11 @@ use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::wire::InclusionProof;
 
 use crate::leaf_codec::{LeafDecoders, NewDictionary, StoredLeaf};
+use crate::lookup_ids;
 use crate::sequencer::IssuanceKey;
 
 /// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
-const CHUNK: usize = 250;
+pub(crate) const CHUNK: usize = 250;
 
 /// Errors reading or writing the log tables.
 #[derive(Debug, thiserror::Error)]
@@ -154,8 +155,9 @@ pub async fn find_issuances(
 ) -> Result<HashMap<(String, String), u64>, StoreError> {
     let mut found = HashMap::new();
     for chunk in keys.chunks(CHUNK) {
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT jti, iss, idx FROM issuances WHERE jti IN (");
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT i.jti, r.iss, i.idx FROM issuances i JOIN issuers r ON r.id = i.issuer WHERE i.jti IN (",
+        );
         let mut list = query.separated(",");
         for (jti, _) in chunk {
             list.push_bind(*jti);
@@ -170,7 +172,8 @@ pub async fn find_issuances(
     Ok(found)
 }
 
-/// Writes entries, their stored hashes and issuance keys with multi-row INSERTs.
+/// Writes entries, their stored hashes and issuance keys with multi-row INSERTs. The
+/// identities of the issuances must already be written ([`insert_identities`]).
 pub async fn insert_batch(
     tx: &mut sqlx::SqliteConnection,
     entries: &[EntryRow<'_>],
@@ -193,17 +196,17 @@ pub async fn insert_batch(
         });
         query.build().execute(&mut *tx).await?;
     }
-    for chunk in issuances.chunks(CHUNK) {
+    let ids = lookup_ids::of_issuances(tx, issuances).await?;
+    for (chunk, ids) in issuances.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
         let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO issuances (idx, jti, iss, sub, vo, client_id, refresh_jti) ",
+            "INSERT INTO issuances (idx, jti, issuer, identity, client, refresh_jti) ",
         );
-        query.push_values(chunk, |mut row, i| {
+        query.push_values(chunk.iter().zip(ids), |mut row, (i, id)| {
             row.push_bind(i.index as i64)
                 .push_bind(&i.key.jti)
-                .push_bind(&i.key.iss)
-                .push_bind(&i.key.sub)
-                .push_bind(&i.key.vo)
-                .push_bind(&i.key.client_id)
+                .push_bind(id.issuer)
+                .push_bind(id.identity)
+                .push_bind(id.client)
                 .push_bind(&i.key.refresh_jti);
         });
         query.build().execute(&mut *tx).await?;

@@ -50,7 +50,8 @@ pub async fn issuance(
     jti: &str,
 ) -> Result<Option<StoredEntry>, StoreError> {
     let row: Option<EntryData> = sqlx::query_as(
-        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.jti = ? AND i.iss = ?",
+        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN issuers r ON r.id = i.issuer JOIN entries e ON e.idx = i.idx
+         WHERE i.jti = ? AND r.iss = ?",
     )
     .bind(jti)
     .bind(iss)
@@ -68,8 +69,8 @@ pub async fn first_with_refresh(
     before: u64,
 ) -> Result<Option<StoredEntry>, StoreError> {
     let row: Option<EntryData> = sqlx::query_as(
-        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN entries e ON e.idx = i.idx
-         WHERE i.iss = ? AND i.refresh_jti = ? AND i.idx < ? ORDER BY i.idx LIMIT 1",
+        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN issuers r ON r.id = i.issuer JOIN entries e ON e.idx = i.idx
+         WHERE r.iss = ? AND i.refresh_jti = ? AND i.idx < ? ORDER BY i.idx LIMIT 1",
     )
     .bind(iss)
     .bind(refresh_jti)
@@ -157,28 +158,23 @@ async fn issuance_candidates(
     limit: u32,
 ) -> Result<Vec<EntryData>, StoreError> {
     let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.vo = ",
+        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN identities d ON d.id = i.identity
+         JOIN entries e ON e.idx = i.idx WHERE d.vo = ",
     );
     q.push_bind(filter.vo);
     if let Some(identities) = filter.identities {
         if identities.is_empty() {
             return Ok(Vec::new());
         }
-        q.push(" AND (");
-        for (n, (iss, sub)) in identities.iter().enumerate() {
-            if n > 0 {
-                q.push(" OR ");
-            }
-            q.push("(i.iss = ")
-                .push_bind(iss)
-                .push(" AND i.sub = ")
-                .push_bind(sub)
-                .push(")");
-        }
-        q.push(")");
+        q.push(" AND ");
+        push_identity_filter(&mut q, filter.vo, identities);
     }
     if let Some(client_id) = filter.client_id {
-        q.push(" AND i.client_id = ").push_bind(client_id);
+        q.push(" AND i.client = (SELECT id FROM clients WHERE vo = ")
+            .push_bind(filter.vo)
+            .push(" AND client_id = ")
+            .push_bind(client_id)
+            .push(")");
     }
     if let Some(before) = before {
         q.push(" AND i.idx < ").push_bind(before as i64);
@@ -272,28 +268,14 @@ pub async fn timeline(
     if identities.is_empty() {
         return Ok(Vec::new());
     }
-    let identity_filter = |q: &mut QueryBuilder<Sqlite>| {
-        q.push(" AND (");
-        for (n, (iss, sub)) in identities.iter().enumerate() {
-            if n > 0 {
-                q.push(" OR ");
-            }
-            q.push("(i.iss = ")
-                .push_bind(iss.clone())
-                .push(" AND i.sub = ")
-                .push_bind(sub.clone())
-                .push(")");
-        }
-        q.push(")");
-    };
     let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT t.kind, t.idx, e.leaf, e.dictionary FROM (SELECT 'issuance' AS kind, i.idx AS idx FROM issuances i WHERE i.vo = ",
+        "SELECT t.kind, t.idx, e.leaf, e.dictionary FROM (SELECT 'issuance' AS kind, i.idx AS idx FROM issuances i WHERE ",
     );
-    q.push_bind(vo.to_string());
-    identity_filter(&mut q);
-    q.push(" UNION ALL SELECT 'sighting', s.idx FROM sightings s JOIN issuances i ON i.jti = s.jti AND i.iss = s.iss WHERE s.vo = ");
-    q.push_bind(vo.to_string());
-    identity_filter(&mut q);
+    push_identity_filter(&mut q, vo, identities);
+    q.push(" UNION ALL SELECT 'sighting', s.idx FROM sightings s JOIN issuers r ON r.iss = s.iss");
+    q.push(" JOIN issuances i ON i.jti = s.jti AND i.issuer = r.id WHERE s.vo = ");
+    q.push_bind(vo.to_string()).push(" AND ");
+    push_identity_filter(&mut q, vo, identities);
     q.push(" UNION ALL SELECT 'suspension', idx FROM suspensions WHERE person_id = ")
         .push_bind(person.to_string())
         .push(" AND vo = ")
@@ -312,6 +294,18 @@ pub async fn timeline(
             Ok((kind, idx as u64, leaves.decode(dictionary, bytes)?))
         })
         .collect()
+}
+
+/// The condition that issuance `i` is of one of `identities` `(iss, sub)` of `vo` (not
+/// empty), resolved to identity ids.
+fn push_identity_filter(q: &mut QueryBuilder<Sqlite>, vo: &str, identities: &[(String, String)]) {
+    q.push("i.identity IN (SELECT d.id FROM (");
+    q.push_values(identities, |mut row, (iss, sub)| {
+        row.push_bind(iss).push_bind(sub);
+    });
+    q.push(") k JOIN identities d ON d.iss = k.column1 AND d.sub = k.column2 AND d.vo = ")
+        .push_bind(vo)
+        .push(")");
 }
 
 #[cfg(test)]

@@ -315,6 +315,12 @@ impl Writer {
         if let Some(dictionary) = &dictionary {
             log_store::insert_dictionary(&mut tx, dictionary, now_micros()).await?;
         }
+        log_store::insert_resolutions(&mut tx, &plan.resolution_rows()).await?;
+        for (index, change) in plan.state_changes() {
+            log_store::apply_state_change(&mut tx, index, change).await?;
+        }
+        // Issuance rows point at their identities: those are written first.
+        log_store::insert_identities(&mut tx, &identities).await?;
         log_store::insert_batch(
             &mut tx,
             &plan.entry_rows(&stored),
@@ -322,11 +328,6 @@ impl Writer {
             &plan.issuance_rows(),
         )
         .await?;
-        log_store::insert_resolutions(&mut tx, &plan.resolution_rows()).await?;
-        for (index, change) in plan.state_changes() {
-            log_store::apply_state_change(&mut tx, index, change).await?;
-        }
-        log_store::insert_identities(&mut tx, &identities).await?;
         if persist {
             log_store::insert_checkpoint(&mut *tx, head.size, &head.note, now_micros()).await?;
         }
