@@ -43,7 +43,7 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
 impl Ledger {
     /// Starts a server on `work/data` (created if missing, reused if it holds a log), with a
     /// fresh issuer key set written to `work/jwks.json`; `max_wait_ms` overrides the
-    /// sequencer's `max_wait_ms` (default configuration: 2).
+    /// sequencer's `max_wait_ms` (default configuration: 0).
     pub fn start(work: &Path, max_wait_ms: Option<u64>) -> anyhow::Result<Ledger> {
         server_binary()?;
         std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;

@@ -57,7 +57,7 @@ struct IngestArgs {
     /// Offered rate of the latency run, reports per second.
     #[arg(long)]
     rate: Option<f64>,
-    /// Run the server with this sequencer `max_wait_ms` instead of the default (2).
+    /// Run the server with this sequencer `max_wait_ms` instead of the default (0).
     #[arg(long)]
     max_wait_ms: Option<u64>,
 }
@@ -73,7 +73,7 @@ struct PreloadArgs {
     /// Work in (and keep) this directory; a log already there is reused.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Run the server with this sequencer `max_wait_ms` instead of the default (2).
+    /// Run the server with this sequencer `max_wait_ms` instead of the default (0).
     #[arg(long)]
     max_wait_ms: Option<u64>,
 }
