@@ -156,6 +156,41 @@ pub fn stored_hash_count(size: u64) -> u64 {
     size + (size - u64::from(size.count_ones()))
 }
 
+/// The inverse of [`stored_hash_index`]: the `(level, n)` of the complete subtree whose
+/// hash is stored at `index`. Leaf `m` stores its hashes at `stored_hash_count(m)` onwards,
+/// one per level, so `index` belongs to the last leaf `m` with `stored_hash_count(m) <= index`.
+pub fn split_stored_hash_index(index: u64) -> (u32, u64) {
+    // stored_hash_count(m) = 2m - popcount(m) lies in [2m - 64, 2m]: m is at most 32 above
+    // index / 2, and stored_hash_count(index / 2) <= index.
+    let mut leaf = index / 2;
+    while stored_hash_count(leaf + 1) <= index {
+        leaf += 1;
+    }
+    let level = (index - stored_hash_count(leaf)) as u32;
+    (level, leaf >> level)
+}
+
+/// The level of the subtree whose hash is stored at `index` (0 for a leaf hash).
+pub fn stored_hash_level(index: u64) -> u32 {
+    split_stored_hash_index(index).0
+}
+
+/// How many stored hashes of level `level` or above a tree of `size` leaves has: the sum
+/// over `l >= level` of `size / 2^l`, which is the stored hash count of `size >> level`.
+pub fn stored_hash_count_from_level(size: u64, level: u32) -> u64 {
+    stored_hash_count(size.checked_shr(level).unwrap_or(0))
+}
+
+/// The stored indexes of every hash of level `level` or above in a tree of `size` leaves,
+/// in increasing order ([`stored_hash_count_from_level`] of them).
+pub fn stored_hash_indexes_from_level(size: u64, level: u32) -> Vec<u64> {
+    let mut indexes: Vec<u64> = (level..64)
+        .flat_map(|l| (0..size >> l).map(move |n| stored_hash_index(l, n)))
+        .collect();
+    indexes.sort_unstable();
+    indexes
+}
+
 /// A complete subtree: `2^level` leaves starting at leaf `n << level`.
 #[derive(Clone, Copy)]
 struct Subtree {
@@ -586,6 +621,72 @@ mod tests {
 
     fn stored_hash_count_by_appending(size: u64) -> u64 {
         (0..size).map(|m| 1 + u64::from(m.trailing_ones())).sum()
+    }
+
+    #[test]
+    fn split_stored_hash_index_inverts_stored_hash_index() {
+        for level in 0..12 {
+            for n in 0..300 {
+                let index = stored_hash_index(level, n);
+                assert_eq!(split_stored_hash_index(index), (level, n), "{index}");
+                assert_eq!(stored_hash_level(index), level);
+            }
+        }
+        for index in 0..5000 {
+            let (level, n) = split_stored_hash_index(index);
+            assert_eq!(stored_hash_index(level, n), index);
+        }
+        assert_eq!(split_stored_hash_index(0), (0, 0));
+        assert_eq!(split_stored_hash_index(14), (3, 0));
+        let last = stored_hash_count(MAX_TREE_SIZE) - 1;
+        assert_eq!(split_stored_hash_index(last), (62, 0));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn split_stored_hash_index_round_trips(level in 0u32..62, n in 0u64..(1 << 40)) {
+            let n = n >> level.saturating_sub(21);
+            let index = stored_hash_index(level, n);
+            proptest::prop_assert_eq!(split_stored_hash_index(index), (level, n));
+        }
+
+        #[test]
+        fn every_index_splits_into_a_subtree(index in 0u64..(1 << 62)) {
+            let (level, n) = split_stored_hash_index(index);
+            proptest::prop_assert_eq!(stored_hash_index(level, n), index);
+        }
+    }
+
+    /// The levels of every stored hash of a tree of `size` leaves, by appending.
+    fn stored_levels_by_appending(size: u64) -> Vec<(u64, u32)> {
+        let mut frontier = Frontier::new();
+        (0..size)
+            .flat_map(|m| {
+                let stored = frontier.append(leaf_hash(&m.to_be_bytes()));
+                stored.into_iter().zip(0..).map(|((i, _), l)| (i, l))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hashes_from_a_level_match_brute_force() {
+        for size in [0, 1, 2, 63, 64, 65, 127, 128, 1000, 4096, 5000] {
+            let stored = stored_levels_by_appending(size);
+            for level in [0, 1, 3, 6, 7, 12, 63] {
+                let expected: Vec<u64> = stored
+                    .iter()
+                    .filter(|(_, l)| *l >= level)
+                    .map(|(i, _)| *i)
+                    .collect();
+                let brute: u64 = (level..64).map(|l| size >> l).sum();
+                assert_eq!(expected.len() as u64, brute, "size {size} level {level}");
+                assert_eq!(stored_hash_count_from_level(size, level), brute);
+                assert_eq!(stored_hash_indexes_from_level(size, level), expected);
+            }
+            assert!(stored.iter().all(|(i, l)| stored_hash_level(*i) == *l));
+        }
+        assert_eq!(stored_hash_count_from_level(u64::MAX, 64), 0);
+        assert_eq!(stored_hash_count_from_level(10_000_000, 6), 312_492);
     }
 
     #[test]

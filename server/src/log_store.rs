@@ -1,8 +1,12 @@
 //! Reads and writes of the log tables. Only the sequencer calls the write functions.
+//!
+//! Stored hashes of level [`UPPER_LEVEL`] and above are written twice: to `hashes`, which
+//! holds every stored hash, and to `upper_hashes`, where those few rows sit together on
+//! pages that stay cached; proofs read them from there.
 
 use std::collections::HashMap;
 
-use sqlx::{Executor, QueryBuilder, Sqlite};
+use sqlx::{Connection, Executor, QueryBuilder, Sqlite};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::wire::InclusionProof;
 
@@ -12,6 +16,15 @@ use crate::sequencer::IssuanceKey;
 
 /// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
 pub(crate) const CHUNK: usize = 250;
+
+/// Stored hashes of this level and above (subtrees of 64 leaves or more, 1/32 of all stored
+/// hashes) are also kept in `upper_hashes` and read from there (migration 0005).
+pub const UPPER_LEVEL: u32 = 6;
+
+/// Whether the stored hash at `index` is one of those `upper_hashes` holds.
+fn is_upper(index: u64) -> bool {
+    merkle::stored_hash_level(index) >= UPPER_LEVEL
+}
 
 /// Errors reading or writing the log tables.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +87,42 @@ pub async fn stored_hash_rows<'e>(
     Ok(n as u64)
 }
 
-/// The stored hashes at `indexes`, in the same order.
+/// Number of rows of `upper_hashes`.
+pub async fn upper_hash_rows<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+) -> Result<u64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM upper_hashes")
+        .fetch_one(db)
+        .await?;
+    Ok(n as u64)
+}
+
+/// Copies into `upper_hashes` the stored hashes of level [`UPPER_LEVEL`] and above of a tree
+/// of `size` leaves that it lacks, from `hashes`, in one transaction. Returns how many rows
+/// were copied.
+pub async fn copy_upper_hashes(
+    conn: &mut sqlx::SqliteConnection,
+    size: u64,
+) -> Result<u64, StoreError> {
+    let mut tx = conn.begin().await?;
+    let mut copied = 0;
+    for chunk in merkle::stored_hash_indexes_from_level(size, UPPER_LEVEL).chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO upper_hashes (idx, hash) SELECT idx, hash FROM hashes WHERE idx IN (",
+        );
+        let mut list = query.separated(",");
+        for index in chunk {
+            list.push_bind(*index as i64);
+        }
+        query.push(")");
+        copied += query.build().execute(&mut *tx).await?.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(copied)
+}
+
+/// The stored hashes at `indexes`, in the same order: those of level [`UPPER_LEVEL`] and
+/// above from `upper_hashes`, the others from `hashes` (one statement, two IN lists).
 pub async fn read_hashes<'e>(
     db: impl Executor<'e, Database = Sqlite>,
     indexes: &[u64],
@@ -82,12 +130,21 @@ pub async fn read_hashes<'e>(
     if indexes.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query = QueryBuilder::<Sqlite>::new("SELECT idx, hash FROM hashes WHERE idx IN (");
-    let mut list = query.separated(",");
-    for index in indexes {
-        list.push_bind(*index as i64);
+    let (upper, lower): (Vec<u64>, Vec<u64>) = indexes.iter().partition(|i| is_upper(**i));
+    let mut query = QueryBuilder::<Sqlite>::new("");
+    let lists = [("upper_hashes", upper), ("hashes", lower)];
+    let lists = lists.iter().filter(|(_, list)| !list.is_empty());
+    for (position, (table, list)) in lists.enumerate() {
+        if position > 0 {
+            query.push(" UNION ALL ");
+        }
+        query.push(format_args!("SELECT idx, hash FROM {table} WHERE idx IN ("));
+        let mut separated = query.separated(",");
+        for index in list {
+            separated.push_bind(*index as i64);
+        }
+        query.push(")");
     }
-    query.push(")");
     let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(db).await?;
     let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
     indexes
@@ -172,8 +229,9 @@ pub async fn find_issuances(
     Ok(found)
 }
 
-/// Writes entries, their stored hashes and issuance keys with multi-row INSERTs. The
-/// identities of the issuances must already be written ([`insert_identities`]).
+/// Writes entries, their stored hashes (those of level [`UPPER_LEVEL`] and above to
+/// `upper_hashes` too) and issuance keys with multi-row INSERTs. The identities of the
+/// issuances must already be written ([`insert_identities`]).
 pub async fn insert_batch(
     tx: &mut sqlx::SqliteConnection,
     entries: &[EntryRow<'_>],
@@ -189,13 +247,13 @@ pub async fn insert_batch(
         });
         query.build().execute(&mut *tx).await?;
     }
-    for chunk in hashes.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO hashes (idx, hash) ");
-        query.push_values(chunk, |mut row, (index, hash)| {
-            row.push_bind(*index as i64).push_bind(hash.0.to_vec());
-        });
-        query.build().execute(&mut *tx).await?;
-    }
+    insert_hashes(tx, "hashes", hashes).await?;
+    let upper: Vec<(u64, Hash)> = hashes
+        .iter()
+        .filter(|(i, _)| is_upper(*i))
+        .copied()
+        .collect();
+    insert_hashes(tx, "upper_hashes", &upper).await?;
     let ids = lookup_ids::of_issuances(tx, issuances).await?;
     for (chunk, ids) in issuances.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
         let mut query = QueryBuilder::<Sqlite>::new(
@@ -208,6 +266,22 @@ pub async fn insert_batch(
                 .push_bind(id.identity)
                 .push_bind(id.client)
                 .push_bind(&i.key.refresh_jti);
+        });
+        query.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Writes (stored index, hash) rows into `table` (`hashes` or `upper_hashes`).
+async fn insert_hashes(
+    tx: &mut sqlx::SqliteConnection,
+    table: &str,
+    hashes: &[(u64, Hash)],
+) -> Result<(), StoreError> {
+    for chunk in hashes.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} (idx, hash) "));
+        query.push_values(chunk, |mut row, (index, hash)| {
+            row.push_bind(*index as i64).push_bind(hash.0.to_vec());
         });
         query.build().execute(&mut *tx).await?;
     }

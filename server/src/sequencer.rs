@@ -163,6 +163,7 @@ impl Sequencer {
             ))
             .into());
         }
+        restore_upper_hashes(&mut conn, size).await?;
         let frontier = log_store::load_frontier(&mut conn, size).await?;
         let leaves =
             LeafEncoder::load(&mut conn, storage.decoders.clone(), storage.compress_after).await?;
@@ -552,6 +553,29 @@ impl BatchPlan<'_> {
             })
             .collect()
     }
+}
+
+/// Makes `upper_hashes` hold every stored hash of level `UPPER_LEVEL` and above of the log
+/// (a database from before migration 0005 has none): copies the missing ones from `hashes`,
+/// then refuses to start unless the count is exact.
+async fn restore_upper_hashes(conn: &mut SqliteConnection, size: u64) -> Result<(), StoreError> {
+    let expected = merkle::stored_hash_count_from_level(size, log_store::UPPER_LEVEL);
+    if log_store::upper_hash_rows(&mut *conn).await? == expected {
+        return Ok(());
+    }
+    let copied = log_store::copy_upper_hashes(conn, size).await?;
+    tracing::info!(
+        copied,
+        expected,
+        "copied upper-level stored hashes into upper_hashes"
+    );
+    let found = log_store::upper_hash_rows(&mut *conn).await?;
+    if found != expected {
+        return Err(StoreError::Corrupt(format!(
+            "{size} entries need {expected} upper-level stored hashes, found {found}"
+        )));
+    }
+    Ok(())
 }
 
 fn sign_head(
