@@ -152,6 +152,11 @@ impl LeafEncoder {
         Ok(encoder)
     }
 
+    /// The decoders this encoder installs its dictionaries into.
+    pub fn decoders(&self) -> &LeafDecoders {
+        &self.decoders
+    }
+
     /// How many more raw leaves are stored before a dictionary is trained (0 once one is
     /// trained or training).
     pub fn samples_wanted(&self) -> usize {

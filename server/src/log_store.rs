@@ -108,13 +108,9 @@ pub async fn copy_upper_hashes(
     let mut copied = 0;
     for chunk in merkle::stored_hash_indexes_from_level(size, UPPER_LEVEL).chunks(CHUNK) {
         let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO upper_hashes (idx, hash) SELECT idx, hash FROM hashes WHERE idx IN (",
+            "INSERT OR IGNORE INTO upper_hashes (idx, hash) SELECT idx, hash FROM hashes WHERE idx IN ",
         );
-        let mut list = query.separated(",");
-        for index in chunk {
-            list.push_bind(*index as i64);
-        }
-        query.push(")");
+        push_index_list(&mut query, chunk);
         copied += query.build().execute(&mut *tx).await?.rows_affected();
     }
     tx.commit().await?;
@@ -138,12 +134,8 @@ pub async fn read_hashes<'e>(
         if position > 0 {
             query.push(" UNION ALL ");
         }
-        query.push(format_args!("SELECT idx, hash FROM {table} WHERE idx IN ("));
-        let mut separated = query.separated(",");
-        for index in list {
-            separated.push_bind(*index as i64);
-        }
-        query.push(")");
+        query.push(format_args!("SELECT idx, hash FROM {table} WHERE idx IN "));
+        push_index_list(&mut query, list);
     }
     let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(db).await?;
     let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
@@ -272,6 +264,16 @@ pub async fn insert_batch(
     Ok(())
 }
 
+/// Appends `(i1,i2,...)` binding each index: the list of an `IN (...)`.
+fn push_index_list(query: &mut QueryBuilder<Sqlite>, indexes: &[u64]) {
+    query.push("(");
+    let mut list = query.separated(",");
+    for index in indexes {
+        list.push_bind(*index as i64);
+    }
+    query.push(")");
+}
+
 /// Writes (stored index, hash) rows into `table` (`hashes` or `upper_hashes`).
 async fn insert_hashes(
     tx: &mut sqlx::SqliteConnection,
@@ -351,12 +353,8 @@ pub async fn read_entries_at(
     let mut found = Vec::with_capacity(indexes.len());
     for chunk in indexes.chunks(CHUNK) {
         let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT idx, leaf, dictionary FROM entries WHERE idx IN (");
-        let mut list = query.separated(",");
-        for index in chunk {
-            list.push_bind(*index as i64);
-        }
-        query.push(")");
+            QueryBuilder::<Sqlite>::new("SELECT idx, leaf, dictionary FROM entries WHERE idx IN ");
+        push_index_list(&mut query, chunk);
         let rows: Vec<EntryData> = query.build_query_as().fetch_all(&mut *db).await?;
         found.extend(decode_entries(leaves, rows)?);
     }

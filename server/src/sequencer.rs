@@ -179,7 +179,6 @@ impl Sequencer {
             frontier,
             limits,
             leaves,
-            decoders: storage.decoders,
             metrics,
             head: head_tx,
             persisted_size: size,
@@ -224,7 +223,6 @@ struct Writer {
     frontier: Frontier,
     limits: BatchLimits,
     leaves: LeafEncoder,
-    decoders: Arc<LeafDecoders>,
     metrics: Arc<Metrics>,
     head: watch::Sender<Arc<LogHead>>,
     persisted_size: u64,
@@ -353,7 +351,7 @@ impl Writer {
     ) -> Result<HashMap<u64, (Hash, i64)>, StoreError> {
         let mut found = HashMap::new();
         for (index, leaf) in
-            log_store::read_entries_at(&mut self.conn, &self.decoders, indexes).await?
+            log_store::read_entries_at(&mut self.conn, self.leaves.decoders(), indexes).await?
         {
             let entry = LogEntry::from_canonical_bytes(&leaf)
                 .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
