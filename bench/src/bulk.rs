@@ -25,10 +25,11 @@ use sqlx::{Connection, SqliteConnection};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
 use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
 use tokenledger_server::config::Config;
+use tokenledger_server::db;
 use tokenledger_server::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
-use tokenledger_server::log_store::{self, EntryRow, IdentityRow, IssuanceRow};
+use tokenledger_server::log_store::{self, EntryRow, IssuanceRow};
+use tokenledger_server::lookup_ids::IdCache;
 use tokenledger_server::sequencer::{IssuanceKey, now_micros};
-use tokenledger_server::{db, keys};
 
 use crate::workload::{VO, Workload};
 
@@ -82,6 +83,7 @@ pub struct BulkWriter {
     conn: SqliteConnection,
     frontier: Frontier,
     leaves: LeafEncoder,
+    ids: IdCache,
 }
 
 impl BulkWriter {
@@ -103,6 +105,7 @@ impl BulkWriter {
             conn,
             frontier,
             leaves,
+            ids: IdCache::default(),
         })
     }
 
@@ -171,17 +174,18 @@ impl BulkWriter {
             .map(|(i, r)| IssuanceRow {
                 index: start + i as u64,
                 key: &r.key,
+                logged_at: r.logged_at,
             })
             .collect();
-        let identities = identity_rows(rows)?;
         let mut tx = self.conn.begin().await?;
         if let Some(dictionary) = &dictionary {
             log_store::insert_dictionary(&mut tx, dictionary, now_micros()).await?;
         }
-        log_store::insert_identities(&mut tx, &identities).await?;
-        log_store::insert_batch(&mut tx, &entries, &hashes, &issuances).await?;
+        let new_ids =
+            log_store::insert_batch(&mut tx, &self.ids, &entries, &hashes, &issuances).await?;
         tx.commit().await?;
         self.leaves.committed();
+        self.ids.remember(new_ids);
         self.frontier = frontier;
         Ok(())
     }
@@ -205,35 +209,6 @@ impl BulkWriter {
     pub fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.conn
     }
-}
-
-/// One row per distinct identity of the batch, each with a fresh random person id, as the
-/// sequencer's `BatchPlan::identity_rows`.
-fn identity_rows(rows: &[BulkRow]) -> anyhow::Result<Vec<IdentityRow<'_>>> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for row in rows {
-        let k = &row.key;
-        if seen.insert((&k.iss, &k.sub, &k.vo)) {
-            out.push(IdentityRow {
-                iss: &k.iss,
-                sub: &k.sub,
-                vo: &k.vo,
-                person_id: new_person_id()?,
-                created_at: row.logged_at,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// `pe-` and 26 base32 characters of 128 random bits, the sequencer's person id format.
-fn new_person_id() -> anyhow::Result<String> {
-    let bytes = keys::random_bytes::<16>()?;
-    Ok(format!(
-        "pe-{}",
-        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
-    ))
 }
 
 /// Where a bulk load puts token `i` in time: tokens arrive at a steady 4,000 per second,
@@ -352,12 +327,5 @@ mod tests {
             }
             other => panic!("not an issuance: {other:?}"),
         }
-    }
-
-    #[test]
-    fn person_ids_have_the_sequencer_format() {
-        let id = new_person_id().unwrap();
-        assert!(id.starts_with("pe-"));
-        assert_eq!(id.len(), 29);
     }
 }

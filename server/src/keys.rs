@@ -60,6 +60,15 @@ pub fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     Ok(buf)
 }
 
+/// A new random person id: `pe-` and 26 base32 characters (128 bits).
+pub fn new_person_id() -> anyhow::Result<String> {
+    let bytes = random_bytes::<16>()?;
+    Ok(format!(
+        "pe-{}",
+        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+    ))
+}
+
 /// Writes a new file readable only by its owner (0600); never overwrites.
 pub fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     let mut file = OpenOptions::new()
@@ -93,6 +102,19 @@ pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn person_ids_are_pe_and_26_base32_characters() {
+        let id = new_person_id().unwrap();
+        assert!(id.starts_with("pe-"), "{id}");
+        assert_eq!(id.len(), 29);
+        assert!(
+            id[3..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        );
+        assert_ne!(id, new_person_id().unwrap());
+    }
 
     #[test]
     fn key_is_created_0600_and_reloaded() {

@@ -12,7 +12,7 @@ pub mod keys;
 pub mod leaf_codec;
 pub mod log_store;
 pub mod lookup;
-mod lookup_ids;
+pub mod lookup_ids;
 pub mod metrics;
 pub mod sequencer;
 pub mod sites;

@@ -11,7 +11,7 @@ use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::wire::InclusionProof;
 
 use crate::leaf_codec::{LeafDecoders, NewDictionary, StoredLeaf};
-use crate::lookup_ids;
+use crate::lookup_ids::{self, IdCache, NewIds};
 use crate::sequencer::IssuanceKey;
 
 /// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
@@ -33,6 +33,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("stored log is inconsistent: {0}")]
     Corrupt(String),
+    #[error("no randomness for a new person id: {0}")]
+    Randomness(String),
 }
 
 /// A new entry ready to be written at `index`, in its stored form.
@@ -54,19 +56,11 @@ pub fn decode_entries(
         .collect()
 }
 
-/// A new issuance key pointing at its entry.
+/// A new issuance key pointing at its entry, logged at `logged_at` (unix microseconds).
 pub struct IssuanceRow<'a> {
     pub index: u64,
     pub key: &'a IssuanceKey,
-}
-
-/// An identity and the person it belongs to, if it is new.
-pub struct IdentityRow<'a> {
-    pub iss: &'a str,
-    pub sub: &'a str,
-    pub vo: &'a str,
-    pub person_id: String,
-    pub created_at: i64,
+    pub logged_at: i64,
 }
 
 /// Number of entries in the log.
@@ -222,14 +216,16 @@ pub async fn find_issuances(
 }
 
 /// Writes entries, their stored hashes (those of level [`UPPER_LEVEL`] and above to
-/// `upper_hashes` too) and issuance keys with multi-row INSERTs. The identities of the
-/// issuances must already be written ([`insert_identities`]).
+/// `upper_hashes` too) and issuance keys with multi-row INSERTs, creating the issuers,
+/// clients and identities (each with a new person) that `ids` and the database lack.
+/// Returns the ids `ids` lacked: give them to [`IdCache::remember`] once `tx` commits.
 pub async fn insert_batch(
     tx: &mut sqlx::SqliteConnection,
+    ids: &IdCache,
     entries: &[EntryRow<'_>],
     hashes: &[(u64, Hash)],
     issuances: &[IssuanceRow<'_>],
-) -> Result<(), StoreError> {
+) -> Result<NewIds, StoreError> {
     for chunk in entries.chunks(CHUNK) {
         let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO entries (idx, leaf, dictionary) ");
         query.push_values(chunk, |mut row, e| {
@@ -246,8 +242,8 @@ pub async fn insert_batch(
         .copied()
         .collect();
     insert_hashes(tx, "upper_hashes", &upper).await?;
-    let ids = lookup_ids::of_issuances(tx, issuances).await?;
-    for (chunk, ids) in issuances.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
+    let (row_ids, new_ids) = lookup_ids::of_issuances(tx, ids, issuances).await?;
+    for (chunk, ids) in issuances.chunks(CHUNK).zip(row_ids.chunks(CHUNK)) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO issuances (idx, jti, issuer, identity, client, refresh_jti) ",
         );
@@ -261,7 +257,7 @@ pub async fn insert_batch(
         });
         query.build().execute(&mut *tx).await?;
     }
-    Ok(())
+    Ok(new_ids)
 }
 
 /// Appends `(i1,i2,...)` binding each index: the list of an `IN (...)`.
@@ -317,27 +313,6 @@ pub async fn insert_resolutions(
         let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO resolutions (idx, vo) ");
         query.push_values(chunk, |mut row, (index, vo)| {
             row.push_bind(*index as i64).push_bind(*vo);
-        });
-        query.build().execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// Creates persons for identities not seen before; known identities keep their person.
-pub async fn insert_identities(
-    tx: &mut sqlx::SqliteConnection,
-    rows: &[IdentityRow<'_>],
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO identities (iss, sub, vo, person_id, created_at) ",
-        );
-        query.push_values(chunk, |mut row, r| {
-            row.push_bind(r.iss)
-                .push_bind(r.sub)
-                .push_bind(r.vo)
-                .push_bind(&r.person_id)
-                .push_bind(r.created_at);
         });
         query.build().execute(&mut *tx).await?;
     }

@@ -1,11 +1,17 @@
 //! The integer ids an `issuances` row holds in place of text, for `log_store::insert_batch`:
-//! issuers and clients are interned, identities found by `(iss, sub, vo)`.
+//! issuers and clients are interned, identities are created (each with a new person) on
+//! first sight. The writer's [`IdCache`] keeps the ids of committed rows, so a batch of known
+//! issuers, clients and identities runs no query for them.
 
 use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite};
 
+use crate::keys::new_person_id;
 use crate::log_store::{CHUNK, IssuanceRow, StoreError};
+
+/// Ids kept per table; a full table of the cache is emptied and fills again from queries.
+const CACHED_IDS: usize = 1 << 18;
 
 /// The ids an `issuances` row holds in place of its issuer, identity and client.
 pub(crate) struct LookupIds {
@@ -14,12 +20,65 @@ pub(crate) struct LookupIds {
     pub client: Option<i64>,
 }
 
-/// The ids of each issuance's issuer, identity and client, in order: issuers and clients
-/// are interned here, identities must already exist ([`crate::log_store::insert_identities`]).
+/// Ids of `issuers`, `clients` and `identities` rows that are committed. An id never changes
+/// once given (these rows are never deleted; a link updates an identity in place), so a
+/// cached id stays right for as long as the database is written by its one writer.
+#[derive(Default)]
+pub struct IdCache {
+    issuers: KnownIds,
+    clients: KnownIds,
+    identities: KnownIds,
+}
+
+/// Ids a transaction found or created; [`IdCache::remember`] them once it has committed.
+#[derive(Default)]
+pub struct NewIds {
+    issuers: Vec<(String, i64)>,
+    clients: Vec<(String, i64)>,
+    identities: Vec<(String, i64)>,
+}
+
+impl IdCache {
+    /// Takes in the ids of a committed transaction.
+    pub fn remember(&mut self, ids: NewIds) {
+        self.issuers.extend(ids.issuers);
+        self.clients.extend(ids.clients);
+        self.identities.extend(ids.identities);
+    }
+}
+
+/// One table's ids by key (its key columns joined by [`cache_key`]).
+#[derive(Default)]
+struct KnownIds(HashMap<String, i64>);
+
+impl KnownIds {
+    fn extend(&mut self, ids: Vec<(String, i64)>) {
+        if self.0.len() + ids.len() > CACHED_IDS {
+            self.0.clear();
+        }
+        self.0.extend(ids);
+    }
+}
+
+/// One string per key, unambiguous whatever the columns hold: each column's length, then it.
+fn cache_key<const N: usize>(key: &[&str; N]) -> String {
+    let mut out = String::with_capacity(key.iter().map(|c| c.len() + 4).sum());
+    for column in key {
+        out.push_str(&column.len().to_string());
+        out.push(':');
+        out.push_str(column);
+    }
+    out
+}
+
+/// The ids of each issuance's issuer, identity and client, in order, with the ids that were
+/// not in `cache`: issuers and clients are interned, identities not seen before get a new
+/// person (an identity a link of this transaction wrote keeps that link's person).
 pub(crate) async fn of_issuances(
     tx: &mut sqlx::SqliteConnection,
+    cache: &IdCache,
     issuances: &[IssuanceRow<'_>],
-) -> Result<Vec<LookupIds>, StoreError> {
+) -> Result<(Vec<LookupIds>, NewIds), StoreError> {
     let mut issuers = Distinct::default();
     let mut identities = Distinct::default();
     let mut clients = Distinct::default();
@@ -28,86 +87,174 @@ pub(crate) async fn of_issuances(
         .map(|i| {
             let k = i.key;
             (
-                issuers.slot([k.iss.as_str()]),
-                identities.slot([k.iss.as_str(), k.sub.as_str(), k.vo.as_str()]),
+                issuers.slot([k.iss.as_str()], i.logged_at),
+                identities.slot([k.iss.as_str(), k.sub.as_str(), k.vo.as_str()], i.logged_at),
                 k.client_id
                     .as_deref()
-                    .map(|client_id| clients.slot([k.vo.as_str(), client_id])),
+                    .map(|client_id| clients.slot([k.vo.as_str(), client_id], i.logged_at)),
             )
         })
         .collect();
-    let issuer_ids = intern(tx, "issuers", ["iss"], &issuers.keys).await?;
-    let client_ids = intern(tx, "clients", ["vo", "client_id"], &clients.keys).await?;
-    let identity_ids = ids_of(tx, "identities", ["iss", "sub", "vo"], &identities.keys).await?;
-    Ok(slots
+    let mut new = NewIds::default();
+    let issuer_ids = issuers
+        .ids(tx, &cache.issuers, &mut new.issuers, Table::Issuers)
+        .await?;
+    let client_ids = clients
+        .ids(tx, &cache.clients, &mut new.clients, Table::Clients)
+        .await?;
+    let identity_ids = identities
+        .ids(
+            tx,
+            &cache.identities,
+            &mut new.identities,
+            Table::Identities,
+        )
+        .await?;
+    let ids = slots
         .into_iter()
         .map(|(issuer, identity, client)| LookupIds {
             issuer: issuer_ids[issuer],
             identity: identity_ids[identity],
             client: client.map(|c| client_ids[c]),
         })
-        .collect())
+        .collect();
+    Ok((ids, new))
 }
 
-/// Distinct keys in order of first appearance, each with its position.
+/// The tables whose ids an issuance row holds.
+#[derive(Clone, Copy)]
+enum Table {
+    Issuers,
+    Clients,
+    Identities,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Issuers => "issuers",
+            Table::Clients => "clients",
+            Table::Identities => "identities",
+        }
+    }
+
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            Table::Issuers => &["iss"],
+            Table::Clients => &["vo", "client_id"],
+            Table::Identities => &["iss", "sub", "vo"],
+        }
+    }
+}
+
+/// Distinct keys in order of first appearance, each with its position and the time it was
+/// first seen.
 #[derive(Default)]
 struct Distinct<'a, const N: usize> {
-    keys: Vec<[&'a str; N]>,
+    keys: Vec<([&'a str; N], i64)>,
     slots: HashMap<[&'a str; N], usize>,
 }
 
 impl<'a, const N: usize> Distinct<'a, N> {
     /// The position of `key`, added if new.
-    fn slot(&mut self, key: [&'a str; N]) -> usize {
+    fn slot(&mut self, key: [&'a str; N], seen_at: i64) -> usize {
         *self.slots.entry(key).or_insert_with(|| {
-            self.keys.push(key);
+            self.keys.push((key, seen_at));
             self.keys.len() - 1
         })
     }
+
+    /// The id of every key, in order: from `known`, else from `table` (adding the missing
+    /// rows), and then also pushed to `new`.
+    async fn ids(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        known: &KnownIds,
+        new: &mut Vec<(String, i64)>,
+        table: Table,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(self.keys.len());
+        let mut missing = Vec::new();
+        for (position, (key, seen_at)) in self.keys.iter().enumerate() {
+            let cached = cache_key(key);
+            ids.push(known.0.get(&cached).copied().unwrap_or(0));
+            if !known.0.contains_key(&cached) {
+                missing.push((position, cached, *key, *seen_at));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(ids);
+        }
+        let keys: Vec<([&str; N], i64)> = missing.iter().map(|m| (m.2, m.3)).collect();
+        insert_missing(tx, table, &keys).await?;
+        let found = ids_of(tx, table, &keys).await?;
+        for ((position, cached, _, _), id) in missing.into_iter().zip(found) {
+            ids[position] = id;
+            new.push((cached, id));
+        }
+        Ok(ids)
+    }
 }
 
-/// Adds the `keys` missing from `table` (an `id INTEGER PRIMARY KEY` table, unique on
-/// `columns`) and returns the id of each key, in order.
-async fn intern<const N: usize>(
+/// Adds the rows of `keys` that `table` lacks; a new identity gets a new person, created at
+/// the time its key was first seen.
+async fn insert_missing<const N: usize>(
     tx: &mut sqlx::SqliteConnection,
-    table: &str,
-    columns: [&str; N],
-    keys: &[[&str; N]],
-) -> Result<Vec<i64>, StoreError> {
+    table: Table,
+    keys: &[([&str; N], i64)],
+) -> Result<(), StoreError> {
+    let identities = matches!(table, Table::Identities);
+    let mut columns = table.columns().join(", ");
+    if identities {
+        columns.push_str(", person_id, created_at");
+    }
     for chunk in keys.chunks(CHUNK) {
+        let persons = match identities {
+            true => chunk
+                .iter()
+                .map(|_| new_person_id().map(Some))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .map_err(|e| StoreError::Randomness(e.to_string()))?,
+            false => vec![None; chunk.len()],
+        };
         let mut query = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT OR IGNORE INTO {table} ({}) ",
-            columns.join(", ")
+            "INSERT OR IGNORE INTO {} ({columns}) ",
+            table.name()
         ));
-        query.push_values(chunk, |mut row, key| {
-            for value in key {
-                row.push_bind(*value);
-            }
-        });
+        query.push_values(
+            chunk.iter().zip(persons),
+            |mut row, ((key, seen_at), person)| {
+                for value in key {
+                    row.push_bind(*value);
+                }
+                if let Some(person) = person {
+                    row.push_bind(person).push_bind(*seen_at);
+                }
+            },
+        );
         query.build().execute(&mut *tx).await?;
     }
-    ids_of(tx, table, columns, keys).await
+    Ok(())
 }
 
-/// The id of each of `keys` in `table` (unique on `columns`), in order; a missing key means
-/// the lookup tables lost a row (the error does not name it: keys are personal data).
+/// The id of each of `keys` in `table`, in order; a missing key means the lookup tables
+/// lost a row (the error does not name it: keys are personal data).
 async fn ids_of<const N: usize>(
     tx: &mut sqlx::SqliteConnection,
-    table: &str,
-    columns: [&str; N],
-    keys: &[[&str; N]],
+    table: Table,
+    keys: &[([&str; N], i64)],
 ) -> Result<Vec<i64>, StoreError> {
     let mut ids = vec![None; keys.len()];
     for (c, chunk) in keys.chunks(CHUNK).enumerate() {
         let mut query = QueryBuilder::<Sqlite>::new("SELECT k.column1, t.id FROM (");
-        query.push_values(chunk.iter().enumerate(), |mut row, (n, key)| {
+        query.push_values(chunk.iter().enumerate(), |mut row, (n, (key, _))| {
             row.push_bind((c * CHUNK + n) as i64);
             for value in key {
                 row.push_bind(*value);
             }
         });
-        query.push(format!(") k JOIN {table} t ON "));
-        for (n, column) in columns.iter().enumerate() {
+        query.push(format!(") k JOIN {} t ON ", table.name()));
+        for (n, column) in table.columns().iter().enumerate() {
             if n > 0 {
                 query.push(" AND ");
             }
@@ -119,6 +266,8 @@ async fn ids_of<const N: usize>(
         }
     }
     ids.into_iter()
-        .map(|id| id.ok_or_else(|| StoreError::Corrupt(format!("a key has no {table} row"))))
+        .map(|id| {
+            id.ok_or_else(|| StoreError::Corrupt(format!("a key has no {} row", table.name())))
+        })
         .collect()
 }

@@ -13,9 +13,9 @@ use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::keys::random_bytes;
 use crate::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
-use crate::log_store::{self, EntryRow, IdentityRow, IssuanceRow, StateChange, StoreError};
+use crate::log_store::{self, EntryRow, IssuanceRow, StateChange, StoreError};
+use crate::lookup_ids::IdCache;
 use crate::metrics::Metrics;
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
@@ -179,6 +179,7 @@ impl Sequencer {
             frontier,
             limits,
             leaves,
+            ids: IdCache::default(),
             metrics,
             head: head_tx,
             persisted_size: size,
@@ -223,6 +224,8 @@ struct Writer {
     frontier: Frontier,
     limits: BatchLimits,
     leaves: LeafEncoder,
+    /// Ids of issuers, clients and identities of committed batches.
+    ids: IdCache,
     metrics: Arc<Metrics>,
     head: watch::Sender<Arc<LogHead>>,
     persisted_size: u64,
@@ -300,7 +303,6 @@ impl Writer {
         let logged = log_store::find_issuances(&mut self.conn, &keys).await?;
         let plan = plan_batch(batch, &logged, self.frontier.clone());
         let old_entries = self.read_logged(&plan.old_duplicates).await?;
-        let identities = plan.identity_rows()?;
         let dictionary = self.leaves.pending_dictionary()?;
         let stored = plan
             .new_entries
@@ -318,10 +320,9 @@ impl Writer {
         for (index, change) in plan.state_changes() {
             log_store::apply_state_change(&mut tx, index, change).await?;
         }
-        // Issuance rows point at their identities: those are written first.
-        log_store::insert_identities(&mut tx, &identities).await?;
-        log_store::insert_batch(
+        let new_ids = log_store::insert_batch(
             &mut tx,
+            &self.ids,
             &plan.entry_rows(&stored),
             &plan.hashes,
             &plan.issuance_rows(),
@@ -332,6 +333,7 @@ impl Writer {
         }
         tx.commit().await.map_err(StoreError::from)?;
         self.leaves.committed();
+        self.ids.remember(new_ids);
 
         if persist {
             self.persisted_size = head.size;
@@ -471,6 +473,7 @@ impl BatchPlan<'_> {
                 e.issuance().map(|k| IssuanceRow {
                     index: *index,
                     key: k,
+                    logged_at: e.logged_at,
                 })
             })
             .collect()
@@ -494,26 +497,6 @@ impl BatchPlan<'_> {
                 _ => None,
             })
             .collect()
-    }
-
-    /// One row per distinct identity of the new issuances, each with a fresh random person id
-    /// (kept only where the identity is new: the insert ignores known ones).
-    fn identity_rows(&self) -> Result<Vec<IdentityRow<'_>>, SequencerError> {
-        let mut seen = std::collections::HashSet::new();
-        let mut rows = Vec::new();
-        for (_, entry) in &self.new_entries {
-            let Some(k) = entry.issuance() else { continue };
-            if seen.insert((&k.iss, &k.sub, &k.vo)) {
-                rows.push(IdentityRow {
-                    iss: &k.iss,
-                    sub: &k.sub,
-                    vo: &k.vo,
-                    person_id: new_person_id()?,
-                    created_at: entry.logged_at,
-                });
-            }
-        }
-        Ok(rows)
     }
 
     /// The answer of every job; an entry that took an index in this batch is `created` the
@@ -595,15 +578,6 @@ fn sign_head(
         root: checkpoint.root,
         note,
     })
-}
-
-/// A new random person id: `pe-` and 26 base32 characters (128 bits).
-fn new_person_id() -> Result<String, SequencerError> {
-    let bytes = random_bytes::<16>().map_err(|e| SequencerError::Sign(e.to_string()))?;
-    Ok(format!(
-        "pe-{}",
-        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
-    ))
 }
 
 /// The current time in unix microseconds.

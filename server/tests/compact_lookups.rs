@@ -16,6 +16,7 @@ use tokenledger_server::db;
 use tokenledger_server::leaf_codec::{LeafDecoders, StoredLeaf};
 use tokenledger_server::log_store::{self, EntryRow, IssuanceRow, StateChange, StoreError};
 use tokenledger_server::lookup::{self, IssuanceFilter};
+use tokenledger_server::lookup_ids::{IdCache, NewIds};
 use tokenledger_server::metrics::Metrics;
 use tokenledger_server::sequencer::{
     BatchLimits, EntryKind, IssuanceKey, LeafStorage, PreparedEntry, Sequenced, Sequencer,
@@ -468,30 +469,113 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     task.await.unwrap();
 }
 
+/// The rows `insert_batch` writes for issuances `keys` at indexes `first..`, in `tx`.
+async fn insert_issuances(
+    tx: &mut sqlx::SqliteConnection,
+    cache: &IdCache,
+    first: u64,
+    keys: &[IssuanceKey],
+) -> Result<NewIds, StoreError> {
+    let leaf = StoredLeaf {
+        dictionary: None,
+        bytes: b"leaf".to_vec(),
+    };
+    let entries: Vec<EntryRow> = (0..keys.len())
+        .map(|n| EntryRow {
+            index: first + n as u64,
+            leaf: &leaf,
+        })
+        .collect();
+    let issuances: Vec<IssuanceRow> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, key)| IssuanceRow {
+            index: first + n as u64,
+            key,
+            logged_at: 1_000,
+        })
+        .collect();
+    log_store::insert_batch(tx, cache, &entries, &[], &issuances).await
+}
+
+/// The (jti, iss, sub, vo, client_id) of every issuance row, through its ids.
+async fn issuances_through_ids(
+    pool: &SqlitePool,
+) -> Vec<(String, String, String, String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT i.jti, r.iss, d.sub, d.vo, c.client_id FROM issuances i
+         JOIN issuers r ON r.id = i.issuer JOIN identities d ON d.id = i.identity
+         LEFT JOIN clients c ON c.id = i.client ORDER BY i.idx",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
-async fn issuance_rows_need_their_identity() {
+async fn the_writer_caches_only_ids_of_committed_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    db::open(&path).await.unwrap();
+    let pool = db::open(&path).await.unwrap();
     let mut conn = db::connect_options(&path).connect().await.unwrap();
-    let key = IssuanceKey::of(&token("j1", A, "alice", "atlas", None, None).issuance());
+    let key = |jti, iss, sub, client| {
+        IssuanceKey::of(&token(jti, iss, sub, "atlas", client, None).issuance())
+    };
+    let mut cache = IdCache::default();
+
+    // Alice's issuer, identity and client get ids in a transaction that rolls back: the
+    // caller does not remember them, and bob takes those ids next.
     let mut tx = conn.begin().await.unwrap();
-    let error = log_store::insert_batch(
-        &mut tx,
-        &[EntryRow {
-            index: 0,
-            leaf: &StoredLeaf {
-                dictionary: None,
-                bytes: b"leaf".to_vec(),
-            },
-        }],
-        &[],
-        &[IssuanceRow {
-            index: 0,
-            key: &key,
-        }],
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(error, StoreError::Corrupt(_)), "{error}");
+    let lost = insert_issuances(&mut tx, &cache, 0, &[key("j0", A, "alice", Some("c-a"))]).await;
+    drop(lost.unwrap());
+    tx.rollback().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    let new = insert_issuances(&mut tx, &cache, 0, &[key("j1", B, "bob", Some("c-b"))]).await;
+    tx.commit().await.unwrap();
+    cache.remember(new.unwrap());
+
+    // Then alice for real, and both again, partly from the cache.
+    for (first, keys) in [
+        (1, vec![key("j2", A, "alice", Some("c-a"))]),
+        (
+            2,
+            vec![
+                key("j3", B, "bob", Some("c-b")),
+                key("j4", A, "alice", Some("c-a")),
+                key("j5", A, "bob", None),
+            ],
+        ),
+    ] {
+        let mut tx = conn.begin().await.unwrap();
+        let new = insert_issuances(&mut tx, &cache, first, &keys)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        cache.remember(new);
+    }
+
+    let row = |jti: &str, iss: &str, sub: &str, client: Option<&str>| {
+        (
+            jti.to_string(),
+            iss.to_string(),
+            sub.to_string(),
+            "atlas".to_string(),
+            client.map(String::from),
+        )
+    };
+    assert_eq!(
+        issuances_through_ids(&pool).await,
+        [
+            row("j1", B, "bob", Some("c-b")),
+            row("j2", A, "alice", Some("c-a")),
+            row("j3", B, "bob", Some("c-b")),
+            row("j4", A, "alice", Some("c-a")),
+            row("j5", A, "bob", None),
+        ]
+    );
+    let identities: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM identities")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(identities.0, 3, "bob at B, alice at A, bob at A");
 }
