@@ -13,12 +13,19 @@ use sqlx::{ConnectOptions, SqliteConnection};
 /// The migrations of schema/sqlite, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schema/sqlite");
 
+/// Page size of a new database (an existing one keeps its own). Every issuance inserts at
+/// random places in the `jti` and identity indexes, so each commit writes one page per row
+/// and index to the WAL: 1 KiB pages write a quarter of what 4 KiB pages do (RS256 ingest
+/// 11.5-12.8k -> 15.4k/s on the 2-core machine, for 5 % more bytes per issuance).
+pub const PAGE_SIZE: u32 = 1024;
+
 /// Connection options every tokenledger connection uses: WAL, fsync on every commit.
 pub fn connect_options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::from_str("sqlite://")
         .expect("static sqlite url")
         .filename(path)
         .create_if_missing(true)
+        .page_size(PAGE_SIZE)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
@@ -40,6 +47,9 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     create_private_file(path)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        // A local file does not drop connections the way a network peer does; a broken one
+        // still fails its query (and is then closed when returned to the pool).
+        .test_before_acquire(false)
         .connect_with(connect_options(path).pragma("cache_size", format!("-{READER_CACHE_KIB}")))
         .await
         .with_context(|| format!("opening database {}", path.display()))?;
@@ -118,6 +128,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sync.0, 2, "synchronous=FULL");
+        let page: (i64,) = sqlx::query_as("PRAGMA page_size")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(page.0, i64::from(PAGE_SIZE));
         for table in [
             "entries",
             "hashes",
