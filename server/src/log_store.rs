@@ -37,6 +37,13 @@ pub enum StoreError {
     Randomness(String),
 }
 
+impl StoreError {
+    /// A write refused by a unique index (for the writer: a report logged before).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
 /// A new entry ready to be written at `index`, in its stored form.
 pub struct EntryRow<'a> {
     pub index: u64,

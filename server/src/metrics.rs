@@ -58,6 +58,7 @@ pub struct Metrics {
     log_size: AtomicU64,
     appended: AtomicU64,
     duplicates: AtomicU64,
+    rewritten: AtomicU64,
     batch_entries: Histogram<8>,
     commit_micros: Histogram<9>,
 }
@@ -68,6 +69,7 @@ impl Default for Metrics {
             log_size: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            rewritten: AtomicU64::new(0),
             batch_entries: Histogram::new(BATCH_BUCKETS),
             commit_micros: Histogram::new(COMMIT_BUCKETS_US),
         }
@@ -88,6 +90,12 @@ impl Metrics {
         self.duplicates.fetch_add(duplicates, Ordering::Relaxed);
         self.batch_entries.observe(new_entries + duplicates);
         self.commit_micros.observe(commit_micros);
+    }
+
+    /// Records a batch written again, with a lookup, after its first attempt met a report
+    /// logged before.
+    pub fn batch_rewritten(&self) {
+        self.rewritten.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_log_size(&self, size: u64) {
@@ -124,6 +132,13 @@ impl Metrics {
             "Reports answered with an existing entry.",
             self.duplicates.load(Ordering::Relaxed),
         );
+        gauge(
+            &mut out,
+            "tokenledger_batches_rewritten_total",
+            "counter",
+            "Batches written again, with a lookup, after meeting a report logged before.",
+            self.rewritten.load(Ordering::Relaxed),
+        );
         self.batch_entries.render(
             &mut out,
             "tokenledger_batch_entries",
@@ -148,7 +163,12 @@ mod tests {
     fn renders_counts_and_buckets() {
         let metrics = Metrics::default();
         metrics.batch_committed(7, 5, 2, 1_500);
+        metrics.batch_rewritten();
         let text = metrics.render();
+        assert!(
+            text.contains("tokenledger_batches_rewritten_total 1\n"),
+            "{text}"
+        );
         assert!(text.contains("tokenledger_log_entries 7\n"), "{text}");
         assert!(text.contains("tokenledger_appended_total 5\n"));
         assert!(text.contains("tokenledger_batch_entries_bucket{le=\"10\"} 1\n"));

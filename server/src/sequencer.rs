@@ -113,6 +113,9 @@ pub enum SequencerError {
     Sign(String),
 }
 
+/// The answers of a committed batch, with its counts of new and duplicate entries.
+type BatchOutcome = (Vec<Vec<Sequenced>>, u64, u64);
+
 type Reply = oneshot::Sender<Result<Vec<Sequenced>, Arc<SequencerError>>>;
 
 struct Job {
@@ -180,6 +183,7 @@ impl Sequencer {
             limits,
             leaves,
             ids: IdCache::default(),
+            expect_logged: false,
             metrics,
             head: head_tx,
             persisted_size: size,
@@ -226,6 +230,8 @@ struct Writer {
     leaves: LeafEncoder,
     /// Ids of issuers, clients and identities of committed batches.
     ids: IdCache,
+    /// The last batch met reports logged before: the next one looks its keys up first.
+    expect_logged: bool,
     metrics: Arc<Metrics>,
     head: watch::Sender<Arc<LogHead>>,
     persisted_size: u64,
@@ -289,18 +295,40 @@ impl Writer {
     }
 
     /// Writes one batch in one transaction; on any error nothing is written and the
-    /// in-memory tree is left as it was.
-    async fn write_batch(
+    /// in-memory tree is left as it was. Unless the last batch met reports that were logged
+    /// before, the batch is first written without looking its keys up: the unique index of
+    /// `issuances` refuses a logged `(jti, iss)`, and the batch is then written again with
+    /// the lookup.
+    async fn write_batch(&mut self, batch: &[Job]) -> Result<BatchOutcome, SequencerError> {
+        if !self.expect_logged {
+            match self.try_write(batch, false).await {
+                Err(SequencerError::Store(e)) if e.is_unique_violation() => {
+                    self.metrics.batch_rewritten();
+                }
+                done => return done,
+            }
+        }
+        self.try_write(batch, true).await
+    }
+
+    /// One attempt of [`Writer::write_batch`]; `look_up` finds the reports logged before.
+    async fn try_write(
         &mut self,
         batch: &[Job],
-    ) -> Result<(Vec<Vec<Sequenced>>, u64, u64), SequencerError> {
-        let keys: Vec<(&str, &str)> = batch
-            .iter()
-            .flat_map(|job| &job.entries)
-            .filter_map(|e| e.issuance())
-            .map(|k| (k.jti.as_str(), k.iss.as_str()))
-            .collect();
-        let logged = log_store::find_issuances(&mut self.conn, &keys).await?;
+        look_up: bool,
+    ) -> Result<BatchOutcome, SequencerError> {
+        let logged = match look_up {
+            true => {
+                let keys: Vec<(&str, &str)> = batch
+                    .iter()
+                    .flat_map(|job| &job.entries)
+                    .filter_map(|e| e.issuance())
+                    .map(|k| (k.jti.as_str(), k.iss.as_str()))
+                    .collect();
+                log_store::find_issuances(&mut self.conn, &keys).await?
+            }
+            false => HashMap::new(),
+        };
         let plan = plan_batch(batch, &logged, self.frontier.clone());
         let old_entries = self.read_logged(&plan.old_duplicates).await?;
         let dictionary = self.leaves.pending_dictionary()?;
@@ -339,6 +367,7 @@ impl Writer {
             self.persisted_size = head.size;
             self.persisted_at = Instant::now();
         }
+        self.expect_logged = !plan.old_duplicates.is_empty();
         let answers = plan.answers(&old_entries);
         let counts = (plan.new_count, plan.duplicate_count);
         self.frontier = plan.frontier;

@@ -361,6 +361,13 @@ async fn migration_refuses_an_issuance_without_its_identity() {
 }
 
 async fn start_sequencer(path: &Path) -> (Sequencer, tokio::task::JoinHandle<()>) {
+    start_sequencer_with(path, Arc::new(Metrics::default())).await
+}
+
+async fn start_sequencer_with(
+    path: &Path,
+    metrics: Arc<Metrics>,
+) -> (Sequencer, tokio::task::JoinHandle<()>) {
     let limits = BatchLimits {
         max_batch: 100,
         max_wait: Duration::ZERO,
@@ -375,7 +382,7 @@ async fn start_sequencer(path: &Path) -> (Sequencer, tokio::task::JoinHandle<()>
             decoders: Arc::new(LeafDecoders::default()),
             compress_after: 0,
         },
-        Arc::new(Metrics::default()),
+        metrics,
     )
     .await
     .unwrap()
@@ -578,4 +585,64 @@ async fn the_writer_caches_only_ids_of_committed_transactions() {
         .await
         .unwrap();
     assert_eq!(identities.0, 3, "bob at B, alice at A, bob at A");
+}
+
+#[tokio::test]
+async fn a_batch_meeting_a_logged_report_is_written_again_with_the_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let pool = db::open(&path).await.unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let (sequencer, task) = start_sequencer_with(&path, metrics.clone()).await;
+    let report = |jti| token(jti, A, "alice", "atlas", None, None).prepared(1_000);
+    let rewritten = || {
+        let text = metrics.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("tokenledger_batches_rewritten_total "))
+            .unwrap()
+            .to_string();
+        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+    };
+
+    for (batch, expected, rewrites) in [
+        (vec!["j1"], vec![(0, AppendStatus::Created)], 0),
+        (vec!["j2"], vec![(1, AppendStatus::Created)], 0),
+        // j1 is logged: the unique index refuses the first attempt, nothing of it stays.
+        (
+            vec!["j3", "j1", "j3"],
+            vec![
+                (2, AppendStatus::Created),
+                (0, AppendStatus::Duplicate),
+                (2, AppendStatus::Duplicate),
+            ],
+            1,
+        ),
+        // After a batch with a logged report the next one looks its keys up first.
+        (
+            vec!["j2", "j4"],
+            vec![(1, AppendStatus::Duplicate), (3, AppendStatus::Created)],
+            1,
+        ),
+        (vec!["j4"], vec![(3, AppendStatus::Duplicate)], 1),
+        (vec!["j5"], vec![(4, AppendStatus::Created)], 1),
+    ] {
+        let answers = sequencer
+            .append(batch.into_iter().map(report).collect())
+            .await
+            .unwrap();
+        assert_eq!(statuses(&answers), expected);
+        assert_eq!(rewritten(), rewrites);
+    }
+    assert_eq!(count(&pool, "entries").await, 5);
+    assert_eq!(count(&pool, "issuances").await, 5);
+    assert_eq!(sequencer.head().size, 5);
+    let stored = log_store::load_frontier(&pool, 5).await.unwrap();
+    assert_eq!(
+        stored.root(),
+        sequencer.head().root,
+        "stored hashes match the head"
+    );
+    drop(sequencer);
+    task.await.unwrap();
 }
