@@ -2,10 +2,12 @@
 //! verifier key strings, signing, and opening a note against a trusted key.
 
 use std::fmt;
+use std::sync::Arc;
 
+use aws_lc_rs::signature::Ed25519KeyPair;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// Signature type byte of Ed25519 note signatures.
@@ -115,6 +117,10 @@ fn check_key_id(name: &str, claimed: [u8; 4], public_key: &[u8; 32]) -> Result<(
 pub struct NoteSigner {
     name: String,
     key: SigningKey,
+    /// The same key in AWS-LC, which signs in less than half the time of `key` on x86-64
+    /// (every ingest receipt is a signature); Ed25519 signatures are deterministic, so the
+    /// bytes are the same.
+    signing: Arc<Ed25519KeyPair>,
     key_id: [u8; 4],
 }
 
@@ -132,11 +138,14 @@ impl NoteSigner {
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<NoteSigner, NoteError> {
         check_name(name)?;
         let key = SigningKey::from_bytes(&seed);
-        let key_id = key_id(name, key.verifying_key().as_bytes());
+        let public = key.verifying_key();
+        let signing = Ed25519KeyPair::from_seed_and_public_key(&seed, public.as_bytes())
+            .map_err(|_| NoteError::MalformedKey("AWS-LC refused the Ed25519 seed"))?;
         Ok(NoteSigner {
             name: name.to_owned(),
+            key_id: key_id(name, public.as_bytes()),
             key,
-            key_id,
+            signing: Arc::new(signing),
         })
     }
 
@@ -205,7 +214,11 @@ impl NoteSigner {
 
     /// A raw Ed25519 signature of `msg`.
     pub fn sign_bytes(&self, msg: &[u8]) -> [u8; 64] {
-        self.key.sign(msg).to_bytes()
+        self.signing
+            .sign(msg)
+            .as_ref()
+            .try_into()
+            .expect("an Ed25519 signature is 64 bytes")
     }
 }
 
@@ -378,6 +391,16 @@ mod tests {
 
     fn signer() -> NoteSigner {
         NoteSigner::from_seed("example.com/log", [7; 32]).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn signatures_are_the_bytes_of_ed25519_dalek(seed: [u8; 32], msg: Vec<u8>) {
+            use ed25519_dalek::Signer;
+            let signer = NoteSigner::from_seed("example.com/log", seed).unwrap();
+            let expected = SigningKey::from_bytes(&seed).sign(&msg).to_bytes();
+            proptest::prop_assert_eq!(signer.sign_bytes(&msg), expected);
+        }
     }
 
     #[test]
