@@ -224,11 +224,11 @@ pub async fn find_issuances(
 
 /// Writes entries, their stored hashes (those of level [`UPPER_LEVEL`] and above to
 /// `upper_hashes` too) and issuance keys with multi-row INSERTs, creating the issuers,
-/// clients and identities (each with a new person) that `ids` and the database lack.
-/// Returns the ids `ids` lacked: give them to [`IdCache::remember`] once `tx` commits.
+/// clients and identities (each with a new person) that `cache` and the database lack.
+/// Returns the ids `cache` lacked: give them to [`IdCache::remember`] once `tx` commits.
 pub async fn insert_batch(
     tx: &mut sqlx::SqliteConnection,
-    ids: &IdCache,
+    cache: &IdCache,
     entries: &[EntryRow<'_>],
     hashes: &[(u64, Hash)],
     issuances: &[IssuanceRow<'_>],
@@ -249,7 +249,7 @@ pub async fn insert_batch(
         .copied()
         .collect();
     insert_hashes(tx, "upper_hashes", &upper).await?;
-    let (row_ids, new_ids) = lookup_ids::of_issuances(tx, ids, issuances).await?;
+    let (row_ids, new_ids) = lookup_ids::of_issuances(tx, cache, issuances).await?;
     for (chunk, ids) in issuances.chunks(CHUNK).zip(row_ids.chunks(CHUNK)) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO issuances (idx, jti, issuer, identity, client, refresh_jti) ",

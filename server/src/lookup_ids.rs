@@ -177,9 +177,12 @@ impl<'a, const N: usize> Distinct<'a, N> {
         let mut missing = Vec::new();
         for (position, (key, seen_at)) in self.keys.iter().enumerate() {
             let cached = cache_key(key);
-            ids.push(known.0.get(&cached).copied().unwrap_or(0));
-            if !known.0.contains_key(&cached) {
-                missing.push((position, cached, *key, *seen_at));
+            match known.0.get(&cached) {
+                Some(id) => ids.push(*id),
+                None => {
+                    ids.push(0); // set below, from the table
+                    missing.push((position, cached, *key, *seen_at));
+                }
             }
         }
         if missing.is_empty() {
@@ -209,13 +212,14 @@ async fn insert_missing<const N: usize>(
         columns.push_str(", person_id, created_at");
     }
     for chunk in keys.chunks(CHUNK) {
-        let persons = match identities {
-            true => chunk
+        let persons = if identities {
+            chunk
                 .iter()
                 .map(|_| new_person_id().map(Some))
                 .collect::<anyhow::Result<Vec<_>>>()
-                .map_err(|e| StoreError::Randomness(e.to_string()))?,
-            false => vec![None; chunk.len()],
+                .map_err(|e| StoreError::Randomness(e.to_string()))?
+        } else {
+            vec![None; chunk.len()]
         };
         let mut query = QueryBuilder::<Sqlite>::new(format!(
             "INSERT OR IGNORE INTO {} ({columns}) ",

@@ -317,17 +317,16 @@ impl Writer {
         batch: &[Job],
         look_up: bool,
     ) -> Result<BatchOutcome, SequencerError> {
-        let logged = match look_up {
-            true => {
-                let keys: Vec<(&str, &str)> = batch
-                    .iter()
-                    .flat_map(|job| &job.entries)
-                    .filter_map(|e| e.issuance())
-                    .map(|k| (k.jti.as_str(), k.iss.as_str()))
-                    .collect();
-                log_store::find_issuances(&mut self.conn, &keys).await?
-            }
-            false => HashMap::new(),
+        let logged = if look_up {
+            let keys: Vec<(&str, &str)> = batch
+                .iter()
+                .flat_map(|job| &job.entries)
+                .filter_map(|e| e.issuance())
+                .map(|k| (k.jti.as_str(), k.iss.as_str()))
+                .collect();
+            log_store::find_issuances(&mut self.conn, &keys).await?
+        } else {
+            HashMap::new()
         };
         let plan = plan_batch(batch, &logged, self.frontier.clone());
         let old_entries = self.read_logged(&plan.old_duplicates).await?;
