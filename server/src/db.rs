@@ -28,16 +28,21 @@ pub fn connect_options(path: &Path) -> SqliteConnectOptions {
         .page_size(PAGE_SIZE)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
+        .pragma("mmap_size", MMAP_BYTES.to_string())
+        .pragma("cache_size", format!("-{CACHE_KIB}"))
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
 }
 
-/// Page cache of each reader connection (KiB): keeps the upper levels of the tree and of
-/// the indexes in memory.
-const READER_CACHE_KIB: i64 = 64 * 1024;
-/// Page cache of the log writer (KiB): index pages stay cached between batches and dirty
-/// pages are not spilled in the middle of a transaction.
-const WRITER_CACHE_KIB: i64 = 256 * 1024;
+/// Bytes of the database file each connection reads through a memory map (SQLite caps this
+/// at its compile-time maximum, 2 GiB). A page outside the WAL is then read without a system
+/// call and without a copy in the connection's page cache.
+const MMAP_BYTES: i64 = 1 << 31;
+/// Page cache of each connection (KiB). With the memory map it holds the pages written since
+/// the last WAL checkpoint, so it can stay small, and it must: after a transaction that split
+/// a B-tree page, SQLite walks every cached page at commit (while the database is under 1
+/// GiB), and a reader drops its whole cache each time the writer has committed.
+const CACHE_KIB: i64 = 4 * 1024;
 /// How often the WAL is copied back into the database, off the writer's path.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -50,7 +55,7 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         // A local file does not drop connections the way a network peer does; a broken one
         // still fails its query (and is then closed when returned to the pool).
         .test_before_acquire(false)
-        .connect_with(connect_options(path).pragma("cache_size", format!("-{READER_CACHE_KIB}")))
+        .connect_with(connect_options(path))
         .await
         .with_context(|| format!("opening database {}", path.display()))?;
     MIGRATOR
@@ -81,7 +86,6 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
 /// memory.
 pub async fn open_writer(path: &Path) -> anyhow::Result<SqliteConnection> {
     connect_options(path)
-        .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
         .pragma("temp_store", "memory")
         .pragma("wal_autocheckpoint", "0")
         .connect()
@@ -146,6 +150,27 @@ mod tests {
                     .await
                     .unwrap();
             assert_eq!(n.0, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn readers_and_the_writer_read_through_the_memory_map_with_a_small_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let pool = open(&path).await.unwrap();
+        let mut reader = pool.acquire().await.unwrap();
+        let mut writer = open_writer(&path).await.unwrap();
+        for conn in [&mut *reader, &mut writer] {
+            let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert!(mmap >= 1 << 30, "mmap_size {mmap}");
+            let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(cache, -CACHE_KIB);
         }
     }
 
