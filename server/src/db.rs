@@ -28,21 +28,25 @@ pub fn connect_options(path: &Path) -> SqliteConnectOptions {
         .page_size(PAGE_SIZE)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .pragma("mmap_size", MMAP_BYTES.to_string())
-        .pragma("cache_size", format!("-{CACHE_KIB}"))
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
 }
 
-/// Bytes of the database file each connection reads through a memory map (SQLite caps this
-/// at its compile-time maximum, 2 GiB). A page outside the WAL is then read without a system
-/// call and without a copy in the connection's page cache.
-const MMAP_BYTES: i64 = 1 << 31;
-/// Page cache of each connection (KiB). With the memory map it holds the pages written since
-/// the last WAL checkpoint, so it can stay small, and it must: after a transaction that split
-/// a B-tree page, SQLite walks every cached page at commit (while the database is under 1
-/// GiB), and a reader drops its whole cache each time the writer has committed.
-const CACHE_KIB: i64 = 4 * 1024;
+/// Page cache of each reader connection (KiB): keeps the upper levels of the tree and of
+/// the indexes in memory while nothing is written (a reader drops its cache when the writer
+/// has committed). Readers do not use a memory map: the kernel reads around each page fault
+/// (8 MiB on the test VM's disk), which turned 10,000 proofs over a cold 10 M log into 289
+/// MB of disk reads against 17 MB through `pread`.
+const READER_CACHE_KIB: i64 = 64 * 1024;
+/// Bytes of the database file the writer reads through a memory map (SQLite caps this at
+/// its compile-time maximum, 2 GiB): index pages it inserts into are read without a system
+/// call and without a copy in its page cache.
+const WRITER_MMAP_BYTES: i64 = 1 << 31;
+/// Page cache of the writer (KiB). With the memory map it holds little more than the pages
+/// a batch dirties, and it must stay small: while the database is under 1 GiB, SQLite walks
+/// every cached page at the commit of a transaction that split a B-tree page (RS256 ingest
+/// 14.5-14.8k/s with 256 MiB and no map, 16.4-17.6k/s with this, in 6 s runs).
+const WRITER_CACHE_KIB: i64 = 4 * 1024;
 /// How often the WAL is copied back into the database, off the writer's path.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -55,7 +59,7 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         // A local file does not drop connections the way a network peer does; a broken one
         // still fails its query (and is then closed when returned to the pool).
         .test_before_acquire(false)
-        .connect_with(connect_options(path))
+        .connect_with(connect_options(path).pragma("cache_size", format!("-{READER_CACHE_KIB}")))
         .await
         .with_context(|| format!("opening database {}", path.display()))?;
     MIGRATOR
@@ -86,6 +90,8 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
 /// memory.
 pub async fn open_writer(path: &Path) -> anyhow::Result<SqliteConnection> {
     connect_options(path)
+        .pragma("mmap_size", WRITER_MMAP_BYTES.to_string())
+        .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
         .pragma("temp_store", "memory")
         .pragma("wal_autocheckpoint", "0")
         .connect()
@@ -153,25 +159,30 @@ mod tests {
         }
     }
 
+    /// `PRAGMA mmap_size` and `PRAGMA cache_size` of a connection.
+    async fn map_and_cache(conn: &mut SqliteConnection) -> (i64, i64) {
+        let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        (mmap, cache)
+    }
+
     #[tokio::test]
-    async fn readers_and_the_writer_read_through_the_memory_map_with_a_small_cache() {
+    async fn the_writer_reads_through_a_memory_map_and_readers_through_their_cache() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let pool = open(&path).await.unwrap();
-        let mut reader = pool.acquire().await.unwrap();
         let mut writer = open_writer(&path).await.unwrap();
-        for conn in [&mut *reader, &mut writer] {
-            let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert!(mmap >= 1 << 30, "mmap_size {mmap}");
-            let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(cache, -CACHE_KIB);
-        }
+        let (mmap, cache) = map_and_cache(&mut writer).await;
+        assert!(mmap >= 1 << 30, "writer mmap_size {mmap}");
+        assert_eq!(cache, -WRITER_CACHE_KIB);
+        let mut reader = pool.acquire().await.unwrap();
+        assert_eq!(map_and_cache(&mut reader).await, (0, -READER_CACHE_KIB));
     }
 
     #[tokio::test]
