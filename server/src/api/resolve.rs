@@ -100,17 +100,11 @@ pub async fn token(
             )));
         }
     };
-    let person = person_view(&state, &vo, &issuance.iss, &issuance.sub).await?;
+    // The entry records how many links the answer reveals, so the chain comes first; the
+    // other reads run while the entry commits.
     let chain = walk_chain(&state, &vo, index, &issuance).await?;
-    let human = match chain.human_subject() {
-        Some((iss, sub)) => Some(person_view(&state, &vo, iss, sub).await?),
-        None => None,
-    };
     let revealed = chain.links.len() as u64;
     let head = state.sequencer.head();
-    let proof = async {
-        Ok::<_, ApiError>(log_store::read_inclusion_proof(&state.pool, index, head.size).await?)
-    };
     let logged = log_resolution(
         &state,
         &principal,
@@ -120,7 +114,19 @@ pub async fn token(
         reason,
         revealed,
     );
-    let (resolution_index, inclusion_proof) = tokio::try_join!(logged, proof)?;
+    let people = async {
+        let person = person_view(&state, &vo, &issuance.iss, &issuance.sub).await?;
+        let human = match chain.human_subject() {
+            Some((iss, sub)) => Some(person_view(&state, &vo, iss, sub).await?),
+            None => None,
+        };
+        Ok::<_, ApiError>((person, human))
+    };
+    let proof = async {
+        Ok::<_, ApiError>(log_store::read_inclusion_proof(&state.pool, index, head.size).await?)
+    };
+    let (resolution_index, (person, human), inclusion_proof) =
+        tokio::try_join!(logged, people, proof)?;
     Ok(Json(TokenResolution {
         resolution_index,
         person,
