@@ -159,48 +159,49 @@ mod tests {
         }
     }
 
-    /// `PRAGMA mmap_size` and `PRAGMA cache_size` of a connection.
-    async fn map_and_cache(conn: &mut SqliteConnection) -> (i64, i64) {
-        let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size")
-            .fetch_one(&mut *conn)
+    /// The integer value of `PRAGMA name` on a connection.
+    async fn pragma(conn: &mut SqliteConnection, name: &str) -> i64 {
+        let (value,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+            .fetch_one(conn)
             .await
             .unwrap();
-        let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        (mmap, cache)
+        value
+    }
+
+    /// A new database in a temporary directory, its reader pool and its writer.
+    async fn pool_and_writer() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        SqlitePool,
+        SqliteConnection,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let pool = open(&path).await.unwrap();
+        let writer = open_writer(&path).await.unwrap();
+        (dir, path, pool, writer)
     }
 
     #[tokio::test]
     async fn the_writer_reads_through_a_memory_map_and_readers_through_their_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let pool = open(&path).await.unwrap();
-        let mut writer = open_writer(&path).await.unwrap();
-        let (mmap, cache) = map_and_cache(&mut writer).await;
+        let (_dir, _path, pool, mut writer) = pool_and_writer().await;
+        let mmap = pragma(&mut writer, "mmap_size").await;
         assert!(mmap >= 1 << 30, "writer mmap_size {mmap}");
-        assert_eq!(cache, -WRITER_CACHE_KIB);
+        assert_eq!(pragma(&mut writer, "cache_size").await, -WRITER_CACHE_KIB);
         let mut reader = pool.acquire().await.unwrap();
-        assert_eq!(map_and_cache(&mut reader).await, (0, -READER_CACHE_KIB));
+        assert_eq!(pragma(&mut reader, "mmap_size").await, 0);
+        assert_eq!(pragma(&mut reader, "cache_size").await, -READER_CACHE_KIB);
     }
 
     #[tokio::test]
     async fn the_writer_leaves_checkpoints_to_the_checkpointer() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let pool = open(&path).await.unwrap();
-        let mut writer = open_writer(&path).await.unwrap();
-        let (autocheckpoint,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
-            .fetch_one(&mut writer)
-            .await
-            .unwrap();
-        assert_eq!(autocheckpoint, 0);
-        let (temp_store,): (i64,) = sqlx::query_as("PRAGMA temp_store")
-            .fetch_one(&mut writer)
-            .await
-            .unwrap();
-        assert_eq!(temp_store, 2, "statement journals in memory");
+        let (_dir, path, pool, mut writer) = pool_and_writer().await;
+        assert_eq!(pragma(&mut writer, "wal_autocheckpoint").await, 0);
+        assert_eq!(
+            pragma(&mut writer, "temp_store").await,
+            2,
+            "statement journals in memory"
+        );
 
         let before = std::fs::metadata(&path).unwrap().len();
         for i in 0..2000 {
