@@ -99,8 +99,8 @@ async fn fresh_writer(dir: &Path) -> anyhow::Result<BulkWriter> {
 }
 
 /// Rows per second written into a fresh database in transactions of `batch` rows, with the
-/// sequencer's connection and statements (`db::open_writer`, `log_store::insert_batch`,
-/// `insert_identities`), fsync'd commits (`synchronous=FULL`) and a PASSIVE WAL checkpoint
+/// sequencer's connection and statements (`db::open_writer`, `log_store::commit_batch`: one
+/// round trip a transaction), fsync'd commits (`synchronous=FULL`) and a PASSIVE WAL checkpoint
 /// each second, as the server's checkpointer runs. Only the writes and checkpoints are timed.
 pub async fn sqlite_insert_rate(dir: &Path, rows: &[BulkRow], batch: usize) -> anyhow::Result<f64> {
     anyhow::ensure!(!rows.is_empty(), "no rows to insert");

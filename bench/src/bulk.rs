@@ -30,6 +30,7 @@ use tokenledger_server::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
 use tokenledger_server::log_store::{self, EntryRow, IssuanceRow};
 use tokenledger_server::lookup_ids::IdCache;
 use tokenledger_server::sequencer::{IssuanceKey, now_micros};
+use tokenledger_server::sql_script::SqlScript;
 
 use crate::workload::{VO, Workload};
 
@@ -177,13 +178,18 @@ impl BulkWriter {
                 logged_at: r.logged_at,
             })
             .collect();
-        let mut tx = self.conn.begin().await?;
+        let mut script = SqlScript::begin();
         if let Some(dictionary) = &dictionary {
-            log_store::insert_dictionary(&mut tx, dictionary, now_micros()).await?;
+            log_store::push_dictionary(&mut script, dictionary, now_micros());
         }
-        let new_ids =
-            log_store::insert_batch(&mut tx, &self.ids, &entries, &hashes, &issuances).await?;
-        tx.commit().await?;
+        let new_ids = log_store::commit_batch(
+            &mut self.conn,
+            script,
+            &self.ids,
+            (&entries, &hashes, &issuances),
+            None,
+        )
+        .await?;
         self.leaves.committed();
         self.ids.remember(new_ids);
         self.frontier = frontier;

@@ -341,11 +341,9 @@ mod tests {
         }
 
         // Another process finds the dictionary in the database.
-        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
-        crate::log_store::insert_dictionary(&mut tx, &dictionary, 1)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        let mut script = crate::sql_script::SqlScript::begin();
+        crate::log_store::push_dictionary(&mut script, &dictionary, 1);
+        script.commit(&mut conn).await.unwrap();
         let reloaded = LeafDecoders::load(&pool).await.unwrap();
         let last = stored.last().unwrap();
         assert_eq!(

@@ -16,4 +16,5 @@ pub mod lookup_ids;
 pub mod metrics;
 pub mod sequencer;
 pub mod sites;
+pub mod sql_script;
 pub mod suspensions;

@@ -13,6 +13,7 @@ use tokenledger_core::wire::InclusionProof;
 use crate::leaf_codec::{LeafDecoders, NewDictionary, StoredLeaf};
 use crate::lookup_ids::{self, IdCache, NewIds};
 use crate::sequencer::IssuanceKey;
+use crate::sql_script::{self, SqlScript};
 
 /// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
 pub(crate) const CHUNK: usize = 250;
@@ -222,47 +223,74 @@ pub async fn find_issuances(
     Ok(found)
 }
 
-/// Writes entries, their stored hashes (those of level [`UPPER_LEVEL`] and above to
-/// `upper_hashes` too) and issuance keys with multi-row INSERTs, creating the issuers,
-/// clients and identities (each with a new person) that `cache` and the database lack.
-/// Returns the ids `cache` lacked: give them to [`IdCache::remember`] once `tx` commits.
-pub async fn insert_batch(
-    tx: &mut sqlx::SqliteConnection,
+/// Adds a batch's rows (see [`push_batch`]) and, if given, a checkpoint row `(size, note,
+/// created_at)` to `script`, which began the transaction, and commits it: one round trip
+/// unless new ids must be read. On failure the transaction is rolled back. Returns the ids to
+/// give to [`IdCache::remember`].
+pub async fn commit_batch(
+    conn: &mut sqlx::SqliteConnection,
+    mut script: SqlScript,
+    cache: &IdCache,
+    rows: (&[EntryRow<'_>], &[(u64, Hash)], &[IssuanceRow<'_>]),
+    checkpoint: Option<(u64, &str, i64)>,
+) -> Result<NewIds, StoreError> {
+    let (entries, hashes, issuances) = rows;
+    let written = async {
+        let new_ids = push_batch(conn, &mut script, cache, entries, hashes, issuances).await?;
+        if let Some((size, note, created_at)) = checkpoint {
+            push_checkpoint(&mut script, size, note, created_at);
+        }
+        script.commit(conn).await?;
+        Ok(new_ids)
+    }
+    .await;
+    if written.is_err() {
+        sql_script::roll_back(conn).await;
+    }
+    written
+}
+
+/// Queues entries, their stored hashes (those of level [`UPPER_LEVEL`] and above to
+/// `upper_hashes` too) and issuance keys as multi-row INSERTs in `script`, creating the
+/// issuers, clients and identities (each with a new person) that `cache` and the database
+/// lack: only then is `script` sent before the batch's transaction commits, to read their
+/// ids. Returns the ids `cache` lacked: give them to [`IdCache::remember`] once it commits.
+pub async fn push_batch(
+    conn: &mut sqlx::SqliteConnection,
+    script: &mut SqlScript,
     cache: &IdCache,
     entries: &[EntryRow<'_>],
     hashes: &[(u64, Hash)],
     issuances: &[IssuanceRow<'_>],
 ) -> Result<NewIds, StoreError> {
     for chunk in entries.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO entries (idx, leaf, dictionary) ");
-        query.push_values(chunk, |mut row, e| {
-            row.push_bind(e.index as i64)
-                .push_bind(&e.leaf.bytes)
-                .push_bind(e.leaf.dictionary);
-        });
-        query.build().execute(&mut *tx).await?;
+        script
+            .statement("INSERT INTO entries (idx, leaf, dictionary) ")
+            .push_values(chunk, |mut row, e| {
+                row.push_bind(e.index as i64)
+                    .push_bind(&e.leaf.bytes)
+                    .push_bind(e.leaf.dictionary);
+            });
     }
-    insert_hashes(tx, "hashes", hashes).await?;
+    push_hashes(script, "hashes", hashes);
     let upper: Vec<(u64, Hash)> = hashes
         .iter()
         .filter(|(i, _)| is_upper(*i))
         .copied()
         .collect();
-    insert_hashes(tx, "upper_hashes", &upper).await?;
-    let (row_ids, new_ids) = lookup_ids::of_issuances(tx, cache, issuances).await?;
+    push_hashes(script, "upper_hashes", &upper);
+    let (row_ids, new_ids) = lookup_ids::of_issuances(conn, script, cache, issuances).await?;
     for (chunk, ids) in issuances.chunks(CHUNK).zip(row_ids.chunks(CHUNK)) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO issuances (idx, jti, issuer, identity, client, refresh_jti) ",
-        );
-        query.push_values(chunk.iter().zip(ids), |mut row, (i, id)| {
-            row.push_bind(i.index as i64)
-                .push_bind(&i.key.jti)
-                .push_bind(id.issuer)
-                .push_bind(id.identity)
-                .push_bind(id.client)
-                .push_bind(&i.key.refresh_jti);
-        });
-        query.build().execute(&mut *tx).await?;
+        script
+            .statement("INSERT INTO issuances (idx, jti, issuer, identity, client, refresh_jti) ")
+            .push_values(chunk.iter().zip(ids), |mut row, (i, id)| {
+                row.push_bind(i.index as i64)
+                    .push_bind(&i.key.jti)
+                    .push_bind(id.issuer)
+                    .push_bind(id.identity)
+                    .push_bind(id.client)
+                    .push_bind(&i.key.refresh_jti);
+            });
     }
     Ok(new_ids)
 }
@@ -277,53 +305,38 @@ fn push_index_list(query: &mut QueryBuilder<Sqlite>, indexes: &[u64]) {
     query.push(")");
 }
 
-/// Writes (stored index, hash) rows into `table` (`hashes` or `upper_hashes`).
-async fn insert_hashes(
-    tx: &mut sqlx::SqliteConnection,
-    table: &str,
-    hashes: &[(u64, Hash)],
-) -> Result<(), StoreError> {
+/// Queues (stored index, hash) rows for `table` (`hashes` or `upper_hashes`).
+fn push_hashes(script: &mut SqlScript, table: &str, hashes: &[(u64, Hash)]) {
     for chunk in hashes.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} (idx, hash) "));
-        query.push_values(chunk, |mut row, (index, hash)| {
-            row.push_bind(*index as i64).push_bind(hash.0.to_vec());
-        });
-        query.build().execute(&mut *tx).await?;
+        script
+            .statement(format_args!("INSERT INTO {table} (idx, hash) "))
+            .push_values(chunk, |mut row, (index, hash)| {
+                row.push_bind(*index as i64).push_bind(hash.0.to_vec());
+            });
     }
-    Ok(())
 }
 
-/// Records the dictionary the leaves of this transaction are compressed with (again, if an
+/// Queues the dictionary the leaves of this transaction are compressed with (again, if an
 /// earlier transaction that wrote it failed).
-pub async fn insert_dictionary(
-    tx: &mut sqlx::SqliteConnection,
-    dictionary: &NewDictionary,
-    created_at: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT OR IGNORE INTO leaf_dictionaries (id, dictionary, created_at) VALUES (?, ?, ?)",
-    )
-    .bind(dictionary.id)
-    .bind(&dictionary.bytes)
-    .bind(created_at)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+pub fn push_dictionary(script: &mut SqlScript, dictionary: &NewDictionary, created_at: i64) {
+    script
+        .statement("INSERT OR IGNORE INTO leaf_dictionaries (id, dictionary, created_at) ")
+        .push_values([dictionary], |mut row, d| {
+            row.push_bind(d.id)
+                .push_bind(&d.bytes)
+                .push_bind(created_at);
+        });
 }
 
-/// Indexes resolution entries by VO.
-pub async fn insert_resolutions(
-    tx: &mut sqlx::SqliteConnection,
-    rows: &[(u64, &str)],
-) -> Result<(), StoreError> {
+/// Queues the rows indexing resolution entries by VO.
+pub fn push_resolutions(script: &mut SqlScript, rows: &[(u64, &str)]) {
     for chunk in rows.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO resolutions (idx, vo) ");
-        query.push_values(chunk, |mut row, (index, vo)| {
-            row.push_bind(*index as i64).push_bind(*vo);
-        });
-        query.build().execute(&mut *tx).await?;
+        script
+            .statement("INSERT INTO resolutions (idx, vo) ")
+            .push_values(chunk, |mut row, (index, vo)| {
+                row.push_bind(*index as i64).push_bind(*vo);
+            });
     }
-    Ok(())
 }
 
 /// Entries at the given indexes as (index, canonical bytes); missing ones are left out.
@@ -392,47 +405,45 @@ pub struct SuspensionRow {
     pub not_after: Option<i64>,
 }
 
-/// Writes the state rows of one entry at `index`.
-pub async fn apply_state_change(
-    tx: &mut sqlx::SqliteConnection,
-    index: u64,
-    change: &StateChange,
-) -> Result<(), StoreError> {
+/// Queues the state rows of one entry at `index`.
+pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChange) {
     match change {
         StateChange::Suspend(s) => {
-            sqlx::query(
-                "INSERT INTO suspensions (id, idx, site, vo, person_id, token_iss, token_jti, scope,
-                 reason_code, created_by, created_at, not_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&s.id)
-            .bind(index as i64)
-            .bind(&s.site)
-            .bind(&s.vo)
-            .bind(&s.person_id)
-            .bind(&s.token_iss)
-            .bind(&s.token_jti)
-            .bind(&s.scope)
-            .bind(&s.reason_code)
-            .bind(&s.created_by)
-            .bind(s.created_at)
-            .bind(s.not_after)
-            .execute(&mut *tx)
-            .await?;
+            script
+                .statement(
+                    "INSERT INTO suspensions (id, idx, site, vo, person_id, token_iss, token_jti, \
+                     scope, reason_code, created_by, created_at, not_after) ",
+                )
+                .push_values([s], |mut row, s| {
+                    row.push_bind(&s.id)
+                        .push_bind(index as i64)
+                        .push_bind(&s.site)
+                        .push_bind(&s.vo)
+                        .push_bind(&s.person_id)
+                        .push_bind(&s.token_iss)
+                        .push_bind(&s.token_jti)
+                        .push_bind(&s.scope)
+                        .push_bind(&s.reason_code)
+                        .push_bind(&s.created_by)
+                        .push_bind(s.created_at)
+                        .push_bind(s.not_after);
+                });
         }
         StateChange::Lift {
             suspension_id,
             lifted_by,
             lifted_at,
         } => {
-            sqlx::query(
-                "UPDATE suspensions SET lifted_at = ?, lifted_by = ?, lift_idx = ? WHERE id = ? AND lifted_at IS NULL",
-            )
-            .bind(lifted_at)
-            .bind(lifted_by)
-            .bind(index as i64)
-            .bind(suspension_id)
-            .execute(&mut *tx)
-            .await?;
+            script
+                .statement("UPDATE suspensions SET lifted_at = ")
+                .push_bind(*lifted_at)
+                .push(", lifted_by = ")
+                .push_bind(lifted_by)
+                .push(", lift_idx = ")
+                .push_bind(index as i64)
+                .push(" WHERE id = ")
+                .push_bind(suspension_id)
+                .push(" AND lifted_at IS NULL");
         }
         StateChange::Link {
             vo,
@@ -441,57 +452,62 @@ pub async fn apply_state_change(
             sub,
             created_at,
         } => {
-            sqlx::query(
-                "INSERT INTO identities (iss, sub, vo, person_id, created_at) VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (iss, sub, vo) DO UPDATE SET person_id = excluded.person_id",
-            )
-            .bind(iss)
-            .bind(sub)
-            .bind(vo)
-            .bind(person_id)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?;
+            script
+                .statement("INSERT INTO identities (iss, sub, vo, person_id, created_at) ")
+                .push_values([()], |mut row, ()| {
+                    row.push_bind(iss)
+                        .push_bind(sub)
+                        .push_bind(vo)
+                        .push_bind(person_id)
+                        .push_bind(*created_at);
+                })
+                .push(" ON CONFLICT (iss, sub, vo) DO UPDATE SET person_id = excluded.person_id");
         }
         StateChange::Merge { vo, into, from } => {
             for table in ["identities", "pseudonyms", "suspensions"] {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET person_id = ? WHERE person_id = ? AND vo = ?"
-                )))
-                .bind(into)
-                .bind(from)
-                .bind(vo)
-                .execute(&mut *tx)
-                .await?;
+                script
+                    .statement(format_args!("UPDATE {table} SET person_id = "))
+                    .push_bind(into)
+                    .push(" WHERE person_id = ")
+                    .push_bind(from)
+                    .push(" AND vo = ")
+                    .push_bind(vo);
             }
         }
         StateChange::Sighting { site, vo, iss, jti } => {
-            sqlx::query("INSERT INTO sightings (idx, site, vo, iss, jti) VALUES (?, ?, ?, ?, ?)")
-                .bind(index as i64)
-                .bind(site)
-                .bind(vo)
-                .bind(iss)
-                .bind(jti)
-                .execute(&mut *tx)
-                .await?;
+            script
+                .statement("INSERT INTO sightings (idx, site, vo, iss, jti) ")
+                .push_values([()], |mut row, ()| {
+                    row.push_bind(index as i64)
+                        .push_bind(site)
+                        .push_bind(vo)
+                        .push_bind(iss)
+                        .push_bind(jti);
+                });
         }
         StateChange::None => {}
     }
-    Ok(())
 }
 
-/// Records a signed checkpoint (once per size).
-pub async fn insert_checkpoint<'e>(
-    db: impl Executor<'e, Database = Sqlite>,
+/// Queues the row of a signed checkpoint (once per size).
+pub fn push_checkpoint(script: &mut SqlScript, size: u64, note: &str, created_at: i64) {
+    script
+        .statement("INSERT OR IGNORE INTO checkpoints (size, note, created_at) ")
+        .push_values([()], |mut row, ()| {
+            row.push_bind(size as i64)
+                .push_bind(note)
+                .push_bind(created_at);
+        });
+}
+
+/// Records a signed checkpoint (once per size), outside any batch.
+pub async fn insert_checkpoint(
+    conn: &mut sqlx::SqliteConnection,
     size: u64,
     note: &str,
     created_at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT OR IGNORE INTO checkpoints (size, note, created_at) VALUES (?, ?, ?)")
-        .bind(size as i64)
-        .bind(note)
-        .bind(created_at)
-        .execute(db)
-        .await?;
-    Ok(())
+    let mut script = SqlScript::new();
+    push_checkpoint(&mut script, size, note, created_at);
+    Ok(script.flush(conn).await?)
 }

@@ -1,4 +1,4 @@
-//! The integer ids an `issuances` row holds in place of text, for `log_store::insert_batch`:
+//! The integer ids an `issuances` row holds in place of text, for `log_store::push_batch`:
 //! issuers and clients are interned, identities are created (each with a new person) on
 //! first sight. The writer's [`IdCache`] keeps the ids of committed rows, so a batch of known
 //! issuers, clients and identities runs no query for them.
@@ -9,6 +9,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crate::keys::new_person_id;
 use crate::log_store::{CHUNK, IssuanceRow, StoreError};
+use crate::sql_script::SqlScript;
 
 /// Ids kept per table; a full table of the cache is emptied and fills again from queries.
 const CACHED_IDS: usize = 1 << 18;
@@ -73,9 +74,11 @@ fn cache_key<const N: usize>(key: &[&str; N]) -> String {
 
 /// The ids of each issuance's issuer, identity and client, in order, with the ids that were
 /// not in `cache`: issuers and clients are interned, identities not seen before get a new
-/// person (an identity a link of this transaction wrote keeps that link's person).
+/// person (an identity a link of this transaction wrote keeps that link's person). `script`,
+/// the transaction's statements so far, is sent first if the database must be asked.
 pub(crate) async fn of_issuances(
     tx: &mut sqlx::SqliteConnection,
+    script: &mut SqlScript,
     cache: &IdCache,
     issuances: &[IssuanceRow<'_>],
 ) -> Result<(Vec<LookupIds>, NewIds), StoreError> {
@@ -97,14 +100,15 @@ pub(crate) async fn of_issuances(
         .collect();
     let mut new = NewIds::default();
     let issuer_ids = issuers
-        .ids(tx, &cache.issuers, &mut new.issuers, Table::Issuers)
+        .ids(tx, script, &cache.issuers, &mut new.issuers, Table::Issuers)
         .await?;
     let client_ids = clients
-        .ids(tx, &cache.clients, &mut new.clients, Table::Clients)
+        .ids(tx, script, &cache.clients, &mut new.clients, Table::Clients)
         .await?;
     let identity_ids = identities
         .ids(
             tx,
+            script,
             &cache.identities,
             &mut new.identities,
             Table::Identities,
@@ -165,10 +169,11 @@ impl<'a, const N: usize> Distinct<'a, N> {
     }
 
     /// The id of every key, in order: from `known`, else from `table` (adding the missing
-    /// rows), and then also pushed to `new`.
+    /// rows, after sending `script`), and then also pushed to `new`.
     async fn ids(
         &self,
         tx: &mut sqlx::SqliteConnection,
+        script: &mut SqlScript,
         known: &KnownIds,
         new: &mut Vec<(String, i64)>,
         table: Table,
@@ -188,6 +193,7 @@ impl<'a, const N: usize> Distinct<'a, N> {
         if missing.is_empty() {
             return Ok(ids);
         }
+        script.flush(tx).await?;
         let keys: Vec<([&str; N], i64)> = missing.iter().map(|m| (m.2, m.3)).collect();
         insert_missing(tx, table, &keys).await?;
         let found = ids_of(tx, table, &keys).await?;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, SqliteConnection};
+use sqlx::SqliteConnection;
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::entry::LogEntry;
 use tokenledger_core::merkle::{self, Frontier, Hash};
@@ -17,6 +17,7 @@ use crate::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
 use crate::log_store::{self, EntryRow, IssuanceRow, StateChange, StoreError};
 use crate::lookup_ids::IdCache;
 use crate::metrics::Metrics;
+use crate::sql_script::SqlScript;
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -339,26 +340,27 @@ impl Writer {
 
         let head = sign_head(&self.signer, &self.origin, &plan.frontier)?;
         let persist = self.persisted_at.elapsed() >= CHECKPOINT_PERSIST_INTERVAL;
-        let mut tx = self.conn.begin().await.map_err(StoreError::from)?;
+        let mut script = SqlScript::begin();
         if let Some(dictionary) = &dictionary {
-            log_store::insert_dictionary(&mut tx, dictionary, now_micros()).await?;
+            log_store::push_dictionary(&mut script, dictionary, now_micros());
         }
-        log_store::insert_resolutions(&mut tx, &plan.resolution_rows()).await?;
+        log_store::push_resolutions(&mut script, &plan.resolution_rows());
         for (index, change) in plan.state_changes() {
-            log_store::apply_state_change(&mut tx, index, change).await?;
+            log_store::push_state_change(&mut script, index, change);
         }
-        let new_ids = log_store::insert_batch(
-            &mut tx,
+        let checkpoint = persist.then(|| (head.size, head.note.as_str(), now_micros()));
+        let new_ids = log_store::commit_batch(
+            &mut self.conn,
+            script,
             &self.ids,
-            &plan.entry_rows(&stored),
-            &plan.hashes,
-            &plan.issuance_rows(),
+            (
+                &plan.entry_rows(&stored),
+                &plan.hashes,
+                &plan.issuance_rows(),
+            ),
+            checkpoint,
         )
         .await?;
-        if persist {
-            log_store::insert_checkpoint(&mut *tx, head.size, &head.note, now_micros()).await?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
         self.leaves.committed();
         self.ids.remember(new_ids);
 

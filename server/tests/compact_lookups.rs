@@ -21,6 +21,7 @@ use tokenledger_server::metrics::Metrics;
 use tokenledger_server::sequencer::{
     BatchLimits, EntryKind, IssuanceKey, LeafStorage, PreparedEntry, Sequenced, Sequencer,
 };
+use tokenledger_server::sql_script::SqlScript;
 
 const A: &str = "https://a.example/";
 const B: &str = "https://b.example/";
@@ -476,7 +477,7 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     task.await.unwrap();
 }
 
-/// The rows `insert_batch` writes for issuances `keys` at indexes `first..`, in `tx`.
+/// The rows `push_batch` writes for issuances `keys` at indexes `first..`, in `tx`.
 async fn insert_issuances(
     tx: &mut sqlx::SqliteConnection,
     cache: &IdCache,
@@ -502,7 +503,10 @@ async fn insert_issuances(
             logged_at: 1_000,
         })
         .collect();
-    log_store::insert_batch(tx, cache, &entries, &[], &issuances).await
+    let mut script = SqlScript::new();
+    let new = log_store::push_batch(tx, &mut script, cache, &entries, &[], &issuances).await?;
+    script.flush(tx).await?;
+    Ok(new)
 }
 
 /// The (jti, iss, sub, vo, client_id) of every issuance row, through its ids.
