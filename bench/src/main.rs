@@ -76,6 +76,11 @@ struct PreloadArgs {
     /// Run the server with this sequencer `max_wait_ms` instead of the default (0).
     #[arg(long)]
     max_wait_ms: Option<u64>,
+    /// resolve and proof: which random sample of jtis and indexes to ask for. The same
+    /// number asks for the same ones, so a second run finds them cached; a new number reads
+    /// what earlier runs did not.
+    #[arg(long, default_value_t = 0)]
+    sample: u64,
 }
 
 #[derive(Args, Debug)]
@@ -140,11 +145,17 @@ fn main() -> anyhow::Result<()> {
         ))?),
         Command::Resolve(args) => print(&resolve(
             &args.options(),
-            &pick(args.quick, ResolveOptions::quick(), ResolveOptions::full()),
+            &ResolveOptions {
+                sample: args.sample,
+                ..pick(args.quick, ResolveOptions::quick(), ResolveOptions::full())
+            },
         )?),
         Command::Proof(args) => print(&proof(
             &args.options(),
-            &pick(args.quick, ProofOptions::quick(), ProofOptions::full()),
+            &ProofOptions {
+                sample: args.sample,
+                ..pick(args.quick, ProofOptions::quick(), ProofOptions::full())
+            },
         )?),
         Command::Size(args) => print(&size(&args.options())?),
         Command::All(args) => {

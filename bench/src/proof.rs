@@ -21,7 +21,7 @@ use crate::harness::{CpuUse, disk_reads_kib, tuning_note};
 use crate::load::sequential_gets;
 use crate::preload::Preloaded;
 use crate::report::{Percentiles, Report, Row, fmt_ms, ms, thousands};
-use crate::workload::sample_below;
+use crate::workload::{sample_below, sample_seed};
 use crate::{block_on, progress};
 
 /// DESIGN.md: inclusion and consistency proofs at 10 M entries, p99 under 1 ms.
@@ -38,6 +38,8 @@ pub struct ProofOptions {
     pub warmup: usize,
     /// Bound on each timed part.
     pub limit: Duration,
+    /// Which random indexes to ask for (see [`sample_seed`]).
+    pub sample: u64,
 }
 
 impl ProofOptions {
@@ -47,6 +49,7 @@ impl ProofOptions {
             requests: 10_000,
             warmup: 500,
             limit: Duration::from_secs(300),
+            sample: 0,
         }
     }
 
@@ -56,6 +59,7 @@ impl ProofOptions {
             requests: 200,
             warmup: 20,
             limit: Duration::from_secs(30),
+            sample: 0,
         }
     }
 }
@@ -66,8 +70,8 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
     let (size, root) = (checkpoint.size, checkpoint.root);
     let url = pre.ledger.server.url().to_string();
     let n = opts.warmup + opts.requests;
-    let indexes = sample_below(size, n, 0x696e_636c);
-    let olders: Vec<u64> = sample_below(size - 1, n, 0x636f_6e73)
+    let indexes = sample_below(size, n, sample_seed(0x696e_636c, opts.sample));
+    let olders: Vec<u64> = sample_below(size - 1, n, sample_seed(0x636f_6e73, opts.sample))
         .into_iter()
         .map(|m| m + 1)
         .collect();
@@ -122,11 +126,15 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
             check_consistency(&pool, body, *m, size, &root).await?;
         }
         // Fresh random positions: the checks above have just read the timed ones' pages.
-        let raw_indexes = sample_below(size, opts.requests, 0x7261_7769);
-        let raw_olders: Vec<u64> = sample_below(size - 1, opts.requests, 0x7261_7763)
-            .into_iter()
-            .map(|m| m + 1)
-            .collect();
+        let raw_indexes = sample_below(size, opts.requests, sample_seed(0x7261_7769, opts.sample));
+        let raw_olders: Vec<u64> = sample_below(
+            size - 1,
+            opts.requests,
+            sample_seed(0x7261_7763, opts.sample),
+        )
+        .into_iter()
+        .map(|m| m + 1)
+        .collect();
         let raw = raw_latencies(&pool, &raw_indexes, &raw_olders, size).await;
         pool.close().await;
         raw
@@ -161,8 +169,8 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
                 ),
         );
         report.row(Row::plain(
-            format!("  {name} max, samples"),
-            format!("{}, {}", fmt_ms(http.max), http.count),
+            format!("  {name} max, samples, sample number (--sample)"),
+            format!("{}, {}, {}", fmt_ms(http.max), http.count, opts.sample),
         ));
         report.row(Row::plain(
             format!("  {name}: disk reads during the run (machine-wide)"),
@@ -182,6 +190,7 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         format!("{} / {}", fmt_ms(round_trip.p50), fmt_ms(round_trip.p99)),
     ));
     report.figure("size", size);
+    report.figure("sample", opts.sample);
     report.figure("target_p99_ms", ms(TARGET_P99));
     round_trip.record(&mut report, "healthz_round_trip");
     Ok(report)

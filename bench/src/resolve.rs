@@ -25,7 +25,7 @@ use crate::harness::{disk_reads_kib, tuning_note};
 use crate::load::sequential_gets;
 use crate::preload::Preloaded;
 use crate::report::{Percentiles, Report, Row, fmt_ms, ms, thousands};
-use crate::workload::{VO, sample_below};
+use crate::workload::{VO, sample_below, sample_seed};
 use crate::{block_on, progress};
 
 /// DESIGN.md: resolve at 10 M entries, over HTTP, p99 under 2 ms.
@@ -44,6 +44,8 @@ pub struct ResolveOptions {
     pub baseline_samples: usize,
     /// Bound on the timed part.
     pub limit: Duration,
+    /// Which random `jti`s to ask for (see [`sample_seed`]).
+    pub sample: u64,
 }
 
 impl ResolveOptions {
@@ -54,6 +56,7 @@ impl ResolveOptions {
             warmup: 200,
             baseline_samples: 2_000,
             limit: Duration::from_secs(300),
+            sample: 0,
         }
     }
 
@@ -64,6 +67,7 @@ impl ResolveOptions {
             warmup: 10,
             baseline_samples: 50,
             limit: Duration::from_secs(30),
+            sample: 0,
         }
     }
 }
@@ -72,7 +76,11 @@ impl ResolveOptions {
 pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
     let officer = pre.ledger.server.create_credential("vo-security", Some(VO));
     let url = pre.ledger.server.url().to_string();
-    let picks = sample_below(pre.entries, opts.warmup + opts.requests, 0x7265_736f);
+    let picks = sample_below(
+        pre.entries,
+        opts.warmup + opts.requests,
+        sample_seed(0x7265_736f, opts.sample),
+    );
     let paths: Vec<String> = picks
         .iter()
         .map(|i| {
@@ -103,10 +111,14 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
 
     progress("resolve: baselines");
     // Other random jtis than the timed ones, whose pages the timed run has just read.
-    let jtis: Vec<String> = sample_below(pre.entries, opts.baseline_samples, 0x7261_7772)
-        .into_iter()
-        .map(|i| pre.workload.jti(i))
-        .collect();
+    let jtis: Vec<String> = sample_below(
+        pre.entries,
+        opts.baseline_samples,
+        sample_seed(0x7261_7772, opts.sample),
+    )
+    .into_iter()
+    .map(|i| pre.workload.jti(i))
+    .collect();
     let mut reads = block_on(read_latencies(pre, &jtis))?;
     let reads = Percentiles::of(&mut reads).expect("reads were timed");
     let healthz = vec!["/healthz".to_string(); opts.baseline_samples];
@@ -139,8 +151,13 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
             ),
     );
     report.row(Row::plain(
-        "  resolve max, samples",
-        format!("{}, {}", fmt_ms(resolve.max), resolve.count),
+        "  resolve max, samples, sample number (--sample)",
+        format!(
+            "{}, {}, {}",
+            fmt_ms(resolve.max),
+            resolve.count,
+            opts.sample
+        ),
     ));
     report.row(Row::plain(
         "  sequencer during the run: mean batch, mean commit",
@@ -169,6 +186,7 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
         format!("{} / {}", fmt_ms(round_trip.p50), fmt_ms(round_trip.p99)),
     ));
     report.figure("entries", pre.entries);
+    report.figure("sample", opts.sample);
     resolve.record(&mut report, "resolve");
     report.figure("resolve_target_p99_ms", ms(TARGET_P99));
     report.figure("sequencer_mean_batch", metrics.mean_batch());

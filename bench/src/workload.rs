@@ -70,6 +70,13 @@ impl Workload {
     }
 }
 
+/// The seed of sample number `sample` of a draw whose sample 0 has seed `base`: the same
+/// number draws the same values, another number others (so a run can ask for what earlier
+/// runs did not bring into the page cache).
+pub fn sample_seed(base: u64, sample: u64) -> u64 {
+    base ^ sample.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// `count` pseudo-random numbers below `n` (reproducible for a `seed`).
 pub fn sample_below(n: u64, count: usize, seed: u64) -> Vec<u64> {
     (0..count as u64)
@@ -136,5 +143,15 @@ mod tests {
         let claims = w.claims(5, 1_700_000_000);
         assert_eq!(claims["jti"], w.jti(5));
         assert_eq!(claims["exp"], 1_700_003_600);
+    }
+
+    #[test]
+    fn sample_zero_draws_as_before_and_other_samples_draw_others() {
+        let draw = |sample| sample_below(10_000_000, 1_000, sample_seed(0x7265_736f, sample));
+        assert_eq!(draw(0), sample_below(10_000_000, 1_000, 0x7265_736f));
+        assert_eq!(draw(1), draw(1));
+        let first: HashSet<u64> = draw(0).into_iter().collect();
+        let shared = draw(1).iter().filter(|p| first.contains(p)).count();
+        assert!(shared < 10, "{shared} of 1,000 picks shared");
     }
 }
