@@ -65,11 +65,16 @@ impl Default for SqlScript {
     }
 }
 
-/// Rolls back the transaction a failed script left open. A failure here means there was none
-/// to roll back (SQLite had already ended it, or `BEGIN` itself failed).
+/// Rolls back the transaction a failed script left open, if any (SQLite ends some itself, and
+/// none is open if `BEGIN` failed). Any other failure leaves the connection in a transaction,
+/// so the next `BEGIN` fails too: it is logged as an error.
 pub async fn roll_back(conn: &mut SqliteConnection) {
-    if let Err(e) = sqlx::query("ROLLBACK").execute(conn).await {
-        tracing::debug!(error = %e, "nothing to roll back");
+    match sqlx::query("ROLLBACK").execute(conn).await {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("no transaction is active") => {
+            tracing::debug!("no transaction left to roll back");
+        }
+        Err(e) => tracing::error!(error = %e, "rolling back a failed write failed"),
     }
 }
 
@@ -156,8 +161,13 @@ mod tests {
             .push(", 'five')");
         script.commit(&mut conn).await.unwrap();
         assert_eq!(rows(&mut conn).await, [(5, "five".into())]);
-        // Rolling back with no transaction open is harmless.
+        // Rolling back with no transaction open is harmless, and SQLite says why.
         roll_back(&mut conn).await;
+        let e = sqlx::query("ROLLBACK")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no transaction is active"), "{e}");
         assert_eq!(rows(&mut conn).await.len(), 1);
     }
 }
