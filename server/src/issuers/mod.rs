@@ -1,6 +1,7 @@
 //! Configured token issuers: their keys (JWKS, cached and refreshed) and JWT verification.
 
 mod jwks;
+mod verifier;
 mod verify;
 
 use std::collections::HashMap;
