@@ -250,7 +250,13 @@ pub struct SequencerMetrics {
     pub batches: u64,
     pub batch_entries: u64,
     pub commit_seconds: f64,
+    /// Batches whose write and fsync took over [`SLOW_COMMIT_MS`].
+    pub slow_commits: u64,
 }
+
+/// A commit slower than this (a bucket bound of the server's histogram) is counted apart:
+/// every report of its batch, and of the batches queued behind it, waits for it.
+pub const SLOW_COMMIT_MS: u64 = 10;
 
 impl SequencerMetrics {
     /// Parses the Prometheus text of the server.
@@ -263,10 +269,17 @@ impl SequencerMetrics {
                 .parse::<f64>()
                 .with_context(|| format!("{name} is not a number"))
         };
+        let commits = value("tokenledger_commit_seconds_count")? as u64;
+        let fast_bucket = format!(
+            "tokenledger_commit_seconds_bucket{{le=\"{}\"}}",
+            SLOW_COMMIT_MS as f64 / 1e3
+        );
+        let fast = value(&fast_bucket)? as u64;
         Ok(SequencerMetrics {
             batches: value("tokenledger_batch_entries_count")? as u64,
             batch_entries: value("tokenledger_batch_entries_sum")? as u64,
             commit_seconds: value("tokenledger_commit_seconds_sum")?,
+            slow_commits: commits.saturating_sub(fast),
         })
     }
 
@@ -286,6 +299,7 @@ impl SequencerMetrics {
             batches: self.batches - before.batches,
             batch_entries: self.batch_entries - before.batch_entries,
             commit_seconds: self.commit_seconds - before.commit_seconds,
+            slow_commits: self.slow_commits - before.slow_commits,
         }
     }
 }
@@ -323,9 +337,13 @@ mod tests {
     fn parses_the_servers_metrics() {
         let text = "# TYPE x\ntokenledger_batch_entries_bucket{le=\"1\"} 0\n\
                     tokenledger_batch_entries_sum 3000\ntokenledger_batch_entries_count 4\n\
+                    tokenledger_commit_seconds_bucket{le=\"0.005\"} 2\n\
+                    tokenledger_commit_seconds_bucket{le=\"0.01\"} 3\n\
+                    tokenledger_commit_seconds_bucket{le=\"0.025\"} 4\n\
                     tokenledger_commit_seconds_sum 0.02\ntokenledger_commit_seconds_count 4\n";
         let m = SequencerMetrics::parse(text).unwrap();
         assert_eq!(m.batches, 4);
+        assert_eq!(m.slow_commits, 1);
         assert_eq!(m.mean_batch(), 750.0);
         assert!((m.mean_commit_ms() - 5.0).abs() < 1e-9);
         assert!(SequencerMetrics::parse("nothing").is_err());

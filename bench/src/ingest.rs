@@ -15,7 +15,7 @@ use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 
 use crate::baseline;
 use crate::bulk::{BulkRow, token_sha256};
-use crate::harness::{CpuUse, Ledger, SequencerMetrics, tuning_note};
+use crate::harness::{CpuUse, Ledger, SLOW_COMMIT_MS, SequencerMetrics, tuning_note};
 use crate::load::{self, Body, LoadResult};
 use crate::report::{Percentiles, Report, Row, fmt_ms, fmt_rate, ms, thousands};
 use crate::size::DbSize;
@@ -284,11 +284,15 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
             ),
         ));
         report.row(Row::plain(
-            "  latency run sequencer: mean batch, mean commit",
             format!(
-                "{:.1} entries, {:.2} ms",
+                "  latency run sequencer: mean batch, mean commit, commits over {SLOW_COMMIT_MS} ms"
+            ),
+            format!(
+                "{:.1} entries, {:.2} ms, {} of {}",
                 latency_metrics.mean_batch(),
-                latency_metrics.mean_commit_ms()
+                latency_metrics.mean_commit_ms(),
+                latency_metrics.slow_commits,
+                thousands(latency_metrics.batches)
             ),
         ));
         report.row(Row::plain("  latency run CPU", latency_cpu.describe()));
@@ -300,6 +304,7 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
         report.figure("latency_target_p99_ms", ms(TARGET_P99));
         report.figure("latency_mean_batch", latency_metrics.mean_batch());
         report.figure("latency_mean_commit_ms", latency_metrics.mean_commit_ms());
+        report.figure("latency_slow_commits", latency_metrics.slow_commits);
     }
 
     report.row(Row::plain(
