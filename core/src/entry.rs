@@ -299,16 +299,16 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), EntryError> {
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_unstable_by_key(|(key, _)| *key);
             out.push(b'{');
-            for (i, key) in keys.into_iter().enumerate() {
+            for (i, (key, value)) in members.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_scalar(&Value::String(key.clone()), out);
+                write_scalar(key, out);
                 out.push(b':');
-                write_canonical(&map[key], out)?;
+                write_canonical(value, out)?;
             }
             out.push(b'}');
         }
@@ -317,8 +317,22 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), EntryError> {
     Ok(())
 }
 
-fn write_scalar(value: &Value, out: &mut Vec<u8>) {
-    out.extend_from_slice(value.to_string().as_bytes());
+/// A string, number, boolean or null as serde_json writes it, straight into `out`.
+fn write_scalar<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, value).expect("a JSON scalar serializes into memory");
+}
+
+/// Refuses what [`canonical_json`] refuses (numbers that are not integers), without
+/// writing anything.
+fn check_canonical(value: &Value) -> Result<(), EntryError> {
+    match value {
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) => Err(EntryError::NotCanonical(format!(
+            "number {n} is not an integer"
+        ))),
+        Value::Array(items) => items.iter().try_for_each(check_canonical),
+        Value::Object(map) => map.values().try_for_each(check_canonical),
+        _ => Ok(()),
+    }
 }
 
 impl Issuance {
@@ -364,9 +378,7 @@ impl Issuance {
             claims.retain(|name, _| KEPT_JWT_CLAIMS.contains(&name.as_str()));
         }
         let claims: BTreeMap<String, Value> = claims.into_iter().collect();
-        canonical_json(
-            &serde_json::to_value(&claims).map_err(|e| EntryError::NotCanonical(e.to_string()))?,
-        )?;
+        claims.values().try_for_each(check_canonical)?;
         Ok(Issuance {
             grant_type: crate::chain::infer_grant_type(
                 ctx.grant_type.as_deref(),
@@ -540,6 +552,22 @@ mod tests {
             r#"{"claims":{"alpha":"x","zeta":{"a":[{"x":1,"y":2}],"b":1}},"exp":20,"iat":10,"iss":"https://iam.example/","jti":"j1","logged_at":1700000000000000,"scopes":["storage.read:/","compute.create"],"source":"claims","sub":"u1","type":"issuance","v":1,"vo":"atlas"}"#
         );
         assert_eq!(LogEntry::from_canonical_bytes(&bytes).unwrap(), entry);
+    }
+
+    #[test]
+    fn canonical_json_escapes_strings_and_writes_integers_as_serde_json_does() {
+        let value = json!({
+            "z\"key": "quote \" backslash \\ tab \t nul \u{0} é ✓ \u{1F600} </script>",
+            "big": u64::MAX,
+            "neg": i64::MIN,
+            "list": [true, false, null, 0, "a"],
+            "B": {},
+            "a": []
+        });
+        assert_eq!(
+            String::from_utf8(canonical_json(&value).unwrap()).unwrap(),
+            r#"{"B":{},"a":[],"big":18446744073709551615,"list":[true,false,null,0,"a"],"neg":-9223372036854775808,"z\"key":"quote \" backslash \\ tab \t nul \u0000 é ✓ 😀 </script>"}"#
+        );
     }
 
     #[test]
