@@ -111,7 +111,8 @@ impl Ledger {
 const TICKS_PER_SEC: f64 = 100.0;
 
 /// (busy, I/O wait, idle) ticks of the whole machine, from /proc/stat.
-fn machine_ticks() -> (u64, u64, u64) {
+/// Machine-wide ticks so far: busy (steal excluded), stolen, I/O wait, idle.
+fn machine_ticks() -> (u64, u64, u64, u64) {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let fields: Vec<u64> = text
         .lines()
@@ -123,8 +124,8 @@ fn machine_ticks() -> (u64, u64, u64) {
         .collect();
     let get = |i: usize| fields.get(i).copied().unwrap_or(0);
     // user nice system idle iowait irq softirq steal
-    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
-    (busy, get(4), get(3))
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6);
+    (busy, get(7), get(4), get(3))
 }
 
 /// User plus system ticks of process `pid` (all its threads, live and exited).
@@ -156,28 +157,32 @@ pub struct CpuUse {
     /// the server's writes cause) and other people's jobs. It competes with the figures, so
     /// every report shows it.
     pub others: f64,
+    /// Taken by the hypervisor for other machines on the host (`steal`): on a shared host
+    /// this is what makes one run of the same code much slower than the next.
+    pub stolen: f64,
     /// Idle while some I/O was outstanding (fsync, page reads).
     pub iowait: f64,
     pub idle: f64,
 }
 
 impl CpuUse {
-    /// `server 1.20, load generator 0.35, kernel threads and others 0.05, I/O wait 0.10,
-    /// idle 0.30 (cores of 2)`.
+    /// `server 1.20, load generator 0.35, kernel threads and others 0.05, stolen by the
+    /// host 0.00, I/O wait 0.10, idle 0.30 (cores)`.
     pub fn describe(&self) -> String {
         format!(
             "server {:.2}, load generator {:.2}, kernel threads and others {:.2}, \
-             I/O wait {:.2}, idle {:.2} (cores)",
-            self.server, self.bench, self.others, self.iowait, self.idle
+             stolen by the host {:.2}, I/O wait {:.2}, idle {:.2} (cores)",
+            self.server, self.bench, self.others, self.stolen, self.iowait, self.idle
         )
     }
 
-    /// Records the four figures under `prefix_cpu_*`.
+    /// Records each share under `prefix_cpu_*`.
     pub fn record(&self, report: &mut crate::report::Report, prefix: &str) {
         let round = |v: f64| (v * 100.0).round() / 100.0;
         report.figure(&format!("{prefix}_cpu_server_cores"), round(self.server));
         report.figure(&format!("{prefix}_cpu_bench_cores"), round(self.bench));
         report.figure(&format!("{prefix}_cpu_others_cores"), round(self.others));
+        report.figure(&format!("{prefix}_cpu_stolen_cores"), round(self.stolen));
         report.figure(&format!("{prefix}_cpu_iowait_cores"), round(self.iowait));
         report.figure(&format!("{prefix}_cpu_idle_cores"), round(self.idle));
     }
@@ -186,7 +191,7 @@ impl CpuUse {
 /// Samples CPU time of the machine, the server process and this process over a run.
 pub struct CpuSampler {
     started: std::time::Instant,
-    machine: (u64, u64, u64),
+    machine: (u64, u64, u64, u64),
     server_pid: Option<String>,
     server: u64,
     bench: u64,
@@ -207,7 +212,7 @@ impl CpuSampler {
     pub fn finish(&self) -> CpuUse {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let cores = |ticks: u64| ticks as f64 / TICKS_PER_SEC / secs;
-        let (busy, iowait, idle) = machine_ticks();
+        let (busy, stolen, iowait, idle) = machine_ticks();
         let server = self
             .server_pid
             .as_deref()
@@ -218,8 +223,9 @@ impl CpuSampler {
             server: cores(server),
             bench: cores(bench),
             others: cores(busy.saturating_sub(server + bench)),
-            iowait: cores(iowait.saturating_sub(self.machine.1)),
-            idle: cores(idle.saturating_sub(self.machine.2)),
+            stolen: cores(stolen.saturating_sub(self.machine.1)),
+            iowait: cores(iowait.saturating_sub(self.machine.2)),
+            idle: cores(idle.saturating_sub(self.machine.3)),
         }
     }
 }
