@@ -110,9 +110,17 @@ impl Ledger {
 /// Clock ticks per second of /proc (USER_HZ, 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// (busy, I/O wait, idle) ticks of the whole machine, from /proc/stat.
-/// Machine-wide ticks so far: busy (steal excluded), stolen, I/O wait, idle.
-fn machine_ticks() -> (u64, u64, u64, u64) {
+/// Ticks of the whole machine so far, from /proc/stat.
+#[derive(Clone, Copy, Debug)]
+struct MachineTicks {
+    /// User, system and interrupts: steal excluded.
+    busy: u64,
+    stolen: u64,
+    iowait: u64,
+    idle: u64,
+}
+
+fn machine_ticks() -> MachineTicks {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let fields: Vec<u64> = text
         .lines()
@@ -124,8 +132,12 @@ fn machine_ticks() -> (u64, u64, u64, u64) {
         .collect();
     let get = |i: usize| fields.get(i).copied().unwrap_or(0);
     // user nice system idle iowait irq softirq steal
-    let busy = get(0) + get(1) + get(2) + get(5) + get(6);
-    (busy, get(7), get(4), get(3))
+    MachineTicks {
+        busy: get(0) + get(1) + get(2) + get(5) + get(6),
+        stolen: get(7),
+        iowait: get(4),
+        idle: get(3),
+    }
 }
 
 /// User plus system ticks of process `pid` (all its threads, live and exited).
@@ -191,7 +203,7 @@ impl CpuUse {
 /// Samples CPU time of the machine, the server process and this process over a run.
 pub struct CpuSampler {
     started: std::time::Instant,
-    machine: (u64, u64, u64, u64),
+    machine: MachineTicks,
     server_pid: Option<String>,
     server: u64,
     bench: u64,
@@ -212,20 +224,21 @@ impl CpuSampler {
     pub fn finish(&self) -> CpuUse {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let cores = |ticks: u64| ticks as f64 / TICKS_PER_SEC / secs;
-        let (busy, stolen, iowait, idle) = machine_ticks();
+        let now = machine_ticks();
+        let since = |at: u64, before: u64| cores(at.saturating_sub(before));
         let server = self
             .server_pid
             .as_deref()
             .map_or(0, |p| process_ticks(p).saturating_sub(self.server));
         let bench = process_ticks("self").saturating_sub(self.bench);
-        let busy = busy.saturating_sub(self.machine.0);
+        let busy = now.busy.saturating_sub(self.machine.busy);
         CpuUse {
             server: cores(server),
             bench: cores(bench),
             others: cores(busy.saturating_sub(server + bench)),
-            stolen: cores(stolen.saturating_sub(self.machine.1)),
-            iowait: cores(iowait.saturating_sub(self.machine.2)),
-            idle: cores(idle.saturating_sub(self.machine.3)),
+            stolen: since(now.stolen, self.machine.stolen),
+            iowait: since(now.iowait, self.machine.iowait),
+            idle: since(now.idle, self.machine.idle),
         }
     }
 }

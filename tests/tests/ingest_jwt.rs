@@ -370,7 +370,22 @@ fn bad_tokens_change_nothing() {
     }
     let huge = s.atlas.mint(Algorithm::EdDSA, &huge);
 
-    let cases: [(&str, &str, u16, &str); 12] = [
+    let bad_signature_encoding = format!("{}.{}.not*base64", parts[0], parts[1]);
+    let array_payload = format!("{}.{}.{}", parts[0], b64(&json!([1])), parts[2]);
+
+    let cases: [(&str, &str, u16, &str); 14] = [
+        (
+            "signature not base64url",
+            &bad_signature_encoding,
+            422,
+            "invalid_token",
+        ),
+        (
+            "payload not an object",
+            &array_payload,
+            422,
+            "invalid_token",
+        ),
         ("flipped signature", &forged, 422, "bad_signature"),
         ("payload of another token", &swapped, 422, "bad_signature"),
         ("unknown kid", &unknown_kid, 422, "unknown_key"),

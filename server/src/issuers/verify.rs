@@ -124,12 +124,7 @@ fn verify_signature(issuers: &Issuers, token: &str) -> Result<VerifiedToken, Tok
         return Err(TokenError::TooLarge);
     }
     let header = decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
-    let (signing_input, signature) = token
-        .rsplit_once('.')
-        .ok_or_else(|| TokenError::Malformed("not three dot-separated parts".into()))?;
-    let (_, payload) = signing_input
-        .split_once('.')
-        .ok_or_else(|| TokenError::Malformed("not three dot-separated parts".into()))?;
+    let (signing_input, payload, signature) = jws_parts(token)?;
     let claims = decode_claims(payload)?;
     let iss = match claims.get("iss") {
         Some(Value::String(iss)) => iss.clone(),
@@ -162,6 +157,14 @@ fn verify_signature(issuers: &Issuers, token: &str) -> Result<VerifiedToken, Tok
         claims,
         token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
     })
+}
+
+/// The signing input (`header.payload`), the payload and the signature of a compact JWS.
+fn jws_parts(token: &str) -> Result<(&str, &str, &str), TokenError> {
+    let parts = token
+        .rsplit_once('.')
+        .and_then(|(input, signature)| Some((input, input.split_once('.')?.1, signature)));
+    parts.ok_or_else(|| TokenError::Malformed("not three dot-separated parts".into()))
 }
 
 /// The JWS payload: base64url (unpadded) of a JSON object.
