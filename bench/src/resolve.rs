@@ -251,10 +251,9 @@ async fn read_latencies(pre: &Preloaded, jtis: &[String]) -> anyhow::Result<Vec<
             EntryBody::Issuance(i) => i,
             other => anyhow::bail!("entry {index} is not an issuance: {other:?}"),
         };
-        let person = lookup::person_of(&pool, &issuance.iss, &issuance.sub, &issuance.vo)
+        lookup::person_with_identities(&pool, &issuance.iss, &issuance.sub, &issuance.vo)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no person for {jti}"))?;
-        lookup::identities_of(&pool, &person, &issuance.vo).await?;
         log_store::read_inclusion_proof(&pool, *index, size).await?;
         out.push(start.elapsed());
     }

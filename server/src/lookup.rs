@@ -112,6 +112,31 @@ pub async fn identities_of(
     .await?)
 }
 
+/// The person an identity belongs to in `vo`, with every identity of that person there
+/// (as [`identities_of`]), in one query; `None` if the identity is unknown.
+pub async fn person_with_identities(
+    pool: &SqlitePool,
+    iss: &str,
+    sub: &str,
+    vo: &str,
+) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT o.person_id, o.iss, o.sub FROM identities p
+         JOIN identities o ON o.person_id = p.person_id AND o.vo = p.vo
+         WHERE p.iss = ? AND p.sub = ? AND p.vo = ? ORDER BY o.created_at, o.iss, o.sub",
+    )
+    .bind(iss)
+    .bind(sub)
+    .bind(vo)
+    .fetch_all(pool)
+    .await?;
+    let Some(person) = rows.first().map(|r| r.0.clone()) else {
+        return Ok(None);
+    };
+    let identities = rows.into_iter().map(|(_, iss, sub)| (iss, sub)).collect();
+    Ok(Some((person, identities)))
+}
+
 /// Issuances matching `filter`, newest first, at most `filter.limit`. The lookup tables
 /// narrow by VO, identity and client; scope and time are checked on the decoded entries,
 /// a page of candidates at a time.

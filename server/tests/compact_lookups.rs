@@ -295,6 +295,16 @@ async fn migration_keeps_every_lookup() {
     assert_eq!(person(A, "bob", "cms").await.unwrap(), None);
     let pe1 = lookup::identities_of(&pool, "pe-1", "atlas").await.unwrap();
     assert_eq!(pe1, pairs(&[(A, "alice"), (B, "alice2")]));
+    let with_identities = |iss, sub, vo| lookup::person_with_identities(&pool, iss, sub, vo);
+    assert_eq!(
+        with_identities(B, "alice2", "atlas").await.unwrap(),
+        Some(("pe-1".to_string(), pe1.clone()))
+    );
+    assert_eq!(
+        with_identities(A, "alice", "cms").await.unwrap(),
+        Some(("pe-3".to_string(), pairs(&[(A, "alice")])))
+    );
+    assert_eq!(with_identities(A, "bob", "cms").await.unwrap(), None);
 
     assert_eq!(
         search(&pool, "atlas", IssuanceFilter::default()).await,

@@ -514,10 +514,9 @@ async fn person_view(
     iss: &str,
     sub: &str,
 ) -> Result<PersonView, ApiError> {
-    let id = lookup::person_of(&state.pool, iss, sub, vo)
+    let (id, identities) = lookup::person_with_identities(&state.pool, iss, sub, vo)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("no person for an identity logged in {vo}")))?;
-    let identities = lookup::identities_of(&state.pool, &id, vo).await?;
     Ok(PersonView {
         id,
         vo: vo.to_string(),
