@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -55,19 +54,11 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Returns a pool for readers and short writes (credentials).
 pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     create_private_file(path)?;
-    let database = Arc::new(path.to_path_buf());
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         // A local file does not drop connections the way a network peer does; a broken one
         // still fails its query (and is then closed when returned to the pool).
         .test_before_acquire(false)
-        .after_connect(move |_, _| {
-            let database = database.clone();
-            Box::pin(async move {
-                advise_random_reads(&database);
-                Ok(())
-            })
-        })
         .connect_with(connect_options(path).pragma("cache_size", format!("-{READER_CACHE_KIB}")))
         .await
         .with_context(|| format!("opening database {}", path.display()))?;
@@ -78,53 +69,10 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
     Ok(pool)
 }
 
-/// Tells the kernel that the database file is read at random, through every descriptor of it
-/// this process holds (SQLite opens one per connection): a page that is not cached is then
-/// read alone. Otherwise a miss next to cached pages is read around, up to the disk's
-/// `read_ahead_kb` (8 MiB on the test VM): 10,000 inclusion proofs over a 10 M log read 98 MB
-/// from disk without the advice and 66 MB with it, on a cache at least as warm. Only an
-/// optimisation: where the calls are refused (not Linux, a seccomp filter) nothing changes.
-fn advise_random_reads(path: &Path) {
-    match advise_descriptors(path) {
-        Ok(advised) => tracing::debug!(advised, "database file advised for random reads"),
-        Err(e) => tracing::debug!(error = %e, "database file not advised for random reads"),
-    }
-}
-
-/// [`advise_random_reads`]; returns how many descriptors it advised. The advice belongs to
-/// the open file, which a duplicate shares: `pidfd_getfd` duplicates a descriptor of this
-/// process by number without unsafe code, and its inode is checked again, as the number may
-/// have been closed and reused meanwhile.
-fn advise_descriptors(path: &Path) -> std::io::Result<usize> {
-    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
-    use std::os::unix::fs::MetadataExt;
-    let path = std::fs::canonicalize(path)?;
-    let file = std::fs::metadata(&path)?;
-    let this_process = pidfd_open(getpid(), PidfdFlags::empty())?;
-    let mut advised = 0;
-    for entry in std::fs::read_dir("/proc/self/fd")? {
-        let entry = entry?;
-        if std::fs::read_link(entry.path()).ok().as_deref() != Some(path.as_path()) {
-            continue;
-        }
-        let Some(number) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        let Ok(duplicate) = pidfd_getfd(&this_process, number, PidfdGetfdFlags::empty()) else {
-            continue;
-        };
-        let duplicate = std::fs::File::from(duplicate);
-        let same = duplicate.metadata()?;
-        if (same.dev(), same.ino()) == (file.dev(), file.ino()) {
-            rustix::fs::fadvise(&duplicate, 0, None, rustix::fs::Advice::Random)?;
-            advised += 1;
-        }
-    }
-    Ok(advised)
-}
-
 /// Creates the database file readable by its owner only (0600): it holds personal data.
-/// SQLite gives the -wal and -shm files the same mode.
+/// SQLite gives the -wal and -shm files the same mode. This is the only descriptor of the
+/// file the server opens itself, before SQLite does: once SQLite holds its locks, closing
+/// any other descriptor of the file would drop them (POSIX locks belong to the process).
 fn create_private_file(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()
@@ -151,7 +99,6 @@ pub async fn open_writer(path: &Path) -> anyhow::Result<SqliteConnection> {
         .connect()
         .await
         .with_context(|| format!("opening log writer on {}", path.display()))?;
-    advise_random_reads(path);
     Ok(conn)
 }
 
@@ -279,25 +226,5 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         checkpointer.abort();
-    }
-
-    #[tokio::test]
-    async fn every_descriptor_of_the_database_file_is_advised_for_random_reads() {
-        let (dir, path, pool, _writer) = pool_and_writer().await;
-        let _readers = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
-        let advised = advise_descriptors(&path).unwrap();
-        assert!(
-            advised >= 3,
-            "two readers and the writer, {advised} advised"
-        );
-
-        let other = dir.path().join("other.db");
-        std::fs::write(&other, b"not the log").unwrap();
-        let _open = std::fs::File::open(&other).unwrap();
-        assert_eq!(
-            advise_descriptors(&other).unwrap(),
-            1,
-            "only its own descriptor"
-        );
     }
 }

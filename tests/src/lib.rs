@@ -279,6 +279,11 @@ impl TestServer {
         self.http = None;
     }
 
+    /// The process id of the current run.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is not running").id()
+    }
+
     /// Base URL, `http://127.0.0.1:PORT`, of the current run.
     pub fn url(&self) -> &str {
         assert!(self.child.is_some(), "the server is not running");
@@ -923,6 +928,25 @@ pub mod db {
     }
 
     /// Row counts of the log tables: (entries, hashes, issuances).
+    /// The byte ranges (`start-end`) process `pid` holds POSIX locks on in the file `path`,
+    /// from /proc/locks (`1: POSIX ADVISORY READ <pid> <major>:<minor>:<inode> <start> <end>`).
+    pub fn locks_held(path: &Path, pid: u32) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let inode = std::fs::metadata(path)
+            .expect("the database file")
+            .ino()
+            .to_string();
+        let pid = pid.to_string();
+        std::fs::read_to_string("/proc/locks")
+            .expect("reading /proc/locks")
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() >= 8 && f[1] == "POSIX" && f[4] == pid)
+            .filter(|f| f[5].rsplit(':').next() == Some(inode.as_str()))
+            .map(|f| f[6..].join("-"))
+            .collect()
+    }
+
     pub fn row_counts(path: &Path) -> (u64, u64, u64) {
         block_on(async {
             let mut conn = connect(path).await;

@@ -291,6 +291,26 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     server.stop();
 }
 
+/// The running server holds SQLite's shared lock on its database file. Another process that
+/// closes its last connection to the file (an operator's `sqlite3`, a backup script) takes
+/// the exclusive lock when no one holds a shared one, then checkpoints and deletes the WAL;
+/// the server would write on into the deleted WAL and lose what it wrote there at its next
+/// start. The server once dropped its own locks by closing a duplicate descriptor of the
+/// file (POSIX locks belong to the process, and any close releases them).
+#[test]
+fn the_running_server_holds_its_lock_on_the_database_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&tmp.path().join("data"));
+    let issuer = server.create_issuer("atlas");
+    fill(&server.http(), &issuer, "locked", 2, 10);
+    let held = db::locks_held(&server.db_path(), server.pid());
+    assert!(
+        !held.is_empty(),
+        "the server holds no lock on its database file: another process's close would \
+         delete its WAL"
+    );
+}
+
 #[test]
 fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     let tmp = tempfile::tempdir().unwrap();
