@@ -5,6 +5,7 @@
 //! benchmark workload's), and stopped with SIGTERM at the end.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokenledger_e2e::issuer::TestIssuer;
@@ -97,6 +98,27 @@ impl Ledger {
     /// `GET /healthz` → log size.
     pub fn log_size(&self) -> u64 {
         self.server.log_size()
+    }
+
+    /// Waits, up to `limit`, until the server's start-up read of its database into the page
+    /// cache has ended (`tokenledger_page_cache_warm_up_done 1`); returns how long it took.
+    pub fn wait_for_page_cache_warm_up(&self, limit: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let reply = self.http().get("/metrics", None);
+            anyhow::ensure!(reply.status == 200, "GET /metrics: {reply:?}");
+            if reply
+                .body
+                .contains("\ntokenledger_page_cache_warm_up_done 1\n")
+            {
+                return Ok(started.elapsed());
+            }
+            anyhow::ensure!(
+                started.elapsed() < limit,
+                "the server's page cache warm-up did not end within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Scrapes `/metrics` for the sequencer's batch sizes and commit times.
@@ -202,7 +224,7 @@ impl CpuUse {
 
 /// Samples CPU time of the machine, the server process and this process over a run.
 pub struct CpuSampler {
-    started: std::time::Instant,
+    started: Instant,
     machine: MachineTicks,
     server_pid: Option<String>,
     server: u64,
@@ -213,7 +235,7 @@ impl CpuSampler {
     pub fn start(server_pid: Option<u32>) -> CpuSampler {
         let server_pid = server_pid.map(|p| p.to_string());
         CpuSampler {
-            started: std::time::Instant::now(),
+            started: Instant::now(),
             machine: machine_ticks(),
             server: server_pid.as_deref().map_or(0, process_ticks),
             server_pid,

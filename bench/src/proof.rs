@@ -186,10 +186,15 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         raw.record(&mut report, &format!("{name}_in_process"));
     }
     report.row(Row::plain(
+        "server's page cache warm-up at start, waited for",
+        format!("{:.1} s", pre.warm_up.as_secs_f64()),
+    ));
+    report.row(Row::plain(
         "baseline: HTTP round trip, GET /healthz, p50 / p99",
         format!("{} / {}", fmt_ms(round_trip.p50), fmt_ms(round_trip.p99)),
     ));
     report.figure("size", size);
+    report.figure("page_cache_warm_up_seconds", pre.warm_up.as_secs_f64());
     report.figure("sample", opts.sample);
     report.figure("target_p99_ms", ms(TARGET_P99));
     round_trip.record(&mut report, "healthz_round_trip");

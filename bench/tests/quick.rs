@@ -77,6 +77,7 @@ fn resolve_quick_produces_every_figure() {
             "healthz_round_trip_p99_ms",
         ],
     );
+    assert!(report.figures["page_cache_warm_up_seconds"].is_f64());
 }
 
 #[test]
@@ -93,6 +94,7 @@ fn proof_quick_produces_every_figure() {
             "consistency_in_process_p99_ms",
         ],
     );
+    assert!(report.figures["page_cache_warm_up_seconds"].is_f64());
 }
 
 #[test]

@@ -18,6 +18,7 @@ use crate::issuers::Issuers;
 use crate::keys;
 use crate::leaf_codec::LeafDecoders;
 use crate::metrics::Metrics;
+use crate::page_cache::WarmUp;
 use crate::sequencer::{BatchLimits, LeafStorage, Sequencer};
 use crate::sites;
 use tokenledger_core::access::{Binding, Role};
@@ -27,6 +28,8 @@ pub struct Service {
     pub state: AppState,
     sequencer_task: JoinHandle<()>,
     checkpointer: JoinHandle<()>,
+    /// Dropped only after the database is closed (it holds a descriptor of the file).
+    warm_up: WarmUp,
 }
 
 impl Service {
@@ -43,6 +46,11 @@ impl Service {
         let blocklists = Arc::new(Blocklists::new(secret, config.blocklist.validity_secs));
         let writer = db::open_writer(&config.db_path()).await?;
         let metrics = Arc::new(Metrics::default());
+        let warm_up = WarmUp::start(
+            &config.db_path(),
+            config.server.warm_page_cache,
+            metrics.clone(),
+        );
         let limits = BatchLimits {
             max_batch: config.sequencer.max_batch,
             max_wait: Duration::from_millis(config.sequencer.max_wait_ms),
@@ -82,6 +90,7 @@ impl Service {
             state,
             sequencer_task,
             checkpointer,
+            warm_up,
         })
     }
 
@@ -96,6 +105,7 @@ impl Service {
             state,
             sequencer_task,
             checkpointer,
+            warm_up,
         } = self;
         let pool = state.pool.clone();
         axum::serve(listener, router(state))
@@ -105,6 +115,7 @@ impl Service {
         sequencer_task.await.context("sequencer task")?;
         checkpointer.abort();
         pool.close().await;
+        drop(warm_up);
         Ok(())
     }
 }

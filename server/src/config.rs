@@ -104,6 +104,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
+    /// Read the database into the OS page cache at start, if it fits in half the memory
+    /// available.
+    pub warm_page_cache: bool,
 }
 
 #[derive(Deserialize, Clone, Debug)]

@@ -14,6 +14,7 @@ pub mod log_store;
 pub mod lookup;
 pub mod lookup_ids;
 pub mod metrics;
+pub mod page_cache;
 pub mod sequencer;
 pub mod sites;
 pub mod sql_script;

@@ -1,7 +1,7 @@
 //! Counters and histograms of the append path, rendered in the Prometheus text format.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const BATCH_BUCKETS: [u64; 8] = [1, 10, 50, 100, 250, 500, 1000, 5000];
 const COMMIT_BUCKETS_US: [u64; 9] = [
@@ -59,6 +59,7 @@ pub struct Metrics {
     appended: AtomicU64,
     duplicates: AtomicU64,
     rewritten: AtomicU64,
+    warm_up_ended: AtomicBool,
     batch_entries: Histogram<8>,
     commit_micros: Histogram<9>,
 }
@@ -70,6 +71,7 @@ impl Default for Metrics {
             appended: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rewritten: AtomicU64::new(0),
+            warm_up_ended: AtomicBool::new(false),
             batch_entries: Histogram::new(BATCH_BUCKETS),
             commit_micros: Histogram::new(COMMIT_BUCKETS_US),
         }
@@ -96,6 +98,11 @@ impl Metrics {
     /// logged before.
     pub fn batch_rewritten(&self) {
         self.rewritten.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The start-up read of the database into the page cache has ended (or will not run).
+    pub fn page_cache_warm_up_ended(&self) {
+        self.warm_up_ended.store(true, Ordering::Relaxed);
     }
 
     pub fn set_log_size(&self, size: u64) {
@@ -138,6 +145,13 @@ impl Metrics {
             "counter",
             "Batches written again, with a lookup, after meeting a report logged before.",
             self.rewritten.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tokenledger_page_cache_warm_up_done",
+            "gauge",
+            "1 once the start-up read of the database into the page cache has ended or was skipped.",
+            u64::from(self.warm_up_ended.load(Ordering::Relaxed)),
         );
         self.batch_entries.render(
             &mut out,
