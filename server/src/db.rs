@@ -70,9 +70,10 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
 }
 
 /// Creates the database file readable by its owner only (0600): it holds personal data.
-/// SQLite gives the -wal and -shm files the same mode. This is the only descriptor of the
-/// file the server opens itself, before SQLite does: once SQLite holds its locks, closing
-/// any other descriptor of the file would drop them (POSIX locks belong to the process).
+/// SQLite gives the -wal and -shm files the same mode. The descriptor is closed before
+/// SQLite opens the file: once SQLite holds its locks, closing any other descriptor of the
+/// file would drop them (POSIX locks belong to the process), which is why the page cache
+/// warm-up keeps its own open until the database is closed.
 fn create_private_file(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()

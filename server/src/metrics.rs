@@ -1,4 +1,5 @@
-//! Counters and histograms of the append path, rendered in the Prometheus text format.
+//! Counters and histograms of the append path, and whether the page cache warm-up has
+//! ended, rendered in the Prometheus text format.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

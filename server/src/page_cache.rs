@@ -23,9 +23,9 @@ pub struct WarmUp {
 
 impl WarmUp {
     /// If `wanted` and the file at `path` fits in 1 / [`AVAILABLE_SHARE`] of the available
-    /// memory, asks the kernel, on a thread of its own, to read it into the page cache.
-    /// `metrics` learns when that has ended, or at once if it does not happen. A failure only
-    /// leaves the cache as it was, and is logged.
+    /// memory, reads it once, start to end, on a thread of its own: the kernel keeps what was
+    /// read in its page cache. `metrics` learns when that has ended, or at once if it does
+    /// not happen. A failure only leaves the cache as it was, and is logged.
     pub fn start(path: &Path, wanted: bool, metrics: Arc<Metrics>) -> WarmUp {
         let skipped = || {
             metrics.page_cache_warm_up_ended();
