@@ -107,10 +107,7 @@ impl Ledger {
         loop {
             let reply = self.http().get("/metrics", None);
             anyhow::ensure!(reply.status == 200, "GET /metrics: {reply:?}");
-            if reply
-                .body
-                .contains("\ntokenledger_page_cache_warm_up_done 1\n")
-            {
+            if metric_value(&reply.body, "tokenledger_page_cache_warm_up_done")? == 1.0 {
                 return Ok(started.elapsed());
             }
             anyhow::ensure!(
@@ -285,6 +282,16 @@ pub fn tuning_note(max_wait_ms: Option<u64>) -> String {
     })
 }
 
+/// The value of the sample `name` (with its labels, if any) in the server's Prometheus text.
+fn metric_value(text: &str, name: &str) -> anyhow::Result<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .with_context(|| format!("no {name} in /metrics"))?
+        .trim()
+        .parse::<f64>()
+        .with_context(|| format!("{name} is not a number"))
+}
+
 /// What `/metrics` says about group commit.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SequencerMetrics {
@@ -302,14 +309,7 @@ pub const SLOW_COMMIT_MS: u64 = 10;
 impl SequencerMetrics {
     /// Parses the Prometheus text of the server.
     pub fn parse(text: &str) -> anyhow::Result<SequencerMetrics> {
-        let value = |name: &str| -> anyhow::Result<f64> {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-                .with_context(|| format!("no {name} in /metrics"))?
-                .trim()
-                .parse::<f64>()
-                .with_context(|| format!("{name} is not a number"))
-        };
+        let value = |name: &str| metric_value(text, name);
         let commits = value("tokenledger_commit_seconds_count")? as u64;
         let fast_bucket = format!(
             "tokenledger_commit_seconds_bucket{{le=\"{}\"}}",

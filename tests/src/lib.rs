@@ -927,7 +927,6 @@ pub mod db {
         })
     }
 
-    /// Row counts of the log tables: (entries, hashes, issuances).
     /// The byte ranges (`start-end`) process `pid` holds POSIX locks on in the file `path`,
     /// from /proc/locks (`1: POSIX ADVISORY READ <pid> <major>:<minor>:<inode> <start> <end>`).
     pub fn locks_held(path: &Path, pid: u32) -> Vec<String> {
@@ -947,6 +946,7 @@ pub mod db {
             .collect()
     }
 
+    /// Row counts of the log tables: (entries, hashes, issuances).
     pub fn row_counts(path: &Path) -> (u64, u64, u64) {
         block_on(async {
             let mut conn = connect(path).await;
