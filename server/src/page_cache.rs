@@ -3,7 +3,7 @@
 //! on the test VM).
 
 use std::fs::File;
-use std::io::Read;
+use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -77,19 +77,14 @@ impl WarmUp {
     }
 }
 
-/// Reads `file` from start to end, which leaves it in the page cache; returns the bytes read.
-/// (`posix_fadvise(WILLNEED)` would not copy, but Linux reads only the first 8 MiB of it.)
-fn read_through(mut file: &File) -> std::io::Result<u64> {
-    let mut buffer = vec![0u8; READ_CHUNK];
-    let mut total = 0u64;
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => return Ok(total),
-            Ok(n) => total += n as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+/// Reads `file` from start to end, [`READ_CHUNK`] at a time, which leaves it in the page
+/// cache; returns the bytes read. (`posix_fadvise(WILLNEED)` would not copy, but Linux reads
+/// only the first 8 MiB of it.)
+fn read_through(file: &File) -> std::io::Result<u64> {
+    std::io::copy(
+        &mut BufReader::with_capacity(READ_CHUNK, file),
+        &mut std::io::sink(),
+    )
 }
 
 /// `MemAvailable` of a /proc/meminfo text, in bytes.
