@@ -3,8 +3,9 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
+use crate::identity_scan::IdentityScan;
 use crate::leaf_codec::LeafDecoders;
-use crate::log_store::{EntryData, StoreError, decode_entries};
+use crate::log_store::{EntryData, StoreError, decode_entries, read_entries_at};
 
 /// An entry as stored: its index and canonical bytes.
 pub type StoredEntry = (u64, Vec<u8>);
@@ -151,13 +152,28 @@ pub async fn issuances(
     } else {
         filter.limit
     };
+    let by_identity = match filter.identities {
+        None => None,
+        Some(identities) => {
+            match IdentityScan::resolve(pool, filter.vo, identities, filter.client_id).await? {
+                Some(scan) => Some(scan),
+                None => return Ok(Vec::new()),
+            }
+        }
+    };
     let mut found = Vec::new();
     let mut before = filter.before;
     loop {
-        let rows = issuance_candidates(pool, filter, before, page).await?;
-        let exhausted = rows.len() < page as usize;
-        before = rows.last().map(|row| row.0 as u64);
-        for (index, leaf) in decode_entries(leaves, rows)? {
+        let candidates = match &by_identity {
+            Some(scan) => {
+                let indexes = scan.newest(pool, before, page).await?;
+                entries_newest_first(pool, leaves, &indexes).await?
+            }
+            None => decode_entries(leaves, vo_candidates(pool, filter, before, page).await?)?,
+        };
+        let exhausted = candidates.len() < page as usize;
+        before = candidates.last().map(|entry| entry.0);
+        for (index, leaf) in candidates {
             if !checks_entries || entry_matches(filter, index, &leaf)? {
                 found.push((index, leaf));
                 if found.len() == filter.limit as usize {
@@ -174,9 +190,9 @@ pub async fn issuances(
 /// Candidates scanned per query when a filter is checked on the entries themselves.
 const ISSUANCE_SCAN_PAGE: u32 = 500;
 
-/// Up to `limit` issuances of the filter's VO, identities and client, below `before`, newest
-/// first.
-async fn issuance_candidates(
+/// Up to `limit` issuances of the filter's VO (and client), below `before`, newest first:
+/// the candidates of a filter without identities.
+async fn vo_candidates(
     pool: &SqlitePool,
     filter: &IssuanceFilter<'_>,
     before: Option<u64>,
@@ -187,13 +203,6 @@ async fn issuance_candidates(
          JOIN entries e ON e.idx = i.idx WHERE d.vo = ",
     );
     q.push_bind(filter.vo);
-    if let Some(identities) = filter.identities {
-        if identities.is_empty() {
-            return Ok(Vec::new());
-        }
-        q.push(" AND ");
-        push_identity_filter(&mut q, filter.vo, identities);
-    }
     if let Some(client_id) = filter.client_id {
         q.push(" AND i.client = (SELECT id FROM clients WHERE vo = ")
             .push_bind(filter.vo)
@@ -207,6 +216,25 @@ async fn issuance_candidates(
     q.push(" ORDER BY i.idx DESC LIMIT ")
         .push_bind(limit as i64);
     Ok(q.build_query_as().fetch_all(pool).await?)
+}
+
+/// The entries at `indexes` (newest first, as given), decoded.
+async fn entries_newest_first(
+    pool: &SqlitePool,
+    leaves: &LeafDecoders,
+    indexes: &[u64],
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let mut entries = read_entries_at(&mut conn, leaves, indexes).await?;
+    if entries.len() != indexes.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} of {} indexed entries are missing",
+            indexes.len() - entries.len(),
+            indexes.len()
+        )));
+    }
+    entries.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.0));
+    Ok(entries)
 }
 
 /// Whether an issuance entry has the filter's scope and was issued (`iat`, else logged) in
@@ -290,47 +318,45 @@ pub async fn timeline(
     before: Option<u64>,
     limit: u32,
 ) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
-    if identities.is_empty() {
+    let Some(scan) = IdentityScan::resolve(pool, vo, identities, None).await? else {
         return Ok(Vec::new());
-    }
+    };
+    let mut events: Vec<(String, u64)> = scan
+        .newest(pool, before, limit)
+        .await?
+        .into_iter()
+        .map(|index| ("issuance".to_string(), index))
+        .collect();
     let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT t.kind, t.idx, e.leaf, e.dictionary FROM (SELECT 'issuance' AS kind, i.idx AS idx FROM issuances i WHERE ",
+        "SELECT t.kind, t.idx FROM (SELECT 'sighting' AS kind, s.idx AS idx FROM sightings s
+         JOIN issuers r ON r.iss = s.iss JOIN issuances i ON i.jti = s.jti AND i.issuer = r.id
+         WHERE s.vo = ",
     );
-    push_identity_filter(&mut q, vo, identities);
-    q.push(" UNION ALL SELECT 'sighting', s.idx FROM sightings s JOIN issuers r ON r.iss = s.iss");
-    q.push(" JOIN issuances i ON i.jti = s.jti AND i.issuer = r.id WHERE s.vo = ");
-    q.push_bind(vo.to_string()).push(" AND ");
-    push_identity_filter(&mut q, vo, identities);
+    q.push_bind(vo).push(" AND i.identity IN ");
+    scan.push_identities(&mut q);
     q.push(" UNION ALL SELECT 'suspension', idx FROM suspensions WHERE person_id = ")
-        .push_bind(person.to_string())
+        .push_bind(person)
         .push(" AND vo = ")
-        .push_bind(vo.to_string());
+        .push_bind(vo);
     q.push(" UNION ALL SELECT 'lift', lift_idx FROM suspensions WHERE lift_idx IS NOT NULL AND person_id = ")
-        .push_bind(person.to_string())
+        .push_bind(person)
         .push(" AND vo = ")
-        .push_bind(vo.to_string());
-    q.push(") t JOIN entries e ON e.idx = t.idx WHERE t.idx < ")
+        .push_bind(vo);
+    q.push(") t WHERE t.idx < ")
         .push_bind(before.map_or(i64::MAX, |b| b as i64))
         .push(" ORDER BY t.idx DESC LIMIT ")
         .push_bind(limit as i64);
-    let rows: Vec<(String, i64, Vec<u8>, Option<i64>)> = q.build_query_as().fetch_all(pool).await?;
-    rows.into_iter()
-        .map(|(kind, idx, bytes, dictionary)| {
-            Ok((kind, idx as u64, leaves.decode(dictionary, bytes)?))
-        })
-        .collect()
-}
-
-/// The condition that issuance `i` is of one of `identities` `(iss, sub)` of `vo` (not
-/// empty), resolved to identity ids.
-fn push_identity_filter(q: &mut QueryBuilder<Sqlite>, vo: &str, identities: &[(String, String)]) {
-    q.push("i.identity IN (SELECT d.id FROM (");
-    q.push_values(identities, |mut row, (iss, sub)| {
-        row.push_bind(iss).push_bind(sub);
-    });
-    q.push(") k JOIN identities d ON d.iss = k.column1 AND d.sub = k.column2 AND d.vo = ")
-        .push_bind(vo)
-        .push(")");
+    let others: Vec<(String, i64)> = q.build_query_as().fetch_all(pool).await?;
+    events.extend(others.into_iter().map(|(kind, index)| (kind, index as u64)));
+    events.sort_unstable_by_key(|event| std::cmp::Reverse(event.1));
+    events.truncate(limit as usize);
+    let indexes: Vec<u64> = events.iter().map(|event| event.1).collect();
+    let entries = entries_newest_first(pool, leaves, &indexes).await?;
+    Ok(events
+        .into_iter()
+        .zip(entries)
+        .map(|((kind, index), (_, bytes))| (kind, index, bytes))
+        .collect())
 }
 
 #[cfg(test)]
@@ -351,9 +377,9 @@ mod tests {
 
     const ISS: &str = "https://iam.example.org/";
 
-    fn issuance(i: u64, scope: &str) -> PreparedEntry {
+    fn issuance(i: u64, scope: &str, sub: &str) -> PreparedEntry {
         let claims = json!({
-            "iss": ISS, "jti": format!("jti-{i}"), "sub": format!("user-{}", i % 3),
+            "iss": ISS, "jti": format!("jti-{i}"), "sub": sub,
             "client_id": "rucio", "scope": scope, "iat": 1_700_000_000 + i as i64,
         });
         let ctx = ReportContext {
@@ -383,8 +409,24 @@ mod tests {
     }
 
     /// 1,300 issuances through the real sequencer (stored compressed once the dictionary
-    /// trained on the first 1,000 is ready); every 400th carries the scope `rare`.
+    /// trained on the first 1,000 is ready) of `user-0` to `user-2` in turn; every 400th
+    /// carries the scope `rare`.
     async fn logged() -> (tempfile::TempDir, SqlitePool, Arc<LeafDecoders>) {
+        let scope = |i: u64| {
+            if i % 400 == 7 {
+                "rare common"
+            } else {
+                "common"
+            }
+        };
+        logged_with(1300, |i| issuance(i, scope(i), &format!("user-{}", i % 3))).await
+    }
+
+    /// `n` entries through the real sequencer, built by `entry`.
+    async fn logged_with(
+        n: u64,
+        entry: impl Fn(u64) -> PreparedEntry,
+    ) -> (tempfile::TempDir, SqlitePool, Arc<LeafDecoders>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let pool = crate::db::open(&path).await.unwrap();
@@ -406,15 +448,8 @@ mod tests {
         )
         .await
         .unwrap();
-        let scope = |i: u64| {
-            if i % 400 == 7 {
-                "rare common"
-            } else {
-                "common"
-            }
-        };
-        for chunk in (0..1300u64).collect::<Vec<_>>().chunks(100) {
-            let entries = chunk.iter().map(|&i| issuance(i, scope(i))).collect();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+            let entries = chunk.iter().map(|&i| entry(i)).collect();
             sequencer.append(entries).await.unwrap();
         }
         drop(sequencer);
@@ -471,5 +506,74 @@ mod tests {
         };
         let found = issuances(&pool, &leaves, &person).await.unwrap();
         assert_eq!(found.iter().map(|e| e.0).collect::<Vec<_>>(), vec![100]);
+    }
+
+    /// 9,000 issuances span epochs 0 to 2 of the identity index: `user-rare`'s three are
+    /// found across windows, newest first, and paged with `before`.
+    #[tokio::test]
+    async fn identity_searches_and_timelines_cross_epochs() {
+        const RARE: [u64; 3] = [10, 5_000, 8_500];
+        let sub = |i: u64| {
+            if RARE.contains(&i) {
+                "user-rare".to_string()
+            } else {
+                format!("user-{}", i % 2)
+            }
+        };
+        let (_dir, pool, leaves) = logged_with(9_000, |i| issuance(i, "common", &sub(i))).await;
+        let rare = [(ISS.to_string(), "user-rare".to_string())];
+        let search = |before: Option<u64>, limit: u32| IssuanceFilter {
+            vo: "atlas",
+            identities: Some(&rare),
+            before,
+            limit,
+            ..IssuanceFilter::default()
+        };
+        let indexes = |found: Vec<StoredEntry>| found.into_iter().map(|e| e.0).collect::<Vec<_>>();
+
+        let all = issuances(&pool, &leaves, &search(None, 10)).await.unwrap();
+        assert_eq!(indexes(all), vec![8_500, 5_000, 10]);
+        let first = issuances(&pool, &leaves, &search(None, 2)).await.unwrap();
+        assert_eq!(indexes(first), vec![8_500, 5_000]);
+        let rest = issuances(&pool, &leaves, &search(Some(5_000), 2))
+            .await
+            .unwrap();
+        assert_eq!(indexes(rest), vec![10]);
+
+        let frequent = [(ISS.to_string(), "user-1".to_string())];
+        let newest = IssuanceFilter {
+            identities: Some(&frequent),
+            client_id: Some("rucio"),
+            ..search(Some(8_999), 3)
+        };
+        let found = issuances(&pool, &leaves, &newest).await.unwrap();
+        assert_eq!(indexes(found), vec![8_997, 8_995, 8_993]);
+        let elsewhere = IssuanceFilter {
+            client_id: Some("not-a-client"),
+            ..newest
+        };
+        assert!(
+            issuances(&pool, &leaves, &elsewhere)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let events = timeline(&pool, &leaves, "atlas", "unused", &rare, None, 10)
+            .await
+            .unwrap();
+        let kinds: Vec<(&str, u64)> = events.iter().map(|e| (e.0.as_str(), e.1)).collect();
+        assert_eq!(
+            kinds,
+            vec![("issuance", 8_500), ("issuance", 5_000), ("issuance", 10)]
+        );
+        let leaf = LogEntry::from_canonical_bytes(&events[1].2).unwrap();
+        let EntryBody::Issuance(issuance) = leaf.body else {
+            panic!("an issuance entry")
+        };
+        assert_eq!(
+            (issuance.jti.as_str(), issuance.sub.as_str()),
+            ("jti-5000", "user-rare")
+        );
     }
 }

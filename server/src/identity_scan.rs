@@ -1,0 +1,202 @@
+//! Issuances of a set of identities, newest first, read from `issuances_by_identity_epoch`
+//! one window of epochs at a time.
+
+use std::ops::RangeInclusive;
+
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use crate::log_store::StoreError;
+
+/// `issuances_by_identity_epoch` (migration 0006) keys each issuance by
+/// `(idx >> EPOCH_SHIFT, identity, idx)`, so that the writer's batches insert into the
+/// current epoch's pages only. Queries name that index and repeat its expression exactly:
+/// SQLite then seeks each (epoch, identity) pair (and refuses the query rather than scan).
+pub const EPOCH_SHIFT: u32 = 12;
+
+/// Identities (and perhaps a client) whose issuances are wanted, as the ids `issuances`
+/// stores.
+#[derive(Debug)]
+pub struct IdentityScan {
+    identities: Vec<i64>,
+    client: Option<i64>,
+}
+
+impl IdentityScan {
+    /// The scan for `identities` `(iss, sub)` of `vo`, narrowed to OAuth client `client_id`
+    /// if given; `None` if none of the identities, or not the client, is known (nothing can
+    /// match).
+    pub async fn resolve(
+        pool: &SqlitePool,
+        vo: &str,
+        identities: &[(String, String)],
+        client_id: Option<&str>,
+    ) -> Result<Option<IdentityScan>, StoreError> {
+        if identities.is_empty() {
+            return Ok(None);
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT d.id FROM (");
+        q.push_values(identities, |mut row, (iss, sub)| {
+            row.push_bind(iss).push_bind(sub);
+        });
+        q.push(") k JOIN identities d ON d.iss = k.column1 AND d.sub = k.column2 AND d.vo = ")
+            .push_bind(vo);
+        let ids: Vec<(i64,)> = q.build_query_as().fetch_all(pool).await?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let client = match client_id {
+            None => None,
+            Some(client_id) => {
+                let id: Option<(i64,)> =
+                    sqlx::query_as("SELECT id FROM clients WHERE vo = ? AND client_id = ?")
+                        .bind(vo)
+                        .bind(client_id)
+                        .fetch_optional(pool)
+                        .await?;
+                match id {
+                    Some((id,)) => Some(id),
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(IdentityScan {
+            identities: ids.into_iter().map(|(id,)| id).collect(),
+            client,
+        }))
+    }
+
+    /// Log indexes of up to `limit` matching issuances below index `before` (anywhere if
+    /// `None`), newest first.
+    pub async fn newest(
+        &self,
+        pool: &SqlitePool,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<u64>, StoreError> {
+        let top = match before {
+            Some(before) => before,
+            None => {
+                let (last,): (Option<i64>,) = sqlx::query_as("SELECT MAX(idx) FROM issuances")
+                    .fetch_one(pool)
+                    .await?;
+                last.map_or(0, |last| last as u64 + 1)
+            }
+        };
+        let mut found = Vec::new();
+        for window in epoch_windows(top) {
+            if found.len() >= limit as usize {
+                break;
+            }
+            let wanted = i64::from(limit) - found.len() as i64;
+            let rows: Vec<(i64,)> = self
+                .window_query(window, top, wanted)
+                .build_query_as()
+                .fetch_all(pool)
+                .await?;
+            found.extend(rows.into_iter().map(|(index,)| index as u64));
+        }
+        Ok(found)
+    }
+
+    /// Up to `limit` matching issuances in the epochs of `window`, below index `top`, newest
+    /// first.
+    fn window_query(
+        &self,
+        window: RangeInclusive<u64>,
+        top: u64,
+        limit: i64,
+    ) -> QueryBuilder<Sqlite> {
+        let mut q = QueryBuilder::new(format!(
+            "SELECT i.idx FROM issuances i INDEXED BY issuances_by_identity_epoch \
+             WHERE (i.idx >> {EPOCH_SHIFT}) IN \
+             (WITH RECURSIVE epoch(n) AS (SELECT "
+        ));
+        q.push_bind(*window.end() as i64)
+            .push(" UNION ALL SELECT n - 1 FROM epoch WHERE n > ")
+            .push_bind(*window.start() as i64)
+            .push(") SELECT n FROM epoch) AND i.identity IN ");
+        self.push_identities(&mut q);
+        if let Some(client) = self.client {
+            q.push(" AND i.client = ").push_bind(client);
+        }
+        q.push(" AND i.idx < ")
+            .push_bind(top as i64)
+            .push(" ORDER BY i.idx DESC LIMIT ")
+            .push_bind(limit);
+        q
+    }
+
+    /// Pushes the identity ids as a parenthesised list, for `IN`.
+    pub fn push_identities(&self, q: &mut QueryBuilder<Sqlite>) {
+        q.push("(");
+        let mut list = q.separated(", ");
+        for id in &self.identities {
+            list.push_bind(*id);
+        }
+        q.push(")");
+    }
+}
+
+/// The epochs of the log indexes below `top`, in windows from the newest: one epoch, then
+/// two, four and so on, the last ending at epoch 0. An identity with many issuances is
+/// served by the first window; one with few costs a query per doubling, not per epoch.
+fn epoch_windows(top: u64) -> impl Iterator<Item = RangeInclusive<u64>> {
+    let first = top.checked_sub(1).map(|last| (last >> EPOCH_SHIFT, 1u64));
+    std::iter::successors(first, |&(hi, width)| {
+        let next = hi.checked_sub(width)?;
+        Some((next, width * 2))
+    })
+    .map(|(hi, width)| hi.saturating_sub(width - 1)..=hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_double_from_the_newest_epoch_down_to_zero() {
+        let windows: Vec<_> = epoch_windows((20 << EPOCH_SHIFT) + 5).collect();
+        assert_eq!(windows, vec![20..=20, 18..=19, 14..=17, 6..=13, 0..=5]);
+        let covered: u64 = windows.iter().map(|w| w.end() - w.start() + 1).sum();
+        assert_eq!(covered, 21, "every epoch once");
+    }
+
+    #[test]
+    fn windows_of_small_logs() {
+        assert_eq!(epoch_windows(0).count(), 0, "an empty log has no epochs");
+        assert_eq!(epoch_windows(1).collect::<Vec<_>>(), vec![0..=0]);
+        assert_eq!(
+            epoch_windows(1 << EPOCH_SHIFT).collect::<Vec<_>>(),
+            vec![0..=0],
+            "index 4095 is the last of epoch 0"
+        );
+        assert_eq!(
+            epoch_windows((1 << EPOCH_SHIFT) + 1).collect::<Vec<_>>(),
+            vec![1..=1, 0..=0]
+        );
+    }
+
+    #[tokio::test]
+    async fn window_queries_seek_the_epoch_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::open(&dir.path().join("t.db")).await.unwrap();
+        let scan = IdentityScan {
+            identities: vec![1, 2],
+            client: Some(3),
+        };
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            scan.window_query(0..=3, 10_000, 50).sql().as_str()
+        );
+        let mut explain = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(sql));
+        for value in [3i64, 0, 1, 2, 3, 10_000, 50] {
+            explain = explain.bind(value);
+        }
+        let plan = explain.fetch_all(&pool).await.unwrap();
+        assert!(
+            plan.iter().any(|(_, _, _, detail)| detail
+                .contains("issuances_by_identity_epoch (<expr>=? AND identity=? AND rowid<?)")),
+            "each (epoch, identity) pair is a seek: {plan:?}"
+        );
+    }
+}
