@@ -3,6 +3,10 @@
 //! the clock stops: the right issuance, and an inclusion proof that verifies against the
 //! signed checkpoint in the same answer.
 //!
+//! Then the timelines of the persons those answers named (`GET
+//! /v1/vos/{vo}/persons/{person}/timeline`, the newest 100 events): no target, but the cost
+//! of reading issuances by identity through the epoch index (`identity_scan.rs`).
+//!
 //! A resolution is logged (a durable log append) before it is answered, so the baselines
 //! are the two halves of the work: the reads a resolve makes (for other random jtis, equally
 //! cold), in-process through sqlx on the same database, and a durable one-entry commit on the
@@ -46,6 +50,8 @@ pub struct ResolveOptions {
     pub limit: Duration,
     /// Which random `jti`s to ask for (see [`sample_seed`]).
     pub sample: u64,
+    /// Timed timelines, of the persons the first resolutions named.
+    pub timelines: usize,
 }
 
 impl ResolveOptions {
@@ -57,6 +63,7 @@ impl ResolveOptions {
             baseline_samples: 2_000,
             limit: Duration::from_secs(300),
             sample: 0,
+            timelines: 500,
         }
     }
 
@@ -68,6 +75,7 @@ impl ResolveOptions {
             baseline_samples: 50,
             limit: Duration::from_secs(30),
             sample: 0,
+            timelines: 20,
         }
     }
 }
@@ -108,6 +116,28 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
         check_answer(pre, body, &pre.workload.jti(*i))?;
     }
     let resolve = Percentiles::of(&mut latencies).expect("resolutions were timed");
+
+    progress("resolve: person timelines");
+    let persons = bodies
+        .iter()
+        .take(opts.timelines)
+        .map(|body| person_of(body))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let paths: Vec<String> = persons
+        .iter()
+        .map(|person| {
+            format!(
+                "/v1/vos/{VO}/persons/{person}/timeline?reason=benchmark&limit={TIMELINE_LIMIT}"
+            )
+        })
+        .collect();
+    let (mut timeline_latencies, timelines) =
+        sequential_gets(&url, Some(&officer), &paths, opts.limit)?;
+    let mut events = 0;
+    for (body, person) in timelines.iter().zip(&persons) {
+        events += check_timeline(body, person)?;
+    }
+    let timeline = Percentiles::of(&mut timeline_latencies).expect("timelines were timed");
 
     progress("resolve: baselines");
     // Other random jtis than the timed ones, whose pages the timed run has just read.
@@ -167,6 +197,18 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
             metrics.mean_commit_ms()
         ),
     ));
+    report.row(Row::plain(
+        format!("person timeline, newest {TIMELINE_LIMIT} events, p50 / p99"),
+        format!("{} / {}", fmt_ms(timeline.p50), fmt_ms(timeline.p99)),
+    ));
+    report.row(Row::plain(
+        "  timelines, mean events",
+        format!(
+            "{}, {:.1}",
+            timeline.count,
+            events as f64 / timeline.count as f64
+        ),
+    ));
     report.row(Row::plain("  CPU during the run", cpu.describe()));
     cpu.record(&mut report, "resolve");
     report.row(Row::plain(
@@ -192,6 +234,11 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
     report.figure("entries", pre.entries);
     report.figure("sample", opts.sample);
     resolve.record(&mut report, "resolve");
+    timeline.record(&mut report, "timeline");
+    report.figure(
+        "timeline_mean_events",
+        events as f64 / timeline.count as f64,
+    );
     report.figure("resolve_target_p99_ms", ms(TARGET_P99));
     report.figure("sequencer_mean_batch", metrics.mean_batch());
     report.figure("disk_reads_kib", disk_kib);
@@ -234,6 +281,49 @@ fn check_answer(pre: &Preloaded, body: &str, jti: &str) -> anyhow::Result<()> {
         "proof not for the checkpoint: {body}"
     );
     Ok(())
+}
+
+/// Events asked for in each timed timeline (the API's default page).
+const TIMELINE_LIMIT: u32 = 100;
+
+/// The person a resolution answer names.
+fn person_of(body: &str) -> anyhow::Result<String> {
+    let v: Value = serde_json::from_str(body)?;
+    v["person"]["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no person in {body}"))
+}
+
+/// A timeline answer is the person's, holds issuances of the person's identities only,
+/// newest first, at most a page; returns how many events it held.
+fn check_timeline(body: &str, person: &str) -> anyhow::Result<usize> {
+    let v: Value = serde_json::from_str(body)?;
+    anyhow::ensure!(
+        v["person"]["id"] == person,
+        "another person's timeline: {body}"
+    );
+    let subs: Vec<&Value> = v["person"]["identities"]
+        .as_array()
+        .map(|ids| ids.iter().map(|id| &id["sub"]).collect())
+        .unwrap_or_default();
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    anyhow::ensure!(
+        !events.is_empty() && events.len() <= TIMELINE_LIMIT as usize,
+        "{} events in a timeline of {person}",
+        events.len()
+    );
+    let mut before = u64::MAX;
+    for event in &events {
+        let index = event["index"].as_u64().unwrap_or(u64::MAX);
+        anyhow::ensure!(index < before, "timeline of {person} not newest first");
+        before = index;
+        anyhow::ensure!(
+            event["kind"] == "issuance" && subs.contains(&&event["entry"]["sub"]),
+            "an event of someone else in the timeline of {person}: {event}"
+        );
+    }
+    Ok(events.len())
 }
 
 /// Times, per jti, the reads `GET /v1/vos/{vo}/tokens/{jti}` makes: the issuance by jti

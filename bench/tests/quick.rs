@@ -72,6 +72,8 @@ fn resolve_quick_produces_every_figure() {
         &[
             "resolve_p50_ms",
             "resolve_p99_ms",
+            "timeline_p99_ms",
+            "timeline_mean_events",
             "reads_in_process_p99_ms",
             "durable_commit_p99_ms",
             "healthz_round_trip_p99_ms",
