@@ -73,15 +73,7 @@ impl IdentityScan {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<u64>, StoreError> {
-        let top = match before {
-            Some(before) => before,
-            None => {
-                let (last,): (Option<i64>,) = sqlx::query_as("SELECT MAX(idx) FROM issuances")
-                    .fetch_one(pool)
-                    .await?;
-                last.map_or(0, |last| last as u64 + 1)
-            }
-        };
+        let top = log_top(pool, before).await?;
         let mut found = Vec::new();
         for window in epoch_windows(top) {
             if found.len() >= limit as usize {
@@ -135,6 +127,16 @@ impl IdentityScan {
         }
         q.push(")");
     }
+}
+
+/// `before`, or the log's size if that is smaller (also when `before` is `None`): the
+/// windows of a scan then start at the log's newest epoch, whatever a caller asks for.
+pub async fn log_top(pool: &SqlitePool, before: Option<u64>) -> Result<u64, StoreError> {
+    let (last,): (Option<i64>,) = sqlx::query_as("SELECT MAX(idx) FROM entries")
+        .fetch_one(pool)
+        .await?;
+    let size = last.map_or(0, |last| last as u64 + 1);
+    Ok(before.map_or(size, |before| before.min(size)))
 }
 
 /// The epochs of the log indexes below `top`, in windows from the newest: one epoch, then

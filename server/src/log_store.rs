@@ -476,14 +476,24 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
         }
         StateChange::Sighting { site, vo, iss, jti } => {
             script
-                .statement("INSERT INTO sightings (idx, site, vo, iss, jti) ")
-                .push_values([()], |mut row, ()| {
-                    row.push_bind(index as i64)
-                        .push_bind(site)
-                        .push_bind(vo)
-                        .push_bind(iss)
-                        .push_bind(jti);
-                });
+                .statement("INSERT INTO sightings (idx, site, vo, iss, jti, identity) VALUES (")
+                .push_bind(index as i64)
+                .push(", ")
+                .push_bind(site)
+                .push(", ")
+                .push_bind(vo)
+                .push(", ")
+                .push_bind(iss)
+                .push(", ")
+                .push_bind(jti)
+                .push(
+                    ", (SELECT i.identity FROM issuances i JOIN issuers r ON r.id = i.issuer \
+                     WHERE i.jti = ",
+                )
+                .push_bind(jti)
+                .push(" AND r.iss = ")
+                .push_bind(iss)
+                .push("))");
         }
         StateChange::None => {}
     }

@@ -3,7 +3,7 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use crate::identity_scan::IdentityScan;
+use crate::identity_scan::{self, IdentityScan};
 use crate::leaf_codec::LeafDecoders;
 use crate::log_store::{EntryData, StoreError, decode_entries, read_entries_at};
 
@@ -321,18 +321,20 @@ pub async fn timeline(
     let Some(scan) = IdentityScan::resolve(pool, vo, identities, None).await? else {
         return Ok(Vec::new());
     };
+    // One bound for both reads below: every entry under it was committed before them, so
+    // they see the same log.
+    let top = identity_scan::log_top(pool, before).await?;
     let mut events: Vec<(String, u64)> = scan
-        .newest(pool, before, limit)
+        .newest(pool, Some(top), limit)
         .await?
         .into_iter()
         .map(|index| ("issuance".to_string(), index))
         .collect();
     let mut q = QueryBuilder::<Sqlite>::new(
         "SELECT t.kind, t.idx FROM (SELECT 'sighting' AS kind, s.idx AS idx FROM sightings s
-         JOIN issuers r ON r.iss = s.iss JOIN issuances i ON i.jti = s.jti AND i.issuer = r.id
          WHERE s.vo = ",
     );
-    q.push_bind(vo).push(" AND i.identity IN ");
+    q.push_bind(vo).push(" AND s.identity IN ");
     scan.push_identities(&mut q);
     q.push(" UNION ALL SELECT 'suspension', idx FROM suspensions WHERE person_id = ")
         .push_bind(person)
@@ -343,7 +345,7 @@ pub async fn timeline(
         .push(" AND vo = ")
         .push_bind(vo);
     q.push(") t WHERE t.idx < ")
-        .push_bind(before.map_or(i64::MAX, |b| b as i64))
+        .push_bind(top as i64)
         .push(" ORDER BY t.idx DESC LIMIT ")
         .push_bind(limit as i64);
     let others: Vec<(String, i64)> = q.build_query_as().fetch_all(pool).await?;
@@ -539,6 +541,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(indexes(rest), vec![10]);
+        let beyond = issuances(&pool, &leaves, &search(Some(u64::MAX), 10))
+            .await
+            .unwrap();
+        assert_eq!(
+            indexes(beyond),
+            vec![8_500, 5_000, 10],
+            "a `before` past the log starts at its newest epoch"
+        );
 
         let frequent = [(ISS.to_string(), "user-1".to_string())];
         let newest = IssuanceFilter {
@@ -559,7 +569,7 @@ mod tests {
                 .is_empty()
         );
 
-        let events = timeline(&pool, &leaves, "atlas", "unused", &rare, None, 10)
+        let events = timeline(&pool, &leaves, "atlas", "unused", &rare, Some(u64::MAX), 10)
             .await
             .unwrap();
         let kinds: Vec<(&str, u64)> = events.iter().map(|e| (e.0.as_str(), e.1)).collect();
