@@ -65,15 +65,14 @@ impl IdentityScan {
         }))
     }
 
-    /// Log indexes of up to `limit` matching issuances below index `before` (anywhere if
-    /// `None`), newest first.
+    /// Log indexes of up to `limit` matching issuances below index `top` (at most the log's
+    /// size: see [`log_top`]), newest first.
     pub async fn newest(
         &self,
         pool: &SqlitePool,
-        before: Option<u64>,
+        top: u64,
         limit: u32,
     ) -> Result<Vec<u64>, StoreError> {
-        let top = log_top(pool, before).await?;
         let mut found = Vec::new();
         for window in epoch_windows(top) {
             if found.len() >= limit as usize {

@@ -156,7 +156,7 @@ pub async fn issuances(
         None => None,
         Some(identities) => {
             match IdentityScan::resolve(pool, filter.vo, identities, filter.client_id).await? {
-                Some(scan) => Some(scan),
+                Some(scan) => Some((scan, identity_scan::log_top(pool, filter.before).await?)),
                 None => return Ok(Vec::new()),
             }
         }
@@ -165,8 +165,9 @@ pub async fn issuances(
     let mut before = filter.before;
     loop {
         let candidates = match &by_identity {
-            Some(scan) => {
-                let indexes = scan.newest(pool, before, page).await?;
+            Some((scan, top)) => {
+                let top = before.map_or(*top, |before| before.min(*top));
+                let indexes = scan.newest(pool, top, page).await?;
                 entries_newest_first(pool, leaves, &indexes).await?
             }
             None => decode_entries(leaves, vo_candidates(pool, filter, before, page).await?)?,
@@ -325,7 +326,7 @@ pub async fn timeline(
     // they see the same log.
     let top = identity_scan::log_top(pool, before).await?;
     let mut events: Vec<(String, u64)> = scan
-        .newest(pool, Some(top), limit)
+        .newest(pool, top, limit)
         .await?
         .into_iter()
         .map(|index| ("issuance".to_string(), index))
