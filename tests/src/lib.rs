@@ -8,6 +8,7 @@
 //! failing test leaves no process behind.
 
 pub mod issuer;
+pub mod netns;
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
