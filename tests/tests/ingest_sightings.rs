@@ -4,13 +4,13 @@
 //! then finds each sighting, with its host and job, in the person's timeline.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
+use tokenledger_e2e::ingest::{ingest, saved_offset, stdout, terminate, wait_until};
 use tokenledger_e2e::issuer::TestIssuer;
-use tokenledger_e2e::{TestServer, cli_binary, run_cli};
+use tokenledger_e2e::{TestServer, run_cli, spawn_cli};
 
 const ATLAS_ISS: &str = "https://atlas-auth.example/";
 const CMS_ISS: &str = "https://cms-auth.example/";
@@ -19,8 +19,8 @@ const SITE: &str = "CERN-PROD";
 const ALICE_JTI: &str = "5b8f6a1e-3c2d-4e7f-9a0b-1c2d3e4f5a6b";
 /// The token of the idle CMS job, seen by the xrootd door.
 const CAROL_JTI: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
-/// Bound on waiting for something a test can poll; not a performance threshold.
-const WAIT: Duration = Duration::from_secs(60);
+/// Why the officer looks.
+const REASON: &str = "INC-2026-0107 leaked token";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -76,17 +76,6 @@ fn site() -> Site {
     }
 }
 
-/// Runs `tokenledger ingest --server URL --token SECRET <args>`.
-fn ingest(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    let mut all = vec!["ingest", "--server", server.url(), "--token", token];
-    all.extend_from_slice(args);
-    run_cli(&all)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// The `--rejects` file as (line, code) pairs.
 fn rejects(path: &Path) -> Vec<(u64, String)> {
     std::fs::read_to_string(path)
@@ -106,17 +95,23 @@ fn rejects(path: &Path) -> Vec<(u64, String)> {
 fn officer_json(server: &TestServer, officer: &str, args: &[&str]) -> Value {
     let mut all = vec!["--server", server.url(), "--token", officer];
     all.extend_from_slice(args);
-    all.extend(["--reason", "INC-2026-0107 leaked token", "--json"]);
+    all.extend(["--reason", REASON, "--json"]);
     let out = run_cli(&all);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The sightings in the timeline of the person behind `jti`, as the officer of `vo` sees it.
-fn sightings_in_timeline(server: &TestServer, vo: &str, jti: &str) -> Vec<Value> {
+/// The person behind `jti`, as the officer of `vo` resolves it: (officer's secret, person id).
+fn person_of(server: &TestServer, vo: &str, jti: &str) -> (String, String) {
     let officer = server.create_credential("vo-security", Some(vo));
     let resolved = officer_json(server, &officer, &["resolve", jti, "--vo", vo]);
     let person = resolved["person"]["id"].as_str().unwrap().to_string();
+    (officer, person)
+}
+
+/// The sightings in the timeline of the person behind `jti`, as the officer of `vo` sees it.
+fn sightings_in_timeline(server: &TestServer, vo: &str, jti: &str) -> Vec<Value> {
+    let (officer, person) = person_of(server, vo, jti);
     let timeline = officer_json(server, &officer, &["timeline", &person, "--vo", vo]);
     let events = timeline["events"].as_array().unwrap();
     assert!(
@@ -198,26 +193,65 @@ fn condor_history_json_sightings_appear_in_the_timeline_with_host_and_job() {
         "ce503.cern.example#4471377.0#1767262205"
     );
     assert!(carol[0].get("host").is_none(), "{carol:?}");
+
+    // `tokenledger timeline` as people read it: the sighting's row names site, host and job.
+    let (officer, person) = person_of(&s.server, "atlas", ALICE_JTI);
+    let out = run_cli(&[
+        "--server",
+        s.server.url(),
+        "--token",
+        &officer,
+        "timeline",
+        &person,
+        "--vo",
+        "atlas",
+        "--reason",
+        REASON,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.contains("sighting"))
+        .unwrap_or_else(|| panic!("no sighting row: {text}"));
+    for part in [
+        "site=CERN-PROD",
+        "host=slot1_12@wn-b7-031.cern.example",
+        "job_id=ce503.cern.example#4471203.0#1767259843",
+    ] {
+        assert!(row.contains(part), "{part} missing from {row}");
+    }
 }
 
 /// `tokenledger ingest --format dcache-access --follow` as a child process.
 fn spawn_follow(s: &Site, log: &Path, state: &Path, rejects: &Path) -> Child {
-    Command::new(cli_binary())
-        .args(["ingest", "--server", s.server.url(), "--token", &s.reporter])
-        .args(["--format", "dcache-access", "--site", SITE])
-        .args(["--op-alias", &format!("{ATLAS_ISS}=ATLAS")])
-        .args(["--op-alias", &format!("{CMS_ISS}=CMS")])
-        .arg("--follow")
-        .arg("--state")
-        .arg(state)
-        .arg("--rejects")
-        .arg(rejects)
-        .arg(log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning tokenledger ingest --follow")
+    let (atlas, cms) = (format!("{ATLAS_ISS}=ATLAS"), format!("{CMS_ISS}=CMS"));
+    let (log, state, rejects) = (
+        log.to_str().unwrap(),
+        state.to_str().unwrap(),
+        rejects.to_str().unwrap(),
+    );
+    spawn_cli([
+        "ingest",
+        "--server",
+        s.server.url(),
+        "--token",
+        &s.reporter,
+        "--format",
+        "dcache-access",
+        "--site",
+        SITE,
+        "--op-alias",
+        &atlas,
+        "--op-alias",
+        &cms,
+        "--follow",
+        "--state",
+        state,
+        "--rejects",
+        rejects,
+        log,
+    ])
 }
 
 fn append(path: &Path, lines: &[&str]) {
@@ -230,36 +264,6 @@ fn append(path: &Path, lines: &[&str]) {
     for line in lines {
         writeln!(file, "{line}").unwrap();
     }
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The offset the follower's state file records.
-fn saved_offset(state: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(state).ok()?;
-    serde_json::from_str::<Value>(&text).ok()?["offset"].as_u64()
-}
-
-/// Sends SIGTERM and waits (bounded) for the follower to exit; returns its output.
-fn terminate(mut child: Child) -> Output {
-    let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("tokenledger ingest --follow did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -338,56 +342,6 @@ fn a_followed_dcache_access_log_reports_each_sighting_once_across_a_restart() {
         "door:Xrootd-dcache-door-05@xrootd-dcache-door-05Domain:AAZGixCkbyA"
     );
     assert!(carol[0].get("host").is_none(), "{carol:?}");
-}
-
-#[test]
-fn the_timeline_command_shows_the_sighting_with_its_host_and_job() {
-    let s = site();
-    let run = ingest(
-        &s.server,
-        &s.reporter,
-        &[
-            "--format",
-            "htcondor-history",
-            "--site",
-            SITE,
-            "--quiet",
-            fixture("htcondor-history.jsonl").to_str().unwrap(),
-        ],
-    );
-    assert_eq!(stdout(&run), "accepted=2 duplicates=0 rejected=3 skipped=1");
-    let officer = s.server.create_credential("vo-security", Some("atlas"));
-    let resolved = officer_json(
-        &s.server,
-        &officer,
-        &["resolve", ALICE_JTI, "--vo", "atlas"],
-    );
-    let person = resolved["person"]["id"].as_str().unwrap();
-    let out = run_cli(&[
-        "--server",
-        s.server.url(),
-        "--token",
-        &officer,
-        "timeline",
-        person,
-        "--vo",
-        "atlas",
-        "--reason",
-        "INC-2026-0107",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let text = stdout(&out);
-    let row = text
-        .lines()
-        .find(|l| l.contains("sighting"))
-        .unwrap_or_else(|| panic!("no sighting row: {text}"));
-    for part in [
-        "site=CERN-PROD",
-        "host=slot1_12@wn-b7-031.cern.example",
-        "job_id=ce503.cern.example#4471203.0#1767259843",
-    ] {
-        assert!(row.contains(part), "{part} missing from {row}");
-    }
 }
 
 #[test]
