@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::agreement;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Debian's script behind `systemctl start arc-arex-ws` (ARC 6: the job-management interface,
 /// where token users are authenticated and authorized).
@@ -404,22 +404,6 @@ fn serve_one(
     tls.flush()
 }
 
-/// The JWKS of `jwks` (a JSON Web Key Set) without its EC and OKP keys: ARC 6 reads only RSA
-/// keys from an issuer.
-pub fn rsa_only(jwks: &str) -> String {
-    let mut set: Value = serde_json::from_str(jwks).expect("a JWKS");
-    let keys: Vec<Value> = set["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .filter(|k| k["kty"] == "RSA")
-        .cloned()
-        .collect();
-    assert!(!keys.is_empty(), "no RSA key in {jwks}");
-    set["keys"] = json!(keys);
-    set.to_string()
-}
-
 /// The directories and files of one A-REX instance, all under one test directory.
 #[derive(Debug, Clone)]
 pub struct ArexDirs {
@@ -481,11 +465,12 @@ impl ArexDirs {
     }
 }
 
-/// What A-REX answered to one REST submission (`POST .../jobs?action=new`): the HTTP status,
-/// and the per-job `status-code`, `reason` and `id` of its JSON body.
+/// What A-REX answered to one REST submission (`POST .../jobs?action=new`): the HTTP status
+/// (and its status line), and the per-job `status-code`, `reason` and `id` of its JSON body.
 #[derive(Debug)]
 pub struct Submission {
     pub http: u16,
+    pub status_line: String,
     pub job_status: String,
     pub reason: String,
     pub id: Option<String>,
@@ -611,7 +596,9 @@ impl Arex {
         )
         .expect("writing the job");
         let body_path = self.dirs.tmp.join("answer");
+        let head_path = self.dirs.tmp.join("answer-head");
         let _ = std::fs::remove_file(&body_path);
+        let _ = std::fs::remove_file(&head_path);
         let url = format!("{}/rest/1.0/jobs?action=new", self.url);
         let out = Command::new("curl")
             .args(["--silent", "--show-error", "--max-time", CURL_MAX_TIME])
@@ -623,6 +610,8 @@ impl Arex {
             .arg(format!("@{}", job.display()))
             .arg("-o")
             .arg(&body_path)
+            .arg("-D")
+            .arg(&head_path)
             .args(["-w", "%{http_code}"])
             .arg(&url)
             .stdin(Stdio::null())
@@ -648,8 +637,15 @@ impl Arex {
             Value::Null => String::new(),
             other => other.to_string(),
         };
+        let status_line = read_or_empty(&head_path)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         Submission {
             http,
+            status_line,
             job_status: text(&job["status-code"]),
             reason: text(&job["reason"]),
             id: job["id"].as_str().map(str::to_string),

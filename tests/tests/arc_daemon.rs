@@ -22,7 +22,7 @@ use std::process::Output;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use tokenledger_e2e::arc::{
-    Arex, ArexDirs, HttpsIssuer, Submission, TestCa, read_or_empty, rsa_only, set_mode,
+    Arex, ArexDirs, HttpsIssuer, Submission, TestCa, read_or_empty, set_mode,
 };
 use tokenledger_e2e::issuer::TestIssuer;
 use tokenledger_e2e::{TestServer, cli_binary, netns, run_cli};
@@ -59,6 +59,8 @@ struct World {
     reader: String,
     alice: String,
     bob: String,
+    /// An ES256 token of the same issuer (not in the ledger: A-REX refuses it first).
+    carol_es256: String,
 }
 
 impl World {
@@ -75,10 +77,8 @@ impl World {
             "/realms/atlas/.well-known/openid-configuration",
             json!({"issuer": iss, "jwks_uri": jwks_uri}).to_string(),
         );
-        https.serve(
-            "/realms/atlas/protocol/openid-connect/certs",
-            rsa_only(&issuer.jwks()),
-        );
+        // Its RSA, EC and EdDSA keys: A-REX 6 uses the RSA key and cannot read the others.
+        https.serve("/realms/atlas/protocol/openid-connect/certs", issuer.jwks());
 
         let jwks = dir.path().join("atlas-jwks.json");
         issuer.write_jwks(&jwks);
@@ -102,6 +102,7 @@ impl World {
             token
         };
         let (alice, bob) = (mint("t-alice", "alice"), mint("t-bob", "bob"));
+        let carol_es256 = issuer.mint(Algorithm::ES256, &issuer.claims("t-carol", "carol"));
         let mut world = World {
             dir,
             ca,
@@ -113,6 +114,7 @@ impl World {
             reader: String::new(),
             alice,
             bob,
+            carol_es256,
         };
         world.admin = world.credential_file("site-admin");
         world.reader = world.credential_file("site-reader");
@@ -264,6 +266,7 @@ impl World {
         let token = match who {
             "alice" => &self.alice,
             "bob" => &self.bob,
+            "carol" => &self.carol_es256,
             _ => panic!("no token for {who}"),
         };
         let answer = arex.submit(token, &self.ca.cert);
@@ -308,7 +311,6 @@ fn arc_conf(w: &World, dirs: &ArexDirs, banned_rule: &str, recipe: Recipe, extra
          [arex/ws/jobs]\n{jobs_acl}\n\
          [infosys]\n\n\
          [infosys/glue2]\n\n\
-         [infosys/cluster]\n\n\
          [queue:{QUEUE}]\n{queue_acl}",
         iss = w.iss,
         arex = dirs.arex_blocks(4),
@@ -410,6 +412,25 @@ fn plugin_mode_refuses_a_suspended_user_until_lifted_and_pulled() {
         asked.contains(&"/realms/atlas/.well-known/openid-configuration".to_string())
             && asked.contains(&"/realms/atlas/protocol/openid-connect/certs".to_string()),
         "A-REX fetched the issuer's keys: {asked:?}"
+    );
+
+    // A-REX 6 reads only RSA keys from an issuer's JWKS: an ES256 token is refused before any
+    // authgroup, the request with 403.
+    let before = arex.log().len();
+    let es256 = w.submit(&arex, "carol");
+    assert!(
+        es256.http == 403
+            && es256
+                .status_line
+                .ends_with("403 User can't be assigned configuration")
+            && es256.id.is_none(),
+        "an ES256 token: {es256:?}\n{}",
+        arex.log_tail(60)
+    );
+    assert!(
+        arex.log()[before..].contains("JWSE::ExtractPublicKey: key parsing error"),
+        "{}",
+        arex.log_tail(60)
     );
 
     // What a plugin gets from A-REX 6: `%D` = <iss>/<sub>, root, and no BEARER_TOKEN_*.
