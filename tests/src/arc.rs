@@ -39,6 +39,36 @@ ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 -----END DH PARAMETERS-----
 ";
 
+/// Daemons of this test process (A-REX, the ledger) that the watchdog kills.
+static DAEMONS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Makes the [`watchdog`] kill `pid` (a daemon the test started) when time is up.
+pub fn register_daemon(pid: u32) {
+    DAEMONS.lock().expect("daemons").push(pid);
+}
+
+fn unregister_daemon(pid: u32) {
+    DAEMONS.lock().expect("daemons").retain(|p| *p != pid);
+}
+
+/// Bounds the whole test: after `limit` a thread kills the registered daemons and ends this
+/// process with a failure (drop guards cannot run then, hence the registry). Every wait is
+/// bounded as well; this catches the sum.
+pub fn watchdog(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        // Held to the end: no daemon starts after this.
+        let daemons = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+        eprintln!("the test exceeded {limit:?}: killing its daemons {daemons:?} and failing");
+        for pid in daemons.iter() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        std::process::exit(101);
+    });
+}
+
 /// Runs `openssl` with `args` in `dir`; panics with its output unless it succeeds.
 fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")
@@ -503,6 +533,8 @@ impl Arex {
             .append(true)
             .open(&output)
             .expect("A-REX's output file");
+        // Started and registered under the lock, so the watchdog never misses it.
+        let mut daemons = DAEMONS.lock().expect("daemons");
         let child = Command::new(AREX_WS_START)
             .arg("-f")
             .env("ARC_CONFIG", &path)
@@ -514,6 +546,8 @@ impl Arex {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {AREX_WS_START}: {e}"));
+        daemons.push(child.id());
+        drop(daemons);
         let mut arex = Arex {
             child: Some(child),
             dirs: dirs.clone(),
@@ -531,6 +565,7 @@ impl Arex {
         loop {
             let child = self.child.as_mut().expect("running");
             if let Some(status) = child.try_wait().expect("waiting for A-REX") {
+                unregister_daemon(child.id());
                 self.child = None;
                 panic!(
                     "A-REX exited ({status}) before listening on {addr}\n{}",
@@ -662,14 +697,16 @@ impl Arex {
             .args(["-TERM", &child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+        while !matches!(child.try_wait(), Ok(Some(_))) {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        // Only now: until reaped, the watchdog may still have to kill it.
+        unregister_daemon(child.id());
     }
 }
 

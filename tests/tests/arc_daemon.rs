@@ -18,11 +18,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use tokenledger_e2e::arc::{
-    Arex, ArexDirs, HttpsIssuer, Submission, TestCa, read_or_empty, set_mode,
+    self, Arex, ArexDirs, HttpsIssuer, Submission, TestCa, read_or_empty, set_mode,
 };
 use tokenledger_e2e::issuer::TestIssuer;
 use tokenledger_e2e::{TestServer, cli_binary, netns, run_cli};
@@ -36,11 +37,18 @@ const QUEUE: &str = "grid";
 /// The authgroup the ledger fills.
 const BANNED: &str = "tokenledger-banned";
 
+/// Bound on one test inside its namespace (about 10 s on a 2-core machine).
+const TEST_LIMIT: Duration = Duration::from_secs(240);
+
 /// Outside: installs the packages and runs the test `name` in its namespaces (returns
-/// `false`). Inside: returns `true`.
+/// `false`). Inside: starts the watchdog and returns `true`.
 fn enter(name: &str) -> bool {
     netns::require_packages(&PACKAGES);
-    netns::inside(name)
+    if !netns::inside(name) {
+        return false;
+    }
+    arc::watchdog(TEST_LIMIT);
+    true
 }
 
 /// A site with a ledger: the test CA in `/etc/grid-security`, the VO's https issuer, the
@@ -90,6 +98,7 @@ impl World {
             )
         );
         let server = TestServer::start_with_config(&dir.path().join("ledger"), &config);
+        arc::register_daemon(server.pid());
         let log_key = server.log_key();
         let ingest = server.create_credential("issuer", Some("atlas"));
         let mint = |jti: &str, sub: &str| {
