@@ -368,6 +368,18 @@ fn groups_logged(arex: &Arex, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// The request logged after `from` put its user in the VO's group and not in the banned one.
+fn assert_not_banned(arex: &Arex, from: usize, what: &str) {
+    let groups = groups_logged(arex, from);
+    assert!(
+        groups.iter().any(|l| l.ends_with("group atlas"))
+            && !groups
+                .iter()
+                .any(|l| l.ends_with(&format!("group {BANNED}"))),
+        "{what}: {groups:#?}"
+    );
+}
+
 #[test]
 fn plugin_mode_refuses_a_suspended_user_until_lifted_and_pulled() {
     if !enter("plugin_mode_refuses_a_suspended_user_until_lifted_and_pulled") {
@@ -413,7 +425,9 @@ fn plugin_mode_refuses_a_suspended_user_until_lifted_and_pulled() {
         "the plugin matched alice: {groups:#?}\n{}",
         arex.log_tail(80)
     );
+    let before = arex.log().len();
     assert_accepted(&w.submit(&arex, "bob"), &arex, "bob, plugin mode");
+    assert_not_banned(&arex, before, "bob, plugin mode");
 
     // ARC's keys came from the issuer over https, through the test CA.
     let asked = w.https.asked();
@@ -513,7 +527,9 @@ fn file_mode_refuses_a_suspended_user_until_lifted_and_pulled() {
             .any(|l| l.ends_with(&format!("group {BANNED}"))),
         "the file matched alice: {groups:#?}"
     );
+    let before = arex.log().len();
     assert_accepted(&w.submit(&arex, "bob"), &arex, "bob, file mode");
+    assert_not_banned(&arex, before, "bob, file mode");
 
     // A-REX reads the file on every request: the lift arrives with the next pull.
     w.lift(&suspension);
