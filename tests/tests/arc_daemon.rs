@@ -285,7 +285,7 @@ impl World {
 }
 
 /// Where the site puts the deny.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Recipe {
     /// In every `[queue:NAME]`, before the queue's `allowaccess`: enforced.
     PerQueue,
