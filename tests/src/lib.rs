@@ -7,6 +7,7 @@
 //! `cargo test --workspace`, which builds them). A [`TestServer`] kills its child on drop, so a
 //! failing test leaves no process behind.
 
+pub mod arc;
 pub mod ingest;
 pub mod issuer;
 pub mod netns;
