@@ -11,6 +11,10 @@ const INSIDE: &str = "TOKENLEDGER_TEST_NAMESPACE";
 /// Installs the Debian `packages` that are missing (apt-get, as CI's root does).
 /// Panics, with apt's output, when they cannot be had.
 pub fn require_packages(packages: &[&str]) {
+    // One apt-get at a time in this test binary: its tests run on parallel threads, and
+    // `apt-get update` fails at once on a held lists lock.
+    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = APT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return;
