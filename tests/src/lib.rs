@@ -9,6 +9,7 @@
 
 pub mod issuer;
 pub mod netns;
+pub mod xrootd;
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
