@@ -1,18 +1,19 @@
 //! Atomic file replacement for files that daemons read while they are being updated: the
 //! new content goes to a temporary file in the same directory, is fsync'd, gets its mode,
 //! and is renamed over the old name; then the directory is fsync'd, so after a crash the name
-//! holds either the old or the new file, whole. The new file has a fresh mtime (dCache
-//! re-reads its banfile only when the mtime moved).
+//! holds either the old or the new file, whole. The new file's mtime is set after the
+//! rename: dCache re-reads its banfile only when `lastFileRead` is before the mtime, and a
+//! read between our write and the rename would otherwise hide the update until the next one.
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Replaces `path` with `bytes`, mode `mode` (set on the open file, so the umask does not
 /// narrow it).
 pub fn write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = directory(path);
     let tmp = temp_name(path);
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -23,13 +24,20 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         file.write_all(bytes)?;
         file.set_permissions(Permissions::from_mode(mode))?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
+        install(&file, &tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Renames `tmp` (open as `file`) over `path`, marks it modified now, and makes the
+/// rename durable.
+fn install(file: &File, tmp: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, path)?;
+    file.set_modified(SystemTime::now())?;
+    File::open(directory(path))?.sync_all()
 }
 
 /// The directory holding `path` (`.` for a bare file name).
@@ -63,6 +71,7 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+    use std::time::Duration;
 
     #[test]
     fn replaces_whole_files_with_the_mode_asked_and_a_fresh_inode() {
@@ -82,6 +91,20 @@ mod tests {
         );
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn the_installed_file_is_modified_after_the_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, path) = (dir.path().join(".ban.tmp"), dir.path().join("ban.conf"));
+        let file = File::create(&tmp).unwrap();
+        // Written an hour ago, as a slow write would look to a reader at rename time.
+        let written = SystemTime::now() - Duration::from_secs(3600);
+        file.set_modified(written).unwrap();
+        let renamed_at = SystemTime::now() - Duration::from_secs(1);
+        install(&file, &tmp, &path).unwrap();
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(mtime >= renamed_at, "mtime {mtime:?} is before the rename");
     }
 
     #[test]

@@ -41,10 +41,15 @@ timer (packaging/systemd/tokenledger-blocklist-pull@.timer: every 30 s).
 --format json (default): the signed blocklist, as served; a site-reader credential suffices.
 The ETag is kept in FILE.etag and sent as If-None-Match. Mode 0644: it names no one.
 
---format htcondor|arc|dcache|argus|text: an export naming identities (site-admin only). FILE
-gets the export's content (mode 0640); the signed envelope is kept in FILE.signed.json (0640)
+--format htcondor|arc|argus|dcache|xrootd|text: an export naming identities (site-admin
+only). The CE formats (htcondor, arc, argus) carry compute and all-scope suspensions, the
+storage formats (dcache, xrootd, text) storage and all-scope ones. FILE gets the export's
+content (mode 0640) with a fresh mtime; the signed envelope is kept in FILE.signed.json (0640)
 so that the next pull can refuse a rollback. dCache needs --op-alias ISSUER=ALIAS for each
-issuer (the site's gplazma.oidc.provider!ALIAS names).
+issuer (the site's gplazma.oidc.provider!ALIAS names); XRootD needs --issuer ISS, the issuer
+whose scitokens.cfg section uses FILE as its name_mapfile (--xrootd-name, default tlbanned,
+is the local name suspended users map to: the authdb must strip it, `u tlbanned / -a`).
+Argus lines ban with --private and un-ban the subjects of lifted or expired suspensions.
 
 Refused, and the old file kept (exit 1): a bad signature or another signing key, a document
 for another site or format, an older sequence than the one on disk (rollback), an expired one.
@@ -65,8 +70,10 @@ pub enum PullFormat {
     Dcache,
     /// Argus `pap-admin ban` commands for linked X.509 identities (site-admin).
     Argus,
-    /// `<iss> TAB <sub>` lines (site-admin).
+    /// `<iss> TAB <sub>` lines, for storage (site-admin).
     Text,
+    /// XRootD SciTokens `name_mapfile` of one issuer, needs --issuer (site-admin).
+    Xrootd,
 }
 
 impl PullFormat {
@@ -78,6 +85,7 @@ impl PullFormat {
             PullFormat::Dcache => ExportFormat::Dcache,
             PullFormat::Argus => ExportFormat::Argus,
             PullFormat::Text => ExportFormat::Text,
+            PullFormat::Xrootd => ExportFormat::Xrootd,
         })
     }
 }
@@ -101,6 +109,14 @@ pub struct PullArgs {
     /// (`gplazma.oidc.provider!ALIAS = ISSUER`); repeat for each issuer.
     #[arg(long = "op-alias", value_name = "ISS=ALIAS", value_parser = parse_op_alias)]
     pub op_alias: Vec<(String, String)>,
+    /// For --format xrootd: the issuer whose `[Issuer ...]` section in scitokens.cfg names
+    /// FILE as its `name_mapfile` (one pull per issuer).
+    #[arg(long, value_name = "ISS")]
+    pub issuer: Option<String>,
+    /// For --format xrootd: the local name suspended users map to; the authdb must hold
+    /// `u NAME / -a` [default: tlbanned].
+    #[arg(long, value_name = "NAME")]
+    pub xrootd_name: Option<String>,
 }
 
 /// How a pull ended, when nothing was refused.
@@ -147,6 +163,17 @@ pub fn run(args: &PullArgs, settings: &Settings) -> Result<Pulled, Failure> {
             "--op-alias applies to --format dcache only".into(),
         ));
     }
+    let xrootd = args.format == PullFormat::Xrootd;
+    if !xrootd && (args.issuer.is_some() || args.xrootd_name.is_some()) {
+        return Err(Failure::Error(
+            "--issuer and --xrootd-name apply to --format xrootd only".into(),
+        ));
+    }
+    if xrootd && args.issuer.is_none() {
+        return Err(Failure::Error(
+            "--format xrootd needs --issuer: a name_mapfile serves one [Issuer] section".into(),
+        ));
+    }
     if args.out.is_dir() {
         return Err(Failure::Error(format!(
             "--out {} is a directory; name the file to write",
@@ -166,7 +193,9 @@ pub fn run(args: &PullArgs, settings: &Settings) -> Result<Pulled, Failure> {
                 .collect();
             let path = path
                 .query("format", format.as_str())
-                .query_opt("op_alias", (!aliases.is_empty()).then(|| aliases.join(",")));
+                .query_opt("op_alias", (!aliases.is_empty()).then(|| aliases.join(",")))
+                .query_opt("issuer", args.issuer.clone())
+                .query_opt("xrootd_name", args.xrootd_name.clone());
             pull_export(args, format, &verifier, || fetch(&client, &path, None), now)
         }
     }
@@ -459,6 +488,8 @@ mod tests {
             out: dir.join("blocklist.json"),
             format,
             op_alias: vec![],
+            issuer: None,
+            xrootd_name: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Blocklist exports for consumers that cannot compute tags: HTCondor-CE mapfile, ARC
-//! `file=` list, dCache gPlazma banfile, Argus ban commands, plain text. They carry
-//! identities, so only a site's admins get them. Formats: ../shared/INTEGRATIONS.md.
+//! `file=` list, dCache gPlazma banfile, XRootD SciTokens `name_mapfile`, Argus ban
+//! commands, plain text. They carry identities, so only a site's admins get them. Each
+//! carries only the suspensions its consumer enforces: CEs `compute`, storage `storage`,
+//! both `all`. Formats: ../shared/INTEGRATIONS.md.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -20,11 +22,18 @@ pub enum ExportFormat {
     Arc,
     /// dCache gPlazma banfile: `ban oidc:<sub>@<OP>` with the site's provider aliases.
     Dcache,
-    /// `pap-admin ban subject "<DN>"` for linked X.509 identities.
+    /// `pap-admin ban --private subject '<DN>'` for linked X.509 identities, and
+    /// `pap-admin un-ban subject '<DN>'` for those of ended suspensions.
     Argus,
-    /// `<iss>\t<sub>` per line.
+    /// `<iss>\t<sub>` per line (StoRM, EOS: storage).
     Text,
+    /// The XRootD SciTokens plugin's `name_mapfile` of one issuer: suspended `sub`s map to
+    /// one local name, which the authdb strips of every privilege.
+    Xrootd,
 }
+
+/// The local name the XRootD export maps suspended users to, unless the site names another.
+pub const DEFAULT_XROOTD_NAME: &str = "tlbanned";
 
 impl FromStr for ExportFormat {
     type Err = String;
@@ -35,9 +44,10 @@ impl FromStr for ExportFormat {
             "dcache" => ExportFormat::Dcache,
             "argus" => ExportFormat::Argus,
             "text" => ExportFormat::Text,
+            "xrootd" => ExportFormat::Xrootd,
             other => {
                 return Err(format!(
-                    "unknown export format `{other}` (htcondor, arc, dcache, argus, text)"
+                    "unknown export format `{other}` (htcondor, arc, dcache, argus, text, xrootd)"
                 ));
             }
         })
@@ -52,16 +62,23 @@ impl ExportFormat {
             ExportFormat::Dcache => "dcache",
             ExportFormat::Argus => "argus",
             ExportFormat::Text => "text",
+            ExportFormat::Xrootd => "xrootd",
         }
     }
 
-    /// Which suspensions a consumer of this format enforces: CEs compute, dCache storage.
-    fn enforces(self, scope: Scope) -> bool {
+    /// What a consumer of this format grants: CEs (HTCondor-CE, ARC, and Argus, which
+    /// guards CEs and worker nodes) compute; dCache, XRootD, StoRM and EOS storage.
+    pub fn grants(self) -> Scope {
         match self {
-            ExportFormat::Htcondor | ExportFormat::Arc => scope.blocks(Scope::Compute),
-            ExportFormat::Dcache => scope.blocks(Scope::Storage),
-            ExportFormat::Argus | ExportFormat::Text => true,
+            ExportFormat::Htcondor | ExportFormat::Arc | ExportFormat::Argus => Scope::Compute,
+            ExportFormat::Dcache | ExportFormat::Text | ExportFormat::Xrootd => Scope::Storage,
         }
+    }
+
+    /// Whether a suspension of `scope` belongs in this format: a compute-only suspension
+    /// never locks anyone out of storage, nor a storage-only one out of a CE.
+    fn enforces(self, scope: Scope) -> bool {
+        scope.blocks(self.grants())
     }
 }
 
@@ -74,29 +91,79 @@ pub struct ExportEntry {
     pub identities: Vec<(String, String)>,
 }
 
-/// Renders `entries` in `format`. `op_aliases` maps an issuer URL to its dCache
-/// `gplazma.oidc.provider!<OP>` alias; identities of other issuers are left out with a comment.
+/// What the site tells about its consumer: dCache's provider aliases, XRootD's issuer
+/// section and banned name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Issuer URL → the site's dCache `gplazma.oidc.provider!<OP>` alias; identities of
+    /// other issuers are left out of a dCache export with a comment.
+    pub op_aliases: BTreeMap<String, String>,
+    /// The issuer whose `[Issuer ...]` section the XRootD `name_mapfile` serves (a mapfile
+    /// matches `sub` only, so it must hold one issuer's subjects).
+    pub xrootd_issuer: Option<String>,
+    /// The local name suspended users map to (default [`DEFAULT_XROOTD_NAME`]).
+    pub xrootd_name: Option<String>,
+}
+
+impl ExportOptions {
+    /// Refuses options that do not fit `format`, or values its consumer would misread.
+    pub fn check(&self, format: ExportFormat) -> Result<(), String> {
+        if !self.op_aliases.is_empty() && format != ExportFormat::Dcache {
+            return Err("op_alias applies to the dcache format only".into());
+        }
+        if format != ExportFormat::Xrootd {
+            if self.xrootd_issuer.is_some() || self.xrootd_name.is_some() {
+                return Err("issuer and xrootd_name apply to the xrootd format only".into());
+            }
+            return Ok(());
+        }
+        let issuer = self.xrootd_issuer.as_deref().unwrap_or_default();
+        if issuer.is_empty() || issuer.chars().any(char::is_control) {
+            return Err(
+                "an xrootd export serves one issuer's name_mapfile: name it with issuer=".into(),
+            );
+        }
+        let name = self.xrootd_name();
+        let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b);
+        if name.is_empty() || name.len() > 32 || !name.bytes().all(plain) {
+            return Err(format!(
+                "xrootd_name `{name}` must be 1 to 32 of a-z, 0-9, `_`, `-`, `.` (a local user name)"
+            ));
+        }
+        Ok(())
+    }
+
+    fn xrootd_name(&self) -> &str {
+        self.xrootd_name.as_deref().unwrap_or(DEFAULT_XROOTD_NAME)
+    }
+}
+
+/// Renders `active` (the suspensions in force) in `format`. `ended` (lifted or expired
+/// suspensions) matters to Argus only, whose bans stay until they are removed: each of
+/// their X.509 subjects that no active suspension still bans gets an `un-ban` line.
 pub fn render(
     format: ExportFormat,
     site: &str,
     sequence: u64,
-    entries: &[ExportEntry],
-    op_aliases: &BTreeMap<String, String>,
+    active: &[ExportEntry],
+    ended: &[ExportEntry],
+    options: &ExportOptions,
 ) -> String {
-    let mut out = format!(
-        "# tokenledger {} export for site {site}, blocklist sequence {sequence}\n",
+    let active: Vec<&ExportEntry> = active.iter().filter(|e| format.enforces(e.scope)).collect();
+    let header = format!(
+        "tokenledger {} export for site {site}, blocklist sequence {sequence}",
         format.as_str()
     );
-    for entry in entries.iter().filter(|e| format.enforces(e.scope)) {
+    if format == ExportFormat::Xrootd {
+        return xrootd_mapfile(&header, &active, options);
+    }
+    let mut out = format!("# {header}\n");
+    for entry in &active {
         if entry.identities.is_empty() {
-            let _ = writeln!(
-                out,
-                "# {}: a single-token suspension, enforceable only by `tokenledger check`",
-                entry.pseudonym
-            );
+            let _ = writeln!(out, "# {}: {SINGLE_TOKEN}", entry.pseudonym);
         }
         for (iss, sub) in &entry.identities {
-            match line(format, &entry.pseudonym, iss, sub, op_aliases) {
+            match line(format, &entry.pseudonym, iss, sub, &options.op_aliases) {
                 Ok(Some(line)) => out.push_str(&line),
                 Ok(None) => {}
                 Err(why) => {
@@ -105,7 +172,57 @@ pub fn render(
             }
         }
     }
+    if format == ExportFormat::Argus {
+        out.push_str(&argus_unbans(&active, ended));
+    }
     out
+}
+
+const SINGLE_TOKEN: &str = "a single-token suspension, enforceable only by `tokenledger check`";
+
+/// `pap-admin un-ban` lines for the X.509 subjects of `ended` suspensions (of the scope
+/// Argus enforces) that no `active` one bans, each once, in order.
+fn argus_unbans(active: &[&ExportEntry], ended: &[ExportEntry]) -> String {
+    let x509 = |e: &ExportEntry| -> Vec<String> {
+        e.identities
+            .iter()
+            .filter(|(iss, sub)| iss == X509_ISSUER && !sub.contains(['\n', '\r']))
+            .map(|(_, sub)| sub.clone())
+            .collect()
+    };
+    let banned: std::collections::BTreeSet<String> = active.iter().flat_map(|e| x509(e)).collect();
+    let lifted: std::collections::BTreeSet<String> = ended
+        .iter()
+        .filter(|e| ExportFormat::Argus.enforces(e.scope))
+        .flat_map(x509)
+        .filter(|dn| !banned.contains(dn))
+        .collect();
+    lifted
+        .iter()
+        .map(|dn| format!("pap-admin un-ban subject {}\n", shell_quote(dn)))
+        .collect()
+}
+
+/// The SciTokens plugin's `name_mapfile`: a JSON list of rules, first match wins; every
+/// key present must match; `ignore` disables a rule and `comment` is read by no one, which
+/// carries our header and notes. One rule a line, so a diff of two exports reads well.
+fn xrootd_mapfile(header: &str, active: &[&ExportEntry], options: &ExportOptions) -> String {
+    let issuer = options.xrootd_issuer.as_deref().unwrap_or_default();
+    let name = options.xrootd_name();
+    let note = |comment: String| serde_json::json!({"ignore": "", "comment": comment});
+    let mut rules = vec![note(format!(
+        "{header}, issuer {issuer}; the authdb must hold: u {name} / -a"
+    ))];
+    for entry in active {
+        if entry.identities.is_empty() {
+            rules.push(note(format!("{}: {SINGLE_TOKEN}", entry.pseudonym)));
+        }
+        for (_, sub) in entry.identities.iter().filter(|(iss, _)| iss == issuer) {
+            rules.push(serde_json::json!({"sub": sub, "result": name, "comment": entry.pseudonym}));
+        }
+    }
+    let lines: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+    format!("[\n{}\n]\n", lines.join(",\n"))
 }
 
 fn line(
@@ -121,8 +238,10 @@ fn line(
     }
     Ok(Some(match format {
         ExportFormat::Text => format!("{iss}\t{sub}\n"),
-        ExportFormat::Argus if x509 => format!("pap-admin ban subject {}\n", shell_quote(sub)),
-        ExportFormat::Argus => return Ok(None),
+        ExportFormat::Argus if x509 => {
+            format!("pap-admin ban --private subject {}\n", shell_quote(sub))
+        }
+        ExportFormat::Argus | ExportFormat::Xrootd => return Ok(None),
         _ if x509 => return Ok(None),
         ExportFormat::Htcondor => {
             format!(
@@ -205,11 +324,30 @@ mod tests {
         BTreeMap::from([(ISS.to_string(), "ATLAS".to_string())])
     }
 
+    fn options() -> ExportOptions {
+        ExportOptions {
+            op_aliases: aliases(),
+            ..ExportOptions::default()
+        }
+    }
+
     fn body(format: ExportFormat) -> Vec<String> {
-        render(format, "CERN-PROD", 9, &entries(), &aliases())
+        let options = match format {
+            ExportFormat::Dcache => options(),
+            ExportFormat::Xrootd => xrootd_options(),
+            _ => ExportOptions::default(),
+        };
+        render(format, "CERN-PROD", 9, &entries(), &[], &options)
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    fn xrootd_options() -> ExportOptions {
+        ExportOptions {
+            xrootd_issuer: Some(ISS.into()),
+            ..ExportOptions::default()
+        }
     }
 
     #[test]
@@ -245,11 +383,11 @@ mod tests {
     }
 
     #[test]
-    fn argus_bans_linked_x509_subjects_only_in_single_quotes() {
+    fn argus_bans_linked_x509_subjects_privately_in_single_quotes() {
         assert_eq!(
             body(ExportFormat::Argus)[1..],
             [
-                "pap-admin ban subject '/DC=ch/DC=cern/OU=Users/CN=jdoe \"J\"'",
+                "pap-admin ban --private subject '/DC=ch/DC=cern/OU=Users/CN=jdoe \"J\"'",
                 "# p1-cccc: a single-token suspension, enforceable only by `tokenledger check`",
             ]
         );
@@ -260,23 +398,144 @@ mod tests {
     }
 
     #[test]
-    fn text_lists_every_identity() {
-        assert_eq!(body(ExportFormat::Text).len(), 1 + 3 + 1);
+    fn argus_unbans_subjects_of_ended_suspensions_that_nothing_still_bans() {
+        let dn = |cn: &str| (X509_ISSUER.to_string(), format!("/DC=org/CN={cn}"));
+        let ended = |p: &str, scope, ids| ExportEntry {
+            pseudonym: p.into(),
+            scope,
+            identities: ids,
+        };
+        let active = [ended("p1-a", Scope::Compute, vec![dn("still")])];
+        let gone = [
+            ended("p1-b", Scope::All, vec![dn("lifted"), dn("still")]),
+            ended("p1-c", Scope::Compute, vec![dn("lifted"), dn("expired")]),
+            // Never banned by Argus: a storage suspension is not in this export.
+            ended("p1-d", Scope::Storage, vec![dn("storage-only")]),
+        ];
+        let out = render(ExportFormat::Argus, "S", 3, &active, &gone, &options());
         assert_eq!(
-            body(ExportFormat::Text)[1],
-            "https://atlas-auth.cern.ch/\ta1b2"
+            out.lines().skip(1).collect::<Vec<_>>(),
+            [
+                "pap-admin ban --private subject '/DC=org/CN=still'",
+                "pap-admin un-ban subject '/DC=org/CN=expired'",
+                "pap-admin un-ban subject '/DC=org/CN=lifted'",
+            ]
+        );
+        // Other formats never speak of ended suspensions.
+        let text = render(ExportFormat::Text, "S", 3, &[], &gone, &options());
+        assert_eq!(text.lines().count(), 1);
+    }
+
+    #[test]
+    fn text_lists_the_identities_of_storage_suspensions() {
+        assert_eq!(
+            body(ExportFormat::Text)[1..],
+            [
+                "https://atlas-auth.cern.ch/\ta1b2",
+                "x509\t/DC=ch/DC=cern/OU=Users/CN=jdoe \"J\"",
+                "https://other.example/\tc3",
+            ]
         );
     }
 
     #[test]
+    fn every_export_carries_only_the_scopes_its_consumer_enforces() {
+        let person = |p: &str, scope| ExportEntry {
+            pseudonym: p.into(),
+            scope,
+            identities: vec![
+                (ISS.into(), p.into()),
+                (X509_ISSUER.into(), format!("/CN={p}")),
+            ],
+        };
+        let entries = [
+            person("compute-only", Scope::Compute),
+            person("storage-only", Scope::Storage),
+            person("everything", Scope::All),
+        ];
+        for format in FORMATS {
+            let options = match format {
+                ExportFormat::Xrootd => xrootd_options(),
+                ExportFormat::Dcache => options(),
+                _ => ExportOptions::default(),
+            };
+            let out = render(format, "S", 1, &entries, &[], &options);
+            let names = |p: &str| out.contains(p);
+            let (compute, storage) = (names("compute-only"), names("storage-only"));
+            match format.grants() {
+                Scope::Compute => assert!(compute && !storage, "{format:?}: {out}"),
+                Scope::Storage => assert!(storage && !compute, "{format:?}: {out}"),
+                Scope::All => unreachable!("no consumer grants everything"),
+            }
+            assert!(names("everything"), "{format:?}: {out}");
+        }
+    }
+
+    #[test]
+    fn xrootd_maps_the_issuers_suspended_subjects_to_the_banned_name() {
+        let out = render(
+            ExportFormat::Xrootd,
+            "CERN-PROD",
+            9,
+            &entries(),
+            &[],
+            &xrootd_options(),
+        );
+        let rules: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        assert_eq!(out.lines().count(), 2 + rules.len(), "one rule a line");
+        assert_eq!(
+            rules[0],
+            serde_json::json!({"ignore": "", "comment": "tokenledger xrootd export for site CERN-PROD, \
+                blocklist sequence 9, issuer https://atlas-auth.cern.ch/; the authdb must hold: u tlbanned / -a"})
+        );
+        // p1-aaaa (all): its sub of this issuer, not its X.509 DN; p1-bbbb (storage) is of
+        // another issuer; p1-cccc (compute) is not storage's business.
+        assert_eq!(
+            rules[1..],
+            [serde_json::json!({"sub": "a1b2", "result": "tlbanned", "comment": "p1-aaaa"})]
+        );
+        let named = ExportOptions {
+            xrootd_name: Some("nobody-tl".into()),
+            ..xrootd_options()
+        };
+        assert!(
+            render(ExportFormat::Xrootd, "S", 1, &entries(), &[], &named)
+                .contains(r#""result":"nobody-tl""#)
+        );
+    }
+
+    #[test]
+    fn options_are_refused_where_they_do_not_fit() {
+        let xrootd = xrootd_options();
+        assert_eq!(xrootd.check(ExportFormat::Xrootd), Ok(()));
+        assert!(xrootd.check(ExportFormat::Text).is_err());
+        assert!(options().check(ExportFormat::Arc).is_err());
+        assert_eq!(options().check(ExportFormat::Dcache), Ok(()));
+        let no_issuer = ExportOptions::default()
+            .check(ExportFormat::Xrootd)
+            .unwrap_err();
+        assert!(no_issuer.contains("issuer="), "{no_issuer}");
+        for bad in ["", "Root", "a b", "x\ny", &"n".repeat(33)] {
+            let options = ExportOptions {
+                xrootd_name: Some(bad.into()),
+                ..xrootd_options()
+            };
+            assert!(options.check(ExportFormat::Xrootd).is_err(), "{bad:?}");
+        }
+    }
+
+    const FORMATS: [ExportFormat; 6] = [
+        ExportFormat::Htcondor,
+        ExportFormat::Arc,
+        ExportFormat::Dcache,
+        ExportFormat::Argus,
+        ExportFormat::Text,
+        ExportFormat::Xrootd,
+    ];
+
+    #[test]
     fn formats_parse_by_name() {
-        for f in [
-            ExportFormat::Htcondor,
-            ExportFormat::Arc,
-            ExportFormat::Dcache,
-            ExportFormat::Argus,
-            ExportFormat::Text,
-        ] {
+        for f in FORMATS {
             assert_eq!(f.as_str().parse::<ExportFormat>(), Ok(f));
         }
         assert!("json".parse::<ExportFormat>().is_err());

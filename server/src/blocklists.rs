@@ -2,7 +2,7 @@
 //! the site's current suspensions; when its entries changed (a suspension, a lift, an
 //! expiry) or half its validity is gone, it is signed again with the next sequence.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use sqlx::SqlitePool;
 use tokenledger_core::blocklist::{
     Blocklist, BlocklistEntry, Scope, SignedBlocklist, SignedDocument,
 };
-use tokenledger_core::export::{ExportEntry, ExportFormat, render};
+use tokenledger_core::export::{ExportEntry, ExportFormat, ExportOptions, render};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::pseudonym::LedgerSecret;
 use tokenledger_core::wire::ExportDocument;
@@ -21,10 +21,10 @@ use crate::log_store::StoreError;
 use crate::lookup;
 use crate::suspensions::{self, SuspensionRecord};
 
-/// Which export, and the site's dCache provider aliases (issuer → alias).
+/// Which export, and what the site tells about its consumer.
 pub struct ExportRequest {
     pub format: ExportFormat,
-    pub op_aliases: BTreeMap<String, String>,
+    pub options: ExportOptions,
 }
 
 /// How long a built blocklist is served without looking at the database again, at most:
@@ -187,33 +187,38 @@ impl Blocklists {
         request: &ExportRequest,
         now: i64,
     ) -> Result<tokenledger_core::blocklist::Signed<ExportDocument>, StoreError> {
-        let ExportRequest { format, op_aliases } = request;
+        let ExportRequest { format, options } = request;
         let current = self.current(pool, signer, site, vos, now).await?;
-        let mut entries = Vec::new();
-        for record in active(pool, site, vos, now).await? {
+        let (mut active, mut ended) = (Vec::new(), Vec::new());
+        for record in suspensions::for_site(pool, site, vos).await? {
+            let is_active = record.is_active(now);
+            // Only Argus speaks of ended suspensions (their bans must be removed).
+            if !is_active && *format != ExportFormat::Argus {
+                continue;
+            }
             let identities = if record.token_jti.is_some() {
                 Vec::new()
             } else {
                 lookup::identities_of(pool, &record.person_id, &record.vo).await?
             };
-            entries.push(ExportEntry {
+            let entry = ExportEntry {
                 pseudonym: self.secret.pseudonym(site, &record.vo, &record.person_id),
                 scope: parse_scope(&record.scope)?,
                 identities,
-            });
+            };
+            if is_active {
+                active.push(entry);
+            } else {
+                ended.push(entry);
+            }
         }
+        let sequence = current.document.sequence;
         let document = ExportDocument {
             site: site.to_string(),
-            sequence: current.document.sequence,
+            sequence,
             expires_at: current.document.expires_at,
             format: format.as_str().to_string(),
-            content: render(
-                *format,
-                site,
-                current.document.sequence,
-                &entries,
-                op_aliases,
-            ),
+            content: render(*format, site, sequence, &active, &ended, options),
         };
         Ok(document.sign(signer))
     }

@@ -11,11 +11,7 @@ const INSIDE: &str = "TOKENLEDGER_TEST_NAMESPACE";
 /// Installs the Debian `packages` that are missing (apt-get, as CI's root does).
 /// Panics, with apt's output, when they cannot be had.
 pub fn require_packages(packages: &[&str]) {
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| !installed(p))
-        .collect();
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return;
     }

@@ -689,6 +689,82 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
 }
 
 #[test]
+fn each_export_carries_only_the_scopes_its_consumer_enforces() {
+    let s = Site::start();
+    s.ingest("t-cpu", "cpu-only");
+    s.ingest("t-disk", "disk-only");
+    s.ingest("t-both", "everything");
+    s.suspend_person("t-cpu", "compute");
+    s.suspend_person("t-disk", "storage");
+    s.suspend_person("t-both", "all");
+    let alias = format!("{ATLAS_ISS}=ATLAS");
+    for (format, extra, grants) in [
+        ("htcondor", vec![], "compute"),
+        ("arc", vec![], "compute"),
+        ("dcache", vec!["--op-alias", alias.as_str()], "storage"),
+        ("xrootd", vec!["--issuer", ATLAS_ISS], "storage"),
+        ("text", vec![], "storage"),
+    ] {
+        let out = s.path(&format!("scoped.{format}"));
+        let mut args = vec!["--format", format];
+        args.extend(extra);
+        let pulled = s.pull(&s.admin, &out, &args);
+        assert_eq!(pulled.code, 0, "{format}: {pulled:#?}");
+        let content = std::fs::read_to_string(&out).unwrap();
+        let names = |sub: &str| content.contains(sub);
+        assert!(names("everything"), "{format}: {content}");
+        assert_eq!(
+            names("cpu-only"),
+            grants == "compute",
+            "{format}: {content}"
+        );
+        assert_eq!(
+            names("disk-only"),
+            grants == "storage",
+            "{format}: {content}"
+        );
+    }
+}
+
+#[test]
+fn argus_un_bans_the_subject_of_a_lifted_suspension() {
+    let s = Site::start();
+    s.ingest("t-alice", "alice");
+    let officer = s.server.create_credential("vo-security", Some("atlas"));
+    let http = s.server.http();
+    let person = http
+        .get("/v1/vos/atlas/tokens/t-alice?reason=INC-8", Some(&officer))
+        .json()["person"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let linked = http.post_json(
+        &format!("/v1/vos/atlas/persons/{person}/identities"),
+        Some(&officer),
+        &json!({"iss": "x509", "sub": "/DC=ch/DC=cern/CN=alice", "reason": "migration"}),
+    );
+    assert_eq!(linked.status, 200, "{linked:?}");
+    let (_, id) = s.suspend_person("t-alice", "compute");
+    let out = s.path("argus.sh");
+    let argus = |expect: &str| {
+        assert_eq!(s.pull(&s.admin, &out, &["--format", "argus"]).code, 0);
+        let content = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            content.lines().skip(1).collect::<Vec<_>>(),
+            [expect],
+            "{content}"
+        );
+    };
+    argus("pap-admin ban --private subject '/DC=ch/DC=cern/CN=alice'");
+    let lifted = s.cli(
+        &s.admin,
+        &["site", "lift", &id, "--site", SITE, "--reason", "cleared"],
+    );
+    assert_eq!(lifted.code, 0, "{lifted:#?}");
+    argus("pap-admin un-ban subject '/DC=ch/DC=cern/CN=alice'");
+}
+
+#[test]
 fn exports_arrive_through_pull_in_the_consumers_formats() {
     let s = Site::start();
     s.ingest("t-alice", "alice");
@@ -726,21 +802,30 @@ fn exports_arrive_through_pull_in_the_consumers_formats() {
         (
             "argus",
             None,
-            "pap-admin ban subject '/DC=ch/DC=cern/CN=alice'".to_string(),
+            "pap-admin ban --private subject '/DC=ch/DC=cern/CN=alice'".to_string(),
         ),
         ("text", None, format!("{ATLAS_ISS}\talice")),
+        (
+            "xrootd",
+            None,
+            format!(r#"{{"comment":"{pseudonym}","result":"tlbanned","sub":"alice"}}"#),
+        ),
     ] {
         let out = s.path(&format!("export.{format}"));
         let mut args = vec!["--format", format];
         if let Some(alias) = extra {
             args.extend(["--op-alias", alias]);
         }
+        if format == "xrootd" {
+            args.extend(["--issuer", ATLAS_ISS]);
+        }
         let before = std::time::SystemTime::now();
         let pulled = s.pull(&s.admin, &out, &args);
         assert_eq!(pulled.code, 0, "{format}: {pulled:#?}");
         let content = std::fs::read_to_string(&out).unwrap();
+        let header = format!("tokenledger {format} export for site {SITE}");
         assert!(
-            content.starts_with(&format!("# tokenledger {format} export for site {SITE}")),
+            content.lines().take(2).any(|l| l.contains(&header)),
             "{content}"
         );
         assert!(
@@ -761,6 +846,23 @@ fn exports_arrive_through_pull_in_the_consumers_formats() {
         let again = s.pull(&s.admin, &out, &args);
         assert_eq!(again.code, 3, "{format}: {again:#?}");
     }
+    // XRootD's name_mapfile is JSON, per issuer; an X.509 DN is in none of them.
+    let mapfile = std::fs::read_to_string(s.path("export.xrootd")).unwrap();
+    let rules: Vec<Value> = serde_json::from_str(&mapfile).unwrap();
+    assert_eq!(rules.len(), 2, "{mapfile}");
+    let other = s.pull(
+        &s.admin,
+        &s.path("other.json"),
+        &["--format", "xrootd", "--issuer", "https://other.example/"],
+    );
+    assert_eq!(other.code, 0, "{other:#?}");
+    let other = std::fs::read_to_string(s.path("other.json")).unwrap();
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&other).unwrap().len(), 1);
+    // Without --issuer, the CLI refuses (a mapfile serves one issuer's section).
+    let no_issuer = s.pull(&s.admin, &s.path("x.json"), &["--format", "xrootd"]);
+    assert_eq!(no_issuer.code, 2, "{no_issuer:#?}");
+    assert!(no_issuer.stderr.contains("--issuer"), "{no_issuer:#?}");
+
     // Without the alias, dCache's line is left out with a comment saying why.
     let no_alias = s.path("ban-no-alias.conf");
     assert_eq!(s.pull(&s.admin, &no_alias, &["--format", "dcache"]).code, 0);

@@ -304,8 +304,26 @@ fn a_site_suspension_reaches_the_blocklist_and_a_lift_removes_it() {
         argus["document"]["content"]
             .as_str()
             .unwrap()
-            .contains("pap-admin ban subject '/DC=ch/CN=alice'")
+            .contains("pap-admin ban --private subject '/DC=ch/CN=alice'")
     );
+
+    // Export options that do not fit the format are refused, not ignored.
+    for query in [
+        "format=xrootd",
+        "format=xrootd&issuer=",
+        "format=xrootd&issuer=https://i/&xrootd_name=Root",
+        "format=xrootd&issuer=https://i/&xrootd_name=a%20b",
+        "format=text&issuer=https://i/",
+        "format=arc&op_alias=https://i/=ATLAS",
+        "issuer=https://i/",
+        "op_alias=https://i/=ATLAS",
+    ] {
+        s.get(
+            &format!("/v1/sites/CERN-PROD/blocklist?{query}"),
+            &s.cern_admin,
+        )
+        .assert_error(400, "bad_request");
+    }
 
     let lifted = s.delete(
         &format!("/v1/sites/CERN-PROD/suspensions/{id}"),

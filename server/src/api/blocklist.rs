@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokenledger_core::export::ExportFormat;
+use tokenledger_core::export::{ExportFormat, ExportOptions};
 use tokenledger_core::wire::ErrorBody;
 use utoipa::IntoParams;
 
@@ -25,12 +25,19 @@ use crate::credentials::Principal;
 #[into_params(parameter_in = Query)]
 pub struct BlocklistQuery {
     /// `json` (default: the signed blocklist), or an export naming identities (site-admin
-    /// only): `htcondor`, `arc`, `dcache`, `argus`, `text`.
+    /// only): `htcondor`, `arc`, `argus` (compute and all-scope suspensions), `dcache`,
+    /// `xrootd`, `text` (storage and all-scope suspensions).
     format: Option<String>,
     /// For `dcache`: `ISSUER=ALIAS`, the site's `gplazma.oidc.provider!<ALIAS>` of an issuer;
     /// repeat for each issuer.
     #[param(value_type = Option<Vec<String>>)]
     op_alias: Option<String>,
+    /// For `xrootd` (required there): the issuer whose `[Issuer ...]` section's
+    /// `name_mapfile` this is.
+    issuer: Option<String>,
+    /// For `xrootd`: the local name suspended users map to (default `tlbanned`; 1 to 32 of
+    /// a-z, 0-9, `_`, `-`, `.`).
+    xrootd_name: Option<String>,
 }
 
 #[utoipa::path(
@@ -41,14 +48,15 @@ pub struct BlocklistQuery {
     summary = "The site's signed blocklist, or an export of it",
     description = "The signed blocklist (pseudonyms and keyed tags only; no identity) with a strong \
         ETag; `If-None-Match` answers 304. Roles: `site-admin` or `site-reader` of `{site}`. With \
-        `format=`, a signed export naming identities (HTCondor mapfile, ARC list, dCache banfile, Argus \
-        commands, text): `site-admin` of `{site}` only.",
+        `format=`, a signed export naming identities (HTCondor mapfile, ARC list, Argus commands for \
+        CEs; dCache banfile, XRootD name_mapfile, text for storage), each with only the suspensions \
+        its consumer enforces: `site-admin` of `{site}` only.",
     params(("site" = String, Path, description = "The site"), BlocklistQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`{\"document\": Blocklist, \"signer\", \"signature\"}`", body = Object),
         (status = 304, description = "Not modified since the ETag given"),
-        (status = 400, description = "Unknown format or bad op_alias", body = ErrorBody),
+        (status = 400, description = "Unknown format, or options that do not fit it (op_alias, issuer, xrootd_name)", body = ErrorBody),
         (status = 403, description = "Not an admin or reader of this site (exports: admins only)", body = ErrorBody),
         (status = 404, description = "No such site", body = ErrorBody),
     ),
@@ -82,6 +90,11 @@ pub async fn get(
     let vos = existing_site(&state, &site).await?;
     let now = now_secs();
     let Some(format) = format else {
+        if q.op_alias.is_some() || q.issuer.is_some() || q.xrootd_name.is_some() {
+            return Err(ApiError::BadRequest(
+                "op_alias, issuer and xrootd_name apply to exports (format=) only".into(),
+            ));
+        }
         let signed = state
             .blocklists
             .current(&state.pool, &state.signer, &site, &vos, now)
@@ -102,10 +115,13 @@ pub async fn get(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         return Ok(response);
     };
-    let request = ExportRequest {
-        format,
+    let options = ExportOptions {
         op_aliases: op_aliases(q.op_alias.as_deref())?,
+        xrootd_issuer: q.issuer,
+        xrootd_name: q.xrootd_name,
     };
+    options.check(format).map_err(ApiError::BadRequest)?;
+    let request = ExportRequest { format, options };
     let export = state
         .blocklists
         .export(&state.pool, &state.signer, &site, &vos, &request, now)
