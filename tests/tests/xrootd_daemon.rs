@@ -61,6 +61,17 @@ fn cli(args: &[&str]) -> Run {
     }
 }
 
+impl Run {
+    /// Panics, with the CLI's output, unless it exited with `code`.
+    fn expect(&self, code: i32, what: &str) {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit {}\n{}{}",
+            self.code, self.stdout, self.stderr
+        );
+    }
+}
+
 fn json_of(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {run:#?}"))
 }
@@ -87,8 +98,6 @@ struct Lab {
     log_key: String,
     /// The plugin's `name_mapfile`, in a setgid directory of the daemon's group.
     mapfile: PathBuf,
-    /// (sub, pseudonym) of every storage or all-scope suspension, for the hand-written export.
-    storage_suspended: Vec<(String, String)>,
 }
 
 impl Lab {
@@ -148,7 +157,6 @@ impl Lab {
             issuer_secret,
             admin: admin.display().to_string(),
             log_key,
-            storage_suspended: Vec::new(),
         };
         // Nothing suspended yet: the mapfile must exist (and parse) before xrootd starts.
         lab.pull_mapfile();
@@ -199,9 +207,9 @@ impl Lab {
 
     /// The site admin turns `jti` (from the site's logs) into the site's pseudonym and
     /// suspends it for `scope`; returns the pseudonym.
-    fn suspend(&mut self, jti: &str, sub: &str, scope: &str) -> String {
+    fn suspend(&self, jti: &str, scope: &str) -> String {
         let found = self.admin_cli(&["site", "pseudonym", jti, "--site", SITE, "--json"]);
-        assert_eq!(found.code, 0, "{found:#?}");
+        found.expect(0, "site pseudonym");
         let pseudonym = json_of(&found)["pseudonym"]
             .as_str()
             .expect("a pseudonym")
@@ -221,37 +229,39 @@ impl Lab {
             "misuse",
             "--json",
         ]);
-        assert_eq!(suspended.code, 0, "{suspended:#?}");
-        if scope != "compute" {
-            self.storage_suspended
-                .push((sub.to_string(), pseudonym.clone()));
-        }
+        suspended.expect(0, "site suspend");
         pseudonym
     }
 
-    /// Writes the issuer's `name_mapfile` as the xrootd export does (storage and all-scope
-    /// suspensions of this issuer, each `sub` mapped to `tlbanned`), atomically, 0640.
+    /// `tokenledger blocklist pull --format xrootd --issuer ISS`, as the site admin: the
+    /// issuer's `name_mapfile` (storage and all-scope suspensions, each `sub` mapped to
+    /// `tlbanned`), replaced atomically, mode 0640, group xrootd from the setgid directory.
     /// Returns its content.
     fn pull_mapfile(&self) -> String {
-        let mut rules = vec![json!({
-            "ignore": "",
-            "comment": format!("tokenledger xrootd export for site {SITE}, issuer {}", self.atlas.iss),
-        })];
-        for (sub, pseudonym) in &self.storage_suspended {
-            rules.push(json!({"sub": sub, "result": BANNED, "comment": pseudonym}));
-        }
-        let text = serde_json::to_string_pretty(&Value::Array(rules)).unwrap() + "\n";
-        let tmp = self.mapfile.with_extension("tmp");
-        std::fs::write(&tmp, &text).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o640)).unwrap();
-        std::fs::rename(&tmp, &self.mapfile).unwrap();
+        let out = self.mapfile.display().to_string();
+        let pulled = self.admin_cli(&[
+            "blocklist",
+            "pull",
+            "--site",
+            SITE,
+            "--log-key",
+            &self.log_key,
+            "--format",
+            "xrootd",
+            "--issuer",
+            &self.atlas.iss,
+            "--out",
+            &out,
+        ]);
+        pulled.expect(0, "blocklist pull --format xrootd");
         let meta = std::fs::metadata(&self.mapfile).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o640, "the export names identities");
         assert_eq!(
             meta.gid(),
             group_of(xrootd::DAEMON_USER),
             "the export must be readable by xrootd's group"
         );
-        text
+        std::fs::read_to_string(&self.mapfile).unwrap()
     }
 
     fn start_xrootd(&self) -> Xrootd {
@@ -322,7 +332,7 @@ fn xrootd_refuses_the_storage_suspended_users_group_token_and_serves_the_others(
         return;
     }
     let started = Instant::now();
-    let mut lab = Lab::start();
+    let lab = Lab::start();
     // alice, bob and carol each have a group token; alice also a scope token.
     let alice = lab.issue("jti-alice-group", "alice", Kind::Group);
     let alice_scope = lab.issue("jti-alice-scope", "alice", Kind::Scope);
@@ -330,12 +340,20 @@ fn xrootd_refuses_the_storage_suspended_users_group_token_and_serves_the_others(
     let carol = lab.issue("jti-carol-group", "carol", Kind::Group);
 
     // The site admin suspends alice from storage, carol from compute only.
-    let alice_pseudonym = lab.suspend("jti-alice-group", "alice", "storage");
-    let carol_pseudonym = lab.suspend("jti-carol-group", "carol", "compute");
+    let alice_pseudonym = lab.suspend("jti-alice-group", "storage");
+    let carol_pseudonym = lab.suspend("jti-carol-group", "compute");
     let mapfile = lab.pull_mapfile();
     let rules: Value = serde_json::from_str(&mapfile).unwrap();
     let rules = rules.as_array().unwrap();
+    eprintln!("the pulled name_mapfile:\n{mapfile}");
     assert_eq!(rules.len(), 2, "the comment and alice:\n{mapfile}");
+    assert_eq!(rules[0]["ignore"], "", "{mapfile}");
+    assert!(
+        rules[0]["comment"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("tokenledger xrootd export")),
+        "{mapfile}"
+    );
     assert_eq!(rules[1]["sub"], "alice", "{mapfile}");
     assert_eq!(rules[1]["result"], BANNED, "{mapfile}");
     assert_eq!(rules[1]["comment"], alice_pseudonym.as_str(), "{mapfile}");
@@ -455,14 +473,14 @@ fn xrootd_enforces_a_new_suspension_without_a_restart() {
     if !netns::inside("xrootd_enforces_a_new_suspension_without_a_restart") {
         return;
     }
-    let mut lab = Lab::start();
+    let lab = Lab::start();
     let dave = lab.issue("jti-dave-group", "dave", Kind::Group);
     let mut xrd = lab.start_xrootd();
     let pid = xrd.pid();
     // dave's token is parsed and its (empty) mapping cached now.
     expect_http(&xrd, Some(&dave), 200, "dave before his suspension");
 
-    lab.suspend("jti-dave-group", "dave", "all");
+    lab.suspend("jti-dave-group", "all");
     let before = std::fs::metadata(&lab.mapfile).unwrap().ino();
     let mapfile = lab.pull_mapfile();
     assert!(mapfile.contains("\"dave\""), "{mapfile}");
