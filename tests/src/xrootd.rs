@@ -411,6 +411,12 @@ impl Xrootd {
     /// waits (bounded) until both ports accept and its log says initialization completed;
     /// panics with the log's tail otherwise. Never skips.
     pub fn start(dir: &Path, pki: &Pki, setup: &XrootdSetup<'_>) -> Xrootd {
+        Xrootd::try_start(dir, pki, setup).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Like [`Xrootd::start`]; `Err` (why, with the log's tail) when the daemon does not
+    /// come up, for tests of what stops it.
+    pub fn try_start(dir: &Path, pki: &Pki, setup: &XrootdSetup<'_>) -> Result<Xrootd, String> {
         let dir = mkdir(dir);
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
             .expect("chmod the xrootd directory");
@@ -470,11 +476,11 @@ impl Xrootd {
             child,
             runs: 0,
         };
-        xrootd.wait_ready();
-        xrootd
+        xrootd.wait_ready()?;
+        Ok(xrootd)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         for port in [self.root_port, self.http_port] {
             let child = &mut self.child;
@@ -490,18 +496,22 @@ impl Xrootd {
                 },
             );
             if let Err(why) = up {
-                panic!("xrootd did not come up: {why}\n{}", self.log_tail(60));
+                return Err(format!(
+                    "xrootd did not come up: {why}\n{}",
+                    self.log_tail(60)
+                ));
             }
         }
         while !self.log().contains("initialization completed") {
             if Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "xrootd never logged `initialization completed` in {START_TIMEOUT:?}\n{}",
                     self.log_tail(60)
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
     }
 
     /// The daemon's process id (the same for the whole run: no restart).

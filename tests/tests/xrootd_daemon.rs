@@ -16,7 +16,7 @@
 //! and fails (never skips) when a daemon cannot start.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -265,12 +265,18 @@ impl Lab {
     }
 
     fn start_xrootd(&self) -> Xrootd {
-        Xrootd::start(
-            &self.path("xrootd"),
+        self.try_start_xrootd("xrootd", &self.mapfile)
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts xrootd in `self.path(dir)` with `mapfile` as the issuer's `name_mapfile`.
+    fn try_start_xrootd(&self, dir: &str, mapfile: &Path) -> Result<Xrootd, String> {
+        Xrootd::try_start(
+            &self.path(dir),
             &self.pki,
             &XrootdSetup {
                 issuer: &self.atlas.iss,
-                mapfile: &self.mapfile,
+                mapfile,
                 authdb: AUTHDB,
                 files: &[(FILE, CONTENT)],
             },
@@ -360,6 +366,17 @@ fn xrootd_refuses_the_storage_suspended_users_group_token_and_serves_the_others(
     assert!(
         !mapfile.contains("carol") && !mapfile.contains(&carol_pseudonym),
         "a compute-only suspension is not in a storage export:\n{mapfile}"
+    );
+
+    // Without its mapfile xrootd does not start: the first pull must come before it.
+    let missing = lab.path("exports/never-pulled.json");
+    let refused = lab
+        .try_start_xrootd("xrootd-without-mapfile", &missing)
+        .err()
+        .expect("xrootd started without its name_mapfile");
+    assert!(
+        refused.contains("Error opening mapfile") && refused.contains("initialization failed"),
+        "{refused}"
     );
 
     let mut xrd = lab.start_xrootd();
@@ -468,9 +485,11 @@ fn refused_after(
 }
 
 #[test]
-fn xrootd_enforces_a_new_suspension_without_a_restart() {
+fn xrootd_enforces_a_new_suspension_without_a_restart_once_it_can_read_the_mapfile() {
     netns::require_packages(xrootd::PACKAGES);
-    if !netns::inside("xrootd_enforces_a_new_suspension_without_a_restart") {
+    if !netns::inside(
+        "xrootd_enforces_a_new_suspension_without_a_restart_once_it_can_read_the_mapfile",
+    ) {
         return;
     }
     let lab = Lab::start();
@@ -489,15 +508,56 @@ fn xrootd_enforces_a_new_suspension_without_a_restart() {
         before,
         "a pull replaces the file (rename), it does not rewrite it in place"
     );
-    let changed = Instant::now();
 
-    // The plugin re-reads scitokens.cfg and the mapfile at the first token request more than
-    // 60 s after its last read, and keeps each token's mapping for 60 s: a fresh token and
-    // the one it has cached must both be refused within two minutes, with no restart.
+    // First the mistake: the new file is root's group (as when root pulls into a directory
+    // of its own), mode 0640, so xrootd cannot read it. At its next re-read the plugin logs
+    // the error and keeps its old rules: dave is still served.
+    std::os::unix::fs::chown(&lab.mapfile, Some(0), Some(0)).unwrap();
+    let unreadable = Instant::now();
+    let error = "Error opening mapfile";
+    let mut n = 0;
+    while !xrd.log().contains(error) {
+        assert!(
+            unreadable.elapsed() < Duration::from_secs(150),
+            "the plugin never re-read its mapfile\n{}",
+            xrd.log_tail(60)
+        );
+        n += 1;
+        let fresh = lab.mint(&format!("jti-dave-early-{n}"), "dave", Kind::Group);
+        expect_http(&xrd, Some(&fresh), 200, "dave, mapfile unreadable");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let failed_after = unreadable.elapsed();
+    assert!(
+        xrd.log().contains("Permission denied"),
+        "{}",
+        xrd.log_tail(20)
+    );
+    let fresh = lab.mint("jti-dave-after-error", "dave", Kind::Group);
+    expect_http(
+        &xrd,
+        Some(&fresh),
+        200,
+        "dave after a failed re-read (old rules kept)",
+    );
+    expect_http(
+        &xrd,
+        Some(&dave),
+        200,
+        "dave's cached token after a failed re-read",
+    );
+
+    // Fixed (the setgid directory, or the pull's Group=xrootd, gives the group): the plugin
+    // re-reads scitokens.cfg and the mapfile at the first token request more than 60 s after
+    // its last read, and keeps each token's mapping for 60 s. A fresh token and the one it
+    // has cached must both be refused within about two minutes, with no restart.
+    std::os::unix::fs::chown(&lab.mapfile, None, Some(group_of(xrootd::DAEMON_USER))).unwrap();
+    let fixed = Instant::now();
     let bound = Duration::from_secs(150);
-    let (fresh, cached) = refused_after(&lab, &xrd, "dave", &dave, changed, bound);
+    let (fresh, cached) = refused_after(&lab, &xrd, "dave", &dave, fixed, bound);
     eprintln!(
-        "mapfile change enforced: fresh token after {fresh:?}, cached token after {cached:?}"
+        "unreadable mapfile: re-read failed after {failed_after:?} (old rules kept); readable \
+         again: fresh token refused after {fresh:?}, cached token after {cached:?}"
     );
     let fresh =
         fresh.unwrap_or_else(|| panic!("a fresh token of dave still served after {bound:?}"));
