@@ -9,8 +9,10 @@
 //! - a compute-only suspension does not block storage;
 //! - the documented limitation of 5.5: the suspended user's *scope* token
 //!   (`storage.read:/`) is approved by the plugin itself, before the authdb, and still served;
+//! - xrootd does not start without its mapfile (so the first pull comes first);
 //! - a suspension pulled while xrootd runs is enforced without a restart, once the plugin
-//!   re-reads its configuration (every 60 s) and the token's cached mapping expires (60 s).
+//!   re-reads its configuration (every 60 s) and the token's cached mapping expires (60 s);
+//!   a mapfile xrootd cannot read (root's group, mode 0640) leaves the old rules in force.
 //!
 //! Each test runs in its own network and mount namespaces (`netns::inside`), on 127.0.0.1,
 //! and fails (never skips) when a daemon cannot start.
