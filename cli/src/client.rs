@@ -25,6 +25,8 @@ pub enum ClientError {
     Status {
         url: String,
         status: u16,
+        /// The API's machine-readable code, when the body was an API error.
+        code: Option<String>,
         message: String,
     },
     #[error("{url} answered something unreadable: {detail}")]
@@ -120,11 +122,22 @@ impl Client {
 
     /// POSTs an `application/x-ndjson` body to `path` and returns the answer as text.
     pub fn post_ndjson(&self, path: &str, body: &[u8]) -> Result<String, ClientError> {
+        self.post_body(path, "application/x-ndjson", body)
+    }
+
+    /// POSTs a body that already is JSON to an API path and returns the answer as text.
+    pub fn post_json(&self, path: &ApiPath, body: &[u8]) -> Result<String, ClientError> {
+        self.post_body(path.as_str(), "application/json", body)
+    }
+
+    fn post_body(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/x-ndjson");
+        let mut request = self.agent.post(&url).header("Content-Type", content_type);
         if let Some(token) = &self.token {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }
@@ -276,12 +289,14 @@ fn read_answer(
             detail: e.to_string(),
         })?;
     if !(200..300).contains(&status) {
-        let message = serde_json::from_str::<ErrorBody>(&body)
-            .map(|e| e.error.message)
-            .unwrap_or(body);
+        let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(e) => (Some(e.error.code), e.error.message),
+            Err(_) => (None, body),
+        };
         return Err(ClientError::Status {
             url,
             status,
+            code,
             message,
         });
     }

@@ -84,6 +84,7 @@ mod tests {
         ClientError::Status {
             url: "http://ledger/v1/x".into(),
             status,
+            code: None,
             message: "m".into(),
         }
     }

@@ -72,9 +72,9 @@ enum Command {
     /// optionally one entry's or one ingest receipt's inclusion. Exit 0 verified, 1 failed,
     /// 2 usage or network error, 4 refused.
     Verify(VerifyArgs),
-    /// Ship issuance reports (JWTs, NDJSON, IAM audit logs, Keycloak events) to the ledger.
-    /// Exit 0 nothing rejected, 1 some inputs rejected, 2 usage, network or server error,
-    /// 4 refused.
+    /// Ship issuance reports (JWTs, NDJSON, IAM audit logs, Keycloak events) or a site's
+    /// sightings (HTCondor job ads, dCache access logs) to the ledger. Exit 0 nothing
+    /// rejected, 1 some inputs rejected, 2 usage, network or server error, 4 refused.
     #[command(long_about = ingest::LONG_ABOUT)]
     Ingest(ingest::IngestArgs),
     /// Resolve a token (jti) to the person, its chain up to the human, with proof.

@@ -130,7 +130,7 @@ pub enum Pulled {
 
 /// `ISSUER=ALIAS`, split at the last `=`; the alias as dCache allows it, no commas (the
 /// server takes the list comma-joined).
-fn parse_op_alias(text: &str) -> Result<(String, String), String> {
+pub fn parse_op_alias(text: &str) -> Result<(String, String), String> {
     let (iss, alias) = text
         .rsplit_once('=')
         .filter(|(i, a)| !i.is_empty() && !a.is_empty())

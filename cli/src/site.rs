@@ -33,7 +33,8 @@ pub enum SiteCommand {
     List(ListArgs),
     /// Print the site key (base64) for the site's offline check configuration.
     Key(KeyArgs),
-    /// Report that a token was seen in use at the site.
+    /// Report that a token was seen in use at the site (from logs: `tokenledger ingest
+    /// --format htcondor-history|dcache-access`).
     Sighting(SightingArgs),
 }
 

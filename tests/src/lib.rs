@@ -7,6 +7,7 @@
 //! `cargo test --workspace`, which builds them). A [`TestServer`] kills its child on drop, so a
 //! failing test leaves no process behind.
 
+pub mod ingest;
 pub mod issuer;
 pub mod netns;
 pub mod xrootd;
@@ -85,6 +86,20 @@ pub fn run_cli(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("running tokenledger")
+}
+
+/// Starts the real `tokenledger` CLI with `args` as a child process, its output piped.
+pub fn spawn_cli<I, S>(args: I) -> Child
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    command(cli_binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning tokenledger")
 }
 
 /// A credential made by `tokenledger-server credential create`.

@@ -4,18 +4,17 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Instant;
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+use tokenledger_e2e::ingest::{ingest, saved_offset, stdout, terminate, wait_until};
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
-use tokenledger_e2e::{TestServer, cli_binary, run_cli};
+use tokenledger_e2e::{TestServer, spawn_cli};
 
 const ATLAS_ISS: &str = "https://atlas-auth.example/";
 const KEYCLOAK_ISS: &str = "https://aai.egi.example/auth/realms/egi";
-/// Bound on waiting for something a test can poll; not a performance threshold.
-const WAIT: Duration = Duration::from_secs(60);
 
 /// A server that verifies the atlas issuer's JWTs (one VO per issuer, keys from a file).
 fn server_with_issuer(dir: &Path, issuer: &TestIssuer) -> TestServer {
@@ -26,17 +25,6 @@ fn server_with_issuer(dir: &Path, issuer: &TestIssuer) -> TestServer {
         "[{ rule = \"fixed\", vo = \"atlas\" }]",
     );
     TestServer::start_with_config(&dir.join("data"), &config)
-}
-
-/// Runs `tokenledger ingest --server URL --token SECRET <args>`.
-fn ingest(server: &TestServer, token: &str, args: &[&str]) -> Output {
-    let mut all = vec!["ingest", "--server", server.url(), "--token", token];
-    all.extend_from_slice(args);
-    run_cli(&all)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Every entry of the log, by jti; panics if a jti is logged twice.
@@ -56,14 +44,6 @@ fn entries_by_jti(server: &TestServer) -> HashMap<String, Value> {
         );
     }
     by_jti
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -362,16 +342,20 @@ fn now_secs_of(event: &Value) -> i64 {
 
 /// `tokenledger ingest --follow` as a child process.
 fn spawn_follow(server: &TestServer, token: &str, log: &Path, state: &Path) -> Child {
-    Command::new(cli_binary())
-        .args(["ingest", "--server", server.url(), "--token", token])
-        .args(["--format", "iam-audit", "--follow", "--state"])
-        .arg(state)
-        .arg(log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning tokenledger ingest --follow")
+    let (state, log) = (state.to_str().unwrap(), log.to_str().unwrap());
+    spawn_cli([
+        "ingest",
+        "--server",
+        server.url(),
+        "--token",
+        token,
+        "--format",
+        "iam-audit",
+        "--follow",
+        "--state",
+        state,
+        log,
+    ])
 }
 
 fn append(path: &Path, jtis: std::ops::Range<usize>) {
@@ -390,28 +374,6 @@ fn append(path: &Path, jtis: std::ops::Range<usize>) {
         );
         file.write_all(iam_line(true, &event).as_bytes()).unwrap();
     }
-}
-
-/// The offset the follower's state file records.
-fn saved_offset(state: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(state).ok()?;
-    serde_json::from_str::<Value>(&text).ok()?["offset"].as_u64()
-}
-
-/// Sends SIGTERM and waits (bounded) for the follower to exit; returns its output.
-fn terminate(mut child: Child) -> Output {
-    let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("tokenledger ingest --follow did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 #[test]

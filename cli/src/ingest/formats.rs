@@ -1,8 +1,13 @@
-//! Input formats of `tokenledger ingest`: each turns one input line (or one element of a
-//! Keycloak events array) into an issuance report, a skip (not an issuance), or a local reject.
+//! Input formats of `tokenledger ingest`: each turns one input line (or one element of a JSON
+//! array: Keycloak events, HTCondor job ads) into a report (an issuance or a sighting), a skip
+//! (nothing to report), or a local reject.
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
-use tokenledger_core::wire::IssuanceReport;
+use tokenledger_core::wire::{IssuanceReport, SightingReport};
+
+use super::sightings::{self, OpIssuers};
 
 /// The feeds `ingest` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -15,16 +20,36 @@ pub enum Format {
     IamAudit,
     /// Keycloak admin events: a JSON array, or one event object per line.
     KeycloakEvents,
+    /// HTCondor job ClassAds (`condor_history` / `condor_q` `-json` or `-jsonl`): sightings.
+    HtcondorHistory,
+    /// dCache door access log lines with `user.jti`: sightings.
+    DcacheAccess,
 }
 
 impl Format {
-    /// The `feed` name the reports of this format carry.
+    /// The format's name, which is also the `feed` its issuance reports carry.
     pub fn feed(self) -> &'static str {
         match self {
             Format::JwtLines => "jwt-lines",
             Format::Ndjson => "ndjson",
             Format::IamAudit => "iam-audit",
             Format::KeycloakEvents => "keycloak-events",
+            Format::HtcondorHistory => "htcondor-history",
+            Format::DcacheAccess => "dcache-access",
+        }
+    }
+
+    /// Whether the format reports sightings at a site (else issuances).
+    pub fn reports_sightings(self) -> bool {
+        matches!(self, Format::HtcondorHistory | Format::DcacheAccess)
+    }
+
+    /// What a whole-file JSON array of this format holds, if the format has such files.
+    pub fn array_items(self) -> Option<&'static str> {
+        match self {
+            Format::KeycloakEvents => Some("Keycloak events"),
+            Format::HtcondorHistory => Some("HTCondor job ads"),
+            Format::JwtLines | Format::Ndjson | Format::IamAudit | Format::DcacheAccess => None,
         }
     }
 }
@@ -45,9 +70,16 @@ impl LineError {
     }
 }
 
-/// What one input line yields: a report to ship, `None` for an event that is not an issuance,
-/// or a local reject.
-pub type Parsed = Result<Option<IssuanceReport>, LineError>;
+/// A report to ship: where it goes follows from the format.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Report {
+    Issuance(IssuanceReport),
+    Sighting(SightingReport),
+}
+
+/// What one input yields: a report to ship, `None` for an input with nothing to report (an
+/// event that is not an issuance, a job or request without a token), or a local reject.
+pub type Parsed = Result<Option<Report>, LineError>;
 
 /// The IAM audit event type of an access token issuance (also on refresh and exchange).
 const IAM_ISSUANCE_TYPE: &str = "AccessTokenIssuedEvent";
@@ -71,11 +103,18 @@ pub struct Parser {
     format: Format,
     /// The realm's issuer URL, for Keycloak events (which carry no `iss`).
     issuer: Option<String>,
+    /// The issuer of each dCache OP alias, for dCache access log lines (which name the alias).
+    op_issuers: OpIssuers,
 }
 
 impl Parser {
-    /// A parser for `format`; Keycloak events need the realm's issuer URL.
-    pub fn new(format: Format, issuer: Option<String>) -> Result<Parser, String> {
+    /// A parser for `format`. Keycloak events need the realm's issuer URL; dCache access logs
+    /// need the site's OP aliases (`ISSUER`, `ALIAS` pairs), which no other format takes.
+    pub fn new(
+        format: Format,
+        issuer: Option<String>,
+        op_aliases: &[(String, String)],
+    ) -> Result<Parser, String> {
         if format == Format::KeycloakEvents && issuer.is_none() {
             return Err(
                 "--format keycloak-events needs --issuer (the realm's issuer URL): \
@@ -83,7 +122,32 @@ impl Parser {
                     .into(),
             );
         }
-        Ok(Parser { format, issuer })
+        if format == Format::DcacheAccess && op_aliases.is_empty() {
+            return Err(
+                "--format dcache-access needs --op-alias ISSUER=ALIAS for each OP of the \
+                        site's gplazma.oidc.provider!ALIAS lines: access logs name the OP by its \
+                        alias only"
+                    .into(),
+            );
+        }
+        if format != Format::DcacheAccess && !op_aliases.is_empty() {
+            return Err("--op-alias applies to --format dcache-access only".into());
+        }
+        let mut op_issuers = HashMap::new();
+        for (iss, alias) in op_aliases {
+            if let Some(other) = op_issuers.insert(alias.clone(), iss.clone())
+                && other != *iss
+            {
+                return Err(format!(
+                    "--op-alias gives the OP alias `{alias}` two issuers: {other} and {iss}"
+                ));
+            }
+        }
+        Ok(Parser {
+            format,
+            issuer,
+            op_issuers,
+        })
     }
 
     pub fn format(&self) -> Format {
@@ -96,25 +160,42 @@ impl Parser {
             Format::JwtLines => jwt_line(line),
             Format::Ndjson => ndjson_line(line),
             Format::IamAudit => iam_audit_line(line),
-            Format::KeycloakEvents => {
+            Format::KeycloakEvents | Format::HtcondorHistory => {
+                let items = self.format.array_items().expect("both formats have arrays");
                 let trimmed = line.trim();
                 if trimmed.starts_with('[') {
+                    let code = match self.format {
+                        Format::KeycloakEvents => "invalid_event",
+                        _ => "invalid_ad",
+                    };
                     return Err(LineError::new(
-                        "invalid_event",
-                        "a JSON array of events is read only from a whole file (without --follow); \
-                         followed files need one event object per line",
+                        code,
+                        format!(
+                            "a JSON array of {items} is read only from a whole file (without \
+                             --follow); followed files need one object per line"
+                        ),
                     ));
                 }
-                let event = serde_json::from_str(trimmed).map_err(|e| {
-                    LineError::new("invalid_json", format!("not a Keycloak event object: {e}"))
+                let element = serde_json::from_str(trimmed).map_err(|e| {
+                    LineError::new("invalid_json", format!("not one of the {items}: {e}"))
                 })?;
-                self.keycloak_event(event)
+                self.parse_element(element)
             }
+            Format::DcacheAccess => sightings::dcache_access_line(line, &self.op_issuers),
+        }
+    }
+
+    /// Parses one element of a JSON array (or one object line) of the formats that have them.
+    pub fn parse_element(&self, element: Value) -> Parsed {
+        match self.format {
+            Format::HtcondorHistory => sightings::htcondor_ad(element),
+            Format::KeycloakEvents => self.keycloak_event(element),
+            other => unreachable!("{} has no JSON arrays", other.feed()),
         }
     }
 
     /// Turns one Keycloak event (`GET /admin/realms/{realm}/events`) into a claims report.
-    pub fn keycloak_event(&self, event: Value) -> Parsed {
+    fn keycloak_event(&self, event: Value) -> Parsed {
         let Value::Object(event) = event else {
             return Err(LineError::new(
                 "invalid_event",
@@ -165,7 +246,7 @@ impl Parser {
         if let Some(time) = event.get("time").and_then(Value::as_i64) {
             claims.insert("iat".into(), (time.div_euclid(1000)).into());
         }
-        Ok(Some(IssuanceReport {
+        Ok(Some(Report::Issuance(IssuanceReport {
             claims: Some(claims),
             grant_type: Some(detail("grant_type").unwrap_or(implied_grant).to_owned()),
             refresh_jti: detail("updated_refresh_token_id")
@@ -173,7 +254,7 @@ impl Parser {
                 .map(str::to_owned),
             feed: Some(Format::KeycloakEvents.feed().to_owned()),
             ..IssuanceReport::default()
-        }))
+        })))
     }
 }
 
@@ -190,11 +271,11 @@ fn jwt_line(line: &str) -> Parsed {
             "not a compact JWT (three base64url parts separated by dots)",
         ));
     }
-    Ok(Some(IssuanceReport {
+    Ok(Some(Report::Issuance(IssuanceReport {
         token: Some(token.to_owned()),
         feed: Some(Format::JwtLines.feed().to_owned()),
         ..IssuanceReport::default()
-    }))
+    })))
 }
 
 fn ndjson_line(line: &str) -> Parsed {
@@ -203,7 +284,7 @@ fn ndjson_line(line: &str) -> Parsed {
     report
         .feed
         .get_or_insert_with(|| Format::Ndjson.feed().to_owned());
-    Ok(Some(report))
+    Ok(Some(Report::Issuance(report)))
 }
 
 /// An IAM AUDIT logger line: optional logger prefix, then the event's JSON object.
@@ -243,13 +324,13 @@ fn iam_audit_line(line: &str) -> Parsed {
         }
     }
     let text = |name: &str| event.get(name).and_then(Value::as_str).map(str::to_owned);
-    Ok(Some(IssuanceReport {
+    Ok(Some(Report::Issuance(IssuanceReport {
         claims: Some(claims),
         grant_type: text("grantType"),
         refresh_jti: text("refreshTokenJti"),
         feed: Some(Format::IamAudit.feed().to_owned()),
         ..IssuanceReport::default()
-    }))
+    })))
 }
 
 /// A time claim as IAM's Jackson mapper may write it (seconds, milliseconds or an ISO-8601
@@ -274,18 +355,18 @@ fn seconds(name: &str, value: &Value) -> Result<Value, LineError> {
     }
 }
 
-/// A Keycloak events array as read: its elements, each with the line it starts on, and the
-/// syntax error that ended it early, with its line.
+/// A JSON array file as read: its elements, each with the line it starts on, and the syntax
+/// error that ended it early, with its line.
 #[derive(Debug, Default)]
-pub struct EventsArray {
-    pub events: Vec<(u64, Value)>,
+pub struct JsonArray {
+    pub elements: Vec<(u64, Value)>,
     pub error: Option<(u64, LineError)>,
 }
 
-/// Reads a Keycloak events array (`GET /admin/realms/{realm}/events`); `first_line` is the
-/// number of the line `text` starts on. A syntax error ends the array after the elements
-/// read before it.
-pub fn keycloak_array(text: &str, first_line: u64) -> EventsArray {
+/// Reads a JSON array of `items` (Keycloak's `GET /admin/realms/{realm}/events`, HTCondor's
+/// `-json` output, which may be pretty-printed over many lines); `first_line` is the number of
+/// the line `text` starts on. A syntax error ends the array after the elements read before it.
+pub fn json_array(text: &str, first_line: u64, items: &str) -> JsonArray {
     let bytes = text.as_bytes();
     let mut line = first_line;
     let mut counted = 0;
@@ -300,31 +381,31 @@ pub fn keycloak_array(text: &str, first_line: u64) -> EventsArray {
         }
         pos
     };
-    let mut items = Vec::new();
+    let mut elements = Vec::new();
     let mut pos = skip_ws(0);
     if bytes.get(pos) != Some(&b'[') {
-        let error = LineError::new("invalid_json", "expected a JSON array of Keycloak events");
-        return EventsArray {
-            events: items,
+        let error = LineError::new("invalid_json", format!("expected a JSON array of {items}"));
+        return JsonArray {
+            elements,
             error: Some((line_at(pos), error)),
         };
     }
     pos = skip_ws(pos + 1);
     if bytes.get(pos) == Some(&b']') {
-        return trailing(items, bytes, skip_ws(pos + 1), &mut line_at);
+        return trailing(elements, items, bytes, skip_ws(pos + 1), &mut line_at);
     }
     loop {
         let start = pos;
         let mut stream = serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<Value>();
         match stream.next() {
             Some(Ok(value)) => {
-                items.push((line_at(start), value));
+                elements.push((line_at(start), value));
                 pos = skip_ws(start + stream.byte_offset());
             }
             Some(Err(e)) => {
-                let error = LineError::new("invalid_json", format!("Keycloak events array: {e}"));
-                return EventsArray {
-                    events: items,
+                let error = LineError::new("invalid_json", format!("array of {items}: {e}"));
+                return JsonArray {
+                    elements,
                     error: Some((line_at(start) + e.line() as u64 - 1, error)),
                 };
             }
@@ -332,41 +413,36 @@ pub fn keycloak_array(text: &str, first_line: u64) -> EventsArray {
         }
         match bytes.get(pos) {
             Some(b',') => pos = skip_ws(pos + 1),
-            Some(b']') => return trailing(items, bytes, skip_ws(pos + 1), &mut line_at),
+            Some(b']') => return trailing(elements, items, bytes, skip_ws(pos + 1), &mut line_at),
             _ => break,
         }
     }
     let error = LineError::new(
         "invalid_json",
-        "Keycloak events array: expected `,` or `]` after an event",
+        format!("array of {items}: expected `,` or `]` after an element"),
     );
-    EventsArray {
-        events: items,
+    JsonArray {
+        elements,
         error: Some((line_at(pos), error)),
     }
 }
 
 /// Ends an array read: only whitespace may follow the closing bracket.
 fn trailing(
-    items: Vec<(u64, Value)>,
+    elements: Vec<(u64, Value)>,
+    items: &str,
     bytes: &[u8],
     pos: usize,
     line_at: &mut impl FnMut(usize) -> u64,
-) -> EventsArray {
-    if pos < bytes.len() {
+) -> JsonArray {
+    let error = (pos < bytes.len()).then(|| {
         let error = LineError::new(
             "invalid_json",
-            "Keycloak events array: unexpected text after the closing `]`",
+            format!("array of {items}: unexpected text after the closing `]`"),
         );
-        return EventsArray {
-            events: items,
-            error: Some((line_at(pos), error)),
-        };
-    }
-    EventsArray {
-        events: items,
-        error: None,
-    }
+        (line_at(pos), error)
+    });
+    JsonArray { elements, error }
 }
 
 #[cfg(test)]
@@ -375,11 +451,14 @@ mod tests {
     use serde_json::json;
 
     fn parser(format: Format) -> Parser {
-        Parser::new(format, Some("https://kc.example/realms/egi".into())).unwrap()
+        Parser::new(format, Some("https://kc.example/realms/egi".into()), &[]).unwrap()
     }
 
     fn report(parsed: Parsed) -> IssuanceReport {
-        parsed.expect("parsed").expect("a report")
+        match parsed.expect("parsed").expect("a report") {
+            Report::Issuance(report) => report,
+            other => panic!("not an issuance: {other:?}"),
+        }
     }
 
     const JWT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln";
@@ -655,37 +734,66 @@ mod tests {
 
     #[test]
     fn keycloak_needs_an_issuer() {
-        assert!(Parser::new(Format::KeycloakEvents, None).is_err());
-        assert!(Parser::new(Format::IamAudit, None).is_ok());
+        assert!(Parser::new(Format::KeycloakEvents, None, &[]).is_err());
+        assert!(Parser::new(Format::IamAudit, None, &[]).is_ok());
     }
 
     #[test]
-    fn keycloak_array_elements_carry_their_lines() {
+    fn op_aliases_are_for_dcache_access_only_and_name_one_issuer_each() {
+        let alias = |iss: &str, alias: &str| (iss.to_owned(), alias.to_owned());
+        let e = Parser::new(Format::DcacheAccess, None, &[]).unwrap_err();
+        assert!(e.contains("needs --op-alias"), "{e}");
+        let e = Parser::new(Format::HtcondorHistory, None, &[alias("https://i/", "A")]);
+        assert!(e.unwrap_err().contains("dcache-access only"));
+        let e = Parser::new(
+            Format::DcacheAccess,
+            None,
+            &[alias("https://i/", "A"), alias("https://j/", "A")],
+        );
+        assert!(e.unwrap_err().contains("two issuers"));
+        let both = [
+            alias("https://i/", "A"),
+            alias("https://i/", "B"),
+            alias("https://i/", "A"),
+        ];
+        assert!(Parser::new(Format::DcacheAccess, None, &both).is_ok());
+    }
+
+    const EVENTS: &str = "Keycloak events";
+
+    #[test]
+    fn array_elements_carry_their_lines() {
         let text = format!(
             "[\n  {},\n  {}\n,{}]\n",
             kc_event("LOGIN"),
             kc_event("LOGOUT"),
             kc_event("CLIENT_LOGIN")
         );
-        let array = keycloak_array(&text, 3);
+        let array = json_array(&text, 3, EVENTS);
         assert_eq!(array.error, None);
-        let lines: Vec<u64> = array.events.iter().map(|(line, _)| *line).collect();
+        let lines: Vec<u64> = array.elements.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, [4, 5, 6]);
-        assert_eq!(array.events[2].1["type"], "CLIENT_LOGIN");
-        let empty = keycloak_array(" [ ] ", 1);
-        assert!(empty.events.is_empty() && empty.error.is_none());
+        assert_eq!(array.elements[2].1["type"], "CLIENT_LOGIN");
+        let empty = json_array(" [ ] ", 1, EVENTS);
+        assert!(empty.elements.is_empty() && empty.error.is_none());
     }
 
     #[test]
-    fn keycloak_array_errors_name_their_line() {
-        let array = keycloak_array("[{\"type\":\"LOGIN\"},\n{\"type\": }]", 1);
-        assert_eq!(array.events.len(), 1);
+    fn array_errors_name_their_line_and_what_the_array_holds() {
+        let array = json_array("[{\"type\":\"LOGIN\"},\n{\"type\": }]", 1, EVENTS);
+        assert_eq!(array.elements.len(), 1);
         let (line, error) = array.error.unwrap();
         assert_eq!((line, error.code), (2, "invalid_json"));
-        let array = keycloak_array("[{}\n {}]", 1);
-        assert_eq!((array.events.len(), array.error.unwrap().0), (1, 2));
-        assert_eq!(keycloak_array("[{}]\nx", 1).error.unwrap().0, 2);
-        assert!(keycloak_array("[{}", 1).error.is_some());
-        assert!(keycloak_array("{}", 1).error.is_some());
+        assert!(
+            error.message.starts_with("array of Keycloak events: "),
+            "{}",
+            error.message
+        );
+        let array = json_array("[{}\n {}]", 1, EVENTS);
+        assert_eq!((array.elements.len(), array.error.unwrap().0), (1, 2));
+        assert_eq!(json_array("[{}]\nx", 1, EVENTS).error.unwrap().0, 2);
+        assert!(json_array("[{}", 1, EVENTS).error.is_some());
+        let (_, error) = json_array("{}", 1, "HTCondor job ads").error.unwrap();
+        assert_eq!(error.message, "expected a JSON array of HTCondor job ads");
     }
 }

@@ -1,6 +1,8 @@
 //! `tokenledger ingest`: read issuance feeds (JWT lines, NDJSON reports, INDIGO IAM audit logs,
-//! Keycloak events), ship them to `POST /v1/issuances` in NDJSON batches, and account for
-//! every input: accepted, duplicate, rejected or skipped.
+//! Keycloak events) and ship them to `POST /v1/issuances` in NDJSON batches, or a site's logs
+//! (HTCondor job ads, dCache access logs) and post their sightings to
+//! `POST /v1/sites/{site}/sightings`; account for every input: accepted, duplicate, rejected
+//! or skipped.
 
 mod follow;
 mod formats;
@@ -9,6 +11,7 @@ mod progress;
 mod records;
 mod session;
 mod ship;
+mod sightings;
 mod summary;
 
 #[cfg(test)]
@@ -27,33 +30,40 @@ use clap::Args;
 
 use crate::config::Settings;
 use crate::exit::{self, Failure};
-use formats::{Format, Parser, keycloak_array};
+use crate::pull::parse_op_alias;
+use formats::{Format, Parser, json_array};
 use lines::LineReader;
 use progress::Progress;
 use records::Records;
 use session::Session;
-use ship::{Origin, ShipError, Shipper};
+use ship::{Destination, Origin, ShipError, Shipper};
 use summary::Summary;
 
 /// Most reports in one request (the server's limit for an NDJSON body).
 const MAX_BATCH_LINES: usize = 10_000;
+/// Issuance reports per request unless --batch says otherwise.
+const DEFAULT_BATCH_LINES: usize = 1000;
 const READ_BUFFER: usize = 256 * 1024;
 
 pub const LONG_ABOUT: &str = "\
-Ship issuance reports to the ledger: POST /v1/issuances with one report per line
-(application/x-ndjson), in batches. Every input is accepted (a new log entry), a duplicate
-(already logged: the same index comes back), rejected (by this parser or by the server), or
-skipped (an event that is not a token issuance). The run ends with the summary
-`accepted=N duplicates=N rejected=N skipped=N` (--json: as JSON).
+Ship reports to the ledger. Issuance formats (jwt-lines, ndjson, iam-audit, keycloak-events)
+POST /v1/issuances with one report per line (application/x-ndjson), in batches. Sighting
+formats (htcondor-history, dcache-access) POST each token seen in use at --site to
+/v1/sites/{site}/sightings, one at a time. Every input is accepted (a new log entry), a duplicate
+(an issuance already logged: the same index comes back), rejected (by this parser or by the
+server), or skipped (nothing to report: an event that is not a token issuance, a job or request
+without a token). The run ends with the summary `accepted=N duplicates=N rejected=N skipped=N`
+(--json: as JSON).
 
 Exit status: 0 nothing was rejected; 1 some inputs were rejected (the rest was still shipped;
 --rejects FILE lists them); 2 usage, network or server error; 4 the server refused the
 credential (401) or the caller (403). The credential (--token, --token-file,
-TOKENLEDGER_TOKEN or the profile's) is the reporting issuer's (`tlk_...`).
-Batches that meet an unreachable server or a 503 are retried a few times first; a report sent
-twice is harmless (the ledger is idempotent on the token's jti).
+TOKENLEDGER_TOKEN or the profile's) is the reporting issuer's (`tlk_...`) for issuance formats,
+a site-admin or reporter credential of --site for sighting formats. Requests that meet an
+unreachable server or a 503 are retried a few times first; an issuance sent twice is harmless
+(the ledger is idempotent on the token's jti).
 
-Formats:
+Issuance formats:
   jwt-lines        One compact JWT per line. The ledger checks its signature against the
                    issuer's keys and derives the VO from its claims.
   ndjson           One IssuanceReport JSON object per line ({\"token\": ...} or {\"claims\": ...},
@@ -81,15 +91,38 @@ Claims reports (iam-audit, keycloak-events, and ndjson lines with \"claims\") ca
 signature: the ledger accepts them only from an issuer credential bound to that issuer, e.g.
   tokenledger-server credential create --role issuer --vo atlas --issuer https://iam.example/
 
+Sighting formats (need --site; --batch and --receipts do not apply):
+  htcondor-history Job ClassAds as `condor_history -json` or `condor_q -json` print them (a JSON
+                   array, read from a whole file) or as `-jsonl` prints them (one ad per line,
+                   the form to --follow). An ad with AuthTokenId, the jti of the token the job
+                   was submitted with, is a sighting of that token: issuer AuthTokenIssuer, host
+                   RemoteHost (LastRemoteHost once the job left its slot), job GlobalJobId, seen
+                   at JobCurrentStartDate (start of the current or last run), else JobStartDate
+                   (first start), else QDate (submission, for a job that never ran). Ads without
+                   AuthTokenId (X.509 or unauthenticated submissions) are skipped.
+  dcache-access    A dCache door's access log (the `access` logger's NetLogger key=value lines,
+                   <domain>.access). A line with user.jti=JTI@OP is a sighting of that token:
+                   issuer the ISSUER of --op-alias ISSUER=OP (the site's
+                   gplazma.oidc.provider!OP = ISSUER lines, as for the dCache banfile; a line
+                   whose OP has no --op-alias is rejected: the ledger never guesses an issuer),
+                   seen at ts=, host the door host of request.url (HTTP doors; xrootd login lines
+                   name none), job the door session (session=door:CELL@DOMAIN:ID, which finds
+                   the request's other lines in the access log). Lines without user.jti are
+                   skipped.
+The server rejects a sighting of a jti no issuer of the site's VOs logged (not_found), of a jti
+several issuers logged (conflict), or an invalid one (bad_request); a --site the ledger does not
+know ends the run. The ledger logs every sighting it is sent, so feed each ad or line once:
+--follow a log, or pass only new ads (condor_history -since).
+
 Following a log (--follow, with --state): one FILE, one event per line. New complete lines are
-shipped as they are written, a batch at --batch lines or 1 s after its first line. Rotation is
-followed: when the path names a new file (rename and create), the old one is read to its end
-first, then the new one from its start; a file that shrinks (copytruncate) is read again from
-its start. After every batch the server acknowledged, the state file records
-{\"path\", \"inode\", \"offset\"} (replaced atomically); a restart resumes at that offset when
-the path is still the same file, and from the start of the new file when it was rotated in the
-meantime. SIGTERM or SIGINT stops after the current batch. While following, --rejects and
---receipts files are appended to (otherwise they are rewritten).";
+shipped as they are written, a batch at --batch lines or 1 s after its first line (sightings:
+each line as it is read). Rotation is followed: when the path names a new file (rename and
+create), the old one is read to its end first, then the new one from its start; a file that
+shrinks (copytruncate) is read again from its start. After every batch the server acknowledged,
+the state file records {\"path\", \"inode\", \"offset\"} (replaced atomically); a restart resumes
+at that offset when the path is still the same file, and from the start of the new file when it
+was rotated in the meantime. SIGTERM or SIGINT stops after the current batch. While following,
+--rejects and --receipts files are appended to (otherwise they are rewritten).";
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
@@ -99,10 +132,11 @@ pub struct IngestArgs {
     /// Input format.
     #[arg(long, value_enum)]
     format: Format,
-    /// Reports per request (1 to 10000); a batch also goes early at 4 MiB.
-    #[arg(long, default_value_t = 1000, value_name = "N",
+    /// Issuance reports per request (1 to 10000) [default: 1000]; a batch also goes early at
+    /// 4 MiB.
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH_LINES as u64))]
-    batch: u64,
+    batch: Option<u64>,
     /// Write every rejected input as a JSON line {"file", "line", "code", "message"}.
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
@@ -113,6 +147,14 @@ pub struct IngestArgs {
     /// The realm's issuer URL (the tokens' `iss`); required for keycloak-events.
     #[arg(long, value_name = "ISS", required_if_eq("format", "keycloak-events"))]
     issuer: Option<String>,
+    /// The site where the tokens were seen (name as in GOCDB/CRIC); required for the sighting
+    /// formats (htcondor-history, dcache-access), refused for the others.
+    #[arg(long, value_name = "S")]
+    site: Option<String>,
+    /// For dcache-access: the issuer of a dCache OP alias, `ISSUER=ALIAS`
+    /// (`gplazma.oidc.provider!ALIAS = ISSUER`); repeat for each OP.
+    #[arg(long = "op-alias", value_name = "ISS=ALIAS", value_parser = parse_op_alias)]
+    op_alias: Vec<(String, String)>,
     /// Tail the one FILE and ship new lines as they are written (needs --state).
     #[arg(long, requires = "state")]
     follow: bool,
@@ -140,13 +182,13 @@ pub fn run(args: IngestArgs, settings: &Settings) -> u8 {
         .map_err(anyhow::Error::from)
         .and_then(|client| Ok((client, prepare(&args, &progress)?)));
     let (summary, error) = match ready {
-        Ok((client, (parser, records))) => {
-            let shipper = Shipper::new(&client, progress.clone());
+        Ok((client, plan)) => {
+            let shipper = Shipper::new(&client, plan.destination, progress.clone());
             let mut session = Session::new(
-                parser,
+                plan.parser,
                 shipper,
-                args.batch as usize,
-                records,
+                plan.batch_lines,
+                plan.records,
                 progress.clone(),
             );
             let outcome = if args.follow {
@@ -188,9 +230,41 @@ fn failure_code(error: &anyhow::Error) -> u8 {
         .map_or(exit::ERROR, Failure::code)
 }
 
+/// What a run reads with, where it ships to, and in batches of how many reports.
+struct Plan {
+    parser: Parser,
+    destination: Destination,
+    batch_lines: usize,
+    records: Records,
+}
+
 /// Checks the arguments clap cannot, and opens the output files.
-fn prepare(args: &IngestArgs, progress: &Progress) -> anyhow::Result<(Parser, Records)> {
-    let parser = Parser::new(args.format, args.issuer.clone()).map_err(anyhow::Error::msg)?;
+fn prepare(args: &IngestArgs, progress: &Progress) -> anyhow::Result<Plan> {
+    let parser = Parser::new(args.format, args.issuer.clone(), &args.op_alias)
+        .map_err(anyhow::Error::msg)?;
+    let format = args.format.feed();
+    let (destination, batch_lines) = match (&args.site, args.format.reports_sightings()) {
+        (None, false) => {
+            let batch = args.batch.map_or(DEFAULT_BATCH_LINES, |n| n as usize);
+            (Destination::Issuances, batch)
+        }
+        (Some(_), false) => bail!(
+            "--site applies to the sighting formats (htcondor-history, dcache-access) only: \
+             --format {format} reports issuances"
+        ),
+        (None, true) => bail!(
+            "--format {format} reports sightings: it needs --site SITE, the site whose \
+             site-admin or reporter credential is used"
+        ),
+        (Some(_), true) if args.batch.is_some() => {
+            bail!("--batch applies to issuance formats only: sightings are posted one at a time")
+        }
+        (Some(_), true) if args.receipts.is_some() => bail!(
+            "--receipts applies to issuance formats only: the server signs no receipt for a \
+             sighting"
+        ),
+        (Some(site), true) => (Destination::sightings(site)?, 1),
+    };
     if args.follow {
         if args.files.len() != 1 || is_stdin(&args.files[0]) {
             bail!("--follow takes exactly one FILE, not standard input");
@@ -204,7 +278,12 @@ fn prepare(args: &IngestArgs, progress: &Progress) -> anyhow::Result<(Parser, Re
         args.follow,
         progress.clone(),
     )?;
-    Ok((parser, records))
+    Ok(Plan {
+        parser,
+        destination,
+        batch_lines,
+        records,
+    })
 }
 
 fn is_stdin(path: &Path) -> bool {
@@ -272,7 +351,8 @@ fn ingest_input(
         let Some(line) = next.or_else(|| reader.finish()) else {
             break;
         };
-        // The first non-blank line of a Keycloak events file tells an array from an event a line.
+        // The first non-blank line of a Keycloak events or HTCondor ads file tells an array from
+        // an object a line.
         let opens_array = match &line.text {
             Ok(text) if text.trim().is_empty() => None,
             Ok(text) => Some(text.trim_start().starts_with('[')),
@@ -280,10 +360,12 @@ fn ingest_input(
         };
         if first && let Some(opens_array) = opens_array {
             first = false;
-            if opens_array && session.parser().format() == Format::KeycloakEvents {
+            if let Some(items) = session.parser().format().array_items()
+                && opens_array
+            {
                 let end = reader.offset();
                 let rest = reader.into_inner();
-                return Ok(end + keycloak_file(session, name, line, rest)?);
+                return Ok(end + array_file(session, name, items, line, rest)?);
             }
         }
         session.handle_line(name, line)?;
@@ -296,11 +378,12 @@ fn ingest_input(
     Ok(reader.offset())
 }
 
-/// A Keycloak events array: `first` is its first non-blank line, `rest` what follows it.
+/// A JSON array file of `items`: `first` is its first non-blank line, `rest` what follows it.
 /// Returns the bytes read from `rest`.
-fn keycloak_file(
+fn array_file(
     session: &mut Session<'_>,
     name: &Arc<str>,
+    items: &str,
     first: lines::Line,
     mut rest: Box<dyn Read>,
 ) -> anyhow::Result<u64> {
@@ -319,14 +402,17 @@ fn keycloak_file(
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(_) => {
-            let error = formats::LineError::new("not_utf8", "the events file is not valid UTF-8");
+            let error = formats::LineError::new(
+                "not_utf8",
+                format!("the file of {items} is not valid UTF-8"),
+            );
             session.handle(origin(first.number), Err(error))?;
             return Ok(read as u64);
         }
     };
-    let array = keycloak_array(&text, first.number);
-    for (line, event) in array.events {
-        let parsed = session.parser().keycloak_event(event);
+    let array = json_array(&text, first.number, items);
+    for (line, element) in array.elements {
+        let parsed = session.parser().parse_element(element);
         session.handle(origin(line), parsed)?;
         if session.is_full() {
             session.flush()?;

@@ -101,6 +101,11 @@ impl Records {
         Ok(())
     }
 
+    /// A sighting the server logged (it signs no receipt for sightings).
+    pub fn logged(&mut self) {
+        self.summary.accepted += 1;
+    }
+
     /// Pushes what was recorded so far to the files (after every batch).
     pub fn flush(&mut self) -> anyhow::Result<()> {
         for out in [&mut self.rejects, &mut self.receipts]

@@ -82,6 +82,7 @@ impl<'a> Session<'a> {
             for (origin, outcome) in self.shipper.ship(&mut self.batch)? {
                 match outcome {
                     Outcome::Appended(appended) => self.records.appended(&origin, &appended)?,
+                    Outcome::Logged(_) => self.records.logged(),
                     Outcome::Rejected(error) => {
                         self.records
                             .rejected(&origin, &error.code, &error.message)?

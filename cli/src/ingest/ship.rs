@@ -1,13 +1,16 @@
-//! Ships batches of issuance reports to `POST /v1/issuances` as NDJSON, retries what may
-//! succeed later (unreachable server, 503), and matches each answer line to its input.
+//! Ships batches of reports: issuances to `POST /v1/issuances` as NDJSON, each answer line
+//! matched to its input; sightings one at a time to `POST /v1/sites/{site}/sightings`, each
+//! answer mapped to its input's outcome. Retries what may succeed later (unreachable server,
+//! 503).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenledger_core::wire::{Appended, ErrorDetail, IssuanceReport, LineResult};
+use tokenledger_core::wire::{Appended, ErrorDetail, LineResult, Logged};
 
+use super::formats::Report;
 use super::progress::Progress;
-use crate::client::{Client, ClientError};
+use crate::client::{ApiPath, Client, ClientError};
 
 /// Largest request body sent, in bytes; a batch is shipped early when it reaches this size
 /// (the server's default limit is 8 MiB).
@@ -45,8 +48,12 @@ impl Batch {
         }
     }
 
-    pub fn push(&mut self, origin: Origin, report: &IssuanceReport) {
-        serde_json::to_writer(&mut self.body, report).expect("a report serializes");
+    pub fn push(&mut self, origin: Origin, report: &Report) {
+        match report {
+            Report::Issuance(report) => serde_json::to_writer(&mut self.body, report),
+            Report::Sighting(report) => serde_json::to_writer(&mut self.body, report),
+        }
+        .expect("a report serializes");
         self.body.push(b'\n');
         self.origins.push(origin);
     }
@@ -72,8 +79,30 @@ impl Batch {
 /// The server's answer to one report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// An issuance, logged now or before, with its receipt.
     Appended(Appended),
+    /// A sighting, logged at this index.
+    Logged(Logged),
     Rejected(ErrorDetail),
+}
+
+/// Where the reports go.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// `POST /v1/issuances`, in NDJSON batches.
+    Issuances,
+    /// `POST /v1/sites/{site}/sightings`, one report a request.
+    Sightings { site: String, path: ApiPath },
+}
+
+impl Destination {
+    /// The sightings of `site`.
+    pub fn sightings(site: &str) -> Result<Destination, ClientError> {
+        Ok(Destination::Sightings {
+            site: site.to_owned(),
+            path: ApiPath::new(&["sites", site, "sightings"])?,
+        })
+    }
 }
 
 /// Why a whole batch failed (exit 2).
@@ -88,13 +117,18 @@ pub enum ShipError {
 /// Sends batches to one server.
 pub struct Shipper<'a> {
     client: &'a Client,
+    destination: Destination,
     /// Where retries are announced.
     progress: Progress,
 }
 
 impl<'a> Shipper<'a> {
-    pub fn new(client: &'a Client, progress: Progress) -> Shipper<'a> {
-        Shipper { client, progress }
+    pub fn new(client: &'a Client, destination: Destination, progress: Progress) -> Shipper<'a> {
+        Shipper {
+            client,
+            destination,
+            progress,
+        }
     }
 
     /// Ships the batch (emptying it) and returns each input's outcome, in order.
@@ -103,15 +137,54 @@ impl<'a> Shipper<'a> {
         if origins.is_empty() {
             return Ok(Vec::new());
         }
-        let answer = self.post_with_retries(&body)?;
-        let outcomes = match_answer(&answer, origins.len())?;
-        Ok(origins.into_iter().zip(outcomes).collect())
+        match &self.destination {
+            Destination::Issuances => {
+                let answer =
+                    self.with_retries(|| self.client.post_ndjson(ISSUANCES_PATH, &body))?;
+                let outcomes = match_answer(&answer, origins.len())?;
+                Ok(origins.into_iter().zip(outcomes).collect())
+            }
+            Destination::Sightings { site, path } => {
+                let reports = body.split(|b| *b == b'\n').filter(|r| !r.is_empty());
+                origins
+                    .into_iter()
+                    .zip(reports)
+                    .map(|(origin, report)| Ok((origin, self.sighting(site, path, report)?)))
+                    .collect()
+            }
+        }
     }
 
-    fn post_with_retries(&self, body: &[u8]) -> Result<String, ClientError> {
+    /// Posts one sighting. A report the server refuses (400 invalid, 404 no such token in the
+    /// site's VOs, 409 several issuers logged its jti) is that input's reject; an unknown
+    /// site, a refused credential or any other error ends the run.
+    fn sighting(&self, site: &str, path: &ApiPath, report: &[u8]) -> Result<Outcome, ShipError> {
+        match self.with_retries(|| self.client.post_json(path, report)) {
+            Ok(answer) => serde_json::from_str(&answer)
+                .map(Outcome::Logged)
+                .map_err(|e| ShipError::Protocol(format!("sighting answer: {e}"))),
+            Err(ClientError::Status {
+                status: status @ (400 | 404 | 409),
+                code,
+                message,
+                ..
+            }) if !(status == 404 && message == unknown_site_message(site)) => {
+                Ok(Outcome::Rejected(ErrorDetail {
+                    code: code.unwrap_or_else(|| format!("http_{status}")),
+                    message,
+                }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn with_retries(
+        &self,
+        post: impl Fn() -> Result<String, ClientError>,
+    ) -> Result<String, ClientError> {
         let mut delays = RETRY_DELAYS.iter();
         loop {
-            match self.client.post_ndjson(ISSUANCES_PATH, body) {
+            match post() {
                 Err(e) if e.is_transient() => {
                     let Some(delay) = delays.next() else {
                         return Err(e);
@@ -124,6 +197,12 @@ impl<'a> Shipper<'a> {
             }
         }
     }
+}
+
+/// The server's 404 message for a site it does not know (server/src/api/sites.rs); the other
+/// 404 of a sighting, an unknown token, is that report's reject.
+fn unknown_site_message(site: &str) -> String {
+    format!("no site `{site}`")
 }
 
 /// Reads an NDJSON answer: exactly one result line per report, rejected lines numbered in order.
@@ -160,7 +239,7 @@ mod tests {
     use super::*;
     use serde_json::json;
     use tokenledger_core::merkle::Hash;
-    use tokenledger_core::wire::AppendStatus;
+    use tokenledger_core::wire::{AppendStatus, IssuanceReport};
 
     fn origin(line: u64) -> Origin {
         Origin {
@@ -183,11 +262,11 @@ mod tests {
     #[test]
     fn a_batch_is_the_ndjson_body_of_its_reports() {
         let mut batch = Batch::new(2);
-        let report = IssuanceReport {
+        let report = Report::Issuance(IssuanceReport {
             token: Some("a.b.c".into()),
             feed: Some("jwt-lines".into()),
             ..IssuanceReport::default()
-        };
+        });
         batch.push(origin(1), &report);
         assert!(!batch.is_full());
         batch.push(origin(3), &report);

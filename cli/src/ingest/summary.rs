@@ -10,11 +10,12 @@ use crate::exit;
 pub struct Summary {
     /// New log entries.
     pub accepted: u64,
-    /// Reports the log already held (same index back).
+    /// Issuances the log already held (same index back).
     pub duplicates: u64,
     /// Inputs refused, by the parser or by the server.
     pub rejected: u64,
-    /// Inputs that are not issuances (other event types, failed events).
+    /// Inputs with nothing to report (other event types, failed events, jobs or requests
+    /// without a token).
     pub skipped: u64,
 }
 

@@ -21,9 +21,9 @@ fn session<'a>(
     rejects: Option<&Path>,
 ) -> Session<'a> {
     let progress = Progress::new(None, true);
-    let parser = Parser::new(format, Some(ISS.into())).unwrap();
+    let parser = Parser::new(format, Some(ISS.into()), &[]).unwrap();
     let records = Records::open(rejects, None, false, progress.clone()).unwrap();
-    let shipper = Shipper::new(client, progress.clone());
+    let shipper = Shipper::new(client, Destination::Issuances, progress.clone());
     Session::new(parser, shipper, batch, records, progress)
 }
 
