@@ -11,6 +11,7 @@ pub mod arc;
 pub mod ingest;
 pub mod issuer;
 pub mod netns;
+pub mod xrootd;
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
