@@ -155,6 +155,26 @@ impl Site {
         (pseudonym, id)
     }
 
+    /// Links the certificate subject `dn` to the person behind `jti`, as the VO's officer.
+    fn link_x509(&self, jti: &str, dn: &str) {
+        let officer = self.server.create_credential("vo-security", Some("atlas"));
+        let http = self.server.http();
+        let resolved = http.get(
+            &format!("/v1/vos/atlas/tokens/{jti}?reason=INC-7"),
+            Some(&officer),
+        );
+        let person = resolved.json()["person"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let linked = http.post_json(
+            &format!("/v1/vos/atlas/persons/{person}/identities"),
+            Some(&officer),
+            &json!({"iss": "x509", "sub": dn, "reason": "migration"}),
+        );
+        assert_eq!(linked.status, 200, "{linked:?}");
+    }
+
     /// Writes the site key file (0600) and check.toml; returns the configuration's path.
     fn check_config(&self, name: &str, on_stale: &str, blocklist: &Path) -> PathBuf {
         let key_path = self.path("site.key");
@@ -730,20 +750,7 @@ fn each_export_carries_only_the_scopes_its_consumer_enforces() {
 fn argus_un_bans_the_subject_of_a_lifted_suspension() {
     let s = Site::start();
     s.ingest("t-alice", "alice");
-    let officer = s.server.create_credential("vo-security", Some("atlas"));
-    let http = s.server.http();
-    let person = http
-        .get("/v1/vos/atlas/tokens/t-alice?reason=INC-8", Some(&officer))
-        .json()["person"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let linked = http.post_json(
-        &format!("/v1/vos/atlas/persons/{person}/identities"),
-        Some(&officer),
-        &json!({"iss": "x509", "sub": "/DC=ch/DC=cern/CN=alice", "reason": "migration"}),
-    );
-    assert_eq!(linked.status, 200, "{linked:?}");
+    s.link_x509("t-alice", "/DC=ch/DC=cern/CN=alice");
     let (_, id) = s.suspend_person("t-alice", "compute");
     let out = s.path("argus.sh");
     let argus = |expect: &str| {
@@ -769,20 +776,7 @@ fn exports_arrive_through_pull_in_the_consumers_formats() {
     let s = Site::start();
     s.ingest("t-alice", "alice");
     // A linked certificate identity, for Argus and ARC's X.509 users.
-    let officer = s.server.create_credential("vo-security", Some("atlas"));
-    let http = s.server.http();
-    let person = http
-        .get("/v1/vos/atlas/tokens/t-alice?reason=INC-7", Some(&officer))
-        .json()["person"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let linked = http.post_json(
-        &format!("/v1/vos/atlas/persons/{person}/identities"),
-        Some(&officer),
-        &json!({"iss": "x509", "sub": "/DC=ch/DC=cern/CN=alice", "reason": "migration"}),
-    );
-    assert_eq!(linked.status, 200, "{linked:?}");
+    s.link_x509("t-alice", "/DC=ch/DC=cern/CN=alice");
     // Scope all: CEs and storage both enforce it.
     let (pseudonym, _) = s.suspend_person("t-alice", "all");
 
