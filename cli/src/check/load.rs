@@ -1,16 +1,20 @@
 //! One ledger's blocklist, ready for a decision: the cache if it still describes the
 //! blocklist file (same inode stamp, or same SHA-256), else the file parsed, its signature
 //! verified with the pinned log key, its site, sequence and expiry checked, and the cache
-//! rebuilt. Whatever cannot be trusted is "stale", and the ledger's `on_stale` decides.
+//! rebuilt. Either way the sequence must not be below the high-water mark (which then
+//! follows it up). Whatever cannot be trusted is "stale", and the ledger's `on_stale`
+//! decides. Only regular files are read (`file`): anything else at the blocklist's path is
+//! stale, at the cache's path it is rebuilt over.
 
-use std::fs::File;
-use std::io::Read;
+use std::io::ErrorKind;
 
 use sha2::{Digest, Sha256};
 use tokenledger_core::blocklist::{BlocklistError, SignedBlocklist};
 
 use super::cache::{self, Cache, CacheKey, FileStamp};
-use super::config::Ledger;
+use super::config::{Ledger, LedgerKeys};
+use super::file;
+use super::high_water::HighWater;
 use crate::atomic;
 
 /// Largest blocklist file read (100 k entries are about 25 MB).
@@ -23,16 +27,17 @@ pub type Stale = String;
 
 /// Opens `ledger`'s blocklist at `now`. `trust_cache = false` ignores what the cache holds
 /// but its (authenticated) sequence, after a record failed its MAC. Problems that do not
-/// change the decision (a cache that cannot be written) go to `warn`.
+/// change the decision (a cache or mark that cannot be written) go to `warn`.
 pub fn open(
     ledger: &Ledger,
+    keys: &LedgerKeys,
     now: i64,
     trust_cache: bool,
     warn: &mut dyn FnMut(String),
 ) -> Result<Cache, Stale> {
     let path = &ledger.blocklist;
-    let meta = std::fs::metadata(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    let unreadable = |e: std::io::Error| {
+        if e.kind() == ErrorKind::NotFound {
             format!(
                 "the blocklist {} is missing (has `tokenledger blocklist pull` run?)",
                 path.display()
@@ -40,31 +45,49 @@ pub fn open(
         } else {
             format!("the blocklist {} is unreadable: {e}", path.display())
         }
-    })?;
-    let stamp = FileStamp::of(&meta);
-    let key = CacheKey::new(&ledger.site_key);
-    let cached = File::open(&ledger.cache)
-        .ok()
-        .and_then(|file| Cache::open_file(key.clone(), file).ok())
-        .filter(|c| c.header.site == ledger.site && c.header.log_key == ledger.log_key);
+    };
+    let mark = HighWater::new(
+        &ledger.high_water,
+        &keys.site_key,
+        &ledger.site,
+        &keys.log_key,
+    );
+    let high_water = mark.read()?;
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    file::require_regular(&meta).map_err(unreadable)?;
+    let key = CacheKey::new(&keys.site_key);
+    let cached = match file::open_regular(&ledger.cache) {
+        Ok((file, _)) => Cache::open_file(key.clone(), file).ok(),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => {
+            warn(format!(
+                "the cache {} is unusable ({e}); it is rebuilt",
+                ledger.cache.display()
+            ));
+            None
+        }
+    }
+    .filter(|c| c.header.site == ledger.site && c.header.log_key == keys.log_key);
     if trust_cache
-        && let Some(cache) = &cached
-        && cache.header.file == stamp
+        && let Some(cache) = cached.as_ref()
+        && cache.header.file == FileStamp::of(&meta)
     {
-        return fresh(cached.expect("checked"), now);
+        return accept(cached.expect("checked"), &mark, high_water, now, warn);
     }
 
-    let bytes = read_bounded(path)?;
+    let (bytes, read) = file::read_regular(path, MAX_BLOCKLIST_BYTES).map_err(unreadable)?;
+    // The stamp of the file read, not of whatever the path named when it was stat'ed.
+    let stamp = FileStamp::of(&read);
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
     if trust_cache
-        && let Some(cache) = &cached
+        && let Some(cache) = cached.as_ref()
         && cache.digest() == digest
     {
         // The same bytes under a new stamp (copied back, touched): only the header changes.
         if let Ok(restamped) = cache::restamp(cache, stamp) {
             write_cache(ledger, &restamped, warn);
         }
-        return fresh(cached.expect("checked"), now);
+        return accept(cached.expect("checked"), &mark, high_water, now, warn);
     }
 
     let signed: SignedBlocklist = serde_json::from_slice(&bytes).map_err(|e| {
@@ -74,49 +97,60 @@ pub fn open(
         )
     })?;
     let document = signed
-        .verify(&ledger.verifier)
+        .verify(&keys.verifier)
         .map_err(|e| format!("the blocklist {} is refused: {e}", path.display()))?;
-    let have = cached.as_ref().map(|c| c.header.sequence);
+    let have = cached.as_ref().map(|c| c.header.sequence).max(high_water);
     document
         .check_fresh(&ledger.site, have, now)
         .map_err(|e| format!("the blocklist {} is refused: {e}", path.display()))?;
-    let built = cache::build(&key, document, &ledger.log_key, digest, stamp);
+    let built = cache::build(&key, document, &keys.log_key, digest, stamp);
     write_cache(ledger, &built, warn);
-    Cache::from_bytes(key, built).map_err(|e| format!("building the cache: {e}"))
+    let cache = Cache::from_bytes(key, built).map_err(|e| format!("building the cache: {e}"))?;
+    accept(cache, &mark, high_water, now, warn)
 }
 
-/// The cache, unless its document has expired.
-fn fresh(cache: Cache, now: i64) -> Result<Cache, Stale> {
-    if now > cache.header.expires_at {
-        return Err(format!(
-            "the blocklist of site {} is refused: {}",
-            cache.header.site,
-            BlocklistError::Expired {
-                expires_at: cache.header.expires_at,
-                now
+/// The cache, unless its document has expired or is older than the high-water mark; the
+/// mark is raised to its sequence (best effort, like the cache).
+fn accept(
+    cache: Cache,
+    mark: &HighWater,
+    high_water: Option<u64>,
+    now: i64,
+    warn: &mut dyn FnMut(String),
+) -> Result<Cache, Stale> {
+    let header = &cache.header;
+    let refused = |e: BlocklistError| {
+        format!(
+            "the blocklist of site {} is refused: {e}",
+            cache.header.site
+        )
+    };
+    if now > header.expires_at {
+        return Err(refused(BlocklistError::Expired {
+            expires_at: header.expires_at,
+            now,
+        }));
+    }
+    match high_water {
+        Some(have) if header.sequence < have => {
+            return Err(refused(BlocklistError::Rollback {
+                have,
+                got: header.sequence,
+            }));
+        }
+        Some(have) if header.sequence == have => {}
+        _ => {
+            if let Err(e) = mark.raise(header.sequence) {
+                warn(format!(
+                    "cannot write the high-water mark {} ({e}); until it can, an older \
+                     blocklist planted after the cache is deleted is not refused (make its \
+                     directory writable by this user alone, or set `high_water` in check.toml)",
+                    mark.path().display()
+                ));
             }
-        ));
+        }
     }
     Ok(cache)
-}
-
-fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>, Stale> {
-    let unreadable =
-        |e: std::io::Error| format!("the blocklist {} is unreadable: {e}", path.display());
-    let mut bytes = Vec::new();
-    File::open(path)
-        .map_err(unreadable)?
-        .take(MAX_BLOCKLIST_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    if bytes.len() as u64 > MAX_BLOCKLIST_BYTES {
-        return Err(format!(
-            "the blocklist {} is larger than {} MiB",
-            path.display(),
-            MAX_BLOCKLIST_BYTES >> 20
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Best effort: without a cache every decision verifies the whole blocklist, which is slower
@@ -158,11 +192,25 @@ mod tests {
             site: "CERN-PROD".into(),
             blocklist: dir.join("bl.json"),
             cache: dir.join("bl.json.cache"),
-            log_key: verifier.to_string(),
-            verifier,
-            site_key: site_key(),
+            high_water: dir.join("keys/site.key.seq"),
             on_stale: OnStale::Deny,
+            keys: Ok(LedgerKeys {
+                log_key: verifier.to_string(),
+                verifier,
+                site_key: site_key(),
+            }),
         }
+    }
+
+    /// `open` with the ledger's keys; the directory of its high-water mark made on first use.
+    fn open(
+        ledger: &Ledger,
+        now: i64,
+        trust_cache: bool,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Cache, Stale> {
+        std::fs::create_dir_all(ledger.high_water.parent().unwrap()).unwrap();
+        super::open(ledger, ledger.keys.as_ref().unwrap(), now, trust_cache, warn)
     }
 
     fn signed(sequence: u64, expires_at: i64, subs: &[&str]) -> String {
@@ -277,10 +325,14 @@ mod tests {
 
         // Another log key pinned: the cache of the old one is not used.
         let mut other = ledger(dir.path());
-        other.verifier = NoteSigner::from_seed("ledger.example/log", [2; 32])
+        let verifier = NoteSigner::from_seed("ledger.example/log", [2; 32])
             .unwrap()
             .verifier();
-        other.log_key = other.verifier.to_string();
+        other.keys = Ok(LedgerKeys {
+            log_key: verifier.to_string(),
+            verifier,
+            site_key: site_key(),
+        });
         std::fs::write(&l.blocklist, signed(7, 1_000, &["alice"])).unwrap();
         let e = open(&other, 100, true, &mut no_warnings()).err().unwrap();
         assert!(e.contains("not by the pinned log key"), "{e}");
@@ -298,7 +350,13 @@ mod tests {
         let stamp = FileStamp::of(&std::fs::metadata(&l.blocklist).unwrap());
         std::fs::write(
             &l.cache,
-            cache::build(&forger, &empty.document, &l.log_key, [0; 32], stamp),
+            cache::build(
+                &forger,
+                &empty.document,
+                &l.keys.as_ref().unwrap().log_key,
+                [0; 32],
+                stamp,
+            ),
         )
         .unwrap();
         assert!(suspended(
