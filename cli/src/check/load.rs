@@ -168,7 +168,9 @@ fn write_cache(ledger: &Ledger, bytes: &[u8], warn: &mut dyn FnMut(String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
     use std::path::Path;
+    use std::time::{Duration, Instant};
     use tokenledger_core::blocklist::{Blocklist, BlocklistEntry, Scope, SignedDocument};
     use tokenledger_core::note::NoteSigner;
     use tokenledger_core::pseudonym::{LedgerSecret, SiteKey};
@@ -262,14 +264,20 @@ mod tests {
         assert!(suspended(&cache, "alice") && !suspended(&cache, "bob"));
         let built = std::fs::read(&l.cache).unwrap();
 
-        // The file unchanged: the cache is used as it is (not rewritten).
-        let before = std::fs::metadata(&l.cache).unwrap().modified().unwrap();
+        assert_eq!(high_water(&l), Some(3), "the mark follows the first blocklist");
+
+        // The file unchanged: the cache is used as it is, and neither it nor the mark is
+        // written again.
+        let stamps = || {
+            [&l.cache, &l.high_water].map(|f| {
+                let meta = std::fs::metadata(f).unwrap();
+                (meta.ino(), meta.modified().unwrap())
+            })
+        };
+        let before = stamps();
         let again = open(&l, 100, true, &mut no_warnings()).unwrap();
         assert!(suspended(&again, "alice"));
-        assert_eq!(
-            std::fs::metadata(&l.cache).unwrap().modified().unwrap(),
-            before
-        );
+        assert_eq!(stamps(), before);
         assert_eq!(std::fs::read(&l.cache).unwrap(), built);
 
         // The same bytes copied in (new inode): found by digest and restamped.
@@ -291,6 +299,150 @@ mod tests {
         let newer = open(&l, 100, true, &mut no_warnings()).unwrap();
         assert!(suspended(&newer, "bob") && !suspended(&newer, "alice"));
         assert_eq!(newer.header.sequence, 4);
+        assert_eq!(high_water(&l), Some(4));
+    }
+
+    /// What the ledger's high-water mark holds.
+    fn high_water(l: &Ledger) -> Option<u64> {
+        let keys = l.keys.as_ref().unwrap();
+        HighWater::new(&l.high_water, &keys.site_key, &l.site, &keys.log_key)
+            .read()
+            .unwrap()
+    }
+
+    /// `open`, which must return within 100 ms whatever is at the ledger's paths.
+    fn open_quickly(l: &Ledger, warn: &mut dyn FnMut(String)) -> Result<Cache, Stale> {
+        let started = Instant::now();
+        let opened = open(l, 100, true, warn);
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "took {:?}",
+            started.elapsed()
+        );
+        opened
+    }
+
+    #[test]
+    fn a_fifo_or_device_at_the_blocklist_is_stale_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(dir.path());
+        std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
+        open(&l, 100, true, &mut no_warnings()).unwrap();
+
+        std::fs::remove_file(&l.blocklist).unwrap();
+        file::mkfifo(&l.blocklist);
+        let e = open_quickly(&l, &mut no_warnings()).err().unwrap();
+        assert!(
+            e.contains("bl.json is unreadable: a FIFO, not a regular file"),
+            "{e}"
+        );
+        std::fs::remove_file(&l.blocklist).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &l.blocklist).unwrap();
+        let e = open_quickly(&l, &mut no_warnings()).err().unwrap();
+        assert!(e.contains("a character device, not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_at_the_cache_is_rebuilt_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(dir.path());
+        std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
+        file::mkfifo(&l.cache);
+        let mut warnings = Vec::new();
+        let cache = open_quickly(&l, &mut |w| warnings.push(w)).unwrap();
+        // The cache has no authority: the decision is the verified blocklist's.
+        assert!(suspended(&cache, "alice") && !suspended(&cache, "bob"));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("bl.json.cache is unusable (a FIFO, not a regular file)"),
+            "{warnings:?}"
+        );
+        assert!(std::fs::metadata(&l.cache).unwrap().is_file(), "replaced");
+        assert!(suspended(
+            &open(&l, 100, true, &mut no_warnings()).unwrap(),
+            "alice"
+        ));
+    }
+
+    #[test]
+    fn an_older_blocklist_planted_after_the_cache_is_deleted_is_a_rollback() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(dir.path());
+        // Sequence 3, with its cache, kept by whoever can write the blocklist's directory.
+        let old = signed(3, 1_000, &[]);
+        std::fs::write(&l.blocklist, &old).unwrap();
+        open(&l, 100, true, &mut no_warnings()).unwrap();
+        let old_cache = std::fs::read(&l.cache).unwrap();
+        // Then alice is suspended in sequence 5.
+        std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
+        assert!(suspended(
+            &open(&l, 100, true, &mut no_warnings()).unwrap(),
+            "alice"
+        ));
+        let mark = std::fs::read(&l.high_water).unwrap();
+
+        // The cache deleted, the older (unexpired, validly signed) blocklist planted.
+        std::fs::remove_file(&l.cache).unwrap();
+        std::fs::write(&l.blocklist, &old).unwrap();
+        let e = open(&l, 100, true, &mut no_warnings()).err().unwrap();
+        assert!(
+            e.contains("sequence 3 is older than the 5 already held (rollback)"),
+            "{e}"
+        );
+        // With its own old cache beside it (found by digest): refused too.
+        std::fs::write(&l.cache, &old_cache).unwrap();
+        let e = open(&l, 100, true, &mut no_warnings()).err().unwrap();
+        assert!(e.contains("(rollback)"), "{e}");
+        assert_eq!(std::fs::read(&l.high_water).unwrap(), mark, "intact");
+        assert_eq!(high_water(&l), Some(5));
+
+        // The current blocklist back: accepted.
+        std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
+        assert!(suspended(
+            &open(&l, 100, true, &mut no_warnings()).unwrap(),
+            "alice"
+        ));
+    }
+
+    #[test]
+    fn a_damaged_mark_makes_every_blocklist_stale_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(dir.path());
+        std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
+        open(&l, 100, true, &mut no_warnings()).unwrap();
+        let text = std::fs::read_to_string(&l.high_water).unwrap();
+        atomic::write(
+            &l.high_water,
+            text.replace("\"sequence\":5", "\"sequence\":2").as_bytes(),
+            0o644,
+        )
+        .unwrap();
+        let e = open(&l, 100, true, &mut no_warnings()).err().unwrap();
+        assert!(e.contains("does not verify with the site key"), "{e}");
+        std::fs::remove_file(&l.high_water).unwrap();
+        assert!(suspended(
+            &open(&l, 100, true, &mut no_warnings()).unwrap(),
+            "alice"
+        ));
+        assert_eq!(high_water(&l), Some(5), "recreated from the cache");
+    }
+
+    #[test]
+    fn an_unwritable_mark_is_a_warning_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = ledger(dir.path());
+        std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
+        l.high_water = dir.path().join("no-such-dir/site.key.seq");
+        let mut warnings = Vec::new();
+        let cache = super::open(&l, l.keys.as_ref().unwrap(), 100, true, &mut |w| {
+            warnings.push(w)
+        })
+        .unwrap();
+        assert!(suspended(&cache, "alice"));
+        assert!(
+            warnings[0].contains("cannot write the high-water mark"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
