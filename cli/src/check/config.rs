@@ -122,7 +122,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn unread(message: String) -> ConfigError {
+    /// An error whose file gave no policy to trust: the default, deny.
+    fn fail_closed(message: String) -> ConfigError {
         ConfigError {
             policy: OnStale::default(),
             message,
@@ -141,10 +142,10 @@ pub fn path(flag: Option<&Path>, env: Option<String>) -> PathBuf {
 /// whose keys cannot be used carries the reason in [`Ledger::keys`]).
 pub fn load(path: &Path) -> Result<CheckConfig, ConfigError> {
     let (text, mode) = read_small(path)
-        .map_err(|e| ConfigError::unread(format!("reading {}: {e}", path.display())))?;
+        .map_err(|e| ConfigError::fail_closed(format!("reading {}: {e}", path.display())))?;
     if mode & 0o022 != 0 {
         // Its policy is not trusted either: whoever wrote it may have chosen "allow".
-        return Err(ConfigError::unread(format!(
+        return Err(ConfigError::fail_closed(format!(
             "{} is writable by group or others (mode {:04o}): whoever can change it decides who \
              is let in; run `chmod go-w {}`",
             path.display(),
@@ -157,7 +158,7 @@ pub fn load(path: &Path) -> Result<CheckConfig, ConfigError> {
 
 fn parse(path: &Path, text: &str) -> Result<CheckConfig, ConfigError> {
     let raw: RawConfig = toml::from_str(text)
-        .map_err(|e| ConfigError::unread(format!("{} is not valid: {e}", path.display())))?;
+        .map_err(|e| ConfigError::fail_closed(format!("{} is not valid: {e}", path.display())))?;
     let on_stale = raw.on_stale.unwrap_or_default();
     let invalid = |message: String| ConfigError {
         policy: on_stale,
@@ -205,7 +206,8 @@ fn parse(path: &Path, text: &str) -> Result<CheckConfig, ConfigError> {
             .high_water
             .as_deref()
             .map_or_else(|| atomic::sibling(&site_key_file, ".seq"), &relative);
-        let keys = read_keys(ledger.log_key.trim(), &site_key_file).map_err(|e| format!("{at}: {e}"));
+        let keys =
+            read_keys(ledger.log_key.trim(), &site_key_file).map_err(|e| format!("{at}: {e}"));
         ledgers.push(Ledger {
             site: ledger.site,
             blocklist,
@@ -385,11 +387,7 @@ mod tests {
                 OnStale::Deny,
             ),
             ("".to_string(), "has no [[ledger]]", OnStale::Deny),
-            (
-                allow.to_string(),
-                "has no [[ledger]]",
-                OnStale::Allow,
-            ),
+            (allow.to_string(), "has no [[ledger]]", OnStale::Allow),
             (
                 config(&format!("{allow}\nissuers = [\" https://a/\"]"), ""),
                 "space-padded",
@@ -485,11 +483,19 @@ mod tests {
         write(dir.path(), "site.key", KEY_B64, 0o600);
         assert!(load(&path).unwrap().ledgers[0].keys.is_ok());
         // Its own policy is not trusted when others may have written it.
-        let allowing = write(dir.path(), "allow.toml", &config("on_stale = \"allow\"", ""), 0o644);
+        let allowing = write(
+            dir.path(),
+            "allow.toml",
+            &config("on_stale = \"allow\"", ""),
+            0o644,
+        );
         for mode in [0o664, 0o646] {
             std::fs::set_permissions(&allowing, std::fs::Permissions::from_mode(mode)).unwrap();
             let e = load(&allowing).unwrap_err();
-            assert!(e.message.contains("writable by group or others"), "{mode:o}");
+            assert!(
+                e.message.contains("writable by group or others"),
+                "{mode:o}"
+            );
             assert_eq!(e.policy, OnStale::Deny);
         }
         let e = load(&dir.path().join("none.toml")).unwrap_err();

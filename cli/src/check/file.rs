@@ -105,9 +105,14 @@ mod tests {
         assert_eq!(e.to_string(), "larger than 11 bytes");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&path, &link).unwrap();
-        assert!(read_regular(&link, 12).is_ok(), "a symlink to a file is a file");
+        assert!(
+            read_regular(&link, 12).is_ok(),
+            "a symlink to a file is a file"
+        );
         assert_eq!(
-            read_regular(&dir.path().join("none"), 1).unwrap_err().kind(),
+            read_regular(&dir.path().join("none"), 1)
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::NotFound
         );
     }

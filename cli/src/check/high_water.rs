@@ -120,8 +120,10 @@ impl<'a> HighWater<'a> {
                      with, or written under another site key); {repair}"
                 )
             })?;
-        Ok((authentic.site == self.site && authentic.log_key == self.log_key)
-            .then_some(authentic.sequence))
+        Ok(
+            (authentic.site == self.site && authentic.log_key == self.log_key)
+                .then_some(authentic.sequence),
+        )
     }
 
     /// Raises the mark to `sequence`, never lowering it: under an exclusive lock of its
@@ -158,8 +160,7 @@ impl<'a> HighWater<'a> {
     /// The MAC of a mark: HMAC-SHA256 of the length-prefixed fields (`hmac_fields`'s
     /// encoding), kept as a `Mac` so it is checked in constant time.
     fn mac(&self, site: &str, log_key: &str, sequence: u64) -> HmacSha256 {
-        let mut mac =
-            HmacSha256::new_from_slice(&self.mac_key).expect("HMAC takes any key length");
+        let mut mac = HmacSha256::new_from_slice(&self.mac_key).expect("HMAC takes any key length");
         for field in [site, log_key, &sequence.to_string()] {
             let len = u32::try_from(field.len()).expect("a field shorter than 4 GiB");
             mac.update(&len.to_be_bytes());
@@ -238,8 +239,14 @@ mod tests {
         ] {
             atomic::write(&path, text.as_bytes(), MODE).unwrap();
             let e = mark.read().unwrap_err();
-            assert!(e.contains("does not verify with the site key"), "{text}: {e}");
-            assert!(mark.raise(50).is_err(), "a damaged mark is never overwritten");
+            assert!(
+                e.contains("does not verify with the site key"),
+                "{text}: {e}"
+            );
+            assert!(
+                mark.raise(50).is_err(),
+                "a damaged mark is never overwritten"
+            );
         }
 
         atomic::write(&path, good.as_bytes(), 0o666).unwrap();
@@ -261,7 +268,11 @@ mod tests {
         let held = file::open_directory(dir.path()).unwrap();
         flock(&held, FlockOperation::LockExclusive).unwrap();
         mark.raise(3).unwrap();
-        assert_eq!(mark.read().unwrap(), None, "not written, and not waited for");
+        assert_eq!(
+            mark.read().unwrap(),
+            None,
+            "not written, and not waited for"
+        );
         drop(held);
         mark.raise(3).unwrap();
         assert_eq!(mark.read().unwrap(), Some(3));

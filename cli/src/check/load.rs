@@ -212,7 +212,13 @@ mod tests {
         warn: &mut dyn FnMut(String),
     ) -> Result<Cache, Stale> {
         std::fs::create_dir_all(ledger.high_water.parent().unwrap()).unwrap();
-        super::open(ledger, ledger.keys.as_ref().unwrap(), now, trust_cache, warn)
+        super::open(
+            ledger,
+            ledger.keys.as_ref().unwrap(),
+            now,
+            trust_cache,
+            warn,
+        )
     }
 
     fn signed(sequence: u64, expires_at: i64, subs: &[&str]) -> String {
@@ -264,7 +270,11 @@ mod tests {
         assert!(suspended(&cache, "alice") && !suspended(&cache, "bob"));
         let built = std::fs::read(&l.cache).unwrap();
 
-        assert_eq!(high_water(&l), Some(3), "the mark follows the first blocklist");
+        assert_eq!(
+            high_water(&l),
+            Some(3),
+            "the mark follows the first blocklist"
+        );
 
         // The file unchanged: the cache is used as it is, and neither it nor the mark is
         // written again.
