@@ -647,8 +647,10 @@ fn pull_refuses_bad_documents_and_keeps_the_old_file() {
     assert_eq!(std::fs::read_to_string(&blocklist).unwrap(), held);
 }
 
-#[test]
-fn check_follows_on_stale_for_a_tampered_blocklist() {
+/// A site where alice is suspended (compute) and bob is not, and the blocklist pulled to
+/// `bl.json`: (the site, alice's JWT (jti `t-alice`), bob's (`t-bob`), the blocklist, a
+/// check.toml with on_stale = "deny", one with "allow").
+fn enforcing() -> (Site, String, String, PathBuf, PathBuf, PathBuf) {
     let s = Site::start();
     let alice = s.ingest("t-alice", "alice");
     let bob = s.ingest("t-bob", "bob");
@@ -656,6 +658,13 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
     let blocklist = s.path("bl.json");
     assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
     let deny = s.check_config("deny.toml", "deny", &blocklist);
+    let allow = s.check_config("allow.toml", "allow", &blocklist);
+    (s, alice, bob, blocklist, deny, allow)
+}
+
+#[test]
+fn check_follows_on_stale_for_a_tampered_blocklist() {
+    let (s, alice, bob, blocklist, deny, allow) = enforcing();
     assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
     assert_eq!(htcondor(&deny, &bob, "bob", "t-bob").code, 1);
 
@@ -694,7 +703,6 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
     );
 
     // on_stale = allow lets everyone in, with a warning.
-    let allow = s.check_config("allow.toml", "allow", &blocklist);
     let allowed = htcondor(&allow, &alice, "alice", "t-alice");
     assert_eq!(allowed.code, 1, "{allowed:#?}");
     assert!(
@@ -717,14 +725,7 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
 
 #[test]
 fn a_site_key_check_cannot_use_is_decided_by_on_stale_in_every_protocol() {
-    let s = Site::start();
-    let alice = s.ingest("t-alice", "alice");
-    let bob = s.ingest("t-bob", "bob");
-    s.suspend_person("t-alice", "compute");
-    let blocklist = s.path("bl.json");
-    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
-    let deny = s.check_config("deny.toml", "deny", &blocklist);
-    let allow = s.check_config("allow.toml", "allow", &blocklist);
+    let (s, alice, bob, _, deny, allow) = enforcing();
     // The file denies, its only ledger allows: the ledger's own policy decides.
     let ledger_allows = s.path("ledger-allows.toml");
     std::fs::write(
@@ -812,14 +813,7 @@ fn mkfifo(path: &Path) {
 
 #[test]
 fn check_never_waits_on_a_fifo_planted_where_a_file_should_be() {
-    let s = Site::start();
-    let alice = s.ingest("t-alice", "alice");
-    let bob = s.ingest("t-bob", "bob");
-    s.suspend_person("t-alice", "compute");
-    let blocklist = s.path("bl.json");
-    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
-    let deny = s.check_config("deny.toml", "deny", &blocklist);
-    let allow = s.check_config("allow.toml", "allow", &blocklist);
+    let (s, alice, bob, blocklist, deny, allow) = enforcing();
     let held = std::fs::read(&blocklist).unwrap();
     let within = |(run, took): (Run, Duration), what: &str| -> Run {
         assert!(

@@ -173,38 +173,61 @@ impl<'a> HighWater<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use tokenledger_core::pseudonym::LedgerSecret;
 
     fn site_key(site: &str) -> SiteKey {
         LedgerSecret::from_bytes([5; 32]).site_key(site)
     }
 
+    /// A temporary directory, the path of a mark in it (`name`), and CERN-PROD's site key.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        path: PathBuf,
+        key: SiteKey,
+    }
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            Fixture {
+                dir,
+                path,
+                key: site_key("CERN-PROD"),
+            }
+        }
+
+        /// CERN-PROD's mark for `log_key`.
+        fn mark(&self, log_key: &'static str) -> HighWater<'_> {
+            HighWater::new(&self.path, &self.key, "CERN-PROD", log_key)
+        }
+    }
+
     #[test]
     fn a_mark_is_created_raised_and_never_lowered() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("site.key.seq");
-        let key = site_key("CERN-PROD");
-        let mark = HighWater::new(&path, &key, "CERN-PROD", "log+1");
+        let f = Fixture::new("site.key.seq");
+        let (mark, path) = (f.mark("log+1"), &f.path);
         assert_eq!(mark.read().unwrap(), None, "first use");
         mark.raise(7).unwrap();
         assert_eq!(mark.read().unwrap(), Some(7));
-        let meta = std::fs::metadata(&path).unwrap();
+        let meta = std::fs::metadata(path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, MODE);
         mark.raise(5).unwrap();
         assert_eq!(mark.read().unwrap(), Some(7), "never lowered");
-        let before = std::fs::read(&path).unwrap();
+        let before = std::fs::read(path).unwrap();
         mark.raise(7).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(std::fs::read(path).unwrap(), before);
         mark.raise(9).unwrap();
         assert_eq!(mark.read().unwrap(), Some(9));
         assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
+            std::fs::read_dir(f.dir.path()).unwrap().count(),
             1,
             "no temporary file left behind"
         );
 
         // Another pinned log key starts afresh, and takes the file over.
-        let repinned = HighWater::new(&path, &key, "CERN-PROD", "log+2");
+        let repinned = f.mark("log+2");
         assert_eq!(repinned.read().unwrap(), None);
         repinned.raise(3).unwrap();
         assert_eq!(repinned.read().unwrap(), Some(3));
@@ -212,20 +235,18 @@ mod tests {
 
     #[test]
     fn a_forged_or_damaged_mark_is_refused_not_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("site.key.seq");
-        let key = site_key("CERN-PROD");
-        let mark = HighWater::new(&path, &key, "CERN-PROD", "log+1");
+        let f = Fixture::new("site.key.seq");
+        let (mark, path) = (f.mark("log+1"), &f.path);
         mark.raise(40).unwrap();
-        let good = std::fs::read_to_string(&path).unwrap();
+        let good = std::fs::read_to_string(path).unwrap();
 
         // Lowered by hand; written under another site's key; cut; not JSON.
         let forger = site_key("RAL-LCG2");
-        HighWater::new(&path, &forger, "CERN-PROD", "log+1")
+        HighWater::new(path, &forger, "CERN-PROD", "log+1")
             .raise(1)
             .unwrap_err();
         let forged = {
-            let other = dir.path().join("other.seq");
+            let other = f.dir.path().join("other.seq");
             HighWater::new(&other, &forger, "CERN-PROD", "log+1")
                 .raise(1)
                 .unwrap();
@@ -237,7 +258,7 @@ mod tests {
             good[..good.len() / 2].to_string(),
             "sequence 40\n".to_string(),
         ] {
-            atomic::write(&path, text.as_bytes(), MODE).unwrap();
+            atomic::write(path, text.as_bytes(), MODE).unwrap();
             let e = mark.read().unwrap_err();
             assert!(
                 e.contains("does not verify with the site key"),
@@ -249,23 +270,21 @@ mod tests {
             );
         }
 
-        atomic::write(&path, good.as_bytes(), 0o666).unwrap();
+        atomic::write(path, good.as_bytes(), 0o666).unwrap();
         let e = mark.read().unwrap_err();
         assert!(e.contains("writable by group or others"), "{e}");
 
-        std::fs::remove_file(&path).unwrap();
-        crate::check::file::mkfifo(&path);
+        std::fs::remove_file(path).unwrap();
+        file::mkfifo(path);
         let e = mark.read().unwrap_err();
         assert!(e.contains("a FIFO, not a regular file"), "{e}");
     }
 
     #[test]
     fn a_held_lock_leaves_the_mark_to_its_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("site.key.seq");
-        let key = site_key("CERN-PROD");
-        let mark = HighWater::new(&path, &key, "CERN-PROD", "log+1");
-        let held = file::open_directory(dir.path()).unwrap();
+        let f = Fixture::new("site.key.seq");
+        let mark = f.mark("log+1");
+        let held = file::open_directory(f.dir.path()).unwrap();
         flock(&held, FlockOperation::LockExclusive).unwrap();
         mark.raise(3).unwrap();
         assert_eq!(
@@ -280,10 +299,8 @@ mod tests {
 
     #[test]
     fn an_unwritable_directory_is_an_error_for_the_caller_to_report() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing-dir/site.key.seq");
-        let key = site_key("CERN-PROD");
-        let mark = HighWater::new(&path, &key, "CERN-PROD", "log+1");
+        let f = Fixture::new("missing-dir/site.key.seq");
+        let mark = f.mark("log+1");
         assert!(mark.raise(3).is_err());
         assert_eq!(mark.read().unwrap(), None);
     }

@@ -261,12 +261,17 @@ mod tests {
         |w| panic!("unexpected warning: {w}")
     }
 
+    /// `open` at time 100, trusting the cache, expecting no warning.
+    fn opened(l: &Ledger) -> Cache {
+        open(l, 100, true, &mut no_warnings()).unwrap()
+    }
+
     #[test]
     fn the_cache_is_built_once_and_used_while_the_file_is_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let l = ledger(dir.path());
         std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
-        let cache = open(&l, 100, true, &mut no_warnings()).unwrap();
+        let cache = opened(&l);
         assert!(suspended(&cache, "alice") && !suspended(&cache, "bob"));
         let built = std::fs::read(&l.cache).unwrap();
 
@@ -285,7 +290,7 @@ mod tests {
             })
         };
         let before = stamps();
-        let again = open(&l, 100, true, &mut no_warnings()).unwrap();
+        let again = opened(&l);
         assert!(suspended(&again, "alice"));
         assert_eq!(stamps(), before);
         assert_eq!(std::fs::read(&l.cache).unwrap(), built);
@@ -294,10 +299,7 @@ mod tests {
         let copy = dir.path().join("copy");
         std::fs::copy(&l.blocklist, &copy).unwrap();
         std::fs::rename(&copy, &l.blocklist).unwrap();
-        assert!(suspended(
-            &open(&l, 100, true, &mut no_warnings()).unwrap(),
-            "alice"
-        ));
+        assert!(suspended(&opened(&l), "alice"));
         assert_ne!(
             std::fs::read(&l.cache).unwrap(),
             built,
@@ -306,7 +308,7 @@ mod tests {
 
         // A new document replaces the cache.
         std::fs::write(&l.blocklist, signed(4, 1_000, &["bob"])).unwrap();
-        let newer = open(&l, 100, true, &mut no_warnings()).unwrap();
+        let newer = opened(&l);
         assert!(suspended(&newer, "bob") && !suspended(&newer, "alice"));
         assert_eq!(newer.header.sequence, 4);
         assert_eq!(high_water(&l), Some(4));
@@ -337,7 +339,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = ledger(dir.path());
         std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
-        open(&l, 100, true, &mut no_warnings()).unwrap();
+        opened(&l);
 
         std::fs::remove_file(&l.blocklist).unwrap();
         file::mkfifo(&l.blocklist);
@@ -368,10 +370,7 @@ mod tests {
             "{warnings:?}"
         );
         assert!(std::fs::metadata(&l.cache).unwrap().is_file(), "replaced");
-        assert!(suspended(
-            &open(&l, 100, true, &mut no_warnings()).unwrap(),
-            "alice"
-        ));
+        assert!(suspended(&opened(&l), "alice"));
     }
 
     #[test]
@@ -381,14 +380,11 @@ mod tests {
         // Sequence 3, with its cache, kept by whoever can write the blocklist's directory.
         let old = signed(3, 1_000, &[]);
         std::fs::write(&l.blocklist, &old).unwrap();
-        open(&l, 100, true, &mut no_warnings()).unwrap();
+        opened(&l);
         let old_cache = std::fs::read(&l.cache).unwrap();
         // Then alice is suspended in sequence 5.
         std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
-        assert!(suspended(
-            &open(&l, 100, true, &mut no_warnings()).unwrap(),
-            "alice"
-        ));
+        assert!(suspended(&opened(&l), "alice"));
         let mark = std::fs::read(&l.high_water).unwrap();
 
         // The cache deleted, the older (unexpired, validly signed) blocklist planted.
@@ -408,10 +404,7 @@ mod tests {
 
         // The current blocklist back: accepted.
         std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
-        assert!(suspended(
-            &open(&l, 100, true, &mut no_warnings()).unwrap(),
-            "alice"
-        ));
+        assert!(suspended(&opened(&l), "alice"));
     }
 
     #[test]
@@ -419,7 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = ledger(dir.path());
         std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
-        open(&l, 100, true, &mut no_warnings()).unwrap();
+        opened(&l);
         let text = std::fs::read_to_string(&l.high_water).unwrap();
         atomic::write(
             &l.high_water,
@@ -430,10 +423,7 @@ mod tests {
         let e = open(&l, 100, true, &mut no_warnings()).err().unwrap();
         assert!(e.contains("does not verify with the site key"), "{e}");
         std::fs::remove_file(&l.high_water).unwrap();
-        assert!(suspended(
-            &open(&l, 100, true, &mut no_warnings()).unwrap(),
-            "alice"
-        ));
+        assert!(suspended(&opened(&l), "alice"));
         assert_eq!(high_water(&l), Some(5), "recreated from the cache");
     }
 
@@ -505,7 +495,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = ledger(dir.path());
         std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
-        open(&l, 100, true, &mut no_warnings()).unwrap();
+        opened(&l);
         // A cache made with another site key (a forger's) claiming nobody is suspended.
         let forger = CacheKey::new(&LedgerSecret::from_bytes([6; 32]).site_key("CERN-PROD"));
         let empty: SignedBlocklist = serde_json::from_str(&signed(3, 1_000, &[])).unwrap();
@@ -521,10 +511,7 @@ mod tests {
             ),
         )
         .unwrap();
-        assert!(suspended(
-            &open(&l, 100, true, &mut no_warnings()).unwrap(),
-            "alice"
-        ));
+        assert!(suspended(&opened(&l), "alice"));
         // Untrusted cache: rebuilt from the file.
         assert!(suspended(
             &open(&l, 100, false, &mut no_warnings()).unwrap(),
