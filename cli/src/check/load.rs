@@ -119,12 +119,8 @@ fn accept(
     warn: &mut dyn FnMut(String),
 ) -> Result<Cache, Stale> {
     let header = &cache.header;
-    let refused = |e: BlocklistError| {
-        format!(
-            "the blocklist of site {} is refused: {e}",
-            cache.header.site
-        )
-    };
+    let refused =
+        |e: BlocklistError| format!("the blocklist of site {} is refused: {e}", header.site);
     if now > header.expires_at {
         return Err(refused(BlocklistError::Expired {
             expires_at: header.expires_at,
@@ -144,7 +140,8 @@ fn accept(
                 warn(format!(
                     "cannot write the high-water mark {} ({e}); until it can, an older \
                      blocklist planted after the cache is deleted is not refused (make its \
-                     directory writable by this user alone, or set `high_water` in check.toml)",
+                     directory writable by this user and by no one who can write the \
+                     blocklist, or set `high_water` in check.toml)",
                     mark.path().display()
                 ));
             }

@@ -6,8 +6,8 @@
 //! - `--arc %D`: an ARC `[authgroup]` plugin. Exit 0 (the group matches: `denyaccess`) for a
 //!   suspended user; exit 1 otherwise.
 //! - `--token FILE|-` or `--iss/--sub/--jti`: a person asking. Prints `allowed` (exit 0) or
-//!   `suspended <pseudonym> <scope> <reason-code>` (exit 1); exit 2 on a usage or
-//!   configuration error.
+//!   `suspended <pseudonym> <scope> <reason-code>` (exit 1); exit 2 on a usage error or a
+//!   check.toml that cannot be used.
 //!
 //! A blocklist that cannot be trusted (missing, not a regular file, unreadable, badly signed,
 //! for another site, rolled back, expired) is decided by `on_stale` (default `deny`); so is a
