@@ -33,7 +33,7 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
 }
 
 /// The directory holding `path` (`.` for a bare file name).
-pub fn directory(path: &Path) -> PathBuf {
+fn directory(path: &Path) -> PathBuf {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),

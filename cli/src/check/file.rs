@@ -41,12 +41,19 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<(Vec<u8>, Metadata)> 
     Ok((bytes, meta))
 }
 
-/// Opens the directory at `path` (for a lock), failing at once if it is anything else.
-pub fn open_directory(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+/// Opens the lock file at `path`, creating it (mode 0600: no other user may open it, so no
+/// other user may hold its lock), without following a symlink or waiting; it must be a
+/// regular file.
+pub fn open_lock(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
         .read(true)
-        .custom_flags(flags(OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::NOCTTY))
-        .open(path)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(flags(OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY))
+        .open(path)?;
+    require_regular(&file.metadata()?)?;
+    Ok(file)
 }
 
 /// An error unless `meta` is a regular file's.
@@ -91,6 +98,7 @@ pub fn mkfifo(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::net::UnixListener;
     use std::time::{Duration, Instant};
 
@@ -142,7 +150,13 @@ mod tests {
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{says}");
             assert_eq!(e.to_string(), says);
         }
-        assert!(open_directory(dir.path()).is_ok());
-        assert!(open_directory(&fifo).is_err(), "a FIFO is not a directory");
+        let started = Instant::now();
+        let e = open_lock(&fifo).unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(e.to_string(), "a FIFO, not a regular file");
+        assert!(open_lock(&zero).is_err(), "a symlink is not followed");
+        let lock = dir.path().join("lock");
+        open_lock(&lock).unwrap();
+        assert_eq!(std::fs::metadata(&lock).unwrap().mode() & 0o777, 0o600);
     }
 }

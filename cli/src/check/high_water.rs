@@ -21,7 +21,8 @@
 //!   Treating it as missing would turn "can damage the file" into "can roll back".
 //!
 //! A decision reads the mark (one small file); it is written only when an accepted blocklist
-//! is newer than it, under a lock that keeps it from ever going down.
+//! is newer than it, under a lock (`<mark>.lock`, mode 0600) that keeps two concurrent
+//! decisions from lowering it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -126,17 +127,19 @@ impl<'a> HighWater<'a> {
         )
     }
 
-    /// Raises the mark to `sequence`, never lowering it: under an exclusive lock of its
-    /// directory, the mark is read again and replaced (atomically) only if it is lower. The
-    /// lock is taken without waiting: a `check` that finds it held leaves the mark to the one
-    /// holding it, and the next decision raises it if it is still low.
+    /// Raises the mark to `sequence`, never lowering it: under an exclusive lock of
+    /// `<mark>.lock` (mode 0600, so only the plugin's user can hold it), the mark is read
+    /// again and replaced (atomically) only if it is lower. The lock is taken without
+    /// waiting: a `check` that finds it held leaves the mark to the one holding it, and the
+    /// next decision raises it if it is still low.
     pub fn raise(&self, sequence: u64) -> Result<(), String> {
-        let dir = atomic::directory(self.path);
-        let lock = file::open_directory(&dir).map_err(|e| e.to_string())?;
+        let lock_path = atomic::sibling(self.path, ".lock");
+        let locking = |e: std::io::Error| format!("locking {}: {e}", lock_path.display());
+        let lock = file::open_lock(&lock_path).map_err(locking)?;
         match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(Errno::WOULDBLOCK) => return Ok(()),
-            Err(e) => return Err(format!("locking {}: {e}", dir.display())),
+            Err(e) => return Err(locking(e.into())),
         }
         if self.read()?.is_some_and(|have| have >= sequence) {
             return Ok(());
@@ -222,8 +225,8 @@ mod tests {
         assert_eq!(mark.read().unwrap(), Some(9));
         assert_eq!(
             std::fs::read_dir(f.dir.path()).unwrap().count(),
-            1,
-            "no temporary file left behind"
+            2,
+            "the mark and its lock, no temporary file left behind"
         );
 
         // Another pinned log key starts afresh, and takes the file over.
@@ -284,7 +287,7 @@ mod tests {
     fn a_held_lock_leaves_the_mark_to_its_holder() {
         let f = Fixture::new("site.key.seq");
         let mark = f.mark("log+1");
-        let held = file::open_directory(f.dir.path()).unwrap();
+        let held = file::open_lock(&atomic::sibling(&f.path, ".lock")).unwrap();
         flock(&held, FlockOperation::LockExclusive).unwrap();
         mark.raise(3).unwrap();
         assert_eq!(
