@@ -3,8 +3,11 @@
 //! CE plugin `tokenledger check` (HTCondor and ARC protocols, and the human mode) refuses the
 //! suspended user and only them; a lift is enforced at the next pull. Pulls refuse tampered,
 //! foreign-key, rolled-back, expired and foreign-site documents and keep the old file; `check`
-//! on a tampered file follows `on_stale`. Exports (HTCondor mapfile, ARC list, dCache
-//! banfile, Argus, text) arrive through `pull` in the formats of INTEGRATIONS.md.
+//! on a tampered file, or with a site key it cannot use, follows `on_stale`; it never waits on
+//! a FIFO planted where a file should be; an older blocklist planted after its cache is
+//! deleted is refused by the high-water mark beside the site key. Exports (HTCondor mapfile,
+//! ARC list, dCache banfile, Argus, text) arrive through `pull` in the formats of
+//! INTEGRATIONS.md.
 //!
 //! Every CLI run starts from an empty environment, so nothing of the machine leaks in.
 
@@ -12,6 +15,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
@@ -210,6 +214,12 @@ impl Site {
 
 /// Runs the CLI with only `env`, feeding `stdin` (else /dev/null).
 fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
+    timed_run(args, env, stdin).0
+}
+
+/// [`run`], and how long the process took from its start to its exit. One that has not
+/// exited after 30 s is killed and fails the test (it was waiting on something).
+fn timed_run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> (Run, Duration) {
     let mut cmd = Command::new(cli_binary());
     cmd.env_clear()
         .envs(env.iter().copied())
@@ -221,18 +231,30 @@ fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
         } else {
             Stdio::null()
         });
+    let started = Instant::now();
     let mut child = cmd.spawn().expect("running tokenledger");
     if let Some(bytes) = stdin {
         // Written and closed at once, as HTCondor does.
         let mut pipe = child.stdin.take().unwrap();
         pipe.write_all(bytes).unwrap();
     }
+    let took = loop {
+        if child.try_wait().unwrap().is_some() {
+            break started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("tokenledger {args:?} did not exit within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
     let out = child.wait_with_output().unwrap();
-    Run {
+    let run = Run {
         code: out.status.code().expect("tokenledger was killed"),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    };
+    (run, took)
 }
 
 fn json_of(run: &Run) -> Value {
@@ -249,8 +271,13 @@ fn payload(jwt: &str) -> Vec<u8> {
 
 /// `tokenledger check --htcondor` as HTCondor runs it: payload on stdin, BEARER_TOKEN_0_*.
 fn htcondor(config: &Path, jwt: &str, sub: &str, jti: &str) -> Run {
+    timed_htcondor(config, jwt, sub, jti).0
+}
+
+/// [`htcondor`], and how long it took.
+fn timed_htcondor(config: &Path, jwt: &str, sub: &str, jti: &str) -> (Run, Duration) {
     let config = config.display().to_string();
-    run(
+    timed_run(
         &["check", "--htcondor", "--config", &config],
         &[
             ("BEARER_TOKEN_0_ISSUER", ATLAS_ISS),
@@ -266,6 +293,26 @@ fn htcondor(config: &Path, jwt: &str, sub: &str, jti: &str) -> Run {
 fn arc(config: &Path, d: &str) -> Run {
     let config = config.display().to_string();
     run(&["check", "--arc", d, "--config", &config], &[], None)
+}
+
+/// `tokenledger check --iss ATLAS_ISS --sub <sub>`, as a person asks.
+fn person(config: &Path, sub: &str) -> Run {
+    let config = config.display().to_string();
+    run(
+        &[
+            "check", "--config", &config, "--iss", ATLAS_ISS, "--sub", sub,
+        ],
+        &[],
+        None,
+    )
+}
+
+/// `tokenledger check --token FILE` with the JWT written to a file.
+fn person_token(config: &Path, jwt: &str) -> Run {
+    let file = config.with_extension("jwt");
+    std::fs::write(&file, jwt).unwrap();
+    let (config, file) = (config.display().to_string(), file.display().to_string());
+    run(&["check", "--config", &config, "--token", &file], &[], None)
 }
 
 #[test]
@@ -620,8 +667,10 @@ fn pull_refuses_bad_documents_and_keeps_the_old_file() {
     assert_eq!(std::fs::read_to_string(&blocklist).unwrap(), held);
 }
 
-#[test]
-fn check_follows_on_stale_for_a_tampered_blocklist() {
+/// A site where alice is suspended (compute) and bob is not, and the blocklist pulled to
+/// `bl.json`: (the site, alice's JWT (jti `t-alice`), bob's (`t-bob`), the blocklist, a
+/// check.toml with on_stale = "deny", one with "allow").
+fn enforcing() -> (Site, String, String, PathBuf, PathBuf, PathBuf) {
     let s = Site::start();
     let alice = s.ingest("t-alice", "alice");
     let bob = s.ingest("t-bob", "bob");
@@ -629,6 +678,13 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
     let blocklist = s.path("bl.json");
     assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
     let deny = s.check_config("deny.toml", "deny", &blocklist);
+    let allow = s.check_config("allow.toml", "allow", &blocklist);
+    (s, alice, bob, blocklist, deny, allow)
+}
+
+#[test]
+fn check_follows_on_stale_for_a_tampered_blocklist() {
+    let (s, alice, bob, blocklist, deny, allow) = enforcing();
     assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
     assert_eq!(htcondor(&deny, &bob, "bob", "t-bob").code, 1);
 
@@ -667,7 +723,6 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
     );
 
     // on_stale = allow lets everyone in, with a warning.
-    let allow = s.check_config("allow.toml", "allow", &blocklist);
     let allowed = htcondor(&allow, &alice, "alice", "t-alice");
     assert_eq!(allowed.code, 1, "{allowed:#?}");
     assert!(
@@ -686,26 +741,218 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
     );
     assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
     assert_eq!(htcondor(&deny, &bob, "bob", "t-bob").code, 1);
+}
 
-    // A configuration error follows the default policy (deny): here a readable site key.
-    std::fs::set_permissions(s.path("site.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let broken = htcondor(&deny, &bob, "bob", "t-bob");
-    assert_eq!(broken.code, 2, "{broken:#?}");
+#[test]
+fn a_site_key_check_cannot_use_is_decided_by_on_stale_in_every_protocol() {
+    let (s, alice, bob, _, deny, allow) = enforcing();
+    // The file denies, its only ledger allows: the ledger's own policy decides.
+    let ledger_allows = s.path("ledger-allows.toml");
+    std::fs::write(
+        &ledger_allows,
+        format!(
+            "{}on_stale = \"allow\"\n",
+            std::fs::read_to_string(&deny).unwrap()
+        ),
+    )
+    .unwrap();
+    assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
+    assert_eq!(htcondor(&allow, &bob, "bob", "t-bob").code, 1);
+
+    // The site key readable by others (0644): that ledger cannot be used.
+    let key = s.path("site.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let says = "is a secret but group or others may access it";
+    for (who, jwt) in [("alice", &alice), ("bob", &bob)] {
+        let jti = format!("t-{who}");
+        let d = format!("{ATLAS_ISS}/{who}");
+
+        // deny: every protocol keeps everyone out, and says why.
+        let denied = htcondor(&deny, jwt, who, &jti);
+        assert_eq!(denied.code, 2, "{who}: {denied:#?}");
+        assert_eq!(denied.stderr.lines().count(), 1, "one line: {denied:#?}");
+        assert!(denied.stderr.contains(says), "{denied:#?}");
+        assert!(denied.stderr.contains("on_stale = \"deny\""), "{denied:#?}");
+        assert_eq!(arc(&deny, &d).code, 0, "{who}: ARC matches (denyaccess)");
+        let asked = person(&deny, who);
+        assert_eq!(
+            (asked.code, asked.stdout.as_str()),
+            (1, "denied stale CERN-PROD\n"),
+            "{who}: {asked:#?}"
+        );
+        assert!(asked.stderr.contains(says), "{asked:#?}");
+        assert_eq!(person_token(&deny, jwt).code, 1, "{who}");
+
+        // allow: every protocol lets everyone in (alice too), with a warning.
+        for config in [&allow, &ledger_allows] {
+            let allowed = htcondor(config, jwt, who, &jti);
+            assert_eq!(allowed.code, 1, "{who}: {allowed:#?}");
+            assert!(
+                allowed.stderr.contains(says)
+                    && allowed
+                        .stderr
+                        .contains("allowed because on_stale = \"allow\""),
+                "{allowed:#?}"
+            );
+            assert_eq!(arc(config, &d).code, 1, "{who}: ARC does not match");
+            let asked = person(config, who);
+            assert_eq!(
+                (asked.code, asked.stdout.as_str()),
+                (0, "allowed\n"),
+                "{who}: {asked:#?}"
+            );
+            assert_eq!(person_token(config, jwt).code, 0, "{who}");
+        }
+    }
+
+    // Missing: the same.
+    std::fs::rename(&key, s.path("site.key.away")).unwrap();
+    let missing = htcondor(&deny, &bob, "bob", "t-bob");
+    assert_eq!(missing.code, 2, "{missing:#?}");
     assert!(
-        broken
-            .stderr
-            .contains("is a secret but group or others may access it"),
-        "{broken:#?}"
+        missing.stderr.contains("reading the site key"),
+        "{missing:#?}"
     );
-    assert_eq!(arc(&deny, &format!("{ATLAS_ISS}/bob")).code, 0);
-    let person = run(
-        &[
-            "check", "--config", &deny_s, "--iss", ATLAS_ISS, "--sub", "bob",
-        ],
-        &[],
-        None,
+    assert_eq!(htcondor(&allow, &alice, "alice", "t-alice").code, 1);
+
+    // Back at 0600: enforced again.
+    std::fs::rename(s.path("site.key.away"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for config in [&deny, &allow] {
+        assert_eq!(htcondor(config, &alice, "alice", "t-alice").code, 2);
+        assert_eq!(htcondor(config, &bob, "bob", "t-bob").code, 1);
+    }
+}
+
+/// Makes a FIFO at `path` (as whoever can write its directory could).
+fn mkfifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn check_never_waits_on_a_fifo_planted_where_a_file_should_be() {
+    let (s, alice, bob, blocklist, deny, allow) = enforcing();
+    let held = std::fs::read(&blocklist).unwrap();
+    let within = |(run, took): (Run, Duration), what: &str| -> Run {
+        assert!(
+            took < Duration::from_millis(100),
+            "{what}: took {took:?}: {run:#?}"
+        );
+        run
+    };
+
+    // At the blocklist's path: stale, decided by on_stale.
+    mkfifo(&blocklist);
+    let denied = within(timed_htcondor(&deny, &bob, "bob", "t-bob"), "deny");
+    assert_eq!(denied.code, 2, "{denied:#?}");
+    assert!(
+        denied.stderr.contains("a FIFO, not a regular file") && denied.stderr.contains("on_stale"),
+        "{denied:#?}"
     );
-    assert_eq!(person.code, 2, "a person gets a usage error: {person:#?}");
+    let allowed = within(timed_htcondor(&allow, &alice, "alice", "t-alice"), "allow");
+    assert_eq!(allowed.code, 1, "{allowed:#?}");
+    assert!(
+        allowed.stderr.contains("a FIFO, not a regular file"),
+        "{allowed:#?}"
+    );
+
+    // At the cache's path: the cache has no authority, so it is rebuilt over from the verified
+    // blocklist, and the decision is the blocklist's (a warning says what was found).
+    std::fs::remove_file(&blocklist).unwrap();
+    std::fs::write(&blocklist, &held).unwrap();
+    let cache = s.path("bl.json.cache");
+    for config in [&deny, &allow] {
+        mkfifo(&cache);
+        let refused = within(timed_htcondor(config, &alice, "alice", "t-alice"), "cache");
+        assert_eq!(refused.code, 2, "alice is still suspended: {refused:#?}");
+        assert!(std::fs::metadata(&cache).unwrap().is_file(), "rebuilt over");
+        mkfifo(&cache);
+        let declined = within(timed_htcondor(config, &bob, "bob", "t-bob"), "cache");
+        assert_eq!(declined.code, 1, "{declined:#?}");
+        assert!(
+            declined
+                .stderr
+                .contains("bl.json.cache is unusable (a FIFO, not a regular file)"),
+            "{declined:#?}"
+        );
+    }
+
+    // At the site key's path: that ledger cannot be used, decided by on_stale.
+    let key = s.path("site.key");
+    std::fs::rename(&key, s.path("site.key.away")).unwrap();
+    mkfifo(&key);
+    let denied = within(timed_htcondor(&deny, &bob, "bob", "t-bob"), "key");
+    assert_eq!(denied.code, 2, "{denied:#?}");
+    assert!(
+        denied.stderr.contains("a FIFO, not a regular file"),
+        "{denied:#?}"
+    );
+    let allowed = within(timed_htcondor(&allow, &alice, "alice", "t-alice"), "key");
+    assert_eq!(allowed.code, 1, "{allowed:#?}");
+
+    // At check.toml's path: nothing of it could be read, so the default, deny.
+    let fifo_config = s.path("fifo.toml");
+    mkfifo(&fifo_config);
+    let denied = within(timed_htcondor(&fifo_config, &bob, "bob", "t-bob"), "config");
+    assert_eq!(denied.code, 2, "{denied:#?}");
+    assert!(
+        denied.stderr.contains("a FIFO, not a regular file"),
+        "{denied:#?}"
+    );
+}
+
+#[test]
+fn an_older_blocklist_planted_after_the_cache_is_deleted_is_refused() {
+    let s = Site::start();
+    let alice = s.ingest("t-alice", "alice");
+    let bob = s.ingest("t-bob", "bob");
+    let blocklist = s.path("bl.json");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    let config = s.check_config("check.toml", "deny", &blocklist);
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 1);
+    // Whoever can write the blocklist's directory keeps the first document (validly signed,
+    // unexpired, nobody suspended).
+    let before_suspension = std::fs::read(&blocklist).unwrap();
+
+    s.suspend_person("t-alice", "compute");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 2);
+    let mark = s.path("site.key.seq");
+    let marked = std::fs::read(&mark).expect("the high-water mark beside the site key");
+
+    // The cache deleted, the older document planted: a rollback, refused (deny by default).
+    std::fs::remove_file(s.path("bl.json.cache")).unwrap();
+    std::fs::write(&blocklist, &before_suspension).unwrap();
+    let refused = htcondor(&config, &alice, "alice", "t-alice");
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("already held (rollback)"),
+        "{refused:#?}"
+    );
+    assert_eq!(
+        htcondor(&config, &bob, "bob", "t-bob").code,
+        2,
+        "stale: deny"
+    );
+    assert_eq!(arc(&config, &format!("{ATLAS_ISS}/alice")).code, 0);
+    assert_eq!(person(&config, "alice").stdout, "denied stale CERN-PROD\n");
+    assert_eq!(std::fs::read(&mark).unwrap(), marked, "the mark is intact");
+
+    // A full pull repairs it. (The planted file is valid, so a pull with the ETag kept beside
+    // it is answered "not modified" and leaves it: the ETag goes first.)
+    std::fs::remove_file(s.path("bl.json.etag")).unwrap();
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 2);
+    assert_eq!(htcondor(&config, &bob, "bob", "t-bob").code, 1);
+
+    // The mark is the guard: whoever can delete it too (so it must live where the blocklist's
+    // writer cannot write) gets the older document accepted as a first use.
+    std::fs::remove_file(s.path("bl.json.cache")).unwrap();
+    std::fs::remove_file(&mark).unwrap();
+    std::fs::write(&blocklist, &before_suspension).unwrap();
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 1);
 }
 
 #[test]
