@@ -437,15 +437,30 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
         1,
         "not one of the ledger's issuers"
     );
-    let arc7 = run(
-        &["check", "--arc", "ignored", "--config", &config_s],
+    // A-REX passes only %D (its own environment is inherited whole): variables that happen
+    // to be set never override it.
+    let env_ignored = run(
+        &[
+            "check",
+            "--arc",
+            &format!("{ATLAS_ISS}/bob"),
+            "--config",
+            &config_s,
+        ],
         &[
             ("BEARER_TOKEN_0_ISSUER", ATLAS_ISS),
             ("BEARER_TOKEN_0_SUBJECT", "alice"),
         ],
         None,
     );
-    assert_eq!(arc7.code, 0, "ARC 7's variables: {arc7:#?}");
+    assert_eq!(env_ignored.code, 1, "decided on %D: {env_ignored:#?}");
+    // A request without an identity (an empty %D): no match, nothing said.
+    let nobody = run(&["check", "--arc", "", "--config", &config_s], &[], None);
+    assert_eq!(
+        (nobody.code, nobody.stderr.as_str()),
+        (1, ""),
+        "{nobody:#?}"
+    );
 
     // A person asks: by token (not verified), or by iss/sub; --json for details.
     std::fs::write(s.path("alice.jwt"), &alice).unwrap();

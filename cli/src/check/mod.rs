@@ -217,15 +217,15 @@ fn who(
         Mode::Htcondor => identity::htcondor(stdin, env).map(Some),
         Mode::Arc => {
             let d = args.arc.as_deref().unwrap_or_default();
-            let arc7 = identity::from_env(env).is_some_and(|id| id.sub.is_some());
-            if config.issuers.is_empty() && !arc7 && !d.starts_with('/') {
+            if config.issuers.is_empty() && !d.is_empty() && !d.starts_with('/') {
                 return Err(format!(
                     "{} lists no `issuers`, so ARC's %D cannot be split into issuer and subject",
                     config.path.display()
                 ));
             }
-            match identity::arc(d, &config.issuers, env) {
+            match identity::split_arc(d, &config.issuers) {
                 ArcSubject::Token(who) => Ok(Some(who)),
+                ArcSubject::Nobody => Ok(None),
                 ArcSubject::Unlisted => {
                     let note = format!(
                         "not checked: no issuer of {} starts the identity (list every issuer \
