@@ -35,8 +35,8 @@ use tokenledger_core::blocklist::Scope;
 use tokenledger_core::note::NoteVerifier;
 use tokenledger_core::pseudonym::SiteKey;
 
-use super::file;
 use crate::atomic;
+use crate::regular_file;
 
 /// Where the configuration is when neither `--config` nor the environment names one.
 pub const DEFAULT_PATH: &str = "/etc/tokenledger/check.toml";
@@ -282,7 +282,7 @@ fn read_site_key(path: &Path) -> Result<SiteKey, String> {
 /// A small regular file's text and mode (of the file opened, not of whatever the path names
 /// later).
 fn read_small(path: &Path) -> std::io::Result<(String, u32)> {
-    let (bytes, meta) = file::read_regular(path, MAX_FILE_BYTES)?;
+    let (bytes, meta) = regular_file::read_regular(path, MAX_FILE_BYTES)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
     Ok((text, meta.permissions().mode()))
@@ -436,7 +436,7 @@ mod tests {
         write(dir.path(), "site.key", KEY_B64, 0o600);
         write(dir.path(), "bad.key", "c2hvcnQ=", 0o600);
         write(dir.path(), "open.key", KEY_B64, 0o644);
-        crate::check::file::mkfifo(&dir.path().join("fifo.key"));
+        crate::regular_file::mkfifo(&dir.path().join("fifo.key"));
         let at = dir.path().join("check.toml");
         for (text, says) in [
             (config("", "").replace(&log_key(), "not-a-key"), "`log_key`"),
@@ -502,7 +502,7 @@ mod tests {
         assert!(e.message.starts_with("reading "), "{e:?}");
         assert_eq!(e.policy, OnStale::Deny);
         let fifo = dir.path().join("fifo.toml");
-        crate::check::file::mkfifo(&fifo);
+        crate::regular_file::mkfifo(&fifo);
         let e = load(&fifo).unwrap_err();
         assert!(e.message.contains("a FIFO, not a regular file"), "{e:?}");
     }

@@ -36,9 +36,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokenledger_core::pseudonym::{SiteKey, hmac_fields};
 
-use super::file;
 use super::load::Stale;
 use crate::atomic;
+use crate::regular_file;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -88,7 +88,7 @@ impl<'a> HighWater<'a> {
         let path = self.path.display();
         let repair = "no blocklist is trusted until an admin deletes it (after `tokenledger \
                       blocklist pull` installed the current blocklist)";
-        let (bytes, meta) = match file::read_regular(self.path, MAX_BYTES) {
+        let (bytes, meta) = match regular_file::read_regular(self.path, MAX_BYTES) {
             Ok(read) => read,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
@@ -135,7 +135,7 @@ impl<'a> HighWater<'a> {
     pub fn raise(&self, sequence: u64) -> Result<(), String> {
         let lock_path = atomic::sibling(self.path, ".lock");
         let locking = |e: std::io::Error| format!("locking {}: {e}", lock_path.display());
-        let lock = file::open_lock(&lock_path).map_err(locking)?;
+        let lock = regular_file::open_lock(&lock_path).map_err(locking)?;
         match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(Errno::WOULDBLOCK) => return Ok(()),
@@ -278,7 +278,7 @@ mod tests {
         assert!(e.contains("writable by group or others"), "{e}");
 
         std::fs::remove_file(path).unwrap();
-        file::mkfifo(path);
+        regular_file::mkfifo(path);
         let e = mark.read().unwrap_err();
         assert!(e.contains("a FIFO, not a regular file"), "{e}");
     }
@@ -287,7 +287,7 @@ mod tests {
     fn a_held_lock_leaves_the_mark_to_its_holder() {
         let f = Fixture::new("site.key.seq");
         let mark = f.mark("log+1");
-        let held = file::open_lock(&atomic::sibling(&f.path, ".lock")).unwrap();
+        let held = regular_file::open_lock(&atomic::sibling(&f.path, ".lock")).unwrap();
         flock(&held, FlockOperation::LockExclusive).unwrap();
         mark.raise(3).unwrap();
         assert_eq!(

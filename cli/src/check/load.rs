@@ -13,9 +13,9 @@ use tokenledger_core::blocklist::{BlocklistError, SignedBlocklist};
 
 use super::cache::{self, Cache, CacheKey, FileStamp};
 use super::config::{Ledger, LedgerKeys};
-use super::file;
 use super::high_water::HighWater;
 use crate::atomic;
+use crate::regular_file;
 
 /// Largest blocklist file read (100 k entries are about 25 MB).
 const MAX_BLOCKLIST_BYTES: u64 = 256 << 20;
@@ -54,9 +54,9 @@ pub fn open(
     );
     let high_water = mark.read()?;
     let meta = std::fs::metadata(path).map_err(unreadable)?;
-    file::require_regular(&meta).map_err(unreadable)?;
+    regular_file::require_regular(&meta).map_err(unreadable)?;
     let key = CacheKey::new(&keys.site_key);
-    let cached = match file::open_regular(&ledger.cache) {
+    let cached = match regular_file::open_regular(&ledger.cache) {
         Ok((file, _)) => Cache::open_file(key.clone(), file).ok(),
         Err(e) if e.kind() == ErrorKind::NotFound => None,
         Err(e) => {
@@ -75,7 +75,8 @@ pub fn open(
         return accept(cached.expect("checked"), &mark, high_water, now, warn);
     }
 
-    let (bytes, read) = file::read_regular(path, MAX_BLOCKLIST_BYTES).map_err(unreadable)?;
+    let (bytes, read) =
+        regular_file::read_regular(path, MAX_BLOCKLIST_BYTES).map_err(unreadable)?;
     // The stamp of the file read, not of whatever the path named when it was stat'ed.
     let stamp = FileStamp::of(&read);
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
@@ -339,7 +340,7 @@ mod tests {
         opened(&l);
 
         std::fs::remove_file(&l.blocklist).unwrap();
-        file::mkfifo(&l.blocklist);
+        regular_file::mkfifo(&l.blocklist);
         let e = open_quickly(&l, &mut no_warnings()).err().unwrap();
         assert!(
             e.contains("bl.json is unreadable: a FIFO, not a regular file"),
@@ -356,7 +357,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = ledger(dir.path());
         std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
-        file::mkfifo(&l.cache);
+        regular_file::mkfifo(&l.cache);
         let mut warnings = Vec::new();
         let cache = open_quickly(&l, &mut |w| warnings.push(w)).unwrap();
         // The cache has no authority: the decision is the verified blocklist's.

@@ -21,7 +21,6 @@
 
 mod cache;
 mod config;
-mod file;
 mod high_water;
 mod identity;
 mod load;

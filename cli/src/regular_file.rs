@@ -1,10 +1,11 @@
-//! Reading the files `check` trusts (check.toml, site keys, blocklists, caches, high-water
-//! marks) without ever waiting. HTCondor gives a plugin no timeout, so a FIFO, a device or a
-//! socket planted (or symlinked) where a file should be must be refused, not read: opening a
-//! FIFO waits for a writer, and reading `/dev/zero` never ends. A path is stat'ed first, so a
-//! device is never even opened (opening some has effects), then opened with `O_NONBLOCK` and
-//! `O_NOCTTY`, and what was opened must be a regular file too (the path may have changed in
-//! between): every decision is about the descriptor read, never about the path.
+//! Reading the files a plugin or a timer trusts (check.toml, site keys, blocklists, caches,
+//! high-water marks, the document a pull holds) without ever waiting. HTCondor gives a plugin
+//! no timeout, so a FIFO, a device or a socket planted (or symlinked) where a file should be
+//! must be refused, not read: opening a FIFO waits for a writer, and reading `/dev/zero` never
+//! ends. A path is stat'ed first, so a device is never even opened (opening some has effects),
+//! then opened with `O_NONBLOCK` and `O_NOCTTY`, and what was opened must be a regular file
+//! too (the path may have changed in between): every decision is about the descriptor read,
+//! never about the path.
 
 use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io::{self, Read};
