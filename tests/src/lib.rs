@@ -8,13 +8,17 @@
 //! failing test leaves no process behind.
 
 pub mod arc;
+pub mod daemon;
+pub mod https_issuer;
 pub mod ingest;
 pub mod issuer;
 pub mod netns;
+pub mod pki;
+pub mod site;
 pub mod xrootd;
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -101,6 +105,74 @@ where
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning tokenledger")
+}
+
+/// Bound on one CLI run of [`run_cli_with`]: one still running then was waiting on something.
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One run of the real `tokenledger` CLI: its exit code and output.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Its standard output as JSON; panics, with the run, when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
+    }
+}
+
+/// Runs the real `tokenledger` CLI in an environment holding only `env`, feeding `stdin`
+/// (else /dev/null).
+pub fn run_cli_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> CliRun {
+    time_cli_with(args, env, stdin).0
+}
+
+/// [`run_cli_with`], and how long the process took from its start to its exit. One that has
+/// not exited after 30 s is killed and fails the test.
+pub fn time_cli_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> (CliRun, Duration) {
+    let mut cmd = Command::new(cli_binary());
+    cmd.env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("running tokenledger");
+    if let Some(bytes) = stdin {
+        // Written and closed at once, as HTCondor does.
+        let mut pipe = child.stdin.take().expect("the CLI's stdin");
+        pipe.write_all(bytes).expect("writing the CLI's stdin");
+    }
+    let took = loop {
+        if child.try_wait().expect("waiting for tokenledger").is_some() {
+            break started.elapsed();
+        }
+        if started.elapsed() > CLI_TIMEOUT {
+            child.kill().expect("killing tokenledger");
+            panic!("tokenledger {args:?} did not exit within {CLI_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let out = child.wait_with_output().expect("the CLI's output");
+    let run = CliRun {
+        code: out.status.code().expect("tokenledger was killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, took)
 }
 
 /// A credential made by `tokenledger-server credential create`.

@@ -87,6 +87,20 @@ pub fn inside(name: &str) -> bool {
     false
 }
 
+/// Panics, refusing to mount over `target`, unless this process has another mount namespace
+/// than its parent: the test process that ran `unshare` (in [`inside`]), in the host's mount
+/// namespace. So a mount made after this check cannot reach the host.
+pub fn assert_private_mount_namespace(target: &str) {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let parent = std::os::unix::process::parent_id().to_string();
+    let (mine, outer) = (ns("self"), ns(&parent));
+    assert!(
+        mine.is_some() && outer.is_some() && mine != outer,
+        "refusing to mount over {target} outside a private mount namespace (mine {mine:?}, \
+         the parent's {outer:?}): run inside netns::inside"
+    );
+}
+
 /// Inside: the namespace has no interface but the loopback.
 fn assert_private_network() {
     let out = Command::new("ip")
