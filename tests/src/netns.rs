@@ -50,6 +50,12 @@ fn installed(package: &str) -> bool {
         .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
 }
 
+/// [`require_packages`] (outside: they are installed on the host), then [`inside`].
+pub fn enter(name: &str, packages: &[&str]) -> bool {
+    require_packages(packages);
+    inside(name)
+}
+
 /// Runs the test `name` (this test binary's test of that exact name) again in new network
 /// and mount namespaces, with the loopback up, and returns `true` there: the caller's body
 /// then runs inside. Outside, it waits for that run, panics if it failed, and returns

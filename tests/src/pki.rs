@@ -15,35 +15,29 @@ const GRID_SECURITY: &str = "/etc/grid-security";
 /// The CA bundle Debian's libcurl (OpenSSL flavour) reads by default.
 pub const CURL_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// Runs `openssl` with `args` in `dir`; panics with its output unless it succeeds.
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
+/// Runs `cmd`; panics with its error output unless it succeeds; its standard output.
+fn output_of(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("openssl cannot run ({e}): is the openssl package installed?"));
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
-        "openssl {args:?} failed\n{}",
+        "{cmd:?} failed ({})\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
 }
 
-/// Runs `mount` with `args`; panics with its output unless it succeeds.
+/// Runs `openssl` (the openssl package) with `args` in `dir`; its standard output.
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    output_of(Command::new("openssl").args(args).current_dir(dir))
+}
+
+/// Runs `mount` (util-linux) with `args`.
 fn mount(args: &[&str]) {
-    let out = Command::new("mount")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("mount (util-linux) cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "mount {args:?} failed ({})\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_of(Command::new("mount").args(args));
 }
 
 /// A certificate and its key (mode 0600), in PEM (for daemons and curl) and DER (for rustls).

@@ -45,8 +45,7 @@ const TEST_LIMIT: Duration = Duration::from_secs(240);
 /// Outside: installs the packages and runs the test `name` in its namespaces (returns
 /// `false`). Inside: starts the watchdog and returns `true`.
 fn enter(name: &str) -> bool {
-    netns::require_packages(&PACKAGES);
-    if !netns::inside(name) {
+    if !netns::enter(name, &PACKAGES) {
         return false;
     }
     daemon::watchdog(TEST_LIMIT);

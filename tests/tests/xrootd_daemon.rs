@@ -209,9 +209,9 @@ fn expect_xrdcp(xrd: &mut Xrootd, token: &str, expected: i32, what: &str) -> xro
 
 #[test]
 fn xrootd_refuses_the_storage_suspended_users_group_token_and_serves_the_others() {
-    netns::require_packages(xrootd::PACKAGES);
-    if !netns::inside(
+    if !netns::enter(
         "xrootd_refuses_the_storage_suspended_users_group_token_and_serves_the_others",
+        xrootd::PACKAGES,
     ) {
         return;
     }
@@ -364,9 +364,9 @@ fn refused_after(
 
 #[test]
 fn xrootd_enforces_a_new_suspension_without_a_restart_once_it_can_read_the_mapfile() {
-    netns::require_packages(xrootd::PACKAGES);
-    if !netns::inside(
+    if !netns::enter(
         "xrootd_enforces_a_new_suspension_without_a_restart_once_it_can_read_the_mapfile",
+        xrootd::PACKAGES,
     ) {
         return;
     }
