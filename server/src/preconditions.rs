@@ -1,0 +1,332 @@
+//! The sequencer's decision step: whether each state change of a batch still applies to the
+//! state as of its place in the batch. Handlers read state to validate and authorize a
+//! request, but two requests can both read the same state before either is written; only the
+//! writer sees every change in order, so only it decides.
+//!
+//! What each [`StateChange`] depends on:
+//! - `Suspend`: its person has an identity in the VO and was not merged away (a merge moves
+//!   suspensions, so one written after the merge would stay with a person without identities
+//!   and block nobody).
+//! - `Lift`: the suspension exists and is not lifted.
+//! - `Link`: the person has an identity in the VO and was not merged away; the identity
+//!   belongs to no person (or to this one: then the link is in effect already).
+//! - `Merge`: two distinct persons, each with an identity in the VO, neither merged away.
+//! - `Sighting` and `None` (site key fetches) depend on nothing that changes: a sighting names
+//!   a logged issuance, and issuances are never removed.
+//!
+//! The writer reads the rows a batch's changes name on its own connection just before the
+//! batch's transaction (it is the only writer of these tables, so nothing changes them in
+//! between), then decides the changes in batch order against those rows plus the effects of
+//! the changes admitted before: suspensions lifted, identities linked and persons merged
+//! earlier in the same batch.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::log_store::{CHUNK, StateChange, StoreError};
+
+/// Why a state change was not written. Messages name persons: they are for the VO's
+/// security officers; a site's caller must be answered in other words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No identity of the person in the VO, and no record of a merge.
+    #[error("no person `{person}` in VO `{vo}`")]
+    UnknownPerson { vo: String, person: String },
+    /// The person was merged into another and has no identity left.
+    #[error("person `{person}` was merged into `{into}`")]
+    MergedAway { person: String, into: String },
+    #[error("a person cannot be merged into itself")]
+    SelfMerge,
+    #[error("this identity belongs to another person: merge the two")]
+    IdentityOfAnother,
+    #[error("no suspension `{id}`")]
+    UnknownSuspension { id: String },
+    #[error("suspension {id} is already lifted")]
+    AlreadyLifted { id: String },
+    /// The change holds already (a link of an identity to the person it belongs to).
+    #[error("the change is in effect already")]
+    InEffect,
+}
+
+impl Refusal {
+    /// The refusal names something that does not exist (404), rather than a change that no
+    /// longer applies (409).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Refusal::UnknownPerson { .. } | Refusal::UnknownSuspension { .. }
+        )
+    }
+}
+
+/// Decides the state changes of each job of a batch, in batch order: a job's changes are
+/// admitted together, and their effects then count for the jobs after it, or the job is
+/// refused whole and has no effect. A job without state changes is admitted.
+pub async fn decide(
+    conn: &mut SqliteConnection,
+    jobs: &[Vec<&StateChange>],
+) -> Result<Vec<Result<(), Refusal>>, StoreError> {
+    let mut state = BatchState::load(conn, jobs.iter().flatten().copied()).await?;
+    Ok(jobs.iter().map(|changes| state.admit_job(changes)).collect())
+}
+
+/// A person: (VO, person id).
+type PersonKey = (String, String);
+/// An identity: (iss, sub, VO).
+type IdentityKey = (String, String, String);
+
+/// The state a batch's changes are decided against: the rows they name as the database held
+/// them before the batch, updated by each change admitted so far.
+#[derive(Clone, Debug, Default)]
+struct BatchState {
+    /// Suspensions named by lifts: whether each is lifted.
+    lifted: HashMap<String, bool>,
+    /// Persons named by the batch that have an identity in their VO.
+    live: HashSet<PersonKey>,
+    /// Persons named by the batch that were merged away, with the person they went to.
+    merged: HashMap<PersonKey, String>,
+    /// Identities named by links, with the person each belongs to.
+    owners: HashMap<IdentityKey, String>,
+}
+
+impl BatchState {
+    /// Reads the rows `changes` name.
+    async fn load<'c>(
+        conn: &mut SqliteConnection,
+        changes: impl Iterator<Item = &'c StateChange>,
+    ) -> Result<BatchState, StoreError> {
+        let mut suspensions = BTreeSet::new();
+        let mut persons = BTreeSet::new();
+        let mut identities = BTreeSet::new();
+        for change in changes {
+            match change {
+                StateChange::Suspend(row) => {
+                    persons.insert([row.vo.as_str(), row.person_id.as_str()]);
+                }
+                StateChange::Lift { suspension_id, .. } => {
+                    suspensions.insert(suspension_id.as_str());
+                }
+                StateChange::Link {
+                    vo,
+                    person_id,
+                    iss,
+                    sub,
+                    ..
+                } => {
+                    persons.insert([vo.as_str(), person_id.as_str()]);
+                    identities.insert([iss.as_str(), sub.as_str(), vo.as_str()]);
+                }
+                StateChange::Merge { vo, into, from } => {
+                    persons.insert([vo.as_str(), into.as_str()]);
+                    persons.insert([vo.as_str(), from.as_str()]);
+                }
+                StateChange::Sighting { .. } | StateChange::None => {}
+            }
+        }
+        let persons: Vec<[&str; 2]> = persons.into_iter().collect();
+        let identities: Vec<[&str; 3]> = identities.into_iter().collect();
+        let suspensions: Vec<&str> = suspensions.into_iter().collect();
+        Ok(BatchState {
+            lifted: read_lifted(conn, &suspensions).await?,
+            live: read_live_persons(conn, &persons).await?,
+            merged: read_merged_persons(conn, &persons).await?,
+            owners: read_owners(conn, &identities).await?,
+        })
+    }
+
+    /// Admits all of `changes` or none.
+    fn admit_job(&mut self, changes: &[&StateChange]) -> Result<(), Refusal> {
+        match changes {
+            [] => Ok(()),
+            [change] => self.admit(change),
+            several => {
+                let mut trial = self.clone();
+                for change in several {
+                    trial.admit(change)?;
+                }
+                *self = trial;
+                Ok(())
+            }
+        }
+    }
+
+    /// Decides one change and, if it applies, records its effect; a refused change leaves
+    /// the state as it was.
+    fn admit(&mut self, change: &StateChange) -> Result<(), Refusal> {
+        match change {
+            StateChange::Suspend(row) => self.check_person(&row.vo, &row.person_id),
+            StateChange::Lift { suspension_id, .. } => match self.lifted.get_mut(suspension_id) {
+                None => Err(Refusal::UnknownSuspension {
+                    id: suspension_id.clone(),
+                }),
+                Some(true) => Err(Refusal::AlreadyLifted {
+                    id: suspension_id.clone(),
+                }),
+                Some(lifted) => {
+                    *lifted = true;
+                    Ok(())
+                }
+            },
+            StateChange::Link {
+                vo,
+                person_id,
+                iss,
+                sub,
+                ..
+            } => {
+                self.check_person(vo, person_id)?;
+                let identity = (iss.clone(), sub.clone(), vo.clone());
+                match self.owners.get(&identity) {
+                    Some(owner) if owner == person_id => Err(Refusal::InEffect),
+                    Some(_) => Err(Refusal::IdentityOfAnother),
+                    None => {
+                        self.owners.insert(identity, person_id.clone());
+                        Ok(())
+                    }
+                }
+            }
+            StateChange::Merge { vo, into, from } => {
+                if into == from {
+                    return Err(Refusal::SelfMerge);
+                }
+                self.check_person(vo, into)?;
+                self.check_person(vo, from)?;
+                let gone = (vo.clone(), from.clone());
+                self.live.remove(&gone);
+                self.merged.insert(gone, into.clone());
+                for ((_, _, at), owner) in &mut self.owners {
+                    if at == vo && owner == from {
+                        owner.clone_from(into);
+                    }
+                }
+                Ok(())
+            }
+            StateChange::Sighting { .. } | StateChange::None => Ok(()),
+        }
+    }
+
+    /// The person has an identity in the VO now.
+    fn check_person(&self, vo: &str, person: &str) -> Result<(), Refusal> {
+        let key = (vo.to_string(), person.to_string());
+        if self.live.contains(&key) {
+            return Ok(());
+        }
+        Err(match self.merged.get(&key) {
+            Some(into) => Refusal::MergedAway {
+                person: person.to_string(),
+                into: into.clone(),
+            },
+            None => Refusal::UnknownPerson {
+                vo: vo.to_string(),
+                person: person.to_string(),
+            },
+        })
+    }
+}
+
+/// Whether each of the suspensions `ids` is lifted; unknown ones are left out.
+async fn read_lifted(
+    conn: &mut SqliteConnection,
+    ids: &[&str],
+) -> Result<HashMap<String, bool>, StoreError> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, lifted_at IS NOT NULL FROM suspensions WHERE id IN ",
+        );
+        push_text_list(&mut query, chunk);
+        let rows: Vec<(String, bool)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// The persons among `persons` (VO, person id) that have an identity in their VO.
+async fn read_live_persons(
+    conn: &mut SqliteConnection,
+    persons: &[[&str; 2]],
+) -> Result<HashSet<PersonKey>, StoreError> {
+    let named: HashSet<[&str; 2]> = persons.iter().copied().collect();
+    let ids: BTreeSet<&str> = persons.iter().map(|[_, person]| *person).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT DISTINCT vo, person_id FROM identities WHERE person_id IN ",
+        );
+        push_text_list(&mut query, chunk);
+        let rows: Vec<PersonKey> = query.build_query_as().fetch_all(&mut *conn).await?;
+        found.extend(rows);
+    }
+    found.retain(|(vo, person)| named.contains(&[vo.as_str(), person.as_str()]));
+    Ok(found)
+}
+
+/// The persons among `persons` that were merged away, with the person each went to.
+async fn read_merged_persons(
+    conn: &mut SqliteConnection,
+    persons: &[[&str; 2]],
+) -> Result<HashMap<PersonKey, String>, StoreError> {
+    let mut found = HashMap::new();
+    for chunk in persons.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT vo, person_id, into_person FROM person_merges WHERE ",
+        );
+        push_keys(&mut query, ["vo", "person_id"], chunk);
+        let rows: Vec<(String, String, String)> =
+            query.build_query_as().fetch_all(&mut *conn).await?;
+        found.extend(rows.into_iter().map(|(vo, person, into)| ((vo, person), into)));
+    }
+    Ok(found)
+}
+
+/// The person each of `identities` (iss, sub, VO) belongs to; identities of no person are
+/// left out.
+async fn read_owners(
+    conn: &mut SqliteConnection,
+    identities: &[[&str; 3]],
+) -> Result<HashMap<IdentityKey, String>, StoreError> {
+    let mut found = HashMap::new();
+    for chunk in identities.chunks(CHUNK) {
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT iss, sub, vo, person_id FROM identities WHERE ");
+        push_keys(&mut query, ["iss", "sub", "vo"], chunk);
+        let rows: Vec<(String, String, String, String)> =
+            query.build_query_as().fetch_all(&mut *conn).await?;
+        found.extend(
+            rows.into_iter()
+                .map(|(iss, sub, vo, person)| ((iss, sub, vo), person)),
+        );
+    }
+    Ok(found)
+}
+
+/// Appends `(?, ?, ...)` binding each value: the list of an `IN`.
+fn push_text_list(query: &mut QueryBuilder<Sqlite>, values: &[&str]) {
+    query.push("(");
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(*value);
+    }
+    query.push(")");
+}
+
+/// Appends `(c1 = ? AND c2 = ?) OR (...)`, one group per key, binding its values: SQLite
+/// finds each key through the unique index of `columns` (a row-value `IN` would scan).
+fn push_keys<const N: usize>(
+    query: &mut QueryBuilder<Sqlite>,
+    columns: [&str; N],
+    keys: &[[&str; N]],
+) {
+    for (k, key) in keys.iter().enumerate() {
+        query.push(if k == 0 { "(" } else { " OR (" });
+        for (c, (column, value)) in columns.iter().zip(key).enumerate() {
+            if c > 0 {
+                query.push(" AND ");
+            }
+            query.push(format_args!("{column} = ")).push_bind(*value);
+        }
+        query.push(")");
+    }
+}
