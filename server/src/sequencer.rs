@@ -676,3 +676,54 @@ fn sign_head(
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job of state changes without rows, one entry per leaf.
+    fn job(leaves: &[&[u8]]) -> Job {
+        let entries = leaves
+            .iter()
+            .map(|leaf| PreparedEntry {
+                leaf: leaf.to_vec(),
+                leaf_hash: merkle::leaf_hash(leaf),
+                logged_at: 1,
+                kind: EntryKind::State(StateChange::None),
+            })
+            .collect();
+        Job {
+            entries,
+            changes_state: true,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_refused_job_takes_no_index_and_the_jobs_after_it_follow_on() {
+        let batch = [job(&[b"a"]), job(&[b"b"]), job(&[b"c", b"d"])];
+        let decisions = [Ok(()), Err(Refusal::InEffect), Ok(())];
+        let plan = plan_batch(&batch, &decisions, &HashMap::new(), Frontier::new());
+        assert_eq!(plan.new_count, 3);
+        let written: Vec<u64> = plan.new_entries.iter().map(|(index, _)| *index).collect();
+        assert_eq!(written, [0, 1, 2]);
+        let mut expected = Frontier::new();
+        for leaf in [b"a", b"c", b"d"] {
+            expected.append(merkle::leaf_hash(leaf));
+        }
+        assert_eq!(
+            plan.frontier.root(),
+            expected.root(),
+            "b is not in the tree"
+        );
+        let answers: Vec<Result<Vec<u64>, Refusal>> = plan
+            .answers(&HashMap::new())
+            .into_iter()
+            .map(|answer| answer.map(|done| done.iter().map(|s| s.index).collect()))
+            .collect();
+        assert_eq!(
+            answers,
+            [Ok(vec![0]), Err(Refusal::InEffect), Ok(vec![1, 2])]
+        );
+    }
+}

@@ -344,7 +344,10 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
     );
     assert_eq!(std::fs::metadata(&blocklist).unwrap().mode() & 0o777, 0o644);
     let etag = std::fs::read_to_string(s.path("var/CERN-PROD.json.etag")).unwrap();
-    assert_eq!(etag, "\"CERN-PROD-1\"\n1\n", "the ETag, and the sequence it is for");
+    assert_eq!(
+        etag, "\"CERN-PROD-1\"\n1\n",
+        "the ETag, and the sequence it is for"
+    );
     let again = s.pull(&s.reader, &blocklist, &[]);
     assert_eq!(again.code, 3, "{again:#?}");
     assert_eq!(again.stdout, "", "quiet when not at a terminal");

@@ -31,8 +31,8 @@ use crate::sequencer::{AppendError, EntryKind, now_micros};
     summary = "Attach another identity to a person",
     description = "Links `(iss, sub)` (a second issuer, a new `sub`, or `iss: \"x509\"` with a DN) to the \
         person; suspensions follow the person, so blocklist tags cover the new identity. Logged. An \
-        identity of another person is refused: merge instead. An identity of this person already \
-        is answered as a link, and not logged again. Roles: `vo-security` of `{vo}`.",
+        identity of another person is refused: merge instead. Linking an identity the person \
+        already has changes nothing and logs nothing. Roles: `vo-security` of `{vo}`.",
     params(("vo" = String, Path, description = "The VO"), ("person" = String, Path, description = "The person")),
     request_body = LinkRequest,
     security(("bearer" = [])),
@@ -87,8 +87,8 @@ pub async fn link(
     tag = "persons",
     operation_id = "merge_persons",
     summary = "Merge another person into this one",
-    description = "Moves every identity, pseudonym and suspension of `other` to the person, which \
-        `other` then ceases to be. Logged. Roles: `vo-security` of `{vo}`.",
+    description = "Moves every identity, pseudonym and suspension of `other` to the person; `other` \
+        is merged away, and later changes naming it are refused (409). Logged. Roles: `vo-security` of `{vo}`.",
     params(("vo" = String, Path, description = "The VO"), ("person" = String, Path, description = "The person kept")),
     request_body = MergeRequest,
     security(("bearer" = [])),

@@ -457,12 +457,10 @@ async fn suspend(
         not_after,
     };
     let entry = prepare_entry(body, EntryKind::State(StateChange::Suspend(row)))?;
-    let idx = append_decided(state, entry)
-        .await
-        .map_err(|e| match e {
-            AppendError::Refused(refusal) if site.is_some() => site_refusal(refusal),
-            e => e.into(),
-        })?;
+    let idx = append_decided(state, entry).await.map_err(|e| match e {
+        AppendError::Refused(refusal) if site.is_some() => site_refusal(refusal),
+        e => e.into(),
+    })?;
     state.blocklists.changed();
     Ok(SuspensionRecord {
         id,
