@@ -225,7 +225,10 @@ fn concurrent_links_of_one_dn_to_two_persons_log_exactly_one() {
         assert_link_stored(&ledger.db(), &entry, &dn, winner, &what);
     }
     report("link/link", first_won, started);
-    assert_eq!(db::identity_count(&ledger.db(), one, VO), 1 + first_won as u64);
+    assert_eq!(
+        db::identity_count(&ledger.db(), one, VO),
+        1 + first_won as u64
+    );
     assert_eq!(
         db::identity_count(&ledger.db(), two, VO),
         1 + (ROUNDS - first_won) as u64
@@ -312,7 +315,9 @@ fn the_same_requests_one_after_the_other_get_the_same_outcomes() {
     assert_eq!(merged.status, 200, "{merged:?}");
     ledger.merge(three, two).assert_error(409, "conflict");
     ledger.merge(two, three).assert_error(409, "conflict");
-    ledger.link(three, "/DC=org/CN=late").assert_error(409, "conflict");
+    ledger
+        .link(three, "/DC=org/CN=late")
+        .assert_error(409, "conflict");
     ledger.suspend(three).assert_error(409, "conflict");
     let entry = ledger.one_logged_since(size, "sequential merges");
     assert_eq!(db::identity_count(&db, two, VO), 2, "seq-2 and seq-3");
@@ -324,7 +329,9 @@ fn the_same_requests_one_after_the_other_get_the_same_outcomes() {
     let size = ledger.server.log_size();
     let nobody = "pe-nobody";
     ledger.merge(two, nobody).assert_error(404, "not_found");
-    ledger.link(nobody, "/DC=org/CN=nobody").assert_error(404, "not_found");
+    ledger
+        .link(nobody, "/DC=org/CN=nobody")
+        .assert_error(404, "not_found");
     ledger.suspend(nobody).assert_error(404, "not_found");
     assert!(ledger.logged_since(size).is_empty(), "refusals log nothing");
 }
