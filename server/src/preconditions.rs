@@ -108,7 +108,7 @@ impl BatchState {
                     persons.insert([row.vo.as_str(), row.person_id.as_str()]);
                 }
                 StateChange::Lift { suspension_id, .. } => {
-                    suspensions.insert(suspension_id.as_str());
+                    suspensions.insert([suspension_id.as_str()]);
                 }
                 StateChange::Link {
                     vo,
@@ -129,7 +129,7 @@ impl BatchState {
         }
         let persons: Vec<[&str; 2]> = persons.into_iter().collect();
         let identities: Vec<[&str; 3]> = identities.into_iter().collect();
-        let suspensions: Vec<&str> = suspensions.into_iter().collect();
+        let suspensions: Vec<[&str; 1]> = suspensions.into_iter().collect();
         Ok(BatchState {
             lifted: read_lifted(conn, &suspensions).await?,
             live: read_live_persons(conn, &persons).await?,
@@ -231,18 +231,11 @@ impl BatchState {
 /// Whether each of the suspensions `ids` is lifted; unknown ones are left out.
 async fn read_lifted(
     conn: &mut SqliteConnection,
-    ids: &[&str],
+    ids: &[[&str; 1]],
 ) -> Result<HashMap<String, bool>, StoreError> {
-    let mut found = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT id, lifted_at IS NOT NULL FROM suspensions WHERE id IN ",
-        );
-        push_text_list(&mut query, chunk);
-        let rows: Vec<(String, bool)> = query.build_query_as().fetch_all(&mut *conn).await?;
-        found.extend(rows);
-    }
-    Ok(found)
+    let select = "SELECT id, lifted_at IS NOT NULL FROM suspensions WHERE ";
+    let rows: Vec<(String, bool)> = fetch_by_keys(conn, select, ["id"], ids).await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The persons among `persons` (VO, person id) that have an identity in their VO.
@@ -250,20 +243,15 @@ async fn read_live_persons(
     conn: &mut SqliteConnection,
     persons: &[[&str; 2]],
 ) -> Result<HashSet<PersonKey>, StoreError> {
+    let ids: BTreeSet<[&str; 1]> = persons.iter().map(|[_, person]| [*person]).collect();
+    let ids: Vec<[&str; 1]> = ids.into_iter().collect();
+    let select = "SELECT DISTINCT vo, person_id FROM identities WHERE ";
+    let rows: Vec<PersonKey> = fetch_by_keys(conn, select, ["person_id"], &ids).await?;
     let named: HashSet<[&str; 2]> = persons.iter().copied().collect();
-    let ids: BTreeSet<&str> = persons.iter().map(|[_, person]| *person).collect();
-    let ids: Vec<&str> = ids.into_iter().collect();
-    let mut found = HashSet::new();
-    for chunk in ids.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT DISTINCT vo, person_id FROM identities WHERE person_id IN ",
-        );
-        push_text_list(&mut query, chunk);
-        let rows: Vec<PersonKey> = query.build_query_as().fetch_all(&mut *conn).await?;
-        found.extend(rows);
-    }
-    found.retain(|(vo, person)| named.contains(&[vo.as_str(), person.as_str()]));
-    Ok(found)
+    Ok(rows
+        .into_iter()
+        .filter(|(vo, person)| named.contains(&[vo.as_str(), person.as_str()]))
+        .collect())
 }
 
 /// The persons among `persons` that were merged away, with the person each went to.
@@ -271,20 +259,13 @@ async fn read_merged_persons(
     conn: &mut SqliteConnection,
     persons: &[[&str; 2]],
 ) -> Result<HashMap<PersonKey, String>, StoreError> {
-    let mut found = HashMap::new();
-    for chunk in persons.chunks(CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT vo, person_id, into_person FROM person_merges WHERE ",
-        );
-        push_keys(&mut query, ["vo", "person_id"], chunk);
-        let rows: Vec<(String, String, String)> =
-            query.build_query_as().fetch_all(&mut *conn).await?;
-        found.extend(
-            rows.into_iter()
-                .map(|(vo, person, into)| ((vo, person), into)),
-        );
-    }
-    Ok(found)
+    let select = "SELECT vo, person_id, into_person FROM person_merges WHERE ";
+    let rows: Vec<(String, String, String)> =
+        fetch_by_keys(conn, select, ["vo", "person_id"], persons).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(vo, person, into)| ((vo, person), into))
+        .collect())
 }
 
 /// The person each of `identities` (iss, sub, VO) belongs to; identities of no person are
@@ -293,33 +274,37 @@ async fn read_owners(
     conn: &mut SqliteConnection,
     identities: &[[&str; 3]],
 ) -> Result<HashMap<IdentityKey, String>, StoreError> {
-    let mut found = HashMap::new();
-    for chunk in identities.chunks(CHUNK) {
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT iss, sub, vo, person_id FROM identities WHERE ");
-        push_keys(&mut query, ["iss", "sub", "vo"], chunk);
-        let rows: Vec<(String, String, String, String)> =
-            query.build_query_as().fetch_all(&mut *conn).await?;
-        found.extend(
-            rows.into_iter()
-                .map(|(iss, sub, vo, person)| ((iss, sub, vo), person)),
-        );
+    let select = "SELECT iss, sub, vo, person_id FROM identities WHERE ";
+    let rows: Vec<(String, String, String, String)> =
+        fetch_by_keys(conn, select, ["iss", "sub", "vo"], identities).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(iss, sub, vo, person)| ((iss, sub, vo), person))
+        .collect())
+}
+
+/// The rows of `select` (which ends in `WHERE `) whose `columns` hold one of `keys`, asked
+/// [`CHUNK`] keys at a time.
+async fn fetch_by_keys<const N: usize, R>(
+    conn: &mut SqliteConnection,
+    select: &str,
+    columns: [&str; N],
+    keys: &[[&str; N]],
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let mut found = Vec::new();
+    for chunk in keys.chunks(CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(select);
+        push_keys(&mut query, columns, chunk);
+        found.extend(query.build_query_as::<R>().fetch_all(&mut *conn).await?);
     }
     Ok(found)
 }
 
-/// Appends `(?, ?, ...)` binding each value: the list of an `IN`.
-fn push_text_list(query: &mut QueryBuilder<Sqlite>, values: &[&str]) {
-    query.push("(");
-    let mut list = query.separated(", ");
-    for value in values {
-        list.push_bind(*value);
-    }
-    query.push(")");
-}
-
 /// Appends `(c1 = ? AND c2 = ?) OR (...)`, one group per key, binding its values: SQLite
-/// finds each key through the unique index of `columns` (a row-value `IN` would scan).
+/// finds each key through an index of `columns` (a row-value `IN` would scan the table).
 fn push_keys<const N: usize>(
     query: &mut QueryBuilder<Sqlite>,
     columns: [&str; N],
