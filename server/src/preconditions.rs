@@ -94,7 +94,7 @@ struct BatchState {
 }
 
 impl BatchState {
-    /// Reads the rows `changes` name.
+    /// Reads the rows `changes` name: each by an index of the columns it is asked by.
     async fn load<'c>(
         conn: &mut SqliteConnection,
         changes: impl Iterator<Item = &'c StateChange>,
@@ -127,14 +127,37 @@ impl BatchState {
                 StateChange::Sighting { .. } | StateChange::None => {}
             }
         }
-        let persons: Vec<[&str; 2]> = persons.into_iter().collect();
+        let named = persons;
+        let persons: Vec<[&str; 2]> = named.iter().copied().collect();
+        let person_ids: BTreeSet<[&str; 1]> = named.iter().map(|[_, id]| [*id]).collect();
+        let person_ids: Vec<[&str; 1]> = person_ids.into_iter().collect();
         let identities: Vec<[&str; 3]> = identities.into_iter().collect();
         let suspensions: Vec<[&str; 1]> = suspensions.into_iter().collect();
+
+        let select = "SELECT id, lifted_at IS NOT NULL FROM suspensions WHERE ";
+        let lifted: Vec<(String, bool)> = fetch_by_keys(conn, select, ["id"], &suspensions).await?;
+        let select = "SELECT DISTINCT vo, person_id FROM identities WHERE ";
+        let live: Vec<PersonKey> = fetch_by_keys(conn, select, ["person_id"], &person_ids).await?;
+        let select = "SELECT vo, person_id, into_person FROM person_merges WHERE ";
+        let merged: Vec<(String, String, String)> =
+            fetch_by_keys(conn, select, ["vo", "person_id"], &persons).await?;
+        let select = "SELECT iss, sub, vo, person_id FROM identities WHERE ";
+        let owners: Vec<(String, String, String, String)> =
+            fetch_by_keys(conn, select, ["iss", "sub", "vo"], &identities).await?;
         Ok(BatchState {
-            lifted: read_lifted(conn, &suspensions).await?,
-            live: read_live_persons(conn, &persons).await?,
-            merged: read_merged_persons(conn, &persons).await?,
-            owners: read_owners(conn, &identities).await?,
+            lifted: lifted.into_iter().collect(),
+            live: live
+                .into_iter()
+                .filter(|(vo, id)| named.contains(&[vo.as_str(), id.as_str()]))
+                .collect(),
+            merged: merged
+                .into_iter()
+                .map(|(vo, person, into)| ((vo, person), into))
+                .collect(),
+            owners: owners
+                .into_iter()
+                .map(|(iss, sub, vo, person)| ((iss, sub, vo), person))
+                .collect(),
         })
     }
 
@@ -226,61 +249,6 @@ impl BatchState {
             },
         })
     }
-}
-
-/// Whether each of the suspensions `ids` is lifted; unknown ones are left out.
-async fn read_lifted(
-    conn: &mut SqliteConnection,
-    ids: &[[&str; 1]],
-) -> Result<HashMap<String, bool>, StoreError> {
-    let select = "SELECT id, lifted_at IS NOT NULL FROM suspensions WHERE ";
-    let rows: Vec<(String, bool)> = fetch_by_keys(conn, select, ["id"], ids).await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// The persons among `persons` (VO, person id) that have an identity in their VO.
-async fn read_live_persons(
-    conn: &mut SqliteConnection,
-    persons: &[[&str; 2]],
-) -> Result<HashSet<PersonKey>, StoreError> {
-    let ids: BTreeSet<[&str; 1]> = persons.iter().map(|[_, person]| [*person]).collect();
-    let ids: Vec<[&str; 1]> = ids.into_iter().collect();
-    let select = "SELECT DISTINCT vo, person_id FROM identities WHERE ";
-    let rows: Vec<PersonKey> = fetch_by_keys(conn, select, ["person_id"], &ids).await?;
-    let named: HashSet<[&str; 2]> = persons.iter().copied().collect();
-    Ok(rows
-        .into_iter()
-        .filter(|(vo, person)| named.contains(&[vo.as_str(), person.as_str()]))
-        .collect())
-}
-
-/// The persons among `persons` that were merged away, with the person each went to.
-async fn read_merged_persons(
-    conn: &mut SqliteConnection,
-    persons: &[[&str; 2]],
-) -> Result<HashMap<PersonKey, String>, StoreError> {
-    let select = "SELECT vo, person_id, into_person FROM person_merges WHERE ";
-    let rows: Vec<(String, String, String)> =
-        fetch_by_keys(conn, select, ["vo", "person_id"], persons).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(vo, person, into)| ((vo, person), into))
-        .collect())
-}
-
-/// The person each of `identities` (iss, sub, VO) belongs to; identities of no person are
-/// left out.
-async fn read_owners(
-    conn: &mut SqliteConnection,
-    identities: &[[&str; 3]],
-) -> Result<HashMap<IdentityKey, String>, StoreError> {
-    let select = "SELECT iss, sub, vo, person_id FROM identities WHERE ";
-    let rows: Vec<(String, String, String, String)> =
-        fetch_by_keys(conn, select, ["iss", "sub", "vo"], identities).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(iss, sub, vo, person)| ((iss, sub, vo), person))
-        .collect())
 }
 
 /// The rows of `select` (which ends in `WHERE `) whose `columns` hold one of `keys`, asked
