@@ -16,6 +16,7 @@ pub mod lookup;
 pub mod lookup_ids;
 pub mod metrics;
 pub mod page_cache;
+pub mod preconditions;
 pub mod sequencer;
 pub mod sites;
 pub mod sql_script;

@@ -1036,6 +1036,68 @@ pub mod db {
             .collect()
     }
 
+    /// The person identity `(iss, sub)` of `vo` belongs to, if any.
+    pub fn person_of(path: &Path, iss: &str, sub: &str, vo: &str) -> Option<String> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT person_id FROM identities WHERE iss = ? AND sub = ? AND vo = ?",
+            )
+            .bind(iss)
+            .bind(sub)
+            .bind(vo)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("reading an identity");
+            row.map(|(person,)| person)
+        })
+    }
+
+    /// How many identities person `person` has in `vo`.
+    pub fn identity_count(path: &Path, person: &str, vo: &str) -> u64 {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM identities WHERE person_id = ? AND vo = ?")
+                    .bind(person)
+                    .bind(vo)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("counting identities");
+            n as u64
+        })
+    }
+
+    /// The log index of the lift of suspension `id`, if it was lifted.
+    pub fn lift_index(path: &Path, id: &str) -> Option<u64> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let (index,): (Option<i64>,) =
+                sqlx::query_as("SELECT lift_idx FROM suspensions WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("reading a suspension");
+            index.map(|i| i as u64)
+        })
+    }
+
+    /// The person `person` of `vo` was merged into, with the merge's log index, if it was.
+    pub fn merged_into(path: &Path, vo: &str, person: &str) -> Option<(String, u64)> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let row: Option<(String, i64)> = sqlx::query_as(
+                "SELECT into_person, idx FROM person_merges WHERE vo = ? AND person_id = ?",
+            )
+            .bind(vo)
+            .bind(person)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("reading a merge");
+            row.map(|(into, index)| (into, index as u64))
+        })
+    }
+
     /// Row counts of the log tables: (entries, hashes, issuances).
     pub fn row_counts(path: &Path) -> (u64, u64, u64) {
         block_on(async {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use tokenledger_core::wire::{ErrorBody, ErrorDetail};
 
 use crate::log_store::StoreError;
-use crate::sequencer::SequencerError;
+use crate::sequencer::{AppendError, SequencerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -108,13 +108,21 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<std::sync::Arc<SequencerError>> for ApiError {
-    fn from(e: std::sync::Arc<SequencerError>) -> ApiError {
-        match &*e {
-            SequencerError::Busy | SequencerError::ShuttingDown => {
-                ApiError::Unavailable(e.to_string())
+/// A refused state change names what does not exist (404) or says why the change no
+/// longer applies (409); a batch that was not written is 503 when retrying helps, else 500.
+impl From<AppendError> for ApiError {
+    fn from(e: AppendError) -> ApiError {
+        match e {
+            AppendError::Refused(refusal) if refusal.is_not_found() => {
+                ApiError::NotFound(refusal.to_string())
             }
-            _ => ApiError::Internal(e.to_string()),
+            AppendError::Refused(refusal) => ApiError::Conflict(refusal.to_string()),
+            AppendError::Failed(e) => match &*e {
+                SequencerError::Busy | SequencerError::ShuttingDown => {
+                    ApiError::Unavailable(e.to_string())
+                }
+                _ => ApiError::Internal(e.to_string()),
+            },
         }
     }
 }
