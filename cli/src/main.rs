@@ -18,6 +18,7 @@ mod resolution;
 mod site;
 mod suspension;
 mod timespec;
+mod tls;
 mod verify;
 mod vo;
 
