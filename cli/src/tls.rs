@@ -128,6 +128,9 @@ impl TrustAnchors {
 fn in_words(problem: &CertificateError) -> &'static str {
     match problem {
         CertificateError::UnknownIssuer => "it is not signed by a CA this client trusts",
+        CertificateError::BadSignature => {
+            "it is not signed by the trusted CA of its issuer's name (another CA of that name?)"
+        }
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => "it has expired",
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             "it is not valid yet"

@@ -1,6 +1,5 @@
-//! Support for the tests against the real ARC A-REX (tests/tests/arc_daemon.rs): a test CA made
-//! with the `openssl` command, installed at `/etc/grid-security` inside the test's private
-//! mount namespace; an https token issuer (OpenID discovery document and JWKS, the only way
+//! Support for the tests against the real ARC A-REX (tests/tests/arc_daemon.rs): the test CA
+//! ([`crate::pki`]) installed at `/etc/grid-security` inside the test's private mount namespace; an https token issuer (OpenID discovery document and JWKS, the only way
 //! ARC 6 accepts issuer keys); and A-REX's WS/REST interface started with Debian's own start
 //! script on a private `arc.conf`, killed on drop. Everything here runs inside
 //! [`crate::netns::inside`] and listens on 127.0.0.1 only.
@@ -16,6 +15,8 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::agreement;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
+
+use crate::pki::{Leaf, TestCa, set_mode};
 
 /// Debian's script behind `systemctl start arc-arex-ws` (ARC 6: the job-management interface,
 /// where token users are authenticated and authorized).
@@ -69,139 +70,7 @@ pub fn watchdog(limit: Duration) {
     });
 }
 
-/// Runs `openssl` with `args` in `dir`; panics with its output unless it succeeds.
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("openssl cannot run ({e}): is the openssl package installed?"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// A certificate and its key, in PEM (for ARC and curl) and DER (for rustls).
-#[derive(Debug, Clone)]
-pub struct Leaf {
-    pub cert_pem: PathBuf,
-    pub key_pem: PathBuf,
-    cert_der: Vec<u8>,
-    key_der: Vec<u8>,
-}
-
-/// A throw-away certificate authority in a directory of the test.
-#[derive(Debug)]
-pub struct TestCa {
-    dir: PathBuf,
-    /// The CA certificate (curl's `--cacert`).
-    pub cert: PathBuf,
-}
-
 impl TestCa {
-    /// A new CA (RSA 2048, valid two days) in `dir`.
-    pub fn new(dir: &Path) -> TestCa {
-        std::fs::create_dir_all(dir).expect("creating the CA directory");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-sha256",
-                "-days",
-                "2",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/DC=org/DC=tokenledger/CN=tokenledger e2e CA",
-                "-addext",
-                "basicConstraints=critical,CA:true",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        TestCa {
-            dir: dir.to_path_buf(),
-            cert: dir.join("ca.pem"),
-        }
-    }
-
-    /// A server certificate `name` for `localhost` and `127.0.0.1`, signed by this CA.
-    pub fn issue(&self, name: &str) -> Leaf {
-        let ext = self.dir.join(format!("{name}.ext"));
-        std::fs::write(
-            &ext,
-            "basicConstraints=CA:false\n\
-             keyUsage=critical,digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth,clientAuth\n\
-             subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .expect("writing the extensions");
-        let (key, csr, cert) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                "/DC=org/DC=tokenledger/CN=localhost",
-            ],
-        );
-        openssl(
-            &self.dir,
-            &[
-                "x509",
-                "-req",
-                "-sha256",
-                "-days",
-                "2",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-extfile",
-                &format!("{name}.ext"),
-                "-out",
-                &cert,
-            ],
-        );
-        let cert_der = openssl(&self.dir, &["x509", "-in", &cert, "-outform", "DER"]);
-        let key_der = openssl(
-            &self.dir,
-            &[
-                "pkcs8", "-topk8", "-nocrypt", "-in", &key, "-outform", "DER",
-            ],
-        );
-        Leaf {
-            cert_pem: self.dir.join(cert),
-            key_pem: self.dir.join(key),
-            cert_der,
-            key_der,
-        }
-    }
-
     /// Puts this CA and `host` where ARC looks by default, for this mount namespace only: a
     /// tmpfs over `/etc/grid-security` holding `certificates/<hash>.0` (the trust anchor for
     /// A-REX's TLS and for its fetch of issuer keys), `hostcert.pem` and `hostkey.pem`. The
@@ -232,13 +101,11 @@ impl TestCa {
         );
         let certificates = root.join("certificates");
         std::fs::create_dir(&certificates).expect("creating certificates/");
-        let hash = String::from_utf8(openssl(
-            &self.dir,
-            &["x509", "-hash", "-noout", "-in", "ca.pem"],
-        ))
-        .expect("a hash");
-        std::fs::copy(&self.cert, certificates.join(format!("{}.0", hash.trim())))
-            .expect("installing the CA");
+        std::fs::copy(
+            &self.cert,
+            certificates.join(format!("{}.0", self.subject_hash())),
+        )
+        .expect("installing the CA");
         std::fs::copy(&host.cert_pem, root.join("hostcert.pem")).expect("installing hostcert");
         std::fs::copy(&host.key_pem, root.join("hostkey.pem")).expect("installing hostkey");
         set_mode(&root.join("hostkey.pem"), 0o600);
@@ -257,13 +124,6 @@ fn assert_private_mount_namespace() {
         "refusing to mount over {GRID_SECURITY}: not in a private mount namespace (run inside \
          netns::inside)"
     );
-}
-
-/// Sets a file's permission bits.
-pub fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
 }
 
 /// A loopback port nobody listens on (the namespace is private, so it stays free).

@@ -22,10 +22,9 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
-use tokenledger_e2e::arc::{
-    self, Arex, ArexDirs, HttpsIssuer, Submission, TestCa, read_or_empty, set_mode,
-};
+use tokenledger_e2e::arc::{self, Arex, ArexDirs, HttpsIssuer, Submission, read_or_empty};
 use tokenledger_e2e::issuer::TestIssuer;
+use tokenledger_e2e::pki::{TestCa, set_mode};
 use tokenledger_e2e::{TestServer, cli_binary, netns, run_cli};
 
 const SITE: &str = "CERN-PROD";
