@@ -138,6 +138,7 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal()?;
+    transport.reload_on_sighup()?;
     let scheme = transport.scheme();
     match transport {
         Transport::Plain => {
@@ -145,7 +146,6 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
             service.serve(listener, shutdown).await?;
         }
         Transport::Tls(certificate) => {
-            certificate.reload_on_sighup()?;
             let listener = certificate.listener(listener)?;
             announce(scheme, addr);
             service.serve(listener, shutdown).await?;

@@ -92,6 +92,27 @@ impl Transport {
         }
     }
 
+    /// From now on, every SIGHUP re-reads the certificate (plain HTTP: logs that there is
+    /// none). The handler is installed before this returns: a SIGHUP arriving before it
+    /// would end the process without draining the sequencer.
+    pub fn reload_on_sighup(&self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let certificate = match self {
+            Transport::Plain => None,
+            Transport::Tls(certificate) => Some(certificate.clone()),
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match &certificate {
+                    Some(certificate) => certificate.reload(),
+                    None => tracing::info!("SIGHUP: plain HTTP, no TLS certificate to re-read"),
+                }
+            }
+        });
+        Ok(())
+    }
+
     /// `https` or `http`.
     pub fn scheme(&self) -> &'static str {
         match self {
@@ -147,20 +168,6 @@ impl ReloadingCertificate {
                 "TLS certificate not re-read, keeping the current one"
             ),
         }
-    }
-
-    /// Re-reads the files on every SIGHUP from now on. The handler is installed before this
-    /// returns: a SIGHUP arriving before it would end the process.
-    pub fn reload_on_sighup(self: &Arc<Self>) -> anyhow::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        let certificate = self.clone();
-        tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
-                certificate.reload();
-            }
-        });
-        Ok(())
     }
 
     /// Accepts TLS connections on `listener` with this certificate.

@@ -231,6 +231,16 @@ fn sighup_serves_a_new_certificate_to_new_connections_and_open_ones_keep_working
 }
 
 #[test]
+fn a_plain_http_server_lives_through_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start(dir.path());
+    hang_up(&server);
+    wait_for_log(&server, "no TLS certificate to re-read");
+    assert_eq!(server.log_size(), 0);
+    server.stop();
+}
+
+#[test]
 fn a_key_file_others_may_read_is_refused_at_start() {
     let pki = Pki::new();
     let config = pki.dir.path().join("tls.toml");
