@@ -787,6 +787,55 @@ mod tests {
     }
 
     #[test]
+    fn the_ca_file_comes_from_flag_environment_or_profile_and_the_ca_directory_from_x509_cert_dir()
+    {
+        let f = Fixture::new();
+        f.home_config(
+            "[profile.default]\nserver = \"https://s\"\nca_file = \"ledger-ca.pem\"\n",
+            0o644,
+        );
+        let trust = |args: &ConnectionArgs, vars: &[(&str, &str)]| {
+            let trust = resolve(args, &f.env(vars)).unwrap().trust;
+            let named = |t: Option<TrustPath>| t.map(|t| (t.path, t.named_by));
+            (named(trust.ca_file), named(trust.ca_dir))
+        };
+        let (ca_file, ca_dir) = trust(&args(), &[]);
+        let config = f.path("home/.config/tokenledger/config.toml");
+        assert_eq!(
+            ca_file,
+            Some((
+                f.path("home/.config/tokenledger/ledger-ca.pem"),
+                format!("profile `default` of {}", config.display())
+            )),
+            "relative to the file"
+        );
+        assert_eq!(ca_dir, None, "no X509_CERT_DIR and no grid directory");
+
+        std::fs::create_dir_all(f.path("grid-security/certificates")).unwrap();
+        let env = [("TOKENLEDGER_CA_FILE", "/env/ca.pem")];
+        let (ca_file, ca_dir) = trust(&args(), &env);
+        assert_eq!(
+            ca_file,
+            Some(("/env/ca.pem".into(), "$TOKENLEDGER_CA_FILE".into()))
+        );
+        assert_eq!(
+            ca_dir,
+            Some((
+                f.path("grid-security/certificates"),
+                "the grid's default".into()
+            ))
+        );
+
+        let flags = ConnectionArgs {
+            ca_file: Some("/flag/ca.pem".into()),
+            ..args()
+        };
+        let (ca_file, ca_dir) = trust(&flags, &[env[0], ("X509_CERT_DIR", "/x509")]);
+        assert_eq!(ca_file, Some(("/flag/ca.pem".into(), "--ca-file".into())));
+        assert_eq!(ca_dir, Some(("/x509".into(), "X509_CERT_DIR".into())));
+    }
+
+    #[test]
     fn servers_must_be_http_urls() {
         let settings = Settings {
             server: Some("ledger.example".into()),

@@ -70,6 +70,13 @@ impl Pki {
         std::fs::create_dir(&dir).unwrap();
         dir
     }
+
+    /// A hashed CA directory as grid hosts have, holding `ca` as `<subject hash>.0`.
+    fn hashed_ca_dir(&self, name: &str, ca: &TestCa) -> PathBuf {
+        let dir = self.empty_dir(name);
+        std::fs::copy(&ca.cert, dir.join(format!("{}.0", ca.subject_hash()))).unwrap();
+        dir
+    }
 }
 
 fn address(server: &TestServer) -> &str {
@@ -134,25 +141,15 @@ fn the_cli_trusts_a_ca_file_or_a_hashed_ca_directory_and_refuses_another_ca() {
     );
     assert_eq!(from_env.status.code(), Some(0), "{from_env:?}");
 
-    // A hashed CA directory, as grid hosts have: `<subject hash>.0`.
-    let hashed = pki.empty_dir("certificates");
-    std::fs::copy(
-        &pki.ca.cert,
-        hashed.join(format!("{}.0", pki.ca.subject_hash())),
-    )
-    .unwrap();
+    // A hashed CA directory.
+    let hashed = pki.hashed_ca_dir("certificates", &pki.ca);
     let from_dir = run_cli_with_env(&verify, &[("X509_CERT_DIR", &hashed)]);
     assert_eq!(from_dir.status.code(), Some(0), "{from_dir:?}");
 
     // Without the CA, and with another CA of the same name (as a file or in the directory):
     // refused, naming the host and why, exit 2.
     let other = TestCa::new(&pki.dir.path().join("other-ca"));
-    let other_dir = pki.empty_dir("other-certificates");
-    std::fs::copy(
-        &other.cert,
-        other_dir.join(format!("{}.0", other.subject_hash())),
-    )
-    .unwrap();
+    let other_dir = pki.hashed_ca_dir("other-certificates", &other);
     let other_ca = other.cert.to_str().unwrap();
     let refused = |out: Output, why: &str| {
         assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -248,25 +245,21 @@ fn a_key_file_others_may_read_is_refused_at_start() {
     let data = pki.dir.path().join("data");
     for mode in [0o644, 0o640, 0o604] {
         set_mode(&pki.key, mode);
-        let out = run_refused_server(&[
-            "--config",
-            config.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ]);
-        assert!(!out.status.success(), "{out:?}");
-        assert_eq!(
-            stderr(&out),
-            format!(
-                "Error: {} has mode {mode:o}: a secret file must be readable by its owner only \
-                 (chmod 600)\n",
+        assert_refused_start(
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            &data,
+            &format!(
+                "{} has mode {mode:o}: a secret file must be readable by its owner only \
+                 (chmod 600)",
                 pki.key.display()
-            )
+            ),
         );
-        assert!(!data.exists(), "refused before touching the data directory");
     }
 }
 
@@ -279,22 +272,14 @@ fn plain_http_off_loopback_needs_tls_or_a_tls_proxy() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("plain");
-    let out = run_refused_server(&[
-        "serve",
-        "--listen",
-        "0.0.0.0:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success(), "{out:?}");
-    assert_eq!(
-        stderr(&out),
-        "Error: refusing to serve plain HTTP on 0.0.0.0:0: bearer secrets would cross the \
-         network in clear; set server.tls_cert and server.tls_key (--tls-cert, --tls-key), or \
+    assert_refused_start(
+        &["serve", "--listen", "0.0.0.0:0"],
+        &data,
+        "refusing to serve plain HTTP on 0.0.0.0:0: bearer secrets would cross the network in \
+         clear; set server.tls_cert and server.tls_key (--tls-cert, --tls-key), or \
          server.behind_tls_proxy = true (--behind-tls-proxy) when a TLS proxy in front \
-         terminates TLS\n"
+         terminates TLS",
     );
-    assert!(!data.exists(), "refused before touching the data directory");
 
     let proxied =
         TestServer::start_listening_on(&data, "[server]\nbehind_tls_proxy = true\n", "0.0.0.0:0");
@@ -332,4 +317,13 @@ fn wait_for_log(server: &TestServer, text: &str) {
     wait_until(&format!("the server logs `{text}`"), || {
         std::fs::read_to_string(server.stderr_path()).is_ok_and(|log| log.contains(text))
     });
+}
+
+/// Runs `tokenledger-server <args> --data-dir data`: it must exit non-zero saying exactly
+/// `error`, on one line, before it touches the data directory.
+fn assert_refused_start(args: &[&str], data: &Path, error: &str) {
+    let out = run_refused_server(&[args, &["--data-dir", data.to_str().unwrap()]].concat());
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(stderr(&out), format!("Error: {error}\n"));
+    assert!(!data.exists(), "refused before touching the data directory");
 }
