@@ -21,3 +21,4 @@ pub mod sequencer;
 pub mod sites;
 pub mod sql_script;
 pub mod suspensions;
+pub mod tls;

@@ -15,6 +15,7 @@ pub mod issuer;
 pub mod netns;
 pub mod pki;
 pub mod site;
+pub mod tls_client;
 pub mod xrootd;
 
 use std::fs::OpenOptions;
@@ -35,7 +36,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The line the server prints once it accepts connections.
 const LISTENING_PREFIX: &str = "tokenledger-server listening on ";
 /// Environment variables of the binaries that must not leak in from the caller's shell.
-const FOREIGN_ENV: [&str; 8] = [
+const FOREIGN_ENV: [&str; 12] = [
     "TOKENLEDGER_CONFIG",
     "TOKENLEDGER_DATA_DIR",
     "TOKENLEDGER_LISTEN",
@@ -44,6 +45,10 @@ const FOREIGN_ENV: [&str; 8] = [
     "TOKENLEDGER_LOG_KEY",
     "TOKENLEDGER_TOKEN",
     "TOKENLEDGER_LOG",
+    "TOKENLEDGER_TLS_CERT",
+    "TOKENLEDGER_TLS_KEY",
+    "TOKENLEDGER_BEHIND_TLS_PROXY",
+    "TOKENLEDGER_CA_FILE",
 ];
 
 /// Path of a workspace binary, next to the running test executable.
@@ -87,10 +92,39 @@ fn command(bin: PathBuf) -> Command {
 
 /// Runs the real `tokenledger` CLI with `args` and returns what it did.
 pub fn run_cli(args: &[&str]) -> Output {
+    run_cli_with_env(args, &[])
+}
+
+/// Like [`run_cli`], with environment variables set for this run.
+pub fn run_cli_with_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     command(cli_binary())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("running tokenledger")
+}
+
+/// Runs `tokenledger-server <args>` where it must refuse to start: waits, bounded, for it to
+/// exit and returns what it printed (without backtraces); panics if it keeps running.
+pub fn run_refused_server(args: &[&str]) -> Output {
+    let mut child = command(server_binary())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning tokenledger-server");
+    if wait_bounded(&mut child, START_TIMEOUT).is_none() {
+        let _ = child.kill();
+        let out = child
+            .wait_with_output()
+            .expect("reaping tokenledger-server");
+        panic!("tokenledger-server {args:?} kept running: {out:?}");
+    }
+    child
+        .wait_with_output()
+        .expect("reading tokenledger-server's output")
 }
 
 /// Starts the real `tokenledger` CLI with `args` as a child process, its output piped.
@@ -203,6 +237,8 @@ impl VerifyRun {
 pub struct TestServer {
     dir: PathBuf,
     config: Option<PathBuf>,
+    /// The address asked for with `--listen`.
+    listen: String,
     child: Option<Child>,
     url: String,
     admin_secret: Option<String>,
@@ -214,23 +250,30 @@ impl TestServer {
     /// directory, and waits (bounded) for its listening line. On a fresh directory the server
     /// prints a bootstrap admin secret, which is kept for [`TestServer::admin_secret`].
     pub fn start(dir: &Path) -> TestServer {
-        TestServer::launch(dir, None)
+        TestServer::launch(dir, None, "127.0.0.1:0")
     }
 
     /// Like [`TestServer::start`], with `config` (TOML laid over the embedded default) written
     /// to a file in `dir` and passed as `--config` to this and every later start and admin
     /// command.
     pub fn start_with_config(dir: &Path, config: &str) -> TestServer {
+        TestServer::start_listening_on(dir, config, "127.0.0.1:0")
+    }
+
+    /// Like [`TestServer::start_with_config`], listening on `listen` (an address other than
+    /// loopback only inside a private network namespace: [`netns::inside`]).
+    pub fn start_listening_on(dir: &Path, config: &str, listen: &str) -> TestServer {
         std::fs::create_dir_all(dir).expect("creating the data directory");
         let path = dir.join("e2e-config.toml");
         std::fs::write(&path, config).expect("writing the test configuration");
-        TestServer::launch(dir, Some(path))
+        TestServer::launch(dir, Some(path), listen)
     }
 
-    fn launch(dir: &Path, config: Option<PathBuf>) -> TestServer {
+    fn launch(dir: &Path, config: Option<PathBuf>, listen: &str) -> TestServer {
         let mut server = TestServer {
             dir: dir.to_path_buf(),
             config,
+            listen: listen.to_string(),
             child: None,
             url: String::new(),
             admin_secret: None,
@@ -269,7 +312,7 @@ impl TestServer {
         let mut child = cmd
             .arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .arg("--data-dir")
             .arg(&self.dir)
             .env("TOKENLEDGER_LOG", "info,sqlx=warn")
@@ -323,9 +366,15 @@ impl TestServer {
                 }
             }
         };
+        let asked_host = self.listen.rsplit_once(':').map(|(host, _)| host);
+        let host = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.rsplit_once(':'))
+            .map(|(host, _)| host);
         assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "the server must listen on loopback only, it said {url}"
+            host.is_some() && host == asked_host,
+            "the server must listen where the test asked ({}), it said {url}",
+            self.listen
         );
         self.http = Some(Http::new(&url));
         self.url = url;
@@ -374,7 +423,7 @@ impl TestServer {
         self.child.as_ref().expect("the server is not running").id()
     }
 
-    /// Base URL, `http://127.0.0.1:PORT`, of the current run.
+    /// Base URL, `http://127.0.0.1:PORT` (`https://` with TLS), of the current run.
     pub fn url(&self) -> &str {
         assert!(self.child.is_some(), "the server is not running");
         &self.url

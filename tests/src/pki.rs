@@ -45,7 +45,7 @@ fn mount(args: &[&str]) {
 pub struct Leaf {
     pub cert_pem: PathBuf,
     pub key_pem: PathBuf,
-    pub(crate) cert_der: Vec<u8>,
+    pub cert_der: Vec<u8>,
     pub(crate) key_der: Vec<u8>,
 }
 
