@@ -685,4 +685,24 @@ fn a_long_poll_waits_for_its_own_sites_next_sequence() {
         answered.etag,
         Some(format!("\"CERN-PROD-{}\"", signed.document.sequence))
     );
+
+    // A suspension that ends on its own wakes the waiter when it ends: with a wait (8 s)
+    // shorter than the periodic look (10 s), only that wake-up can answer 200.
+    s.ingest(&s.atlas, "atlas", "t2", "bob");
+    let bob = s.pseudonym("CERN-PROD", &s.cern_admin, "t2");
+    let expiring = s.post(
+        "/v1/sites/CERN-PROD/suspensions",
+        &s.cern_admin,
+        json!({"pseudonym": bob, "reason": "INC-10", "expires_at": now_secs() + 3}),
+    );
+    assert_eq!(expiring.status, 201, "{expiring:?}");
+    let (with_bob, reply) = s.blocklist("CERN-PROD", &s.cern_admin);
+    assert_eq!(with_bob.document.entries.len(), 2);
+    let ended = long_poll(&s, "CERN-PROD", &s.cern_admin, &reply_etag(&reply), 8)
+        .join()
+        .unwrap();
+    assert_eq!(ended.status, 200, "{ended:?}");
+    let signed: SignedBlocklist = serde_json::from_str(&ended.body).unwrap();
+    assert_eq!(signed.document.entries.len(), 1, "bob's suspension ended");
+    assert!(signed.document.sequence > with_bob.document.sequence);
 }

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tokenledger_e2e::ingest::wait_until;
 use tokenledger_e2e::daemon::set_mode;
+use tokenledger_e2e::ingest::wait_until;
 use tokenledger_e2e::pki::{Leaf, TestCa};
 use tokenledger_e2e::tls_client::TlsConnection;
 use tokenledger_e2e::{Http, TestServer, netns, report, run_cli_with_env, run_refused_server};
@@ -71,7 +71,6 @@ impl Pki {
         std::fs::create_dir(&dir).unwrap();
         dir
     }
-
 }
 
 fn address(server: &TestServer) -> &str {

@@ -169,10 +169,7 @@ pub async fn get(
 
 /// The strong ETag of a site's signed blocklist: the site and the sequence.
 fn etag_of(signed: &SignedBlocklist) -> String {
-    format!(
-        "\"{}-{}\"",
-        signed.document.site, signed.document.sequence
-    )
+    format!("\"{}-{}\"", signed.document.site, signed.document.sequence)
 }
 
 /// Whether an `If-None-Match` value names `etag` (or is `*`).
