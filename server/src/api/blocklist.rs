@@ -65,7 +65,7 @@ pub struct BlocklistQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`{\"document\": Blocklist, \"signer\", \"signature\"}`", body = Object),
-        (status = 304, description = "Not modified since the ETag given"),
+        (status = 304, description = "Not modified since the ETag given (with wait: nothing newer by its end)"),
         (status = 400, description = "Unknown format, options that do not fit it (op_alias, issuer, xrootd_name), or a wait outside 0 to 60 or with format=", body = ErrorBody),
         (status = 403, description = "Not an admin or reader of this site (exports: admins only)", body = ErrorBody),
         (status = 404, description = "No such site", body = ErrorBody),
