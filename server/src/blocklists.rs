@@ -124,18 +124,6 @@ impl Blocklists {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// The current signed blocklist of `site` (serving `vos`) at `now` (unix seconds).
-    pub async fn current(
-        &self,
-        pool: &SqlitePool,
-        signer: &NoteSigner,
-        site: &str,
-        vos: &[String],
-        now: i64,
-    ) -> Result<SignedBlocklist, StoreError> {
-        Ok(self.current_until(pool, signer, site, vos, now).await?.0)
-    }
-
     /// A long poll: the current signed blocklist of `site` as soon as `held` is false of it,
     /// or, after `wait`, the one still held. It looks again after every committed change
     /// (of any site: a change elsewhere only makes it look), when the document's first entry
@@ -162,7 +150,7 @@ impl Blocklists {
         loop {
             let now_ms = now_micros() / 1_000;
             let (signed, valid_until) = self
-                .current_until(pool, signer, site, vos, now_ms / 1_000)
+                .current(pool, signer, site, vos, now_ms / 1_000)
                 .await?;
             if !held(&signed) || self.closing.load(Ordering::SeqCst) {
                 return Ok(signed);
@@ -188,8 +176,10 @@ impl Blocklists {
         }
     }
 
-    /// [`Blocklists::current`], and the unix second after which it must be built again.
-    async fn current_until(
+    /// The current signed blocklist of `site` (serving `vos`) at `now` (unix seconds), and the
+    /// unix second after which it must be built again (an entry ends, or it is due to be
+    /// signed again).
+    pub async fn current(
         &self,
         pool: &SqlitePool,
         signer: &NoteSigner,
@@ -303,7 +293,7 @@ impl Blocklists {
         now: i64,
     ) -> Result<tokenledger_core::blocklist::Signed<ExportDocument>, StoreError> {
         let ExportRequest { format, options } = request;
-        let current = self.current(pool, signer, site, vos, now).await?;
+        let (current, _) = self.current(pool, signer, site, vos, now).await?;
         let (mut active, mut ended) = (Vec::new(), Vec::new());
         for record in suspensions::for_site(pool, site, vos).await? {
             let is_active = record.is_active(now);

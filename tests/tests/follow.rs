@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokenledger_e2e::issuer::TestIssuer;
-use tokenledger_e2e::site::Site;
-use tokenledger_e2e::{CliRun, cli_binary, run_cli_with};
+use tokenledger_e2e::site::{Site, check_person};
+use tokenledger_e2e::{CliRun, cli_binary};
 
 const ATLAS_ISS: &str = "https://atlas-auth.example/";
 const SITE: &str = "CERN-PROD";
@@ -34,24 +34,9 @@ struct Follower {
 
 impl Follower {
     fn start(s: &Site, out: &Path) -> Follower {
-        let out = out.display().to_string();
         let mut child = Command::new(cli_binary())
             .env_clear()
-            .args([
-                "--server",
-                s.server.url(),
-                "--token-file",
-                &s.reader,
-                "blocklist",
-                "pull",
-                "--site",
-                SITE,
-                "--log-key",
-                &s.log_key,
-                "--out",
-                &out,
-                "--follow",
-            ])
+            .args(s.pull_args(&s.reader, out, &["--follow"]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -107,14 +92,7 @@ impl Drop for Follower {
 
 /// `tokenledger check` for compute, as a person asks about (ATLAS_ISS, sub).
 fn check(config: &Path, sub: &str) -> CliRun {
-    let config = config.display().to_string();
-    run_cli_with(
-        &[
-            "check", "--config", &config, "--iss", ATLAS_ISS, "--sub", sub,
-        ],
-        &[],
-        None,
-    )
+    check_person(config, ATLAS_ISS, sub)
 }
 
 /// Asks `check` every 50 ms until `decided` holds of its answer; how long that took from

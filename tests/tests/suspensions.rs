@@ -112,6 +112,18 @@ impl Setup {
         (signed, reply)
     }
 
+    /// Suspends the person behind `jti` at `site` (all scopes); the suspension as answered.
+    fn suspend_behind(&self, site: &str, admin: &str, jti: &str) -> Value {
+        let pseudonym = self.pseudonym(site, admin, jti);
+        let reply = self.post(
+            &format!("/v1/sites/{site}/suspensions"),
+            admin,
+            json!({"pseudonym": pseudonym, "reason": "INC-9"}),
+        );
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.json()
+    }
+
     fn site_key(&self, site: &str, admin: &str) -> SiteKey {
         use base64::Engine;
         let reply = self.get(&format!("/v1/sites/{site}/key"), admin);
@@ -644,13 +656,7 @@ fn a_long_poll_waits_for_its_own_sites_next_sequence() {
     let waiter = long_poll(&s, "CERN-PROD", &s.cern_admin, &etag, 60);
     await_metric(&s, "tokenledger_blocklist_waiting", 1);
     let rechecks = metric(&s, "tokenledger_blocklist_rechecks_total");
-    let ral_pseudonym = s.pseudonym("RAL-LCG2", &s.ral_admin, "t1");
-    let ral = s.post(
-        "/v1/sites/RAL-LCG2/suspensions",
-        &s.ral_admin,
-        json!({"pseudonym": ral_pseudonym, "reason": "INC-9"}),
-    );
-    assert_eq!(ral.status, 201, "{ral:?}");
+    s.suspend_behind("RAL-LCG2", &s.ral_admin, "t1");
     let started = std::time::Instant::now();
     while metric(&s, "tokenledger_blocklist_rechecks_total") == rechecks {
         assert!(
@@ -666,20 +672,14 @@ fn a_long_poll_waits_for_its_own_sites_next_sequence() {
         1,
         "still waiting after a change elsewhere"
     );
-    let cern_pseudonym = s.pseudonym("CERN-PROD", &s.cern_admin, "t1");
-    let cern = s.post(
-        "/v1/sites/CERN-PROD/suspensions",
-        &s.cern_admin,
-        json!({"pseudonym": cern_pseudonym, "reason": "INC-9"}),
-    );
-    assert_eq!(cern.status, 201, "{cern:?}");
+    let cern = s.suspend_behind("CERN-PROD", &s.cern_admin, "t1");
     let answered = waiter.join().unwrap();
     assert_eq!(answered.status, 200, "{answered:?}");
     let signed: SignedBlocklist = serde_json::from_str(&answered.body).unwrap();
     assert_eq!(signed.document.sequence, before.document.sequence + 1);
     assert_eq!(
         signed.document.entries[0].suspension_id,
-        cern.json()["id"].as_str().unwrap()
+        cern["id"].as_str().unwrap()
     );
     assert_eq!(
         answered.etag,

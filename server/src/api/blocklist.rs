@@ -119,7 +119,7 @@ pub async fn get(
                 "op_alias, issuer and xrootd_name apply to exports (format=) only".into(),
             ));
         }
-        let signed = state
+        let (signed, _) = state
             .blocklists
             .current(&state.pool, &state.signer, &site, &vos, now)
             .await?;
