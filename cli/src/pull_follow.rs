@@ -53,16 +53,15 @@ pub fn run(args: &PullArgs, settings: &Settings) -> Result<u8, Failure> {
     let path = path.query("wait", WAIT_SECS);
     let mut signals = Signals::new([SIGTERM, SIGINT])
         .map_err(|e| Failure::Error(format!("installing the signal handlers: {e}")))?;
-    let signals_handle = signals.handle();
     let shared = Arc::new(Shared::default());
     let worker = {
         let (args, shared) = (args.clone(), shared.clone());
+        let wake_main = WakeOnEnd(signals.handle());
         std::thread::spawn(move || {
-            let ended = follow(&args, &verifier, &shared, |etag| {
+            let _wake_main_at_end = wake_main;
+            follow(&args, &verifier, &shared, |etag| {
                 pull::fetch(&client, &path, etag, Some(REQUEST_TIMEOUT))
-            });
-            signals_handle.close();
-            ended
+            })
         })
     };
     if let Some(signal) = signals.forever().next() {
@@ -74,6 +73,15 @@ pub fn run(args: &PullArgs, settings: &Settings) -> Result<u8, Failure> {
     match worker.join() {
         Ok(ended) => ended.map(|()| exit::OK),
         Err(_) => Err(Failure::Error("the pulling thread panicked".into())),
+    }
+}
+
+/// Ends the main thread's wait for a signal when the pulling thread ends, however it ends.
+struct WakeOnEnd(signal_hook::iterator::Handle);
+
+impl Drop for WakeOnEnd {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
