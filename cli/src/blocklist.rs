@@ -13,6 +13,7 @@ use crate::client::ApiPath;
 use crate::config::Settings;
 use crate::exit::{self, Failure};
 use crate::pull::{self, Pulled};
+use crate::pull_follow;
 use crate::render::{self, ListFormat, Table, fields};
 use crate::timespec;
 use crate::verify;
@@ -24,7 +25,7 @@ pub enum BlocklistCommand {
     Show(ShowArgs),
     /// Fetch, verify and install the signed blocklist (or an export) at --out, atomically,
     /// refusing rollbacks. Exit 0 updated, 3 not modified, 1 refused (old file kept), 2 usage
-    /// or network error, 4 credential refused.
+    /// or network error, 4 credential refused. --follow keeps running (long poll).
     #[command(long_about = pull::ABOUT)]
     Pull(pull::PullArgs),
 }
@@ -46,6 +47,7 @@ pub struct ShowArgs {
 pub fn run(command: &BlocklistCommand, settings: &Settings) -> Result<u8, Failure> {
     match command {
         BlocklistCommand::Show(args) => show(args, settings).map(|()| exit::OK),
+        BlocklistCommand::Pull(args) if args.follow => pull_follow::run(args, settings),
         BlocklistCommand::Pull(args) => match pull::run(args, settings)? {
             Pulled::Updated(message) => {
                 println!("{message}");

@@ -99,14 +99,19 @@ impl Client {
     }
 
     /// GETs an API path with `If-None-Match: etag` (when given): `None` if the server answered
-    /// 304 Not Modified, else the body as text and the answer's ETag.
+    /// 304 Not Modified, else the body as text and the answer's ETag. `timeout`, when given,
+    /// replaces the client's bound on the whole exchange (a long poll is held longer).
     pub fn get_if_none_match(
         &self,
         path: &ApiPath,
         etag: Option<&str>,
+        timeout: Option<Duration>,
     ) -> Result<Option<Tagged>, ClientError> {
         let url = format!("{}{}", self.base, path.as_str());
         let mut request = self.agent.get(&url);
+        if let Some(timeout) = timeout {
+            request = request.config().timeout_global(Some(timeout)).build();
+        }
         if let Some(token) = &self.token {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }

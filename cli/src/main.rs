@@ -13,6 +13,7 @@ mod docs;
 mod exit;
 mod ingest;
 mod pull;
+mod pull_follow;
 mod regular_file;
 mod render;
 mod resolution;

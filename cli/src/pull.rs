@@ -8,7 +8,8 @@
 //! (and format), not be older than the one on disk, and not be expired; otherwise the old file
 //! stays and the exit status is 1. Files are replaced atomically ([`crate::atomic`]):
 //! the signed blocklist with mode 0644 (it names no one: CE plugins read it), exports with
-//! 0640 (they name identities).
+//! 0640 (they name identities). `--follow` keeps a long poll open instead and installs each
+//! new blocklist at once: [`crate::pull_follow`].
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,7 @@ use tokenledger_core::note::NoteVerifier;
 use tokenledger_core::wire::ExportDocument;
 
 use crate::atomic;
-use crate::client::{ApiPath, Tagged};
+use crate::client::{ApiPath, Client, Tagged};
 use crate::config::Settings;
 use crate::exit::Failure;
 use crate::regular_file;
@@ -36,8 +37,15 @@ const MAX_HELD_BYTES: u64 = 256 << 20;
 
 pub const ABOUT: &str = "\
 Fetch the site's signed blocklist (or an export of it), verify it with the pinned log key and
-install it atomically at --out, for `tokenledger check` or a local daemon. Meant to run from a
-timer (packaging/systemd/tokenledger-blocklist-pull@.timer: every 30 s).
+install it atomically at --out, for `tokenledger check` or a local daemon. Meant to run as a
+service with --follow, the timer (packaging/systemd/tokenledger-blocklist-pull@.timer: every
+30 s) as a fallback.
+
+--follow (json only): keep running. Each request waits on the server (long poll, up to 60 s)
+until a newer blocklist exists, which is verified and installed at once (one line on stdout
+per update). A refused document keeps the old file (one line on stderr); network and server
+errors reconnect with backoff (1 s doubling to 60 s, jittered). Ends with exit 0 on SIGTERM or
+SIGINT (never in the middle of an install), exit 4 if the server refuses the credential.
 
 --format json (default): the signed blocklist, as served; a site-reader credential suffices.
 The ETag is kept in FILE.etag and sent as If-None-Match. Mode 0644: it names no one.
@@ -91,7 +99,7 @@ impl PullFormat {
     }
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct PullArgs {
     /// The site (credential: site-reader or site-admin of it; exports: site-admin).
     #[arg(long, value_name = "S")]
@@ -118,6 +126,10 @@ pub struct PullArgs {
     /// `u NAME / -a` [default: tlbanned].
     #[arg(long, value_name = "NAME")]
     pub xrootd_name: Option<String>,
+    /// Keep running: wait on the server for each new blocklist and install it at once
+    /// (--format json only).
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// How a pull ended, when nothing was refused.
@@ -150,8 +162,45 @@ pub fn parse_op_alias(text: &str) -> Result<(String, String), String> {
     Ok((iss.to_string(), alias.to_string()))
 }
 
-/// Runs `blocklist pull`.
+/// Runs `blocklist pull` once (`--follow`: [`crate::pull_follow::run`]).
 pub fn run(args: &PullArgs, settings: &Settings) -> Result<Pulled, Failure> {
+    let (verifier, client, path) = prepare(args, settings)?;
+    let now = timespec::now_secs();
+    match args.format.export() {
+        None => pull_blocklist(
+            args,
+            &verifier,
+            |etag| fetch(&client, &path, etag, None),
+            now,
+        ),
+        Some(format) => {
+            let aliases: Vec<String> = args
+                .op_alias
+                .iter()
+                .map(|(iss, alias)| format!("{iss}={alias}"))
+                .collect();
+            let path = path
+                .query("format", format.as_str())
+                .query_opt("op_alias", (!aliases.is_empty()).then(|| aliases.join(",")))
+                .query_opt("issuer", args.issuer.clone())
+                .query_opt("xrootd_name", args.xrootd_name.clone());
+            pull_export(
+                args,
+                format,
+                &verifier,
+                || fetch(&client, &path, None, None),
+                now,
+            )
+        }
+    }
+}
+
+/// Checks the arguments; the pinned log key, a client with the credential, and the path of
+/// the site's blocklist.
+pub fn prepare(
+    args: &PullArgs,
+    settings: &Settings,
+) -> Result<(NoteVerifier, Client, ApiPath), Failure> {
     let log_key = settings.log_key(args.log_key.as_deref()).ok_or_else(|| {
         Failure::Error(
             "no log key: pass --log-key, set TOKENLEDGER_LOG_KEY, or set `log_key` in the profile"
@@ -175,6 +224,13 @@ pub fn run(args: &PullArgs, settings: &Settings) -> Result<Pulled, Failure> {
             "--format xrootd needs --issuer: a name_mapfile serves one [Issuer] section".into(),
         ));
     }
+    if args.follow && args.format != PullFormat::Json {
+        return Err(Failure::Error(
+            "--follow applies to --format json only: exports carry no ETag to wait on; \
+             pull them from the timer"
+                .into(),
+        ));
+    }
     if args.out.is_dir() {
         return Err(Failure::Error(format!(
             "--out {} is a directory; name the file to write",
@@ -183,32 +239,18 @@ pub fn run(args: &PullArgs, settings: &Settings) -> Result<Pulled, Failure> {
     }
     let client = settings.authenticated_client()?;
     let path = ApiPath::new(&["sites", &args.site, "blocklist"])?;
-    let now = timespec::now_secs();
-    match args.format.export() {
-        None => pull_blocklist(args, &verifier, |etag| fetch(&client, &path, etag), now),
-        Some(format) => {
-            let aliases: Vec<String> = args
-                .op_alias
-                .iter()
-                .map(|(iss, alias)| format!("{iss}={alias}"))
-                .collect();
-            let path = path
-                .query("format", format.as_str())
-                .query_opt("op_alias", (!aliases.is_empty()).then(|| aliases.join(",")))
-                .query_opt("issuer", args.issuer.clone())
-                .query_opt("xrootd_name", args.xrootd_name.clone());
-            pull_export(args, format, &verifier, || fetch(&client, &path, None), now)
-        }
-    }
+    Ok((verifier, client, path))
 }
 
-/// One GET: `None` for 304. Transport and server errors exit 2, 401/403 exit 4.
-fn fetch(
-    client: &crate::client::Client,
+/// One GET, bounded by `timeout` if given (else the client's bound): `None` for 304.
+/// Transport and server errors exit 2, 401/403 exit 4.
+pub fn fetch(
+    client: &Client,
     path: &ApiPath,
     etag: Option<&str>,
+    timeout: Option<std::time::Duration>,
 ) -> Result<Option<Tagged>, Failure> {
-    client.get_if_none_match(path, etag).map_err(|e| {
+    client.get_if_none_match(path, etag, timeout).map_err(|e| {
         if e.is_refused() {
             Failure::Refused(e.to_string())
         } else {
@@ -226,7 +268,7 @@ fn refused(out: &Path, why: impl std::fmt::Display) -> Failure {
 }
 
 /// The signed blocklist: conditional GET, checks, then FILE and FILE.etag.
-fn pull_blocklist(
+pub fn pull_blocklist(
     args: &PullArgs,
     verifier: &NoteVerifier,
     fetch: impl FnOnce(Option<&str>) -> Result<Option<Tagged>, Failure>,
@@ -459,19 +501,19 @@ fn write_error(path: &Path, e: std::io::Error) -> Failure {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
     use tokenledger_core::blocklist::{Blocklist, BlocklistEntry, Scope};
     use tokenledger_core::note::NoteSigner;
 
-    const NOW: i64 = 1_767_225_600;
+    pub(crate) const NOW: i64 = 1_767_225_600;
 
-    fn signer(seed: u8) -> NoteSigner {
+    pub(crate) fn signer(seed: u8) -> NoteSigner {
         NoteSigner::from_seed("ledger.example/log", [seed; 32]).unwrap()
     }
 
-    fn blocklist(site: &str, sequence: u64, expires_at: i64, entries: usize) -> String {
+    pub(crate) fn blocklist(site: &str, sequence: u64, expires_at: i64, entries: usize) -> String {
         let entry = BlocklistEntry {
             vo: "atlas".into(),
             pseudonym: "p1-abc".into(),
@@ -503,7 +545,7 @@ mod tests {
         serde_json::to_string(&doc.sign(&signer(1))).unwrap()
     }
 
-    fn args(dir: &Path, format: PullFormat) -> PullArgs {
+    pub(crate) fn args(dir: &Path, format: PullFormat) -> PullArgs {
         PullArgs {
             site: "CERN-PROD".into(),
             log_key: None,
@@ -512,10 +554,11 @@ mod tests {
             op_alias: vec![],
             issuer: None,
             xrootd_name: None,
+            follow: false,
         }
     }
 
-    fn answer(body: &str, etag: Option<&str>) -> Result<Option<Tagged>, Failure> {
+    pub(crate) fn answer(body: &str, etag: Option<&str>) -> Result<Option<Tagged>, Failure> {
         Ok(Some(Tagged {
             body: body.to_string(),
             etag: etag.map(str::to_string),

@@ -43,9 +43,13 @@ impl Service {
         let pool = db::open(&config.db_path()).await?;
         bootstrap_admin(&pool).await?;
         sites::sync_config(&pool, &config).await?;
-        let blocklists = Arc::new(Blocklists::new(secret, config.blocklist.validity_secs));
-        let writer = db::open_writer(&config.db_path()).await?;
         let metrics = Arc::new(Metrics::default());
+        let blocklists = Arc::new(Blocklists::new(
+            secret,
+            config.blocklist.validity_secs,
+            metrics.clone(),
+        ));
+        let writer = db::open_writer(&config.db_path()).await?;
         let warm_up = WarmUp::start(
             &config.db_path(),
             config.server.warm_page_cache,
@@ -95,8 +99,8 @@ impl Service {
     }
 
     /// Serves HTTP on `listener` (TCP, or TLS from [`crate::tls`]) until `shutdown` resolves,
-    /// then lets in-flight requests finish, commits what the sequencer still holds and writes
-    /// a last checkpoint.
+    /// then answers the waiting blocklist long polls at once, lets in-flight requests finish,
+    /// commits what the sequencer still holds and writes a last checkpoint.
     pub async fn serve<L>(
         self,
         listener: L,
@@ -113,6 +117,11 @@ impl Service {
             warm_up,
         } = self;
         let pool = state.pool.clone();
+        let blocklists = state.blocklists.clone();
+        let shutdown = async move {
+            shutdown.await;
+            blocklists.release_waiters();
+        };
         axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown)
             .await

@@ -1,9 +1,13 @@
 //! Building, signing and caching each site's blocklist. A request finds the document of
 //! the site's current suspensions; when its entries changed (a suspension, a lift, an
 //! expiry) or half its validity is gone, it is signed again with the next sequence.
+//!
+//! Long polls ([`Blocklists::wait_for_change`]) wait on a `watch` channel that every committed
+//! change bumps, and on the first expiry of the document they hold: a waiter is a task and a
+//! small future, no thread, and at most [`MAX_WAITERS`] wait at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -15,10 +19,12 @@ use tokenledger_core::export::{ExportEntry, ExportFormat, ExportOptions, render}
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::pseudonym::LedgerSecret;
 use tokenledger_core::wire::ExportDocument;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::log_store::StoreError;
 use crate::lookup;
+use crate::metrics::Metrics;
+use crate::sequencer::now_micros;
 use crate::suspensions::{self, SuspensionRecord};
 
 /// Which export, and what the site tells about its consumer.
@@ -31,6 +37,22 @@ pub struct ExportRequest {
 /// changes made through this server are seen at once; this bounds what another process
 /// changes (`tokenledger-server site add`).
 const MAX_CACHE_AGE: Duration = Duration::from_secs(10);
+
+/// The longest a long poll waits, in seconds (`?wait=`).
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// Long polls held open at once; the next one is refused (503) rather than queued. Each costs
+/// a task, a small future and its connection's socket.
+pub const MAX_WAITERS: usize = 10_000;
+
+/// Why a long poll could not wait.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error("{MAX_WAITERS} blocklist requests are waiting already; ask again later")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// A site's blocklist as last built, and until when it holds.
 struct Cached {
@@ -48,18 +70,39 @@ struct Cached {
 pub struct Blocklists {
     secret: LedgerSecret,
     validity_secs: i64,
-    /// Bumped after every committed suspension, lift, link or merge.
-    version: AtomicU64,
+    /// The change counter, bumped after every committed suspension, lift, link or merge;
+    /// long polls wait on it.
+    version: watch::Sender<u64>,
+    /// Set when the server shuts down: long polls answer at once.
+    closing: AtomicBool,
+    /// One permit per long poll waiting.
+    waiters: Semaphore,
+    metrics: Arc<Metrics>,
     cache: RwLock<HashMap<String, Cached>>,
     site_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
+/// A long poll's place among the waiters, counted in the metrics while it lasts.
+struct Waiting<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    metrics: &'a Metrics,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.metrics.blocklist_wait_ended();
+    }
+}
+
 impl Blocklists {
-    pub fn new(secret: LedgerSecret, validity_secs: u64) -> Blocklists {
+    pub fn new(secret: LedgerSecret, validity_secs: u64, metrics: Arc<Metrics>) -> Blocklists {
         Blocklists {
             secret,
             validity_secs: validity_secs as i64,
-            version: AtomicU64::new(0),
+            version: watch::Sender::new(0),
+            closing: AtomicBool::new(false),
+            waiters: Semaphore::new(MAX_WAITERS),
+            metrics,
             cache: RwLock::new(HashMap::new()),
             site_locks: std::sync::Mutex::new(HashMap::new()),
         }
@@ -69,12 +112,73 @@ impl Blocklists {
         &self.secret
     }
 
-    /// Marks every cached blocklist stale: a suspension, lift, link or merge committed.
+    /// Marks every cached blocklist stale and wakes the long polls: a suspension, lift, link
+    /// or merge committed.
     pub fn changed(&self) {
-        self.version.fetch_add(1, Ordering::SeqCst);
+        self.version.send_modify(|v| *v += 1);
     }
 
-    /// The current signed blocklist of `site` (serving `vos`) at `now` (unix seconds).
+    /// The server is shutting down: every long poll answers now, and none waits any more.
+    pub fn release_waiters(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// A long poll: the current signed blocklist of `site` as soon as `held` is false of it,
+    /// or, after `wait`, the one still held. It looks again after every committed change
+    /// (of any site: a change elsewhere only makes it look), when the document's first entry
+    /// expires or it is due to be signed again, and at least every [`MAX_CACHE_AGE`] (changes
+    /// made by another process). Refused with [`WaitError::Busy`] when [`MAX_WAITERS`] wait.
+    pub async fn wait_for_change(
+        &self,
+        pool: &SqlitePool,
+        signer: &NoteSigner,
+        site: &str,
+        vos: &[String],
+        wait: Duration,
+        held: impl Fn(&SignedBlocklist) -> bool,
+    ) -> Result<SignedBlocklist, WaitError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let permit = self.waiters.try_acquire().map_err(|_| WaitError::Busy)?;
+        self.metrics.blocklist_wait_began();
+        let _waiting = Waiting {
+            _permit: permit,
+            metrics: &self.metrics,
+        };
+        // Subscribed before the first look, so no change after it goes unseen.
+        let mut changes = self.version.subscribe();
+        loop {
+            let now_ms = now_micros() / 1_000;
+            let (signed, valid_until) = self
+                .current(pool, signer, site, vos, now_ms / 1_000)
+                .await?;
+            if !held(&signed) || self.closing.load(Ordering::SeqCst) {
+                return Ok(signed);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(signed);
+            }
+            // The cache holds the document until the end of the second `valid_until`.
+            let until_stale_ms = ((valid_until + 1) * 1_000 - now_ms).max(0) as u64;
+            let look_again = deadline
+                .min(now + MAX_CACHE_AGE)
+                .min(now + Duration::from_millis(until_stale_ms));
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(signed);
+                    }
+                }
+                () = tokio::time::sleep_until(look_again) => {}
+            }
+            self.metrics.blocklist_rechecked();
+        }
+    }
+
+    /// The current signed blocklist of `site` (serving `vos`) at `now` (unix seconds), and the
+    /// unix second after which it must be built again (an entry ends, or it is due to be
+    /// signed again).
     pub async fn current(
         &self,
         pool: &SqlitePool,
@@ -82,16 +186,16 @@ impl Blocklists {
         site: &str,
         vos: &[String],
         now: i64,
-    ) -> Result<SignedBlocklist, StoreError> {
-        if let Some(signed) = self.cached(site, now) {
-            return Ok(signed);
+    ) -> Result<(SignedBlocklist, i64), StoreError> {
+        if let Some(cached) = self.cached(site, now) {
+            return Ok(cached);
         }
         let lock = self.site_lock(site);
         let _one_at_a_time = lock.lock().await;
-        if let Some(signed) = self.cached(site, now) {
-            return Ok(signed);
+        if let Some(cached) = self.cached(site, now) {
+            return Ok(cached);
         }
-        let version = self.version.load(Ordering::SeqCst);
+        let version = *self.version.borrow();
         let entries = self.entries(pool, site, vos, now).await?;
         let stored = stored(pool, site).await?;
         let signed = match stored {
@@ -122,26 +226,27 @@ impl Blocklists {
             .filter_map(|e| e.not_after)
             .min();
         let resign_at = signed.document.expires_at - self.validity_secs / 2;
+        let valid_until = first_expiry.map_or(resign_at, |t| t.min(resign_at));
         let cached = Cached {
             signed: signed.clone(),
             version,
             built: Instant::now(),
-            valid_until: first_expiry.map_or(resign_at, |t| t.min(resign_at)),
+            valid_until,
         };
         self.cache
             .write()
             .expect("blocklist cache lock")
             .insert(site.to_string(), cached);
-        Ok(signed)
+        Ok((signed, valid_until))
     }
 
-    fn cached(&self, site: &str, now: i64) -> Option<SignedBlocklist> {
+    fn cached(&self, site: &str, now: i64) -> Option<(SignedBlocklist, i64)> {
         let cache = self.cache.read().expect("blocklist cache lock");
         let cached = cache.get(site)?;
-        let fresh = cached.version == self.version.load(Ordering::SeqCst)
+        let fresh = cached.version == *self.version.borrow()
             && cached.built.elapsed() < MAX_CACHE_AGE
             && now <= cached.valid_until;
-        fresh.then(|| cached.signed.clone())
+        fresh.then(|| (cached.signed.clone(), cached.valid_until))
     }
 
     fn site_lock(&self, site: &str) -> Arc<Mutex<()>> {
@@ -188,7 +293,7 @@ impl Blocklists {
         now: i64,
     ) -> Result<tokenledger_core::blocklist::Signed<ExportDocument>, StoreError> {
         let ExportRequest { format, options } = request;
-        let current = self.current(pool, signer, site, vos, now).await?;
+        let (current, _) = self.current(pool, signer, site, vos, now).await?;
         let (mut active, mut ended) = (Vec::new(), Vec::new());
         for record in suspensions::for_site(pool, site, vos).await? {
             let is_active = record.is_active(now);

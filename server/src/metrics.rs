@@ -1,5 +1,5 @@
-//! Counters and histograms of the append path, and whether the page cache warm-up has
-//! ended, rendered in the Prometheus text format.
+//! Counters and histograms of the append path, whether the page cache warm-up has ended,
+//! and the blocklist long polls, rendered in the Prometheus text format.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,6 +61,8 @@ pub struct Metrics {
     duplicates: AtomicU64,
     rewritten: AtomicU64,
     warm_up_ended: AtomicBool,
+    blocklist_waiting: AtomicU64,
+    blocklist_rechecks: AtomicU64,
     batch_entries: Histogram<8>,
     commit_micros: Histogram<9>,
 }
@@ -73,6 +75,8 @@ impl Default for Metrics {
             duplicates: AtomicU64::new(0),
             rewritten: AtomicU64::new(0),
             warm_up_ended: AtomicBool::new(false),
+            blocklist_waiting: AtomicU64::new(0),
+            blocklist_rechecks: AtomicU64::new(0),
             batch_entries: Histogram::new(BATCH_BUCKETS),
             commit_micros: Histogram::new(COMMIT_BUCKETS_US),
         }
@@ -104,6 +108,22 @@ impl Metrics {
     /// The start-up read of the database into the page cache has ended (or will not run).
     pub fn page_cache_warm_up_ended(&self) {
         self.warm_up_ended.store(true, Ordering::Relaxed);
+    }
+
+    /// A blocklist long poll began waiting.
+    pub fn blocklist_wait_began(&self) {
+        self.blocklist_waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A blocklist long poll ended (answered, or its client went away).
+    pub fn blocklist_wait_ended(&self) {
+        self.blocklist_waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A waiting long poll woke (a change elsewhere, an expiry, a periodic look) and found
+    /// its site's blocklist unchanged.
+    pub fn blocklist_rechecked(&self) {
+        self.blocklist_rechecks.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_log_size(&self, size: u64) {
@@ -154,6 +174,20 @@ impl Metrics {
             "1 once the start-up read of the database into the page cache has ended or was skipped.",
             u64::from(self.warm_up_ended.load(Ordering::Relaxed)),
         );
+        gauge(
+            &mut out,
+            "tokenledger_blocklist_waiting",
+            "gauge",
+            "Blocklist requests held open (long polls) now.",
+            self.blocklist_waiting.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tokenledger_blocklist_rechecks_total",
+            "counter",
+            "Wake-ups of waiting blocklist requests that found their site's blocklist unchanged.",
+            self.blocklist_rechecks.load(Ordering::Relaxed),
+        );
         self.batch_entries.render(
             &mut out,
             "tokenledger_batch_entries",
@@ -179,7 +213,16 @@ mod tests {
         let metrics = Metrics::default();
         metrics.batch_committed(7, 5, 2, 1_500);
         metrics.batch_rewritten();
+        metrics.blocklist_wait_began();
+        metrics.blocklist_wait_began();
+        metrics.blocklist_wait_ended();
+        metrics.blocklist_rechecked();
         let text = metrics.render();
+        assert!(text.contains("tokenledger_blocklist_waiting 1\n"), "{text}");
+        assert!(
+            text.contains("tokenledger_blocklist_rechecks_total 1\n"),
+            "{text}"
+        );
         assert!(
             text.contains("tokenledger_batches_rewritten_total 1\n"),
             "{text}"

@@ -298,6 +298,14 @@ impl TestServer {
         self.spawn();
     }
 
+    /// [`TestServer::start_again`] on the port of the last run (and of every later one), so
+    /// that clients holding its URL reconnect to it.
+    pub fn start_again_on_the_same_port(&mut self) {
+        let (_, address) = self.url.rsplit_once("://").expect("a URL of a run");
+        self.listen = address.to_string();
+        self.start_again();
+    }
+
     fn spawn(&mut self) {
         std::fs::create_dir_all(&self.dir).expect("creating the data directory");
         let stderr = OpenOptions::new()

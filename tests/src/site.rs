@@ -14,6 +14,17 @@ use crate::{CliRun, TestServer, run_cli_with};
 /// The VO of the issuer and of the site.
 pub const VO: &str = "atlas";
 
+/// `tokenledger check --config CONFIG --iss ISS --sub SUB`, as a person asks about an
+/// identity (stdout `allowed` or `suspended ...`).
+pub fn check_person(config: &Path, iss: &str, sub: &str) -> CliRun {
+    let config = config.display().to_string();
+    run_cli_with(
+        &["check", "--config", &config, "--iss", iss, "--sub", sub],
+        &[],
+        None,
+    )
+}
+
 /// A suspension made by [`Site::suspend_person`].
 #[derive(Debug)]
 pub struct Suspension {
@@ -129,8 +140,20 @@ impl Site {
 
     /// `blocklist pull` of this site into `out`, with the pinned log key and `extra`.
     pub fn pull(&self, token_file: &str, out: &Path, extra: &[&str]) -> CliRun {
+        let args = self.pull_args(token_file, out, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli_with(&args, &[], None)
+    }
+
+    /// The arguments of [`Site::pull`]: the ledger, the credential in `token_file`, then
+    /// `blocklist pull` of this site into `out` with the pinned log key and `extra`.
+    pub fn pull_args(&self, token_file: &str, out: &Path, extra: &[&str]) -> Vec<String> {
         let out = out.display().to_string();
         let mut args = vec![
+            "--server",
+            self.server.url(),
+            "--token-file",
+            token_file,
             "blocklist",
             "pull",
             "--site",
@@ -141,7 +164,7 @@ impl Site {
             &out,
         ];
         args.extend_from_slice(extra);
-        self.cli(token_file, &args)
+        args.into_iter().map(str::to_string).collect()
     }
 
     /// [`Site::pull`]; panics, with the server's log, unless it exits 0.

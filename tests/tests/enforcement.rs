@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokenledger_core::blocklist::{Blocklist, SignedBlocklist, SignedDocument};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_e2e::issuer::{JwksServer, TestIssuer, now_secs};
-use tokenledger_e2e::site::{Site, Suspension};
+use tokenledger_e2e::site::{Site, Suspension, check_person};
 use tokenledger_e2e::{CliRun, cli_binary, run_cli_with, time_cli_with};
 
 /// An issuer whose URL holds slashes (a Keycloak realm), so ARC's `%D` is
@@ -111,14 +111,7 @@ fn arc(config: &Path, d: &str) -> CliRun {
 
 /// `tokenledger check --iss ATLAS_ISS --sub <sub>`, as a person asks.
 fn person(config: &Path, sub: &str) -> CliRun {
-    let config = config.display().to_string();
-    run_cli_with(
-        &[
-            "check", "--config", &config, "--iss", ATLAS_ISS, "--sub", sub,
-        ],
-        &[],
-        None,
-    )
+    check_person(config, ATLAS_ISS, sub)
 }
 
 /// `tokenledger check --token FILE` with the JWT written to a file.

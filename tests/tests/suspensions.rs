@@ -112,6 +112,18 @@ impl Setup {
         (signed, reply)
     }
 
+    /// Suspends the person behind `jti` at `site` (all scopes); the suspension as answered.
+    fn suspend_behind(&self, site: &str, admin: &str, jti: &str) -> Value {
+        let pseudonym = self.pseudonym(site, admin, jti);
+        let reply = self.post(
+            &format!("/v1/sites/{site}/suspensions"),
+            admin,
+            json!({"pseudonym": pseudonym, "reason": "INC-9"}),
+        );
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.json()
+    }
+
     fn site_key(&self, site: &str, admin: &str) -> SiteKey {
         use base64::Engine;
         let reply = self.get(&format!("/v1/sites/{site}/key"), admin);
@@ -554,4 +566,143 @@ fn sites_and_vos_cannot_reach_each_others_data() {
 
 fn reply_etag(reply: &Reply) -> String {
     reply.etag.clone().expect("an ETag")
+}
+
+/// A gauge or counter of `/metrics`.
+fn metric(s: &Setup, name: &str) -> u64 {
+    let text = s.server.http().get("/metrics", None).body;
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Polls `/metrics` until `name` reads `value` (bounded: a wait, not a performance threshold).
+fn await_metric(s: &Setup, name: &str, value: u64) {
+    let started = std::time::Instant::now();
+    while metric(s, name) != value {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{name} never became {value}:\n{}",
+            s.server.log_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Starts a long poll of `site`'s blocklist with `If-None-Match: etag` in a thread.
+fn long_poll(
+    s: &Setup,
+    site: &str,
+    token: &str,
+    etag: &str,
+    wait: u64,
+) -> std::thread::JoinHandle<Reply> {
+    let http = s.server.http();
+    let (path, token, etag) = (
+        format!("/v1/sites/{site}/blocklist?wait={wait}"),
+        token.to_string(),
+        etag.to_string(),
+    );
+    std::thread::spawn(move || http.get_with_headers(&path, &token, &[("If-None-Match", &etag)]))
+}
+
+#[test]
+fn a_long_poll_waits_for_its_own_sites_next_sequence() {
+    let s = setup();
+    s.ingest(&s.atlas, "atlas", "t1", "alice");
+    let (before, reply) = s.blocklist("CERN-PROD", &s.cern_admin);
+    let etag = reply_etag(&reply);
+
+    // The wait's bounds, and no wait for exports.
+    for bad in ["61", "-1", "3600", "soon", ""] {
+        s.server
+            .http()
+            .get_with_headers(
+                &format!("/v1/sites/CERN-PROD/blocklist?wait={bad}"),
+                &s.cern_admin,
+                &[("If-None-Match", &etag)],
+            )
+            .assert_error(400, "bad_request");
+    }
+    s.get(
+        "/v1/sites/CERN-PROD/blocklist?format=text&wait=5",
+        &s.cern_admin,
+    )
+    .assert_error(400, "bad_request");
+    // Without If-None-Match, or with an ETag that is not the current one, a wait answers at
+    // once with the document.
+    let whole = s.get("/v1/sites/CERN-PROD/blocklist?wait=60", &s.cern_admin);
+    assert_eq!(whole.status, 200, "{whole:?}");
+    let stale = s.server.http().get_with_headers(
+        "/v1/sites/CERN-PROD/blocklist?wait=60",
+        &s.cern_admin,
+        &[("If-None-Match", "\"CERN-PROD-0\"")],
+    );
+    assert_eq!(stale.status, 200, "{stale:?}");
+    assert_eq!(metric(&s, "tokenledger_blocklist_waiting"), 0);
+
+    // Nothing changes: held open, then 304 at the end of the wait.
+    let quiet = long_poll(&s, "CERN-PROD", &s.cern_admin, &etag, 3);
+    await_metric(&s, "tokenledger_blocklist_waiting", 1);
+    let quiet = quiet.join().unwrap();
+    assert_eq!(quiet.status, 304, "{quiet:?}");
+    assert_eq!(quiet.etag.as_deref(), Some(etag.as_str()));
+    await_metric(&s, "tokenledger_blocklist_waiting", 0);
+
+    // A suspension at RAL wakes CERN's waiter, which looks at its own blocklist and keeps
+    // waiting; CERN's own suspension then answers it with the new sequence.
+    let waiter = long_poll(&s, "CERN-PROD", &s.cern_admin, &etag, 60);
+    await_metric(&s, "tokenledger_blocklist_waiting", 1);
+    let rechecks = metric(&s, "tokenledger_blocklist_rechecks_total");
+    s.suspend_behind("RAL-LCG2", &s.ral_admin, "t1");
+    let started = std::time::Instant::now();
+    while metric(&s, "tokenledger_blocklist_rechecks_total") == rechecks {
+        assert!(
+            !waiter.is_finished(),
+            "answered after a change elsewhere: {:?}",
+            waiter.join()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        metric(&s, "tokenledger_blocklist_waiting"),
+        1,
+        "still waiting after a change elsewhere"
+    );
+    let cern = s.suspend_behind("CERN-PROD", &s.cern_admin, "t1");
+    let answered = waiter.join().unwrap();
+    assert_eq!(answered.status, 200, "{answered:?}");
+    let signed: SignedBlocklist = serde_json::from_str(&answered.body).unwrap();
+    assert_eq!(signed.document.sequence, before.document.sequence + 1);
+    assert_eq!(
+        signed.document.entries[0].suspension_id,
+        cern["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        answered.etag,
+        Some(format!("\"CERN-PROD-{}\"", signed.document.sequence))
+    );
+
+    // A suspension that ends on its own wakes the waiter when it ends: with a wait (8 s)
+    // shorter than the periodic look (10 s), only that wake-up can answer 200.
+    s.ingest(&s.atlas, "atlas", "t2", "bob");
+    let bob = s.pseudonym("CERN-PROD", &s.cern_admin, "t2");
+    let expiring = s.post(
+        "/v1/sites/CERN-PROD/suspensions",
+        &s.cern_admin,
+        json!({"pseudonym": bob, "reason": "INC-10", "expires_at": now_secs() + 3}),
+    );
+    assert_eq!(expiring.status, 201, "{expiring:?}");
+    let (with_bob, reply) = s.blocklist("CERN-PROD", &s.cern_admin);
+    assert_eq!(with_bob.document.entries.len(), 2);
+    let ended = long_poll(&s, "CERN-PROD", &s.cern_admin, &reply_etag(&reply), 8)
+        .join()
+        .unwrap();
+    assert_eq!(ended.status, 200, "{ended:?}");
+    let signed: SignedBlocklist = serde_json::from_str(&ended.body).unwrap();
+    assert_eq!(signed.document.entries.len(), 1, "bob's suspension ended");
+    assert!(signed.document.sequence > with_bob.document.sequence);
 }

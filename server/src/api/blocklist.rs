@@ -1,14 +1,17 @@
 //! `GET /v1/sites/{site}/blocklist`: the site's signed blocklist (site-admin, site-reader),
-//! with a strong ETag so thousands of nodes can poll cheaply; `?format=` gives a signed
-//! export naming identities, for the site's admins only.
+//! with a strong ETag so thousands of nodes can poll cheaply, and `?wait=` to hold a poll
+//! open until a newer sequence exists (long poll); `?format=` gives a signed export naming
+//! identities, for the site's admins only.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tokenledger_core::blocklist::SignedBlocklist;
 use tokenledger_core::export::{ExportFormat, ExportOptions};
 use tokenledger_core::wire::ErrorBody;
 use utoipa::IntoParams;
@@ -18,7 +21,7 @@ use super::append::now_secs;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::sites::existing_site;
-use crate::blocklists::ExportRequest;
+use crate::blocklists::{ExportRequest, MAX_WAIT_SECS, WaitError};
 use crate::credentials::Principal;
 
 #[derive(Deserialize, IntoParams)]
@@ -28,6 +31,11 @@ pub struct BlocklistQuery {
     /// only): `htcondor`, `arc`, `argus` (compute and all-scope suspensions), `dcache`,
     /// `xrootd`, `text` (storage and all-scope suspensions).
     format: Option<String>,
+    /// Long poll, with `If-None-Match` (signed blocklist only): seconds, 0 to 60, to hold the
+    /// request while the blocklist still has that ETag. It answers 200 with the new document
+    /// as soon as a newer sequence exists, else 304 at the end of the wait.
+    #[param(maximum = 60)]
+    wait: Option<u64>,
     /// For `dcache`: `ISSUER=ALIAS`, the site's `gplazma.oidc.provider!<ALIAS>` of an issuer;
     /// repeat for each issuer.
     #[param(value_type = Option<Vec<String>>)]
@@ -47,7 +55,9 @@ pub struct BlocklistQuery {
     operation_id = "site_blocklist",
     summary = "The site's signed blocklist, or an export of it",
     description = "The signed blocklist (pseudonyms and keyed tags only; no identity) with a strong \
-        ETag; `If-None-Match` answers 304. Roles: `site-admin` or `site-reader` of `{site}`. With \
+        ETag; `If-None-Match` answers 304. With `If-None-Match` and `wait=N` (seconds, at most 60), \
+        a long poll: the request is held until a newer sequence exists (200 with it, at once) or \
+        the wait ends (304). Roles: `site-admin` or `site-reader` of `{site}`. With \
         `format=`, a signed export naming identities (HTCondor mapfile, ARC list, Argus commands for \
         CEs; dCache banfile, XRootD name_mapfile, text for storage), each with only the suspensions \
         its consumer enforces: `site-admin` of `{site}` only.",
@@ -55,10 +65,11 @@ pub struct BlocklistQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`{\"document\": Blocklist, \"signer\", \"signature\"}`", body = Object),
-        (status = 304, description = "Not modified since the ETag given"),
-        (status = 400, description = "Unknown format, or options that do not fit it (op_alias, issuer, xrootd_name)", body = ErrorBody),
+        (status = 304, description = "Not modified since the ETag given (with wait: nothing newer by its end)"),
+        (status = 400, description = "Unknown format, options that do not fit it (op_alias, issuer, xrootd_name), or a wait outside 0 to 60 or with format=", body = ErrorBody),
         (status = 403, description = "Not an admin or reader of this site (exports: admins only)", body = ErrorBody),
         (status = 404, description = "No such site", body = ErrorBody),
+        (status = 503, description = "Too many long polls wait already; ask again later", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["site-admin (of {site})", "site-reader (of {site}, without format)"]))),
 )]
@@ -87,6 +98,19 @@ pub async fn get(
             "exports name identities: only the site's admins get them".into(),
         ));
     }
+    let wait = match q.wait {
+        Some(secs) if secs > MAX_WAIT_SECS => {
+            return Err(ApiError::BadRequest(format!(
+                "wait is at most {MAX_WAIT_SECS} seconds, not {secs}"
+            )));
+        }
+        Some(_) if format.is_some() => {
+            return Err(ApiError::BadRequest(
+                "wait applies to the signed blocklist only, not to exports (format=)".into(),
+            ));
+        }
+        secs => Duration::from_secs(secs.unwrap_or(0)),
+    };
     let vos = existing_site(&state, &site).await?;
     let now = now_secs();
     let Some(format) = format else {
@@ -95,16 +119,30 @@ pub async fn get(
                 "op_alias, issuer and xrootd_name apply to exports (format=) only".into(),
             ));
         }
-        let signed = state
+        let (signed, _) = state
             .blocklists
             .current(&state.pool, &state.signer, &site, &vos, now)
             .await?;
-        let etag = format!("\"{}-{}\"", site, signed.document.sequence);
-        if headers
+        let if_none_match = headers
             .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-        {
+            .and_then(|v| v.to_str().ok());
+        let held = |doc: &SignedBlocklist| {
+            if_none_match.is_some_and(|tags| matches_etag(tags, &etag_of(doc)))
+        };
+        let signed = if held(&signed) && !wait.is_zero() {
+            state
+                .blocklists
+                .wait_for_change(&state.pool, &state.signer, &site, &vos, wait, held)
+                .await
+                .map_err(|e| match e {
+                    WaitError::Busy => ApiError::Unavailable(e.to_string()),
+                    WaitError::Store(e) => e.into(),
+                })?
+        } else {
+            signed
+        };
+        let etag = etag_of(&signed);
+        if held(&signed) {
             return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
         }
         let mut response = Json(signed).into_response();
@@ -127,6 +165,18 @@ pub async fn get(
         .export(&state.pool, &state.signer, &site, &vos, &request, now)
         .await?;
     Ok(Json(export).into_response())
+}
+
+/// The strong ETag of a site's signed blocklist: the site and the sequence.
+fn etag_of(signed: &SignedBlocklist) -> String {
+    format!("\"{}-{}\"", signed.document.site, signed.document.sequence)
+}
+
+/// Whether an `If-None-Match` value names `etag` (or is `*`).
+fn matches_etag(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == etag || t.trim() == "*")
 }
 
 /// Parses `ISSUER=ALIAS[,ISSUER=ALIAS...]` (a repeated query parameter arrives comma-joined

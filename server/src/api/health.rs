@@ -31,7 +31,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     tag = "health",
     operation_id = "metrics",
     summary = "Prometheus metrics",
-    description = "Log size, appends, duplicates, batch sizes, commit latency, in the Prometheus \
+    description = "Log size, appends, duplicates, batch sizes, commit latency, blocklist long polls, in the Prometheus \
         text format. Roles: public.",
     responses((
         status = 200,
