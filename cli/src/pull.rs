@@ -27,6 +27,7 @@ use crate::exit::Failure;
 use crate::regular_file;
 use crate::timespec;
 use crate::verify;
+use rustix::fs::{FlockOperation, flock};
 
 /// Mode of the signed blocklist: pseudonyms and keyed tags only, for any local daemon.
 const BLOCKLIST_MODE: u32 = 0o644;
@@ -295,7 +296,19 @@ pub fn pull_blocklist(
     };
     let signed: SignedBlocklist = parse(out, &answer.body)?;
     let document = signed.verify(verifier).map_err(|e| refused(out, e))?;
+    // What is held is read again under the install lock: another pull of this file (the
+    // follower, a timer's, a person's) may have installed a newer document meanwhile.
+    let first_read = held.as_ref().map(|h| h.document.sequence);
+    let _installing = lock_install(out)?;
+    let held: Option<SignedBlocklist> =
+        read_held(out, verifier).filter(|h: &SignedBlocklist| h.document.site == args.site);
     let have = held.as_ref().map(|h| h.document.sequence);
+    if let Some(newer) = have.filter(|&h| Some(h) > first_read && h > document.sequence) {
+        return Ok(Pulled::NotModified(format!(
+            "{} is current: sequence {newer} was installed meanwhile",
+            out.display()
+        )));
+    }
     document
         .check_fresh(&args.site, have, now)
         .map_err(|e| refused(out, e))?;
@@ -341,10 +354,6 @@ fn pull_export(
 ) -> Result<Pulled, Failure> {
     let out = &args.out;
     let envelope_path = atomic::sibling(out, ".signed.json");
-    let held: Option<Signed<ExportDocument>> =
-        read_held(&envelope_path, verifier).filter(|h: &Signed<ExportDocument>| {
-            h.document.site == args.site && h.document.format == format.as_str()
-        });
     let Some(answer) = fetch()? else {
         return Err(Failure::Error(
             "the server answered 304 to a request without If-None-Match".into(),
@@ -352,9 +361,16 @@ fn pull_export(
     };
     let signed: Signed<ExportDocument> = parse(out, &answer.body)?;
     let document = signed.verify(verifier).map_err(|e| refused(out, e))?;
+    let _installing = lock_install(out)?;
+    let held: Option<Signed<ExportDocument>> =
+        read_held(&envelope_path, verifier).filter(|h: &Signed<ExportDocument>| {
+            h.document.site == args.site && h.document.format == format.as_str()
+        });
     let have = held.as_ref().map(|h| h.document.sequence);
     check_export(document, &args.site, format, have, now).map_err(|e| refused(out, e))?;
-    let installed = std::fs::read(out).ok();
+    let installed = regular_file::read_regular(out, MAX_HELD_BYTES)
+        .ok()
+        .map(|(bytes, _)| bytes);
     if held.as_ref().is_some_and(|h| h.document == *document)
         && installed.as_deref() == Some(document.content.as_bytes())
     {
@@ -468,6 +484,16 @@ fn read_held<T: SignedDocument + DeserializeOwned>(
 fn parse<T: DeserializeOwned>(out: &Path, body: &str) -> Result<T, Failure> {
     serde_json::from_str(body)
         .map_err(|e| refused(out, format!("the answer is not a signed document: {e}")))
+}
+
+/// Holds `FILE.lock` (exclusively, waiting for another pull's install to end) while a pull
+/// reads what is installed for the last time and installs: two pulls of one file never
+/// install an older document over a newer one.
+fn lock_install(out: &Path) -> Result<std::fs::File, Failure> {
+    let path = atomic::sibling(out, ".lock");
+    let lock = regular_file::open_lock(&path).map_err(|e| write_error(&path, e))?;
+    flock(&lock, FlockOperation::LockExclusive).map_err(|e| write_error(&path, e.into()))?;
+    Ok(lock)
 }
 
 /// `FILE.etag`: the ETag, then the sequence of the document it was served with.
@@ -799,6 +825,31 @@ pub(crate) mod tests {
         assert!(started.elapsed() < std::time::Duration::from_millis(500));
         assert!(matches!(pulled, Pulled::Updated(_)), "{pulled:?}");
         assert_eq!(std::fs::read_to_string(&a.out).unwrap(), seq5);
+    }
+
+    #[test]
+    fn a_newer_document_installed_meanwhile_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = args(dir.path(), PullFormat::Json);
+        let v = signer(1).verifier();
+        let seq6 = blocklist("CERN-PROD", 6, NOW + 100, 1);
+        let seq7 = blocklist("CERN-PROD", 7, NOW + 100, 1);
+        // Another pull of the same file (the follower) installs 7 while this one fetches 6.
+        let pulled = pull_blocklist(
+            &a,
+            &v,
+            |_| {
+                std::fs::write(&a.out, &seq7).unwrap();
+                answer(&seq6, None)
+            },
+            NOW,
+        )
+        .unwrap();
+        assert!(
+            matches!(&pulled, Pulled::NotModified(m) if m.contains("sequence 7 was installed meanwhile")),
+            "{pulled:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&a.out).unwrap(), seq7);
     }
 
     #[test]
