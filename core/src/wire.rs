@@ -40,8 +40,13 @@ pub struct IssuanceReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// The token's claims, unsigned: only from an issuer credential bound to their `iss`
-    /// (or an admin, who names the `vo` claim). Exactly one of `token` and `claims`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (or an admin, who names the `vo` claim). Exactly one of `token` and `claims`. An
+    /// object naming a member twice, at any depth, is refused (it has no one reading).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict_json::optional_object"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub claims: Option<Map<String, Value>>,
     /// The token this one was derived from (refresh, exchange).
