@@ -8,8 +8,8 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
 use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
@@ -56,7 +56,9 @@ impl<'de> Deserialize<'de> for StrictValue {
 
 impl<'de> Deserialize<'de> for StrictObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(ObjectVisitor).map(StrictObject)
+        deserializer
+            .deserialize_map(ObjectVisitor)
+            .map(StrictObject)
     }
 }
 

@@ -24,7 +24,10 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let atlas = TestIssuer::new(ATLAS_ISS);
     let legacy = TestIssuer::new(LEGACY_ISS);
-    let (atlas_jwks, legacy_jwks) = (dir.path().join("atlas.json"), dir.path().join("legacy.json"));
+    let (atlas_jwks, legacy_jwks) = (
+        dir.path().join("atlas.json"),
+        dir.path().join("legacy.json"),
+    );
     atlas.write_jwks(&atlas_jwks);
     legacy.write_jwks(&legacy_jwks);
     let config = format!(
@@ -163,13 +166,16 @@ fn signed_tokens_with_repeated_names_crit_or_no_exp_are_refused_and_nothing_is_l
         (
             "payload: `exp` null",
             header.clone(),
-            payload(&s.atlas, "null-exp", "")
-                .replace(r#""exp":"#, r#""exp":null,"old_exp":"#),
+            payload(&s.atlas, "null-exp", "").replace(r#""exp":"#, r#""exp":null,"old_exp":"#),
             "exp_required",
         ),
     ];
     for (what, header, payload, code) in &cases {
-        s.refused(what, &s.atlas.mint_raw(Algorithm::RS256, header, payload), code);
+        s.refused(
+            what,
+            &s.atlas.mint_raw(Algorithm::RS256, header, payload),
+            code,
+        );
     }
     // The same defects under another algorithm.
     let ed_header = s.atlas.header_json(Algorithm::EdDSA);
@@ -240,9 +246,11 @@ fn claims_reports_that_name_a_member_twice_are_refused() {
         ),
         (
             "a repeated name deep in the claims",
-            report("c-deep", "atlas")
-                .to_string()
-                .replacen(r#""claims":{"#, r#""claims":{"act":{"x":[{"y":1,"y":2}]},"#, 1),
+            report("c-deep", "atlas").to_string().replacen(
+                r#""claims":{"#,
+                r#""claims":{"act":{"x":[{"y":1,"y":2}]},"#,
+                1,
+            ),
         ),
         (
             "a repeated report member",

@@ -821,7 +821,11 @@ mod tests {
         assert_eq!(rejected(Format::KeycloakEvents, &kc), "invalid_json");
         let ndjson = r#"{"claims":{"iss":"https://i/","jti":"j","sub":"a","sub":"b"}}"#;
         assert_eq!(rejected(Format::Ndjson, ndjson), "invalid_report");
-        let array = json_array(&format!("[{}]", twice(&kc_event("LOGIN"), "type")), 1, EVENTS);
+        let array = json_array(
+            &format!("[{}]", twice(&kc_event("LOGIN"), "type")),
+            1,
+            EVENTS,
+        );
         let (line, error) = array.error.unwrap();
         assert!(array.elements.is_empty() && line == 1, "{error:?}");
         assert!(error.message.contains("appears twice"), "{error:?}");

@@ -283,12 +283,21 @@ mod tests {
     #[test]
     fn a_header_is_read_once_and_without_extensions() {
         let read = header(r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#).unwrap();
-        assert_eq!((read.alg, read.kid.as_deref()), (Algorithm::ES256, Some("k1")));
+        assert_eq!(
+            (read.alg, read.kid.as_deref()),
+            (Algorithm::ES256, Some("k1"))
+        );
         assert_eq!(header(r#"{"alg":"EdDSA"}"#).unwrap().kid, None);
         for (text, code) in [
             (r#"{"alg":"RS256","alg":"RS256"}"#, "duplicate_member"),
-            (r#"{"alg":"RS256","jwk":{"e":"AQAB","e":"AQAB"}}"#, "duplicate_member"),
-            (r#"{"alg":"RS256","crit":["b64"],"b64":false}"#, "critical_extension"),
+            (
+                r#"{"alg":"RS256","jwk":{"e":"AQAB","e":"AQAB"}}"#,
+                "duplicate_member",
+            ),
+            (
+                r#"{"alg":"RS256","crit":["b64"],"b64":false}"#,
+                "critical_extension",
+            ),
             (r#"{"alg":"RS256","crit":null}"#, "critical_extension"),
             (r#"{"alg":"none"}"#, "invalid_token"),
             (r#"{"kid":"k1"}"#, "invalid_token"),
