@@ -19,4 +19,5 @@ pub mod page_cache;
 pub mod sequencer;
 pub mod sites;
 pub mod sql_script;
+pub mod storage_errors;
 pub mod suspensions;

@@ -1,8 +1,11 @@
-//! Counters and histograms of the append path, and whether the page cache warm-up has
-//! ended, rendered in the Prometheus text format.
+//! Counters and histograms of the append path, whether the page cache warm-up has ended,
+//! and storage and integrity errors, rendered in the Prometheus text format.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::storage_errors::StorageErrors;
 
 const BATCH_BUCKETS: [u64; 8] = [1, 10, 50, 100, 250, 500, 1000, 5000];
 const COMMIT_BUCKETS_US: [u64; 9] = [
@@ -63,6 +66,7 @@ pub struct Metrics {
     warm_up_ended: AtomicBool,
     batch_entries: Histogram<8>,
     commit_micros: Histogram<9>,
+    storage_errors: Arc<StorageErrors>,
 }
 
 impl Default for Metrics {
@@ -75,6 +79,7 @@ impl Default for Metrics {
             warm_up_ended: AtomicBool::new(false),
             batch_entries: Histogram::new(BATCH_BUCKETS),
             commit_micros: Histogram::new(COMMIT_BUCKETS_US),
+            storage_errors: Arc::default(),
         }
     }
 }
@@ -108,6 +113,11 @@ impl Metrics {
 
     pub fn set_log_size(&self, size: u64) {
         self.log_size.store(size, Ordering::Relaxed);
+    }
+
+    /// The storage and integrity errors of this process: readers record what they find.
+    pub fn storage_errors(&self) -> &Arc<StorageErrors> {
+        &self.storage_errors
     }
 
     /// The Prometheus text exposition of every metric.
@@ -154,6 +164,20 @@ impl Metrics {
             "1 once the start-up read of the database into the page cache has ended or was skipped.",
             u64::from(self.warm_up_ended.load(Ordering::Relaxed)),
         );
+        gauge(
+            &mut out,
+            "tokenledger_integrity_errors_total",
+            "counter",
+            "Stored leaves read back that did not decode or hash to their stored leaf hash (never served).",
+            self.storage_errors.integrity_total(),
+        );
+        gauge(
+            &mut out,
+            "tokenledger_storage_errors_total",
+            "counter",
+            "Storage errors met by this process, integrity errors included.",
+            self.storage_errors.total(),
+        );
         self.batch_entries.render(
             &mut out,
             "tokenledger_batch_entries",
@@ -179,12 +203,22 @@ mod tests {
         let metrics = Metrics::default();
         metrics.batch_committed(7, 5, 2, 1_500);
         metrics.batch_rewritten();
+        metrics.storage_errors().integrity_error();
+        metrics.storage_errors().storage_error();
         let text = metrics.render();
         assert!(
             text.contains("tokenledger_batches_rewritten_total 1\n"),
             "{text}"
         );
         assert!(text.contains("tokenledger_log_entries 7\n"), "{text}");
+        assert!(
+            text.contains("tokenledger_integrity_errors_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tokenledger_storage_errors_total 2\n"),
+            "{text}"
+        );
         assert!(text.contains("tokenledger_appended_total 5\n"));
         assert!(text.contains("tokenledger_batch_entries_bucket{le=\"10\"} 1\n"));
         assert!(text.contains("tokenledger_batch_entries_bucket{le=\"1\"} 0\n"));
