@@ -48,11 +48,13 @@ pub struct LeafDecoders {
 
 impl LeafDecoders {
     /// The decoders of every dictionary stored in the database.
-    pub async fn load(pool: &sqlx::SqlitePool) -> Result<LeafDecoders, StoreError> {
+    pub async fn load<'e>(
+        db: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    ) -> Result<LeafDecoders, StoreError> {
         let decoders = LeafDecoders::default();
         let rows: Vec<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries")
-                .fetch_all(pool)
+                .fetch_all(db)
                 .await?;
         for (id, bytes) in rows {
             decoders.install(id, &bytes)?;
@@ -95,11 +97,14 @@ impl LeafDecoders {
         bytes: Vec<u8>,
         stored_hash: Option<&[u8]>,
     ) -> Result<Vec<u8>, String> {
-        let leaf = self.decode(dictionary, bytes).map_err(|e| e.to_string())?;
+        let leaf = self.decode(dictionary, bytes).map_err(|e| match e {
+            StoreError::Corrupt(problem) => problem,
+            other => other.to_string(),
+        })?;
         match stored_hash {
             None => Err("its stored leaf hash is missing".into()),
             Some(stored) if stored == leaf_hash(&leaf).0.as_slice() => Ok(leaf),
-            Some(_) => Err("the leaf does not hash to its stored leaf hash".into()),
+            Some(_) => Err("the leaf and its stored leaf hash disagree".into()),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod blocklists;
 pub mod config;
 pub mod credentials;
 pub mod db;
+pub mod fsck;
 pub mod identity_scan;
 pub mod issuers;
 pub mod keys;

@@ -621,7 +621,7 @@ mod tests {
             .await
             .unwrap();
         for (range, index, problem) in [
-            ((0, 4), 1, "does not hash to its stored leaf hash"),
+            ((0, 4), 1, "the leaf and its stored leaf hash disagree"),
             ((3, 4), 3, "stored leaf hash is missing"),
         ] {
             match read(range.0, range.1).await {

@@ -152,3 +152,270 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
     }
     assert_eq!(server.log_size(), size, "nothing was appended");
 }
+
+/// Runs `tokenledger-server fsck` on the server's data directory: (exit code, stdout lines).
+fn fsck(server: &TestServer) -> (i32, Vec<String>) {
+    let out = server.admin_command(&["fsck"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let code = out.status.code().expect("fsck was killed by a signal");
+    assert!(
+        code != 2,
+        "fsck could not check: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code, stdout.lines().map(str::to_string).collect())
+}
+
+/// Asserts one of `lines` starts with `start` and contains `part`.
+fn names(lines: &[String], start: &str, part: &str) {
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(start) && l.contains(part)),
+        "no line `{start}...{part}...` in {lines:#?}"
+    );
+}
+
+#[test]
+fn fsck_passes_a_clean_store_beside_a_running_server_and_a_stopped_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, _issuer) = compressed_log(tmp.path());
+    let officer = server.create_credential("vo-security", Some("atlas"));
+    let resolved = server
+        .http()
+        .get("/v1/vos/atlas/tokens/i-3?reason=INC-8", Some(&officer));
+    assert_eq!(resolved.status, 200, "{resolved:?}");
+    let size = server.log_size();
+    let (compressed, _) = db::compression_counts(&server.db_path());
+
+    let (code, lines) = fsck(&server);
+    assert_eq!(code, 0, "{lines:#?}");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let expected = format!(
+        "fsck: clean: {size} entries ({compressed} stored compressed), {} stored hashes, {} \
+         issuances, 1 resolutions, 0 suspensions, 0 sightings; the newest checkpoint (size",
+        2 * size - u64::from(size.count_ones()),
+        size - 1
+    );
+    assert!(lines[0].starts_with(&expected), "{}\n{expected}", lines[0]);
+
+    server.stop();
+    let database = std::fs::read(server.db_path()).unwrap();
+    let (code, lines) = fsck(&server);
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(lines[0].starts_with(&expected), "{lines:#?}");
+    // Read-only: the database is unchanged. SQLite may leave its (empty) WAL and its
+    // shared-memory index beside it, which the next start uses.
+    assert_eq!(std::fs::read(server.db_path()).unwrap(), database);
+    let wal = server.dir().join("tokenledger.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0,
+        "fsck wrote no WAL"
+    );
+    server.start_again();
+    assert_eq!(server.log_size(), size);
+}
+
+#[test]
+fn fsck_names_each_damaged_leaf_and_stored_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, _issuer) = compressed_log(tmp.path());
+    let size = server.log_size();
+    server.stop();
+    let path = server.db_path();
+    let flip = |bytes: Vec<u8>| with_flipped_byte(&bytes);
+
+    let (raw_victim, compressed_victim) = (10u64, size - 1);
+    db::set_leaf(&path, raw_victim, &flip(db::leaf(&path, raw_victim)));
+    db::set_leaf(
+        &path,
+        compressed_victim,
+        &flip(db::leaf(&path, compressed_victim)),
+    );
+    // A stored leaf hash and a stored interior hash (subtree 50 of level 1: leaves 100, 101).
+    let leaf_hash_index = merkle_index(0, 77);
+    db::set_stored_hash(
+        &path,
+        leaf_hash_index,
+        &flip(db::stored_hash(&path, leaf_hash_index)),
+    );
+    let interior = merkle_index(1, 50);
+    db::set_stored_hash(&path, interior, &flip(db::stored_hash(&path, interior)));
+    // The copy of an upper hash (subtree 0 of level 6) that proofs read.
+    let upper = merkle_index(6, 0);
+    let copy = db::upper_hash(&path, upper).expect("an upper hash is copied");
+    db::set_upper_hash(&path, upper, &flip(copy));
+
+    let (code, lines) = fsck(&server);
+    assert_eq!(code, 1, "{lines:#?}");
+    names(
+        &lines,
+        "entry 10: ",
+        "the leaf and its stored leaf hash disagree",
+    );
+    names(
+        &lines,
+        &format!("entry {compressed_victim}: "),
+        "leaf stored with dictionary",
+    );
+    // The damaged leaf hash disagrees with its leaf and with its parent (leaves 76, 77).
+    names(
+        &lines,
+        "entry 77: ",
+        &format!("(stored hash {leaf_hash_index}, level 0)"),
+    );
+    names(
+        &lines,
+        &format!("stored hash {} (level 1, subtree 38) ", merkle_index(1, 38)),
+        &format!(
+            "children, stored hashes {} and {leaf_hash_index}",
+            merkle_index(0, 76)
+        ),
+    );
+    // The damaged interior hash disagrees with its children and with its parent.
+    names(
+        &lines,
+        &format!("stored hash {interior} (level 1, subtree 50) "),
+        "children",
+    );
+    names(
+        &lines,
+        &format!("stored hash {} (level 2, subtree 25) ", merkle_index(2, 25)),
+        &format!(
+            "children, stored hashes {interior} and {}",
+            merkle_index(1, 51)
+        ),
+    );
+    names(&lines, &format!("upper_hashes row {upper} "), "differs");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(format!("fsck: 7 problems in {}", server.dir().display()).as_str()),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn start_up_refuses_a_stored_tree_that_disagrees_with_the_newest_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, _issuer) = compressed_log(tmp.path());
+    let size = server.log_size();
+    server.stop();
+    let path = server.db_path();
+    // The largest complete subtree's hash: part of the root at every size since.
+    let top = merkle_index(63 - size.leading_zeros(), 0);
+    let forged: Vec<u8> = db::stored_hash(&path, top)
+        .iter()
+        .map(|b| b ^ 0x5a)
+        .collect();
+    assert_eq!(db::set_stored_hash(&path, top, &forged), 1);
+    assert_eq!(db::set_upper_hash(&path, top, &forged), 1);
+
+    let (code, stderr) = start_and_wait_for_exit(&server);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("the newest checkpoint (size {size}) has root"))
+            && stderr.contains("Refusing to start"),
+        "{stderr}"
+    );
+    let (code, lines) = fsck(&server);
+    assert_eq!(code, 1, "{lines:#?}");
+    names(
+        &lines,
+        &format!("the newest checkpoint (size {size}) has root"),
+        "",
+    );
+}
+
+/// Stored index of the hash of subtree `n` of `level`.
+fn merkle_index(level: u32, n: u64) -> u64 {
+    tokenledger_core::merkle::stored_hash_index(level, n)
+}
+
+/// Starts `tokenledger-server serve` on the server's (stopped) data directory and waits,
+/// bounded, for it to exit: (exit code, stderr). A server that keeps running fails the test.
+fn start_and_wait_for_exit(server: &TestServer) -> (i32, String) {
+    let mut child = std::process::Command::new(tokenledger_e2e::server_binary())
+        .env_clear()
+        .arg("--config")
+        .arg(server.dir().join("e2e-config.toml"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(server.dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started on a tree that disagrees with its checkpoint");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn fsck_names_missing_and_stray_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, _issuer) = compressed_log(tmp.path());
+    let size = server.log_size();
+    server.stop();
+    let path = server.db_path();
+    let leaf_50 = merkle_index(0, 50);
+    let beyond = 2 * size - u64::from(size.count_ones()) + 3;
+    let upper = merkle_index(6, 1);
+    for (sql, rows) in [
+        ("DELETE FROM entries WHERE idx = 20".to_string(), 1),
+        ("DELETE FROM issuances WHERE idx = 30".to_string(), 1),
+        (
+            "INSERT INTO resolutions (idx, vo) VALUES (40, 'atlas')".to_string(),
+            1,
+        ),
+        (format!("DELETE FROM hashes WHERE idx = {leaf_50}"), 1),
+        (
+            format!("INSERT INTO hashes (idx, hash) VALUES ({beyond}, zeroblob(32))"),
+            1,
+        ),
+        (format!("DELETE FROM upper_hashes WHERE idx = {upper}"), 1),
+    ] {
+        assert_eq!(db::execute(&path, &sql), rows, "{sql}");
+    }
+
+    let (code, lines) = fsck(&server);
+    assert_eq!(code, 1, "{lines:#?}");
+    let expected = [
+        format!(
+            "entries: {} rows for indexes 0 to {size} (exclusive)",
+            size - 1
+        ),
+        format!("hashes: 1 rows at stored indexes {} and above", beyond - 3),
+        "entry 20 is missing".to_string(),
+        "entry 30 (issuance) has no row in issuances".to_string(),
+        "resolutions has a row for entry 40, which is of type issuance, not resolution".into(),
+        format!("entry 50: its stored leaf hash is missing (stored hash {leaf_50}, level 0)"),
+        format!("stored hash {leaf_50} (level 0, subtree 50) is missing"),
+        format!("upper_hashes lacks its copy of stored hash {upper}"),
+    ];
+    for line in &expected {
+        names(&lines, line, "");
+    }
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(
+            format!(
+                "fsck: {} problems in {}",
+                expected.len(),
+                server.dir().display()
+            )
+            .as_str()
+        ),
+        "{lines:#?}"
+    );
+}

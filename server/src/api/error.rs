@@ -226,7 +226,7 @@ mod tests {
     async fn storage_errors_mark_their_answer_and_integrity_errors_say_one_fixed_thing() {
         let integrity = StoreError::Integrity {
             index: 7,
-            problem: "the leaf does not hash to its stored leaf hash".into(),
+            problem: "the leaf and its stored leaf hash disagree".into(),
         };
         let (status, body) = body_of(ApiError::from(integrity)).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
