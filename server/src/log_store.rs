@@ -55,7 +55,7 @@ pub struct EntryRow<'a> {
     pub leaf: &'a StoredLeaf,
 }
 
-/// A row of the view `entries_with_leaf_hash` (migration 0008) as read: index, stored
+/// A row of the view `entries_with_leaf_hash` (migration 0009) as read: index, stored
 /// bytes, dictionary, stored leaf hash. Every read of a leaf selects these four columns from
 /// the view, so that [`decode_entries`] can check each leaf before it is served or used.
 pub type EntryData = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);

@@ -33,6 +33,15 @@ fn compressed_log(dir: &std::path::Path) -> (TestServer, String) {
     (server, issuer)
 }
 
+/// [`compressed_log`] in a temporary directory, stopped: its server and its size.
+fn stopped_compressed_log() -> (tempfile::TempDir, TestServer, u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut server, _issuer) = compressed_log(tmp.path());
+    let size = server.log_size();
+    server.stop();
+    (tmp, server, size)
+}
+
 /// The leaf of entry `index` with one byte (in its middle) changed.
 fn with_flipped_byte(leaf: &[u8]) -> Vec<u8> {
     let mut changed = leaf.to_vec();
@@ -218,10 +227,7 @@ fn fsck_passes_a_clean_store_beside_a_running_server_and_a_stopped_one() {
 
 #[test]
 fn fsck_names_each_damaged_leaf_and_stored_hash() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut server, _issuer) = compressed_log(tmp.path());
-    let size = server.log_size();
-    server.stop();
+    let (_tmp, server, size) = stopped_compressed_log();
     let path = server.db_path();
     let flip = |bytes: Vec<u8>| with_flipped_byte(&bytes);
 
@@ -296,10 +302,7 @@ fn fsck_names_each_damaged_leaf_and_stored_hash() {
 
 #[test]
 fn start_up_refuses_a_stored_tree_that_disagrees_with_the_newest_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut server, _issuer) = compressed_log(tmp.path());
-    let size = server.log_size();
-    server.stop();
+    let (_tmp, server, size) = stopped_compressed_log();
     let path = server.db_path();
     // The largest complete subtree's hash: part of the root at every size since.
     let top = merkle_index(63 - size.leading_zeros(), 0);
@@ -363,10 +366,7 @@ fn start_and_wait_for_exit(server: &TestServer) -> (i32, String) {
 
 #[test]
 fn fsck_names_missing_and_stray_rows() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut server, _issuer) = compressed_log(tmp.path());
-    let size = server.log_size();
-    server.stop();
+    let (_tmp, server, size) = stopped_compressed_log();
     let path = server.db_path();
     let leaf_50 = merkle_index(0, 50);
     let beyond = 2 * size - u64::from(size.count_ones()) + 3;
