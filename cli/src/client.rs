@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokenledger_core::wire::ErrorBody;
 
+use crate::tls::TrustAnchors;
+
 /// Largest answer read, in bytes (an NDJSON answer to 10,000 reports is about 3 MB).
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
 
@@ -21,6 +23,9 @@ pub enum ClientError {
         url: String,
         cause: Box<ureq::Error>,
     },
+    /// The server's certificate was refused, or the TLS handshake failed.
+    #[error("TLS with {host} failed: {problem}")]
+    Tls { host: String, problem: String },
     #[error("{url} answered {status}: {message}")]
     Status {
         url: String,
@@ -40,6 +45,7 @@ pub struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+    trust: TrustAnchors,
 }
 
 impl ClientError {
@@ -48,7 +54,7 @@ impl ClientError {
         match self {
             ClientError::Transport { .. } => true,
             ClientError::Status { status, .. } => *status == 503,
-            ClientError::Body { .. } | ClientError::Path(_) => false,
+            ClientError::Tls { .. } | ClientError::Body { .. } | ClientError::Path(_) => false,
         }
     }
 
@@ -65,16 +71,19 @@ impl ClientError {
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> Client {
+    /// A client of `base` that sends `token`, if any, and trusts `trust` over https.
+    pub fn new(base: &str, token: Option<String>, trust: TrustAnchors) -> Client {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
+            .tls_config(trust.tls_config())
             .build()
             .into();
         Client {
             base: base.trim_end_matches('/').to_string(),
             token,
             agent,
+            trust,
         }
     }
 
@@ -86,7 +95,7 @@ impl Client {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }
         let response = request.call();
-        read_answer(url, response)
+        self.read_answer(url, response)
     }
 
     /// GETs an API path with `If-None-Match: etag` (when given): `None` if the server answered
@@ -116,7 +125,7 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         });
-        let body = read_answer(url, response)?;
+        let body = self.read_answer(url, response)?;
         Ok(Some(Tagged { body, etag }))
     }
 
@@ -142,7 +151,7 @@ impl Client {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }
         let response = request.send(body);
-        read_answer(url, response)
+        self.read_answer(url, response)
     }
 
     /// GETs `path` and decodes the JSON body.
@@ -178,8 +187,49 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("Authorization", &format!("Bearer {token}"));
         }
-        let text = read_answer(url, request.send(&json[..]))?;
+        let text = self.read_answer(url, request.send(&json[..]))?;
         self.decode(path, &text)
+    }
+
+    /// Reads an answer: its body as text, or the API's error message for a non-2xx status.
+    fn read_answer(
+        &self,
+        url: String,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<String, ClientError> {
+        let mut response = response.map_err(|e| match self.trust.explain(&e) {
+            Some(problem) => ClientError::Tls {
+                host: authority(&url).to_string(),
+                problem,
+            },
+            None => ClientError::Transport {
+                url: url.clone(),
+                cause: Box::new(e),
+            },
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_string()
+            .map_err(|e| ClientError::Body {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+        if !(200..300).contains(&status) {
+            let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
+                Ok(e) => (Some(e.error.code), e.error.message),
+                Err(_) => (None, body),
+            };
+            return Err(ClientError::Status {
+                url,
+                status,
+                code,
+                message,
+            });
+        }
+        Ok(body)
     }
 
     fn decode<T: DeserializeOwned>(
@@ -209,6 +259,15 @@ pub struct Tagged {
 pub struct Answer<T> {
     pub raw: Value,
     pub typed: T,
+}
+
+/// The `host[:port]` of a URL, without scheme, user info, path, query or fragment.
+pub fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
 }
 
 /// Bytes left as they are in a path segment or query value: RFC 3986 unreserved characters.
@@ -267,40 +326,6 @@ impl ApiPath {
     pub fn as_str(&self) -> &str {
         &self.path
     }
-}
-
-/// Reads an answer: its body as text, or the API's error message for a non-2xx status.
-fn read_answer(
-    url: String,
-    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) -> Result<String, ClientError> {
-    let mut response = response.map_err(|e| ClientError::Transport {
-        url: url.clone(),
-        cause: Box::new(e),
-    })?;
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER_BYTES)
-        .read_to_string()
-        .map_err(|e| ClientError::Body {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?;
-    if !(200..300).contains(&status) {
-        let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
-            Ok(e) => (Some(e.error.code), e.error.message),
-            Err(_) => (None, body),
-        };
-        return Err(ClientError::Status {
-            url,
-            status,
-            code,
-            message,
-        });
-    }
-    Ok(body)
 }
 
 #[cfg(test)]

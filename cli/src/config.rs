@@ -8,6 +8,7 @@
 //! server = "https://ledger.example.org"
 //! token_file = "~/.config/tokenledger/atlas-officer.token"   # or: token = "tlk_..."
 //! log_key = "ledger.example.org/log+1a2b3c4d+AQ..."
+//! ca_file = "ledger-ca.pem"                                   # optional, see below
 //! ```
 //!
 //! The profile is `--profile`, else `$TOKENLEDGER_PROFILE`, else `default`. Each setting is
@@ -18,6 +19,10 @@
 //! accepts operators' OIDC tokens. A configuration file holding a `token`, and any token file
 //! named by a flag or a profile, must not be readable by group or others (like ssh's keys).
 //! Credentials are never printed.
+//!
+//! Over https the server's certificate must chain to the system's trust store, to the CA file
+//! (`--ca-file`, `TOKENLEDGER_CA_FILE`, the profile's `ca_file`), or to a CA of the directory
+//! `$X509_CERT_DIR`, else of /etc/grid-security/certificates when it exists ([`crate::tls`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -28,8 +33,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::client::Client;
+use crate::client::{Client, authority};
 use crate::exit::Failure;
+use crate::tls::{GRID_CA_DIR, TrustAnchors, TrustPath, TrustSources, ca_dir};
 
 /// The profile used when none is named.
 const DEFAULT_PROFILE: &str = "default";
@@ -57,6 +63,10 @@ pub struct ConnectionArgs {
     /// File holding the credential (not readable by group or others).
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
+    /// PEM bundle of CAs trusted for https, besides the system's store and the CA directory
+    /// ($X509_CERT_DIR, else /etc/grid-security/certificates) [env: TOKENLEDGER_CA_FILE].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The process environment as the resolution sees it (a snapshot, so tests can make one).
@@ -66,6 +76,8 @@ pub struct Environment {
     euid: u32,
     /// Where the last step of the bearer token discovery looks (`/tmp`).
     tmp_dir: PathBuf,
+    /// The CA directory used when `X509_CERT_DIR` is not set and it exists.
+    grid_ca_dir: PathBuf,
 }
 
 impl Environment {
@@ -77,6 +89,7 @@ impl Environment {
                 .collect(),
             euid: rustix::process::geteuid().as_raw(),
             tmp_dir: PathBuf::from("/tmp"),
+            grid_ca_dir: PathBuf::from(GRID_CA_DIR),
         }
     }
 
@@ -115,6 +128,8 @@ pub struct Settings {
     pub log_key: Option<String>,
     /// The profile's name, for messages.
     pub profile: String,
+    /// Where trusted CAs come from besides the system's store.
+    pub trust: TrustSources,
 }
 
 impl Settings {
@@ -136,9 +151,15 @@ impl Settings {
         if self.credential.is_some() && lower.starts_with("http://") && !is_loopback(&lower) {
             eprintln!("tokenledger: warning: sending a credential over plain HTTP to {server}");
         }
+        let trust = if lower.starts_with("https://") {
+            self.trust.load()?
+        } else {
+            TrustAnchors::default()
+        };
         Ok(Client::new(
             server,
             self.credential.as_ref().map(|c| c.secret.clone()),
+            trust,
         ))
     }
 
@@ -170,12 +191,7 @@ impl Settings {
 }
 
 fn is_loopback(url: &str) -> bool {
-    let host = url
-        .trim_start_matches("http://")
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default();
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = authority(url);
     let name = if host.starts_with('[') {
         host.split(']').next().map(|h| &h[1..]).unwrap_or_default()
     } else {
@@ -201,6 +217,7 @@ struct Profile {
     token: Option<String>,
     token_file: Option<PathBuf>,
     log_key: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 /// Resolves the settings from flags, environment and configuration file (see the module docs).
@@ -275,11 +292,32 @@ pub fn resolve(args: &ConnectionArgs, env: &Environment) -> Result<Settings, Fai
         .var("TOKENLEDGER_LOG_KEY")
         .map(str::to_owned)
         .or(profile.log_key);
+    let ca_file = if let Some(file) = &args.ca_file {
+        Some(TrustPath {
+            path: file.clone(),
+            named_by: "--ca-file".into(),
+        })
+    } else if let Some(file) = env.var("TOKENLEDGER_CA_FILE") {
+        Some(TrustPath {
+            path: PathBuf::from(file),
+            named_by: "$TOKENLEDGER_CA_FILE".into(),
+        })
+    } else {
+        profile.ca_file.as_ref().map(|file| TrustPath {
+            path: expand_path(file, config_dir, env),
+            named_by: in_profile(),
+        })
+    };
+    let trust = TrustSources {
+        ca_file,
+        ca_dir: ca_dir(env.var("X509_CERT_DIR"), &env.grid_ca_dir),
+    };
     Ok(Settings {
         server,
         credential,
         log_key,
         profile: name,
+        trust,
     })
 }
 
@@ -438,6 +476,7 @@ mod tests {
                 vars: map,
                 euid: 1234,
                 tmp_dir: self.path("tmp"),
+                grid_ca_dir: self.path("grid-security/certificates"),
             }
         }
 
@@ -748,12 +787,62 @@ mod tests {
     }
 
     #[test]
+    fn the_ca_file_comes_from_flag_environment_or_profile_and_the_ca_directory_from_x509_cert_dir()
+    {
+        let f = Fixture::new();
+        f.home_config(
+            "[profile.default]\nserver = \"https://s\"\nca_file = \"ledger-ca.pem\"\n",
+            0o644,
+        );
+        let trust = |args: &ConnectionArgs, vars: &[(&str, &str)]| {
+            let trust = resolve(args, &f.env(vars)).unwrap().trust;
+            let named = |t: Option<TrustPath>| t.map(|t| (t.path, t.named_by));
+            (named(trust.ca_file), named(trust.ca_dir))
+        };
+        let (ca_file, ca_dir) = trust(&args(), &[]);
+        let config = f.path("home/.config/tokenledger/config.toml");
+        assert_eq!(
+            ca_file,
+            Some((
+                f.path("home/.config/tokenledger/ledger-ca.pem"),
+                format!("profile `default` of {}", config.display())
+            )),
+            "relative to the file"
+        );
+        assert_eq!(ca_dir, None, "no X509_CERT_DIR and no grid directory");
+
+        std::fs::create_dir_all(f.path("grid-security/certificates")).unwrap();
+        let env = [("TOKENLEDGER_CA_FILE", "/env/ca.pem")];
+        let (ca_file, ca_dir) = trust(&args(), &env);
+        assert_eq!(
+            ca_file,
+            Some(("/env/ca.pem".into(), "$TOKENLEDGER_CA_FILE".into()))
+        );
+        assert_eq!(
+            ca_dir,
+            Some((
+                f.path("grid-security/certificates"),
+                "the grid's default".into()
+            ))
+        );
+
+        let flags = ConnectionArgs {
+            ca_file: Some("/flag/ca.pem".into()),
+            ..args()
+        };
+        let (ca_file, ca_dir) = trust(&flags, &[env[0], ("X509_CERT_DIR", "/x509")]);
+        assert_eq!(ca_file, Some(("/flag/ca.pem".into(), "--ca-file".into())));
+        assert_eq!(ca_dir, Some(("/x509".into(), "X509_CERT_DIR".into())));
+    }
+
+    #[test]
     fn servers_must_be_http_urls() {
         let settings = Settings {
             server: Some("ledger.example".into()),
             credential: None,
             log_key: None,
             profile: "default".into(),
+            trust: TrustSources::default(),
         };
         assert!(settings.client().is_err());
         for url in [

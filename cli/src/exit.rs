@@ -63,9 +63,10 @@ impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Failure {
         let code = match &e {
             ClientError::Status { status, .. } => code_of_status(*status),
-            ClientError::Transport { .. } | ClientError::Body { .. } | ClientError::Path(_) => {
-                ERROR
-            }
+            ClientError::Transport { .. }
+            | ClientError::Tls { .. }
+            | ClientError::Body { .. }
+            | ClientError::Path(_) => ERROR,
         };
         let message = e.to_string();
         match code {

@@ -13,11 +13,13 @@ mod docs;
 mod exit;
 mod ingest;
 mod pull;
+mod regular_file;
 mod render;
 mod resolution;
 mod site;
 mod suspension;
 mod timespec;
+mod tls;
 mod verify;
 mod vo;
 
@@ -45,11 +47,16 @@ TOKENLEDGER_TOKEN, TOKENLEDGER_LOG_KEY), else a profile of the configuration fil
   server = \"https://ledger.example.org\"
   token_file = \"atlas-officer.token\"     # relative to the file; or token = \"tlk_...\"
   log_key = \"ledger.example.org/log+1a2b3c4d+AQ...\"
+  ca_file = \"ledger-ca.pem\"               # optional: a CA to trust besides the system's
 
 A configuration file holding a token, and any token file, must not be readable by group or
 others (chmod 600). Without a configured credential, WLCG bearer token discovery is
 followed: $BEARER_TOKEN, the file $BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u<uid>,
-/tmp/bt_u<uid> (the ledger accepts operators' OIDC tokens). Credentials are never printed.";
+/tmp/bt_u<uid> (the ledger accepts operators' OIDC tokens). Credentials are never printed.
+
+Over https the server's certificate must chain to a CA of the system's trust store, of
+--ca-file FILE (TOKENLEDGER_CA_FILE, or `ca_file` in the profile), or of the CA directory
+$X509_CERT_DIR (else /etc/grid-security/certificates, where it exists: the IGTF CAs).";
 
 #[derive(Parser, Debug)]
 #[command(

@@ -23,6 +23,7 @@ use crate::atomic;
 use crate::client::{ApiPath, Tagged};
 use crate::config::Settings;
 use crate::exit::Failure;
+use crate::regular_file;
 use crate::timespec;
 use crate::verify;
 
@@ -236,14 +237,13 @@ fn pull_blocklist(
     // What is held for another site says nothing about this one's sequence.
     let held: Option<SignedBlocklist> =
         read_held(out, verifier).filter(|h: &SignedBlocklist| h.document.site == args.site);
-    // Ask "changed?" only while the file on disk is valid: an expired or missing one is
-    // fetched whole.
+    // Ask "changed?" only while the file on disk is valid (an expired or missing one is
+    // fetched whole), and only with the ETag stored for the very sequence on disk: an older
+    // document planted beside a newer ETag would otherwise be "not modified" for good.
     let etag = held
         .as_ref()
         .filter(|h| now <= h.document.expires_at)
-        .and_then(|_| std::fs::read_to_string(&etag_path).ok())
-        .map(|e| e.trim().to_string())
-        .filter(|e| !e.is_empty());
+        .and_then(|h| read_etag(&etag_path, h.document.sequence));
     let Some(answer) = fetch(etag.as_deref())? else {
         let sequence = held.map_or(0, |h| h.document.sequence);
         return Ok(Pulled::NotModified(format!(
@@ -269,7 +269,7 @@ fn pull_blocklist(
                 ),
             ));
         }
-        write_etag(&etag_path, answer.etag.as_deref())?;
+        write_etag(&etag_path, answer.etag.as_deref(), document.sequence)?;
         return Ok(Pulled::NotModified(format!(
             "{} is current (sequence {})",
             out.display(),
@@ -277,7 +277,7 @@ fn pull_blocklist(
         )));
     }
     atomic::write(out, answer.body.as_bytes(), BLOCKLIST_MODE).map_err(|e| write_error(out, e))?;
-    write_etag(&etag_path, answer.etag.as_deref())?;
+    write_etag(&etag_path, answer.etag.as_deref(), document.sequence)?;
     Ok(Pulled::Updated(format!(
         "updated {}: site {}, sequence {} (was {}), {} suspensions, valid until {}",
         out.display(),
@@ -392,11 +392,18 @@ fn read_held<T: SignedDocument + DeserializeOwned>(
     path: &Path,
     verifier: &NoteVerifier,
 ) -> Option<Signed<T>> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_HELD_BYTES), &mut text)
-        .ok()?;
-    let held: Signed<T> = match serde_json::from_str(&text) {
+    let (bytes, _) = match regular_file::read_regular(path, MAX_HELD_BYTES) {
+        Ok(read) => read,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            eprintln!(
+                "tokenledger: warning: {} cannot be read ({e}); it will be replaced",
+                path.display()
+            );
+            return None;
+        }
+    };
+    let held: Signed<T> = match serde_json::from_slice(&bytes) {
         Ok(held) => held,
         Err(e) => {
             eprintln!(
@@ -421,15 +428,30 @@ fn parse<T: DeserializeOwned>(out: &Path, body: &str) -> Result<T, Failure> {
         .map_err(|e| refused(out, format!("the answer is not a signed document: {e}")))
 }
 
-fn write_etag(path: &Path, etag: Option<&str>) -> Result<(), Failure> {
+/// `FILE.etag`: the ETag, then the sequence of the document it was served with.
+fn write_etag(path: &Path, etag: Option<&str>, sequence: u64) -> Result<(), Failure> {
     match etag {
-        Some(etag) => atomic::write(path, format!("{etag}\n").as_bytes(), BLOCKLIST_MODE)
-            .map_err(|e| write_error(path, e)),
+        Some(etag) => atomic::write(
+            path,
+            format!("{etag}\n{sequence}\n").as_bytes(),
+            BLOCKLIST_MODE,
+        )
+        .map_err(|e| write_error(path, e)),
         None => match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_error(path, e)),
             _ => Ok(()),
         },
     }
+}
+
+/// The ETag kept for `sequence`, if `FILE.etag` holds one for it.
+fn read_etag(path: &Path, sequence: u64) -> Option<String> {
+    let (bytes, _) = regular_file::read_regular(path, 4096).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut lines = text.lines();
+    let etag = lines.next()?.trim();
+    let stored_for = lines.next()?.trim().parse::<u64>().ok()?;
+    (stored_for == sequence && !etag.is_empty()).then(|| etag.to_string())
 }
 
 fn write_error(path: &Path, e: std::io::Error) -> Failure {
@@ -525,7 +547,7 @@ mod tests {
         let etag_file = dir.path().join("blocklist.json.etag");
         assert_eq!(
             std::fs::read_to_string(&etag_file).unwrap(),
-            "\"CERN-PROD-5\"\n"
+            "\"CERN-PROD-5\"\n5\n"
         );
 
         // The ETag goes back; 304 is "not modified".
@@ -548,6 +570,26 @@ mod tests {
         let same = pull_blocklist(&a, &v, |_| answer(&seq5, Some("\"CERN-PROD-5\"")), NOW).unwrap();
         assert!(matches!(same, Pulled::NotModified(_)));
         assert!(etag_file.exists(), "and the ETag is kept again");
+
+        // An older, validly signed document planted over the file, beside the newer ETag:
+        // the ETag is not sent for it, so the current document comes back whole and replaces
+        // it (a 304 would keep the planted file for good).
+        let seq4 = blocklist("CERN-PROD", 4, NOW + 100, 1);
+        std::fs::write(&a.out, &seq4).unwrap();
+        let restored = pull_blocklist(
+            &a,
+            &v,
+            |etag| {
+                assert_eq!(etag, None, "the ETag belongs to sequence 5, not 4");
+                answer(&seq5, Some("\"CERN-PROD-5\""))
+            },
+            NOW,
+        )
+        .unwrap();
+        assert!(
+            matches!(&restored, Pulled::Updated(m) if m.contains("sequence 5 (was 4)")),
+            "{restored:?}"
+        );
 
         // Older, other site, expired, other key, tampered, the same sequence with other
         // content, not JSON: refused with exit 1, the file untouched.
@@ -600,7 +642,11 @@ mod tests {
         let a = args(dir.path(), PullFormat::Json);
         let v = signer(1).verifier();
         std::fs::write(&a.out, blocklist("CERN-PROD", 9, NOW - 5, 1)).unwrap();
-        std::fs::write(dir.path().join("blocklist.json.etag"), "\"CERN-PROD-9\"").unwrap();
+        std::fs::write(
+            dir.path().join("blocklist.json.etag"),
+            "\"CERN-PROD-9\"\n9\n",
+        )
+        .unwrap();
         let fresh = blocklist("CERN-PROD", 10, NOW + 100, 1);
         let pulled = pull_blocklist(
             &a,
@@ -696,6 +742,20 @@ mod tests {
                 "ban oidc:alice@ATLAS2\n"
             );
         }
+    }
+
+    #[test]
+    fn a_fifo_at_the_installed_path_is_replaced_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = args(dir.path(), PullFormat::Json);
+        let v = signer(1).verifier();
+        regular_file::mkfifo(&a.out);
+        let seq5 = blocklist("CERN-PROD", 5, NOW + 100, 1);
+        let started = std::time::Instant::now();
+        let pulled = pull_blocklist(&a, &v, |_| answer(&seq5, None), NOW).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        assert!(matches!(pulled, Pulled::Updated(_)), "{pulled:?}");
+        assert_eq!(std::fs::read_to_string(&a.out).unwrap(), seq5);
     }
 
     #[test]

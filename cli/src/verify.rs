@@ -373,6 +373,7 @@ fn write_state(path: &Path, note: &str) -> Result<(), VerifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::TrustAnchors;
     use tokenledger_core::note::NoteSigner;
     use tokenledger_core::wire::AppendStatus;
 
@@ -416,7 +417,7 @@ mod tests {
             root: Hash([0; 32]),
             extensions: Vec::new(),
         };
-        let client = Client::new("http://127.0.0.1:9", None);
+        let client = Client::new("http://127.0.0.1:9", None, TrustAnchors::default());
         let e = check_receipt_inclusion(&client, &appended(3), &checkpoint).unwrap_err();
         assert!(matches!(e, VerifyError::Failed(_)));
         assert!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use axum::serve::Listener;
 use tokio::task::JoinHandle;
 
 use crate::api::{AppState, router};
@@ -98,13 +98,18 @@ impl Service {
         })
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves, then lets in-flight requests
-    /// finish, commits what the sequencer still holds and writes a last checkpoint.
-    pub async fn serve(
+    /// Serves HTTP on `listener` (TCP, or TLS from [`crate::tls`]) until `shutdown` resolves,
+    /// then lets in-flight requests finish, commits what the sequencer still holds and writes
+    /// a last checkpoint.
+    pub async fn serve<L>(
         self,
-        listener: TcpListener,
+        listener: L,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<()>
+    where
+        L: Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let Service {
             state,
             sequencer_task,

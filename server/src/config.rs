@@ -107,6 +107,14 @@ pub struct ServerConfig {
     /// Read the database into the OS page cache at start, if it fits in half the memory
     /// available.
     pub warm_page_cache: bool,
+    /// PEM certificate chain served over TLS (with `tls_key`).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`, readable by its owner only.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP on a non-loopback address is allowed: a TLS proxy in front terminates TLS.
+    pub behind_tls_proxy: bool,
 }
 
 #[derive(Deserialize, Clone, Debug)]

@@ -379,7 +379,7 @@ pub enum StateChange {
         lifted_by: String,
         lifted_at: i64,
     },
-    /// Attach identity `(iss, sub)` of `vo` to a person.
+    /// Attach identity `(iss, sub)` of `vo`, which belongs to no person, to a person.
     Link {
         vo: String,
         person_id: String,
@@ -387,7 +387,8 @@ pub enum StateChange {
         sub: String,
         created_at: i64,
     },
-    /// Move every identity, pseudonym and suspension of person `from` to `into`.
+    /// Move every identity, pseudonym and suspension of person `from` to `into`, and record
+    /// that `from` was merged away.
     Merge {
         vo: String,
         into: String,
@@ -474,10 +475,17 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
                         .push_bind(vo)
                         .push_bind(person_id)
                         .push_bind(*created_at);
-                })
-                .push(" ON CONFLICT (iss, sub, vo) DO UPDATE SET person_id = excluded.person_id");
+                });
         }
         StateChange::Merge { vo, into, from } => {
+            script
+                .statement("INSERT INTO person_merges (vo, person_id, into_person, idx) ")
+                .push_values([()], |mut row, ()| {
+                    row.push_bind(vo)
+                        .push_bind(from)
+                        .push_bind(into)
+                        .push_bind(index as i64);
+                });
             for table in ["identities", "pseudonyms", "suspensions"] {
                 script
                     .statement(format_args!("UPDATE {table} SET person_id = "))

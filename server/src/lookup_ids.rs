@@ -22,7 +22,7 @@ pub(crate) struct LookupIds {
 }
 
 /// Ids of `issuers`, `clients` and `identities` rows that are committed. An id never changes
-/// once given (these rows are never deleted; a link updates an identity in place), so a
+/// once given (these rows are never deleted; a merge updates identities in place), so a
 /// cached id stays right for as long as the database is written by its one writer.
 #[derive(Default)]
 pub struct IdCache {

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_server::app::Service;
 use tokenledger_server::config::{Config, DEFAULT_CONFIG, validate_site_name};
+use tokenledger_server::tls::{TlsArgs, Transport};
 use tokenledger_server::{credentials, db, sites};
 
 #[derive(Parser, Debug)]
@@ -60,6 +61,8 @@ struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "TOKENLEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,6 +166,8 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    args.tls.apply(&mut config.server);
+    let transport = Transport::for_server(&config.server)?;
     let listen = config.server.listen;
     let service = Service::start(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -170,11 +175,27 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal()?;
-    println!("tokenledger-server listening on http://{addr}");
-    tracing::info!(%addr, "listening");
-    service.serve(listener, shutdown).await?;
+    transport.reload_on_sighup()?;
+    let scheme = transport.scheme();
+    match transport {
+        Transport::Plain => {
+            announce(scheme, addr);
+            service.serve(listener, shutdown).await?;
+        }
+        Transport::Tls(certificate) => {
+            let listener = certificate.listener(listener)?;
+            announce(scheme, addr);
+            service.serve(listener, shutdown).await?;
+        }
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The line tests and operators wait for: from now on connections are accepted.
+fn announce(scheme: &str, addr: SocketAddr) {
+    println!("tokenledger-server listening on {scheme}://{addr}");
+    tracing::info!(%addr, scheme, "listening");
 }
 
 async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()> {

@@ -1,5 +1,8 @@
 //! The single writer of the log. Group commit: every batch is one fsync'd transaction,
-//! and each caller is answered only after the batch holding its entries committed.
+//! and each caller is answered only after the batch holding its entries committed. Before
+//! a batch that changes state is written, [`preconditions`] decides which of its changes
+//! still apply; a refused change takes no index and writes nothing, and the rest of the
+//! batch goes on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use crate::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
 use crate::log_store::{self, EntryRow, IssuanceRow, StateChange, StoreError};
 use crate::lookup_ids::IdCache;
 use crate::metrics::Metrics;
+use crate::preconditions::{self, Refusal};
 use crate::sql_script::SqlScript;
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
@@ -114,14 +118,42 @@ pub enum SequencerError {
     Sign(String),
 }
 
-/// The answers of a committed batch, with its counts of new and duplicate entries.
-type BatchOutcome = (Vec<Vec<Sequenced>>, u64, u64);
+/// Why a job's entries were not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// A state change does not apply to the state as of its place in the log.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// The batch was not written.
+    #[error(transparent)]
+    Failed(Arc<SequencerError>),
+}
 
-type Reply = oneshot::Sender<Result<Vec<Sequenced>, Arc<SequencerError>>>;
+/// A job's answer: where its entries went, or why its state change was refused.
+type Answer = Result<Vec<Sequenced>, Refusal>;
+
+/// The answers of a committed batch, with its counts of new and duplicate entries.
+type BatchOutcome = (Vec<Answer>, u64, u64);
+
+type Reply = oneshot::Sender<Result<Vec<Sequenced>, AppendError>>;
 
 struct Job {
     entries: Vec<PreparedEntry>,
+    /// Some entry changes state: the job is decided before it is written.
+    changes_state: bool,
     reply: Reply,
+}
+
+impl Job {
+    fn state_changes(&self) -> Vec<&StateChange> {
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EntryKind::State(change) => Some(change),
+                EntryKind::Issuance(_) | EntryKind::Resolution { .. } => None,
+            })
+            .collect()
+    }
 }
 
 /// How the sequencer stores leaves: the database's dictionaries, and after how many raw
@@ -209,20 +241,27 @@ impl Sequencer {
         ))
     }
 
-    /// Appends entries; answers once they are durable, in the order given.
-    pub async fn append(
-        &self,
-        entries: Vec<PreparedEntry>,
-    ) -> Result<Vec<Sequenced>, Arc<SequencerError>> {
+    /// Appends entries; answers once they are durable, in the order given. If one of them
+    /// is a state change that no longer applies, none is appended.
+    pub async fn append(&self, entries: Vec<PreparedEntry>) -> Result<Vec<Sequenced>, AppendError> {
+        let changes_state = entries
+            .iter()
+            .any(|e| matches!(e.kind, EntryKind::State(_)));
         let (reply, answer) = oneshot::channel();
-        match tokio::time::timeout(ENQUEUE_TIMEOUT, self.jobs.send(Job { entries, reply })).await {
-            Err(_) => return Err(Arc::new(SequencerError::Busy)),
-            Ok(Err(_)) => return Err(Arc::new(SequencerError::ShuttingDown)),
+        let job = Job {
+            entries,
+            changes_state,
+            reply,
+        };
+        let failed = |e: SequencerError| AppendError::Failed(Arc::new(e));
+        match tokio::time::timeout(ENQUEUE_TIMEOUT, self.jobs.send(job)).await {
+            Err(_) => return Err(failed(SequencerError::Busy)),
+            Ok(Err(_)) => return Err(failed(SequencerError::ShuttingDown)),
             Ok(Ok(())) => {}
         }
         answer
             .await
-            .map_err(|_| Arc::new(SequencerError::ShuttingDown))?
+            .map_err(|_| failed(SequencerError::ShuttingDown))?
     }
 
     /// The latest committed head (size, root, signed checkpoint).
@@ -291,40 +330,55 @@ impl Writer {
                 self.metrics
                     .batch_committed(self.frontier.size(), new_entries, duplicates, micros);
                 for (job, answer) in batch.into_iter().zip(answers) {
-                    let _ = job.reply.send(Ok(answer));
+                    let _ = job.reply.send(answer.map_err(AppendError::Refused));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "batch not committed");
                 let e = Arc::new(e);
                 for job in batch {
-                    let _ = job.reply.send(Err(e.clone()));
+                    let _ = job.reply.send(Err(AppendError::Failed(e.clone())));
                 }
             }
         }
     }
 
     /// Writes one batch in one transaction; on any error nothing is written and the
-    /// in-memory tree is left as it was. Unless the last batch met reports that were logged
-    /// before, the batch is first written without looking its keys up: the unique index of
-    /// `issuances` refuses a logged `(jti, iss)`, and the batch is then written again with
-    /// the lookup.
+    /// in-memory tree is left as it was. State changes are decided first (see
+    /// [`Writer::decide`]). Unless the last batch met reports that were logged before, the
+    /// batch is first written without looking its keys up: the unique index of `issuances`
+    /// refuses a logged `(jti, iss)`, and the batch is then written again with the lookup.
     async fn write_batch(&mut self, batch: &[Job]) -> Result<BatchOutcome, SequencerError> {
+        let decisions = self.decide(batch).await?;
         if !self.expect_logged {
-            match self.try_write(batch, false).await {
+            match self.try_write(batch, &decisions, false).await {
                 Err(SequencerError::Store(e)) if e.is_unique_violation() => {
                     self.metrics.batch_rewritten();
                 }
                 done => return done,
             }
         }
-        self.try_write(batch, true).await
+        self.try_write(batch, &decisions, true).await
     }
 
-    /// One attempt of [`Writer::write_batch`]; `look_up` finds the reports logged before.
+    /// Whether each job's state changes apply, decided in batch order against the state the
+    /// writer reads now, before the batch's transaction: only the writer changes that state,
+    /// so it holds until the batch commits. A batch without state changes (issuances) is not
+    /// decided: the answer is then empty.
+    async fn decide(&mut self, batch: &[Job]) -> Result<Vec<Result<(), Refusal>>, StoreError> {
+        if !batch.iter().any(|job| job.changes_state) {
+            return Ok(Vec::new());
+        }
+        let changes: Vec<Vec<&StateChange>> = batch.iter().map(Job::state_changes).collect();
+        preconditions::decide(&mut self.conn, &changes).await
+    }
+
+    /// One attempt of [`Writer::write_batch`]: the jobs `decisions` refused are left out;
+    /// `look_up` finds the reports logged before.
     async fn try_write(
         &mut self,
         batch: &[Job],
+        decisions: &[Result<(), Refusal>],
         look_up: bool,
     ) -> Result<BatchOutcome, SequencerError> {
         let logged = if look_up {
@@ -338,7 +392,7 @@ impl Writer {
         } else {
             HashMap::new()
         };
-        let plan = plan_batch(batch, &logged, self.frontier.clone());
+        let plan = plan_batch(batch, decisions, &logged, self.frontier.clone());
         let old_entries = self.read_logged(&plan.old_duplicates).await?;
         let dictionary = self.leaves.pending_dictionary()?;
         let stored = plan
@@ -423,7 +477,8 @@ enum Slot {
 }
 
 struct BatchPlan<'a> {
-    slots: Vec<Vec<Slot>>,
+    /// Per job: where each entry goes, or why the job was refused.
+    slots: Vec<Result<Vec<Slot>, Refusal>>,
     new_entries: Vec<(u64, &'a PreparedEntry)>,
     old_duplicates: Vec<u64>,
     hashes: Vec<(u64, Hash)>,
@@ -432,9 +487,11 @@ struct BatchPlan<'a> {
     duplicate_count: u64,
 }
 
-/// Assigns indexes: an entry whose key is logged (or earlier in the batch) keeps that index.
+/// Assigns indexes: an entry whose key is logged (or earlier in the batch) keeps that index;
+/// the entries of a job that `decisions` refused take none.
 fn plan_batch<'a>(
     batch: &'a [Job],
+    decisions: &[Result<(), Refusal>],
     logged: &HashMap<(String, String), u64>,
     mut frontier: Frontier,
 ) -> BatchPlan<'a> {
@@ -448,7 +505,11 @@ fn plan_batch<'a>(
         new_count: 0,
         duplicate_count: 0,
     };
-    for job in batch {
+    for (position, job) in batch.iter().enumerate() {
+        if let Some(Err(refusal)) = decisions.get(position) {
+            plan.slots.push(Err(refusal.clone()));
+            continue;
+        }
         let mut slots = Vec::with_capacity(job.entries.len());
         for entry in &job.entries {
             if let Some(key) = entry.issuance() {
@@ -486,7 +547,7 @@ fn plan_batch<'a>(
                 logged_at: entry.logged_at,
             });
         }
-        plan.slots.push(slots);
+        plan.slots.push(Ok(slots));
     }
     plan.frontier = frontier;
     plan
@@ -540,12 +601,13 @@ impl BatchPlan<'_> {
 
     /// The answer of every job; an entry that took an index in this batch is `created` the
     /// first time and `duplicate` after.
-    fn answers(&self, old_entries: &HashMap<u64, (Hash, i64)>) -> Vec<Vec<Sequenced>> {
+    fn answers(&self, old_entries: &HashMap<u64, (Hash, i64)>) -> Vec<Answer> {
         let mut answered_new = std::collections::HashSet::new();
         self.slots
             .iter()
             .map(|slots| {
-                slots
+                let slots = slots.as_ref().map_err(Refusal::clone)?;
+                Ok(slots
                     .iter()
                     .map(|slot| match slot {
                         Slot::New {
@@ -569,7 +631,7 @@ impl BatchPlan<'_> {
                             status: AppendStatus::Duplicate,
                         },
                     })
-                    .collect()
+                    .collect())
             })
             .collect()
     }
@@ -622,4 +684,55 @@ fn sign_head(
 /// The current time in unix microseconds.
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job of state changes without rows, one entry per leaf.
+    fn job(leaves: &[&[u8]]) -> Job {
+        let entries = leaves
+            .iter()
+            .map(|leaf| PreparedEntry {
+                leaf: leaf.to_vec(),
+                leaf_hash: merkle::leaf_hash(leaf),
+                logged_at: 1,
+                kind: EntryKind::State(StateChange::None),
+            })
+            .collect();
+        Job {
+            entries,
+            changes_state: true,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_refused_job_takes_no_index_and_the_jobs_after_it_follow_on() {
+        let batch = [job(&[b"a"]), job(&[b"b"]), job(&[b"c", b"d"])];
+        let decisions = [Ok(()), Err(Refusal::InEffect), Ok(())];
+        let plan = plan_batch(&batch, &decisions, &HashMap::new(), Frontier::new());
+        assert_eq!(plan.new_count, 3);
+        let written: Vec<u64> = plan.new_entries.iter().map(|(index, _)| *index).collect();
+        assert_eq!(written, [0, 1, 2]);
+        let mut expected = Frontier::new();
+        for leaf in [b"a", b"c", b"d"] {
+            expected.append(merkle::leaf_hash(leaf));
+        }
+        assert_eq!(
+            plan.frontier.root(),
+            expected.root(),
+            "b is not in the tree"
+        );
+        let answers: Vec<Result<Vec<u64>, Refusal>> = plan
+            .answers(&HashMap::new())
+            .into_iter()
+            .map(|answer| answer.map(|done| done.iter().map(|s| s.index).collect()))
+            .collect();
+        assert_eq!(
+            answers,
+            [Ok(vec![0]), Err(Refusal::InEffect), Ok(vec![1, 2])]
+        );
+    }
 }

@@ -18,8 +18,10 @@ use tokenledger_server::log_store::{self, EntryRow, IssuanceRow, StateChange, St
 use tokenledger_server::lookup::{self, IssuanceFilter};
 use tokenledger_server::lookup_ids::{IdCache, NewIds};
 use tokenledger_server::metrics::Metrics;
+use tokenledger_server::preconditions::Refusal;
 use tokenledger_server::sequencer::{
-    BatchLimits, EntryKind, IssuanceKey, LeafStorage, PreparedEntry, Sequenced, Sequencer,
+    AppendError, BatchLimits, EntryKind, IssuanceKey, LeafStorage, PreparedEntry, Sequenced,
+    Sequencer,
 };
 use tokenledger_server::sql_script::SqlScript;
 
@@ -451,8 +453,11 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     assert_eq!(count(&pool, "issuers").await, 3);
     assert_eq!(count(&pool, "clients").await, 4);
     assert_eq!(count(&pool, "identities").await, 5);
-    let carol_person = lookup::person_of(&pool, C, "carol", "atlas").await.unwrap();
-    assert!(carol_person.unwrap().starts_with("pe-"));
+    let carol_person = lookup::person_of(&pool, C, "carol", "atlas")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(carol_person.starts_with("pe-"));
     assert_eq!(
         indexes(lookup::issuances_by_jti(&pool, raw(), "j7").await.unwrap()),
         [8, 9]
@@ -464,19 +469,36 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     assert_eq!(statuses(&answers), [(8, AppendStatus::Duplicate)]);
     assert_eq!(answers[0].logged_at, 6_000);
 
-    let link = PreparedEntry {
-        leaf: b"a link stands in here".to_vec(),
-        leaf_hash: leaf_hash(b"a link stands in here"),
+    let change = |stand_in: &[u8], change| PreparedEntry {
+        leaf: stand_in.to_vec(),
+        leaf_hash: leaf_hash(stand_in),
         logged_at: 8_000,
-        kind: EntryKind::State(StateChange::Link {
+        kind: EntryKind::State(change),
+    };
+    let link = change(
+        b"a link stands in here",
+        StateChange::Link {
             vo: "atlas".into(),
             person_id: "pe-1".into(),
             iss: C.into(),
             sub: "carol".into(),
             created_at: 8_000,
-        }),
-    };
-    sequencer.append(vec![link]).await.unwrap();
+        },
+    );
+    let refused = sequencer.append(vec![link]).await.unwrap_err();
+    assert!(
+        matches!(refused, AppendError::Refused(Refusal::IdentityOfAnother)),
+        "{refused:?}"
+    );
+    let merge = change(
+        b"a merge stands in here",
+        StateChange::Merge {
+            vo: "atlas".into(),
+            into: "pe-1".into(),
+            from: carol_person,
+        },
+    );
+    sequencer.append(vec![merge]).await.unwrap();
     let carol_ids: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, person_id FROM identities WHERE sub = 'carol'")
             .fetch_all(&pool)

@@ -1,27 +1,21 @@
-//! Support for the tests against the real ARC A-REX (tests/tests/arc_daemon.rs): a test CA made
-//! with the `openssl` command, installed at `/etc/grid-security` inside the test's private
-//! mount namespace; an https token issuer (OpenID discovery document and JWKS, the only way
-//! ARC 6 accepts issuer keys); and A-REX's WS/REST interface started with Debian's own start
-//! script on a private `arc.conf`, killed on drop. Everything here runs inside
-//! [`crate::netns::inside`] and listens on 127.0.0.1 only.
+//! Support for the tests against the real ARC A-REX (tests/tests/arc_daemon.rs): A-REX's
+//! WS/REST interface started with Debian's own start script on a private `arc.conf`, stopped
+//! on drop, and a user's token-authenticated REST job submission to it. The test CA
+//! ([`crate::pki`]) and the https token issuer ([`crate::https_issuer`]) are shared with the
+//! XRootD tests. Everything here runs inside [`crate::netns::inside`] and listens on
+//! 127.0.0.1 only.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use aws_lc_rs::agreement;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
+
+use crate::daemon::{Daemon, free_port, read_or_empty, set_mode, tail};
 
 /// Debian's script behind `systemctl start arc-arex-ws` (ARC 6: the job-management interface,
 /// where token users are authenticated and authorized).
 pub const AREX_WS_START: &str = "/usr/share/arc/arc-arex-ws-start";
-/// Where ARC looks for trust anchors, host certificate and key by default.
-const GRID_SECURITY: &str = "/etc/grid-security";
 /// Bound on A-REX's start (its start script validates the configuration with perl and
 /// python first: a few seconds), and on one REST exchange.
 const AREX_START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -38,401 +32,6 @@ YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
 ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 -----END DH PARAMETERS-----
 ";
-
-/// Daemons of this test process (A-REX, the ledger) that the watchdog kills.
-static DAEMONS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-/// Makes the [`watchdog`] kill `pid` (a daemon the test started) when time is up.
-pub fn register_daemon(pid: u32) {
-    DAEMONS.lock().expect("daemons").push(pid);
-}
-
-fn unregister_daemon(pid: u32) {
-    DAEMONS.lock().expect("daemons").retain(|p| *p != pid);
-}
-
-/// Bounds the whole test: after `limit` a thread kills the registered daemons and ends this
-/// process with a failure (drop guards cannot run then, hence the registry). Every wait is
-/// bounded as well; this catches the sum.
-pub fn watchdog(limit: Duration) {
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        // Held to the end: no daemon starts after this.
-        let daemons = DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
-        eprintln!("the test exceeded {limit:?}: killing its daemons {daemons:?} and failing");
-        for pid in daemons.iter() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-        std::process::exit(101);
-    });
-}
-
-/// Runs `openssl` with `args` in `dir`; panics with its output unless it succeeds.
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("openssl cannot run ({e}): is the openssl package installed?"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// A certificate and its key, in PEM (for ARC and curl) and DER (for rustls).
-#[derive(Debug, Clone)]
-pub struct Leaf {
-    pub cert_pem: PathBuf,
-    pub key_pem: PathBuf,
-    cert_der: Vec<u8>,
-    key_der: Vec<u8>,
-}
-
-/// A throw-away certificate authority in a directory of the test.
-#[derive(Debug)]
-pub struct TestCa {
-    dir: PathBuf,
-    /// The CA certificate (curl's `--cacert`).
-    pub cert: PathBuf,
-}
-
-impl TestCa {
-    /// A new CA (RSA 2048, valid two days) in `dir`.
-    pub fn new(dir: &Path) -> TestCa {
-        std::fs::create_dir_all(dir).expect("creating the CA directory");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-sha256",
-                "-days",
-                "2",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/DC=org/DC=tokenledger/CN=tokenledger e2e CA",
-                "-addext",
-                "basicConstraints=critical,CA:true",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        TestCa {
-            dir: dir.to_path_buf(),
-            cert: dir.join("ca.pem"),
-        }
-    }
-
-    /// A server certificate `name` for `localhost` and `127.0.0.1`, signed by this CA.
-    pub fn issue(&self, name: &str) -> Leaf {
-        let ext = self.dir.join(format!("{name}.ext"));
-        std::fs::write(
-            &ext,
-            "basicConstraints=CA:false\n\
-             keyUsage=critical,digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth,clientAuth\n\
-             subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .expect("writing the extensions");
-        let (key, csr, cert) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                "/DC=org/DC=tokenledger/CN=localhost",
-            ],
-        );
-        openssl(
-            &self.dir,
-            &[
-                "x509",
-                "-req",
-                "-sha256",
-                "-days",
-                "2",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-extfile",
-                &format!("{name}.ext"),
-                "-out",
-                &cert,
-            ],
-        );
-        let cert_der = openssl(&self.dir, &["x509", "-in", &cert, "-outform", "DER"]);
-        let key_der = openssl(
-            &self.dir,
-            &[
-                "pkcs8", "-topk8", "-nocrypt", "-in", &key, "-outform", "DER",
-            ],
-        );
-        Leaf {
-            cert_pem: self.dir.join(cert),
-            key_pem: self.dir.join(key),
-            cert_der,
-            key_der,
-        }
-    }
-
-    /// Puts this CA and `host` where ARC looks by default, for this mount namespace only: a
-    /// tmpfs over `/etc/grid-security` holding `certificates/<hash>.0` (the trust anchor for
-    /// A-REX's TLS and for its fetch of issuer keys), `hostcert.pem` and `hostkey.pem`. The
-    /// host's own `/etc/grid-security` (which `nordugrid-arc-arex`'s postinst creates) is
-    /// hidden, never changed.
-    pub fn install_grid_security(&self, host: &Leaf) {
-        assert_private_mount_namespace();
-        let root = Path::new(GRID_SECURITY);
-        assert!(
-            root.is_dir(),
-            "{GRID_SECURITY} does not exist: nordugrid-arc-arex's postinst creates it (arcctl \
-             test-ca init); the test mounts over it and never creates it on the host"
-        );
-        let mounted = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                "mode=0755",
-                "tokenledger-e2e",
-                GRID_SECURITY,
-            ])
-            .status()
-            .expect("mount (util-linux) runs");
-        assert!(
-            mounted.success(),
-            "cannot mount a tmpfs over {GRID_SECURITY}"
-        );
-        let certificates = root.join("certificates");
-        std::fs::create_dir(&certificates).expect("creating certificates/");
-        let hash = String::from_utf8(openssl(
-            &self.dir,
-            &["x509", "-hash", "-noout", "-in", "ca.pem"],
-        ))
-        .expect("a hash");
-        std::fs::copy(&self.cert, certificates.join(format!("{}.0", hash.trim())))
-            .expect("installing the CA");
-        std::fs::copy(&host.cert_pem, root.join("hostcert.pem")).expect("installing hostcert");
-        std::fs::copy(&host.key_pem, root.join("hostkey.pem")).expect("installing hostkey");
-        set_mode(&root.join("hostkey.pem"), 0o600);
-    }
-}
-
-/// Panics unless this process has another mount namespace than its parent, the test process
-/// that ran `unshare` (so a mount cannot reach the host).
-fn assert_private_mount_namespace() {
-    let mine = std::fs::read_link("/proc/self/ns/mnt").expect("own mount namespace");
-    let parent = std::os::unix::process::parent_id();
-    let theirs =
-        std::fs::read_link(format!("/proc/{parent}/ns/mnt")).expect("the parent's mount namespace");
-    assert_ne!(
-        mine, theirs,
-        "refusing to mount over {GRID_SECURITY}: not in a private mount namespace (run inside \
-         netns::inside)"
-    );
-}
-
-/// Sets a file's permission bits.
-pub fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
-}
-
-/// A loopback port nobody listens on (the namespace is private, so it stays free).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// An https server on 127.0.0.1 with fixed documents per path (an OpenID provider's discovery
-/// document and JWKS), serving until the test process ends. It answers both request forms,
-/// `GET /path` and ARC's absolute `GET https://host:port/path`, and records what was asked.
-pub struct HttpsIssuer {
-    /// `https://127.0.0.1:PORT`
-    pub base: String,
-    routes: Arc<Mutex<HashMap<String, String>>>,
-    asked: Arc<Mutex<Vec<String>>>,
-}
-
-impl HttpsIssuer {
-    pub fn start(leaf: &Leaf) -> HttpsIssuer {
-        let mut provider = rustls::crypto::ring::default_provider();
-        provider.kx_groups.push(&P521);
-        let provider = Arc::new(provider);
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone()));
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![CertificateDer::from(leaf.cert_der.clone())], key)
-            .expect("the issuer's certificate and key");
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the https issuer");
-        let base = format!("https://{}", listener.local_addr().expect("addr"));
-        let routes: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (routes2, asked2) = (routes.clone(), asked.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (config, routes, asked) = (config.clone(), routes2.clone(), asked2.clone());
-                std::thread::spawn(move || {
-                    let _ = serve_one(stream, config, &routes, &asked);
-                });
-            }
-        });
-        HttpsIssuer {
-            base,
-            routes,
-            asked,
-        }
-    }
-
-    /// Serves `body` (JSON) at `path`.
-    pub fn serve(&self, path: &str, body: String) {
-        self.routes
-            .lock()
-            .expect("routes")
-            .insert(path.to_string(), body);
-    }
-
-    /// The paths asked so far, in order.
-    pub fn asked(&self) -> Vec<String> {
-        self.asked.lock().expect("asked").clone()
-    }
-}
-
-/// ECDHE on secp521r1, which rustls lacks: A-REX 6.17's https client (its fetch of issuer
-/// keys) offers no other group (its `tlscurve` default), so an issuer without P-521 fails the
-/// handshake and every token is refused.
-#[derive(Debug)]
-struct P521Kx;
-
-static P521: P521Kx = P521Kx;
-
-impl rustls::crypto::SupportedKxGroup for P521Kx {
-    fn start(&self) -> Result<Box<dyn rustls::crypto::ActiveKeyExchange>, rustls::Error> {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let private = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P521, &rng)
-            .map_err(|_| rustls::Error::FailedToGetRandomBytes)?;
-        let public = private
-            .compute_public_key()
-            .map_err(|_| rustls::Error::General("P-521 public key".into()))?
-            .as_ref()
-            .to_vec();
-        Ok(Box::new(P521Exchange { private, public }))
-    }
-
-    fn name(&self) -> rustls::NamedGroup {
-        rustls::NamedGroup::secp521r1
-    }
-}
-
-struct P521Exchange {
-    private: agreement::EphemeralPrivateKey,
-    public: Vec<u8>,
-}
-
-impl rustls::crypto::ActiveKeyExchange for P521Exchange {
-    fn complete(
-        self: Box<Self>,
-        peer: &[u8],
-    ) -> Result<rustls::crypto::SharedSecret, rustls::Error> {
-        agreement::agree_ephemeral(
-            self.private,
-            agreement::UnparsedPublicKey::new(&agreement::ECDH_P521, peer),
-            rustls::Error::from(rustls::PeerMisbehaved::InvalidKeyShare),
-            |secret| Ok(rustls::crypto::SharedSecret::from(secret)),
-        )
-    }
-
-    fn pub_key(&self) -> &[u8] {
-        &self.public
-    }
-
-    fn group(&self) -> rustls::NamedGroup {
-        rustls::NamedGroup::secp521r1
-    }
-}
-
-/// One connection: one request, one answer, then close.
-fn serve_one(
-    tcp: TcpStream,
-    config: Arc<rustls::ServerConfig>,
-    routes: &Mutex<HashMap<String, String>>,
-    asked: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
-    tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
-    tcp.set_write_timeout(Some(Duration::from_secs(20)))?;
-    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut head = Vec::new();
-    {
-        let mut reader = BufReader::new(&mut tls);
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-                break;
-            }
-            head.push(line);
-        }
-    }
-    let target = head
-        .first()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("/")
-        .to_string();
-    // ARC's client sends the absolute form: keep the path only.
-    let path = match target.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]).to_string(),
-        None => target,
-    };
-    let path = path.split('?').next().unwrap_or("/").to_string();
-    asked.lock().expect("asked").push(path.clone());
-    let body = routes.lock().expect("routes").get(&path).cloned();
-    let (status, body) = match body {
-        Some(body) => ("200 OK", body),
-        None => ("404 Not Found", "{}".to_string()),
-    };
-    write!(
-        tls,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    tls.conn.send_close_notify();
-    tls.flush()
-}
 
 /// The directories and files of one A-REX instance, all under one test directory.
 #[derive(Debug, Clone)]
@@ -507,11 +106,10 @@ pub struct Submission {
     pub body: String,
 }
 
-/// A running A-REX WS interface (`arched`, in the foreground), killed on drop.
+/// A running A-REX WS interface (`arched`, in the foreground), stopped on drop.
 pub struct Arex {
-    child: Option<Child>,
+    daemon: Daemon,
     dirs: ArexDirs,
-    conf: PathBuf,
     output: PathBuf,
     pub url: String,
 }
@@ -533,81 +131,41 @@ impl Arex {
             .append(true)
             .open(&output)
             .expect("A-REX's output file");
-        // Started and registered under the lock, so the watchdog never misses it.
-        let mut daemons = DAEMONS.lock().expect("daemons");
-        let child = Command::new(AREX_WS_START)
-            .arg("-f")
-            .env("ARC_CONFIG", &path)
-            // The script writes its generated XML with `mktemp -t`.
-            .env("TMPDIR", &dirs.tmp)
-            .current_dir(&dirs.root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("dup")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {AREX_WS_START}: {e}"));
-        daemons.push(child.id());
-        drop(daemons);
+        let daemon = Daemon::spawn(
+            Command::new(AREX_WS_START)
+                .arg("-f")
+                .env("ARC_CONFIG", &path)
+                // The script writes its generated XML with `mktemp -t`.
+                .env("TMPDIR", &dirs.tmp)
+                .current_dir(&dirs.root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log.try_clone().expect("dup")))
+                .stderr(Stdio::from(log)),
+        )
+        .unwrap_or_else(|e| panic!("cannot run {AREX_WS_START}: {e}"));
         let mut arex = Arex {
-            child: Some(child),
+            daemon,
             dirs: dirs.clone(),
-            conf: path,
             output,
             url: format!("https://127.0.0.1:{}/arex", dirs.port),
         };
-        arex.wait_listening();
-        arex
-    }
-
-    fn wait_listening(&mut self) {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.dirs.port));
-        let deadline = Instant::now() + AREX_START_TIMEOUT;
-        loop {
-            let child = self.child.as_mut().expect("running");
-            if let Some(status) = child.try_wait().expect("waiting for A-REX") {
-                unregister_daemon(child.id());
-                self.child = None;
-                panic!(
-                    "A-REX exited ({status}) before listening on {addr}\n{}",
-                    self.log_tail(60)
-                );
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "A-REX did not listen on {addr} within {AREX_START_TIMEOUT:?}\n{}",
-                    self.log_tail(60)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        if let Err(why) = arex.daemon.wait_for_port(dirs.port, AREX_START_TIMEOUT) {
+            panic!("A-REX did not come up: {why}\n{}", arex.log_tail(60));
         }
-    }
-
-    /// The arc.conf it runs on.
-    pub fn conf(&self) -> &Path {
-        &self.conf
+        arex
     }
 
     /// Everything A-REX printed so far (in the foreground its log goes to stderr).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.output).unwrap_or_default()
+        read_or_empty(&self.output)
     }
 
     /// The last `n` lines of A-REX's output and of its interface log file, for failures.
     pub fn log_tail(&self, n: usize) -> String {
-        let tail = |path: &Path| {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(n)..].join("\n")
-        };
         format!(
-            "--- A-REX output ({}) ---\n{}\n--- {} ---\n{}",
-            self.output.display(),
-            tail(&self.output),
-            self.dirs.logs.join("ws-interface.log").display(),
-            tail(&self.dirs.logs.join("ws-interface.log"))
+            "{}\n{}",
+            tail(&self.output, n),
+            tail(&self.dirs.logs.join("ws-interface.log"), n)
         )
     }
 
@@ -661,7 +219,7 @@ impl Arex {
             String::from_utf8_lossy(&out.stderr),
             self.log_tail(40)
         );
-        let body = std::fs::read_to_string(&body_path).unwrap_or_default();
+        let body = read_or_empty(&body_path);
         let http = code
             .parse()
             .unwrap_or_else(|_| panic!("curl printed no status: {code:?}"));
@@ -687,40 +245,4 @@ impl Arex {
             body,
         }
     }
-
-    /// Stops A-REX (SIGTERM, then SIGKILL after a bound) and reaps it.
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !matches!(child.try_wait(), Ok(Some(_))) {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Only now: until reaped, the watchdog may still have to kill it.
-        unregister_daemon(child.id());
-    }
-}
-
-impl Drop for Arex {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Reads a whole file, or "" if it does not exist.
-pub fn read_or_empty(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let _ = f.read_to_string(&mut text);
-    }
-    text
 }

@@ -8,13 +8,18 @@
 //! failing test leaves no process behind.
 
 pub mod arc;
+pub mod daemon;
+pub mod https_issuer;
 pub mod ingest;
 pub mod issuer;
 pub mod netns;
+pub mod pki;
+pub mod site;
+pub mod tls_client;
 pub mod xrootd;
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -31,7 +36,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The line the server prints once it accepts connections.
 const LISTENING_PREFIX: &str = "tokenledger-server listening on ";
 /// Environment variables of the binaries that must not leak in from the caller's shell.
-const FOREIGN_ENV: [&str; 8] = [
+const FOREIGN_ENV: [&str; 12] = [
     "TOKENLEDGER_CONFIG",
     "TOKENLEDGER_DATA_DIR",
     "TOKENLEDGER_LISTEN",
@@ -40,6 +45,10 @@ const FOREIGN_ENV: [&str; 8] = [
     "TOKENLEDGER_LOG_KEY",
     "TOKENLEDGER_TOKEN",
     "TOKENLEDGER_LOG",
+    "TOKENLEDGER_TLS_CERT",
+    "TOKENLEDGER_TLS_KEY",
+    "TOKENLEDGER_BEHIND_TLS_PROXY",
+    "TOKENLEDGER_CA_FILE",
 ];
 
 /// Path of a workspace binary, next to the running test executable.
@@ -83,10 +92,39 @@ fn command(bin: PathBuf) -> Command {
 
 /// Runs the real `tokenledger` CLI with `args` and returns what it did.
 pub fn run_cli(args: &[&str]) -> Output {
+    run_cli_with_env(args, &[])
+}
+
+/// Like [`run_cli`], with environment variables set for this run.
+pub fn run_cli_with_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     command(cli_binary())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("running tokenledger")
+}
+
+/// Runs `tokenledger-server <args>` where it must refuse to start: waits, bounded, for it to
+/// exit and returns what it printed (without backtraces); panics if it keeps running.
+pub fn run_refused_server(args: &[&str]) -> Output {
+    let mut child = command(server_binary())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning tokenledger-server");
+    if wait_bounded(&mut child, START_TIMEOUT).is_none() {
+        let _ = child.kill();
+        let out = child
+            .wait_with_output()
+            .expect("reaping tokenledger-server");
+        panic!("tokenledger-server {args:?} kept running: {out:?}");
+    }
+    child
+        .wait_with_output()
+        .expect("reading tokenledger-server's output")
 }
 
 /// Starts the real `tokenledger` CLI with `args` as a child process, its output piped.
@@ -101,6 +139,74 @@ where
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning tokenledger")
+}
+
+/// Bound on one CLI run of [`run_cli_with`]: one still running then was waiting on something.
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One run of the real `tokenledger` CLI: its exit code and output.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Its standard output as JSON; panics, with the run, when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
+    }
+}
+
+/// Runs the real `tokenledger` CLI in an environment holding only `env`, feeding `stdin`
+/// (else /dev/null).
+pub fn run_cli_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> CliRun {
+    time_cli_with(args, env, stdin).0
+}
+
+/// [`run_cli_with`], and how long the process took from its start to its exit. One that has
+/// not exited after 30 s is killed and fails the test.
+pub fn time_cli_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> (CliRun, Duration) {
+    let mut cmd = Command::new(cli_binary());
+    cmd.env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let started = Instant::now();
+    let mut child = cmd.spawn().expect("running tokenledger");
+    if let Some(bytes) = stdin {
+        // Written and closed at once, as HTCondor does.
+        let mut pipe = child.stdin.take().expect("the CLI's stdin");
+        pipe.write_all(bytes).expect("writing the CLI's stdin");
+    }
+    let took = loop {
+        if child.try_wait().expect("waiting for tokenledger").is_some() {
+            break started.elapsed();
+        }
+        if started.elapsed() > CLI_TIMEOUT {
+            child.kill().expect("killing tokenledger");
+            panic!("tokenledger {args:?} did not exit within {CLI_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let out = child.wait_with_output().expect("the CLI's output");
+    let run = CliRun {
+        code: out.status.code().expect("tokenledger was killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, took)
 }
 
 /// A credential made by `tokenledger-server credential create`.
@@ -131,6 +237,8 @@ impl VerifyRun {
 pub struct TestServer {
     dir: PathBuf,
     config: Option<PathBuf>,
+    /// The address asked for with `--listen`.
+    listen: String,
     child: Option<Child>,
     url: String,
     admin_secret: Option<String>,
@@ -142,23 +250,30 @@ impl TestServer {
     /// directory, and waits (bounded) for its listening line. On a fresh directory the server
     /// prints a bootstrap admin secret, which is kept for [`TestServer::admin_secret`].
     pub fn start(dir: &Path) -> TestServer {
-        TestServer::launch(dir, None)
+        TestServer::launch(dir, None, "127.0.0.1:0")
     }
 
     /// Like [`TestServer::start`], with `config` (TOML laid over the embedded default) written
     /// to a file in `dir` and passed as `--config` to this and every later start and admin
     /// command.
     pub fn start_with_config(dir: &Path, config: &str) -> TestServer {
+        TestServer::start_listening_on(dir, config, "127.0.0.1:0")
+    }
+
+    /// Like [`TestServer::start_with_config`], listening on `listen` (an address other than
+    /// loopback only inside a private network namespace: [`netns::inside`]).
+    pub fn start_listening_on(dir: &Path, config: &str, listen: &str) -> TestServer {
         std::fs::create_dir_all(dir).expect("creating the data directory");
         let path = dir.join("e2e-config.toml");
         std::fs::write(&path, config).expect("writing the test configuration");
-        TestServer::launch(dir, Some(path))
+        TestServer::launch(dir, Some(path), listen)
     }
 
-    fn launch(dir: &Path, config: Option<PathBuf>) -> TestServer {
+    fn launch(dir: &Path, config: Option<PathBuf>, listen: &str) -> TestServer {
         let mut server = TestServer {
             dir: dir.to_path_buf(),
             config,
+            listen: listen.to_string(),
             child: None,
             url: String::new(),
             admin_secret: None,
@@ -197,7 +312,7 @@ impl TestServer {
         let mut child = cmd
             .arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .arg("--data-dir")
             .arg(&self.dir)
             .env("TOKENLEDGER_LOG", "info,sqlx=warn")
@@ -251,9 +366,15 @@ impl TestServer {
                 }
             }
         };
+        let asked_host = self.listen.rsplit_once(':').map(|(host, _)| host);
+        let host = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.rsplit_once(':'))
+            .map(|(host, _)| host);
         assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "the server must listen on loopback only, it said {url}"
+            host.is_some() && host == asked_host,
+            "the server must listen where the test asked ({}), it said {url}",
+            self.listen
         );
         self.http = Some(Http::new(&url));
         self.url = url;
@@ -302,7 +423,7 @@ impl TestServer {
         self.child.as_ref().expect("the server is not running").id()
     }
 
-    /// Base URL, `http://127.0.0.1:PORT`, of the current run.
+    /// Base URL, `http://127.0.0.1:PORT` (`https://` with TLS), of the current run.
     pub fn url(&self) -> &str {
         assert!(self.child.is_some(), "the server is not running");
         &self.url
@@ -1005,6 +1126,68 @@ pub mod db {
             .filter(|f| f[5].rsplit(':').next() == Some(inode.as_str()))
             .map(|f| f[6..].join("-"))
             .collect()
+    }
+
+    /// The person identity `(iss, sub)` of `vo` belongs to, if any.
+    pub fn person_of(path: &Path, iss: &str, sub: &str, vo: &str) -> Option<String> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT person_id FROM identities WHERE iss = ? AND sub = ? AND vo = ?",
+            )
+            .bind(iss)
+            .bind(sub)
+            .bind(vo)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("reading an identity");
+            row.map(|(person,)| person)
+        })
+    }
+
+    /// How many identities person `person` has in `vo`.
+    pub fn identity_count(path: &Path, person: &str, vo: &str) -> u64 {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let (n,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM identities WHERE person_id = ? AND vo = ?")
+                    .bind(person)
+                    .bind(vo)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("counting identities");
+            n as u64
+        })
+    }
+
+    /// The log index of the lift of suspension `id`, if it was lifted.
+    pub fn lift_index(path: &Path, id: &str) -> Option<u64> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let (index,): (Option<i64>,) =
+                sqlx::query_as("SELECT lift_idx FROM suspensions WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("reading a suspension");
+            index.map(|i| i as u64)
+        })
+    }
+
+    /// The person `person` of `vo` was merged into, with the merge's log index, if it was.
+    pub fn merged_into(path: &Path, vo: &str, person: &str) -> Option<(String, u64)> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let row: Option<(String, i64)> = sqlx::query_as(
+                "SELECT into_person, idx FROM person_merges WHERE vo = ? AND person_id = ?",
+            )
+            .bind(vo)
+            .bind(person)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("reading a merge");
+            row.map(|(into, index)| (into, index as u64))
+        })
     }
 
     /// Row counts of the log tables: (entries, hashes, issuances).

@@ -50,6 +50,12 @@ fn installed(package: &str) -> bool {
         .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b" installed"))
 }
 
+/// [`require_packages`] (outside: they are installed on the host), then [`inside`].
+pub fn enter(name: &str, packages: &[&str]) -> bool {
+    require_packages(packages);
+    inside(name)
+}
+
 /// Runs the test `name` (this test binary's test of that exact name) again in new network
 /// and mount namespaces, with the loopback up, and returns `true` there: the caller's body
 /// then runs inside. Outside, it waits for that run, panics if it failed, and returns
@@ -85,6 +91,20 @@ pub fn inside(name: &str) -> bool {
         "the test {name} failed inside its namespaces ({status}); its output is above"
     );
     false
+}
+
+/// Panics, refusing to mount over `target`, unless this process has another mount namespace
+/// than its parent: the test process that ran `unshare` (in [`inside`]), in the host's mount
+/// namespace. So a mount made after this check cannot reach the host.
+pub fn assert_private_mount_namespace(target: &str) {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let parent = std::os::unix::process::parent_id().to_string();
+    let (mine, outer) = (ns("self"), ns(&parent));
+    assert!(
+        mine.is_some() && outer.is_some() && mine != outer,
+        "refusing to mount over {target} outside a private mount namespace (mine {mine:?}, \
+         the parent's {outer:?}): run inside netns::inside"
+    );
 }
 
 /// Inside: the namespace has no interface but the loopback.

@@ -1,24 +1,24 @@
 //! A real XRootD 5 data server with the SciTokens authorization plugin, for tests that run
-//! inside [`crate::netns::inside`]: a test CA and a server certificate made with the
-//! `openssl` CLI, a token issuer whose discovery document and JWKS are served over https
-//! (scitokens-cpp fetches keys only over https), and `xrootd` itself serving a data
-//! directory over the xroot protocol (ztn, which needs TLS) and over HTTP (XrdHttp).
+//! inside [`crate::netns::inside`]: `xrootd` serving a data directory over the xroot protocol
+//! (ztn, which needs TLS) and over HTTP (XrdHttp), with a server certificate of the test CA
+//! ([`crate::pki`]); scitokens-cpp fetches the issuer's keys over https from
+//! [`crate::https_issuer`], trusting the test CA through [`crate::pki::TestCa::trust_for_libcurl`].
 //!
-//! Everything listens on 127.0.0.1 of the test's private network namespace. The only change
-//! to a system path is a bind mount of the test CA over the CA bundle that libcurl reads,
-//! and [`Pki::trust_in_this_mount_namespace`] refuses to make it outside a private mount
-//! namespace. Each daemon is killed when its guard drops, on success and on panic.
+//! Everything listens on 127.0.0.1 of the test's private network namespace. The daemon is
+//! stopped when its guard drops, on success and on panic.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::daemon::{Daemon, free_port, read_or_empty, set_mode, tail};
+use crate::pki::{Leaf, TestCa};
+
 /// The Debian packages the XRootD tests use: the daemon, its client, the SciTokens plugin
-/// (which pulls in scitokens-cpp), `openssl` for the CA and the https issuer,
-/// `ca-certificates` for the bundle path libcurl reads, `iproute2` for the namespace.
+/// (which pulls in scitokens-cpp), `openssl` for the test CA, `ca-certificates` for the
+/// bundle path libcurl reads, `iproute2` for the namespace.
 pub const PACKAGES: &[&str] = &[
     "xrootd-server",
     "xrootd-client",
@@ -28,10 +28,6 @@ pub const PACKAGES: &[&str] = &[
     "iproute2",
 ];
 
-/// The CA bundle Debian's libcurl (OpenSSL flavour) reads by default; scitokens-cpp sets no
-/// CA of its own, so this is what decides whether the issuer's https is trusted.
-pub const CURL_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 /// The unprivileged user the Debian package creates; xrootd refuses to run as root.
 pub const DAEMON_USER: &str = "xrootd";
 
@@ -39,39 +35,16 @@ pub const DAEMON_USER: &str = "xrootd";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A port that was free on 127.0.0.1 a moment ago (the namespace is private, so nothing
-/// else takes it in between).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// Runs a command to completion and panics, with its output, unless it succeeds.
-fn must(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {cmd:?}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Numeric uid and gid of `user`, from `id`.
-fn ids_of(user: &str) -> (u32, u32) {
+/// Numeric uid and gid of [`DAEMON_USER`], from `id`.
+pub fn daemon_ids() -> (u32, u32) {
     let id = |flag: &str| {
         let out = Command::new("id")
-            .args([flag, user])
+            .args([flag, DAEMON_USER])
             .output()
             .expect("id runs");
         assert!(
             out.status.success(),
-            "there is no user {user}: the xrootd-server package creates it"
+            "there is no user {DAEMON_USER}: the xrootd-server package creates it"
         );
         String::from_utf8_lossy(&out.stdout)
             .trim()
@@ -83,7 +56,7 @@ fn ids_of(user: &str) -> (u32, u32) {
 
 /// Hands `path` to the daemon's user.
 fn give_to_daemon(path: &Path) {
-    let (uid, gid) = ids_of(DAEMON_USER);
+    let (uid, gid) = daemon_ids();
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
 }
@@ -91,237 +64,6 @@ fn give_to_daemon(path: &Path) {
 fn mkdir(path: &Path) -> PathBuf {
     std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
     path.to_path_buf()
-}
-
-/// The last `n` lines of a file, for failure messages.
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_else(|e| format!("(cannot read: {e})"));
-    let lines: Vec<&str> = text.lines().collect();
-    format!(
-        "--- {} (last {n} lines) ---\n{}",
-        path.display(),
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    )
-}
-
-/// Waits, bounded, until something accepts TCP connections on 127.0.0.1:`port`, or until
-/// `dead()` says the process that should listen has gone; `Err` with the reason.
-fn wait_for_port(
-    port: u16,
-    timeout: Duration,
-    mut dead: impl FnMut() -> Option<String>,
-) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(reason) = dead() {
-            return Err(reason);
-        }
-        if TcpStream::connect_timeout(
-            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_millis(500),
-        )
-        .is_ok()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "nothing listens on 127.0.0.1:{port} after {timeout:?}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Kills and reaps a child; for guards' `Drop`.
-fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// A test CA and a server certificate it signed for `127.0.0.1` and `localhost`
-/// (P-256 keys, valid two days), made with the `openssl` CLI.
-pub struct Pki {
-    /// The CA certificate (PEM).
-    pub ca: PathBuf,
-    /// A directory holding the CA under its OpenSSL hash name, for `X509_CERT_DIR` and
-    /// `xrd.tlsca certdir`.
-    pub ca_dir: PathBuf,
-    /// The server certificate and its key, owned by the daemon's user (xrootd checks).
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl Pki {
-    pub fn create(dir: &Path) -> Pki {
-        let dir = mkdir(dir);
-        let p = |name: &str| dir.join(name);
-        must(
-            Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "ec"])
-                .args([
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=tokenledger test CA",
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                    "-keyout",
-                ])
-                .arg(p("ca.key"))
-                .arg("-out")
-                .arg(p("ca.pem")),
-            "making the test CA",
-        );
-        must(
-            Command::new("openssl")
-                .args(["req", "-new", "-newkey", "ec"])
-                .args([
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-subj",
-                    "/CN=localhost",
-                    "-keyout",
-                ])
-                .arg(p("server.key"))
-                .arg("-out")
-                .arg(p("server.csr")),
-            "making the server key",
-        );
-        std::fs::write(
-            p("server.ext"),
-            "subjectAltName = IP:127.0.0.1, DNS:localhost\n\
-             basicConstraints = critical, CA:FALSE\n\
-             keyUsage = critical, digitalSignature, keyEncipherment\n\
-             extendedKeyUsage = serverAuth, clientAuth\n",
-        )
-        .expect("writing the extensions file");
-        must(
-            Command::new("openssl")
-                .args(["x509", "-req", "-days", "2", "-in"])
-                .arg(p("server.csr"))
-                .arg("-CA")
-                .arg(p("ca.pem"))
-                .arg("-CAkey")
-                .arg(p("ca.key"))
-                .arg("-CAcreateserial")
-                .arg("-extfile")
-                .arg(p("server.ext"))
-                .arg("-out")
-                .arg(p("server.pem")),
-            "signing the server certificate",
-        );
-        let ca_dir = mkdir(&p("certificates"));
-        std::fs::copy(p("ca.pem"), ca_dir.join("tokenledger-test-ca.pem")).expect("copy the CA");
-        must(
-            Command::new("openssl").arg("rehash").arg(&ca_dir),
-            "openssl rehash of the CA directory",
-        );
-        std::fs::set_permissions(p("server.key"), std::fs::Permissions::from_mode(0o600))
-            .expect("chmod the server key");
-        give_to_daemon(&p("server.key"));
-        give_to_daemon(&p("server.pem"));
-        Pki {
-            ca: p("ca.pem"),
-            ca_dir,
-            cert: p("server.pem"),
-            key: p("server.key"),
-        }
-    }
-
-    /// Makes libcurl (hence scitokens-cpp, in xrootd) trust exactly the test CA, by bind
-    /// mounting it over [`CURL_CA_BUNDLE`]. Panics unless this process is in a mount
-    /// namespace of its own, so the host's bundle is never touched; the mount disappears
-    /// with the namespace.
-    pub fn trust_in_this_mount_namespace(&self) {
-        // netns::inside runs the test under `unshare --mount`, which execs it: the parent is
-        // the outer test process, in the host's mount namespace.
-        let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-        let parent = std::os::unix::process::parent_id().to_string();
-        let (mine, outer) = (ns("self"), ns(&parent));
-        assert!(
-            mine.is_some() && outer.is_some() && mine != outer,
-            "refusing to bind mount over {CURL_CA_BUNDLE} outside a private mount namespace \
-             (mine {mine:?}, the parent's {outer:?}): run inside netns::inside"
-        );
-        assert!(
-            Path::new(CURL_CA_BUNDLE).is_file(),
-            "{CURL_CA_BUNDLE} is missing: the ca-certificates package provides it"
-        );
-        must(
-            Command::new("mount")
-                .arg("--bind")
-                .arg(&self.ca)
-                .arg(CURL_CA_BUNDLE),
-            "bind mounting the test CA over the CA bundle",
-        );
-    }
-}
-
-/// A token issuer's public face over https: `<iss>/.well-known/openid-configuration` and
-/// the JWKS it names, served from files by `openssl s_server -WWW` with the test server
-/// certificate. `iss` is `https://127.0.0.1:PORT/<path>`.
-pub struct HttpsIssuer {
-    pub iss: String,
-    child: Child,
-}
-
-impl HttpsIssuer {
-    /// Serves `jwks` for issuer `https://127.0.0.1:port/path` (`path` without slashes).
-    pub fn start(dir: &Path, pki: &Pki, port: u16, path: &str, jwks: &str) -> HttpsIssuer {
-        let root = mkdir(dir);
-        let iss = format!("https://127.0.0.1:{port}/{path}");
-        let well_known = mkdir(&root.join(path).join(".well-known"));
-        std::fs::write(
-            well_known.join("openid-configuration"),
-            serde_json::json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks.json")}).to_string(),
-        )
-        .expect("writing the discovery document");
-        std::fs::write(root.join(path).join("jwks.json"), jwks).expect("writing the JWKS");
-        let log = root.join("s_server.log");
-        let log_file = std::fs::File::create(&log).expect("the s_server log");
-        let mut child = Command::new("openssl")
-            .args(["s_server", "-WWW", "-quiet", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(&pki.cert)
-            .arg("-key")
-            .arg(&pki.key)
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                log_file.try_clone().expect("clone the log handle"),
-            ))
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("spawning openssl s_server");
-        let up = wait_for_port(port, START_TIMEOUT, || {
-            child
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|s| format!("openssl s_server exited ({s})"))
-        });
-        if let Err(why) = up {
-            kill(&mut child);
-            panic!("the https issuer did not start: {why}\n{}", tail(&log, 40));
-        }
-        HttpsIssuer { iss, child }
-    }
-}
-
-impl Drop for HttpsIssuer {
-    fn drop(&mut self) {
-        kill(&mut self.child);
-    }
 }
 
 /// What the XRootD under test is configured with.
@@ -335,6 +77,10 @@ pub struct XrootdSetup<'a> {
     pub authdb: &'a str,
     /// Files to serve: (logical path under `/data`, content).
     pub files: &'a [(&'a str, &'a str)],
+    /// The CA whose hashed directory is the daemon's (and xrdcp's) trust anchor.
+    pub ca: &'a TestCa,
+    /// The daemon's TLS certificate and key (handed to [`DAEMON_USER`]: xrootd checks).
+    pub host: &'a Leaf,
 }
 
 /// An HTTP response: its status and body.
@@ -394,7 +140,7 @@ pub struct XrdcpRun {
 }
 
 /// A running `xrootd` (as [`DAEMON_USER`]): xroot protocol with ztn on `root_port`, XrdHttp
-/// on `http_port`, the SciTokens plugin in front of the authdb. Killed on drop.
+/// on `http_port`, the SciTokens plugin in front of the authdb. Stopped on drop.
 pub struct Xrootd {
     pub root_port: u16,
     pub http_port: u16,
@@ -402,24 +148,17 @@ pub struct Xrootd {
     ca_dir: PathBuf,
     log: PathBuf,
     stderr: PathBuf,
-    child: Child,
+    daemon: Daemon,
     runs: usize,
 }
 
 impl Xrootd {
     /// Writes `xrootd.cfg`, `scitokens.cfg` and `authdb` into `dir`, starts the daemon, and
     /// waits (bounded) until both ports accept and its log says initialization completed;
-    /// panics with the log's tail otherwise. Never skips.
-    pub fn start(dir: &Path, pki: &Pki, setup: &XrootdSetup<'_>) -> Xrootd {
-        Xrootd::try_start(dir, pki, setup).unwrap_or_else(|why| panic!("{why}"))
-    }
-
-    /// Like [`Xrootd::start`]; `Err` (why, with the log's tail) when the daemon does not
-    /// come up, for tests of what stops it.
-    pub fn try_start(dir: &Path, pki: &Pki, setup: &XrootdSetup<'_>) -> Result<Xrootd, String> {
+    /// `Err` (why, with the log's tail) otherwise, for tests of what stops it.
+    pub fn try_start(dir: &Path, setup: &XrootdSetup<'_>) -> Result<Xrootd, String> {
         let dir = mkdir(dir);
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod the xrootd directory");
+        set_mode(&dir, 0o755);
         let run = mkdir(&dir.join("run"));
         let cache = mkdir(&dir.join("cache"));
         let export = mkdir(&dir.join("export").join("data"));
@@ -428,6 +167,8 @@ impl Xrootd {
         }
         give_to_daemon(&run);
         give_to_daemon(&cache);
+        give_to_daemon(&setup.host.cert_pem);
+        give_to_daemon(&setup.host.key_pem);
         let (root_port, http_port) = (free_port(), free_port());
         let scitokens = dir.join("scitokens.cfg");
         std::fs::write(&scitokens, scitokens_cfg(setup.issuer, setup.mapfile))
@@ -442,7 +183,8 @@ impl Xrootd {
                 http_port,
                 localroot: &dir.join("export"),
                 run: &run,
-                pki,
+                ca: setup.ca,
+                host: setup.host,
                 scitokens: &scitokens,
                 authdb: &authdb,
             }),
@@ -452,28 +194,29 @@ impl Xrootd {
         let log = run.join("xrootd.log");
         let stderr = dir.join("xrootd.stderr");
         let err_file = std::fs::File::create(&stderr).expect("the xrootd stderr file");
-        let child = Command::new("xrootd")
-            .args(["-R", DAEMON_USER, "-c"])
-            .arg(&config)
-            .arg("-l")
-            .arg(&log)
-            // scitokens-cpp keeps its key cache under $XDG_CACHE_HOME/scitokens: the test's.
-            .env("XDG_CACHE_HOME", &cache)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                err_file.try_clone().expect("clone the stderr handle"),
-            ))
-            .stderr(Stdio::from(err_file))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn xrootd: {e}"));
+        let daemon = Daemon::spawn(
+            Command::new("xrootd")
+                .args(["-R", DAEMON_USER, "-c"])
+                .arg(&config)
+                .arg("-l")
+                .arg(&log)
+                // scitokens-cpp keeps its key cache under $XDG_CACHE_HOME/scitokens: the test's.
+                .env("XDG_CACHE_HOME", &cache)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(
+                    err_file.try_clone().expect("clone the stderr handle"),
+                ))
+                .stderr(Stdio::from(err_file)),
+        )
+        .unwrap_or_else(|e| panic!("cannot spawn xrootd: {e}"));
         let mut xrootd = Xrootd {
             root_port,
             http_port,
             dir,
-            ca_dir: pki.ca_dir.clone(),
+            ca_dir: setup.ca.certificates.clone(),
             log,
             stderr,
-            child,
+            daemon,
             runs: 0,
         };
         xrootd.wait_ready()?;
@@ -483,19 +226,8 @@ impl Xrootd {
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         for port in [self.root_port, self.http_port] {
-            let child = &mut self.child;
-            let up = wait_for_port(
-                port,
-                deadline.saturating_duration_since(Instant::now()),
-                || {
-                    child
-                        .try_wait()
-                        .ok()
-                        .flatten()
-                        .map(|s| format!("xrootd exited ({s})"))
-                },
-            );
-            if let Err(why) = up {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(why) = self.daemon.wait_for_port(port, left) {
                 return Err(format!(
                     "xrootd did not come up: {why}\n{}",
                     self.log_tail(60)
@@ -516,21 +248,19 @@ impl Xrootd {
 
     /// The daemon's process id (the same for the whole run: no restart).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.daemon.pid()
     }
 
     /// Panics, with the log, if the daemon has exited.
     pub fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
+        if let Some(status) = self.daemon.exited() {
             panic!("xrootd exited ({status})\n{}", self.log_tail(60));
         }
     }
 
     /// The whole log so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        read_or_empty(&self.log)
     }
 
     /// The log's and stderr's last lines, for failure messages.
@@ -589,7 +319,8 @@ impl Xrootd {
                 break status;
             }
             if Instant::now() > deadline {
-                kill(&mut child);
+                let _ = child.kill();
+                let _ = child.wait();
                 panic!(
                     "xrdcp did not finish in {CLIENT_TIMEOUT:?}\n{}",
                     self.log_tail(40)
@@ -609,12 +340,6 @@ impl Xrootd {
             output,
             copied: std::fs::read_to_string(&out).ok(),
         }
-    }
-}
-
-impl Drop for Xrootd {
-    fn drop(&mut self) {
-        kill(&mut self.child);
     }
 }
 
@@ -639,7 +364,8 @@ struct XrootdPaths<'a> {
     http_port: u16,
     localroot: &'a Path,
     run: &'a Path,
-    pki: &'a Pki,
+    ca: &'a TestCa,
+    host: &'a Leaf,
     scitokens: &'a Path,
     authdb: &'a Path,
 }
@@ -674,9 +400,9 @@ fn xrootd_cfg(p: &XrootdPaths<'_>) -> String {
         run = p.run.display(),
         root_port = p.root_port,
         http_port = p.http_port,
-        cert = p.pki.cert.display(),
-        key = p.pki.key.display(),
-        ca_dir = p.pki.ca_dir.display(),
+        cert = p.host.cert_pem.display(),
+        key = p.host.key_pem.display(),
+        ca_dir = p.ca.certificates.display(),
         scitokens = p.scitokens.display(),
         authdb = p.authdb.display(),
     )

@@ -17,16 +17,16 @@
 //! its two queue messages), and no job is created.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
-use serde_json::{Value, json};
-use tokenledger_e2e::arc::{
-    self, Arex, ArexDirs, HttpsIssuer, Submission, TestCa, read_or_empty, set_mode,
-};
+use tokenledger_e2e::arc::{Arex, ArexDirs, Submission};
+use tokenledger_e2e::daemon::{self, read_or_empty, set_mode};
+use tokenledger_e2e::https_issuer::HttpsIssuer;
 use tokenledger_e2e::issuer::TestIssuer;
-use tokenledger_e2e::{TestServer, cli_binary, netns, run_cli};
+use tokenledger_e2e::pki::TestCa;
+use tokenledger_e2e::site::Site;
+use tokenledger_e2e::{cli_binary, netns};
 
 const SITE: &str = "CERN-PROD";
 /// What the tests need beyond the Rust build: A-REX itself, `openssl` (the test CA), `curl`
@@ -36,6 +36,8 @@ const PACKAGES: [&str; 4] = ["nordugrid-arc-arex", "openssl", "curl", "iproute2"
 const QUEUE: &str = "grid";
 /// The authgroup the ledger fills.
 const BANNED: &str = "tokenledger-banned";
+/// Where the issuer's JWKS is served (Keycloak's path).
+const JWKS_PATH: &str = "/realms/atlas/protocol/openid-connect/certs";
 
 /// Bound on one test inside its namespace (about 10 s on a 2-core machine).
 const TEST_LIMIT: Duration = Duration::from_secs(240);
@@ -43,28 +45,21 @@ const TEST_LIMIT: Duration = Duration::from_secs(240);
 /// Outside: installs the packages and runs the test `name` in its namespaces (returns
 /// `false`). Inside: starts the watchdog and returns `true`.
 fn enter(name: &str) -> bool {
-    netns::require_packages(&PACKAGES);
-    if !netns::inside(name) {
+    if !netns::enter(name, &PACKAGES) {
         return false;
     }
-    arc::watchdog(TEST_LIMIT);
+    daemon::watchdog(TEST_LIMIT);
     true
 }
 
 /// A site with a ledger: the test CA in `/etc/grid-security`, the VO's https issuer, the
 /// ledger with alice's and bob's tokens ingested, and the site's credentials.
 struct World {
-    dir: tempfile::TempDir,
+    /// The ledger and the site; its issuer's `iss` has a trailing slash as IAM's have: ARC's
+    /// `%D` is then `<iss>/<sub>` with a double slash.
+    site: Site,
     ca: TestCa,
     https: HttpsIssuer,
-    /// The issuer, with a trailing slash as IAM's have: ARC's `%D` is then `<iss>/<sub>` with
-    /// a double slash.
-    iss: String,
-    server: TestServer,
-    log_key: String,
-    /// Token files of a site-admin (exports) and a site-reader (the blocklist).
-    admin: String,
-    reader: String,
     alice: String,
     bob: String,
     /// An ES256 token of the same issuer (not in the ledger: A-REX refuses it first).
@@ -75,186 +70,66 @@ impl World {
     fn new() -> World {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let ca = TestCa::new(&dir.path().join("ca"));
-        let host = ca.issue("hostcert");
-        ca.install_grid_security(&host);
+        ca.install_grid_security(&ca.issue("hostcert"));
         let https = HttpsIssuer::start(&ca.issue("idp"));
-        let iss = format!("{}/realms/atlas/", https.base);
-        let issuer = TestIssuer::new(&iss);
-        let jwks_uri = format!("{}/realms/atlas/protocol/openid-connect/certs", https.base);
-        https.serve(
-            "/realms/atlas/.well-known/openid-configuration",
-            json!({"issuer": iss, "jwks_uri": jwks_uri}).to_string(),
-        );
+        let issuer = TestIssuer::new(&format!("{}/realms/atlas/", https.base));
         // Its RSA, EC and EdDSA keys: A-REX 6 uses the RSA key and cannot read the others.
-        https.serve("/realms/atlas/protocol/openid-connect/certs", issuer.jwks());
+        https.publish_keys(&issuer.iss, JWKS_PATH, issuer.jwks());
 
-        let jwks = dir.path().join("atlas-jwks.json");
-        issuer.write_jwks(&jwks);
-        let config = format!(
-            "{}\n[[site]]\nname = \"{SITE}\"\nvos = [\"atlas\"]\n",
-            issuer.config_block(
-                &format!("jwks_file = \"{}\"", jwks.display()),
-                "[{ rule = \"fixed\", vo = \"atlas\" }]"
-            )
-        );
-        let server = TestServer::start_with_config(&dir.path().join("ledger"), &config);
-        arc::register_daemon(server.pid());
-        let log_key = server.log_key();
-        let ingest = server.create_credential("issuer", Some("atlas"));
-        let mint = |jti: &str, sub: &str| {
-            let token = issuer.mint(Algorithm::RS256, &issuer.claims(jti, sub));
-            let reply =
-                server
-                    .http()
-                    .post_json("/v1/issuances", Some(&ingest), &json!({ "token": token }));
-            assert_eq!(reply.status, 201, "ingest {jti}: {reply:?}");
-            token
+        let site = Site::start(dir, SITE, issuer);
+        daemon::register(site.server.pid());
+        let rs256 = |jti: &str, sub: &str| {
+            let claims = site.issuer.claims(jti, sub);
+            site.ingest_token(site.issuer.mint(Algorithm::RS256, &claims))
         };
-        let (alice, bob) = (mint("t-alice", "alice"), mint("t-bob", "bob"));
-        let carol_es256 = issuer.mint(Algorithm::ES256, &issuer.claims("t-carol", "carol"));
-        let mut world = World {
-            dir,
+        let (alice, bob) = (rs256("t-alice", "alice"), rs256("t-bob", "bob"));
+        let carol_es256 = site
+            .issuer
+            .mint(Algorithm::ES256, &site.issuer.claims("t-carol", "carol"));
+        World {
+            site,
             ca,
             https,
-            iss,
-            server,
-            log_key,
-            admin: String::new(),
-            reader: String::new(),
             alice,
             bob,
             carol_es256,
-        };
-        world.admin = world.credential_file("site-admin");
-        world.reader = world.credential_file("site-reader");
-        world
+        }
+    }
+
+    /// The VO issuer's `iss`.
+    fn iss(&self) -> &str {
+        &self.site.issuer.iss
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn credential_file(&self, role: &str) -> String {
-        let secret = self
-            .server
-            .credential(&["--role", role, "--site", SITE])
-            .secret;
-        let path = self.path(&format!("{role}.token"));
-        std::fs::write(&path, secret).expect("writing a credential");
-        set_mode(&path, 0o600);
-        path.display().to_string()
-    }
-
-    /// Runs the CLI against the ledger with the credential in `token_file`; panics unless it
-    /// exits 0.
-    fn cli(&self, token_file: &str, args: &[&str]) -> Output {
-        let mut all = vec!["--server", self.server.url(), "--token-file", token_file];
-        all.extend_from_slice(args);
-        let out = run_cli(&all);
-        assert!(
-            out.status.success(),
-            "tokenledger {args:?}: {out:?}\n{}",
-            self.server.log_tail()
-        );
-        out
+        self.site.path(name)
     }
 
     /// The site admin turns alice's jti into the site's pseudonym and suspends it for
     /// compute; the suspension's id.
     fn suspend_alice(&self) -> String {
-        let found = self.cli(
-            &self.admin,
-            &["site", "pseudonym", "t-alice", "--site", SITE, "--json"],
-        );
-        let pseudonym = json_of(&found)["pseudonym"]
-            .as_str()
-            .expect("a pseudonym")
-            .to_string();
-        let suspended = self.cli(
-            &self.admin,
-            &[
-                "site",
-                "suspend",
-                "--site",
-                SITE,
-                "--pseudonym",
-                &pseudonym,
-                "--scope",
-                "compute",
-                "--reason",
-                "INC-7 cryptomining",
-                "--reason-code",
-                "misuse",
-                "--json",
-            ],
-        );
-        json_of(&suspended)["id"]
-            .as_str()
-            .expect("a suspension id")
-            .to_string()
-    }
-
-    fn lift(&self, suspension: &str) {
-        self.cli(
-            &self.admin,
-            &[
-                "site", "lift", suspension, "--site", SITE, "--reason", "cleared",
-            ],
-        );
+        self.site.suspend_person("t-alice", "compute").id
     }
 
     /// `tokenledger blocklist pull` of the signed blocklist (site-reader), for the plugin.
     fn pull_blocklist(&self) -> PathBuf {
         let out = self.path("CERN-PROD.json");
-        self.pull(&self.reader, &out, &[]);
+        self.site.pull_ok(&self.site.reader, &out, &[]);
         out
     }
 
     /// `tokenledger blocklist pull --format arc` (site-admin), for `file=`.
     fn pull_arc_export(&self) -> PathBuf {
         let out = self.path("arc-banned.txt");
-        self.pull(&self.admin, &out, &["--format", "arc"]);
+        self.site
+            .pull_ok(&self.site.admin, &out, &["--format", "arc"]);
         out
-    }
-
-    fn pull(&self, token_file: &str, out: &Path, extra: &[&str]) {
-        let out = out.display().to_string();
-        let mut args = vec![
-            "blocklist",
-            "pull",
-            "--site",
-            SITE,
-            "--log-key",
-            &self.log_key,
-            "--out",
-            &out,
-        ];
-        args.extend_from_slice(extra);
-        self.cli(token_file, &args);
     }
 
     /// The plugin's check.toml and the site key (root's, 0600: ARC runs plugins as root).
     fn check_config(&self, blocklist: &Path) -> PathBuf {
-        let key = self.cli(&self.admin, &["site", "key", "--site", SITE]);
-        let key_path = self.path("CERN-PROD.key");
-        std::fs::write(&key_path, String::from_utf8_lossy(&key.stdout).trim())
-            .expect("writing the site key");
-        set_mode(&key_path, 0o600);
-        let path = self.path("check.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "on_stale = \"deny\"\nscope = \"compute\"\nissuers = [\"{}\"]\n\n\
-                 [[ledger]]\nsite = \"{SITE}\"\nblocklist = \"{}\"\nlog_key = \"{}\"\n\
-                 site_key_file = \"{}\"\n",
-                self.iss,
-                blocklist.display(),
-                self.log_key,
-                key_path.display()
-            ),
-        )
-        .expect("writing check.toml");
-        path
+        self.site
+            .write_check_config("check.toml", "deny", &[self.iss()], blocklist)
     }
 
     /// The `plugin =` rule of the banned authgroup.
@@ -268,7 +143,7 @@ impl World {
 
     /// ARC's `%D` for a token user of the issuer.
     fn d(&self, sub: &str) -> String {
-        format!("{}/{sub}", self.iss)
+        format!("{}/{sub}", self.iss())
     }
 
     fn submit(&self, arex: &Arex, who: &str) -> Submission {
@@ -321,13 +196,9 @@ fn arc_conf(w: &World, dirs: &ArexDirs, banned_rule: &str, recipe: Recipe, extra
          [infosys]\n\n\
          [infosys/glue2]\n\n\
          [queue:{QUEUE}]\n{queue_acl}",
-        iss = w.iss,
+        iss = w.iss(),
         arex = dirs.arex_blocks(4),
     )
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
 }
 
 /// A-REX refused the job: HTTP 201 for the request, `500` for the job, a queue refusal as
@@ -368,16 +239,57 @@ fn groups_logged(arex: &Arex, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// Whether one of `groups` (from [`groups_logged`]) is the banned authgroup.
+fn in_banned_group(groups: &[String]) -> bool {
+    groups
+        .iter()
+        .any(|l| l.ends_with(&format!("group {BANNED}")))
+}
+
 /// The request logged after `from` put its user in the VO's group and not in the banned one.
 fn assert_not_banned(arex: &Arex, from: usize, what: &str) {
     let groups = groups_logged(arex, from);
     assert!(
-        groups.iter().any(|l| l.ends_with("group atlas"))
-            && !groups
-                .iter()
-                .any(|l| l.ends_with(&format!("group {BANNED}"))),
+        groups.iter().any(|l| l.ends_with("group atlas")) && !in_banned_group(&groups),
         "{what}: {groups:#?}"
     );
+}
+
+/// Suspended alice's submission is refused, `matcher` (the plugin, the file) having put her
+/// in the banned group; bob's is accepted, outside it.
+fn assert_alice_banned_and_bob_served(w: &World, arex: &Arex, matcher: &str) {
+    let before = arex.log().len();
+    assert_refused(
+        &w.submit(arex, "alice"),
+        arex,
+        &format!("suspended alice, {matcher} mode"),
+    );
+    let groups = groups_logged(arex, before);
+    eprintln!("A-REX's log of the refused request: {groups:#?}");
+    assert!(
+        in_banned_group(&groups),
+        "the {matcher} matched alice: {groups:#?}\n{}",
+        arex.log_tail(80)
+    );
+    let bob = format!("bob, {matcher} mode");
+    let before = arex.log().len();
+    assert_accepted(&w.submit(arex, "bob"), arex, &bob);
+    assert_not_banned(arex, before, &bob);
+}
+
+/// Lifts alice's `suspension`: enforced until `pull` brings the lift, then alice is back in,
+/// with no restart, and bob still is.
+fn assert_lift_enforced_until_pulled(
+    w: &World,
+    arex: &Arex,
+    suspension: &str,
+    pull: impl FnOnce(),
+) {
+    w.site.lift(suspension);
+    assert_refused(&w.submit(arex, "alice"), arex, "lifted but not pulled yet");
+    pull();
+    assert_accepted(&w.submit(arex, "alice"), arex, "alice after lift and pull");
+    assert_accepted(&w.submit(arex, "bob"), arex, "bob still");
 }
 
 #[test]
@@ -413,21 +325,7 @@ fn plugin_mode_refuses_a_suspended_user_until_lifted_and_pulled() {
     let conf = arc_conf(&w, &dirs, &w.plugin_rule(&check), Recipe::PerQueue, &extra);
     let arex = Arex::start(&dirs, &conf);
 
-    let before = arex.log().len();
-    let refused = w.submit(&arex, "alice");
-    assert_refused(&refused, &arex, "suspended alice, plugin mode");
-    let groups = groups_logged(&arex, before);
-    eprintln!("A-REX's log of the refused request: {groups:#?}");
-    assert!(
-        groups
-            .iter()
-            .any(|l| l.ends_with(&format!("group {BANNED}"))),
-        "the plugin matched alice: {groups:#?}\n{}",
-        arex.log_tail(80)
-    );
-    let before = arex.log().len();
-    assert_accepted(&w.submit(&arex, "bob"), &arex, "bob, plugin mode");
-    assert_not_banned(&arex, before, "bob, plugin mode");
+    assert_alice_banned_and_bob_served(&w, &arex, "plugin");
 
     // ARC's keys came from the issuer over https, through the test CA.
     let asked = w.https.asked();
@@ -478,20 +376,9 @@ fn plugin_mode_refuses_a_suspended_user_until_lifted_and_pulled() {
     let stdin: Vec<&str> = seen.lines().filter(|l| l.starts_with("stdin=")).collect();
     eprintln!("a plugin's stdin under A-REX: {stdin:?}");
 
-    // Lifted: enforced until the next pull, then alice is back in, with no restart.
-    w.lift(&suspension);
-    assert_refused(
-        &w.submit(&arex, "alice"),
-        &arex,
-        "lifted but not pulled yet",
-    );
-    w.pull_blocklist();
-    assert_accepted(
-        &w.submit(&arex, "alice"),
-        &arex,
-        "alice after lift and pull",
-    );
-    assert_accepted(&w.submit(&arex, "bob"), &arex, "bob still");
+    assert_lift_enforced_until_pulled(&w, &arex, &suspension, || {
+        w.pull_blocklist();
+    });
 }
 
 #[test]
@@ -513,43 +400,17 @@ fn file_mode_refuses_a_suspended_user_until_lifted_and_pulled() {
     let rule = format!("file = {}", export.display());
     let arex = Arex::start(&dirs, &arc_conf(&w, &dirs, &rule, Recipe::PerQueue, ""));
 
-    let before = arex.log().len();
-    assert_refused(
-        &w.submit(&arex, "alice"),
-        &arex,
-        "suspended alice, file mode",
-    );
-    let groups = groups_logged(&arex, before);
-    eprintln!("A-REX's log of the refused request: {groups:#?}");
-    assert!(
-        groups
-            .iter()
-            .any(|l| l.ends_with(&format!("group {BANNED}"))),
-        "the file matched alice: {groups:#?}"
-    );
-    let before = arex.log().len();
-    assert_accepted(&w.submit(&arex, "bob"), &arex, "bob, file mode");
-    assert_not_banned(&arex, before, "bob, file mode");
+    assert_alice_banned_and_bob_served(&w, &arex, "file");
 
     // A-REX reads the file on every request: the lift arrives with the next pull.
-    w.lift(&suspension);
-    assert_refused(
-        &w.submit(&arex, "alice"),
-        &arex,
-        "lifted but not pulled yet",
-    );
-    w.pull_arc_export();
-    assert!(
-        !read_or_empty(&export).contains(&line),
-        "the lift removed alice: {}",
-        read_or_empty(&export)
-    );
-    assert_accepted(
-        &w.submit(&arex, "alice"),
-        &arex,
-        "alice after lift and pull",
-    );
-    assert_accepted(&w.submit(&arex, "bob"), &arex, "bob still");
+    assert_lift_enforced_until_pulled(&w, &arex, &suspension, || {
+        w.pull_arc_export();
+        assert!(
+            !read_or_empty(&export).contains(&line),
+            "the lift removed alice: {}",
+            read_or_empty(&export)
+        );
+    });
 }
 
 #[test]
@@ -571,9 +432,7 @@ fn a_deny_in_arex_ws_jobs_alone_is_never_checked() {
     let answer = w.submit(&arex, "alice");
     let groups = groups_logged(&arex, before);
     assert!(
-        groups
-            .iter()
-            .any(|l| l.ends_with(&format!("group {BANNED}"))),
+        in_banned_group(&groups),
         "the plugin matched alice: {groups:#?}\n{}",
         arex.log_tail(80)
     );

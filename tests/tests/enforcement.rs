@@ -3,240 +3,76 @@
 //! CE plugin `tokenledger check` (HTCondor and ARC protocols, and the human mode) refuses the
 //! suspended user and only them; a lift is enforced at the next pull. Pulls refuse tampered,
 //! foreign-key, rolled-back, expired and foreign-site documents and keep the old file; `check`
-//! on a tampered file follows `on_stale`. Exports (HTCondor mapfile, ARC list, dCache
-//! banfile, Argus, text) arrive through `pull` in the formats of INTEGRATIONS.md.
+//! on a tampered file, or with a site key it cannot use, follows `on_stale`; it never waits on
+//! a FIFO planted where a file should be; an older blocklist planted after its cache is
+//! deleted is refused by the high-water mark beside the site key. Exports (HTCondor mapfile,
+//! ARC list, dCache banfile, Argus, text) arrive through `pull` in the formats of
+//! INTEGRATIONS.md.
 //!
 //! Every CLI run starts from an empty environment, so nothing of the machine leaks in.
 
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use tokenledger_core::blocklist::{Blocklist, SignedBlocklist, SignedDocument};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_e2e::issuer::{JwksServer, TestIssuer, now_secs};
-use tokenledger_e2e::{TestServer, cli_binary};
+use tokenledger_e2e::site::{Site, Suspension};
+use tokenledger_e2e::{CliRun, cli_binary, run_cli_with, time_cli_with};
 
 /// An issuer whose URL holds slashes (a Keycloak realm), so ARC's `%D` is
 /// `https://idp.example/realms/atlas//<sub>`.
 const ATLAS_ISS: &str = "https://idp.example/realms/atlas/";
 const SITE: &str = "CERN-PROD";
 
-/// One CLI run.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// CERN-PROD with a ledger whose atlas issuer is [`ATLAS_ISS`].
+fn start_site() -> Site {
+    Site::start(
+        tempfile::tempdir().unwrap(),
+        SITE,
+        TestIssuer::new(ATLAS_ISS),
+    )
 }
 
-struct Site {
-    server: TestServer,
-    atlas: TestIssuer,
-    dir: tempfile::TempDir,
-    /// Token files of a site-admin and a site-reader of CERN-PROD.
-    admin: String,
-    reader: String,
-    log_key: String,
+/// Links the certificate subject `dn` to the person behind `jti`, as the VO's officer.
+fn link_x509(s: &Site, jti: &str, dn: &str) {
+    let officer = s.server.create_credential("vo-security", Some("atlas"));
+    let http = s.server.http();
+    let resolved = http.get(
+        &format!("/v1/vos/atlas/tokens/{jti}?reason=INC-7"),
+        Some(&officer),
+    );
+    let person = resolved.json()["person"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let linked = http.post_json(
+        &format!("/v1/vos/atlas/persons/{person}/identities"),
+        Some(&officer),
+        &json!({"iss": "x509", "sub": dn, "reason": "migration"}),
+    );
+    assert_eq!(linked.status, 200, "{linked:?}");
 }
 
-impl Site {
-    fn start() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let atlas = TestIssuer::new(ATLAS_ISS);
-        let jwks = dir.path().join("atlas.json");
-        atlas.write_jwks(&jwks);
-        let config = format!(
-            "{}\n[[site]]\nname = \"{SITE}\"\nvos = [\"atlas\"]\n",
-            atlas.config_block(
-                &format!("jwks_file = \"{}\"", jwks.display()),
-                "[{ rule = \"fixed\", vo = \"atlas\" }]"
-            )
-        );
-        let server = TestServer::start_with_config(&dir.path().join("data"), &config);
-        let log_key = server.log_key();
-        let mut site = Site {
-            server,
-            atlas,
-            dir,
-            admin: String::new(),
-            reader: String::new(),
-            log_key,
-        };
-        site.admin = site.credential_file("site-admin");
-        site.reader = site.credential_file("site-reader");
-        site
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn credential_file(&self, role: &str) -> String {
-        let secret = self
-            .server
-            .credential(&["--role", role, "--site", SITE])
-            .secret;
-        let path = self.path(&format!("{role}.token"));
-        std::fs::write(&path, &secret).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        path.display().to_string()
-    }
-
-    /// Ingests a real ES256 token of `sub` with id `jti`; returns the JWT.
-    fn ingest(&self, jti: &str, sub: &str) -> String {
-        let issuer = self.server.create_credential("issuer", Some("atlas"));
-        let token = self
-            .atlas
-            .mint(Algorithm::ES256, &self.atlas.claims(jti, sub));
-        let reply =
-            self.server
-                .http()
-                .post_json("/v1/issuances", Some(&issuer), &json!({"token": token}));
-        assert_eq!(reply.status, 201, "{reply:?}");
-        token
-    }
-
-    /// Runs the CLI against the server with the credential in `token_file`.
-    fn cli(&self, token_file: &str, args: &[&str]) -> Run {
-        let mut all = vec!["--server", self.server.url(), "--token-file", token_file];
-        all.extend_from_slice(args);
-        run(&all, &[], None)
-    }
-
-    /// `blocklist pull` with the pinned log key.
-    fn pull(&self, token_file: &str, out: &Path, extra: &[&str]) -> Run {
-        let out = out.display().to_string();
-        let mut args = vec![
-            "blocklist",
-            "pull",
-            "--site",
-            SITE,
-            "--log-key",
-            &self.log_key,
-            "--out",
-            &out,
-        ];
-        args.extend_from_slice(extra);
-        self.cli(token_file, &args)
-    }
-
-    /// Suspends, for `scope`, the pseudonym of the person behind `jti`; returns (pseudonym, id).
-    fn suspend_person(&self, jti: &str, scope: &str) -> (String, String) {
-        let found = self.cli(
-            &self.admin,
-            &["site", "pseudonym", jti, "--site", SITE, "--json"],
-        );
-        assert_eq!(found.code, 0, "{found:#?}");
-        let pseudonym = json_of(&found)["pseudonym"].as_str().unwrap().to_string();
-        let suspended = self.cli(
-            &self.admin,
-            &[
-                "site",
-                "suspend",
-                "--site",
-                SITE,
-                "--pseudonym",
-                &pseudonym,
-                "--scope",
-                scope,
-                "--reason",
-                "INC-7 cryptomining",
-                "--reason-code",
-                "misuse",
-                "--json",
-            ],
-        );
-        assert_eq!(suspended.code, 0, "{suspended:#?}");
-        let id = json_of(&suspended)["id"].as_str().unwrap().to_string();
-        (pseudonym, id)
-    }
-
-    /// Links the certificate subject `dn` to the person behind `jti`, as the VO's officer.
-    fn link_x509(&self, jti: &str, dn: &str) {
-        let officer = self.server.create_credential("vo-security", Some("atlas"));
-        let http = self.server.http();
-        let resolved = http.get(
-            &format!("/v1/vos/atlas/tokens/{jti}?reason=INC-7"),
-            Some(&officer),
-        );
-        let person = resolved.json()["person"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let linked = http.post_json(
-            &format!("/v1/vos/atlas/persons/{person}/identities"),
-            Some(&officer),
-            &json!({"iss": "x509", "sub": dn, "reason": "migration"}),
-        );
-        assert_eq!(linked.status, 200, "{linked:?}");
-    }
-
-    /// Writes the site key file (0600) and check.toml; returns the configuration's path.
-    fn check_config(&self, name: &str, on_stale: &str, blocklist: &Path) -> PathBuf {
-        let key_path = self.path("site.key");
-        if !key_path.exists() {
-            let key = self.cli(&self.admin, &["site", "key", "--site", SITE]);
-            assert_eq!(key.code, 0, "{key:#?}");
-            std::fs::write(&key_path, key.stdout.trim()).unwrap();
-            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        let path = self.path(name);
-        std::fs::write(
-            &path,
-            format!(
-                "on_stale = \"{on_stale}\"\nscope = \"compute\"\n\
-                 issuers = [\"https://idp.example/realms/\", \"{ATLAS_ISS}\"]\n\n\
-                 [[ledger]]\nsite = \"{SITE}\"\nblocklist = \"{}\"\nlog_key = \"{}\"\n\
-                 site_key_file = \"site.key\"\n",
-                blocklist.display(),
-                self.log_key
-            ),
-        )
-        .unwrap();
-        path
-    }
-
-    /// The server's own log signing key, from its data directory, to forge documents that
-    /// are validly signed yet must be refused (expired, another site).
-    fn server_signer(&self) -> NoteSigner {
-        let text = std::fs::read_to_string(self.server.dir().join("log.key")).unwrap();
-        NoteSigner::parse(text.trim()).unwrap()
-    }
+/// Writes the site key file (0600) and check.toml trusting the realms' prefix and
+/// [`ATLAS_ISS`]; returns the configuration's path.
+fn check_config(s: &Site, name: &str, on_stale: &str, blocklist: &Path) -> PathBuf {
+    s.write_check_config(
+        name,
+        on_stale,
+        &["https://idp.example/realms/", ATLAS_ISS],
+        blocklist,
+    )
 }
 
-/// Runs the CLI with only `env`, feeding `stdin` (else /dev/null).
-fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
-    let mut cmd = Command::new(cli_binary());
-    cmd.env_clear()
-        .envs(env.iter().copied())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-    let mut child = cmd.spawn().expect("running tokenledger");
-    if let Some(bytes) = stdin {
-        // Written and closed at once, as HTCondor does.
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(bytes).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().expect("tokenledger was killed"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn json_of(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {run:#?}"))
+/// The server's own log signing key, from its data directory, to forge documents that
+/// are validly signed yet must be refused (expired, another site).
+fn server_signer(s: &Site) -> NoteSigner {
+    let text = std::fs::read_to_string(s.server.dir().join("log.key")).unwrap();
+    NoteSigner::parse(text.trim()).unwrap()
 }
 
 /// The decoded payload of a JWT, as HTCondor writes it to the plugin's stdin.
@@ -248,9 +84,14 @@ fn payload(jwt: &str) -> Vec<u8> {
 }
 
 /// `tokenledger check --htcondor` as HTCondor runs it: payload on stdin, BEARER_TOKEN_0_*.
-fn htcondor(config: &Path, jwt: &str, sub: &str, jti: &str) -> Run {
+fn htcondor(config: &Path, jwt: &str, sub: &str, jti: &str) -> CliRun {
+    timed_htcondor(config, jwt, sub, jti).0
+}
+
+/// [`htcondor`], and how long it took.
+fn timed_htcondor(config: &Path, jwt: &str, sub: &str, jti: &str) -> (CliRun, Duration) {
     let config = config.display().to_string();
-    run(
+    time_cli_with(
         &["check", "--htcondor", "--config", &config],
         &[
             ("BEARER_TOKEN_0_ISSUER", ATLAS_ISS),
@@ -263,19 +104,39 @@ fn htcondor(config: &Path, jwt: &str, sub: &str, jti: &str) -> Run {
 }
 
 /// `tokenledger check --arc %D`, nothing on stdin or in the environment (ARC 6).
-fn arc(config: &Path, d: &str) -> Run {
+fn arc(config: &Path, d: &str) -> CliRun {
     let config = config.display().to_string();
-    run(&["check", "--arc", d, "--config", &config], &[], None)
+    run_cli_with(&["check", "--arc", d, "--config", &config], &[], None)
+}
+
+/// `tokenledger check --iss ATLAS_ISS --sub <sub>`, as a person asks.
+fn person(config: &Path, sub: &str) -> CliRun {
+    let config = config.display().to_string();
+    run_cli_with(
+        &[
+            "check", "--config", &config, "--iss", ATLAS_ISS, "--sub", sub,
+        ],
+        &[],
+        None,
+    )
+}
+
+/// `tokenledger check --token FILE` with the JWT written to a file.
+fn person_token(config: &Path, jwt: &str) -> CliRun {
+    let file = config.with_extension("jwt");
+    std::fs::write(&file, jwt).unwrap();
+    let (config, file) = (config.display().to_string(), file.display().to_string());
+    run_cli_with(&["check", "--config", &config, "--token", &file], &[], None)
 }
 
 #[test]
 fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
-    let s = Site::start();
+    let s = start_site();
     let alice = s.ingest("t-alice", "alice");
     let bob = s.ingest("t-bob", "bob");
     let blocklist = s.path("var/CERN-PROD.json");
     std::fs::create_dir_all(blocklist.parent().unwrap()).unwrap();
-    let config = s.check_config("check.toml", "deny", &blocklist);
+    let config = check_config(&s, "check.toml", "deny", &blocklist);
 
     // Before any pull: no blocklist, on_stale = deny refuses everyone, and says why.
     let missing = htcondor(&config, &bob, "bob", "t-bob");
@@ -297,7 +158,10 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
     );
     assert_eq!(std::fs::metadata(&blocklist).unwrap().mode() & 0o777, 0o644);
     let etag = std::fs::read_to_string(s.path("var/CERN-PROD.json.etag")).unwrap();
-    assert_eq!(etag.trim(), "\"CERN-PROD-1\"");
+    assert_eq!(
+        etag, "\"CERN-PROD-1\"\n1\n",
+        "the ETag, and the sequence it is for"
+    );
     let again = s.pull(&s.reader, &blocklist, &[]);
     assert_eq!(again.code, 3, "{again:#?}");
     assert_eq!(again.stdout, "", "quiet when not at a terminal");
@@ -308,7 +172,10 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
     );
 
     // The site admin suspends alice; the next pull brings it; HTCondor refuses her.
-    let (pseudonym, suspension) = s.suspend_person("t-alice", "compute");
+    let Suspension {
+        pseudonym,
+        id: suspension,
+    } = s.suspend_person("t-alice", "compute");
     let pulled = s.pull(&s.reader, &blocklist, &[]);
     assert_eq!(pulled.code, 0, "{pulled:#?}");
     assert!(
@@ -338,7 +205,7 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
     // payload alone (no environment).
     assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 2);
     let config_s = config.display().to_string();
-    let env_only = run(
+    let env_only = run_cli_with(
         &["check", "--htcondor", "--config", &config_s],
         &[
             ("BEARER_TOKEN_0_ISSUER", ATLAS_ISS),
@@ -347,7 +214,7 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
         Some(b""),
     );
     assert_eq!(env_only.code, 2, "{env_only:#?}");
-    let stdin_only = run(
+    let stdin_only = run_cli_with(
         &["check", "--htcondor", "--config", &config_s],
         &[],
         Some(&payload(&alice)),
@@ -390,20 +257,35 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
         1,
         "not one of the ledger's issuers"
     );
-    let arc7 = run(
-        &["check", "--arc", "ignored", "--config", &config_s],
+    // A-REX passes only %D (its own environment is inherited whole): variables that happen
+    // to be set never override it.
+    let env_ignored = run_cli_with(
+        &[
+            "check",
+            "--arc",
+            &format!("{ATLAS_ISS}/bob"),
+            "--config",
+            &config_s,
+        ],
         &[
             ("BEARER_TOKEN_0_ISSUER", ATLAS_ISS),
             ("BEARER_TOKEN_0_SUBJECT", "alice"),
         ],
         None,
     );
-    assert_eq!(arc7.code, 0, "ARC 7's variables: {arc7:#?}");
+    assert_eq!(env_ignored.code, 1, "decided on %D: {env_ignored:#?}");
+    // A request without an identity (an empty %D): no match, nothing said.
+    let nobody = run_cli_with(&["check", "--arc", "", "--config", &config_s], &[], None);
+    assert_eq!(
+        (nobody.code, nobody.stderr.as_str()),
+        (1, ""),
+        "{nobody:#?}"
+    );
 
     // A person asks: by token (not verified), or by iss/sub; --json for details.
     std::fs::write(s.path("alice.jwt"), &alice).unwrap();
     let alice_jwt = s.path("alice.jwt").display().to_string();
-    let asked = run(
+    let asked = run_cli_with(
         &["check", "--config", &config_s, "--token", &alice_jwt],
         &[],
         None,
@@ -413,16 +295,16 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
         asked.stdout,
         format!("suspended {pseudonym} compute misuse\n")
     );
-    let from_stdin = run(
+    let from_stdin = run_cli_with(
         &["check", "--config", &config_s, "--token", "-", "--json"],
         &[],
         Some(alice.as_bytes()),
     );
-    let details = json_of(&from_stdin);
+    let details = from_stdin.json();
     assert_eq!(details["decision"], "suspended");
     assert_eq!(details["suspension_id"], suspension.as_str());
     assert_eq!(details["site"], SITE);
-    let bob_asked = run(
+    let bob_asked = run_cli_with(
         &[
             "check", "--config", &config_s, "--iss", ATLAS_ISS, "--sub", "bob",
         ],
@@ -434,7 +316,7 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
         (0, "allowed\n"),
         "{bob_asked:#?}"
     );
-    let storage = run(
+    let storage = run_cli_with(
         &[
             "check", "--config", &config_s, "--iss", ATLAS_ISS, "--sub", "alice", "--scope",
             "storage",
@@ -448,19 +330,7 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
     );
 
     // Lifted: the next pull brings it, and alice is declined (not refused) again.
-    let lifted = s.cli(
-        &s.admin,
-        &[
-            "site",
-            "lift",
-            &suspension,
-            "--site",
-            SITE,
-            "--reason",
-            "cleared",
-        ],
-    );
-    assert_eq!(lifted.code, 0, "{lifted:#?}");
+    s.lift(&suspension);
     assert_eq!(
         htcondor(&config, &alice, "alice", "t-alice").code,
         2,
@@ -473,7 +343,7 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
 
 #[test]
 fn a_token_suspension_blocks_that_jti_only() {
-    let s = Site::start();
+    let s = start_site();
     let leaked = s.ingest("t-leaked", "carol");
     let fine = s.ingest("t-fine", "carol");
     let suspended = s.cli(
@@ -493,7 +363,7 @@ fn a_token_suspension_blocks_that_jti_only() {
     assert_eq!(suspended.code, 0, "{suspended:#?}");
     let blocklist = s.path("bl.json");
     assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
-    let config = s.check_config("check.toml", "deny", &blocklist);
+    let config = check_config(&s, "check.toml", "deny", &blocklist);
     assert_eq!(
         htcondor(&config, &leaked, "carol", "t-leaked").code,
         2,
@@ -508,7 +378,7 @@ fn a_token_suspension_blocks_that_jti_only() {
 
 #[test]
 fn pull_refuses_bad_documents_and_keeps_the_old_file() {
-    let s = Site::start();
+    let s = start_site();
     s.ingest("t-alice", "alice");
     let blocklist = s.path("bl.json");
     assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
@@ -523,7 +393,7 @@ fn pull_refuses_bad_documents_and_keeps_the_old_file() {
     let mut tampered: Value = serde_json::from_str(&held).unwrap();
     tampered["document"]["sequence"] = json!(sequence + 5);
     tampered["document"]["entries"] = json!([]);
-    let other_key = NoteSigner::from_seed(s.server_signer().verifier().name(), [9; 32]).unwrap();
+    let other_key = NoteSigner::from_seed(server_signer(&s).verifier().name(), [9; 32]).unwrap();
     let fresh = |site: &str, sequence: u64, expires_at: i64| Blocklist {
         site: site.to_string(),
         sequence,
@@ -533,7 +403,7 @@ fn pull_refuses_bad_documents_and_keeps_the_old_file() {
     };
     let signed =
         |doc: Blocklist, signer: &NoteSigner| serde_json::to_string(&doc.sign(signer)).unwrap();
-    let real = s.server_signer();
+    let real = server_signer(&s);
     for (body, says) in [
         (tampered.to_string(), "signature does not verify"),
         (
@@ -555,7 +425,7 @@ fn pull_refuses_bad_documents_and_keeps_the_old_file() {
         let mirror = JwksServer::start(body);
         let base = mirror.url.trim_end_matches("/jwks.json").to_string();
         let out = blocklist.display().to_string();
-        let refused = run(
+        let refused = run_cli_with(
             &[
                 "blocklist",
                 "pull",
@@ -585,7 +455,7 @@ fn pull_refuses_bad_documents_and_keeps_the_old_file() {
 
     // Usage, network and credential failures: 2, 2, 4; the file is untouched.
     let out = blocklist.display().to_string();
-    let unreachable = run(
+    let unreachable = run_cli_with(
         &[
             "blocklist",
             "pull",
@@ -620,15 +490,24 @@ fn pull_refuses_bad_documents_and_keeps_the_old_file() {
     assert_eq!(std::fs::read_to_string(&blocklist).unwrap(), held);
 }
 
-#[test]
-fn check_follows_on_stale_for_a_tampered_blocklist() {
-    let s = Site::start();
+/// A site where alice is suspended (compute) and bob is not, and the blocklist pulled to
+/// `bl.json`: (the site, alice's JWT (jti `t-alice`), bob's (`t-bob`), the blocklist, a
+/// check.toml with on_stale = "deny", one with "allow").
+fn enforcing() -> (Site, String, String, PathBuf, PathBuf, PathBuf) {
+    let s = start_site();
     let alice = s.ingest("t-alice", "alice");
     let bob = s.ingest("t-bob", "bob");
     s.suspend_person("t-alice", "compute");
     let blocklist = s.path("bl.json");
     assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
-    let deny = s.check_config("deny.toml", "deny", &blocklist);
+    let deny = check_config(&s, "deny.toml", "deny", &blocklist);
+    let allow = check_config(&s, "allow.toml", "allow", &blocklist);
+    (s, alice, bob, blocklist, deny, allow)
+}
+
+#[test]
+fn check_follows_on_stale_for_a_tampered_blocklist() {
+    let (s, alice, bob, blocklist, deny, allow) = enforcing();
     assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
     assert_eq!(htcondor(&deny, &bob, "bob", "t-bob").code, 1);
 
@@ -653,7 +532,7 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
         );
     }
     let deny_s = deny.display().to_string();
-    let person = run(
+    let person = run_cli_with(
         &[
             "check", "--config", &deny_s, "--iss", ATLAS_ISS, "--sub", "bob",
         ],
@@ -667,7 +546,6 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
     );
 
     // on_stale = allow lets everyone in, with a warning.
-    let allow = s.check_config("allow.toml", "allow", &blocklist);
     let allowed = htcondor(&allow, &alice, "alice", "t-alice");
     assert_eq!(allowed.code, 1, "{allowed:#?}");
     assert!(
@@ -686,31 +564,222 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
     );
     assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
     assert_eq!(htcondor(&deny, &bob, "bob", "t-bob").code, 1);
+}
 
-    // A configuration error follows the default policy (deny): here a readable site key.
-    std::fs::set_permissions(s.path("site.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let broken = htcondor(&deny, &bob, "bob", "t-bob");
-    assert_eq!(broken.code, 2, "{broken:#?}");
+#[test]
+fn a_site_key_check_cannot_use_is_decided_by_on_stale_in_every_protocol() {
+    let (s, alice, bob, _, deny, allow) = enforcing();
+    // The file denies, its only ledger allows: the ledger's own policy decides.
+    let ledger_allows = s.path("ledger-allows.toml");
+    std::fs::write(
+        &ledger_allows,
+        format!(
+            "{}on_stale = \"allow\"\n",
+            std::fs::read_to_string(&deny).unwrap()
+        ),
+    )
+    .unwrap();
+    assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
+    assert_eq!(htcondor(&allow, &bob, "bob", "t-bob").code, 1);
+
+    // The site key readable by others (0644): that ledger cannot be used.
+    let key = s.path("site.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let says = "is a secret but group or others may access it";
+    for (who, jwt) in [("alice", &alice), ("bob", &bob)] {
+        let jti = format!("t-{who}");
+        let d = format!("{ATLAS_ISS}/{who}");
+
+        // deny: every protocol keeps everyone out, and says why.
+        let denied = htcondor(&deny, jwt, who, &jti);
+        assert_eq!(denied.code, 2, "{who}: {denied:#?}");
+        assert_eq!(denied.stderr.lines().count(), 1, "one line: {denied:#?}");
+        assert!(denied.stderr.contains(says), "{denied:#?}");
+        assert!(denied.stderr.contains("on_stale = \"deny\""), "{denied:#?}");
+        assert_eq!(arc(&deny, &d).code, 0, "{who}: ARC matches (denyaccess)");
+        let asked = person(&deny, who);
+        assert_eq!(
+            (asked.code, asked.stdout.as_str()),
+            (1, "denied stale CERN-PROD\n"),
+            "{who}: {asked:#?}"
+        );
+        assert!(asked.stderr.contains(says), "{asked:#?}");
+        assert_eq!(person_token(&deny, jwt).code, 1, "{who}");
+
+        // allow: every protocol lets everyone in (alice too), with a warning.
+        for config in [&allow, &ledger_allows] {
+            let allowed = htcondor(config, jwt, who, &jti);
+            assert_eq!(allowed.code, 1, "{who}: {allowed:#?}");
+            assert!(
+                allowed.stderr.contains(says)
+                    && allowed
+                        .stderr
+                        .contains("allowed because on_stale = \"allow\""),
+                "{allowed:#?}"
+            );
+            assert_eq!(arc(config, &d).code, 1, "{who}: ARC does not match");
+            let asked = person(config, who);
+            assert_eq!(
+                (asked.code, asked.stdout.as_str()),
+                (0, "allowed\n"),
+                "{who}: {asked:#?}"
+            );
+            assert_eq!(person_token(config, jwt).code, 0, "{who}");
+        }
+    }
+
+    // Missing: the same.
+    std::fs::rename(&key, s.path("site.key.away")).unwrap();
+    let missing = htcondor(&deny, &bob, "bob", "t-bob");
+    assert_eq!(missing.code, 2, "{missing:#?}");
     assert!(
-        broken
-            .stderr
-            .contains("is a secret but group or others may access it"),
-        "{broken:#?}"
+        missing.stderr.contains("reading the site key"),
+        "{missing:#?}"
     );
-    assert_eq!(arc(&deny, &format!("{ATLAS_ISS}/bob")).code, 0);
-    let person = run(
-        &[
-            "check", "--config", &deny_s, "--iss", ATLAS_ISS, "--sub", "bob",
-        ],
-        &[],
-        None,
+    assert_eq!(htcondor(&allow, &alice, "alice", "t-alice").code, 1);
+
+    // Back at 0600: enforced again.
+    std::fs::rename(s.path("site.key.away"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for config in [&deny, &allow] {
+        assert_eq!(htcondor(config, &alice, "alice", "t-alice").code, 2);
+        assert_eq!(htcondor(config, &bob, "bob", "t-bob").code, 1);
+    }
+}
+
+/// Makes a FIFO at `path` (as whoever can write its directory could).
+fn mkfifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn check_never_waits_on_a_fifo_planted_where_a_file_should_be() {
+    let (s, alice, bob, blocklist, deny, allow) = enforcing();
+    let held = std::fs::read(&blocklist).unwrap();
+    let within = |(run, took): (CliRun, Duration), what: &str| -> CliRun {
+        assert!(
+            took < Duration::from_millis(100),
+            "{what}: took {took:?}: {run:#?}"
+        );
+        run
+    };
+
+    // At the blocklist's path: stale, decided by on_stale.
+    mkfifo(&blocklist);
+    let denied = within(timed_htcondor(&deny, &bob, "bob", "t-bob"), "deny");
+    assert_eq!(denied.code, 2, "{denied:#?}");
+    assert!(
+        denied.stderr.contains("a FIFO, not a regular file") && denied.stderr.contains("on_stale"),
+        "{denied:#?}"
     );
-    assert_eq!(person.code, 2, "a person gets a usage error: {person:#?}");
+    let allowed = within(timed_htcondor(&allow, &alice, "alice", "t-alice"), "allow");
+    assert_eq!(allowed.code, 1, "{allowed:#?}");
+    assert!(
+        allowed.stderr.contains("a FIFO, not a regular file"),
+        "{allowed:#?}"
+    );
+
+    // At the cache's path: the cache has no authority, so it is rebuilt over from the verified
+    // blocklist, and the decision is the blocklist's (a warning says what was found).
+    std::fs::remove_file(&blocklist).unwrap();
+    std::fs::write(&blocklist, &held).unwrap();
+    let cache = s.path("bl.json.cache");
+    for config in [&deny, &allow] {
+        mkfifo(&cache);
+        let refused = within(timed_htcondor(config, &alice, "alice", "t-alice"), "cache");
+        assert_eq!(refused.code, 2, "alice is still suspended: {refused:#?}");
+        assert!(std::fs::metadata(&cache).unwrap().is_file(), "rebuilt over");
+        mkfifo(&cache);
+        let declined = within(timed_htcondor(config, &bob, "bob", "t-bob"), "cache");
+        assert_eq!(declined.code, 1, "{declined:#?}");
+        assert!(
+            declined
+                .stderr
+                .contains("bl.json.cache is unusable (a FIFO, not a regular file)"),
+            "{declined:#?}"
+        );
+    }
+
+    // At the site key's path: that ledger cannot be used, decided by on_stale.
+    let key = s.path("site.key");
+    std::fs::rename(&key, s.path("site.key.away")).unwrap();
+    mkfifo(&key);
+    let denied = within(timed_htcondor(&deny, &bob, "bob", "t-bob"), "key");
+    assert_eq!(denied.code, 2, "{denied:#?}");
+    assert!(
+        denied.stderr.contains("a FIFO, not a regular file"),
+        "{denied:#?}"
+    );
+    let allowed = within(timed_htcondor(&allow, &alice, "alice", "t-alice"), "key");
+    assert_eq!(allowed.code, 1, "{allowed:#?}");
+
+    // At check.toml's path: nothing of it could be read, so the default, deny.
+    let fifo_config = s.path("fifo.toml");
+    mkfifo(&fifo_config);
+    let denied = within(timed_htcondor(&fifo_config, &bob, "bob", "t-bob"), "config");
+    assert_eq!(denied.code, 2, "{denied:#?}");
+    assert!(
+        denied.stderr.contains("a FIFO, not a regular file"),
+        "{denied:#?}"
+    );
+}
+
+#[test]
+fn an_older_blocklist_planted_after_the_cache_is_deleted_is_refused() {
+    let s = start_site();
+    let alice = s.ingest("t-alice", "alice");
+    let bob = s.ingest("t-bob", "bob");
+    let blocklist = s.path("bl.json");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    let config = check_config(&s, "check.toml", "deny", &blocklist);
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 1);
+    // Whoever can write the blocklist's directory keeps the first document (validly signed,
+    // unexpired, nobody suspended).
+    let before_suspension = std::fs::read(&blocklist).unwrap();
+
+    s.suspend_person("t-alice", "compute");
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 2);
+    let mark = s.path("site.key.seq");
+    let marked = std::fs::read(&mark).expect("the high-water mark beside the site key");
+
+    // The cache deleted, the older document planted: a rollback, refused (deny by default).
+    std::fs::remove_file(s.path("bl.json.cache")).unwrap();
+    std::fs::write(&blocklist, &before_suspension).unwrap();
+    let refused = htcondor(&config, &alice, "alice", "t-alice");
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(
+        refused.stderr.contains("already held (rollback)"),
+        "{refused:#?}"
+    );
+    assert_eq!(
+        htcondor(&config, &bob, "bob", "t-bob").code,
+        2,
+        "stale: deny"
+    );
+    assert_eq!(arc(&config, &format!("{ATLAS_ISS}/alice")).code, 0);
+    assert_eq!(person(&config, "alice").stdout, "denied stale CERN-PROD\n");
+    assert_eq!(std::fs::read(&mark).unwrap(), marked, "the mark is intact");
+
+    // The next pull repairs it: the ETag kept beside it is for the newer sequence, so the
+    // current document is fetched whole and installed over the planted one.
+    assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 2);
+    assert_eq!(htcondor(&config, &bob, "bob", "t-bob").code, 1);
+
+    // The mark is the guard: whoever can delete it too (so it must live where the blocklist's
+    // writer cannot write) gets the older document accepted as a first use.
+    std::fs::remove_file(s.path("bl.json.cache")).unwrap();
+    std::fs::remove_file(&mark).unwrap();
+    std::fs::write(&blocklist, &before_suspension).unwrap();
+    assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 1);
 }
 
 #[test]
 fn each_export_carries_only_the_scopes_its_consumer_enforces() {
-    let s = Site::start();
+    let s = start_site();
     s.ingest("t-cpu", "cpu-only");
     s.ingest("t-disk", "disk-only");
     s.ingest("t-both", "everything");
@@ -748,10 +817,10 @@ fn each_export_carries_only_the_scopes_its_consumer_enforces() {
 
 #[test]
 fn argus_un_bans_the_subject_of_a_lifted_suspension() {
-    let s = Site::start();
+    let s = start_site();
     s.ingest("t-alice", "alice");
-    s.link_x509("t-alice", "/DC=ch/DC=cern/CN=alice");
-    let (_, id) = s.suspend_person("t-alice", "compute");
+    link_x509(&s, "t-alice", "/DC=ch/DC=cern/CN=alice");
+    let id = s.suspend_person("t-alice", "compute").id;
     let out = s.path("argus.sh");
     let argus = |expect: &str| {
         assert_eq!(s.pull(&s.admin, &out, &["--format", "argus"]).code, 0);
@@ -763,22 +832,18 @@ fn argus_un_bans_the_subject_of_a_lifted_suspension() {
         );
     };
     argus("pap-admin ban --private subject '/DC=ch/DC=cern/CN=alice'");
-    let lifted = s.cli(
-        &s.admin,
-        &["site", "lift", &id, "--site", SITE, "--reason", "cleared"],
-    );
-    assert_eq!(lifted.code, 0, "{lifted:#?}");
+    s.lift(&id);
     argus("pap-admin un-ban subject '/DC=ch/DC=cern/CN=alice'");
 }
 
 #[test]
 fn exports_arrive_through_pull_in_the_consumers_formats() {
-    let s = Site::start();
+    let s = start_site();
     s.ingest("t-alice", "alice");
     // A linked certificate identity, for Argus and ARC's X.509 users.
-    s.link_x509("t-alice", "/DC=ch/DC=cern/CN=alice");
+    link_x509(&s, "t-alice", "/DC=ch/DC=cern/CN=alice");
     // Scope all: CEs and storage both enforce it.
-    let (pseudonym, _) = s.suspend_person("t-alice", "all");
+    let pseudonym = s.suspend_person("t-alice", "all").pseudonym;
 
     let alias = format!("{ATLAS_ISS}=ATLAS");
     for (format, extra, line) in [
@@ -870,7 +935,7 @@ fn exports_arrive_through_pull_in_the_consumers_formats() {
     // ARC's %D of an X.509 user is the DN: the linked certificate is refused too.
     let blocklist = s.path("bl.json");
     assert_eq!(s.pull(&s.reader, &blocklist, &[]).code, 0);
-    let config = s.check_config("check.toml", "deny", &blocklist);
+    let config = check_config(&s, "check.toml", "deny", &blocklist);
     assert_eq!(arc(&config, "/DC=ch/DC=cern/CN=alice").code, 0);
     assert_eq!(arc(&config, "/DC=ch/DC=cern/CN=bob").code, 1);
 }

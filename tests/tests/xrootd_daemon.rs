@@ -17,16 +17,19 @@
 //! Each test runs in its own network and mount namespaces (`netns::inside`), on 127.0.0.1,
 //! and fails (never skips) when a daemon cannot start.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+use tokenledger_e2e::daemon::set_mode;
+use tokenledger_e2e::https_issuer::HttpsIssuer;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
-use tokenledger_e2e::xrootd::{self, HttpsIssuer, Pki, Xrootd, XrootdSetup};
-use tokenledger_e2e::{TestServer, cli_binary, netns};
+use tokenledger_e2e::netns;
+use tokenledger_e2e::pki::{Leaf, TestCa};
+use tokenledger_e2e::site::Site;
+use tokenledger_e2e::xrootd::{self, Xrootd, XrootdSetup};
 
 const SITE: &str = "IN2P3-CC";
 /// The group the authdb grants `/data` to, carried in `wlcg.groups`.
@@ -40,44 +43,6 @@ const AUTHDB: &str = "u tlbanned / -a\ng /atlas /data rl\n";
 const FILE: &str = "hello.txt";
 const CONTENT: &str = "the file XRootD serves\n";
 
-/// One CLI run.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the CLI with an empty environment.
-fn cli(args: &[&str]) -> Run {
-    let out = Command::new(cli_binary())
-        .env_clear()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running tokenledger");
-    Run {
-        code: out.status.code().expect("tokenledger was killed"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-impl Run {
-    /// Panics, with the CLI's output, unless it exited with `code`.
-    fn expect(&self, code: i32, what: &str) {
-        assert_eq!(
-            self.code, code,
-            "{what}: exit {}\n{}{}",
-            self.code, self.stdout, self.stderr
-        );
-    }
-}
-
-fn json_of(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {run:#?}"))
-}
-
 /// What a token authorizes: a group (the authdb decides) or a storage scope (the plugin
 /// decides on its own).
 #[derive(Clone, Copy)]
@@ -88,16 +53,13 @@ enum Kind {
 
 /// A site with XRootD, the ledger, and an issuer reachable over https.
 struct Lab {
-    dir: tempfile::TempDir,
-    pki: Pki,
+    /// The ledger and the site; its issuer's keys are served over https.
+    site: Site,
+    ca: TestCa,
+    /// XRootD's TLS certificate.
+    host: Leaf,
     /// Serves the issuer's discovery document and JWKS while the lab lives.
     _https: HttpsIssuer,
-    atlas: TestIssuer,
-    server: TestServer,
-    issuer_secret: String,
-    /// The site admin's credential file.
-    admin: String,
-    log_key: String,
     /// The plugin's `name_mapfile`, in a setgid directory of the daemon's group.
     mapfile: PathBuf,
 }
@@ -106,67 +68,33 @@ impl Lab {
     fn start() -> Lab {
         let dir = tempfile::tempdir().expect("a temporary directory");
         // The daemon's user must reach its files below.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let pki = Pki::create(&dir.path().join("pki"));
-        pki.trust_in_this_mount_namespace();
-
-        let port = xrootd::free_port();
-        let atlas = TestIssuer::new(&format!("https://127.0.0.1:{port}/atlas"));
-        let https = HttpsIssuer::start(
-            &dir.path().join("issuer"),
-            &pki,
-            port,
-            "atlas",
-            &atlas.jwks(),
-        );
-        assert_eq!(https.iss, atlas.iss);
-
-        let jwks = dir.path().join("atlas-jwks.json");
-        atlas.write_jwks(&jwks);
-        let config = format!(
-            "{}\n[[site]]\nname = \"{SITE}\"\nvos = [\"atlas\"]\n",
-            atlas.config_block(
-                &format!("jwks_file = \"{}\"", jwks.display()),
-                "[{ rule = \"fixed\", vo = \"atlas\" }]"
-            )
-        );
-        let server = TestServer::start_with_config(&dir.path().join("ledger"), &config);
-        let log_key = server.log_key();
-        let issuer_secret = server.create_credential("issuer", Some("atlas"));
-        let admin_secret = server
-            .credential(&["--role", "site-admin", "--site", SITE])
-            .secret;
-        let admin = dir.path().join("site-admin.token");
-        std::fs::write(&admin, admin_secret).unwrap();
-        std::fs::set_permissions(&admin, std::fs::Permissions::from_mode(0o600)).unwrap();
+        set_mode(dir.path(), 0o755);
+        let ca = TestCa::new(&dir.path().join("pki"));
+        ca.trust_for_libcurl();
+        let host = ca.issue("xrootd");
+        let https = HttpsIssuer::start(&ca.issue("issuer"));
+        let atlas = TestIssuer::new(&format!("{}/atlas", https.base));
+        https.publish_keys(&atlas.iss, "/atlas/jwks.json", atlas.jwks());
+        let site = Site::start(dir, SITE, atlas);
 
         // What a site does so that root's pulls stay readable by xrootd: a directory of
         // group xrootd with the setgid bit, so every file renamed into it (the export is
         // written 0640 to a temporary file, then renamed) belongs to group xrootd.
-        let exports = dir.path().join("exports");
+        let exports = site.path("exports");
         std::fs::create_dir(&exports).unwrap();
-        let gid = group_of(xrootd::DAEMON_USER);
-        std::os::unix::fs::chown(&exports, None, Some(gid)).unwrap();
-        std::fs::set_permissions(&exports, std::fs::Permissions::from_mode(0o2750)).unwrap();
+        std::os::unix::fs::chown(&exports, None, Some(xrootd::daemon_ids().1)).unwrap();
+        set_mode(&exports, 0o2750);
 
         let lab = Lab {
             mapfile: exports.join("atlas-mapfile.json"),
-            dir,
-            pki,
+            site,
+            ca,
+            host,
             _https: https,
-            atlas,
-            server,
-            issuer_secret,
-            admin: admin.display().to_string(),
-            log_key,
         };
         // Nothing suspended yet: the mapfile must exist (and parse) before xrootd starts.
         lab.pull_mapfile();
         lab
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 
     /// A fresh token of `sub`, signed ES256 with the issuer's key (the one scitokens-cpp
@@ -174,7 +102,7 @@ impl Lab {
     fn mint(&self, jti: &str, sub: &str, kind: Kind) -> String {
         let now = now_secs();
         let mut claims = json!({
-            "iss": self.atlas.iss, "jti": jti, "sub": sub, "client_id": "rucio",
+            "iss": self.site.issuer.iss, "jti": jti, "sub": sub, "client_id": "rucio",
             "wlcg.ver": "1.0", "aud": "https://wlcg.cern.ch/jwt/v1/any",
             "iat": now, "nbf": now, "exp": now + 3600,
         });
@@ -185,54 +113,18 @@ impl Lab {
             }
             Kind::Scope => claims["scope"] = json!("storage.read:/"),
         }
-        self.atlas.mint(Algorithm::ES256, &claims)
+        self.site.issuer.mint(Algorithm::ES256, &claims)
     }
 
     /// Mints a token and reports it to the ledger, as the issuer does.
     fn issue(&self, jti: &str, sub: &str, kind: Kind) -> String {
-        let token = self.mint(jti, sub, kind);
-        let reply = self.server.http().post_json(
-            "/v1/issuances",
-            Some(&self.issuer_secret),
-            &json!({"token": token}),
-        );
-        assert_eq!(reply.status, 201, "ingesting {jti}: {reply:?}");
-        token
-    }
-
-    /// Runs the CLI against the ledger as the site admin.
-    fn admin_cli(&self, args: &[&str]) -> Run {
-        let mut all = vec!["--server", self.server.url(), "--token-file", &self.admin];
-        all.extend_from_slice(args);
-        cli(&all)
+        self.site.ingest_token(self.mint(jti, sub, kind))
     }
 
     /// The site admin turns `jti` (from the site's logs) into the site's pseudonym and
     /// suspends it for `scope`; returns the pseudonym.
     fn suspend(&self, jti: &str, scope: &str) -> String {
-        let found = self.admin_cli(&["site", "pseudonym", jti, "--site", SITE, "--json"]);
-        found.expect(0, "site pseudonym");
-        let pseudonym = json_of(&found)["pseudonym"]
-            .as_str()
-            .expect("a pseudonym")
-            .to_string();
-        let suspended = self.admin_cli(&[
-            "site",
-            "suspend",
-            "--site",
-            SITE,
-            "--pseudonym",
-            &pseudonym,
-            "--scope",
-            scope,
-            "--reason",
-            "INC-18 data exfiltration",
-            "--reason-code",
-            "misuse",
-            "--json",
-        ]);
-        suspended.expect(0, "site suspend");
-        pseudonym
+        self.site.suspend_person(jti, scope).pseudonym
     }
 
     /// `tokenledger blocklist pull --format xrootd --issuer ISS`, as the site admin: the
@@ -240,27 +132,16 @@ impl Lab {
     /// `tlbanned`), replaced atomically, mode 0640, group xrootd from the setgid directory.
     /// Returns its content.
     fn pull_mapfile(&self) -> String {
-        let out = self.mapfile.display().to_string();
-        let pulled = self.admin_cli(&[
-            "blocklist",
-            "pull",
-            "--site",
-            SITE,
-            "--log-key",
-            &self.log_key,
-            "--format",
-            "xrootd",
-            "--issuer",
-            &self.atlas.iss,
-            "--out",
-            &out,
-        ]);
-        pulled.expect(0, "blocklist pull --format xrootd");
+        self.site.pull_ok(
+            &self.site.admin,
+            &self.mapfile,
+            &["--format", "xrootd", "--issuer", &self.site.issuer.iss],
+        );
         let meta = std::fs::metadata(&self.mapfile).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o640, "the export names identities");
         assert_eq!(
             meta.gid(),
-            group_of(xrootd::DAEMON_USER),
+            xrootd::daemon_ids().1,
             "the export must be readable by xrootd's group"
         );
         std::fs::read_to_string(&self.mapfile).unwrap()
@@ -271,25 +152,20 @@ impl Lab {
             .unwrap_or_else(|why| panic!("{why}"))
     }
 
-    /// Starts xrootd in `self.path(dir)` with `mapfile` as the issuer's `name_mapfile`.
+    /// Starts xrootd in `self.site.path(dir)` with `mapfile` as the issuer's `name_mapfile`.
     fn try_start_xrootd(&self, dir: &str, mapfile: &Path) -> Result<Xrootd, String> {
         Xrootd::try_start(
-            &self.path(dir),
-            &self.pki,
+            &self.site.path(dir),
             &XrootdSetup {
-                issuer: &self.atlas.iss,
+                issuer: &self.site.issuer.iss,
                 mapfile,
                 authdb: AUTHDB,
                 files: &[(FILE, CONTENT)],
+                ca: &self.ca,
+                host: &self.host,
             },
         )
     }
-}
-
-fn group_of(user: &str) -> u32 {
-    let out = Command::new("id").args(["-g", user]).output().unwrap();
-    assert!(out.status.success(), "no user {user}");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// The served file's path.
@@ -333,9 +209,9 @@ fn expect_xrdcp(xrd: &mut Xrootd, token: &str, expected: i32, what: &str) -> xro
 
 #[test]
 fn xrootd_refuses_the_storage_suspended_users_group_token_and_serves_the_others() {
-    netns::require_packages(xrootd::PACKAGES);
-    if !netns::inside(
+    if !netns::enter(
         "xrootd_refuses_the_storage_suspended_users_group_token_and_serves_the_others",
+        xrootd::PACKAGES,
     ) {
         return;
     }
@@ -371,7 +247,7 @@ fn xrootd_refuses_the_storage_suspended_users_group_token_and_serves_the_others(
     );
 
     // Without its mapfile xrootd does not start: the first pull must come before it.
-    let missing = lab.path("exports/never-pulled.json");
+    let missing = lab.site.path("exports/never-pulled.json");
     let refused = lab
         .try_start_xrootd("xrootd-without-mapfile", &missing)
         .err()
@@ -488,9 +364,9 @@ fn refused_after(
 
 #[test]
 fn xrootd_enforces_a_new_suspension_without_a_restart_once_it_can_read_the_mapfile() {
-    netns::require_packages(xrootd::PACKAGES);
-    if !netns::inside(
+    if !netns::enter(
         "xrootd_enforces_a_new_suspension_without_a_restart_once_it_can_read_the_mapfile",
+        xrootd::PACKAGES,
     ) {
         return;
     }
@@ -553,7 +429,7 @@ fn xrootd_enforces_a_new_suspension_without_a_restart_once_it_can_read_the_mapfi
     // re-reads scitokens.cfg and the mapfile at the first token request more than 60 s after
     // its last read, and keeps each token's mapping for 60 s. A fresh token and the one it
     // has cached must both be refused within about two minutes, with no restart.
-    std::os::unix::fs::chown(&lab.mapfile, None, Some(group_of(xrootd::DAEMON_USER))).unwrap();
+    std::os::unix::fs::chown(&lab.mapfile, None, Some(xrootd::daemon_ids().1)).unwrap();
     let fixed = Instant::now();
     let bound = Duration::from_secs(150);
     let (fresh, cached) = refused_after(&lab, &xrd, "dave", &dave, fixed, bound);

@@ -11,6 +11,7 @@
 //! log_key = "ledger.example.org/log+1a2b3c4d+AQ..."
 //! site_key_file = "/etc/tokenledger/CERN-PROD.key"         # `tokenledger site key`, mode 0600
 //! # cache = "/var/lib/tokenledger/CERN-PROD.json.cache"   # the default: beside the blocklist
+//! # high_water = "/etc/tokenledger/CERN-PROD.key.seq"     # the default: beside the site key
 //! # on_stale = "allow"                                     # this ledger's own policy
 //! ```
 //!
@@ -18,8 +19,12 @@
 //! `/etc/tokenledger/check.toml`; relative paths in it are relative to its directory. The site
 //! key is a secret: its file must not be accessible to group or others. Neither file may be
 //! writable by group or others (whoever can change them decides who is let in).
+//!
+//! Errors are decided by a policy, as a stale blocklist is: a file that cannot be read or
+//! parsed (or that others may write) by the default, deny; an error in a file that could be
+//! read by its `on_stale`; an unusable log key or site key only makes its ledger unusable,
+//! decided by that ledger's `on_stale` while the other ledgers are asked as usual.
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +36,7 @@ use tokenledger_core::note::NoteVerifier;
 use tokenledger_core::pseudonym::SiteKey;
 
 use crate::atomic;
+use crate::regular_file;
 
 /// Where the configuration is when neither `--config` nor the environment names one.
 pub const DEFAULT_PATH: &str = "/etc/tokenledger/check.toml";
@@ -69,6 +75,7 @@ struct RawLedger {
     log_key: String,
     site_key_file: PathBuf,
     cache: Option<PathBuf>,
+    high_water: Option<PathBuf>,
     on_stale: Option<OnStale>,
 }
 
@@ -89,11 +96,39 @@ pub struct Ledger {
     pub site: String,
     pub blocklist: PathBuf,
     pub cache: PathBuf,
+    /// The highest blocklist sequence accepted, kept where the blocklist's writer cannot write.
+    pub high_water: PathBuf,
+    pub on_stale: OnStale,
+    /// Its keys, or why they cannot be used (then `on_stale` decides, as for a stale
+    /// blocklist).
+    pub keys: Result<LedgerKeys, String>,
+}
+
+/// What a ledger's blocklist is verified and looked up with.
+#[derive(Debug)]
+pub struct LedgerKeys {
     /// As configured (recorded in the cache, so a new key invalidates it).
     pub log_key: String,
     pub verifier: NoteVerifier,
     pub site_key: SiteKey,
-    pub on_stale: OnStale,
+}
+
+/// Why the configuration cannot be used, and the policy that decides meanwhile: the file's
+/// `on_stale` if it could be read, else the default (deny).
+#[derive(Debug)]
+pub struct ConfigError {
+    pub policy: OnStale,
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error whose file gave no policy to trust: the default, deny.
+    fn fail_closed(message: String) -> ConfigError {
+        ConfigError {
+            policy: OnStale::default(),
+            message,
+        }
+    }
 }
 
 /// Which file: `--config`, else the environment, else [`DEFAULT_PATH`].
@@ -103,25 +138,32 @@ pub fn path(flag: Option<&Path>, env: Option<String>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
 }
 
-/// Reads and checks the configuration, and every ledger's log key and site key. Any error
-/// here is a configuration error: the caller decides with the default policy.
-pub fn load(path: &Path) -> Result<CheckConfig, String> {
-    let (text, mode) = read_small(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+/// Reads and checks the configuration, and every ledger's log key and site key (a ledger
+/// whose keys cannot be used carries the reason in [`Ledger::keys`]).
+pub fn load(path: &Path) -> Result<CheckConfig, ConfigError> {
+    let (text, mode) = read_small(path)
+        .map_err(|e| ConfigError::fail_closed(format!("reading {}: {e}", path.display())))?;
     if mode & 0o022 != 0 {
-        return Err(format!(
+        // Its policy is not trusted either: whoever wrote it may have chosen "allow".
+        return Err(ConfigError::fail_closed(format!(
             "{} is writable by group or others (mode {:04o}): whoever can change it decides who \
              is let in; run `chmod go-w {}`",
             path.display(),
             mode & 0o7777,
             path.display()
-        ));
+        )));
     }
     parse(path, &text)
 }
 
-fn parse(path: &Path, text: &str) -> Result<CheckConfig, String> {
-    let raw: RawConfig =
-        toml::from_str(text).map_err(|e| format!("{} is not valid: {e}", path.display()))?;
+fn parse(path: &Path, text: &str) -> Result<CheckConfig, ConfigError> {
+    let raw: RawConfig = toml::from_str(text)
+        .map_err(|e| ConfigError::fail_closed(format!("{} is not valid: {e}", path.display())))?;
+    let on_stale = raw.on_stale.unwrap_or_default();
+    let invalid = |message: String| ConfigError {
+        policy: on_stale,
+        message,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     let relative = |p: &Path| {
         if p.is_relative() {
@@ -131,19 +173,18 @@ fn parse(path: &Path, text: &str) -> Result<CheckConfig, String> {
         }
     };
     if raw.ledger.is_empty() {
-        return Err(format!("{} has no [[ledger]]", path.display()));
+        return Err(invalid(format!("{} has no [[ledger]]", path.display())));
     }
     if raw
         .issuers
         .iter()
         .any(|i| i.trim().is_empty() || i.trim() != i)
     {
-        return Err(format!(
+        return Err(invalid(format!(
             "{}: `issuers` holds an empty or space-padded issuer",
             path.display()
-        ));
+        )));
     }
-    let on_stale = raw.on_stale.unwrap_or_default();
     let mut ledgers = Vec::with_capacity(raw.ledger.len());
     for (n, ledger) in raw.ledger.into_iter().enumerate() {
         let at = format!(
@@ -153,38 +194,43 @@ fn parse(path: &Path, text: &str) -> Result<CheckConfig, String> {
             ledger.site
         );
         if ledger.site.is_empty() {
-            return Err(format!("{at}: `site` is empty"));
+            return Err(invalid(format!("{at}: `site` is empty")));
         }
-        let verifier = NoteVerifier::parse(ledger.log_key.trim())
-            .map_err(|e| format!("{at}: `log_key`: {e}"))?;
         let blocklist = relative(&ledger.blocklist);
         let cache = ledger
             .cache
             .as_deref()
             .map_or_else(|| atomic::sibling(&blocklist, ".cache"), &relative);
-        let site_key =
-            read_site_key(&relative(&ledger.site_key_file)).map_err(|e| format!("{at}: {e}"))?;
+        let site_key_file = relative(&ledger.site_key_file);
+        let high_water = ledger
+            .high_water
+            .as_deref()
+            .map_or_else(|| atomic::sibling(&site_key_file, ".seq"), &relative);
+        let keys =
+            read_keys(ledger.log_key.trim(), &site_key_file).map_err(|e| format!("{at}: {e}"));
         ledgers.push(Ledger {
             site: ledger.site,
             blocklist,
             cache,
-            log_key: ledger.log_key.trim().to_string(),
-            verifier,
-            site_key,
+            high_water,
             on_stale: ledger.on_stale.unwrap_or(on_stale),
+            keys,
         });
     }
-    for (i, a) in ledgers.iter().enumerate() {
-        if ledgers[..i]
-            .iter()
-            .any(|b| b.blocklist == a.blocklist || b.cache == a.cache)
-        {
-            return Err(format!(
-                "{}: two ledgers share the blocklist or cache file {}",
+    let mut named: Vec<&Path> = Vec::new();
+    for file in ledgers
+        .iter()
+        .flat_map(|l| [&l.blocklist, &l.cache, &l.high_water])
+    {
+        if named.contains(&file.as_path()) {
+            return Err(invalid(format!(
+                "{}: the file {} is named twice (each ledger needs its own blocklist, cache and \
+                 high-water mark)",
                 path.display(),
-                a.blocklist.display()
-            ));
+                file.display()
+            )));
         }
+        named.push(file);
     }
     Ok(CheckConfig {
         path: path.to_path_buf(),
@@ -192,6 +238,16 @@ fn parse(path: &Path, text: &str) -> Result<CheckConfig, String> {
         scope: raw.scope.unwrap_or(Scope::Compute),
         issuers: raw.issuers,
         ledgers,
+    })
+}
+
+/// A ledger's pinned log key and its site key.
+fn read_keys(log_key: &str, site_key_file: &Path) -> Result<LedgerKeys, String> {
+    let verifier = NoteVerifier::parse(log_key).map_err(|e| format!("`log_key`: {e}"))?;
+    Ok(LedgerKeys {
+        log_key: log_key.to_string(),
+        verifier,
+        site_key: read_site_key(site_key_file)?,
     })
 }
 
@@ -223,13 +279,13 @@ fn read_site_key(path: &Path) -> Result<SiteKey, String> {
     Ok(SiteKey::from_bytes(bytes))
 }
 
-/// A small file's text and mode (of the file opened, not of whatever the path names later).
+/// A small regular file's text and mode (of the file opened, not of whatever the path names
+/// later).
 fn read_small(path: &Path) -> std::io::Result<(String, u32)> {
-    let file = std::fs::File::open(path)?;
-    let mode = file.metadata()?.permissions().mode();
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES).read_to_string(&mut text)?;
-    Ok((text, mode))
+    let (bytes, meta) = regular_file::read_regular(path, MAX_FILE_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
+    Ok((text, meta.permissions().mode()))
 }
 
 #[cfg(test)]
@@ -277,9 +333,15 @@ mod tests {
             "relative to the file"
         );
         assert_eq!(l.cache, dir.path().join("bl.json.cache"));
+        assert_eq!(
+            l.high_water,
+            dir.path().join("site.key.seq"),
+            "beside the site key"
+        );
         assert_eq!(l.on_stale, OnStale::Deny);
-        assert_eq!(l.site_key.as_bytes()[31], 31);
-        assert_eq!(l.verifier.name(), "ledger.example/log");
+        let keys = l.keys.as_ref().unwrap();
+        assert_eq!(keys.site_key.as_bytes()[31], 31);
+        assert_eq!(keys.verifier.name(), "ledger.example/log");
     }
 
     #[test]
@@ -288,12 +350,13 @@ mod tests {
         write(dir.path(), "site.key", KEY_B64, 0o400);
         let text = config(
             "on_stale = \"allow\"\nscope = \"storage\"\nissuers = [\"https://a/\", \"https://b/realms/x/\"]",
-            "cache = \"/var/cache/x\"\non_stale = \"deny\"",
+            "cache = \"/var/cache/x\"\nhigh_water = \"seq/CERN-PROD\"\non_stale = \"deny\"",
         );
         let c = parse(&dir.path().join("check.toml"), &text).unwrap();
         assert_eq!((c.on_stale, c.scope), (OnStale::Allow, Scope::Storage));
         assert_eq!(c.issuers, ["https://a/", "https://b/realms/x/"]);
         assert_eq!(c.ledgers[0].cache, PathBuf::from("/var/cache/x"));
+        assert_eq!(c.ledgers[0].high_water, dir.path().join("seq/CERN-PROD"));
         assert_eq!(
             c.ledgers[0].on_stale,
             OnStale::Deny,
@@ -302,43 +365,105 @@ mod tests {
     }
 
     #[test]
-    fn bad_files_are_clear_errors() {
+    fn bad_files_are_clear_errors_decided_by_their_policy_once_read() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "site.key", KEY_B64, 0o600);
         let at = dir.path().join("check.toml");
-        for (text, says) in [
+        let allow = "on_stale = \"allow\"";
+        for (text, says, policy) in [
             (
                 config("on_stale = \"maybe\"", ""),
                 "unknown variant `maybe`",
+                OnStale::Deny,
             ),
             (
-                "scope = \"network\"".to_string(),
+                format!("{allow}\nscope = \"network\""),
                 "unknown variant `network`",
+                OnStale::Deny,
             ),
-            ("".to_string(), "has no [[ledger]]"),
-            (config("issuers = [\" https://a/\"]", ""), "space-padded"),
-            (config("", "colour = 1"), "unknown field `colour`"),
-            (config("", "").replace(&log_key(), "not-a-key"), "`log_key`"),
-            (config("", "").replace("CERN-PROD", ""), "`site` is empty"),
+            (
+                config(allow, "colour = 1"),
+                "unknown field `colour`",
+                OnStale::Deny,
+            ),
+            ("".to_string(), "has no [[ledger]]", OnStale::Deny),
+            (allow.to_string(), "has no [[ledger]]", OnStale::Allow),
+            (
+                config(&format!("{allow}\nissuers = [\" https://a/\"]"), ""),
+                "space-padded",
+                OnStale::Allow,
+            ),
+            (
+                config(allow, "").replace("CERN-PROD", ""),
+                "`site` is empty",
+                OnStale::Allow,
+            ),
+            (
+                format!(
+                    "{}{}",
+                    config(allow, ""),
+                    config("", "").replace("site = \"CERN-PROD\"", "site = \"B\"")
+                ),
+                "bl.json is named twice",
+                OnStale::Allow,
+            ),
+            (
+                config("", "cache = \"bl.json\""),
+                "bl.json is named twice",
+                OnStale::Deny,
+            ),
             (
                 format!(
                     "{}{}",
                     config("", ""),
-                    config("", "").replace("site = \"CERN-PROD\"", "site = \"B\"")
+                    config("", "")
+                        .replace("site = \"CERN-PROD\"", "site = \"B\"")
+                        .replace("bl.json", "b.json")
                 ),
-                "share the blocklist",
+                "site.key.seq is named twice",
+                OnStale::Deny,
             ),
+        ] {
+            let e = parse(&at, &text).unwrap_err();
+            assert!(e.message.contains(says), "{says}: {e:?}");
+            assert_eq!(e.policy, policy, "{says}");
+        }
+    }
+
+    #[test]
+    fn a_ledger_with_unusable_keys_is_loaded_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "site.key", KEY_B64, 0o600);
+        write(dir.path(), "bad.key", "c2hvcnQ=", 0o600);
+        write(dir.path(), "open.key", KEY_B64, 0o644);
+        crate::regular_file::mkfifo(&dir.path().join("fifo.key"));
+        let at = dir.path().join("check.toml");
+        for (text, says) in [
+            (config("", "").replace(&log_key(), "not-a-key"), "`log_key`"),
             (
                 config("", "").replace("site.key", "missing.key"),
                 "reading the site key",
             ),
+            (
+                config("", "").replace("site.key", "bad.key"),
+                "does not hold 32 base64 bytes",
+            ),
+            (
+                config("", "").replace("site.key", "open.key"),
+                "group or others may access it",
+            ),
+            (
+                config("", "").replace("site.key", "fifo.key"),
+                "a FIFO, not a regular file",
+            ),
         ] {
-            let e = parse(&at, &text).unwrap_err();
+            let c = parse(&at, &format!("on_stale = \"allow\"\n{text}")).unwrap();
+            let l = &c.ledgers[0];
+            let e = l.keys.as_ref().unwrap_err();
             assert!(e.contains(says), "{says}: {e}");
+            assert!(e.contains("[[ledger]] 1 (site `CERN-PROD`)"), "{e}");
+            assert_eq!(l.on_stale, OnStale::Allow, "the file's policy decides");
         }
-        write(dir.path(), "bad.key", "c2hvcnQ=", 0o600);
-        let e = parse(&at, &config("", "").replace("site.key", "bad.key")).unwrap_err();
-        assert!(e.contains("does not hold 32 base64 bytes"), "{e}");
     }
 
     #[test]
@@ -347,7 +472,8 @@ mod tests {
         let path = write(dir.path(), "check.toml", &config("", ""), 0o644);
         for mode in [0o640, 0o604, 0o644] {
             write(dir.path(), "site.key", KEY_B64, mode);
-            let e = load(&path).unwrap_err();
+            let c = load(&path).unwrap();
+            let e = c.ledgers[0].keys.as_ref().unwrap_err();
             assert!(
                 e.contains("is a secret but group or others may access it"),
                 "{mode:o}: {e}"
@@ -355,21 +481,30 @@ mod tests {
             assert!(!e.contains(KEY_B64), "never prints the key");
         }
         write(dir.path(), "site.key", KEY_B64, 0o600);
-        assert!(load(&path).is_ok());
+        assert!(load(&path).unwrap().ledgers[0].keys.is_ok());
+        // Its own policy is not trusted when others may have written it.
+        let allowing = write(
+            dir.path(),
+            "allow.toml",
+            &config("on_stale = \"allow\"", ""),
+            0o644,
+        );
         for mode in [0o664, 0o646] {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::set_permissions(&allowing, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = load(&allowing).unwrap_err();
             assert!(
-                load(&path)
-                    .unwrap_err()
-                    .contains("writable by group or others"),
+                e.message.contains("writable by group or others"),
                 "{mode:o}"
             );
+            assert_eq!(e.policy, OnStale::Deny);
         }
-        assert!(
-            load(&dir.path().join("none.toml"))
-                .unwrap_err()
-                .starts_with("reading ")
-        );
+        let e = load(&dir.path().join("none.toml")).unwrap_err();
+        assert!(e.message.starts_with("reading "), "{e:?}");
+        assert_eq!(e.policy, OnStale::Deny);
+        let fifo = dir.path().join("fifo.toml");
+        crate::regular_file::mkfifo(&fifo);
+        let e = load(&fifo).unwrap_err();
+        assert!(e.message.contains("a FIFO, not a regular file"), "{e:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Who is asking, as each caller of `tokenledger check` says it: HTCondor's decoded JWT
 //! payload on stdin and `BEARER_TOKEN_0_*` variables, ARC's `%D` (`<iss>/<sub>`, plain
-//! concatenation, or an X.509 DN) and ARC 7's variables, or a JWT / iss-sub-jti given by a
-//! person. Tokens are never verified here: the CE verified them before asking, and a person
+//! concatenation, or an X.509 DN: A-REX 6.17 passes nothing else, checked against the real
+//! daemon), or a JWT / iss-sub-jti given by a person. Tokens are never verified here: the CE verified them before asking, and a person
 //! asking about a token only learns what the blocklist says about its claims.
 
 use std::io::{IsTerminal, Read};
@@ -78,7 +78,7 @@ pub fn from_token(text: &str) -> Result<Identity, String> {
     from_payload(&bytes)
 }
 
-/// The identity HTCondor (and ARC 7) put in `BEARER_TOKEN_0_ISSUER`, `_SUBJECT` and
+/// The identity HTCondor puts in `BEARER_TOKEN_0_ISSUER`, `_SUBJECT` and
 /// `_CLAIM_jti_0`; `None` without an issuer.
 pub fn from_env(env: Env<'_>) -> Option<Identity> {
     Some(Identity {
@@ -159,6 +159,9 @@ pub enum ArcSubject {
     Token(Identity),
     /// No configured issuer is a prefix: the ledger has nothing on it.
     Unlisted,
+    /// An empty `%D`: A-REX asks for every request, also those without a token or
+    /// certificate identity. There is no one to check.
+    Nobody,
 }
 
 /// Splits `%D`: an X.509 DN (starting with `/`) is the identity `("x509", DN)`, as the ledger
@@ -166,6 +169,9 @@ pub enum ArcSubject {
 /// that, followed by `/`, starts it (issuers may hold slashes, e.g.
 /// `https://idp.example/realms/atlas/` gives `https://idp.example/realms/atlas//<sub>`).
 pub fn split_arc(d: &str, issuers: &[String]) -> ArcSubject {
+    if d.is_empty() {
+        return ArcSubject::Nobody;
+    }
     if d.starts_with('/') {
         return ArcSubject::Token(Identity {
             iss: X509_ISSUER.to_string(),
@@ -187,14 +193,6 @@ pub fn split_arc(d: &str, issuers: &[String]) -> ArcSubject {
                 jti: None,
             })
         })
-}
-
-/// ARC's plugin call: ARC 7's `BEARER_TOKEN_0_*` when set (exact), else `%D` split.
-pub fn arc(d: &str, issuers: &[String], env: Env<'_>) -> ArcSubject {
-    if let Some(id) = from_env(env).filter(|id| id.sub.is_some()) {
-        return ArcSubject::Token(id);
-    }
-    split_arc(d, issuers)
 }
 
 #[cfg(test)]
@@ -231,7 +229,7 @@ mod tests {
         .to_vec();
         let token = |d| match split_arc(d, &issuers) {
             ArcSubject::Token(id) => (id.iss, id.sub.unwrap()),
-            ArcSubject::Unlisted => panic!("{d} unlisted"),
+            other => panic!("{d}: {other:?}"),
         };
         assert_eq!(
             token("https://idp.example/realms/atlas//abc-123"),
@@ -265,7 +263,6 @@ mod tests {
         for unlisted in [
             "https://unknown.example//abc",
             "https://idp.example/realm/x",
-            "",
             "https://other.example/",
         ] {
             assert_eq!(
@@ -278,21 +275,8 @@ mod tests {
     }
 
     #[test]
-    fn arc_7_variables_win_over_d() {
-        let vars = env(&[
-            ("BEARER_TOKEN_0_ISSUER", REALM),
-            ("BEARER_TOKEN_0_SUBJECT", "s/1"),
-            ("BEARER_TOKEN_0_CLAIM_jti_0", "j"),
-        ]);
-        assert_eq!(
-            arc("ignored", &[], &vars),
-            ArcSubject::Token(id(REALM, Some("s/1"), Some("j")))
-        );
-        let issuer_only = env(&[("BEARER_TOKEN_0_ISSUER", REALM)]);
-        assert_eq!(
-            arc(&format!("{REALM}/x"), &[REALM.to_string()], &issuer_only),
-            ArcSubject::Token(id(REALM, Some("x"), None))
-        );
+    fn an_empty_d_names_nobody() {
+        assert_eq!(split_arc("", &[REALM.to_string()]), ArcSubject::Nobody);
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! One ledger's blocklist, ready for a decision: the cache if it still describes the
 //! blocklist file (same inode stamp, or same SHA-256), else the file parsed, its signature
 //! verified with the pinned log key, its site, sequence and expiry checked, and the cache
-//! rebuilt. Whatever cannot be trusted is "stale", and the ledger's `on_stale` decides.
+//! rebuilt. Either way the sequence must not be below the high-water mark (which then
+//! follows it up). Whatever cannot be trusted is "stale", and the ledger's `on_stale`
+//! decides. Only regular files are read (`file`): anything else at the blocklist's path is
+//! stale, at the cache's path it is rebuilt over.
 
-use std::fs::File;
-use std::io::Read;
+use std::io::ErrorKind;
 
 use sha2::{Digest, Sha256};
 use tokenledger_core::blocklist::{BlocklistError, SignedBlocklist};
 
 use super::cache::{self, Cache, CacheKey, FileStamp};
-use super::config::Ledger;
+use super::config::{Ledger, LedgerKeys};
+use super::high_water::HighWater;
 use crate::atomic;
+use crate::regular_file;
 
 /// Largest blocklist file read (100 k entries are about 25 MB).
 const MAX_BLOCKLIST_BYTES: u64 = 256 << 20;
@@ -23,16 +27,17 @@ pub type Stale = String;
 
 /// Opens `ledger`'s blocklist at `now`. `trust_cache = false` ignores what the cache holds
 /// but its (authenticated) sequence, after a record failed its MAC. Problems that do not
-/// change the decision (a cache that cannot be written) go to `warn`.
+/// change the decision (a cache or mark that cannot be written) go to `warn`.
 pub fn open(
     ledger: &Ledger,
+    keys: &LedgerKeys,
     now: i64,
     trust_cache: bool,
     warn: &mut dyn FnMut(String),
 ) -> Result<Cache, Stale> {
     let path = &ledger.blocklist;
-    let meta = std::fs::metadata(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    let unreadable = |e: std::io::Error| {
+        if e.kind() == ErrorKind::NotFound {
             format!(
                 "the blocklist {} is missing (has `tokenledger blocklist pull` run?)",
                 path.display()
@@ -40,31 +45,50 @@ pub fn open(
         } else {
             format!("the blocklist {} is unreadable: {e}", path.display())
         }
-    })?;
-    let stamp = FileStamp::of(&meta);
-    let key = CacheKey::new(&ledger.site_key);
-    let cached = File::open(&ledger.cache)
-        .ok()
-        .and_then(|file| Cache::open_file(key.clone(), file).ok())
-        .filter(|c| c.header.site == ledger.site && c.header.log_key == ledger.log_key);
+    };
+    let mark = HighWater::new(
+        &ledger.high_water,
+        &keys.site_key,
+        &ledger.site,
+        &keys.log_key,
+    );
+    let high_water = mark.read()?;
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    regular_file::require_regular(&meta).map_err(unreadable)?;
+    let key = CacheKey::new(&keys.site_key);
+    let cached = match regular_file::open_regular(&ledger.cache) {
+        Ok((file, _)) => Cache::open_file(key.clone(), file).ok(),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => {
+            warn(format!(
+                "the cache {} is unusable ({e}); it is rebuilt",
+                ledger.cache.display()
+            ));
+            None
+        }
+    }
+    .filter(|c| c.header.site == ledger.site && c.header.log_key == keys.log_key);
     if trust_cache
-        && let Some(cache) = &cached
-        && cache.header.file == stamp
+        && let Some(cache) = cached.as_ref()
+        && cache.header.file == FileStamp::of(&meta)
     {
-        return fresh(cached.expect("checked"), now);
+        return accept(cached.expect("checked"), &mark, high_water, now, warn);
     }
 
-    let bytes = read_bounded(path)?;
+    let (bytes, read) =
+        regular_file::read_regular(path, MAX_BLOCKLIST_BYTES).map_err(unreadable)?;
+    // The stamp of the file read, not of whatever the path named when it was stat'ed.
+    let stamp = FileStamp::of(&read);
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
     if trust_cache
-        && let Some(cache) = &cached
+        && let Some(cache) = cached.as_ref()
         && cache.digest() == digest
     {
         // The same bytes under a new stamp (copied back, touched): only the header changes.
         if let Ok(restamped) = cache::restamp(cache, stamp) {
             write_cache(ledger, &restamped, warn);
         }
-        return fresh(cached.expect("checked"), now);
+        return accept(cached.expect("checked"), &mark, high_water, now, warn);
     }
 
     let signed: SignedBlocklist = serde_json::from_slice(&bytes).map_err(|e| {
@@ -74,49 +98,57 @@ pub fn open(
         )
     })?;
     let document = signed
-        .verify(&ledger.verifier)
+        .verify(&keys.verifier)
         .map_err(|e| format!("the blocklist {} is refused: {e}", path.display()))?;
-    let have = cached.as_ref().map(|c| c.header.sequence);
+    let have = cached.as_ref().map(|c| c.header.sequence).max(high_water);
     document
         .check_fresh(&ledger.site, have, now)
         .map_err(|e| format!("the blocklist {} is refused: {e}", path.display()))?;
-    let built = cache::build(&key, document, &ledger.log_key, digest, stamp);
+    let built = cache::build(&key, document, &keys.log_key, digest, stamp);
     write_cache(ledger, &built, warn);
-    Cache::from_bytes(key, built).map_err(|e| format!("building the cache: {e}"))
+    let cache = Cache::from_bytes(key, built).map_err(|e| format!("building the cache: {e}"))?;
+    accept(cache, &mark, high_water, now, warn)
 }
 
-/// The cache, unless its document has expired.
-fn fresh(cache: Cache, now: i64) -> Result<Cache, Stale> {
-    if now > cache.header.expires_at {
-        return Err(format!(
-            "the blocklist of site {} is refused: {}",
-            cache.header.site,
-            BlocklistError::Expired {
-                expires_at: cache.header.expires_at,
-                now
+/// The cache, unless its document has expired or is older than the high-water mark; the
+/// mark is raised to its sequence (best effort, like the cache).
+fn accept(
+    cache: Cache,
+    mark: &HighWater,
+    high_water: Option<u64>,
+    now: i64,
+    warn: &mut dyn FnMut(String),
+) -> Result<Cache, Stale> {
+    let header = &cache.header;
+    let refused =
+        |e: BlocklistError| format!("the blocklist of site {} is refused: {e}", header.site);
+    if now > header.expires_at {
+        return Err(refused(BlocklistError::Expired {
+            expires_at: header.expires_at,
+            now,
+        }));
+    }
+    match high_water {
+        Some(have) if header.sequence < have => {
+            return Err(refused(BlocklistError::Rollback {
+                have,
+                got: header.sequence,
+            }));
+        }
+        Some(have) if header.sequence == have => {}
+        _ => {
+            if let Err(e) = mark.raise(header.sequence) {
+                warn(format!(
+                    "cannot write the high-water mark {} ({e}); until it can, an older \
+                     blocklist planted after the cache is deleted is not refused (make its \
+                     directory writable by this user and by no one who can write the \
+                     blocklist, or set `high_water` in check.toml)",
+                    mark.path().display()
+                ));
             }
-        ));
+        }
     }
     Ok(cache)
-}
-
-fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>, Stale> {
-    let unreadable =
-        |e: std::io::Error| format!("the blocklist {} is unreadable: {e}", path.display());
-    let mut bytes = Vec::new();
-    File::open(path)
-        .map_err(unreadable)?
-        .take(MAX_BLOCKLIST_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    if bytes.len() as u64 > MAX_BLOCKLIST_BYTES {
-        return Err(format!(
-            "the blocklist {} is larger than {} MiB",
-            path.display(),
-            MAX_BLOCKLIST_BYTES >> 20
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Best effort: without a cache every decision verifies the whole blocklist, which is slower
@@ -134,7 +166,9 @@ fn write_cache(ledger: &Ledger, bytes: &[u8], warn: &mut dyn FnMut(String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
     use std::path::Path;
+    use std::time::{Duration, Instant};
     use tokenledger_core::blocklist::{Blocklist, BlocklistEntry, Scope, SignedDocument};
     use tokenledger_core::note::NoteSigner;
     use tokenledger_core::pseudonym::{LedgerSecret, SiteKey};
@@ -158,11 +192,31 @@ mod tests {
             site: "CERN-PROD".into(),
             blocklist: dir.join("bl.json"),
             cache: dir.join("bl.json.cache"),
-            log_key: verifier.to_string(),
-            verifier,
-            site_key: site_key(),
+            high_water: dir.join("keys/site.key.seq"),
             on_stale: OnStale::Deny,
+            keys: Ok(LedgerKeys {
+                log_key: verifier.to_string(),
+                verifier,
+                site_key: site_key(),
+            }),
         }
+    }
+
+    /// `open` with the ledger's keys; the directory of its high-water mark made on first use.
+    fn open(
+        ledger: &Ledger,
+        now: i64,
+        trust_cache: bool,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Cache, Stale> {
+        std::fs::create_dir_all(ledger.high_water.parent().unwrap()).unwrap();
+        super::open(
+            ledger,
+            ledger.keys.as_ref().unwrap(),
+            now,
+            trust_cache,
+            warn,
+        )
     }
 
     fn signed(sequence: u64, expires_at: i64, subs: &[&str]) -> String {
@@ -205,33 +259,45 @@ mod tests {
         |w| panic!("unexpected warning: {w}")
     }
 
+    /// `open` at time 100, trusting the cache, expecting no warning.
+    fn opened(l: &Ledger) -> Cache {
+        open(l, 100, true, &mut no_warnings()).unwrap()
+    }
+
     #[test]
     fn the_cache_is_built_once_and_used_while_the_file_is_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let l = ledger(dir.path());
         std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
-        let cache = open(&l, 100, true, &mut no_warnings()).unwrap();
+        let cache = opened(&l);
         assert!(suspended(&cache, "alice") && !suspended(&cache, "bob"));
         let built = std::fs::read(&l.cache).unwrap();
 
-        // The file unchanged: the cache is used as it is (not rewritten).
-        let before = std::fs::metadata(&l.cache).unwrap().modified().unwrap();
-        let again = open(&l, 100, true, &mut no_warnings()).unwrap();
-        assert!(suspended(&again, "alice"));
         assert_eq!(
-            std::fs::metadata(&l.cache).unwrap().modified().unwrap(),
-            before
+            high_water(&l),
+            Some(3),
+            "the mark follows the first blocklist"
         );
+
+        // The file unchanged: the cache is used as it is, and neither it nor the mark is
+        // written again.
+        let stamps = || {
+            [&l.cache, &l.high_water].map(|f| {
+                let meta = std::fs::metadata(f).unwrap();
+                (meta.ino(), meta.modified().unwrap())
+            })
+        };
+        let before = stamps();
+        let again = opened(&l);
+        assert!(suspended(&again, "alice"));
+        assert_eq!(stamps(), before);
         assert_eq!(std::fs::read(&l.cache).unwrap(), built);
 
         // The same bytes copied in (new inode): found by digest and restamped.
         let copy = dir.path().join("copy");
         std::fs::copy(&l.blocklist, &copy).unwrap();
         std::fs::rename(&copy, &l.blocklist).unwrap();
-        assert!(suspended(
-            &open(&l, 100, true, &mut no_warnings()).unwrap(),
-            "alice"
-        ));
+        assert!(suspended(&opened(&l), "alice"));
         assert_ne!(
             std::fs::read(&l.cache).unwrap(),
             built,
@@ -240,9 +306,141 @@ mod tests {
 
         // A new document replaces the cache.
         std::fs::write(&l.blocklist, signed(4, 1_000, &["bob"])).unwrap();
-        let newer = open(&l, 100, true, &mut no_warnings()).unwrap();
+        let newer = opened(&l);
         assert!(suspended(&newer, "bob") && !suspended(&newer, "alice"));
         assert_eq!(newer.header.sequence, 4);
+        assert_eq!(high_water(&l), Some(4));
+    }
+
+    /// What the ledger's high-water mark holds.
+    fn high_water(l: &Ledger) -> Option<u64> {
+        let keys = l.keys.as_ref().unwrap();
+        HighWater::new(&l.high_water, &keys.site_key, &l.site, &keys.log_key)
+            .read()
+            .unwrap()
+    }
+
+    /// `open`, which must return within 100 ms whatever is at the ledger's paths.
+    fn open_quickly(l: &Ledger, warn: &mut dyn FnMut(String)) -> Result<Cache, Stale> {
+        let started = Instant::now();
+        let opened = open(l, 100, true, warn);
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "took {:?}",
+            started.elapsed()
+        );
+        opened
+    }
+
+    #[test]
+    fn a_fifo_or_device_at_the_blocklist_is_stale_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(dir.path());
+        std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
+        opened(&l);
+
+        std::fs::remove_file(&l.blocklist).unwrap();
+        regular_file::mkfifo(&l.blocklist);
+        let e = open_quickly(&l, &mut no_warnings()).err().unwrap();
+        assert!(
+            e.contains("bl.json is unreadable: a FIFO, not a regular file"),
+            "{e}"
+        );
+        std::fs::remove_file(&l.blocklist).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &l.blocklist).unwrap();
+        let e = open_quickly(&l, &mut no_warnings()).err().unwrap();
+        assert!(e.contains("a character device, not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_at_the_cache_is_rebuilt_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(dir.path());
+        std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
+        regular_file::mkfifo(&l.cache);
+        let mut warnings = Vec::new();
+        let cache = open_quickly(&l, &mut |w| warnings.push(w)).unwrap();
+        // The cache has no authority: the decision is the verified blocklist's.
+        assert!(suspended(&cache, "alice") && !suspended(&cache, "bob"));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("bl.json.cache is unusable (a FIFO, not a regular file)"),
+            "{warnings:?}"
+        );
+        assert!(std::fs::metadata(&l.cache).unwrap().is_file(), "replaced");
+        assert!(suspended(&opened(&l), "alice"));
+    }
+
+    #[test]
+    fn an_older_blocklist_planted_after_the_cache_is_deleted_is_a_rollback() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(dir.path());
+        // Sequence 3, with its cache, kept by whoever can write the blocklist's directory.
+        let old = signed(3, 1_000, &[]);
+        std::fs::write(&l.blocklist, &old).unwrap();
+        opened(&l);
+        let old_cache = std::fs::read(&l.cache).unwrap();
+        // Then alice is suspended in sequence 5.
+        std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
+        assert!(suspended(&opened(&l), "alice"));
+        let mark = std::fs::read(&l.high_water).unwrap();
+
+        // The cache deleted, the older (unexpired, validly signed) blocklist planted.
+        std::fs::remove_file(&l.cache).unwrap();
+        std::fs::write(&l.blocklist, &old).unwrap();
+        let e = open(&l, 100, true, &mut no_warnings()).err().unwrap();
+        assert!(
+            e.contains("sequence 3 is older than the 5 already held (rollback)"),
+            "{e}"
+        );
+        // With its own old cache beside it (found by digest): refused too.
+        std::fs::write(&l.cache, &old_cache).unwrap();
+        let e = open(&l, 100, true, &mut no_warnings()).err().unwrap();
+        assert!(e.contains("(rollback)"), "{e}");
+        assert_eq!(std::fs::read(&l.high_water).unwrap(), mark, "intact");
+        assert_eq!(high_water(&l), Some(5));
+
+        // The current blocklist back: accepted.
+        std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
+        assert!(suspended(&opened(&l), "alice"));
+    }
+
+    #[test]
+    fn a_damaged_mark_makes_every_blocklist_stale_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(dir.path());
+        std::fs::write(&l.blocklist, signed(5, 1_000, &["alice"])).unwrap();
+        opened(&l);
+        let text = std::fs::read_to_string(&l.high_water).unwrap();
+        atomic::write(
+            &l.high_water,
+            text.replace("\"sequence\":5", "\"sequence\":2").as_bytes(),
+            0o644,
+        )
+        .unwrap();
+        let e = open(&l, 100, true, &mut no_warnings()).err().unwrap();
+        assert!(e.contains("does not verify with the site key"), "{e}");
+        std::fs::remove_file(&l.high_water).unwrap();
+        assert!(suspended(&opened(&l), "alice"));
+        assert_eq!(high_water(&l), Some(5), "recreated from the cache");
+    }
+
+    #[test]
+    fn an_unwritable_mark_is_a_warning_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = ledger(dir.path());
+        std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
+        l.high_water = dir.path().join("no-such-dir/site.key.seq");
+        let mut warnings = Vec::new();
+        let cache = super::open(&l, l.keys.as_ref().unwrap(), 100, true, &mut |w| {
+            warnings.push(w)
+        })
+        .unwrap();
+        assert!(suspended(&cache, "alice"));
+        assert!(
+            warnings[0].contains("cannot write the high-water mark"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -277,10 +475,14 @@ mod tests {
 
         // Another log key pinned: the cache of the old one is not used.
         let mut other = ledger(dir.path());
-        other.verifier = NoteSigner::from_seed("ledger.example/log", [2; 32])
+        let verifier = NoteSigner::from_seed("ledger.example/log", [2; 32])
             .unwrap()
             .verifier();
-        other.log_key = other.verifier.to_string();
+        other.keys = Ok(LedgerKeys {
+            log_key: verifier.to_string(),
+            verifier,
+            site_key: site_key(),
+        });
         std::fs::write(&l.blocklist, signed(7, 1_000, &["alice"])).unwrap();
         let e = open(&other, 100, true, &mut no_warnings()).err().unwrap();
         assert!(e.contains("not by the pinned log key"), "{e}");
@@ -291,20 +493,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = ledger(dir.path());
         std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
-        open(&l, 100, true, &mut no_warnings()).unwrap();
+        opened(&l);
         // A cache made with another site key (a forger's) claiming nobody is suspended.
         let forger = CacheKey::new(&LedgerSecret::from_bytes([6; 32]).site_key("CERN-PROD"));
         let empty: SignedBlocklist = serde_json::from_str(&signed(3, 1_000, &[])).unwrap();
         let stamp = FileStamp::of(&std::fs::metadata(&l.blocklist).unwrap());
         std::fs::write(
             &l.cache,
-            cache::build(&forger, &empty.document, &l.log_key, [0; 32], stamp),
+            cache::build(
+                &forger,
+                &empty.document,
+                &l.keys.as_ref().unwrap().log_key,
+                [0; 32],
+                stamp,
+            ),
         )
         .unwrap();
-        assert!(suspended(
-            &open(&l, 100, true, &mut no_warnings()).unwrap(),
-            "alice"
-        ));
+        assert!(suspended(&opened(&l), "alice"));
         // Untrusted cache: rebuilt from the file.
         assert!(suspended(
             &open(&l, 100, false, &mut no_warnings()).unwrap(),

@@ -6,18 +6,22 @@
 //! - `--arc %D`: an ARC `[authgroup]` plugin. Exit 0 (the group matches: `denyaccess`) for a
 //!   suspended user; exit 1 otherwise.
 //! - `--token FILE|-` or `--iss/--sub/--jti`: a person asking. Prints `allowed` (exit 0) or
-//!   `suspended <pseudonym> <scope> <reason-code>` (exit 1); exit 2 on a usage or
-//!   configuration error.
+//!   `suspended <pseudonym> <scope> <reason-code>` (exit 1); exit 2 on a usage error or a
+//!   check.toml that cannot be used.
 //!
-//! A blocklist that cannot be trusted (missing, unreadable, badly signed, for another site,
-//! rolled back, expired) is decided by `on_stale` (default `deny`); so is a configuration
-//! error. Each deny of the plugin modes goes to syslog (`authpriv`): site, pseudonym,
-//! suspension, jti as given; never the token. The modules: `config` (check.toml), `identity`
-//! (who is asking, per protocol), `load` and `cache` (a verified blocklist, cached so that a
-//! decision reads a few records), `syslog`.
+//! A blocklist that cannot be trusted (missing, not a regular file, unreadable, badly signed,
+//! for another site, rolled back, expired) is decided by `on_stale` (default `deny`); so is a
+//! ledger whose site key or log key cannot be used, and a configuration error (with the
+//! file's policy if it could be read). Each deny of the plugin modes goes to syslog
+//! (`authpriv`): site, pseudonym, suspension, jti as given; never the token. Nothing waits:
+//! no network, no FIFO or device read. The modules: `config` (check.toml), `identity` (who is
+//! asking, per protocol), `file` (reading only regular files), `load` and `cache` (a verified
+//! blocklist, cached so that a decision reads a few records), `high_water` (the rollback
+//! guard that outlives the cache), `syslog`.
 
 mod cache;
 mod config;
+mod high_water;
 mod identity;
 mod load;
 mod syslog;
@@ -30,7 +34,7 @@ use serde_json::json;
 use tokenledger_core::blocklist::Scope;
 
 use cache::CachedEntry;
-use config::{CheckConfig, Ledger, OnStale};
+use config::{CheckConfig, Ledger, LedgerKeys, OnStale};
 use identity::{ArcSubject, Identity};
 
 pub const ABOUT: &str = "\
@@ -48,6 +52,7 @@ FILE, else $TOKENLEDGER_CHECK_CONFIG, else /etc/tokenledger/check.toml:
   blocklist = \"/var/lib/tokenledger/CERN-PROD.json\"
   log_key = \"ledger.example.org/log+1a2b3c4d+AQ...\"
   site_key_file = \"/etc/tokenledger/CERN-PROD.key\"   # `tokenledger site key`; mode 0600
+  # high_water = \"/etc/tokenledger/CERN-PROD.key.seq\"  # the default: beside the site key
 
 Modes and exit status:
   --htcondor        HTCondor SciTokens plugin: the decoded JWT payload on stdin, BEARER_TOKEN_0_*
@@ -57,13 +62,17 @@ Modes and exit status:
   --token FILE|-    A JWT (or its decoded payload), whose payload is read WITHOUT verifying
                     its signature: the CE verified it. Or --iss I (--sub S) (--jti J).
                     Prints `allowed` (exit 0) or `suspended <pseudonym> <scope> <reason-code>`
-                    (exit 1); 2 = usage or configuration error. --json for details.
-When on_stale applies, or the configuration is unusable, \"deny\" answers as for a suspended
-user (and says why on stderr), \"allow\" as for one who is not.
+                    (exit 1); 2 = usage error, or a check.toml that cannot be used.
+                    --json for details.
+When on_stale applies (a stale blocklist, a site key that cannot be used, or for the plugins
+a check.toml that cannot be used: its own on_stale if it could be read, else deny), \"deny\"
+answers as for a suspended user (and says why on stderr), \"allow\" as for one who is not.
 
 The first decision after a new blocklist verifies it and writes a cache beside it
 (FILE.cache, or `cache = ...`), authenticated with the site key; later decisions read only a
-few records of it.";
+few records of it. The highest sequence accepted is kept beside the site key (`high_water`),
+so an older blocklist is refused as a rollback even after the cache is deleted: its directory
+must be writable by the plugin's user and by no one who can write the blocklist.";
 
 /// What this node grants, for `--scope`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -175,7 +184,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     );
     let config = match config::load(&path) {
         Ok(config) => config,
-        Err(e) => return error(mode, OnStale::default(), &e),
+        Err(e) => return error(mode, e.policy, &e.message),
     };
     let who = match who(args, mode, stdin.as_deref(), &config) {
         Ok(Some(who)) => who,
@@ -207,15 +216,15 @@ fn who(
         Mode::Htcondor => identity::htcondor(stdin, env).map(Some),
         Mode::Arc => {
             let d = args.arc.as_deref().unwrap_or_default();
-            let arc7 = identity::from_env(env).is_some_and(|id| id.sub.is_some());
-            if config.issuers.is_empty() && !arc7 && !d.starts_with('/') {
+            if config.issuers.is_empty() && !d.is_empty() && !d.starts_with('/') {
                 return Err(format!(
                     "{} lists no `issuers`, so ARC's %D cannot be split into issuer and subject",
                     config.path.display()
                 ));
             }
-            match identity::arc(d, &config.issuers, env) {
+            match identity::split_arc(d, &config.issuers) {
                 ArcSubject::Token(who) => Ok(Some(who)),
+                ArcSubject::Nobody => Ok(None),
                 ArcSubject::Unlisted => {
                     let note = format!(
                         "not checked: no issuer of {} starts the identity (list every issuer \
@@ -259,8 +268,8 @@ fn read_token(source: &str) -> Result<String, String> {
     Ok(text)
 }
 
-/// Every ledger is asked; the first suspension wins, then a stale blocklist whose policy is
-/// deny. A stale blocklist whose policy is allow only adds a warning.
+/// Every ledger is asked; the first suspension wins, then a stale blocklist (or unusable
+/// keys) whose policy is deny. A stale blocklist whose policy is allow only adds a warning.
 fn decide<'a>(
     config: &'a CheckConfig,
     who: &Identity,
@@ -270,23 +279,10 @@ fn decide<'a>(
 ) -> Outcome<'a> {
     let mut stale = None;
     for ledger in &config.ledgers {
-        let mut warn = |w: String| warnings.push(w);
-        let found = load::open(ledger, now, true, &mut warn).and_then(|cache| {
-            match cache.decide(&ledger.site_key, who, asked, now) {
-                Ok(found) => Ok(found),
-                // A record failed its MAC: rebuild from the verified file and ask again.
-                Err(e) => {
-                    warn(format!(
-                        "{e}; rebuilding it from {}",
-                        ledger.blocklist.display()
-                    ));
-                    let rebuilt = load::open(ledger, now, false, &mut warn)?;
-                    rebuilt
-                        .decide(&ledger.site_key, who, asked, now)
-                        .map_err(|e| format!("the rebuilt cache fails: {e}"))
-                }
-            }
-        });
+        let found = match &ledger.keys {
+            Ok(keys) => ask(ledger, keys, who, asked, now, &mut |w| warnings.push(w)),
+            Err(why) => Err(why.clone()),
+        };
         match found {
             Ok(Some(entry)) => return Outcome::Suspended(ledger, entry),
             Ok(None) => {}
@@ -302,6 +298,32 @@ fn decide<'a>(
     match stale {
         Some((site, why)) => Outcome::Stale { site, why },
         None => Outcome::Allowed,
+    }
+}
+
+/// The entry of `ledger`'s blocklist suspending `who`, if any.
+fn ask(
+    ledger: &Ledger,
+    keys: &LedgerKeys,
+    who: &Identity,
+    asked: Scope,
+    now: i64,
+    warn: &mut dyn FnMut(String),
+) -> Result<Option<CachedEntry>, load::Stale> {
+    let cache = load::open(ledger, keys, now, true, warn)?;
+    match cache.decide(&keys.site_key, who, asked, now) {
+        Ok(found) => Ok(found),
+        // A record failed its MAC: rebuild from the verified file and ask again.
+        Err(e) => {
+            warn(format!(
+                "{e}; rebuilding it from {}",
+                ledger.blocklist.display()
+            ));
+            let rebuilt = load::open(ledger, keys, now, false, warn)?;
+            rebuilt
+                .decide(&keys.site_key, who, asked, now)
+                .map_err(|e| format!("the rebuilt cache fails: {e}"))
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! One RFC 3164 line per event to the local syslog socket (`/dev/log`, which journald or
 //! rsyslog serves), facility `authpriv`: decisions name pseudonyms and jtis, which belong with
 //! the other authentication records. Never a token. If there is no socket, nothing is logged
-//! and nothing fails: the decision does not depend on the log.
+//! and nothing fails: the decision does not depend on the log. Nor does it wait for the log: a
+//! datagram socket blocks its sender while the reader's queue is full (a stalled journald), so
+//! the event is sent without blocking, and dropped if it cannot go at once.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -44,6 +46,9 @@ fn send_to(socket: &Path, severity: Severity, message: &str) {
     let Ok(sock) = UnixDatagram::unbound() else {
         return;
     };
+    if sock.set_nonblocking(true).is_err() {
+        return;
+    }
     // RFC 3164 wants local time; chrono reads the zone only on this (deny) path.
     let timestamp = chrono::Local::now().format("%b %e %H:%M:%S").to_string();
     let _ = sock.send_to(line(severity, message, &timestamp).as_bytes(), socket);
@@ -82,5 +87,23 @@ mod tests {
         let got = String::from_utf8_lossy(&buf[..n]);
         assert!(got.starts_with("<84>"), "{got}");
         assert!(got.ends_with("]: deny site=CERN-PROD"), "{got}");
+    }
+
+    #[test]
+    fn a_reader_that_stopped_reading_never_blocks_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let _stalled = UnixDatagram::bind(&path).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Far more than the reader's queue holds (net.unix.max_dgram_qlen, 512).
+            for _ in 0..2_000 {
+                send_to(&path, Severity::Warning, "deny site=CERN-PROD");
+            }
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("sending to a full syslog socket blocked");
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::fake_server::{FakeServer, created};
 use super::*;
 use crate::client::Client;
+use crate::tls::TrustAnchors;
 
 const ISS: &str = "https://kc.example/realms/egi";
 
@@ -63,7 +64,7 @@ fn batches_are_cut_at_the_batch_size_and_every_line_accounted_for() {
     text.push_str(&jwt_lines(12..25));
     std::fs::write(&input, text).unwrap();
     let server = FakeServer::accepting();
-    let client = Client::new(&server.url, Some("tlk_x".into()));
+    let client = Client::new(&server.url, Some("tlk_x".into()), TrustAnchors::default());
     let rejects_file = dir.path().join("rejects");
     let mut session = session(&client, Format::JwtLines, 10, Some(&rejects_file));
     ingest_files(&mut session, &[input]).unwrap();
@@ -107,7 +108,7 @@ fn server_answers_map_back_to_their_files_and_lines() {
             .join("\n");
         (200, body)
     });
-    let client = Client::new(&server.url, Some("tlk_x".into()));
+    let client = Client::new(&server.url, Some("tlk_x".into()), TrustAnchors::default());
     let rejects_file = dir.path().join("rejects");
     let mut session = session(&client, Format::JwtLines, 2, Some(&rejects_file));
     ingest_files(&mut session, &[a.clone(), b.clone()]).unwrap();
@@ -137,7 +138,11 @@ fn a_refused_request_ends_the_run_with_the_server_message() {
         let error = json!({"error": {"code": "unauthenticated", "message": "missing or invalid credential"}});
         (401, error.to_string())
     });
-    let client = Client::new(&server.url, Some("tlk_wrong".into()));
+    let client = Client::new(
+        &server.url,
+        Some("tlk_wrong".into()),
+        TrustAnchors::default(),
+    );
     let mut session = session(&client, Format::JwtLines, 1000, None);
     let e = ingest_files(&mut session, &[input]).unwrap_err();
     assert!(
@@ -168,7 +173,7 @@ fn a_keycloak_events_array_is_read_whole_with_line_numbers() {
     );
     std::fs::write(&input, text).unwrap();
     let server = FakeServer::accepting();
-    let client = Client::new(&server.url, Some("tlk_x".into()));
+    let client = Client::new(&server.url, Some("tlk_x".into()), TrustAnchors::default());
     let rejects_file = dir.path().join("rejects");
     let mut session = session(&client, Format::KeycloakEvents, 1000, Some(&rejects_file));
     ingest_files(&mut session, &[input]).unwrap();
@@ -201,7 +206,7 @@ fn follow_in_thread(
         Arc::clone(stop),
     );
     std::thread::spawn(move || {
-        let client = Client::new(&url, Some("tlk_x".into()));
+        let client = Client::new(&url, Some("tlk_x".into()), TrustAnchors::default());
         let mut session = session(&client, Format::JwtLines, 1000, None);
         follow::run(&mut session, &path, &state, &stop).unwrap();
         session.summary()

@@ -12,7 +12,7 @@ use tokenledger_core::wire::{ErrorBody, ErrorDetail};
 
 use super::AppState;
 use crate::log_store::StoreError;
-use crate::sequencer::SequencerError;
+use crate::sequencer::{AppendError, SequencerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -148,19 +148,27 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<std::sync::Arc<SequencerError>> for ApiError {
-    fn from(e: std::sync::Arc<SequencerError>) -> ApiError {
-        match &*e {
-            SequencerError::Busy | SequencerError::ShuttingDown => {
-                ApiError::Unavailable(e.to_string())
+/// A refused state change names what does not exist (404) or says why the change no
+/// longer applies (409); a batch that was not written is 503 when retrying helps, else 500.
+impl From<AppendError> for ApiError {
+    fn from(e: AppendError) -> ApiError {
+        match e {
+            AppendError::Refused(refusal) if refusal.is_not_found() => {
+                ApiError::NotFound(refusal.to_string())
             }
-            SequencerError::Store(StoreError::Integrity { .. }) => ApiError::Integrity,
-            SequencerError::Store(StoreError::Db(_) | StoreError::Corrupt(_)) => {
-                ApiError::Storage(e.to_string())
-            }
-            SequencerError::Store(StoreError::Randomness(_)) | SequencerError::Sign(_) => {
-                ApiError::Internal(e.to_string())
-            }
+            AppendError::Refused(refusal) => ApiError::Conflict(refusal.to_string()),
+            AppendError::Failed(e) => match &*e {
+                SequencerError::Busy | SequencerError::ShuttingDown => {
+                    ApiError::Unavailable(e.to_string())
+                }
+                SequencerError::Store(StoreError::Integrity { .. }) => ApiError::Integrity,
+                SequencerError::Store(StoreError::Db(_) | StoreError::Corrupt(_)) => {
+                    ApiError::Storage(e.to_string())
+                }
+                SequencerError::Store(StoreError::Randomness(_)) | SequencerError::Sign(_) => {
+                    ApiError::Internal(e.to_string())
+                }
+            },
         }
     }
 }
@@ -249,6 +257,9 @@ mod tests {
             index: 1,
             problem: String::new(),
         }));
-        assert!(matches!(ApiError::from(sequencer), ApiError::Integrity));
+        assert!(matches!(
+            ApiError::from(AppendError::Failed(sequencer)),
+            ApiError::Integrity
+        ));
     }
 }

@@ -1,5 +1,6 @@
 //! A VO's persons (its `vo-security` only): attach another identity to a person, merge two
-//! persons, and resolve a pseudonym a site reported (logged like every resolution).
+//! persons, and resolve a pseudonym a site reported (logged like every resolution). Whether
+//! the persons exist and the identity is free is decided by the sequencer, in log order.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -12,14 +13,15 @@ use tokenledger_core::wire::{
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::append::append_entry;
+use super::append::{append_decided, append_entry, prepare_entry};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use super::resolve::{authorize, log_resolution};
 use crate::credentials::Principal;
 use crate::log_store::StateChange;
 use crate::lookup;
-use crate::sequencer::{EntryKind, now_micros};
+use crate::preconditions::Refusal;
+use crate::sequencer::{AppendError, EntryKind, now_micros};
 
 #[utoipa::path(
     post,
@@ -29,7 +31,8 @@ use crate::sequencer::{EntryKind, now_micros};
     summary = "Attach another identity to a person",
     description = "Links `(iss, sub)` (a second issuer, a new `sub`, or `iss: \"x509\"` with a DN) to the \
         person; suspensions follow the person, so blocklist tags cover the new identity. Logged. An \
-        identity of another person is refused: merge instead. Roles: `vo-security` of `{vo}`.",
+        identity of another person is refused: merge instead. Linking an identity the person \
+        already has changes nothing and logs nothing. Roles: `vo-security` of `{vo}`.",
     params(("vo" = String, Path, description = "The VO"), ("person" = String, Path, description = "The person")),
     request_body = LinkRequest,
     security(("bearer" = [])),
@@ -38,7 +41,7 @@ use crate::sequencer::{EntryKind, now_micros};
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such person", body = ErrorBody),
-        (status = 409, description = "The identity belongs to another person", body = ErrorBody),
+        (status = 409, description = "The identity belongs to another person, or the person was merged into another", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
 )]
@@ -53,16 +56,6 @@ pub async fn link(
         check_id(name, value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
     check_link_target(&state, &vo, &req.iss, &req.sub)?;
-    existing_person(&state, &vo, &person).await?;
-    match lookup::person_of(&state.pool, &req.iss, &req.sub, &vo).await? {
-        Some(owner) if owner == person => return Ok(Json(view(&state, &vo, &person).await?)),
-        Some(_) => {
-            return Err(ApiError::Conflict(
-                "this identity belongs to another person: merge the two".into(),
-            ));
-        }
-        None => {}
-    }
     let body = EntryBody::IdentityLink(IdentityLink {
         vo: vo.clone(),
         person_id: person.clone(),
@@ -79,8 +72,12 @@ pub async fn link(
         sub: req.sub,
         created_at: now_micros(),
     };
-    append_entry(&state, body, EntryKind::State(change)).await?;
-    state.blocklists.changed();
+    let entry = prepare_entry(body, EntryKind::State(change))?;
+    match append_decided(&state, entry).await {
+        Ok(_) => state.blocklists.changed(),
+        Err(AppendError::Refused(Refusal::InEffect)) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(Json(view(&state, &vo, &person).await?))
 }
 
@@ -90,8 +87,8 @@ pub async fn link(
     tag = "persons",
     operation_id = "merge_persons",
     summary = "Merge another person into this one",
-    description = "Moves every identity, pseudonym and suspension of `other` to the person. Logged. \
-        Roles: `vo-security` of `{vo}`.",
+    description = "Moves every identity, pseudonym and suspension of `other` to the person; `other` \
+        is merged away, and later changes naming it are refused (409). Logged. Roles: `vo-security` of `{vo}`.",
     params(("vo" = String, Path, description = "The VO"), ("person" = String, Path, description = "The person kept")),
     request_body = MergeRequest,
     security(("bearer" = [])),
@@ -100,6 +97,7 @@ pub async fn link(
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such person", body = ErrorBody),
+        (status = 409, description = "One of the persons was merged into another", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
 )]
@@ -115,8 +113,6 @@ pub async fn merge(
             "a person cannot be merged into itself".into(),
         ));
     }
-    existing_person(&state, &vo, &person).await?;
-    existing_person(&state, &vo, &req.other).await?;
     let body = EntryBody::IdentityLink(IdentityLink {
         vo: vo.clone(),
         person_id: person.clone(),
@@ -222,18 +218,6 @@ fn check_link_target(state: &AppState, vo: &str, iss: &str, sub: &str) -> Result
         ))),
         _ => Ok(()),
     }
-}
-
-async fn existing_person(state: &AppState, vo: &str, person: &str) -> Result<(), ApiError> {
-    if lookup::identities_of(&state.pool, person, vo)
-        .await?
-        .is_empty()
-    {
-        return Err(ApiError::NotFound(format!(
-            "no person `{person}` in VO `{vo}`"
-        )));
-    }
-    Ok(())
 }
 
 async fn view(state: &AppState, vo: &str, person: &str) -> Result<PersonView, ApiError> {

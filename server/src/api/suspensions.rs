@@ -1,6 +1,7 @@
 //! Suspensions and lifts: a site suspends a pseudonym (a person) or one leaked token at
 //! itself; a VO's security officers suspend a person or token at every site of the VO.
-//! Each is a log entry; the site's next blocklist fetch carries it.
+//! Each is a log entry; the site's next blocklist fetch carries it. Whether the person is
+//! still one (not merged away) and the suspension not yet lifted is decided by the sequencer.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,7 +16,7 @@ use tokenledger_core::wire::{
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::append::{append_entry, now_secs};
+use super::append::{append_decided, append_entry, now_secs, prepare_entry};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use super::sites::{administered_site, person_of, remember_pseudonym, site_issuance};
@@ -23,7 +24,8 @@ use crate::credentials::Principal;
 use crate::keys::random_bytes;
 use crate::log_store::{StateChange, SuspensionRow};
 use crate::lookup;
-use crate::sequencer::{EntryKind, now_micros};
+use crate::preconditions::Refusal;
+use crate::sequencer::{AppendError, EntryKind, now_micros};
 use crate::suspensions::{self, SuspensionRecord};
 
 /// Who or what a suspension targets, resolved.
@@ -60,6 +62,7 @@ struct Terms {
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
         (status = 404, description = "No such site, pseudonym or token", body = ErrorBody),
+        (status = 409, description = "The person was merged into another meanwhile: suspend again", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["site-admin (of {site})"]))),
 )]
@@ -189,6 +192,7 @@ pub async fn site_list(
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such person or token in the VO", body = ErrorBody),
+        (status = 409, description = "The person was merged into another", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
 )]
@@ -207,21 +211,11 @@ pub async fn vo_suspend(
         req.expires_at,
     )?;
     let target = match (&req.person, &req.jti) {
-        (Some(person), None) if !terms.token_only => {
-            if lookup::identities_of(&state.pool, person, &vo)
-                .await?
-                .is_empty()
-            {
-                return Err(ApiError::NotFound(format!(
-                    "no person `{person}` in VO `{vo}`"
-                )));
-            }
-            Target {
-                vo: vo.clone(),
-                person_id: person.clone(),
-                token: None,
-            }
-        }
+        (Some(person), None) if !terms.token_only => Target {
+            vo: vo.clone(),
+            person_id: person.clone(),
+            token: None,
+        },
         (None, Some(jti)) => {
             jti_target(
                 &state,
@@ -462,7 +456,11 @@ async fn suspend(
         created_at,
         not_after,
     };
-    let idx = append_entry(state, body, EntryKind::State(StateChange::Suspend(row))).await?;
+    let entry = prepare_entry(body, EntryKind::State(StateChange::Suspend(row)))?;
+    let idx = append_decided(state, entry).await.map_err(|e| match e {
+        AppendError::Refused(refusal) if site.is_some() => site_refusal(refusal),
+        e => e.into(),
+    })?;
     state.blocklists.changed();
     Ok(SuspensionRecord {
         id,
@@ -487,12 +485,6 @@ async fn lift(
     reason: &str,
 ) -> Result<SuspensionRecord, ApiError> {
     validate_reason(reason).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if record.lifted_at.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "suspension {} is already lifted",
-            record.id
-        )));
-    }
     let lifted_at = now_micros();
     let body = EntryBody::Lift(Lift {
         suspension_id: record.id.clone(),
@@ -508,6 +500,19 @@ async fn lift(
     state.blocklists.changed();
     record.lifted_at = Some(lifted_at);
     Ok(record)
+}
+
+/// A site suspension the sequencer refused, in words that name no person: a site never
+/// learns person ids. Its person came from a pseudonym or a token, so it has identities unless
+/// a merge moved them; the pseudonym and the token then lead to the person merged into.
+fn site_refusal(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::MergedAway { .. } => ApiError::Conflict(
+            "the person was merged into another person meanwhile: suspend again".into(),
+        ),
+        other if other.is_not_found() => ApiError::NotFound("no such person".into()),
+        _ => ApiError::Conflict("the suspension no longer applies: suspend again".into()),
+    }
 }
 
 /// As a site sees it: its own pseudonym of the person (remembered when the suspension was
