@@ -5,7 +5,7 @@
 //! checkpoint.
 
 use serde_json::Value;
-use tokenledger_e2e::{Http, Reply, TestServer, batch, db, report};
+use tokenledger_e2e::{Http, Reply, TestServer, batch, db, report, run_refused_server};
 
 /// Leaves after which the test servers compress: low, so a test reaches compressed leaves.
 const COMPRESS_AFTER: u64 = 200;
@@ -209,18 +209,18 @@ fn fsck_passes_a_clean_store_beside_a_running_server_and_a_stopped_one() {
     assert!(lines[0].starts_with(&expected), "{}\n{expected}", lines[0]);
 
     server.stop();
-    let database = std::fs::read(server.db_path()).unwrap();
+    let wal = server.dir().join("tokenledger.db-wal");
+    let stored = || {
+        let wal = std::fs::read(&wal).unwrap_or_default();
+        (std::fs::read(server.db_path()).unwrap(), wal)
+    };
+    let before = stored();
     let (code, lines) = fsck(&server);
     assert_eq!(code, 0, "{lines:#?}");
     assert!(lines[0].starts_with(&expected), "{lines:#?}");
-    // Read-only: the database is unchanged. SQLite may leave its (empty) WAL and its
-    // shared-memory index beside it, which the next start uses.
-    assert_eq!(std::fs::read(server.db_path()).unwrap(), database);
-    let wal = server.dir().join("tokenledger.db-wal");
-    assert!(
-        std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0,
-        "fsck wrote no WAL"
-    );
+    // Read-only: the database and its WAL are as they were. SQLite may leave an empty WAL
+    // and its shared-memory index beside the database, which the next start uses.
+    assert!(stored() == before, "fsck changed the database or its WAL");
     server.start_again();
     assert_eq!(server.log_size(), size);
 }
@@ -313,8 +313,18 @@ fn start_up_refuses_a_stored_tree_that_disagrees_with_the_newest_checkpoint() {
     assert_eq!(db::set_stored_hash(&path, top, &forged), 1);
     assert_eq!(db::set_upper_hash(&path, top, &forged), 1);
 
-    let (code, stderr) = start_and_wait_for_exit(&server);
-    assert_ne!(code, 0, "{stderr}");
+    let config = server.dir().join("e2e-config.toml");
+    let out = run_refused_server(&[
+        "--config",
+        config.to_str().unwrap(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        server.dir().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!("the newest checkpoint (size {size}) has root"))
             && stderr.contains("Refusing to start"),
@@ -332,36 +342,6 @@ fn start_up_refuses_a_stored_tree_that_disagrees_with_the_newest_checkpoint() {
 /// Stored index of the hash of subtree `n` of `level`.
 fn merkle_index(level: u32, n: u64) -> u64 {
     tokenledger_core::merkle::stored_hash_index(level, n)
-}
-
-/// Starts `tokenledger-server serve` on the server's (stopped) data directory and waits,
-/// bounded, for it to exit: (exit code, stderr). A server that keeps running fails the test.
-fn start_and_wait_for_exit(server: &TestServer) -> (i32, String) {
-    let mut child = std::process::Command::new(tokenledger_e2e::server_binary())
-        .env_clear()
-        .arg("--config")
-        .arg(server.dir().join("e2e-config.toml"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(server.dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server started on a tree that disagrees with its checkpoint");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status.code().unwrap_or(-1), stderr)
 }
 
 #[test]
