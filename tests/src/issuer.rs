@@ -127,6 +127,12 @@ impl TestIssuer {
         })
     }
 
+    /// Writes the JWKS to `jwks` and returns the `[[issuer]]` block that reads it from there.
+    pub fn file_config_block(&self, jwks: &Path, vo_rules: &str) -> String {
+        self.write_jwks(jwks);
+        self.config_block(&format!("jwks_file = \"{}\"", jwks.display()), vo_rules)
+    }
+
     /// A TOML `[[issuer]]` block for the server configuration.
     pub fn config_block(&self, jwks_source: &str, vo_rules: &str) -> String {
         format!(

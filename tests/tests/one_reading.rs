@@ -12,6 +12,7 @@ const ATLAS_ISS: &str = "https://atlas-auth.example/";
 /// An issuer configured with `require_exp = false`.
 const LEGACY_ISS: &str = "https://legacy-auth.example/";
 
+/// Two issuers of VO atlas (the second with `require_exp = false`) and an issuer credential.
 struct Setup {
     server: TestServer,
     atlas: TestIssuer,
@@ -22,24 +23,12 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let atlas = TestIssuer::new(ATLAS_ISS);
-    let legacy = TestIssuer::new(LEGACY_ISS);
-    let (atlas_jwks, legacy_jwks) = (
-        dir.path().join("atlas.json"),
-        dir.path().join("legacy.json"),
-    );
-    atlas.write_jwks(&atlas_jwks);
-    legacy.write_jwks(&legacy_jwks);
+    let (atlas, legacy) = (TestIssuer::new(ATLAS_ISS), TestIssuer::new(LEGACY_ISS));
+    let atlas_vo = "[{ rule = \"fixed\", vo = \"atlas\" }]";
     let config = format!(
         "{}\n{}require_exp = false\n",
-        atlas.config_block(
-            &format!("jwks_file = \"{}\"", atlas_jwks.display()),
-            "[{ rule = \"fixed\", vo = \"atlas\" }]",
-        ),
-        legacy.config_block(
-            &format!("jwks_file = \"{}\"", legacy_jwks.display()),
-            "[{ rule = \"fixed\", vo = \"atlas\" }]",
-        ),
+        atlas.file_config_block(&dir.path().join("atlas.json"), atlas_vo),
+        legacy.file_config_block(&dir.path().join("legacy.json"), atlas_vo),
     );
     let server = TestServer::start_with_config(&dir.path().join("data"), &config);
     let credential = server.create_credential("issuer", Some("atlas"));
