@@ -3,6 +3,16 @@
 //! commands, plain text. They carry identities, so only a site's admins get them. Each
 //! carries only the suspensions its consumer enforces: CEs `compute`, storage `storage`,
 //! both `all`. Formats: ../shared/INTEGRATIONS.md.
+//!
+//! An identity is logged as its issuer minted it, so a `sub` (or a DN) may hold characters
+//! that mislead a person or break a parser reading an export: line breaks (LF, VT, FF, CR,
+//! NEL, U+2028, U+2029), other C0 and C1 controls and DEL, and bidirectional formatting
+//! characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), which reorder what an
+//! admin sees. The line-based formats (HTCondor, ARC, dCache, Argus, text) have no escape
+//! their consumers would read back as the same string, so they leave such an identity out
+//! with a comment naming the pseudonym and the kind of character, never the identity. The
+//! XRootD mapfile is JSON: there such characters are written as `\uXXXX` escapes, which the
+//! plugin's JSON parser reads back as the exact `sub`, so the ban still applies.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -118,7 +128,7 @@ impl ExportOptions {
             return Ok(());
         }
         let issuer = self.xrootd_issuer.as_deref().unwrap_or_default();
-        if issuer.is_empty() || issuer.chars().any(char::is_control) {
+        if issuer.is_empty() || misleading(issuer).is_some() {
             return Err(
                 "an xrootd export serves one issuer's name_mapfile: name it with issuer=".into(),
             );
@@ -186,7 +196,7 @@ fn argus_unbans(active: &[&ExportEntry], ended: &[ExportEntry]) -> String {
     let x509 = |e: &ExportEntry| -> Vec<String> {
         e.identities
             .iter()
-            .filter(|(iss, sub)| iss == X509_ISSUER && !sub.contains(['\n', '\r']))
+            .filter(|(iss, sub)| iss == X509_ISSUER && misleading(sub).is_none())
             .map(|(_, sub)| sub.clone())
             .collect()
     };
@@ -221,8 +231,49 @@ fn xrootd_mapfile(header: &str, active: &[&ExportEntry], options: &ExportOptions
             rules.push(serde_json::json!({"sub": sub, "result": name, "comment": entry.pseudonym}));
         }
     }
-    let lines: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+    let lines: Vec<String> = rules
+        .iter()
+        .map(|r| escape_misleading(&r.to_string()))
+        .collect();
     format!("[\n{}\n]\n", lines.join(",\n"))
+}
+
+/// Why `value` cannot go into a line-based export as it is, if it cannot.
+fn misleading(value: &str) -> Option<&'static str> {
+    value.chars().find_map(misleading_char)
+}
+
+/// The kind of a character that misleads a person or breaks a parser reading an export.
+/// Every one of them is in the Basic Multilingual Plane.
+fn misleading_char(c: char) -> Option<&'static str> {
+    match c {
+        '\n' | '\u{0b}' | '\u{0c}' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
+            Some("contains a line break")
+        }
+        '\u{061c}'
+        | '\u{200e}'
+        | '\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}' => Some("contains a bidirectional formatting character"),
+        c if c.is_control() => Some("contains a control character"),
+        _ => None,
+    }
+}
+
+/// JSON text with every [`misleading_char`] written as a `\uXXXX` escape. serde_json
+/// escapes only C0 controls; a raw bidirectional override or line separator (which can only
+/// sit inside a string of serde_json's output) would reorder or split the file for a person
+/// or a line-based tool, while a JSON parser reads the escape back as the same character.
+fn escape_misleading(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if misleading_char(c).is_some() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn line(
@@ -233,8 +284,8 @@ fn line(
     op_aliases: &BTreeMap<String, String>,
 ) -> Result<Option<String>, &'static str> {
     let x509 = iss == X509_ISSUER;
-    if sub.contains(['\n', '\r']) || iss.contains(['\n', '\r']) {
-        return Err("contains a line break");
+    if let Some(why) = misleading(iss).or_else(|| misleading(sub)) {
+        return Err(why);
     }
     Ok(Some(match format {
         ExportFormat::Text => format!("{iss}\t{sub}\n"),
@@ -521,6 +572,160 @@ mod tests {
                 ..xrootd_options()
             };
             assert!(options.check(ExportFormat::Xrootd).is_err(), "{bad:?}");
+        }
+    }
+
+    /// One character of each kind that misleads or breaks a reader, with the reason a
+    /// line-based export gives.
+    const MISLEADING: [(char, &str); 16] = [
+        ('\n', "contains a line break"),
+        ('\r', "contains a line break"),
+        ('\u{0b}', "contains a line break"),
+        ('\u{0c}', "contains a line break"),
+        ('\u{85}', "contains a line break"),
+        ('\u{2028}', "contains a line break"),
+        ('\u{2029}', "contains a line break"),
+        ('\u{202e}', "contains a bidirectional formatting character"),
+        ('\u{202a}', "contains a bidirectional formatting character"),
+        ('\u{2066}', "contains a bidirectional formatting character"),
+        ('\u{2069}', "contains a bidirectional formatting character"),
+        ('\u{200f}', "contains a bidirectional formatting character"),
+        ('\u{061c}', "contains a bidirectional formatting character"),
+        ('\0', "contains a control character"),
+        ('\u{1b}', "contains a control character"),
+        ('\u{9b}', "contains a control character"),
+    ];
+
+    /// One person of scope `all` with `identity` and a plain one, rendered in `format`.
+    fn render_identity(format: ExportFormat, identity: (&str, &str)) -> String {
+        let entry = ExportEntry {
+            pseudonym: "p1-odd".into(),
+            scope: Scope::All,
+            identities: vec![
+                (identity.0.into(), identity.1.into()),
+                (ISS.into(), "plain".into()),
+                (X509_ISSUER.into(), "/CN=plain".into()),
+            ],
+        };
+        let options = match format {
+            ExportFormat::Dcache => {
+                let mut options = options();
+                options.op_aliases.insert(identity.0.into(), "OTHER".into());
+                options
+            }
+            ExportFormat::Xrootd => xrootd_options(),
+            _ => ExportOptions::default(),
+        };
+        render(format, "S", 1, &[entry], &[], &options)
+    }
+
+    /// The identity a format would name, with `c` inside its `sub` (or its issuer).
+    fn odd_identity(format: ExportFormat, c: char, in_issuer: bool) -> (String, String) {
+        match (format, in_issuer) {
+            (ExportFormat::Argus, false) => (X509_ISSUER.into(), format!("/CN=ev{c}il")),
+            (_, false) => (ISS.into(), format!("ev{c}il")),
+            (_, true) => (format!("https://ev{c}il/"), "a1b2".into()),
+        }
+    }
+
+    #[test]
+    fn line_based_exports_leave_out_identities_with_misleading_characters() {
+        let line_based = FORMATS.iter().filter(|f| **f != ExportFormat::Xrootd);
+        for &format in line_based {
+            for (c, why) in MISLEADING {
+                for in_issuer in [false, true] {
+                    if in_issuer && format == ExportFormat::Argus {
+                        continue; // Argus bans X.509 subjects only: no issuer is written.
+                    }
+                    let (iss, sub) = odd_identity(format, c, in_issuer);
+                    let out = render_identity(format, (&iss, &sub));
+                    let case = format!(
+                        "{format:?}, U+{:04X} in the issuer: {in_issuer}",
+                        u32::from(c)
+                    );
+                    assert!(out.lines().all(|l| !l.contains(c)), "{case}: {out:?}");
+                    assert!(
+                        !out.contains("ev"),
+                        "{case}: the identity is not named: {out:?}"
+                    );
+                    let comment = format!("# p1-odd: an identity left out: {why}");
+                    assert!(out.lines().any(|l| l == comment), "{case}: {out:?}");
+                    assert!(
+                        out.contains("plain"),
+                        "{case}: other identities stay: {out:?}"
+                    );
+                    // The refused identity is one line less than a harmless one would give.
+                    let fine =
+                        render_identity(format, (&iss.replace(c, "-"), &sub.replace(c, "-")));
+                    assert_eq!(
+                        fine.lines().count(),
+                        out.lines().count(),
+                        "{case}: {fine:?}"
+                    );
+                    assert!(!fine.contains("left out"), "{case}: {fine:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn argus_never_unbans_a_subject_it_could_not_ban() {
+        for (c, _) in MISLEADING {
+            let ended = ExportEntry {
+                pseudonym: "p1-gone".into(),
+                scope: Scope::All,
+                identities: vec![(X509_ISSUER.into(), format!("/CN=ev{c}il"))],
+            };
+            let out = render(ExportFormat::Argus, "S", 2, &[], &[ended], &options());
+            assert_eq!(out.lines().count(), 1, "U+{:04X}: {out:?}", u32::from(c));
+        }
+    }
+
+    #[test]
+    fn the_xrootd_mapfile_escapes_misleading_characters_and_keeps_the_exact_sub() {
+        for (c, _) in MISLEADING {
+            let sub = format!("ev{c}il");
+            let out = render_identity(ExportFormat::Xrootd, (ISS, &sub));
+            let case = format!("U+{:04X}", u32::from(c));
+            assert!(out.lines().all(|l| !l.contains(c)), "{case}: {out:?}");
+            assert!(out.is_ascii(), "{case}: {out:?}");
+            assert!(
+                out.contains(&format!("\\u{:04x}", u32::from(c)))
+                    || matches!(c, '\n' | '\r' | '\u{0c}'),
+                "{case}: {out:?}"
+            );
+            let rules: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+            assert_eq!(
+                out.lines().count(),
+                2 + rules.len(),
+                "{case}: one rule a line"
+            );
+            assert_eq!(
+                rules[1]["sub"],
+                sub.as_str(),
+                "{case}: the exact sub is banned"
+            );
+            assert_eq!(rules[2]["sub"], "plain", "{case}");
+        }
+        let odd_issuer = ExportOptions {
+            xrootd_issuer: Some("https://ev\u{202e}il/".into()),
+            ..ExportOptions::default()
+        };
+        assert!(odd_issuer.check(ExportFormat::Xrootd).is_err());
+    }
+
+    #[test]
+    fn harmless_non_ascii_identities_pass_unchanged() {
+        for sub in ["müller", "محمد", "山田", "a\u{200d}b", "😀"] {
+            for format in FORMATS {
+                let identity = match format {
+                    ExportFormat::Argus => (X509_ISSUER.to_string(), format!("/CN={sub}")),
+                    _ => (ISS.to_string(), sub.to_string()),
+                };
+                let out = render_identity(format, (&identity.0, &identity.1));
+                assert!(out.contains(sub), "{format:?} {sub}: {out:?}");
+                assert!(!out.contains("left out"), "{format:?} {sub}: {out:?}");
+            }
         }
     }
 

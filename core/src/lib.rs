@@ -11,5 +11,6 @@ pub mod merkle;
 pub mod note;
 pub mod pseudonym;
 pub mod receipt;
+pub mod strict_json;
 pub mod vo;
 pub mod wire;

@@ -23,6 +23,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `unauthenticated`, `forbidden`, `not_found`,
     /// `conflict`, `payload_too_large`, `unsupported_media_type`, `unavailable`, `internal`,
+    /// `integrity_error` (a stored entry failed its check; nothing of it is served),
     /// or a 422 reason such as `unknown_vo`, `invalid_claims`, `vo_not_derived`.
     pub code: String,
     /// For people; never internal details.
@@ -40,8 +41,13 @@ pub struct IssuanceReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// The token's claims, unsigned: only from an issuer credential bound to their `iss`
-    /// (or an admin, who names the `vo` claim). Exactly one of `token` and `claims`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (or an admin, who names the `vo` claim). Exactly one of `token` and `claims`. An
+    /// object naming a member twice, at any depth, is refused (it has no one reading).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict_json::optional_object"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub claims: Option<Map<String, Value>>,
     /// The token this one was derived from (refresh, exchange).
@@ -260,14 +266,20 @@ pub struct ResolutionPage {
     pub next_before: Option<u64>,
 }
 
-/// `GET /healthz`: the server answers and knows its log size.
+/// `GET /healthz`: the server answers and knows its log size, and whether it met storage
+/// errors in the last minute.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
-    /// Always `ok`.
+    /// `ok`, or `degraded` (answered with 503) while storage errors were met in the last
+    /// minute.
     pub status: String,
     /// Entries in the log.
     pub log_size: u64,
+    /// Storage errors (database errors, stored entries failing their integrity check) of
+    /// the last minute; absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_errors_last_minute: Option<u64>,
 }
 
 /// `GET /v1/sites/{site}/tokens/{jti}/pseudonym`: the site's pseudonym of the person

@@ -62,7 +62,11 @@ impl Service {
         };
         let verifier = signer.verifier();
         let issuers = Issuers::from_config(&config)?;
-        let leaves = Arc::new(LeafDecoders::load(&pool).await?);
+        let leaves = Arc::new(
+            LeafDecoders::load(&pool)
+                .await?
+                .reporting_to(metrics.storage_errors().clone()),
+        );
         let storage = LeafStorage {
             decoders: leaves.clone(),
             compress_after: config.log.compress_after,

@@ -174,6 +174,14 @@ pub struct IssuerConfig {
     pub vos: Vec<String>,
     /// Ordered VO derivation rules (see core::vo::VoRule).
     pub vo_rules: Vec<VoRule>,
+    /// Refuse this issuer's tokens that carry no `exp` (a token valid forever is
+    /// usually a mistake of the issuer; set false only for one known to mint them).
+    #[serde(default = "default_require_exp")]
+    pub require_exp: bool,
+}
+
+fn default_require_exp() -> bool {
+    true
 }
 
 fn default_jwks_refresh_secs() -> u64 {

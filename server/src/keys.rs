@@ -21,9 +21,7 @@ pub fn load_or_create_log_key(path: &Path, origin: &str) -> anyhow::Result<NoteS
         tracing::info!(path = %path.display(), "created the log signing key");
         return Ok(signer);
     }
-    let text = read_secret_file(path)?;
-    let signer = NoteSigner::parse(text.trim())
-        .with_context(|| format!("{} is not a tokenledger log key", path.display()))?;
+    let signer = read_log_key(path)?;
     if signer.name() != origin {
         bail!(
             "{} was created for origin `{}` but log.origin is `{origin}`; \
@@ -33,6 +31,14 @@ pub fn load_or_create_log_key(path: &Path, origin: &str) -> anyhow::Result<NoteS
         );
     }
     Ok(signer)
+}
+
+/// Reads the existing signing key at `path` (refused if others can read it), whatever its
+/// origin; creates nothing.
+pub fn read_log_key(path: &Path) -> anyhow::Result<NoteSigner> {
+    let text = read_secret_file(path)?;
+    NoteSigner::parse(text.trim())
+        .with_context(|| format!("{} is not a tokenledger log key", path.display()))
 }
 
 /// Loads the pseudonym secret `K` from `path`, creating it (0600) on first start. It must be

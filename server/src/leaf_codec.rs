@@ -1,14 +1,18 @@
 //! How leaves are stored: zstd frames made with a dictionary trained on the log's own first
 //! leaves (a leaf's hash is always over its canonical bytes; only the stored row is smaller).
+//! Every leaf read back is checked against its stored leaf hash ([`LeafDecoders::verified`])
+//! before it is served or used.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use sqlx::SqliteConnection;
+use tokenledger_core::merkle::leaf_hash;
 use tokio::sync::oneshot;
 use zstd::bulk::{Compressor, Decompressor};
 
 use crate::log_store::StoreError;
+use crate::storage_errors::StorageErrors;
 
 /// zstd level of stored leaves: with a dictionary, higher levels save a few bytes at many
 /// times the CPU.
@@ -34,24 +38,74 @@ pub struct NewDictionary {
     pub bytes: Vec<u8>,
 }
 
-/// Decompressors for every dictionary of one database, shared by all readers.
+/// Decompressors for every dictionary of one database, shared by all readers, and where
+/// they report leaves that fail their check.
 #[derive(Default)]
 pub struct LeafDecoders {
     by_id: RwLock<HashMap<i64, Arc<Mutex<Decompressor<'static>>>>>,
+    errors: Arc<StorageErrors>,
 }
 
 impl LeafDecoders {
     /// The decoders of every dictionary stored in the database.
-    pub async fn load(pool: &sqlx::SqlitePool) -> Result<LeafDecoders, StoreError> {
+    pub async fn load<'e>(
+        db: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    ) -> Result<LeafDecoders, StoreError> {
         let decoders = LeafDecoders::default();
         let rows: Vec<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries")
-                .fetch_all(pool)
+                .fetch_all(db)
                 .await?;
         for (id, bytes) in rows {
             decoders.install(id, &bytes)?;
         }
         Ok(decoders)
+    }
+
+    /// These decoders, recording the integrity errors they find in `errors`.
+    pub fn reporting_to(self, errors: Arc<StorageErrors>) -> LeafDecoders {
+        LeafDecoders { errors, ..self }
+    }
+
+    /// The canonical bytes of the stored leaf of entry `index`, only if they hash to
+    /// `stored_hash`, its stored leaf hash (`None`: the row is missing). Anything else is an
+    /// integrity error: counted, logged with the index (never the leaf), never other bytes.
+    pub fn verified(
+        &self,
+        index: u64,
+        dictionary: Option<i64>,
+        bytes: Vec<u8>,
+        stored_hash: Option<&[u8]>,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.checked(dictionary, bytes, stored_hash)
+            .map_err(|problem| {
+                self.errors.integrity_error();
+                tracing::error!(
+                    index,
+                    %problem,
+                    "INTEGRITY ERROR: a stored log entry failed its check and is not served; \
+                     run `tokenledger-server fsck`"
+                );
+                StoreError::Integrity { index, problem }
+            })
+    }
+
+    /// [`Self::verified`] without the reporting: what is wrong with a stored leaf, if anything.
+    pub fn checked(
+        &self,
+        dictionary: Option<i64>,
+        bytes: Vec<u8>,
+        stored_hash: Option<&[u8]>,
+    ) -> Result<Vec<u8>, String> {
+        let leaf = self.decode(dictionary, bytes).map_err(|e| match e {
+            StoreError::Corrupt(problem) => problem,
+            other => other.to_string(),
+        })?;
+        match stored_hash {
+            None => Err("its stored leaf hash is missing".into()),
+            Some(stored) if stored == leaf_hash(&leaf).0.as_slice() => Ok(leaf),
+            Some(_) => Err("the leaf and its stored leaf hash disagree".into()),
+        }
     }
 
     fn install(&self, id: i64, dictionary: &[u8]) -> Result<(), StoreError> {

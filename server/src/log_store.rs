@@ -36,6 +36,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("no randomness for a new person id: {0}")]
     Randomness(String),
+    /// A stored leaf read back is not the leaf that was logged (it does not decode, or does
+    /// not hash to its stored leaf hash): see [`LeafDecoders::verified`].
+    #[error("integrity error at entry {index}: {problem}")]
+    Integrity { index: u64, problem: String },
 }
 
 impl StoreError {
@@ -51,16 +55,23 @@ pub struct EntryRow<'a> {
     pub leaf: &'a StoredLeaf,
 }
 
-/// A row of `entries` as read: index, stored bytes, dictionary.
-pub type EntryData = (i64, Vec<u8>, Option<i64>);
+/// A row of the view `entries_with_leaf_hash` (migration 0009) as read: index, stored
+/// bytes, dictionary, stored leaf hash. Every read of a leaf selects these four columns from
+/// the view, so that [`decode_entries`] can check each leaf before it is served or used.
+pub type EntryData = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
 
-/// Decodes rows of `entries` into (index, canonical bytes).
+/// Decodes rows of `entries` into (index, canonical bytes), each checked against its stored
+/// leaf hash: a leaf that fails is an integrity error, and no row is returned.
 pub fn decode_entries(
     leaves: &LeafDecoders,
     rows: Vec<EntryData>,
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     rows.into_iter()
-        .map(|(index, bytes, dictionary)| Ok((index as u64, leaves.decode(dictionary, bytes)?)))
+        .map(|(index, bytes, dictionary, stored_hash)| {
+            let index = index as u64;
+            let leaf = leaves.verified(index, dictionary, bytes, stored_hash.as_deref())?;
+            Ok((index, leaf))
+        })
         .collect()
 }
 
@@ -190,7 +201,8 @@ pub async fn read_entries<'e>(
     end: u64,
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let rows: Vec<EntryData> = sqlx::query_as(
-        "SELECT idx, leaf, dictionary FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+        "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM entries_with_leaf_hash e
+         WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx",
     )
     .bind(start as i64)
     .bind(end as i64)
@@ -347,8 +359,10 @@ pub async fn read_entries_at(
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let mut found = Vec::with_capacity(indexes.len());
     for chunk in indexes.chunks(CHUNK) {
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT idx, leaf, dictionary FROM entries WHERE idx IN ");
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM entries_with_leaf_hash e \
+             WHERE e.idx IN ",
+        );
         push_index_list(&mut query, chunk);
         let rows: Vec<EntryData> = query.build_query_as().fetch_all(&mut *db).await?;
         found.extend(decode_entries(leaves, rows)?);
@@ -528,4 +542,110 @@ pub async fn insert_checkpoint(
     let mut script = SqlScript::new();
     push_checkpoint(&mut script, size, note, created_at);
     Ok(script.flush(conn).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The view every leaf read goes through pairs entry `n` with the stored hash at
+    /// `stored_hash_index(0, n)`, for small indexes and for indexes far beyond any log.
+    #[tokio::test]
+    async fn entries_are_read_with_their_own_stored_leaf_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::open(&dir.path().join("t.db")).await.unwrap();
+        let mut indexes: Vec<u64> = (0..600).collect();
+        indexes.extend([
+            (1 << 32) + 5,
+            (1 << 40) - 1,
+            (1 << 50) + 12_345,
+            (1 << 61) + 3,
+        ]);
+        let hash_of = |n: u64| {
+            let mut hash = [0u8; 32];
+            hash[..8].copy_from_slice(&n.to_be_bytes());
+            hash.to_vec()
+        };
+        for &n in &indexes {
+            sqlx::query("INSERT INTO entries (idx, leaf) VALUES (?, x'00')")
+                .bind(n as i64)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO hashes (idx, hash) VALUES (?, ?)")
+                .bind(merkle::stored_hash_index(0, n) as i64)
+                .bind(hash_of(n))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let rows: Vec<EntryData> = sqlx::query_as(
+            "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM entries_with_leaf_hash e \
+             ORDER BY e.idx",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), indexes.len());
+        for (n, (idx, _, _, leaf_hash)) in indexes.iter().zip(rows) {
+            assert_eq!(idx as u64, *n);
+            assert_eq!(leaf_hash, Some(hash_of(*n)), "entry {n}");
+        }
+    }
+
+    /// A leaf whose bytes or stored leaf hash were changed, or whose hash row is gone, is an
+    /// integrity error naming its index, counted once; untouched leaves read as they are.
+    #[tokio::test]
+    async fn a_leaf_that_fails_its_check_is_never_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::open(&dir.path().join("t.db")).await.unwrap();
+        for n in 0..4u64 {
+            let leaf = format!("{{\"n\":{n}}}");
+            sqlx::query("INSERT INTO entries (idx, leaf) VALUES (?, ?)")
+                .bind(n as i64)
+                .bind(leaf.as_bytes())
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO hashes (idx, hash) VALUES (?, ?)")
+                .bind(merkle::stored_hash_index(0, n) as i64)
+                .bind(merkle::leaf_hash(leaf.as_bytes()).0.to_vec())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let errors = std::sync::Arc::new(crate::storage_errors::StorageErrors::default());
+        let leaves = LeafDecoders::default().reporting_to(errors.clone());
+        let read = |start: u64, end: u64| read_entries(&pool, &leaves, start, end);
+        assert_eq!(read(0, 4).await.unwrap().len(), 4);
+
+        sqlx::query("UPDATE entries SET leaf = x'7b226e223a397d' WHERE idx = 1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM hashes WHERE idx = ?")
+            .bind(merkle::stored_hash_index(0, 3) as i64)
+            .execute(&pool)
+            .await
+            .unwrap();
+        for (range, index, problem) in [
+            ((0, 4), 1, "the leaf and its stored leaf hash disagree"),
+            ((3, 4), 3, "stored leaf hash is missing"),
+        ] {
+            match read(range.0, range.1).await {
+                Err(StoreError::Integrity {
+                    index: i,
+                    problem: p,
+                }) => {
+                    assert_eq!(i, index);
+                    assert!(p.contains(problem), "{p}");
+                }
+                other => panic!("entry {index}: {other:?}"),
+            }
+        }
+        assert_eq!(read(2, 3).await.unwrap()[0].1, b"{\"n\":2}");
+        let mut conn = pool.acquire().await.unwrap();
+        assert!(read_entries_at(&mut conn, &leaves, &[0, 1]).await.is_err());
+        assert_eq!(errors.integrity_total(), 3);
+    }
 }

@@ -35,7 +35,7 @@ pub async fn issuances_by_jti(
     jti: &str,
 ) -> Result<Vec<StoredEntry>, StoreError> {
     let rows: Vec<EntryData> = sqlx::query_as(
-        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN entries e ON e.idx = i.idx WHERE i.jti = ? ORDER BY e.idx",
+        "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM issuances i JOIN entries_with_leaf_hash e ON e.idx = i.idx WHERE i.jti = ? ORDER BY e.idx",
     )
     .bind(jti)
     .fetch_all(pool)
@@ -51,7 +51,7 @@ pub async fn issuance(
     jti: &str,
 ) -> Result<Option<StoredEntry>, StoreError> {
     let row: Option<EntryData> = sqlx::query_as(
-        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN issuers r ON r.id = i.issuer JOIN entries e ON e.idx = i.idx
+        "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM issuances i JOIN issuers r ON r.id = i.issuer JOIN entries_with_leaf_hash e ON e.idx = i.idx
          WHERE i.jti = ? AND r.iss = ?",
     )
     .bind(jti)
@@ -70,7 +70,7 @@ pub async fn first_with_refresh(
     before: u64,
 ) -> Result<Option<StoredEntry>, StoreError> {
     let row: Option<EntryData> = sqlx::query_as(
-        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN issuers r ON r.id = i.issuer JOIN entries e ON e.idx = i.idx
+        "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM issuances i JOIN issuers r ON r.id = i.issuer JOIN entries_with_leaf_hash e ON e.idx = i.idx
          WHERE r.iss = ? AND i.refresh_jti = ? AND i.idx < ? ORDER BY i.idx LIMIT 1",
     )
     .bind(iss)
@@ -200,8 +200,8 @@ async fn vo_candidates(
     limit: u32,
 ) -> Result<Vec<EntryData>, StoreError> {
     let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT e.idx, e.leaf, e.dictionary FROM issuances i JOIN identities d ON d.id = i.identity
-         JOIN entries e ON e.idx = i.idx WHERE d.vo = ",
+        "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM issuances i JOIN identities d ON d.id = i.identity
+         JOIN entries_with_leaf_hash e ON e.idx = i.idx WHERE d.vo = ",
     );
     q.push_bind(filter.vo);
     if let Some(client_id) = filter.client_id {
@@ -266,7 +266,7 @@ pub async fn resolutions(
     limit: u32,
 ) -> Result<Vec<StoredEntry>, StoreError> {
     let rows: Vec<EntryData> = sqlx::query_as(
-        "SELECT e.idx, e.leaf, e.dictionary FROM resolutions r JOIN entries e ON e.idx = r.idx
+        "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM resolutions r JOIN entries_with_leaf_hash e ON e.idx = r.idx
          WHERE r.vo = ? AND r.idx < ? ORDER BY r.idx DESC LIMIT ?",
     )
     .bind(vo)

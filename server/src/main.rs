@@ -46,6 +46,11 @@ enum Command {
     Site(SiteCommand),
     /// Print the default configuration.
     Config,
+    /// Check the whole store in the data directory (stopped or running server; read-only):
+    /// every leaf against its stored hash, the stored tree, row counts, the newest
+    /// checkpoint. Exit 0 and one line when clean; 1 and one line per problem; 2 if the
+    /// store cannot be read.
+    Fsck,
 }
 
 #[derive(Args, Debug, Default)]
@@ -121,7 +126,39 @@ async fn main() -> anyhow::Result<()> {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
+        Command::Fsck => fsck(config).await,
     }
+}
+
+/// Exit code of `fsck` when it found problems, and when it could not check.
+const FSCK_PROBLEMS: i32 = 1;
+const FSCK_UNREADABLE: i32 = 2;
+
+async fn fsck(config: Config) -> anyhow::Result<()> {
+    let dir = &config.server.data_dir;
+    let report = match tokenledger_server::fsck::run(dir).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("fsck: cannot check {}: {e:#}", dir.display());
+            std::process::exit(FSCK_UNREADABLE);
+        }
+    };
+    if report.is_clean() {
+        println!("{}", report.summary());
+        return Ok(());
+    }
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    if report.unlisted > 0 {
+        println!("... and {} more", report.unlisted);
+    }
+    println!(
+        "fsck: {} problems in {}",
+        report.problem_count(),
+        dir.display()
+    );
+    std::process::exit(FSCK_PROBLEMS);
 }
 
 async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {

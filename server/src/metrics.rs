@@ -1,8 +1,12 @@
 //! Counters and histograms of the append path, whether the page cache warm-up has ended,
-//! and the blocklist long polls, rendered in the Prometheus text format.
+//! the blocklist long polls, and storage and integrity errors, rendered in the Prometheus
+//! text format.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::storage_errors::StorageErrors;
 
 const BATCH_BUCKETS: [u64; 8] = [1, 10, 50, 100, 250, 500, 1000, 5000];
 const COMMIT_BUCKETS_US: [u64; 9] = [
@@ -65,6 +69,7 @@ pub struct Metrics {
     blocklist_rechecks: AtomicU64,
     batch_entries: Histogram<8>,
     commit_micros: Histogram<9>,
+    storage_errors: Arc<StorageErrors>,
 }
 
 impl Default for Metrics {
@@ -79,6 +84,7 @@ impl Default for Metrics {
             blocklist_rechecks: AtomicU64::new(0),
             batch_entries: Histogram::new(BATCH_BUCKETS),
             commit_micros: Histogram::new(COMMIT_BUCKETS_US),
+            storage_errors: Arc::default(),
         }
     }
 }
@@ -128,6 +134,11 @@ impl Metrics {
 
     pub fn set_log_size(&self, size: u64) {
         self.log_size.store(size, Ordering::Relaxed);
+    }
+
+    /// The storage and integrity errors of this process: readers record what they find.
+    pub fn storage_errors(&self) -> &Arc<StorageErrors> {
+        &self.storage_errors
     }
 
     /// The Prometheus text exposition of every metric.
@@ -188,6 +199,20 @@ impl Metrics {
             "Wake-ups of waiting blocklist requests that found their site's blocklist unchanged.",
             self.blocklist_rechecks.load(Ordering::Relaxed),
         );
+        gauge(
+            &mut out,
+            "tokenledger_integrity_errors_total",
+            "counter",
+            "Stored leaves read back that did not decode or hash to their stored leaf hash (never served).",
+            self.storage_errors.integrity_total(),
+        );
+        gauge(
+            &mut out,
+            "tokenledger_storage_errors_total",
+            "counter",
+            "Storage errors met by this process, integrity errors included.",
+            self.storage_errors.total(),
+        );
         self.batch_entries.render(
             &mut out,
             "tokenledger_batch_entries",
@@ -217,6 +242,8 @@ mod tests {
         metrics.blocklist_wait_began();
         metrics.blocklist_wait_ended();
         metrics.blocklist_rechecked();
+        metrics.storage_errors().integrity_error();
+        metrics.storage_errors().storage_error();
         let text = metrics.render();
         assert!(text.contains("tokenledger_blocklist_waiting 1\n"), "{text}");
         assert!(
@@ -228,6 +255,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tokenledger_log_entries 7\n"), "{text}");
+        assert!(
+            text.contains("tokenledger_integrity_errors_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tokenledger_storage_errors_total 2\n"),
+            "{text}"
+        );
         assert!(text.contains("tokenledger_appended_total 5\n"));
         assert!(text.contains("tokenledger_batch_entries_bucket{le=\"10\"} 1\n"));
         assert!(text.contains("tokenledger_batch_entries_bucket{le=\"1\"} 0\n"));

@@ -79,6 +79,25 @@ impl TestIssuer {
         self.mint_with(alg, kid, &self.key(alg).encoding, claims)
     }
 
+    /// Signs a hand-written header and payload, sent exactly as written (a repeated member
+    /// name, `crit`, a missing `exp`: what no JWT library would produce), with the key of `alg`.
+    pub fn mint_raw(&self, alg: Algorithm, header: &str, payload: &str) -> String {
+        use base64::Engine;
+        let b64 = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        let input = format!("{}.{}", b64(header), b64(payload));
+        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &self.key(alg).encoding, alg)
+            .expect("sign JWT");
+        format!("{input}.{signature}")
+    }
+
+    /// The header [`TestIssuer::mint`] writes for `alg`, as JSON text.
+    pub fn header_json(&self, alg: Algorithm) -> String {
+        format!(
+            r#"{{"typ":"JWT","alg":"{alg:?}","kid":"{}"}}"#,
+            self.key(alg).kid
+        )
+    }
+
     fn mint_with(
         &self,
         alg: Algorithm,
@@ -106,6 +125,12 @@ impl TestIssuer {
             "scope": "storage.read:/ compute.create", "wlcg.ver": "1.0",
             "aud": "https://wlcg.cern.ch/jwt/v1/any", "iat": now, "nbf": now, "exp": now + 3600,
         })
+    }
+
+    /// Writes the JWKS to `jwks` and returns the `[[issuer]]` block that reads it from there.
+    pub fn file_config_block(&self, jwks: &Path, vo_rules: &str) -> String {
+        self.write_jwks(jwks);
+        self.config_block(&format!("jwks_file = \"{}\"", jwks.display()), vo_rules)
     }
 
     /// A TOML `[[issuer]]` block for the server configuration.

@@ -1006,6 +1006,49 @@ pub mod db {
         })
     }
 
+    /// Runs one SQL statement that changes rows (to damage the store on purpose); returns
+    /// the number of rows changed.
+    pub fn execute(path: &Path, sql: &str) -> u64 {
+        let sql = sql.to_string();
+        block_on(async {
+            let mut conn = connect(path).await;
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("changing rows")
+                .rows_affected()
+        })
+    }
+
+    /// The copy of the stored hash at `idx` in `upper_hashes`, if that table holds one.
+    pub fn upper_hash(path: &Path, idx: u64) -> Option<Vec<u8>> {
+        block_on(async {
+            let mut conn = connect(path).await;
+            let row: Option<(Vec<u8>,)> =
+                sqlx::query_as("SELECT hash FROM upper_hashes WHERE idx = ?")
+                    .bind(idx as i64)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .expect("reading an upper hash");
+            row.map(|(hash,)| hash)
+        })
+    }
+
+    /// Overwrites the copy of the stored hash at `idx` in `upper_hashes`; returns the number
+    /// of rows changed.
+    pub fn set_upper_hash(path: &Path, idx: u64, hash: &[u8]) -> u64 {
+        block_on(async {
+            let mut conn = connect(path).await;
+            sqlx::query("UPDATE upper_hashes SET hash = ? WHERE idx = ?")
+                .bind(hash)
+                .bind(idx as i64)
+                .execute(&mut conn)
+                .await
+                .expect("updating an upper hash")
+                .rows_affected()
+        })
+    }
+
     /// The leaf bytes of entry `idx` (table `entries`).
     pub fn leaf(path: &Path, idx: u64) -> Vec<u8> {
         block_on(async {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+use tokenledger_core::strict_json::{StrictObject, StrictValue};
 use tokenledger_core::wire::{IssuanceReport, SightingReport};
 
 use super::sightings::{self, OpIssuers};
@@ -176,10 +177,10 @@ impl Parser {
                         ),
                     ));
                 }
-                let element = serde_json::from_str(trimmed).map_err(|e| {
+                let element = serde_json::from_str::<StrictValue>(trimmed).map_err(|e| {
                     LineError::new("invalid_json", format!("not one of the {items}: {e}"))
                 })?;
-                self.parse_element(element)
+                self.parse_element(element.0)
             }
             Format::DcacheAccess => sightings::dcache_access_line(line, &self.op_issuers),
         }
@@ -293,10 +294,11 @@ fn iam_audit_line(line: &str) -> Parsed {
         .find('{')
         .ok_or_else(|| LineError::new("invalid_event", "no JSON object on this IAM audit line"))?;
     let event = serde_json::Deserializer::from_str(&line[start..])
-        .into_iter::<Map<String, Value>>()
+        .into_iter::<StrictObject>()
         .next()
         .expect("a '{' starts a value")
-        .map_err(|e| LineError::new("invalid_json", format!("IAM audit event: {e}")))?;
+        .map_err(|e| LineError::new("invalid_json", format!("IAM audit event: {e}")))?
+        .0;
     let event_type = event.get("@type").and_then(Value::as_str).ok_or_else(|| {
         LineError::new("invalid_event", "IAM audit event without a string `@type`")
     })?;
@@ -396,9 +398,10 @@ pub fn json_array(text: &str, first_line: u64, items: &str) -> JsonArray {
     }
     loop {
         let start = pos;
-        let mut stream = serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<Value>();
+        let mut stream =
+            serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<StrictValue>();
         match stream.next() {
-            Some(Ok(value)) => {
+            Some(Ok(StrictValue(value))) => {
                 elements.push((line_at(start), value));
                 pos = skip_ws(start + stream.byte_offset());
             }
@@ -795,5 +798,36 @@ mod tests {
         assert!(json_array("[{}", 1, EVENTS).error.is_some());
         let (_, error) = json_array("{}", 1, "HTCondor job ads").error.unwrap();
         assert_eq!(error.message, "expected a JSON array of HTCondor job ads");
+    }
+
+    /// An event or report that names a member twice has no one reading: it is rejected
+    /// here, as the server would refuse it, whichever value it would have kept.
+    #[test]
+    fn a_member_named_twice_is_rejected_in_every_json_feed() {
+        let twice = |value: &Value, name: &str| {
+            let text = value.to_string();
+            let member = format!("\"{name}\":");
+            assert!(text.contains(&member), "{text}");
+            text.replacen(&member, &format!("{member}\"other\",{member}"), 1)
+        };
+        let rejected = |format: Format, line: &str| {
+            let e = parser(format).parse_line(line).unwrap_err();
+            assert!(e.message.contains("appears twice"), "{format:?}: {e:?}");
+            e.code
+        };
+        let iam = twice(&iam_event("AccessTokenIssuedEvent"), "sub");
+        assert_eq!(rejected(Format::IamAudit, &iam), "invalid_json");
+        let kc = twice(&kc_event("CODE_TO_TOKEN"), "userId");
+        assert_eq!(rejected(Format::KeycloakEvents, &kc), "invalid_json");
+        let ndjson = r#"{"claims":{"iss":"https://i/","jti":"j","sub":"a","sub":"b"}}"#;
+        assert_eq!(rejected(Format::Ndjson, ndjson), "invalid_report");
+        let array = json_array(
+            &format!("[{}]", twice(&kc_event("LOGIN"), "type")),
+            1,
+            EVENTS,
+        );
+        let (line, error) = array.error.unwrap();
+        assert!(array.elements.is_empty() && line == 1, "{error:?}");
+        assert!(error.message.contains("appears twice"), "{error:?}");
     }
 }

@@ -1,11 +1,16 @@
 //! The one error type of the HTTP API: a status per case and a JSON body
 //! `{"error": {"code", "message"}}`. 5xx bodies say nothing internal; details go to the log.
+//! A storage error marks its answer ([`StorageFault`]) so that [`count_storage_faults`]
+//! records it for `GET /healthz`.
 
 use axum::Json;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokenledger_core::wire::{ErrorBody, ErrorDetail};
 
+use super::AppState;
 use crate::log_store::StoreError;
 use crate::sequencer::{AppendError, SequencerError};
 
@@ -33,6 +38,30 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+    /// Reading or writing the store failed; the detail goes to the log only.
+    #[error("internal error")]
+    Storage(String),
+    /// A stored entry failed its integrity check: nothing of it is served. The index was
+    /// logged, and counted, where the check failed.
+    #[error("the stored log failed an integrity check; nothing was served")]
+    Integrity,
+}
+
+/// Marks an answer that failed on storage.
+#[derive(Clone, Copy, Debug)]
+pub struct StorageFault;
+
+/// Records every answer marked [`StorageFault`] as a storage error of this process.
+pub async fn count_storage_faults(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.extensions().get::<StorageFault>().is_some() {
+        state.metrics.storage_errors().storage_error();
+    }
+    response
 }
 
 impl ApiError {
@@ -51,7 +80,10 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Internal(_) | ApiError::Storage(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            ApiError::Integrity => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
         }
     }
 
@@ -66,7 +98,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Internal(detail) = &self {
+        let storage_fault = matches!(self, ApiError::Storage(_));
+        if let ApiError::Internal(detail) | ApiError::Storage(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
         let body = ErrorBody {
@@ -92,19 +125,26 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if storage_fault {
+            response.extensions_mut().insert(StorageFault);
+        }
         response
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Integrity { .. } => ApiError::Integrity,
+            StoreError::Randomness(_) => ApiError::Internal(e.to_string()),
+            StoreError::Db(_) | StoreError::Corrupt(_) => ApiError::Storage(e.to_string()),
+        }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> ApiError {
-        ApiError::Internal(e.to_string())
+        ApiError::Storage(e.to_string())
     }
 }
 
@@ -121,7 +161,13 @@ impl From<AppendError> for ApiError {
                 SequencerError::Busy | SequencerError::ShuttingDown => {
                     ApiError::Unavailable(e.to_string())
                 }
-                _ => ApiError::Internal(e.to_string()),
+                SequencerError::Store(StoreError::Integrity { .. }) => ApiError::Integrity,
+                SequencerError::Store(StoreError::Db(_) | StoreError::Corrupt(_)) => {
+                    ApiError::Storage(e.to_string())
+                }
+                SequencerError::Store(StoreError::Randomness(_)) | SequencerError::Sign(_) => {
+                    ApiError::Internal(e.to_string())
+                }
             },
         }
     }
@@ -165,6 +211,8 @@ mod tests {
             ),
             (ApiError::Unavailable("u".into()), 503, "unavailable"),
             (ApiError::Internal("secret detail".into()), 500, "internal"),
+            (ApiError::Storage("disk".into()), 500, "internal"),
+            (ApiError::Integrity, 500, "integrity_error"),
         ];
         for (error, status, code) in table {
             let (got_status, body) = body_of(error).await;
@@ -178,5 +226,40 @@ mod tests {
     async fn internal_errors_hide_their_detail() {
         let (_, body) = body_of(ApiError::Internal("disk /var/x failed".into())).await;
         assert_eq!(body["error"]["message"], "internal error");
+        let (_, body) = body_of(ApiError::Storage("disk /var/x failed".into())).await;
+        assert_eq!(body["error"]["message"], "internal error");
+    }
+
+    #[tokio::test]
+    async fn storage_errors_mark_their_answer_and_integrity_errors_say_one_fixed_thing() {
+        let integrity = StoreError::Integrity {
+            index: 7,
+            problem: "the leaf and its stored leaf hash disagree".into(),
+        };
+        let (status, body) = body_of(ApiError::from(integrity)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "integrity_error",
+                "message": "the stored log failed an integrity check; nothing was served"}})
+        );
+        let marked = |e: ApiError| {
+            e.into_response()
+                .extensions()
+                .get::<StorageFault>()
+                .is_some()
+        };
+        assert!(marked(StoreError::Corrupt("x".into()).into()));
+        assert!(marked(sqlx::Error::PoolTimedOut.into()));
+        assert!(!marked(ApiError::Integrity), "counted where it was found");
+        assert!(!marked(ApiError::Internal("x".into())));
+        let sequencer = std::sync::Arc::new(SequencerError::Store(StoreError::Integrity {
+            index: 1,
+            problem: String::new(),
+        }));
+        assert!(matches!(
+            ApiError::from(AppendError::Failed(sequencer)),
+            ApiError::Integrity
+        ));
     }
 }

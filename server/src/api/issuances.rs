@@ -15,6 +15,7 @@ use tokenledger_core::access::Role;
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
 use tokenledger_core::merkle::leaf_hash;
 use tokenledger_core::receipt::Receipt;
+use tokenledger_core::strict_json;
 use tokenledger_core::vo::derive_vo;
 use tokenledger_core::wire::{
     AppendStatus, Appended, AppendedBatch, ErrorBody, ErrorDetail, IssuanceAnswer, IssuanceReport,
@@ -70,7 +71,10 @@ pub const MAX_NDJSON_LINES: usize = 10_000;
             `application/x-ndjson`", body = ErrorBody),
         (status = 422, description = "A token or claims refused: unknown issuer, bad signature, \
             expired, VO not derived (`vo_not_derived`), unknown VO (`unknown_vo`), invalid \
-            claims (`invalid_claims`), ...", body = ErrorBody),
+            claims (`invalid_claims`), a member name repeated in the body, the claims or a \
+            token's header or payload (`duplicate_member`), a token header with `crit` \
+            (`critical_extension`), a token without `exp` (`exp_required`, unless its issuer \
+            has `require_exp = false`), ...", body = ErrorBody),
         (status = 503, description = "The sequencer is busy or shutting down; retry \
             (`Retry-After`)", body = ErrorBody),
     ),
@@ -116,8 +120,7 @@ async fn post_json(
     principal: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let value = strict_json::from_slice(&body).map_err(|e| json_error("invalid JSON body", e))?;
     let (reports, single) = match value {
         Value::Array(items) => (items, false),
         item @ Value::Object(_) => (vec![item], true),
@@ -236,7 +239,17 @@ async fn post_ndjson(
 fn parse_line(line: &[u8]) -> Result<IssuanceReport, ApiError> {
     let text =
         std::str::from_utf8(line).map_err(|_| ApiError::BadRequest("line is not UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| ApiError::BadRequest(format!("invalid report: {e}")))
+    serde_json::from_str(text).map_err(|e| json_error("invalid report", e))
+}
+
+/// A body or line that did not parse: a repeated member name (at any depth) is refused as
+/// `duplicate_member` (the report has no one reading), anything else is a bad request.
+fn json_error(what: &str, e: serde_json::Error) -> ApiError {
+    if strict_json::is_duplicate_member(&e) {
+        ApiError::unprocessable("duplicate_member", format!("{what}: {e}"))
+    } else {
+        ApiError::BadRequest(format!("{what}: {e}"))
+    }
 }
 
 /// Validates every report; any bad report refuses the whole request, naming it.

@@ -95,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            error::count_storage_faults,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             body::read_whole,
         ))
         .layer(TraceLayer::new_for_http())

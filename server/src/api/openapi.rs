@@ -215,7 +215,8 @@ mod tests {
     }
 
     /// Every operation names its roles, declares its path parameters, answers 401 exactly when
-    /// it takes a credential, and documents its errors as `ErrorBody`.
+    /// it takes a credential, and documents its errors as `ErrorBody` (but for `/healthz`,
+    /// whose 503 is its own health document, `degraded`).
     #[test]
     fn openapi_operations_follow_the_rules() {
         let doc = json();
@@ -234,9 +235,12 @@ mod tests {
                 assert_eq!(responses.contains_key("401"), secured, "{at}");
                 for (status, response) in responses {
                     if is_error(status) && response.get("$ref").is_none() {
+                        let body = match (path.as_str(), status.as_str()) {
+                            ("/healthz", "503") => "#/components/schemas/Health",
+                            _ => "#/components/schemas/ErrorBody",
+                        };
                         assert_eq!(
-                            response["content"]["application/json"]["schema"]["$ref"],
-                            "#/components/schemas/ErrorBody",
+                            response["content"]["application/json"]["schema"]["$ref"], body,
                             "{at} {status}"
                         );
                     }

@@ -1,13 +1,19 @@
 //! JWT verification for ingest: the issuer must be configured, the algorithm one it is
 //! allowed, the signature valid under one of its keys; expiry only within the back-fill window.
+//!
+//! A token must have one reading: a header or payload that names a member twice (at any
+//! depth) is refused, as is a header with `crit` (RFC 7515 §4.1.11: we implement no
+//! extension, so every critical one is unknown to us) and, unless its issuer is configured
+//! with `require_exp = false`, a token without `exp`.
 
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::decode_header;
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use tokenledger_core::strict_json;
 
 use super::{Issuer, Issuers};
 use crate::config::IngestConfig;
@@ -46,6 +52,12 @@ pub enum TokenError {
     Expired,
     #[error("token is not meant for this ledger (aud)")]
     WrongAudience,
+    #[error("token {part} names a member twice, so it has no one reading: {detail}")]
+    DuplicateMember { part: &'static str, detail: String },
+    #[error("token header carries `crit`: this ledger implements no JWS extension")]
+    CriticalExtension,
+    #[error("token has no `exp`, which its issuer is configured to require")]
+    MissingExp,
 }
 
 impl TokenError {
@@ -61,6 +73,9 @@ impl TokenError {
             TokenError::InFuture(_) => "token_in_future",
             TokenError::Expired => "token_expired",
             TokenError::WrongAudience => "wrong_audience",
+            TokenError::DuplicateMember { .. } => "duplicate_member",
+            TokenError::CriticalExtension => "critical_extension",
+            TokenError::MissingExp => "exp_required",
         }
     }
 }
@@ -74,6 +89,9 @@ pub fn verify_token(
     ingest: &IngestConfig,
 ) -> Result<VerifiedToken, TokenError> {
     let verified = verify_signature(issuers, token)?;
+    if verified.issuer.config.require_exp && time_claim(&verified.claims, "exp").is_none() {
+        return Err(TokenError::MissingExp);
+    }
     check_times(&verified.claims, now, ingest)?;
     Ok(verified)
 }
@@ -123,8 +141,8 @@ fn verify_signature(issuers: &Issuers, token: &str) -> Result<VerifiedToken, Tok
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
-    let header = decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
-    let (signing_input, payload, signature) = jws_parts(token)?;
+    let (signing_input, header, payload, signature) = jws_parts(token)?;
+    let header = JoseHeader::decode(header)?;
     let claims = decode_claims(payload)?;
     let iss = match claims.get("iss") {
         Some(Value::String(iss)) => iss.clone(),
@@ -159,21 +177,71 @@ fn verify_signature(issuers: &Issuers, token: &str) -> Result<VerifiedToken, Tok
     })
 }
 
-/// The signing input (`header.payload`), the payload and the signature of a compact JWS.
-fn jws_parts(token: &str) -> Result<(&str, &str, &str), TokenError> {
-    let parts = token
-        .rsplit_once('.')
-        .and_then(|(input, signature)| Some((input, input.split_once('.')?.1, signature)));
+/// The signing input (`header.payload`), the header, the payload and the signature of a
+/// compact JWS.
+fn jws_parts(token: &str) -> Result<(&str, &str, &str, &str), TokenError> {
+    let parts = token.rsplit_once('.').and_then(|(input, signature)| {
+        let (header, payload) = input.split_once('.')?;
+        Some((input, header, payload, signature))
+    });
     parts.ok_or_else(|| TokenError::Malformed("not three dot-separated parts".into()))
 }
 
-/// The JWS payload: base64url (unpadded) of a JSON object.
+/// What the ledger reads of a JOSE header: the algorithm and the key id.
+struct JoseHeader {
+    alg: Algorithm,
+    kid: Option<String>,
+}
+
+impl JoseHeader {
+    /// Decodes the header part (base64url, unpadded, of a JSON object): every member name
+    /// once, no `crit`, `alg` a known algorithm, `kid` absent or a string.
+    fn decode(part: &str) -> Result<JoseHeader, TokenError> {
+        let mut header = decode_object(part, "header")?;
+        if header.contains_key("crit") {
+            return Err(TokenError::CriticalExtension);
+        }
+        let alg = match header.get("alg") {
+            Some(Value::String(alg)) => alg.parse().map_err(|_| {
+                TokenError::Malformed(format!("header `alg` {alg:?} is no JWS algorithm"))
+            })?,
+            _ => return Err(TokenError::Malformed("header has no string `alg`".into())),
+        };
+        let kid = match header.remove("kid") {
+            None => None,
+            Some(Value::String(kid)) => Some(kid),
+            Some(_) => return Err(TokenError::Malformed("header `kid` is not a string".into())),
+        };
+        Ok(JoseHeader { alg, kid })
+    }
+}
+
+/// The JWS payload: base64url (unpadded) of a JSON object, every member name once.
 fn decode_claims(payload: &str) -> Result<Map<String, Value>, TokenError> {
+    decode_object(payload, "payload")
+}
+
+/// A JWS part that must be base64url (unpadded) of a JSON object naming each member once,
+/// at any depth: one pass over the decoded bytes, failing at the first repeated name.
+fn decode_object(part: &str, name: &'static str) -> Result<Map<String, Value>, TokenError> {
     let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|e| TokenError::Malformed(format!("payload is not base64url: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| TokenError::Malformed(format!("payload is not a JSON object: {e}")))
+        .decode(part)
+        .map_err(|e| TokenError::Malformed(format!("{name} is not base64url: {e}")))?;
+    strict_json::object_from_slice(&bytes).map_err(|e| {
+        if strict_json::is_duplicate_member(&e) {
+            TokenError::DuplicateMember {
+                part: name,
+                detail: e.to_string(),
+            }
+        } else {
+            TokenError::Malformed(format!("{name} is not a JSON object: {e}"))
+        }
+    })
+}
+
+/// A time claim (NumericDate) of the token, if present as an integer.
+fn time_claim(claims: &Map<String, Value>, name: &str) -> Option<i64> {
+    claims.get(name).and_then(Value::as_i64)
 }
 
 fn check_times(
@@ -181,7 +249,7 @@ fn check_times(
     now: i64,
     ingest: &IngestConfig,
 ) -> Result<(), TokenError> {
-    let time = |name| claims.get(name).and_then(Value::as_i64);
+    let time = |name| time_claim(claims, name);
     let skew = ingest.clock_skew_secs as i64;
     if let Some(exp) = time("exp")
         && exp.saturating_add(ingest.backfill_window_secs as i64) < now
@@ -198,4 +266,63 @@ fn check_times(
         return Err(TokenError::InFuture("nbf"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(text: &str) -> String {
+        URL_SAFE_NO_PAD.encode(text)
+    }
+
+    fn header(text: &str) -> Result<JoseHeader, TokenError> {
+        JoseHeader::decode(&b64(text))
+    }
+
+    #[test]
+    fn a_header_is_read_once_and_without_extensions() {
+        let read = header(r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#).unwrap();
+        assert_eq!(
+            (read.alg, read.kid.as_deref()),
+            (Algorithm::ES256, Some("k1"))
+        );
+        assert_eq!(header(r#"{"alg":"EdDSA"}"#).unwrap().kid, None);
+        for (text, code) in [
+            (r#"{"alg":"RS256","alg":"RS256"}"#, "duplicate_member"),
+            (
+                r#"{"alg":"RS256","jwk":{"e":"AQAB","e":"AQAB"}}"#,
+                "duplicate_member",
+            ),
+            (
+                r#"{"alg":"RS256","crit":["b64"],"b64":false}"#,
+                "critical_extension",
+            ),
+            (r#"{"alg":"RS256","crit":null}"#, "critical_extension"),
+            (r#"{"alg":"none"}"#, "invalid_token"),
+            (r#"{"kid":"k1"}"#, "invalid_token"),
+            (r#"{"alg":"RS256","kid":7}"#, "invalid_token"),
+            ("[]", "invalid_token"),
+        ] {
+            let refused = header(text).err().map(|e| e.code());
+            assert_eq!(refused, Some(code), "{text}");
+        }
+        assert!(matches!(
+            JoseHeader::decode("not base64!"),
+            Err(TokenError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_payload_naming_a_member_twice_is_refused_by_name() {
+        let claims = decode_claims(&b64(r#"{"iss":"i","sub":"a","exp":1}"#)).unwrap();
+        assert_eq!(time_claim(&claims, "exp"), Some(1));
+        let refused = decode_claims(&b64(r#"{"iss":"i","sub":"a","sub":"b"}"#)).unwrap_err();
+        assert_eq!(refused.code(), "duplicate_member");
+        assert!(refused.to_string().contains("member `sub`"), "{refused}");
+        assert_eq!(
+            decode_claims(&b64("[1]")).unwrap_err().code(),
+            "invalid_token"
+        );
+    }
 }
