@@ -3,15 +3,18 @@
 
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod blocklists;
 pub mod config;
 pub mod credentials;
+pub mod data_dir;
 pub mod db;
 pub mod identity_scan;
 pub mod issuers;
 pub mod keys;
 pub mod leaf_codec;
 pub mod log_store;
+pub mod logging;
 pub mod lookup;
 pub mod lookup_ids;
 pub mod metrics;
@@ -20,3 +23,4 @@ pub mod sequencer;
 pub mod sites;
 pub mod sql_script;
 pub mod suspensions;
+pub mod systemd;

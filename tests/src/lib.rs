@@ -13,6 +13,7 @@ pub mod issuer;
 pub mod netns;
 pub mod xrootd;
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on any single HTTP exchange.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The file the server's stderr goes to.
+pub const SERVER_LOG: &str = "server-stderr.log";
 /// The line the server prints once it accepts connections.
 const LISTENING_PREFIX: &str = "tokenledger-server listening on ";
 /// Environment variables of the binaries that must not leak in from the caller's shell.
@@ -89,6 +92,39 @@ pub fn run_cli(args: &[&str]) -> Output {
         .expect("running tokenledger")
 }
 
+/// Runs the real `tokenledger-server` with `args` (an offline command) and returns what it did.
+pub fn run_server(args: &[&OsStr]) -> Output {
+    command(server_binary())
+        .args(args)
+        .output()
+        .expect("running tokenledger-server")
+}
+
+/// Runs `tokenledger-server serve` on the data directory `dir`, which it must refuse: waits
+/// (bounded) for it to exit with an error and returns its stderr. Panics if it runs instead.
+pub fn refused_start(dir: &Path) -> String {
+    let mut child = command(server_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning tokenledger-server");
+    let Some(status) = wait_bounded(&mut child, START_TIMEOUT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "tokenledger-server started on {}: it must refuse",
+            dir.display()
+        );
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("reading the server's stderr");
+    assert!(!status.success(), "tokenledger-server exited 0: {stderr}");
+    stderr
+}
+
 /// Starts the real `tokenledger` CLI with `args` as a child process, its output piped.
 pub fn spawn_cli<I, S>(args: I) -> Child
 where
@@ -131,6 +167,11 @@ impl VerifyRun {
 pub struct TestServer {
     dir: PathBuf,
     config: Option<PathBuf>,
+    /// Variables set (`Some`) or removed (`None`) for every start, after the harness's own.
+    env: Vec<(String, Option<String>)>,
+    /// Set by [`TestServer::start_in_working_dir`]: the server runs there without
+    /// `--data-dir`, and its log file is kept there.
+    working_dir: Option<PathBuf>,
     child: Option<Child>,
     url: String,
     admin_secret: Option<String>,
@@ -145,6 +186,28 @@ impl TestServer {
         TestServer::launch(dir, None)
     }
 
+    /// Like [`TestServer::start`], with environment variables set (`Some`) or removed
+    /// (`None`) for this and every later start.
+    pub fn start_with_env(dir: &Path, env: &[(&str, Option<&str>)]) -> TestServer {
+        let mut server = TestServer::new(dir, None);
+        server.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        server.spawn();
+        server
+    }
+
+    /// Starts the server in the working directory `cwd` without `--data-dir`, so that it
+    /// uses its default data directory, which [`TestServer::dir`] names (`cwd/data`). The
+    /// harness creates nothing in that directory.
+    pub fn start_in_working_dir(cwd: &Path) -> TestServer {
+        let mut server = TestServer::new(&cwd.join("data"), None);
+        server.working_dir = Some(cwd.to_path_buf());
+        server.spawn();
+        server
+    }
+
     /// Like [`TestServer::start`], with `config` (TOML laid over the embedded default) written
     /// to a file in `dir` and passed as `--config` to this and every later start and admin
     /// command.
@@ -156,16 +219,22 @@ impl TestServer {
     }
 
     fn launch(dir: &Path, config: Option<PathBuf>) -> TestServer {
-        let mut server = TestServer {
+        let mut server = TestServer::new(dir, config);
+        server.spawn();
+        server
+    }
+
+    fn new(dir: &Path, config: Option<PathBuf>) -> TestServer {
+        TestServer {
             dir: dir.to_path_buf(),
             config,
+            env: Vec::new(),
+            working_dir: None,
             child: None,
             url: String::new(),
             admin_secret: None,
             http: None,
-        };
-        server.spawn();
-        server
+        }
     }
 
     /// Stops the server gracefully (if it runs) and starts it again on the same data directory.
@@ -184,7 +253,9 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        std::fs::create_dir_all(&self.dir).expect("creating the data directory");
+        if self.working_dir.is_none() {
+            std::fs::create_dir_all(&self.dir).expect("creating the data directory");
+        }
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
@@ -194,13 +265,19 @@ impl TestServer {
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
+        match &self.working_dir {
+            Some(cwd) => cmd.current_dir(cwd),
+            None => cmd.arg("--data-dir").arg(&self.dir),
+        };
+        cmd.env("TOKENLEDGER_LOG", "info,sqlx=warn");
+        for (name, value) in &self.env {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
+        }
         let mut child = cmd
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .env("TOKENLEDGER_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .spawn()
@@ -330,9 +407,13 @@ impl TestServer {
         self.dir.join("tokenledger.db")
     }
 
-    /// Where the server's stderr (its log) goes, across restarts.
+    /// Where the server's stderr (its log) goes, across restarts: `server-stderr.log` in the
+    /// data directory (in the working directory of [`TestServer::start_in_working_dir`]).
     pub fn stderr_path(&self) -> PathBuf {
-        self.dir.join("server-stderr.log")
+        self.working_dir
+            .as_deref()
+            .unwrap_or(&self.dir)
+            .join(SERVER_LOG)
     }
 
     /// The last lines of the server's log, for failure messages.
