@@ -43,7 +43,7 @@ pub async fn backup(db_path: &Path, to: &Path) -> anyhow::Result<LogState> {
         let target = partial
             .to_str()
             .with_context(|| format!("{} is not UTF-8", partial.display()))?;
-        let mut source = connect_existing(db_path).await?;
+        let mut source = connect_existing(db_path, BUSY_TIMEOUT).await?;
         sqlx::query("VACUUM INTO ?")
             .bind(target)
             .execute(&mut source)
@@ -152,12 +152,16 @@ fn rename_durably(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One connection to an existing database, changing none of its settings.
-async fn connect_existing(path: &Path) -> anyhow::Result<SqliteConnection> {
+/// How long a backup or restore waits for a lock the server holds for a moment.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection to an existing database, changing none of its settings; a lock held by
+/// another connection is waited for up to `busy_timeout`.
+async fn connect_existing(path: &Path, busy_timeout: Duration) -> anyhow::Result<SqliteConnection> {
     SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(busy_timeout)
         .connect()
         .await
         .with_context(|| format!("opening database {}", path.display()))
@@ -165,7 +169,7 @@ async fn connect_existing(path: &Path) -> anyhow::Result<SqliteConnection> {
 
 /// The log held by the database at `path`; its stored hashes must be complete.
 async fn read_state(path: &Path) -> anyhow::Result<LogState> {
-    let mut conn = connect_existing(path).await?;
+    let mut conn = connect_existing(path, BUSY_TIMEOUT).await?;
     let size = log_store::log_size(&mut conn).await?;
     let stored = log_store::stored_hash_rows(&mut conn).await?;
     ensure!(
@@ -188,7 +192,7 @@ async fn read_state(path: &Path) -> anyhow::Result<LogState> {
 /// Checks a copied backup before it is put in place: SQLite's quick check, migrations this
 /// binary knows, complete stored hashes, and the secrets already in the data directory.
 async fn check_backup(path: &Path, config: &Config) -> anyhow::Result<LogState> {
-    let mut conn = connect_existing(path).await?;
+    let mut conn = connect_existing(path, BUSY_TIMEOUT).await?;
     let (check,): (String,) = sqlx::query_as("PRAGMA quick_check")
         .fetch_one(&mut conn)
         .await?;
@@ -224,13 +228,7 @@ async fn check_backup(path: &Path, config: &Config) -> anyhow::Result<LogState> 
 /// that also folds the WAL into the file and removes it, so nothing of it can be applied to
 /// the restored database.
 async fn take_over(db: &Path) -> anyhow::Result<()> {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(db)
-        .create_if_missing(false)
-        .busy_timeout(Duration::ZERO)
-        .connect()
-        .await
-        .with_context(|| format!("opening the database to replace, {}", db.display()))?;
+    let mut conn = connect_existing(db, Duration::ZERO).await?;
     let mode: Result<(String,), sqlx::Error> = sqlx::query_as("PRAGMA journal_mode = DELETE")
         .fetch_one(&mut conn)
         .await;
