@@ -233,14 +233,16 @@ async fn take_over(db: &Path) -> anyhow::Result<()> {
         .fetch_one(&mut conn)
         .await;
     conn.close().await?;
-    match mode {
-        Ok((mode,)) if mode == "delete" => Ok(()),
-        _ => bail!(
-            "{} is open in another process (a running server?): stop it before replacing its \
-             database",
-            db.display()
-        ),
-    }
+    let refused = match mode {
+        Ok((mode,)) if mode == "delete" => return Ok(()),
+        Ok((mode,)) => format!("it stayed in {mode} mode"),
+        Err(e) => e.to_string(),
+    };
+    bail!(
+        "{} is open in another process (a running server?): stop it before replacing its \
+         database ({refused})",
+        db.display()
+    )
 }
 
 #[cfg(test)]
