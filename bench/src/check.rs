@@ -60,7 +60,7 @@ fn cli_binary() -> anyhow::Result<PathBuf> {
     let path = server.with_file_name("tokenledger");
     ensure!(
         path.is_file(),
-        "{} is missing: build it with the same profile, e.g. `cargo build --release -p tokenledger`",
+        "{} is missing: build it with the same profile, e.g. `cargo build --profile dist -p tokenledger`",
         path.display()
     );
     Ok(path)

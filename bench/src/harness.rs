@@ -1,5 +1,5 @@
 //! The server under test: the real `tokenledger-server` binary (found next to the bench's own
-//! executable, so a release bench runs the release server), started by the end-to-end
+//! executable, so a `dist` bench runs the `dist` server), started by the end-to-end
 //! harness on a loopback port with a temporary data directory, the default configuration
 //! (unless `--max-wait-ms` overrides the sequencer's batch wait) and one JWT issuer (the
 //! benchmark workload's), and stopped with SIGTERM at the end.
@@ -34,7 +34,7 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
         path.is_file(),
         "{} is missing: build the binaries with the same profile first, e.g. \
-         `cargo build --release -p tokenledger-server -p tokenledger -p tokenledger-bench` \
+         `cargo build --profile dist -p tokenledger-server -p tokenledger -p tokenledger-bench` \
          (or `cargo build --workspace --bins` before `cargo test`)",
         path.display()
     );

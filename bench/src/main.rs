@@ -1,7 +1,7 @@
 //! `tokenledger-bench`: a thin command line over the benchmarks of the library crate.
 //! Each subcommand prints its table and one JSON line on stdout, progress on stderr.
 //! Build the server and the CLI with the same profile first (the bench runs the binaries next
-//! to itself): `cargo build --release -p tokenledger-server -p tokenledger -p tokenledger-bench`.
+//! to itself): `cargo build --profile dist -p tokenledger-server -p tokenledger -p tokenledger-bench`.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
-//! The shared test vectors (../shared/vectors): RFC 6962 trees and proofs, the
-//! transparency-dev probes, a real CT proof, and C2SP / Go sumdb signed notes.
+//! The test vectors in `tests/vectors/` (each file's public source: its README): RFC 6962
+//! trees and proofs, the transparency-dev probes, a real CT proof, and C2SP / Go sumdb
+//! signed notes.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +20,7 @@ macro_rules! vector {
     ($file:literal) => {
         serde_json::from_str::<Value>(include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/vectors/",
+            "/tests/vectors/",
             $file
         )))
         .expect("vector file is JSON")

@@ -2,6 +2,7 @@
 //! serve until shutdown, then drain the sequencer.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,9 @@ use crate::api::{AppState, router};
 use crate::blocklists::Blocklists;
 use crate::config::Config;
 use crate::credentials;
+use crate::data_dir;
 use crate::db;
 use crate::issuers::Issuers;
-use crate::keys;
 use crate::leaf_codec::LeafDecoders;
 use crate::metrics::Metrics;
 use crate::page_cache::WarmUp;
@@ -33,14 +34,13 @@ pub struct Service {
 }
 
 impl Service {
-    /// Opens the data directory (creating database, key and a first admin credential on
-    /// first start) and starts the sequencer.
+    /// Opens the data directory (creating it (0700), the database, key, secret and a first
+    /// admin credential on first start) and starts the sequencer.
     pub async fn start(config: Config) -> anyhow::Result<Service> {
-        std::fs::create_dir_all(&config.server.data_dir)
-            .with_context(|| format!("creating {}", config.server.data_dir.display()))?;
-        let signer = keys::load_or_create_log_key(&config.log_key_path(), &config.log.origin)?;
-        let secret = keys::load_or_create_ledger_secret(&config.ledger_secret_path())?;
+        data_dir::refuse_a_database_left_in(Path::new("."), &config)?;
+        data_dir::create(&config.server.data_dir)?;
         let pool = db::open(&config.db_path()).await?;
+        let (signer, secret) = data_dir::open_secrets(&config, &pool).await?;
         bootstrap_admin(&pool).await?;
         sites::sync_config(&pool, &config).await?;
         let metrics = Arc::new(Metrics::default());

@@ -21,6 +21,12 @@ pub fn load_or_create_log_key(path: &Path, origin: &str) -> anyhow::Result<NoteS
         tracing::info!(path = %path.display(), "created the log signing key");
         return Ok(signer);
     }
+    load_log_key(path, origin)
+}
+
+/// Loads the signing key from `path`, refusing a file readable by group or others and a key
+/// made for another origin.
+pub fn load_log_key(path: &Path, origin: &str) -> anyhow::Result<NoteSigner> {
     let signer = read_log_key(path)?;
     if signer.name() != origin {
         bail!(
@@ -50,6 +56,11 @@ pub fn load_or_create_ledger_secret(path: &Path) -> anyhow::Result<LedgerSecret>
         tracing::info!(path = %path.display(), "created the pseudonym secret");
         return Ok(LedgerSecret::from_bytes(secret));
     }
+    load_ledger_secret(path)
+}
+
+/// Loads the pseudonym secret `K` from `path`, refusing a file readable by group or others.
+pub fn load_ledger_secret(path: &Path) -> anyhow::Result<LedgerSecret> {
     let text = read_secret_file(path)?;
     let bytes: [u8; 32] = STANDARD
         .decode(text.trim())

@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod blocklists;
 pub mod config;
 pub mod credentials;
+pub mod data_dir;
 pub mod db;
 pub mod fsck;
 pub mod identity_scan;
@@ -13,6 +15,7 @@ pub mod issuers;
 pub mod keys;
 pub mod leaf_codec;
 pub mod log_store;
+pub mod logging;
 pub mod lookup;
 pub mod lookup_ids;
 pub mod metrics;
@@ -23,4 +26,5 @@ pub mod sites;
 pub mod sql_script;
 pub mod storage_errors;
 pub mod suspensions;
+pub mod systemd;
 pub mod tls;

@@ -1,4 +1,5 @@
-//! `tokenledger-server`: run the ledger, or manage its credentials on the data directory.
+//! `tokenledger-server`: run the ledger, manage its credentials on the data directory, back
+//! its database up and restore it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,9 +8,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_server::app::Service;
+use tokenledger_server::backup::{self, LogState};
 use tokenledger_server::config::{Config, DEFAULT_CONFIG, validate_site_name};
+use tokenledger_server::logging::{self, LogFormat};
 use tokenledger_server::tls::{TlsArgs, Transport};
-use tokenledger_server::{credentials, db, sites};
+use tokenledger_server::{credentials, data_dir, db, sites, systemd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,7 +32,8 @@ struct Common {
     /// Configuration file laid over the embedded default (policies/default.toml).
     #[arg(long, global = true, env = "TOKENLEDGER_CONFIG")]
     config: Option<PathBuf>,
-    /// Directory of the database and the log key [default: server.data_dir, "."].
+    /// Directory of the database, the log key and the pseudonym secret, created 0700 if
+    /// missing [default: server.data_dir, "data" in the working directory].
     #[arg(long, global = true, env = "TOKENLEDGER_DATA_DIR")]
     data_dir: Option<PathBuf>,
 }
@@ -51,16 +55,38 @@ enum Command {
     /// checkpoint. Exit 0 and one line when clean; 1 and one line per problem; 2 if the
     /// store cannot be read.
     Fsck,
+    /// Copy the database into a new file (0600) while the server runs: one consistent
+    /// snapshot. The log key (log.key) and the pseudonym secret (ledger.secret) are not in
+    /// it: keep copies of those two files (0600) apart from it, once; they never change.
+    Backup {
+        /// The backup file to create; an existing file is never replaced.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup in place as the database of the data directory (the server stopped).
+    /// Entries logged after the backup are lost. Copy log.key and ledger.secret (0600) into
+    /// the data directory too: the server refuses to start a non-empty log without them.
+    Restore {
+        /// The backup file (made by `tokenledger-server backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace the data directory's database; refused while a process has it open.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
-#[derive(Args, Debug, Default)]
+/// Also a parser of its own: with no command given, `serve` runs with these read from the
+/// environment alone.
+#[derive(Parser, Debug)]
 struct ServeArgs {
     /// Address to listen on [default: server.listen, 127.0.0.1:8080].
     #[arg(long, env = "TOKENLEDGER_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Log format on stderr.
-    #[arg(long, env = "TOKENLEDGER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    /// Log format on stderr (colours only on a terminal; no timestamps under journald,
+    /// which adds its own).
+    #[arg(long, env = "TOKENLEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -118,7 +144,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = cli.common.data_dir {
         config.server.data_dir = dir;
     }
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeArgs::parse_from(["serve"])));
+    match command {
         Command::Serve(args) => serve(config, args).await,
         Command::Credential(cmd) => credential(config, cmd).await,
         Command::Site(cmd) => site(config, cmd).await,
@@ -127,6 +156,17 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Fsck => fsck(config).await,
+        Command::Backup { to } => {
+            let state = backup::backup(&config.db_path(), &to).await?;
+            println!(
+                "backed up {} to {} at {}",
+                config.db_path().display(),
+                to.display(),
+                describe(&state)
+            );
+            Ok(())
+        }
+        Command::Restore { from, force } => restore(config, &from, force).await,
     }
 }
 
@@ -161,8 +201,48 @@ async fn fsck(config: Config) -> anyhow::Result<()> {
     std::process::exit(FSCK_PROBLEMS);
 }
 
+/// `log size N, root R (newest stored checkpoint: size M)`.
+fn describe(state: &LogState) -> String {
+    let newest = state
+        .newest_stored_checkpoint
+        .map_or("none".to_string(), |size| format!("size {size}"));
+    format!(
+        "log size {}, root {} (newest stored checkpoint: {newest})",
+        state.size,
+        state.root.to_base64()
+    )
+}
+
+async fn restore(config: Config, from: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let state = backup::restore(from, &config, force).await?;
+    println!(
+        "restored {} from {} at {}",
+        config.db_path().display(),
+        from.display(),
+        describe(&state)
+    );
+    eprintln!(
+        "WARNING: entries logged after this backup are lost. If the ledger published any \
+         checkpoint larger than {size} (seen by witnesses, kept in `tokenledger verify` state \
+         files, or behind receipts of entries {size} and later), the first entry this ledger \
+         logs forks the log from that checkpoint: compare with the newest checkpoint your \
+         witnesses hold before starting the server.",
+        size = state.size
+    );
+    for path in [config.log_key_path(), config.ledger_secret_path()] {
+        if !path.exists() {
+            eprintln!(
+                "{} is missing: copy it (mode 0600) from where it is kept; the server will not \
+                 start without it.",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing(&args.log_format);
+    logging::init(args.log_format);
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
@@ -192,13 +272,16 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The line tests and operators wait for: from now on connections are accepted.
+/// The line tests and operators wait for, and systemd's readiness: from now on connections
+/// are accepted.
 fn announce(scheme: &str, addr: SocketAddr) {
     println!("tokenledger-server listening on {scheme}://{addr}");
     tracing::info!(%addr, scheme, "listening");
+    systemd::notify_ready(addr);
 }
 
 async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()> {
+    data_dir::create(&config.server.data_dir)?;
     let pool = db::open(&config.db_path()).await?;
     match cmd {
         CredentialCommand::Create {
@@ -258,6 +341,7 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
 }
 
 async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
+    data_dir::create(&config.server.data_dir)?;
     let pool = db::open(&config.db_path()).await?;
     match cmd {
         SiteCommand::Add { name, vos } => {
@@ -278,19 +362,6 @@ async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENLEDGER_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 /// Installs the SIGTERM and SIGINT handlers now, before the server says it listens (a
 /// signal that came between the two would otherwise kill it without draining), and returns
 /// the future that resolves on either.
@@ -301,6 +372,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     Ok(async move {
         tokio::select! { _ = term.recv() => {}, _ = interrupt.recv() => {} }
         tracing::info!("shutting down: draining the sequencer");
+        systemd::notify_stopping();
     })
 }
 

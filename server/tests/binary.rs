@@ -62,3 +62,23 @@ fn credential_commands_work_on_a_data_dir() {
     assert!(!unbound.status.success());
     assert!(String::from_utf8_lossy(&unbound.stderr).contains("--vo"));
 }
+
+#[test]
+fn without_a_command_serve_reads_its_settings_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    // A data directory that cannot be created (under a file): had the variable been
+    // ignored, the server would stop there, with another error, instead of serving.
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let out = Command::new(BIN)
+        .env("TOKENLEDGER_LOG_FORMAT", "yaml")
+        .env("TOKENLEDGER_DATA_DIR", dir.path().join("file/data"))
+        .env_remove("TOKENLEDGER_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("invalid value 'yaml'") && stderr.contains("--log-format"),
+        "{stderr}"
+    );
+}

@@ -18,6 +18,7 @@ pub mod site;
 pub mod tls_client;
 pub mod xrootd;
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on any single HTTP exchange.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The file the server's stderr goes to.
+pub const SERVER_LOG: &str = "server-stderr.log";
 /// The line the server prints once it accepts connections.
 const LISTENING_PREFIX: &str = "tokenledger-server listening on ";
 /// Environment variables of the binaries that must not leak in from the caller's shell.
@@ -125,6 +128,27 @@ pub fn run_refused_server(args: &[&str]) -> Output {
     child
         .wait_with_output()
         .expect("reading tokenledger-server's output")
+}
+
+/// Runs the real `tokenledger-server` with `args` (an offline command) and returns what it did.
+pub fn run_server(args: &[&OsStr]) -> Output {
+    command(server_binary())
+        .args(args)
+        .output()
+        .expect("running tokenledger-server")
+}
+
+/// Runs `tokenledger-server serve` on the data directory `dir`, which it must refuse, and
+/// returns its stderr. Panics if it runs instead, or exits 0.
+pub fn refused_start(dir: &Path) -> String {
+    let dir = dir.to_str().expect("a UTF-8 data directory");
+    let out = run_refused_server(&["serve", "--listen", "127.0.0.1:0", "--data-dir", dir]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "tokenledger-server exited 0: {stderr}"
+    );
+    stderr
 }
 
 /// Starts the real `tokenledger` CLI with `args` as a child process, its output piped.
@@ -239,6 +263,11 @@ pub struct TestServer {
     config: Option<PathBuf>,
     /// The address asked for with `--listen`.
     listen: String,
+    /// Variables set (`Some`) or removed (`None`) for every start, after the harness's own.
+    env: Vec<(String, Option<String>)>,
+    /// Set by [`TestServer::start_in_working_dir`]: the server runs there without
+    /// `--data-dir`, and its log file is kept there.
+    working_dir: Option<PathBuf>,
     child: Option<Child>,
     url: String,
     admin_secret: Option<String>,
@@ -251,6 +280,28 @@ impl TestServer {
     /// prints a bootstrap admin secret, which is kept for [`TestServer::admin_secret`].
     pub fn start(dir: &Path) -> TestServer {
         TestServer::launch(dir, None, "127.0.0.1:0")
+    }
+
+    /// Like [`TestServer::start`], with environment variables set (`Some`) or removed
+    /// (`None`) for this and every later start.
+    pub fn start_with_env(dir: &Path, env: &[(&str, Option<&str>)]) -> TestServer {
+        let mut server = TestServer::new(dir, None);
+        server.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        server.spawn();
+        server
+    }
+
+    /// Starts the server in the working directory `cwd` without `--data-dir`, so that it
+    /// uses its default data directory, which [`TestServer::dir`] names (`cwd/data`). The
+    /// harness creates nothing in that directory.
+    pub fn start_in_working_dir(cwd: &Path) -> TestServer {
+        let mut server = TestServer::new(&cwd.join("data"), None);
+        server.working_dir = Some(cwd.to_path_buf());
+        server.spawn();
+        server
     }
 
     /// Like [`TestServer::start`], with `config` (TOML laid over the embedded default) written
@@ -270,17 +321,24 @@ impl TestServer {
     }
 
     fn launch(dir: &Path, config: Option<PathBuf>, listen: &str) -> TestServer {
-        let mut server = TestServer {
+        let mut server = TestServer::new(dir, config);
+        server.listen = listen.to_string();
+        server.spawn();
+        server
+    }
+
+    fn new(dir: &Path, config: Option<PathBuf>) -> TestServer {
+        TestServer {
             dir: dir.to_path_buf(),
             config,
-            listen: listen.to_string(),
+            listen: "127.0.0.1:0".to_string(),
+            env: Vec::new(),
+            working_dir: None,
             child: None,
             url: String::new(),
             admin_secret: None,
             http: None,
-        };
-        server.spawn();
-        server
+        }
     }
 
     /// Stops the server gracefully (if it runs) and starts it again on the same data directory.
@@ -307,7 +365,9 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        std::fs::create_dir_all(&self.dir).expect("creating the data directory");
+        if self.working_dir.is_none() {
+            std::fs::create_dir_all(&self.dir).expect("creating the data directory");
+        }
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
@@ -317,13 +377,19 @@ impl TestServer {
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
+        cmd.arg("serve").arg("--listen").arg(&self.listen);
+        match &self.working_dir {
+            Some(cwd) => cmd.current_dir(cwd),
+            None => cmd.arg("--data-dir").arg(&self.dir),
+        };
+        cmd.env("TOKENLEDGER_LOG", "info,sqlx=warn");
+        for (name, value) in &self.env {
+            match value {
+                Some(value) => cmd.env(name, value),
+                None => cmd.env_remove(name),
+            };
+        }
         let mut child = cmd
-            .arg("serve")
-            .arg("--listen")
-            .arg(&self.listen)
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .env("TOKENLEDGER_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .spawn()
@@ -459,9 +525,13 @@ impl TestServer {
         self.dir.join("tokenledger.db")
     }
 
-    /// Where the server's stderr (its log) goes, across restarts.
+    /// Where the server's stderr (its log) goes, across restarts: `server-stderr.log` in the
+    /// data directory (in the working directory of [`TestServer::start_in_working_dir`]).
     pub fn stderr_path(&self) -> PathBuf {
-        self.dir.join("server-stderr.log")
+        self.working_dir
+            .as_deref()
+            .unwrap_or(&self.dir)
+            .join(SERVER_LOG)
     }
 
     /// The last lines of the server's log, for failure messages.
