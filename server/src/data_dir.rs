@@ -6,13 +6,12 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use sqlx::{Sqlite, SqlitePool};
-use tokenledger_core::checkpoint::Checkpoint;
-use tokenledger_core::merkle;
 use tokenledger_core::note::{NoteSigner, NoteVerifier};
 use tokenledger_core::pseudonym::LedgerSecret;
 
 use crate::config::{Config, DB_FILE};
-use crate::{keys, log_store};
+use crate::log_store::{self, StoreError};
+use crate::{fsck, keys};
 
 /// The data directory of the embedded default (`server.data_dir`), relative to the working
 /// directory: `data`, so that a server run from a checkout keeps its files in one ignored
@@ -77,36 +76,23 @@ pub async fn open_secrets(
 }
 
 /// The newest checkpoint stored in the database must verify under `verifier` and hold the
-/// root of the stored tree at its size.
+/// root of the stored tree at its size (`fsck::check_newest_checkpoint`, which fsck runs
+/// too).
 pub async fn check_log_key<'c, E>(db: E, verifier: &NoteVerifier) -> anyhow::Result<()>
 where
     E: sqlx::Acquire<'c, Database = Sqlite>,
 {
     let mut conn = db.acquire().await?;
-    let newest: Option<(String,)> =
-        sqlx::query_as("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((note,)) = newest else {
-        return Ok(());
-    };
-    let checkpoint = Checkpoint::open(&note, verifier).map_err(|e| {
-        anyhow::anyhow!(
-            "the newest stored checkpoint does not verify under this key ({e}): the key is \
-             another log's"
-        )
-    })?;
-    let hashes =
-        log_store::read_hashes(&mut *conn, &merkle::tree_hash_indexes(checkpoint.size)).await?;
-    let root = merkle::tree_hash(checkpoint.size, &hashes)?;
-    if root != checkpoint.root {
-        bail!(
-            "the stored tree at size {} has root {}, but its signed checkpoint says {}",
-            checkpoint.size,
-            root.to_base64(),
-            checkpoint.root.to_base64()
-        );
-    }
+    let size = log_store::log_size(&mut *conn).await?;
+    fsck::check_newest_checkpoint(&mut conn, verifier, size)
+        .await
+        .map_err(|e| match e {
+            StoreError::Corrupt(problem) => anyhow::anyhow!(
+                "{problem}. Refusing to use this database: run `tokenledger-server fsck` and \
+                 restore the data directory from a backup"
+            ),
+            other => other.into(),
+        })?;
     Ok(())
 }
 
@@ -136,6 +122,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use tokenledger_core::checkpoint::Checkpoint;
+    use tokenledger_core::merkle;
 
     /// A new database holding one signed checkpoint of the empty tree with `root`.
     async fn database_with_checkpoint(

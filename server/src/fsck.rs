@@ -429,7 +429,8 @@ pub async fn check_newest_checkpoint(
         Ok(checkpoint) => checkpoint,
         Err(e) => {
             return corrupt(format!(
-                "the newest checkpoint (size {size}) does not open with the log key `{}`: {e}",
+                "the newest checkpoint (size {size}) does not open with the log key `{}` \
+                 ({e}): the key is another log's, or the checkpoint was altered",
                 verifier.name()
             ));
         }

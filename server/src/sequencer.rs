@@ -200,15 +200,6 @@ impl Sequencer {
             .into());
         }
         restore_upper_hashes(&mut conn, size).await?;
-        crate::fsck::check_newest_checkpoint(&mut conn, &signer.verifier(), size)
-            .await
-            .map_err(|e| match e {
-                StoreError::Corrupt(problem) => StoreError::Corrupt(format!(
-                    "{problem}. Refusing to start on this database: run `tokenledger-server \
-                     fsck` and restore the data directory from a backup"
-                )),
-                other => other,
-            })?;
         let frontier = log_store::load_frontier(&mut conn, size).await?;
         let leaves =
             LeafEncoder::load(&mut conn, storage.decoders.clone(), storage.compress_after).await?;

@@ -327,7 +327,7 @@ fn start_up_refuses_a_stored_tree_that_disagrees_with_the_newest_checkpoint() {
     assert!(!out.status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!("the newest checkpoint (size {size}) has root"))
-            && stderr.contains("Refusing to start"),
+            && stderr.contains("Refusing to use this database"),
         "{stderr}"
     );
     let (code, lines) = fsck(&server);
