@@ -674,26 +674,30 @@ fn check_never_waits_on_a_fifo_planted_where_a_file_should_be() {
         "{allowed:#?}"
     );
 
-    // At the cache's path: the cache has no authority, so it is rebuilt over from the verified
-    // blocklist, and the decision is the blocklist's (a warning says what was found).
+    // At the cache's path: stale as well, decided by on_stale, until the FIFO is gone.
     std::fs::remove_file(&blocklist).unwrap();
     std::fs::write(&blocklist, &held).unwrap();
     let cache = s.path("bl.json.cache");
-    for config in [&deny, &allow] {
-        mkfifo(&cache);
-        let refused = within(timed_htcondor(config, &alice, "alice", "t-alice"), "cache");
-        assert_eq!(refused.code, 2, "alice is still suspended: {refused:#?}");
-        assert!(std::fs::metadata(&cache).unwrap().is_file(), "rebuilt over");
-        mkfifo(&cache);
-        let declined = within(timed_htcondor(config, &bob, "bob", "t-bob"), "cache");
-        assert_eq!(declined.code, 1, "{declined:#?}");
-        assert!(
-            declined
-                .stderr
-                .contains("bl.json.cache is unusable (a FIFO, not a regular file)"),
-            "{declined:#?}"
-        );
-    }
+    mkfifo(&cache);
+    let denied = within(timed_htcondor(&deny, &bob, "bob", "t-bob"), "cache, deny");
+    assert_eq!(denied.code, 2, "{denied:#?}");
+    assert!(
+        denied
+            .stderr
+            .contains("bl.json.cache is unreadable: a FIFO, not a regular file"),
+        "{denied:#?}"
+    );
+    let allowed = within(
+        timed_htcondor(&allow, &alice, "alice", "t-alice"),
+        "cache, allow",
+    );
+    assert_eq!(allowed.code, 1, "{allowed:#?}");
+    std::fs::remove_file(&cache).unwrap();
+    let refused = within(
+        timed_htcondor(&deny, &alice, "alice", "t-alice"),
+        "cache gone",
+    );
+    assert_eq!(refused.code, 2, "alice is suspended again: {refused:#?}");
 
     // At the site key's path: that ledger cannot be used, decided by on_stale.
     let key = s.path("site.key");

@@ -3,8 +3,8 @@
 //! verified with the pinned log key, its site, sequence and expiry checked, and the cache
 //! rebuilt. Either way the sequence must not be below the high-water mark (which then
 //! follows it up). Whatever cannot be trusted is "stale", and the ledger's `on_stale`
-//! decides. Only regular files are read (`file`): anything else at the blocklist's path is
-//! stale, at the cache's path it is rebuilt over.
+//! decides. Only regular files are read (`regular_file`): anything else at the blocklist's
+//! or the cache's path is stale.
 
 use std::io::ErrorKind;
 
@@ -59,6 +59,14 @@ pub fn open(
     let cached = match regular_file::open_regular(&ledger.cache) {
         Ok((file, _)) => Cache::open_file(key.clone(), file).ok(),
         Err(e) if e.kind() == ErrorKind::NotFound => None,
+        // A FIFO, device, socket or directory planted at the cache's path: never read,
+        // stale like the same planted at the blocklist's.
+        Err(e) if e.kind() == ErrorKind::InvalidInput => {
+            return Err(format!(
+                "the cache {} is unreadable: {e}",
+                ledger.cache.display()
+            ));
+        }
         Err(e) => {
             warn(format!(
                 "the cache {} is unusable ({e}); it is rebuilt",
@@ -353,22 +361,21 @@ mod tests {
     }
 
     #[test]
-    fn a_fifo_at_the_cache_is_rebuilt_over_at_once() {
+    fn a_fifo_at_the_cache_is_stale_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let l = ledger(dir.path());
         std::fs::write(&l.blocklist, signed(3, 1_000, &["alice"])).unwrap();
         regular_file::mkfifo(&l.cache);
-        let mut warnings = Vec::new();
-        let cache = open_quickly(&l, &mut |w| warnings.push(w)).unwrap();
-        // The cache has no authority: the decision is the verified blocklist's.
-        assert!(suspended(&cache, "alice") && !suspended(&cache, "bob"));
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let e = open_quickly(&l, &mut no_warnings()).err().unwrap();
         assert!(
-            warnings[0].contains("bl.json.cache is unusable (a FIFO, not a regular file)"),
-            "{warnings:?}"
+            e.contains("bl.json.cache is unreadable: a FIFO, not a regular file"),
+            "{e}"
         );
-        assert!(std::fs::metadata(&l.cache).unwrap().is_file(), "replaced");
-        assert!(suspended(&opened(&l), "alice"));
+        std::fs::remove_file(&l.cache).unwrap();
+        assert!(
+            suspended(&opened(&l), "alice"),
+            "a decision again once it is gone"
+        );
     }
 
     #[test]
