@@ -90,7 +90,7 @@ pub async fn restore(from: &Path, config: &Config, replace: bool) -> anyhow::Res
         drop(copy);
         let state = check_backup(&partial, config)
             .await
-            .with_context(|| format!("{} is not a usable backup", from.display()))?;
+            .with_context(|| format!("checking the backup {}", from.display()))?;
         if present {
             take_over(&target).await?;
         }
