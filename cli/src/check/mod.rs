@@ -21,6 +21,8 @@
 
 mod cache;
 mod config;
+#[cfg(test)]
+mod fuzz;
 mod high_water;
 mod identity;
 mod load;

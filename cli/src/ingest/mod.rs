@@ -17,6 +17,8 @@ mod summary;
 #[cfg(test)]
 mod fake_server;
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::fs::File;

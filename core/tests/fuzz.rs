@@ -1,0 +1,248 @@
+//! Fuzz targets of the core's parsers (see `fuzz/README.md`): signed notes and key strings,
+//! checkpoints, and signed blocklists with the checks their consumers make. Each runs a
+//! bounded number of raw and mutated inputs and asserts the parser's invariants: an error is a
+//! value, never a panic; what parses prints back to the same text; what opens or verifies
+//! under the test key is exactly what that key signed.
+
+use std::collections::HashSet;
+
+use tokenledger_core::blocklist::{
+    Blocklist, BlocklistEntry, BlocklistIndex, Decision, Scope, SignedBlocklist, SignedDocument,
+};
+use tokenledger_core::checkpoint::Checkpoint;
+use tokenledger_core::note::{self, NoteSigner, NoteVerifier};
+use tokenledger_core::pseudonym::{LedgerSecret, SiteKey};
+use tokenledger_fuzz::{Target, corpus};
+
+const ORIGIN: &str = "tokenledger.test/log";
+
+fn signer() -> NoteSigner {
+    NoteSigner::from_seed(ORIGIN, [7; 32]).expect("a valid test key")
+}
+
+/// Another key of the same name, whose signatures the test key's verifier must not take.
+fn impostor() -> NoteSigner {
+    NoteSigner::from_seed(ORIGIN, [8; 32]).expect("a valid test key")
+}
+
+/// A cosigner: its signature line is ignored by the test key's verifier, but well formed.
+fn witness() -> NoteSigner {
+    NoteSigner::from_seed("witness.example/w1", [9; 32]).expect("a valid test key")
+}
+
+/// The text of an input: as it is, or with invalid UTF-8 replaced, so every input is used.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `note` with a cosigner's signature line appended.
+fn cosigned(note: &str, text: &str) -> String {
+    let witness_line = witness()
+        .sign(text)
+        .expect("a signable text")
+        .rsplit_once("\n\n")
+        .expect("a signed note")
+        .1
+        .to_string();
+    format!("{note}{witness_line}")
+}
+
+#[test]
+fn fuzz_signed_notes_and_key_strings() {
+    let signer = signer();
+    let verifier = signer.verifier();
+    let mut signed_texts = HashSet::new();
+    let mut target = Target::new("note", 20_000).words(&[
+        "\u{2014} tokenledger.test/log ",
+        "\u{2014} witness.example/w1 ",
+        "PRIVATE+KEY+",
+        "+",
+        "/",
+        "==",
+        ORIGIN,
+    ]);
+    for (_, body) in corpus("note") {
+        let body = text(&body);
+        let note = signer.sign(&body).expect("the corpus holds signable texts");
+        target = target
+            .seed(cosigned(&note, &body))
+            .seed(impostor().sign(&body).expect("a signable text"))
+            .seed(note);
+        signed_texts.insert(body);
+    }
+    target = target
+        .seed(verifier.to_string())
+        .seed(witness().verifier().to_string())
+        .seed(signer.to_skey_string());
+    target.run(move |bytes| {
+        let input = text(bytes);
+        let opened = note::open(&input, &verifier);
+        if let Ok(opened) = &opened {
+            assert!(
+                signed_texts.contains(opened),
+                "opened a text the key never signed: {opened:?}"
+            );
+            assert!(input.starts_with(opened), "the text is the note's start");
+        }
+        let verifier_key = NoteVerifier::parse(&input);
+        if let Ok(parsed) = &verifier_key {
+            assert_eq!(parsed.to_string(), input, "a verifier key prints back");
+        }
+        let signer_key = NoteSigner::parse(&input);
+        if let Ok(parsed) = &signer_key {
+            assert_eq!(parsed.to_skey_string(), input, "a signer key prints back");
+        }
+        opened.is_ok() || verifier_key.is_ok() || signer_key.is_ok()
+    });
+}
+
+#[test]
+fn fuzz_checkpoints() {
+    let signer = signer();
+    let verifier = signer.verifier();
+    let mut signed_bodies = HashSet::new();
+    let mut target = Target::new("checkpoint", 20_000).words(&[
+        "\u{2014} tokenledger.test/log ",
+        "18446744073709551615",
+        "18446744073709551616",
+        "00",
+        "+1",
+        "AAAA",
+        "=",
+    ]);
+    for (_, body) in corpus("checkpoint") {
+        let body = text(&body);
+        let checkpoint = Checkpoint::parse(&body).expect("the corpus holds checkpoints");
+        let note = checkpoint.sign(&signer).expect("a signable checkpoint");
+        target = target.seed(cosigned(&note, &body)).seed(note);
+        signed_bodies.insert(body);
+    }
+    target.run(move |bytes| {
+        let input = text(bytes);
+        let parsed = Checkpoint::parse(&input);
+        if let Ok(checkpoint) = &parsed {
+            assert_eq!(checkpoint.to_text(), input, "a checkpoint prints back");
+        }
+        let opened = Checkpoint::open(&input, &verifier);
+        if let Ok(checkpoint) = &opened {
+            assert!(
+                signed_bodies.contains(&checkpoint.to_text()),
+                "opened a checkpoint the key never signed: {checkpoint:?}"
+            );
+        }
+        parsed.is_ok() || opened.is_ok()
+    });
+}
+
+/// Who asks `check` about a blocklist: each identity, with and without a token.
+const ASKERS: [(&str, &str, Option<&str>); 3] = [
+    ("https://atlas-auth.example/", "alice", None),
+    ("https://atlas-auth.example/", "alice", Some("leaked-jti")),
+    ("https://cms-auth.example/", "bob", Some("other-jti")),
+];
+
+#[test]
+fn fuzz_signed_blocklists_and_consumer_checks() {
+    let signer = signer();
+    let verifier = signer.verifier();
+    let key = LedgerSecret::from_bytes([4; 32]).site_key("CERN-PROD");
+    let mut signed_documents = Vec::new();
+    let mut target = Target::new("blocklist", 20_000).words(&[
+        "\"CERN-PROD\"",
+        "\"sequence\":",
+        "\"expires_at\":",
+        "\"not_after\":",
+        "\"scope\":\"compute\"",
+        "\"tags\":[]",
+        "\"signer\":\"tokenledger.test/log+",
+        "\"signature\":\"",
+        "\"document\":",
+        "\"entries\":[]",
+    ]);
+    for (_, bytes) in corpus("blocklist") {
+        let mut document: Blocklist =
+            serde_json::from_slice(&bytes).expect("the corpus holds blocklist documents");
+        // Entries the askers match, so that decisions find suspensions.
+        if let Some(entry) = document.entries.first_mut() {
+            entry.tags.push(key.tag(ASKERS[0].0, ASKERS[0].1));
+            entry
+                .jti_hashes
+                .push(key.jti_hash(ASKERS[1].0, "leaked-jti"));
+        }
+        let signed = document.clone().sign(&signer);
+        target = target
+            .seed(serde_json::to_vec(&signed).expect("serializable"))
+            .seed(serde_json::to_vec_pretty(&document.clone().sign(&impostor())).expect("ok"));
+        signed_documents.push(document);
+    }
+    target.run(move |bytes| {
+        let Ok(signed) = serde_json::from_slice::<SignedBlocklist>(bytes) else {
+            return false;
+        };
+        let printed = serde_json::to_string(&signed).expect("a parsed blocklist serializes");
+        let reread: SignedBlocklist = serde_json::from_str(&printed).expect("and parses again");
+        assert_eq!(reread, signed, "a blocklist round-trips");
+        if let Ok(document) = signed.verify(&verifier) {
+            assert!(
+                signed_documents.contains(document),
+                "verified a document the key never signed: {document:?}"
+            );
+        }
+        check_consumer_rules(&signed.document);
+        check_decisions(&signed.document, &key);
+        true
+    });
+}
+
+/// `check_fresh` accepts exactly a document of the right site, not older than held, unexpired.
+fn check_consumer_rules(document: &Blocklist) {
+    let sequences = [None, Some(0), Some(document.sequence), Some(u64::MAX)];
+    let times = [
+        i64::MIN,
+        0,
+        document.expires_at,
+        document.expires_at.saturating_add(1),
+    ];
+    for site in ["CERN-PROD", document.site.as_str()] {
+        for have in sequences {
+            for now in times {
+                let fresh = document.site == site
+                    && have.is_none_or(|have| document.sequence >= have)
+                    && now <= document.expires_at;
+                assert_eq!(
+                    document.check_fresh(site, have, now).is_ok(),
+                    fresh,
+                    "check_fresh({site:?}, {have:?}, {now})"
+                );
+            }
+        }
+    }
+}
+
+/// A decision is "suspended" exactly when an entry matches the asker (by tag, or by the
+/// token's hash), covers the scope asked and has not ended; and it names such an entry.
+fn check_decisions(document: &Blocklist, key: &SiteKey) {
+    let index = BlocklistIndex::new(document.clone());
+    for (iss, sub, jti) in ASKERS {
+        let tag = key.tag(iss, sub);
+        let jti_hash = jti.map(|j| key.jti_hash(iss, j));
+        for asked in [Scope::Compute, Scope::Storage, Scope::All] {
+            for now in [0, document.issued_at, i64::MAX] {
+                let applies = |entry: &BlocklistEntry| {
+                    let matches = entry.tags.contains(&tag)
+                        || jti_hash
+                            .as_ref()
+                            .is_some_and(|h| entry.jti_hashes.contains(h));
+                    matches && entry.scope.blocks(asked) && entry.not_after.is_none_or(|t| now <= t)
+                };
+                match index.decide(key, iss, sub, jti, asked, now) {
+                    Decision::Suspended(entry) => assert!(applies(entry), "{entry:?}"),
+                    Decision::Allowed => assert!(
+                        !document.entries.iter().any(applies),
+                        "{iss} {sub} {jti:?} allowed for {asked:?} at {now}"
+                    ),
+                }
+            }
+        }
+    }
+}
