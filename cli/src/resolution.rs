@@ -26,7 +26,7 @@ pub struct Officer {
     /// The VO whose data is read; the credential must be a security officer of it.
     #[arg(long)]
     pub vo: String,
-    /// Why: the incident or ticket (1 to 512 bytes). Logged with the answer.
+    /// Why: the incident or ticket (1 to 512 characters). Logged with the answer.
     #[arg(long)]
     pub reason: String,
 }

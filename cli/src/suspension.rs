@@ -16,7 +16,7 @@ pub struct Terms {
     /// What is blocked [server default: all].
     #[arg(long, value_parser = ["compute", "storage", "all"])]
     pub scope: Option<String>,
-    /// Why: the incident or ticket (1 to 512 bytes). Logged; never in the blocklist.
+    /// Why: the incident or ticket (1 to 512 characters). Logged; never in the blocklist.
     #[arg(long)]
     pub reason: String,
     /// A short code for plugins and logs, 1-32 of a-z, 0-9, `-` [server default: suspended].

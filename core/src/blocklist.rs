@@ -14,6 +14,7 @@ use crate::pseudonym::SiteKey;
 
 /// What a suspension blocks.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Compute,

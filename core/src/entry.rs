@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 pub const ENTRY_VERSION: u64 = 1;
 /// Largest canonical entry accepted, in bytes.
 pub const MAX_ENTRY_BYTES: usize = 16 * 1024;
-const MAX_ID_LEN: usize = 1024;
+/// Longest identifier accepted, in characters (as JSON Schema's `maxLength` counts them).
+pub const MAX_ID_LEN: usize = 1024;
 const MAX_LIST_LEN: usize = 256;
 
 /// Why a report or an entry was refused.
@@ -210,10 +211,10 @@ pub struct Resolution {
     pub revealed: u64,
 }
 
-/// Largest `reason` accepted, in bytes.
+/// Longest `reason` accepted, in characters.
 pub const MAX_REASON_LEN: usize = 512;
 
-/// Checks a resolution reason: 1 to 512 bytes, no control characters.
+/// Checks a resolution reason: 1 to 512 characters, not only blanks, no control characters.
 pub fn validate_reason(reason: &str) -> Result<(), EntryError> {
     let reason_text = reason.trim();
     if reason_text.is_empty() {
@@ -222,8 +223,8 @@ pub fn validate_reason(reason: &str) -> Result<(), EntryError> {
             "is required: name the incident or ticket",
         ));
     }
-    if reason.len() > MAX_REASON_LEN {
-        return Err(invalid("reason", "is longer than 512 bytes"));
+    if longer_than(reason, MAX_REASON_LEN) {
+        return Err(invalid("reason", "is longer than 512 characters"));
     }
     if reason.chars().any(char::is_control) {
         return Err(invalid("reason", "contains control characters"));
@@ -451,18 +452,25 @@ fn take_id(claims: &mut Map<String, Value>, name: &'static str) -> Result<String
     take_optional_id(claims, name)?.ok_or(EntryError::Missing(name))
 }
 
-/// Checks an identifier (jti, iss, sub, ids): 1 to 1024 bytes, no control characters.
+/// Checks an identifier (jti, iss, sub, ids): 1 to 1024 characters, no control characters.
 pub fn check_id(name: &str, value: &str) -> Result<(), EntryError> {
     if value.is_empty() {
         return Err(invalid(name, "must not be empty"));
     }
-    if value.len() > MAX_ID_LEN {
-        return Err(invalid(name, "is longer than 1024 bytes"));
+    if longer_than(value, MAX_ID_LEN) {
+        return Err(invalid(name, "is longer than 1024 characters"));
     }
     if value.chars().any(char::is_control) {
         return Err(invalid(name, "contains control characters"));
     }
     Ok(())
+}
+
+/// Whether `text` has more than `max` characters (Unicode scalar values: what JSON Schema's
+/// `maxLength` counts, so the API document can state the limit exactly). Limits are in
+/// characters; bytes are counted first because no text has more characters than bytes.
+fn longer_than(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().count() > max
 }
 
 /// A list claim: a space-separated string for `scope`, a single string or an array elsewhere.
@@ -637,6 +645,22 @@ mod tests {
         let err = Issuance::from_claims(claims(json!({"jti":"j","iss":"i","sub":"s"})), bad_vo)
             .unwrap_err();
         assert!(err.to_string().contains("vo"), "{err}");
+    }
+
+    /// Limits count characters, as the API document's `maxLength` does, not bytes.
+    #[test]
+    fn length_limits_count_characters() {
+        let reason = |n: usize| "\u{e9}".repeat(n);
+        assert_eq!(validate_reason(&reason(MAX_REASON_LEN)), Ok(()));
+        let err = validate_reason(&reason(MAX_REASON_LEN + 1)).unwrap_err();
+        assert!(err.to_string().contains("512 characters"), "{err}");
+        let id = |n: usize| "\u{20ac}".repeat(n);
+        assert_eq!(check_id("jti", &id(MAX_ID_LEN)), Ok(()));
+        let err = check_id("jti", &id(MAX_ID_LEN + 1)).unwrap_err();
+        assert!(err.to_string().contains("1024 characters"), "{err}");
+        for blank in ["", " ", "\u{3000}\u{a0}"] {
+            assert!(validate_reason(blank).is_err(), "{blank:?}");
+        }
     }
 
     #[test]

@@ -65,6 +65,16 @@ impl FromStr for ExportFormat {
 }
 
 impl ExportFormat {
+    /// Every export format.
+    pub const ALL: [ExportFormat; 6] = [
+        ExportFormat::Htcondor,
+        ExportFormat::Arc,
+        ExportFormat::Dcache,
+        ExportFormat::Argus,
+        ExportFormat::Text,
+        ExportFormat::Xrootd,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExportFormat::Htcondor => "htcondor",
@@ -398,6 +408,13 @@ mod tests {
         ExportOptions {
             xrootd_issuer: Some(ISS.into()),
             ..ExportOptions::default()
+        }
+    }
+
+    #[test]
+    fn every_format_parses_from_its_name() {
+        for format in ExportFormat::ALL {
+            assert_eq!(format.as_str().parse::<ExportFormat>(), Ok(format));
         }
     }
 

@@ -52,15 +52,18 @@ pub struct IssuanceReport {
     pub claims: Option<Map<String, Value>>,
     /// The token this one was derived from (refresh, exchange).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
     pub parent_jti: Option<String>,
     /// The grant that produced the token (authorization_code, refresh_token, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_type: Option<String>,
     /// The refresh token issued with, or used for, this token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
     pub refresh_jti: Option<String>,
     /// The feed the report came through (iam-audit, keycloak-events, ndjson, jwt-lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
     pub feed: Option<String>,
 }
 
@@ -80,6 +83,7 @@ pub enum AppendStatus {
 #[serde(untagged)]
 pub enum IssuanceRequest {
     One(IssuanceReport),
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::IssuanceBatch))]
     Batch(Vec<IssuanceReport>),
 }
 
@@ -298,26 +302,37 @@ pub struct SitePseudonym {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SiteSuspendRequest {
+    /// The person's pseudonym at this site. Exactly one of `pseudonym` and `jti`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pseudonym: Option<String>,
+    /// A token seen at the site. Exactly one of `pseudonym` and `jti`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
     pub jti: Option<String>,
     /// The jti's issuer, where several issuers logged the same jti.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     /// `person` (default) or `token` (needs `jti`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::SuspensionTarget>))]
     pub target: Option<String>,
     /// `compute`, `storage` or `all` (default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::blocklist::Scope>))]
     pub scope: Option<String>,
     /// Why, for the log (incident or ticket); never in the blocklist.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
     pub reason: String,
-    /// A short code for plugins and logs, `[a-z0-9-]{1,32}`; default `suspended`.
+    /// A short code for plugins and logs; default `suspended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
     pub reason_code: Option<String>,
-    /// Unix seconds after which the suspension ends on its own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Unix seconds after which the suspension ends on its own; in the future.
+    #[serde(
+        default,
+        deserialize_with = "whole_number::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_at: Option<i64>,
 }
 
@@ -327,20 +342,37 @@ pub struct SiteSuspendRequest {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct VoSuspendRequest {
+    /// The person's id (`pe-...`). Exactly one of `person` and `jti`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub person: Option<String>,
+    /// A token of the VO. Exactly one of `person` and `jti`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
     pub jti: Option<String>,
+    /// The jti's issuer, where several issuers logged the same jti.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// `person` (default) or `token` (needs `jti`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::SuspensionTarget>))]
     pub target: Option<String>,
+    /// `compute`, `storage` or `all` (default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::blocklist::Scope>))]
     pub scope: Option<String>,
+    /// Why, for the log (incident or ticket).
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
     pub reason: String,
+    /// A short code for plugins and logs; default `suspended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
     pub reason_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Unix seconds after which the suspension ends on its own; in the future.
+    #[serde(
+        default,
+        deserialize_with = "whole_number::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_at: Option<i64>,
 }
 
@@ -349,6 +381,8 @@ pub struct VoSuspendRequest {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LiftRequest {
+    /// Why the suspension is lifted.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
     pub reason: String,
 }
 
@@ -402,14 +436,23 @@ pub struct SiteKeyAnswer {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SightingReport {
+    /// The token seen.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Id))]
     pub jti: String,
+    /// The token's issuer, where several issuers logged the same jti.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Unix seconds.
+    /// When it was seen: unix seconds, not in the future (beyond the ledger's clock skew).
+    #[serde(deserialize_with = "whole_number::required")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub seen_at: i64,
+    /// Where: the worker node, door or host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
     pub host: Option<String>,
+    /// The job or session it was used in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
     pub job_id: Option<String>,
 }
 
@@ -418,8 +461,14 @@ pub struct SightingReport {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
+    /// The identity's issuer, or `x509` for a certificate's DN.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Id))]
     pub iss: String,
+    /// The subject at that issuer (a DN for `x509`, without `$`, `` ` ``, `\`, `'` or `"`).
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Id))]
     pub sub: String,
+    /// Why, for the log.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
     pub reason: String,
 }
 
@@ -428,7 +477,10 @@ pub struct LinkRequest {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
+    /// The person merged away: not the one merged into.
     pub other: String,
+    /// Why, for the log.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
     pub reason: String,
 }
 
@@ -462,4 +514,205 @@ pub struct PseudonymResolution {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Logged {
     pub index: u64,
+}
+
+/// Integers a client may write as JSON numbers with a zero fraction (`1.0`): JSON and JSON
+/// Schema take `1.0` for the integer 1, so the API does too. Any other fraction is refused.
+mod whole_number {
+    use serde::{Deserialize, Deserializer, de::Error};
+    use serde_json::Number;
+
+    /// An `i64` field.
+    pub fn required<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        let number = Number::deserialize(deserializer)?;
+        integer(&number).ok_or_else(|| D::Error::custom(format!("{number} is not an integer")))
+    }
+
+    /// An `Option<i64>` field; `null` is none.
+    pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+        Option::<Number>::deserialize(deserializer)?
+            .map(|number| {
+                integer(&number)
+                    .ok_or_else(|| D::Error::custom(format!("{number} is not an integer")))
+            })
+            .transpose()
+    }
+
+    /// The integer a number spells, if it is one within `i64`.
+    fn integer(number: &Number) -> Option<i64> {
+        // Below 2^63 in magnitude a float converts exactly; 2^63 itself saturates.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        number.as_i64().or_else(|| {
+            let float = number.as_f64()?;
+            (float.fract() == 0.0 && (-LIMIT..LIMIT).contains(&float)).then_some(float as i64)
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use crate::wire::SightingReport;
+
+        fn seen_at(json: &str) -> Result<i64, String> {
+            let text = format!(r#"{{"jti": "j", "seen_at": {json}}}"#);
+            serde_json::from_str::<SightingReport>(&text)
+                .map(|r| r.seen_at)
+                .map_err(|e| e.to_string())
+        }
+
+        #[test]
+        fn integers_may_have_a_zero_fraction() {
+            assert_eq!(seen_at("1767225600"), Ok(1_767_225_600));
+            assert_eq!(seen_at("1767225600.0"), Ok(1_767_225_600));
+            assert_eq!(seen_at("-3.0e3"), Ok(-3000));
+            assert_eq!(seen_at("-9223372036854775808.0"), Ok(i64::MIN));
+            for bad in [
+                "1.5",
+                "9223372036854775808.0",
+                "1e300",
+                "\"1\"",
+                "null",
+                "18446744073709551615",
+            ] {
+                assert!(seen_at(bad).is_err(), "{bad}");
+            }
+        }
+    }
+}
+
+/// Schemas of the strings the server checks, so the OpenAPI document states each rule once,
+/// exactly as the checks in `entry` and the handlers apply it. They only describe: fields stay
+/// `String`, and take these with `schema(value_type = ...)`.
+#[cfg(feature = "openapi")]
+pub mod checked {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::MAX_BATCH;
+    use crate::entry::{MAX_ID_LEN, MAX_REASON_LEN};
+    use crate::export::ExportFormat;
+
+    /// No control character (Unicode category Cc, what `char::is_control` refuses).
+    pub const NO_CONTROL: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+    /// No control character, and at least one that is not blank either (Unicode White_Space,
+    /// what `str::trim` removes).
+    pub const NOT_BLANK: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\
+        [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
+        [^\\u0000-\\u001f\\u007f-\\u009f]*$";
+    /// Feed names and reason codes.
+    pub const CODE: &str = "^[a-z0-9-]{1,32}$";
+
+    fn string(description: &str, min: usize, max: Option<usize>, pattern: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .description(Some(description))
+            .min_length(Some(min))
+            .max_length(max)
+            .pattern(Some(pattern))
+            .into()
+    }
+
+    /// Why: an incident or ticket, for the log.
+    pub struct Reason;
+
+    impl PartialSchema for Reason {
+        fn schema() -> RefOr<Schema> {
+            string(
+                "The incident or ticket: 1 to 512 characters, not only blanks, no control \
+                 characters.",
+                1,
+                Some(MAX_REASON_LEN),
+                NOT_BLANK,
+            )
+        }
+    }
+
+    impl ToSchema for Reason {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Reason")
+        }
+    }
+
+    /// An identifier the ledger logs (jti, iss, sub, host, job).
+    pub struct Id;
+
+    impl PartialSchema for Id {
+        fn schema() -> RefOr<Schema> {
+            string(
+                "An identifier: 1 to 1024 characters, no control characters.",
+                1,
+                Some(MAX_ID_LEN),
+                NO_CONTROL,
+            )
+        }
+    }
+
+    impl ToSchema for Id {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Id")
+        }
+    }
+
+    /// A feed name or reason code.
+    pub struct Code;
+
+    impl PartialSchema for Code {
+        fn schema() -> RefOr<Schema> {
+            string("1 to 32 of a-z, 0-9, `-`.", 1, Some(32), CODE)
+        }
+    }
+
+    impl ToSchema for Code {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Code")
+        }
+    }
+
+    /// An array of 1 to [`MAX_BATCH`] issuance reports.
+    pub struct IssuanceBatch;
+
+    impl PartialSchema for IssuanceBatch {
+        fn schema() -> RefOr<Schema> {
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name("IssuanceReport"))
+                .min_items(Some(1))
+                .max_items(Some(MAX_BATCH))
+                .into()
+        }
+    }
+
+    impl ToSchema for IssuanceBatch {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("IssuanceBatch")
+        }
+    }
+
+    /// What a site's blocklist is asked for in: `json` (the signed blocklist) or an export.
+    pub struct BlocklistFormat;
+
+    impl PartialSchema for BlocklistFormat {
+        fn schema() -> RefOr<Schema> {
+            let exports = ExportFormat::ALL.map(ExportFormat::as_str);
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::String))
+                .enum_values(Some(["json"].into_iter().chain(exports)))
+                .into()
+        }
+    }
+
+    impl ToSchema for BlocklistFormat {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("BlocklistFormat")
+        }
+    }
+
+    /// What a suspension is of: the person (default), or only the token named by `jti`.
+    #[derive(utoipa::ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    pub enum SuspensionTarget {
+        Person,
+        Token,
+    }
 }

@@ -75,7 +75,7 @@ impl Fixture {
 }
 
 #[test]
-fn proof_and_entry_queries_out_of_range_are_400() {
+fn proof_and_entry_queries_out_of_range_are_400_and_beyond_the_log_404() {
     let f = Fixture::new(10);
     let admin = Some(f.admin.as_str());
 
@@ -88,24 +88,36 @@ fn proof_and_entry_queries_out_of_range_are_400() {
     assert_eq!(ok.json()["hashes"], json!([]), "from 0 is an empty proof");
     let ok = f.get("/v1/log/proof/consistency?from=10&to=10", None);
     assert_eq!(ok.status, 200, "{ok:?}");
-    let ok = f.get("/v1/log/entries?start=9&end=1009", admin);
-    assert_eq!(
-        ok.status, 200,
-        "a full page is cut at the log's end: {ok:?}"
-    );
-    assert_eq!(ok.json()["entries"].as_array().unwrap().len(), 1);
+    let pages = [
+        ("/v1/log/entries?start=9&end=1009", 1, "a full page"),
+        ("/v1/log/entries?start=0&end=1001", 10, "a page of 1001"),
+        (
+            "/v1/log/entries?start=0&end=9223372036854775807",
+            10,
+            "a huge page",
+        ),
+    ];
+    for (path, entries, what) in pages {
+        let ok = f.get(path, admin);
+        assert_eq!(ok.status, 200, "{what} is cut at the log's end: {ok:?}");
+        assert_eq!(
+            ok.json()["entries"].as_array().unwrap().len(),
+            entries,
+            "{what}"
+        );
+    }
 
     let bad = [
         ("/v1/log/proof/inclusion?index=10&size=10", "index = size"),
         ("/v1/log/proof/inclusion?index=11&size=10", "index > size"),
         ("/v1/log/proof/inclusion?index=0&size=0", "empty tree"),
         (
-            "/v1/log/proof/inclusion?index=0&size=11",
-            "size > current size",
+            "/v1/log/proof/inclusion?index=0&size=18446744073709551615",
+            "size beyond int64",
         ),
         (
-            "/v1/log/proof/inclusion?index=0&size=18446744073709551615",
-            "size u64::MAX",
+            "/v1/log/entries?start=9223372036854775808&end=9223372036854775809",
+            "start beyond int64",
         ),
         (
             "/v1/log/proof/inclusion?index=abc&size=10",
@@ -115,6 +127,22 @@ fn proof_and_entry_queries_out_of_range_are_400() {
         ("/v1/log/proof/inclusion?index=0", "missing size"),
         ("/v1/log/proof/inclusion", "no parameters"),
         ("/v1/log/proof/consistency?from=5&to=3", "from > to"),
+        ("/v1/log/proof/consistency?from=x&to=3", "non-numeric from"),
+        ("/v1/log/proof/consistency?from=1", "missing to"),
+    ];
+    for (path, what) in bad {
+        f.refused(what, f.get(path, None), 400, "bad_request");
+    }
+    // A tree the log has not grown to yet is not found, like the proof asked of it.
+    let beyond = [
+        (
+            "/v1/log/proof/inclusion?index=0&size=11",
+            "size > current size",
+        ),
+        (
+            "/v1/log/proof/inclusion?index=0&size=9223372036854775807",
+            "size i64::MAX",
+        ),
         (
             "/v1/log/proof/consistency?from=0&to=11",
             "to > current size",
@@ -123,21 +151,12 @@ fn proof_and_entry_queries_out_of_range_are_400() {
             "/v1/log/proof/consistency?from=11&to=11",
             "from = to > size",
         ),
-        ("/v1/log/proof/consistency?from=x&to=3", "non-numeric from"),
-        ("/v1/log/proof/consistency?from=1", "missing to"),
     ];
-    for (path, what) in bad {
-        f.refused(what, f.get(path, None), 400, "bad_request");
+    for (path, what) in beyond {
+        f.refused(what, f.get(path, None), 404, "not_found");
     }
 
     let bad_pages = [
-        ("/v1/log/entries?start=0&end=1001", "page of 1001"),
-        (
-            "/v1/log/entries?start=0&end=18446744073709551615",
-            "huge page",
-        ),
-        ("/v1/log/entries?start=10&end=11", "start = size"),
-        ("/v1/log/entries?start=500&end=600", "start > size"),
         ("/v1/log/entries?start=5&end=5", "start = end"),
         ("/v1/log/entries?start=6&end=5", "start > end"),
         ("/v1/log/entries?start=zero&end=5", "non-numeric start"),
@@ -145,6 +164,22 @@ fn proof_and_entry_queries_out_of_range_are_400() {
     ];
     for (path, what) in bad_pages {
         f.refused(what, f.get(path, admin), 400, "bad_request");
+    }
+    // Paging bounds are int64 too: one beyond wrapped to a negative SQL bound (an empty page).
+    f.refused(
+        "a paging bound beyond int64",
+        f.get(
+            "/v1/vos/atlas/resolutions?before=9223372036854775808",
+            admin,
+        ),
+        400,
+        "bad_request",
+    );
+    for (path, what) in [
+        ("/v1/log/entries?start=10&end=11", "start = size"),
+        ("/v1/log/entries?start=500&end=600", "start > size"),
+    ] {
+        f.refused(what, f.get(path, admin), 404, "not_found");
     }
 
     // Entries carry personal data: no credential 401, an issuer 403.

@@ -21,8 +21,10 @@ const MAX_LIMIT: u32 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Paging: only entries with a smaller index (from `next_before`).
+    #[serde(default, deserialize_with = "super::extract::optional_index")]
     before: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

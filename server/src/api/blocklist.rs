@@ -10,10 +10,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use tokenledger_core::blocklist::SignedBlocklist;
 use tokenledger_core::export::{ExportFormat, ExportOptions};
 use tokenledger_core::wire::ErrorBody;
+use tokenledger_core::wire::checked::BlocklistFormat;
 use utoipa::IntoParams;
 
 use super::AppState;
@@ -24,28 +24,68 @@ use super::sites::existing_site;
 use crate::blocklists::{ExportRequest, MAX_WAIT_SECS, WaitError};
 use crate::credentials::Principal;
 
-#[derive(Deserialize, IntoParams)]
+/// The query of `GET /v1/sites/{site}/blocklist`. `op_alias` may repeat, so it is read from
+/// the query's pairs ([`BlocklistQuery::from_pairs`]) rather than by `serde_urlencoded`,
+/// which refuses a repeated key.
+#[derive(Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BlocklistQuery {
     /// `json` (default: the signed blocklist), or an export naming identities (site-admin
     /// only): `htcondor`, `arc`, `argus` (compute and all-scope suspensions), `dcache`,
     /// `xrootd`, `text` (storage and all-scope suspensions).
+    #[param(value_type = Option<BlocklistFormat>, inline)]
     format: Option<String>,
     /// Long poll, with `If-None-Match` (signed blocklist only): seconds, 0 to 60, to hold the
     /// request while the blocklist still has that ETag. It answers 200 with the new document
     /// as soon as a newer sequence exists, else 304 at the end of the wait.
     #[param(maximum = 60)]
     wait: Option<u64>,
-    /// For `dcache`: `ISSUER=ALIAS`, the site's `gplazma.oidc.provider!<ALIAS>` of an issuer;
-    /// repeat for each issuer.
-    #[param(value_type = Option<Vec<String>>)]
-    op_alias: Option<String>,
-    /// For `xrootd` (required there): the issuer whose `[Issuer ...]` section's
+    /// For `dcache` only: `ISSUER=ALIAS`, the site's `gplazma.oidc.provider!<ALIAS>` of an
+    /// issuer; repeat for each issuer (or join them with commas).
+    #[param(required = false, pattern = r"^(,|[^,]+=[A-Za-z0-9._-]+)*$")]
+    op_alias: Vec<String>,
+    /// For `xrootd` only, and required there: the issuer whose `[Issuer ...]` section's
     /// `name_mapfile` this is.
+    #[param(min_length = 1, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     issuer: Option<String>,
-    /// For `xrootd`: the local name suspended users map to (default `tlbanned`; 1 to 32 of
-    /// a-z, 0-9, `_`, `-`, `.`).
+    /// For `xrootd` only: the local name suspended users map to (default `tlbanned`).
+    #[param(pattern = "^[a-z0-9_.-]{1,32}$")]
     xrootd_name: Option<String>,
+}
+
+impl BlocklistQuery {
+    /// The query from its `key=value` pairs: `op_alias` may repeat, the others may not;
+    /// other keys are ignored.
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<BlocklistQuery, ApiError> {
+        let mut query = BlocklistQuery::default();
+        for (key, value) in pairs {
+            let single = match key.as_str() {
+                "op_alias" => {
+                    query.op_alias.push(value);
+                    continue;
+                }
+                "wait" => {
+                    let secs = value.parse::<u64>().map_err(|_| {
+                        ApiError::BadRequest(format!(
+                            "wait must be a whole number of seconds, 0 to {MAX_WAIT_SECS}, not `{value}`"
+                        ))
+                    })?;
+                    if query.wait.replace(secs).is_some() {
+                        return Err(ApiError::BadRequest("`wait` is given twice".into()));
+                    }
+                    continue;
+                }
+                "format" => &mut query.format,
+                "issuer" => &mut query.issuer,
+                "xrootd_name" => &mut query.xrootd_name,
+                _ => continue,
+            };
+            if single.replace(value).is_some() {
+                return Err(ApiError::BadRequest(format!("`{key}` is given twice")));
+            }
+        }
+        Ok(query)
+    }
 }
 
 #[utoipa::path(
@@ -78,8 +118,9 @@ pub async fn get(
     principal: Principal,
     Path(site): Path<String>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<BlocklistQuery>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    let q = BlocklistQuery::from_pairs(pairs)?;
     if !principal.binding.may_read_blocklist(&site) {
         return Err(ApiError::Forbidden(format!(
             "only admins and readers of site `{site}` fetch its blocklist"
@@ -114,7 +155,7 @@ pub async fn get(
     let vos = existing_site(&state, &site).await?;
     let now = now_secs();
     let Some(format) = format else {
-        if q.op_alias.is_some() || q.issuer.is_some() || q.xrootd_name.is_some() {
+        if !q.op_alias.is_empty() || q.issuer.is_some() || q.xrootd_name.is_some() {
             return Err(ApiError::BadRequest(
                 "op_alias, issuer and xrootd_name apply to exports (format=) only".into(),
             ));
@@ -154,7 +195,7 @@ pub async fn get(
         return Ok(response);
     };
     let options = ExportOptions {
-        op_aliases: op_aliases(q.op_alias.as_deref())?,
+        op_aliases: op_aliases(&q.op_alias)?,
         xrootd_issuer: q.issuer,
         xrootd_name: q.xrootd_name,
     };
@@ -179,12 +220,12 @@ fn matches_etag(if_none_match: &str, etag: &str) -> bool {
         .any(|t| t.trim() == etag || t.trim() == "*")
 }
 
-/// Parses `ISSUER=ALIAS[,ISSUER=ALIAS...]` (a repeated query parameter arrives comma-joined
-/// by clients that cannot repeat it; issuers hold no commas).
-fn op_aliases(raw: Option<&str>) -> Result<BTreeMap<String, String>, ApiError> {
+/// Parses each `ISSUER=ALIAS[,ISSUER=ALIAS...]` (the parameter repeats, or arrives
+/// comma-joined from clients that cannot repeat it; issuers hold no commas).
+fn op_aliases(raw: &[String]) -> Result<BTreeMap<String, String>, ApiError> {
     let mut aliases = BTreeMap::new();
     for pair in raw
-        .into_iter()
+        .iter()
         .flat_map(|r| r.split(','))
         .filter(|p| !p.is_empty())
     {

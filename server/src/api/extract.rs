@@ -1,10 +1,12 @@
-//! Extractors that turn axum's rejections into [`ApiError`]s, so every error has one JSON shape.
+//! Extractors that turn axum's rejections into [`ApiError`]s, so every error has one JSON shape,
+//! and the reading of log indexes in queries ([`index`]).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
 
@@ -40,4 +42,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map(|q| ApiQuery(q.0))
             .map_err(|e: QueryRejection| ApiError::BadRequest(e.body_text()))
     }
+}
+
+/// A log index, tree size or paging bound in a query: unsigned and at most `i64::MAX`, as the
+/// API document's `int64` says and SQLite stores them. A larger one is a malformed request
+/// (400); read as `u64` alone, it would wrap to a negative bound in SQL.
+pub fn index<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    if i64::try_from(value).is_err() {
+        return Err(D::Error::custom(format!(
+            "{value} is larger than {} (an int64)",
+            i64::MAX
+        )));
+    }
+    Ok(value)
+}
+
+/// [`index`], where the parameter may be left out.
+pub fn optional_index<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    index(deserializer).map(Some)
 }

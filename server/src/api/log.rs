@@ -77,9 +77,12 @@ pub async fn key(State(state): State<AppState>) -> impl IntoResponse {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
-    /// The entry's index.
+    /// The entry's index: less than `size`.
+    #[serde(deserialize_with = "super::extract::index")]
     index: u64,
-    /// The tree size (at most the current log size, greater than `index`).
+    /// The tree size: greater than `index`; a size the log has not reached is not found.
+    #[param(minimum = 1)]
+    #[serde(deserialize_with = "super::extract::index")]
     size: u64,
 }
 
@@ -90,13 +93,14 @@ pub struct InclusionQuery {
     tag = "log",
     operation_id = "inclusion_proof",
     summary = "Inclusion proof of an entry",
-    description = "The RFC 9162 audit path of entry `index` in the tree of size `size`. Hashes \
-        only. Roles: public.",
+    description = "The RFC 9162 audit path of entry `index` in the tree of size `size` \
+        (`index < size`). Hashes only. Roles: public.",
     params(InclusionQuery),
     responses(
         (status = 200, description = "The proof", body = InclusionProof),
-        (status = 400, description = "Missing or malformed parameters, `index >= size`, or \
-            `size` beyond the log", body = ErrorBody),
+        (status = 400, description = "Missing or malformed parameters, or `index >= size`",
+            body = ErrorBody),
+        (status = 404, description = "`size` is beyond the log", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["public"]))),
 )]
@@ -119,9 +123,11 @@ pub async fn inclusion(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
-    /// The older tree size.
+    /// The older tree size: at most `to`.
+    #[serde(deserialize_with = "super::extract::index")]
     from: u64,
-    /// The newer tree size (at most the current log size).
+    /// The newer tree size; a size the log has not reached is not found.
+    #[serde(deserialize_with = "super::extract::index")]
     to: u64,
 }
 
@@ -132,13 +138,14 @@ pub struct ConsistencyQuery {
     tag = "log",
     operation_id = "consistency_proof",
     summary = "Consistency proof between two tree sizes",
-    description = "The RFC 9162 consistency path from size `from` to size `to`; from 0 it is \
-        empty. Hashes only. Roles: public.",
+    description = "The RFC 9162 consistency path from size `from` to size `to` \
+        (`from <= to`); from 0 it is empty. Hashes only. Roles: public.",
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "The proof", body = ConsistencyProof),
-        (status = 400, description = "Missing or malformed parameters, `from > to`, or `to` \
-            beyond the log", body = ErrorBody),
+        (status = 400, description = "Missing or malformed parameters, or `from > to`",
+            body = ErrorBody),
+        (status = 404, description = "`to` is beyond the log", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["public"]))),
 )]
@@ -167,9 +174,13 @@ pub async fn consistency(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
-    /// The first index (below the log size).
+    /// The first index: less than `end`; an index the log has not reached is not found.
+    #[serde(deserialize_with = "super::extract::index")]
     start: u64,
-    /// One past the last index; at most `start + 1000`, cut at the log size.
+    /// One past the last index asked for. The page ends at the log's size and holds at most
+    /// 1000 entries: ask again from the index after the last one served.
+    #[param(minimum = 1)]
+    #[serde(deserialize_with = "super::extract::index")]
     end: u64,
 }
 
@@ -180,16 +191,19 @@ pub struct EntriesQuery {
     tag = "log",
     operation_id = "log_entries",
     summary = "Log entries by index range",
-    description = "Entries `start..end`, each with the base64 of exactly the bytes that were \
-        hashed. Entries carry personal data of every VO. Roles: `admin`, or an `auditor` not \
-        bound to a VO (ledger-wide); a VO's officers see its people only through logged resolution.",
+    description = "Entries from `start` (`start < end`) up to `end`, the log's size or 1000 \
+        entries, whichever comes first (as RFC 6962 `get-entries`), each with the base64 of \
+        exactly the bytes that were hashed. Entries carry personal data of every VO. Roles: \
+        `admin`, or an `auditor` not bound to a VO (ledger-wide); a VO's officers see its \
+        people only through logged resolution.",
     params(EntriesQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The entries", body = EntriesPage),
-        (status = 400, description = "Missing or malformed parameters, an empty or too long \
-            range, or `start` beyond the log", body = ErrorBody),
+        (status = 400, description = "Missing or malformed parameters, or `start >= end`",
+            body = ErrorBody),
         (status = 403, description = "Neither admin nor ledger-wide auditor", body = ErrorBody),
+        (status = 404, description = "`start` is beyond the log", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["admin", "auditor (ledger-wide)"]))),
 )]
@@ -206,20 +220,18 @@ pub async fn entries(
     if q.start >= q.end {
         return Err(ApiError::BadRequest("start must be less than end".into()));
     }
-    if q.end - q.start > MAX_ENTRIES_PAGE {
-        return Err(ApiError::BadRequest(format!(
-            "a page holds at most {MAX_ENTRIES_PAGE} entries"
-        )));
-    }
     let size = state.sequencer.head().size;
     if q.start >= size {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::NotFound(format!(
             "start {} is beyond the log (size {size})",
             q.start
         )));
     }
-    let rows =
-        log_store::read_entries(&state.pool, &state.leaves, q.start, q.end.min(size)).await?;
+    let end = q
+        .end
+        .min(size)
+        .min(q.start.saturating_add(MAX_ENTRIES_PAGE));
+    let rows = log_store::read_entries(&state.pool, &state.leaves, q.start, end).await?;
     let entries = rows
         .into_iter()
         .map(|(index, leaf)| served(index, &leaf))
@@ -236,10 +248,11 @@ pub fn served(index: u64, leaf: &[u8]) -> Result<ServedEntry, ApiError> {
     })
 }
 
+/// A tree size the log has not reached is not found (404), like the proof asked of it.
 fn check_size(state: &AppState, size: u64) -> Result<(), ApiError> {
     let current = state.sequencer.head().size;
     if size > current {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::NotFound(format!(
             "size {size} is beyond the log (current size {current})"
         )));
     }

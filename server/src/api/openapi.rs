@@ -6,7 +6,15 @@
 //! the wire types of `tokenledger-core` (its `openapi` feature). Every operation names the roles
 //! that may call it in its description and in `x-roles`. Rules that hold for every operation
 //! are applied here, once: the `bearer` security scheme, `401 Unauthenticated` on every
-//! operation that takes a credential, and `500 Internal` on every operation that can fail.
+//! operation that takes a credential, `413 PayloadTooLarge` on every operation that takes a
+//! body and `415 UnsupportedMediaType` where that body must be JSON, and `500 Internal` on
+//! every operation that can fail. So are the bodies that carry exactly one of two members
+//! ([`EXACTLY_ONE_OF`]), which JSON Schema can state and utoipa's derive cannot.
+//!
+//! The document states every rule the server checks that a schema can state (lengths,
+//! patterns, ranges, enums, one member of two); the rules that relate parameters to each
+//! other, to the log's state or to the clock (`index < size`, a size the log has reached,
+//! `expires_at` in the future) are in the operations' descriptions.
 //!
 //! `server/tests/snapshots/openapi.json` pins the document; after a deliberate API change,
 //! review the difference and rewrite it with
@@ -19,14 +27,51 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi as _;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{
+    AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder};
 
 /// The security scheme every authenticated operation names.
 const BEARER: &str = "bearer";
 /// Reusable responses added to the operations by rule.
 const UNAUTHENTICATED: &str = "Unauthenticated";
+const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
+const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
 const INTERNAL: &str = "Internal";
+
+/// One member of two that a body carries, non-null: the schema, the two members with the
+/// type each has when given, and what `target` may be beside the first (a token suspension
+/// needs `jti`).
+struct OneOfTwo {
+    schema: &'static str,
+    first: (&'static str, Type),
+    second: (&'static str, Type),
+    targets_with_first: Option<&'static [&'static str]>,
+}
+
+/// The bodies that carry exactly one of two members.
+const EXACTLY_ONE_OF: [OneOfTwo; 3] = [
+    OneOfTwo {
+        schema: "IssuanceReport",
+        first: ("token", Type::String),
+        second: ("claims", Type::Object),
+        targets_with_first: None,
+    },
+    OneOfTwo {
+        schema: "SiteSuspendRequest",
+        first: ("pseudonym", Type::String),
+        second: ("jti", Type::String),
+        targets_with_first: Some(&["person"]),
+    },
+    OneOfTwo {
+        schema: "VoSuspendRequest",
+        first: ("person", Type::String),
+        second: ("jti", Type::String),
+        targets_with_first: Some(&["person"]),
+    },
+];
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -90,9 +135,26 @@ pub fn document() -> OpenApi {
         ),
     );
     components.responses.insert(
+        PAYLOAD_TOO_LARGE.into(),
+        RefOr::T(error_response("The body is larger than the configured limit").build()),
+    );
+    components.responses.insert(
+        UNSUPPORTED_MEDIA_TYPE.into(),
+        RefOr::T(error_response("The body is not `Content-Type: application/json`").build()),
+    );
+    components.responses.insert(
         INTERNAL.into(),
         RefOr::T(error_response("Internal error; the message says nothing internal").build()),
     );
+    for rule in &EXACTLY_ONE_OF {
+        let schema = components
+            .schemas
+            .remove(rule.schema)
+            .unwrap_or_else(|| panic!("the document has no schema {}", rule.schema));
+        components
+            .schemas
+            .insert(rule.schema.into(), exactly_one_of(schema, rule));
+    }
     for item in doc.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -120,7 +182,34 @@ fn error_response(description: &str) -> ResponseBuilder {
     )
 }
 
-/// 401 where a credential is taken, 500 where anything can fail.
+/// `schema` with its rule: one branch per member, that member given (of its type) and the
+/// other absent or null.
+fn exactly_one_of(schema: RefOr<Schema>, rule: &OneOfTwo) -> RefOr<Schema> {
+    let branch = |(given, given_type): &(&str, Type), (other, _): &(&str, Type)| {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::Object))
+            .required(*given)
+            .property(*given, ObjectBuilder::new().schema_type(given_type.clone()))
+            .property(*other, ObjectBuilder::new().schema_type(Type::Null))
+    };
+    let mut first = branch(&rule.first, &rule.second);
+    if let Some(targets) = rule.targets_with_first {
+        let allowed = targets.iter().map(|t| serde_json::Value::from(*t));
+        first = first.property(
+            "target",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::AnyValue)
+                .enum_values(Some(allowed.chain([serde_json::Value::Null]))),
+        );
+    }
+    let one_of = OneOfBuilder::new()
+        .item(first)
+        .item(branch(&rule.second, &rule.first));
+    AllOfBuilder::new().item(schema).item(one_of).into()
+}
+
+/// 401 where a credential is taken, 413 where a body is and 415 where it must be JSON, 500
+/// where anything can fail. A status the operation documents itself is kept.
 fn apply_rules(operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
     if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
@@ -128,6 +217,17 @@ fn apply_rules(operation: &mut Operation) {
             "401".into(),
             Ref::from_response_name(UNAUTHENTICATED).into(),
         );
+    }
+    if let Some(body) = &operation.request_body {
+        responses
+            .entry("413".into())
+            .or_insert_with(|| Ref::from_response_name(PAYLOAD_TOO_LARGE).into());
+        let required = matches!(body, RefOr::T(b) if matches!(b.required, Some(Required::True)));
+        if required {
+            responses
+                .entry("415".into())
+                .or_insert_with(|| Ref::from_response_name(UNSUPPORTED_MEDIA_TYPE).into());
+        }
     }
     if responses.keys().any(|status| is_error(status)) {
         responses.insert("500".into(), Ref::from_response_name(INTERNAL).into());

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use tokenledger_core::entry::{EntryBody, IdentityLink, check_id};
 use tokenledger_core::export::X509_ISSUER;
+use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
     ErrorBody, IdentityView, LinkRequest, MergeRequest, PersonView, PseudonymResolution,
 };
@@ -38,8 +39,9 @@ use crate::sequencer::{AppendError, EntryKind, now_micros};
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The person with all identities", body = PersonView),
-        (status = 400, description = "Invalid request", body = ErrorBody),
-        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 400, description = "Invalid request, or an X.509 DN holding $, `, \\, ' or \"", body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO, or an identity of an \
+            issuer that serves other VOs only", body = ErrorBody),
         (status = 404, description = "No such person", body = ErrorBody),
         (status = 409, description = "The identity belongs to another person, or the person was merged into another", body = ErrorBody),
     ),
@@ -94,7 +96,7 @@ pub async fn link(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The merged person", body = PersonView),
-        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 400, description = "Invalid request, or `other` is the person itself", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such person", body = ErrorBody),
         (status = 409, description = "One of the persons was merged into another", body = ErrorBody),
@@ -136,7 +138,7 @@ pub async fn merge(
 #[into_params(parameter_in = Query)]
 pub struct PseudonymQuery {
     /// Why: the incident or ticket. Required; logged with the answer.
-    #[param(required = true, value_type = String)]
+    #[param(required = true, value_type = Reason, inline)]
     reason: Option<String>,
 }
 

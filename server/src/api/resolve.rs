@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use tokenledger_core::chain::{ChainLink, ChainLookup, ChainWalk};
 use tokenledger_core::entry::{EntryBody, Issuance, Resolution, validate_reason};
+use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
     ErrorBody, IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
 };
@@ -30,9 +31,8 @@ const MAX_LIMIT: u32 = 1000;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResolveQuery {
-    /// Why: the incident or ticket (1 to 512 bytes, no control characters). Required; it is
-    /// logged with the answer.
-    #[param(required = true, value_type = String)]
+    /// Why: the incident or ticket. Required; it is logged with the answer.
+    #[param(required = true, value_type = Reason, inline)]
     reason: Option<String>,
     /// Which issuer, where several logged the same jti in this VO.
     iss: Option<String>,
@@ -141,9 +141,8 @@ pub async fn token(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Why: the incident or ticket (1 to 512 bytes, no control characters). Required; it is
-    /// logged with the answer.
-    #[param(required = true, value_type = String)]
+    /// Why: the incident or ticket. Required; it is logged with the answer.
+    #[param(required = true, value_type = Reason, inline)]
     reason: Option<String>,
     /// Tokens issued at or after (unix seconds).
     from: Option<i64>,
@@ -154,8 +153,10 @@ pub struct ListQuery {
     /// Tokens carrying this scope.
     scope: Option<String>,
     /// Paging: only entries with a smaller index (from `next_before`).
+    #[serde(default, deserialize_with = "super::extract::optional_index")]
     before: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -259,13 +260,14 @@ pub async fn search(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TimelineQuery {
-    /// Why: the incident or ticket (1 to 512 bytes, no control characters). Required; it is
-    /// logged with the answer.
-    #[param(required = true, value_type = String)]
+    /// Why: the incident or ticket. Required; it is logged with the answer.
+    #[param(required = true, value_type = Reason, inline)]
     reason: Option<String>,
     /// Paging: only entries with a smaller index (from `next_before`).
+    #[serde(default, deserialize_with = "super::extract::optional_index")]
     before: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use tokenledger_core::entry::{EntryBody, Issuance, Sighting, SiteKeyFetch, check_id};
+use tokenledger_core::wire::checked::Id;
 use tokenledger_core::wire::{ErrorBody, Logged, SightingReport, SiteKeyAnswer, SitePseudonym};
 use utoipa::IntoParams;
 
@@ -40,12 +41,13 @@ pub struct PseudonymQuery {
         the site's persistent pseudonym of the person, never the identity. Roles: `site-admin` of `{site}`.",
     params(
         ("site" = String, Path, description = "The site"),
-        ("jti" = String, Path, description = "The access token's `jti`"),
+        ("jti" = inline(Id), Path, description = "The access token's `jti`"),
         PseudonymQuery,
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The pseudonym", body = SitePseudonym),
+        (status = 400, description = "A `jti` that is not an identifier", body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
         (status = 404, description = "No such site, or no such token of the site's VOs", body = ErrorBody),
         (status = 409, description = "Several issuers logged this jti: pass `iss`", body = ErrorBody),
@@ -120,7 +122,7 @@ pub async fn key(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Logged; the entry's index", body = Logged),
-        (status = 400, description = "Invalid report", body = ErrorBody),
+        (status = 400, description = "Invalid report, or `seen_at` in the future", body = ErrorBody),
         (status = 403, description = "Not an admin or reporter of this site", body = ErrorBody),
         (status = 404, description = "No such site, or no such token of the site's VOs", body = ErrorBody),
     ),

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use tokenledger_core::blocklist::Scope;
 use tokenledger_core::entry::{EntryBody, Lift, Suspension, check_id, validate_reason};
+use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
     ErrorBody, LiftRequest, SiteSuspendRequest, SuspensionList, SuspensionView, VoSuspendRequest,
 };
@@ -120,7 +121,7 @@ pub async fn site_suspend(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Lifted", body = SuspensionView),
-        (status = 400, description = "No reason", body = ErrorBody),
+        (status = 400, description = "No reason, or one in both the query and the body", body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
         (status = 404, description = "No such suspension of this site", body = ErrorBody),
         (status = 409, description = "Already lifted", body = ErrorBody),
@@ -250,7 +251,7 @@ pub async fn vo_suspend(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Lifted", body = SuspensionView),
-        (status = 400, description = "No reason", body = ErrorBody),
+        (status = 400, description = "No reason, or one in both the query and the body", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such VO-wide suspension", body = ErrorBody),
         (status = 409, description = "Already lifted", body = ErrorBody),
@@ -309,24 +310,32 @@ pub async fn vo_list(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LiftQuery {
-    /// Why the suspension is lifted (or give `{"reason"}` as a JSON body).
+    /// Why the suspension is lifted, or give `{"reason"}` as a JSON body: exactly one of
+    /// the two.
+    #[param(value_type = Option<Reason>, inline)]
     reason: Option<String>,
 }
 
 /// The lift's reason: `?reason=`, or a JSON `LiftRequest` body (some clients cannot send a
-/// body with DELETE, some proxies drop it).
+/// body with DELETE, some proxies drop it); exactly one of the two, so the reason logged is
+/// never a guess between them. An empty body, or `null`, is no body.
 fn lift_reason(q: LiftQuery, body: &[u8]) -> Result<String, ApiError> {
-    if let Some(reason) = q.reason {
-        return Ok(reason);
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest(
+    let body: Option<LiftRequest> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    match (q.reason, body) {
+        (Some(reason), None) => Ok(reason),
+        (None, Some(body)) => Ok(body.reason),
+        (Some(_), Some(_)) => Err(ApiError::BadRequest(
+            "give the reason in the query or in the body, not both".into(),
+        )),
+        (None, None) => Err(ApiError::BadRequest(
             "reason is required: name the incident or ticket".into(),
-        ));
+        )),
     }
-    serde_json::from_slice::<LiftRequest>(body)
-        .map(|r| r.reason)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 fn officer(principal: &Principal, vo: &str) -> Result<(), ApiError> {
@@ -558,5 +567,39 @@ fn common_view(r: &SuspensionRecord) -> SuspensionView {
         not_after: r.not_after,
         lifted_at: r.lifted_at,
         active: r.is_active(now_secs()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(query: Option<&str>, body: &str) -> Result<String, String> {
+        let q = LiftQuery {
+            reason: query.map(str::to_string),
+        };
+        lift_reason(q, body.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_lift_takes_its_reason_from_the_query_or_the_body_not_both() {
+        assert_eq!(reason(Some("INC-1"), ""), Ok("INC-1".into()));
+        assert_eq!(reason(None, r#"{"reason": "INC-2"}"#), Ok("INC-2".into()));
+        assert_eq!(reason(Some("INC-1"), " \n"), Ok("INC-1".into()));
+        assert_eq!(reason(Some("INC-1"), "null"), Ok("INC-1".into()));
+        let both = reason(Some("INC-1"), r#"{"reason": "INC-2"}"#).unwrap_err();
+        assert!(both.contains("not both"), "{both}");
+        let bad_body = reason(Some("INC-1"), r#"{"reason": true}"#).unwrap_err();
+        assert!(
+            bad_body.contains("JSON"),
+            "a given body is read: {bad_body}"
+        );
+        assert!(reason(None, "").unwrap_err().contains("required"));
+        assert!(reason(None, "null").unwrap_err().contains("required"));
+        assert!(
+            reason(None, r#"{"reason": 1}"#)
+                .unwrap_err()
+                .contains("JSON")
+        );
     }
 }
