@@ -521,7 +521,7 @@ mod tests {
             person("storage-only", Scope::Storage),
             person("everything", Scope::All),
         ];
-        for format in FORMATS {
+        for format in ExportFormat::ALL {
             let options = match format {
                 ExportFormat::Xrootd => xrootd_options(),
                 ExportFormat::Dcache => options(),
@@ -757,7 +757,7 @@ mod tests {
 
     #[test]
     fn formats_parse_by_name() {
-        for f in FORMATS {
+        for f in ExportFormat::ALL {
             assert_eq!(f.as_str().parse::<ExportFormat>(), Ok(f));
         }
         assert!("json".parse::<ExportFormat>().is_err());

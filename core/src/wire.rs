@@ -584,8 +584,6 @@ mod whole_number {
 /// `String`, and take these with `schema(value_type = ...)`.
 #[cfg(feature = "openapi")]
 pub mod checked {
-    use std::borrow::Cow;
-
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
     use utoipa::openapi::{Ref, RefOr};
     use utoipa::{PartialSchema, ToSchema};
@@ -604,108 +602,78 @@ pub mod checked {
     /// Feed names and reason codes.
     pub const CODE: &str = "^[a-z0-9-]{1,32}$";
 
-    fn string(description: &str, min: usize, max: Option<usize>, pattern: &str) -> RefOr<Schema> {
+    /// A string schema: its description, length bounds and pattern.
+    fn string(description: &str, min: usize, max: usize, pattern: &str) -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(SchemaType::new(Type::String))
             .description(Some(description))
             .min_length(Some(min))
-            .max_length(max)
+            .max_length(Some(max))
             .pattern(Some(pattern))
             .into()
     }
 
-    /// Why: an incident or ticket, for the log.
-    pub struct Reason;
+    /// Declares a schema-only type, named after it in the document, whose schema is `$schema`.
+    macro_rules! schema {
+        ($(#[$doc:meta])* $name:ident => $schema:expr) => {
+            $(#[$doc])*
+            pub struct $name;
 
-    impl PartialSchema for Reason {
-        fn schema() -> RefOr<Schema> {
-            string(
-                "The incident or ticket: 1 to 512 characters, not only blanks, no control \
-                 characters.",
-                1,
-                Some(MAX_REASON_LEN),
-                NOT_BLANK,
-            )
-        }
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    $schema
+                }
+            }
+
+            impl ToSchema for $name {}
+        };
     }
 
-    impl ToSchema for Reason {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("Reason")
-        }
+    schema! {
+        /// Why: an incident or ticket, for the log.
+        Reason => string(
+            "The incident or ticket: 1 to 512 characters, not only blanks, no control \
+             characters.",
+            1,
+            MAX_REASON_LEN,
+            NOT_BLANK,
+        )
     }
 
-    /// An identifier the ledger logs (jti, iss, sub, host, job).
-    pub struct Id;
-
-    impl PartialSchema for Id {
-        fn schema() -> RefOr<Schema> {
-            string(
-                "An identifier: 1 to 1024 characters, no control characters.",
-                1,
-                Some(MAX_ID_LEN),
-                NO_CONTROL,
-            )
-        }
+    schema! {
+        /// An identifier the ledger logs (jti, iss, sub, host, job).
+        Id => string(
+            "An identifier: 1 to 1024 characters, no control characters.",
+            1,
+            MAX_ID_LEN,
+            NO_CONTROL,
+        )
     }
 
-    impl ToSchema for Id {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("Id")
-        }
+    schema! {
+        /// A feed name or reason code.
+        Code => string("1 to 32 of a-z, 0-9, `-`.", 1, 32, CODE)
     }
 
-    /// A feed name or reason code.
-    pub struct Code;
-
-    impl PartialSchema for Code {
-        fn schema() -> RefOr<Schema> {
-            string("1 to 32 of a-z, 0-9, `-`.", 1, Some(32), CODE)
-        }
+    schema! {
+        /// An array of 1 to [`MAX_BATCH`] issuance reports.
+        IssuanceBatch => ArrayBuilder::new()
+            .items(Ref::from_schema_name("IssuanceReport"))
+            .min_items(Some(1))
+            .max_items(Some(MAX_BATCH))
+            .into()
     }
 
-    impl ToSchema for Code {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("Code")
-        }
-    }
-
-    /// An array of 1 to [`MAX_BATCH`] issuance reports.
-    pub struct IssuanceBatch;
-
-    impl PartialSchema for IssuanceBatch {
-        fn schema() -> RefOr<Schema> {
-            ArrayBuilder::new()
-                .items(Ref::from_schema_name("IssuanceReport"))
-                .min_items(Some(1))
-                .max_items(Some(MAX_BATCH))
-                .into()
-        }
-    }
-
-    impl ToSchema for IssuanceBatch {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("IssuanceBatch")
-        }
-    }
-
-    /// What a site's blocklist is asked for in: `json` (the signed blocklist) or an export.
-    pub struct BlocklistFormat;
-
-    impl PartialSchema for BlocklistFormat {
-        fn schema() -> RefOr<Schema> {
-            let exports = ExportFormat::ALL.map(ExportFormat::as_str);
-            ObjectBuilder::new()
-                .schema_type(SchemaType::new(Type::String))
-                .enum_values(Some(["json"].into_iter().chain(exports)))
-                .into()
-        }
-    }
-
-    impl ToSchema for BlocklistFormat {
-        fn name() -> Cow<'static, str> {
-            Cow::Borrowed("BlocklistFormat")
-        }
+    schema! {
+        /// What a site's blocklist is asked for in: `json` (the signed blocklist) or an export.
+        BlocklistFormat => ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .enum_values(Some(
+                ["json"]
+                    .into_iter()
+                    .chain(ExportFormat::ALL.map(ExportFormat::as_str)),
+            ))
+            .into()
     }
 
     /// What a suspension is of: the person (default), or only the token named by `jti`.

@@ -47,12 +47,33 @@ fn cosigned(note: &str, text: &str) -> String {
     format!("{note}{witness_line}")
 }
 
+/// The seeds of a target of signed texts: each text of its corpus signed with the test key
+/// (by `sign`), a copy a witness cosigned, and one an impostor of the same name signed. Also
+/// returns the texts the test key signed.
+fn signed_corpus(
+    name: &str,
+    words: &[&str],
+    sign: impl Fn(&NoteSigner, &str) -> String,
+) -> (Target, HashSet<String>) {
+    let mut target = Target::new(name, 200_000).words(words);
+    let mut signed = HashSet::new();
+    for (file, body) in corpus(name) {
+        let body = String::from_utf8(body).unwrap_or_else(|_| panic!("{name}/{file}: not UTF-8"));
+        let note = sign(&signer(), &body);
+        target = target
+            .seed(cosigned(&note, &body))
+            .seed(sign(&impostor(), &body))
+            .seed(note);
+        signed.insert(body);
+    }
+    (target, signed)
+}
+
 #[test]
 fn fuzz_signed_notes_and_key_strings() {
     let signer = signer();
     let verifier = signer.verifier();
-    let mut signed_texts = HashSet::new();
-    let mut target = Target::new("note", 20_000).words(&[
+    let words = [
         "\u{2014} tokenledger.test/log ",
         "\u{2014} witness.example/w1 ",
         "PRIVATE+KEY+",
@@ -60,17 +81,11 @@ fn fuzz_signed_notes_and_key_strings() {
         "/",
         "==",
         ORIGIN,
-    ]);
-    for (_, body) in corpus("note") {
-        let body = text(&body);
-        let note = signer.sign(&body).expect("the corpus holds signable texts");
-        target = target
-            .seed(cosigned(&note, &body))
-            .seed(impostor().sign(&body).expect("a signable text"))
-            .seed(note);
-        signed_texts.insert(body);
-    }
-    target = target
+    ];
+    let (target, signed_texts) = signed_corpus("note", &words, |key, body| {
+        key.sign(body).expect("the corpus holds signable texts")
+    });
+    let target = target
         .seed(verifier.to_string())
         .seed(witness().verifier().to_string())
         .seed(signer.to_skey_string());
@@ -98,10 +113,8 @@ fn fuzz_signed_notes_and_key_strings() {
 
 #[test]
 fn fuzz_checkpoints() {
-    let signer = signer();
-    let verifier = signer.verifier();
-    let mut signed_bodies = HashSet::new();
-    let mut target = Target::new("checkpoint", 20_000).words(&[
+    let verifier = signer().verifier();
+    let words = [
         "\u{2014} tokenledger.test/log ",
         "18446744073709551615",
         "18446744073709551616",
@@ -109,14 +122,11 @@ fn fuzz_checkpoints() {
         "+1",
         "AAAA",
         "=",
-    ]);
-    for (_, body) in corpus("checkpoint") {
-        let body = text(&body);
-        let checkpoint = Checkpoint::parse(&body).expect("the corpus holds checkpoints");
-        let note = checkpoint.sign(&signer).expect("a signable checkpoint");
-        target = target.seed(cosigned(&note, &body)).seed(note);
-        signed_bodies.insert(body);
-    }
+    ];
+    let (target, signed_bodies) = signed_corpus("checkpoint", &words, |key, body| {
+        let checkpoint = Checkpoint::parse(body).expect("the corpus holds checkpoints");
+        checkpoint.sign(key).expect("a signable checkpoint")
+    });
     target.run(move |bytes| {
         let input = text(bytes);
         let parsed = Checkpoint::parse(&input);
@@ -147,7 +157,7 @@ fn fuzz_signed_blocklists_and_consumer_checks() {
     let verifier = signer.verifier();
     let key = LedgerSecret::from_bytes([4; 32]).site_key("CERN-PROD");
     let mut signed_documents = Vec::new();
-    let mut target = Target::new("blocklist", 20_000).words(&[
+    let mut target = Target::new("blocklist", 200_000).words(&[
         "\"CERN-PROD\"",
         "\"sequence\":",
         "\"expires_at\":",

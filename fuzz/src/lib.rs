@@ -248,9 +248,13 @@ pub fn corpus_dir() -> PathBuf {
 
 /// One fuzz target: its name, seeds, words, and default number of cases.
 pub struct Target {
+    /// Names its corpus directory and its line.
     name: String,
+    /// The inputs mutations start from.
     seeds: Vec<Vec<u8>>,
+    /// What `InsertWord` mutations insert.
     words: Vec<Vec<u8>>,
+    /// Cases run unless `TOKENLEDGER_FUZZ_CASES` says otherwise.
     cases: u32,
 }
 
@@ -571,7 +575,7 @@ mod tests {
     fn a_broken_invariant_fails_the_target_with_its_shrunk_input() {
         let failed = std::panic::catch_unwind(|| {
             Target {
-                name: "self-test".into(),
+                name: "self-test-of-a-failure".into(),
                 seeds: vec![b"a harmless seed".to_vec()],
                 words: vec![b"boom".to_vec()],
                 cases: 10_000,

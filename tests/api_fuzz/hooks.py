@@ -13,8 +13,22 @@ from urllib.parse import unquote
 
 import schemathesis
 
-# The issuer of the test ledger's `[[issuer]]`, named by xrootd exports.
+# The issuer an xrootd export is asked for (`issuer=`, required there).
 ISSUER = "https://atlas-auth.example/"
+
+# The rule of each operation, by (method, path template): see `rule`.
+RULES = {}
+
+
+def rule(*operations):
+    """Registers the decorated function as the rule of `operations`, (method, path) pairs."""
+
+    def register(function):
+        for operation in operations:
+            RULES[operation] = function
+        return function
+
+    return register
 
 
 def _is_number(value):
@@ -45,6 +59,7 @@ def _body(case):
     return case.body if isinstance(case.body, dict) else None
 
 
+@rule(("GET", "/v1/log/proof/inclusion"))
 def inclusion_proof(case):
     """`index < size`."""
     query = case.query or {}
@@ -53,6 +68,7 @@ def inclusion_proof(case):
         _set_integers(query, index=numbers[0] % numbers[1])
 
 
+@rule(("GET", "/v1/log/proof/consistency"))
 def consistency_proof(case):
     """`from <= to`."""
     query = case.query or {}
@@ -61,6 +77,7 @@ def consistency_proof(case):
         _set_integers(query, **{"from": numbers[1], "to": numbers[0]})
 
 
+@rule(("GET", "/v1/log/entries"))
 def log_entries(case):
     """`start < end`."""
     query = case.query or {}
@@ -69,6 +86,7 @@ def log_entries(case):
         _set_integers(query, start=numbers[1] - 1)
 
 
+@rule(("GET", "/v1/vos/{vo}/tokens"))
 def search_tokens(case):
     """At least one of `client_id` and `scope`."""
     query = case.query if case.query is not None else {}
@@ -77,6 +95,7 @@ def search_tokens(case):
         case.query = query
 
 
+@rule(("GET", "/v1/sites/{site}/blocklist"))
 def site_blocklist(case):
     """`op_alias` for `dcache` only; `issuer` (required) and `xrootd_name` for `xrootd` only."""
     query = case.query or {}
@@ -90,6 +109,10 @@ def site_blocklist(case):
         query["issuer"] = ISSUER
 
 
+@rule(
+    ("DELETE", "/v1/sites/{site}/suspensions/{id}"),
+    ("DELETE", "/v1/vos/{vo}/suspensions/{id}"),
+)
 def lift(case):
     """A reason in the query or in the body, not both."""
     query = case.query if case.query is not None else {}
@@ -100,6 +123,7 @@ def lift(case):
         case.query = query
 
 
+@rule(("POST", "/v1/sites/{site}/sightings"))
 def sighting(case):
     """`seen_at` not in the future."""
     body = _body(case)
@@ -108,6 +132,7 @@ def sighting(case):
         body["seen_at"] = int(body["seen_at"]) % now
 
 
+@rule(("POST", "/v1/sites/{site}/suspensions"), ("POST", "/v1/vos/{vo}/suspensions"))
 def suspension(case):
     """`expires_at` in the future."""
     body = _body(case)
@@ -116,6 +141,7 @@ def suspension(case):
         body["expires_at"] = now + 3600 + abs(int(body["expires_at"])) % 86400
 
 
+@rule(("POST", "/v1/vos/{vo}/persons/{person}/merge"))
 def merge(case):
     """`other` is not the person merged into."""
     body = _body(case)
@@ -124,27 +150,12 @@ def merge(case):
         body["other"] = f"{person}-other"
 
 
+@rule(("POST", "/v1/vos/{vo}/persons/{person}/identities"))
 def link(case):
     """An X.509 DN (`iss: x509`) holds no `$`, `` ` ``, `\\`, `'` or `"`."""
     body = _body(case)
     if body is not None and body.get("iss") == "x509" and isinstance(body.get("sub"), str):
         body["sub"] = "".join(c for c in body["sub"] if c not in "$`\\'\"") or "/CN=api-fuzz"
-
-
-RULES = {
-    ("GET", "/v1/log/proof/inclusion"): inclusion_proof,
-    ("GET", "/v1/log/proof/consistency"): consistency_proof,
-    ("GET", "/v1/log/entries"): log_entries,
-    ("GET", "/v1/vos/{vo}/tokens"): search_tokens,
-    ("GET", "/v1/sites/{site}/blocklist"): site_blocklist,
-    ("DELETE", "/v1/sites/{site}/suspensions/{id}"): lift,
-    ("DELETE", "/v1/vos/{vo}/suspensions/{id}"): lift,
-    ("POST", "/v1/sites/{site}/sightings"): sighting,
-    ("POST", "/v1/sites/{site}/suspensions"): suspension,
-    ("POST", "/v1/vos/{vo}/suspensions"): suspension,
-    ("POST", "/v1/vos/{vo}/persons/{person}/merge"): merge,
-    ("POST", "/v1/vos/{vo}/persons/{person}/identities"): link,
-}
 
 
 @schemathesis.hook

@@ -10,7 +10,7 @@
 //! only 401/403, and when schemathesis is missing or not 4.x: it never skips. It prints
 //! `api fuzz: <cases> cases, <failures> failures (...)`.
 //!
-//! - `TOKENLEDGER_API_FUZZ_EXAMPLES`: examples per operation and phase (default 60).
+//! - `TOKENLEDGER_API_FUZZ_EXAMPLES`: examples per operation and phase (default 100).
 //! - `TOKENLEDGER_API_FUZZ_SEED`: schemathesis's seed (default fixed, so CI runs the same
 //!   requests every time; another seed explores others).
 
@@ -26,7 +26,7 @@ const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api_fuzz/schemathesis
 const HOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api_fuzz/hooks.py");
 /// The major version whose command line and configuration the test speaks.
 const SCHEMATHESIS_MAJOR: &str = "4";
-const DEFAULT_EXAMPLES: u32 = 60;
+const DEFAULT_EXAMPLES: u32 = 100;
 const DEFAULT_SEED: u64 = 20_261_206;
 /// Bound on the whole schemathesis run: one still running then is killed and fails the test.
 const RUN_LIMIT: Duration = Duration::from_secs(600);

@@ -42,7 +42,7 @@ fn environment_and_stdin(text: &str) -> (HashMap<String, String>, &str) {
 
 #[test]
 fn fuzz_htcondor_stdin_and_environment() {
-    Target::new("check-htcondor", 20_000)
+    Target::new("check-htcondor", 100_000)
         .words(&BEARER_VARIABLES)
         .words(&["=", "\"iss\":", "\"sub\":", "\"jti\":", "\"\"", "\n\n"])
         .run(|bytes| {
@@ -86,7 +86,7 @@ fn fuzz_htcondor_stdin_and_environment() {
 
 #[test]
 fn fuzz_arc_subject_split() {
-    Target::new("check-arc", 20_000)
+    Target::new("check-arc", 100_000)
         .words(&["/", "//", "https://", "\n", "/DC="])
         .run(|bytes| {
             let text = String::from_utf8_lossy(bytes);
@@ -125,7 +125,7 @@ fn fuzz_arc_subject_split() {
 
 #[test]
 fn fuzz_token_or_payload_given_by_a_person() {
-    Target::new("check-token", 20_000)
+    Target::new("check-token", 100_000)
         .words(&[".", "eyJ", "{", "\"iss\":", "=", "=="])
         .run(|bytes| {
             let text = String::from_utf8_lossy(bytes);

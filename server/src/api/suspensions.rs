@@ -60,7 +60,9 @@ struct Terms {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Suspended", body = SuspensionView),
-        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 400, description = "Invalid request: not exactly one of the person (or \
+            pseudonym) and `jti`, `target: token` without `jti`, `expires_at` not in the future, \
+            a bad `reason`, `reason_code`, `scope` or `target`", body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
         (status = 404, description = "No such site, pseudonym or token", body = ErrorBody),
         (status = 409, description = "The person was merged into another meanwhile: suspend again", body = ErrorBody),
@@ -190,7 +192,9 @@ pub async fn site_list(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Suspended", body = SuspensionView),
-        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 400, description = "Invalid request: not exactly one of the person (or \
+            pseudonym) and `jti`, `target: token` without `jti`, `expires_at` not in the future, \
+            a bad `reason`, `reason_code`, `scope` or `target`", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such person or token in the VO", body = ErrorBody),
         (status = 409, description = "The person was merged into another", body = ErrorBody),
