@@ -319,8 +319,25 @@ fn a_site_suspension_reaches_the_blocklist_and_a_lift_removes_it() {
             .contains("pap-admin ban --private subject '/DC=ch/CN=alice'")
     );
 
+    // The dCache export's OP aliases: the parameter repeats (each value is read: a bad second
+    // one is refused), or its values are comma-joined.
+    let dcache = |aliases: &str| {
+        let path = format!("/v1/sites/CERN-PROD/blocklist?format=dcache&{aliases}");
+        s.get(&path, &s.cern_admin)
+    };
+    for aliases in [
+        format!("op_alias=https://other.example/=OTHER&op_alias={ATLAS_ISS}=ATLAS"),
+        format!("op_alias=https://other.example/=OTHER,{ATLAS_ISS}=ATLAS"),
+    ] {
+        let reply = dcache(&aliases);
+        assert_eq!(reply.status, 200, "{aliases}: {reply:?}");
+    }
+    dcache(&format!("op_alias={ATLAS_ISS}=ATLAS&op_alias=no-alias"))
+        .assert_error(400, "bad_request");
+
     // Export options that do not fit the format are refused, not ignored.
     for query in [
+        "format=arc&format=text",
         "format=xrootd",
         "format=xrootd&issuer=",
         "format=xrootd&issuer=https://i/&xrootd_name=Root",
