@@ -122,7 +122,9 @@ enum Input {
 
 /// The seeds and words an input is made from.
 struct Material {
+    /// The inputs mutations start from.
     seeds: Vec<Vec<u8>>,
+    /// What `InsertWord` mutations insert.
     words: Vec<Vec<u8>>,
 }
 
@@ -250,10 +252,7 @@ pub fn corpus_dir() -> PathBuf {
 pub struct Target {
     /// Names its corpus directory and its line.
     name: String,
-    /// The inputs mutations start from.
-    seeds: Vec<Vec<u8>>,
-    /// What `InsertWord` mutations insert.
-    words: Vec<Vec<u8>>,
+    material: Material,
     /// Cases run unless `TOKENLEDGER_FUZZ_CASES` says otherwise.
     cases: u32,
 }
@@ -264,8 +263,10 @@ impl Target {
     pub fn new(name: impl Into<String>, cases: u32) -> Target {
         let name = name.into();
         Target {
-            seeds: corpus(&name).into_iter().map(|(_, bytes)| bytes).collect(),
-            words: COMMON_WORDS.iter().map(|w| w.as_bytes().to_vec()).collect(),
+            material: Material {
+                seeds: corpus(&name).into_iter().map(|(_, bytes)| bytes).collect(),
+                words: COMMON_WORDS.iter().map(|w| w.as_bytes().to_vec()).collect(),
+            },
             name,
             cases,
         }
@@ -273,13 +274,14 @@ impl Target {
 
     /// Adds a seed built at run time (a note or token signed with the target's test key).
     pub fn seed(mut self, bytes: impl Into<Vec<u8>>) -> Target {
-        self.seeds.push(bytes.into());
+        self.material.seeds.push(bytes.into());
         self
     }
 
     /// Adds words worth inserting: the format's keys, claim names, separators.
     pub fn words(mut self, words: &[&str]) -> Target {
-        self.words
+        self.material
+            .words
             .extend(words.iter().map(|w| w.as_bytes().to_vec()));
         self
     }
@@ -292,10 +294,7 @@ impl Target {
         let cases = cases_from_env().unwrap_or(self.cases);
         let seed = seed_from_env();
         let name = self.name;
-        let material = Arc::new(Material {
-            seeds: self.seeds,
-            words: self.words,
-        });
+        let material = Arc::new(self.material);
         let progress: Arc<Progress> = Arc::default();
         let (done, outcome) = mpsc::channel();
         let started = Instant::now();
@@ -571,15 +570,27 @@ mod tests {
         assert_eq!(bytes, [7]);
     }
 
+    /// A target of one seed and one word, not read from the corpus.
+    fn self_test(name: &str, seed: &[u8], word: &[u8], cases: u32) -> Target {
+        Target {
+            name: name.into(),
+            material: Material {
+                seeds: vec![seed.to_vec()],
+                words: vec![word.to_vec()],
+            },
+            cases,
+        }
+    }
+
     #[test]
     fn a_broken_invariant_fails_the_target_with_its_shrunk_input() {
         let failed = std::panic::catch_unwind(|| {
-            Target {
-                name: "self-test-of-a-failure".into(),
-                seeds: vec![b"a harmless seed".to_vec()],
-                words: vec![b"boom".to_vec()],
-                cases: 10_000,
-            }
+            self_test(
+                "self-test-of-a-failure",
+                b"a harmless seed",
+                b"boom",
+                10_000,
+            )
             .run(|bytes| {
                 assert!(!bytes.windows(4).any(|w| w == b"boom"), "found it");
                 true
@@ -597,13 +608,7 @@ mod tests {
     fn a_passing_target_runs_every_case() {
         let count = Arc::new(Mutex::new(0u32));
         let seen = count.clone();
-        Target {
-            name: "self-test-count".into(),
-            seeds: vec![b"seed".to_vec()],
-            words: vec![b"w".to_vec()],
-            cases: 300,
-        }
-        .run(move |_| {
+        self_test("self-test-count", b"seed", b"w", 300).run(move |_| {
             *seen.lock().unwrap() += 1;
             true
         });
