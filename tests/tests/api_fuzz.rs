@@ -14,7 +14,8 @@
 //! - `TOKENLEDGER_API_FUZZ_SEED`: schemathesis's seed (default fixed, so CI runs the same
 //!   requests every time; another seed explores others).
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,8 +25,9 @@ use tokenledger_e2e::{Http, TestServer, report};
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api_fuzz/schemathesis.toml");
 const HOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api_fuzz/hooks.py");
-/// The major version whose command line and configuration the test speaks.
+/// The major version whose command line and configuration the test speaks, and how to get it.
 const SCHEMATHESIS_MAJOR: &str = "4";
+const INSTALL: &str = "python3 -m pip install 'schemathesis>=4,<5'";
 const DEFAULT_EXAMPLES: u32 = 100;
 const DEFAULT_SEED: u64 = 20_261_206;
 /// Bound on the whole schemathesis run: one still running then is killed and fails the test.
@@ -39,18 +41,14 @@ fn schemathesis() -> Command {
         .arg("--version")
         .output()
         .unwrap_or_else(|e| {
-            panic!(
-                "schemathesis cannot run ({e}): install it with \
-                 `python3 -m pip install 'schemathesis>={SCHEMATHESIS_MAJOR},<{}'` \
-                 (.ci/run does)",
-                SCHEMATHESIS_MAJOR.parse::<u32>().unwrap() + 1
-            )
+            panic!("schemathesis cannot run ({e}): install it with `{INSTALL}` (.ci/run does)")
         });
     let text = String::from_utf8_lossy(&version.stdout);
     let number = text.trim().rsplit(' ').next().unwrap_or_default();
     assert!(
         version.status.success() && number.split('.').next() == Some(SCHEMATHESIS_MAJOR),
-        "schemathesis {SCHEMATHESIS_MAJOR}.x is needed, `schemathesis --version` said {text:?}"
+        "schemathesis {SCHEMATHESIS_MAJOR}.x is needed (`{INSTALL}`), `schemathesis --version` \
+         said {text:?}"
     );
     Command::new("schemathesis")
 }
@@ -131,23 +129,16 @@ fn seed(server: &TestServer) -> Seeded {
     }
 }
 
-/// Runs schemathesis against `url`, bounded by [`RUN_LIMIT`]; returns its exit code and
-/// output.
-fn run(mut command: Command) -> (Option<i32>, String) {
+/// Runs `command` (schemathesis), its output into the file `log`, bounded by [`RUN_LIMIT`];
+/// returns its exit code and output.
+fn run(mut command: Command, log: &Path) -> (Option<i32>, String) {
+    let file = File::create(log).expect("creating schemathesis's log");
     let mut child = command
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(file.try_clone().expect("schemathesis's log"))
+        .stderr(file)
         .spawn()
         .expect("starting schemathesis");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("waiting for schemathesis") {
@@ -160,7 +151,8 @@ fn run(mut command: Command) -> (Option<i32>, String) {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    (status.code(), reader.join().expect("schemathesis's output"))
+    let output = std::fs::read(log).expect("reading schemathesis's log");
+    (status.code(), String::from_utf8_lossy(&output).into_owned())
 }
 
 /// The count of a report's list or map (`failures`, a warning's operations).
@@ -183,15 +175,18 @@ fn schemathesis_finds_no_failure_in_the_live_api() {
     let seed: u64 = env_number("TOKENLEDGER_API_FUZZ_SEED", DEFAULT_SEED);
     let report_path = dir.path().join("schemathesis-report.json");
     let started = Instant::now();
-    let (code, output) = run(run_command(
-        command,
-        &server.http(),
-        &seeded,
-        dir.path(),
-        &report_path,
-        examples,
-        seed,
-    ));
+    let (code, output) = run(
+        run_command(
+            command,
+            &server.http(),
+            &seeded,
+            dir.path(),
+            &report_path,
+            examples,
+            seed,
+        ),
+        &dir.path().join("schemathesis.log"),
+    );
     let took = started.elapsed();
     let report: Value = std::fs::read(&report_path)
         .ok()
@@ -246,6 +241,8 @@ fn write_config(seeded: &Seeded, dir: &Path) -> PathBuf {
     path
 }
 
+/// `schemathesis run` of the server's document: its configuration with the seeded records,
+/// the credentials in the environment it reads them from, two workers, a JSON report.
 fn run_command(
     mut command: Command,
     http: &Http,

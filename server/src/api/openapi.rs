@@ -315,8 +315,9 @@ mod tests {
     }
 
     /// Every operation names its roles, declares its path parameters, answers 401 exactly when
-    /// it takes a credential, and documents its errors as `ErrorBody` (but for `/healthz`,
-    /// whose 503 is its own health document, `degraded`).
+    /// it takes a credential, 413 when it takes a body and 415 when that body must be JSON,
+    /// and documents its errors as `ErrorBody` (but for `/healthz`, whose 503 is its own
+    /// health document, `degraded`).
     #[test]
     fn openapi_operations_follow_the_rules() {
         let doc = json();
@@ -333,14 +334,19 @@ mod tests {
                 assert_eq!(public, !secured, "{at}: public iff no security");
                 let responses = op["responses"].as_object().unwrap();
                 assert_eq!(responses.contains_key("401"), secured, "{at}");
+                let body = op.get("requestBody");
+                assert_eq!(responses.contains_key("413"), body.is_some(), "{at}: 413");
+                if body.is_some_and(|b| b["required"] == true) {
+                    assert!(responses.contains_key("415"), "{at}: 415");
+                }
                 for (status, response) in responses {
                     if is_error(status) && response.get("$ref").is_none() {
-                        let body = match (path.as_str(), status.as_str()) {
+                        let schema = match (path.as_str(), status.as_str()) {
                             ("/healthz", "503") => "#/components/schemas/Health",
                             _ => "#/components/schemas/ErrorBody",
                         };
                         assert_eq!(
-                            response["content"]["application/json"]["schema"]["$ref"], body,
+                            response["content"]["application/json"]["schema"]["$ref"], schema,
                             "{at} {status}"
                         );
                     }
