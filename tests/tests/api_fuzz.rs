@@ -1,5 +1,6 @@
-//! API fuzzing: schemathesis (4.x, from PyPI; `.ci/run` installs it) generates requests from
-//! the live `GET /openapi.json` of a real server and checks every answer against the document:
+//! API fuzzing: schemathesis (4.x, from PyPI; installed by the test when missing) generates
+//! requests from the live `GET /openapi.json` of a real server and checks every answer against
+//! the document:
 //! no 5xx, only documented statuses and bodies, schema-valid requests accepted and invalid
 //! ones refused, 401 without a credential. Each operation is called with a credential that may
 //! call it (`tests/api_fuzz/schemathesis.toml`), on a ledger seeded with a VO, a site, two
@@ -27,7 +28,7 @@ const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api_fuzz/schemathesis
 const HOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api_fuzz/hooks.py");
 /// The major version whose command line and configuration the test speaks, and how to get it.
 const SCHEMATHESIS_MAJOR: &str = "4";
-const INSTALL: &str = "python3 -m pip install 'schemathesis>=4,<5'";
+const REQUIREMENT: &str = "schemathesis>=4,<5";
 const DEFAULT_EXAMPLES: u32 = 100;
 const DEFAULT_SEED: u64 = 20_261_206;
 /// Bound on the whole schemathesis run: one still running then is killed and fails the test.
@@ -35,22 +36,61 @@ const RUN_LIMIT: Duration = Duration::from_secs(600);
 const SITE: &str = "CERN-PROD";
 const REASON: &str = "API-FUZZ-1";
 
-/// The schemathesis command, checked to be 4.x; panics, saying how to install it, if not.
+/// The schemathesis command: the one on `PATH` when it is 4.x, else one installed from PyPI
+/// into a virtual environment under the build's temporary folder (made once, kept for later
+/// runs). Panics, saying why, when neither can be had: the test never skips.
 fn schemathesis() -> Command {
-    let version = Command::new("schemathesis")
+    if version_of(Path::new("schemathesis")).is_ok() {
+        return Command::new("schemathesis");
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-venv");
+    let installed = venv.join("bin/schemathesis");
+    if version_of(&installed).is_err() {
+        eprintln!("installing {REQUIREMENT} from PyPI into {}", venv.display());
+        run_python_tool(
+            Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv),
+            "python3 -m venv",
+        );
+        run_python_tool(
+            Command::new(venv.join("bin/pip")).args(["install", "--quiet", REQUIREMENT]),
+            "pip install",
+        );
+    }
+    if let Err(why) = version_of(&installed) {
+        panic!("schemathesis {SCHEMATHESIS_MAJOR}.x is needed: {why}");
+    }
+    Command::new(installed)
+}
+
+/// `Ok` when `program --version` names a schemathesis of [`SCHEMATHESIS_MAJOR`].
+fn version_of(program: &Path) -> Result<(), String> {
+    let out = Command::new(program)
         .arg("--version")
         .output()
-        .unwrap_or_else(|e| {
-            panic!("schemathesis cannot run ({e}): install it with `{INSTALL}` (.ci/run does)")
-        });
-    let text = String::from_utf8_lossy(&version.stdout);
+        .map_err(|e| format!("{} cannot run ({e})", program.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
     let number = text.trim().rsplit(' ').next().unwrap_or_default();
+    if out.status.success() && number.split('.').next() == Some(SCHEMATHESIS_MAJOR) {
+        Ok(())
+    } else {
+        Err(format!("`{} --version` said {text:?}", program.display()))
+    }
+}
+
+/// Runs a step of installing schemathesis; panics with its output when it fails.
+fn run_python_tool(command: &mut Command, what: &str) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} cannot run ({e}): the API fuzzing test needs python3"));
     assert!(
-        version.status.success() && number.split('.').next() == Some(SCHEMATHESIS_MAJOR),
-        "schemathesis {SCHEMATHESIS_MAJOR}.x is needed (`{INSTALL}`), `schemathesis --version` \
-         said {text:?}"
+        out.status.success(),
+        "{what} failed ({}), installing {REQUIREMENT}:\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    Command::new("schemathesis")
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
