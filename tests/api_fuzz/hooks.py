@@ -97,9 +97,12 @@ def search_tokens(case):
 
 @rule(("GET", "/v1/sites/{site}/blocklist"))
 def site_blocklist(case):
-    """`op_alias` for `dcache` only; `issuer` (required) and `xrootd_name` for `xrootd` only."""
+    """`op_alias` for `dcache` only; `issuer` (required) and `xrootd_name` for `xrootd` only;
+    `wait` (the long poll) for the signed blocklist only, not with an export."""
     query = case.query or {}
     form = query.get("format")
+    if form not in (None, "json"):
+        query.pop("wait", None)
     if form != "dcache":
         query.pop("op_alias", None)
     if form != "xrootd":
