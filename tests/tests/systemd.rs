@@ -105,6 +105,7 @@ fn every_shipped_unit_passes_systemd_analyze_verify() {
         "tokenledger-server.service",
         "tokenledger-blocklist-pull@ci.service",
         "tokenledger-blocklist-pull@ci.timer",
+        "tokenledger-blocklist-follow@ci.service",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -158,24 +159,32 @@ fn the_example_server_configuration_loads() {
     assert!(out.status.success(), "{out:?}");
 }
 
-#[test]
-fn the_server_unit_runs_the_packaged_binary_unprivileged_and_confined() {
-    let text =
-        std::fs::read_to_string(packaging().join("systemd/tokenledger-server.service")).unwrap();
-    let settings: Vec<(&str, &str)> = text
+/// The `Key=value` settings of a shipped unit, in order (comments left out).
+fn settings(unit: &str) -> Vec<(String, String)> {
+    std::fs::read_to_string(packaging().join("systemd").join(unit))
+        .unwrap()
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The one value of `key` in `settings`.
+fn value<'a>(settings: &'a [(String, String)], key: &str) -> &'a str {
+    let values: Vec<&str> = settings
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
         .collect();
-    let value = |key: &str| {
-        let values: Vec<&str> = settings
-            .iter()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
-            .collect();
-        assert_eq!(values.len(), 1, "{key}: {values:?}");
-        values[0]
-    };
+    assert_eq!(values.len(), 1, "{key}: {values:?}");
+    values[0]
+}
+
+#[test]
+fn the_server_unit_runs_the_packaged_binary_unprivileged_and_confined() {
+    let settings = settings("tokenledger-server.service");
+    let value = |key: &str| value(&settings, key);
     assert_eq!(
         value("ExecStart"),
         "/usr/bin/tokenledger-server --config /etc/tokenledger/server.toml --data-dir /var/lib/tokenledger"
@@ -218,4 +227,32 @@ fn sysusers_creates_the_service_user_with_its_state_directory_as_home() {
         group.lines().any(|l| l.starts_with("tokenledger:")),
         "{group}"
     );
+}
+
+#[test]
+fn the_follow_unit_runs_pull_follow_with_the_timer_units_settings_and_sandbox() {
+    let follow = settings("tokenledger-blocklist-follow@.service");
+    let pull = settings("tokenledger-blocklist-pull@.service");
+    assert_eq!(
+        value(&follow, "ExecStart"),
+        value(&pull, "ExecStart").replace("blocklist pull ", "blocklist pull --follow "),
+        "the same pull, following"
+    );
+    assert_eq!(value(&follow, "Restart"), "always");
+    assert!(value(&follow, "RestartSec").ends_with('s'));
+    // Every other setting of the timer's pull (settings file, user, state directory, the
+    // whole sandbox) is the follower's too, so the two cannot drift apart.
+    let its_own = [
+        "Description",
+        "Type",
+        "ExecStart",
+        "SuccessExitStatus",
+        "TimeoutStartSec",
+    ];
+    for (key, wanted) in pull.iter().filter(|(k, _)| !its_own.contains(&k.as_str())) {
+        assert!(
+            follow.iter().any(|(k, v)| k == key && v == wanted),
+            "{key}={wanted} of the pull unit is missing from the follow unit"
+        );
+    }
 }
