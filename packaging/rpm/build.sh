@@ -25,7 +25,9 @@ die() {
 }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-target=${CARGO_TARGET_DIR:-$repo/target}
+# cargo runs in the repository below: a relative CARGO_TARGET_DIR is relative to it.
+target=${CARGO_TARGET_DIR:-target}
+[[ $target == /* ]] || target=$repo/$target
 bin_dir=
 out=$target/rpm
 dist=.el9
