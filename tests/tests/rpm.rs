@@ -53,6 +53,8 @@ struct File {
 
 /// Every file of `package`, by path.
 fn files(package: &Path) -> BTreeMap<String, File> {
+    // rpm's number for SHA-256 (RFC 4880): the digests below are comparable with ours.
+    assert_eq!(query(package, &["--qf", "%{FILEDIGESTALGO}"]), "8");
     let format = "[%{FILENAMES}\t%{FILEMODES:perms}\t%{FILEUSERNAME}\t%{FILEGROUPNAME}\t\
                   %{FILEFLAGS:fflags}\t%{FILEDIGESTS}\n]";
     query(package, &["--qf", format])
