@@ -61,7 +61,7 @@ for binary in tokenledger tokenledger-server; do
     [ -n "$newest" ] || die "$bin_dir/$binary: no glibc symbol versions found (objdump -T)"
     if [ "$(printf '%s\n%s\n' "$newest" "$glibc_max" | sort -V | tail -n 1)" != "$glibc_max" ]; then
         die "$bin_dir/$binary needs glibc $newest, newer than $glibc_max: build on an EL9 host \
-or in an EL9 build root (e.g. mock -r rocky-9-x86_64), not on this host"
+or in an EL9 container, not on this host"
     fi
     echo "$binary: needs glibc $newest at most (limit $glibc_max)"
 done
