@@ -677,6 +677,13 @@ fn completions_and_manual_pages() {
         String::from_utf8(out.stdout).unwrap()
     };
     assert!(l_cli(&["completions", "bash"]).contains("tokenledger__subcmd__resolve"));
+    // The other two the packages ship: zsh's and fish's own forms, down to subcommands.
+    let zsh = l_cli(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef tokenledger"), "{zsh}");
+    assert!(zsh.contains("(pull)"), "{zsh}");
+    let fish = l_cli(&["completions", "fish"]);
+    assert!(fish.contains("complete -c tokenledger"), "{fish}");
+    assert!(fish.contains("-a \"pull\""), "{fish}");
     assert!(l_cli(&["man"]).contains(".TH tokenledger 1"));
     let out = dir.path().join("man");
     let listed = l_cli(&["man", "--out", out.to_str().unwrap()]);

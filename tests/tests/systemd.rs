@@ -1,11 +1,14 @@
 //! The server under systemd: readiness and stopping notifications on `NOTIFY_SOCKET`
-//! (`Type=notify`), and the shipped unit and sysusers files as systemd's own tools read them.
+//! (`Type=notify`), the shipped unit and sysusers files as systemd's own tools read them, and
+//! the pull units' commands run as systemd runs them, with the example settings file.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
+use tokenledger_e2e::issuer::TestIssuer;
+use tokenledger_e2e::site::Site;
 use tokenledger_e2e::{TestServer, cli_binary, netns, server_binary};
 
 /// The repository's `packaging/` folder.
@@ -105,6 +108,7 @@ fn every_shipped_unit_passes_systemd_analyze_verify() {
         "tokenledger-server.service",
         "tokenledger-blocklist-pull@ci.service",
         "tokenledger-blocklist-pull@ci.timer",
+        "tokenledger-blocklist-follow@ci.service",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -158,24 +162,32 @@ fn the_example_server_configuration_loads() {
     assert!(out.status.success(), "{out:?}");
 }
 
-#[test]
-fn the_server_unit_runs_the_packaged_binary_unprivileged_and_confined() {
-    let text =
-        std::fs::read_to_string(packaging().join("systemd/tokenledger-server.service")).unwrap();
-    let settings: Vec<(&str, &str)> = text
+/// The `Key=value` settings of a shipped unit, in order (comments left out).
+fn settings(unit: &str) -> Vec<(String, String)> {
+    std::fs::read_to_string(packaging().join("systemd").join(unit))
+        .unwrap()
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The one value of `key` in `settings`.
+fn value<'a>(settings: &'a [(String, String)], key: &str) -> &'a str {
+    let values: Vec<&str> = settings
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
         .collect();
-    let value = |key: &str| {
-        let values: Vec<&str> = settings
-            .iter()
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
-            .collect();
-        assert_eq!(values.len(), 1, "{key}: {values:?}");
-        values[0]
-    };
+    assert_eq!(values.len(), 1, "{key}: {values:?}");
+    values[0]
+}
+
+#[test]
+fn the_server_unit_runs_the_packaged_binary_unprivileged_and_confined() {
+    let settings = settings("tokenledger-server.service");
+    let value = |key: &str| value(&settings, key);
     assert_eq!(
         value("ExecStart"),
         "/usr/bin/tokenledger-server --config /etc/tokenledger/server.toml --data-dir /var/lib/tokenledger"
@@ -218,4 +230,165 @@ fn sysusers_creates_the_service_user_with_its_state_directory_as_home() {
         group.lines().any(|l| l.starts_with("tokenledger:")),
         "{group}"
     );
+}
+
+#[test]
+fn the_follow_unit_runs_pull_follow_with_the_timer_units_settings_and_sandbox() {
+    let follow = settings("tokenledger-blocklist-follow@.service");
+    let pull = settings("tokenledger-blocklist-pull@.service");
+    assert_eq!(
+        value(&follow, "ExecStart"),
+        value(&pull, "ExecStart").replace("blocklist pull ", "blocklist pull --follow "),
+        "the same pull, following"
+    );
+    assert_eq!(value(&follow, "Restart"), "always");
+    assert!(value(&follow, "RestartSec").ends_with('s'));
+    // Every other setting of the timer's pull (settings file, user, state directory, the
+    // whole sandbox) is the follower's too, so the two cannot drift apart.
+    let its_own = [
+        "Description",
+        "Type",
+        "ExecStart",
+        "SuccessExitStatus",
+        "TimeoutStartSec",
+    ];
+    for (key, wanted) in pull.iter().filter(|(k, _)| !its_own.contains(&k.as_str())) {
+        assert!(
+            follow.iter().any(|(k, v)| k == key && v == wanted),
+            "{key}={wanted} of the pull unit is missing from the follow unit"
+        );
+    }
+}
+
+/// `packaging/systemd/pull.env.example` with `values` in place of its examples: the variables
+/// as systemd's `EnvironmentFile=` reads them. Each key of `values` must be in the example.
+fn pull_settings(values: &[(&str, String)]) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(packaging().join("systemd/pull.env.example")).unwrap();
+    let mut vars: Vec<(String, String)> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (key, value) = l.split_once('=').unwrap_or_else(|| panic!("{l}"));
+            (key.to_string(), value.to_string())
+        })
+        .collect();
+    for (key, value) in values {
+        let slot = vars
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .unwrap_or_else(|| panic!("{key} is not in pull.env.example"));
+        slot.1 = value.clone();
+    }
+    vars
+}
+
+/// The arguments of `unit`'s `ExecStart=` after `/usr/bin/tokenledger`, expanded as systemd
+/// does with `vars`: `${VAR}` is one word, `$VAR` its value split at whitespace.
+fn exec_start_args(unit: &str, vars: &[(String, String)]) -> Vec<String> {
+    let settings = settings(unit);
+    let lookup = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{unit} uses {name}, which the settings file does not set"))
+    };
+    let mut words = Vec::new();
+    for word in value(&settings, "ExecStart").split_whitespace() {
+        if let Some(name) = word.strip_prefix("${").and_then(|w| w.strip_suffix('}')) {
+            words.push(lookup(name));
+        } else if let Some(name) = word.strip_prefix('$') {
+            words.extend(lookup(name).split_whitespace().map(str::to_string));
+        } else {
+            assert!(!word.contains('$'), "{unit}: {word}");
+            words.push(word.to_string());
+        }
+    }
+    assert_eq!(words.remove(0), "/usr/bin/tokenledger", "{unit}");
+    words
+}
+
+/// The built CLI with `args`, in the environment the settings file gives the unit (only).
+fn unit_command(args: &[String], vars: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(cli_binary());
+    cmd.env_clear()
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Asserts `path` holds the signed blocklist of `site`.
+fn assert_blocklist_of(path: &Path, site: &str) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("nothing installed at {}: {e}", path.display()));
+    let installed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(installed["document"]["site"], site, "{text}");
+    assert!(installed["signature"].is_string(), "{text}");
+}
+
+#[test]
+fn the_pull_units_run_with_the_example_settings_pull_and_follow_the_blocklist() {
+    let site = Site::start(
+        tempfile::tempdir().unwrap(),
+        "CERN-PROD",
+        TestIssuer::new("https://atlas-auth.example/"),
+    );
+    let token = std::fs::read_to_string(&site.reader).unwrap();
+    let settings_for = |out: &Path| {
+        pull_settings(&[
+            ("TOKENLEDGER_SERVER", site.server.url().to_string()),
+            ("TOKENLEDGER_LOG_KEY", site.log_key.clone()),
+            ("TOKENLEDGER_TOKEN", token.trim().to_string()),
+            ("TOKENLEDGER_SITE", site.name.clone()),
+            ("TOKENLEDGER_OUT", out.display().to_string()),
+        ])
+    };
+
+    // The timer's one-shot pull.
+    let once = site.path("once.json");
+    let vars = settings_for(&once);
+    let args = exec_start_args("tokenledger-blocklist-pull@.service", &vars);
+    let pulled = run(&mut unit_command(&args, &vars));
+    assert!(pulled.status.success(), "{args:?}: {pulled:?}");
+    assert_blocklist_of(&once, &site.name);
+
+    // The follower installs the blocklist and keeps running until systemd's SIGTERM, which
+    // ends it with exit 0 (a stop: Restart=always does not start it again).
+    let followed = site.path("followed.json");
+    let vars = settings_for(&followed);
+    let args = exec_start_args("tokenledger-blocklist-follow@.service", &vars);
+    assert!(args.iter().any(|a| a == "--follow"), "{args:?}");
+    let mut follower = unit_command(&args, &vars)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the follow unit's command");
+    // Bound on waiting, so that a hung follower fails the test instead of hanging it.
+    let started = Instant::now();
+    while !followed.exists() {
+        if let Some(status) = follower.try_wait().unwrap() {
+            panic!(
+                "the follower ended ({status}) before installing: {:?}",
+                follower.wait_with_output()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the follower installed nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_blocklist_of(&followed, &site.name);
+    assert!(
+        follower.try_wait().unwrap().is_none(),
+        "the follower keeps running"
+    );
+    let sent = Command::new("kill")
+        .args(["-TERM", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let ended = follower.wait_with_output().unwrap();
+    assert_eq!(ended.status.code(), Some(0), "{ended:?}");
 }
