@@ -210,7 +210,7 @@ fn check_server_package(package: &Path, version: &str) {
     );
     expect(
         &files,
-        "/var/lib/tokenledger",
+        "/var/lib/tokenledger-server",
         "drwx------",
         "tokenledger:tokenledger",
     );
@@ -417,7 +417,9 @@ fn install_together_and_erase(server: &Path, cli: &Path, version: &str) {
     let config = root.path().join("etc/tokenledger/server.toml");
     let edited = "[log]\norigin = \"ledger.site.example/log\"\n";
     std::fs::write(&config, edited).unwrap();
-    let data = root.path().join("var/lib/tokenledger/tokenledger.db");
+    let data = root
+        .path()
+        .join("var/lib/tokenledger-server/tokenledger.db");
     std::fs::write(&data, b"the ledger").unwrap();
     rpm_in(root.path(), &["-e"], &[Path::new("tokenledger-server")]);
     assert!(!root.path().join("usr/bin/tokenledger-server").exists());

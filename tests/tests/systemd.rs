@@ -190,11 +190,11 @@ fn the_server_unit_runs_the_packaged_binary_unprivileged_and_confined() {
     let value = |key: &str| value(&settings, key);
     assert_eq!(
         value("ExecStart"),
-        "/usr/bin/tokenledger-server --config /etc/tokenledger/server.toml --data-dir /var/lib/tokenledger"
+        "/usr/bin/tokenledger-server --config /etc/tokenledger/server.toml --data-dir /var/lib/tokenledger-server"
     );
     assert_eq!(value("Type"), "notify");
     assert_eq!(value("User"), "tokenledger");
-    assert_eq!(value("StateDirectory"), "tokenledger");
+    assert_eq!(value("StateDirectory"), "tokenledger-server");
     assert_eq!(value("StateDirectoryMode"), "0700");
     assert_eq!(value("ConfigurationDirectory"), "tokenledger");
     assert_eq!(value("UMask"), "0077");
