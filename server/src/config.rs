@@ -161,6 +161,10 @@ pub struct IssuerConfig {
     /// An HTTPS JWKS URL (http only for loopback), fetched and cached.
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// A PEM bundle of CAs to trust for `jwks_url`, besides the system's store and the grid
+    /// CA directory (`X509_CERT_DIR`, else /etc/grid-security/certificates).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// How long fetched keys are used before fetching again.
     #[serde(default = "default_jwks_refresh_secs")]
     pub jwks_refresh_secs: u64,
@@ -298,6 +302,9 @@ impl IssuerConfig {
                 bail!("jwks_url must be https (plain http only on loopback)");
             }
         }
+        if self.ca_file.is_some() && self.jwks_url.is_none() {
+            bail!("ca_file applies to jwks_url only (a jwks_file is read, not fetched)");
+        }
         if self.algorithms.is_empty() || self.vo_rules.is_empty() {
             bail!("algorithms and vo_rules must not be empty");
         }
@@ -390,6 +397,26 @@ mod tests {
         assert_eq!(config.sequencer.max_wait_ms, 0);
         assert!(config.knows_vo("belle"));
         assert!(!config.knows_vo("atlas"));
+    }
+
+    #[test]
+    fn a_ca_file_goes_with_a_jwks_url_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, "{}").unwrap();
+        let config = |source: &str| {
+            format!(
+                "[[issuer]]\niss = \"https://atlas-auth/\"\n{source}\nca_file = \"/etc/ca.pem\"\n\
+                 algorithms = [\"RS256\"]\nvo_rules = [{{ rule = \"fixed\", vo = \"atlas\" }}]\n"
+            )
+        };
+        std::fs::write(&path, config("jwks_url = \"https://atlas-auth/jwk\"")).unwrap();
+        assert!(Config::load(Some(&path)).is_ok());
+        let file = format!("jwks_file = \"{}\"", jwks.display());
+        std::fs::write(&path, config(&file)).unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("ca_file applies to jwks_url only"), "{err}");
     }
 
     #[test]

@@ -110,8 +110,14 @@ pub fn run_cli_with_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
 /// Runs `tokenledger-server <args>` where it must refuse to start: waits, bounded, for it to
 /// exit and returns what it printed (without backtraces); panics if it keeps running.
 pub fn run_refused_server(args: &[&str]) -> Output {
+    run_refused_server_with_env(args, &[])
+}
+
+/// Like [`run_refused_server`], with environment variables set for it.
+pub fn run_refused_server_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = command(server_binary())
         .args(args)
+        .envs(env.iter().copied())
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0")
         .stdout(Stdio::piped())
@@ -309,6 +315,25 @@ impl TestServer {
     /// command.
     pub fn start_with_config(dir: &Path, config: &str) -> TestServer {
         TestServer::start_listening_on(dir, config, "127.0.0.1:0")
+    }
+
+    /// Like [`TestServer::start_with_config`], with environment variables set (`Some`) or
+    /// removed (`None`) for this and every later start.
+    pub fn start_with_config_and_env(
+        dir: &Path,
+        config: &str,
+        env: &[(&str, Option<&str>)],
+    ) -> TestServer {
+        std::fs::create_dir_all(dir).expect("creating the data directory");
+        let path = dir.join("e2e-config.toml");
+        std::fs::write(&path, config).expect("writing the test configuration");
+        let mut server = TestServer::new(dir, Some(path));
+        server.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        server.spawn();
+        server
     }
 
     /// Like [`TestServer::start_with_config`], listening on `listen` (an address other than

@@ -25,7 +25,8 @@ struct KeySet {
 
 enum Source {
     File(PathBuf),
-    Url(String),
+    /// The URL and the agent that fetches it (its trust: [`super::trust::jwks_tls`]).
+    Url(String, ureq::Agent),
 }
 
 /// The cached keys of one issuer.
@@ -42,7 +43,7 @@ impl KeyCache {
     pub fn new(config: &IssuerConfig) -> anyhow::Result<KeyCache> {
         let source = match (&config.jwks_file, &config.jwks_url) {
             (Some(path), _) => Source::File(path.clone()),
-            (None, Some(url)) => Source::Url(url.clone()),
+            (None, Some(url)) => Source::Url(url.clone(), agent(config)?),
             (None, None) => bail!("no JWKS source"),
         };
         let cache = KeyCache {
@@ -88,7 +89,7 @@ impl KeyCache {
     fn is_stale(&self) -> bool {
         match *self.fetched_at.lock().expect("key cache lock") {
             None => true,
-            Some(at) => matches!(self.source, Source::Url(_)) && at.elapsed() >= self.refresh,
+            Some(at) => matches!(self.source, Source::Url(..)) && at.elapsed() >= self.refresh,
         }
     }
 
@@ -111,7 +112,7 @@ impl KeyCache {
         let text = match &self.source {
             Source::File(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading JWKS {}", path.display()))?,
-            Source::Url(url) => fetch(url)?,
+            Source::Url(url, agent) => fetch(agent, url)?,
         };
         let keys = parse_jwks(&text)?;
         *self.keys.write().expect("key cache lock") = Arc::new(keys);
@@ -119,11 +120,18 @@ impl KeyCache {
     }
 }
 
-fn fetch(url: &str) -> anyhow::Result<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// The agent of an issuer's JWKS fetches: bounded in time, trusting what
+/// [`super::trust::jwks_tls`] says.
+fn agent(config: &IssuerConfig) -> anyhow::Result<ureq::Agent> {
+    let tls = super::trust::jwks_tls(config.ca_file.as_deref())?;
+    Ok(ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
+        .tls_config(tls)
         .build()
-        .into();
+        .into())
+}
+
+fn fetch(agent: &ureq::Agent, url: &str) -> anyhow::Result<String> {
     let mut response = agent
         .get(url)
         .call()

@@ -1,6 +1,7 @@
 //! Configured token issuers: their keys (JWKS, cached and refreshed) and JWT verification.
 
 mod jwks;
+mod trust;
 mod verifier;
 mod verify;
 
