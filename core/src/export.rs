@@ -746,14 +746,7 @@ mod tests {
         }
     }
 
-    const FORMATS: [ExportFormat; 6] = [
-        ExportFormat::Htcondor,
-        ExportFormat::Arc,
-        ExportFormat::Dcache,
-        ExportFormat::Argus,
-        ExportFormat::Text,
-        ExportFormat::Xrootd,
-    ];
+    const FORMATS: [ExportFormat; 6] = ExportFormat::ALL;
 
     #[test]
     fn formats_parse_by_name() {

@@ -292,12 +292,25 @@ impl TestServer {
     /// (`None`) for this and every later start.
     pub fn start_with_env(dir: &Path, env: &[(&str, Option<&str>)]) -> TestServer {
         let mut server = TestServer::new(dir, None);
-        server.env = env
+        server.set_env(env);
+        server.spawn();
+        server
+    }
+
+    /// Sets (`Some`) or removes (`None`) environment variables for every later start.
+    fn set_env(&mut self, env: &[(&str, Option<&str>)]) {
+        self.env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
             .collect();
-        server.spawn();
-        server
+    }
+
+    /// Writes `config` to a file in `dir` (created), for `--config`.
+    fn write_config(dir: &Path, config: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).expect("creating the data directory");
+        let path = dir.join("e2e-config.toml");
+        std::fs::write(&path, config).expect("writing the test configuration");
+        path
     }
 
     /// Starts the server in the working directory `cwd` without `--data-dir`, so that it
@@ -324,14 +337,8 @@ impl TestServer {
         config: &str,
         env: &[(&str, Option<&str>)],
     ) -> TestServer {
-        std::fs::create_dir_all(dir).expect("creating the data directory");
-        let path = dir.join("e2e-config.toml");
-        std::fs::write(&path, config).expect("writing the test configuration");
-        let mut server = TestServer::new(dir, Some(path));
-        server.env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
-            .collect();
+        let mut server = TestServer::new(dir, Some(TestServer::write_config(dir, config)));
+        server.set_env(env);
         server.spawn();
         server
     }
@@ -339,10 +346,7 @@ impl TestServer {
     /// Like [`TestServer::start_with_config`], listening on `listen` (an address other than
     /// loopback only inside a private network namespace: [`netns::inside`]).
     pub fn start_listening_on(dir: &Path, config: &str, listen: &str) -> TestServer {
-        std::fs::create_dir_all(dir).expect("creating the data directory");
-        let path = dir.join("e2e-config.toml");
-        std::fs::write(&path, config).expect("writing the test configuration");
-        TestServer::launch(dir, Some(path), listen)
+        TestServer::launch(dir, Some(TestServer::write_config(dir, config)), listen)
     }
 
     fn launch(dir: &Path, config: Option<PathBuf>, listen: &str) -> TestServer {
