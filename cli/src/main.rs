@@ -23,6 +23,7 @@ mod timespec;
 mod tls;
 mod verify;
 mod vo;
+mod vo_canary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! `tokenledger vo ...`: a VO security officer's changes. Suspend a person (or one token) at
 //! every site of the VO, lift, list the VO's suspensions; link another identity to a person,
-//! merge two persons; resolve a pseudonym a site reported (a logged resolution).
+//! merge two persons; resolve a pseudonym a site reported (a logged resolution); the VO's
+//! canary (`vo_canary`).
 
 use clap::{Args, Subcommand};
 use tokenledger_core::wire::{
@@ -13,6 +14,7 @@ use crate::exit::Failure;
 use crate::render::{self, ListFormat, ObjectFormat};
 use crate::resolution::person_text;
 use crate::suspension::{self, Terms};
+use crate::vo_canary;
 
 pub const ABOUT: &str = "\
 A VO security officer's changes (credential: vo-security of the VO): suspensions at every
@@ -33,6 +35,10 @@ pub enum VoCommand {
     Merge(MergeArgs),
     /// Resolve a site's pseudonym to the person (logged with the reason).
     Pseudonym(PseudonymArgs),
+    /// The VO's canary: a test account suspended at every site for good (sites' monitoring
+    /// and submission probes show it is refused).
+    #[command(subcommand, long_about = vo_canary::ABOUT)]
+    Canary(vo_canary::CanaryCommand),
 }
 
 /// The VO acted for.
@@ -188,6 +194,7 @@ pub fn run(command: &VoCommand, settings: &Settings) -> Result<(), Failure> {
             let answer = client.get::<PersonView>(&path)?;
             print_person(&answer.raw, &answer.typed, args.format);
         }
+        VoCommand::Canary(command) => vo_canary::run(command, &client)?,
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod blocklist;
+pub mod canary;
 pub mod chain;
 pub mod checkpoint;
 pub mod entry;

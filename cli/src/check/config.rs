@@ -13,6 +13,10 @@
 //! # cache = "/var/lib/tokenledger/CERN-PROD.json.cache"   # the default: beside the blocklist
 //! # high_water = "/etc/tokenledger/CERN-PROD.key.seq"     # the default: beside the site key
 //! # on_stale = "allow"                                     # this ledger's own policy
+//!
+//! [[canary]]              # the VO's canary, for `check --self-test` (not a person)
+//! iss = "https://atlas-auth.cern.ch/"
+//! sub = "atlas-canary"
 //! ```
 //!
 //! The file is found at `--config FILE`, else `$TOKENLEDGER_CHECK_CONFIG`, else
@@ -65,6 +69,8 @@ struct RawConfig {
     issuers: Vec<String>,
     #[serde(default)]
     ledger: Vec<RawLedger>,
+    #[serde(default)]
+    canary: Vec<Canary>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +94,16 @@ pub struct CheckConfig {
     pub scope: Scope,
     pub issuers: Vec<String>,
     pub ledgers: Vec<Ledger>,
+    /// The canary identities `check --self-test` must see denied.
+    pub canaries: Vec<Canary>,
+}
+
+/// A VO's canary: an identity suspended at every site of the VO for good.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    pub iss: String,
+    pub sub: String,
 }
 
 /// One ledger whose blocklist the node enforces.
@@ -185,6 +201,16 @@ fn parse(path: &Path, text: &str) -> Result<CheckConfig, ConfigError> {
             path.display()
         )));
     }
+    if raw
+        .canary
+        .iter()
+        .any(|c| c.iss.trim().is_empty() || c.sub.trim().is_empty())
+    {
+        return Err(invalid(format!(
+            "{}: a [[canary]] has an empty `iss` or `sub`",
+            path.display()
+        )));
+    }
     let mut ledgers = Vec::with_capacity(raw.ledger.len());
     for (n, ledger) in raw.ledger.into_iter().enumerate() {
         let at = format!(
@@ -238,6 +264,7 @@ fn parse(path: &Path, text: &str) -> Result<CheckConfig, ConfigError> {
         scope: raw.scope.unwrap_or(Scope::Compute),
         issuers: raw.issuers,
         ledgers,
+        canaries: raw.canary,
     })
 }
 
@@ -361,6 +388,47 @@ mod tests {
             c.ledgers[0].on_stale,
             OnStale::Deny,
             "a ledger's own policy wins"
+        );
+        assert!(c.canaries.is_empty());
+    }
+
+    #[test]
+    fn canaries_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "site.key", KEY_B64, 0o600);
+        let at = dir.path().join("check.toml");
+        let canaries = "[[canary]]\niss = \"https://a/\"\nsub = \"canary\"\n\
+                        [[canary]]\niss = \"https://b/\"\nsub = \"c2\"";
+        let c = parse(&at, &config("", canaries)).unwrap();
+        assert_eq!(
+            c.canaries,
+            [
+                Canary {
+                    iss: "https://a/".into(),
+                    sub: "canary".into()
+                },
+                Canary {
+                    iss: "https://b/".into(),
+                    sub: "c2".into()
+                }
+            ]
+        );
+        let empty = config("", "[[canary]]\niss = \"https://a/\"\nsub = \" \"");
+        assert!(
+            parse(&at, &empty)
+                .unwrap_err()
+                .message
+                .contains("empty `iss` or `sub`")
+        );
+        let unknown = config(
+            "",
+            "[[canary]]\niss = \"https://a/\"\nsub = \"c\"\njti = \"j\"",
+        );
+        assert!(
+            parse(&at, &unknown)
+                .unwrap_err()
+                .message
+                .contains("unknown field `jti`")
         );
     }
 

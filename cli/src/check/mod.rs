@@ -8,6 +8,8 @@
 //! - `--token FILE|-` or `--iss/--sub/--jti`: a person asking. Prints `allowed` (exit 0) or
 //!   `suspended <pseudonym> <scope> <reason-code>` (exit 1); exit 2 on a usage error or a
 //!   check.toml that cannot be used.
+//! - `--self-test`: the node's monitoring decides the VO's canary (`self_test`): a
+//!   Nagios/ETF plugin, exit 0 OK, 1 WARNING, 2 CRITICAL with one status line.
 //!
 //! A blocklist that cannot be trusted (missing, not a regular file, unreadable, badly signed,
 //! for another site, rolled back, expired) is decided by `on_stale` (default `deny`); so is a
@@ -24,8 +26,9 @@ mod config;
 #[cfg(test)]
 mod fuzz;
 mod high_water;
-mod identity;
+pub(crate) mod identity;
 mod load;
+mod self_test;
 mod syslog;
 
 use std::io::{Read, Write};
@@ -66,6 +69,14 @@ Modes and exit status:
                     Prints `allowed` (exit 0) or `suspended <pseudonym> <scope> <reason-code>`
                     (exit 1); 2 = usage error, or a check.toml that cannot be used.
                     --json for details.
+  --self-test       For the node's monitoring (Nagios, ETF, NRPE): decides every [[canary]]
+                    of check.toml (iss, sub: the VO's canary, suspended for good at every
+                    site of the VO) with this configuration, keys and blocklists, as the
+                    plugins would; run it as the plugin's user. One status line on stdout;
+                    0 = OK, 1 = WARNING (a blocklist expiring within 6 h, a canary denied
+                    by another reason code, a cache or rollback mark not writable),
+                    2 = CRITICAL (a canary let in, a blocklist or key that cannot be used,
+                    a check.toml that cannot be read or names no canary).
 When on_stale applies (a stale blocklist, a site key that cannot be used, or for the plugins
 a check.toml that cannot be used: its own on_stale if it could be read, else deny), \"deny\"
 answers as for a suspended user (and says why on stderr), \"allow\" as for one who is not.
@@ -95,7 +106,7 @@ impl From<ScopeArg> for Scope {
 }
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("mode").required(true).args(["htcondor", "arc", "token", "iss"])))]
+#[command(group(ArgGroup::new("mode").required(true).args(["htcondor", "arc", "token", "iss", "self_test"])))]
 #[command(group(ArgGroup::new("who").multiple(true).args(["sub", "jti"])))]
 pub struct CheckArgs {
     /// The check configuration [env: TOKENLEDGER_CHECK_CONFIG] [default:
@@ -124,8 +135,11 @@ pub struct CheckArgs {
     #[arg(long, value_enum, conflicts_with_all = ["htcondor", "arc"])]
     pub scope: Option<ScopeArg>,
     /// Print the decision as JSON.
-    #[arg(long, conflicts_with_all = ["htcondor", "arc"])]
+    #[arg(long, conflicts_with_all = ["htcondor", "arc", "self_test"])]
     pub json: bool,
+    /// Monitoring: decide the configuration's [[canary]]s; exit 0 OK, 1 WARNING, 2 CRITICAL.
+    #[arg(long)]
+    pub self_test: bool,
 }
 
 /// Who asks, and so how the answer is given.
@@ -169,6 +183,13 @@ enum Outcome<'a> {
 
 /// Runs `check`; its exit status.
 pub fn run(args: &CheckArgs) -> u8 {
+    if args.self_test {
+        let path = config::path(
+            args.config.as_deref(),
+            identity::process_env(config::PATH_ENV),
+        );
+        return self_test::run(&path, args.scope.map(Scope::from));
+    }
     let mode = if args.htcondor {
         Mode::Htcondor
     } else if args.arc.is_some() {
@@ -255,7 +276,7 @@ fn who(
 }
 
 /// A token from a file or stdin (`-`), read to its end.
-fn read_token(source: &str) -> Result<String, String> {
+pub(crate) fn read_token(source: &str) -> Result<String, String> {
     let mut text = String::new();
     let read = if source == "-" {
         std::io::stdin()
@@ -282,7 +303,8 @@ fn decide<'a>(
     let mut stale = None;
     for ledger in &config.ledgers {
         let found = match &ledger.keys {
-            Ok(keys) => ask(ledger, keys, who, asked, now, &mut |w| warnings.push(w)),
+            Ok(keys) => ask(ledger, keys, who, asked, now, &mut |w| warnings.push(w))
+                .map(|(found, _)| found),
             Err(why) => Err(why.clone()),
         };
         match found {
@@ -303,7 +325,8 @@ fn decide<'a>(
     }
 }
 
-/// The entry of `ledger`'s blocklist suspending `who`, if any.
+/// The entry of `ledger`'s blocklist suspending `who`, if any, and the header of the
+/// blocklist it was decided with.
 fn ask(
     ledger: &Ledger,
     keys: &LedgerKeys,
@@ -311,10 +334,10 @@ fn ask(
     asked: Scope,
     now: i64,
     warn: &mut dyn FnMut(String),
-) -> Result<Option<CachedEntry>, load::Stale> {
+) -> Result<(Option<CachedEntry>, cache::Header), load::Stale> {
     let cache = load::open(ledger, keys, now, true, warn)?;
     match cache.decide(&keys.site_key, who, asked, now) {
-        Ok(found) => Ok(found),
+        Ok(found) => Ok((found, cache.header)),
         // A record failed its MAC: rebuild from the verified file and ask again.
         Err(e) => {
             warn(format!(
@@ -322,9 +345,10 @@ fn ask(
                 ledger.blocklist.display()
             ));
             let rebuilt = load::open(ledger, keys, now, false, warn)?;
-            rebuilt
+            let found = rebuilt
                 .decide(&keys.site_key, who, asked, now)
-                .map_err(|e| format!("the rebuilt cache fails: {e}"))
+                .map_err(|e| format!("the rebuilt cache fails: {e}"))?;
+            Ok((found, rebuilt.header))
         }
     }
 }
