@@ -55,7 +55,7 @@ impl CheckOptions {
 }
 
 /// The `tokenledger` CLI next to the running executable.
-fn cli_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn cli_binary() -> anyhow::Result<PathBuf> {
     let server = crate::harness::server_binary()?;
     let path = server.with_file_name("tokenledger");
     ensure!(

@@ -7,6 +7,8 @@
 //! - [`proof`]: inclusion and consistency proofs at 10 M.
 //! - [`size`]: database bytes per issuance at 1 M and 10 M.
 //! - [`check`]: `tokenledger check` per process and in-process with 100 k suspended persons.
+//! - [`propagation`]: a VO-wide suspension until 50 following nodes deny; the ledger's CPU
+//!   with 1,000 waiting long polls.
 //!
 //! Each benchmark returns a [`report::Report`]: one table and one JSON line. Quick options
 //! (`--quick`) run in seconds, so CI runs them and the benchmarks never rot; no benchmark
@@ -21,6 +23,7 @@ pub mod ingest;
 pub mod load;
 pub mod preload;
 pub mod proof;
+pub mod propagation;
 pub mod report;
 pub mod resolve;
 pub mod size;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use tokenledger_bench::check::CheckOptions;
 use tokenledger_bench::ingest::IngestOptions;
 use tokenledger_bench::proof::ProofOptions;
+use tokenledger_bench::propagation::PropagationOptions;
 use tokenledger_bench::report::Report;
 use tokenledger_bench::resolve::ResolveOptions;
 use tokenledger_bench::{PreloadOptions, all, proof, resolve, size};
@@ -36,6 +37,9 @@ enum Command {
     Size(PreloadArgs),
     /// `tokenledger check` once per decision, and decisions in process, on 100 k entries.
     Check(CheckArgs),
+    /// A VO-wide suspension until 50 `pull --follow` nodes deny (p50/p99/max over 20); the
+    /// ledger's CPU with 1,000 waiting long polls against idle.
+    Propagation(QuickArgs),
     /// Everything: ingest, then one preload for size, resolve and proof, then check.
     All(AllArgs),
 }
@@ -86,6 +90,13 @@ struct PreloadArgs {
 #[derive(Args, Debug)]
 struct CheckArgs {
     /// 2,000 entries and few processes: what CI runs.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Args, Debug)]
+struct QuickArgs {
+    /// A few nodes, suspensions and long polls: what CI runs.
     #[arg(long)]
     quick: bool,
 }
@@ -142,6 +153,11 @@ fn main() -> anyhow::Result<()> {
             args.quick,
             CheckOptions::quick(),
             CheckOptions::full(),
+        ))?),
+        Command::Propagation(args) => print(&tokenledger_bench::propagation::run(pick(
+            args.quick,
+            PropagationOptions::quick(),
+            PropagationOptions::full(),
         ))?),
         Command::Resolve(args) => print(&resolve(
             &args.options(),

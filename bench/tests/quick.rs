@@ -116,6 +116,33 @@ fn check_quick_produces_every_figure() {
 }
 
 #[test]
+fn propagation_quick_produces_every_figure() {
+    let report = tokenledger_bench::propagation::run(
+        tokenledger_bench::propagation::PropagationOptions::quick(),
+    )
+    .unwrap();
+    assert_positive(
+        &report,
+        &[
+            "last_node_denies_p50_ms",
+            "last_node_denies_p99_ms",
+            "last_node_denies_max_ms",
+            "node_denies_p99_ms",
+            "waiting_server_rss_kib",
+            "fan_out_ms",
+        ],
+    );
+    assert_eq!(report.figures["last_node_denies_samples"], 2);
+    assert_eq!(report.figures["node_denies_samples"], 6);
+    for cpu in ["idle_server_cpu_ms_per_s", "waiting_server_cpu_ms_per_s"] {
+        assert!(
+            report.figures[cpu].as_f64().is_some_and(|v| v >= 0.0),
+            "{cpu}"
+        );
+    }
+}
+
+#[test]
 fn size_quick_measures_every_milestone() {
     let pre = PreloadOptions::quick();
     let report = tokenledger_bench::size(&pre).unwrap();
