@@ -39,7 +39,7 @@ enum Command {
     Check(CheckArgs),
     /// A VO-wide suspension until 50 `pull --follow` nodes deny (p50/p99/max over 20); the
     /// ledger's CPU with 1,000 waiting long polls against idle.
-    Propagation(QuickArgs),
+    Propagation(PropagationArgs),
     /// Everything: ingest, then one preload for size, resolve and proof, then check.
     All(AllArgs),
 }
@@ -95,10 +95,29 @@ struct CheckArgs {
 }
 
 #[derive(Args, Debug)]
-struct QuickArgs {
+struct PropagationArgs {
     /// A few nodes, suspensions and long polls: what CI runs.
     #[arg(long)]
     quick: bool,
+    /// Simulated nodes (`pull --follow` processes) [default: 50; quick 3].
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Long polls held open for the CPU measurement [default: 1,000; quick 20].
+    #[arg(long)]
+    waiters: Option<usize>,
+}
+
+impl PropagationArgs {
+    fn options(&self) -> PropagationOptions {
+        let mut o = pick(
+            self.quick,
+            PropagationOptions::quick(),
+            PropagationOptions::full(),
+        );
+        o.nodes = self.nodes.unwrap_or(o.nodes);
+        o.waiters = self.waiters.unwrap_or(o.waiters);
+        o
+    }
 }
 
 #[derive(Args, Debug)]
@@ -154,11 +173,7 @@ fn main() -> anyhow::Result<()> {
             CheckOptions::quick(),
             CheckOptions::full(),
         ))?),
-        Command::Propagation(args) => print(&tokenledger_bench::propagation::run(pick(
-            args.quick,
-            PropagationOptions::quick(),
-            PropagationOptions::full(),
-        ))?),
+        Command::Propagation(args) => print(&tokenledger_bench::propagation::run(args.options())?),
         Command::Resolve(args) => print(&resolve(
             &args.options(),
             &ResolveOptions {

@@ -128,6 +128,7 @@ fn propagation_quick_produces_every_figure() {
             "last_node_denies_p99_ms",
             "last_node_denies_max_ms",
             "node_denies_p99_ms",
+            "last_node_installs_p99_ms",
             "waiting_server_rss_kib",
             "fan_out_ms",
         ],
