@@ -15,7 +15,7 @@ use tokenledger_core::merkle::leaf_hash;
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::receipt::Receipt;
 use tokenledger_e2e::issuer::TestIssuer;
-use tokenledger_server::db;
+use tokenledger_server::store::sqlite::{self, SqliteStore};
 
 use crate::block_on;
 use crate::bulk::{BulkRow, BulkWriter, Timeline, preload_row};
@@ -94,24 +94,30 @@ pub fn receipt_sign_rate(budget: Duration) -> anyhow::Result<f64> {
 /// A fresh, migrated database in `dir` with the sequencer's connection.
 async fn fresh_writer(dir: &Path) -> anyhow::Result<BulkWriter> {
     let path = dir.join("commits.db");
-    db::open(&path).await?.close().await;
+    SqliteStore::open(&path, Default::default())
+        .await?
+        .close()
+        .await;
     BulkWriter::open(&path).await
 }
 
 /// Rows per second written into a fresh database in transactions of `batch` rows, with the
-/// sequencer's connection and statements (`db::open_writer`, `log_store::commit_batch`: one
+/// sequencer's writer (`SqliteWriter`, `LedgerWriter::append`: one
 /// round trip a transaction), fsync'd commits (`synchronous=FULL`) and a PASSIVE WAL checkpoint
 /// each second, as the server's checkpointer runs. Only the writes and checkpoints are timed.
 pub async fn sqlite_insert_rate(dir: &Path, rows: &[BulkRow], batch: usize) -> anyhow::Result<f64> {
     anyhow::ensure!(!rows.is_empty(), "no rows to insert");
     let path = dir.join("baseline.db");
-    db::open(&path).await?.close().await;
+    SqliteStore::open(&path, Default::default())
+        .await?
+        .close()
+        .await;
     let mut writer = BulkWriter::open(&path).await?;
     let start = Instant::now();
     let mut checkpointed = Instant::now();
     for chunk in rows.chunks(batch.max(1)) {
         writer.write(chunk).await?;
-        if checkpointed.elapsed() >= db::CHECKPOINT_INTERVAL {
+        if checkpointed.elapsed() >= sqlite::CHECKPOINT_INTERVAL {
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(writer.conn())
                 .await?;

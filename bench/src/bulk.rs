@@ -2,8 +2,8 @@
 //! what the sequencer writes for the same reports (`sequencer.rs`, `write_batch`), so that
 //! the server starts on it, signs a checkpoint over it and serves proofs that verify.
 //!
-//! Per issuance, in one transaction per batch, through the server's own `log_store`
-//! functions: the entry (its canonical bytes, built by `Issuance::from_claims` and
+//! Per issuance, in one transaction per batch, through the server's own log writer
+//! (`store::sqlite::SqliteWriter`, the `LedgerWriter` the sequencer appends through): the entry (its canonical bytes, built by `Issuance::from_claims` and
 //! `LogEntry::canonical_bytes` exactly as `api::issuances::prepare` builds them, stored by the
 //! sequencer's `LeafEncoder`: raw until the default `compress_after` leaves are logged, then
 //! compressed with the dictionary trained on them, written with the first), its stored
@@ -21,16 +21,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use sqlx::{Connection, SqliteConnection};
+use sqlx::SqliteConnection;
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
 use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
 use tokenledger_server::config::Config;
-use tokenledger_server::db;
-use tokenledger_server::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
-use tokenledger_server::log_store::{self, EntryRow, IssuanceRow};
-use tokenledger_server::lookup_ids::IdCache;
-use tokenledger_server::sequencer::{IssuanceKey, now_micros};
-use tokenledger_server::sql_script::SqlScript;
+use tokenledger_server::store::sqlite::SqliteWriter;
+use tokenledger_server::store::{Batch, IssuanceKey, IssuanceRow, LedgerWriter, NewEntry};
 
 use crate::workload::{VO, Workload};
 
@@ -81,33 +77,19 @@ pub fn token_sha256(token: &str) -> String {
 
 /// The single writer of a bulk load: the log's right edge in memory, like the sequencer's.
 pub struct BulkWriter {
-    conn: SqliteConnection,
+    writer: SqliteWriter,
     frontier: Frontier,
-    leaves: LeafEncoder,
-    ids: IdCache,
 }
 
 impl BulkWriter {
     /// Opens the log writer on a migrated database (a server has started on it once) with
-    /// exactly the sequencer's connection (`db::open_writer`), and restores the frontier
-    /// from the stored hashes.
+    /// exactly the sequencer's writer (`SqliteWriter`), and restores the frontier from the
+    /// stored hashes.
     pub async fn open(db_path: &Path) -> anyhow::Result<BulkWriter> {
-        let mut conn = db::open_writer(db_path).await?;
-        let size = log_store::log_size(&mut conn).await?;
-        let frontier = log_store::load_frontier(&mut conn, size).await?;
         let compress_after = Config::load(None)?.log.compress_after;
-        let leaves = LeafEncoder::load(
-            &mut conn,
-            std::sync::Arc::new(LeafDecoders::default()),
-            compress_after,
-        )
-        .await?;
-        Ok(BulkWriter {
-            conn,
-            frontier,
-            leaves,
-            ids: IdCache::default(),
-        })
+        let mut writer = SqliteWriter::open(db_path, Default::default(), compress_after).await?;
+        let frontier = writer.open_log().await?;
+        Ok(BulkWriter { writer, frontier })
     }
 
     /// Like [`BulkWriter::open`], tuned for loading: a page cache of `cache_mib` and statement
@@ -119,7 +101,7 @@ impl BulkWriter {
             "PRAGMA temp_store = MEMORY".to_string(),
         ] {
             sqlx::query(sqlx::AssertSqlSafe(pragma))
-                .execute(&mut writer.conn)
+                .execute(writer.conn())
                 .await?;
         }
         Ok(writer)
@@ -140,10 +122,10 @@ impl BulkWriter {
     /// `rows` (its dictionary is trained while it commits), the rows before that point
     /// are committed first and the dictionary waited for.
     pub async fn write(&mut self, rows: &[BulkRow]) -> anyhow::Result<()> {
-        let raw = self.leaves.samples_wanted();
+        let raw = self.writer.samples_wanted();
         if raw > 0 && raw < rows.len() {
             self.write_one(&rows[..raw]).await?;
-            self.leaves.wait_for_training().await?;
+            self.writer.wait_for_training().await?;
             return self.write_one(&rows[raw..]).await;
         }
         self.write_one(rows).await
@@ -156,17 +138,12 @@ impl BulkWriter {
         for row in rows {
             hashes.extend(frontier.append(row.leaf_hash));
         }
-        let dictionary = self.leaves.pending_dictionary()?;
-        let stored = rows
-            .iter()
-            .map(|r| self.leaves.encode(&r.leaf))
-            .collect::<Result<Vec<StoredLeaf>, _>>()?;
-        let entries: Vec<EntryRow<'_>> = stored
+        let entries: Vec<NewEntry<'_>> = rows
             .iter()
             .enumerate()
-            .map(|(i, leaf)| EntryRow {
+            .map(|(i, r)| NewEntry {
                 index: start + i as u64,
-                leaf,
+                leaf: &r.leaf,
             })
             .collect();
         let issuances: Vec<IssuanceRow<'_>> = rows
@@ -178,20 +155,13 @@ impl BulkWriter {
                 logged_at: r.logged_at,
             })
             .collect();
-        let mut script = SqlScript::begin();
-        if let Some(dictionary) = &dictionary {
-            log_store::push_dictionary(&mut script, dictionary, now_micros());
-        }
-        let new_ids = log_store::commit_batch(
-            &mut self.conn,
-            script,
-            &self.ids,
-            (&entries, &hashes, &issuances),
-            None,
-        )
-        .await?;
-        self.leaves.committed();
-        self.ids.remember(new_ids);
+        let batch = Batch {
+            entries,
+            hashes: &hashes,
+            issuances,
+            ..Batch::default()
+        };
+        self.writer.append(&batch).await?;
         self.frontier = frontier;
         Ok(())
     }
@@ -200,20 +170,20 @@ impl BulkWriter {
     /// database's own.
     pub async fn checkpoint_wal(&mut self) -> anyhow::Result<()> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut self.conn)
+            .execute(self.conn())
             .await?;
         Ok(())
     }
 
     /// Closes the connection (the server may then start on the database).
     pub async fn close(self) -> anyhow::Result<()> {
-        self.conn.close().await?;
+        self.writer.close().await?;
         Ok(())
     }
 
     /// The connection, for measurements on the loaded database.
     pub fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
+        self.writer.connection()
     }
 }
 

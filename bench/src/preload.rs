@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::Hash;
 use tokenledger_core::note::NoteVerifier;
-use tokenledger_server::sequencer::now_micros;
+use tokenledger_server::clock::now_micros;
 
 use crate::bulk::{self, BulkWriter, Timeline};
 use crate::harness::Ledger;

@@ -3,19 +3,17 @@
 //! another. Every proof is verified after the clock stops: inclusion against the signed
 //! checkpoint root and the leaf hash of the stored entry bytes, consistency against the
 //! checkpoint root and the older root rebuilt from stored hashes. Baselines: proofs of as
-//! many other random positions read in-process through the server's `log_store` on the same
+//! many other random positions read in-process through the server's `LedgerReader` on the same
 //! database (other positions, so that their pages are as cold as the timed ones were), and
 //! the HTTP round trip of `GET /healthz`.
 
 use std::time::{Duration, Instant};
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::SqlitePoolOptions;
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash, leaf_hash};
 use tokenledger_core::wire::{ConsistencyProof, InclusionProof};
-use tokenledger_server::leaf_codec::LeafDecoders;
-use tokenledger_server::{db, log_store};
+use tokenledger_server::store::LedgerReader;
+use tokenledger_server::store::sqlite::SqliteStore;
 
 use crate::harness::{CpuUse, disk_reads_kib, tuning_note};
 use crate::load::sequential_gets;
@@ -114,16 +112,12 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
 
     progress("proof: verifying every proof; in-process baselines");
     let (raw_inclusion, raw_consistency) = block_on(async {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(db::connect_options(&pre.db_path()))
-            .await?;
-        let leaves = LeafDecoders::load(&pool).await?;
+        let store = SqliteStore::open_plain(&pre.db_path(), 1).await?;
         for (body, i) in inclusion.bodies.iter().zip(&indexes[opts.warmup..]) {
-            check_inclusion(&pool, &leaves, body, *i, size, &root).await?;
+            check_inclusion(&store, body, *i, size, &root).await?;
         }
         for (body, m) in consistency.bodies.iter().zip(&olders[opts.warmup..]) {
-            check_consistency(&pool, body, *m, size, &root).await?;
+            check_consistency(&store, body, *m, size, &root).await?;
         }
         // Fresh random positions: the checks above have just read the timed ones' pages.
         let raw_indexes = sample_below(size, opts.requests, sample_seed(0x7261_7769, opts.sample));
@@ -135,8 +129,8 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         .into_iter()
         .map(|m| m + 1)
         .collect();
-        let raw = raw_latencies(&pool, &raw_indexes, &raw_olders, size).await;
-        pool.close().await;
+        let raw = raw_latencies(&store, &raw_indexes, &raw_olders, size).await;
+        store.close().await;
         raw
     })?;
 
@@ -211,8 +205,7 @@ struct Timed {
 
 /// The inclusion proof is of the stored entry's leaf and leads to the checkpoint root.
 async fn check_inclusion(
-    pool: &SqlitePool,
-    leaves: &LeafDecoders,
+    store: &SqliteStore,
     body: &str,
     index: u64,
     size: u64,
@@ -223,7 +216,7 @@ async fn check_inclusion(
         proof.index == index && proof.size == size,
         "wrong proof: {body}"
     );
-    let stored = log_store::read_entries(pool, leaves, index, index + 1).await?;
+    let stored = store.entries(index, index + 1).await?;
     let (_, leaf) = stored
         .first()
         .ok_or_else(|| anyhow::anyhow!("entry {index} missing"))?;
@@ -238,7 +231,7 @@ async fn check_inclusion(
 /// The consistency proof links the older tree (root rebuilt from stored hashes) to the
 /// checkpoint root.
 async fn check_consistency(
-    pool: &SqlitePool,
+    store: &SqliteStore,
     body: &str,
     older: u64,
     size: u64,
@@ -249,14 +242,14 @@ async fn check_consistency(
         proof.from == older && proof.to == size,
         "wrong proof: {body}"
     );
-    let old_root = log_store::load_frontier(pool, older).await?.root();
+    let old_root = store.frontier(older).await?.root();
     merkle::verify_consistency(older, size, &old_root, root, &proof.hashes)?;
     Ok(())
 }
 
 /// The same proofs read in-process, through the server's own reads on one connection.
 async fn raw_latencies(
-    pool: &SqlitePool,
+    store: &SqliteStore,
     indexes: &[u64],
     olders: &[u64],
     size: u64,
@@ -264,14 +257,14 @@ async fn raw_latencies(
     let mut inclusion = Vec::with_capacity(indexes.len());
     for index in indexes {
         let start = Instant::now();
-        log_store::read_inclusion_proof(pool, *index, size).await?;
+        store.inclusion_proof(*index, size).await?;
         inclusion.push(start.elapsed());
     }
     let mut consistency = Vec::with_capacity(olders.len());
     for older in olders {
         let start = Instant::now();
         let wanted = merkle::consistency_proof_indexes(*older, size)?;
-        let hashes = log_store::read_hashes(pool, &wanted).await?;
+        let hashes = store.read_hashes(&wanted).await?;
         merkle::consistency_proof(*older, size, &hashes)?;
         consistency.push(start.elapsed());
     }

@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
-use sqlx::sqlite::SqlitePoolOptions;
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::entry::{EntryBody, LogEntry};
 use tokenledger_core::merkle::{self, leaf_hash};
 use tokenledger_core::wire::InclusionProof;
-use tokenledger_server::leaf_codec::LeafDecoders;
-use tokenledger_server::{db, log_store, lookup};
+use tokenledger_server::store::LedgerReader;
+use tokenledger_server::store::sqlite::SqliteStore;
 
 use crate::baseline;
 use crate::harness::{disk_reads_kib, tuning_note};
@@ -329,16 +328,12 @@ fn check_timeline(body: &str, person: &str) -> anyhow::Result<usize> {
 /// Times, per jti, the reads `GET /v1/vos/{vo}/tokens/{jti}` makes: the issuance by jti
 /// (decoded), the person and their identities, the inclusion proof.
 async fn read_latencies(pre: &Preloaded, jtis: &[String]) -> anyhow::Result<Vec<Duration>> {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(db::connect_options(&pre.db_path()))
-        .await?;
-    let leaves = LeafDecoders::load(&pool).await?;
+    let store = SqliteStore::open_plain(&pre.db_path(), 1).await?;
     let size = pre.checkpoint.size;
     let mut out = Vec::with_capacity(jtis.len());
     for jti in jtis {
         let start = Instant::now();
-        let found = lookup::issuances_by_jti(&pool, &leaves, jti).await?;
+        let found = store.issuances_by_jti(jti).await?;
         let (index, leaf) = found
             .first()
             .ok_or_else(|| anyhow::anyhow!("{jti} not found"))?;
@@ -346,12 +341,13 @@ async fn read_latencies(pre: &Preloaded, jtis: &[String]) -> anyhow::Result<Vec<
             EntryBody::Issuance(i) => i,
             other => anyhow::bail!("entry {index} is not an issuance: {other:?}"),
         };
-        lookup::person_with_identities(&pool, &issuance.iss, &issuance.sub, &issuance.vo)
+        store
+            .person_with_identities(&issuance.iss, &issuance.sub, &issuance.vo)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no person for {jti}"))?;
-        log_store::read_inclusion_proof(&pool, *index, size).await?;
+        store.inclusion_proof(*index, size).await?;
         out.push(start.elapsed());
     }
-    pool.close().await;
+    store.close().await;
     Ok(out)
 }

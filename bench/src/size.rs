@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use sqlx::{ConnectOptions, SqliteConnection};
-use tokenledger_server::{db, log_store};
+use tokenledger_server::store::sqlite::connect_options;
 
 use crate::preload::Preloaded;
 use crate::report::{Report, Row, thousands};
@@ -32,7 +32,7 @@ pub struct DbSize {
 impl DbSize {
     /// Measures the database at `path`, which no one else has open.
     pub async fn measure(path: &Path) -> anyhow::Result<DbSize> {
-        let mut conn = db::connect_options(path).connect().await?;
+        let mut conn = connect_options(path).connect().await?;
         let size = DbSize::measure_on(&mut conn, path).await;
         sqlx::Connection::close(conn).await?;
         size
@@ -44,7 +44,10 @@ impl DbSize {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut *conn)
             .await?;
-        let entries = log_store::log_size(&mut *conn).await?;
+        let (entries,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries")
+            .fetch_one(&mut *conn)
+            .await?;
+        let entries = entries as u64;
         let objects: Vec<(String, i64)> =
             sqlx::query_as("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC, 1")
                 .fetch_all(&mut *conn)

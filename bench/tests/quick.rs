@@ -19,7 +19,7 @@ use tokenledger_bench::resolve::ResolveOptions;
 use tokenledger_bench::workload::{VO, Workload};
 use tokenledger_bench::{PreloadOptions, block_on};
 use tokenledger_e2e::issuer::now_secs;
-use tokenledger_server::db;
+use tokenledger_server::store::sqlite::connect_options;
 
 /// Every named figure is a positive number.
 fn assert_positive(report: &Report, names: &[&str]) {
@@ -169,7 +169,7 @@ fn size_quick_measures_every_milestone() {
 type Dump = Vec<Vec<String>>;
 
 async fn dump(path: &std::path::Path) -> HashMap<&'static str, Dump> {
-    let mut conn = db::connect_options(path).connect().await.unwrap();
+    let mut conn = connect_options(path).connect().await.unwrap();
     let mut out = HashMap::new();
     let queries = [
         ("entries", "SELECT idx, hex(leaf) FROM entries ORDER BY idx"),

@@ -12,21 +12,22 @@ use tokio::task::JoinHandle;
 
 use crate::api::{AppState, router};
 use crate::blocklists::Blocklists;
+use crate::clock::now_micros;
 use crate::config::Config;
 use crate::credentials;
 use crate::data_dir;
-use crate::db;
 use crate::issuers::Issuers;
-use crate::leaf_codec::LeafDecoders;
 use crate::metrics::Metrics;
-use crate::page_cache::WarmUp;
-use crate::sequencer::{BatchLimits, LeafStorage, Sequencer};
-use crate::sites;
+use crate::sequencer::{BatchLimits, Sequencer};
+use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::page_cache::WarmUp;
+use crate::store::{LedgerReader, Registry};
 use tokenledger_core::access::{Binding, Role};
 
 /// A started service: its state and the sequencer task to await after shutdown.
 pub struct Service {
     pub state: AppState,
+    store: SqliteStore,
     sequencer_task: JoinHandle<()>,
     checkpointer: JoinHandle<()>,
     /// Dropped only after the database is closed (it holds a descriptor of the file).
@@ -39,17 +40,27 @@ impl Service {
     pub async fn start(config: Config) -> anyhow::Result<Service> {
         data_dir::refuse_a_database_left_in(Path::new("."), &config)?;
         data_dir::create(&config.server.data_dir)?;
-        let pool = db::open(&config.db_path()).await?;
-        let (signer, secret) = data_dir::open_secrets(&config, &pool).await?;
-        bootstrap_admin(&pool).await?;
-        sites::sync_config(&pool, &config).await?;
         let metrics = Arc::new(Metrics::default());
+        let store = SqliteStore::open(&config.db_path(), metrics.storage_errors().clone()).await?;
+        let (signer, secret) = data_dir::open_secrets(&config, &store).await?;
+        bootstrap_admin(&store).await?;
+        for site in &config.sites {
+            store
+                .upsert_site(&site.name, &site.vos, now_micros())
+                .await?;
+        }
+        let reader: Arc<dyn LedgerReader> = Arc::new(store.clone());
+        let registry: Arc<dyn Registry> = Arc::new(store.clone());
         let blocklists = Arc::new(Blocklists::new(
+            reader.clone(),
+            registry.clone(),
             secret,
             config.blocklist.validity_secs,
             metrics.clone(),
         ));
-        let writer = db::open_writer(&config.db_path()).await?;
+        let writer = store
+            .writer(&config.db_path(), config.log.compress_after)
+            .await?;
         let warm_up = WarmUp::start(
             &config.db_path(),
             config.server.warm_page_cache,
@@ -62,30 +73,20 @@ impl Service {
         };
         let verifier = signer.verifier();
         let issuers = Issuers::from_config(&config)?;
-        let leaves = Arc::new(
-            LeafDecoders::load(&pool)
-                .await?
-                .reporting_to(metrics.storage_errors().clone()),
-        );
-        let storage = LeafStorage {
-            decoders: leaves.clone(),
-            compress_after: config.log.compress_after,
-        };
         let (sequencer, sequencer_task) = Sequencer::start(
-            writer,
+            Box::new(writer),
             signer.clone(),
             config.log.origin.clone(),
             limits,
-            storage,
             metrics.clone(),
         )
         .await
         .context("starting the sequencer")?;
         tracing::info!(log_size = sequencer.head().size, verifier_key = %verifier, "log opened");
-        let checkpointer = tokio::spawn(db::run_checkpointer(pool.clone()));
+        let checkpointer = tokio::spawn(store.clone().run_checkpointer());
         let state = AppState {
-            pool,
-            leaves,
+            reader,
+            registry,
             sequencer,
             verifier,
             signer: Arc::new(signer),
@@ -96,6 +97,7 @@ impl Service {
         };
         Ok(Service {
             state,
+            store,
             sequencer_task,
             checkpointer,
             warm_up,
@@ -116,11 +118,11 @@ impl Service {
     {
         let Service {
             state,
+            store,
             sequencer_task,
             checkpointer,
             warm_up,
         } = self;
-        let pool = state.pool.clone();
         let blocklists = state.blocklists.clone();
         let shutdown = async move {
             shutdown.await;
@@ -132,19 +134,19 @@ impl Service {
             .context("serving HTTP")?;
         sequencer_task.await.context("sequencer task")?;
         checkpointer.abort();
-        pool.close().await;
+        store.close().await;
         drop(warm_up);
         Ok(())
     }
 }
 
 /// On a database with no credential at all, creates an admin credential and prints it once.
-async fn bootstrap_admin(pool: &sqlx::SqlitePool) -> anyhow::Result<()> {
-    if !credentials::list(pool).await?.is_empty() {
+async fn bootstrap_admin(store: &SqliteStore) -> anyhow::Result<()> {
+    if !credentials::list(store).await?.is_empty() {
         return Ok(());
     }
     let binding = Binding::new(Role::Admin, None, None)?;
-    let (id, secret) = credentials::create(pool, &binding, Some("bootstrap")).await?;
+    let (id, secret) = credentials::create(store, &binding, Some("bootstrap")).await?;
     println!(
         "Created the first admin credential {id}. Its secret is shown only this once:\n\n  {secret}\n\n\
          Store it safely; create others with `tokenledger-server credential create`."

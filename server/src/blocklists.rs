@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use sqlx::SqlitePool;
 use tokenledger_core::blocklist::{
     Blocklist, BlocklistEntry, Scope, SignedBlocklist, SignedDocument,
 };
@@ -21,11 +20,9 @@ use tokenledger_core::pseudonym::LedgerSecret;
 use tokenledger_core::wire::ExportDocument;
 use tokio::sync::{Mutex, Semaphore, watch};
 
-use crate::log_store::StoreError;
-use crate::lookup;
+use crate::clock::now_micros;
 use crate::metrics::Metrics;
-use crate::sequencer::now_micros;
-use crate::suspensions::{self, SuspensionRecord};
+use crate::store::{LedgerReader, Registry, StoreError, SuspensionRecord};
 
 /// Which export, and what the site tells about its consumer.
 pub struct ExportRequest {
@@ -68,6 +65,8 @@ struct Cached {
 /// so a sequence is never reused; polls of an unchanged blocklist (ETag checks) are answered
 /// from memory, without the database or a lock.
 pub struct Blocklists {
+    reader: Arc<dyn LedgerReader>,
+    registry: Arc<dyn Registry>,
     secret: LedgerSecret,
     validity_secs: i64,
     /// The change counter, bumped after every committed suspension, lift, link or merge;
@@ -95,8 +94,16 @@ impl Drop for Waiting<'_> {
 }
 
 impl Blocklists {
-    pub fn new(secret: LedgerSecret, validity_secs: u64, metrics: Arc<Metrics>) -> Blocklists {
+    pub fn new(
+        reader: Arc<dyn LedgerReader>,
+        registry: Arc<dyn Registry>,
+        secret: LedgerSecret,
+        validity_secs: u64,
+        metrics: Arc<Metrics>,
+    ) -> Blocklists {
         Blocklists {
+            reader,
+            registry,
             secret,
             validity_secs: validity_secs as i64,
             version: watch::Sender::new(0),
@@ -131,7 +138,6 @@ impl Blocklists {
     /// made by another process). Refused with [`WaitError::Busy`] when [`MAX_WAITERS`] wait.
     pub async fn wait_for_change(
         &self,
-        pool: &SqlitePool,
         signer: &NoteSigner,
         site: &str,
         vos: &[String],
@@ -149,9 +155,7 @@ impl Blocklists {
         let mut changes = self.version.subscribe();
         loop {
             let now_ms = now_micros() / 1_000;
-            let (signed, valid_until) = self
-                .current(pool, signer, site, vos, now_ms / 1_000)
-                .await?;
+            let (signed, valid_until) = self.current(signer, site, vos, now_ms / 1_000).await?;
             if !held(&signed) || self.closing.load(Ordering::SeqCst) {
                 return Ok(signed);
             }
@@ -181,7 +185,6 @@ impl Blocklists {
     /// signed again).
     pub async fn current(
         &self,
-        pool: &SqlitePool,
         signer: &NoteSigner,
         site: &str,
         vos: &[String],
@@ -196,8 +199,8 @@ impl Blocklists {
             return Ok(cached);
         }
         let version = *self.version.borrow();
-        let entries = self.entries(pool, site, vos, now).await?;
-        let stored = stored(pool, site).await?;
+        let entries = self.entries(site, vos, now).await?;
+        let stored = self.reader.blocklist(site).await?;
         let signed = match stored {
             Some(doc)
                 if doc.document.entries == entries
@@ -206,7 +209,7 @@ impl Blocklists {
                 doc
             }
             stored => {
-                self.remember_pseudonyms(pool, site, &entries).await?;
+                self.remember_pseudonyms(site, &entries).await?;
                 let blocklist = Blocklist {
                     site: site.to_string(),
                     sequence: stored.map_or(1, |d| d.document.sequence + 1),
@@ -215,7 +218,7 @@ impl Blocklists {
                     entries,
                 };
                 let signed = blocklist.sign(signer);
-                store(pool, &signed).await?;
+                self.registry.store_blocklist(&signed).await?;
                 signed
             }
         };
@@ -262,22 +265,19 @@ impl Blocklists {
     /// site reports (VO-wide suspensions, merged persons).
     async fn remember_pseudonyms(
         &self,
-        pool: &SqlitePool,
         site: &str,
         entries: &[BlocklistEntry],
     ) -> Result<(), StoreError> {
-        for record in entries {
-            sqlx::query(
-                "INSERT OR IGNORE INTO pseudonyms (pseudonym, site, vo, person_id, created_at)
-                 SELECT ?, ?, ?, person_id, ? FROM suspensions WHERE id = ?",
-            )
-            .bind(&record.pseudonym)
-            .bind(site)
-            .bind(&record.vo)
-            .bind(crate::sequencer::now_micros())
-            .bind(&record.suspension_id)
-            .execute(pool)
-            .await?;
+        for entry in entries {
+            self.registry
+                .remember_suspension_pseudonym(
+                    &entry.pseudonym,
+                    site,
+                    &entry.vo,
+                    &entry.suspension_id,
+                    now_micros(),
+                )
+                .await?;
         }
         Ok(())
     }
@@ -285,7 +285,6 @@ impl Blocklists {
     /// A signed export of the current blocklist's suspensions, naming identities.
     pub async fn export(
         &self,
-        pool: &SqlitePool,
         signer: &NoteSigner,
         site: &str,
         vos: &[String],
@@ -293,9 +292,9 @@ impl Blocklists {
         now: i64,
     ) -> Result<tokenledger_core::blocklist::Signed<ExportDocument>, StoreError> {
         let ExportRequest { format, options } = request;
-        let (current, _) = self.current(pool, signer, site, vos, now).await?;
+        let (current, _) = self.current(signer, site, vos, now).await?;
         let (mut active, mut ended) = (Vec::new(), Vec::new());
-        for record in suspensions::for_site(pool, site, vos).await? {
+        for record in self.reader.suspensions_for_site(site, vos).await? {
             let is_active = record.is_active(now);
             // Only Argus speaks of ended suspensions (their bans must be removed).
             if !is_active && *format != ExportFormat::Argus {
@@ -304,7 +303,9 @@ impl Blocklists {
             let identities = if record.token_jti.is_some() {
                 Vec::new()
             } else {
-                lookup::identities_of(pool, &record.person_id, &record.vo).await?
+                self.reader
+                    .identities_of(&record.person_id, &record.vo)
+                    .await?
             };
             let entry = ExportEntry {
                 pseudonym: self.secret.pseudonym(site, &record.vo, &record.person_id),
@@ -330,19 +331,20 @@ impl Blocklists {
 
     async fn entries(
         &self,
-        pool: &SqlitePool,
         site: &str,
         vos: &[String],
         now: i64,
     ) -> Result<Vec<BlocklistEntry>, StoreError> {
         let site_key = self.secret.site_key(site);
         let mut entries = Vec::new();
-        for record in active(pool, site, vos, now).await? {
+        for record in self.active(site, vos, now).await? {
             let (tags, jti_hashes) = match (&record.token_iss, &record.token_jti) {
                 (Some(iss), Some(jti)) => (Vec::new(), vec![site_key.jti_hash(iss, jti)]),
                 _ => {
-                    let identities =
-                        lookup::identities_of(pool, &record.person_id, &record.vo).await?;
+                    let identities = self
+                        .reader
+                        .identities_of(&record.person_id, &record.vo)
+                        .await?;
                     let mut tags: Vec<String> = identities
                         .iter()
                         .map(|(iss, sub)| site_key.tag(iss, sub))
@@ -365,49 +367,26 @@ impl Blocklists {
         entries.sort_by(|a, b| a.suspension_id.cmp(&b.suspension_id));
         Ok(entries)
     }
-}
 
-/// The suspensions in force at `site` at `now`.
-async fn active(
-    pool: &SqlitePool,
-    site: &str,
-    vos: &[String],
-    now: i64,
-) -> Result<Vec<SuspensionRecord>, StoreError> {
-    Ok(suspensions::for_site(pool, site, vos)
-        .await?
-        .into_iter()
-        .filter(|s| s.is_active(now))
-        .collect())
+    /// The suspensions in force at `site` at `now`.
+    async fn active(
+        &self,
+        site: &str,
+        vos: &[String],
+        now: i64,
+    ) -> Result<Vec<SuspensionRecord>, StoreError> {
+        Ok(self
+            .reader
+            .suspensions_for_site(site, vos)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_active(now))
+            .collect())
+    }
 }
 
 /// The scope stored with a suspension.
 pub fn parse_scope(scope: &str) -> Result<Scope, StoreError> {
     serde_json::from_value(serde_json::Value::String(scope.to_string()))
         .map_err(|_| StoreError::Corrupt(format!("unknown suspension scope `{scope}`")))
-}
-
-async fn stored(pool: &SqlitePool, site: &str) -> Result<Option<SignedBlocklist>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT document FROM blocklists WHERE site = ?")
-        .bind(site)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|(text,)| {
-        serde_json::from_str(&text)
-            .map_err(|e| StoreError::Corrupt(format!("stored blocklist of {site}: {e}")))
-    })
-    .transpose()
-}
-
-async fn store(pool: &SqlitePool, signed: &SignedBlocklist) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO blocklists (site, sequence, document) VALUES (?, ?, ?)
-         ON CONFLICT (site) DO UPDATE SET sequence = excluded.sequence, document = excluded.document",
-    )
-    .bind(&signed.document.site)
-    .bind(signed.document.sequence as i64)
-    .bind(serde_json::to_string(signed).expect("a blocklist serializes"))
-    .execute(pool)
-    .await?;
-    Ok(())
 }

@@ -1,30 +1,21 @@
 //! tokenledger-server: the ledger's HTTP API, storage and sequencer.
-//! `main.rs` is a thin command line over [`app::Service`] and [`credentials`].
+//! `main.rs` is a thin command line over [`app::Service`], [`credentials`] and the storage
+//! engine's tools ([`store::sqlite`]); the bench reaches storage through [`store`].
 
-pub mod api;
+mod api;
 pub mod app;
-pub mod backup;
-pub mod blocklists;
+mod blocklists;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod data_dir;
-pub mod db;
-pub mod fsck;
-pub mod identity_scan;
 pub mod issuers;
-pub mod keys;
-pub mod leaf_codec;
-pub mod log_store;
+mod keys;
 pub mod logging;
-pub mod lookup;
-pub mod lookup_ids;
 pub mod metrics;
-pub mod page_cache;
-pub mod preconditions;
+mod preconditions;
 pub mod sequencer;
-pub mod sites;
-pub mod sql_script;
 pub mod storage_errors;
-pub mod suspensions;
+pub mod store;
 pub mod systemd;
 pub mod tls;

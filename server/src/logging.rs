@@ -1,6 +1,7 @@
 //! The server's log on stderr: text or JSON lines. Colours only when stderr is a terminal;
 //! under systemd, where journald stamps every line it reads, no timestamps of our own.
 
+use crate::store::sqlite::ENGINE_LOG_FILTER;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -14,10 +15,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber: `TOKENLEDGER_LOG` filters (default `info,sqlx=warn`).
+/// Installs the global subscriber: `TOKENLEDGER_LOG` filters (default `info`, and the
+/// storage engine's own library at [`ENGINE_LOG_FILTER`]).
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENLEDGER_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
+        .unwrap_or_else(|_| format!("info,{ENGINE_LOG_FILTER}").into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -8,11 +8,14 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_server::app::Service;
-use tokenledger_server::backup::{self, LogState};
 use tokenledger_server::config::{Config, DEFAULT_CONFIG, validate_site_name};
 use tokenledger_server::logging::{self, LogFormat};
+use tokenledger_server::store::LedgerReader;
+use tokenledger_server::store::Registry;
+use tokenledger_server::store::sqlite::SqliteStore;
+use tokenledger_server::store::sqlite::backup::{self, LogState};
 use tokenledger_server::tls::{TlsArgs, Transport};
-use tokenledger_server::{credentials, data_dir, db, sites, systemd};
+use tokenledger_server::{clock, credentials, data_dir, systemd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -176,7 +179,7 @@ const FSCK_UNREADABLE: i32 = 2;
 
 async fn fsck(config: Config) -> anyhow::Result<()> {
     let dir = &config.server.data_dir;
-    let report = match tokenledger_server::fsck::run(dir).await {
+    let report = match tokenledger_server::store::sqlite::fsck::run(dir).await {
         Ok(report) => report,
         Err(e) => {
             eprintln!("fsck: cannot check {}: {e:#}", dir.display());
@@ -214,6 +217,7 @@ fn describe(state: &LogState) -> String {
 }
 
 async fn restore(config: Config, from: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    data_dir::create(&config.server.data_dir)?;
     let state = backup::restore(from, &config, force).await?;
     println!(
         "restored {} from {} at {}",
@@ -282,7 +286,7 @@ fn announce(scheme: &str, addr: SocketAddr) {
 
 async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()> {
     data_dir::create(&config.server.data_dir)?;
-    let pool = db::open(&config.db_path()).await?;
+    let store = open_store(&config).await?;
     match cmd {
         CredentialCommand::Create {
             role,
@@ -296,7 +300,7 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
                 anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
             }
             let binding = Binding::new(role, vo, site)?.with_issuer(issuer)?;
-            let (id, secret) = credentials::create(&pool, &binding, label.as_deref()).await?;
+            let (id, secret) = credentials::create(&store, &binding, label.as_deref()).await?;
             if json {
                 println!("{}", serde_json::json!({"id": id, "secret": secret}));
             } else {
@@ -304,7 +308,7 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
             }
         }
         CredentialCommand::List { json } => {
-            let list = credentials::list(&pool).await?;
+            let list = credentials::list(&store).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -330,35 +334,40 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
         }
         CredentialCommand::Revoke { id } => {
             anyhow::ensure!(
-                credentials::revoke(&pool, &id).await?,
+                credentials::revoke(&store, &id).await?,
                 "no active credential `{id}`"
             );
             println!("revoked {id}");
         }
     }
-    pool.close().await;
+    store.close().await;
     Ok(())
+}
+
+/// The store of the data directory, for a command run beside or instead of the server.
+async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&config.db_path(), Default::default()).await
 }
 
 async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
     data_dir::create(&config.server.data_dir)?;
-    let pool = db::open(&config.db_path()).await?;
+    let store = open_store(&config).await?;
     match cmd {
         SiteCommand::Add { name, vos } => {
             validate_site_name(&name)?;
             for vo in &vos {
                 anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
             }
-            sites::upsert(&pool, &name, &vos).await?;
+            store.upsert_site(&name, &vos, clock::now_micros()).await?;
             println!("site {name}: {}", vos.join(", "));
         }
         SiteCommand::List => {
-            for (name, vos) in sites::list(&pool).await? {
+            for (name, vos) in store.sites().await? {
                 println!("{name}\t{}", vos.join(","));
             }
         }
     }
-    pool.close().await;
+    store.close().await;
     Ok(())
 }
 

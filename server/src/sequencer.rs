@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::SqliteConnection;
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::entry::LogEntry;
 use tokenledger_core::merkle::{self, Frontier, Hash};
@@ -16,12 +15,12 @@ use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::leaf_codec::{LeafDecoders, LeafEncoder, StoredLeaf};
-use crate::log_store::{self, EntryRow, IssuanceRow, StateChange, StoreError};
-use crate::lookup_ids::IdCache;
+use crate::clock::now_micros;
 use crate::metrics::Metrics;
 use crate::preconditions::{self, Refusal};
-use crate::sql_script::SqlScript;
+use crate::store::{
+    Batch, CheckpointRow, IssuanceKey, IssuanceRow, LedgerWriter, NewEntry, StateChange, StoreError,
+};
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,32 +55,6 @@ impl PreparedEntry {
         match &self.kind {
             EntryKind::Issuance(key) => Some(key),
             EntryKind::Resolution { .. } | EntryKind::State(_) => None,
-        }
-    }
-}
-
-/// What the sequencer records beside an issuance entry: its (jti, iss) key, which makes a
-/// repeated report the same entry, its refresh token, and the identity it belongs to.
-#[derive(Clone, Debug)]
-pub struct IssuanceKey {
-    pub jti: String,
-    pub iss: String,
-    pub sub: String,
-    pub vo: String,
-    pub client_id: Option<String>,
-    pub refresh_jti: Option<String>,
-}
-
-impl IssuanceKey {
-    /// The lookup key of an issuance entry, exactly as the append path records it.
-    pub fn of(issuance: &tokenledger_core::entry::Issuance) -> IssuanceKey {
-        IssuanceKey {
-            jti: issuance.jti.clone(),
-            iss: issuance.iss.clone(),
-            sub: issuance.sub.clone(),
-            vo: issuance.vo.clone(),
-            client_id: issuance.client_id.clone(),
-            refresh_jti: issuance.refresh_jti.clone(),
         }
     }
 }
@@ -156,14 +129,6 @@ impl Job {
     }
 }
 
-/// How the sequencer stores leaves: the database's dictionaries, and after how many raw
-/// leaves it trains the first (0: leaves stay raw).
-#[derive(Clone)]
-pub struct LeafStorage {
-    pub decoders: Arc<LeafDecoders>,
-    pub compress_after: usize,
-}
-
 /// Batch limits of the sequencer.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchLimits {
@@ -180,42 +145,34 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// Loads the log's state from the database and starts the writer task.
+    /// Opens the log through `store`, its one writer, and starts the writer task.
     /// The task ends, after committing everything queued, once every handle is dropped.
     pub async fn start(
-        mut conn: SqliteConnection,
+        mut store: Box<dyn LedgerWriter>,
         signer: NoteSigner,
         origin: String,
         limits: BatchLimits,
-        storage: LeafStorage,
         metrics: Arc<Metrics>,
     ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
-        let size = log_store::log_size(&mut conn).await?;
-        let stored = log_store::stored_hash_rows(&mut conn).await?;
-        if stored != merkle::stored_hash_count(size) {
-            return Err(StoreError::Corrupt(format!(
-                "{size} entries need {} stored hashes, found {stored}",
-                merkle::stored_hash_count(size)
-            ))
-            .into());
-        }
-        restore_upper_hashes(&mut conn, size).await?;
-        let frontier = log_store::load_frontier(&mut conn, size).await?;
-        let leaves =
-            LeafEncoder::load(&mut conn, storage.decoders.clone(), storage.compress_after).await?;
+        let frontier = store.open_log().await?;
+        let size = frontier.size();
         let head = sign_head(&signer, &origin, &frontier)?;
-        log_store::insert_checkpoint(&mut conn, head.size, &head.note, now_micros()).await?;
+        store
+            .write_checkpoint(CheckpointRow {
+                size: head.size,
+                note: &head.note,
+                created_at: now_micros(),
+            })
+            .await?;
         metrics.set_log_size(size);
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
         let (jobs_tx, jobs_rx) = mpsc::channel(limits.queue_depth);
         let writer = Writer {
-            conn,
+            store,
             signer,
             origin,
             frontier,
             limits,
-            leaves,
-            ids: IdCache::default(),
             expect_logged: false,
             metrics,
             head: head_tx,
@@ -262,14 +219,11 @@ impl Sequencer {
 }
 
 struct Writer {
-    conn: SqliteConnection,
+    store: Box<dyn LedgerWriter>,
     signer: NoteSigner,
     origin: String,
     frontier: Frontier,
     limits: BatchLimits,
-    leaves: LeafEncoder,
-    /// Ids of issuers, clients and identities of committed batches.
-    ids: IdCache,
     /// The last batch met reports logged before: the next one looks its keys up first.
     expect_logged: bool,
     metrics: Arc<Metrics>,
@@ -281,36 +235,13 @@ struct Writer {
 impl Writer {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.recv().await {
-            let batch = self.collect_batch(first, &mut jobs).await;
+            let batch = collect_batch(self.limits, first, &mut jobs).await;
             self.commit(batch).await;
         }
         if let Err(e) = self.persist_checkpoint().await {
             tracing::error!(error = %e, "could not write the final checkpoint");
         }
         tracing::info!(size = self.frontier.size(), "sequencer drained and stopped");
-    }
-
-    /// Takes every job already queued behind `first`, up to `max_batch` entries, then waits
-    /// up to `max_wait` for more (0, the default, waits not at all). Jobs that arrive while a
-    /// batch commits make the next batch, so batches grow with the load without a timer.
-    async fn collect_batch(&self, first: Job, jobs: &mut mpsc::Receiver<Job>) -> Vec<Job> {
-        let deadline = tokio::time::Instant::now() + self.limits.max_wait;
-        let mut count = first.entries.len();
-        let mut batch = vec![first];
-        while count < self.limits.max_batch {
-            let next = match jobs.try_recv() {
-                Ok(job) => Some(job),
-                Err(_) if self.limits.max_wait.is_zero() => None,
-                Err(_) => tokio::time::timeout_at(deadline, jobs.recv())
-                    .await
-                    .ok()
-                    .flatten(),
-            };
-            let Some(job) = next else { break };
-            count += job.entries.len();
-            batch.push(job);
-        }
-        batch
     }
 
     async fn commit(&mut self, batch: Vec<Job>) {
@@ -361,7 +292,7 @@ impl Writer {
             return Ok(Vec::new());
         }
         let changes: Vec<Vec<&StateChange>> = batch.iter().map(Job::state_changes).collect();
-        preconditions::decide(&mut self.conn, &changes).await
+        preconditions::decide(self.store.as_mut(), &changes).await
     }
 
     /// One attempt of [`Writer::write_batch`]: the jobs `decisions` refused are left out;
@@ -379,44 +310,27 @@ impl Writer {
                 .filter_map(|e| e.issuance())
                 .map(|k| (k.jti.as_str(), k.iss.as_str()))
                 .collect();
-            log_store::find_issuances(&mut self.conn, &keys).await?
+            self.store.logged_issuances(&keys).await?
         } else {
             HashMap::new()
         };
         let plan = plan_batch(batch, decisions, &logged, self.frontier.clone());
         let old_entries = self.read_logged(&plan.old_duplicates).await?;
-        let dictionary = self.leaves.pending_dictionary()?;
-        let stored = plan
-            .new_entries
-            .iter()
-            .map(|(_, e)| self.leaves.encode(&e.leaf))
-            .collect::<Result<Vec<StoredLeaf>, _>>()?;
-
         let head = sign_head(&self.signer, &self.origin, &plan.frontier)?;
         let persist = self.persisted_at.elapsed() >= CHECKPOINT_PERSIST_INTERVAL;
-        let mut script = SqlScript::begin();
-        if let Some(dictionary) = &dictionary {
-            log_store::push_dictionary(&mut script, dictionary, now_micros());
-        }
-        log_store::push_resolutions(&mut script, &plan.resolution_rows());
-        for (index, change) in plan.state_changes() {
-            log_store::push_state_change(&mut script, index, change);
-        }
-        let checkpoint = persist.then(|| (head.size, head.note.as_str(), now_micros()));
-        let new_ids = log_store::commit_batch(
-            &mut self.conn,
-            script,
-            &self.ids,
-            (
-                &plan.entry_rows(&stored),
-                &plan.hashes,
-                &plan.issuance_rows(),
-            ),
-            checkpoint,
-        )
-        .await?;
-        self.leaves.committed();
-        self.ids.remember(new_ids);
+        let batch_rows = Batch {
+            entries: plan.entry_rows(),
+            hashes: &plan.hashes,
+            issuances: plan.issuance_rows(),
+            resolutions: plan.resolution_rows(),
+            state_changes: plan.state_changes(),
+            checkpoint: persist.then(|| CheckpointRow {
+                size: head.size,
+                note: &head.note,
+                created_at: now_micros(),
+            }),
+        };
+        self.store.append(&batch_rows).await?;
 
         if persist {
             self.persisted_size = head.size;
@@ -436,9 +350,7 @@ impl Writer {
         indexes: &[u64],
     ) -> Result<HashMap<u64, (Hash, i64)>, StoreError> {
         let mut found = HashMap::new();
-        for (index, leaf) in
-            log_store::read_entries_at(&mut self.conn, self.leaves.decoders(), indexes).await?
-        {
+        for (index, leaf) in self.store.entries_at(indexes).await? {
             let entry = LogEntry::from_canonical_bytes(&leaf)
                 .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
             found.insert(index, (merkle::leaf_hash(&leaf), entry.logged_at));
@@ -449,12 +361,44 @@ impl Writer {
     async fn persist_checkpoint(&mut self) -> Result<(), StoreError> {
         let head = self.head.borrow().clone();
         if head.size != self.persisted_size {
-            log_store::insert_checkpoint(&mut self.conn, head.size, &head.note, now_micros())
+            self.store
+                .write_checkpoint(CheckpointRow {
+                    size: head.size,
+                    note: &head.note,
+                    created_at: now_micros(),
+                })
                 .await?;
             self.persisted_size = head.size;
         }
         Ok(())
     }
+}
+
+/// Takes every job already queued behind `first`, up to `max_batch` entries, then waits
+/// up to `max_wait` for more (0, the default, waits not at all). Jobs that arrive while a
+/// batch commits make the next batch, so batches grow with the load without a timer.
+async fn collect_batch(
+    limits: BatchLimits,
+    first: Job,
+    jobs: &mut mpsc::Receiver<Job>,
+) -> Vec<Job> {
+    let deadline = tokio::time::Instant::now() + limits.max_wait;
+    let mut count = first.entries.len();
+    let mut batch = vec![first];
+    while count < limits.max_batch {
+        let next = match jobs.try_recv() {
+            Ok(job) => Some(job),
+            Err(_) if limits.max_wait.is_zero() => None,
+            Err(_) => tokio::time::timeout_at(deadline, jobs.recv())
+                .await
+                .ok()
+                .flatten(),
+        };
+        let Some(job) = next else { break };
+        count += job.entries.len();
+        batch.push(job);
+    }
+    batch
 }
 
 /// Where each entry of a batch goes: a new index, or the index it already has.
@@ -545,14 +489,13 @@ fn plan_batch<'a>(
 }
 
 impl BatchPlan<'_> {
-    /// The rows of the new entries, whose stored leaves are `stored`, in the same order.
-    fn entry_rows<'s>(&self, stored: &'s [StoredLeaf]) -> Vec<EntryRow<'s>> {
+    /// The new entries, in order.
+    fn entry_rows(&self) -> Vec<NewEntry<'_>> {
         self.new_entries
             .iter()
-            .zip(stored)
-            .map(|((index, _), leaf)| EntryRow {
+            .map(|(index, e)| NewEntry {
                 index: *index,
-                leaf,
+                leaf: &e.leaf,
             })
             .collect()
     }
@@ -628,29 +571,6 @@ impl BatchPlan<'_> {
     }
 }
 
-/// Makes `upper_hashes` hold every stored hash of level `UPPER_LEVEL` and above of the log
-/// (a database from before migration 0005 has none): copies the missing ones from `hashes`,
-/// then refuses to start unless the count is exact.
-async fn restore_upper_hashes(conn: &mut SqliteConnection, size: u64) -> Result<(), StoreError> {
-    let expected = merkle::stored_hash_count_from_level(size, log_store::UPPER_LEVEL);
-    if log_store::upper_hash_rows(&mut *conn).await? == expected {
-        return Ok(());
-    }
-    let copied = log_store::copy_upper_hashes(conn, size).await?;
-    tracing::info!(
-        copied,
-        expected,
-        "copied upper-level stored hashes into upper_hashes"
-    );
-    let found = log_store::upper_hash_rows(&mut *conn).await?;
-    if found != expected {
-        return Err(StoreError::Corrupt(format!(
-            "{size} entries need {expected} upper-level stored hashes, found {found}"
-        )));
-    }
-    Ok(())
-}
-
 fn sign_head(
     signer: &NoteSigner,
     origin: &str,
@@ -670,11 +590,6 @@ fn sign_head(
         root: checkpoint.root,
         note,
     })
-}
-
-/// The current time in unix microseconds.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 #[cfg(test)]

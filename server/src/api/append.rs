@@ -7,7 +7,8 @@ use tokenledger_core::merkle::leaf_hash;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::sequencer::{AppendError, EntryKind, PreparedEntry, now_micros};
+use crate::clock::now_micros;
+use crate::sequencer::{AppendError, EntryKind, PreparedEntry};
 
 /// Appends `body` with the state change `kind`; returns its log index. A refused change is
 /// 404 or 409 with the reason.

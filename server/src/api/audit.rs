@@ -12,7 +12,6 @@ use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::log::served;
 use crate::credentials::Principal;
-use crate::lookup;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -65,7 +64,7 @@ pub async fn resolutions(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
     }
-    let rows = lookup::resolutions(&state.pool, &state.leaves, &vo, q.before, limit).await?;
+    let rows = state.reader.resolutions(&vo, q.before, limit).await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.0))
         .flatten();

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::clock::now_micros;
 use crate::credentials::{self, Principal, SECRET_PREFIX};
 use crate::issuers::verify_operator_token;
-use crate::sequencer::now_micros;
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
@@ -30,7 +30,7 @@ impl FromRequestParts<AppState> for Principal {
             .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
         if secret.starts_with(SECRET_PREFIX) {
-            return credentials::authenticate(&state.pool, &secret)
+            return credentials::authenticate(state.reader.as_ref(), &secret)
                 .await?
                 .ok_or(ApiError::Unauthenticated);
         }

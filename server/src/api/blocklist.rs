@@ -162,7 +162,7 @@ pub async fn get(
         }
         let (signed, _) = state
             .blocklists
-            .current(&state.pool, &state.signer, &site, &vos, now)
+            .current(&state.signer, &site, &vos, now)
             .await?;
         let if_none_match = headers
             .get(header::IF_NONE_MATCH)
@@ -173,7 +173,7 @@ pub async fn get(
         let signed = if held(&signed) && !wait.is_zero() {
             state
                 .blocklists
-                .wait_for_change(&state.pool, &state.signer, &site, &vos, wait, held)
+                .wait_for_change(&state.signer, &site, &vos, wait, held)
                 .await
                 .map_err(|e| match e {
                     WaitError::Busy => ApiError::Unavailable(e.to_string()),
@@ -203,7 +203,7 @@ pub async fn get(
     let request = ExportRequest { format, options };
     let export = state
         .blocklists
-        .export(&state.pool, &state.signer, &site, &vos, &request, now)
+        .export(&state.signer, &site, &vos, &request, now)
         .await?;
     Ok(Json(export).into_response())
 }

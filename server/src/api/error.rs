@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use tokenledger_core::wire::{ErrorBody, ErrorDetail};
 
 use super::AppState;
-use crate::log_store::StoreError;
 use crate::sequencer::{AppendError, SequencerError};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -137,14 +137,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Integrity { .. } => ApiError::Integrity,
             StoreError::Randomness(_) => ApiError::Internal(e.to_string()),
-            StoreError::Db(_) | StoreError::Corrupt(_) => ApiError::Storage(e.to_string()),
+            StoreError::Db(_) | StoreError::UniqueViolation(_) | StoreError::Corrupt(_) => {
+                ApiError::Storage(e.to_string())
+            }
         }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> ApiError {
-        ApiError::Storage(e.to_string())
     }
 }
 
@@ -162,9 +158,9 @@ impl From<AppendError> for ApiError {
                     ApiError::Unavailable(e.to_string())
                 }
                 SequencerError::Store(StoreError::Integrity { .. }) => ApiError::Integrity,
-                SequencerError::Store(StoreError::Db(_) | StoreError::Corrupt(_)) => {
-                    ApiError::Storage(e.to_string())
-                }
+                SequencerError::Store(
+                    StoreError::Db(_) | StoreError::UniqueViolation(_) | StoreError::Corrupt(_),
+                ) => ApiError::Storage(e.to_string()),
                 SequencerError::Store(StoreError::Randomness(_)) | SequencerError::Sign(_) => {
                     ApiError::Internal(e.to_string())
                 }
@@ -250,7 +246,7 @@ mod tests {
                 .is_some()
         };
         assert!(marked(StoreError::Corrupt("x".into()).into()));
-        assert!(marked(sqlx::Error::PoolTimedOut.into()));
+        assert!(marked(StoreError::Db("pool timed out".into()).into()));
         assert!(!marked(ApiError::Integrity), "counted where it was found");
         assert!(!marked(ApiError::Internal("x".into())));
         let sequencer = std::sync::Arc::new(SequencerError::Store(StoreError::Integrity {

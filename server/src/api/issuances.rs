@@ -24,9 +24,11 @@ use tokenledger_core::wire::{
 
 use super::AppState;
 use super::error::ApiError;
+use crate::clock::now_micros;
 use crate::credentials::Principal;
 use crate::issuers::verify_token;
-use crate::sequencer::{EntryKind, IssuanceKey, PreparedEntry, Sequenced, now_micros};
+use crate::sequencer::{EntryKind, PreparedEntry, Sequenced};
+use crate::store::IssuanceKey;
 
 /// Most lines of one `application/x-ndjson` request.
 pub const MAX_NDJSON_LINES: usize = 10_000;

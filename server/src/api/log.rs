@@ -18,7 +18,6 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::credentials::Principal;
-use crate::log_store;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -115,9 +114,7 @@ pub async fn inclusion(
             q.index, q.size
         )));
     }
-    Ok(Json(
-        log_store::read_inclusion_proof(&state.pool, q.index, q.size).await?,
-    ))
+    Ok(Json(state.reader.inclusion_proof(q.index, q.size).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -162,7 +159,7 @@ pub async fn consistency(
     }
     let indexes = merkle::consistency_proof_indexes(q.from, q.to)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let hashes = log_store::read_hashes(&state.pool, &indexes).await?;
+    let hashes = state.reader.read_hashes(&indexes).await?;
     let proof: Vec<Hash> = merkle::consistency_proof(q.from, q.to, &hashes).map_err(internal)?;
     Ok(Json(ConsistencyProof {
         from: q.from,
@@ -231,7 +228,7 @@ pub async fn entries(
         .end
         .min(size)
         .min(q.start.saturating_add(MAX_ENTRIES_PAGE));
-    let rows = log_store::read_entries(&state.pool, &state.leaves, q.start, end).await?;
+    let rows = state.reader.entries(q.start, end).await?;
     let entries = rows
         .into_iter()
         .map(|(index, leaf)| served(index, &leaf))

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use sqlx::SqlitePool;
 use tokenledger_core::note::{NoteSigner, NoteVerifier};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,17 +29,18 @@ use utoipa_axum::routes;
 use crate::blocklists::Blocklists;
 use crate::config::Config;
 use crate::issuers::Issuers;
-use crate::leaf_codec::LeafDecoders;
 use crate::metrics::Metrics;
 use crate::sequencer::Sequencer;
+use crate::store::{LedgerReader, Registry};
 use error::ApiError;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: SqlitePool,
-    /// Decoders of the stored (compressed) leaves.
-    pub leaves: Arc<LeafDecoders>,
+    /// Reads of the stored ledger.
+    pub reader: Arc<dyn LedgerReader>,
+    /// Rows kept beside the log: pseudonyms handed to sites.
+    pub registry: Arc<dyn Registry>,
     pub sequencer: Sequencer,
     pub verifier: NoteVerifier,
     /// The log key, for receipts.

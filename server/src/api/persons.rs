@@ -18,11 +18,11 @@ use super::append::{append_decided, append_entry, prepare_entry};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use super::resolve::{authorize, log_resolution};
+use crate::clock::now_micros;
 use crate::credentials::Principal;
-use crate::log_store::StateChange;
-use crate::lookup;
 use crate::preconditions::Refusal;
-use crate::sequencer::{AppendError, EntryKind, now_micros};
+use crate::sequencer::{AppendError, EntryKind};
+use crate::store::StateChange;
 
 #[utoipa::path(
     post,
@@ -167,7 +167,9 @@ pub async fn resolve_pseudonym(
     ApiQuery(q): ApiQuery<PseudonymQuery>,
 ) -> Result<Json<PseudonymResolution>, ApiError> {
     let reason = authorize(&principal, &vo, q.reason.as_deref())?;
-    let found = lookup::pseudonym(&state.pool, &pseudonym)
+    let found = state
+        .reader
+        .pseudonym(&pseudonym)
         .await?
         .filter(|(_, at_vo, _)| at_vo == &vo);
     let Some((_, _, person)) = found else {
@@ -223,7 +225,7 @@ fn check_link_target(state: &AppState, vo: &str, iss: &str, sub: &str) -> Result
 }
 
 async fn view(state: &AppState, vo: &str, person: &str) -> Result<PersonView, ApiError> {
-    let identities = lookup::identities_of(&state.pool, person, vo).await?;
+    let identities = state.reader.identities_of(person, vo).await?;
     Ok(PersonView {
         id: person.to_string(),
         vo: vo.to_string(),

@@ -20,9 +20,8 @@ use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::log::served;
 use crate::credentials::Principal;
-use crate::log_store;
-use crate::lookup::{self, IssuanceFilter, StoredEntry};
 use crate::sequencer::EntryKind;
+use crate::store::{IssuanceFilter, StoredEntry, decode_issuance};
 
 /// Default and largest page of a listing.
 const DEFAULT_LIMIT: u32 = 100;
@@ -78,8 +77,8 @@ pub async fn token(
 ) -> Result<Json<TokenResolution>, ApiError> {
     let reason = authorize(&principal, &vo, q.reason.as_deref())?;
     let mut found: Vec<(u64, Issuance, Vec<u8>)> = Vec::new();
-    for (index, leaf) in lookup::issuances_by_jti(&state.pool, &state.leaves, &jti).await? {
-        let issuance = lookup::decode_issuance(index, &leaf)?;
+    for (index, leaf) in state.reader.issuances_by_jti(&jti).await? {
+        let issuance = decode_issuance(index, &leaf)?;
         if issuance.vo == vo && q.iss.as_deref().is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance, leaf));
         }
@@ -122,9 +121,7 @@ pub async fn token(
         };
         Ok::<_, ApiError>((person, human))
     };
-    let proof = async {
-        Ok::<_, ApiError>(log_store::read_inclusion_proof(&state.pool, index, head.size).await?)
-    };
+    let proof = async { Ok::<_, ApiError>(state.reader.inclusion_proof(index, head.size).await?) };
     let (resolution_index, (person, human), inclusion_proof) =
         tokio::try_join!(logged, people, proof)?;
     Ok(Json(TokenResolution {
@@ -195,7 +192,7 @@ pub async fn person_tokens(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<IssuancePage>, ApiError> {
     let reason = authorize(&principal, &vo, q.reason.as_deref())?;
-    let identities = lookup::identities_of(&state.pool, &person, &vo).await?;
+    let identities = state.reader.identities_of(&person, &vo).await?;
     if identities.is_empty() {
         log_resolution(&state, &principal, &vo, "person_tokens", &person, reason, 0).await?;
         return Err(ApiError::NotFound(format!(
@@ -306,7 +303,7 @@ pub async fn timeline(
     ApiQuery(q): ApiQuery<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
     let reason = authorize(&principal, &vo, q.reason.as_deref())?;
-    let identities = lookup::identities_of(&state.pool, &person, &vo).await?;
+    let identities = state.reader.identities_of(&person, &vo).await?;
     if identities.is_empty() {
         log_resolution(&state, &principal, &vo, "timeline", &person, reason, 0).await?;
         return Err(ApiError::NotFound(format!(
@@ -317,16 +314,10 @@ pub async fn timeline(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
     }
-    let rows = lookup::timeline(
-        &state.pool,
-        &state.leaves,
-        &vo,
-        &person,
-        &identities,
-        q.before,
-        limit,
-    )
-    .await?;
+    let rows = state
+        .reader
+        .timeline(&vo, &person, &identities, q.before, limit)
+        .await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.1))
         .flatten();
@@ -399,7 +390,7 @@ async fn list(
         before: q.before,
         limit,
     };
-    let rows = lookup::issuances(&state.pool, &state.leaves, &filter).await?;
+    let rows = state.reader.issuances(&filter).await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.0))
         .flatten();
@@ -467,27 +458,21 @@ async fn walk_chain(
     let mut walk = ChainWalk::new(link(index, issuance));
     while let Some(lookup) = walk.next_lookup() {
         let row = match &lookup {
-            ChainLookup::ByJti { iss, jti } => {
-                lookup::issuance(&state.pool, &state.leaves, iss, jti).await?
-            }
+            ChainLookup::ByJti { iss, jti } => state.reader.issuance(iss, jti).await?,
             ChainLookup::FirstWithRefresh {
                 iss,
                 refresh_jti,
                 before_index,
             } => {
-                lookup::first_with_refresh(
-                    &state.pool,
-                    &state.leaves,
-                    iss,
-                    refresh_jti,
-                    *before_index,
-                )
-                .await?
+                state
+                    .reader
+                    .first_with_refresh(iss, refresh_jti, *before_index)
+                    .await?
             }
         };
         let found = match row {
             Some((index, leaf)) => {
-                let parent = lookup::decode_issuance(index, &leaf)?;
+                let parent = decode_issuance(index, &leaf)?;
                 (parent.vo == vo).then(|| link(index, &parent))
             }
             None => None,
@@ -516,7 +501,9 @@ async fn person_view(
     iss: &str,
     sub: &str,
 ) -> Result<PersonView, ApiError> {
-    let (id, identities) = lookup::person_with_identities(&state.pool, iss, sub, vo)
+    let (id, identities) = state
+        .reader
+        .person_with_identities(iss, sub, vo)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("no person for an identity logged in {vo}")))?;
     Ok(PersonView {

@@ -17,11 +17,10 @@ use super::AppState;
 use super::append::{append_entry, now_secs};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
+use crate::clock::now_micros;
 use crate::credentials::Principal;
-use crate::log_store::StateChange;
-use crate::lookup;
-use crate::sequencer::{EntryKind, now_micros};
-use crate::sites;
+use crate::sequencer::EntryKind;
+use crate::store::{StateChange, decode_issuance};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -190,7 +189,9 @@ pub async fn administered_site(
 
 /// The VOs of an existing site, or 404.
 pub async fn existing_site(state: &AppState, site: &str) -> Result<Vec<String>, ApiError> {
-    sites::vos_of(&state.pool, site)
+    state
+        .reader
+        .site_vos(site)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no site `{site}`")))
 }
@@ -203,8 +204,8 @@ pub async fn site_issuance(
     iss: Option<&str>,
 ) -> Result<(u64, Issuance), ApiError> {
     let mut found = Vec::new();
-    for (index, leaf) in lookup::issuances_by_jti(&state.pool, &state.leaves, jti).await? {
-        let issuance = lookup::decode_issuance(index, &leaf)?;
+    for (index, leaf) in state.reader.issuances_by_jti(jti).await? {
+        let issuance = decode_issuance(index, &leaf)?;
         if vos.contains(&issuance.vo) && iss.is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance));
         }
@@ -222,7 +223,9 @@ pub async fn site_issuance(
 
 /// The person an issuance belongs to.
 pub async fn person_of(state: &AppState, issuance: &Issuance) -> Result<String, ApiError> {
-    lookup::person_of(&state.pool, &issuance.iss, &issuance.sub, &issuance.vo)
+    state
+        .reader
+        .person_of(&issuance.iss, &issuance.sub, &issuance.vo)
         .await?
         .ok_or_else(|| ApiError::Internal("an issuance without a person".into()))
 }
@@ -235,15 +238,9 @@ pub async fn remember_pseudonym(
     person: &str,
 ) -> Result<String, ApiError> {
     let pseudonym = state.blocklists.secret().pseudonym(site, vo, person);
-    sqlx::query(
-        "INSERT OR IGNORE INTO pseudonyms (pseudonym, site, vo, person_id, created_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(&pseudonym)
-    .bind(site)
-    .bind(vo)
-    .bind(person)
-    .bind(now_micros())
-    .execute(&state.pool)
-    .await?;
+    state
+        .registry
+        .remember_pseudonym(&pseudonym, site, vo, person, now_micros())
+        .await?;
     Ok(pseudonym)
 }

@@ -21,13 +21,12 @@ use super::append::{append_decided, append_entry, now_secs, prepare_entry};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use super::sites::{administered_site, person_of, remember_pseudonym, site_issuance};
+use crate::clock::now_micros;
 use crate::credentials::Principal;
 use crate::keys::random_bytes;
-use crate::log_store::{StateChange, SuspensionRow};
-use crate::lookup;
 use crate::preconditions::Refusal;
-use crate::sequencer::{AppendError, EntryKind, now_micros};
-use crate::suspensions::{self, SuspensionRecord};
+use crate::sequencer::{AppendError, EntryKind};
+use crate::store::{StateChange, SuspensionRecord};
 
 /// Who or what a suspension targets, resolved.
 struct Target {
@@ -85,7 +84,9 @@ pub async fn site_suspend(
     )?;
     let target = match (&req.pseudonym, &req.jti) {
         (Some(pseudonym), None) if !terms.token_only => {
-            let (at, vo, person_id) = lookup::pseudonym(&state.pool, pseudonym)
+            let (at, vo, person_id) = state
+                .reader
+                .pseudonym(pseudonym)
                 .await?
                 .filter(|(at, _, _)| at == &site)
                 .ok_or_else(|| ApiError::NotFound("no such pseudonym at this site".into()))?;
@@ -139,7 +140,9 @@ pub async fn site_lift(
 ) -> Result<Json<SuspensionView>, ApiError> {
     administered_site(&state, &principal, &site).await?;
     let reason = lift_reason(q, &body)?;
-    let record = suspensions::get(&state.pool, &id)
+    let record = state
+        .reader
+        .suspension(&id)
         .await?
         .filter(|s| s.site.as_deref() == Some(site.as_str()))
         .ok_or_else(|| ApiError::NotFound("no such suspension of this site".into()))?;
@@ -172,7 +175,7 @@ pub async fn site_list(
 ) -> Result<Json<SuspensionList>, ApiError> {
     let vos = administered_site(&state, &principal, &site).await?;
     let mut views = Vec::new();
-    for record in suspensions::for_site(&state.pool, &site, &vos).await? {
+    for record in state.reader.suspensions_for_site(&site, &vos).await? {
         views.push(site_view(&state, &site, &record));
     }
     Ok(Json(SuspensionList { suspensions: views }))
@@ -271,7 +274,9 @@ pub async fn vo_lift(
 ) -> Result<Json<SuspensionView>, ApiError> {
     officer(&principal, &vo)?;
     let reason = lift_reason(q, &body)?;
-    let record = suspensions::get(&state.pool, &id)
+    let record = state
+        .reader
+        .suspension(&id)
         .await?
         .filter(|s| s.site.is_none() && s.vo == vo)
         .ok_or_else(|| ApiError::NotFound("no such VO-wide suspension".into()))?;
@@ -303,7 +308,9 @@ pub async fn vo_list(
     Path(vo): Path<String>,
 ) -> Result<Json<SuspensionList>, ApiError> {
     officer(&principal, &vo)?;
-    let suspensions = suspensions::for_vo(&state.pool, &vo)
+    let suspensions = state
+        .reader
+        .suspensions_for_vo(&vo)
         .await?
         .iter()
         .map(|r| vo_view(&state, r))
@@ -456,28 +463,9 @@ async fn suspend(
         created_by: principal.id.clone(),
         not_after,
     }));
-    let row = SuspensionRow {
-        id: id.clone(),
-        site: site.clone(),
-        vo: target.vo.clone(),
-        person_id: target.person_id.clone(),
-        token_iss: token_iss.clone(),
-        token_jti: token_jti.clone(),
-        scope: terms.scope.as_str().into(),
-        reason_code: terms.reason_code.clone(),
-        created_by: principal.id.clone(),
-        created_at,
-        not_after,
-    };
-    let entry = prepare_entry(body, EntryKind::State(StateChange::Suspend(row)))?;
-    let idx = append_decided(state, entry).await.map_err(|e| match e {
-        AppendError::Refused(refusal) if site.is_some() => site_refusal(refusal),
-        e => e.into(),
-    })?;
-    state.blocklists.changed();
-    Ok(SuspensionRecord {
+    let mut record = SuspensionRecord {
         id,
-        idx: idx as i64,
+        idx: 0,
         site,
         vo: target.vo,
         person_id: target.person_id,
@@ -485,10 +473,20 @@ async fn suspend(
         token_jti,
         scope: terms.scope.as_str().into(),
         reason_code: terms.reason_code,
+        created_by: principal.id.clone(),
         created_at,
         not_after,
         lifted_at: None,
-    })
+    };
+    let change = StateChange::Suspend(record.clone());
+    let entry = prepare_entry(body, EntryKind::State(change))?;
+    let at_site = record.site.is_some();
+    record.idx = append_decided(state, entry).await.map_err(|e| match e {
+        AppendError::Refused(refusal) if at_site => site_refusal(refusal),
+        e => e.into(),
+    })?;
+    state.blocklists.changed();
+    Ok(record)
 }
 
 async fn lift(
@@ -559,7 +557,7 @@ fn vo_view(state: &AppState, r: &SuspensionRecord) -> SuspensionView {
 fn common_view(r: &SuspensionRecord) -> SuspensionView {
     SuspensionView {
         id: r.id.clone(),
-        index: r.idx as u64,
+        index: r.idx,
         site: r.site.clone(),
         vo: r.vo.clone(),
         pseudonym: None,

@@ -9,13 +9,12 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use tokenledger_core::merkle::{self, Frontier, Hash, leaf_hash};
 use tokenledger_core::note::NoteSigner;
-use tokenledger_server::db;
-use tokenledger_server::leaf_codec::LeafDecoders;
-use tokenledger_server::log_store::{self, StateChange, StoreError, UPPER_LEVEL};
-use tokenledger_server::metrics::Metrics;
-use tokenledger_server::sequencer::{
-    BatchLimits, EntryKind, LeafStorage, PreparedEntry, Sequencer, SequencerError,
-};
+
+use crate::metrics::Metrics;
+use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer, SequencerError};
+use crate::store::sqlite::log::{self, UPPER_LEVEL};
+use crate::store::sqlite::{SqliteStore, SqliteWriter, connection};
+use crate::store::{LedgerReader, StateChange, StoreError};
 
 /// Batch sizes of the log the tests build: 2,661 entries, so stored hashes up to level 11.
 const BATCHES: [u64; 8] = [1, 62, 1, 64, 129, 1000, 380, 1024];
@@ -60,17 +59,17 @@ fn entry(index: u64) -> PreparedEntry {
 
 async fn start(path: &Path) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
     Sequencer::start(
-        db::open_writer(path).await.unwrap(),
+        Box::new(
+            SqliteWriter::open(path, Default::default(), 0)
+                .await
+                .unwrap(),
+        ),
         NoteSigner::from_seed("test/log", [5; 32]).unwrap(),
         "test/log".into(),
         BatchLimits {
             max_batch: 2000,
             max_wait: Duration::ZERO,
             queue_depth: 8,
-        },
-        LeafStorage {
-            decoders: Arc::new(LeafDecoders::default()),
-            compress_after: 0,
         },
         Arc::new(Metrics::default()),
     )
@@ -96,7 +95,7 @@ async fn append(path: &Path, reference: &mut Reference, batches: &[u64]) {
 async fn logged() -> (tempfile::TempDir, SqlitePool, Reference) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let pool = db::open(&path).await.unwrap();
+    let pool = connection::open(&path).await.unwrap();
     let mut reference = Reference::new();
     append(&path, &mut reference, &BATCHES).await;
     (dir, pool, reference)
@@ -146,7 +145,8 @@ fn proof_points(size: u64) -> Vec<(u64, u64)> {
 }
 
 async fn inclusion_verifies(pool: &SqlitePool, reference: &Reference, index: u64, size: u64) {
-    let proof = log_store::read_inclusion_proof(pool, index, size)
+    let proof = SqliteStore::over(pool.clone())
+        .inclusion_proof(index, size)
         .await
         .unwrap();
     assert_eq!(proof.leaf_hash, leaf_hash(&leaf(index)));
@@ -157,7 +157,7 @@ async fn inclusion_verifies(pool: &SqlitePool, reference: &Reference, index: u64
 
 async fn consistency_verifies(pool: &SqlitePool, reference: &Reference, from: u64, to: u64) {
     let indexes = merkle::consistency_proof_indexes(from, to).unwrap();
-    let hashes = log_store::read_hashes(pool, &indexes).await.unwrap();
+    let hashes = log::read_hashes(pool, &indexes).await.unwrap();
     let proof = merkle::consistency_proof(from, to, &hashes).unwrap();
     let (old, new) = (reference.roots[from as usize], reference.roots[to as usize]);
     merkle::verify_consistency(from, to, &old, &new, &proof)
@@ -252,7 +252,8 @@ async fn a_tampered_upper_hash_fails_verification() {
         .execute(&pool)
         .await
         .unwrap();
-    let proof = log_store::read_inclusion_proof(&pool, index, size)
+    let proof = SqliteStore::over(pool.clone())
+        .inclusion_proof(index, size)
         .await
         .unwrap();
     let root = reference.roots[size as usize];

@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokenledger_core::merkle::{self, Hash};
 
+use super::{SqliteStore, connection, log};
 use crate::config::Config;
-use crate::{data_dir, db, keys, log_store};
+use crate::keys;
+use crate::store::ownership;
 
 /// The log a database holds: what a backup saved, or what a restore put back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,15 +65,14 @@ pub async fn backup(db_path: &Path, to: &Path) -> anyhow::Result<LogState> {
     saved
 }
 
-/// Puts the backup `from` in place as the database of `config`'s data directory (created
-/// 0700 if missing) and returns the log it holds. A data directory that holds a database is
+/// Puts the backup `from` in place as the database of `config`'s data directory (which must
+/// exist: `data_dir::create` makes it 0700) and returns the log it holds. A data directory that holds a database is
 /// refused unless `replace`, and then only if no process has that database open. The backup
 /// must pass SQLite's quick check and come from this or an older version; a log key or
 /// pseudonym secret already in the directory must be the backup's ledger's.
 pub async fn restore(from: &Path, config: &Config, replace: bool) -> anyhow::Result<LogState> {
     let dir = &config.server.data_dir;
     let target = config.db_path();
-    data_dir::create(dir)?;
     let present = database_files(&target).iter().any(|p| p.exists());
     if present && !replace {
         bail!(
@@ -158,26 +159,31 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// One connection to an existing database, changing none of its settings; a lock held by
 /// another connection is waited for up to `busy_timeout`.
 async fn connect_existing(path: &Path, busy_timeout: Duration) -> anyhow::Result<SqliteConnection> {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(false)
-        .busy_timeout(busy_timeout)
+    existing(path, busy_timeout)
         .connect()
         .await
         .with_context(|| format!("opening database {}", path.display()))
 }
 
+/// Options of a connection to the existing database at `path`.
+fn existing(path: &Path, busy_timeout: Duration) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false)
+        .busy_timeout(busy_timeout)
+}
+
 /// The log held by the database at `path`; its stored hashes must be complete.
 async fn read_state(path: &Path) -> anyhow::Result<LogState> {
     let mut conn = connect_existing(path, BUSY_TIMEOUT).await?;
-    let size = log_store::log_size(&mut conn).await?;
-    let stored = log_store::stored_hash_rows(&mut conn).await?;
+    let size = log::log_size(&mut conn).await?;
+    let stored = log::stored_hash_rows(&mut conn).await?;
     ensure!(
         stored == merkle::stored_hash_count(size),
         "{size} entries need {} stored hashes, found {stored}",
         merkle::stored_hash_count(size)
     );
-    let root = log_store::load_frontier(&mut conn, size).await?.root();
+    let root = log::load_frontier(&mut conn, size).await?.root();
     let (newest,): (Option<i64>,) = sqlx::query_as("SELECT MAX(size) FROM checkpoints")
         .fetch_one(&mut conn)
         .await?;
@@ -203,23 +209,31 @@ async fn check_backup(path: &Path, config: &Config) -> anyhow::Result<LogState> 
         .context("not a tokenledger database (no migrations table)")?;
     for (version,) in applied {
         ensure!(
-            db::MIGRATOR.iter().any(|m| m.version == version),
+            connection::MIGRATOR.iter().any(|m| m.version == version),
             "it was written by a newer tokenledger-server (migration {version} is unknown here)"
         );
     }
+    conn.close().await?;
+    let reader = SqliteStore::over(
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(existing(path, BUSY_TIMEOUT))
+            .await
+            .with_context(|| format!("opening database {}", path.display()))?,
+    );
     if config.log_key_path().exists() {
         let signer = keys::load_log_key(&config.log_key_path(), &config.log.origin)?;
-        data_dir::check_log_key(&mut conn, &signer.verifier())
+        ownership::check_log_key(&reader, &signer.verifier())
             .await
             .with_context(|| format!("checking {}", config.log_key_path().display()))?;
     }
     if config.ledger_secret_path().exists() {
         let secret = keys::load_ledger_secret(&config.ledger_secret_path())?;
-        data_dir::check_ledger_secret(&mut conn, &secret)
+        ownership::check_ledger_secret(&reader, &secret)
             .await
             .with_context(|| format!("checking {}", config.ledger_secret_path().display()))?;
     }
-    conn.close().await?;
+    reader.close().await;
     read_state(path).await
 }
 

@@ -5,7 +5,8 @@ use std::ops::RangeInclusive;
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use crate::log_store::StoreError;
+use super::log;
+use crate::store::StoreError;
 
 /// `issuances_by_identity_epoch` (migration 0006) keys each issuance by
 /// `(idx >> EPOCH_SHIFT, identity, idx)`, so that the writer's batches insert into the
@@ -131,10 +132,7 @@ impl IdentityScan {
 /// `before`, or the log's size if that is smaller (also when `before` is `None`): the
 /// windows of a scan then start at the log's newest epoch, whatever a caller asks for.
 pub async fn log_top(pool: &SqlitePool, before: Option<u64>) -> Result<u64, StoreError> {
-    let (last,): (Option<i64>,) = sqlx::query_as("SELECT MAX(idx) FROM entries")
-        .fetch_one(pool)
-        .await?;
-    let size = last.map_or(0, |last| last as u64 + 1);
+    let size = log::log_size(pool).await?;
     Ok(before.map_or(size, |before| before.min(size)))
 }
 
@@ -180,7 +178,9 @@ mod tests {
     #[tokio::test]
     async fn window_queries_seek_the_epoch_index() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::db::open(&dir.path().join("t.db")).await.unwrap();
+        let pool = super::super::connection::open(&dir.path().join("t.db"))
+            .await
+            .unwrap();
         let scan = IdentityScan {
             identities: vec![1, 2],
             client: Some(3),

@@ -1,18 +1,20 @@
-//! Sites and the VOs they serve: from the configuration (synchronised at start) and from
-//! `tokenledger-server site add`.
+//! The SQL of sites and the VOs they serve.
 
 use sqlx::SqlitePool;
 
-use crate::config::Config;
-use crate::log_store::StoreError;
-use crate::sequencer::now_micros;
+use crate::store::StoreError;
 
-/// Adds a site or replaces the VOs it serves.
-pub async fn upsert(pool: &SqlitePool, name: &str, vos: &[String]) -> Result<(), StoreError> {
+/// Adds a site (created at `at`) or replaces the VOs it serves.
+pub async fn upsert(
+    pool: &SqlitePool,
+    name: &str,
+    vos: &[String],
+    at: i64,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT OR IGNORE INTO sites (name, created_at) VALUES (?, ?)")
         .bind(name)
-        .bind(now_micros())
+        .bind(at)
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM site_vos WHERE site = ?")
@@ -27,14 +29,6 @@ pub async fn upsert(pool: &SqlitePool, name: &str, vos: &[String]) -> Result<(),
             .await?;
     }
     tx.commit().await?;
-    Ok(())
-}
-
-/// Writes the configured sites to the database.
-pub async fn sync_config(pool: &SqlitePool, config: &Config) -> Result<(), StoreError> {
-    for site in &config.sites {
-        upsert(pool, &site.name, &site.vos).await?;
-    }
     Ok(())
 }
 

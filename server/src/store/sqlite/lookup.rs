@@ -3,30 +3,10 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use crate::identity_scan::{self, IdentityScan};
-use crate::leaf_codec::LeafDecoders;
-use crate::log_store::{EntryData, StoreError, decode_entries, read_entries_at};
-
-/// An entry as stored: its index and canonical bytes.
-pub type StoredEntry = (u64, Vec<u8>);
-
-/// Filters of an issuance listing; every present filter must match.
-#[derive(Default, Debug)]
-pub struct IssuanceFilter<'a> {
-    pub vo: &'a str,
-    /// Any of these identities `(iss, sub)`.
-    pub identities: Option<&'a [(String, String)]>,
-    pub client_id: Option<&'a str>,
-    /// A scope the token carried, exactly.
-    pub scope: Option<&'a str>,
-    /// Token issued (`iat`, else logged) at or after, unix seconds.
-    pub from: Option<i64>,
-    /// Token issued before, unix seconds.
-    pub to: Option<i64>,
-    /// Only entries with a smaller index (paging, newest first).
-    pub before: Option<u64>,
-    pub limit: u32,
-}
+use super::identity_scan::{self, IdentityScan};
+use super::log::{EntryData, decode_entries, read_entries_at};
+use crate::store::leaf_codec::LeafDecoders;
+use crate::store::{IssuanceFilter, StoreError, StoredEntry, TimelineEvent};
 
 /// Every issuance of `jti`, whatever its issuer.
 pub async fn issuances_by_jti(
@@ -146,7 +126,7 @@ pub async fn issuances(
     leaves: &LeafDecoders,
     filter: &IssuanceFilter<'_>,
 ) -> Result<Vec<StoredEntry>, StoreError> {
-    let checks_entries = filter.scope.is_some() || filter.from.is_some() || filter.to.is_some();
+    let checks_entries = filter.checks_entries();
     let page = if checks_entries {
         ISSUANCE_SCAN_PAGE.max(filter.limit)
     } else {
@@ -175,7 +155,7 @@ pub async fn issuances(
         let exhausted = candidates.len() < page as usize;
         before = candidates.last().map(|entry| entry.0);
         for (index, leaf) in candidates {
-            if !checks_entries || entry_matches(filter, index, &leaf)? {
+            if !checks_entries || filter.entry_matches(index, &leaf)? {
                 found.push((index, leaf));
                 if found.len() == filter.limit as usize {
                     return Ok(found);
@@ -238,25 +218,6 @@ async fn entries_newest_first(
     Ok(entries)
 }
 
-/// Whether an issuance entry has the filter's scope and was issued (`iat`, else logged) in
-/// its time window.
-fn entry_matches(filter: &IssuanceFilter<'_>, index: u64, leaf: &[u8]) -> Result<bool, StoreError> {
-    use tokenledger_core::entry::{EntryBody, LogEntry};
-    let entry = LogEntry::from_canonical_bytes(leaf)
-        .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
-    let EntryBody::Issuance(issuance) = &entry.body else {
-        return Err(StoreError::Corrupt(format!(
-            "entry {index} is not an issuance"
-        )));
-    };
-    let issued = issuance.iat.unwrap_or(entry.logged_at / 1_000_000);
-    Ok(filter
-        .scope
-        .is_none_or(|scope| issuance.scopes.iter().any(|s| s == scope))
-        && filter.from.is_none_or(|from| issued >= from)
-        && filter.to.is_none_or(|to| issued < to))
-}
-
 /// Resolution entries of `vo`, newest first.
 pub async fn resolutions(
     pool: &SqlitePool,
@@ -275,24 +236,6 @@ pub async fn resolutions(
     .fetch_all(pool)
     .await?;
     decode_entries(leaves, rows)
-}
-
-/// Decodes an issuance entry.
-pub fn decode_issuance(
-    index: u64,
-    leaf: &[u8],
-) -> Result<tokenledger_core::entry::Issuance, StoreError> {
-    use tokenledger_core::entry::{EntryBody, LogEntry};
-    match LogEntry::from_canonical_bytes(leaf) {
-        Ok(LogEntry {
-            body: EntryBody::Issuance(issuance),
-            ..
-        }) => Ok(*issuance),
-        Ok(_) => Err(StoreError::Corrupt(format!(
-            "entry {index} is not an issuance"
-        ))),
-        Err(e) => Err(StoreError::Corrupt(format!("entry {index}: {e}"))),
-    }
 }
 
 /// The site, VO and person a pseudonym was handed out for.
@@ -318,7 +261,7 @@ pub async fn timeline(
     identities: &[(String, String)],
     before: Option<u64>,
     limit: u32,
-) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
+) -> Result<Vec<TimelineEvent>, StoreError> {
     let Some(scan) = IdentityScan::resolve(pool, vo, identities, None).await? else {
         return Ok(Vec::new());
     };
@@ -374,9 +317,9 @@ mod tests {
 
     use super::*;
     use crate::metrics::Metrics;
-    use crate::sequencer::{
-        BatchLimits, EntryKind, IssuanceKey, LeafStorage, PreparedEntry, Sequencer,
-    };
+    use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer};
+    use crate::store::IssuanceKey;
+    use crate::store::sqlite::{SqliteWriter, connection};
 
     const ISS: &str = "https://iam.example.org/";
 
@@ -432,20 +375,19 @@ mod tests {
     ) -> (tempfile::TempDir, SqlitePool, Arc<LeafDecoders>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let pool = crate::db::open(&path).await.unwrap();
+        let pool = connection::open(&path).await.unwrap();
         let decoders = Arc::new(LeafDecoders::default());
+        let writer = SqliteWriter::open(&path, decoders.clone(), 1000)
+            .await
+            .unwrap();
         let (sequencer, task) = Sequencer::start(
-            crate::db::open_writer(&path).await.unwrap(),
+            Box::new(writer),
             NoteSigner::from_seed("test/log", [3; 32]).unwrap(),
             "test/log".into(),
             BatchLimits {
                 max_batch: 1000,
                 max_wait: Duration::ZERO,
                 queue_depth: 8,
-            },
-            LeafStorage {
-                decoders: decoders.clone(),
-                compress_after: 1000,
             },
             Arc::new(Metrics::default()),
         )

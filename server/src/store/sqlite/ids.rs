@@ -1,4 +1,4 @@
-//! The integer ids an `issuances` row holds in place of text, for `log_store::push_batch`:
+//! The integer ids an `issuances` row holds in place of text, for [`super::log::push_batch`]:
 //! issuers and clients are interned, identities are created (each with a new person) on
 //! first sight. The writer's [`IdCache`] keeps the ids of committed rows, so a batch of known
 //! issuers, clients and identities runs no query for them.
@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::log::CHUNK;
+use super::script::SqlScript;
 use crate::keys::new_person_id;
-use crate::log_store::{CHUNK, IssuanceRow, StoreError};
-use crate::sql_script::SqlScript;
+use crate::store::{IssuanceRow, StoreError};
 
 /// Ids kept per table; a full table of the cache is emptied and fills again from queries.
 const CACHED_IDS: usize = 1 << 18;

@@ -86,8 +86,12 @@ mod tests {
     async fn conn() -> (tempfile::TempDir, SqliteConnection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
-        crate::db::open(&path).await.unwrap().close().await;
-        let mut conn = crate::db::open_writer(&path).await.unwrap();
+        super::super::connection::open(&path)
+            .await
+            .unwrap()
+            .close()
+            .await;
+        let mut conn = super::super::connection::open_writer(&path).await.unwrap();
         sqlx::query("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT NOT NULL)")
             .execute(&mut conn)
             .await

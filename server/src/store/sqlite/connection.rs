@@ -1,4 +1,5 @@
-//! The SQLite database: connection options (WAL, synchronous=FULL), pools, embedded migrations.
+//! SQLite connections: options (WAL, synchronous=FULL), the readers' pool, the writer's connection,
+//! the WAL checkpointer, embedded migrations.
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,4 +1,5 @@
-//! Reads and writes of the log tables. Only the sequencer calls the write functions.
+//! The SQL of the log tables: entries, stored hashes, issuance keys, state rows, checkpoints.
+//! Only the writer ([`super::SqliteWriter`]) calls the write functions.
 //!
 //! Stored hashes of level [`UPPER_LEVEL`] and above are written twice: to `hashes`, which
 //! holds every stored hash, and to `upper_hashes`, where those few rows sit together on
@@ -8,12 +9,11 @@ use std::collections::HashMap;
 
 use sqlx::{Connection, Executor, QueryBuilder, Sqlite};
 use tokenledger_core::merkle::{self, Frontier, Hash};
-use tokenledger_core::wire::InclusionProof;
 
-use crate::leaf_codec::{LeafDecoders, NewDictionary, StoredLeaf};
-use crate::lookup_ids::{self, IdCache, NewIds};
-use crate::sequencer::IssuanceKey;
-use crate::sql_script::{self, SqlScript};
+use super::ids::{self, IdCache, NewIds};
+use super::script::{self, SqlScript};
+use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
+use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
 
 /// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
 pub(crate) const CHUNK: usize = 250;
@@ -25,28 +25,6 @@ pub const UPPER_LEVEL: u32 = 6;
 /// Whether the stored hash at `index` is one of those `upper_hashes` holds.
 fn is_upper(index: u64) -> bool {
     merkle::stored_hash_level(index) >= UPPER_LEVEL
-}
-
-/// Errors reading or writing the log tables.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("stored log is inconsistent: {0}")]
-    Corrupt(String),
-    #[error("no randomness for a new person id: {0}")]
-    Randomness(String),
-    /// A stored leaf read back is not the leaf that was logged (it does not decode, or does
-    /// not hash to its stored leaf hash): see [`LeafDecoders::verified`].
-    #[error("integrity error at entry {index}: {problem}")]
-    Integrity { index: u64, problem: String },
-}
-
-impl StoreError {
-    /// A write refused by a unique index (for the writer: a report logged before).
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
-    }
 }
 
 /// A new entry ready to be written at `index`, in its stored form.
@@ -65,7 +43,7 @@ pub type EntryData = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
 pub fn decode_entries(
     leaves: &LeafDecoders,
     rows: Vec<EntryData>,
-) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+) -> Result<Vec<StoredEntry>, StoreError> {
     rows.into_iter()
         .map(|(index, bytes, dictionary, stored_hash)| {
             let index = index as u64;
@@ -73,13 +51,6 @@ pub fn decode_entries(
             Ok((index, leaf))
         })
         .collect()
-}
-
-/// A new issuance key pointing at its entry, logged at `logged_at` (unix microseconds).
-pub struct IssuanceRow<'a> {
-    pub index: u64,
-    pub key: &'a IssuanceKey,
-    pub logged_at: i64,
 }
 
 /// Number of entries in the log.
@@ -164,26 +135,6 @@ pub async fn read_hashes<'e>(
         .collect()
 }
 
-/// The inclusion proof of entry `index` in the tree of `size` (index < size <= log size).
-pub async fn read_inclusion_proof(
-    pool: &sqlx::SqlitePool,
-    index: u64,
-    size: u64,
-) -> Result<InclusionProof, StoreError> {
-    let corrupt = |e: merkle::MerkleError| StoreError::Corrupt(e.to_string());
-    let mut indexes = merkle::inclusion_proof_indexes(index, size).map_err(corrupt)?;
-    indexes.push(merkle::stored_hash_index(0, index));
-    let mut hashes = read_hashes(pool, &indexes).await?;
-    let leaf_hash = hashes.pop().expect("the leaf hash was asked for");
-    let proof = merkle::inclusion_proof(index, size, &hashes).map_err(corrupt)?;
-    Ok(InclusionProof {
-        index,
-        size,
-        leaf_hash,
-        hashes: proof,
-    })
-}
-
 /// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.
 pub async fn load_frontier<'e>(
     db: impl Executor<'e, Database = Sqlite>,
@@ -199,7 +150,7 @@ pub async fn read_entries<'e>(
     leaves: &LeafDecoders,
     start: u64,
     end: u64,
-) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+) -> Result<Vec<StoredEntry>, StoreError> {
     let rows: Vec<EntryData> = sqlx::query_as(
         "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM entries_with_leaf_hash e
          WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx",
@@ -244,20 +195,20 @@ pub async fn commit_batch(
     mut script: SqlScript,
     cache: &IdCache,
     rows: (&[EntryRow<'_>], &[(u64, Hash)], &[IssuanceRow<'_>]),
-    checkpoint: Option<(u64, &str, i64)>,
+    checkpoint: Option<CheckpointRow<'_>>,
 ) -> Result<NewIds, StoreError> {
     let (entries, hashes, issuances) = rows;
     let written = async {
         let new_ids = push_batch(conn, &mut script, cache, entries, hashes, issuances).await?;
-        if let Some((size, note, created_at)) = checkpoint {
-            push_checkpoint(&mut script, size, note, created_at);
+        if let Some(checkpoint) = checkpoint {
+            push_checkpoint(&mut script, checkpoint);
         }
         script.commit(conn).await?;
         Ok(new_ids)
     }
     .await;
     if written.is_err() {
-        sql_script::roll_back(conn).await;
+        script::roll_back(conn).await;
     }
     written
 }
@@ -291,7 +242,7 @@ pub async fn push_batch(
         .copied()
         .collect();
     push_hashes(script, "upper_hashes", &upper);
-    let (row_ids, new_ids) = lookup_ids::of_issuances(conn, script, cache, issuances).await?;
+    let (row_ids, new_ids) = ids::of_issuances(conn, script, cache, issuances).await?;
     for (chunk, ids) in issuances.chunks(CHUNK).zip(row_ids.chunks(CHUNK)) {
         script
             .statement("INSERT INTO issuances (idx, jti, issuer, identity, client, refresh_jti) ")
@@ -328,18 +279,6 @@ fn push_hashes(script: &mut SqlScript, table: &str, hashes: &[(u64, Hash)]) {
     }
 }
 
-/// Queues the dictionary the leaves of this transaction are compressed with (again, if an
-/// earlier transaction that wrote it failed).
-pub fn push_dictionary(script: &mut SqlScript, dictionary: &NewDictionary, created_at: i64) {
-    script
-        .statement("INSERT OR IGNORE INTO leaf_dictionaries (id, dictionary, created_at) ")
-        .push_values([dictionary], |mut row, d| {
-            row.push_bind(d.id)
-                .push_bind(&d.bytes)
-                .push_bind(created_at);
-        });
-}
-
 /// Queues the rows indexing resolution entries by VO.
 pub fn push_resolutions(script: &mut SqlScript, rows: &[(u64, &str)]) {
     for chunk in rows.chunks(CHUNK) {
@@ -356,7 +295,7 @@ pub async fn read_entries_at(
     db: &mut sqlx::SqliteConnection,
     leaves: &LeafDecoders,
     indexes: &[u64],
-) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+) -> Result<Vec<StoredEntry>, StoreError> {
     let mut found = Vec::with_capacity(indexes.len());
     for chunk in indexes.chunks(CHUNK) {
         let mut query = QueryBuilder::<Sqlite>::new(
@@ -368,56 +307,6 @@ pub async fn read_entries_at(
         found.extend(decode_entries(leaves, rows)?);
     }
     Ok(found)
-}
-
-/// A state change that goes with a log entry, written in the entry's transaction.
-#[derive(Clone, Debug)]
-pub enum StateChange {
-    Suspend(SuspensionRow),
-    Lift {
-        suspension_id: String,
-        lifted_by: String,
-        lifted_at: i64,
-    },
-    /// Attach identity `(iss, sub)` of `vo`, which belongs to no person, to a person.
-    Link {
-        vo: String,
-        person_id: String,
-        iss: String,
-        sub: String,
-        created_at: i64,
-    },
-    /// Move every identity, pseudonym and suspension of person `from` to `into`, and record
-    /// that `from` was merged away.
-    Merge {
-        vo: String,
-        into: String,
-        from: String,
-    },
-    Sighting {
-        site: String,
-        vo: String,
-        iss: String,
-        jti: String,
-    },
-    /// The entry is the whole record (site key fetches).
-    None,
-}
-
-/// A new suspension.
-#[derive(Clone, Debug)]
-pub struct SuspensionRow {
-    pub id: String,
-    pub site: Option<String>,
-    pub vo: String,
-    pub person_id: String,
-    pub token_iss: Option<String>,
-    pub token_jti: Option<String>,
-    pub scope: String,
-    pub reason_code: String,
-    pub created_by: String,
-    pub created_at: i64,
-    pub not_after: Option<i64>,
 }
 
 /// Queues the state rows of one entry at `index`.
@@ -522,26 +411,35 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
 }
 
 /// Queues the row of a signed checkpoint (once per size).
-pub fn push_checkpoint(script: &mut SqlScript, size: u64, note: &str, created_at: i64) {
+pub fn push_checkpoint(script: &mut SqlScript, checkpoint: CheckpointRow<'_>) {
     script
         .statement("INSERT OR IGNORE INTO checkpoints (size, note, created_at) ")
-        .push_values([()], |mut row, ()| {
-            row.push_bind(size as i64)
-                .push_bind(note)
-                .push_bind(created_at);
+        .push_values([checkpoint], |mut row, c| {
+            row.push_bind(c.size as i64)
+                .push_bind(c.note)
+                .push_bind(c.created_at);
         });
 }
 
 /// Records a signed checkpoint (once per size), outside any batch.
 pub async fn insert_checkpoint(
     conn: &mut sqlx::SqliteConnection,
-    size: u64,
-    note: &str,
-    created_at: i64,
+    checkpoint: CheckpointRow<'_>,
 ) -> Result<(), StoreError> {
     let mut script = SqlScript::new();
-    push_checkpoint(&mut script, size, note, created_at);
+    push_checkpoint(&mut script, checkpoint);
     Ok(script.flush(conn).await?)
+}
+
+/// The newest stored checkpoint: its size and signed note.
+pub async fn newest_checkpoint<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+) -> Result<Option<(u64, String)>, StoreError> {
+    let newest: Option<(i64, String)> =
+        sqlx::query_as("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(db)
+            .await?;
+    Ok(newest.map(|(size, note)| (size as u64, note)))
 }
 
 #[cfg(test)]
@@ -553,7 +451,9 @@ mod tests {
     #[tokio::test]
     async fn entries_are_read_with_their_own_stored_leaf_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::db::open(&dir.path().join("t.db")).await.unwrap();
+        let pool = super::super::connection::open(&dir.path().join("t.db"))
+            .await
+            .unwrap();
         let mut indexes: Vec<u64> = (0..600).collect();
         indexes.extend([
             (1 << 32) + 5,
@@ -598,7 +498,9 @@ mod tests {
     #[tokio::test]
     async fn a_leaf_that_fails_its_check_is_never_returned() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::db::open(&dir.path().join("t.db")).await.unwrap();
+        let pool = super::super::connection::open(&dir.path().join("t.db"))
+            .await
+            .unwrap();
         for n in 0..4u64 {
             let leaf = format!("{{\"n\":{n}}}");
             sqlx::query("INSERT INTO entries (idx, leaf) VALUES (?, ?)")

@@ -9,7 +9,7 @@
 //!   entry of their type and none for another entry;
 //! - the newest checkpoint is signed by the log key in the data directory, is not larger than
 //!   the log, and its root is the stored tree's at its size (the check start-up makes too:
-//!   [`check_newest_checkpoint`]).
+//!   [`crate::store::ownership`]).
 //!
 //! Each problem names what is wrong (an entry's index, a stored hash's index, level and
 //! subtree), never what an entry holds. On a live server the WAL grows while fsck holds its
@@ -28,10 +28,12 @@ use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::NoteVerifier;
 
+use super::dictionaries;
+use super::log::{self, UPPER_LEVEL};
 use crate::config::{DB_FILE, LOG_KEY_FILE};
 use crate::keys;
-use crate::leaf_codec::LeafDecoders;
-use crate::log_store::{self, StoreError, UPPER_LEVEL};
+use crate::store::leaf_codec::LeafDecoders;
+use crate::store::{StoreError, ownership};
 
 /// Leaves (and their stored hashes) read per query.
 const CHUNK_LEAVES: u64 = 4096;
@@ -144,7 +146,7 @@ async fn check_store(
         ));
     }
     check_hash_rows(conn, size, report).await?;
-    let leaves = LeafDecoders::load(&mut *conn).await?;
+    let leaves = dictionaries::load_decoders(&mut *conn).await?;
     let mut tree = TreeCheck::default();
     let mut start = 0;
     while start < size {
@@ -407,56 +409,18 @@ async fn check_upper_hashes(
     Ok(())
 }
 
-/// Checks the newest stored checkpoint against the log: signed by `verifier`, not larger than
-/// the log's `log_size` entries, and its root the root of the stored tree at its size (read
-/// as proofs read it). `Ok(None)` if no checkpoint is stored; a disagreement is
-/// [`StoreError::Corrupt`] saying what disagrees.
-pub async fn check_newest_checkpoint(
+/// The newest stored checkpoint, checked against the log of `log_size` entries read through
+/// `conn` (see [`ownership`]); `Ok(None)` if none is stored.
+async fn check_newest_checkpoint(
     conn: &mut SqliteConnection,
     verifier: &NoteVerifier,
     log_size: u64,
 ) -> Result<Option<Checkpoint>, StoreError> {
-    let newest: Option<(i64, String)> =
-        sqlx::query_as("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((size, note)) = newest else {
+    let Some((size, note)) = log::newest_checkpoint(&mut *conn).await? else {
         return Ok(None);
     };
-    let size = size as u64;
-    let corrupt = |problem: String| Err(StoreError::Corrupt(problem));
-    let checkpoint = match Checkpoint::open(&note, verifier) {
-        Ok(checkpoint) => checkpoint,
-        Err(e) => {
-            return corrupt(format!(
-                "the newest checkpoint (size {size}) does not open with the log key `{}` \
-                 ({e}): the key is another log's, or the checkpoint was altered",
-                verifier.name()
-            ));
-        }
-    };
-    if checkpoint.size != size {
-        return corrupt(format!(
-            "the newest checkpoint row says size {size} but its signed note says {}",
-            checkpoint.size
-        ));
-    }
-    if size > log_size {
-        return corrupt(format!(
-            "the newest checkpoint is of {size} entries but the log holds {log_size}: \
-             entries signed for were lost"
-        ));
-    }
-    let hashes = log_store::read_hashes(&mut *conn, &merkle::tree_hash_indexes(size)).await?;
-    let stored_root =
-        merkle::tree_hash(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    if stored_root != checkpoint.root {
-        return corrupt(format!(
-            "the newest checkpoint (size {size}) has root {} but the stored tree at that size \
-             has root {}: the stored hashes were changed or damaged",
-            checkpoint.root.to_base64(),
-            stored_root.to_base64()
-        ));
-    }
+    let checkpoint = ownership::open(size, &note, verifier, log_size)?;
+    let hashes = log::read_hashes(&mut *conn, &merkle::tree_hash_indexes(size)).await?;
+    ownership::check_root(&checkpoint, &hashes)?;
     Ok(Some(checkpoint))
 }

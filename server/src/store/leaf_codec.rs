@@ -1,18 +1,17 @@
 //! How leaves are stored: zstd frames made with a dictionary trained on the log's own first
 //! leaves (a leaf's hash is always over its canonical bytes; only the stored row is smaller).
 //! Every leaf read back is checked against its stored leaf hash ([`LeafDecoders::verified`])
-//! before it is served or used.
+//! before it is served or used. The engine stores the frames and dictionaries.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use sqlx::SqliteConnection;
 use tokenledger_core::merkle::leaf_hash;
 use tokio::sync::oneshot;
 use zstd::bulk::{Compressor, Decompressor};
 
-use crate::log_store::StoreError;
 use crate::storage_errors::StorageErrors;
+use crate::store::StoreError;
 
 /// zstd level of stored leaves: with a dictionary, higher levels save a few bytes at many
 /// times the CPU.
@@ -47,21 +46,6 @@ pub struct LeafDecoders {
 }
 
 impl LeafDecoders {
-    /// The decoders of every dictionary stored in the database.
-    pub async fn load<'e>(
-        db: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
-    ) -> Result<LeafDecoders, StoreError> {
-        let decoders = LeafDecoders::default();
-        let rows: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries")
-                .fetch_all(db)
-                .await?;
-        for (id, bytes) in rows {
-            decoders.install(id, &bytes)?;
-        }
-        Ok(decoders)
-    }
-
     /// These decoders, recording the integrity errors they find in `errors`.
     pub fn reporting_to(self, errors: Arc<StorageErrors>) -> LeafDecoders {
         LeafDecoders { errors, ..self }
@@ -108,7 +92,8 @@ impl LeafDecoders {
         }
     }
 
-    fn install(&self, id: i64, dictionary: &[u8]) -> Result<(), StoreError> {
+    /// Adds the decoder of stored dictionary `id`.
+    pub fn install(&self, id: i64, dictionary: &[u8]) -> Result<(), StoreError> {
         let decompressor = Decompressor::with_dictionary(dictionary)
             .map_err(|e| StoreError::Corrupt(format!("leaf dictionary {id}: {e}")))?;
         self.by_id
@@ -164,18 +149,16 @@ pub struct LeafEncoder {
 }
 
 impl LeafEncoder {
-    /// The encoder for the database behind `conn`: the newest dictionary if there is one;
-    /// otherwise, with `train_after` > 0, samples from the newest raw leaves (a dictionary is
-    /// trained once `train_after` are gathered). `train_after` 0 stores leaves raw.
-    pub async fn load(
-        conn: &mut SqliteConnection,
+    /// The encoder of a store whose newest dictionary is `newest`, if it has one; otherwise,
+    /// with `train_after` > 0, sampling from `raw_leaves`, the newest leaves stored raw (a
+    /// dictionary is trained once `train_after` are gathered). `train_after` 0 stores leaves
+    /// raw.
+    pub fn new(
         decoders: Arc<LeafDecoders>,
         train_after: usize,
+        newest: Option<(i64, Vec<u8>)>,
+        raw_leaves: Vec<Vec<u8>>,
     ) -> Result<LeafEncoder, StoreError> {
-        let newest: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *conn)
-                .await?;
         let mut encoder = LeafEncoder {
             decoders,
             current: None,
@@ -190,18 +173,11 @@ impl LeafEncoder {
                 encoder.current = Some((id, compressor(id, &bytes)?));
                 encoder.next_id = id + 1;
             }
-            None if train_after > 0 => {
-                let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-                    "SELECT leaf FROM entries WHERE dictionary IS NULL ORDER BY idx DESC LIMIT ?",
-                )
-                .bind(train_after as i64)
-                .fetch_all(&mut *conn)
-                .await?;
-                for (leaf,) in rows {
+            None => {
+                for leaf in raw_leaves {
                     encoder.sample(leaf);
                 }
             }
-            None => {}
         }
         Ok(encoder)
     }
@@ -329,11 +305,11 @@ fn compressor(id: i64, dictionary: &[u8]) -> Result<Compressor<'static>, StoreEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Leaves shaped like issuance entries, different enough to need a real dictionary.
-    fn leaves(n: usize) -> Vec<Vec<u8>> {
+    pub(crate) fn leaves(n: usize) -> Vec<Vec<u8>> {
         (0..n)
             .map(|i| {
                 format!(
@@ -345,97 +321,6 @@ mod tests {
                 .into_bytes()
             })
             .collect()
-    }
-
-    async fn database() -> (tempfile::TempDir, sqlx::SqlitePool, SqliteConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let pool = crate::db::open(&path).await.unwrap();
-        let writer = crate::db::open_writer(&path).await.unwrap();
-        (dir, pool, writer)
-    }
-
-    #[tokio::test]
-    async fn leaves_are_raw_until_a_dictionary_is_trained_then_compressed_and_decoded() {
-        let (_dir, pool, mut conn) = database().await;
-        let decoders = Arc::new(LeafDecoders::default());
-        let mut encoder = LeafEncoder::load(&mut conn, decoders.clone(), 1000)
-            .await
-            .unwrap();
-        let all = leaves(1500);
-        let mut stored = Vec::new();
-        for leaf in &all[..1000] {
-            assert_eq!(encoder.samples_wanted(), 1000 - stored.len());
-            let s = encoder.encode(leaf).unwrap();
-            assert_eq!(s.dictionary, None);
-            assert_eq!(&s.bytes, leaf);
-            stored.push(s);
-        }
-        assert_eq!(encoder.samples_wanted(), 0, "training has started");
-        let dictionary = encoder.wait_for_training().await.unwrap().expect("trained");
-        assert_eq!(dictionary.id, 1);
-        assert_eq!(
-            encoder.pending_dictionary().unwrap().map(|d| d.id),
-            Some(1),
-            "pending until its transaction commits"
-        );
-        for leaf in &all[1000..] {
-            let s = encoder.encode(leaf).unwrap();
-            assert_eq!(s.dictionary, Some(1));
-            assert!(s.bytes.len() * 2 < leaf.len(), "{} bytes", s.bytes.len());
-            stored.push(s);
-        }
-        encoder.committed();
-        assert!(encoder.pending_dictionary().unwrap().is_none());
-        for (leaf, s) in all.iter().zip(&stored) {
-            assert_eq!(
-                &decoders.decode(s.dictionary, s.bytes.clone()).unwrap(),
-                leaf
-            );
-        }
-
-        // Another process finds the dictionary in the database.
-        let mut script = crate::sql_script::SqlScript::begin();
-        crate::log_store::push_dictionary(&mut script, &dictionary, 1);
-        script.commit(&mut conn).await.unwrap();
-        let reloaded = LeafDecoders::load(&pool).await.unwrap();
-        let last = stored.last().unwrap();
-        assert_eq!(
-            &reloaded
-                .decode(last.dictionary, last.bytes.clone())
-                .unwrap(),
-            all.last().unwrap()
-        );
-        let mut again = LeafEncoder::load(&mut conn, Arc::new(reloaded), 1000)
-            .await
-            .unwrap();
-        assert_eq!(again.samples_wanted(), 0);
-        assert_eq!(again.encode(&all[0]).unwrap().dictionary, Some(1));
-    }
-
-    #[tokio::test]
-    async fn an_encoder_resumes_sampling_from_the_raw_leaves_in_the_database() {
-        let (_dir, _pool, mut conn) = database().await;
-        for (i, leaf) in leaves(600).iter().enumerate() {
-            sqlx::query("INSERT INTO entries (idx, leaf) VALUES (?, ?)")
-                .bind(i as i64)
-                .bind(leaf)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        let decoders = Arc::new(LeafDecoders::default());
-        let encoder = LeafEncoder::load(&mut conn, decoders.clone(), 1000)
-            .await
-            .unwrap();
-        assert_eq!(encoder.samples_wanted(), 400);
-        let mut encoder = LeafEncoder::load(&mut conn, decoders, 500).await.unwrap();
-        assert_eq!(encoder.samples_wanted(), 0, "enough raw leaves: training");
-        assert!(encoder.wait_for_training().await.unwrap().is_some());
-        let mut never = LeafEncoder::load(&mut conn, Arc::new(LeafDecoders::default()), 0)
-            .await
-            .unwrap();
-        assert_eq!(never.encode(b"{}").unwrap().dictionary, None);
     }
 
     #[test]

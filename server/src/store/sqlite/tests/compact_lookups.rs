@@ -12,18 +12,20 @@ use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Sour
 use tokenledger_core::merkle::{Frontier, leaf_hash};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
-use tokenledger_server::db;
-use tokenledger_server::leaf_codec::{LeafDecoders, StoredLeaf};
-use tokenledger_server::log_store::{self, EntryRow, IssuanceRow, StateChange, StoreError};
-use tokenledger_server::lookup::{self, IssuanceFilter};
-use tokenledger_server::lookup_ids::{IdCache, NewIds};
-use tokenledger_server::metrics::Metrics;
-use tokenledger_server::preconditions::Refusal;
-use tokenledger_server::sequencer::{
-    AppendError, BatchLimits, EntryKind, IssuanceKey, LeafStorage, PreparedEntry, Sequenced,
-    Sequencer,
+
+use crate::metrics::Metrics;
+use crate::preconditions::Refusal;
+use crate::sequencer::{AppendError, BatchLimits, EntryKind, PreparedEntry, Sequenced, Sequencer};
+use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
+use crate::store::sqlite::connection as db;
+use crate::store::sqlite::ids::{IdCache, NewIds};
+use crate::store::sqlite::log::{self as log_store, EntryRow};
+use crate::store::sqlite::script::SqlScript;
+use crate::store::sqlite::{SqliteStore, SqliteWriter, lookup};
+use crate::store::{
+    IssuanceFilter, IssuanceKey, IssuanceRow, LedgerReader, StateChange, StoreError,
+    decode_issuance,
 };
-use tokenledger_server::sql_script::SqlScript;
 
 const A: &str = "https://a.example/";
 const B: &str = "https://b.example/";
@@ -274,10 +276,7 @@ async fn migration_keeps_every_lookup() {
     let by_jti = lookup::issuances_by_jti(&pool, raw(), "j1").await.unwrap();
     assert_eq!(indexes(by_jti.clone()), [0, 3]);
     let (_, leaf) = &by_jti[0];
-    assert_eq!(
-        lookup::decode_issuance(0, leaf).unwrap(),
-        tokens[0].issuance()
-    );
+    assert_eq!(decode_issuance(0, leaf).unwrap(), tokens[0].issuance());
     let one = |iss, jti| lookup::issuance(&pool, raw(), iss, jti);
     assert_eq!(one(A, "j1").await.unwrap().map(|e| e.0), Some(0));
     assert_eq!(one(B, "j1").await.unwrap().map(|e| e.0), Some(3));
@@ -387,14 +386,14 @@ async fn start_sequencer_with(
         queue_depth: 16,
     };
     Sequencer::start(
-        db::open_writer(path).await.unwrap(),
+        Box::new(
+            SqliteWriter::open(path, Default::default(), 0)
+                .await
+                .unwrap(),
+        ),
         NoteSigner::from_seed("test.example/log", [7; 32]).unwrap(),
         "test.example/log".into(),
         limits,
-        LeafStorage {
-            decoders: Arc::new(LeafDecoders::default()),
-            compress_after: 0,
-        },
         metrics,
     )
     .await
@@ -673,7 +672,7 @@ async fn a_batch_meeting_a_logged_report_is_written_again_with_the_lookup() {
     assert_eq!(count(&pool, "entries").await, 5);
     assert_eq!(count(&pool, "issuances").await, 5);
     assert_eq!(sequencer.head().size, 5);
-    let stored = log_store::load_frontier(&pool, 5).await.unwrap();
+    let stored = SqliteStore::over(pool.clone()).frontier(5).await.unwrap();
     assert_eq!(
         stored.root(),
         sequencer.head().root,

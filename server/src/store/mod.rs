@@ -1,0 +1,231 @@
+//! Storage behind one seam: the traits the rest of the server reads and writes the ledger
+//! through ([`LedgerWriter`], [`LedgerReader`], [`Registry`]), their row and error types, and
+//! one folder per engine (`sqlite/`) holding every statement of that engine.
+
+mod error;
+pub mod leaf_codec;
+pub mod ownership;
+mod rows;
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use tokenledger_core::blocklist::SignedBlocklist;
+use tokenledger_core::merkle::{self, Frontier, Hash};
+use tokenledger_core::wire::InclusionProof;
+
+pub use error::StoreError;
+pub use rows::{
+    Batch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow, NewEntry,
+    StateChange, StateQuery, StateRows, StoredEntry, SuspensionRecord, TimelineEvent,
+    decode_issuance,
+};
+
+/// The single writer of the log (the sequencer holds the only one): every entry, with its
+/// lookup rows and state changes, is appended through [`LedgerWriter::append`], one
+/// transaction per batch.
+#[async_trait]
+pub trait LedgerWriter: Send {
+    /// Opens the stored log for appending: checks that it holds every stored hash of its
+    /// size (restoring what the engine keeps twice) and returns its right edge.
+    async fn open_log(&mut self) -> Result<Frontier, StoreError>;
+
+    /// The rows the state changes of a batch are decided against, as stored now.
+    async fn state_rows(&mut self, query: &StateQuery) -> Result<StateRows, StoreError>;
+
+    /// Indexes of already logged issuances among `keys` `(jti, iss)`.
+    async fn logged_issuances(
+        &mut self,
+        keys: &[(&str, &str)],
+    ) -> Result<HashMap<(String, String), u64>, StoreError>;
+
+    /// Entries at `indexes`, each checked against its stored leaf hash; missing ones are
+    /// left out.
+    async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// Writes `batch` in one transaction: all of it, or (on error) none of it. A report
+    /// logged before makes it fail with [`StoreError::is_unique_violation`].
+    async fn append(&mut self, batch: &Batch<'_>) -> Result<(), StoreError>;
+
+    /// Records a signed checkpoint (once per size), outside any batch.
+    async fn write_checkpoint(&mut self, checkpoint: CheckpointRow<'_>) -> Result<(), StoreError>;
+}
+
+/// Reads of the ledger: stored hashes for proofs, entries, lookups, searches, timelines,
+/// credentials, sites, suspensions. Every leaf returned was checked against its stored leaf
+/// hash.
+#[async_trait]
+pub trait LedgerReader: Send + Sync {
+    /// Number of entries in the log.
+    async fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// The stored hashes at `indexes`, in the same order.
+    async fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError>;
+
+    /// The inclusion proof of entry `index` in the tree of `size` (index < size <= log size).
+    async fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        let corrupt = |e: merkle::MerkleError| StoreError::Corrupt(e.to_string());
+        let mut indexes = merkle::inclusion_proof_indexes(index, size).map_err(corrupt)?;
+        indexes.push(merkle::stored_hash_index(0, index));
+        let mut hashes = self.read_hashes(&indexes).await?;
+        let leaf_hash = hashes.pop().expect("the leaf hash was asked for");
+        let proof = merkle::inclusion_proof(index, size, &hashes).map_err(corrupt)?;
+        Ok(InclusionProof {
+            index,
+            size,
+            leaf_hash,
+            hashes: proof,
+        })
+    }
+
+    /// The right edge of the tree of `size` leaves, from stored hashes.
+    async fn frontier(&self, size: u64) -> Result<Frontier, StoreError> {
+        let hashes = self.read_hashes(&merkle::tree_hash_indexes(size)).await?;
+        Frontier::from_stored(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Entries `start..end`.
+    async fn entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// The newest stored checkpoint: its size and signed note.
+    async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
+
+    /// Every issuance of `jti`, whatever its issuer.
+    async fn issuances_by_jti(&self, jti: &str) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// The issuance of `(iss, jti)`.
+    async fn issuance(&self, iss: &str, jti: &str) -> Result<Option<StoredEntry>, StoreError>;
+
+    /// The earliest issuance of `iss` that carried `refresh_jti`, before index `before`.
+    async fn first_with_refresh(
+        &self,
+        iss: &str,
+        refresh_jti: &str,
+        before: u64,
+    ) -> Result<Option<StoredEntry>, StoreError>;
+
+    /// The person an identity belongs to in `vo`.
+    async fn person_of(&self, iss: &str, sub: &str, vo: &str)
+    -> Result<Option<String>, StoreError>;
+
+    /// Every identity `(iss, sub)` of a person in `vo`, oldest first; empty if no such person.
+    async fn identities_of(
+        &self,
+        person: &str,
+        vo: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// The person an identity belongs to in `vo`, with every identity of that person there
+    /// (as [`LedgerReader::identities_of`]); `None` if the identity is unknown.
+    async fn person_with_identities(
+        &self,
+        iss: &str,
+        sub: &str,
+        vo: &str,
+    ) -> Result<Option<(String, Vec<(String, String)>)>, StoreError>;
+
+    /// Issuances matching `filter`, newest first, at most `filter.limit`.
+    async fn issuances(&self, filter: &IssuanceFilter<'_>) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// Resolution entries of `vo`, newest first.
+    async fn resolutions(
+        &self,
+        vo: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// A person's timeline, newest first: issuances of its identities, sightings of those
+    /// tokens, its suspensions and their lifts.
+    async fn timeline(
+        &self,
+        vo: &str,
+        person: &str,
+        identities: &[(String, String)],
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TimelineEvent>, StoreError>;
+
+    /// The site, VO and person a pseudonym was handed out for.
+    async fn pseudonym(
+        &self,
+        pseudonym: &str,
+    ) -> Result<Option<(String, String, String)>, StoreError>;
+
+    /// One stored pseudonym with its site, VO and person, if any is stored.
+    async fn any_pseudonym(&self) -> Result<Option<(String, String, String, String)>, StoreError>;
+
+    /// The active credential whose secret hashes to `secret_hash`.
+    async fn active_credential(
+        &self,
+        secret_hash: &[u8],
+    ) -> Result<Option<CredentialInfo>, StoreError>;
+
+    /// Every credential, oldest first.
+    async fn credentials(&self) -> Result<Vec<CredentialInfo>, StoreError>;
+
+    /// The VOs `site` serves; `None` if there is no such site.
+    async fn site_vos(&self, site: &str) -> Result<Option<Vec<String>>, StoreError>;
+
+    /// Every site with its VOs, by name.
+    async fn sites(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+
+    /// The suspension `id`.
+    async fn suspension(&self, id: &str) -> Result<Option<SuspensionRecord>, StoreError>;
+
+    /// Suspensions that reach `site`: its own, and VO-wide ones of the VOs it serves; newest
+    /// first.
+    async fn suspensions_for_site(
+        &self,
+        site: &str,
+        vos: &[String],
+    ) -> Result<Vec<SuspensionRecord>, StoreError>;
+
+    /// Every suspension of a VO's persons, at any site or VO-wide; newest first.
+    async fn suspensions_for_vo(&self, vo: &str) -> Result<Vec<SuspensionRecord>, StoreError>;
+
+    /// The blocklist last signed for `site`.
+    async fn blocklist(&self, site: &str) -> Result<Option<SignedBlocklist>, StoreError>;
+}
+
+/// Rows kept beside the log and written outside it: credentials, sites, the pseudonyms
+/// handed out to sites, and each site's last signed blocklist.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Adds a credential, of which only the hash of the secret is kept.
+    async fn add_credential(
+        &self,
+        credential: &CredentialInfo,
+        secret_hash: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// Revokes a credential at `at`; false if there is no such active credential.
+    async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError>;
+
+    /// Adds a site (created at `at`) or replaces the VOs it serves.
+    async fn upsert_site(&self, name: &str, vos: &[String], at: i64) -> Result<(), StoreError>;
+
+    /// Replaces the stored blocklist of its site.
+    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError>;
+
+    /// Remembers that `pseudonym` was handed to `site` for `person` of `vo` (kept once).
+    async fn remember_pseudonym(
+        &self,
+        pseudonym: &str,
+        site: &str,
+        vo: &str,
+        person: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// As [`Registry::remember_pseudonym`], for the person suspension `suspension_id` holds.
+    async fn remember_suspension_pseudonym(
+        &self,
+        pseudonym: &str,
+        site: &str,
+        vo: &str,
+        suspension_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+}

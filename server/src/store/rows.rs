@@ -1,0 +1,242 @@
+//! The rows that cross the storage traits, whatever the engine.
+
+use serde::Serialize;
+use tokenledger_core::access::Binding;
+use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
+use tokenledger_core::merkle::Hash;
+
+use super::StoreError;
+
+/// An entry as stored: its index and canonical bytes.
+pub type StoredEntry = (u64, Vec<u8>);
+
+/// An event of a person's timeline: its kind (`issuance`, `sighting`, `suspension`, `lift`),
+/// index and canonical bytes.
+pub type TimelineEvent = (String, u64, Vec<u8>);
+
+/// What the sequencer records beside an issuance entry: its (jti, iss) key, which makes a
+/// repeated report the same entry, its refresh token, and the identity it belongs to.
+#[derive(Clone, Debug)]
+pub struct IssuanceKey {
+    pub jti: String,
+    pub iss: String,
+    pub sub: String,
+    pub vo: String,
+    pub client_id: Option<String>,
+    pub refresh_jti: Option<String>,
+}
+
+impl IssuanceKey {
+    /// The lookup key of an issuance entry, exactly as the append path records it.
+    pub fn of(issuance: &Issuance) -> IssuanceKey {
+        IssuanceKey {
+            jti: issuance.jti.clone(),
+            iss: issuance.iss.clone(),
+            sub: issuance.sub.clone(),
+            vo: issuance.vo.clone(),
+            client_id: issuance.client_id.clone(),
+            refresh_jti: issuance.refresh_jti.clone(),
+        }
+    }
+}
+
+/// A state change that goes with a log entry, written in the entry's transaction.
+#[derive(Clone, Debug)]
+pub enum StateChange {
+    Suspend(SuspensionRecord),
+    Lift {
+        suspension_id: String,
+        lifted_by: String,
+        lifted_at: i64,
+    },
+    /// Attach identity `(iss, sub)` of `vo`, which belongs to no person, to a person.
+    Link {
+        vo: String,
+        person_id: String,
+        iss: String,
+        sub: String,
+        created_at: i64,
+    },
+    /// Move every identity, pseudonym and suspension of person `from` to `into`, and record
+    /// that `from` was merged away.
+    Merge {
+        vo: String,
+        into: String,
+        from: String,
+    },
+    Sighting {
+        site: String,
+        vo: String,
+        iss: String,
+        jti: String,
+    },
+    /// The entry is the whole record (site key fetches).
+    None,
+}
+
+/// A suspension: as the writer records it (with [`StateChange::Suspend`]) and as it is read
+/// back.
+#[derive(Clone, Debug)]
+pub struct SuspensionRecord {
+    pub id: String,
+    /// The index of the suspension's entry: the log's to give, so the writer records the
+    /// index the entry gets, not this.
+    pub idx: u64,
+    pub site: Option<String>,
+    pub vo: String,
+    pub person_id: String,
+    pub token_iss: Option<String>,
+    pub token_jti: Option<String>,
+    pub scope: String,
+    pub reason_code: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub not_after: Option<i64>,
+    /// Set by a lift ([`StateChange::Lift`]), never by a suspension.
+    pub lifted_at: Option<i64>,
+}
+
+impl SuspensionRecord {
+    /// Neither lifted nor past `not_after` at `now` (unix seconds).
+    pub fn is_active(&self, now: i64) -> bool {
+        self.lifted_at.is_none() && self.not_after.is_none_or(|t| now <= t)
+    }
+
+    /// `person` or `token`.
+    pub fn target(&self) -> &'static str {
+        if self.token_jti.is_some() {
+            "token"
+        } else {
+            "person"
+        }
+    }
+}
+
+/// A credential as listed (never with its secret).
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct CredentialInfo {
+    pub id: String,
+    #[serde(flatten)]
+    pub binding: Binding,
+    pub label: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A new entry at `index`: its canonical bytes (the engine chooses how to store them).
+pub struct NewEntry<'a> {
+    pub index: u64,
+    pub leaf: &'a [u8],
+}
+
+/// A new issuance key pointing at its entry, logged at `logged_at` (unix microseconds).
+pub struct IssuanceRow<'a> {
+    pub index: u64,
+    pub key: &'a IssuanceKey,
+    pub logged_at: i64,
+}
+
+/// A signed checkpoint as stored: its size, note, and when it was written (unix
+/// microseconds).
+#[derive(Clone, Copy)]
+pub struct CheckpointRow<'a> {
+    pub size: u64,
+    pub note: &'a str,
+    pub created_at: i64,
+}
+
+/// Everything one batch of the writer writes, in one transaction.
+#[derive(Default)]
+pub struct Batch<'a> {
+    pub entries: Vec<NewEntry<'a>>,
+    /// Stored hashes (stored index, hash) of the new entries.
+    pub hashes: &'a [(u64, Hash)],
+    pub issuances: Vec<IssuanceRow<'a>>,
+    /// Resolution entries by VO.
+    pub resolutions: Vec<(u64, &'a str)>,
+    /// The state change of each entry that has one, by index.
+    pub state_changes: Vec<(u64, &'a StateChange)>,
+    pub checkpoint: Option<CheckpointRow<'a>>,
+}
+
+/// The rows a batch's state changes name, asked of the writer before the batch is decided.
+#[derive(Debug, Default)]
+pub struct StateQuery {
+    /// Suspensions named by lifts.
+    pub suspensions: Vec<String>,
+    /// Persons `(vo, person)`.
+    pub persons: Vec<(String, String)>,
+    /// Identities `(iss, sub, vo)` named by links.
+    pub identities: Vec<(String, String, String)>,
+}
+
+/// The stored state a [`StateQuery`] asked for.
+#[derive(Debug, Default)]
+pub struct StateRows {
+    /// Each suspension asked for that exists, and whether it is lifted.
+    pub lifted: Vec<(String, bool)>,
+    /// The persons `(vo, person)` asked for that have an identity in their VO.
+    pub live: Vec<(String, String)>,
+    /// Persons asked for that were merged away: `(vo, person, into)`.
+    pub merged: Vec<(String, String, String)>,
+    /// Identities asked for that belong to a person: `(iss, sub, vo, person)`.
+    pub owners: Vec<(String, String, String, String)>,
+}
+
+/// Filters of an issuance listing; every present filter must match.
+#[derive(Default, Debug)]
+pub struct IssuanceFilter<'a> {
+    pub vo: &'a str,
+    /// Any of these identities `(iss, sub)`.
+    pub identities: Option<&'a [(String, String)]>,
+    pub client_id: Option<&'a str>,
+    /// A scope the token carried, exactly.
+    pub scope: Option<&'a str>,
+    /// Token issued (`iat`, else logged) at or after, unix seconds.
+    pub from: Option<i64>,
+    /// Token issued before, unix seconds.
+    pub to: Option<i64>,
+    /// Only entries with a smaller index (paging, newest first).
+    pub before: Option<u64>,
+    pub limit: u32,
+}
+
+impl IssuanceFilter<'_> {
+    /// Whether the filter looks into the entries themselves (scope, time), beyond what the
+    /// lookup rows tell.
+    pub fn checks_entries(&self) -> bool {
+        self.scope.is_some() || self.from.is_some() || self.to.is_some()
+    }
+
+    /// Whether an issuance entry has the filter's scope and was issued (`iat`, else logged)
+    /// in its time window.
+    pub fn entry_matches(&self, index: u64, leaf: &[u8]) -> Result<bool, StoreError> {
+        let entry = LogEntry::from_canonical_bytes(leaf)
+            .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
+        let EntryBody::Issuance(issuance) = &entry.body else {
+            return Err(StoreError::Corrupt(format!(
+                "entry {index} is not an issuance"
+            )));
+        };
+        let issued = issuance.iat.unwrap_or(entry.logged_at / 1_000_000);
+        Ok(self
+            .scope
+            .is_none_or(|scope| issuance.scopes.iter().any(|s| s == scope))
+            && self.from.is_none_or(|from| issued >= from)
+            && self.to.is_none_or(|to| issued < to))
+    }
+}
+
+/// Decodes an issuance entry.
+pub fn decode_issuance(index: u64, leaf: &[u8]) -> Result<Issuance, StoreError> {
+    match LogEntry::from_canonical_bytes(leaf) {
+        Ok(LogEntry {
+            body: EntryBody::Issuance(issuance),
+            ..
+        }) => Ok(*issuance),
+        Ok(_) => Err(StoreError::Corrupt(format!(
+            "entry {index} is not an issuance"
+        ))),
+        Err(e) => Err(StoreError::Corrupt(format!("entry {index}: {e}"))),
+    }
+}

@@ -1,0 +1,99 @@
+//! The SQL of API credentials: only the SHA-256 of each secret is stored.
+
+use sqlx::SqlitePool;
+use tokenledger_core::access::{Binding, Role};
+
+use crate::store::{CredentialInfo, StoreError};
+
+const COLUMNS: &str =
+    "SELECT id, role, vo, site, issuer, label, created_at, revoked_at FROM credentials";
+
+/// Adds a credential.
+pub async fn insert(
+    pool: &SqlitePool,
+    credential: &CredentialInfo,
+    secret_hash: &[u8],
+) -> Result<(), StoreError> {
+    let binding = &credential.binding;
+    sqlx::query(
+        "INSERT INTO credentials (id, secret_hash, role, vo, site, issuer, label, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&credential.id)
+    .bind(secret_hash)
+    .bind(binding.role.as_str())
+    .bind(&binding.vo)
+    .bind(&binding.site)
+    .bind(&binding.issuer)
+    .bind(&credential.label)
+    .bind(credential.created_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Every credential, oldest first.
+pub async fn list(pool: &SqlitePool) -> Result<Vec<CredentialInfo>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{COLUMNS} ORDER BY created_at, id"
+    )))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(Row::into_info).collect()
+}
+
+/// Revokes a credential at `at`; false if there is no such active credential.
+pub async fn revoke(pool: &SqlitePool, id: &str, at: i64) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(at)
+            .bind(id)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The active credential whose secret hashes to `secret_hash` (a row that no longer parses
+/// authenticates nobody).
+pub async fn active(
+    pool: &SqlitePool,
+    secret_hash: &[u8],
+) -> Result<Option<CredentialInfo>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{COLUMNS} WHERE secret_hash = ? AND revoked_at IS NULL"
+    )))
+    .bind(secret_hash)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|r| r.into_info().ok()))
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    role: String,
+    vo: Option<String>,
+    site: Option<String>,
+    issuer: Option<String>,
+    label: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl Row {
+    fn into_info(self) -> Result<CredentialInfo, StoreError> {
+        let corrupt =
+            |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("credential {}: {e}", self.id));
+        let role: Role = self.role.parse().map_err(|e| corrupt(&e))?;
+        let binding = Binding::new(role, self.vo.clone(), self.site.clone())
+            .and_then(|b| b.with_issuer(self.issuer.clone()))
+            .map_err(|e| corrupt(&e))?;
+        Ok(CredentialInfo {
+            binding,
+            id: self.id,
+            label: self.label,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}

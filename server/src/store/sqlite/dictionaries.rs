@@ -1,0 +1,61 @@
+//! The SQL of the leaf codec's storage: the dictionaries leaves are compressed with, and the
+//! raw leaves a new dictionary is trained on.
+
+use std::sync::Arc;
+
+use sqlx::{Executor, Sqlite, SqliteConnection};
+
+use super::script::SqlScript;
+use crate::store::StoreError;
+use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary};
+
+/// The decoders of every dictionary stored in the database.
+pub async fn load_decoders<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+) -> Result<LeafDecoders, StoreError> {
+    let decoders = LeafDecoders::default();
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries")
+        .fetch_all(db)
+        .await?;
+    for (id, bytes) in rows {
+        decoders.install(id, &bytes)?;
+    }
+    Ok(decoders)
+}
+
+/// The writer's encoder for the database behind `conn`: the newest dictionary if there is
+/// one; otherwise, with `train_after` > 0, sampling the newest raw leaves (see
+/// [`LeafEncoder::new`]).
+pub async fn load_encoder(
+    conn: &mut SqliteConnection,
+    decoders: Arc<LeafDecoders>,
+    train_after: usize,
+) -> Result<LeafEncoder, StoreError> {
+    let newest: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let mut raw = Vec::new();
+    if newest.is_none() && train_after > 0 {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT leaf FROM entries WHERE dictionary IS NULL ORDER BY idx DESC LIMIT ?",
+        )
+        .bind(train_after as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+        raw = rows.into_iter().map(|(leaf,)| leaf).collect();
+    }
+    LeafEncoder::new(decoders, train_after, newest, raw)
+}
+
+/// Queues the dictionary the leaves of this transaction are compressed with (again, if an
+/// earlier transaction that wrote it failed).
+pub fn push_dictionary(script: &mut SqlScript, dictionary: &NewDictionary, created_at: i64) {
+    script
+        .statement("INSERT OR IGNORE INTO leaf_dictionaries (id, dictionary, created_at) ")
+        .push_values([dictionary], |mut row, d| {
+            row.push_bind(d.id)
+                .push_bind(&d.bytes)
+                .push_bind(created_at);
+        });
+}

@@ -1,0 +1,319 @@
+//! The SQLite engine: every SQL statement of the server, its connection options and
+//! migrations (`schema/sqlite/`), the storage of the leaf codec, the page-cache warm-up,
+//! fsck and backups. [`SqliteStore`] is the readers' pool; [`SqliteWriter`] the log writer's
+//! connection.
+
+pub mod backup;
+mod blocklists;
+mod connection;
+mod credentials;
+mod decisions;
+mod dictionaries;
+pub mod fsck;
+mod identity_scan;
+mod ids;
+mod log;
+mod lookup;
+pub mod page_cache;
+mod script;
+mod sites;
+mod suspensions;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use sqlx::sqlite::SqlitePoolOptions;
+use tokenledger_core::blocklist::SignedBlocklist;
+use tokenledger_core::merkle::Hash;
+
+pub use connection::{CHECKPOINT_INTERVAL, MIGRATOR, connect_options};
+pub use writer::SqliteWriter;
+
+use super::leaf_codec::LeafDecoders;
+use super::{
+    CredentialInfo, IssuanceFilter, LedgerReader, Registry, StoreError, StoredEntry,
+    SuspensionRecord, TimelineEvent,
+};
+use crate::storage_errors::StorageErrors;
+
+/// The default log filter of the engine's library: its statements are logged only when slow
+/// or failing.
+pub const ENGINE_LOG_FILTER: &str = "sqlx=warn";
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::UniqueViolation(e.to_string())
+            }
+            _ => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+/// A SQLite ledger's readers: a small pool, and the decoders of its stored leaves (shared with
+/// its writer, which adds the dictionaries it trains).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    leaves: Arc<LeafDecoders>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, 0600) the database at `path`, applies pending migrations and
+    /// loads its leaf dictionaries; leaves that fail their check are counted in `errors`.
+    pub async fn open(path: &Path, errors: Arc<StorageErrors>) -> anyhow::Result<SqliteStore> {
+        let pool = connection::open(path).await?;
+        let leaves = dictionaries::load_decoders(&pool)
+            .await
+            .with_context(|| format!("loading leaf dictionaries of {}", path.display()))?;
+        Ok(SqliteStore {
+            pool,
+            leaves: Arc::new(leaves.reporting_to(errors)),
+        })
+    }
+
+    /// Opens the migrated database at `path` for reading through `connections` plain
+    /// connections (the readers' page cache left at SQLite's default): what in-process
+    /// measurements read with.
+    pub async fn open_plain(path: &Path, connections: u32) -> anyhow::Result<SqliteStore> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(connect_options(path))
+            .await
+            .with_context(|| format!("opening database {}", path.display()))?;
+        let leaves = dictionaries::load_decoders(&pool).await?;
+        Ok(SqliteStore {
+            pool,
+            leaves: Arc::new(leaves),
+        })
+    }
+
+    /// The readers of the pool `pool`, which reads no leaf (no dictionary is loaded).
+    fn over(pool: SqlitePool) -> SqliteStore {
+        SqliteStore {
+            pool,
+            leaves: Arc::new(LeafDecoders::default()),
+        }
+    }
+
+    /// Opens the log writer of this database (see [`SqliteWriter::open`]).
+    pub async fn writer(&self, path: &Path, compress_after: usize) -> anyhow::Result<SqliteWriter> {
+        SqliteWriter::open(path, self.leaves.clone(), compress_after).await
+    }
+
+    /// Copies the WAL back into the database every [`CHECKPOINT_INTERVAL`]; runs until
+    /// aborted.
+    pub async fn run_checkpointer(self) {
+        connection::run_checkpointer(self.pool).await;
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl LedgerReader for SqliteStore {
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        log::log_size(&self.pool).await
+    }
+
+    async fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        log::read_hashes(&self.pool, indexes).await
+    }
+
+    async fn entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        log::read_entries(&self.pool, &self.leaves, start, end).await
+    }
+
+    async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        log::newest_checkpoint(&self.pool).await
+    }
+
+    async fn issuances_by_jti(&self, jti: &str) -> Result<Vec<StoredEntry>, StoreError> {
+        lookup::issuances_by_jti(&self.pool, &self.leaves, jti).await
+    }
+
+    async fn issuance(&self, iss: &str, jti: &str) -> Result<Option<StoredEntry>, StoreError> {
+        lookup::issuance(&self.pool, &self.leaves, iss, jti).await
+    }
+
+    async fn first_with_refresh(
+        &self,
+        iss: &str,
+        refresh_jti: &str,
+        before: u64,
+    ) -> Result<Option<StoredEntry>, StoreError> {
+        lookup::first_with_refresh(&self.pool, &self.leaves, iss, refresh_jti, before).await
+    }
+
+    async fn person_of(
+        &self,
+        iss: &str,
+        sub: &str,
+        vo: &str,
+    ) -> Result<Option<String>, StoreError> {
+        lookup::person_of(&self.pool, iss, sub, vo).await
+    }
+
+    async fn identities_of(
+        &self,
+        person: &str,
+        vo: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        lookup::identities_of(&self.pool, person, vo).await
+    }
+
+    async fn person_with_identities(
+        &self,
+        iss: &str,
+        sub: &str,
+        vo: &str,
+    ) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
+        lookup::person_with_identities(&self.pool, iss, sub, vo).await
+    }
+
+    async fn issuances(&self, filter: &IssuanceFilter<'_>) -> Result<Vec<StoredEntry>, StoreError> {
+        lookup::issuances(&self.pool, &self.leaves, filter).await
+    }
+
+    async fn resolutions(
+        &self,
+        vo: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        lookup::resolutions(&self.pool, &self.leaves, vo, before, limit).await
+    }
+
+    async fn timeline(
+        &self,
+        vo: &str,
+        person: &str,
+        identities: &[(String, String)],
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TimelineEvent>, StoreError> {
+        lookup::timeline(
+            &self.pool,
+            &self.leaves,
+            vo,
+            person,
+            identities,
+            before,
+            limit,
+        )
+        .await
+    }
+
+    async fn pseudonym(
+        &self,
+        pseudonym: &str,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        lookup::pseudonym(&self.pool, pseudonym).await
+    }
+
+    async fn any_pseudonym(&self) -> Result<Option<(String, String, String, String)>, StoreError> {
+        blocklists::any_pseudonym(&self.pool).await
+    }
+
+    async fn active_credential(
+        &self,
+        secret_hash: &[u8],
+    ) -> Result<Option<CredentialInfo>, StoreError> {
+        credentials::active(&self.pool, secret_hash).await
+    }
+
+    async fn credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
+        credentials::list(&self.pool).await
+    }
+
+    async fn site_vos(&self, site: &str) -> Result<Option<Vec<String>>, StoreError> {
+        sites::vos_of(&self.pool, site).await
+    }
+
+    async fn sites(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        sites::list(&self.pool).await
+    }
+
+    async fn suspension(&self, id: &str) -> Result<Option<SuspensionRecord>, StoreError> {
+        suspensions::get(&self.pool, id).await
+    }
+
+    async fn suspensions_for_site(
+        &self,
+        site: &str,
+        vos: &[String],
+    ) -> Result<Vec<SuspensionRecord>, StoreError> {
+        suspensions::for_site(&self.pool, site, vos).await
+    }
+
+    async fn suspensions_for_vo(&self, vo: &str) -> Result<Vec<SuspensionRecord>, StoreError> {
+        suspensions::for_vo(&self.pool, vo).await
+    }
+
+    async fn blocklist(&self, site: &str) -> Result<Option<SignedBlocklist>, StoreError> {
+        blocklists::stored(&self.pool, site).await
+    }
+}
+
+#[async_trait]
+impl Registry for SqliteStore {
+    async fn add_credential(
+        &self,
+        credential: &CredentialInfo,
+        secret_hash: &[u8],
+    ) -> Result<(), StoreError> {
+        credentials::insert(&self.pool, credential, secret_hash).await
+    }
+
+    async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        credentials::revoke(&self.pool, id, at).await
+    }
+
+    async fn upsert_site(&self, name: &str, vos: &[String], at: i64) -> Result<(), StoreError> {
+        sites::upsert(&self.pool, name, vos, at).await
+    }
+
+    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError> {
+        blocklists::store(&self.pool, signed).await
+    }
+
+    async fn remember_pseudonym(
+        &self,
+        pseudonym: &str,
+        site: &str,
+        vo: &str,
+        person: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        blocklists::remember_pseudonym(&self.pool, pseudonym, site, vo, person, at).await
+    }
+
+    async fn remember_suspension_pseudonym(
+        &self,
+        pseudonym: &str,
+        site: &str,
+        vo: &str,
+        suspension_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        blocklists::remember_suspension_pseudonym(
+            &self.pool,
+            pseudonym,
+            site,
+            vo,
+            suspension_id,
+            at,
+        )
+        .await
+    }
+}

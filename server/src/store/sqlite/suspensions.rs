@@ -1,0 +1,92 @@
+//! Reads of the suspensions table (the writer writes it with each suspension and lift).
+
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use crate::store::{StoreError, SuspensionRecord};
+
+const COLUMNS: &str = "SELECT id, idx, site, vo, person_id, token_iss, token_jti, scope, reason_code, \
+                       created_by, created_at, not_after, lifted_at FROM suspensions";
+
+/// A row of [`COLUMNS`].
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    idx: i64,
+    site: Option<String>,
+    vo: String,
+    person_id: String,
+    token_iss: Option<String>,
+    token_jti: Option<String>,
+    scope: String,
+    reason_code: String,
+    created_by: String,
+    created_at: i64,
+    not_after: Option<i64>,
+    lifted_at: Option<i64>,
+}
+
+impl From<Row> for SuspensionRecord {
+    fn from(r: Row) -> SuspensionRecord {
+        SuspensionRecord {
+            id: r.id,
+            idx: r.idx as u64,
+            site: r.site,
+            vo: r.vo,
+            person_id: r.person_id,
+            token_iss: r.token_iss,
+            token_jti: r.token_jti,
+            scope: r.scope,
+            reason_code: r.reason_code,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            not_after: r.not_after,
+            lifted_at: r.lifted_at,
+        }
+    }
+}
+
+/// The rows `q` selects.
+async fn fetch_all(
+    pool: &SqlitePool,
+    mut q: QueryBuilder<Sqlite>,
+) -> Result<Vec<SuspensionRecord>, StoreError> {
+    let rows: Vec<Row> = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(SuspensionRecord::from).collect())
+}
+
+/// The suspension `id`.
+pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<SuspensionRecord>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(COLUMNS);
+    q.push(" WHERE id = ").push_bind(id);
+    let row: Option<Row> = q.build_query_as().fetch_optional(pool).await?;
+    Ok(row.map(SuspensionRecord::from))
+}
+
+/// Suspensions that reach `site`: its own, and VO-wide ones of the VOs it serves; newest first.
+pub async fn for_site(
+    pool: &SqlitePool,
+    site: &str,
+    vos: &[String],
+) -> Result<Vec<SuspensionRecord>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(COLUMNS);
+    q.push(" WHERE site = ").push_bind(site);
+    if !vos.is_empty() {
+        q.push(" OR (site IS NULL AND vo IN (");
+        let mut list = q.separated(",");
+        for vo in vos {
+            list.push_bind(vo);
+        }
+        q.push("))");
+    }
+    q.push(" ORDER BY created_at DESC, id");
+    fetch_all(pool, q).await
+}
+
+/// Every suspension of a VO's persons, at any site or VO-wide; newest first.
+pub async fn for_vo(pool: &SqlitePool, vo: &str) -> Result<Vec<SuspensionRecord>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(COLUMNS);
+    q.push(" WHERE vo = ")
+        .push_bind(vo)
+        .push(" ORDER BY created_at DESC, id");
+    fetch_all(pool, q).await
+}

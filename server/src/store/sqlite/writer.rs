@@ -1,0 +1,164 @@
+//! [`SqliteWriter`]: the log writer's connection, its leaf encoder and its cache of lookup
+//! ids, behind [`LedgerWriter`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::SqliteConnection;
+use tokenledger_core::merkle::{self, Frontier};
+
+use super::ids::IdCache;
+use super::log::{self, EntryRow, UPPER_LEVEL};
+use super::script::SqlScript;
+use super::{connection, decisions, dictionaries};
+use crate::clock::now_micros;
+use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary, StoredLeaf};
+use crate::store::{
+    Batch, CheckpointRow, LedgerWriter, StateQuery, StateRows, StoreError, StoredEntry,
+};
+
+/// The one writer of a SQLite ledger.
+pub struct SqliteWriter {
+    conn: SqliteConnection,
+    leaves: LeafEncoder,
+    /// Ids of issuers, clients and identities of committed batches.
+    ids: IdCache,
+}
+
+impl SqliteWriter {
+    /// Opens the writer's connection to the database at `path`. Leaves are stored raw until
+    /// `compress_after` are logged, then compressed with a dictionary trained on them (0:
+    /// always raw); `decoders` learn each new dictionary.
+    pub async fn open(
+        path: &Path,
+        decoders: Arc<LeafDecoders>,
+        compress_after: usize,
+    ) -> anyhow::Result<SqliteWriter> {
+        let mut conn = connection::open_writer(path).await?;
+        let leaves = dictionaries::load_encoder(&mut conn, decoders, compress_after).await?;
+        Ok(SqliteWriter {
+            conn,
+            leaves,
+            ids: IdCache::default(),
+        })
+    }
+
+    /// How many more raw leaves are stored before a dictionary is trained (0 once one is
+    /// trained or training).
+    pub fn samples_wanted(&self) -> usize {
+        self.leaves.samples_wanted()
+    }
+
+    /// Waits for a dictionary being trained; the next batch writes it.
+    pub async fn wait_for_training(&mut self) -> Result<Option<NewDictionary>, StoreError> {
+        self.leaves.wait_for_training().await
+    }
+
+    /// The writer's connection, for measurements and tuning of this connection only.
+    pub fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) -> Result<(), StoreError> {
+        sqlx::Connection::close(self.conn).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LedgerWriter for SqliteWriter {
+    async fn open_log(&mut self) -> Result<Frontier, StoreError> {
+        let size = log::log_size(&mut self.conn).await?;
+        let stored = log::stored_hash_rows(&mut self.conn).await?;
+        if stored != merkle::stored_hash_count(size) {
+            return Err(StoreError::Corrupt(format!(
+                "{size} entries need {} stored hashes, found {stored}",
+                merkle::stored_hash_count(size)
+            )));
+        }
+        restore_upper_hashes(&mut self.conn, size).await?;
+        log::load_frontier(&mut self.conn, size).await
+    }
+
+    async fn state_rows(&mut self, query: &StateQuery) -> Result<StateRows, StoreError> {
+        decisions::state_rows(&mut self.conn, query).await
+    }
+
+    async fn logged_issuances(
+        &mut self,
+        keys: &[(&str, &str)],
+    ) -> Result<HashMap<(String, String), u64>, StoreError> {
+        log::find_issuances(&mut self.conn, keys).await
+    }
+
+    async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<StoredEntry>, StoreError> {
+        log::read_entries_at(&mut self.conn, self.leaves.decoders(), indexes).await
+    }
+
+    async fn append(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
+        let dictionary = self.leaves.pending_dictionary()?;
+        let stored = batch
+            .entries
+            .iter()
+            .map(|e| self.leaves.encode(e.leaf))
+            .collect::<Result<Vec<StoredLeaf>, _>>()?;
+        let entries: Vec<EntryRow<'_>> = batch
+            .entries
+            .iter()
+            .zip(&stored)
+            .map(|(e, leaf)| EntryRow {
+                index: e.index,
+                leaf,
+            })
+            .collect();
+        let mut script = SqlScript::begin();
+        if let Some(dictionary) = &dictionary {
+            dictionaries::push_dictionary(&mut script, dictionary, now_micros());
+        }
+        log::push_resolutions(&mut script, &batch.resolutions);
+        for (index, change) in &batch.state_changes {
+            log::push_state_change(&mut script, *index, change);
+        }
+        let new_ids = log::commit_batch(
+            &mut self.conn,
+            script,
+            &self.ids,
+            (&entries, batch.hashes, &batch.issuances),
+            batch.checkpoint,
+        )
+        .await?;
+        self.leaves.committed();
+        self.ids.remember(new_ids);
+        Ok(())
+    }
+
+    async fn write_checkpoint(&mut self, checkpoint: CheckpointRow<'_>) -> Result<(), StoreError> {
+        log::insert_checkpoint(&mut self.conn, checkpoint).await
+    }
+}
+
+/// Makes `upper_hashes` hold every stored hash of level `UPPER_LEVEL` and above of the log
+/// (a database from before migration 0005 has none): copies the missing ones from `hashes`,
+/// then refuses to start unless the count is exact.
+async fn restore_upper_hashes(conn: &mut SqliteConnection, size: u64) -> Result<(), StoreError> {
+    let expected = merkle::stored_hash_count_from_level(size, UPPER_LEVEL);
+    if log::upper_hash_rows(&mut *conn).await? == expected {
+        return Ok(());
+    }
+    let copied = log::copy_upper_hashes(conn, size).await?;
+    tracing::info!(
+        copied,
+        expected,
+        "copied upper-level stored hashes into upper_hashes"
+    );
+    let found = log::upper_hash_rows(&mut *conn).await?;
+    if found != expected {
+        return Err(StoreError::Corrupt(format!(
+            "{size} entries need {expected} upper-level stored hashes, found {found}"
+        )));
+    }
+    Ok(())
+}
