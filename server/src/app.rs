@@ -12,13 +12,15 @@ use tokio::task::JoinHandle;
 
 use crate::api::{AppState, router};
 use crate::blocklists::Blocklists;
-use crate::clock::now_micros;
+use crate::clock::{Clock, SystemClock, now_micros};
 use crate::config::Config;
 use crate::credentials;
 use crate::data_dir;
 use crate::issuers::Issuers;
 use crate::metrics::Metrics;
 use crate::sequencer::{BatchLimits, Sequencer};
+use crate::service::Ledger;
+use crate::service::pseudonyms::Pseudonyms;
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::page_cache::WarmUp;
 use crate::store::{LedgerReader, Registry};
@@ -51,13 +53,8 @@ impl Service {
         }
         let reader: Arc<dyn LedgerReader> = Arc::new(store.clone());
         let registry: Arc<dyn Registry> = Arc::new(store.clone());
-        let blocklists = Arc::new(Blocklists::new(
-            reader.clone(),
-            registry.clone(),
-            secret,
-            config.blocklist.validity_secs,
-            metrics.clone(),
-        ));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let pseudonyms = Pseudonyms::new(secret, registry.clone(), clock.clone());
         let writer = store
             .writer(&config.db_path(), config.log.compress_after)
             .await?;
@@ -83,11 +80,22 @@ impl Service {
         .await
         .context("starting the sequencer")?;
         tracing::info!(log_size = sequencer.head().size, verifier_key = %verifier, "log opened");
+        let blocklists = Arc::new(Blocklists::new(
+            reader.clone(),
+            registry,
+            pseudonyms.clone(),
+            config.blocklist.validity_secs,
+            metrics.clone(),
+            sequencer.state_changes(),
+        ));
         let checkpointer = tokio::spawn(store.clone().run_checkpointer());
         let state = AppState {
-            reader,
-            registry,
-            sequencer,
+            ledger: Ledger {
+                reader,
+                sequencer,
+                pseudonyms,
+                clock,
+            },
             verifier,
             signer: Arc::new(signer),
             issuers,

@@ -2,12 +2,11 @@
 //! the site's current suspensions; when its entries changed (a suspension, a lift, an
 //! expiry) or half its validity is gone, it is signed again with the next sequence.
 //!
-//! Long polls ([`Blocklists::wait_for_change`]) wait on a `watch` channel that every committed
-//! change bumps, and on the first expiry of the document they hold: a waiter is a task and a
+//! Long polls ([`Blocklists::wait_for_change`]) wait on the sequencer's count of committed
+//! changes ([`crate::sequencer::Sequencer::state_changes`]), and on the first expiry of the document they hold: a waiter is a task and a
 //! small future, no thread, and at most [`MAX_WAITERS`] wait at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,12 +15,12 @@ use tokenledger_core::blocklist::{
 };
 use tokenledger_core::export::{ExportEntry, ExportFormat, ExportOptions, render};
 use tokenledger_core::note::NoteSigner;
-use tokenledger_core::pseudonym::LedgerSecret;
 use tokenledger_core::wire::ExportDocument;
 use tokio::sync::{Mutex, Semaphore, watch};
 
 use crate::clock::now_micros;
 use crate::metrics::Metrics;
+use crate::service::pseudonyms::Pseudonyms;
 use crate::store::{LedgerReader, Registry, StoreError, SuspensionRecord};
 
 /// Which export, and what the site tells about its consumer.
@@ -67,13 +66,13 @@ struct Cached {
 pub struct Blocklists {
     reader: Arc<dyn LedgerReader>,
     registry: Arc<dyn Registry>,
-    secret: LedgerSecret,
+    pseudonyms: Pseudonyms,
     validity_secs: i64,
-    /// The change counter, bumped after every committed suspension, lift, link or merge;
-    /// long polls wait on it.
-    version: watch::Sender<u64>,
+    /// The sequencer's change counter, bumped by every committed suspension, lift, link or
+    /// merge before its caller is answered; long polls wait on it.
+    changes: watch::Receiver<u64>,
     /// Set when the server shuts down: long polls answer at once.
-    closing: AtomicBool,
+    closing: watch::Sender<bool>,
     /// One permit per long poll waiting.
     waiters: Semaphore,
     metrics: Arc<Metrics>,
@@ -94,20 +93,24 @@ impl Drop for Waiting<'_> {
 }
 
 impl Blocklists {
+    /// Blocklists of `pseudonyms`, valid `validity_secs`, rebuilt when
+    /// `changes` (the sequencer's [`state_changes`](crate::sequencer::Sequencer::state_changes))
+    /// moves.
     pub fn new(
         reader: Arc<dyn LedgerReader>,
         registry: Arc<dyn Registry>,
-        secret: LedgerSecret,
+        pseudonyms: Pseudonyms,
         validity_secs: u64,
         metrics: Arc<Metrics>,
+        changes: watch::Receiver<u64>,
     ) -> Blocklists {
         Blocklists {
             reader,
             registry,
-            secret,
+            pseudonyms,
             validity_secs: validity_secs as i64,
-            version: watch::Sender::new(0),
-            closing: AtomicBool::new(false),
+            changes,
+            closing: watch::Sender::new(false),
             waiters: Semaphore::new(MAX_WAITERS),
             metrics,
             cache: RwLock::new(HashMap::new()),
@@ -115,20 +118,9 @@ impl Blocklists {
         }
     }
 
-    pub fn secret(&self) -> &LedgerSecret {
-        &self.secret
-    }
-
-    /// Marks every cached blocklist stale and wakes the long polls: a suspension, lift, link
-    /// or merge committed.
-    pub fn changed(&self) {
-        self.version.send_modify(|v| *v += 1);
-    }
-
     /// The server is shutting down: every long poll answers now, and none waits any more.
     pub fn release_waiters(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        self.version.send_modify(|v| *v += 1);
+        self.closing.send_replace(true);
     }
 
     /// A long poll: the current signed blocklist of `site` as soon as `held` is false of it,
@@ -152,11 +144,13 @@ impl Blocklists {
             metrics: &self.metrics,
         };
         // Subscribed before the first look, so no change after it goes unseen.
-        let mut changes = self.version.subscribe();
+        let mut changes = self.changes.clone();
+        changes.borrow_and_update();
+        let mut closing = self.closing.subscribe();
         loop {
             let now_ms = now_micros() / 1_000;
             let (signed, valid_until) = self.current(signer, site, vos, now_ms / 1_000).await?;
-            if !held(&signed) || self.closing.load(Ordering::SeqCst) {
+            if !held(&signed) || *closing.borrow_and_update() {
                 return Ok(signed);
             }
             let now = tokio::time::Instant::now();
@@ -174,6 +168,7 @@ impl Blocklists {
                         return Ok(signed);
                     }
                 }
+                _ = closing.changed() => {}
                 () = tokio::time::sleep_until(look_again) => {}
             }
             self.metrics.blocklist_rechecked();
@@ -198,7 +193,7 @@ impl Blocklists {
         if let Some(cached) = self.cached(site, now) {
             return Ok(cached);
         }
-        let version = *self.version.borrow();
+        let version = *self.changes.borrow();
         let entries = self.entries(site, vos, now).await?;
         let stored = self.reader.blocklist(site).await?;
         let signed = match stored {
@@ -246,7 +241,7 @@ impl Blocklists {
     fn cached(&self, site: &str, now: i64) -> Option<(SignedBlocklist, i64)> {
         let cache = self.cache.read().expect("blocklist cache lock");
         let cached = cache.get(site)?;
-        let fresh = cached.version == *self.version.borrow()
+        let fresh = cached.version == *self.changes.borrow()
             && cached.built.elapsed() < MAX_CACHE_AGE
             && now <= cached.valid_until;
         fresh.then(|| (cached.signed.clone(), cached.valid_until))
@@ -269,14 +264,8 @@ impl Blocklists {
         entries: &[BlocklistEntry],
     ) -> Result<(), StoreError> {
         for entry in entries {
-            self.registry
-                .remember_suspension_pseudonym(
-                    &entry.pseudonym,
-                    site,
-                    &entry.vo,
-                    &entry.suspension_id,
-                    now_micros(),
-                )
+            self.pseudonyms
+                .remember_for_suspension(&entry.pseudonym, site, &entry.vo, &entry.suspension_id)
                 .await?;
         }
         Ok(())
@@ -308,7 +297,7 @@ impl Blocklists {
                     .await?
             };
             let entry = ExportEntry {
-                pseudonym: self.secret.pseudonym(site, &record.vo, &record.person_id),
+                pseudonym: self.pseudonyms.of(site, &record.vo, &record.person_id),
                 scope: parse_scope(&record.scope)?,
                 identities,
             };
@@ -335,7 +324,7 @@ impl Blocklists {
         vos: &[String],
         now: i64,
     ) -> Result<Vec<BlocklistEntry>, StoreError> {
-        let site_key = self.secret.site_key(site);
+        let site_key = self.pseudonyms.secret().site_key(site);
         let mut entries = Vec::new();
         for record in self.active(site, vos, now).await? {
             let (tags, jti_hashes) = match (&record.token_iss, &record.token_jti) {
@@ -355,7 +344,7 @@ impl Blocklists {
             };
             entries.push(BlocklistEntry {
                 vo: record.vo.clone(),
-                pseudonym: self.secret.pseudonym(site, &record.vo, &record.person_id),
+                pseudonym: self.pseudonyms.of(site, &record.vo, &record.person_id),
                 tags,
                 jti_hashes,
                 scope: parse_scope(&record.scope)?,

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 mod preconditions;
 pub mod sequencer;
+mod service;
 pub mod storage_errors;
 pub mod store;
 pub mod systemd;

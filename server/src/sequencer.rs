@@ -142,6 +142,7 @@ pub struct BatchLimits {
 pub struct Sequencer {
     jobs: mpsc::Sender<Job>,
     head: watch::Receiver<Arc<LogHead>>,
+    changes: watch::Receiver<u64>,
 }
 
 impl Sequencer {
@@ -166,6 +167,7 @@ impl Sequencer {
             .await?;
         metrics.set_log_size(size);
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
+        let (changes_tx, changes_rx) = watch::channel(0);
         let (jobs_tx, jobs_rx) = mpsc::channel(limits.queue_depth);
         let writer = Writer {
             store,
@@ -176,6 +178,7 @@ impl Sequencer {
             expect_logged: false,
             metrics,
             head: head_tx,
+            changes: changes_tx,
             persisted_size: size,
             persisted_at: Instant::now(),
         };
@@ -184,6 +187,7 @@ impl Sequencer {
             Sequencer {
                 jobs: jobs_tx,
                 head: head_rx,
+                changes: changes_rx,
             },
             task,
         ))
@@ -216,6 +220,12 @@ impl Sequencer {
     pub fn head(&self) -> Arc<LogHead> {
         self.head.borrow().clone()
     }
+
+    /// A count of committed batches that suspended, lifted, linked or merged: it moves after
+    /// such a batch commits and before any of its callers is answered.
+    pub fn state_changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
 }
 
 struct Writer {
@@ -228,6 +238,8 @@ struct Writer {
     expect_logged: bool,
     metrics: Arc<Metrics>,
     head: watch::Sender<Arc<LogHead>>,
+    /// See [`Sequencer::state_changes`].
+    changes: watch::Sender<u64>,
     persisted_size: u64,
     persisted_at: Instant,
 }
@@ -251,6 +263,12 @@ impl Writer {
                 let micros = started.elapsed().as_micros() as u64;
                 self.metrics
                     .batch_committed(self.frontier.size(), new_entries, duplicates, micros);
+                let changed = batch.iter().zip(&answers).any(|(job, answer)| {
+                    answer.is_ok() && job.state_changes().into_iter().any(changes_suspensions)
+                });
+                if changed {
+                    self.changes.send_modify(|n| *n += 1);
+                }
                 for (job, answer) in batch.into_iter().zip(answers) {
                     let _ = job.reply.send(answer.map_err(AppendError::Refused));
                 }
@@ -399,6 +417,18 @@ async fn collect_batch(
         batch.push(job);
     }
     batch
+}
+
+/// Whether a change moves what a blocklist holds: its suspensions, or the identities of a
+/// suspended person.
+fn changes_suspensions(change: &StateChange) -> bool {
+    match change {
+        StateChange::Suspend(_)
+        | StateChange::Lift { .. }
+        | StateChange::Link { .. }
+        | StateChange::Merge { .. } => true,
+        StateChange::Sighting { .. } | StateChange::None => false,
+    }
 }
 
 /// Where each entry of a batch goes: a new index, or the index it already has.

@@ -64,7 +64,11 @@ pub async fn resolutions(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
     }
-    let rows = state.reader.resolutions(&vo, q.before, limit).await?;
+    let rows = state
+        .ledger
+        .reader
+        .resolutions(&vo, q.before, limit)
+        .await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.0))
         .flatten();

@@ -8,11 +8,14 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde_json::Value;
 
+use tokenledger_core::entry::validate_reason;
+
 use super::AppState;
 use super::error::ApiError;
 use crate::clock::now_micros;
 use crate::credentials::{self, Principal, SECRET_PREFIX};
 use crate::issuers::verify_operator_token;
+use crate::service::sites;
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
@@ -30,7 +33,7 @@ impl FromRequestParts<AppState> for Principal {
             .filter(|s| !s.is_empty())
             .ok_or(ApiError::Unauthenticated)?;
         if secret.starts_with(SECRET_PREFIX) {
-            return credentials::authenticate(state.reader.as_ref(), &secret)
+            return credentials::authenticate(state.ledger.reader.as_ref(), &secret)
                 .await?
                 .ok_or(ApiError::Unauthenticated);
         }
@@ -86,4 +89,46 @@ fn claim_values<'a>(
         Some(Value::Array(items)) => Box::new(items.iter().filter_map(Value::as_str)),
         _ => Box::new(std::iter::empty()),
     }
+}
+
+/// Checks the caller administers `site` (403 first, whether or not it exists), then that
+/// the site exists (404); returns the VOs it serves.
+pub async fn administered_site(
+    state: &AppState,
+    principal: &Principal,
+    site: &str,
+) -> Result<Vec<String>, ApiError> {
+    if !principal.binding.may_administer_site(site) {
+        return Err(ApiError::Forbidden(format!(
+            "only admins of site `{site}` may do this"
+        )));
+    }
+    Ok(sites::existing(state.ledger.reader.as_ref(), site).await?)
+}
+
+/// Checks the caller is a security officer of `vo`.
+pub fn officer(principal: &Principal, vo: &str) -> Result<(), ApiError> {
+    if principal.binding.may_resolve(vo) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "only security officers of VO `{vo}` may do this"
+        )))
+    }
+}
+
+/// Checks the caller may resolve in `vo` and gave a reason; returns the reason.
+pub fn authorize_resolution<'a>(
+    principal: &Principal,
+    vo: &str,
+    reason: Option<&'a str>,
+) -> Result<&'a str, ApiError> {
+    if !principal.binding.may_resolve(vo) {
+        return Err(ApiError::Forbidden(format!(
+            "only security officers of VO `{vo}` may resolve its tokens and persons"
+        )));
+    }
+    let reason = reason.unwrap_or_default();
+    validate_reason(reason).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(reason)
 }

@@ -17,12 +17,11 @@ use tokenledger_core::wire::checked::BlocklistFormat;
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::append::now_secs;
 use super::error::ApiError;
 use super::extract::ApiQuery;
-use super::sites::existing_site;
 use crate::blocklists::{ExportRequest, MAX_WAIT_SECS, WaitError};
 use crate::credentials::Principal;
+use crate::service::sites;
 
 /// The query of `GET /v1/sites/{site}/blocklist`. `op_alias` may repeat, so it is read from
 /// the query's pairs ([`BlocklistQuery::from_pairs`]) rather than by `serde_urlencoded`,
@@ -152,8 +151,8 @@ pub async fn get(
         }
         secs => Duration::from_secs(secs.unwrap_or(0)),
     };
-    let vos = existing_site(&state, &site).await?;
-    let now = now_secs();
+    let vos = sites::existing(state.ledger.reader.as_ref(), &site).await?;
+    let now = state.ledger.clock.now_secs();
     let Some(format) = format else {
         if !q.op_alias.is_empty() || q.issuer.is_some() || q.xrootd_name.is_some() {
             return Err(ApiError::BadRequest(

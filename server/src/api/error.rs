@@ -12,6 +12,7 @@ use tokenledger_core::wire::{ErrorBody, ErrorDetail};
 
 use super::AppState;
 use crate::sequencer::{AppendError, SequencerError};
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +141,19 @@ impl From<StoreError> for ApiError {
             StoreError::Db(_) | StoreError::UniqueViolation(_) | StoreError::Corrupt(_) => {
                 ApiError::Storage(e.to_string())
             }
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::BadRequest(m) => ApiError::BadRequest(m),
+            ServiceError::NotFound(m) => ApiError::NotFound(m),
+            ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::Internal(m) => ApiError::Internal(m),
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Append(e) => e.into(),
         }
     }
 }

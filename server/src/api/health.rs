@@ -28,7 +28,7 @@ use super::AppState;
     extensions(("x-roles" = json!(["public"]))),
 )]
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let log_size = state.sequencer.head().size;
+    let log_size = state.ledger.sequencer.head().size;
     match state.metrics.storage_errors().last_minute() {
         0 => (
             StatusCode::OK,

@@ -143,7 +143,7 @@ async fn post_json(
         move || prepare_all(&state, &principal, reports)
     })
     .await??;
-    let sequenced = state.sequencer.append(prepared).await?;
+    let sequenced = state.ledger.sequencer.append(prepared).await?;
     let status = if sequenced.iter().any(|r| r.status == AppendStatus::Created) {
         StatusCode::CREATED
     } else {
@@ -210,7 +210,7 @@ async fn post_ndjson(
     let mut sequenced = if good.is_empty() {
         Vec::new()
     } else {
-        state.sequencer.append(good).await?
+        state.ledger.sequencer.append(good).await?
     }
     .into_iter();
     let lines = blocking(move || {

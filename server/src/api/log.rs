@@ -39,7 +39,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
     extensions(("x-roles" = json!(["public"]))),
 )]
 pub async fn checkpoint(State(state): State<AppState>) -> impl IntoResponse {
-    let head = state.sequencer.head();
+    let head = state.ledger.sequencer.head();
     (
         [
             (header::CONTENT_TYPE, TEXT),
@@ -114,7 +114,9 @@ pub async fn inclusion(
             q.index, q.size
         )));
     }
-    Ok(Json(state.reader.inclusion_proof(q.index, q.size).await?))
+    Ok(Json(
+        state.ledger.reader.inclusion_proof(q.index, q.size).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -159,7 +161,7 @@ pub async fn consistency(
     }
     let indexes = merkle::consistency_proof_indexes(q.from, q.to)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let hashes = state.reader.read_hashes(&indexes).await?;
+    let hashes = state.ledger.reader.read_hashes(&indexes).await?;
     let proof: Vec<Hash> = merkle::consistency_proof(q.from, q.to, &hashes).map_err(internal)?;
     Ok(Json(ConsistencyProof {
         from: q.from,
@@ -217,7 +219,7 @@ pub async fn entries(
     if q.start >= q.end {
         return Err(ApiError::BadRequest("start must be less than end".into()));
     }
-    let size = state.sequencer.head().size;
+    let size = state.ledger.sequencer.head().size;
     if q.start >= size {
         return Err(ApiError::NotFound(format!(
             "start {} is beyond the log (size {size})",
@@ -228,7 +230,7 @@ pub async fn entries(
         .end
         .min(size)
         .min(q.start.saturating_add(MAX_ENTRIES_PAGE));
-    let rows = state.reader.entries(q.start, end).await?;
+    let rows = state.ledger.reader.entries(q.start, end).await?;
     let entries = rows
         .into_iter()
         .map(|(index, leaf)| served(index, &leaf))
@@ -247,7 +249,7 @@ pub fn served(index: u64, leaf: &[u8]) -> Result<ServedEntry, ApiError> {
 
 /// A tree size the log has not reached is not found (404), like the proof asked of it.
 fn check_size(state: &AppState, size: u64) -> Result<(), ApiError> {
-    let current = state.sequencer.head().size;
+    let current = state.ledger.sequencer.head().size;
     if size > current {
         return Err(ApiError::NotFound(format!(
             "size {size} is beyond the log (current size {current})"

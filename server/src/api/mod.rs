@@ -1,7 +1,6 @@
 //! The HTTP API: the router over [`AppState`], one module per resource, and its OpenAPI
 //! document ([`openapi`]).
 
-mod append;
 mod audit;
 mod auth;
 mod blocklist;
@@ -30,18 +29,14 @@ use crate::blocklists::Blocklists;
 use crate::config::Config;
 use crate::issuers::Issuers;
 use crate::metrics::Metrics;
-use crate::sequencer::Sequencer;
-use crate::store::{LedgerReader, Registry};
+use crate::service::Ledger;
 use error::ApiError;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// Reads of the stored ledger.
-    pub reader: Arc<dyn LedgerReader>,
-    /// Rows kept beside the log: pseudonyms handed to sites.
-    pub registry: Arc<dyn Registry>,
-    pub sequencer: Sequencer,
+    /// Reads (`ledger.reader`), appends, pseudonyms and the clock: what services work with.
+    pub ledger: Ledger,
     pub verifier: NoteVerifier,
     /// The log key, for receipts.
     pub signer: Arc<NoteSigner>,

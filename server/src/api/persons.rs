@@ -1,28 +1,24 @@
-//! A VO's persons (its `vo-security` only): attach another identity to a person, merge two
-//! persons, and resolve a pseudonym a site reported (logged like every resolution). Whether
-//! the persons exist and the identity is free is decided by the sequencer, in log order.
+//! The routes of a VO's persons (its `vo-security` only): link an identity, merge two
+//! persons, resolve a site's pseudonym ([`crate::service::persons`]); which identities a VO
+//! may link is checked here.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use tokenledger_core::entry::{EntryBody, IdentityLink, check_id};
+use tokenledger_core::entry::check_id;
 use tokenledger_core::export::X509_ISSUER;
 use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
-    ErrorBody, IdentityView, LinkRequest, MergeRequest, PersonView, PseudonymResolution,
+    ErrorBody, LinkRequest, MergeRequest, PersonView, PseudonymResolution,
 };
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::append::{append_decided, append_entry, prepare_entry};
+use super::auth::authorize_resolution;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
-use super::resolve::{authorize, log_resolution};
-use crate::clock::now_micros;
 use crate::credentials::Principal;
-use crate::preconditions::Refusal;
-use crate::sequencer::{AppendError, EntryKind};
-use crate::store::StateChange;
+use crate::service::persons;
 
 #[utoipa::path(
     post,
@@ -53,34 +49,22 @@ pub async fn link(
     Path((vo, person)): Path<(String, String)>,
     ApiJson(req): ApiJson<LinkRequest>,
 ) -> Result<Json<PersonView>, ApiError> {
-    authorize(&principal, &vo, Some(&req.reason))?;
+    authorize_resolution(&principal, &vo, Some(&req.reason))?;
     for (name, value) in [("iss", &req.iss), ("sub", &req.sub)] {
         check_id(name, value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
     check_link_target(&state, &vo, &req.iss, &req.sub)?;
-    let body = EntryBody::IdentityLink(IdentityLink {
-        vo: vo.clone(),
-        person_id: person.clone(),
-        iss: Some(req.iss.clone()),
-        sub: Some(req.sub.clone()),
-        merged_from: None,
-        reason: req.reason,
-        linked_by: principal.id.clone(),
-    });
-    let change = StateChange::Link {
-        vo: vo.clone(),
-        person_id: person.clone(),
-        iss: req.iss,
-        sub: req.sub,
-        created_at: now_micros(),
-    };
-    let entry = prepare_entry(body, EntryKind::State(change))?;
-    match append_decided(&state, entry).await {
-        Ok(_) => state.blocklists.changed(),
-        Err(AppendError::Refused(Refusal::InEffect)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(Json(view(&state, &vo, &person).await?))
+    let identity = (req.iss, req.sub);
+    let view = persons::link(
+        &state.ledger,
+        &principal.id,
+        &vo,
+        &person,
+        identity,
+        req.reason,
+    )
+    .await?;
+    Ok(Json(view))
 }
 
 #[utoipa::path(
@@ -109,29 +93,17 @@ pub async fn merge(
     Path((vo, person)): Path<(String, String)>,
     ApiJson(req): ApiJson<MergeRequest>,
 ) -> Result<Json<PersonView>, ApiError> {
-    authorize(&principal, &vo, Some(&req.reason))?;
-    if req.other == person {
-        return Err(ApiError::BadRequest(
-            "a person cannot be merged into itself".into(),
-        ));
-    }
-    let body = EntryBody::IdentityLink(IdentityLink {
-        vo: vo.clone(),
-        person_id: person.clone(),
-        iss: None,
-        sub: None,
-        merged_from: Some(req.other.clone()),
-        reason: req.reason,
-        linked_by: principal.id.clone(),
-    });
-    let change = StateChange::Merge {
-        vo: vo.clone(),
-        into: person.clone(),
-        from: req.other,
-    };
-    append_entry(&state, body, EntryKind::State(change)).await?;
-    state.blocklists.changed();
-    Ok(Json(view(&state, &vo, &person).await?))
+    authorize_resolution(&principal, &vo, Some(&req.reason))?;
+    let view = persons::merge(
+        &state.ledger,
+        &principal.id,
+        &vo,
+        &person,
+        req.other,
+        req.reason,
+    )
+    .await?;
+    Ok(Json(view))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -166,42 +138,10 @@ pub async fn resolve_pseudonym(
     Path((vo, pseudonym)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<PseudonymQuery>,
 ) -> Result<Json<PseudonymResolution>, ApiError> {
-    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
-    let found = state
-        .reader
-        .pseudonym(&pseudonym)
-        .await?
-        .filter(|(_, at_vo, _)| at_vo == &vo);
-    let Some((_, _, person)) = found else {
-        log_resolution(
-            &state,
-            &principal,
-            &vo,
-            "resolve_pseudonym",
-            &pseudonym,
-            reason,
-            0,
-        )
-        .await?;
-        return Err(ApiError::NotFound(format!(
-            "no pseudonym `{pseudonym}` in VO `{vo}`"
-        )));
-    };
-    let person = view(&state, &vo, &person).await?;
-    let resolution_index = log_resolution(
-        &state,
-        &principal,
-        &vo,
-        "resolve_pseudonym",
-        &pseudonym,
-        reason,
-        1,
-    )
-    .await?;
-    Ok(Json(PseudonymResolution {
-        resolution_index,
-        person,
-    }))
+    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let resolution =
+        persons::resolve_pseudonym(&state.ledger, &principal.id, &vo, &pseudonym, reason).await?;
+    Ok(Json(resolution))
 }
 
 /// An identity a VO may link: not one of an issuer that serves other VOs only (that would
@@ -222,16 +162,4 @@ fn check_link_target(state: &AppState, vo: &str, iss: &str, sub: &str) -> Result
         ))),
         _ => Ok(()),
     }
-}
-
-async fn view(state: &AppState, vo: &str, person: &str) -> Result<PersonView, ApiError> {
-    let identities = state.reader.identities_of(person, vo).await?;
-    Ok(PersonView {
-        id: person.to_string(),
-        vo: vo.to_string(),
-        identities: identities
-            .into_iter()
-            .map(|(iss, sub)| IdentityView { iss, sub })
-            .collect(),
-    })
 }

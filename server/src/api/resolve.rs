@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use tokenledger_core::chain::{ChainLink, ChainLookup, ChainWalk};
-use tokenledger_core::entry::{EntryBody, Issuance, Resolution, validate_reason};
+use tokenledger_core::entry::Issuance;
 use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
     ErrorBody, IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
@@ -15,12 +15,12 @@ use tokenledger_core::wire::{
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::append::append_entry;
+use super::auth::authorize_resolution;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use super::log::served;
 use crate::credentials::Principal;
-use crate::sequencer::EntryKind;
+use crate::service::resolution;
 use crate::store::{IssuanceFilter, StoredEntry, decode_issuance};
 
 /// Default and largest page of a listing.
@@ -75,9 +75,9 @@ pub async fn token(
     Path((vo, jti)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ResolveQuery>,
 ) -> Result<Json<TokenResolution>, ApiError> {
-    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
+    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
     let mut found: Vec<(u64, Issuance, Vec<u8>)> = Vec::new();
-    for (index, leaf) in state.reader.issuances_by_jti(&jti).await? {
+    for (index, leaf) in state.ledger.reader.issuances_by_jti(&jti).await? {
         let issuance = decode_issuance(index, &leaf)?;
         if issuance.vo == vo && q.iss.as_deref().is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance, leaf));
@@ -86,13 +86,31 @@ pub async fn token(
     let (index, issuance, leaf) = match found.len() {
         1 => found.pop().expect("one"),
         0 => {
-            log_resolution(&state, &principal, &vo, "resolve_jti", &jti, reason, 0).await?;
+            resolution::log(
+                &state.ledger,
+                &principal.id,
+                &vo,
+                "resolve_jti",
+                &jti,
+                reason,
+                0,
+            )
+            .await?;
             return Err(ApiError::NotFound(format!(
                 "no issuance of this jti in VO `{vo}`"
             )));
         }
         _ => {
-            log_resolution(&state, &principal, &vo, "resolve_jti", &jti, reason, 0).await?;
+            resolution::log(
+                &state.ledger,
+                &principal.id,
+                &vo,
+                "resolve_jti",
+                &jti,
+                reason,
+                0,
+            )
+            .await?;
             let issuers: Vec<&str> = found.iter().map(|(_, i, _)| i.iss.as_str()).collect();
             return Err(ApiError::Conflict(format!(
                 "several issuers logged this jti in VO `{vo}`: pass iss= one of {issuers:?}"
@@ -103,16 +121,21 @@ pub async fn token(
     // other reads run while the entry commits.
     let chain = walk_chain(&state, &vo, index, &issuance).await?;
     let revealed = chain.links.len() as u64;
-    let head = state.sequencer.head();
-    let logged = log_resolution(
-        &state,
-        &principal,
-        &vo,
-        "resolve_jti",
-        &jti,
-        reason,
-        revealed,
-    );
+    let head = state.ledger.sequencer.head();
+    let logged = async {
+        Ok::<_, ApiError>(
+            resolution::log(
+                &state.ledger,
+                &principal.id,
+                &vo,
+                "resolve_jti",
+                &jti,
+                reason,
+                revealed,
+            )
+            .await?,
+        )
+    };
     let people = async {
         let person = person_view(&state, &vo, &issuance.iss, &issuance.sub).await?;
         let human = match chain.human_subject() {
@@ -121,7 +144,15 @@ pub async fn token(
         };
         Ok::<_, ApiError>((person, human))
     };
-    let proof = async { Ok::<_, ApiError>(state.reader.inclusion_proof(index, head.size).await?) };
+    let proof = async {
+        Ok::<_, ApiError>(
+            state
+                .ledger
+                .reader
+                .inclusion_proof(index, head.size)
+                .await?,
+        )
+    };
     let (resolution_index, (person, human), inclusion_proof) =
         tokio::try_join!(logged, people, proof)?;
     Ok(Json(TokenResolution {
@@ -191,10 +222,19 @@ pub async fn person_tokens(
     Path((vo, person)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<IssuancePage>, ApiError> {
-    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
-    let identities = state.reader.identities_of(&person, &vo).await?;
+    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let identities = state.ledger.reader.identities_of(&person, &vo).await?;
     if identities.is_empty() {
-        log_resolution(&state, &principal, &vo, "person_tokens", &person, reason, 0).await?;
+        resolution::log(
+            &state.ledger,
+            &principal.id,
+            &vo,
+            "person_tokens",
+            &person,
+            reason,
+            0,
+        )
+        .await?;
         return Err(ApiError::NotFound(format!(
             "no person `{person}` in VO `{vo}`"
         )));
@@ -239,7 +279,7 @@ pub async fn search(
     Path(vo): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<IssuancePage>, ApiError> {
-    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
+    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
     if q.client_id.is_none() && q.scope.is_none() {
         return Err(ApiError::BadRequest(
             "search by client_id or scope (or both)".into(),
@@ -302,10 +342,19 @@ pub async fn timeline(
     Path((vo, person)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
-    let reason = authorize(&principal, &vo, q.reason.as_deref())?;
-    let identities = state.reader.identities_of(&person, &vo).await?;
+    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let identities = state.ledger.reader.identities_of(&person, &vo).await?;
     if identities.is_empty() {
-        log_resolution(&state, &principal, &vo, "timeline", &person, reason, 0).await?;
+        resolution::log(
+            &state.ledger,
+            &principal.id,
+            &vo,
+            "timeline",
+            &person,
+            reason,
+            0,
+        )
+        .await?;
         return Err(ApiError::NotFound(format!(
             "no person `{person}` in VO `{vo}`"
         )));
@@ -315,6 +364,7 @@ pub async fn timeline(
         return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));
     }
     let rows = state
+        .ledger
         .reader
         .timeline(&vo, &person, &identities, q.before, limit)
         .await?;
@@ -331,9 +381,9 @@ pub async fn timeline(
             entry: entry.entry,
         });
     }
-    let resolution_index = log_resolution(
-        &state,
-        &principal,
+    let resolution_index = resolution::log(
+        &state.ledger,
+        &principal.id,
         &vo,
         "timeline",
         &person,
@@ -355,21 +405,6 @@ pub async fn timeline(
 
 /// Only the VO's own security officers, and only with a reason. The same 403 whether or not
 /// the token or person exists.
-pub(super) fn authorize<'a>(
-    principal: &Principal,
-    vo: &str,
-    reason: Option<&'a str>,
-) -> Result<&'a str, ApiError> {
-    if !principal.binding.may_resolve(vo) {
-        return Err(ApiError::Forbidden(format!(
-            "only security officers of VO `{vo}` may resolve its tokens and persons"
-        )));
-    }
-    let reason = reason.unwrap_or_default();
-    validate_reason(reason).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok(reason)
-}
-
 async fn list(
     state: &AppState,
     vo: &str,
@@ -390,7 +425,7 @@ async fn list(
         before: q.before,
         limit,
     };
-    let rows = state.reader.issuances(&filter).await?;
+    let rows = state.ledger.reader.issuances(&filter).await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.0))
         .flatten();
@@ -410,9 +445,9 @@ async fn page_answer(
         .iter()
         .map(|(index, leaf)| served(*index, leaf))
         .collect::<Result<Vec<_>, _>>()?;
-    let resolution_index = log_resolution(
-        state,
-        principal,
+    let resolution_index = resolution::log(
+        &state.ledger,
+        &principal.id,
         vo,
         action,
         target,
@@ -428,26 +463,6 @@ async fn page_answer(
 }
 
 /// Appends the `resolution` entry and waits until it is durable; returns its index.
-pub(super) async fn log_resolution(
-    state: &AppState,
-    principal: &Principal,
-    vo: &str,
-    action: &str,
-    target: &str,
-    reason: &str,
-    revealed: u64,
-) -> Result<u64, ApiError> {
-    let body = EntryBody::Resolution(Resolution {
-        requester: principal.id.clone(),
-        vo: vo.to_string(),
-        action: action.to_string(),
-        target: target.to_string(),
-        reason: reason.to_string(),
-        revealed,
-    });
-    append_entry(state, body, EntryKind::Resolution { vo: vo.to_string() }).await
-}
-
 /// Walks the token chain up from `issuance`, within `vo`.
 async fn walk_chain(
     state: &AppState,
@@ -458,13 +473,14 @@ async fn walk_chain(
     let mut walk = ChainWalk::new(link(index, issuance));
     while let Some(lookup) = walk.next_lookup() {
         let row = match &lookup {
-            ChainLookup::ByJti { iss, jti } => state.reader.issuance(iss, jti).await?,
+            ChainLookup::ByJti { iss, jti } => state.ledger.reader.issuance(iss, jti).await?,
             ChainLookup::FirstWithRefresh {
                 iss,
                 refresh_jti,
                 before_index,
             } => {
                 state
+                    .ledger
                     .reader
                     .first_with_refresh(iss, refresh_jti, *before_index)
                     .await?
@@ -502,6 +518,7 @@ async fn person_view(
     sub: &str,
 ) -> Result<PersonView, ApiError> {
     let (id, identities) = state
+        .ledger
         .reader
         .person_with_identities(iss, sub, vo)
         .await?

@@ -8,19 +8,16 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
-use tokenledger_core::entry::{EntryBody, Issuance, Sighting, SiteKeyFetch, check_id};
 use tokenledger_core::wire::checked::Id;
 use tokenledger_core::wire::{ErrorBody, Logged, SightingReport, SiteKeyAnswer, SitePseudonym};
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::append::{append_entry, now_secs};
+use super::auth::administered_site;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
-use crate::clock::now_micros;
 use crate::credentials::Principal;
-use crate::sequencer::EntryKind;
-use crate::store::{StateChange, decode_issuance};
+use crate::service::sites;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -60,13 +57,11 @@ pub async fn pseudonym(
     ApiQuery(q): ApiQuery<PseudonymQuery>,
 ) -> Result<Json<SitePseudonym>, ApiError> {
     let vos = administered_site(&state, &principal, &site).await?;
-    check_id("jti", &jti).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (_, issuance) = site_issuance(&state, &vos, &jti, q.iss.as_deref()).await?;
-    let person = person_of(&state, &issuance).await?;
-    let pseudonym = remember_pseudonym(&state, &site, &issuance.vo, &person).await?;
+    let (vo, pseudonym) =
+        sites::pseudonym_of_token(&state.ledger, &site, &vos, &jti, q.iss.as_deref()).await?;
     Ok(Json(SitePseudonym {
         site,
-        vo: issuance.vo,
+        vo,
         pseudonym,
     }))
 }
@@ -95,12 +90,7 @@ pub async fn key(
     Path(site): Path<String>,
 ) -> Result<Json<SiteKeyAnswer>, ApiError> {
     administered_site(&state, &principal, &site).await?;
-    let body = EntryBody::SiteKeyFetch(SiteKeyFetch {
-        site: site.clone(),
-        requester: principal.id.clone(),
-    });
-    append_entry(&state, body, EntryKind::State(StateChange::None)).await?;
-    let key = state.blocklists.secret().site_key(&site);
+    let key = sites::fetch_key(&state.ledger, &site, &principal.id).await?;
     Ok(Json(SiteKeyAnswer {
         site,
         key: STANDARD.encode(key.as_bytes()),
@@ -138,109 +128,9 @@ pub async fn sighting(
             "only admins and reporters of site `{site}` report its sightings"
         )));
     }
-    let vos = existing_site(&state, &site).await?;
-    check_id("jti", &report.jti).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    for (name, value) in [("host", &report.host), ("job_id", &report.job_id)] {
-        if let Some(value) = value {
-            check_id(name, value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        }
-    }
-    let horizon = now_secs() + state.config.ingest.clock_skew_secs as i64;
-    if report.seen_at < 0 || report.seen_at > horizon {
-        return Err(ApiError::BadRequest(
-            "seen_at must be a past time in unix seconds".into(),
-        ));
-    }
-    let (_, issuance) = site_issuance(&state, &vos, &report.jti, report.iss.as_deref()).await?;
-    let body = EntryBody::Sighting(Sighting {
-        site: site.clone(),
-        vo: issuance.vo.clone(),
-        iss: issuance.iss.clone(),
-        jti: issuance.jti.clone(),
-        seen_at: report.seen_at,
-        host: report.host,
-        job_id: report.job_id,
-        reported_by: principal.id.clone(),
-    });
-    let change = StateChange::Sighting {
-        site,
-        vo: issuance.vo,
-        iss: issuance.iss,
-        jti: issuance.jti,
-    };
-    let index = append_entry(&state, body, EntryKind::State(change)).await?;
+    let vos = sites::existing(state.ledger.reader.as_ref(), &site).await?;
+    let skew = state.config.ingest.clock_skew_secs as i64;
+    let index =
+        sites::report_sighting(&state.ledger, &site, &vos, report, &principal.id, skew).await?;
     Ok((StatusCode::CREATED, Json(Logged { index })))
-}
-
-/// Checks the caller administers `site` (403 first, whether or not it exists), then that
-/// the site exists (404); returns the VOs it serves.
-pub async fn administered_site(
-    state: &AppState,
-    principal: &Principal,
-    site: &str,
-) -> Result<Vec<String>, ApiError> {
-    if !principal.binding.may_administer_site(site) {
-        return Err(ApiError::Forbidden(format!(
-            "only admins of site `{site}` may do this"
-        )));
-    }
-    existing_site(state, site).await
-}
-
-/// The VOs of an existing site, or 404.
-pub async fn existing_site(state: &AppState, site: &str) -> Result<Vec<String>, ApiError> {
-    state
-        .reader
-        .site_vos(site)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no site `{site}`")))
-}
-
-/// The one issuance of `jti` (of `iss`, if given) in a VO the site serves.
-pub async fn site_issuance(
-    state: &AppState,
-    vos: &[String],
-    jti: &str,
-    iss: Option<&str>,
-) -> Result<(u64, Issuance), ApiError> {
-    let mut found = Vec::new();
-    for (index, leaf) in state.reader.issuances_by_jti(jti).await? {
-        let issuance = decode_issuance(index, &leaf)?;
-        if vos.contains(&issuance.vo) && iss.is_none_or(|iss| iss == issuance.iss) {
-            found.push((index, issuance));
-        }
-    }
-    match found.len() {
-        1 => Ok(found.pop().expect("one")),
-        0 => Err(ApiError::NotFound(
-            "no token with this jti in the site's VOs".into(),
-        )),
-        _ => Err(ApiError::Conflict(
-            "several issuers logged this jti: pass iss".into(),
-        )),
-    }
-}
-
-/// The person an issuance belongs to.
-pub async fn person_of(state: &AppState, issuance: &Issuance) -> Result<String, ApiError> {
-    state
-        .reader
-        .person_of(&issuance.iss, &issuance.sub, &issuance.vo)
-        .await?
-        .ok_or_else(|| ApiError::Internal("an issuance without a person".into()))
-}
-
-/// The site's pseudonym of a person, remembered so the VO can resolve it later.
-pub async fn remember_pseudonym(
-    state: &AppState,
-    site: &str,
-    vo: &str,
-    person: &str,
-) -> Result<String, ApiError> {
-    let pseudonym = state.blocklists.secret().pseudonym(site, vo, person);
-    state
-        .registry
-        .remember_pseudonym(&pseudonym, site, vo, person, now_micros())
-        .await?;
-    Ok(pseudonym)
 }

@@ -1,15 +1,12 @@
-//! Suspensions and lifts: a site suspends a pseudonym (a person) or one leaked token at
-//! itself; a VO's security officers suspend a person or token at every site of the VO.
-//! Each is a log entry; the site's next blocklist fetch carries it. Whether the person is
-//! still one (not merged away) and the suspension not yet lifted is decided by the sequencer.
+//! The suspension routes: a site's admins suspend and lift at their site, a VO's security
+//! officers at every site of the VO ([`crate::service::suspensions`] does both); each sees
+//! suspensions in its own words (a site never a person id).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use tokenledger_core::blocklist::Scope;
-use tokenledger_core::entry::{EntryBody, Lift, Suspension, check_id, validate_reason};
 use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
     ErrorBody, LiftRequest, SiteSuspendRequest, SuspensionList, SuspensionView, VoSuspendRequest,
@@ -17,33 +14,12 @@ use tokenledger_core::wire::{
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::append::{append_decided, append_entry, now_secs, prepare_entry};
+use super::auth::{administered_site, officer};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
-use super::sites::{administered_site, person_of, remember_pseudonym, site_issuance};
-use crate::clock::now_micros;
 use crate::credentials::Principal;
-use crate::keys::random_bytes;
-use crate::preconditions::Refusal;
-use crate::sequencer::{AppendError, EntryKind};
-use crate::store::{StateChange, SuspensionRecord};
-
-/// Who or what a suspension targets, resolved.
-struct Target {
-    vo: String,
-    person_id: String,
-    /// `(iss, jti)` for a single-token suspension, and the token's `exp`.
-    token: Option<(String, String, Option<i64>)>,
-}
-
-/// What every suspension request carries.
-struct Terms {
-    scope: Scope,
-    reason: String,
-    reason_code: String,
-    expires_at: Option<i64>,
-    token_only: bool,
-}
+use crate::service::suspensions;
+use crate::store::SuspensionRecord;
 
 /// `POST /v1/sites/{site}/suspensions`.
 #[utoipa::path(
@@ -75,38 +51,8 @@ pub async fn site_suspend(
     ApiJson(req): ApiJson<SiteSuspendRequest>,
 ) -> Result<(StatusCode, Json<SuspensionView>), ApiError> {
     let vos = administered_site(&state, &principal, &site).await?;
-    let terms = terms(
-        req.target.as_deref(),
-        req.scope.as_deref(),
-        &req.reason,
-        req.reason_code.as_deref(),
-        req.expires_at,
-    )?;
-    let target = match (&req.pseudonym, &req.jti) {
-        (Some(pseudonym), None) if !terms.token_only => {
-            let (at, vo, person_id) = state
-                .reader
-                .pseudonym(pseudonym)
-                .await?
-                .filter(|(at, _, _)| at == &site)
-                .ok_or_else(|| ApiError::NotFound("no such pseudonym at this site".into()))?;
-            debug_assert_eq!(at, site);
-            Target {
-                vo,
-                person_id,
-                token: None,
-            }
-        }
-        (None, Some(jti)) => {
-            jti_target(&state, &vos, jti, req.iss.as_deref(), terms.token_only).await?
-        }
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give `pseudonym` (a person) or `jti` (its person, or with target token the token only)".into(),
-            ));
-        }
-    };
-    let record = suspend(&state, &principal, Some(site.clone()), target, terms).await?;
+    let record =
+        suspensions::suspend_at_site(&state.ledger, &principal.id, &site, &vos, req).await?;
     let view = site_view(&state, &site, &record);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -140,13 +86,8 @@ pub async fn site_lift(
 ) -> Result<Json<SuspensionView>, ApiError> {
     administered_site(&state, &principal, &site).await?;
     let reason = lift_reason(q, &body)?;
-    let record = state
-        .reader
-        .suspension(&id)
-        .await?
-        .filter(|s| s.site.as_deref() == Some(site.as_str()))
-        .ok_or_else(|| ApiError::NotFound("no such suspension of this site".into()))?;
-    let record = lift(&state, &principal, record, &reason).await?;
+    let record =
+        suspensions::lift_at_site(&state.ledger, &principal.id, &site, &id, &reason).await?;
     Ok(Json(site_view(&state, &site, &record)))
 }
 
@@ -175,7 +116,12 @@ pub async fn site_list(
 ) -> Result<Json<SuspensionList>, ApiError> {
     let vos = administered_site(&state, &principal, &site).await?;
     let mut views = Vec::new();
-    for record in state.reader.suspensions_for_site(&site, &vos).await? {
+    for record in state
+        .ledger
+        .reader
+        .suspensions_for_site(&site, &vos)
+        .await?
+    {
         views.push(site_view(&state, &site, &record));
     }
     Ok(Json(SuspensionList { suspensions: views }))
@@ -211,36 +157,7 @@ pub async fn vo_suspend(
     ApiJson(req): ApiJson<VoSuspendRequest>,
 ) -> Result<(StatusCode, Json<SuspensionView>), ApiError> {
     officer(&principal, &vo)?;
-    let terms = terms(
-        req.target.as_deref(),
-        req.scope.as_deref(),
-        &req.reason,
-        req.reason_code.as_deref(),
-        req.expires_at,
-    )?;
-    let target = match (&req.person, &req.jti) {
-        (Some(person), None) if !terms.token_only => Target {
-            vo: vo.clone(),
-            person_id: person.clone(),
-            token: None,
-        },
-        (None, Some(jti)) => {
-            jti_target(
-                &state,
-                std::slice::from_ref(&vo),
-                jti,
-                req.iss.as_deref(),
-                terms.token_only,
-            )
-            .await?
-        }
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give `person`, or `jti` (its person, or with target token the token only)".into(),
-            ));
-        }
-    };
-    let record = suspend(&state, &principal, None, target, terms).await?;
+    let record = suspensions::suspend_in_vo(&state.ledger, &principal.id, &vo, req).await?;
     Ok((StatusCode::CREATED, Json(vo_view(&state, &record))))
 }
 
@@ -274,13 +191,7 @@ pub async fn vo_lift(
 ) -> Result<Json<SuspensionView>, ApiError> {
     officer(&principal, &vo)?;
     let reason = lift_reason(q, &body)?;
-    let record = state
-        .reader
-        .suspension(&id)
-        .await?
-        .filter(|s| s.site.is_none() && s.vo == vo)
-        .ok_or_else(|| ApiError::NotFound("no such VO-wide suspension".into()))?;
-    let record = lift(&state, &principal, record, &reason).await?;
+    let record = suspensions::lift_in_vo(&state.ledger, &principal.id, &vo, &id, &reason).await?;
     Ok(Json(vo_view(&state, &record)))
 }
 
@@ -309,6 +220,7 @@ pub async fn vo_list(
 ) -> Result<Json<SuspensionList>, ApiError> {
     officer(&principal, &vo)?;
     let suspensions = state
+        .ledger
         .reader
         .suspensions_for_vo(&vo)
         .await?
@@ -349,212 +261,30 @@ fn lift_reason(q: LiftQuery, body: &[u8]) -> Result<String, ApiError> {
     }
 }
 
-fn officer(principal: &Principal, vo: &str) -> Result<(), ApiError> {
-    if principal.binding.may_resolve(vo) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "only security officers of VO `{vo}` may do this"
-        )))
-    }
-}
-
-fn terms(
-    target: Option<&str>,
-    scope: Option<&str>,
-    reason: &str,
-    reason_code: Option<&str>,
-    expires_at: Option<i64>,
-) -> Result<Terms, ApiError> {
-    let bad = |m: &str| ApiError::BadRequest(m.to_string());
-    let token_only = match target.unwrap_or("person") {
-        "person" => false,
-        "token" => true,
-        _ => return Err(bad("target is `person` or `token`")),
-    };
-    let scope = match scope.unwrap_or("all") {
-        "compute" => Scope::Compute,
-        "storage" => Scope::Storage,
-        "all" => Scope::All,
-        _ => return Err(bad("scope is `compute`, `storage` or `all`")),
-    };
-    validate_reason(reason).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let reason_code = reason_code.unwrap_or("suspended");
-    let code_ok = (1..=32).contains(&reason_code.len())
-        && reason_code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !code_ok {
-        return Err(bad("reason_code is 1-32 characters of a-z, 0-9, '-'"));
-    }
-    if expires_at.is_some_and(|t| t <= now_secs()) {
-        return Err(bad("expires_at must be in the future (unix seconds)"));
-    }
-    Ok(Terms {
-        scope,
-        reason: reason.to_string(),
-        reason_code: reason_code.to_string(),
-        expires_at,
-        token_only,
-    })
-}
-
-async fn jti_target(
-    state: &AppState,
-    vos: &[String],
-    jti: &str,
-    iss: Option<&str>,
-    token_only: bool,
-) -> Result<Target, ApiError> {
-    check_id("jti", jti).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let (_, issuance) = site_issuance(state, vos, jti, iss).await?;
-    let person_id = person_of(state, &issuance).await?;
-    Ok(Target {
-        vo: issuance.vo.clone(),
-        person_id,
-        token: token_only.then(|| (issuance.iss.clone(), issuance.jti.clone(), issuance.exp)),
-    })
-}
-
-async fn suspend(
-    state: &AppState,
-    principal: &Principal,
-    site: Option<String>,
-    target: Target,
-    terms: Terms,
-) -> Result<SuspensionRecord, ApiError> {
-    let id = format!(
-        "su-{}",
-        tokenledger_core::pseudonym::base32(
-            &random_bytes::<10>().map_err(|e| ApiError::Internal(e.to_string()))?
-        )
-    );
-    let token_exp = target.token.as_ref().and_then(|t| t.2);
-    let not_after = match (terms.expires_at, token_exp) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let (token_iss, token_jti) = match target.token {
-        Some((iss, jti, _)) => (Some(iss), Some(jti)),
-        None => (None, None),
-    };
-    let pseudonym = match &site {
-        Some(site) => Some(remember_pseudonym(state, site, &target.vo, &target.person_id).await?),
-        None => None,
-    };
-    let created_at = now_micros();
-    let body = EntryBody::Suspension(Box::new(Suspension {
-        suspension_id: id.clone(),
-        site: site.clone(),
-        vo: target.vo.clone(),
-        person_id: target.person_id.clone(),
-        pseudonym,
-        target: if token_jti.is_some() {
-            "token"
-        } else {
-            "person"
-        }
-        .into(),
-        token_iss: token_iss.clone(),
-        token_jti: token_jti.clone(),
-        scope: terms.scope.as_str().into(),
-        reason: terms.reason,
-        reason_code: terms.reason_code.clone(),
-        created_by: principal.id.clone(),
-        not_after,
-    }));
-    let mut record = SuspensionRecord {
-        id,
-        idx: 0,
-        site,
-        vo: target.vo,
-        person_id: target.person_id,
-        token_iss,
-        token_jti,
-        scope: terms.scope.as_str().into(),
-        reason_code: terms.reason_code,
-        created_by: principal.id.clone(),
-        created_at,
-        not_after,
-        lifted_at: None,
-    };
-    let change = StateChange::Suspend(record.clone());
-    let entry = prepare_entry(body, EntryKind::State(change))?;
-    let at_site = record.site.is_some();
-    record.idx = append_decided(state, entry).await.map_err(|e| match e {
-        AppendError::Refused(refusal) if at_site => site_refusal(refusal),
-        e => e.into(),
-    })?;
-    state.blocklists.changed();
-    Ok(record)
-}
-
-async fn lift(
-    state: &AppState,
-    principal: &Principal,
-    mut record: SuspensionRecord,
-    reason: &str,
-) -> Result<SuspensionRecord, ApiError> {
-    validate_reason(reason).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let lifted_at = now_micros();
-    let body = EntryBody::Lift(Lift {
-        suspension_id: record.id.clone(),
-        reason: reason.to_string(),
-        lifted_by: principal.id.clone(),
-    });
-    let change = StateChange::Lift {
-        suspension_id: record.id.clone(),
-        lifted_by: principal.id.clone(),
-        lifted_at,
-    };
-    append_entry(state, body, EntryKind::State(change)).await?;
-    state.blocklists.changed();
-    record.lifted_at = Some(lifted_at);
-    Ok(record)
-}
-
-/// A site suspension the sequencer refused, in words that name no person: a site never
-/// learns person ids. Its person came from a pseudonym or a token, so it has identities unless
-/// a merge moved them; the pseudonym and the token then lead to the person merged into.
-fn site_refusal(refusal: Refusal) -> ApiError {
-    match refusal {
-        Refusal::MergedAway { .. } => ApiError::Conflict(
-            "the person was merged into another person meanwhile: suspend again".into(),
-        ),
-        other if other.is_not_found() => ApiError::NotFound("no such person".into()),
-        _ => ApiError::Conflict("the suspension no longer applies: suspend again".into()),
-    }
-}
-
 /// As a site sees it: its own pseudonym of the person (remembered when the suspension was
 /// made), nothing more.
 fn site_view(state: &AppState, site: &str, r: &SuspensionRecord) -> SuspensionView {
     SuspensionView {
-        pseudonym: Some(
-            state
-                .blocklists
-                .secret()
-                .pseudonym(site, &r.vo, &r.person_id),
-        ),
+        pseudonym: Some(state.ledger.pseudonyms.of(site, &r.vo, &r.person_id)),
         person: None,
-        ..common_view(r)
+        ..common_view(state, r)
     }
 }
 
 /// As the VO sees it: the suspending site's pseudonym for site suspensions, the person for its own.
 fn vo_view(state: &AppState, r: &SuspensionRecord) -> SuspensionView {
-    let secret = state.blocklists.secret();
+    let pseudonyms = &state.ledger.pseudonyms;
     SuspensionView {
         pseudonym: r
             .site
             .as_ref()
-            .map(|site| secret.pseudonym(site, &r.vo, &r.person_id)),
+            .map(|site| pseudonyms.of(site, &r.vo, &r.person_id)),
         person: r.site.is_none().then(|| r.person_id.clone()),
-        ..common_view(r)
+        ..common_view(state, r)
     }
 }
 
-fn common_view(r: &SuspensionRecord) -> SuspensionView {
+fn common_view(state: &AppState, r: &SuspensionRecord) -> SuspensionView {
     SuspensionView {
         id: r.id.clone(),
         index: r.idx,
@@ -568,7 +298,7 @@ fn common_view(r: &SuspensionRecord) -> SuspensionView {
         created_at: r.created_at,
         not_after: r.not_after,
         lifted_at: r.lifted_at,
-        active: r.is_active(now_secs()),
+        active: r.is_active(state.ledger.clock.now_secs()),
     }
 }
 

@@ -1,0 +1,53 @@
+//! [`Ledger`]: what every service works with, and appending one entry: canonical bytes and
+//! leaf hash at the edge, then the sequencer, which decides whether a state change still
+//! applies; the index comes back once the entry (and its state rows) are durable.
+
+use std::sync::Arc;
+
+use tokenledger_core::entry::{EntryBody, LogEntry};
+use tokenledger_core::merkle::leaf_hash;
+
+use super::ServiceError;
+use super::pseudonyms::Pseudonyms;
+use crate::clock::Clock;
+use crate::sequencer::{AppendError, EntryKind, PreparedEntry, Sequencer};
+use crate::store::LedgerReader;
+
+/// The ledger as services see it: reads, the one way to append, the pseudonyms handed to
+/// sites, and the clock.
+#[derive(Clone)]
+pub struct Ledger {
+    pub reader: Arc<dyn LedgerReader>,
+    pub sequencer: Sequencer,
+    pub pseudonyms: Pseudonyms,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ledger {
+    /// Appends `body` with the state change `kind`; returns its log index. A refused change
+    /// is [`ServiceError::Append`] with the sequencer's reason.
+    pub async fn append(&self, body: EntryBody, kind: EntryKind) -> Result<u64, ServiceError> {
+        Ok(self.append_decided(self.prepare(body, kind)?).await?)
+    }
+
+    /// The entry of `body`, logged now, with the state change `kind`.
+    pub fn prepare(&self, body: EntryBody, kind: EntryKind) -> Result<PreparedEntry, ServiceError> {
+        let logged_at = self.clock.now_micros();
+        let leaf = LogEntry::new(logged_at, body)
+            .canonical_bytes()
+            .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        Ok(PreparedEntry {
+            leaf_hash: leaf_hash(&leaf),
+            leaf,
+            logged_at,
+            kind,
+        })
+    }
+
+    /// Appends one prepared entry; returns its log index, or the sequencer's refusal for the
+    /// caller to word.
+    pub async fn append_decided(&self, entry: PreparedEntry) -> Result<u64, AppendError> {
+        let done = self.sequencer.append(vec![entry]).await?;
+        Ok(done[0].index)
+    }
+}

@@ -1,0 +1,33 @@
+//! The service layer: what the API does, without HTTP. Handlers extract, authorize, call one
+//! function here and render its answer; services read through the store's traits and append
+//! through the sequencer.
+
+mod ledger;
+pub mod persons;
+pub mod pseudonyms;
+pub mod resolution;
+pub mod sites;
+pub mod suspensions;
+
+pub use ledger::Ledger;
+
+use crate::sequencer::AppendError;
+use crate::store::StoreError;
+
+/// Why a service did not do what it was asked, in words for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The sequencer refused a state change, or did not write its batch.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}

@@ -1,0 +1,138 @@
+//! Sites: the VOs each serves, the token a site names by jti, the site's pseudonym of its
+//! person, the site key (each fetch logged), and sightings of tokens in use.
+
+use tokenledger_core::entry::{EntryBody, Issuance, Sighting, SiteKeyFetch, check_id};
+use tokenledger_core::pseudonym::SiteKey;
+use tokenledger_core::wire::SightingReport;
+
+use super::{Ledger, ServiceError};
+use crate::sequencer::EntryKind;
+use crate::store::{LedgerReader, StateChange, decode_issuance};
+
+/// The VOs of an existing site.
+pub async fn existing(reader: &dyn LedgerReader, site: &str) -> Result<Vec<String>, ServiceError> {
+    reader
+        .site_vos(site)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("no site `{site}`")))
+}
+
+/// The one issuance of `jti` (of `iss`, if given) in one of `vos`.
+pub async fn issuance_in(
+    reader: &dyn LedgerReader,
+    vos: &[String],
+    jti: &str,
+    iss: Option<&str>,
+) -> Result<(u64, Issuance), ServiceError> {
+    let mut found = Vec::new();
+    for (index, leaf) in reader.issuances_by_jti(jti).await? {
+        let issuance = decode_issuance(index, &leaf)?;
+        if vos.contains(&issuance.vo) && iss.is_none_or(|iss| iss == issuance.iss) {
+            found.push((index, issuance));
+        }
+    }
+    match found.len() {
+        1 => Ok(found.pop().expect("one")),
+        0 => Err(ServiceError::NotFound(
+            "no token with this jti in the site's VOs".into(),
+        )),
+        _ => Err(ServiceError::Conflict(
+            "several issuers logged this jti: pass iss".into(),
+        )),
+    }
+}
+
+/// The person an issuance belongs to.
+pub async fn person_of(
+    reader: &dyn LedgerReader,
+    issuance: &Issuance,
+) -> Result<String, ServiceError> {
+    reader
+        .person_of(&issuance.iss, &issuance.sub, &issuance.vo)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("an issuance without a person".into()))
+}
+
+/// The VO and the site's pseudonym of the person behind `jti` (of `iss`), among the site's
+/// `vos`; remembered, so the VO can resolve it later.
+pub async fn pseudonym_of_token(
+    ledger: &Ledger,
+    site: &str,
+    vos: &[String],
+    jti: &str,
+    iss: Option<&str>,
+) -> Result<(String, String), ServiceError> {
+    check_id("jti", jti).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+    let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, jti, iss).await?;
+    let person = person_of(ledger.reader.as_ref(), &issuance).await?;
+    let pseudonym = ledger
+        .pseudonyms
+        .hand_out(site, &issuance.vo, &person)
+        .await?;
+    Ok((issuance.vo, pseudonym))
+}
+
+/// The key of `site`, once its fetch by `requester` is logged.
+pub async fn fetch_key(
+    ledger: &Ledger,
+    site: &str,
+    requester: &str,
+) -> Result<SiteKey, ServiceError> {
+    let body = EntryBody::SiteKeyFetch(SiteKeyFetch {
+        site: site.to_string(),
+        requester: requester.to_string(),
+    });
+    ledger
+        .append(body, EntryKind::State(StateChange::None))
+        .await?;
+    Ok(ledger.pseudonyms.secret().site_key(site))
+}
+
+/// Logs a sighting at `site` (serving `vos`) reported by `reporter`; `seen_at` may be up to
+/// `clock_skew_secs` ahead. Returns the entry's index.
+pub async fn report_sighting(
+    ledger: &Ledger,
+    site: &str,
+    vos: &[String],
+    report: SightingReport,
+    reporter: &str,
+    clock_skew_secs: i64,
+) -> Result<u64, ServiceError> {
+    let bad = |e: &dyn std::fmt::Display| ServiceError::BadRequest(e.to_string());
+    check_id("jti", &report.jti).map_err(|e| bad(&e))?;
+    for (name, value) in [("host", &report.host), ("job_id", &report.job_id)] {
+        if let Some(value) = value {
+            check_id(name, value).map_err(|e| bad(&e))?;
+        }
+    }
+    let horizon = ledger.clock.now_secs() + clock_skew_secs;
+    if report.seen_at < 0 || report.seen_at > horizon {
+        return Err(ServiceError::BadRequest(
+            "seen_at must be a past time in unix seconds".into(),
+        ));
+    }
+    let (_, issuance) = issuance_in(
+        ledger.reader.as_ref(),
+        vos,
+        &report.jti,
+        report.iss.as_deref(),
+    )
+    .await?;
+    let body = EntryBody::Sighting(Sighting {
+        site: site.to_string(),
+        vo: issuance.vo.clone(),
+        iss: issuance.iss.clone(),
+        jti: issuance.jti.clone(),
+        seen_at: report.seen_at,
+        host: report.host,
+        job_id: report.job_id,
+        reported_by: reporter.to_string(),
+    });
+    let change = StateChange::Sighting {
+        site: site.to_string(),
+        vo: issuance.vo,
+        iss: issuance.iss,
+        jti: issuance.jti,
+    };
+    ledger.append(body, EntryKind::State(change)).await
+}
