@@ -55,6 +55,26 @@ pub struct BlocklistEntry {
     pub reason_code: String,
 }
 
+impl BlocklistEntry {
+    /// Whether this entry suspends access of kind `asked` at `now` (unix seconds): the one
+    /// decision rule, of `check` (through [`applies`]) and of the server.
+    pub fn applies(&self, asked: Scope, now: i64) -> bool {
+        applies(self.scope, self.not_after, asked, now)
+    }
+}
+
+/// Whether a suspension of `scope` that ends after `not_after` suspends access of kind
+/// `asked` at `now` (unix seconds).
+pub fn applies(scope: Scope, not_after: Option<i64>, asked: Scope, now: i64) -> bool {
+    scope.blocks(asked) && in_force(not_after, now)
+}
+
+/// Whether a suspension that ends after `not_after` (none: until lifted) is in force at `now`
+/// (unix seconds): through the whole second `not_after`.
+pub fn in_force(not_after: Option<i64>, now: i64) -> bool {
+    not_after.is_none_or(|t| now <= t)
+}
+
 /// A site's blocklist document.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Blocklist {
@@ -253,7 +273,7 @@ impl BlocklistIndex {
         by_tag
             .chain(by_jti)
             .map(|i| &self.blocklist.entries[*i])
-            .find(|e| e.scope.blocks(asked) && e.not_after.is_none_or(|t| now <= t))
+            .find(|e| e.applies(asked, now))
             .map_or(Decision::Allowed, Decision::Suspended)
     }
 }

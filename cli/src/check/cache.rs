@@ -28,7 +28,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokenledger_core::blocklist::{Blocklist, BlocklistEntry, Scope};
+use tokenledger_core::blocklist::{self, Blocklist, BlocklistEntry, Scope};
 use tokenledger_core::pseudonym::{SiteKey, hmac_fields};
 
 use super::identity::Identity;
@@ -428,7 +428,7 @@ impl Cache {
         }
         Ok(candidates
             .into_iter()
-            .find(|e| e.scope.blocks(asked) && e.not_after.is_none_or(|t| now <= t)))
+            .find(|e| blocklist::applies(e.scope, e.not_after, asked, now)))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use tokenledger_core::access::Binding;
+use tokenledger_core::blocklist;
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
 use tokenledger_core::merkle::Hash;
 
@@ -99,7 +100,7 @@ pub struct SuspensionRecord {
 impl SuspensionRecord {
     /// Neither lifted nor past `not_after` at `now` (unix seconds).
     pub fn is_active(&self, now: i64) -> bool {
-        self.lifted_at.is_none() && self.not_after.is_none_or(|t| now <= t)
+        self.lifted_at.is_none() && blocklist::in_force(self.not_after, now)
     }
 
     /// `person` or `token`.
