@@ -10,8 +10,8 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::ApiQuery;
-use super::log::served;
 use crate::credentials::Principal;
+use crate::service::entries::served;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;

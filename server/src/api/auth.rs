@@ -117,7 +117,8 @@ pub fn officer(principal: &Principal, vo: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks the caller may resolve in `vo` and gave a reason; returns the reason.
+/// Only the VO's own security officers, and only with a reason: the same 403 whether or
+/// not the token or person exists. Returns the reason.
 pub fn authorize_resolution<'a>(
     principal: &Principal,
     vo: &str,

@@ -5,12 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::wire::{
-    ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, MAX_ENTRIES_PAGE, ServedEntry,
+    ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, MAX_ENTRIES_PAGE,
 };
 use utoipa::IntoParams;
 
@@ -18,6 +16,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::credentials::Principal;
+use crate::service::entries::served;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -234,17 +233,8 @@ pub async fn entries(
     let entries = rows
         .into_iter()
         .map(|(index, leaf)| served(index, &leaf))
-        .collect::<Result<_, ApiError>>()?;
+        .collect::<Result<_, _>>()?;
     Ok(Json(EntriesPage { entries }))
-}
-
-/// An entry as served: index, base64 of its canonical bytes, and those bytes decoded.
-pub fn served(index: u64, leaf: &[u8]) -> Result<ServedEntry, ApiError> {
-    Ok(ServedEntry {
-        index,
-        leaf: STANDARD.encode(leaf),
-        entry: serde_json::from_slice(leaf).map_err(internal)?,
-    })
 }
 
 /// A tree size the log has not reached is not found (404), like the proof asked of it.

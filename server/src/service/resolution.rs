@@ -1,10 +1,36 @@
-//! Resolution answers are logged before they are given: who asked, in which VO, what, why,
-//! and how much was revealed (a miss too).
+//! VO-restricted resolution: a `jti` turned into a person (with its token chain and an
+//! inclusion proof), a person's tokens, searches by client or scope, a person's timeline.
+//! Every answer that reveals identities, and every miss, is logged as a `resolution` entry
+//! with the stated reason before it is given.
 
-use tokenledger_core::entry::{EntryBody, Resolution};
+use tokenledger_core::chain::{Chain, ChainLink, ChainLookup, ChainWalk};
+use tokenledger_core::entry::{EntryBody, Issuance, Resolution};
+use tokenledger_core::wire::{
+    IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
+};
 
+use super::entries::served;
 use super::{Ledger, ServiceError};
 use crate::sequencer::EntryKind;
+use crate::store::{IssuanceFilter, StoredEntry, decode_issuance};
+
+/// Default and largest page of a listing.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+/// What a listing of issuances asks for, beyond the VO (and person).
+#[derive(Debug, Default)]
+pub struct Listing<'a> {
+    pub client_id: Option<&'a str>,
+    pub scope: Option<&'a str>,
+    /// Tokens issued at or after / before (unix seconds).
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Paging: only entries with a smaller index.
+    pub before: Option<u64>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
 
 /// Logs that `requester` resolved `target` in `vo` (`action`, for `reason`), revealing
 /// `revealed` records; returns the entry's index.
@@ -28,4 +54,289 @@ pub async fn log(
     ledger
         .append(body, EntryKind::Resolution { vo: vo.to_string() })
         .await
+}
+
+/// The person `jti` (of `iss`, if given) of `vo` was issued to, with the issuance, its
+/// inclusion proof and checkpoint, and the token chain; `by` asks, for `reason`.
+pub async fn token(
+    ledger: &Ledger,
+    by: &str,
+    vo: &str,
+    jti: &str,
+    iss: Option<&str>,
+    reason: &str,
+) -> Result<TokenResolution, ServiceError> {
+    let mut found: Vec<(u64, Issuance, Vec<u8>)> = Vec::new();
+    for (index, leaf) in ledger.reader.issuances_by_jti(jti).await? {
+        let issuance = decode_issuance(index, &leaf)?;
+        if issuance.vo == vo && iss.is_none_or(|iss| iss == issuance.iss) {
+            found.push((index, issuance, leaf));
+        }
+    }
+    let action = "resolve_jti";
+    let (index, issuance, leaf) = match found.len() {
+        1 => found.pop().expect("one"),
+        0 => {
+            log(ledger, by, vo, action, jti, reason, 0).await?;
+            return Err(ServiceError::NotFound(format!(
+                "no issuance of this jti in VO `{vo}`"
+            )));
+        }
+        _ => {
+            log(ledger, by, vo, action, jti, reason, 0).await?;
+            let issuers: Vec<&str> = found.iter().map(|(_, i, _)| i.iss.as_str()).collect();
+            return Err(ServiceError::Conflict(format!(
+                "several issuers logged this jti in VO `{vo}`: pass iss= one of {issuers:?}"
+            )));
+        }
+    };
+    // The entry records how many links the answer reveals, so the chain comes first; the
+    // other reads run while the entry commits.
+    let chain = walk_chain(ledger, vo, index, &issuance).await?;
+    let revealed = chain.links.len() as u64;
+    let head = ledger.sequencer.head();
+    let logged = log(ledger, by, vo, action, jti, reason, revealed);
+    let people = async {
+        let person = person_view(ledger, vo, &issuance.iss, &issuance.sub).await?;
+        let human = match chain.human_subject() {
+            Some((iss, sub)) => Some(person_view(ledger, vo, iss, sub).await?),
+            None => None,
+        };
+        Ok::<_, ServiceError>((person, human))
+    };
+    let proof =
+        async { Ok::<_, ServiceError>(ledger.reader.inclusion_proof(index, head.size).await?) };
+    let (resolution_index, (person, human), inclusion_proof) =
+        tokio::try_join!(logged, people, proof)?;
+    Ok(TokenResolution {
+        resolution_index,
+        person,
+        issuance: served(index, &leaf)?,
+        inclusion_proof,
+        checkpoint: head.note.clone(),
+        chain,
+        human,
+    })
+}
+
+/// A page of the issuances of every identity of `person` of `vo`; `by` asks, for `reason`.
+pub async fn person_tokens(
+    ledger: &Ledger,
+    by: &str,
+    vo: &str,
+    person: &str,
+    listing: Listing<'_>,
+    reason: &str,
+) -> Result<IssuancePage, ServiceError> {
+    let identities = ledger.reader.identities_of(person, vo).await?;
+    if identities.is_empty() {
+        log(ledger, by, vo, "person_tokens", person, reason, 0).await?;
+        return Err(ServiceError::NotFound(format!(
+            "no person `{person}` in VO `{vo}`"
+        )));
+    }
+    let page = list(ledger, vo, Some(&identities), &listing).await?;
+    page_answer(ledger, by, vo, "person_tokens", person, reason, page).await
+}
+
+/// A page of the issuances of `vo` by client or scope (one at least); `by` asks, for
+/// `reason`.
+pub async fn search(
+    ledger: &Ledger,
+    by: &str,
+    vo: &str,
+    listing: Listing<'_>,
+    reason: &str,
+) -> Result<IssuancePage, ServiceError> {
+    if listing.client_id.is_none() && listing.scope.is_none() {
+        return Err(ServiceError::BadRequest(
+            "search by client_id or scope (or both)".into(),
+        ));
+    }
+    let target = format!(
+        "client_id={} scope={}",
+        listing.client_id.unwrap_or("*"),
+        listing.scope.unwrap_or("*")
+    );
+    let page = list(ledger, vo, None, &listing).await?;
+    page_answer(ledger, by, vo, "search", &target, reason, page).await
+}
+
+/// A page of `person`'s timeline in `vo`, newest first; `by` asks, for `reason`.
+pub async fn timeline(
+    ledger: &Ledger,
+    by: &str,
+    vo: &str,
+    person: &str,
+    (before, limit): (Option<u64>, Option<u32>),
+    reason: &str,
+) -> Result<Timeline, ServiceError> {
+    let identities = ledger.reader.identities_of(person, vo).await?;
+    if identities.is_empty() {
+        log(ledger, by, vo, "timeline", person, reason, 0).await?;
+        return Err(ServiceError::NotFound(format!(
+            "no person `{person}` in VO `{vo}`"
+        )));
+    }
+    let limit = page_size(limit)?;
+    let rows = ledger
+        .reader
+        .timeline(vo, person, &identities, before, limit)
+        .await?;
+    let next_before = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.1))
+        .flatten();
+    let mut events = Vec::with_capacity(rows.len());
+    for (kind, index, leaf) in &rows {
+        let entry = served(*index, leaf)?;
+        events.push(TimelineEvent {
+            kind: kind.clone(),
+            index: *index,
+            at: entry.entry["logged_at"].as_i64().unwrap_or_default(),
+            entry: entry.entry,
+        });
+    }
+    let revealed = events.len() as u64;
+    let resolution_index = log(ledger, by, vo, "timeline", person, reason, revealed).await?;
+    Ok(Timeline {
+        resolution_index,
+        person: PersonView {
+            id: person.to_string(),
+            vo: vo.to_string(),
+            identities: identity_views(identities),
+        },
+        events,
+        next_before,
+    })
+}
+
+/// The page size asked for, or the default; 400 beyond the largest.
+fn page_size(limit: Option<u32>) -> Result<u32, ServiceError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ServiceError::BadRequest(format!(
+            "limit is 1 to {MAX_LIMIT}"
+        )));
+    }
+    Ok(limit)
+}
+
+async fn list(
+    ledger: &Ledger,
+    vo: &str,
+    identities: Option<&[(String, String)]>,
+    listing: &Listing<'_>,
+) -> Result<(Vec<StoredEntry>, Option<u64>), ServiceError> {
+    let limit = page_size(listing.limit)?;
+    let filter = IssuanceFilter {
+        vo,
+        identities,
+        client_id: listing.client_id,
+        scope: listing.scope,
+        from: listing.from,
+        to: listing.to,
+        before: listing.before,
+        limit,
+    };
+    let rows = ledger.reader.issuances(&filter).await?;
+    let next_before = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.0))
+        .flatten();
+    Ok((rows, next_before))
+}
+
+async fn page_answer(
+    ledger: &Ledger,
+    by: &str,
+    vo: &str,
+    action: &str,
+    target: &str,
+    reason: &str,
+    (rows, next_before): (Vec<StoredEntry>, Option<u64>),
+) -> Result<IssuancePage, ServiceError> {
+    let issuances = rows
+        .iter()
+        .map(|(index, leaf)| served(*index, leaf))
+        .collect::<Result<Vec<_>, _>>()?;
+    let revealed = issuances.len() as u64;
+    let resolution_index = log(ledger, by, vo, action, target, reason, revealed).await?;
+    Ok(IssuancePage {
+        resolution_index,
+        issuances,
+        next_before,
+    })
+}
+
+/// Walks the token chain up from `issuance`, within `vo`.
+async fn walk_chain(
+    ledger: &Ledger,
+    vo: &str,
+    index: u64,
+    issuance: &Issuance,
+) -> Result<Chain, ServiceError> {
+    let mut walk = ChainWalk::new(link(index, issuance));
+    while let Some(lookup) = walk.next_lookup() {
+        let row = match &lookup {
+            ChainLookup::ByJti { iss, jti } => ledger.reader.issuance(iss, jti).await?,
+            ChainLookup::FirstWithRefresh {
+                iss,
+                refresh_jti,
+                before_index,
+            } => {
+                ledger
+                    .reader
+                    .first_with_refresh(iss, refresh_jti, *before_index)
+                    .await?
+            }
+        };
+        let found = match row {
+            Some((index, leaf)) => {
+                let parent = decode_issuance(index, &leaf)?;
+                (parent.vo == vo).then(|| link(index, &parent))
+            }
+            None => None,
+        };
+        walk.feed(found);
+    }
+    Ok(walk.finish())
+}
+
+fn link(index: u64, issuance: &Issuance) -> ChainLink {
+    ChainLink {
+        index,
+        jti: issuance.jti.clone(),
+        iss: issuance.iss.clone(),
+        sub: issuance.sub.clone(),
+        client_id: issuance.client_id.clone(),
+        grant_type: issuance.grant_type.clone(),
+        parent_jti: issuance.parent_jti.clone(),
+        refresh_jti: issuance.refresh_jti.clone(),
+    }
+}
+
+async fn person_view(
+    ledger: &Ledger,
+    vo: &str,
+    iss: &str,
+    sub: &str,
+) -> Result<PersonView, ServiceError> {
+    let (id, identities) = ledger
+        .reader
+        .person_with_identities(iss, sub, vo)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::Internal(format!("no person for an identity logged in {vo}"))
+        })?;
+    Ok(PersonView {
+        id,
+        vo: vo.to_string(),
+        identities: identity_views(identities),
+    })
+}
+
+fn identity_views(identities: Vec<(String, String)>) -> Vec<IdentityView> {
+    identities
+        .into_iter()
+        .map(|(iss, sub)| IdentityView { iss, sub })
+        .collect()
 }
