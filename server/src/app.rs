@@ -84,6 +84,7 @@ impl Service {
             reader.clone(),
             registry,
             pseudonyms.clone(),
+            clock.clone(),
             config.blocklist.validity_secs,
             metrics.clone(),
             sequencer.state_changes(),

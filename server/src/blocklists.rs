@@ -18,7 +18,7 @@ use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::ExportDocument;
 use tokio::sync::{Mutex, Semaphore, watch};
 
-use crate::clock::now_micros;
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::service::pseudonyms::Pseudonyms;
 use crate::store::{LedgerReader, Registry, StoreError, SuspensionRecord};
@@ -67,6 +67,7 @@ pub struct Blocklists {
     reader: Arc<dyn LedgerReader>,
     registry: Arc<dyn Registry>,
     pseudonyms: Pseudonyms,
+    clock: Arc<dyn Clock>,
     validity_secs: i64,
     /// The sequencer's change counter, bumped by every committed suspension, lift, link or
     /// merge before its caller is answered; long polls wait on it.
@@ -93,13 +94,14 @@ impl Drop for Waiting<'_> {
 }
 
 impl Blocklists {
-    /// Blocklists of `pseudonyms`, valid `validity_secs`, rebuilt when
+    /// Blocklists of `pseudonyms`, valid `validity_secs` by `clock`, rebuilt when
     /// `changes` (the sequencer's [`state_changes`](crate::sequencer::Sequencer::state_changes))
     /// moves.
     pub fn new(
         reader: Arc<dyn LedgerReader>,
         registry: Arc<dyn Registry>,
         pseudonyms: Pseudonyms,
+        clock: Arc<dyn Clock>,
         validity_secs: u64,
         metrics: Arc<Metrics>,
         changes: watch::Receiver<u64>,
@@ -108,6 +110,7 @@ impl Blocklists {
             reader,
             registry,
             pseudonyms,
+            clock,
             validity_secs: validity_secs as i64,
             changes,
             closing: watch::Sender::new(false),
@@ -148,7 +151,7 @@ impl Blocklists {
         changes.borrow_and_update();
         let mut closing = self.closing.subscribe();
         loop {
-            let now_ms = now_micros() / 1_000;
+            let now_ms = self.clock.now_micros() / 1_000;
             let (signed, valid_until) = self.current(signer, site, vos, now_ms / 1_000).await?;
             if !held(&signed) || *closing.borrow_and_update() {
                 return Ok(signed);

@@ -12,7 +12,6 @@ use tokenledger_core::entry::validate_reason;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::clock::now_micros;
 use crate::credentials::{self, Principal, SECRET_PREFIX};
 use crate::issuers::verify_operator_token;
 use crate::service::sites;
@@ -50,7 +49,7 @@ fn operator_principal(state: &AppState, token: &str) -> Result<Principal, ApiErr
     let verified = verify_operator_token(
         &state.issuers,
         token,
-        now_micros() / 1_000_000,
+        state.ledger.clock.now_secs(),
         &config.operators.audience,
         config.ingest.clock_skew_secs,
     )

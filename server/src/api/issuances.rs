@@ -24,7 +24,6 @@ use tokenledger_core::wire::{
 
 use super::AppState;
 use super::error::ApiError;
-use crate::clock::now_micros;
 use crate::credentials::Principal;
 use crate::issuers::verify_token;
 use crate::sequencer::{EntryKind, PreparedEntry, Sequenced};
@@ -322,7 +321,7 @@ fn prepare(
     let issuance = Issuance::from_claims(claims, ctx)
         .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
     let key = IssuanceKey::of(&issuance);
-    let logged_at = now_micros();
+    let logged_at = state.ledger.clock.now_micros();
     let leaf = LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance)))
         .canonical_bytes()
         .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
@@ -340,7 +339,7 @@ fn verified_claims(
     principal: &Principal,
     token: &str,
 ) -> Result<(Map<String, Value>, String, String), ApiError> {
-    let now = now_micros() / 1_000_000;
+    let now = state.ledger.clock.now_secs();
     let verified = verify_token(&state.issuers, token.trim(), now, &state.config.ingest)
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
     let issuer = &verified.issuer.config;
