@@ -38,6 +38,88 @@ impl Scope {
     }
 }
 
+impl std::str::FromStr for Scope {
+    type Err = TermError;
+
+    fn from_str(s: &str) -> Result<Scope, TermError> {
+        match s {
+            "compute" => Ok(Scope::Compute),
+            "storage" => Ok(Scope::Storage),
+            "all" => Ok(Scope::All),
+            _ => Err(TermError::Scope),
+        }
+    }
+}
+
+/// What a suspension targets: a person (every identity), or one token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Person,
+    Token,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Person => "person",
+            Target::Token => "token",
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = TermError;
+
+    fn from_str(s: &str) -> Result<Target, TermError> {
+        match s {
+            "person" => Ok(Target::Person),
+            "token" => Ok(Target::Token),
+            _ => Err(TermError::Target),
+        }
+    }
+}
+
+/// A suspension's short reason code for logs and plugins (e.g. `compromised`): 1-32
+/// characters of a-z, 0-9 and '-', never free text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReasonCode(String);
+
+impl ReasonCode {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::str::FromStr for ReasonCode {
+    type Err = TermError;
+
+    fn from_str(s: &str) -> Result<ReasonCode, TermError> {
+        let valid = (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid {
+            Ok(ReasonCode(s.to_string()))
+        } else {
+            Err(TermError::ReasonCode)
+        }
+    }
+}
+
+/// A suspension term that does not parse, in the words a caller is told.
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TermError {
+    #[error("target is `person` or `token`")]
+    Target,
+    #[error("scope is `compute`, `storage` or `all`")]
+    Scope,
+    #[error("reason_code is 1-32 characters of a-z, 0-9, '-'")]
+    ReasonCode,
+}
+
 /// One suspension as a site's consumers see it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct BlocklistEntry {
@@ -490,5 +572,31 @@ mod schema_tests {
         let entry = &value["document"]["entries"][0];
         assert_eq!(entry["tags"][0].as_str().unwrap().len(), 52);
         assert_eq!(entry["pseudonym"].as_str().unwrap().len(), 29);
+    }
+
+    #[test]
+    fn suspension_terms_parse_once_and_say_what_is_allowed() {
+        for scope in [Scope::Compute, Scope::Storage, Scope::All] {
+            assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
+        }
+        for target in [Target::Person, Target::Token] {
+            assert_eq!(target.as_str().parse::<Target>(), Ok(target));
+        }
+        assert_eq!(
+            "everything".parse::<Scope>().unwrap_err().to_string(),
+            "scope is `compute`, `storage` or `all`"
+        );
+        assert_eq!("group".parse::<Target>(), Err(TermError::Target));
+        assert_eq!(
+            "compromised".parse::<ReasonCode>().unwrap().as_str(),
+            "compromised"
+        );
+        for bad in ["", "Compromised", "a b", &"x".repeat(33)] {
+            assert_eq!(
+                bad.parse::<ReasonCode>(),
+                Err(TermError::ReasonCode),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use tokenledger_core::blocklist::{
-    Blocklist, BlocklistEntry, Scope, SignedBlocklist, SignedDocument,
-};
+use tokenledger_core::blocklist::{Blocklist, BlocklistEntry, SignedBlocklist, SignedDocument};
 use tokenledger_core::export::{ExportEntry, ExportFormat, ExportOptions, render};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::ExportDocument;
@@ -301,7 +299,7 @@ impl Blocklists {
             };
             let entry = ExportEntry {
                 pseudonym: self.pseudonyms.of(site, &record.vo, &record.person_id),
-                scope: parse_scope(&record.scope)?,
+                scope: record.scope,
                 identities,
             };
             if is_active {
@@ -350,7 +348,7 @@ impl Blocklists {
                 pseudonym: self.pseudonyms.of(site, &record.vo, &record.person_id),
                 tags,
                 jti_hashes,
-                scope: parse_scope(&record.scope)?,
+                scope: record.scope,
                 not_after: record.not_after,
                 suspension_id: record.id.clone(),
                 reason_code: record.reason_code.clone(),
@@ -375,10 +373,4 @@ impl Blocklists {
             .filter(|s| s.is_active(now))
             .collect())
     }
-}
-
-/// The scope stored with a suspension.
-pub fn parse_scope(scope: &str) -> Result<Scope, StoreError> {
-    serde_json::from_value(serde_json::Value::String(scope.to_string()))
-        .map_err(|_| StoreError::Corrupt(format!("unknown suspension scope `{scope}`")))
 }

@@ -293,7 +293,7 @@ fn common_view(state: &AppState, r: &SuspensionRecord) -> SuspensionView {
         pseudonym: None,
         person: None,
         target: r.target().into(),
-        scope: r.scope.clone(),
+        scope: r.scope.as_str().into(),
         reason_code: r.reason_code.clone(),
         created_at: r.created_at,
         not_after: r.not_after,

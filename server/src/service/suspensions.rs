@@ -3,7 +3,7 @@
 //! is a log entry; the site's next blocklist fetch carries it. Whether the person is still
 //! one (not merged away) and the suspension not yet lifted is decided by the sequencer.
 
-use tokenledger_core::blocklist::Scope;
+use tokenledger_core::blocklist::{ReasonCode, Scope, Target, TermError};
 use tokenledger_core::entry::{EntryBody, Lift, Suspension, check_id, validate_reason};
 use tokenledger_core::wire::{SiteSuspendRequest, VoSuspendRequest};
 
@@ -15,7 +15,7 @@ use crate::sequencer::{AppendError, EntryKind};
 use crate::store::{StateChange, SuspensionRecord};
 
 /// Who or what a suspension targets, resolved.
-struct Target {
+struct Subject {
     vo: String,
     person_id: String,
     /// `(iss, jti)` for a single-token suspension, and the token's `exp`.
@@ -26,7 +26,7 @@ struct Target {
 struct Terms {
     scope: Scope,
     reason: String,
-    reason_code: String,
+    reason_code: ReasonCode,
     expires_at: Option<i64>,
     token_only: bool,
 }
@@ -56,7 +56,7 @@ pub async fn suspend_at_site(
                 .await?
                 .filter(|(at, _, _)| at == site)
                 .ok_or_else(|| ServiceError::NotFound("no such pseudonym at this site".into()))?;
-            Target {
+            Subject {
                 vo,
                 person_id,
                 token: None,
@@ -91,7 +91,7 @@ pub async fn suspend_in_vo(
         req.expires_at,
     )?;
     let target = match (&req.person, &req.jti) {
-        (Some(person), None) if !terms.token_only => Target {
+        (Some(person), None) if !terms.token_only => Subject {
             vo: vo.to_string(),
             person_id: person.clone(),
             token: None,
@@ -152,35 +152,20 @@ fn terms(
     expires_at: Option<i64>,
 ) -> Result<Terms, ServiceError> {
     let bad = |m: &str| ServiceError::BadRequest(m.to_string());
-    let token_only = match target.unwrap_or("person") {
-        "person" => false,
-        "token" => true,
-        _ => return Err(bad("target is `person` or `token`")),
-    };
-    let scope = match scope.unwrap_or("all") {
-        "compute" => Scope::Compute,
-        "storage" => Scope::Storage,
-        "all" => Scope::All,
-        _ => return Err(bad("scope is `compute`, `storage` or `all`")),
-    };
+    let term = |e: TermError| ServiceError::BadRequest(e.to_string());
+    let target: Target = target.unwrap_or("person").parse().map_err(term)?;
+    let scope: Scope = scope.unwrap_or("all").parse().map_err(term)?;
     validate_reason(reason).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-    let reason_code = reason_code.unwrap_or("suspended");
-    let code_ok = (1..=32).contains(&reason_code.len())
-        && reason_code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !code_ok {
-        return Err(bad("reason_code is 1-32 characters of a-z, 0-9, '-'"));
-    }
+    let reason_code: ReasonCode = reason_code.unwrap_or("suspended").parse().map_err(term)?;
     if expires_at.is_some_and(|t| t <= ledger.clock.now_secs()) {
         return Err(bad("expires_at must be in the future (unix seconds)"));
     }
     Ok(Terms {
         scope,
         reason: reason.to_string(),
-        reason_code: reason_code.to_string(),
+        reason_code,
         expires_at,
-        token_only,
+        token_only: target == Target::Token,
     })
 }
 
@@ -190,11 +175,11 @@ async fn jti_target(
     jti: &str,
     iss: Option<&str>,
     token_only: bool,
-) -> Result<Target, ServiceError> {
+) -> Result<Subject, ServiceError> {
     check_id("jti", jti).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
     let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, jti, iss).await?;
     let person_id = person_of(ledger.reader.as_ref(), &issuance).await?;
-    Ok(Target {
+    Ok(Subject {
         vo: issuance.vo.clone(),
         person_id,
         token: token_only.then(|| (issuance.iss.clone(), issuance.jti.clone(), issuance.exp)),
@@ -205,7 +190,7 @@ async fn suspend(
     ledger: &Ledger,
     by: &str,
     site: Option<String>,
-    target: Target,
+    target: Subject,
     terms: Terms,
 ) -> Result<SuspensionRecord, ServiceError> {
     let id = format!(
@@ -249,7 +234,7 @@ async fn suspend(
         token_jti: token_jti.clone(),
         scope: terms.scope.as_str().into(),
         reason: terms.reason,
-        reason_code: terms.reason_code.clone(),
+        reason_code: terms.reason_code.as_str().into(),
         created_by: by.to_string(),
         not_after,
     }));
@@ -261,8 +246,8 @@ async fn suspend(
         person_id: target.person_id,
         token_iss,
         token_jti,
-        scope: terms.scope.as_str().into(),
-        reason_code: terms.reason_code,
+        scope: terms.scope,
+        reason_code: terms.reason_code.into_string(),
         created_by: by.to_string(),
         created_at,
         not_after,

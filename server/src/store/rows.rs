@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use tokenledger_core::access::Binding;
-use tokenledger_core::blocklist;
+use tokenledger_core::blocklist::{self, Scope};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
 use tokenledger_core::merkle::Hash;
 
@@ -88,7 +88,7 @@ pub struct SuspensionRecord {
     pub person_id: String,
     pub token_iss: Option<String>,
     pub token_jti: Option<String>,
-    pub scope: String,
+    pub scope: Scope,
     pub reason_code: String,
     pub created_by: String,
     pub created_at: i64,

@@ -326,7 +326,7 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
                         .push_bind(&s.person_id)
                         .push_bind(&s.token_iss)
                         .push_bind(&s.token_jti)
-                        .push_bind(&s.scope)
+                        .push_bind(s.scope.as_str())
                         .push_bind(&s.reason_code)
                         .push_bind(&s.created_by)
                         .push_bind(s.created_at)

@@ -25,9 +25,15 @@ struct Row {
     lifted_at: Option<i64>,
 }
 
-impl From<Row> for SuspensionRecord {
-    fn from(r: Row) -> SuspensionRecord {
-        SuspensionRecord {
+impl TryFrom<Row> for SuspensionRecord {
+    type Error = StoreError;
+
+    fn try_from(r: Row) -> Result<SuspensionRecord, StoreError> {
+        let scope = r
+            .scope
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("unknown suspension scope `{}`", r.scope)))?;
+        Ok(SuspensionRecord {
             id: r.id,
             idx: r.idx as u64,
             site: r.site,
@@ -35,13 +41,13 @@ impl From<Row> for SuspensionRecord {
             person_id: r.person_id,
             token_iss: r.token_iss,
             token_jti: r.token_jti,
-            scope: r.scope,
+            scope,
             reason_code: r.reason_code,
             created_by: r.created_by,
             created_at: r.created_at,
             not_after: r.not_after,
             lifted_at: r.lifted_at,
-        }
+        })
     }
 }
 
@@ -51,7 +57,7 @@ async fn fetch_all(
     mut q: QueryBuilder<Sqlite>,
 ) -> Result<Vec<SuspensionRecord>, StoreError> {
     let rows: Vec<Row> = q.build_query_as().fetch_all(pool).await?;
-    Ok(rows.into_iter().map(SuspensionRecord::from).collect())
+    rows.into_iter().map(SuspensionRecord::try_from).collect()
 }
 
 /// The suspension `id`.
@@ -59,7 +65,7 @@ pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<SuspensionRecord>
     let mut q = QueryBuilder::<Sqlite>::new(COLUMNS);
     q.push(" WHERE id = ").push_bind(id);
     let row: Option<Row> = q.build_query_as().fetch_optional(pool).await?;
-    Ok(row.map(SuspensionRecord::from))
+    row.map(SuspensionRecord::try_from).transpose()
 }
 
 /// Suspensions that reach `site`: its own, and VO-wide ones of the VOs it serves; newest first.

@@ -1,6 +1,8 @@
 //! The writer's decision step over a real database: the rows a batch's changes name are read,
 //! then each change is decided against them and the changes admitted before it.
 
+use tokenledger_core::blocklist::Scope;
+
 use crate::preconditions::{Refusal, decide};
 use crate::store::sqlite::{SqliteWriter, connection};
 use crate::store::{StateChange, SuspensionRecord};
@@ -66,7 +68,7 @@ fn suspend(person: &str) -> StateChange {
         person_id: person.into(),
         token_iss: None,
         token_jti: None,
-        scope: "all".into(),
+        scope: Scope::All,
         reason_code: "suspended".into(),
         created_by: "officer".into(),
         created_at: 1,
