@@ -17,9 +17,9 @@ use crate::metrics::Metrics;
 use crate::preconditions::Refusal;
 use crate::sequencer::{AppendError, BatchLimits, EntryKind, PreparedEntry, Sequenced, Sequencer};
 use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
-use crate::store::sqlite::connection as db;
+use crate::store::sqlite::connection;
 use crate::store::sqlite::ids::{IdCache, NewIds};
-use crate::store::sqlite::log::{self as log_store, EntryRow};
+use crate::store::sqlite::log::{self, EntryRow};
 use crate::store::sqlite::script::SqlScript;
 use crate::store::sqlite::{SqliteStore, SqliteWriter, lookup};
 use crate::store::{
@@ -122,11 +122,11 @@ const OLD_IDENTITIES: [(&str, &str, &str, &str, i64); 4] = [
 
 /// A database at migration 0002, before the compact lookup tables.
 async fn old_database(path: &Path) -> SqlitePool {
-    let pool = SqlitePool::connect_with(db::connect_options(path))
+    let pool = SqlitePool::connect_with(connection::connect_options(path))
         .await
         .unwrap();
     let old = sqlx::migrate::Migrator::with_migrations(
-        db::MIGRATOR
+        connection::MIGRATOR
             .iter()
             .filter(|m| m.version <= 2)
             .cloned()
@@ -243,7 +243,7 @@ async fn migration_keeps_every_lookup() {
     let pool = old_database(&dir.path().join("t.db")).await;
     let tokens = old_tokens();
     write_old_log(&pool, &tokens, &OLD_IDENTITIES).await;
-    db::MIGRATOR.run(&pool).await.unwrap();
+    connection::MIGRATOR.run(&pool).await.unwrap();
 
     assert_eq!(count(&pool, "issuances").await, 6);
     assert_eq!(count(&pool, "issuers").await, 2);
@@ -361,7 +361,11 @@ async fn migration_refuses_an_issuance_without_its_identity() {
     let dir = tempfile::tempdir().unwrap();
     let pool = old_database(&dir.path().join("t.db")).await;
     write_old_log(&pool, &old_tokens(), &OLD_IDENTITIES[..3]).await;
-    let error = db::MIGRATOR.run(&pool).await.unwrap_err().to_string();
+    let error = connection::MIGRATOR
+        .run(&pool)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("NOT NULL"), "{error}");
     let (columns,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM pragma_table_info('issuances') WHERE name = 'sub'")
@@ -410,7 +414,7 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     let path = dir.path().join("t.db");
     let pool = old_database(&path).await;
     write_old_log(&pool, &old_tokens(), &OLD_IDENTITIES).await;
-    db::MIGRATOR.run(&pool).await.unwrap();
+    connection::MIGRATOR.run(&pool).await.unwrap();
     let (sequencer, task) = start_sequencer(&path).await;
 
     let again = old_tokens().remove(0).prepared(5_000);
@@ -535,7 +539,7 @@ async fn insert_issuances(
         })
         .collect();
     let mut script = SqlScript::new();
-    let new = log_store::push_batch(tx, &mut script, cache, &entries, &[], &issuances).await?;
+    let new = log::push_batch(tx, &mut script, cache, &entries, &[], &issuances).await?;
     script.flush(tx).await?;
     Ok(new)
 }
@@ -558,8 +562,8 @@ async fn issuances_through_ids(
 async fn the_writer_caches_only_ids_of_committed_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let pool = db::open(&path).await.unwrap();
-    let mut conn = db::connect_options(&path).connect().await.unwrap();
+    let pool = connection::open(&path).await.unwrap();
+    let mut conn = connection::connect_options(&path).connect().await.unwrap();
     let key = |jti, iss, sub, client| {
         IssuanceKey::of(&token(jti, iss, sub, "atlas", client, None).issuance())
     };
@@ -626,7 +630,7 @@ async fn the_writer_caches_only_ids_of_committed_transactions() {
 async fn a_batch_meeting_a_logged_report_is_written_again_with_the_lookup() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let pool = db::open(&path).await.unwrap();
+    let pool = connection::open(&path).await.unwrap();
     let metrics = Arc::new(Metrics::default());
     let (sequencer, task) = start_sequencer_with(&path, metrics.clone()).await;
     let report = |jti| token(jti, A, "alice", "atlas", None, None).prepared(1_000);
