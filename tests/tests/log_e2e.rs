@@ -426,7 +426,13 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     }
     let (compressed, dictionaries) = db::compression_counts(&server.db_path());
     assert_eq!(dictionaries, 1);
-    assert!(compressed > 0 && compressed < acks.len() as u64 - 1000);
+    // The first 1,000 were logged raw; of the later ones, those written before the dictionary
+    // was ready are raw too (none, when training beat the first of them).
+    assert!(
+        compressed > 0 && compressed <= acks.len() as u64 - 1000,
+        "{compressed} stored compressed of {} acknowledged",
+        acks.len()
+    );
     let victim = acks.last().unwrap().index;
     let stored = db::leaf(&server.db_path(), victim);
     assert!(
