@@ -104,6 +104,9 @@ enum Command {
     /// A VO security officer's changes: suspensions, identity links, merges, pseudonyms.
     #[command(subcommand, long_about = vo::ABOUT, after_long_help = exit::EXIT_CODES_HELP)]
     Vo(vo::VoCommand),
+    /// About one suspension: which sites have fetched a blocklist carrying it.
+    #[command(subcommand, after_long_help = exit::EXIT_CODES_HELP)]
+    Suspension(suspension::SuspensionCommand),
     /// A site's signed blocklist, verified with the pinned log key: show it, or pull it (or an
     /// export) into a file for local daemons.
     #[command(subcommand, after_long_help = exit::EXIT_CODES_HELP)]
@@ -168,6 +171,7 @@ fn run(cli: Cli) -> u8 {
         Command::Audit(args) => resolution::audit(&args, &settings),
         Command::Site(command) => site::run(&command, &settings),
         Command::Vo(command) => vo::run(&command, &settings),
+        Command::Suspension(command) => suspension::run(&command, &settings),
         Command::Blocklist(command) => match blocklist::run(&command, &settings) {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -1,11 +1,15 @@
 //! What site and VO suspensions share on the command line: the terms (scope, reason, reason
-//! code, expiry), lifting, and how a suspension or a list of them is shown.
+//! code, expiry), lifting, and how a suspension or a list of them is shown; and
+//! `tokenledger suspension status`, which sites have fetched a blocklist carrying one.
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde_json::Value;
-use tokenledger_core::wire::{LiftRequest, SuspensionList, SuspensionView};
+use tokenledger_core::wire::{
+    EnforcementStatus, LiftRequest, SiteEnforcement, SuspensionList, SuspensionView,
+};
 
 use crate::client::{ApiPath, Client};
+use crate::config::Settings;
 use crate::exit::Failure;
 use crate::render::{self, ListFormat, ObjectFormat, Table, fields};
 use crate::timespec;
@@ -26,6 +30,109 @@ pub struct Terms {
     /// or unix seconds [default: until lifted; a token suspension ends when the token expires].
     #[arg(long, value_name = "T", value_parser = timespec::parse_expiry)]
     pub expires: Option<i64>,
+}
+
+/// Questions about one suspension, asked by its VO's officers or a site's admins.
+#[derive(Subcommand, Debug)]
+pub enum SuspensionCommand {
+    /// Which sites have fetched a blocklist carrying the suspension, when, and at which
+    /// sequence; or that a site has not yet, with its last fetch. `--vo`: every site of a
+    /// VO-wide suspension (vo-security, admin); `--site`: that site only (site-admin).
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+#[group(id = "asker", required = true, multiple = false, args = ["vo", "site"])]
+pub struct StatusArgs {
+    /// The suspension id (`su-...`).
+    pub id: String,
+    /// Ask as a security officer (or admin) of this VO.
+    #[arg(long, value_name = "V")]
+    pub vo: Option<String>,
+    /// Ask as an admin of this site: its own row only.
+    #[arg(long, value_name = "S")]
+    pub site: Option<String>,
+    #[command(flatten)]
+    pub format: ListFormat,
+}
+
+pub fn run(command: &SuspensionCommand, settings: &Settings) -> Result<(), Failure> {
+    let client = settings.authenticated_client()?;
+    match command {
+        SuspensionCommand::Status(args) => {
+            let path = match (&args.vo, &args.site) {
+                (Some(vo), _) => {
+                    ApiPath::new(&["vos", vo, "suspensions", &args.id, "enforcement"])?
+                }
+                (None, Some(site)) => {
+                    ApiPath::new(&["sites", site, "suspensions", &args.id, "enforcement"])?
+                }
+                (None, None) => unreachable!("clap requires --vo or --site"),
+            };
+            let answer = client.get::<EnforcementStatus>(&path)?;
+            print_status(&answer.raw, &answer.typed, args.format);
+        }
+    }
+    Ok(())
+}
+
+/// Prints an enforcement status: JSON, CSV, or a line about the suspension and a table.
+pub fn print_status(raw: &Value, status: &EnforcementStatus, format: ListFormat) {
+    if format.json {
+        render::print_json(raw);
+        return;
+    }
+    let table = status_table(status);
+    if format.csv {
+        print!("{}", table.csv());
+    } else {
+        print!("{}", status_text(status, &table));
+    }
+}
+
+fn status_table(status: &EnforcementStatus) -> Table {
+    let mut table = Table::new(&["SITE", "FETCHED_AT", "SEQUENCE", "LAST_FETCH"]);
+    for row in &status.sites {
+        table.row(vec![
+            row.site.clone(),
+            fetched_cell(row),
+            row.sequence.map_or_else(|| "-".into(), |s| s.to_string()),
+            row.last_fetch_at
+                .map_or_else(|| "never".into(), render::time_secs),
+        ]);
+    }
+    table
+}
+
+fn status_text(status: &EnforcementStatus, table: &Table) -> String {
+    let state = match (status.active, status.lifted_at) {
+        (_, Some(at)) => format!("lifted {}", render::time_micros(at)),
+        (true, None) => "active".into(),
+        (false, None) => "expired".into(),
+    };
+    let reach = status.site.as_ref().map_or_else(
+        || "every site of the VO".to_string(),
+        |s| format!("site {s}"),
+    );
+    let mut text = format!(
+        "suspension {} of {} ({reach}): {state}\n",
+        render::sanitize(&status.suspension_id),
+        render::sanitize(&status.vo),
+    );
+    if table.is_empty() {
+        text.push_str("(no site serves the VO)\n");
+    } else {
+        text.push_str(&table.text());
+    }
+    text
+}
+
+/// When the site first fetched a blocklist carrying the suspension, or `not yet`.
+fn fetched_cell(row: &SiteEnforcement) -> String {
+    match row.fetched_at {
+        Some(at) if row.status == "fetched" => render::time_secs(at),
+        _ => "not yet".into(),
+    }
 }
 
 /// `[a-z0-9-]{1,32}`, as the server requires.
@@ -172,6 +279,51 @@ mod tests {
             lifted_at: None,
             active: true,
         }
+    }
+
+    #[test]
+    fn an_enforcement_status_reads_as_a_table() {
+        let status = EnforcementStatus {
+            suspension_id: "su-1".into(),
+            vo: "atlas".into(),
+            site: None,
+            active: true,
+            lifted_at: None,
+            sites: vec![
+                SiteEnforcement {
+                    site: "SITE-A".into(),
+                    status: "fetched".into(),
+                    first_sequence: Some(3),
+                    fetched_at: Some(1_767_225_600),
+                    sequence: Some(4),
+                    last_fetch_at: Some(1_767_225_660),
+                },
+                SiteEnforcement {
+                    site: "SITE-B".into(),
+                    status: "not_fetched".into(),
+                    first_sequence: Some(2),
+                    fetched_at: None,
+                    sequence: None,
+                    last_fetch_at: None,
+                },
+            ],
+        };
+        let table = status_table(&status);
+        let text = status_text(&status, &table);
+        assert!(
+            text.starts_with("suspension su-1 of atlas (every site of the VO): active\n"),
+            "{text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].starts_with("SITE-A") && lines[2].contains("2026-01-01T00:00:00Z"));
+        assert!(lines[2].contains(" 4 ") && lines[2].ends_with("2026-01-01T00:01:00Z"));
+        assert!(lines[3].starts_with("SITE-B") && lines[3].contains("not yet"));
+        assert!(lines[3].ends_with("never"), "{text}");
+        assert!(
+            table
+                .csv()
+                .starts_with("site,fetched_at,sequence,last_fetch\r\n")
+        );
     }
 
     #[test]

@@ -181,6 +181,16 @@ impl Binding {
         matches!(self.role, Role::SiteAdmin | Role::Reporter) && self.bound_to_site(site)
     }
 
+    /// May this caller see which sites fetched the blocklists carrying `vo`'s suspensions?
+    /// Its security officers, and admins.
+    pub fn may_see_enforcement(&self, vo: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::VoSecurity => self.vo.as_deref() == Some(vo),
+            _ => false,
+        }
+    }
+
     /// May this caller see who resolved what in `vo`?
     pub fn may_audit(&self, vo: &str) -> bool {
         match self.role {

@@ -422,6 +422,44 @@ pub struct SuspensionList {
     pub suspensions: Vec<SuspensionView>,
 }
 
+/// `GET /v1/vos/{vo}/suspensions/{id}/enforcement` (and the site variant): per site the
+/// suspension reaches, whether the site has fetched a blocklist carrying it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct EnforcementStatus {
+    pub suspension_id: String,
+    pub vo: String,
+    /// The suspending site; absent for a VO-wide suspension.
+    pub site: Option<String>,
+    /// Neither lifted nor past `not_after`.
+    pub active: bool,
+    /// Unix microseconds, if lifted (the sites below then say when they enforced it).
+    pub lifted_at: Option<i64>,
+    /// By site name: every site serving the VO (VO-wide), the suspending site (site
+    /// suspension), or only the asking site (the site variant).
+    pub sites: Vec<SiteEnforcement>,
+}
+
+/// One site's fetches of the suspension.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SiteEnforcement {
+    pub site: String,
+    /// `fetched`: a credential of the site fetched a blocklist (or export) carrying the
+    /// suspension; `not_fetched`: none has yet.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(fetched|not_fetched)$"))]
+    pub status: String,
+    /// The sequence of the site's first signed blocklist carrying the suspension; absent if
+    /// none was signed yet.
+    pub first_sequence: Option<u64>,
+    /// Unix seconds: the first fetch of a blocklist of `sequence` >= `first_sequence`.
+    pub fetched_at: Option<i64>,
+    /// The sequence of that first fetch.
+    pub sequence: Option<u64>,
+    /// Unix seconds: the site's last blocklist fetch (any sequence), if ever.
+    pub last_fetch_at: Option<i64>,
+}
+
 /// `GET /v1/sites/{site}/key`: `K_site` for offline enforcement (each fetch is logged).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -52,6 +52,10 @@ impl Service {
                 .await?;
         }
         let reader: Arc<dyn LedgerReader> = Arc::new(store.clone());
+        // The metric of each site's last blocklist fetch starts from what is recorded.
+        for (site, at) in reader.last_blocklist_fetches().await? {
+            metrics.blocklist_fetched(&site, at);
+        }
         let registry: Arc<dyn Registry> = Arc::new(store.clone());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let pseudonyms = Pseudonyms::new(secret, registry.clone(), clock.clone());

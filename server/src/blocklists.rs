@@ -19,7 +19,20 @@ use tokio::sync::{Mutex, Semaphore, watch};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::service::pseudonyms::Pseudonyms;
-use crate::store::{LedgerReader, Registry, StoreError, SuspensionRecord};
+use crate::store::{BlocklistFetch, LedgerReader, Registry, StoreError, SuspensionRecord};
+
+/// A credential's fetches are written at most this often (seconds) unless a document of a
+/// newer sequence was served: a node polling with its ETag costs one write a minute, not one
+/// per poll.
+pub const FETCH_WRITE_INTERVAL_SECS: i64 = 60;
+
+/// What was last written of one credential's fetches of one site's blocklist.
+struct FetchMark {
+    /// The highest sequence recorded as served to it.
+    served: Option<u64>,
+    /// When its fetch was last written (unix seconds).
+    written_at: i64,
+}
 
 /// Which export, and what the site tells about its consumer.
 pub struct ExportRequest {
@@ -77,6 +90,8 @@ pub struct Blocklists {
     metrics: Arc<Metrics>,
     cache: RwLock<HashMap<String, Cached>>,
     site_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Per (site, credential), what was last written of its fetches.
+    fetches: Arc<std::sync::Mutex<HashMap<(String, String), FetchMark>>>,
 }
 
 /// A long poll's place among the waiters, counted in the metrics while it lasts.
@@ -116,7 +131,65 @@ impl Blocklists {
             metrics,
             cache: RwLock::new(HashMap::new()),
             site_locks: std::sync::Mutex::new(HashMap::new()),
+            fetches: Arc::default(),
         }
+    }
+
+    /// Records that `credential` fetched `site`'s blocklist: a document of `sequence` was
+    /// served (`served`), or a 304 answered its ETag of `sequence`. Written in the background
+    /// (never slowing or failing the answer; an error is logged and counted) when a document
+    /// of a sequence newer than the last recorded for the credential was served, else at most
+    /// once per [`FETCH_WRITE_INTERVAL_SECS`].
+    pub fn record_fetch(&self, site: &str, credential: &str, sequence: u64, served: bool) {
+        let now = self.clock.now_secs();
+        self.metrics.blocklist_fetched(site, now);
+        {
+            let mut marks = self.fetches.lock().expect("fetch marks");
+            let key = (site.to_string(), credential.to_string());
+            match marks.get_mut(&key) {
+                Some(mark) => {
+                    let newer = served && mark.served.is_none_or(|s| sequence > s);
+                    if !newer && now - mark.written_at < FETCH_WRITE_INTERVAL_SECS {
+                        return;
+                    }
+                    if served {
+                        mark.served = Some(mark.served.map_or(sequence, |s| s.max(sequence)));
+                    }
+                    mark.written_at = now;
+                }
+                None => {
+                    marks.insert(
+                        key,
+                        FetchMark {
+                            served: served.then_some(sequence),
+                            written_at: now,
+                        },
+                    );
+                }
+            }
+        }
+        let registry = self.registry.clone();
+        let metrics = self.metrics.clone();
+        let marks = self.fetches.clone();
+        let (site, credential) = (site.to_string(), credential.to_string());
+        tokio::spawn(async move {
+            let fetch = BlocklistFetch {
+                site: &site,
+                credential_id: &credential,
+                sequence,
+                served,
+                at: now,
+            };
+            if let Err(e) = registry.record_blocklist_fetch(&fetch).await {
+                metrics.blocklist_fetch_record_failed();
+                // Not written: the next fetch tries again.
+                marks
+                    .lock()
+                    .expect("fetch marks")
+                    .remove(&(site.clone(), credential.clone()));
+                tracing::warn!(site = %site, error = %e, "recording a blocklist fetch failed");
+            }
+        });
     }
 
     /// The server is shutting down: every long poll answers now, and none waits any more.

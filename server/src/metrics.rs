@@ -2,9 +2,10 @@
 //! the blocklist long polls, and storage and integrity errors, rendered in the Prometheus
 //! text format.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::storage_errors::StorageErrors;
 
@@ -67,6 +68,9 @@ pub struct Metrics {
     warm_up_ended: AtomicBool,
     blocklist_waiting: AtomicU64,
     blocklist_rechecks: AtomicU64,
+    /// Each site's last blocklist fetch, unix seconds (seeded from the store at start).
+    blocklist_last_fetch: Mutex<BTreeMap<String, i64>>,
+    blocklist_fetch_record_errors: AtomicU64,
     batch_entries: Histogram<8>,
     commit_micros: Histogram<9>,
     storage_errors: Arc<StorageErrors>,
@@ -82,6 +86,8 @@ impl Default for Metrics {
             warm_up_ended: AtomicBool::new(false),
             blocklist_waiting: AtomicU64::new(0),
             blocklist_rechecks: AtomicU64::new(0),
+            blocklist_last_fetch: Mutex::default(),
+            blocklist_fetch_record_errors: AtomicU64::new(0),
             batch_entries: Histogram::new(BATCH_BUCKETS),
             commit_micros: Histogram::new(COMMIT_BUCKETS_US),
             storage_errors: Arc::default(),
@@ -130,6 +136,23 @@ impl Metrics {
     /// its site's blocklist unchanged.
     pub fn blocklist_rechecked(&self) {
         self.blocklist_rechecks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `site` fetched its blocklist (or asked after it) at `at`, unix seconds.
+    pub fn blocklist_fetched(&self, site: &str, at: i64) {
+        let mut last = self.blocklist_last_fetch.lock().expect("metrics lock");
+        match last.get_mut(site) {
+            Some(t) => *t = (*t).max(at),
+            None => {
+                last.insert(site.to_string(), at);
+            }
+        }
+    }
+
+    /// Recording a blocklist fetch failed (the document was served all the same).
+    pub fn blocklist_fetch_record_failed(&self) {
+        self.blocklist_fetch_record_errors
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_log_size(&self, size: u64) {
@@ -201,6 +224,28 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "tokenledger_blocklist_fetch_record_errors_total",
+            "counter",
+            "Blocklist fetches that could not be recorded (each was served all the same).",
+            self.blocklist_fetch_record_errors.load(Ordering::Relaxed),
+        );
+        {
+            let name = "tokenledger_blocklist_last_fetch_timestamp_seconds";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Unix time of each site's last blocklist fetch (any of its credentials).\n# TYPE {name} gauge"
+            );
+            for (site, at) in self
+                .blocklist_last_fetch
+                .lock()
+                .expect("metrics lock")
+                .iter()
+            {
+                let _ = writeln!(out, "{name}{{site=\"{}\"}} {at}", label_value(site));
+            }
+        }
+        gauge(
+            &mut out,
             "tokenledger_integrity_errors_total",
             "counter",
             "Stored leaves read back that did not decode or hash to their stored leaf hash (never served).",
@@ -229,6 +274,14 @@ impl Metrics {
     }
 }
 
+/// A Prometheus label value: backslash, double quote and line feed escaped.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +295,10 @@ mod tests {
         metrics.blocklist_wait_began();
         metrics.blocklist_wait_ended();
         metrics.blocklist_rechecked();
+        metrics.blocklist_fetched("CERN-PROD", 1_700_000_100);
+        metrics.blocklist_fetched("CERN-PROD", 1_700_000_000);
+        metrics.blocklist_fetched("a\"b", 5);
+        metrics.blocklist_fetch_record_failed();
         metrics.storage_errors().integrity_error();
         metrics.storage_errors().storage_error();
         let text = metrics.render();
@@ -255,6 +312,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tokenledger_log_entries 7\n"), "{text}");
+        assert!(
+            text.contains(
+                "tokenledger_blocklist_last_fetch_timestamp_seconds{site=\"CERN-PROD\"} 1700000100\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tokenledger_blocklist_last_fetch_timestamp_seconds{site=\"a\\\"b\"} 5\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tokenledger_blocklist_fetch_record_errors_total 1\n"),
+            "{text}"
+        );
         assert!(
             text.contains("tokenledger_integrity_errors_total 1\n"),
             "{text}"

@@ -300,6 +300,16 @@ fn table(person: &str, pseudonym: &str) -> Vec<Row> {
                 Access::Only(OFFICERS),
             ),
         ),
+        with(
+            Body::FreshVoSuspension,
+            row(
+                "GET",
+                "/v1/vos/{vo}/suspensions/{id}/enforcement",
+                "/v1/vos/atlas/suspensions/{id}/enforcement",
+                200,
+                Access::Only(&[Admin, OfficerOwn, OidcOfficer]),
+            ),
+        ),
         row(
             "GET",
             "/v1/sites/{site}/tokens/{jti}/pseudonym",
@@ -347,6 +357,16 @@ fn table(person: &str, pseudonym: &str) -> Vec<Row> {
                 "DELETE",
                 "/v1/sites/{site}/suspensions/{id}",
                 &format!("/v1/sites/{SITE}/suspensions/{{id}}?reason=MATRIX-1"),
+                200,
+                Access::Only(&[SiteAdmin]),
+            ),
+        ),
+        with(
+            Body::FreshSiteSuspension,
+            row(
+                "GET",
+                "/v1/sites/{site}/suspensions/{id}/enforcement",
+                &format!("/v1/sites/{SITE}/suspensions/{{id}}/enforcement"),
                 200,
                 Access::Only(&[SiteAdmin]),
             ),

@@ -134,6 +134,16 @@ fn every_metric_on_the_dashboard_is_exported_and_every_exported_metric_is_on_it(
     let server = TestServer::start(dir.path());
     let issuer = server.create_issuer("atlas");
     server.http().append(&issuer, &report("grafana-1", "atlas"));
+    // A site that fetched its blocklist, so the per-site gauge has a sample.
+    let added = server.admin_command(&["site", "add", "GRAFANA-SITE", "--vo", "atlas"]);
+    assert!(added.status.success(), "site add: {added:?}");
+    let reader = server
+        .credential(&["--role", "site-reader", "--site", "GRAFANA-SITE"])
+        .secret;
+    let fetched = server
+        .http()
+        .get("/v1/sites/GRAFANA-SITE/blocklist", Some(&reader));
+    assert_eq!(fetched.status, 200, "{fetched:?}");
     let scraped = server.http().get("/metrics", None);
     assert_eq!(scraped.status, 200, "{scraped:?}");
     let (samples, families) = exposition(&scraped.body);

@@ -1,7 +1,8 @@
 //! `GET /v1/sites/{site}/blocklist`: the site's signed blocklist (site-admin, site-reader),
 //! with a strong ETag so thousands of nodes can poll cheaply, and `?wait=` to hold a poll
 //! open until a newer sequence exists (long poll); `?format=` gives a signed export naming
-//! identities, for the site's admins only.
+//! identities, for the site's admins only. Every answer is recorded as a fetch of its sequence by the
+//! caller's credential (enforcement status; [`crate::blocklists::Blocklists::record_fetch`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -182,7 +183,14 @@ pub async fn get(
             signed
         };
         let etag = etag_of(&signed);
-        if held(&signed) {
+        let not_modified = held(&signed);
+        state.blocklists.record_fetch(
+            &site,
+            &principal.id,
+            signed.document.sequence,
+            !not_modified,
+        );
+        if not_modified {
             return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
         }
         let mut response = Json(signed).into_response();
@@ -204,6 +212,9 @@ pub async fn get(
         .blocklists
         .export(&state.signer, &site, &vos, &request, now)
         .await?;
+    state
+        .blocklists
+        .record_fetch(&site, &principal.id, export.document.sequence, true);
     Ok(Json(export).into_response())
 }
 

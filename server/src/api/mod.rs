@@ -71,11 +71,13 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(persons::resolve_pseudonym))
         .routes(routes!(suspensions::vo_suspend, suspensions::vo_list))
         .routes(routes!(suspensions::vo_lift))
+        .routes(routes!(suspensions::vo_enforcement))
         .routes(routes!(sites::pseudonym))
         .routes(routes!(sites::key))
         .routes(routes!(sites::sighting))
         .routes(routes!(suspensions::site_suspend, suspensions::site_list))
         .routes(routes!(suspensions::site_lift))
+        .routes(routes!(suspensions::site_enforcement))
         .routes(routes!(blocklist::get))
 }
 

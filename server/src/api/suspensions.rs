@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
-    ErrorBody, LiftRequest, SiteSuspendRequest, SuspensionList, SuspensionView, VoSuspendRequest,
+    EnforcementStatus, ErrorBody, LiftRequest, SiteSuspendRequest, SuspensionList, SuspensionView,
+    VoSuspendRequest,
 };
 use utoipa::IntoParams;
 
@@ -18,7 +19,7 @@ use super::auth::{administered_site, officer};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use crate::credentials::Principal;
-use crate::service::suspensions;
+use crate::service::{enforcement, suspensions};
 use crate::store::SuspensionRecord;
 
 /// `POST /v1/sites/{site}/suspensions`.
@@ -228,6 +229,71 @@ pub async fn vo_list(
         .map(|r| vo_view(&state, r))
         .collect();
     Ok(Json(SuspensionList { suspensions }))
+}
+
+/// `GET /v1/vos/{vo}/suspensions/{id}/enforcement`.
+#[utoipa::path(
+    get,
+    path = "/v1/vos/{vo}/suspensions/{id}/enforcement",
+    tag = "suspensions",
+    operation_id = "vo_suspension_enforcement",
+    summary = "Which sites fetched a blocklist carrying the suspension",
+    description = "Per site the suspension reaches (every site serving the VO for a VO-wide \
+        suspension, the suspending site for a site suspension): `fetched` with the first time \
+        (unix seconds) any credential of the site fetched a blocklist or export of a sequence \
+        carrying it, and that sequence; or `not_fetched`; with the site's last fetch of any \
+        sequence. A lifted suspension says so (`lifted_at`). Roles: `vo-security` of `{vo}`, `admin`.",
+    params(("vo" = String, Path, description = "The VO"), ("id" = String, Path, description = "The suspension id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The enforcement status", body = EnforcementStatus),
+        (status = 403, description = "Not a security officer of this VO, nor an admin", body = ErrorBody),
+        (status = 404, description = "No such suspension in this VO", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})", "admin"]))),
+)]
+pub async fn vo_enforcement(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((vo, id)): Path<(String, String)>,
+) -> Result<Json<EnforcementStatus>, ApiError> {
+    if !principal.binding.may_see_enforcement(&vo) {
+        return Err(ApiError::Forbidden(format!(
+            "only security officers of VO `{vo}` and admins may do this"
+        )));
+    }
+    Ok(Json(enforcement::in_vo(&state.ledger, &vo, &id).await?))
+}
+
+/// `GET /v1/sites/{site}/suspensions/{id}/enforcement`.
+#[utoipa::path(
+    get,
+    path = "/v1/sites/{site}/suspensions/{id}/enforcement",
+    tag = "suspensions",
+    operation_id = "site_suspension_enforcement",
+    summary = "Whether the site fetched a blocklist carrying the suspension",
+    description = "For one of the site's suspensions or a VO-wide one that reaches it: `fetched` \
+        with the first time (unix seconds) any credential of the site fetched a blocklist or export \
+        of a sequence carrying it, and that sequence; or `not_fetched`; with the site's last fetch. \
+        Only this site. Roles: `site-admin` of `{site}`.",
+    params(("site" = String, Path, description = "The site"), ("id" = String, Path, description = "The suspension id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The enforcement status at this site", body = EnforcementStatus),
+        (status = 403, description = "Not an admin of this site", body = ErrorBody),
+        (status = 404, description = "No such site, or no such suspension reaching it", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["site-admin (of {site})"]))),
+)]
+pub async fn site_enforcement(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((site, id)): Path<(String, String)>,
+) -> Result<Json<EnforcementStatus>, ApiError> {
+    let vos = administered_site(&state, &principal, &site).await?;
+    Ok(Json(
+        enforcement::at_site(&state.ledger, &site, &vos, &id).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]

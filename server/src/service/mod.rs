@@ -2,6 +2,7 @@
 //! function here and render its answer; services read through the store's traits and append
 //! through the sequencer.
 
+pub mod enforcement;
 pub mod entries;
 mod ledger;
 pub mod persons;

@@ -17,9 +17,9 @@ use tokenledger_core::wire::InclusionProof;
 
 pub use error::StoreError;
 pub use rows::{
-    Batch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow, NewEntry,
-    StateChange, StateQuery, StateRows, StoredEntry, SuspensionRecord, TimelineEvent,
-    decode_issuance,
+    Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
+    NewEntry, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry, SuspensionRecord,
+    TimelineEvent, decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its
@@ -187,6 +187,17 @@ pub trait LedgerReader: Send + Sync {
 
     /// The blocklist last signed for `site`.
     async fn blocklist(&self, site: &str) -> Result<Option<SignedBlocklist>, StoreError>;
+
+    /// Whether `site` fetched a blocklist carrying suspension `suspension_id`: the sequence it
+    /// first appeared in, the first fetch of that or a later sequence, the site's last fetch.
+    async fn blocklist_enforcement(
+        &self,
+        site: &str,
+        suspension_id: &str,
+    ) -> Result<SiteFetches, StoreError>;
+
+    /// Every site's last blocklist fetch (unix seconds), by site.
+    async fn last_blocklist_fetches(&self) -> Result<Vec<(String, i64)>, StoreError>;
 }
 
 /// Rows kept beside the log and written outside it: credentials, sites, the pseudonyms
@@ -206,8 +217,13 @@ pub trait Registry: Send + Sync {
     /// Adds a site (created at `at`) or replaces the VOs it serves.
     async fn upsert_site(&self, name: &str, vos: &[String], at: i64) -> Result<(), StoreError>;
 
-    /// Replaces the stored blocklist of its site.
+    /// Replaces the stored blocklist of its site, and records the sequence at which each
+    /// suspension it carries first appeared in that site's blocklists.
     async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError>;
+
+    /// Records a fetch of a site's blocklist: the first fetch of its sequence by the
+    /// credential when a document was served, and the credential's last fetch.
+    async fn record_blocklist_fetch(&self, fetch: &BlocklistFetch<'_>) -> Result<(), StoreError>;
 
     /// Remembers that `pseudonym` was handed to `site` for `person` of `vo` (kept once).
     async fn remember_pseudonym(

@@ -241,3 +241,29 @@ pub fn decode_issuance(index: u64, leaf: &[u8]) -> Result<Issuance, StoreError> 
         Err(e) => Err(StoreError::Corrupt(format!("entry {index}: {e}"))),
     }
 }
+
+/// One fetch of a site's blocklist, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlocklistFetch<'a> {
+    pub site: &'a str,
+    /// The fetching credential (the principal's id).
+    pub credential_id: &'a str,
+    /// The sequence served, or (with `served` false) the one the caller's ETag named.
+    pub sequence: u64,
+    /// A document (signed blocklist or export) was served, not a 304.
+    pub served: bool,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// A site's fetches as they bear on one suspension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteFetches {
+    pub site: String,
+    /// The sequence of the site's first signed blocklist carrying the suspension.
+    pub first_sequence: Option<u64>,
+    /// The first fetch (unix seconds, sequence) of a sequence >= `first_sequence`.
+    pub first_fetch: Option<(i64, u64)>,
+    /// The site's last fetch of any sequence (unix seconds).
+    pub last_fetch: Option<i64>,
+}

@@ -4,7 +4,7 @@
 use sqlx::SqlitePool;
 use tokenledger_core::blocklist::SignedBlocklist;
 
-use crate::store::StoreError;
+use crate::store::{BlocklistFetch, SiteFetches, StoreError};
 
 /// The blocklist last signed for `site`.
 pub async fn stored(pool: &SqlitePool, site: &str) -> Result<Option<SignedBlocklist>, StoreError> {
@@ -19,18 +19,117 @@ pub async fn stored(pool: &SqlitePool, site: &str) -> Result<Option<SignedBlockl
     .transpose()
 }
 
-/// Replaces the stored blocklist of its site.
+/// Replaces the stored blocklist of its site and records the sequence at which each of its
+/// suspensions first appeared there, in one transaction.
 pub async fn store(pool: &SqlitePool, signed: &SignedBlocklist) -> Result<(), StoreError> {
+    let site = &signed.document.site;
+    let sequence = signed.document.sequence as i64;
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO blocklists (site, sequence, document) VALUES (?, ?, ?)
          ON CONFLICT (site) DO UPDATE SET sequence = excluded.sequence, document = excluded.document",
     )
-    .bind(&signed.document.site)
-    .bind(signed.document.sequence as i64)
+    .bind(site)
+    .bind(sequence)
     .bind(serde_json::to_string(signed).expect("a blocklist serializes"))
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    for entry in &signed.document.entries {
+        sqlx::query(
+            "INSERT OR IGNORE INTO blocklist_suspensions (site, suspension_id, sequence)
+             VALUES (?, ?, ?)",
+        )
+        .bind(site)
+        .bind(&entry.suspension_id)
+        .bind(sequence)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
     Ok(())
+}
+
+/// Records one fetch of `site`'s blocklist: the first fetch of its sequence by that
+/// credential (a document was served), and its last fetch.
+pub async fn record_fetch(pool: &SqlitePool, fetch: &BlocklistFetch<'_>) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    if fetch.served {
+        sqlx::query(
+            "INSERT OR IGNORE INTO blocklist_fetches (site, sequence, credential_id, fetched_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(fetch.site)
+        .bind(fetch.sequence as i64)
+        .bind(fetch.credential_id)
+        .bind(fetch.at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO blocklist_last_fetches (site, credential_id, sequence, fetched_at)
+         VALUES (?, ?, ?, ?)
+         ON CONFLICT (site, credential_id) DO UPDATE SET
+             sequence = max(sequence, excluded.sequence),
+             fetched_at = max(fetched_at, excluded.fetched_at)",
+    )
+    .bind(fetch.site)
+    .bind(fetch.credential_id)
+    .bind(fetch.sequence as i64)
+    .bind(fetch.at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether `site` has fetched a blocklist carrying suspension `suspension_id`.
+pub async fn enforcement(
+    pool: &SqlitePool,
+    site: &str,
+    suspension_id: &str,
+) -> Result<SiteFetches, StoreError> {
+    let first: Option<(i64,)> = sqlx::query_as(
+        "SELECT sequence FROM blocklist_suspensions WHERE site = ? AND suspension_id = ?",
+    )
+    .bind(site)
+    .bind(suspension_id)
+    .fetch_optional(pool)
+    .await?;
+    let first_sequence = first.map(|(s,)| s);
+    let first_fetch: Option<(i64, i64)> = match first_sequence {
+        None => None,
+        Some(sequence) => {
+            sqlx::query_as(
+                "SELECT fetched_at, sequence FROM blocklist_fetches
+                 WHERE site = ? AND sequence >= ?
+                 ORDER BY fetched_at, sequence LIMIT 1",
+            )
+            .bind(site)
+            .bind(sequence)
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    let (last_fetch,): (Option<i64>,) =
+        sqlx::query_as("SELECT max(fetched_at) FROM blocklist_last_fetches WHERE site = ?")
+            .bind(site)
+            .fetch_one(pool)
+            .await?;
+    Ok(SiteFetches {
+        site: site.to_string(),
+        first_sequence: first_sequence.map(|s| s as u64),
+        first_fetch: first_fetch.map(|(at, s)| (at, s as u64)),
+        last_fetch,
+    })
+}
+
+/// Every site's last blocklist fetch (unix seconds), by site.
+pub async fn last_fetches(pool: &SqlitePool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT site, max(fetched_at) FROM blocklist_last_fetches GROUP BY site ORDER BY site",
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Remembers a pseudonym handed to `site` for `person` of `vo` (kept once).

@@ -37,8 +37,8 @@ pub use writer::SqliteWriter;
 
 use super::leaf_codec::LeafDecoders;
 use super::{
-    CredentialInfo, IssuanceFilter, LedgerReader, Registry, StoreError, StoredEntry,
-    SuspensionRecord, TimelineEvent,
+    BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, Registry, SiteFetches,
+    StoreError, StoredEntry, SuspensionRecord, TimelineEvent,
 };
 use crate::storage_errors::StorageErrors;
 
@@ -263,6 +263,18 @@ impl LedgerReader for SqliteStore {
     async fn blocklist(&self, site: &str) -> Result<Option<SignedBlocklist>, StoreError> {
         blocklists::stored(&self.pool, site).await
     }
+
+    async fn blocklist_enforcement(
+        &self,
+        site: &str,
+        suspension_id: &str,
+    ) -> Result<SiteFetches, StoreError> {
+        blocklists::enforcement(&self.pool, site, suspension_id).await
+    }
+
+    async fn last_blocklist_fetches(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        blocklists::last_fetches(&self.pool).await
+    }
 }
 
 #[async_trait]
@@ -285,6 +297,10 @@ impl Registry for SqliteStore {
 
     async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError> {
         blocklists::store(&self.pool, signed).await
+    }
+
+    async fn record_blocklist_fetch(&self, fetch: &BlocklistFetch<'_>) -> Result<(), StoreError> {
+        blocklists::record_fetch(&self.pool, fetch).await
     }
 
     async fn remember_pseudonym(

@@ -1,0 +1,193 @@
+//! Enforcement status in the database (migration 0010): the sequence at which each
+//! suspension first appeared in a site's blocklist, the first fetch of each sequence per
+//! credential, the last fetch per site; blocklists stored before the migration are read into
+//! it.
+
+use sqlx::SqlitePool;
+use tokenledger_core::blocklist::{
+    Blocklist, BlocklistEntry, Scope, SignedBlocklist, SignedDocument,
+};
+use tokenledger_core::note::NoteSigner;
+
+use crate::store::sqlite::{SqliteStore, connection};
+use crate::store::{BlocklistFetch, LedgerReader, Registry, SiteFetches};
+
+fn entry(suspension_id: &str) -> BlocklistEntry {
+    BlocklistEntry {
+        vo: "atlas".into(),
+        pseudonym: "p1-x".into(),
+        tags: vec!["t".into()],
+        jti_hashes: Vec::new(),
+        scope: Scope::All,
+        not_after: None,
+        suspension_id: suspension_id.into(),
+        reason_code: "compromised".into(),
+    }
+}
+
+fn signed(site: &str, sequence: u64, ids: &[&str]) -> SignedBlocklist {
+    let signer = NoteSigner::from_seed("test/log", [4; 32]).unwrap();
+    Blocklist {
+        site: site.into(),
+        sequence,
+        issued_at: 1_000,
+        expires_at: 2_000,
+        entries: ids.iter().map(|id| entry(id)).collect(),
+    }
+    .sign(&signer)
+}
+
+fn fetch<'a>(
+    site: &'a str,
+    credential: &'a str,
+    sequence: u64,
+    served: bool,
+    at: i64,
+) -> BlocklistFetch<'a> {
+    BlocklistFetch {
+        site,
+        credential_id: credential,
+        sequence,
+        served,
+        at,
+    }
+}
+
+#[tokio::test]
+async fn first_appearance_first_fetch_and_last_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = connection::open(&dir.path().join("t.db")).await.unwrap();
+    let store = SqliteStore::over(pool);
+    let nothing = SiteFetches {
+        site: "A".into(),
+        first_sequence: None,
+        first_fetch: None,
+        last_fetch: None,
+    };
+    assert_eq!(
+        store.blocklist_enforcement("A", "su-1").await.unwrap(),
+        nothing
+    );
+
+    store.store_blocklist(&signed("A", 1, &[])).await.unwrap();
+    store
+        .record_blocklist_fetch(&fetch("A", "credential:c-1", 1, true, 100))
+        .await
+        .unwrap();
+    // su-1 first appears in sequence 2, stays in 3; a fetch of 1 does not enforce it.
+    store
+        .store_blocklist(&signed("A", 2, &["su-1"]))
+        .await
+        .unwrap();
+    store
+        .store_blocklist(&signed("A", 3, &["su-1", "su-2"]))
+        .await
+        .unwrap();
+    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    assert_eq!(status.first_sequence, Some(2));
+    assert_eq!(status.first_fetch, None);
+    assert_eq!(status.last_fetch, Some(100));
+
+    // A 304 is a last fetch, not a fetch of a sequence.
+    store
+        .record_blocklist_fetch(&fetch("A", "credential:c-1", 1, false, 150))
+        .await
+        .unwrap();
+    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    assert_eq!((status.first_fetch, status.last_fetch), (None, Some(150)));
+
+    // Another credential fetches 3, then this one 3 again later: the first fetch holds.
+    store
+        .record_blocklist_fetch(&fetch("A", "credential:c-2", 3, true, 200))
+        .await
+        .unwrap();
+    store
+        .record_blocklist_fetch(&fetch("A", "credential:c-1", 3, true, 300))
+        .await
+        .unwrap();
+    store
+        .record_blocklist_fetch(&fetch("A", "credential:c-2", 3, true, 400))
+        .await
+        .unwrap();
+    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    assert_eq!(status.first_fetch, Some((200, 3)));
+    assert_eq!(status.last_fetch, Some(400));
+    assert_eq!(
+        store
+            .blocklist_enforcement("A", "su-2")
+            .await
+            .unwrap()
+            .first_sequence,
+        Some(3)
+    );
+
+    // An older time never moves the last fetch back; another site is its own.
+    store
+        .record_blocklist_fetch(&fetch("A", "credential:c-2", 3, false, 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .blocklist_enforcement("A", "su-1")
+            .await
+            .unwrap()
+            .last_fetch,
+        Some(400)
+    );
+    let b = store.blocklist_enforcement("B", "su-1").await.unwrap();
+    assert_eq!(
+        (b.first_sequence, b.first_fetch, b.last_fetch),
+        (None, None, None)
+    );
+    store
+        .record_blocklist_fetch(&fetch("B", "credential:c-3", 9, false, 70))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_blocklist_fetches().await.unwrap(),
+        vec![("A".to_string(), 400), ("B".to_string(), 70)]
+    );
+}
+
+/// A database at migration 0009, before the fetch tables.
+async fn old_database(path: &std::path::Path) -> SqlitePool {
+    let pool = SqlitePool::connect_with(connection::connect_options(path))
+        .await
+        .unwrap();
+    let old = sqlx::migrate::Migrator::with_migrations(
+        connection::MIGRATOR
+            .iter()
+            .filter(|m| m.version <= 9)
+            .cloned()
+            .collect(),
+    );
+    old.run(&pool).await.unwrap();
+    pool
+}
+
+#[tokio::test]
+async fn the_migration_reads_the_stored_blocklists() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let pool = old_database(&path).await;
+    let document = serde_json::to_string(&signed("A", 5, &["su-1", "su-2"])).unwrap();
+    sqlx::query("INSERT INTO blocklists (site, sequence, document) VALUES ('A', 5, ?)")
+        .bind(document)
+        .execute(&pool)
+        .await
+        .unwrap();
+    connection::MIGRATOR.run(&pool).await.unwrap();
+    let store = SqliteStore::over(pool);
+    for id in ["su-1", "su-2"] {
+        let status = store.blocklist_enforcement("A", id).await.unwrap();
+        assert_eq!(status.first_sequence, Some(5), "{id}");
+    }
+    assert_eq!(
+        store
+            .blocklist_enforcement("A", "su-3")
+            .await
+            .unwrap()
+            .first_sequence,
+        None
+    );
+}
