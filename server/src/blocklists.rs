@@ -34,6 +34,37 @@ struct FetchMark {
     written_at: i64,
 }
 
+/// Whether a fetch (of `sequence`, a document `served` or a 304, at `now`) by the credential
+/// of `key` is to be written, and if so marks it written: a document of a sequence newer than
+/// any recorded for it, or [`FETCH_WRITE_INTERVAL_SECS`] since its last write.
+fn write_due(
+    marks: &mut HashMap<(String, String), FetchMark>,
+    key: (String, String),
+    sequence: u64,
+    served: bool,
+    now: i64,
+) -> bool {
+    let Some(mark) = marks.get_mut(&key) else {
+        marks.insert(
+            key,
+            FetchMark {
+                served: served.then_some(sequence),
+                written_at: now,
+            },
+        );
+        return true;
+    };
+    let newer = served && mark.served.is_none_or(|s| sequence > s);
+    if !newer && now - mark.written_at < FETCH_WRITE_INTERVAL_SECS {
+        return false;
+    }
+    if served {
+        mark.served = Some(mark.served.map_or(sequence, |s| s.max(sequence)));
+    }
+    mark.written_at = now;
+    true
+}
+
 /// Which export, and what the site tells about its consumer.
 pub struct ExportRequest {
     pub format: ExportFormat,
@@ -143,30 +174,16 @@ impl Blocklists {
     pub fn record_fetch(&self, site: &str, credential: &str, sequence: u64, served: bool) {
         let now = self.clock.now_secs();
         self.metrics.blocklist_fetched(site, now);
-        {
-            let mut marks = self.fetches.lock().expect("fetch marks");
-            let key = (site.to_string(), credential.to_string());
-            match marks.get_mut(&key) {
-                Some(mark) => {
-                    let newer = served && mark.served.is_none_or(|s| sequence > s);
-                    if !newer && now - mark.written_at < FETCH_WRITE_INTERVAL_SECS {
-                        return;
-                    }
-                    if served {
-                        mark.served = Some(mark.served.map_or(sequence, |s| s.max(sequence)));
-                    }
-                    mark.written_at = now;
-                }
-                None => {
-                    marks.insert(
-                        key,
-                        FetchMark {
-                            served: served.then_some(sequence),
-                            written_at: now,
-                        },
-                    );
-                }
-            }
+        let key = (site.to_string(), credential.to_string());
+        let due = write_due(
+            &mut self.fetches.lock().expect("fetch marks"),
+            key,
+            sequence,
+            served,
+            now,
+        );
+        if !due {
+            return;
         }
         let registry = self.registry.clone();
         let metrics = self.metrics.clone();
@@ -445,5 +462,31 @@ impl Blocklists {
             .into_iter()
             .filter(|s| s.is_active(now))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fetch_is_written_for_a_new_sequence_else_once_a_minute() {
+        let mut marks = HashMap::new();
+        let key = |c: &str| ("SITE-A".to_string(), c.to_string());
+        let mut due =
+            |c: &str, sequence, served, now| write_due(&mut marks, key(c), sequence, served, now);
+        // A first 304 is written (the last fetch), and so is the first document after it.
+        assert!(due("c-1", 3, false, 1_000));
+        assert!(due("c-1", 3, true, 1_001));
+        // Polls of the same sequence, 200 or 304: not until a minute has passed.
+        assert!(!due("c-1", 3, true, 1_002));
+        assert!(!due("c-1", 3, false, 1_060));
+        assert!(due("c-1", 3, false, 1_061));
+        // A newer sequence served is written at once; a 304 naming it is not.
+        assert!(!due("c-1", 4, false, 1_062));
+        assert!(due("c-1", 4, true, 1_062));
+        assert!(!due("c-1", 4, true, 1_063));
+        // Every credential on its own.
+        assert!(due("c-2", 4, true, 1_063));
     }
 }
