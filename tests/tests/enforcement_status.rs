@@ -2,8 +2,9 @@
 //! sites serve one VO; a VO-wide suspension; site A pulls its blocklist, site B does not:
 //! `GET /v1/vos/{vo}/suspensions/{id}/enforcement` and `tokenledger suspension status` say A
 //! fetched it (when, at which sequence) and B has not, and never fetched at all; then B pulls
-//! and the answer changes. A site's admin cannot read the VO's view and sees only its own
-//! site in the site variant; a lift is reported; `/metrics` has each site's last fetch.
+//! and the answer changes. A 304 is a last fetch, not a fetch of the suspension; an export is
+//! a fetch. A site's admin cannot read the VO's view and sees only its own site in the site
+//! variant; a lift is reported; `/metrics` has each site's last fetch.
 //!
 //! Fetches are recorded in the background (never slowing the blocklist's answer), so the
 //! test asks until the record shows, bounded by [`RECORDED_WITHIN`] (a failure bound, not a
@@ -177,7 +178,6 @@ fn the_vo_sees_which_sites_fetched_a_suspension() {
     let (officer, officer_file) =
         ledger.credential("officer", &["--role", "vo-security", "--vo", VO]);
     let (_, reader_a) = ledger.credential("reader-a", &["--role", "site-reader", "--site", SITE_A]);
-    let (_, reader_b) = ledger.credential("reader-b", &["--role", "site-reader", "--site", SITE_B]);
     let (admin_a, admin_a_file) =
         ledger.credential("admin-a", &["--role", "site-admin", "--site", SITE_A]);
 
@@ -245,6 +245,18 @@ fn the_vo_sees_which_sites_fetched_a_suspension() {
     );
     assert_eq!(json.json(), ledger.get(&vo_path, &officer));
 
+    // A 304 is a fetch of nothing: B's row stays `not_fetched`, with a last fetch now.
+    let (reader_b_secret, reader_b) =
+        ledger.credential("reader-b", &["--role", "site-reader", "--site", SITE_B]);
+    let not_modified = ledger.server.http().get_with_headers(
+        &format!("/v1/sites/{SITE_B}/blocklist"),
+        &reader_b_secret,
+        &[("If-None-Match", "*")],
+    );
+    assert_eq!(not_modified.status, 304, "{not_modified:?}");
+    let answer = ledger.until(&vo_path, &officer, SITE_B, |r| r["last_fetch_at"].is_i64());
+    assert_eq!(row(&answer, SITE_B)["status"], "not_fetched", "{answer:#}");
+
     // Then site B pulls, and the answer changes.
     let sequence_b = ledger.pull(&reader_b, SITE_B);
     let answer = ledger.until(&vo_path, &officer, SITE_B, fetched);
@@ -289,6 +301,29 @@ fn the_vo_sees_which_sites_fetched_a_suspension() {
         Some(&admin_a),
     );
     unknown.assert_error(404, "not_found");
+
+    // An export is a fetch too: a second suspension, fetched by A's admin as text only.
+    let second = ledger.cli_ok(
+        &officer_file,
+        &[
+            "vo", "suspend", "--vo", VO, "--jti", "es-login", "--reason", "INC-10", "--json",
+        ],
+    );
+    let second = second.json()["id"].as_str().unwrap().to_string();
+    let second_path = format!("/v1/vos/{VO}/suspensions/{second}/enforcement");
+    let export = ledger.server.http().get(
+        &format!("/v1/sites/{SITE_A}/blocklist?format=text"),
+        Some(&admin_a),
+    );
+    assert_eq!(export.status, 200, "{export:?}");
+    let exported_sequence = export.json()["document"]["sequence"].as_u64().unwrap();
+    let answer = ledger.until(&second_path, &officer, SITE_A, fetched);
+    assert_eq!(
+        row(&answer, SITE_A)["sequence"],
+        exported_sequence,
+        "{answer:#}"
+    );
+    assert_eq!(row(&answer, SITE_B)["status"], "not_fetched", "{answer:#}");
 
     // `/metrics`: each site's last fetch.
     let metrics = ledger.server.http().get("/metrics", None);
