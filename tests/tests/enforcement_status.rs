@@ -2,8 +2,8 @@
 //! sites serve one VO; a VO-wide suspension; site A pulls its blocklist, site B does not:
 //! `GET /v1/vos/{vo}/suspensions/{id}/enforcement` and `tokenledger suspension status` say A
 //! fetched it (when, at which sequence) and B has not, and never fetched at all; then B pulls
-//! and the answer changes. A 304 is a last fetch, not a fetch of the suspension; an export is
-//! a fetch. A site's admin cannot read the VO's view and sees only its own site in the site
+//! and the answer changes. A 304 or an export is a last fetch, not a fetch of the
+//! suspension. A site's admin cannot read the VO's view and sees only its own site in the site
 //! variant; a lift is reported; `/metrics` has each site's last fetch.
 //!
 //! Fetches are recorded in the background (never slowing the blocklist's answer), so the
@@ -302,7 +302,10 @@ fn the_vo_sees_which_sites_fetched_a_suspension() {
     );
     unknown.assert_error(404, "not_found");
 
-    // An export is a fetch too: a second suspension, fetched by A's admin as text only.
+    // An export is only a last fetch: it leaves out what its consumer does not enforce (and
+    // names no single-token suspension), so it never shows that the site holds one. A second
+    // suspension, exported by A's admin as text: A has still not fetched it; A's reader then
+    // pulls the signed blocklist, and that is the fetch.
     let second = ledger.cli_ok(
         &officer_file,
         &[
@@ -311,18 +314,23 @@ fn the_vo_sees_which_sites_fetched_a_suspension() {
     );
     let second = second.json()["id"].as_str().unwrap().to_string();
     let second_path = format!("/v1/vos/{VO}/suspensions/{second}/enforcement");
+    // Every earlier fetch is in an earlier second than the export's.
+    std::thread::sleep(Duration::from_millis(1100));
+    let exported_at = now_secs();
     let export = ledger.server.http().get(
         &format!("/v1/sites/{SITE_A}/blocklist?format=text"),
         Some(&admin_a),
     );
     assert_eq!(export.status, 200, "{export:?}");
-    let exported_sequence = export.json()["document"]["sequence"].as_u64().unwrap();
+    let answer = ledger.until(&second_path, &officer, SITE_A, |r| {
+        r["last_fetch_at"]
+            .as_i64()
+            .is_some_and(|at| at >= exported_at)
+    });
+    assert_eq!(row(&answer, SITE_A)["status"], "not_fetched", "{answer:#}");
+    let pulled = ledger.pull(&reader_a, SITE_A);
     let answer = ledger.until(&second_path, &officer, SITE_A, fetched);
-    assert_eq!(
-        row(&answer, SITE_A)["sequence"],
-        exported_sequence,
-        "{answer:#}"
-    );
+    assert_eq!(row(&answer, SITE_A)["sequence"], pulled, "{answer:#}");
     assert_eq!(row(&answer, SITE_B)["status"], "not_fetched", "{answer:#}");
 
     // `/metrics`: each site's last fetch.

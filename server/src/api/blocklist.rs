@@ -212,9 +212,11 @@ pub async fn get(
         .blocklists
         .export(&state.signer, &site, &vos, &request, now)
         .await?;
+    // Only a last fetch: an export leaves out what its consumer does not enforce (and names
+    // no single-token suspension), so it never shows that the site holds a suspension.
     state
         .blocklists
-        .record_fetch(&site, &principal.id, export.document.sequence, true);
+        .record_fetch(&site, &principal.id, export.document.sequence, false);
     Ok(Json(export).into_response())
 }
 
