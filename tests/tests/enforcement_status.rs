@@ -356,4 +356,33 @@ fn the_vo_sees_which_sites_fetched_a_suspension() {
     assert_eq!(row(&lifted, SITE_A)["fetched_at"], fetched_at);
     let table = ledger.cli_ok(&officer_file, &["suspension", "status", &id, "--vo", VO]);
     assert!(table.stdout.contains("): lifted "), "{}", table.stdout);
+
+    // A site that first fetches after a lift has not fetched the suspension. B's admin
+    // exports (the ledger signs B's blocklist carrying the second suspension: its first
+    // sequence at B), the second suspension is lifted, then B's reader pulls.
+    let (admin_b, _) = ledger.credential("admin-b", &["--role", "site-admin", "--site", SITE_B]);
+    let export = ledger.server.http().get(
+        &format!("/v1/sites/{SITE_B}/blocklist?format=text"),
+        Some(&admin_b),
+    );
+    assert_eq!(export.status, 200, "{export:?}");
+    let carried = ledger.get(&second_path, &officer);
+    assert!(
+        row(&carried, SITE_B)["first_sequence"].is_u64(),
+        "{carried:#}"
+    );
+    ledger.cli_ok(
+        &officer_file,
+        &["vo", "lift", &second, "--vo", VO, "--reason", "cleared"],
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let pulled_at = now_secs();
+    ledger.pull(&reader_b, SITE_B);
+    let answer = ledger.until(&second_path, &officer, SITE_B, |r| {
+        r["last_fetch_at"]
+            .as_i64()
+            .is_some_and(|at| at >= pulled_at)
+    });
+    assert_eq!(row(&answer, SITE_B)["status"], "not_fetched", "{answer:#}");
+    assert_eq!(row(&answer, SITE_A)["status"], "fetched", "{answer:#}");
 }

@@ -19,8 +19,8 @@ pub async fn stored(pool: &SqlitePool, site: &str) -> Result<Option<SignedBlockl
     .transpose()
 }
 
-/// Replaces the stored blocklist of its site and records the sequence at which each of its
-/// suspensions first appeared there, in one transaction.
+/// Replaces the stored blocklist of its site and records, for each of its suspensions, the
+/// first and the last sequence that carried it there, in one transaction.
 pub async fn store(pool: &SqlitePool, signed: &SignedBlocklist) -> Result<(), StoreError> {
     let site = &signed.document.site;
     let sequence = signed.document.sequence as i64;
@@ -36,11 +36,14 @@ pub async fn store(pool: &SqlitePool, signed: &SignedBlocklist) -> Result<(), St
     .await?;
     for entry in &signed.document.entries {
         sqlx::query(
-            "INSERT OR IGNORE INTO blocklist_suspensions (site, suspension_id, sequence)
-             VALUES (?, ?, ?)",
+            "INSERT INTO blocklist_suspensions (site, suspension_id, sequence, last_sequence)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (site, suspension_id) DO UPDATE SET
+                 last_sequence = max(coalesce(last_sequence, sequence), excluded.last_sequence)",
         )
         .bind(site)
         .bind(&entry.suspension_id)
+        .bind(sequence)
         .bind(sequence)
         .execute(&mut *tx)
         .await?;
@@ -82,30 +85,33 @@ pub async fn record_fetch(pool: &SqlitePool, fetch: &BlocklistFetch<'_>) -> Resu
     Ok(())
 }
 
-/// Whether `site` has fetched a blocklist carrying suspension `suspension_id`.
+/// Whether `site` has fetched a blocklist carrying suspension `suspension_id`: a document of
+/// a sequence from the first to the last that carried it.
 pub async fn enforcement(
     pool: &SqlitePool,
     site: &str,
     suspension_id: &str,
 ) -> Result<SiteFetches, StoreError> {
-    let first: Option<(i64,)> = sqlx::query_as(
-        "SELECT sequence FROM blocklist_suspensions WHERE site = ? AND suspension_id = ?",
+    let carried: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT sequence, coalesce(last_sequence, sequence) FROM blocklist_suspensions
+         WHERE site = ? AND suspension_id = ?",
     )
     .bind(site)
     .bind(suspension_id)
     .fetch_optional(pool)
     .await?;
-    let first_sequence = first.map(|(s,)| s);
-    let first_fetch: Option<(i64, i64)> = match first_sequence {
+    let first_sequence = carried.map(|(first, _)| first);
+    let first_fetch: Option<(i64, i64)> = match carried {
         None => None,
-        Some(sequence) => {
+        Some((first, last)) => {
             sqlx::query_as(
                 "SELECT fetched_at, sequence FROM blocklist_fetches
-                 WHERE site = ? AND sequence >= ?
+                 WHERE site = ? AND sequence BETWEEN ? AND ?
                  ORDER BY fetched_at, sequence LIMIT 1",
             )
             .bind(site)
-            .bind(sequence)
+            .bind(first)
+            .bind(last)
             .fetch_optional(pool)
             .await?
         }

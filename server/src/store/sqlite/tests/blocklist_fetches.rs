@@ -149,6 +149,38 @@ async fn first_appearance_first_fetch_and_last_fetch() {
     );
 }
 
+#[tokio::test]
+async fn a_fetch_after_the_suspension_left_the_blocklist_is_no_fetch_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = connection::open(&dir.path().join("t.db")).await.unwrap();
+    let store = SqliteStore::over(pool);
+    // su-1 is carried by sequences 2 and 3, then lifted: 4 no longer carries it.
+    for (sequence, ids) in [(2, &["su-1"][..]), (3, &["su-1"][..]), (4, &[][..])] {
+        store
+            .store_blocklist(&signed("A", sequence, ids))
+            .await
+            .unwrap();
+    }
+    store
+        .record_blocklist_fetch(&fetch("A", "credential:c-1", 4, true, 500))
+        .await
+        .unwrap();
+    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    assert_eq!(status.first_sequence, Some(2));
+    assert_eq!(status.first_fetch, None, "sequence 4 does not carry su-1");
+    assert_eq!(status.last_fetch, Some(500));
+    store
+        .record_blocklist_fetch(&fetch("A", "credential:c-2", 3, true, 600))
+        .await
+        .unwrap();
+    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    assert_eq!(
+        status.first_fetch,
+        Some((600, 3)),
+        "its last carrying sequence"
+    );
+}
+
 /// A database at migration 0009, before the fetch tables.
 async fn old_database(path: &std::path::Path) -> SqlitePool {
     let pool = SqlitePool::connect_with(connection::connect_options(path))
