@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokenledger_core::checkpoint::Checkpoint;
-use tokenledger_core::entry::LogEntry;
+use tokenledger_core::entry::{EntryBody, EntryError, LogEntry};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
@@ -51,6 +51,18 @@ pub enum EntryKind {
 }
 
 impl PreparedEntry {
+    /// The entry of `body` logged at `logged_at` (unix microseconds): its canonical bytes and
+    /// leaf hash, with the rows `kind` writes beside it.
+    pub fn new(logged_at: i64, body: EntryBody, kind: EntryKind) -> Result<Self, EntryError> {
+        let leaf = LogEntry::new(logged_at, body).canonical_bytes()?;
+        Ok(PreparedEntry {
+            leaf_hash: merkle::leaf_hash(&leaf),
+            leaf,
+            logged_at,
+            kind,
+        })
+    }
+
     fn issuance(&self) -> Option<&IssuanceKey> {
         match &self.kind {
             EntryKind::Issuance(key) => Some(key),

@@ -12,8 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use tokenledger_core::access::Role;
-use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
-use tokenledger_core::merkle::leaf_hash;
+use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Source};
 use tokenledger_core::receipt::Receipt;
 use tokenledger_core::strict_json;
 use tokenledger_core::vo::derive_vo;
@@ -322,15 +321,12 @@ fn prepare(
         .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
     let key = IssuanceKey::of(&issuance);
     let logged_at = state.ledger.clock.now_micros();
-    let leaf = LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance)))
-        .canonical_bytes()
-        .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))?;
-    Ok(PreparedEntry {
-        leaf_hash: leaf_hash(&leaf),
-        leaf,
+    PreparedEntry::new(
         logged_at,
-        kind: EntryKind::Issuance(key),
-    })
+        EntryBody::Issuance(Box::new(issuance)),
+        EntryKind::Issuance(key),
+    )
+    .map_err(|e| ApiError::unprocessable("invalid_claims", e.to_string()))
 }
 
 /// A JWT: verified against its issuer's keys; the VO comes from the issuer's rules.

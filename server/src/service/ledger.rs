@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use tokenledger_core::entry::{EntryBody, LogEntry};
-use tokenledger_core::merkle::leaf_hash;
+use tokenledger_core::entry::EntryBody;
 
 use super::ServiceError;
 use super::pseudonyms::Pseudonyms;
@@ -32,16 +31,8 @@ impl Ledger {
 
     /// The entry of `body`, logged now, with the state change `kind`.
     pub fn prepare(&self, body: EntryBody, kind: EntryKind) -> Result<PreparedEntry, ServiceError> {
-        let logged_at = self.clock.now_micros();
-        let leaf = LogEntry::new(logged_at, body)
-            .canonical_bytes()
-            .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-        Ok(PreparedEntry {
-            leaf_hash: leaf_hash(&leaf),
-            leaf,
-            logged_at,
-            kind,
-        })
+        PreparedEntry::new(self.clock.now_micros(), body, kind)
+            .map_err(|e| ServiceError::BadRequest(e.to_string()))
     }
 
     /// Appends one prepared entry; returns its log index, or the sequencer's refusal for the

@@ -312,7 +312,6 @@ mod tests {
 
     use serde_json::json;
     use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
-    use tokenledger_core::merkle::leaf_hash;
     use tokenledger_core::note::NoteSigner;
 
     use super::*;
@@ -343,15 +342,12 @@ mod tests {
         let issuance = Issuance::from_claims(claims, ctx).unwrap();
         let key = IssuanceKey::of(&issuance);
         let logged_at = (1_700_000_000 + i as i64) * 1_000_000;
-        let leaf = LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance)))
-            .canonical_bytes()
-            .unwrap();
-        PreparedEntry {
-            leaf_hash: leaf_hash(&leaf),
-            leaf,
+        PreparedEntry::new(
             logged_at,
-            kind: EntryKind::Issuance(key),
-        }
+            EntryBody::Issuance(Box::new(issuance)),
+            EntryKind::Issuance(key),
+        )
+        .unwrap()
     }
 
     /// 1,300 issuances through the real sequencer (stored compressed once the dictionary

@@ -183,18 +183,7 @@ async fn a_fetch_after_the_suspension_left_the_blocklist_is_no_fetch_of_it() {
 
 /// A database at migration 0009, before the fetch tables.
 async fn old_database(path: &std::path::Path) -> SqlitePool {
-    let pool = SqlitePool::connect_with(connection::connect_options(path))
-        .await
-        .unwrap();
-    let old = sqlx::migrate::Migrator::with_migrations(
-        connection::MIGRATOR
-            .iter()
-            .filter(|m| m.version <= 9)
-            .cloned()
-            .collect(),
-    );
-    old.run(&pool).await.unwrap();
-    pool
+    super::database_at_migration(path, 9).await
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, json};
 use sqlx::{ConnectOptions, Connection, SqlitePool};
-use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
+use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Source};
 use tokenledger_core::merkle::{Frontier, leaf_hash};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
@@ -70,15 +70,12 @@ impl Token {
     fn prepared(&self, logged_at: i64) -> PreparedEntry {
         let issuance = self.issuance();
         let key = IssuanceKey::of(&issuance);
-        let leaf = LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance)))
-            .canonical_bytes()
-            .unwrap();
-        PreparedEntry {
-            leaf_hash: leaf_hash(&leaf),
-            leaf,
+        PreparedEntry::new(
             logged_at,
-            kind: EntryKind::Issuance(key),
-        }
+            EntryBody::Issuance(Box::new(issuance)),
+            EntryKind::Issuance(key),
+        )
+        .unwrap()
     }
 }
 
@@ -122,18 +119,7 @@ const OLD_IDENTITIES: [(&str, &str, &str, &str, i64); 4] = [
 
 /// A database at migration 0002, before the compact lookup tables.
 async fn old_database(path: &Path) -> SqlitePool {
-    let pool = SqlitePool::connect_with(connection::connect_options(path))
-        .await
-        .unwrap();
-    let old = sqlx::migrate::Migrator::with_migrations(
-        connection::MIGRATOR
-            .iter()
-            .filter(|m| m.version <= 2)
-            .cloned()
-            .collect(),
-    );
-    old.run(&pool).await.unwrap();
-    pool
+    super::database_at_migration(path, 2).await
 }
 
 /// Writes `tokens` (logged at 1000, 1001...) and a sighting of the first one as entries 0..

@@ -8,3 +8,20 @@ mod decisions;
 mod dictionaries;
 mod secrets;
 mod upper_hashes;
+
+/// A database at `path` migrated up to `version` only: an old layout that a later migration
+/// must carry over.
+async fn database_at_migration(path: &std::path::Path, version: i64) -> sqlx::SqlitePool {
+    let pool = sqlx::SqlitePool::connect_with(super::connection::connect_options(path))
+        .await
+        .unwrap();
+    let old = sqlx::migrate::Migrator::with_migrations(
+        super::connection::MIGRATOR
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect(),
+    );
+    old.run(&pool).await.unwrap();
+    pool
+}
