@@ -157,16 +157,9 @@ pub fn run(command: &SiteCommand, settings: &Settings) -> Result<(), Failure> {
             }
         }
         SiteCommand::Suspend(args) => {
-            let body = SiteSuspendRequest {
-                pseudonym: args.pseudonym.clone(),
-                jti: args.jti.clone(),
-                iss: args.iss.clone(),
-                target: args.token_only.then(|| "token".to_string()),
-                scope: args.terms.scope.clone(),
-                reason: args.terms.reason.clone(),
-                reason_code: args.terms.reason_code.clone(),
-                expires_at: args.terms.expires,
-            };
+            let (subject, jti, iss) = (args.pseudonym.clone(), args.jti.clone(), args.iss.clone());
+            let body =
+                SiteSuspendRequest::from(args.terms.request(subject, jti, iss, args.token_only));
             let path = ApiPath::new(&["sites", &args.site.site, "suspensions"])?;
             let answer = client.send::<SuspensionView>("POST", &path, &body)?;
             suspension::print_view(&answer.raw, &answer.typed, args.format);

@@ -5,7 +5,7 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use tokenledger_core::wire::{
-    EnforcementStatus, LiftRequest, SiteEnforcement, SuspensionList, SuspensionView,
+    EnforcementStatus, LiftRequest, SiteEnforcement, SuspendRequest, SuspensionList, SuspensionView,
 };
 
 use crate::client::{ApiPath, Client};
@@ -30,6 +30,29 @@ pub struct Terms {
     /// or unix seconds [default: until lifted; a token suspension ends when the token expires].
     #[arg(long, value_name = "T", value_parser = timespec::parse_expiry)]
     pub expires: Option<i64>,
+}
+
+impl Terms {
+    /// The request to suspend `subject` (the person in the route's words) or the person
+    /// behind `jti` (with `token_only`, only that token) on these terms.
+    pub fn request(
+        &self,
+        subject: Option<String>,
+        jti: Option<String>,
+        iss: Option<String>,
+        token_only: bool,
+    ) -> SuspendRequest {
+        SuspendRequest {
+            subject,
+            jti,
+            iss,
+            target: token_only.then(|| "token".to_string()),
+            scope: self.scope.clone(),
+            reason: self.reason.clone(),
+            reason_code: self.reason_code.clone(),
+            expires_at: self.expires,
+        }
+    }
 }
 
 /// Questions about one suspension, asked by its VO's officers or a site's admins.

@@ -146,16 +146,9 @@ pub fn run(command: &VoCommand, settings: &Settings) -> Result<(), Failure> {
     let client = settings.authenticated_client()?;
     match command {
         VoCommand::Suspend(args) => {
-            let body = VoSuspendRequest {
-                person: args.person.clone(),
-                jti: args.jti.clone(),
-                iss: args.iss.clone(),
-                target: args.token_only.then(|| "token".to_string()),
-                scope: args.terms.scope.clone(),
-                reason: args.terms.reason.clone(),
-                reason_code: args.terms.reason_code.clone(),
-                expires_at: args.terms.expires,
-            };
+            let (subject, jti, iss) = (args.person.clone(), args.jti.clone(), args.iss.clone());
+            let body =
+                VoSuspendRequest::from(args.terms.request(subject, jti, iss, args.token_only));
             let path = ApiPath::new(&["vos", &args.vo.vo, "suspensions"])?;
             let answer = client.send::<SuspensionView>("POST", &path, &body)?;
             suspension::print_view(&answer.raw, &answer.typed, args.format);

@@ -6,7 +6,9 @@
 
 use clap::{Args, Subcommand};
 use tokenledger_core::canary::REASON_CODE;
-use tokenledger_core::wire::{SuspensionList, SuspensionView, TokenResolution, VoSuspendRequest};
+use tokenledger_core::wire::{
+    SuspendRequest, SuspensionList, SuspensionView, TokenResolution, VoSuspendRequest,
+};
 
 use crate::check::{self, identity};
 use crate::client::{ApiPath, Client};
@@ -131,16 +133,13 @@ fn register(args: &RegisterArgs, client: &Client) -> Result<(), Failure> {
             (raw, view)
         }
         None => {
-            let body = VoSuspendRequest {
-                person: Some(person.id.clone()),
-                jti: None,
-                iss: None,
-                target: None,
+            let body = VoSuspendRequest::from(SuspendRequest {
+                subject: Some(person.id.clone()),
                 scope: Some("all".into()),
                 reason: args.reason.clone(),
                 reason_code: Some(REASON_CODE.into()),
-                expires_at: None,
-            };
+                ..SuspendRequest::default()
+            });
             let path = ApiPath::new(&["vos", vo, "suspensions"])?;
             let answer = client.send::<SuspensionView>("POST", &path, &body)?;
             (answer.raw, answer.typed)

@@ -296,84 +296,140 @@ pub struct SitePseudonym {
     pub pseudonym: String,
 }
 
-/// `POST /v1/sites/{site}/suspensions`: suspend a pseudonym (a person), or the person
-/// behind a jti, or (`target: token`) only that jti.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SiteSuspendRequest {
-    /// The person's pseudonym at this site. Exactly one of `pseudonym` and `jti`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pseudonym: Option<String>,
-    /// A token seen at the site. Exactly one of `pseudonym` and `jti`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
-    pub jti: Option<String>,
-    /// The jti's issuer, where several issuers logged the same jti.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
-    /// `person` (default) or `token` (needs `jti`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::SuspensionTarget>))]
-    pub target: Option<String>,
-    /// `compute`, `storage` or `all` (default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::blocklist::Scope>))]
-    pub scope: Option<String>,
-    /// Why, for the log (incident or ticket); never in the blocklist.
-    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
-    pub reason: String,
-    /// A short code for plugins and logs; default `suspended`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
-    pub reason_code: Option<String>,
-    /// Unix seconds after which the suspension ends on its own; in the future.
-    #[serde(
-        default,
-        deserialize_with = "whole_number::optional",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub expires_at: Option<i64>,
+/// Declares [`SuspendRequest`] and its wire forms from one list of fields. A wire form is the
+/// request with the person under the name its route gives it (`pseudonym` at a site, `person`
+/// in a VO), converts into the request and back, and documents the `per_form` fields in its
+/// own words (their docs, in order, follow the form's binding).
+macro_rules! suspend_requests {
+    (
+        $(#[$doc:meta])*
+        pub struct $request:ident {
+            $(#[$subject_doc:meta])*
+            pub $subject:ident: Option<String>,
+            per_form $per_form:tt
+            $shared:tt
+        }
+        $( $(#[$form_doc:meta])* pub struct $form:ident $form_body:tt )*
+    ) => {
+        suspend_requests!(@request [$(#[$doc])*] $request [$(#[$subject_doc])*] $subject $per_form $shared);
+        $( suspend_requests!(@form [$(#[$form_doc])*] $form $form_body $request $subject $per_form $shared); )*
+    };
+    (
+        @request [$($doc:tt)*] $request:ident [$($subject_doc:tt)*] $subject:ident
+        { $( $(#[$per_form_attr:meta])* pub $per_form_field:ident: $per_form_ty:ty, )* }
+        { $( $(#[$attr:meta])* pub $field:ident: $ty:ty, )* }
+    ) => {
+        $($doc)*
+        #[derive(Clone, Debug, PartialEq, Eq, Default)]
+        pub struct $request {
+            $($subject_doc)*
+            pub $subject: Option<String>,
+            $( pub $per_form_field: $per_form_ty, )*
+            $( pub $field: $ty, )*
+        }
+    };
+    (
+        @form [$($doc:tt)*] $form:ident
+        { $(#[$binding_doc:meta])* $binding:ident, per_form { $($per_form_doc:tt),* $(,)? } }
+        $request:ident $subject:ident
+        { $( $(#[$per_form_attr:meta])* pub $per_form_field:ident: $per_form_ty:ty, )* }
+        { $( $(#[$attr:meta])* pub $field:ident: $ty:ty, )* }
+    ) => {
+        $($doc)*
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+        #[serde(deny_unknown_fields)]
+        pub struct $form {
+            $(#[$binding_doc])*
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub $binding: Option<String>,
+            $( #[doc = $per_form_doc] $(#[$per_form_attr])* pub $per_form_field: $per_form_ty, )*
+            $( $(#[$attr])* pub $field: $ty, )*
+        }
+
+        impl From<$form> for $request {
+            fn from(form: $form) -> Self {
+                $request {
+                    $subject: form.$binding,
+                    $( $per_form_field: form.$per_form_field, )*
+                    $( $field: form.$field, )*
+                }
+            }
+        }
+
+        impl From<$request> for $form {
+            fn from(request: $request) -> Self {
+                $form {
+                    $binding: request.$subject,
+                    $( $per_form_field: request.$per_form_field, )*
+                    $( $field: request.$field, )*
+                }
+            }
+        }
+    };
 }
 
-/// `POST /v1/vos/{vo}/suspensions`: suspend a person (by id, or the person behind a jti),
-/// or one token, at every site of the VO.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct VoSuspendRequest {
-    /// The person's id (`pe-...`). Exactly one of `person` and `jti`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub person: Option<String>,
-    /// A token of the VO. Exactly one of `person` and `jti`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
-    pub jti: Option<String>,
-    /// The jti's issuer, where several issuers logged the same jti.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
-    /// `person` (default) or `token` (needs `jti`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::SuspensionTarget>))]
-    pub target: Option<String>,
-    /// `compute`, `storage` or `all` (default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::blocklist::Scope>))]
-    pub scope: Option<String>,
-    /// Why, for the log (incident or ticket).
-    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
-    pub reason: String,
-    /// A short code for plugins and logs; default `suspended`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
-    pub reason_code: Option<String>,
-    /// Unix seconds after which the suspension ends on its own; in the future.
-    #[serde(
-        default,
-        deserialize_with = "whole_number::optional",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub expires_at: Option<i64>,
+suspend_requests! {
+    /// A request to suspend, whichever route it came to ([`SiteSuspendRequest`],
+    /// [`VoSuspendRequest`]): the person in the route's words, or a token, and the terms.
+    /// Each field is as the wire forms document it.
+    pub struct SuspendRequest {
+        /// The person: a pseudonym at a site, a person id (`pe-...`) in a VO.
+        pub subject: Option<String>,
+        per_form {
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
+            pub jti: Option<String>,
+            #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
+            pub reason: String,
+        }
+        {
+            /// The jti's issuer, where several issuers logged the same jti.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub iss: Option<String>,
+            /// `person` (default) or `token` (needs `jti`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::SuspensionTarget>))]
+            pub target: Option<String>,
+            /// `compute`, `storage` or `all` (default).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::blocklist::Scope>))]
+            pub scope: Option<String>,
+            /// A short code for plugins and logs; default `suspended`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
+            pub reason_code: Option<String>,
+            /// Unix seconds after which the suspension ends on its own; in the future.
+            #[serde(
+                default,
+                deserialize_with = "whole_number::optional",
+                skip_serializing_if = "Option::is_none"
+            )]
+            pub expires_at: Option<i64>,
+        }
+    }
+
+    /// `POST /v1/sites/{site}/suspensions`: suspend a pseudonym (a person), or the person
+    /// behind a jti, or (`target: token`) only that jti.
+    pub struct SiteSuspendRequest {
+        /// The person's pseudonym at this site. Exactly one of `pseudonym` and `jti`.
+        pseudonym,
+        per_form {
+            "A token seen at the site. Exactly one of `pseudonym` and `jti`.",
+            "Why, for the log (incident or ticket); never in the blocklist.",
+        }
+    }
+
+    /// `POST /v1/vos/{vo}/suspensions`: suspend a person (by id, or the person behind a jti),
+    /// or one token, at every site of the VO.
+    pub struct VoSuspendRequest {
+        /// The person's id (`pe-...`). Exactly one of `person` and `jti`.
+        person,
+        per_form {
+            "A token of the VO. Exactly one of `person` and `jti`.",
+            "Why, for the log (incident or ticket).",
+        }
+    }
 }
 
 /// `DELETE /v1/.../suspensions/{id}`: lift, with a reason.
@@ -720,5 +776,43 @@ pub mod checked {
     pub enum SuspensionTarget {
         Person,
         Token,
+    }
+}
+
+#[cfg(test)]
+mod suspend_request_tests {
+    use super::{SiteSuspendRequest, SuspendRequest, VoSuspendRequest};
+
+    /// Each wire form carries the person under its own name, refuses the other form's name
+    /// and any unknown member, and converts into the one request and back unchanged.
+    #[test]
+    fn wire_forms_carry_the_subject_under_their_own_name() {
+        let site: SiteSuspendRequest = serde_json::from_str(
+            r#"{"pseudonym": "p1-x", "reason": "INC-1", "scope": "compute", "expires_at": 7.0}"#,
+        )
+        .unwrap();
+        let request = SuspendRequest::from(site.clone());
+        assert_eq!(request.subject.as_deref(), Some("p1-x"));
+        assert_eq!(request.scope.as_deref(), Some("compute"));
+        assert_eq!(request.expires_at, Some(7));
+        assert_eq!(SiteSuspendRequest::from(request.clone()), site);
+
+        let vo = VoSuspendRequest::from(request);
+        assert_eq!(
+            serde_json::to_value(&vo).unwrap(),
+            serde_json::json!({"person": "p1-x", "reason": "INC-1", "scope": "compute", "expires_at": 7})
+        );
+        for (body, form) in [
+            (r#"{"person": "pe-x", "reason": "r"}"#, "site"),
+            (r#"{"pseudonym": "p1-x", "reason": "r"}"#, "vo"),
+            (r#"{"subject": "pe-x", "reason": "r"}"#, "site"),
+            (r#"{"subject": "pe-x", "reason": "r"}"#, "vo"),
+        ] {
+            let refused = match form {
+                "site" => serde_json::from_str::<SiteSuspendRequest>(body).is_err(),
+                _ => serde_json::from_str::<VoSuspendRequest>(body).is_err(),
+            };
+            assert!(refused, "{form}: {body}");
+        }
     }
 }

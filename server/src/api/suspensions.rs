@@ -53,7 +53,7 @@ pub async fn site_suspend(
 ) -> Result<(StatusCode, Json<SuspensionView>), ApiError> {
     let vos = administered_site(&state, &principal, &site).await?;
     let record =
-        suspensions::suspend_at_site(&state.ledger, &principal.id, &site, &vos, req).await?;
+        suspensions::suspend_at_site(&state.ledger, &principal.id, &site, &vos, req.into()).await?;
     let view = site_view(&state, &site, &record);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -158,7 +158,7 @@ pub async fn vo_suspend(
     ApiJson(req): ApiJson<VoSuspendRequest>,
 ) -> Result<(StatusCode, Json<SuspensionView>), ApiError> {
     officer(&principal, &vo)?;
-    let record = suspensions::suspend_in_vo(&state.ledger, &principal.id, &vo, req).await?;
+    let record = suspensions::suspend_in_vo(&state.ledger, &principal.id, &vo, req.into()).await?;
     Ok((StatusCode::CREATED, Json(vo_view(&state, &record))))
 }
 

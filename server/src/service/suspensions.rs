@@ -5,7 +5,7 @@
 
 use tokenledger_core::blocklist::{ReasonCode, Scope, Target, TermError};
 use tokenledger_core::entry::{EntryBody, Lift, Suspension, check_id, validate_reason};
-use tokenledger_core::wire::{SiteSuspendRequest, VoSuspendRequest};
+use tokenledger_core::wire::SuspendRequest;
 
 use super::sites::{issuance_in, person_of};
 use super::{Ledger, ServiceError};
@@ -31,24 +31,17 @@ struct Terms {
     token_only: bool,
 }
 
-/// Suspends at `site` (serving `vos`) the person behind a pseudonym or a jti, or one token,
-/// as `req` asks; `by` is the caller.
+/// Suspends at `site` (serving `vos`) the person behind a pseudonym (`req.subject`) or a
+/// jti, or one token, as `req` asks; `by` is the caller.
 pub async fn suspend_at_site(
     ledger: &Ledger,
     by: &str,
     site: &str,
     vos: &[String],
-    req: SiteSuspendRequest,
+    req: SuspendRequest,
 ) -> Result<SuspensionRecord, ServiceError> {
-    let terms = terms(
-        ledger,
-        req.target.as_deref(),
-        req.scope.as_deref(),
-        &req.reason,
-        req.reason_code.as_deref(),
-        req.expires_at,
-    )?;
-    let target = match (&req.pseudonym, &req.jti) {
+    let terms = terms(ledger, &req)?;
+    let target = match (&req.subject, &req.jti) {
         (Some(pseudonym), None) if !terms.token_only => {
             let (_, vo, person_id) = ledger
                 .reader
@@ -74,23 +67,16 @@ pub async fn suspend_at_site(
     suspend(ledger, by, Some(site.to_string()), target, terms).await
 }
 
-/// Suspends at every site of `vo` a person, the person behind a jti, or one token, as `req`
-/// asks; `by` is the caller.
+/// Suspends at every site of `vo` a person (`req.subject`, its id), the person behind a jti,
+/// or one token, as `req` asks; `by` is the caller.
 pub async fn suspend_in_vo(
     ledger: &Ledger,
     by: &str,
     vo: &str,
-    req: VoSuspendRequest,
+    req: SuspendRequest,
 ) -> Result<SuspensionRecord, ServiceError> {
-    let terms = terms(
-        ledger,
-        req.target.as_deref(),
-        req.scope.as_deref(),
-        &req.reason,
-        req.reason_code.as_deref(),
-        req.expires_at,
-    )?;
-    let target = match (&req.person, &req.jti) {
+    let terms = terms(ledger, &req)?;
+    let target = match (&req.subject, &req.jti) {
         (Some(person), None) if !terms.token_only => Subject {
             vo: vo.to_string(),
             person_id: person.clone(),
@@ -143,28 +129,37 @@ pub async fn lift_in_vo(
     lift(ledger, by, record, reason).await
 }
 
-fn terms(
-    ledger: &Ledger,
-    target: Option<&str>,
-    scope: Option<&str>,
-    reason: &str,
-    reason_code: Option<&str>,
-    expires_at: Option<i64>,
-) -> Result<Terms, ServiceError> {
+/// The terms of `req`, parsed and checked.
+fn terms(ledger: &Ledger, req: &SuspendRequest) -> Result<Terms, ServiceError> {
     let bad = |m: &str| ServiceError::BadRequest(m.to_string());
     let term = |e: TermError| ServiceError::BadRequest(e.to_string());
-    let target: Target = target.unwrap_or("person").parse().map_err(term)?;
-    let scope: Scope = scope.unwrap_or("all").parse().map_err(term)?;
-    validate_reason(reason).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-    let reason_code: ReasonCode = reason_code.unwrap_or("suspended").parse().map_err(term)?;
-    if expires_at.is_some_and(|t| t <= ledger.clock.now_secs()) {
+    let target: Target = req
+        .target
+        .as_deref()
+        .unwrap_or("person")
+        .parse()
+        .map_err(term)?;
+    let scope: Scope = req
+        .scope
+        .as_deref()
+        .unwrap_or("all")
+        .parse()
+        .map_err(term)?;
+    validate_reason(&req.reason).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+    let reason_code: ReasonCode = req
+        .reason_code
+        .as_deref()
+        .unwrap_or("suspended")
+        .parse()
+        .map_err(term)?;
+    if req.expires_at.is_some_and(|t| t <= ledger.clock.now_secs()) {
         return Err(bad("expires_at must be in the future (unix seconds)"));
     }
     Ok(Terms {
         scope,
-        reason: reason.to_string(),
+        reason: req.reason.clone(),
         reason_code,
-        expires_at,
+        expires_at: req.expires_at,
         token_only: target == Target::Token,
     })
 }
