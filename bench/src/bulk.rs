@@ -156,6 +156,8 @@ impl BulkWriter {
             })
             .collect();
         let batch = Batch {
+            // The time of the batch in the preloaded timeline: its newest entry's.
+            written_at: rows.last().map_or(0, |r| r.logged_at),
             entries,
             hashes: &hashes,
             issuances,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::Hash;
 use tokenledger_core::note::NoteVerifier;
-use tokenledger_server::clock::now_micros;
+use tokenledger_server::clock::{Clock, SystemClock};
 
 use crate::bulk::{self, BulkWriter, Timeline};
 use crate::harness::Ledger;
@@ -97,7 +97,7 @@ pub fn preload(
     let root = block_on(async {
         let mut writer = BulkWriter::open_for_bulk(&db_path, BULK_CACHE_MIB).await?;
         if existing < entries {
-            let timeline = Timeline::ending_at(now_micros(), entries);
+            let timeline = Timeline::ending_at(SystemClock.now_micros(), entries);
             let mut pending: Vec<u64> = milestones
                 .iter()
                 .copied()

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{AppState, router};
 use crate::blocklists::Blocklists;
-use crate::clock::{Clock, SystemClock, now_micros};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::credentials;
 use crate::data_dir;
@@ -45,10 +45,11 @@ impl Service {
         let metrics = Arc::new(Metrics::default());
         let store = SqliteStore::open(&config.db_path(), metrics.storage_errors().clone()).await?;
         let (signer, secret) = data_dir::open_secrets(&config, &store).await?;
-        bootstrap_admin(&store).await?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        bootstrap_admin(&store, clock.as_ref()).await?;
         for site in &config.sites {
             store
-                .upsert_site(&site.name, &site.vos, now_micros())
+                .upsert_site(&site.name, &site.vos, clock.now_micros())
                 .await?;
         }
         let reader: Arc<dyn LedgerReader> = Arc::new(store.clone());
@@ -57,7 +58,6 @@ impl Service {
             metrics.blocklist_fetched(&site, at);
         }
         let registry: Arc<dyn Registry> = Arc::new(store.clone());
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let pseudonyms = Pseudonyms::new(secret, registry.clone(), clock.clone());
         let writer = store
             .writer(&config.db_path(), config.log.compress_after)
@@ -80,6 +80,7 @@ impl Service {
             config.log.origin.clone(),
             limits,
             metrics.clone(),
+            clock.clone(),
         )
         .await
         .context("starting the sequencer")?;
@@ -154,12 +155,12 @@ impl Service {
 }
 
 /// On a database with no credential at all, creates an admin credential and prints it once.
-async fn bootstrap_admin(store: &SqliteStore) -> anyhow::Result<()> {
+async fn bootstrap_admin(store: &SqliteStore, clock: &dyn Clock) -> anyhow::Result<()> {
     if !credentials::list(store).await?.is_empty() {
         return Ok(());
     }
     let binding = Binding::new(Role::Admin, None, None)?;
-    let (id, secret) = credentials::create(store, &binding, Some("bootstrap")).await?;
+    let (id, secret) = credentials::create(store, clock, &binding, Some("bootstrap")).await?;
     println!(
         "Created the first admin credential {id}. Its secret is shown only this once:\n\n  {secret}\n\n\
          Store it safely; create others with `tokenledger-server credential create`."

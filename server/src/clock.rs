@@ -18,11 +18,6 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_micros(&self) -> i64 {
-        now_micros()
+        chrono::Utc::now().timestamp_micros()
     }
-}
-
-/// The current time in unix microseconds, by the system's clock.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }

@@ -4,7 +4,7 @@ use data_encoding::BASE32_NOPAD;
 use sha2::{Digest, Sha256};
 use tokenledger_core::access::Binding;
 
-use crate::clock::now_micros;
+use crate::clock::Clock;
 use crate::keys::random_bytes;
 pub use crate::store::CredentialInfo;
 use crate::store::{LedgerReader, Registry, StoreError};
@@ -20,9 +20,11 @@ pub struct Principal {
     pub binding: Binding,
 }
 
-/// Creates a credential; returns its id and the secret, which is shown once and never stored.
+/// Creates a credential at the time of `clock`; returns its id and the secret, which is shown
+/// once and never stored.
 pub async fn create(
     registry: &dyn Registry,
+    clock: &dyn Clock,
     binding: &Binding,
     label: Option<&str>,
 ) -> anyhow::Result<(String, String)> {
@@ -38,7 +40,7 @@ pub async fn create(
         id: id.clone(),
         binding: binding.clone(),
         label: label.map(String::from),
-        created_at: now_micros(),
+        created_at: clock.now_micros(),
         revoked_at: None,
     };
     registry
@@ -52,9 +54,10 @@ pub async fn list(reader: &dyn LedgerReader) -> anyhow::Result<Vec<CredentialInf
     Ok(reader.credentials().await?)
 }
 
-/// Revokes a credential; returns false if there is no such active credential.
-pub async fn revoke(registry: &dyn Registry, id: &str) -> anyhow::Result<bool> {
-    Ok(registry.revoke_credential(id, now_micros()).await?)
+/// Revokes a credential at the time of `clock`; returns false if there is no such active
+/// credential.
+pub async fn revoke(registry: &dyn Registry, clock: &dyn Clock, id: &str) -> anyhow::Result<bool> {
+    Ok(registry.revoke_credential(id, clock.now_micros()).await?)
 }
 
 /// The active credential whose secret this is, if any.

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_server::app::Service;
+use tokenledger_server::clock::{Clock, SystemClock};
 use tokenledger_server::config::{Config, DEFAULT_CONFIG, validate_site_name};
 use tokenledger_server::logging::{self, LogFormat};
 use tokenledger_server::store::LedgerReader;
@@ -15,7 +16,7 @@ use tokenledger_server::store::Registry;
 use tokenledger_server::store::sqlite::SqliteStore;
 use tokenledger_server::store::sqlite::backup::{self, LogState};
 use tokenledger_server::tls::{TlsArgs, Transport};
-use tokenledger_server::{clock, credentials, data_dir, systemd};
+use tokenledger_server::{credentials, data_dir, systemd};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -300,7 +301,8 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
                 anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
             }
             let binding = Binding::new(role, vo, site)?.with_issuer(issuer)?;
-            let (id, secret) = credentials::create(&store, &binding, label.as_deref()).await?;
+            let (id, secret) =
+                credentials::create(&store, &SystemClock, &binding, label.as_deref()).await?;
             if json {
                 println!("{}", serde_json::json!({"id": id, "secret": secret}));
             } else {
@@ -334,7 +336,7 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
         }
         CredentialCommand::Revoke { id } => {
             anyhow::ensure!(
-                credentials::revoke(&store, &id).await?,
+                credentials::revoke(&store, &SystemClock, &id).await?,
                 "no active credential `{id}`"
             );
             println!("revoked {id}");
@@ -358,7 +360,9 @@ async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
             for vo in &vos {
                 anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
             }
-            store.upsert_site(&name, &vos, clock::now_micros()).await?;
+            store
+                .upsert_site(&name, &vos, SystemClock.now_micros())
+                .await?;
             println!("site {name}: {}", vos.join(", "));
         }
         SiteCommand::List => {

@@ -15,7 +15,7 @@ use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::clock::now_micros;
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::preconditions::{self, Refusal};
 use crate::store::{
@@ -166,6 +166,7 @@ impl Sequencer {
         origin: String,
         limits: BatchLimits,
         metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
         let frontier = store.open_log().await?;
         let size = frontier.size();
@@ -174,7 +175,7 @@ impl Sequencer {
             .write_checkpoint(CheckpointRow {
                 size: head.size,
                 note: &head.note,
-                created_at: now_micros(),
+                created_at: clock.now_micros(),
             })
             .await?;
         metrics.set_log_size(size);
@@ -189,6 +190,7 @@ impl Sequencer {
             limits,
             expect_logged: false,
             metrics,
+            clock,
             head: head_tx,
             changes: changes_tx,
             persisted_size: size,
@@ -249,6 +251,8 @@ struct Writer {
     /// The last batch met reports logged before: the next one looks its keys up first.
     expect_logged: bool,
     metrics: Arc<Metrics>,
+    /// The time of checkpoints and batches.
+    clock: Arc<dyn Clock>,
     head: watch::Sender<Arc<LogHead>>,
     /// See [`Sequencer::state_changes`].
     changes: watch::Sender<u64>,
@@ -348,7 +352,9 @@ impl Writer {
         let old_entries = self.read_logged(&plan.old_duplicates).await?;
         let head = sign_head(&self.signer, &self.origin, &plan.frontier)?;
         let persist = self.persisted_at.elapsed() >= CHECKPOINT_PERSIST_INTERVAL;
+        let written_at = self.clock.now_micros();
         let batch_rows = Batch {
+            written_at,
             entries: plan.entry_rows(),
             hashes: &plan.hashes,
             issuances: plan.issuance_rows(),
@@ -357,7 +363,7 @@ impl Writer {
             checkpoint: persist.then(|| CheckpointRow {
                 size: head.size,
                 note: &head.note,
-                created_at: now_micros(),
+                created_at: written_at,
             }),
         };
         self.store.append(&batch_rows).await?;
@@ -395,7 +401,7 @@ impl Writer {
                 .write_checkpoint(CheckpointRow {
                     size: head.size,
                     note: &head.note,
-                    created_at: now_micros(),
+                    created_at: self.clock.now_micros(),
                 })
                 .await?;
             self.persisted_size = head.size;

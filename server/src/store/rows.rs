@@ -149,6 +149,9 @@ pub struct CheckpointRow<'a> {
 /// Everything one batch of the writer writes, in one transaction.
 #[derive(Default)]
 pub struct Batch<'a> {
+    /// When the batch is written (unix microseconds): the time of the rows the engine adds
+    /// on its own (a new compression dictionary).
+    pub written_at: i64,
     pub entries: Vec<NewEntry<'a>>,
     /// Stored hashes (stored index, hash) of the new entries.
     pub hashes: &'a [(u64, Hash)],

@@ -315,6 +315,7 @@ mod tests {
     use tokenledger_core::note::NoteSigner;
 
     use super::*;
+    use crate::clock::SystemClock;
     use crate::metrics::Metrics;
     use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer};
     use crate::store::IssuanceKey;
@@ -386,6 +387,7 @@ mod tests {
                 queue_depth: 8,
             },
             Arc::new(Metrics::default()),
+            Arc::new(SystemClock),
         )
         .await
         .unwrap();

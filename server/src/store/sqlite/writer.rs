@@ -13,7 +13,6 @@ use super::ids::IdCache;
 use super::log::{self, EntryRow, UPPER_LEVEL};
 use super::script::SqlScript;
 use super::{connection, decisions, dictionaries};
-use crate::clock::now_micros;
 use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary, StoredLeaf};
 use crate::store::{
     Batch, CheckpointRow, LedgerWriter, StateQuery, StateRows, StoreError, StoredEntry,
@@ -116,7 +115,7 @@ impl LedgerWriter for SqliteWriter {
             .collect();
         let mut script = SqlScript::begin();
         if let Some(dictionary) = &dictionary {
-            dictionaries::push_dictionary(&mut script, dictionary, now_micros());
+            dictionaries::push_dictionary(&mut script, dictionary, batch.written_at);
         }
         log::push_resolutions(&mut script, &batch.resolutions);
         for (index, change) in &batch.state_changes {

@@ -13,6 +13,7 @@ use tokenledger_core::merkle::{Frontier, leaf_hash};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
 
+use crate::clock::SystemClock;
 use crate::metrics::Metrics;
 use crate::preconditions::Refusal;
 use crate::sequencer::{AppendError, BatchLimits, EntryKind, PreparedEntry, Sequenced, Sequencer};
@@ -385,6 +386,7 @@ async fn start_sequencer_with(
         "test.example/log".into(),
         limits,
         metrics,
+        Arc::new(SystemClock),
     )
     .await
     .unwrap()

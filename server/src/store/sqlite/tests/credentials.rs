@@ -2,8 +2,18 @@
 
 use tokenledger_core::access::{Binding, Role};
 
+use crate::clock::Clock;
 use crate::credentials::{authenticate, create, list, revoke};
 use crate::store::sqlite::{SqliteStore, connection};
+
+/// A clock stopped at a time (unix microseconds).
+struct StoppedAt(i64);
+
+impl Clock for StoppedAt {
+    fn now_micros(&self) -> i64 {
+        self.0
+    }
+}
 
 #[tokio::test]
 async fn create_authenticate_revoke() {
@@ -11,7 +21,9 @@ async fn create_authenticate_revoke() {
     let pool = connection::open(&dir.path().join("t.db")).await.unwrap();
     let store = SqliteStore::over(pool.clone());
     let binding = Binding::new(Role::Issuer, Some("atlas".into()), None).unwrap();
-    let (id, secret) = create(&store, &binding, Some("iam")).await.unwrap();
+    let (id, secret) = create(&store, &StoppedAt(1_000), &binding, Some("iam"))
+        .await
+        .unwrap();
     assert!(secret.starts_with("tlk_") && secret.len() > 50);
 
     let stored: (Vec<u8>,) = sqlx::query_as("SELECT secret_hash FROM credentials")
@@ -31,8 +43,9 @@ async fn create_authenticate_revoke() {
             .is_none()
     );
 
-    assert!(revoke(&store, &id).await.unwrap());
-    assert!(!revoke(&store, &id).await.unwrap());
+    assert!(revoke(&store, &StoppedAt(2_000), &id).await.unwrap());
+    assert!(!revoke(&store, &StoppedAt(3_000), &id).await.unwrap());
     assert!(authenticate(&store, &secret).await.unwrap().is_none());
-    assert!(list(&store).await.unwrap()[0].revoked_at.is_some());
+    let listed = &list(&store).await.unwrap()[0];
+    assert_eq!((listed.created_at, listed.revoked_at), (1_000, Some(2_000)));
 }

@@ -10,6 +10,7 @@ use sqlx::SqlitePool;
 use tokenledger_core::merkle::{self, Frontier, Hash, leaf_hash};
 use tokenledger_core::note::NoteSigner;
 
+use crate::clock::SystemClock;
 use crate::metrics::Metrics;
 use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer, SequencerError};
 use crate::store::sqlite::log::{self, UPPER_LEVEL};
@@ -72,6 +73,7 @@ async fn start(path: &Path) -> Result<(Sequencer, tokio::task::JoinHandle<()>), 
             queue_depth: 8,
         },
         Arc::new(Metrics::default()),
+        Arc::new(SystemClock),
     )
     .await
 }
