@@ -18,6 +18,7 @@ use base64::Engine;
 use serde_json::Value;
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::entry::{EntryBody, LogEntry};
+use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, leaf_hash};
 use tokenledger_core::wire::InclusionProof;
 use tokenledger_server::store::LedgerReader;
@@ -332,8 +333,9 @@ async fn read_latencies(pre: &Preloaded, jtis: &[String]) -> anyhow::Result<Vec<
     let size = pre.checkpoint.size;
     let mut out = Vec::with_capacity(jtis.len());
     for jti in jtis {
+        let jti = Jti::parse(jti.as_str())?;
         let start = Instant::now();
-        let found = store.issuances_by_jti(jti).await?;
+        let found = store.issuances_by_jti(&jti).await?;
         let (index, leaf) = found
             .first()
             .ok_or_else(|| anyhow::anyhow!("{jti} not found"))?;
@@ -342,7 +344,7 @@ async fn read_latencies(pre: &Preloaded, jtis: &[String]) -> anyhow::Result<Vec<
             other => anyhow::bail!("entry {index} is not an issuance: {other:?}"),
         };
         store
-            .person_with_identities(&issuance.iss, &issuance.sub, &issuance.vo)
+            .person_with_identities(&issuance.iss, &issuance.sub, &Vo::from_trusted(issuance.vo))
             .await?
             .ok_or_else(|| anyhow::anyhow!("no person for {jti}"))?;
         store.inclusion_proof(*index, size).await?;

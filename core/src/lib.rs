@@ -8,6 +8,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod entry;
 pub mod export;
+pub mod ids;
 pub mod merkle;
 pub mod note;
 pub mod pseudonym;

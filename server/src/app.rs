@@ -25,6 +25,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::page_cache::WarmUp;
 use crate::store::{LedgerReader, Registry};
 use tokenledger_core::access::{Binding, Role};
+use tokenledger_core::ids::{Site, Vo};
 
 /// A started service: its state and the sequencer task to await after shutdown.
 pub struct Service {
@@ -47,9 +48,11 @@ impl Service {
         let (signer, secret) = data_dir::open_secrets(&config, &store).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         bootstrap_admin(&store, clock.as_ref()).await?;
+        // The configuration checked its sites' names and VOs.
         for site in &config.sites {
+            let vos: Vec<Vo> = site.vos.iter().map(Vo::from_trusted).collect();
             store
-                .upsert_site(&site.name, &site.vos, clock.now_micros())
+                .upsert_site(&Site::from_trusted(&site.name), &vos, clock.now_micros())
                 .await?;
         }
         let reader: Arc<dyn LedgerReader> = Arc::new(store.clone());

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokenledger_core::blocklist::{Blocklist, BlocklistEntry, SignedBlocklist, SignedDocument};
 use tokenledger_core::export::{ExportEntry, ExportFormat, ExportOptions, render};
+use tokenledger_core::ids::{Pseudonym, Site, Vo};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::ExportDocument;
 use tokio::sync::{Mutex, Semaphore, watch};
@@ -171,7 +172,7 @@ impl Blocklists {
     /// (never slowing or failing the answer; an error is logged and counted) when a document
     /// of a sequence newer than the last recorded for the credential was served, else at most
     /// once per [`FETCH_WRITE_INTERVAL_SECS`].
-    pub fn record_fetch(&self, site: &str, credential: &str, sequence: u64, served: bool) {
+    pub fn record_fetch(&self, site: &Site, credential: &str, sequence: u64, served: bool) {
         let now = self.clock.now_secs();
         self.metrics.blocklist_fetched(site, now);
         let key = (site.to_string(), credential.to_string());
@@ -188,7 +189,7 @@ impl Blocklists {
         let registry = self.registry.clone();
         let metrics = self.metrics.clone();
         let marks = self.fetches.clone();
-        let (site, credential) = (site.to_string(), credential.to_string());
+        let (site, credential) = (site.clone(), credential.to_string());
         tokio::spawn(async move {
             let fetch = BlocklistFetch {
                 site: &site,
@@ -203,7 +204,7 @@ impl Blocklists {
                 marks
                     .lock()
                     .expect("fetch marks")
-                    .remove(&(site.clone(), credential.clone()));
+                    .remove(&(site.to_string(), credential.clone()));
                 tracing::warn!(site = %site, error = %e, "recording a blocklist fetch failed");
             }
         });
@@ -222,8 +223,8 @@ impl Blocklists {
     pub async fn wait_for_change(
         &self,
         signer: &NoteSigner,
-        site: &str,
-        vos: &[String],
+        site: &Site,
+        vos: &[Vo],
         wait: Duration,
         held: impl Fn(&SignedBlocklist) -> bool,
     ) -> Result<SignedBlocklist, WaitError> {
@@ -272,8 +273,8 @@ impl Blocklists {
     pub async fn current(
         &self,
         signer: &NoteSigner,
-        site: &str,
-        vos: &[String],
+        site: &Site,
+        vos: &[Vo],
         now: i64,
     ) -> Result<(SignedBlocklist, i64), StoreError> {
         if let Some(cached) = self.cached(site, now) {
@@ -351,12 +352,14 @@ impl Blocklists {
     /// site reports (VO-wide suspensions, merged persons).
     async fn remember_pseudonyms(
         &self,
-        site: &str,
+        site: &Site,
         entries: &[BlocklistEntry],
     ) -> Result<(), StoreError> {
         for entry in entries {
+            let pseudonym = Pseudonym::from_trusted(&entry.pseudonym);
+            let vo = Vo::from_trusted(&entry.vo);
             self.pseudonyms
-                .remember_for_suspension(&entry.pseudonym, site, &entry.vo, &entry.suspension_id)
+                .remember_for_suspension(&pseudonym, site, &vo, &entry.suspension_id)
                 .await?;
         }
         Ok(())
@@ -366,8 +369,8 @@ impl Blocklists {
     pub async fn export(
         &self,
         signer: &NoteSigner,
-        site: &str,
-        vos: &[String],
+        site: &Site,
+        vos: &[Vo],
         request: &ExportRequest,
         now: i64,
     ) -> Result<tokenledger_core::blocklist::Signed<ExportDocument>, StoreError> {
@@ -388,7 +391,10 @@ impl Blocklists {
                     .await?
             };
             let entry = ExportEntry {
-                pseudonym: self.pseudonyms.of(site, &record.vo, &record.person_id),
+                pseudonym: self
+                    .pseudonyms
+                    .of(site, &record.vo, &record.person_id)
+                    .into_string(),
                 scope: record.scope,
                 identities,
             };
@@ -411,8 +417,8 @@ impl Blocklists {
 
     async fn entries(
         &self,
-        site: &str,
-        vos: &[String],
+        site: &Site,
+        vos: &[Vo],
         now: i64,
     ) -> Result<Vec<BlocklistEntry>, StoreError> {
         let site_key = self.pseudonyms.secret().site_key(site);
@@ -434,8 +440,11 @@ impl Blocklists {
                 }
             };
             entries.push(BlocklistEntry {
-                vo: record.vo.clone(),
-                pseudonym: self.pseudonyms.of(site, &record.vo, &record.person_id),
+                vo: record.vo.to_string(),
+                pseudonym: self
+                    .pseudonyms
+                    .of(site, &record.vo, &record.person_id)
+                    .into_string(),
                 tags,
                 jti_hashes,
                 scope: record.scope,
@@ -451,8 +460,8 @@ impl Blocklists {
     /// The suspensions in force at `site` at `now`.
     async fn active(
         &self,
-        site: &str,
-        vos: &[String],
+        site: &Site,
+        vos: &[Vo],
         now: i64,
     ) -> Result<Vec<SuspensionRecord>, StoreError> {
         Ok(self

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokenledger_core::access::{Binding, Role};
+use tokenledger_core::ids::{Site, Vo};
 use tokenledger_server::app::Service;
 use tokenledger_server::clock::{Clock, SystemClock};
 use tokenledger_server::config::{Config, DEFAULT_CONFIG, validate_site_name};
@@ -360,8 +361,12 @@ async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
             for vo in &vos {
                 anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
             }
+            let (site, vos): (Site, Vec<Vo>) = (
+                Site::from_trusted(&name),
+                vos.iter().map(Vo::from_trusted).collect(),
+            );
             store
-                .upsert_site(&name, &vos, SystemClock.now_micros())
+                .upsert_site(&site, &vos, SystemClock.now_micros())
                 .await?;
             println!("site {name}: {}", vos.join(", "));
         }

@@ -22,6 +22,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use tokenledger_core::ids::{PersonId, Vo};
+
 use crate::store::{LedgerWriter, StateChange, StateQuery, StoreError};
 
 /// Why a state change was not written. Messages name persons: they are for the VO's
@@ -73,9 +75,9 @@ pub async fn decide(
 }
 
 /// A person: (VO, person id).
-type PersonKey = (String, String);
+type PersonKey = (Vo, PersonId);
 /// An identity: (iss, sub, VO).
-type IdentityKey = (String, String, String);
+type IdentityKey = (String, String, Vo);
 
 /// The state a batch's changes are decided against: the rows they name as the database held
 /// them before the batch, updated by each change admitted so far.
@@ -86,9 +88,9 @@ struct BatchState {
     /// Persons named by the batch that have an identity in their VO.
     live: HashSet<PersonKey>,
     /// Persons named by the batch that were merged away, with the person they went to.
-    merged: HashMap<PersonKey, String>,
+    merged: HashMap<PersonKey, PersonId>,
     /// Identities named by links, with the person each belongs to.
-    owners: HashMap<IdentityKey, String>,
+    owners: HashMap<IdentityKey, PersonId>,
 }
 
 impl BatchState {
@@ -214,15 +216,15 @@ impl BatchState {
     }
 
     /// The person has an identity in the VO now.
-    fn check_person(&self, vo: &str, person: &str) -> Result<(), Refusal> {
-        let key = (vo.to_string(), person.to_string());
+    fn check_person(&self, vo: &Vo, person: &PersonId) -> Result<(), Refusal> {
+        let key = (vo.clone(), person.clone());
         if self.live.contains(&key) {
             return Ok(());
         }
         Err(match self.merged.get(&key) {
             Some(into) => Refusal::MergedAway {
                 person: person.to_string(),
-                into: into.clone(),
+                into: into.to_string(),
             },
             None => Refusal::UnknownPerson {
                 vo: vo.to_string(),

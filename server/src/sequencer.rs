@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::entry::{EntryBody, EntryError, LogEntry};
+use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
@@ -44,7 +45,7 @@ pub struct PreparedEntry {
 pub enum EntryKind {
     Issuance(IssuanceKey),
     Resolution {
-        vo: String,
+        vo: Vo,
     },
     /// Any other state change: suspensions, lifts, links, sightings, key fetches.
     State(StateChange),
@@ -338,11 +339,11 @@ impl Writer {
         look_up: bool,
     ) -> Result<BatchOutcome, SequencerError> {
         let logged = if look_up {
-            let keys: Vec<(&str, &str)> = batch
+            let keys: Vec<(&Jti, &str)> = batch
                 .iter()
                 .flat_map(|job| &job.entries)
                 .filter_map(|e| e.issuance())
-                .map(|k| (k.jti.as_str(), k.iss.as_str()))
+                .map(|k| (&k.jti, k.iss.as_str()))
                 .collect();
             self.store.logged_issuances(&keys).await?
         } else {
@@ -475,7 +476,7 @@ struct BatchPlan<'a> {
 fn plan_batch<'a>(
     batch: &'a [Job],
     decisions: &[Result<(), Refusal>],
-    logged: &HashMap<(String, String), u64>,
+    logged: &HashMap<(Jti, String), u64>,
     mut frontier: Frontier,
 ) -> BatchPlan<'a> {
     let mut in_batch: HashMap<(&str, &str), (u64, Hash, i64)> = HashMap::new();
@@ -561,11 +562,11 @@ impl BatchPlan<'_> {
             .collect()
     }
 
-    fn resolution_rows(&self) -> Vec<(u64, &str)> {
+    fn resolution_rows(&self) -> Vec<(u64, &Vo)> {
         self.new_entries
             .iter()
             .filter_map(|(index, e)| match &e.kind {
-                EntryKind::Resolution { vo } => Some((*index, vo.as_str())),
+                EntryKind::Resolution { vo } => Some((*index, vo)),
                 EntryKind::Issuance(_) | EntryKind::State(_) => None,
             })
             .collect()

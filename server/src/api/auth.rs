@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use serde_json::Value;
 
 use tokenledger_core::entry::validate_reason;
+use tokenledger_core::ids::{Site, Vo};
 
 use super::AppState;
 use super::error::ApiError;
@@ -91,24 +92,27 @@ fn claim_values<'a>(
 }
 
 /// Checks the caller administers `site` (403 first, whether or not it exists), then that
-/// the site exists (404); returns the VOs it serves.
+/// it is a site name (400) of a site that exists (404); returns the site and the VOs it
+/// serves.
 pub async fn administered_site(
     state: &AppState,
     principal: &Principal,
     site: &str,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<(Site, Vec<Vo>), ApiError> {
     if !principal.binding.may_administer_site(site) {
         return Err(ApiError::Forbidden(format!(
             "only admins of site `{site}` may do this"
         )));
     }
-    Ok(sites::existing(state.ledger.reader.as_ref(), site).await?)
+    let site = Site::parse(site).map_err(ApiError::invalid)?;
+    let vos = sites::existing(state.ledger.reader.as_ref(), &site).await?;
+    Ok((site, vos))
 }
 
-/// Checks the caller is a security officer of `vo`.
-pub fn officer(principal: &Principal, vo: &str) -> Result<(), ApiError> {
+/// Checks the caller is a security officer of `vo` (403), then that it is a VO name (400).
+pub fn officer(principal: &Principal, vo: &str) -> Result<Vo, ApiError> {
     if principal.binding.may_resolve(vo) {
-        Ok(())
+        Vo::parse(vo).map_err(ApiError::invalid)
     } else {
         Err(ApiError::Forbidden(format!(
             "only security officers of VO `{vo}` may do this"
@@ -117,18 +121,19 @@ pub fn officer(principal: &Principal, vo: &str) -> Result<(), ApiError> {
 }
 
 /// Only the VO's own security officers, and only with a reason: the same 403 whether or
-/// not the token or person exists. Returns the reason.
+/// not the token or person exists. Returns the VO and the reason.
 pub fn authorize_resolution<'a>(
     principal: &Principal,
     vo: &str,
     reason: Option<&'a str>,
-) -> Result<&'a str, ApiError> {
+) -> Result<(Vo, &'a str), ApiError> {
     if !principal.binding.may_resolve(vo) {
         return Err(ApiError::Forbidden(format!(
             "only security officers of VO `{vo}` may resolve its tokens and persons"
         )));
     }
+    let vo = Vo::parse(vo).map_err(ApiError::invalid)?;
     let reason = reason.unwrap_or_default();
     validate_reason(reason).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok(reason)
+    Ok((vo, reason))
 }

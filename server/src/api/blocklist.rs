@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokenledger_core::blocklist::SignedBlocklist;
 use tokenledger_core::export::{ExportFormat, ExportOptions};
+use tokenledger_core::ids::Site;
 use tokenledger_core::wire::ErrorBody;
 use tokenledger_core::wire::checked::BlocklistFormat;
 use utoipa::IntoParams;
@@ -152,6 +153,7 @@ pub async fn get(
         }
         secs => Duration::from_secs(secs.unwrap_or(0)),
     };
+    let site = Site::parse(site).map_err(ApiError::invalid)?;
     let vos = sites::existing(state.ledger.reader.as_ref(), &site).await?;
     let now = state.ledger.clock.now_secs();
     let Some(format) = format else {

@@ -133,6 +133,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// 400 for an input that is not what it names (a VO, site, jti, person or pseudonym).
+    pub fn invalid(e: impl std::fmt::Display) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use tokenledger_core::entry::check_id;
 use tokenledger_core::export::X509_ISSUER;
+use tokenledger_core::ids::{PersonId, Pseudonym};
 use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
     ErrorBody, LinkRequest, MergeRequest, PersonView, PseudonymResolution,
@@ -49,7 +50,8 @@ pub async fn link(
     Path((vo, person)): Path<(String, String)>,
     ApiJson(req): ApiJson<LinkRequest>,
 ) -> Result<Json<PersonView>, ApiError> {
-    authorize_resolution(&principal, &vo, Some(&req.reason))?;
+    let (vo, _) = authorize_resolution(&principal, &vo, Some(&req.reason))?;
+    let person = PersonId::parse(person).map_err(ApiError::invalid)?;
     for (name, value) in [("iss", &req.iss), ("sub", &req.sub)] {
         check_id(name, value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
@@ -93,13 +95,15 @@ pub async fn merge(
     Path((vo, person)): Path<(String, String)>,
     ApiJson(req): ApiJson<MergeRequest>,
 ) -> Result<Json<PersonView>, ApiError> {
-    authorize_resolution(&principal, &vo, Some(&req.reason))?;
+    let (vo, _) = authorize_resolution(&principal, &vo, Some(&req.reason))?;
+    let person = PersonId::parse(person).map_err(ApiError::invalid)?;
+    let other = PersonId::parse(req.other).map_err(ApiError::invalid)?;
     let view = persons::merge(
         &state.ledger,
         &principal.id,
         &vo,
         &person,
-        req.other,
+        other,
         req.reason,
     )
     .await?;
@@ -138,7 +142,8 @@ pub async fn resolve_pseudonym(
     Path((vo, pseudonym)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<PseudonymQuery>,
 ) -> Result<Json<PseudonymResolution>, ApiError> {
-    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let pseudonym = Pseudonym::parse(pseudonym).map_err(ApiError::invalid)?;
     let resolution =
         persons::resolve_pseudonym(&state.ledger, &principal.id, &vo, &pseudonym, reason).await?;
     Ok(Json(resolution))

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
+use tokenledger_core::ids::{Jti, PersonId};
 use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{ErrorBody, IssuancePage, Timeline, TokenResolution};
 use utoipa::IntoParams;
@@ -64,8 +65,9 @@ pub async fn token(
     Path((vo, jti)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ResolveQuery>,
 ) -> Result<Json<TokenResolution>, ApiError> {
-    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
     let iss = q.iss.as_deref();
+    let jti = Jti::parse(jti).map_err(ApiError::invalid)?;
     let answer = resolution::token(&state.ledger, &principal.id, &vo, &jti, iss, reason).await?;
     Ok(Json(answer))
 }
@@ -126,7 +128,8 @@ pub async fn person_tokens(
     Path((vo, person)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<IssuancePage>, ApiError> {
-    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let person = PersonId::parse(person).map_err(ApiError::invalid)?;
     let listing = q.listing();
     let page =
         resolution::person_tokens(&state.ledger, &principal.id, &vo, &person, listing, reason)
@@ -161,7 +164,7 @@ pub async fn search(
     Path(vo): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<IssuancePage>, ApiError> {
-    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
     let listing = q.listing();
     let page = resolution::search(&state.ledger, &principal.id, &vo, listing, reason).await?;
     Ok(Json(page))
@@ -215,7 +218,8 @@ pub async fn timeline(
     Path((vo, person)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
-    let reason = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
+    let person = PersonId::parse(person).map_err(ApiError::invalid)?;
     let page = (q.before, q.limit);
     let timeline =
         resolution::timeline(&state.ledger, &principal.id, &vo, &person, page, reason).await?;

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
+use tokenledger_core::ids::{Jti, Site};
 use tokenledger_core::wire::checked::Id;
 use tokenledger_core::wire::{ErrorBody, Logged, SightingReport, SiteKeyAnswer, SitePseudonym};
 use utoipa::IntoParams;
@@ -56,13 +57,14 @@ pub async fn pseudonym(
     Path((site, jti)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<PseudonymQuery>,
 ) -> Result<Json<SitePseudonym>, ApiError> {
-    let vos = administered_site(&state, &principal, &site).await?;
+    let (site, vos) = administered_site(&state, &principal, &site).await?;
+    let jti = Jti::parse(jti).map_err(ApiError::invalid)?;
     let (vo, pseudonym) =
         sites::pseudonym_of_token(&state.ledger, &site, &vos, &jti, q.iss.as_deref()).await?;
     Ok(Json(SitePseudonym {
-        site,
-        vo,
-        pseudonym,
+        site: site.into_string(),
+        vo: vo.into_string(),
+        pseudonym: pseudonym.into_string(),
     }))
 }
 
@@ -89,10 +91,10 @@ pub async fn key(
     principal: Principal,
     Path(site): Path<String>,
 ) -> Result<Json<SiteKeyAnswer>, ApiError> {
-    administered_site(&state, &principal, &site).await?;
+    let (site, _) = administered_site(&state, &principal, &site).await?;
     let key = sites::fetch_key(&state.ledger, &site, &principal.id).await?;
     Ok(Json(SiteKeyAnswer {
-        site,
+        site: site.into_string(),
         key: STANDARD.encode(key.as_bytes()),
     }))
 }
@@ -128,6 +130,7 @@ pub async fn sighting(
             "only admins and reporters of site `{site}` report its sightings"
         )));
     }
+    let site = Site::parse(site).map_err(ApiError::invalid)?;
     let vos = sites::existing(state.ledger.reader.as_ref(), &site).await?;
     let skew = state.config.ingest.clock_skew_secs as i64;
     let index =

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
+use tokenledger_core::ids::{Site, Vo};
 use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
     EnforcementStatus, ErrorBody, LiftRequest, SiteSuspendRequest, SuspensionList, SuspensionView,
@@ -51,7 +52,7 @@ pub async fn site_suspend(
     Path(site): Path<String>,
     ApiJson(req): ApiJson<SiteSuspendRequest>,
 ) -> Result<(StatusCode, Json<SuspensionView>), ApiError> {
-    let vos = administered_site(&state, &principal, &site).await?;
+    let (site, vos) = administered_site(&state, &principal, &site).await?;
     let record =
         suspensions::suspend_at_site(&state.ledger, &principal.id, &site, &vos, req.into()).await?;
     let view = site_view(&state, &site, &record);
@@ -85,7 +86,7 @@ pub async fn site_lift(
     ApiQuery(q): ApiQuery<LiftQuery>,
     body: Bytes,
 ) -> Result<Json<SuspensionView>, ApiError> {
-    administered_site(&state, &principal, &site).await?;
+    let (site, _) = administered_site(&state, &principal, &site).await?;
     let reason = lift_reason(q, &body)?;
     let record =
         suspensions::lift_at_site(&state.ledger, &principal.id, &site, &id, &reason).await?;
@@ -115,7 +116,7 @@ pub async fn site_list(
     principal: Principal,
     Path(site): Path<String>,
 ) -> Result<Json<SuspensionList>, ApiError> {
-    let vos = administered_site(&state, &principal, &site).await?;
+    let (site, vos) = administered_site(&state, &principal, &site).await?;
     let mut views = Vec::new();
     for record in state
         .ledger
@@ -157,7 +158,7 @@ pub async fn vo_suspend(
     Path(vo): Path<String>,
     ApiJson(req): ApiJson<VoSuspendRequest>,
 ) -> Result<(StatusCode, Json<SuspensionView>), ApiError> {
-    officer(&principal, &vo)?;
+    let vo = officer(&principal, &vo)?;
     let record = suspensions::suspend_in_vo(&state.ledger, &principal.id, &vo, req.into()).await?;
     Ok((StatusCode::CREATED, Json(vo_view(&state, &record))))
 }
@@ -190,7 +191,7 @@ pub async fn vo_lift(
     ApiQuery(q): ApiQuery<LiftQuery>,
     body: Bytes,
 ) -> Result<Json<SuspensionView>, ApiError> {
-    officer(&principal, &vo)?;
+    let vo = officer(&principal, &vo)?;
     let reason = lift_reason(q, &body)?;
     let record = suspensions::lift_in_vo(&state.ledger, &principal.id, &vo, &id, &reason).await?;
     Ok(Json(vo_view(&state, &record)))
@@ -219,7 +220,7 @@ pub async fn vo_list(
     principal: Principal,
     Path(vo): Path<String>,
 ) -> Result<Json<SuspensionList>, ApiError> {
-    officer(&principal, &vo)?;
+    let vo = officer(&principal, &vo)?;
     let suspensions = state
         .ledger
         .reader
@@ -262,6 +263,7 @@ pub async fn vo_enforcement(
             "only security officers of VO `{vo}` and admins may do this"
         )));
     }
+    let vo = Vo::parse(vo).map_err(ApiError::invalid)?;
     Ok(Json(enforcement::in_vo(&state.ledger, &vo, &id).await?))
 }
 
@@ -290,7 +292,7 @@ pub async fn site_enforcement(
     principal: Principal,
     Path((site, id)): Path<(String, String)>,
 ) -> Result<Json<EnforcementStatus>, ApiError> {
-    let vos = administered_site(&state, &principal, &site).await?;
+    let (site, vos) = administered_site(&state, &principal, &site).await?;
     Ok(Json(
         enforcement::at_site(&state.ledger, &site, &vos, &id).await?,
     ))
@@ -329,9 +331,15 @@ fn lift_reason(q: LiftQuery, body: &[u8]) -> Result<String, ApiError> {
 
 /// As a site sees it: its own pseudonym of the person (remembered when the suspension was
 /// made), nothing more.
-fn site_view(state: &AppState, site: &str, r: &SuspensionRecord) -> SuspensionView {
+fn site_view(state: &AppState, site: &Site, r: &SuspensionRecord) -> SuspensionView {
     SuspensionView {
-        pseudonym: Some(state.ledger.pseudonyms.of(site, &r.vo, &r.person_id)),
+        pseudonym: Some(
+            state
+                .ledger
+                .pseudonyms
+                .of(site, &r.vo, &r.person_id)
+                .into_string(),
+        ),
         person: None,
         ..common_view(state, r)
     }
@@ -344,8 +352,8 @@ fn vo_view(state: &AppState, r: &SuspensionRecord) -> SuspensionView {
         pseudonym: r
             .site
             .as_ref()
-            .map(|site| pseudonyms.of(site, &r.vo, &r.person_id)),
-        person: r.site.is_none().then(|| r.person_id.clone()),
+            .map(|site| pseudonyms.of(site, &r.vo, &r.person_id).into_string()),
+        person: r.site.is_none().then(|| r.person_id.to_string()),
         ..common_view(state, r)
     }
 }
@@ -354,8 +362,8 @@ fn common_view(state: &AppState, r: &SuspensionRecord) -> SuspensionView {
     SuspensionView {
         id: r.id.clone(),
         index: r.idx,
-        site: r.site.clone(),
-        vo: r.vo.clone(),
+        site: r.site.as_ref().map(Site::to_string),
+        vo: r.vo.to_string(),
         pseudonym: None,
         person: None,
         target: r.target().into(),

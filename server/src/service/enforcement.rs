@@ -2,6 +2,7 @@
 //! fetched a blocklist carrying it (from the fetches [`crate::blocklists::Blocklists`]
 //! records), or when the site last fetched any.
 
+use tokenledger_core::ids::{Site, Vo};
 use tokenledger_core::wire::{EnforcementStatus, SiteEnforcement};
 
 use super::{Ledger, ServiceError};
@@ -9,10 +10,10 @@ use crate::store::SuspensionRecord;
 
 /// The enforcement of suspension `id` of `vo` (VO-wide or of one of its sites): every site
 /// serving the VO for a VO-wide one, the suspending site for a site suspension.
-pub async fn in_vo(ledger: &Ledger, vo: &str, id: &str) -> Result<EnforcementStatus, ServiceError> {
+pub async fn in_vo(ledger: &Ledger, vo: &Vo, id: &str) -> Result<EnforcementStatus, ServiceError> {
     let record = suspension(ledger, id)
         .await?
-        .filter(|s| s.vo == vo)
+        .filter(|s| &s.vo == vo)
         .ok_or_else(|| ServiceError::NotFound("no such suspension in this VO".into()))?;
     let sites = match &record.site {
         Some(site) => vec![site.clone()],
@@ -32,8 +33,8 @@ pub async fn in_vo(ledger: &Ledger, vo: &str, id: &str) -> Result<EnforcementSta
 /// VO-wide one of a VO it serves. Only that site's row.
 pub async fn at_site(
     ledger: &Ledger,
-    site: &str,
-    vos: &[String],
+    site: &Site,
+    vos: &[Vo],
     id: &str,
 ) -> Result<EnforcementStatus, ServiceError> {
     let record = suspension(ledger, id)
@@ -43,7 +44,7 @@ pub async fn at_site(
             None => vos.contains(&s.vo),
         })
         .ok_or_else(|| ServiceError::NotFound("no such suspension at this site".into()))?;
-    status(ledger, &record, &[site.to_string()]).await
+    status(ledger, &record, std::slice::from_ref(site)).await
 }
 
 async fn suspension(ledger: &Ledger, id: &str) -> Result<Option<SuspensionRecord>, ServiceError> {
@@ -53,7 +54,7 @@ async fn suspension(ledger: &Ledger, id: &str) -> Result<Option<SuspensionRecord
 async fn status(
     ledger: &Ledger,
     record: &SuspensionRecord,
-    sites: &[String],
+    sites: &[Site],
 ) -> Result<EnforcementStatus, ServiceError> {
     let mut rows = Vec::with_capacity(sites.len());
     for site in sites {
@@ -62,7 +63,7 @@ async fn status(
             .blocklist_enforcement(site, &record.id)
             .await?;
         rows.push(SiteEnforcement {
-            site: fetches.site,
+            site: fetches.site.into_string(),
             status: if fetches.first_fetch.is_some() {
                 "fetched"
             } else {
@@ -78,8 +79,8 @@ async fn status(
     rows.sort_by(|a, b| a.site.cmp(&b.site));
     Ok(EnforcementStatus {
         suspension_id: record.id.clone(),
-        vo: record.vo.clone(),
-        site: record.site.clone(),
+        vo: record.vo.to_string(),
+        site: record.site.as_ref().map(Site::to_string),
         active: record.is_active(ledger.clock.now_secs()),
         lifted_at: record.lifted_at,
         sites: rows,

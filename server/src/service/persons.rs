@@ -3,6 +3,7 @@
 //! exist and the identity is free is decided by the sequencer, in log order.
 
 use tokenledger_core::entry::{EntryBody, IdentityLink};
+use tokenledger_core::ids::{PersonId, Pseudonym, Vo};
 use tokenledger_core::wire::{IdentityView, PersonView, PseudonymResolution};
 
 use super::{Ledger, ServiceError, resolution};
@@ -15,8 +16,8 @@ use crate::store::{LedgerReader, StateChange};
 pub async fn link(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
-    person: &str,
+    vo: &Vo,
+    person: &PersonId,
     (iss, sub): (String, String),
     reason: String,
 ) -> Result<PersonView, ServiceError> {
@@ -30,8 +31,8 @@ pub async fn link(
         linked_by: by.to_string(),
     });
     let change = StateChange::Link {
-        vo: vo.to_string(),
-        person_id: person.to_string(),
+        vo: vo.clone(),
+        person_id: person.clone(),
         iss,
         sub,
         created_at: ledger.clock.now_micros(),
@@ -49,12 +50,12 @@ pub async fn link(
 pub async fn merge(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
-    person: &str,
-    other: String,
+    vo: &Vo,
+    person: &PersonId,
+    other: PersonId,
     reason: String,
 ) -> Result<PersonView, ServiceError> {
-    if other == person {
+    if other == *person {
         return Err(ServiceError::BadRequest(
             "a person cannot be merged into itself".into(),
         ));
@@ -64,13 +65,13 @@ pub async fn merge(
         person_id: person.to_string(),
         iss: None,
         sub: None,
-        merged_from: Some(other.clone()),
+        merged_from: Some(other.to_string()),
         reason,
         linked_by: by.to_string(),
     });
     let change = StateChange::Merge {
-        vo: vo.to_string(),
-        into: person.to_string(),
+        vo: vo.clone(),
+        into: person.clone(),
         from: other,
     };
     ledger.append(body, EntryKind::State(change)).await?;
@@ -82,8 +83,8 @@ pub async fn merge(
 pub async fn resolve_pseudonym(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
-    pseudonym: &str,
+    vo: &Vo,
+    pseudonym: &Pseudonym,
     reason: &str,
 ) -> Result<PseudonymResolution, ServiceError> {
     let found = ledger
@@ -109,8 +110,8 @@ pub async fn resolve_pseudonym(
 /// A person of `vo` with every identity, oldest first.
 pub async fn view(
     reader: &dyn LedgerReader,
-    vo: &str,
-    person: &str,
+    vo: &Vo,
+    person: &PersonId,
 ) -> Result<PersonView, ServiceError> {
     let identities = reader.identities_of(person, vo).await?;
     Ok(PersonView {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tokenledger_core::ids::{PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::pseudonym::LedgerSecret;
 
 use crate::clock::Clock;
@@ -35,12 +36,17 @@ impl Pseudonyms {
     }
 
     /// The pseudonym of `person` of `vo` at `site`, as shown to one who knows it already.
-    pub fn of(&self, site: &str, vo: &str, person: &str) -> String {
-        self.secret.pseudonym(site, vo, person)
+    pub fn of(&self, site: &Site, vo: &Vo, person: &PersonId) -> Pseudonym {
+        Pseudonym::from_trusted(self.secret.pseudonym(site, vo, person))
     }
 
     /// The pseudonym of `person` of `vo` at `site`, remembered before it is handed out.
-    pub async fn hand_out(&self, site: &str, vo: &str, person: &str) -> Result<String, StoreError> {
+    pub async fn hand_out(
+        &self,
+        site: &Site,
+        vo: &Vo,
+        person: &PersonId,
+    ) -> Result<Pseudonym, StoreError> {
         let pseudonym = self.of(site, vo, person);
         self.registry
             .remember_pseudonym(&pseudonym, site, vo, person, self.clock.now_micros())
@@ -52,9 +58,9 @@ impl Pseudonyms {
     /// `suspension_id` of `vo`, for the person that suspension holds now.
     pub async fn remember_for_suspension(
         &self,
-        pseudonym: &str,
-        site: &str,
-        vo: &str,
+        pseudonym: &Pseudonym,
+        site: &Site,
+        vo: &Vo,
         suspension_id: &str,
     ) -> Result<(), StoreError> {
         self.registry

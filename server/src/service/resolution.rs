@@ -5,6 +5,7 @@
 
 use tokenledger_core::chain::{Chain, ChainLink, ChainLookup, ChainWalk};
 use tokenledger_core::entry::{EntryBody, Issuance, Resolution};
+use tokenledger_core::ids::{Jti, PersonId, Vo};
 use tokenledger_core::wire::{
     IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
 };
@@ -37,7 +38,7 @@ pub struct Listing<'a> {
 pub async fn log(
     ledger: &Ledger,
     requester: &str,
-    vo: &str,
+    vo: &Vo,
     action: &str,
     target: &str,
     reason: &str,
@@ -52,7 +53,7 @@ pub async fn log(
         revealed,
     });
     ledger
-        .append(body, EntryKind::Resolution { vo: vo.to_string() })
+        .append(body, EntryKind::Resolution { vo: vo.clone() })
         .await
 }
 
@@ -61,15 +62,15 @@ pub async fn log(
 pub async fn token(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
-    jti: &str,
+    vo: &Vo,
+    jti: &Jti,
     iss: Option<&str>,
     reason: &str,
 ) -> Result<TokenResolution, ServiceError> {
     let mut found: Vec<(u64, Issuance, Vec<u8>)> = Vec::new();
     for (index, leaf) in ledger.reader.issuances_by_jti(jti).await? {
         let issuance = decode_issuance(index, &leaf)?;
-        if issuance.vo == vo && iss.is_none_or(|iss| iss == issuance.iss) {
+        if *vo == *issuance.vo && iss.is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance, leaf));
         }
     }
@@ -123,8 +124,8 @@ pub async fn token(
 pub async fn person_tokens(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
-    person: &str,
+    vo: &Vo,
+    person: &PersonId,
     listing: Listing<'_>,
     reason: &str,
 ) -> Result<IssuancePage, ServiceError> {
@@ -144,7 +145,7 @@ pub async fn person_tokens(
 pub async fn search(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
+    vo: &Vo,
     listing: Listing<'_>,
     reason: &str,
 ) -> Result<IssuancePage, ServiceError> {
@@ -166,8 +167,8 @@ pub async fn search(
 pub async fn timeline(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
-    person: &str,
+    vo: &Vo,
+    person: &PersonId,
     (before, limit): (Option<u64>, Option<u32>),
     reason: &str,
 ) -> Result<Timeline, ServiceError> {
@@ -223,7 +224,7 @@ fn page_size(limit: Option<u32>) -> Result<u32, ServiceError> {
 
 async fn list(
     ledger: &Ledger,
-    vo: &str,
+    vo: &Vo,
     identities: Option<&[(String, String)]>,
     listing: &Listing<'_>,
 ) -> Result<(Vec<StoredEntry>, Option<u64>), ServiceError> {
@@ -248,7 +249,7 @@ async fn list(
 async fn page_answer(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
+    vo: &Vo,
     action: &str,
     target: &str,
     reason: &str,
@@ -270,14 +271,16 @@ async fn page_answer(
 /// Walks the token chain up from `issuance`, within `vo`.
 async fn walk_chain(
     ledger: &Ledger,
-    vo: &str,
+    vo: &Vo,
     index: u64,
     issuance: &Issuance,
 ) -> Result<Chain, ServiceError> {
     let mut walk = ChainWalk::new(link(index, issuance));
     while let Some(lookup) = walk.next_lookup() {
         let row = match &lookup {
-            ChainLookup::ByJti { iss, jti } => ledger.reader.issuance(iss, jti).await?,
+            ChainLookup::ByJti { iss, jti } => {
+                ledger.reader.issuance(iss, &Jti::from_trusted(jti)).await?
+            }
             ChainLookup::FirstWithRefresh {
                 iss,
                 refresh_jti,
@@ -285,14 +288,14 @@ async fn walk_chain(
             } => {
                 ledger
                     .reader
-                    .first_with_refresh(iss, refresh_jti, *before_index)
+                    .first_with_refresh(iss, &Jti::from_trusted(refresh_jti), *before_index)
                     .await?
             }
         };
         let found = match row {
             Some((index, leaf)) => {
                 let parent = decode_issuance(index, &leaf)?;
-                (parent.vo == vo).then(|| link(index, &parent))
+                (*vo == *parent.vo).then(|| link(index, &parent))
             }
             None => None,
         };
@@ -316,7 +319,7 @@ fn link(index: u64, issuance: &Issuance) -> ChainLink {
 
 async fn person_view(
     ledger: &Ledger,
-    vo: &str,
+    vo: &Vo,
     iss: &str,
     sub: &str,
 ) -> Result<PersonView, ServiceError> {
@@ -328,7 +331,7 @@ async fn person_view(
             ServiceError::Internal(format!("no person for an identity logged in {vo}"))
         })?;
     Ok(PersonView {
-        id,
+        id: id.into_string(),
         vo: vo.to_string(),
         identities: identity_views(identities),
     })

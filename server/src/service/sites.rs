@@ -2,6 +2,7 @@
 //! person, the site key (each fetch logged), and sightings of tokens in use.
 
 use tokenledger_core::entry::{EntryBody, Issuance, Sighting, SiteKeyFetch, check_id};
+use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::pseudonym::SiteKey;
 use tokenledger_core::wire::SightingReport;
 
@@ -10,7 +11,7 @@ use crate::sequencer::EntryKind;
 use crate::store::{LedgerReader, StateChange, decode_issuance};
 
 /// The VOs of an existing site.
-pub async fn existing(reader: &dyn LedgerReader, site: &str) -> Result<Vec<String>, ServiceError> {
+pub async fn existing(reader: &dyn LedgerReader, site: &Site) -> Result<Vec<Vo>, ServiceError> {
     reader
         .site_vos(site)
         .await?
@@ -20,14 +21,14 @@ pub async fn existing(reader: &dyn LedgerReader, site: &str) -> Result<Vec<Strin
 /// The one issuance of `jti` (of `iss`, if given) in one of `vos`.
 pub async fn issuance_in(
     reader: &dyn LedgerReader,
-    vos: &[String],
-    jti: &str,
+    vos: &[Vo],
+    jti: &Jti,
     iss: Option<&str>,
 ) -> Result<(u64, Issuance), ServiceError> {
     let mut found = Vec::new();
     for (index, leaf) in reader.issuances_by_jti(jti).await? {
         let issuance = decode_issuance(index, &leaf)?;
-        if vos.contains(&issuance.vo) && iss.is_none_or(|iss| iss == issuance.iss) {
+        if vos.iter().any(|vo| *vo == *issuance.vo) && iss.is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance));
         }
     }
@@ -46,9 +47,13 @@ pub async fn issuance_in(
 pub async fn person_of(
     reader: &dyn LedgerReader,
     issuance: &Issuance,
-) -> Result<String, ServiceError> {
+) -> Result<PersonId, ServiceError> {
     reader
-        .person_of(&issuance.iss, &issuance.sub, &issuance.vo)
+        .person_of(
+            &issuance.iss,
+            &issuance.sub,
+            &Vo::from_trusted(&issuance.vo),
+        )
         .await?
         .ok_or_else(|| ServiceError::Internal("an issuance without a person".into()))
 }
@@ -57,25 +62,22 @@ pub async fn person_of(
 /// `vos`; remembered, so the VO can resolve it later.
 pub async fn pseudonym_of_token(
     ledger: &Ledger,
-    site: &str,
-    vos: &[String],
-    jti: &str,
+    site: &Site,
+    vos: &[Vo],
+    jti: &Jti,
     iss: Option<&str>,
-) -> Result<(String, String), ServiceError> {
-    check_id("jti", jti).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+) -> Result<(Vo, Pseudonym), ServiceError> {
     let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, jti, iss).await?;
     let person = person_of(ledger.reader.as_ref(), &issuance).await?;
-    let pseudonym = ledger
-        .pseudonyms
-        .hand_out(site, &issuance.vo, &person)
-        .await?;
-    Ok((issuance.vo, pseudonym))
+    let vo = Vo::from_trusted(issuance.vo);
+    let pseudonym = ledger.pseudonyms.hand_out(site, &vo, &person).await?;
+    Ok((vo, pseudonym))
 }
 
 /// The key of `site`, once its fetch by `requester` is logged.
 pub async fn fetch_key(
     ledger: &Ledger,
-    site: &str,
+    site: &Site,
     requester: &str,
 ) -> Result<SiteKey, ServiceError> {
     let body = EntryBody::SiteKeyFetch(SiteKeyFetch {
@@ -92,14 +94,14 @@ pub async fn fetch_key(
 /// `clock_skew_secs` ahead. Returns the entry's index.
 pub async fn report_sighting(
     ledger: &Ledger,
-    site: &str,
-    vos: &[String],
+    site: &Site,
+    vos: &[Vo],
     report: SightingReport,
     reporter: &str,
     clock_skew_secs: i64,
 ) -> Result<u64, ServiceError> {
     let bad = |e: &dyn std::fmt::Display| ServiceError::BadRequest(e.to_string());
-    check_id("jti", &report.jti).map_err(|e| bad(&e))?;
+    let jti = Jti::parse(report.jti).map_err(|e| bad(&e))?;
     for (name, value) in [("host", &report.host), ("job_id", &report.job_id)] {
         if let Some(value) = value {
             check_id(name, value).map_err(|e| bad(&e))?;
@@ -111,13 +113,8 @@ pub async fn report_sighting(
             "seen_at must be a past time in unix seconds".into(),
         ));
     }
-    let (_, issuance) = issuance_in(
-        ledger.reader.as_ref(),
-        vos,
-        &report.jti,
-        report.iss.as_deref(),
-    )
-    .await?;
+    let (_, issuance) =
+        issuance_in(ledger.reader.as_ref(), vos, &jti, report.iss.as_deref()).await?;
     let body = EntryBody::Sighting(Sighting {
         site: site.to_string(),
         vo: issuance.vo.clone(),
@@ -129,10 +126,10 @@ pub async fn report_sighting(
         reported_by: reporter.to_string(),
     });
     let change = StateChange::Sighting {
-        site: site.to_string(),
-        vo: issuance.vo,
+        site: site.clone(),
+        vo: Vo::from_trusted(issuance.vo),
         iss: issuance.iss,
-        jti: issuance.jti,
+        jti: Jti::from_trusted(issuance.jti),
     };
     ledger.append(body, EntryKind::State(change)).await
 }

@@ -4,7 +4,8 @@
 //! one (not merged away) and the suspension not yet lifted is decided by the sequencer.
 
 use tokenledger_core::blocklist::{ReasonCode, Scope, Target, TermError};
-use tokenledger_core::entry::{EntryBody, Lift, Suspension, check_id, validate_reason};
+use tokenledger_core::entry::{EntryBody, EntryError, Lift, Suspension, validate_reason};
+use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::wire::SuspendRequest;
 
 use super::sites::{issuance_in, person_of};
@@ -16,10 +17,10 @@ use crate::store::{StateChange, SuspensionRecord};
 
 /// Who or what a suspension targets, resolved.
 struct Subject {
-    vo: String,
-    person_id: String,
+    vo: Vo,
+    person_id: PersonId,
     /// `(iss, jti)` for a single-token suspension, and the token's `exp`.
-    token: Option<(String, String, Option<i64>)>,
+    token: Option<(String, Jti, Option<i64>)>,
 }
 
 /// What every suspension request carries.
@@ -36,16 +37,17 @@ struct Terms {
 pub async fn suspend_at_site(
     ledger: &Ledger,
     by: &str,
-    site: &str,
-    vos: &[String],
+    site: &Site,
+    vos: &[Vo],
     req: SuspendRequest,
 ) -> Result<SuspensionRecord, ServiceError> {
     let terms = terms(ledger, &req)?;
     let target = match (&req.subject, &req.jti) {
         (Some(pseudonym), None) if !terms.token_only => {
+            let pseudonym = Pseudonym::parse(pseudonym.as_str()).map_err(bad_request)?;
             let (_, vo, person_id) = ledger
                 .reader
-                .pseudonym(pseudonym)
+                .pseudonym(&pseudonym)
                 .await?
                 .filter(|(at, _, _)| at == site)
                 .ok_or_else(|| ServiceError::NotFound("no such pseudonym at this site".into()))?;
@@ -64,7 +66,7 @@ pub async fn suspend_at_site(
             ));
         }
     };
-    suspend(ledger, by, Some(site.to_string()), target, terms).await
+    suspend(ledger, by, Some(site.clone()), target, terms).await
 }
 
 /// Suspends at every site of `vo` a person (`req.subject`, its id), the person behind a jti,
@@ -72,19 +74,19 @@ pub async fn suspend_at_site(
 pub async fn suspend_in_vo(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
+    vo: &Vo,
     req: SuspendRequest,
 ) -> Result<SuspensionRecord, ServiceError> {
     let terms = terms(ledger, &req)?;
     let target = match (&req.subject, &req.jti) {
         (Some(person), None) if !terms.token_only => Subject {
-            vo: vo.to_string(),
-            person_id: person.clone(),
+            vo: vo.clone(),
+            person_id: PersonId::parse(person.as_str()).map_err(bad_request)?,
             token: None,
         },
         (None, Some(jti)) => {
-            let vos = [vo.to_string()];
-            jti_target(ledger, &vos, jti, req.iss.as_deref(), terms.token_only).await?
+            let vos = std::slice::from_ref(vo);
+            jti_target(ledger, vos, jti, req.iss.as_deref(), terms.token_only).await?
         }
         _ => {
             return Err(ServiceError::BadRequest(
@@ -99,7 +101,7 @@ pub async fn suspend_in_vo(
 pub async fn lift_at_site(
     ledger: &Ledger,
     by: &str,
-    site: &str,
+    site: &Site,
     id: &str,
     reason: &str,
 ) -> Result<SuspensionRecord, ServiceError> {
@@ -107,7 +109,7 @@ pub async fn lift_at_site(
         .reader
         .suspension(id)
         .await?
-        .filter(|s| s.site.as_deref() == Some(site))
+        .filter(|s| s.site.as_ref() == Some(site))
         .ok_or_else(|| ServiceError::NotFound("no such suspension of this site".into()))?;
     lift(ledger, by, record, reason).await
 }
@@ -116,7 +118,7 @@ pub async fn lift_at_site(
 pub async fn lift_in_vo(
     ledger: &Ledger,
     by: &str,
-    vo: &str,
+    vo: &Vo,
     id: &str,
     reason: &str,
 ) -> Result<SuspensionRecord, ServiceError> {
@@ -124,7 +126,7 @@ pub async fn lift_in_vo(
         .reader
         .suspension(id)
         .await?
-        .filter(|s| s.site.is_none() && s.vo == vo)
+        .filter(|s| s.site.is_none() && s.vo == *vo)
         .ok_or_else(|| ServiceError::NotFound("no such VO-wide suspension".into()))?;
     lift(ledger, by, record, reason).await
 }
@@ -166,25 +168,25 @@ fn terms(ledger: &Ledger, req: &SuspendRequest) -> Result<Terms, ServiceError> {
 
 async fn jti_target(
     ledger: &Ledger,
-    vos: &[String],
+    vos: &[Vo],
     jti: &str,
     iss: Option<&str>,
     token_only: bool,
 ) -> Result<Subject, ServiceError> {
-    check_id("jti", jti).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-    let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, jti, iss).await?;
+    let jti = Jti::parse(jti).map_err(bad_request)?;
+    let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, &jti, iss).await?;
     let person_id = person_of(ledger.reader.as_ref(), &issuance).await?;
     Ok(Subject {
-        vo: issuance.vo.clone(),
+        vo: Vo::from_trusted(issuance.vo),
         person_id,
-        token: token_only.then(|| (issuance.iss.clone(), issuance.jti.clone(), issuance.exp)),
+        token: token_only.then_some((issuance.iss, jti, issuance.exp)),
     })
 }
 
 async fn suspend(
     ledger: &Ledger,
     by: &str,
-    site: Option<String>,
+    site: Option<Site>,
     target: Subject,
     terms: Terms,
 ) -> Result<SuspensionRecord, ServiceError> {
@@ -215,10 +217,10 @@ async fn suspend(
     let created_at = ledger.clock.now_micros();
     let body = EntryBody::Suspension(Box::new(Suspension {
         suspension_id: id.clone(),
-        site: site.clone(),
-        vo: target.vo.clone(),
-        person_id: target.person_id.clone(),
-        pseudonym,
+        site: site.as_ref().map(Site::to_string),
+        vo: target.vo.to_string(),
+        person_id: target.person_id.to_string(),
+        pseudonym: pseudonym.map(Pseudonym::into_string),
         target: if token_jti.is_some() {
             "token"
         } else {
@@ -226,7 +228,7 @@ async fn suspend(
         }
         .into(),
         token_iss: token_iss.clone(),
-        token_jti: token_jti.clone(),
+        token_jti: token_jti.as_ref().map(Jti::to_string),
         scope: terms.scope.as_str().into(),
         reason: terms.reason,
         reason_code: terms.reason_code.as_str().into(),
@@ -292,4 +294,9 @@ fn site_refusal(refusal: Refusal) -> ServiceError {
         other if other.is_not_found() => ServiceError::NotFound("no such person".into()),
         _ => ServiceError::Conflict("the suspension no longer applies: suspend again".into()),
     }
+}
+
+/// A name of the request that is not one (400).
+fn bad_request(e: EntryError) -> ServiceError {
+    ServiceError::BadRequest(e.to_string())
 }

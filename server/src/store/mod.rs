@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use tokenledger_core::blocklist::SignedBlocklist;
+use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::wire::InclusionProof;
 
@@ -37,8 +38,8 @@ pub trait LedgerWriter: Send {
     /// Indexes of already logged issuances among `keys` `(jti, iss)`.
     async fn logged_issuances(
         &mut self,
-        keys: &[(&str, &str)],
-    ) -> Result<HashMap<(String, String), u64>, StoreError>;
+        keys: &[(&Jti, &str)],
+    ) -> Result<HashMap<(Jti, String), u64>, StoreError>;
 
     /// Entries at `indexes`, each checked against its stored leaf hash; missing ones are
     /// left out.
@@ -92,28 +93,32 @@ pub trait LedgerReader: Send + Sync {
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
 
     /// Every issuance of `jti`, whatever its issuer.
-    async fn issuances_by_jti(&self, jti: &str) -> Result<Vec<StoredEntry>, StoreError>;
+    async fn issuances_by_jti(&self, jti: &Jti) -> Result<Vec<StoredEntry>, StoreError>;
 
     /// The issuance of `(iss, jti)`.
-    async fn issuance(&self, iss: &str, jti: &str) -> Result<Option<StoredEntry>, StoreError>;
+    async fn issuance(&self, iss: &str, jti: &Jti) -> Result<Option<StoredEntry>, StoreError>;
 
     /// The earliest issuance of `iss` that carried `refresh_jti`, before index `before`.
     async fn first_with_refresh(
         &self,
         iss: &str,
-        refresh_jti: &str,
+        refresh_jti: &Jti,
         before: u64,
     ) -> Result<Option<StoredEntry>, StoreError>;
 
     /// The person an identity belongs to in `vo`.
-    async fn person_of(&self, iss: &str, sub: &str, vo: &str)
-    -> Result<Option<String>, StoreError>;
+    async fn person_of(
+        &self,
+        iss: &str,
+        sub: &str,
+        vo: &Vo,
+    ) -> Result<Option<PersonId>, StoreError>;
 
     /// Every identity `(iss, sub)` of a person in `vo`, oldest first; empty if no such person.
     async fn identities_of(
         &self,
-        person: &str,
-        vo: &str,
+        person: &PersonId,
+        vo: &Vo,
     ) -> Result<Vec<(String, String)>, StoreError>;
 
     /// The person an identity belongs to in `vo`, with every identity of that person there
@@ -122,8 +127,8 @@ pub trait LedgerReader: Send + Sync {
         &self,
         iss: &str,
         sub: &str,
-        vo: &str,
-    ) -> Result<Option<(String, Vec<(String, String)>)>, StoreError>;
+        vo: &Vo,
+    ) -> Result<Option<(PersonId, Vec<(String, String)>)>, StoreError>;
 
     /// Issuances matching `filter`, newest first, at most `filter.limit`.
     async fn issuances(&self, filter: &IssuanceFilter<'_>) -> Result<Vec<StoredEntry>, StoreError>;
@@ -131,7 +136,7 @@ pub trait LedgerReader: Send + Sync {
     /// Resolution entries of `vo`, newest first.
     async fn resolutions(
         &self,
-        vo: &str,
+        vo: &Vo,
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError>;
@@ -140,8 +145,8 @@ pub trait LedgerReader: Send + Sync {
     /// tokens, its suspensions and their lifts.
     async fn timeline(
         &self,
-        vo: &str,
-        person: &str,
+        vo: &Vo,
+        person: &PersonId,
         identities: &[(String, String)],
         before: Option<u64>,
         limit: u32,
@@ -150,11 +155,11 @@ pub trait LedgerReader: Send + Sync {
     /// The site, VO and person a pseudonym was handed out for.
     async fn pseudonym(
         &self,
-        pseudonym: &str,
-    ) -> Result<Option<(String, String, String)>, StoreError>;
+        pseudonym: &Pseudonym,
+    ) -> Result<Option<(Site, Vo, PersonId)>, StoreError>;
 
     /// One stored pseudonym with its site, VO and person, if any is stored.
-    async fn any_pseudonym(&self) -> Result<Option<(String, String, String, String)>, StoreError>;
+    async fn any_pseudonym(&self) -> Result<Option<(Pseudonym, Site, Vo, PersonId)>, StoreError>;
 
     /// The active credential whose secret hashes to `secret_hash`.
     async fn active_credential(
@@ -166,10 +171,10 @@ pub trait LedgerReader: Send + Sync {
     async fn credentials(&self) -> Result<Vec<CredentialInfo>, StoreError>;
 
     /// The VOs `site` serves; `None` if there is no such site.
-    async fn site_vos(&self, site: &str) -> Result<Option<Vec<String>>, StoreError>;
+    async fn site_vos(&self, site: &Site) -> Result<Option<Vec<Vo>>, StoreError>;
 
     /// Every site with its VOs, by name.
-    async fn sites(&self) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+    async fn sites(&self) -> Result<Vec<(Site, Vec<Vo>)>, StoreError>;
 
     /// The suspension `id`.
     async fn suspension(&self, id: &str) -> Result<Option<SuspensionRecord>, StoreError>;
@@ -178,26 +183,26 @@ pub trait LedgerReader: Send + Sync {
     /// first.
     async fn suspensions_for_site(
         &self,
-        site: &str,
-        vos: &[String],
+        site: &Site,
+        vos: &[Vo],
     ) -> Result<Vec<SuspensionRecord>, StoreError>;
 
     /// Every suspension of a VO's persons, at any site or VO-wide; newest first.
-    async fn suspensions_for_vo(&self, vo: &str) -> Result<Vec<SuspensionRecord>, StoreError>;
+    async fn suspensions_for_vo(&self, vo: &Vo) -> Result<Vec<SuspensionRecord>, StoreError>;
 
     /// The blocklist last signed for `site`.
-    async fn blocklist(&self, site: &str) -> Result<Option<SignedBlocklist>, StoreError>;
+    async fn blocklist(&self, site: &Site) -> Result<Option<SignedBlocklist>, StoreError>;
 
     /// Whether `site` fetched a blocklist carrying suspension `suspension_id`: the sequence it
     /// first appeared in, the first fetch of that or a later sequence, the site's last fetch.
     async fn blocklist_enforcement(
         &self,
-        site: &str,
+        site: &Site,
         suspension_id: &str,
     ) -> Result<SiteFetches, StoreError>;
 
     /// Every site's last blocklist fetch (unix seconds), by site.
-    async fn last_blocklist_fetches(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn last_blocklist_fetches(&self) -> Result<Vec<(Site, i64)>, StoreError>;
 }
 
 /// Rows kept beside the log and written outside it: credentials, sites, the pseudonyms
@@ -215,7 +220,7 @@ pub trait Registry: Send + Sync {
     async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError>;
 
     /// Adds a site (created at `at`) or replaces the VOs it serves.
-    async fn upsert_site(&self, name: &str, vos: &[String], at: i64) -> Result<(), StoreError>;
+    async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError>;
 
     /// Replaces the stored blocklist of its site, and records the sequence at which each
     /// suspension it carries first appeared in that site's blocklists.
@@ -228,19 +233,19 @@ pub trait Registry: Send + Sync {
     /// Remembers that `pseudonym` was handed to `site` for `person` of `vo` (kept once).
     async fn remember_pseudonym(
         &self,
-        pseudonym: &str,
-        site: &str,
-        vo: &str,
-        person: &str,
+        pseudonym: &Pseudonym,
+        site: &Site,
+        vo: &Vo,
+        person: &PersonId,
         at: i64,
     ) -> Result<(), StoreError>;
 
     /// As [`Registry::remember_pseudonym`], for the person suspension `suspension_id` holds.
     async fn remember_suspension_pseudonym(
         &self,
-        pseudonym: &str,
-        site: &str,
-        vo: &str,
+        pseudonym: &Pseudonym,
+        site: &Site,
+        vo: &Vo,
         suspension_id: &str,
         at: i64,
     ) -> Result<(), StoreError>;

@@ -101,7 +101,7 @@ pub async fn check_ledger_secret(
     secret: &LedgerSecret,
 ) -> anyhow::Result<()> {
     if let Some((pseudonym, site, vo, person)) = reader.any_pseudonym().await?
-        && secret.pseudonym(&site, &vo, &person) != pseudonym
+        && secret.pseudonym(&site, &vo, &person) != pseudonym.as_str()
     {
         bail!(
             "the stored pseudonym {pseudonym} is not this secret's: the secret is another \

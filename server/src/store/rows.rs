@@ -4,6 +4,7 @@ use serde::Serialize;
 use tokenledger_core::access::Binding;
 use tokenledger_core::blocklist::{self, Scope};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
+use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
 use tokenledger_core::merkle::Hash;
 
 use super::StoreError;
@@ -19,24 +20,25 @@ pub type TimelineEvent = (String, u64, Vec<u8>);
 /// repeated report the same entry, its refresh token, and the identity it belongs to.
 #[derive(Clone, Debug)]
 pub struct IssuanceKey {
-    pub jti: String,
+    pub jti: Jti,
     pub iss: String,
     pub sub: String,
-    pub vo: String,
+    pub vo: Vo,
     pub client_id: Option<String>,
-    pub refresh_jti: Option<String>,
+    pub refresh_jti: Option<Jti>,
 }
 
 impl IssuanceKey {
-    /// The lookup key of an issuance entry, exactly as the append path records it.
+    /// The lookup key of an issuance entry (checked when it was made), exactly as the
+    /// append path records it.
     pub fn of(issuance: &Issuance) -> IssuanceKey {
         IssuanceKey {
-            jti: issuance.jti.clone(),
+            jti: Jti::from_trusted(&issuance.jti),
             iss: issuance.iss.clone(),
             sub: issuance.sub.clone(),
-            vo: issuance.vo.clone(),
+            vo: Vo::from_trusted(&issuance.vo),
             client_id: issuance.client_id.clone(),
-            refresh_jti: issuance.refresh_jti.clone(),
+            refresh_jti: issuance.refresh_jti.as_deref().map(Jti::from_trusted),
         }
     }
 }
@@ -52,8 +54,8 @@ pub enum StateChange {
     },
     /// Attach identity `(iss, sub)` of `vo`, which belongs to no person, to a person.
     Link {
-        vo: String,
-        person_id: String,
+        vo: Vo,
+        person_id: PersonId,
         iss: String,
         sub: String,
         created_at: i64,
@@ -61,15 +63,15 @@ pub enum StateChange {
     /// Move every identity, pseudonym and suspension of person `from` to `into`, and record
     /// that `from` was merged away.
     Merge {
-        vo: String,
-        into: String,
-        from: String,
+        vo: Vo,
+        into: PersonId,
+        from: PersonId,
     },
     Sighting {
-        site: String,
-        vo: String,
+        site: Site,
+        vo: Vo,
         iss: String,
-        jti: String,
+        jti: Jti,
     },
     /// The entry is the whole record (site key fetches).
     None,
@@ -83,11 +85,11 @@ pub struct SuspensionRecord {
     /// The index of the suspension's entry: the log's to give, so the writer records the
     /// index the entry gets, not this.
     pub idx: u64,
-    pub site: Option<String>,
-    pub vo: String,
-    pub person_id: String,
+    pub site: Option<Site>,
+    pub vo: Vo,
+    pub person_id: PersonId,
     pub token_iss: Option<String>,
-    pub token_jti: Option<String>,
+    pub token_jti: Option<Jti>,
     pub scope: Scope,
     pub reason_code: String,
     pub created_by: String,
@@ -157,7 +159,7 @@ pub struct Batch<'a> {
     pub hashes: &'a [(u64, Hash)],
     pub issuances: Vec<IssuanceRow<'a>>,
     /// Resolution entries by VO.
-    pub resolutions: Vec<(u64, &'a str)>,
+    pub resolutions: Vec<(u64, &'a Vo)>,
     /// The state change of each entry that has one, by index.
     pub state_changes: Vec<(u64, &'a StateChange)>,
     pub checkpoint: Option<CheckpointRow<'a>>,
@@ -169,9 +171,9 @@ pub struct StateQuery {
     /// Suspensions named by lifts.
     pub suspensions: Vec<String>,
     /// Persons `(vo, person)`.
-    pub persons: Vec<(String, String)>,
+    pub persons: Vec<(Vo, PersonId)>,
     /// Identities `(iss, sub, vo)` named by links.
-    pub identities: Vec<(String, String, String)>,
+    pub identities: Vec<(String, String, Vo)>,
 }
 
 /// The stored state a [`StateQuery`] asked for.
@@ -180,17 +182,17 @@ pub struct StateRows {
     /// Each suspension asked for that exists, and whether it is lifted.
     pub lifted: Vec<(String, bool)>,
     /// The persons `(vo, person)` asked for that have an identity in their VO.
-    pub live: Vec<(String, String)>,
+    pub live: Vec<(Vo, PersonId)>,
     /// Persons asked for that were merged away: `(vo, person, into)`.
-    pub merged: Vec<(String, String, String)>,
+    pub merged: Vec<(Vo, PersonId, PersonId)>,
     /// Identities asked for that belong to a person: `(iss, sub, vo, person)`.
-    pub owners: Vec<(String, String, String, String)>,
+    pub owners: Vec<(String, String, Vo, PersonId)>,
 }
 
 /// Filters of an issuance listing; every present filter must match.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct IssuanceFilter<'a> {
-    pub vo: &'a str,
+    pub vo: &'a Vo,
     /// Any of these identities `(iss, sub)`.
     pub identities: Option<&'a [(String, String)]>,
     pub client_id: Option<&'a str>,
@@ -205,7 +207,21 @@ pub struct IssuanceFilter<'a> {
     pub limit: u32,
 }
 
-impl IssuanceFilter<'_> {
+impl<'a> IssuanceFilter<'a> {
+    /// Every issuance of `vo`: no other filter, no limit.
+    pub fn in_vo(vo: &'a Vo) -> Self {
+        IssuanceFilter {
+            vo,
+            identities: None,
+            client_id: None,
+            scope: None,
+            from: None,
+            to: None,
+            before: None,
+            limit: u32::MAX,
+        }
+    }
+
     /// Whether the filter looks into the entries themselves (scope, time), beyond what the
     /// lookup rows tell.
     pub fn checks_entries(&self) -> bool {
@@ -248,7 +264,7 @@ pub fn decode_issuance(index: u64, leaf: &[u8]) -> Result<Issuance, StoreError> 
 /// One fetch of a site's blocklist, as recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlocklistFetch<'a> {
-    pub site: &'a str,
+    pub site: &'a Site,
     /// The fetching credential (the principal's id).
     pub credential_id: &'a str,
     /// The sequence served, or (with `served` false) the one the caller's ETag named.
@@ -262,7 +278,7 @@ pub struct BlocklistFetch<'a> {
 /// A site's fetches as they bear on one suspension.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteFetches {
-    pub site: String,
+    pub site: Site,
     /// The sequence of the site's first signed blocklist carrying the suspension.
     pub first_sequence: Option<u64>,
     /// The first fetch (unix seconds, sequence) of a sequence >= `first_sequence`.

@@ -3,6 +3,7 @@
 
 use sqlx::SqlitePool;
 use tokenledger_core::blocklist::SignedBlocklist;
+use tokenledger_core::ids::Site;
 
 use crate::store::{BlocklistFetch, SiteFetches, StoreError};
 
@@ -61,7 +62,7 @@ pub async fn record_fetch(pool: &SqlitePool, fetch: &BlocklistFetch<'_>) -> Resu
             "INSERT OR IGNORE INTO blocklist_fetches (site, sequence, credential_id, fetched_at)
              VALUES (?, ?, ?, ?)",
         )
-        .bind(fetch.site)
+        .bind(fetch.site.as_str())
         .bind(fetch.sequence as i64)
         .bind(fetch.credential_id)
         .bind(fetch.at)
@@ -75,7 +76,7 @@ pub async fn record_fetch(pool: &SqlitePool, fetch: &BlocklistFetch<'_>) -> Resu
              sequence = max(sequence, excluded.sequence),
              fetched_at = max(fetched_at, excluded.fetched_at)",
     )
-    .bind(fetch.site)
+    .bind(fetch.site.as_str())
     .bind(fetch.credential_id)
     .bind(fetch.sequence as i64)
     .bind(fetch.at)
@@ -89,14 +90,14 @@ pub async fn record_fetch(pool: &SqlitePool, fetch: &BlocklistFetch<'_>) -> Resu
 /// a sequence from the first to the last that carried it.
 pub async fn enforcement(
     pool: &SqlitePool,
-    site: &str,
+    site: &Site,
     suspension_id: &str,
 ) -> Result<SiteFetches, StoreError> {
     let carried: Option<(i64, i64)> = sqlx::query_as(
         "SELECT sequence, coalesce(last_sequence, sequence) FROM blocklist_suspensions
          WHERE site = ? AND suspension_id = ?",
     )
-    .bind(site)
+    .bind(site.as_str())
     .bind(suspension_id)
     .fetch_optional(pool)
     .await?;
@@ -109,7 +110,7 @@ pub async fn enforcement(
                  WHERE site = ? AND sequence BETWEEN ? AND ?
                  ORDER BY fetched_at, sequence LIMIT 1",
             )
-            .bind(site)
+            .bind(site.as_str())
             .bind(first)
             .bind(last)
             .fetch_optional(pool)
@@ -118,11 +119,11 @@ pub async fn enforcement(
     };
     let (last_fetch,): (Option<i64>,) =
         sqlx::query_as("SELECT max(fetched_at) FROM blocklist_last_fetches WHERE site = ?")
-            .bind(site)
+            .bind(site.as_str())
             .fetch_one(pool)
             .await?;
     Ok(SiteFetches {
-        site: site.to_string(),
+        site: site.clone(),
         first_sequence: first_sequence.map(|s| s as u64),
         first_fetch: first_fetch.map(|(at, s)| (at, s as u64)),
         last_fetch,

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use tokenledger_core::ids::{PersonId, Vo};
 
 use super::log::CHUNK;
 use crate::store::{StateQuery, StateRows, StoreError};
@@ -37,17 +38,29 @@ pub async fn state_rows(
     let live: Vec<(String, String)> =
         fetch_by_keys(conn, select, ["person_id"], &person_ids).await?;
     let select = "SELECT vo, person_id, into_person FROM person_merges WHERE ";
-    let merged = fetch_by_keys(conn, select, ["vo", "person_id"], &persons).await?;
+    let merged: Vec<(String, String, String)> =
+        fetch_by_keys(conn, select, ["vo", "person_id"], &persons).await?;
     let select = "SELECT iss, sub, vo, person_id FROM identities WHERE ";
-    let owners = fetch_by_keys(conn, select, ["iss", "sub", "vo"], &identities).await?;
+    let owners: Vec<(String, String, String, String)> =
+        fetch_by_keys(conn, select, ["iss", "sub", "vo"], &identities).await?;
     Ok(StateRows {
         lifted,
         live: live
             .into_iter()
             .filter(|(vo, id)| named.contains(&[vo.as_str(), id.as_str()]))
+            .map(|(vo, id)| (Vo::from_trusted(vo), PersonId::from_trusted(id)))
             .collect(),
-        merged,
-        owners,
+        merged: merged
+            .into_iter()
+            .map(|(vo, id, into)| {
+                let into = PersonId::from_trusted(into);
+                (Vo::from_trusted(vo), PersonId::from_trusted(id), into)
+            })
+            .collect(),
+        owners: owners
+            .into_iter()
+            .map(|(iss, sub, vo, id)| (iss, sub, Vo::from_trusted(vo), PersonId::from_trusted(id)))
+            .collect(),
     })
 }
 

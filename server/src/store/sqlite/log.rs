@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use sqlx::{Connection, Executor, QueryBuilder, Sqlite};
+use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
 use super::ids::{self, IdCache, NewIds};
@@ -165,8 +166,8 @@ pub async fn read_entries<'e>(
 /// Indexes of already logged issuances among `keys` (jti, iss).
 pub async fn find_issuances(
     db: &mut sqlx::SqliteConnection,
-    keys: &[(&str, &str)],
-) -> Result<HashMap<(String, String), u64>, StoreError> {
+    keys: &[(&Jti, &str)],
+) -> Result<HashMap<(Jti, String), u64>, StoreError> {
     let mut found = HashMap::new();
     for chunk in keys.chunks(CHUNK) {
         let mut query = QueryBuilder::<Sqlite>::new(
@@ -174,13 +175,13 @@ pub async fn find_issuances(
         );
         let mut list = query.separated(",");
         for (jti, _) in chunk {
-            list.push_bind(*jti);
+            list.push_bind(jti.as_str());
         }
         query.push(")");
         let rows: Vec<(String, String, i64)> = query.build_query_as().fetch_all(&mut *db).await?;
         found.extend(
             rows.into_iter()
-                .map(|(jti, iss, idx)| ((jti, iss), idx as u64)),
+                .map(|(jti, iss, idx)| ((Jti::from_trusted(jti), iss), idx as u64)),
         );
     }
     Ok(found)
@@ -248,11 +249,11 @@ pub async fn push_batch(
             .statement("INSERT INTO issuances (idx, jti, issuer, identity, client, refresh_jti) ")
             .push_values(chunk.iter().zip(ids), |mut row, (i, id)| {
                 row.push_bind(i.index as i64)
-                    .push_bind(&i.key.jti)
+                    .push_bind(i.key.jti.as_str())
                     .push_bind(id.issuer)
                     .push_bind(id.identity)
                     .push_bind(id.client)
-                    .push_bind(&i.key.refresh_jti);
+                    .push_bind(i.key.refresh_jti.as_deref());
             });
     }
     Ok(new_ids)
@@ -280,12 +281,12 @@ fn push_hashes(script: &mut SqlScript, table: &str, hashes: &[(u64, Hash)]) {
 }
 
 /// Queues the rows indexing resolution entries by VO.
-pub fn push_resolutions(script: &mut SqlScript, rows: &[(u64, &str)]) {
+pub fn push_resolutions(script: &mut SqlScript, rows: &[(u64, &Vo)]) {
     for chunk in rows.chunks(CHUNK) {
         script
             .statement("INSERT INTO resolutions (idx, vo) ")
             .push_values(chunk, |mut row, (index, vo)| {
-                row.push_bind(*index as i64).push_bind(*vo);
+                row.push_bind(*index as i64).push_bind(vo.as_str());
             });
     }
 }
@@ -321,11 +322,11 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
                 .push_values([s], |mut row, s| {
                     row.push_bind(&s.id)
                         .push_bind(index as i64)
-                        .push_bind(&s.site)
-                        .push_bind(&s.vo)
-                        .push_bind(&s.person_id)
+                        .push_bind(s.site.as_deref())
+                        .push_bind(s.vo.as_str())
+                        .push_bind(s.person_id.as_str())
                         .push_bind(&s.token_iss)
-                        .push_bind(&s.token_jti)
+                        .push_bind(s.token_jti.as_deref())
                         .push_bind(s.scope.as_str())
                         .push_bind(&s.reason_code)
                         .push_bind(&s.created_by)
@@ -361,8 +362,8 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
                 .push_values([()], |mut row, ()| {
                     row.push_bind(iss)
                         .push_bind(sub)
-                        .push_bind(vo)
-                        .push_bind(person_id)
+                        .push_bind(vo.as_str())
+                        .push_bind(person_id.as_str())
                         .push_bind(*created_at);
                 });
         }
@@ -370,19 +371,19 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
             script
                 .statement("INSERT INTO person_merges (vo, person_id, into_person, idx) ")
                 .push_values([()], |mut row, ()| {
-                    row.push_bind(vo)
-                        .push_bind(from)
-                        .push_bind(into)
+                    row.push_bind(vo.as_str())
+                        .push_bind(from.as_str())
+                        .push_bind(into.as_str())
                         .push_bind(index as i64);
                 });
             for table in ["identities", "pseudonyms", "suspensions"] {
                 script
                     .statement(format_args!("UPDATE {table} SET person_id = "))
-                    .push_bind(into)
+                    .push_bind(into.as_str())
                     .push(" WHERE person_id = ")
-                    .push_bind(from)
+                    .push_bind(from.as_str())
                     .push(" AND vo = ")
-                    .push_bind(vo);
+                    .push_bind(vo.as_str());
             }
         }
         StateChange::Sighting { site, vo, iss, jti } => {
@@ -390,18 +391,18 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
                 .statement("INSERT INTO sightings (idx, site, vo, iss, jti, identity) VALUES (")
                 .push_bind(index as i64)
                 .push(", ")
-                .push_bind(site)
+                .push_bind(site.as_str())
                 .push(", ")
-                .push_bind(vo)
+                .push_bind(vo.as_str())
                 .push(", ")
                 .push_bind(iss)
                 .push(", ")
-                .push_bind(jti)
+                .push_bind(jti.as_str())
                 .push(
                     ", (SELECT i.identity FROM issuances i JOIN issuers r ON r.id = i.issuer \
                      WHERE i.jti = ",
                 )
-                .push_bind(jti)
+                .push_bind(jti.as_str())
                 .push(" AND r.iss = ")
                 .push_bind(iss)
                 .push("))");

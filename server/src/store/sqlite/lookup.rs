@@ -183,10 +183,10 @@ async fn vo_candidates(
         "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM issuances i JOIN identities d ON d.id = i.identity
          JOIN entries_with_leaf_hash e ON e.idx = i.idx WHERE d.vo = ",
     );
-    q.push_bind(filter.vo);
+    q.push_bind(filter.vo.as_str());
     if let Some(client_id) = filter.client_id {
         q.push(" AND i.client = (SELECT id FROM clients WHERE vo = ")
-            .push_bind(filter.vo)
+            .push_bind(filter.vo.as_str())
             .push(" AND client_id = ")
             .push_bind(client_id)
             .push(")");
@@ -314,6 +314,8 @@ mod tests {
     use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
     use tokenledger_core::note::NoteSigner;
 
+    use tokenledger_core::ids::Vo;
+
     use super::*;
     use crate::clock::SystemClock;
     use crate::metrics::Metrics;
@@ -403,11 +405,12 @@ mod tests {
     #[tokio::test]
     async fn scope_and_time_filters_page_through_decoded_entries() {
         let (_dir, pool, leaves) = logged().await;
+        let atlas = Vo::from_trusted("atlas");
         let filter = IssuanceFilter {
-            vo: "atlas",
+            vo: &atlas,
             scope: Some("rare"),
             limit: 10,
-            ..IssuanceFilter::default()
+            ..IssuanceFilter::in_vo(&atlas)
         };
         let found: Vec<u64> = issuances(&pool, &leaves, &filter)
             .await
@@ -432,11 +435,11 @@ mod tests {
         assert_eq!(rest.iter().map(|e| e.0).collect::<Vec<_>>(), vec![407, 7]);
 
         let window = IssuanceFilter {
-            vo: "atlas",
+            vo: &atlas,
             from: Some(1_700_000_100),
             to: Some(1_700_000_103),
             limit: 100,
-            ..IssuanceFilter::default()
+            ..IssuanceFilter::in_vo(&atlas)
         };
         let found = issuances(&pool, &leaves, &window).await.unwrap();
         assert_eq!(
@@ -465,12 +468,13 @@ mod tests {
         };
         let (_dir, pool, leaves) = logged_with(9_000, |i| issuance(i, "common", &sub(i))).await;
         let rare = [(ISS.to_string(), "user-rare".to_string())];
+        let atlas = Vo::from_trusted("atlas");
         let search = |before: Option<u64>, limit: u32| IssuanceFilter {
-            vo: "atlas",
+            vo: &atlas,
             identities: Some(&rare),
             before,
             limit,
-            ..IssuanceFilter::default()
+            ..IssuanceFilter::in_vo(&atlas)
         };
         let indexes = |found: Vec<StoredEntry>| found.into_iter().map(|e| e.0).collect::<Vec<_>>();
 

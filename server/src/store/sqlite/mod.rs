@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqlitePoolOptions;
 use tokenledger_core::blocklist::SignedBlocklist;
+use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::Hash;
 
 pub use connection::{CHECKPOINT_INTERVAL, MIGRATOR, connect_options};
@@ -138,18 +139,18 @@ impl LedgerReader for SqliteStore {
         log::newest_checkpoint(&self.pool).await
     }
 
-    async fn issuances_by_jti(&self, jti: &str) -> Result<Vec<StoredEntry>, StoreError> {
+    async fn issuances_by_jti(&self, jti: &Jti) -> Result<Vec<StoredEntry>, StoreError> {
         lookup::issuances_by_jti(&self.pool, &self.leaves, jti).await
     }
 
-    async fn issuance(&self, iss: &str, jti: &str) -> Result<Option<StoredEntry>, StoreError> {
+    async fn issuance(&self, iss: &str, jti: &Jti) -> Result<Option<StoredEntry>, StoreError> {
         lookup::issuance(&self.pool, &self.leaves, iss, jti).await
     }
 
     async fn first_with_refresh(
         &self,
         iss: &str,
-        refresh_jti: &str,
+        refresh_jti: &Jti,
         before: u64,
     ) -> Result<Option<StoredEntry>, StoreError> {
         lookup::first_with_refresh(&self.pool, &self.leaves, iss, refresh_jti, before).await
@@ -159,15 +160,16 @@ impl LedgerReader for SqliteStore {
         &self,
         iss: &str,
         sub: &str,
-        vo: &str,
-    ) -> Result<Option<String>, StoreError> {
-        lookup::person_of(&self.pool, iss, sub, vo).await
+        vo: &Vo,
+    ) -> Result<Option<PersonId>, StoreError> {
+        let person = lookup::person_of(&self.pool, iss, sub, vo).await?;
+        Ok(person.map(PersonId::from_trusted))
     }
 
     async fn identities_of(
         &self,
-        person: &str,
-        vo: &str,
+        person: &PersonId,
+        vo: &Vo,
     ) -> Result<Vec<(String, String)>, StoreError> {
         lookup::identities_of(&self.pool, person, vo).await
     }
@@ -176,9 +178,10 @@ impl LedgerReader for SqliteStore {
         &self,
         iss: &str,
         sub: &str,
-        vo: &str,
-    ) -> Result<Option<(String, Vec<(String, String)>)>, StoreError> {
-        lookup::person_with_identities(&self.pool, iss, sub, vo).await
+        vo: &Vo,
+    ) -> Result<Option<(PersonId, Vec<(String, String)>)>, StoreError> {
+        let found = lookup::person_with_identities(&self.pool, iss, sub, vo).await?;
+        Ok(found.map(|(person, identities)| (PersonId::from_trusted(person), identities)))
     }
 
     async fn issuances(&self, filter: &IssuanceFilter<'_>) -> Result<Vec<StoredEntry>, StoreError> {
@@ -187,7 +190,7 @@ impl LedgerReader for SqliteStore {
 
     async fn resolutions(
         &self,
-        vo: &str,
+        vo: &Vo,
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError> {
@@ -196,8 +199,8 @@ impl LedgerReader for SqliteStore {
 
     async fn timeline(
         &self,
-        vo: &str,
-        person: &str,
+        vo: &Vo,
+        person: &PersonId,
         identities: &[(String, String)],
         before: Option<u64>,
         limit: u32,
@@ -216,13 +219,28 @@ impl LedgerReader for SqliteStore {
 
     async fn pseudonym(
         &self,
-        pseudonym: &str,
-    ) -> Result<Option<(String, String, String)>, StoreError> {
-        lookup::pseudonym(&self.pool, pseudonym).await
+        pseudonym: &Pseudonym,
+    ) -> Result<Option<(Site, Vo, PersonId)>, StoreError> {
+        let found = lookup::pseudonym(&self.pool, pseudonym).await?;
+        Ok(found.map(|(site, vo, person)| {
+            (
+                Site::from_trusted(site),
+                Vo::from_trusted(vo),
+                PersonId::from_trusted(person),
+            )
+        }))
     }
 
-    async fn any_pseudonym(&self) -> Result<Option<(String, String, String, String)>, StoreError> {
-        blocklists::any_pseudonym(&self.pool).await
+    async fn any_pseudonym(&self) -> Result<Option<(Pseudonym, Site, Vo, PersonId)>, StoreError> {
+        let found = blocklists::any_pseudonym(&self.pool).await?;
+        Ok(found.map(|(pseudonym, site, vo, person)| {
+            (
+                Pseudonym::from_trusted(pseudonym),
+                Site::from_trusted(site),
+                Vo::from_trusted(vo),
+                PersonId::from_trusted(person),
+            )
+        }))
     }
 
     async fn active_credential(
@@ -236,12 +254,20 @@ impl LedgerReader for SqliteStore {
         credentials::list(&self.pool).await
     }
 
-    async fn site_vos(&self, site: &str) -> Result<Option<Vec<String>>, StoreError> {
-        sites::vos_of(&self.pool, site).await
+    async fn site_vos(&self, site: &Site) -> Result<Option<Vec<Vo>>, StoreError> {
+        let vos = sites::vos_of(&self.pool, site).await?;
+        Ok(vos.map(|vos| vos.into_iter().map(Vo::from_trusted).collect()))
     }
 
-    async fn sites(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        sites::list(&self.pool).await
+    async fn sites(&self) -> Result<Vec<(Site, Vec<Vo>)>, StoreError> {
+        let sites = sites::list(&self.pool).await?;
+        Ok(sites
+            .into_iter()
+            .map(|(site, vos)| {
+                let vos = vos.into_iter().map(Vo::from_trusted).collect();
+                (Site::from_trusted(site), vos)
+            })
+            .collect())
     }
 
     async fn suspension(&self, id: &str) -> Result<Option<SuspensionRecord>, StoreError> {
@@ -250,30 +276,34 @@ impl LedgerReader for SqliteStore {
 
     async fn suspensions_for_site(
         &self,
-        site: &str,
-        vos: &[String],
+        site: &Site,
+        vos: &[Vo],
     ) -> Result<Vec<SuspensionRecord>, StoreError> {
         suspensions::for_site(&self.pool, site, vos).await
     }
 
-    async fn suspensions_for_vo(&self, vo: &str) -> Result<Vec<SuspensionRecord>, StoreError> {
+    async fn suspensions_for_vo(&self, vo: &Vo) -> Result<Vec<SuspensionRecord>, StoreError> {
         suspensions::for_vo(&self.pool, vo).await
     }
 
-    async fn blocklist(&self, site: &str) -> Result<Option<SignedBlocklist>, StoreError> {
+    async fn blocklist(&self, site: &Site) -> Result<Option<SignedBlocklist>, StoreError> {
         blocklists::stored(&self.pool, site).await
     }
 
     async fn blocklist_enforcement(
         &self,
-        site: &str,
+        site: &Site,
         suspension_id: &str,
     ) -> Result<SiteFetches, StoreError> {
         blocklists::enforcement(&self.pool, site, suspension_id).await
     }
 
-    async fn last_blocklist_fetches(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        blocklists::last_fetches(&self.pool).await
+    async fn last_blocklist_fetches(&self) -> Result<Vec<(Site, i64)>, StoreError> {
+        let fetches = blocklists::last_fetches(&self.pool).await?;
+        Ok(fetches
+            .into_iter()
+            .map(|(site, at)| (Site::from_trusted(site), at))
+            .collect())
     }
 }
 
@@ -291,7 +321,7 @@ impl Registry for SqliteStore {
         credentials::revoke(&self.pool, id, at).await
     }
 
-    async fn upsert_site(&self, name: &str, vos: &[String], at: i64) -> Result<(), StoreError> {
+    async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError> {
         sites::upsert(&self.pool, name, vos, at).await
     }
 
@@ -305,10 +335,10 @@ impl Registry for SqliteStore {
 
     async fn remember_pseudonym(
         &self,
-        pseudonym: &str,
-        site: &str,
-        vo: &str,
-        person: &str,
+        pseudonym: &Pseudonym,
+        site: &Site,
+        vo: &Vo,
+        person: &PersonId,
         at: i64,
     ) -> Result<(), StoreError> {
         blocklists::remember_pseudonym(&self.pool, pseudonym, site, vo, person, at).await
@@ -316,9 +346,9 @@ impl Registry for SqliteStore {
 
     async fn remember_suspension_pseudonym(
         &self,
-        pseudonym: &str,
-        site: &str,
-        vo: &str,
+        pseudonym: &Pseudonym,
+        site: &Site,
+        vo: &Vo,
         suspension_id: &str,
         at: i64,
     ) -> Result<(), StoreError> {

@@ -1,16 +1,12 @@
 //! The SQL of sites and the VOs they serve.
 
 use sqlx::SqlitePool;
+use tokenledger_core::ids::Vo;
 
 use crate::store::StoreError;
 
 /// Adds a site (created at `at`) or replaces the VOs it serves.
-pub async fn upsert(
-    pool: &SqlitePool,
-    name: &str,
-    vos: &[String],
-    at: i64,
-) -> Result<(), StoreError> {
+pub async fn upsert(pool: &SqlitePool, name: &str, vos: &[Vo], at: i64) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT OR IGNORE INTO sites (name, created_at) VALUES (?, ?)")
         .bind(name)
@@ -24,7 +20,7 @@ pub async fn upsert(
     for vo in vos {
         sqlx::query("INSERT INTO site_vos (site, vo) VALUES (?, ?)")
             .bind(name)
-            .bind(vo)
+            .bind(vo.as_str())
             .execute(&mut *tx)
             .await?;
     }

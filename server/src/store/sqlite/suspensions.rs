@@ -1,6 +1,7 @@
 //! Reads of the suspensions table (the writer writes it with each suspension and lift).
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
 
 use crate::store::{StoreError, SuspensionRecord};
 
@@ -36,11 +37,11 @@ impl TryFrom<Row> for SuspensionRecord {
         Ok(SuspensionRecord {
             id: r.id,
             idx: r.idx as u64,
-            site: r.site,
-            vo: r.vo,
-            person_id: r.person_id,
+            site: r.site.map(Site::from_trusted),
+            vo: Vo::from_trusted(r.vo),
+            person_id: PersonId::from_trusted(r.person_id),
             token_iss: r.token_iss,
-            token_jti: r.token_jti,
+            token_jti: r.token_jti.map(Jti::from_trusted),
             scope,
             reason_code: r.reason_code,
             created_by: r.created_by,
@@ -72,7 +73,7 @@ pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<SuspensionRecord>
 pub async fn for_site(
     pool: &SqlitePool,
     site: &str,
-    vos: &[String],
+    vos: &[Vo],
 ) -> Result<Vec<SuspensionRecord>, StoreError> {
     let mut q = QueryBuilder::<Sqlite>::new(COLUMNS);
     q.push(" WHERE site = ").push_bind(site);
@@ -80,7 +81,7 @@ pub async fn for_site(
         q.push(" OR (site IS NULL AND vo IN (");
         let mut list = q.separated(",");
         for vo in vos {
-            list.push_bind(vo);
+            list.push_bind(vo.as_str());
         }
         q.push("))");
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
+use tokenledger_core::ids::Jti;
 use tokenledger_core::merkle::{self, Frontier};
 
 use super::ids::IdCache;
@@ -88,8 +89,8 @@ impl LedgerWriter for SqliteWriter {
 
     async fn logged_issuances(
         &mut self,
-        keys: &[(&str, &str)],
-    ) -> Result<HashMap<(String, String), u64>, StoreError> {
+        keys: &[(&Jti, &str)],
+    ) -> Result<HashMap<(Jti, String), u64>, StoreError> {
         log::find_issuances(&mut self.conn, keys).await
     }
 

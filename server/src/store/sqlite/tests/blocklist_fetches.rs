@@ -7,6 +7,7 @@ use sqlx::SqlitePool;
 use tokenledger_core::blocklist::{
     Blocklist, BlocklistEntry, Scope, SignedBlocklist, SignedDocument,
 };
+use tokenledger_core::ids::Site;
 use tokenledger_core::note::NoteSigner;
 
 use crate::store::sqlite::{SqliteStore, connection};
@@ -37,8 +38,12 @@ fn signed(site: &str, sequence: u64, ids: &[&str]) -> SignedBlocklist {
     .sign(&signer)
 }
 
+fn site(name: &str) -> Site {
+    Site::from_trusted(name)
+}
+
 fn fetch<'a>(
-    site: &'a str,
+    site: &'a Site,
     credential: &'a str,
     sequence: u64,
     served: bool,
@@ -59,19 +64,22 @@ async fn first_appearance_first_fetch_and_last_fetch() {
     let pool = connection::open(&dir.path().join("t.db")).await.unwrap();
     let store = SqliteStore::over(pool);
     let nothing = SiteFetches {
-        site: "A".into(),
+        site: site("A"),
         first_sequence: None,
         first_fetch: None,
         last_fetch: None,
     };
     assert_eq!(
-        store.blocklist_enforcement("A", "su-1").await.unwrap(),
+        store
+            .blocklist_enforcement(&site("A"), "su-1")
+            .await
+            .unwrap(),
         nothing
     );
 
     store.store_blocklist(&signed("A", 1, &[])).await.unwrap();
     store
-        .record_blocklist_fetch(&fetch("A", "credential:c-1", 1, true, 100))
+        .record_blocklist_fetch(&fetch(&site("A"), "credential:c-1", 1, true, 100))
         .await
         .unwrap();
     // su-1 first appears in sequence 2, stays in 3; a fetch of 1 does not enforce it.
@@ -83,38 +91,47 @@ async fn first_appearance_first_fetch_and_last_fetch() {
         .store_blocklist(&signed("A", 3, &["su-1", "su-2"]))
         .await
         .unwrap();
-    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    let status = store
+        .blocklist_enforcement(&site("A"), "su-1")
+        .await
+        .unwrap();
     assert_eq!(status.first_sequence, Some(2));
     assert_eq!(status.first_fetch, None);
     assert_eq!(status.last_fetch, Some(100));
 
     // A 304 is a last fetch, not a fetch of a sequence.
     store
-        .record_blocklist_fetch(&fetch("A", "credential:c-1", 1, false, 150))
+        .record_blocklist_fetch(&fetch(&site("A"), "credential:c-1", 1, false, 150))
         .await
         .unwrap();
-    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    let status = store
+        .blocklist_enforcement(&site("A"), "su-1")
+        .await
+        .unwrap();
     assert_eq!((status.first_fetch, status.last_fetch), (None, Some(150)));
 
     // Another credential fetches 3, then this one 3 again later: the first fetch holds.
     store
-        .record_blocklist_fetch(&fetch("A", "credential:c-2", 3, true, 200))
+        .record_blocklist_fetch(&fetch(&site("A"), "credential:c-2", 3, true, 200))
         .await
         .unwrap();
     store
-        .record_blocklist_fetch(&fetch("A", "credential:c-1", 3, true, 300))
+        .record_blocklist_fetch(&fetch(&site("A"), "credential:c-1", 3, true, 300))
         .await
         .unwrap();
     store
-        .record_blocklist_fetch(&fetch("A", "credential:c-2", 3, true, 400))
+        .record_blocklist_fetch(&fetch(&site("A"), "credential:c-2", 3, true, 400))
         .await
         .unwrap();
-    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    let status = store
+        .blocklist_enforcement(&site("A"), "su-1")
+        .await
+        .unwrap();
     assert_eq!(status.first_fetch, Some((200, 3)));
     assert_eq!(status.last_fetch, Some(400));
     assert_eq!(
         store
-            .blocklist_enforcement("A", "su-2")
+            .blocklist_enforcement(&site("A"), "su-2")
             .await
             .unwrap()
             .first_sequence,
@@ -123,29 +140,32 @@ async fn first_appearance_first_fetch_and_last_fetch() {
 
     // An older time never moves the last fetch back; another site is its own.
     store
-        .record_blocklist_fetch(&fetch("A", "credential:c-2", 3, false, 50))
+        .record_blocklist_fetch(&fetch(&site("A"), "credential:c-2", 3, false, 50))
         .await
         .unwrap();
     assert_eq!(
         store
-            .blocklist_enforcement("A", "su-1")
+            .blocklist_enforcement(&site("A"), "su-1")
             .await
             .unwrap()
             .last_fetch,
         Some(400)
     );
-    let b = store.blocklist_enforcement("B", "su-1").await.unwrap();
+    let b = store
+        .blocklist_enforcement(&site("B"), "su-1")
+        .await
+        .unwrap();
     assert_eq!(
         (b.first_sequence, b.first_fetch, b.last_fetch),
         (None, None, None)
     );
     store
-        .record_blocklist_fetch(&fetch("B", "credential:c-3", 9, false, 70))
+        .record_blocklist_fetch(&fetch(&site("B"), "credential:c-3", 9, false, 70))
         .await
         .unwrap();
     assert_eq!(
         store.last_blocklist_fetches().await.unwrap(),
-        vec![("A".to_string(), 400), ("B".to_string(), 70)]
+        vec![(site("A"), 400), (site("B"), 70)]
     );
 }
 
@@ -162,18 +182,24 @@ async fn a_fetch_after_the_suspension_left_the_blocklist_is_no_fetch_of_it() {
             .unwrap();
     }
     store
-        .record_blocklist_fetch(&fetch("A", "credential:c-1", 4, true, 500))
+        .record_blocklist_fetch(&fetch(&site("A"), "credential:c-1", 4, true, 500))
         .await
         .unwrap();
-    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    let status = store
+        .blocklist_enforcement(&site("A"), "su-1")
+        .await
+        .unwrap();
     assert_eq!(status.first_sequence, Some(2));
     assert_eq!(status.first_fetch, None, "sequence 4 does not carry su-1");
     assert_eq!(status.last_fetch, Some(500));
     store
-        .record_blocklist_fetch(&fetch("A", "credential:c-2", 3, true, 600))
+        .record_blocklist_fetch(&fetch(&site("A"), "credential:c-2", 3, true, 600))
         .await
         .unwrap();
-    let status = store.blocklist_enforcement("A", "su-1").await.unwrap();
+    let status = store
+        .blocklist_enforcement(&site("A"), "su-1")
+        .await
+        .unwrap();
     assert_eq!(
         status.first_fetch,
         Some((600, 3)),
@@ -200,12 +226,12 @@ async fn the_migration_reads_the_stored_blocklists() {
     connection::MIGRATOR.run(&pool).await.unwrap();
     let store = SqliteStore::over(pool);
     for id in ["su-1", "su-2"] {
-        let status = store.blocklist_enforcement("A", id).await.unwrap();
+        let status = store.blocklist_enforcement(&site("A"), id).await.unwrap();
         assert_eq!(status.first_sequence, Some(5), "{id}");
     }
     assert_eq!(
         store
-            .blocklist_enforcement("A", "su-3")
+            .blocklist_enforcement(&site("A"), "su-3")
             .await
             .unwrap()
             .first_sequence,

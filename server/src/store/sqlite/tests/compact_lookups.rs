@@ -3,12 +3,13 @@
 //! issuers, identities and clients once.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde_json::{Map, json};
 use sqlx::{ConnectOptions, Connection, SqlitePool};
 use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Source};
+use tokenledger_core::ids::{PersonId, Vo};
 use tokenledger_core::merkle::{Frontier, leaf_hash};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
@@ -201,9 +202,16 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A filter of nothing but its VO, which [`search`] sets.
+fn unfiltered() -> IssuanceFilter<'static> {
+    static SET_BY_SEARCH: LazyLock<Vo> = LazyLock::new(|| Vo::from_trusted("set-by-search"));
+    IssuanceFilter::in_vo(&SET_BY_SEARCH)
+}
+
 async fn search(pool: &SqlitePool, vo: &str, filter: IssuanceFilter<'_>) -> Vec<u64> {
+    let vo = Vo::from_trusted(vo);
     let filter = IssuanceFilter {
-        vo,
+        vo: &vo,
         limit: 100,
         ..filter
     };
@@ -294,31 +302,25 @@ async fn migration_keeps_every_lookup() {
     );
     assert_eq!(with_identities(A, "bob", "cms").await.unwrap(), None);
 
-    assert_eq!(
-        search(&pool, "atlas", IssuanceFilter::default()).await,
-        [5, 4, 0]
-    );
-    assert_eq!(
-        search(&pool, "cms", IssuanceFilter::default()).await,
-        [3, 2, 1]
-    );
+    assert_eq!(search(&pool, "atlas", unfiltered()).await, [5, 4, 0]);
+    assert_eq!(search(&pool, "cms", unfiltered()).await, [3, 2, 1]);
     let by_person = IssuanceFilter {
         identities: Some(&pe1),
-        ..Default::default()
+        ..unfiltered()
     };
     assert_eq!(search(&pool, "atlas", by_person).await, [5, 4, 0]);
     let alice = pairs(&[(A, "alice")]);
     let by_alice = |before| IssuanceFilter {
         identities: Some(&alice),
         before,
-        ..Default::default()
+        ..unfiltered()
     };
     assert_eq!(search(&pool, "atlas", by_alice(None)).await, [5, 0]);
     assert_eq!(search(&pool, "cms", by_alice(None)).await, [2]);
     assert_eq!(search(&pool, "atlas", by_alice(Some(5))).await, [0]);
     let by_client = |client_id| IssuanceFilter {
         client_id: Some(client_id),
-        ..Default::default()
+        ..unfiltered()
     };
     assert_eq!(search(&pool, "atlas", by_client("c1")).await, [4, 0]);
     assert_eq!(search(&pool, "cms", by_client("c1")).await, [2]);
@@ -419,7 +421,7 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     let pe1 = pairs(&[(A, "alice"), (B, "alice2")]);
     let by_person = IssuanceFilter {
         identities: Some(&pe1),
-        ..Default::default()
+        ..unfiltered()
     };
     assert_eq!(search(&pool, "atlas", by_person).await, [7, 5, 4, 0]);
 
@@ -469,8 +471,8 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     let link = change(
         b"a link stands in here",
         StateChange::Link {
-            vo: "atlas".into(),
-            person_id: "pe-1".into(),
+            vo: Vo::from_trusted("atlas"),
+            person_id: PersonId::from_trusted("pe-1"),
             iss: C.into(),
             sub: "carol".into(),
             created_at: 8_000,
@@ -484,9 +486,9 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     let merge = change(
         b"a merge stands in here",
         StateChange::Merge {
-            vo: "atlas".into(),
-            into: "pe-1".into(),
-            from: carol_person,
+            vo: Vo::from_trusted("atlas"),
+            into: PersonId::from_trusted("pe-1"),
+            from: PersonId::from_trusted(carol_person),
         },
     );
     sequencer.append(vec![merge]).await.unwrap();

@@ -2,6 +2,7 @@
 //! then each change is decided against them and the changes admitted before it.
 
 use tokenledger_core::blocklist::Scope;
+use tokenledger_core::ids::{PersonId, Vo};
 
 use crate::preconditions::{Refusal, decide};
 use crate::store::sqlite::{SqliteWriter, connection};
@@ -35,8 +36,8 @@ async fn database() -> (tempfile::TempDir, SqliteWriter) {
 
 fn link(person: &str, sub: &str) -> StateChange {
     StateChange::Link {
-        vo: "atlas".into(),
-        person_id: person.into(),
+        vo: Vo::from_trusted("atlas"),
+        person_id: PersonId::from_trusted(person),
         iss: "x509".into(),
         sub: sub.into(),
         created_at: 1,
@@ -45,9 +46,9 @@ fn link(person: &str, sub: &str) -> StateChange {
 
 fn merge(into: &str, from: &str) -> StateChange {
     StateChange::Merge {
-        vo: "atlas".into(),
-        into: into.into(),
-        from: from.into(),
+        vo: Vo::from_trusted("atlas"),
+        into: PersonId::from_trusted(into),
+        from: PersonId::from_trusted(from),
     }
 }
 
@@ -64,8 +65,8 @@ fn suspend(person: &str) -> StateChange {
         id: "su-new".into(),
         idx: 0,
         site: None,
-        vo: "atlas".into(),
-        person_id: person.into(),
+        vo: Vo::from_trusted("atlas"),
+        person_id: PersonId::from_trusted(person),
         token_iss: None,
         token_jti: None,
         scope: Scope::All,
@@ -114,8 +115,8 @@ async fn the_first_of_two_links_of_one_identity_wins_and_a_repeat_is_in_effect()
 #[tokio::test]
 async fn identities_in_the_database_are_taken_or_in_effect() {
     let alice = |person: &str| StateChange::Link {
-        vo: "atlas".into(),
-        person_id: person.into(),
+        vo: Vo::from_trusted("atlas"),
+        person_id: PersonId::from_trusted(person),
         iss: "https://iam/".into(),
         sub: "alice".into(),
         created_at: 1,
