@@ -427,6 +427,22 @@ pub fn validate_vo_name(vo: &str) -> Result<(), EntryError> {
     }
 }
 
+/// Checks a site name: 1 to 64 characters of A-Z, a-z, 0-9, `-`, `_`, `.`.
+pub fn validate_site_name(site: &str) -> Result<(), EntryError> {
+    let ok = (1..=64).contains(&site.len())
+        && site
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "site",
+            "a site name is 1-64 characters of A-Z, a-z, 0-9, '-', '_', '.'",
+        ))
+    }
+}
+
 fn invalid(claim: &str, reason: &str) -> EntryError {
     EntryError::Invalid {
         claim: claim.to_string(),

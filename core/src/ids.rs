@@ -8,22 +8,22 @@ use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{EntryError, check_id};
+use crate::entry::{EntryError, check_id, validate_site_name, validate_vo_name};
 
-/// Declares a checked string type named `$name`, whose value is `$what` in error messages.
+/// Declares a checked string type named `$name`, whose values pass `$check`.
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $rule:literal, $check:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            /// Checks `value`: 1 to 1024 characters, no control characters (as
-            /// [`check_id`]).
+            #[doc = concat!("Checks `value`: ", $rule, ".")]
             pub fn parse(value: impl Into<String>) -> Result<Self, EntryError> {
                 let value = value.into();
-                check_id($what, &value)?;
+                let check: fn(&str) -> Result<(), EntryError> = $check;
+                check(&value)?;
                 Ok($name(value))
             }
 
@@ -104,32 +104,32 @@ macro_rules! name_type {
 
 name_type! {
     /// A virtual organisation (`atlas`).
-    Vo, "vo"
+    Vo, "as [`validate_vo_name`]", validate_vo_name
 }
 
 name_type! {
     /// A site (`CERN-PROD`).
-    Site, "site"
+    Site, "as [`validate_site_name`]", validate_site_name
 }
 
 name_type! {
     /// A token's `jti`.
-    Jti, "jti"
+    Jti, "an identifier, as [`check_id`]", |v| check_id("jti", v)
 }
 
 name_type! {
     /// A person's id in a VO (`pe-...`).
-    PersonId, "person"
+    PersonId, "an identifier, as [`check_id`]", |v| check_id("person", v)
 }
 
 name_type! {
     /// A site's pseudonym of a person (`p1-...`).
-    Pseudonym, "pseudonym"
+    Pseudonym, "an identifier, as [`check_id`]", |v| check_id("pseudonym", v)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Jti, Vo};
+    use super::{Jti, Site, Vo};
 
     #[test]
     fn names_are_checked_once_and_plain_strings_in_json() {
@@ -140,7 +140,8 @@ mod tests {
             Jti::parse("").unwrap_err().to_string(),
             "claim `jti` is invalid: must not be empty"
         );
-        assert!(Vo::parse("at\u{7}las").is_err());
+        assert!(Vo::parse("ATLAS").is_err(), "a VO name is lowercase");
+        assert!(Site::parse("CERN-PROD").is_ok() && Site::parse("a/b").is_err());
         assert!(serde_json::from_str::<Vo>(r#""""#).is_err());
         assert_eq!(&*Vo::parse("atlas").unwrap(), "atlas");
     }

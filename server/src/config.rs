@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use tokenledger_core::access::{Binding, Role};
-use tokenledger_core::entry::validate_vo_name;
+use tokenledger_core::entry::{self, validate_vo_name};
 use tokenledger_core::vo::VoRule;
 
 /// The default configuration, exactly as shipped in policies/default.toml.
@@ -309,7 +310,7 @@ impl IssuerConfig {
             bail!("algorithms and vo_rules must not be empty");
         }
         for alg in &self.algorithms {
-            crate::issuers::parse_algorithm(alg)?;
+            parse_algorithm(alg)?;
         }
         for vo in self
             .vos
@@ -349,14 +350,26 @@ impl IssuerConfig {
 
 /// Checks a site name as in GOCDB/CRIC: 1-64 characters of A-Z, a-z, 0-9, `-`, `_`, `.`.
 pub fn validate_site_name(name: &str) -> anyhow::Result<()> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !ok {
+    if entry::validate_site_name(name).is_err() {
         bail!("site name `{name}` must be 1-64 characters of A-Z, a-z, 0-9, '-', '_', '.'");
     }
     Ok(())
+}
+
+/// The asymmetric JWT algorithms an issuer may be configured with (never HS*, never none).
+pub fn parse_algorithm(name: &str) -> anyhow::Result<Algorithm> {
+    Ok(match name {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        other => bail!("algorithm `{other}` is not accepted (asymmetric algorithms only)"),
+    })
 }
 
 /// Lays `overlay` over `base`: tables merge key by key, anything else is replaced.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use jsonwebtoken::Algorithm;
 
-use crate::config::{Config, IssuerConfig};
+use crate::config::{Config, IssuerConfig, parse_algorithm};
 pub use jwks::KeyCache;
 pub use verify::{TokenError, VerifiedToken, verify_operator_token, verify_token};
 
@@ -55,20 +55,4 @@ impl Issuers {
     pub fn get(&self, iss: &str) -> Option<&Arc<Issuer>> {
         self.by_iss.get(iss)
     }
-}
-
-/// The asymmetric JWT algorithms an issuer may be configured with (never HS*, never none).
-pub fn parse_algorithm(name: &str) -> anyhow::Result<Algorithm> {
-    Ok(match name {
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "EdDSA" => Algorithm::EdDSA,
-        other => bail!("algorithm `{other}` is not accepted (asymmetric algorithms only)"),
-    })
 }

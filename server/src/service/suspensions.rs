@@ -105,12 +105,8 @@ pub async fn lift_at_site(
     id: &str,
     reason: &str,
 ) -> Result<SuspensionRecord, ServiceError> {
-    let record = ledger
-        .reader
-        .suspension(id)
-        .await?
-        .filter(|s| s.site.as_ref() == Some(site))
-        .ok_or_else(|| ServiceError::NotFound("no such suspension of this site".into()))?;
+    let of_site = |s: &SuspensionRecord| s.site.as_ref() == Some(site);
+    let record = suspension_where(ledger, id, of_site, "no such suspension of this site").await?;
     lift(ledger, by, record, reason).await
 }
 
@@ -122,13 +118,24 @@ pub async fn lift_in_vo(
     id: &str,
     reason: &str,
 ) -> Result<SuspensionRecord, ServiceError> {
-    let record = ledger
+    let vo_wide = |s: &SuspensionRecord| s.site.is_none() && s.vo == *vo;
+    let record = suspension_where(ledger, id, vo_wide, "no such VO-wide suspension").await?;
+    lift(ledger, by, record, reason).await
+}
+
+/// Suspension `id`, where `belongs` holds for it; else 404 with `missing`.
+async fn suspension_where(
+    ledger: &Ledger,
+    id: &str,
+    belongs: impl FnOnce(&SuspensionRecord) -> bool,
+    missing: &str,
+) -> Result<SuspensionRecord, ServiceError> {
+    ledger
         .reader
         .suspension(id)
         .await?
-        .filter(|s| s.site.is_none() && s.vo == *vo)
-        .ok_or_else(|| ServiceError::NotFound("no such VO-wide suspension".into()))?;
-    lift(ledger, by, record, reason).await
+        .filter(belongs)
+        .ok_or_else(|| ServiceError::NotFound(missing.into()))
 }
 
 /// The terms of `req`, parsed and checked.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use tokenledger_core::ids::{PersonId, Vo};
 
-use super::log::CHUNK;
+use super::script::CHUNK;
 use crate::store::{StateQuery, StateRows, StoreError};
 
 /// The stored rows `query` names.

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::log::CHUNK;
-use super::script::SqlScript;
+use super::script::{CHUNK, SqlScript};
 use crate::keys::new_person_id;
 use crate::store::{IssuanceRow, StoreError};
 

@@ -12,12 +12,9 @@ use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
 use super::ids::{self, IdCache, NewIds};
-use super::script::{self, SqlScript};
+use super::script::{self, CHUNK, SqlScript};
 use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
-
-/// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
-pub(crate) const CHUNK: usize = 250;
 
 /// Stored hashes of this level and above (subtrees of 64 leaves or more, 1/32 of all stored
 /// hashes) are also kept in `upper_hashes` and read from there (migration 0005).
@@ -54,31 +51,31 @@ pub fn decode_entries(
         .collect()
 }
 
-/// Number of entries in the log.
+/// Number of entries in the log (written from index 0 without gaps).
 pub async fn log_size<'e>(db: impl Executor<'e, Database = Sqlite>) -> Result<u64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries")
-        .fetch_one(db)
-        .await?;
-    Ok(n as u64)
+    count(db, "SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").await
 }
 
-/// Number of stored hashes.
+/// Number of stored hashes (written from index 0 without gaps).
 pub async fn stored_hash_rows<'e>(
     db: impl Executor<'e, Database = Sqlite>,
 ) -> Result<u64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM hashes")
-        .fetch_one(db)
-        .await?;
-    Ok(n as u64)
+    count(db, "SELECT COALESCE(MAX(idx) + 1, 0) FROM hashes").await
 }
 
 /// Number of rows of `upper_hashes`.
 pub async fn upper_hash_rows<'e>(
     db: impl Executor<'e, Database = Sqlite>,
 ) -> Result<u64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM upper_hashes")
-        .fetch_one(db)
-        .await?;
+    count(db, "SELECT COUNT(*) FROM upper_hashes").await
+}
+
+/// The one number `select` answers.
+async fn count<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+    select: &'static str,
+) -> Result<u64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(select).fetch_one(db).await?;
     Ok(n as u64)
 }
 

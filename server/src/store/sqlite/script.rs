@@ -6,6 +6,9 @@ use std::fmt::Display;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+/// Rows per multi-row INSERT or IN (...) list; well under SQLite's bound-parameter limit.
+pub(crate) const CHUNK: usize = 250;
+
 /// Statements queued for one round trip; [`SqlScript::begin`] opens a transaction that
 /// [`SqlScript::commit`] ends. A failed flush or commit leaves the transaction open: call
 /// [`roll_back`].
