@@ -27,9 +27,10 @@ macro_rules! name_type {
                 Ok($name(value))
             }
 
-            /// A value checked before it was stored: read back from the database, the log
-            /// or the configuration.
-            pub fn from_trusted(value: impl Into<String>) -> Self {
+            /// Takes `value` as it is: one checked before (read back from the database, the
+            /// log or the configuration), or one that only names what is then looked up (a
+            /// request's path, whose unknown names find nothing, as before they were typed).
+            pub fn unchecked(value: impl Into<String>) -> Self {
                 $name(value.into())
             }
 

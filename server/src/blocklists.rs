@@ -356,8 +356,8 @@ impl Blocklists {
         entries: &[BlocklistEntry],
     ) -> Result<(), StoreError> {
         for entry in entries {
-            let pseudonym = Pseudonym::from_trusted(&entry.pseudonym);
-            let vo = Vo::from_trusted(&entry.vo);
+            let pseudonym = Pseudonym::unchecked(&entry.pseudonym);
+            let vo = Vo::unchecked(&entry.vo);
             self.pseudonyms
                 .remember_for_suspension(&pseudonym, site, &vo, &entry.suspension_id)
                 .await?;

@@ -362,8 +362,8 @@ async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
                 anyhow::ensure!(config.knows_vo(vo), "VO `{vo}` is not in the configuration");
             }
             let (site, vos): (Site, Vec<Vo>) = (
-                Site::from_trusted(&name),
-                vos.iter().map(Vo::from_trusted).collect(),
+                Site::unchecked(&name),
+                vos.iter().map(Vo::unchecked).collect(),
             );
             store
                 .upsert_site(&site, &vos, SystemClock.now_micros())

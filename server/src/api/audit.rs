@@ -61,7 +61,7 @@ pub async fn resolutions(
             "the resolutions of VO `{vo}` are for its security officers and auditors"
         )));
     }
-    let vo = Vo::parse(vo).map_err(ApiError::invalid)?;
+    let vo = Vo::unchecked(vo);
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit is 1 to {MAX_LIMIT}")));

@@ -51,7 +51,7 @@ pub async fn link(
     ApiJson(req): ApiJson<LinkRequest>,
 ) -> Result<Json<PersonView>, ApiError> {
     let (vo, _) = authorize_resolution(&principal, &vo, Some(&req.reason))?;
-    let person = PersonId::parse(person).map_err(ApiError::invalid)?;
+    let person = PersonId::unchecked(person);
     for (name, value) in [("iss", &req.iss), ("sub", &req.sub)] {
         check_id(name, value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
@@ -96,8 +96,8 @@ pub async fn merge(
     ApiJson(req): ApiJson<MergeRequest>,
 ) -> Result<Json<PersonView>, ApiError> {
     let (vo, _) = authorize_resolution(&principal, &vo, Some(&req.reason))?;
-    let person = PersonId::parse(person).map_err(ApiError::invalid)?;
-    let other = PersonId::parse(req.other).map_err(ApiError::invalid)?;
+    let person = PersonId::unchecked(person);
+    let other = PersonId::unchecked(req.other);
     let view = persons::merge(
         &state.ledger,
         &principal.id,
@@ -143,7 +143,7 @@ pub async fn resolve_pseudonym(
     ApiQuery(q): ApiQuery<PseudonymQuery>,
 ) -> Result<Json<PseudonymResolution>, ApiError> {
     let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
-    let pseudonym = Pseudonym::parse(pseudonym).map_err(ApiError::invalid)?;
+    let pseudonym = Pseudonym::unchecked(pseudonym);
     let resolution =
         persons::resolve_pseudonym(&state.ledger, &principal.id, &vo, &pseudonym, reason).await?;
     Ok(Json(resolution))

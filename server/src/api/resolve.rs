@@ -67,7 +67,7 @@ pub async fn token(
 ) -> Result<Json<TokenResolution>, ApiError> {
     let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
     let iss = q.iss.as_deref();
-    let jti = Jti::parse(jti).map_err(ApiError::invalid)?;
+    let jti = Jti::unchecked(jti);
     let answer = resolution::token(&state.ledger, &principal.id, &vo, &jti, iss, reason).await?;
     Ok(Json(answer))
 }
@@ -129,7 +129,7 @@ pub async fn person_tokens(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<IssuancePage>, ApiError> {
     let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
-    let person = PersonId::parse(person).map_err(ApiError::invalid)?;
+    let person = PersonId::unchecked(person);
     let listing = q.listing();
     let page =
         resolution::person_tokens(&state.ledger, &principal.id, &vo, &person, listing, reason)
@@ -219,7 +219,7 @@ pub async fn timeline(
     ApiQuery(q): ApiQuery<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
     let (vo, reason) = authorize_resolution(&principal, &vo, q.reason.as_deref())?;
-    let person = PersonId::parse(person).map_err(ApiError::invalid)?;
+    let person = PersonId::unchecked(person);
     let page = (q.before, q.limit);
     let timeline =
         resolution::timeline(&state.ledger, &principal.id, &vo, &person, page, reason).await?;

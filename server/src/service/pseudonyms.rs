@@ -37,7 +37,7 @@ impl Pseudonyms {
 
     /// The pseudonym of `person` of `vo` at `site`, as shown to one who knows it already.
     pub fn of(&self, site: &Site, vo: &Vo, person: &PersonId) -> Pseudonym {
-        Pseudonym::from_trusted(self.secret.pseudonym(site, vo, person))
+        Pseudonym::unchecked(self.secret.pseudonym(site, vo, person))
     }
 
     /// The pseudonym of `person` of `vo` at `site`, remembered before it is handed out.

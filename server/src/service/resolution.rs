@@ -279,7 +279,7 @@ async fn walk_chain(
     while let Some(lookup) = walk.next_lookup() {
         let row = match &lookup {
             ChainLookup::ByJti { iss, jti } => {
-                ledger.reader.issuance(iss, &Jti::from_trusted(jti)).await?
+                ledger.reader.issuance(iss, &Jti::unchecked(jti)).await?
             }
             ChainLookup::FirstWithRefresh {
                 iss,
@@ -288,7 +288,7 @@ async fn walk_chain(
             } => {
                 ledger
                     .reader
-                    .first_with_refresh(iss, &Jti::from_trusted(refresh_jti), *before_index)
+                    .first_with_refresh(iss, &Jti::unchecked(refresh_jti), *before_index)
                     .await?
             }
         };

@@ -49,11 +49,7 @@ pub async fn person_of(
     issuance: &Issuance,
 ) -> Result<PersonId, ServiceError> {
     reader
-        .person_of(
-            &issuance.iss,
-            &issuance.sub,
-            &Vo::from_trusted(&issuance.vo),
-        )
+        .person_of(&issuance.iss, &issuance.sub, &Vo::unchecked(&issuance.vo))
         .await?
         .ok_or_else(|| ServiceError::Internal("an issuance without a person".into()))
 }
@@ -69,7 +65,7 @@ pub async fn pseudonym_of_token(
 ) -> Result<(Vo, Pseudonym), ServiceError> {
     let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, jti, iss).await?;
     let person = person_of(ledger.reader.as_ref(), &issuance).await?;
-    let vo = Vo::from_trusted(issuance.vo);
+    let vo = Vo::unchecked(issuance.vo);
     let pseudonym = ledger.pseudonyms.hand_out(site, &vo, &person).await?;
     Ok((vo, pseudonym))
 }
@@ -127,9 +123,9 @@ pub async fn report_sighting(
     });
     let change = StateChange::Sighting {
         site: site.clone(),
-        vo: Vo::from_trusted(issuance.vo),
+        vo: Vo::unchecked(issuance.vo),
         iss: issuance.iss,
-        jti: Jti::from_trusted(issuance.jti),
+        jti: Jti::unchecked(issuance.jti),
     };
     ledger.append(body, EntryKind::State(change)).await
 }

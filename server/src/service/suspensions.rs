@@ -44,7 +44,7 @@ pub async fn suspend_at_site(
     let terms = terms(ledger, &req)?;
     let target = match (&req.subject, &req.jti) {
         (Some(pseudonym), None) if !terms.token_only => {
-            let pseudonym = Pseudonym::parse(pseudonym.as_str()).map_err(bad_request)?;
+            let pseudonym = Pseudonym::unchecked(pseudonym.as_str());
             let (_, vo, person_id) = ledger
                 .reader
                 .pseudonym(&pseudonym)
@@ -81,7 +81,7 @@ pub async fn suspend_in_vo(
     let target = match (&req.subject, &req.jti) {
         (Some(person), None) if !terms.token_only => Subject {
             vo: vo.clone(),
-            person_id: PersonId::parse(person.as_str()).map_err(bad_request)?,
+            person_id: PersonId::unchecked(person.as_str()),
             token: None,
         },
         (None, Some(jti)) => {
@@ -184,7 +184,7 @@ async fn jti_target(
     let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, &jti, iss).await?;
     let person_id = person_of(ledger.reader.as_ref(), &issuance).await?;
     Ok(Subject {
-        vo: Vo::from_trusted(issuance.vo),
+        vo: Vo::unchecked(issuance.vo),
         person_id,
         token: token_only.then_some((issuance.iss, jti, issuance.exp)),
     })

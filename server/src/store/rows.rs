@@ -33,12 +33,12 @@ impl IssuanceKey {
     /// append path records it.
     pub fn of(issuance: &Issuance) -> IssuanceKey {
         IssuanceKey {
-            jti: Jti::from_trusted(&issuance.jti),
+            jti: Jti::unchecked(&issuance.jti),
             iss: issuance.iss.clone(),
             sub: issuance.sub.clone(),
-            vo: Vo::from_trusted(&issuance.vo),
+            vo: Vo::unchecked(&issuance.vo),
             client_id: issuance.client_id.clone(),
-            refresh_jti: issuance.refresh_jti.as_deref().map(Jti::from_trusted),
+            refresh_jti: issuance.refresh_jti.as_deref().map(Jti::unchecked),
         }
     }
 }

@@ -48,18 +48,18 @@ pub async fn state_rows(
         live: live
             .into_iter()
             .filter(|(vo, id)| named.contains(&[vo.as_str(), id.as_str()]))
-            .map(|(vo, id)| (Vo::from_trusted(vo), PersonId::from_trusted(id)))
+            .map(|(vo, id)| (Vo::unchecked(vo), PersonId::unchecked(id)))
             .collect(),
         merged: merged
             .into_iter()
             .map(|(vo, id, into)| {
-                let into = PersonId::from_trusted(into);
-                (Vo::from_trusted(vo), PersonId::from_trusted(id), into)
+                let into = PersonId::unchecked(into);
+                (Vo::unchecked(vo), PersonId::unchecked(id), into)
             })
             .collect(),
         owners: owners
             .into_iter()
-            .map(|(iss, sub, vo, id)| (iss, sub, Vo::from_trusted(vo), PersonId::from_trusted(id)))
+            .map(|(iss, sub, vo, id)| (iss, sub, Vo::unchecked(vo), PersonId::unchecked(id)))
             .collect(),
     })
 }

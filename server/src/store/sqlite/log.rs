@@ -178,7 +178,7 @@ pub async fn find_issuances(
         let rows: Vec<(String, String, i64)> = query.build_query_as().fetch_all(&mut *db).await?;
         found.extend(
             rows.into_iter()
-                .map(|(jti, iss, idx)| ((Jti::from_trusted(jti), iss), idx as u64)),
+                .map(|(jti, iss, idx)| ((Jti::unchecked(jti), iss), idx as u64)),
         );
     }
     Ok(found)

@@ -405,7 +405,7 @@ mod tests {
     #[tokio::test]
     async fn scope_and_time_filters_page_through_decoded_entries() {
         let (_dir, pool, leaves) = logged().await;
-        let atlas = Vo::from_trusted("atlas");
+        let atlas = Vo::unchecked("atlas");
         let filter = IssuanceFilter {
             vo: &atlas,
             scope: Some("rare"),
@@ -468,7 +468,7 @@ mod tests {
         };
         let (_dir, pool, leaves) = logged_with(9_000, |i| issuance(i, "common", &sub(i))).await;
         let rare = [(ISS.to_string(), "user-rare".to_string())];
-        let atlas = Vo::from_trusted("atlas");
+        let atlas = Vo::unchecked("atlas");
         let search = |before: Option<u64>, limit: u32| IssuanceFilter {
             vo: &atlas,
             identities: Some(&rare),

@@ -163,7 +163,7 @@ impl LedgerReader for SqliteStore {
         vo: &Vo,
     ) -> Result<Option<PersonId>, StoreError> {
         let person = lookup::person_of(&self.pool, iss, sub, vo).await?;
-        Ok(person.map(PersonId::from_trusted))
+        Ok(person.map(PersonId::unchecked))
     }
 
     async fn identities_of(
@@ -181,7 +181,7 @@ impl LedgerReader for SqliteStore {
         vo: &Vo,
     ) -> Result<Option<(PersonId, Vec<(String, String)>)>, StoreError> {
         let found = lookup::person_with_identities(&self.pool, iss, sub, vo).await?;
-        Ok(found.map(|(person, identities)| (PersonId::from_trusted(person), identities)))
+        Ok(found.map(|(person, identities)| (PersonId::unchecked(person), identities)))
     }
 
     async fn issuances(&self, filter: &IssuanceFilter<'_>) -> Result<Vec<StoredEntry>, StoreError> {
@@ -224,9 +224,9 @@ impl LedgerReader for SqliteStore {
         let found = lookup::pseudonym(&self.pool, pseudonym).await?;
         Ok(found.map(|(site, vo, person)| {
             (
-                Site::from_trusted(site),
-                Vo::from_trusted(vo),
-                PersonId::from_trusted(person),
+                Site::unchecked(site),
+                Vo::unchecked(vo),
+                PersonId::unchecked(person),
             )
         }))
     }
@@ -235,10 +235,10 @@ impl LedgerReader for SqliteStore {
         let found = blocklists::any_pseudonym(&self.pool).await?;
         Ok(found.map(|(pseudonym, site, vo, person)| {
             (
-                Pseudonym::from_trusted(pseudonym),
-                Site::from_trusted(site),
-                Vo::from_trusted(vo),
-                PersonId::from_trusted(person),
+                Pseudonym::unchecked(pseudonym),
+                Site::unchecked(site),
+                Vo::unchecked(vo),
+                PersonId::unchecked(person),
             )
         }))
     }
@@ -256,7 +256,7 @@ impl LedgerReader for SqliteStore {
 
     async fn site_vos(&self, site: &Site) -> Result<Option<Vec<Vo>>, StoreError> {
         let vos = sites::vos_of(&self.pool, site).await?;
-        Ok(vos.map(|vos| vos.into_iter().map(Vo::from_trusted).collect()))
+        Ok(vos.map(|vos| vos.into_iter().map(Vo::unchecked).collect()))
     }
 
     async fn sites(&self) -> Result<Vec<(Site, Vec<Vo>)>, StoreError> {
@@ -264,8 +264,8 @@ impl LedgerReader for SqliteStore {
         Ok(sites
             .into_iter()
             .map(|(site, vos)| {
-                let vos = vos.into_iter().map(Vo::from_trusted).collect();
-                (Site::from_trusted(site), vos)
+                let vos = vos.into_iter().map(Vo::unchecked).collect();
+                (Site::unchecked(site), vos)
             })
             .collect())
     }
@@ -302,7 +302,7 @@ impl LedgerReader for SqliteStore {
         let fetches = blocklists::last_fetches(&self.pool).await?;
         Ok(fetches
             .into_iter()
-            .map(|(site, at)| (Site::from_trusted(site), at))
+            .map(|(site, at)| (Site::unchecked(site), at))
             .collect())
     }
 }

@@ -204,12 +204,12 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// A filter of nothing but its VO, which [`search`] sets.
 fn unfiltered() -> IssuanceFilter<'static> {
-    static SET_BY_SEARCH: LazyLock<Vo> = LazyLock::new(|| Vo::from_trusted("set-by-search"));
+    static SET_BY_SEARCH: LazyLock<Vo> = LazyLock::new(|| Vo::unchecked("set-by-search"));
     IssuanceFilter::in_vo(&SET_BY_SEARCH)
 }
 
 async fn search(pool: &SqlitePool, vo: &str, filter: IssuanceFilter<'_>) -> Vec<u64> {
-    let vo = Vo::from_trusted(vo);
+    let vo = Vo::unchecked(vo);
     let filter = IssuanceFilter {
         vo: &vo,
         limit: 100,
@@ -471,8 +471,8 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     let link = change(
         b"a link stands in here",
         StateChange::Link {
-            vo: Vo::from_trusted("atlas"),
-            person_id: PersonId::from_trusted("pe-1"),
+            vo: Vo::unchecked("atlas"),
+            person_id: PersonId::unchecked("pe-1"),
             iss: C.into(),
             sub: "carol".into(),
             created_at: 8_000,
@@ -486,9 +486,9 @@ async fn the_sequencer_appends_to_a_migrated_log_and_finds_duplicates() {
     let merge = change(
         b"a merge stands in here",
         StateChange::Merge {
-            vo: Vo::from_trusted("atlas"),
-            into: PersonId::from_trusted("pe-1"),
-            from: PersonId::from_trusted(carol_person),
+            vo: Vo::unchecked("atlas"),
+            into: PersonId::unchecked("pe-1"),
+            from: PersonId::unchecked(carol_person),
         },
     );
     sequencer.append(vec![merge]).await.unwrap();

@@ -36,8 +36,8 @@ async fn database() -> (tempfile::TempDir, SqliteWriter) {
 
 fn link(person: &str, sub: &str) -> StateChange {
     StateChange::Link {
-        vo: Vo::from_trusted("atlas"),
-        person_id: PersonId::from_trusted(person),
+        vo: Vo::unchecked("atlas"),
+        person_id: PersonId::unchecked(person),
         iss: "x509".into(),
         sub: sub.into(),
         created_at: 1,
@@ -46,9 +46,9 @@ fn link(person: &str, sub: &str) -> StateChange {
 
 fn merge(into: &str, from: &str) -> StateChange {
     StateChange::Merge {
-        vo: Vo::from_trusted("atlas"),
-        into: PersonId::from_trusted(into),
-        from: PersonId::from_trusted(from),
+        vo: Vo::unchecked("atlas"),
+        into: PersonId::unchecked(into),
+        from: PersonId::unchecked(from),
     }
 }
 
@@ -65,8 +65,8 @@ fn suspend(person: &str) -> StateChange {
         id: "su-new".into(),
         idx: 0,
         site: None,
-        vo: Vo::from_trusted("atlas"),
-        person_id: PersonId::from_trusted(person),
+        vo: Vo::unchecked("atlas"),
+        person_id: PersonId::unchecked(person),
         token_iss: None,
         token_jti: None,
         scope: Scope::All,
@@ -115,8 +115,8 @@ async fn the_first_of_two_links_of_one_identity_wins_and_a_repeat_is_in_effect()
 #[tokio::test]
 async fn identities_in_the_database_are_taken_or_in_effect() {
     let alice = |person: &str| StateChange::Link {
-        vo: Vo::from_trusted("atlas"),
-        person_id: PersonId::from_trusted(person),
+        vo: Vo::unchecked("atlas"),
+        person_id: PersonId::unchecked(person),
         iss: "https://iam/".into(),
         sub: "alice".into(),
         created_at: 1,
