@@ -85,14 +85,20 @@ pub struct SuspensionRecord {
     pub idx: u64,
     pub site: Option<String>,
     pub vo: String,
-    pub person_id: String,
+    /// The person (also of a single token); none for a client suspension.
+    pub person_id: Option<String>,
     pub token_iss: Option<String>,
     pub token_jti: Option<String>,
+    /// A client suspension's issuer and client id (`client_id` / `azp`).
+    pub client_iss: Option<String>,
+    pub client_id: Option<String>,
     pub scope: Scope,
     pub reason_code: String,
     pub created_by: String,
     pub created_at: i64,
     pub not_after: Option<i64>,
+    /// A not-before cut-off (unix seconds): only tokens issued before it are suspended.
+    pub issued_before: Option<i64>,
     /// Set by a lift ([`StateChange::Lift`]), never by a suspension.
     pub lifted_at: Option<i64>,
 }
@@ -103,10 +109,12 @@ impl SuspensionRecord {
         self.lifted_at.is_none() && blocklist::in_force(self.not_after, now)
     }
 
-    /// `person` or `token`.
+    /// `person`, `token` or `client`.
     pub fn target(&self) -> &'static str {
         if self.token_jti.is_some() {
             "token"
+        } else if self.client_id.is_some() {
+            "client"
         } else {
             "person"
         }

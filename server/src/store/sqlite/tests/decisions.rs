@@ -65,14 +65,17 @@ fn suspend(person: &str) -> StateChange {
         idx: 0,
         site: None,
         vo: "atlas".into(),
-        person_id: person.into(),
+        person_id: Some(person.into()),
         token_iss: None,
         token_jti: None,
+        client_iss: None,
+        client_id: None,
         scope: Scope::All,
         reason_code: "suspended".into(),
         created_by: "officer".into(),
         created_at: 1,
         not_after: None,
+        issued_before: None,
         lifted_at: None,
     })
 }
@@ -220,4 +223,20 @@ async fn a_job_is_admitted_whole_or_refused_without_effect() {
         decisions,
         [Err(merged_away("pe-b", "pe-a")), Ok(()), Ok(()), Ok(())]
     );
+}
+
+#[tokio::test]
+async fn a_client_suspension_names_no_person_and_is_admitted() {
+    let client = StateChange::Suspend(SuspensionRecord {
+        person_id: None,
+        client_iss: Some("https://iam/".into()),
+        client_id: Some("rucio".into()),
+        ..match suspend("pe-nobody") {
+            StateChange::Suspend(record) => record,
+            _ => unreachable!("suspend builds a suspension"),
+        }
+    });
+    let decisions = decide_jobs(&[vec![client], vec![suspend("pe-nobody")]]).await;
+    assert_eq!(decisions[0], Ok(()));
+    assert!(decisions[1].is_err(), "a person is still decided");
 }
