@@ -25,7 +25,8 @@ resolves it, and every resolution is logged.";
 pub enum SiteCommand {
     /// The site's pseudonym of the person behind a token seen in local logs.
     Pseudonym(PseudonymArgs),
-    /// Suspend a pseudonym (a person), the person behind a jti, or only that token.
+    /// Suspend a pseudonym (a person), the person behind a jti, only that token, or a client
+    /// of an issuer; a person or client possibly only for tokens issued before a cut-off.
     Suspend(SuspendArgs),
     /// Lift one of the site's suspensions, with a reason.
     Lift(LiftArgs),

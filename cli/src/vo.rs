@@ -24,7 +24,9 @@ entry, with its reason.";
 
 #[derive(Subcommand, Debug)]
 pub enum VoCommand {
-    /// Suspend a person (or the person behind a jti, or only that token) at every site of the VO.
+    /// Suspend a person (or the person behind a jti, or only that token), or a client of an
+    /// issuer, at every site of the VO; a person or client possibly only for tokens issued
+    /// before a cut-off.
     Suspend(SuspendArgs),
     /// Lift a VO-wide suspension, with a reason.
     Lift(LiftArgs),

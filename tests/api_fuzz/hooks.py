@@ -137,11 +137,18 @@ def sighting(case):
 
 @rule(("POST", "/v1/sites/{site}/suspensions"), ("POST", "/v1/vos/{vo}/suspensions"))
 def suspension(case):
-    """`expires_at` in the future."""
+    """`expires_at` in the future; `issued_before` not in the future, and not with `target:
+    token`; `iss` with `client`."""
     body = _body(case)
     now = int(time.time())
     if body is not None and _is_number(body.get("expires_at")) and body["expires_at"] <= now + 60:
         body["expires_at"] = now + 3600 + abs(int(body["expires_at"])) % 86400
+    if body is not None and _is_number(body.get("issued_before")) and body["issued_before"] > now:
+        body["issued_before"] = int(body["issued_before"]) % now
+    if body is not None and body.get("target") == "token":
+        body.pop("issued_before", None)
+    if body is not None and body.get("client") is not None and body.get("iss") is None:
+        body["iss"] = ISSUER
 
 
 @rule(("POST", "/v1/vos/{vo}/persons/{person}/merge"))

@@ -196,7 +196,10 @@ fn terms(
                 "issued_before applies to a person or a client; a token suspension names one token",
             ));
         }
-        if cut_off < 0 || cut_off > now + clock_skew_secs {
+        if cut_off < 0 {
+            return Err(bad("issued_before is unix seconds, not negative"));
+        }
+        if cut_off > now + clock_skew_secs {
             return Err(bad(
                 "issued_before must not be in the future (unix seconds): a cut-off suspends \
                  tokens already issued; to stop new ones too, suspend without it",
