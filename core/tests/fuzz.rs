@@ -7,7 +7,8 @@
 use std::collections::HashSet;
 
 use tokenledger_core::blocklist::{
-    Blocklist, BlocklistEntry, BlocklistIndex, Decision, Scope, SignedBlocklist, SignedDocument,
+    Blocklist, BlocklistEntry, BlocklistIndex, Decision, Presented, Scope, SignedBlocklist,
+    SignedDocument,
 };
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::note::{self, NoteSigner, NoteVerifier};
@@ -144,11 +145,31 @@ fn fuzz_checkpoints() {
     });
 }
 
-/// Who asks `check` about a blocklist: each identity, with and without a token.
-const ASKERS: [(&str, &str, Option<&str>); 3] = [
-    ("https://atlas-auth.example/", "alice", None),
-    ("https://atlas-auth.example/", "alice", Some("leaked-jti")),
-    ("https://cms-auth.example/", "bob", Some("other-jti")),
+/// Who asks `check` about a blocklist: each identity, with and without a token, a client and
+/// an `iat`.
+const ASKERS: [(&str, &str, Option<&str>, Option<&str>, Option<i64>); 4] = [
+    ("https://atlas-auth.example/", "alice", None, None, None),
+    (
+        "https://atlas-auth.example/",
+        "alice",
+        Some("leaked-jti"),
+        Some("rucio"),
+        Some(1_000),
+    ),
+    (
+        "https://atlas-auth.example/",
+        "carol",
+        None,
+        Some("rucio"),
+        Some(2_000_000_000),
+    ),
+    (
+        "https://cms-auth.example/",
+        "bob",
+        Some("other-jti"),
+        None,
+        Some(5),
+    ),
 ];
 
 #[test]
@@ -164,6 +185,8 @@ fn fuzz_signed_blocklists_and_consumer_checks() {
         "\"not_after\":",
         "\"scope\":\"compute\"",
         "\"tags\":[]",
+        "\"client_tags\":[",
+        "\"issued_before\":",
         "\"signer\":\"tokenledger.test/log+",
         "\"signature\":\"",
         "\"document\":",
@@ -178,6 +201,7 @@ fn fuzz_signed_blocklists_and_consumer_checks() {
             entry
                 .jti_hashes
                 .push(key.jti_hash(ASKERS[1].0, "leaked-jti"));
+            entry.client_tags.push(key.client_tag(ASKERS[1].0, "rucio"));
         }
         let signed = document.clone().sign(&signer);
         target = target
@@ -229,27 +253,46 @@ fn check_consumer_rules(document: &Blocklist) {
     }
 }
 
-/// A decision is "suspended" exactly when an entry matches the asker (by tag, or by the
-/// token's hash), covers the scope asked and has not ended; and it names such an entry.
+/// A decision is "suspended" exactly when an entry matches the asker (by tag, by the token's
+/// hash, or by its client's tag), covers the scope asked, has not ended, and reaches the
+/// token's `iat` (before the cut-off, or unknown); and it names such an entry.
 fn check_decisions(document: &Blocklist, key: &SiteKey) {
     let index = BlocklistIndex::new(document.clone());
-    for (iss, sub, jti) in ASKERS {
+    for (iss, sub, jti, client_id, iat) in ASKERS {
         let tag = key.tag(iss, sub);
         let jti_hash = jti.map(|j| key.jti_hash(iss, j));
+        let client_tag = client_id.map(|c| key.client_tag(iss, c));
+        let token = Presented {
+            iss,
+            sub: Some(sub),
+            jti,
+            client_id,
+            iat,
+        };
         for asked in [Scope::Compute, Scope::Storage, Scope::All] {
             for now in [0, document.issued_at, i64::MAX] {
                 let applies = |entry: &BlocklistEntry| {
                     let matches = entry.tags.contains(&tag)
                         || jti_hash
                             .as_ref()
-                            .is_some_and(|h| entry.jti_hashes.contains(h));
-                    matches && entry.scope.blocks(asked) && entry.not_after.is_none_or(|t| now <= t)
+                            .is_some_and(|h| entry.jti_hashes.contains(h))
+                        || client_tag
+                            .as_ref()
+                            .is_some_and(|c| entry.client_tags.contains(c));
+                    let reached = match (entry.issued_before, iat) {
+                        (Some(cut_off), Some(iat)) => iat < cut_off,
+                        _ => true,
+                    };
+                    matches
+                        && reached
+                        && entry.scope.blocks(asked)
+                        && entry.not_after.is_none_or(|t| now <= t)
                 };
-                match index.decide(key, iss, sub, jti, asked, now) {
+                match index.decide_token(key, &token, asked, now) {
                     Decision::Suspended(entry) => assert!(applies(entry), "{entry:?}"),
                     Decision::Allowed => assert!(
                         !document.entries.iter().any(applies),
-                        "{iss} {sub} {jti:?} allowed for {asked:?} at {now}"
+                        "{iss} {sub} {jti:?} {client_id:?} {iat:?} allowed for {asked:?} at {now}"
                     ),
                 }
             }

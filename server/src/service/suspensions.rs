@@ -353,7 +353,7 @@ async fn suspend(
         issued_before: terms.issued_before,
         lifted_at: None,
     };
-    let change = StateChange::Suspend(record.clone());
+    let change = StateChange::Suspend(Box::new(record.clone()));
     let entry = ledger.prepare(body, EntryKind::State(change))?;
     let at_site = record.site.is_some();
     record.idx = ledger.append_decided(entry).await.map_err(|e| match e {

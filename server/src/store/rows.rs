@@ -44,7 +44,7 @@ impl IssuanceKey {
 /// A state change that goes with a log entry, written in the entry's transaction.
 #[derive(Clone, Debug)]
 pub enum StateChange {
-    Suspend(SuspensionRecord),
+    Suspend(Box<SuspensionRecord>),
     Lift {
         suspension_id: String,
         lifted_by: String,

@@ -60,7 +60,7 @@ fn lift(id: &str) -> StateChange {
 }
 
 fn suspend(person: &str) -> StateChange {
-    StateChange::Suspend(SuspensionRecord {
+    StateChange::Suspend(Box::new(SuspensionRecord {
         id: "su-new".into(),
         idx: 0,
         site: None,
@@ -77,7 +77,7 @@ fn suspend(person: &str) -> StateChange {
         not_after: None,
         issued_before: None,
         lifted_at: None,
-    })
+    }))
 }
 
 /// Decides one batch of jobs, each a list of changes.
@@ -227,15 +227,15 @@ async fn a_job_is_admitted_whole_or_refused_without_effect() {
 
 #[tokio::test]
 async fn a_client_suspension_names_no_person_and_is_admitted() {
-    let client = StateChange::Suspend(SuspensionRecord {
+    let StateChange::Suspend(person) = suspend("pe-nobody") else {
+        unreachable!("suspend builds a suspension")
+    };
+    let client = StateChange::Suspend(Box::new(SuspensionRecord {
         person_id: None,
         client_iss: Some("https://iam/".into()),
         client_id: Some("rucio".into()),
-        ..match suspend("pe-nobody") {
-            StateChange::Suspend(record) => record,
-            _ => unreachable!("suspend builds a suspension"),
-        }
-    });
+        ..*person
+    }));
     let decisions = decide_jobs(&[vec![client], vec![suspend("pe-nobody")]]).await;
     assert_eq!(decisions[0], Ok(()));
     assert!(decisions[1].is_err(), "a person is still decided");
