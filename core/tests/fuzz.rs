@@ -147,29 +147,35 @@ fn fuzz_checkpoints() {
 
 /// Who asks `check` about a blocklist: each identity, with and without a token, a client and
 /// an `iat`.
-const ASKERS: [(&str, &str, Option<&str>, Option<&str>, Option<i64>); 4] = [
-    ("https://atlas-auth.example/", "alice", None, None, None),
-    (
-        "https://atlas-auth.example/",
-        "alice",
-        Some("leaked-jti"),
-        Some("rucio"),
-        Some(1_000),
-    ),
-    (
-        "https://atlas-auth.example/",
-        "carol",
-        None,
-        Some("rucio"),
-        Some(2_000_000_000),
-    ),
-    (
-        "https://cms-auth.example/",
-        "bob",
-        Some("other-jti"),
-        None,
-        Some(5),
-    ),
+const ASKERS: [Presented<'static>; 4] = [
+    Presented {
+        iss: "https://atlas-auth.example/",
+        sub: Some("alice"),
+        jti: None,
+        client_id: None,
+        iat: None,
+    },
+    Presented {
+        iss: "https://atlas-auth.example/",
+        sub: Some("alice"),
+        jti: Some("leaked-jti"),
+        client_id: Some("rucio"),
+        iat: Some(1_000),
+    },
+    Presented {
+        iss: "https://atlas-auth.example/",
+        sub: Some("carol"),
+        jti: None,
+        client_id: Some("rucio"),
+        iat: Some(2_000_000_000),
+    },
+    Presented {
+        iss: "https://cms-auth.example/",
+        sub: Some("bob"),
+        jti: Some("other-jti"),
+        client_id: None,
+        iat: Some(5),
+    },
 ];
 
 #[test]
@@ -197,11 +203,13 @@ fn fuzz_signed_blocklists_and_consumer_checks() {
             serde_json::from_slice(&bytes).expect("the corpus holds blocklist documents");
         // Entries the askers match, so that decisions find suspensions.
         if let Some(entry) = document.entries.first_mut() {
-            entry.tags.push(key.tag(ASKERS[0].0, ASKERS[0].1));
+            entry.tags.push(key.tag(ASKERS[0].iss, "alice"));
             entry
                 .jti_hashes
-                .push(key.jti_hash(ASKERS[1].0, "leaked-jti"));
-            entry.client_tags.push(key.client_tag(ASKERS[1].0, "rucio"));
+                .push(key.jti_hash(ASKERS[1].iss, "leaked-jti"));
+            entry
+                .client_tags
+                .push(key.client_tag(ASKERS[1].iss, "rucio"));
         }
         let signed = document.clone().sign(&signer);
         target = target
@@ -258,21 +266,21 @@ fn check_consumer_rules(document: &Blocklist) {
 /// token's `iat` (before the cut-off, or unknown); and it names such an entry.
 fn check_decisions(document: &Blocklist, key: &SiteKey) {
     let index = BlocklistIndex::new(document.clone());
-    for (iss, sub, jti, client_id, iat) in ASKERS {
-        let tag = key.tag(iss, sub);
-        let jti_hash = jti.map(|j| key.jti_hash(iss, j));
-        let client_tag = client_id.map(|c| key.client_tag(iss, c));
-        let token = Presented {
+    for token in ASKERS {
+        let Presented {
             iss,
-            sub: Some(sub),
+            sub,
             jti,
             client_id,
             iat,
-        };
+        } = token;
+        let tag = sub.map(|sub| key.tag(iss, sub));
+        let jti_hash = jti.map(|j| key.jti_hash(iss, j));
+        let client_tag = client_id.map(|c| key.client_tag(iss, c));
         for asked in [Scope::Compute, Scope::Storage, Scope::All] {
             for now in [0, document.issued_at, i64::MAX] {
                 let applies = |entry: &BlocklistEntry| {
-                    let matches = entry.tags.contains(&tag)
+                    let matches = tag.as_ref().is_some_and(|t| entry.tags.contains(t))
                         || jti_hash
                             .as_ref()
                             .is_some_and(|h| entry.jti_hashes.contains(h))
@@ -292,7 +300,7 @@ fn check_decisions(document: &Blocklist, key: &SiteKey) {
                     Decision::Suspended(entry) => assert!(applies(entry), "{entry:?}"),
                     Decision::Allowed => assert!(
                         !document.entries.iter().any(applies),
-                        "{iss} {sub} {jti:?} {client_id:?} {iat:?} allowed for {asked:?} at {now}"
+                        "{token:?} allowed for {asked:?} at {now}"
                     ),
                 }
             }
