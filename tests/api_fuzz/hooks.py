@@ -138,9 +138,18 @@ def sighting(case):
 @rule(("POST", "/v1/sites/{site}/suspensions"), ("POST", "/v1/vos/{vo}/suspensions"))
 def suspension(case):
     """`expires_at` in the future; `issued_before` not in the future, and not with `target:
-    token`; `iss` with `client`."""
+    token`; a `target` that fits the subject (`client` with `client` only, `token` with
+    `jti`), `client` only as the one subject, and `iss` with it."""
     body = _body(case)
     now = int(time.time())
+    if body is not None:
+        person = body.get("pseudonym") is not None or body.get("person") is not None
+        if body.get("client") is not None and (person or body.get("jti") is not None):
+            body.pop("client")
+        client = body.get("client") is not None
+        target = body.get("target")
+        if (target == "client") != client or (target == "token" and body.get("jti") is None):
+            body.pop("target", None)
     if body is not None and _is_number(body.get("expires_at")) and body["expires_at"] <= now + 60:
         body["expires_at"] = now + 3600 + abs(int(body["expires_at"])) % 86400
     if body is not None and _is_number(body.get("issued_before")) and body["issued_before"] > now:
