@@ -164,9 +164,11 @@ fn write_fixture(dir: &Path, entries: usize, now: i64) -> anyhow::Result<(SiteKe
         entries: (0..entries)
             .map(|i| BlocklistEntry {
                 vo: "atlas".into(),
-                pseudonym: secret.pseudonym(SITE, "atlas", &format!("pe-{i}")),
+                pseudonym: Some(secret.pseudonym(SITE, "atlas", &format!("pe-{i}"))),
                 tags: vec![site_key.tag(ISS, &format!("user-{i}"))],
                 jti_hashes: Vec::new(),
+                client_tags: Vec::new(),
+                issued_before: None,
                 scope: Scope::Compute,
                 not_after: None,
                 suspension_id: format!("su-{i:08}"),

@@ -120,8 +120,12 @@ fn header_text(signed: &SignedBlocklist) -> String {
     ])
 }
 
-/// What an entry blocks: a person (its identities' tags) or tokens (jti hashes).
+/// What an entry blocks: a person (its identities' tags), tokens (jti hashes) or a client
+/// (client tags).
 fn target_kind(entry: &BlocklistEntry) -> &'static str {
+    if !entry.client_tags.is_empty() {
+        return "client";
+    }
     match (entry.tags.is_empty(), entry.jti_hashes.is_empty()) {
         (false, true) => "person",
         (true, false) => "token",
@@ -137,16 +141,19 @@ fn entries_table(entries: &[BlocklistEntry]) -> Table {
         "SCOPE",
         "TARGET",
         "NOT_AFTER",
+        "ISSUED_BEFORE",
         "SUSPENSION_ID",
         "REASON_CODE",
     ]);
     for e in entries {
         table.row(vec![
             e.vo.clone(),
-            e.pseudonym.clone(),
+            e.pseudonym.clone().unwrap_or_else(|| "-".into()),
             e.scope.as_str().to_string(),
             target_kind(e).to_string(),
             e.not_after.map_or_else(|| "-".into(), render::time_secs),
+            e.issued_before
+                .map_or_else(|| "-".into(), render::time_secs),
             e.suspension_id.clone(),
             e.reason_code.clone(),
         ]);
@@ -167,9 +174,11 @@ mod tests {
     fn entry(tags: usize, jtis: usize) -> BlocklistEntry {
         BlocklistEntry {
             vo: "atlas".into(),
-            pseudonym: "p1-abc".into(),
+            pseudonym: Some("p1-abc".into()),
             tags: vec!["t".into(); tags],
             jti_hashes: vec!["j".into(); jtis],
+            client_tags: vec![],
+            issued_before: None,
             scope: Scope::Storage,
             not_after: Some(1_767_229_200),
             suspension_id: "su-1".into(),
@@ -183,7 +192,16 @@ mod tests {
             sequence: 3,
             issued_at: 1_767_225_600,
             expires_at: 1_767_312_000,
-            entries: vec![entry(2, 0), entry(0, 1)],
+            entries: vec![
+                entry(2, 0),
+                entry(0, 1),
+                BlocklistEntry {
+                    pseudonym: None,
+                    client_tags: vec!["c".into()],
+                    issued_before: Some(1_767_225_600),
+                    ..entry(0, 0)
+                },
+            ],
         }
         .sign(&signer(seed))
     }
@@ -214,9 +232,10 @@ mod tests {
         let table = entries_table(&signed(1).document.entries);
         assert_eq!(
             table.text(),
-            "VO     PSEUDONYM  SCOPE    TARGET  NOT_AFTER             SUSPENSION_ID  REASON_CODE\n\
-             atlas  p1-abc     storage  person  2026-01-01T01:00:00Z  su-1           compromised\n\
-             atlas  p1-abc     storage  token   2026-01-01T01:00:00Z  su-1           compromised\n"
+            "VO     PSEUDONYM  SCOPE    TARGET  NOT_AFTER             ISSUED_BEFORE         SUSPENSION_ID  REASON_CODE\n\
+             atlas  p1-abc     storage  person  2026-01-01T01:00:00Z  -                     su-1           compromised\n\
+             atlas  p1-abc     storage  token   2026-01-01T01:00:00Z  -                     su-1           compromised\n\
+             atlas  -          storage  client  2026-01-01T01:00:00Z  2026-01-01T00:00:00Z  su-1           compromised\n"
         );
         let header = header_text(&signed(1));
         assert!(

@@ -542,9 +542,11 @@ pub(crate) mod tests {
     pub(crate) fn blocklist(site: &str, sequence: u64, expires_at: i64, entries: usize) -> String {
         let entry = BlocklistEntry {
             vo: "atlas".into(),
-            pseudonym: "p1-abc".into(),
+            pseudonym: Some("p1-abc".into()),
             tags: vec!["t".into()],
             jti_hashes: vec![],
+            client_tags: vec![],
+            issued_before: None,
             scope: Scope::Compute,
             not_after: None,
             suspension_id: "su-1".into(),

@@ -5,8 +5,8 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use tokenledger_core::wire::{
-    SightingReport, SiteKeyAnswer, SitePseudonym, SiteSuspendRequest, SuspensionList,
-    SuspensionView,
+    SightingReport, SiteKeyAnswer, SitePseudonym, SiteSuspendRequest, SuspendRequest,
+    SuspensionList, SuspensionView,
 };
 
 use crate::client::ApiPath;
@@ -25,7 +25,8 @@ resolves it, and every resolution is logged.";
 pub enum SiteCommand {
     /// The site's pseudonym of the person behind a token seen in local logs.
     Pseudonym(PseudonymArgs),
-    /// Suspend a pseudonym (a person), the person behind a jti, or only that token.
+    /// Suspend a pseudonym (a person), the person behind a jti, only that token, or a client
+    /// of an issuer; a person or client possibly only for tokens issued before a cut-off.
     Suspend(SuspendArgs),
     /// Lift one of the site's suspensions, with a reason.
     Lift(LiftArgs),
@@ -60,7 +61,7 @@ pub struct PseudonymArgs {
 }
 
 #[derive(Args, Debug)]
-#[group(id = "site_target", required = true, multiple = false, args = ["pseudonym", "jti"])]
+#[group(id = "site_target", required = true, multiple = false, args = ["pseudonym", "jti", "client"])]
 pub struct SuspendArgs {
     #[command(flatten)]
     pub site: SiteName,
@@ -70,11 +71,15 @@ pub struct SuspendArgs {
     /// Suspend the person behind this token (or, with --token-only, only the token).
     #[arg(long, value_name = "J")]
     pub jti: Option<String>,
-    /// The token's issuer, where several issuers logged the same jti.
+    /// Suspend a client of an issuer (a token's `client_id`, else `azp`): every token it
+    /// gets, whoever's. Needs --iss.
+    #[arg(long, value_name = "CLIENT_ID", requires = "iss")]
+    pub client: Option<String>,
+    /// The token's issuer, where several issuers logged the same jti; the client's issuer.
     #[arg(long, value_name = "I", conflicts_with = "pseudonym")]
     pub iss: Option<String>,
     /// Suspend only the token (a leaked token), until it expires.
-    #[arg(long, conflicts_with = "pseudonym")]
+    #[arg(long, conflicts_with_all = ["pseudonym", "client"])]
     pub token_only: bool,
     #[command(flatten)]
     pub terms: Terms,
@@ -158,8 +163,10 @@ pub fn run(command: &SiteCommand, settings: &Settings) -> Result<(), Failure> {
         }
         SiteCommand::Suspend(args) => {
             let (subject, jti, iss) = (args.pseudonym.clone(), args.jti.clone(), args.iss.clone());
-            let body =
-                SiteSuspendRequest::from(args.terms.request(subject, jti, iss, args.token_only));
+            let body = SiteSuspendRequest::from(SuspendRequest {
+                client: args.client.clone(),
+                ..args.terms.request(subject, jti, iss, args.token_only)
+            });
             let path = ApiPath::new(&["sites", &args.site.site, "suspensions"])?;
             let answer = client.send::<SuspensionView>("POST", &path, &body)?;
             suspension::print_view(&answer.raw, &answer.typed, args.format);

@@ -30,11 +30,17 @@ pub struct Terms {
     /// or unix seconds [default: until lifted; a token suspension ends when the token expires].
     #[arg(long, value_name = "T", value_parser = timespec::parse_expiry)]
     pub expires: Option<i64>,
+    /// A not-before cut-off: suspend only the person's (or client's) tokens issued before
+    /// TIME (`now`, an RFC 3339 time or unix seconds; not in the future). Tokens issued at or
+    /// after it pass; a token without `iat` does not.
+    #[arg(long, value_name = "TIME", value_parser = timespec::parse_cut_off)]
+    pub issued_before: Option<i64>,
 }
 
 impl Terms {
     /// The request to suspend `subject` (the person in the route's words) or the person
-    /// behind `jti` (with `token_only`, only that token) on these terms.
+    /// behind `jti` (with `token_only`, only that token) on these terms, with their cut-off
+    /// if any; a client suspension sets `client` on it.
     pub fn request(
         &self,
         subject: Option<String>,
@@ -51,6 +57,8 @@ impl Terms {
             reason: self.reason.clone(),
             reason_code: self.reason_code.clone(),
             expires_at: self.expires,
+            issued_before: self.issued_before,
+            ..SuspendRequest::default()
         }
     }
 }
@@ -214,6 +222,12 @@ fn view_text(v: &SuspensionView) -> String {
     if let Some(person) = &v.person {
         pairs.push(("person", person.clone()));
     }
+    if let Some(client) = &v.client {
+        pairs.push(("client", client.clone()));
+    }
+    if let Some(iss) = &v.client_iss {
+        pairs.push(("client issuer", iss.clone()));
+    }
     pairs.extend([
         ("target", v.target.clone()),
         ("scope", v.scope.clone()),
@@ -225,6 +239,9 @@ fn view_text(v: &SuspensionView) -> String {
                 .map_or_else(|| "until lifted".into(), render::time_secs),
         ),
     ]);
+    if let Some(cut_off) = v.issued_before {
+        pairs.push(("issued before", render::time_secs(cut_off)));
+    }
     fields(&pairs)
 }
 
@@ -256,6 +273,8 @@ pub fn print_list(raw: &Value, list: &SuspensionList, format: ListFormat) {
         "REASON_CODE",
         "CREATED",
         "NOT_AFTER",
+        "CLIENT",
+        "ISSUED_BEFORE",
     ]);
     for v in &list.suspensions {
         table.row(vec![
@@ -271,6 +290,9 @@ pub fn print_list(raw: &Value, list: &SuspensionList, format: ListFormat) {
             v.reason_code.clone(),
             render::time_micros(v.created_at),
             v.not_after.map_or_else(|| "-".into(), render::time_secs),
+            v.client.clone().unwrap_or_else(|| "-".into()),
+            v.issued_before
+                .map_or_else(|| "-".into(), render::time_secs),
         ]);
     }
     if format.csv {
@@ -295,6 +317,9 @@ mod tests {
             pseudonym: Some("p1-abc".into()),
             person: None,
             target: "person".into(),
+            client_iss: None,
+            client: None,
+            issued_before: None,
             scope: "compute".into(),
             reason_code: "compromised".into(),
             created_at: 1_767_225_600_000_000,
@@ -401,6 +426,25 @@ mod tests {
         );
         assert!(
             text.contains("person       pe-1\n") && text.contains("until lifted"),
+            "{text}"
+        );
+        let client_cut_off = SuspensionView {
+            pseudonym: None,
+            target: "client".into(),
+            client_iss: Some("https://iam/".into()),
+            client: Some("rucio".into()),
+            issued_before: Some(1_767_222_000),
+            ..view()
+        };
+        let text = view_text(&client_cut_off);
+        assert!(
+            text.contains(
+                "client         rucio\nclient issuer  https://iam/\ntarget         client\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("issued before  2025-12-31T23:00:00Z\n"),
             "{text}"
         );
     }

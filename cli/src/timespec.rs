@@ -17,6 +17,18 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
         })
 }
 
+/// A not-before cut-off: `now`, an RFC 3339 time or unix seconds.
+pub fn parse_cut_off(text: &str) -> Result<i64, String> {
+    if text.trim() == "now" {
+        return Ok(now_secs());
+    }
+    parse_time(text).map_err(|_| {
+        format!(
+            "`{text}` is neither `now`, an RFC 3339 time (2026-01-01T00:00:00Z) nor unix seconds"
+        )
+    })
+}
+
 /// Parses a duration such as `12h`, `7d` or `1d12h` into seconds (more than zero).
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let bad = || format!("`{text}` is not a duration such as 90s, 30m, 12h, 7d or 2w");

@@ -5,7 +5,8 @@
 
 use clap::{Args, Subcommand};
 use tokenledger_core::wire::{
-    LinkRequest, MergeRequest, PersonView, SuspensionList, SuspensionView, VoSuspendRequest,
+    LinkRequest, MergeRequest, PersonView, SuspendRequest, SuspensionList, SuspensionView,
+    VoSuspendRequest,
 };
 
 use crate::client::ApiPath;
@@ -23,7 +24,9 @@ entry, with its reason.";
 
 #[derive(Subcommand, Debug)]
 pub enum VoCommand {
-    /// Suspend a person (or the person behind a jti, or only that token) at every site of the VO.
+    /// Suspend a person (or the person behind a jti, or only that token), or a client of an
+    /// issuer, at every site of the VO; a person or client possibly only for tokens issued
+    /// before a cut-off.
     Suspend(SuspendArgs),
     /// Lift a VO-wide suspension, with a reason.
     Lift(LiftArgs),
@@ -50,7 +53,7 @@ pub struct VoName {
 }
 
 #[derive(Args, Debug)]
-#[group(id = "vo_target", required = true, multiple = false, args = ["person", "jti"])]
+#[group(id = "vo_target", required = true, multiple = false, args = ["person", "jti", "client"])]
 pub struct SuspendArgs {
     #[command(flatten)]
     pub vo: VoName,
@@ -60,11 +63,15 @@ pub struct SuspendArgs {
     /// Suspend the person behind this token (or, with --token-only, only the token).
     #[arg(long, value_name = "J")]
     pub jti: Option<String>,
-    /// The token's issuer, where several issuers logged the same jti.
+    /// Suspend a client of an issuer (a token's `client_id`, else `azp`): every token it
+    /// gets, whoever's. Needs --iss.
+    #[arg(long, value_name = "CLIENT_ID", requires = "iss")]
+    pub client: Option<String>,
+    /// The token's issuer, where several issuers logged the same jti; the client's issuer.
     #[arg(long, value_name = "I", conflicts_with = "person")]
     pub iss: Option<String>,
     /// Suspend only the token (a leaked token), until it expires.
-    #[arg(long, conflicts_with = "person")]
+    #[arg(long, conflicts_with_all = ["person", "client"])]
     pub token_only: bool,
     #[command(flatten)]
     pub terms: Terms,
@@ -147,8 +154,10 @@ pub fn run(command: &VoCommand, settings: &Settings) -> Result<(), Failure> {
     match command {
         VoCommand::Suspend(args) => {
             let (subject, jti, iss) = (args.person.clone(), args.jti.clone(), args.iss.clone());
-            let body =
-                VoSuspendRequest::from(args.terms.request(subject, jti, iss, args.token_only));
+            let body = VoSuspendRequest::from(SuspendRequest {
+                client: args.client.clone(),
+                ..args.terms.request(subject, jti, iss, args.token_only)
+            });
             let path = ApiPath::new(&["vos", &args.vo.vo, "suspensions"])?;
             let answer = client.send::<SuspensionView>("POST", &path, &body)?;
             suspension::print_view(&answer.raw, &answer.typed, args.format);

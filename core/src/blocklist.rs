@@ -51,11 +51,13 @@ impl std::str::FromStr for Scope {
     }
 }
 
-/// What a suspension targets: a person (every identity), or one token.
+/// What a suspension targets: a person (every identity), one token, or one client of an
+/// issuer (every token it gets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     Person,
     Token,
+    Client,
 }
 
 impl Target {
@@ -63,6 +65,7 @@ impl Target {
         match self {
             Target::Person => "person",
             Target::Token => "token",
+            Target::Client => "client",
         }
     }
 }
@@ -74,6 +77,7 @@ impl std::str::FromStr for Target {
         match s {
             "person" => Ok(Target::Person),
             "token" => Ok(Target::Token),
+            "client" => Ok(Target::Client),
             _ => Err(TermError::Target),
         }
     }
@@ -112,7 +116,7 @@ impl std::str::FromStr for ReasonCode {
 /// A suspension term that does not parse, in the words a caller is told.
 #[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TermError {
-    #[error("target is `person` or `token`")]
+    #[error("target is `person`, `token` or `client`")]
     Target,
     #[error("scope is `compute`, `storage` or `all`")]
     Scope,
@@ -124,11 +128,22 @@ pub enum TermError {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct BlocklistEntry {
     pub vo: String,
-    pub pseudonym: String,
+    /// The site's pseudonym of the suspended person; absent for a client suspension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
     /// Match tags of every identity of the person (empty for a single-token suspension).
     pub tags: Vec<String>,
     /// Keyed hashes of suspended tokens (empty for a person suspension).
     pub jti_hashes: Vec<String>,
+    /// Keyed tags of suspended clients (`client_id`, else `azp`, of an issuer); absent
+    /// unless a client is suspended. Written only when not empty, so a document without
+    /// client suspensions is byte for byte what consumers before them read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_tags: Vec<String>,
+    /// A not-before cut-off (unix seconds): only tokens issued (`iat`) before it are
+    /// suspended, and a token without `iat`; absent: every token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_before: Option<i64>,
     pub scope: Scope,
     /// Unix seconds after which the entry no longer applies; none = until lifted.
     pub not_after: Option<i64>,
@@ -138,17 +153,43 @@ pub struct BlocklistEntry {
 }
 
 impl BlocklistEntry {
-    /// Whether this entry suspends access of kind `asked` at `now` (unix seconds): the one
-    /// decision rule, of `check` (through [`applies`]) and of the server.
-    pub fn applies(&self, asked: Scope, now: i64) -> bool {
-        applies(self.scope, self.not_after, asked, now)
+    /// Whether this entry suspends a token issued at `iat` (if it says) for access of kind
+    /// `asked` at `now` (unix seconds): the one decision rule, of `check` (through
+    /// [`applies`]) and of the server.
+    pub fn applies(&self, asked: Scope, now: i64, iat: Option<i64>) -> bool {
+        applies(
+            self.scope,
+            self.not_after,
+            self.issued_before,
+            asked,
+            now,
+            iat,
+        )
     }
 }
 
-/// Whether a suspension of `scope` that ends after `not_after` suspends access of kind
-/// `asked` at `now` (unix seconds).
-pub fn applies(scope: Scope, not_after: Option<i64>, asked: Scope, now: i64) -> bool {
-    scope.blocks(asked) && in_force(not_after, now)
+/// Whether a suspension of `scope` that ends after `not_after` and reaches tokens issued
+/// before `issued_before` suspends a token issued at `iat` for access of kind `asked` at
+/// `now` (unix seconds).
+pub fn applies(
+    scope: Scope,
+    not_after: Option<i64>,
+    issued_before: Option<i64>,
+    asked: Scope,
+    now: i64,
+    iat: Option<i64>,
+) -> bool {
+    scope.blocks(asked) && in_force(not_after, now) && issued_in_reach(issued_before, iat)
+}
+
+/// Whether a token issued at `iat` is reached by a cut-off at `issued_before`: every token
+/// without a cut-off; under one, a token issued before it, and (deny, not guess) a token
+/// that does not say when it was issued. A token issued at or after the cut-off passes.
+pub fn issued_in_reach(issued_before: Option<i64>, iat: Option<i64>) -> bool {
+    match (issued_before, iat) {
+        (None, _) | (Some(_), None) => true,
+        (Some(cut_off), Some(iat)) => iat < cut_off,
+    }
 }
 
 /// Whether a suspension that ends after `not_after` (none: until lifted) is in force at `now`
@@ -299,30 +340,49 @@ pub enum Decision<'a> {
     Suspended(&'a BlocklistEntry),
 }
 
-/// A blocklist indexed by tag and jti hash, for decisions in well under a microsecond
-/// beyond the HMAC.
+/// What a token presented says of itself, as far as a decision needs it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Presented<'a> {
+    pub iss: &'a str,
+    /// Absent for a token without `sub`: then no person suspension can match.
+    pub sub: Option<&'a str>,
+    pub jti: Option<&'a str>,
+    /// `client_id`, else `azp`.
+    pub client_id: Option<&'a str>,
+    /// Unix seconds; compared with a cut-off's `issued_before`.
+    pub iat: Option<i64>,
+}
+
+/// A blocklist indexed by tag, jti hash and client tag, for decisions in well under a
+/// microsecond beyond the HMACs.
 pub struct BlocklistIndex {
     blocklist: Blocklist,
     by_tag: HashMap<String, Vec<usize>>,
     by_jti: HashMap<String, Vec<usize>>,
+    by_client: HashMap<String, Vec<usize>>,
 }
 
 impl BlocklistIndex {
     pub fn new(blocklist: Blocklist) -> BlocklistIndex {
         let mut by_tag: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_jti: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_client: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, entry) in blocklist.entries.iter().enumerate() {
-            for tag in &entry.tags {
-                by_tag.entry(tag.clone()).or_default().push(i);
-            }
-            for hash in &entry.jti_hashes {
-                by_jti.entry(hash.clone()).or_default().push(i);
+            for (values, map) in [
+                (&entry.tags, &mut by_tag),
+                (&entry.jti_hashes, &mut by_jti),
+                (&entry.client_tags, &mut by_client),
+            ] {
+                for value in values {
+                    map.entry(value.clone()).or_default().push(i);
+                }
             }
         }
         BlocklistIndex {
             blocklist,
             by_tag,
             by_jti,
+            by_client,
         }
     }
 
@@ -330,8 +390,9 @@ impl BlocklistIndex {
         &self.blocklist
     }
 
-    /// Decides for the identity `(iss, sub)` presenting token `jti` (if known), for access of
-    /// kind `asked`, at `now` (unix seconds).
+    /// Decides for the identity `(iss, sub)` presenting token `jti` (if known), that says
+    /// neither its client nor when it was issued, for access of kind `asked`, at `now` (unix
+    /// seconds).
     pub fn decide(
         &self,
         site_key: &SiteKey,
@@ -341,21 +402,40 @@ impl BlocklistIndex {
         asked: Scope,
         now: i64,
     ) -> Decision<'_> {
-        let by_tag = self
-            .by_tag
-            .get(&site_key.tag(iss, sub))
-            .into_iter()
-            .flatten();
-        let jti_hash = jti.map(|jti| site_key.jti_hash(iss, jti));
-        let by_jti = jti_hash
-            .as_ref()
-            .and_then(|h| self.by_jti.get(h))
-            .into_iter()
-            .flatten();
-        by_tag
-            .chain(by_jti)
+        let token = Presented {
+            iss,
+            sub: Some(sub),
+            jti,
+            ..Presented::default()
+        };
+        self.decide_token(site_key, &token, asked, now)
+    }
+
+    /// Decides for `token`, for access of kind `asked`, at `now` (unix seconds): the first
+    /// entry listing its identity's tag, its jti hash or its client's tag that applies.
+    pub fn decide_token(
+        &self,
+        site_key: &SiteKey,
+        token: &Presented<'_>,
+        asked: Scope,
+        now: i64,
+    ) -> Decision<'_> {
+        let keys = [
+            token
+                .sub
+                .map(|sub| (&self.by_tag, site_key.tag(token.iss, sub))),
+            token
+                .jti
+                .map(|jti| (&self.by_jti, site_key.jti_hash(token.iss, jti))),
+            token
+                .client_id
+                .map(|client| (&self.by_client, site_key.client_tag(token.iss, client))),
+        ];
+        keys.iter()
+            .flatten()
+            .flat_map(|(map, key)| map.get(key).into_iter().flatten())
             .map(|i| &self.blocklist.entries[*i])
-            .find(|e| e.applies(asked, now))
+            .find(|e| e.applies(asked, now, token.iat))
             .map_or(Decision::Allowed, Decision::Suspended)
     }
 }
@@ -393,9 +473,11 @@ mod tests {
     ) -> BlocklistEntry {
         BlocklistEntry {
             vo: "atlas".into(),
-            pseudonym: "p1-x".into(),
+            pseudonym: Some("p1-x".into()),
             tags,
             jti_hashes,
+            client_tags: vec![],
+            issued_before: None,
             scope,
             not_after,
             suspension_id: "s-1".into(),
@@ -505,6 +587,92 @@ mod tests {
             Decision::Allowed
         );
     }
+
+    #[test]
+    fn clients_are_matched_by_their_tag_and_cut_offs_by_iat() {
+        let key = site_key();
+        let client = BlocklistEntry {
+            pseudonym: None,
+            client_tags: vec![key.client_tag(ISS, "rucio")],
+            ..entry(vec![], vec![], Scope::All, None)
+        };
+        let cut_off = BlocklistEntry {
+            issued_before: Some(500),
+            suspension_id: "s-2".into(),
+            ..entry(vec![key.tag(ISS, "alice")], vec![], Scope::All, None)
+        };
+        let index = BlocklistIndex::new(document(vec![client, cut_off]));
+        let token = |sub, client_id, iat| Presented {
+            iss: ISS,
+            sub: Some(sub),
+            jti: Some("j"),
+            client_id,
+            iat,
+        };
+        let decide = |t: Presented<'_>| match index.decide_token(&key, &t, Scope::Compute, 1_000) {
+            Decision::Allowed => None,
+            Decision::Suspended(e) => Some(e.suspension_id.clone()),
+        };
+        // The suspended client, whoever uses it; the same user's other clients pass.
+        assert_eq!(
+            decide(token("bob", Some("rucio"), Some(900))),
+            Some("s-1".into())
+        );
+        assert_eq!(decide(token("bob", Some("fts"), Some(900))), None);
+        assert_eq!(decide(token("bob", None, Some(900))), None);
+        let other_issuer = Presented {
+            iss: "https://other/",
+            ..token("bob", Some("rucio"), Some(900))
+        };
+        assert_eq!(decide(other_issuer), None, "a client is of its issuer");
+        // The cut-off: before it suspended, at or after it passes, without iat suspended.
+        assert_eq!(
+            decide(token("alice", Some("fts"), Some(499))),
+            Some("s-2".into())
+        );
+        assert_eq!(decide(token("alice", Some("fts"), Some(500))), None);
+        assert_eq!(decide(token("alice", None, Some(501))), None);
+        assert_eq!(decide(token("alice", None, None)), Some("s-2".into()));
+        assert_eq!(
+            index.decide(&key, ISS, "alice", None, Scope::Compute, 1_000),
+            Decision::Suspended(&index.blocklist().entries[1]),
+            "a caller that cannot say iat is denied"
+        );
+    }
+
+    #[test]
+    fn entries_without_clients_or_cut_offs_sign_the_bytes_of_before() {
+        let person = entry(vec!["t".into()], vec![], Scope::All, None);
+        let json = serde_json::to_value(&person).unwrap();
+        let mut keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "jti_hashes",
+                "not_after",
+                "pseudonym",
+                "reason_code",
+                "scope",
+                "suspension_id",
+                "tags",
+                "vo"
+            ]
+        );
+        // A consumer that drops fields it does not know re-serializes other bytes, so its
+        // signature check refuses a document with a client or a cut-off: never a silent allow.
+        let client = BlocklistEntry {
+            client_tags: vec!["c".into()],
+            ..person.clone()
+        };
+        let signed = document(vec![client]).sign(&signer());
+        let mut stripped = signed.clone();
+        stripped.document.entries[0].client_tags.clear();
+        assert_eq!(
+            stripped.verify(&signer().verifier()),
+            Err(BlocklistError::BadSignature)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -531,7 +699,9 @@ mod schema_tests {
         items
     }
 
-    /// The schema in schema/json names exactly the fields the code writes, all required.
+    /// The schema in schema/json names exactly the fields the code writes, all required but
+    /// those written only when they say something (a person's pseudonym, client tags, a
+    /// cut-off).
     #[test]
     fn the_json_schema_matches_the_document() {
         let schema: Value = serde_json::from_str(SCHEMA).unwrap();
@@ -544,13 +714,17 @@ mod schema_tests {
             expires_at: 20,
             entries: vec![BlocklistEntry {
                 vo: "atlas".into(),
-                pseudonym: crate::pseudonym::LedgerSecret::from_bytes([4; 32]).pseudonym(
-                    "CERN-PROD",
-                    "atlas",
-                    "pe-1",
+                pseudonym: Some(
+                    crate::pseudonym::LedgerSecret::from_bytes([4; 32]).pseudonym(
+                        "CERN-PROD",
+                        "atlas",
+                        "pe-1",
+                    ),
                 ),
                 tags: vec![key.tag("https://iam/", "s")],
                 jti_hashes: vec![key.jti_hash("https://iam/", "j")],
+                client_tags: vec![key.client_tag("https://iam/", "c")],
+                issued_before: Some(5),
                 scope: Scope::Storage,
                 not_after: None,
                 suspension_id: "su-1".into(),
@@ -559,18 +733,24 @@ mod schema_tests {
         }
         .sign(&signer);
         let value = serde_json::to_value(&signed).unwrap();
+        let optional = ["client_tags", "issued_before", "pseudonym"];
         for (instance, definition) in [
             (&value, &schema),
             (&value["document"], &schema["$defs"]["blocklist"]),
             (&value["document"]["entries"][0], &schema["$defs"]["entry"]),
         ] {
             assert_eq!(keys(instance), keys(&definition["properties"]));
-            assert_eq!(keys(instance), sorted(&definition["required"]));
+            let required: Vec<String> = keys(instance)
+                .into_iter()
+                .filter(|k| !optional.contains(&k.as_str()))
+                .collect();
+            assert_eq!(required, sorted(&definition["required"]));
         }
         let signature = value["signature"].as_str().unwrap();
         assert!(signature.len() == 88 && signature.ends_with("=="));
         let entry = &value["document"]["entries"][0];
         assert_eq!(entry["tags"][0].as_str().unwrap().len(), 52);
+        assert_eq!(entry["client_tags"][0].as_str().unwrap().len(), 52);
         assert_eq!(entry["pseudonym"].as_str().unwrap().len(), 29);
     }
 
@@ -579,7 +759,7 @@ mod schema_tests {
         for scope in [Scope::Compute, Scope::Storage, Scope::All] {
             assert_eq!(scope.as_str().parse::<Scope>(), Ok(scope));
         }
-        for target in [Target::Person, Target::Token] {
+        for target in [Target::Person, Target::Token, Target::Client] {
             assert_eq!(target.as_str().parse::<Target>(), Ok(target));
         }
         assert_eq!(

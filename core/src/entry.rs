@@ -118,7 +118,9 @@ pub enum EntryBody {
     Sighting(Sighting),
 }
 
-/// A person, or one leaked token, suspended at a site or (no `site`) at every site of a VO.
+/// A person, one leaked token, or a client of an issuer, suspended at a site or (no `site`)
+/// at every site of a VO; for a person or a client, possibly only the tokens issued before a
+/// cut-off.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Suspension {
     pub suspension_id: String,
@@ -126,16 +128,23 @@ pub struct Suspension {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
     pub vo: String,
-    pub person_id: String,
+    /// The person (also of a single token); absent for a client suspension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
     /// The suspending site's pseudonym of the person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pseudonym: Option<String>,
-    /// `person` (every identity) or `token` (one jti).
+    /// `person` (every identity), `token` (one jti) or `client` (one client of an issuer).
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_jti: Option<String>,
+    /// The suspended client's issuer and id (`client_id` / `azp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// `compute`, `storage` or `all`.
     pub scope: String,
     pub reason: String,
@@ -144,6 +153,9 @@ pub struct Suspension {
     /// Unix seconds after which it no longer applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<i64>,
+    /// A not-before cut-off (unix seconds): only tokens issued before it are suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_before: Option<i64>,
 }
 
 /// A suspension lifted, and why.
@@ -677,6 +689,23 @@ mod tests {
         for blank in ["", " ", "\u{3000}\u{a0}"] {
             assert!(validate_reason(blank).is_err(), "{blank:?}");
         }
+    }
+
+    /// A suspension entry as logged before client suspensions and cut-offs existed reads
+    /// back, and its canonical bytes are unchanged (its leaf hash still verifies).
+    #[test]
+    fn suspension_entries_of_before_read_back_to_the_same_bytes() {
+        let old = br#"{"created_by":"credential:c1","logged_at":1,"person_id":"pe-1","pseudonym":"p1-x","reason":"INC-7","reason_code":"misuse","scope":"compute","site":"CERN-PROD","suspension_id":"su-1","target":"person","type":"suspension","v":1,"vo":"atlas"}"#;
+        let entry = LogEntry::from_canonical_bytes(old).unwrap();
+        let EntryBody::Suspension(suspension) = &entry.body else {
+            panic!("{entry:?}")
+        };
+        assert_eq!(suspension.person_id.as_deref(), Some("pe-1"));
+        assert_eq!(
+            (suspension.client_id.as_ref(), suspension.issued_before),
+            (None, None)
+        );
+        assert_eq!(entry.canonical_bytes().unwrap(), old);
     }
 
     #[test]

@@ -102,13 +102,38 @@ impl ExportFormat {
     }
 }
 
-/// A suspended person with the identities an export names.
+/// A suspension with the identities an export names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportEntry {
-    pub pseudonym: String,
+    /// What names it in comments: the site's pseudonym of the person, or (a client
+    /// suspension, which names no person) the suspension's id.
+    pub label: String,
     pub scope: Scope,
-    /// `(iss, sub)`; empty for a single-token suspension, which no export format can express.
+    /// `(iss, sub)`; empty for a single-token or a client suspension, which no export format
+    /// can express.
     pub identities: Vec<(String, String)>,
+    /// A client suspension: no export format names a token's client.
+    pub client: bool,
+    /// A not-before cut-off (unix seconds), which no export format can compare with a
+    /// token's `iat`: the identities are listed whole, with a comment saying so.
+    pub issued_before: Option<i64>,
+}
+
+impl ExportEntry {
+    /// The comment an export carries for this entry when its consumer cannot enforce it
+    /// as `tokenledger check` does, if any: a single token or a client (left out), or a
+    /// cut-off (every token of the identities refused).
+    fn note(&self) -> Option<String> {
+        let label = &self.label;
+        if self.client {
+            Some(format!("{label}: {CLIENT}"))
+        } else if self.identities.is_empty() {
+            Some(format!("{label}: {SINGLE_TOKEN}"))
+        } else {
+            self.issued_before
+                .map(|t| format!("{label}: {}", cut_off(t)))
+        }
+    }
 }
 
 /// What the site tells about its consumer: dCache's provider aliases, XRootD's issuer
@@ -179,15 +204,15 @@ pub fn render(
     }
     let mut out = format!("# {header}\n");
     for entry in &active {
-        if entry.identities.is_empty() {
-            let _ = writeln!(out, "# {}: {SINGLE_TOKEN}", entry.pseudonym);
+        if let Some(note) = entry.note() {
+            let _ = writeln!(out, "# {note}");
         }
         for (iss, sub) in &entry.identities {
-            match line(format, &entry.pseudonym, iss, sub, &options.op_aliases) {
+            match line(format, &entry.label, iss, sub, &options.op_aliases) {
                 Ok(Some(line)) => out.push_str(&line),
                 Ok(None) => {}
                 Err(why) => {
-                    let _ = writeln!(out, "# {}: an identity left out: {why}", entry.pseudonym);
+                    let _ = writeln!(out, "# {}: an identity left out: {why}", entry.label);
                 }
             }
         }
@@ -199,6 +224,16 @@ pub fn render(
 }
 
 const SINGLE_TOKEN: &str = "a single-token suspension, enforceable only by `tokenledger check`";
+const CLIENT: &str = "a client suspension, left out: enforceable only by `tokenledger check` \
+                      (--htcondor or --token: it reads the token's client_id or azp)";
+
+/// The comment of a cut-off at `issued_before`.
+fn cut_off(issued_before: i64) -> String {
+    format!(
+        "only tokens issued before {issued_before} (unix seconds) are suspended; this format \
+         cannot compare a token's iat, so every token of the identities below is refused"
+    )
+}
 
 /// `pap-admin un-ban` lines for the X.509 subjects of `ended` suspensions (of the scope
 /// Argus enforces) that no `active` one bans, each once, in order.
@@ -234,11 +269,11 @@ fn xrootd_mapfile(header: &str, active: &[&ExportEntry], options: &ExportOptions
         "{header}, issuer {issuer}; the authdb must hold: u {name} / -a"
     ))];
     for entry in active {
-        if entry.identities.is_empty() {
-            rules.push(note(format!("{}: {SINGLE_TOKEN}", entry.pseudonym)));
+        if let Some(text) = entry.note() {
+            rules.push(note(text));
         }
         for (_, sub) in entry.identities.iter().filter(|(iss, _)| iss == issuer) {
-            rules.push(serde_json::json!({"sub": sub, "result": name, "comment": entry.pseudonym}));
+            rules.push(serde_json::json!({"sub": sub, "result": name, "comment": entry.label}));
         }
     }
     let lines: Vec<String> = rules
@@ -358,8 +393,10 @@ mod tests {
     fn entries() -> Vec<ExportEntry> {
         vec![
             ExportEntry {
-                pseudonym: "p1-aaaa".into(),
+                label: "p1-aaaa".into(),
                 scope: Scope::All,
+                client: false,
+                issued_before: None,
                 identities: vec![
                     (ISS.into(), "a1b2".into()),
                     (
@@ -369,13 +406,17 @@ mod tests {
                 ],
             },
             ExportEntry {
-                pseudonym: "p1-bbbb".into(),
+                label: "p1-bbbb".into(),
                 scope: Scope::Storage,
+                client: false,
+                issued_before: None,
                 identities: vec![("https://other.example/".into(), "c3".into())],
             },
             ExportEntry {
-                pseudonym: "p1-cccc".into(),
+                label: "p1-cccc".into(),
                 scope: Scope::Compute,
+                client: false,
+                issued_before: None,
                 identities: vec![],
             },
         ]
@@ -408,6 +449,67 @@ mod tests {
         ExportOptions {
             xrootd_issuer: Some(ISS.into()),
             ..ExportOptions::default()
+        }
+    }
+
+    /// No format names a client: every one says it left the suspension out. No format
+    /// compares `iat`: a cut-off lists its person's identities whole, and says so.
+    #[test]
+    fn client_suspensions_and_cut_offs_are_never_dropped_without_a_word() {
+        let client = ExportEntry {
+            label: "su-client".into(),
+            scope: Scope::All,
+            identities: vec![],
+            client: true,
+            issued_before: None,
+        };
+        let cut_off = ExportEntry {
+            label: "p1-dddd".into(),
+            scope: Scope::All,
+            identities: vec![(ISS.into(), "d4".into())],
+            client: false,
+            issued_before: Some(1_767_225_600),
+        };
+        for format in ExportFormat::ALL {
+            let options = match format {
+                ExportFormat::Dcache => options(),
+                ExportFormat::Xrootd => xrootd_options(),
+                _ => ExportOptions::default(),
+            };
+            let text = render(
+                format,
+                "CERN-PROD",
+                9,
+                &[client.clone(), cut_off.clone()],
+                &[],
+                &options,
+            );
+            assert!(
+                text.contains("su-client: a client suspension, left out: enforceable only by `tokenledger check`"),
+                "{format:?}: {text}"
+            );
+            assert!(
+                text.contains("p1-dddd: only tokens issued before 1767225600 (unix seconds) are suspended; this format cannot compare a token's iat, so every token of the identities below is refused"),
+                "{format:?}: {text}"
+            );
+            let listed = match format {
+                ExportFormat::Htcondor => {
+                    Some("SCITOKENS https://atlas-auth.cern.ch/,d4 p1-dddd@banned.htcondor.org")
+                }
+                ExportFormat::Arc => Some("\"https://atlas-auth.cern.ch//d4\""),
+                ExportFormat::Dcache => Some("ban oidc:d4@ATLAS"),
+                ExportFormat::Text => Some("https://atlas-auth.cern.ch/\td4"),
+                ExportFormat::Xrootd => {
+                    Some(r#"{"comment":"p1-dddd","result":"tlbanned","sub":"d4"}"#)
+                }
+                ExportFormat::Argus => None,
+            };
+            if let Some(line) = listed {
+                assert!(
+                    text.lines().any(|l| l == line || l == format!("{line},")),
+                    "{format:?}: {text}"
+                );
+            }
         }
     }
 
@@ -469,8 +571,10 @@ mod tests {
     fn argus_unbans_subjects_of_ended_suspensions_that_nothing_still_bans() {
         let dn = |cn: &str| (X509_ISSUER.to_string(), format!("/DC=org/CN={cn}"));
         let ended = |p: &str, scope, ids| ExportEntry {
-            pseudonym: p.into(),
+            label: p.into(),
             scope,
+            client: false,
+            issued_before: None,
             identities: ids,
         };
         let active = [ended("p1-a", Scope::Compute, vec![dn("still")])];
@@ -509,8 +613,10 @@ mod tests {
     #[test]
     fn every_export_carries_only_the_scopes_its_consumer_enforces() {
         let person = |p: &str, scope| ExportEntry {
-            pseudonym: p.into(),
+            label: p.into(),
             scope,
+            client: false,
+            issued_before: None,
             identities: vec![
                 (ISS.into(), p.into()),
                 (X509_ISSUER.into(), format!("/CN={p}")),
@@ -616,8 +722,10 @@ mod tests {
     /// One person of scope `all` with `identity` and a plain one, rendered in `format`.
     fn render_identity(format: ExportFormat, identity: (&str, &str)) -> String {
         let entry = ExportEntry {
-            pseudonym: "p1-odd".into(),
+            label: "p1-odd".into(),
             scope: Scope::All,
+            client: false,
+            issued_before: None,
             identities: vec![
                 (identity.0.into(), identity.1.into()),
                 (ISS.into(), "plain".into()),
@@ -689,8 +797,10 @@ mod tests {
     fn argus_never_unbans_a_subject_it_could_not_ban() {
         for (c, _) in MISLEADING {
             let ended = ExportEntry {
-                pseudonym: "p1-gone".into(),
+                label: "p1-gone".into(),
                 scope: Scope::All,
+                client: false,
+                issued_before: None,
                 identities: vec![(X509_ISSUER.into(), format!("/CN=ev{c}il"))],
             };
             let out = render(ExportFormat::Argus, "S", 2, &[], &[ended], &options());

@@ -10,6 +10,7 @@ use sha2::Sha256;
 const SITE_KEY_DOMAIN: &str = "tokenledger site key v1";
 const TAG_DOMAIN: &str = "tokenledger tag v1";
 const JTI_DOMAIN: &str = "tokenledger jti v1";
+const CLIENT_DOMAIN: &str = "tokenledger client v1";
 const PSEUDONYM_DOMAIN: &str = "tokenledger pseudonym v1";
 /// Every pseudonym starts with this (version 1 of the construction).
 pub const PSEUDONYM_PREFIX: &str = "p1-";
@@ -90,6 +91,12 @@ impl SiteKey {
     pub fn jti_hash(&self, iss: &str, jti: &str) -> String {
         base32(&hmac_fields(&self.0, &[JTI_DOMAIN, iss, jti]))
     }
+
+    /// The tag of a client of an issuer (the token's `client_id`, else `azp`):
+    /// `HMAC(K_site, "tokenledger client v1", iss, client_id)`, base32.
+    pub fn client_tag(&self, iss: &str, client_id: &str) -> String {
+        base32(&hmac_fields(&self.0, &[CLIENT_DOMAIN, iss, client_id]))
+    }
 }
 
 #[cfg(test)]
@@ -119,6 +126,10 @@ mod tests {
                 "0b9f7c6e-1111-2222-3333-444455556666"
             ),
             "d27wlnlmj4h5obspfucqhz44kfvnmc7pewand3ptebjxxvp4incq"
+        );
+        assert_eq!(
+            site.client_tag("https://atlas-auth.cern.ch/", "rucio"),
+            "esbirk3yw3dyjdp43qk5khnhvjy4spehqkwe34o5m7odpqav4kgq"
         );
         assert_eq!(
             k().pseudonym("CERN-PROD", "atlas", "pe-person1"),
@@ -170,6 +181,8 @@ mod tests {
             proptest::prop_assert_ne!(a.tag(&iss, &sub), b.tag(&iss, &sub));
             proptest::prop_assert_ne!(a.jti_hash(&iss, &sub), b.jti_hash(&iss, &sub));
             proptest::prop_assert_ne!(a.tag(&iss, &sub), a.jti_hash(&iss, &sub));
+            proptest::prop_assert_ne!(a.tag(&iss, &sub), a.client_tag(&iss, &sub));
+            proptest::prop_assert_ne!(a.client_tag(&iss, &sub), b.client_tag(&iss, &sub));
         }
     }
 

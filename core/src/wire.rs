@@ -380,14 +380,19 @@ suspend_requests! {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
             pub jti: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
+            pub client: Option<String>,
             #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
             pub reason: String,
         }
         {
-            /// The jti's issuer, where several issuers logged the same jti.
+            /// The jti's issuer, where several issuers logged the same jti; with `client`,
+            /// required: the client's issuer.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub iss: Option<String>,
-            /// `person` (default) or `token` (needs `jti`).
+            /// `person` (default), `token` (needs `jti`) or `client` (the default with
+            /// `client`).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::SuspensionTarget>))]
             pub target: Option<String>,
@@ -406,27 +411,43 @@ suspend_requests! {
                 skip_serializing_if = "Option::is_none"
             )]
             pub expires_at: Option<i64>,
+            /// A not-before cut-off, unix seconds, not in the future: only the person's (or the
+            /// client's) tokens issued before it are suspended (`iat` before it; a token without
+            /// `iat` is suspended too); tokens issued at or after it pass. Not with `target: token`.
+            #[serde(
+                default,
+                deserialize_with = "whole_number::optional",
+                skip_serializing_if = "Option::is_none"
+            )]
+            #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+            pub issued_before: Option<i64>,
         }
     }
 
     /// `POST /v1/sites/{site}/suspensions`: suspend a pseudonym (a person), or the person
-    /// behind a jti, or (`target: token`) only that jti.
+    /// behind a jti, or (`target: token`) only that jti, or a client of an issuer; a person or a
+    /// client possibly only for tokens issued before a cut-off.
     pub struct SiteSuspendRequest {
-        /// The person's pseudonym at this site. Exactly one of `pseudonym` and `jti`.
+        /// The person's pseudonym at this site. Exactly one of `pseudonym`, `jti` and `client`.
         pseudonym,
         per_form {
-            "A token seen at the site. Exactly one of `pseudonym` and `jti`.",
+            "A token seen at the site. Exactly one of `pseudonym`, `jti` and `client`.",
+            "A client of `iss` (a token's `client_id`, else its `azp`): suspends every token the \
+             client gets, whoever's. Exactly one of `pseudonym`, `jti` and `client`.",
             "Why, for the log (incident or ticket); never in the blocklist.",
         }
     }
 
     /// `POST /v1/vos/{vo}/suspensions`: suspend a person (by id, or the person behind a jti),
-    /// or one token, at every site of the VO.
+    /// one token, or a client of an issuer, at every site of the VO; a person or a client
+    /// possibly only for tokens issued before a cut-off.
     pub struct VoSuspendRequest {
-        /// The person's id (`pe-...`). Exactly one of `person` and `jti`.
+        /// The person's id (`pe-...`). Exactly one of `person`, `jti` and `client`.
         person,
         per_form {
-            "A token of the VO. Exactly one of `person` and `jti`.",
+            "A token of the VO. Exactly one of `person`, `jti` and `client`.",
+            "A client of `iss` (a token's `client_id`, else its `azp`): suspends every token the \
+             client gets, whoever's. Exactly one of `person`, `jti` and `client`.",
             "Why, for the log (incident or ticket).",
         }
     }
@@ -457,8 +478,17 @@ pub struct SuspensionView {
     pub pseudonym: Option<String>,
     /// Only in a VO's own listing, for VO-wide suspensions.
     pub person: Option<String>,
-    /// `person` or `token`.
+    /// `person`, `token` or `client`.
     pub target: String,
+    /// A client suspension's issuer and client id: in the suspending site's listing, or the
+    /// VO's own; another site sees only that a client of the VO is suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The not-before cut-off, unix seconds: only tokens issued before it are suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_before: Option<i64>,
     pub scope: String,
     pub reason_code: String,
     /// Unix microseconds.
@@ -770,12 +800,14 @@ pub mod checked {
             .into()
     }
 
-    /// What a suspension is of: the person (default), or only the token named by `jti`.
+    /// What a suspension is of: the person (default), only the token named by `jti`, or
+    /// the client named by `client` (the default with `client`).
     #[derive(utoipa::ToSchema)]
     #[schema(rename_all = "lowercase")]
     pub enum SuspensionTarget {
         Person,
         Token,
+        Client,
     }
 }
 

@@ -7,7 +7,8 @@
 use std::collections::HashSet;
 
 use tokenledger_core::blocklist::{
-    Blocklist, BlocklistEntry, BlocklistIndex, Decision, Scope, SignedBlocklist, SignedDocument,
+    Blocklist, BlocklistEntry, BlocklistIndex, Decision, Presented, Scope, SignedBlocklist,
+    SignedDocument,
 };
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::note::{self, NoteSigner, NoteVerifier};
@@ -144,11 +145,37 @@ fn fuzz_checkpoints() {
     });
 }
 
-/// Who asks `check` about a blocklist: each identity, with and without a token.
-const ASKERS: [(&str, &str, Option<&str>); 3] = [
-    ("https://atlas-auth.example/", "alice", None),
-    ("https://atlas-auth.example/", "alice", Some("leaked-jti")),
-    ("https://cms-auth.example/", "bob", Some("other-jti")),
+/// Who asks `check` about a blocklist: each identity, with and without a token, a client and
+/// an `iat`.
+const ASKERS: [Presented<'static>; 4] = [
+    Presented {
+        iss: "https://atlas-auth.example/",
+        sub: Some("alice"),
+        jti: None,
+        client_id: None,
+        iat: None,
+    },
+    Presented {
+        iss: "https://atlas-auth.example/",
+        sub: Some("alice"),
+        jti: Some("leaked-jti"),
+        client_id: Some("rucio"),
+        iat: Some(1_000),
+    },
+    Presented {
+        iss: "https://atlas-auth.example/",
+        sub: Some("carol"),
+        jti: None,
+        client_id: Some("rucio"),
+        iat: Some(2_000_000_000),
+    },
+    Presented {
+        iss: "https://cms-auth.example/",
+        sub: Some("bob"),
+        jti: Some("other-jti"),
+        client_id: None,
+        iat: Some(5),
+    },
 ];
 
 #[test]
@@ -164,6 +191,8 @@ fn fuzz_signed_blocklists_and_consumer_checks() {
         "\"not_after\":",
         "\"scope\":\"compute\"",
         "\"tags\":[]",
+        "\"client_tags\":[",
+        "\"issued_before\":",
         "\"signer\":\"tokenledger.test/log+",
         "\"signature\":\"",
         "\"document\":",
@@ -174,10 +203,13 @@ fn fuzz_signed_blocklists_and_consumer_checks() {
             serde_json::from_slice(&bytes).expect("the corpus holds blocklist documents");
         // Entries the askers match, so that decisions find suspensions.
         if let Some(entry) = document.entries.first_mut() {
-            entry.tags.push(key.tag(ASKERS[0].0, ASKERS[0].1));
+            entry.tags.push(key.tag(ASKERS[0].iss, "alice"));
             entry
                 .jti_hashes
-                .push(key.jti_hash(ASKERS[1].0, "leaked-jti"));
+                .push(key.jti_hash(ASKERS[1].iss, "leaked-jti"));
+            entry
+                .client_tags
+                .push(key.client_tag(ASKERS[1].iss, "rucio"));
         }
         let signed = document.clone().sign(&signer);
         target = target
@@ -229,27 +261,46 @@ fn check_consumer_rules(document: &Blocklist) {
     }
 }
 
-/// A decision is "suspended" exactly when an entry matches the asker (by tag, or by the
-/// token's hash), covers the scope asked and has not ended; and it names such an entry.
+/// A decision is "suspended" exactly when an entry matches the asker (by tag, by the token's
+/// hash, or by its client's tag), covers the scope asked, has not ended, and reaches the
+/// token's `iat` (before the cut-off, or unknown); and it names such an entry.
 fn check_decisions(document: &Blocklist, key: &SiteKey) {
     let index = BlocklistIndex::new(document.clone());
-    for (iss, sub, jti) in ASKERS {
-        let tag = key.tag(iss, sub);
+    for token in ASKERS {
+        let Presented {
+            iss,
+            sub,
+            jti,
+            client_id,
+            iat,
+        } = token;
+        let tag = sub.map(|sub| key.tag(iss, sub));
         let jti_hash = jti.map(|j| key.jti_hash(iss, j));
+        let client_tag = client_id.map(|c| key.client_tag(iss, c));
         for asked in [Scope::Compute, Scope::Storage, Scope::All] {
             for now in [0, document.issued_at, i64::MAX] {
                 let applies = |entry: &BlocklistEntry| {
-                    let matches = entry.tags.contains(&tag)
+                    let matches = tag.as_ref().is_some_and(|t| entry.tags.contains(t))
                         || jti_hash
                             .as_ref()
-                            .is_some_and(|h| entry.jti_hashes.contains(h));
-                    matches && entry.scope.blocks(asked) && entry.not_after.is_none_or(|t| now <= t)
+                            .is_some_and(|h| entry.jti_hashes.contains(h))
+                        || client_tag
+                            .as_ref()
+                            .is_some_and(|c| entry.client_tags.contains(c));
+                    let reached = match (entry.issued_before, iat) {
+                        (Some(cut_off), Some(iat)) => iat < cut_off,
+                        _ => true,
+                    };
+                    matches
+                        && reached
+                        && entry.scope.blocks(asked)
+                        && entry.not_after.is_none_or(|t| now <= t)
                 };
-                match index.decide(key, iss, sub, jti, asked, now) {
+                match index.decide_token(key, &token, asked, now) {
                     Decision::Suspended(entry) => assert!(applies(entry), "{entry:?}"),
                     Decision::Allowed => assert!(
                         !document.entries.iter().any(applies),
-                        "{iss} {sub} {jti:?} allowed for {asked:?} at {now}"
+                        "{token:?} allowed for {asked:?} at {now}"
                     ),
                 }
             }

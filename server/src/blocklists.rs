@@ -356,11 +356,13 @@ impl Blocklists {
         entries: &[BlocklistEntry],
     ) -> Result<(), StoreError> {
         for entry in entries {
-            let pseudonym = Pseudonym::unchecked(&entry.pseudonym);
-            let vo = Vo::unchecked(&entry.vo);
-            self.pseudonyms
-                .remember_for_suspension(&pseudonym, site, &vo, &entry.suspension_id)
-                .await?;
+            if let Some(pseudonym) = &entry.pseudonym {
+                let pseudonym = Pseudonym::unchecked(pseudonym);
+                let vo = Vo::unchecked(&entry.vo);
+                self.pseudonyms
+                    .remember_for_suspension(&pseudonym, site, &vo, &entry.suspension_id)
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -383,20 +385,19 @@ impl Blocklists {
             if !is_active && *format != ExportFormat::Argus {
                 continue;
             }
-            let identities = if record.token_jti.is_some() {
-                Vec::new()
-            } else {
-                self.reader
-                    .identities_of(&record.person_id, &record.vo)
-                    .await?
+            let identities = match (&record.person_id, &record.token_jti) {
+                (Some(person), None) => self.reader.identities_of(person, &record.vo).await?,
+                _ => Vec::new(),
             };
             let entry = ExportEntry {
-                pseudonym: self
-                    .pseudonyms
-                    .of(site, &record.vo, &record.person_id)
-                    .into_string(),
+                label: match &record.person_id {
+                    Some(person) => self.pseudonyms.of(site, &record.vo, person).into_string(),
+                    None => record.id.clone(),
+                },
                 scope: record.scope,
                 identities,
+                client: record.client_id.is_some(),
+                issued_before: record.issued_before,
             };
             if is_active {
                 active.push(entry);
@@ -424,29 +425,33 @@ impl Blocklists {
         let site_key = self.pseudonyms.secret().site_key(site);
         let mut entries = Vec::new();
         for record in self.active(site, vos, now).await? {
-            let (tags, jti_hashes) = match (&record.token_iss, &record.token_jti) {
-                (Some(iss), Some(jti)) => (Vec::new(), vec![site_key.jti_hash(iss, jti)]),
-                _ => {
-                    let identities = self
-                        .reader
-                        .identities_of(&record.person_id, &record.vo)
-                        .await?;
-                    let mut tags: Vec<String> = identities
+            let (mut tags, mut jti_hashes, mut client_tags) = (Vec::new(), Vec::new(), Vec::new());
+            match (&record.token_iss, &record.token_jti, &record.person_id) {
+                (Some(iss), Some(jti), _) => jti_hashes.push(site_key.jti_hash(iss, jti)),
+                (_, _, Some(person)) => {
+                    let identities = self.reader.identities_of(person, &record.vo).await?;
+                    tags = identities
                         .iter()
                         .map(|(iss, sub)| site_key.tag(iss, sub))
                         .collect();
                     tags.sort();
-                    (tags, Vec::new())
                 }
-            };
+                _ => {
+                    if let (Some(iss), Some(client)) = (&record.client_iss, &record.client_id) {
+                        client_tags.push(site_key.client_tag(iss, client));
+                    }
+                }
+            }
             entries.push(BlocklistEntry {
                 vo: record.vo.to_string(),
-                pseudonym: self
-                    .pseudonyms
-                    .of(site, &record.vo, &record.person_id)
-                    .into_string(),
+                pseudonym: record
+                    .person_id
+                    .as_ref()
+                    .map(|person| self.pseudonyms.of(site, &record.vo, person).into_string()),
                 tags,
                 jti_hashes,
+                client_tags,
+                issued_before: record.issued_before,
                 scope: record.scope,
                 not_after: record.not_after,
                 suspension_id: record.id.clone(),

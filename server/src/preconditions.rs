@@ -6,7 +6,7 @@
 //! What each [`StateChange`] depends on:
 //! - `Suspend`: its person has an identity in the VO and was not merged away (a merge moves
 //!   suspensions, so one written after the merge would stay with a person without identities
-//!   and block nobody).
+//!   and block nobody). A client suspension names no person and depends on nothing.
 //! - `Lift`: the suspension exists and is not lifted.
 //! - `Link`: the person has an identity in the VO and was not merged away; the identity
 //!   belongs to no person (or to this one: then the link is in effect already).
@@ -103,7 +103,9 @@ impl BatchState {
         for change in changes {
             match change {
                 StateChange::Suspend(row) => {
-                    query.persons.push((row.vo.clone(), row.person_id.clone()));
+                    if let Some(person) = &row.person_id {
+                        query.persons.push((row.vo.clone(), person.clone()));
+                    }
                 }
                 StateChange::Lift { suspension_id, .. } => {
                     query.suspensions.push(suspension_id.clone());
@@ -164,7 +166,11 @@ impl BatchState {
     /// the state as it was.
     fn admit(&mut self, change: &StateChange) -> Result<(), Refusal> {
         match change {
-            StateChange::Suspend(row) => self.check_person(&row.vo, &row.person_id),
+            // A client suspension names no person: nothing to decide.
+            StateChange::Suspend(row) => match &row.person_id {
+                Some(person) => self.check_person(&row.vo, person),
+                None => Ok(()),
+            },
             StateChange::Lift { suspension_id, .. } => match self.lifted.get_mut(suspension_id) {
                 None => Err(Refusal::UnknownSuspension {
                     id: suspension_id.clone(),

@@ -137,11 +137,27 @@ def sighting(case):
 
 @rule(("POST", "/v1/sites/{site}/suspensions"), ("POST", "/v1/vos/{vo}/suspensions"))
 def suspension(case):
-    """`expires_at` in the future."""
+    """`expires_at` in the future; `issued_before` not in the future, and not with `target:
+    token`; a `target` that fits the subject (`client` with `client` only, `token` with
+    `jti`), `client` only as the one subject, and `iss` with it."""
     body = _body(case)
     now = int(time.time())
+    if body is not None:
+        person = body.get("pseudonym") is not None or body.get("person") is not None
+        if body.get("client") is not None and (person or body.get("jti") is not None):
+            body.pop("client")
+        client = body.get("client") is not None
+        target = body.get("target")
+        if (target == "client") != client or (target == "token" and body.get("jti") is None):
+            body.pop("target", None)
     if body is not None and _is_number(body.get("expires_at")) and body["expires_at"] <= now + 60:
         body["expires_at"] = now + 3600 + abs(int(body["expires_at"])) % 86400
+    if body is not None and _is_number(body.get("issued_before")) and body["issued_before"] > now:
+        body["issued_before"] = int(body["issued_before"]) % now
+    if body is not None and body.get("target") == "token":
+        body.pop("issued_before", None)
+    if body is not None and body.get("client") is not None and body.get("iss") is None:
+        body["iss"] = ISSUER
 
 
 @rule(("POST", "/v1/vos/{vo}/persons/{person}/merge"))

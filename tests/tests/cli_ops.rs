@@ -809,10 +809,9 @@ fn a_site_suspends_a_pseudonym_sees_it_in_its_signed_blocklist_and_lifts_it() {
             ],
         )
         .ok();
-    assert!(
-        csv.stdout
-            .starts_with("vo,pseudonym,scope,target,not_after,suspension_id,reason_code\r\n")
-    );
+    assert!(csv.stdout.starts_with(
+        "vo,pseudonym,scope,target,not_after,issued_before,suspension_id,reason_code\r\n"
+    ));
     let json = l
         .cli(
             &reader,

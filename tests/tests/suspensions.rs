@@ -256,7 +256,7 @@ fn a_site_suspension_reaches_the_blocklist_and_a_lift_removes_it() {
     assert!(after.document.sequence > before.document.sequence);
     assert_no_identity(&reply, &["alice", ATLAS_ISS, "DC=ch"]);
     let entry = &after.document.entries[0];
-    assert_eq!(entry.pseudonym, pseudonym);
+    assert_eq!(entry.pseudonym.as_ref(), Some(&pseudonym));
     assert_eq!(entry.scope, Scope::Compute);
     let key = s.site_key("CERN-PROD", &s.cern_admin);
     let tags: BTreeSet<&String> = entry.tags.iter().collect();
@@ -462,7 +462,7 @@ fn a_vo_wide_suspension_reaches_every_site_of_the_vo_and_no_other() {
     );
     assert_ne!(cern.document.entries[0].tags, t2.document.entries[0].tags);
     // A pseudonym a blocklist hands out for a VO-wide suspension resolves for the VO.
-    let handed_out = &cern.document.entries[0].pseudonym;
+    let handed_out = cern.document.entries[0].pseudonym.as_ref().unwrap();
     let resolved = s.get(
         &format!("/v1/vos/cms/pseudonyms/{handed_out}?reason=INC-12"),
         &officer,

@@ -11,7 +11,8 @@
 //! entries, each: JSON of the entry ‖ HMAC(b"e" ‖ digest ‖ offset ‖ JSON)[..16]
 //! ```
 //!
-//! A record key is SHA-256(kind ‖ value) of a tag (`t`) or jti hash (`j`) of the document.
+//! A record key is SHA-256(kind ‖ value) of a tag (`t`), jti hash (`j`) or client tag (`c`)
+//! of the document.
 //! Every MAC is HMAC-SHA256 under `HMAC(K_site, "tokenledger check cache v1")`, so only a
 //! holder of the site key can write a cache that is accepted. The header records the
 //! blocklist file's SHA-256 (`digest`) and its inode stamp, the pinned log key and the site;
@@ -36,7 +37,8 @@ use super::identity::Identity;
 type HmacSha256 = Hmac<Sha256>;
 
 const MAGIC: &[u8; 8] = b"TLCACHE1";
-const VERSION: u32 = 1;
+/// 2: client tags and cut-offs (a cache of version 1 is rebuilt).
+const VERSION: u32 = 2;
 const KEY_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 /// key ‖ entry offset ‖ entry length ‖ MAC.
@@ -52,14 +54,16 @@ const KEY_DOMAIN: &str = "tokenledger check cache v1";
 pub enum Kind {
     Tag,
     JtiHash,
+    ClientTag,
 }
 
-/// The record key of a tag or jti hash.
+/// The record key of a tag, jti hash or client tag.
 fn lookup_key(kind: Kind, value: &str) -> [u8; KEY_LEN] {
     let mut sha = Sha256::new();
     sha.update(match kind {
         Kind::Tag => b"t",
         Kind::JtiHash => b"j",
+        Kind::ClientTag => b"c",
     });
     sha.update(value.as_bytes());
     sha.finalize().into()
@@ -112,9 +116,13 @@ pub struct Header {
 #[serde(deny_unknown_fields)]
 pub struct CachedEntry {
     pub vo: String,
-    pub pseudonym: String,
+    /// The person's pseudonym; none for a client suspension.
+    pub pseudonym: Option<String>,
+    /// Whether it suspends a client.
+    pub client: bool,
     pub scope: Scope,
     pub not_after: Option<i64>,
+    pub issued_before: Option<i64>,
     pub suspension_id: String,
     pub reason_code: String,
 }
@@ -124,11 +132,18 @@ impl CachedEntry {
         CachedEntry {
             vo: entry.vo.clone(),
             pseudonym: entry.pseudonym.clone(),
+            client: !entry.client_tags.is_empty(),
             scope: entry.scope,
             not_after: entry.not_after,
+            issued_before: entry.issued_before,
             suspension_id: entry.suspension_id.clone(),
             reason_code: entry.reason_code.clone(),
         }
+    }
+
+    /// What names it to a person or in a log line: the pseudonym, else `client`.
+    pub fn label(&self) -> &str {
+        self.pseudonym.as_deref().unwrap_or("client")
     }
 }
 
@@ -224,6 +239,12 @@ pub fn build(
                 .jti_hashes
                 .iter()
                 .map(|h| (lookup_key(Kind::JtiHash, h), i)),
+        );
+        keys.extend(
+            entry
+                .client_tags
+                .iter()
+                .map(|c| (lookup_key(Kind::ClientTag, c), i)),
         );
     }
     keys.sort_unstable();
@@ -386,7 +407,7 @@ impl Cache {
         serde_json::from_slice(json).map_err(|_| CacheError::Malformed("entry"))
     }
 
-    /// Every entry listing `value` as a tag or jti hash, in document order.
+    /// Every entry listing `value` as a tag, jti hash or client tag, in document order.
     pub fn find(&self, kind: Kind, value: &str) -> Result<Vec<CachedEntry>, CacheError> {
         let wanted = lookup_key(kind, value);
         // The first record whose key is not less than `wanted`.
@@ -410,8 +431,9 @@ impl Cache {
         Ok(found)
     }
 
-    /// The first entry suspending identity `(iss, sub)` or token `jti` for access of kind
-    /// `asked` at `now`: [`tokenledger_core::blocklist::BlocklistIndex::decide`]'s rules.
+    /// The first entry suspending identity `(iss, sub)`, token `jti` or its client for access
+    /// of kind `asked` at `now`, given the token's `iat`:
+    /// [`tokenledger_core::blocklist::BlocklistIndex::decide_token`]'s rules.
     pub fn decide(
         &self,
         site_key: &SiteKey,
@@ -426,9 +448,12 @@ impl Cache {
         if let Some(jti) = &who.jti {
             candidates.extend(self.find(Kind::JtiHash, &site_key.jti_hash(&who.iss, jti))?);
         }
-        Ok(candidates
-            .into_iter()
-            .find(|e| blocklist::applies(e.scope, e.not_after, asked, now)))
+        if let Some(client) = &who.client_id {
+            candidates.extend(self.find(Kind::ClientTag, &site_key.client_tag(&who.iss, client))?);
+        }
+        Ok(candidates.into_iter().find(|e| {
+            blocklist::applies(e.scope, e.not_after, e.issued_before, asked, now, who.iat)
+        }))
     }
 }
 
@@ -462,7 +487,7 @@ mod tests {
         let mut entries: Vec<BlocklistEntry> = (0..n)
             .map(|i| BlocklistEntry {
                 vo: "atlas".into(),
-                pseudonym: format!("p1-{i}"),
+                pseudonym: Some(format!("p1-{i}")),
                 tags: vec![
                     key.tag(ISS, &format!("user-{i}")),
                     key.tag("x509", &format!("/CN=u{i}")),
@@ -472,6 +497,12 @@ mod tests {
                 } else {
                     vec![]
                 },
+                client_tags: if i % 5 == 0 {
+                    vec![key.client_tag(ISS, &format!("client-{i}"))]
+                } else {
+                    vec![]
+                },
+                issued_before: (i % 7 == 0).then_some(700 + i as i64),
                 scope: scopes[i % 3],
                 not_after: (i % 4 == 0).then_some(1_000 + i as i64),
                 suspension_id: format!("su-{i}"),
@@ -498,6 +529,7 @@ mod tests {
             iss: iss.into(),
             sub: sub.map(str::to_string),
             jti: jti.map(str::to_string),
+            ..Identity::default()
         }
     }
 
@@ -519,23 +551,39 @@ mod tests {
         for i in 0..210 {
             let sub = format!("user-{i}");
             let jti = format!("jti-{i}");
-            for (sub, jti) in [
-                (Some(sub.as_str()), None),
-                (None, Some(jti.as_str())),
-                (Some("nobody"), Some(jti.as_str())),
+            let client = format!("client-{i}");
+            for (sub, jti, client) in [
+                (Some(sub.as_str()), None, None),
+                (None, Some(jti.as_str()), None),
+                (Some("nobody"), Some(jti.as_str()), None),
+                (Some("nobody"), None, Some(client.as_str())),
+                (Some(sub.as_str()), None, Some(client.as_str())),
             ] {
-                for asked in [Scope::Compute, Scope::Storage, Scope::All] {
-                    for now in [500, 1_050, 5_000] {
-                        let ours = cache.decide(&sk, &who(ISS, sub, jti), asked, now).unwrap();
-                        let theirs =
-                            index.decide(&sk, ISS, sub.unwrap_or("\u{0}none"), jti, asked, now);
-                        match theirs {
-                            Decision::Allowed => {
-                                assert_eq!(ours, None, "{i} {sub:?} {jti:?} {asked:?} {now}")
-                            }
-                            Decision::Suspended(e) => {
-                                assert_eq!(ours, Some(CachedEntry::of(e)), "{i} {asked:?} {now}")
-                            }
+                for (asked, now, iat) in [Scope::Compute, Scope::Storage, Scope::All]
+                    .into_iter()
+                    .flat_map(|a| [500, 1_050, 5_000].map(|n| (a, n)))
+                    .flat_map(|(a, n)| [None, Some(600), Some(705), Some(900)].map(|t| (a, n, t)))
+                {
+                    let asking = Identity {
+                        client_id: client.map(str::to_string),
+                        iat,
+                        ..who(ISS, sub, jti)
+                    };
+                    let ours = cache.decide(&sk, &asking, asked, now).unwrap();
+                    let token = tokenledger_core::blocklist::Presented {
+                        iss: ISS,
+                        sub,
+                        jti,
+                        client_id: client,
+                        iat,
+                    };
+                    let theirs = index.decide_token(&sk, &token, asked, now);
+                    match theirs {
+                        Decision::Allowed => {
+                            assert_eq!(ours, None, "{i} {sub:?} {jti:?} {asked:?} {now}")
+                        }
+                        Decision::Suspended(e) => {
+                            assert_eq!(ours, Some(CachedEntry::of(e)), "{i} {asked:?} {now}")
                         }
                     }
                 }

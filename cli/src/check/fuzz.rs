@@ -12,17 +12,20 @@ use tokenledger_fuzz::Target;
 
 use super::identity::{ArcSubject, Identity, from_payload, from_token, htcondor, split_arc};
 
-/// The variables HTCondor sets: issuer, subject, jti.
-const BEARER_VARIABLES: [&str; 3] = [
+/// The variables HTCondor sets: issuer, subject, jti, client (`client_id`, else `azp`), iat.
+const BEARER_VARIABLES: [&str; 6] = [
     "BEARER_TOKEN_0_ISSUER",
     "BEARER_TOKEN_0_SUBJECT",
     "BEARER_TOKEN_0_CLAIM_jti_0",
+    "BEARER_TOKEN_0_CLAIM_client_id_0",
+    "BEARER_TOKEN_0_CLAIM_azp_0",
+    "BEARER_TOKEN_0_CLAIM_iat_0",
 ];
 
 /// Every present claim of an identity is a non-empty string, and there is an issuer.
 fn assert_well_formed(id: &Identity) {
     assert!(!id.iss.is_empty(), "{id:?}");
-    for claim in [&id.sub, &id.jti].into_iter().flatten() {
+    for claim in [&id.sub, &id.jti, &id.client_id].into_iter().flatten() {
         assert!(!claim.is_empty(), "{id:?}");
     }
 }
@@ -44,12 +47,24 @@ fn environment_and_stdin(text: &str) -> (HashMap<String, String>, &str) {
 fn fuzz_htcondor_stdin_and_environment() {
     Target::new("check-htcondor", 100_000)
         .words(&BEARER_VARIABLES)
-        .words(&["=", "\"iss\":", "\"sub\":", "\"jti\":", "\"\"", "\n\n"])
+        .words(&[
+            "=",
+            "\"iss\":",
+            "\"sub\":",
+            "\"jti\":",
+            "\"client_id\":",
+            "\"azp\":",
+            "\"iat\":",
+            "\"\"",
+            "\n\n",
+        ])
         .run(|bytes| {
             let text = String::from_utf8_lossy(bytes);
             let (vars, stdin) = environment_and_stdin(&text);
             let env = |name: &str| vars.get(name).cloned();
             let env_issuer = env(BEARER_VARIABLES[0]);
+            let env_client = env(BEARER_VARIABLES[3]).or_else(|| env(BEARER_VARIABLES[4]));
+            let env_iat = env(BEARER_VARIABLES[5]).and_then(|t| t.trim().parse::<i64>().ok());
             let mut accepted = false;
             for stdin in [None, Some(stdin.as_bytes())] {
                 let payload = stdin
@@ -62,6 +77,10 @@ fn fuzz_htcondor_stdin_and_environment() {
                         let env_jti = env_issuer.as_ref().and(env(BEARER_VARIABLES[2]));
                         let jti = from_stdin.jti.or(env_jti);
                         assert_eq!(id.jti, jti, "the payload's jti, else the environment's");
+                        let env_client = env_issuer.as_ref().and(env_client.clone());
+                        assert_eq!(id.client_id, from_stdin.client_id.or(env_client));
+                        let env_iat = env_issuer.as_ref().and(env_iat);
+                        assert_eq!(id.iat, from_stdin.iat.or(env_iat));
                         accepted = true;
                     }
                     (Ok(id), _) => {
@@ -69,6 +88,7 @@ fn fuzz_htcondor_stdin_and_environment() {
                         assert_eq!(Some(&id.iss), env_issuer.as_ref(), "the environment's");
                         assert_eq!(id.sub, env(BEARER_VARIABLES[1]));
                         assert_eq!(id.jti, env(BEARER_VARIABLES[2]));
+                        assert_eq!((&id.client_id, id.iat), (&env_client, env_iat));
                         accepted = true;
                     }
                     (Err(e), payload) => {

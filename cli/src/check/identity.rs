@@ -22,12 +22,19 @@ pub const MAX_INPUT_BYTES: u64 = 1 << 20;
 pub const STDIN_WAIT: Duration = Duration::from_secs(2);
 
 /// The identity and token a decision is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
     pub iss: String,
-    /// Absent only for a token without `sub`: then only a token suspension can match.
+    /// Absent only for a token without `sub`: then only a token or client suspension can
+    /// match.
     pub sub: Option<String>,
     pub jti: Option<String>,
+    /// The token's `client_id`, else its `azp`: matches client suspensions. ARC's `%D`
+    /// names none.
+    pub client_id: Option<String>,
+    /// The token's `iat` (unix seconds), compared with a cut-off; absent (ARC's `%D`, a
+    /// token without it), a cut-off denies.
+    pub iat: Option<i64>,
 }
 
 /// The process environment as a lookup (a closure, so tests can make one).
@@ -52,10 +59,23 @@ pub fn from_payload(bytes: &[u8]) -> Result<Identity, String> {
     if !claims.is_object() {
         return Err("the payload is not a JSON object".into());
     }
+    let iat = match claims.get("iat") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or("the payload's `iat` is not an integer (seconds since 1970)")?,
+        ),
+        Some(_) => return Err("the payload's `iat` is not a number".into()),
+    };
     Ok(Identity {
         iss: claim("iss")?.ok_or("the payload has no `iss`")?,
         sub: claim("sub")?,
         jti: claim("jti")?,
+        client_id: match claim("client_id")? {
+            Some(client) => Some(client),
+            None => claim("azp")?,
+        },
+        iat,
     })
 }
 
@@ -78,18 +98,23 @@ pub fn from_token(text: &str) -> Result<Identity, String> {
     from_payload(&bytes)
 }
 
-/// The identity HTCondor puts in `BEARER_TOKEN_0_ISSUER`, `_SUBJECT` and
-/// `_CLAIM_jti_0`; `None` without an issuer.
+/// The identity HTCondor puts in `BEARER_TOKEN_0_ISSUER`, `_SUBJECT`, `_CLAIM_jti_0`,
+/// `_CLAIM_client_id_0` (else `_CLAIM_azp_0`) and `_CLAIM_iat_0`; `None` without an issuer.
+/// An `iat` that is not an integer is taken as absent (a cut-off then denies).
 pub fn from_env(env: Env<'_>) -> Option<Identity> {
     Some(Identity {
         iss: env("BEARER_TOKEN_0_ISSUER")?,
         sub: env("BEARER_TOKEN_0_SUBJECT"),
         jti: env("BEARER_TOKEN_0_CLAIM_jti_0"),
+        client_id: env("BEARER_TOKEN_0_CLAIM_client_id_0")
+            .or_else(|| env("BEARER_TOKEN_0_CLAIM_azp_0")),
+        iat: env("BEARER_TOKEN_0_CLAIM_iat_0").and_then(|t| t.trim().parse().ok()),
     })
 }
 
 /// HTCondor's plugin protocol: the decoded payload on stdin (preferred: it is what HTCondor
-/// verified), else the environment. The jti missing from one is taken from the other.
+/// verified), else the environment. The jti, client and iat missing from one are taken from
+/// the other.
 pub fn htcondor(stdin: Option<&[u8]>, env: Env<'_>) -> Result<Identity, String> {
     let from_env = from_env(env);
     let payload = stdin
@@ -97,8 +122,10 @@ pub fn htcondor(stdin: Option<&[u8]>, env: Env<'_>) -> Result<Identity, String> 
         .map(from_payload);
     match (payload, from_env) {
         (Some(Ok(mut id)), env) => {
-            if id.jti.is_none() {
-                id.jti = env.and_then(|e| e.jti);
+            if let Some(env) = env {
+                id.jti = id.jti.or(env.jti);
+                id.client_id = id.client_id.or(env.client_id);
+                id.iat = id.iat.or(env.iat);
             }
             Ok(id)
         }
@@ -176,7 +203,7 @@ pub fn split_arc(d: &str, issuers: &[String]) -> ArcSubject {
         return ArcSubject::Token(Identity {
             iss: X509_ISSUER.to_string(),
             sub: Some(d.to_string()),
-            jti: None,
+            ..Identity::default()
         });
     }
     issuers
@@ -190,7 +217,7 @@ pub fn split_arc(d: &str, issuers: &[String]) -> ArcSubject {
             ArcSubject::Token(Identity {
                 iss: iss.clone(),
                 sub: Some(sub.to_string()),
-                jti: None,
+                ..Identity::default()
             })
         })
 }
@@ -214,7 +241,53 @@ mod tests {
             iss: iss.into(),
             sub: sub.map(str::to_string),
             jti: jti.map(str::to_string),
+            ..Identity::default()
         }
+    }
+
+    #[test]
+    fn the_client_and_iat_come_from_the_payload_else_the_environment() {
+        let with = |client: &str, iat| Identity {
+            client_id: Some(client.into()),
+            iat,
+            ..id("https://p/", Some("s"), Some("j"))
+        };
+        let none = env(&[]);
+        let payload = br#"{"iss": "https://p/", "sub": "s", "jti": "j", "client_id": "rucio", "azp": "other", "iat": 1700000000}"#;
+        assert_eq!(
+            htcondor(Some(payload), &none).unwrap(),
+            with("rucio", Some(1_700_000_000))
+        );
+        let azp = br#"{"iss": "https://p/", "sub": "s", "jti": "j", "azp": "fts"}"#;
+        assert_eq!(htcondor(Some(azp), &none).unwrap(), with("fts", None));
+        let vars = env(&[
+            ("BEARER_TOKEN_0_ISSUER", "https://p/"),
+            ("BEARER_TOKEN_0_SUBJECT", "s"),
+            ("BEARER_TOKEN_0_CLAIM_jti_0", "j"),
+            ("BEARER_TOKEN_0_CLAIM_azp_0", "fts"),
+            ("BEARER_TOKEN_0_CLAIM_iat_0", "1700000001"),
+        ]);
+        let bare = br#"{"iss": "https://p/", "sub": "s", "jti": "j"}"#;
+        assert_eq!(
+            htcondor(Some(bare), &vars).unwrap(),
+            with("fts", Some(1_700_000_001))
+        );
+        assert_eq!(
+            htcondor(None, &vars).unwrap(),
+            with("fts", Some(1_700_000_001))
+        );
+        for bad in [r#""1700000000""#, "1.5", "true"] {
+            let text = format!(r#"{{"iss": "https://p/", "iat": {bad}}}"#);
+            assert!(
+                from_payload(text.as_bytes()).unwrap_err().contains("`iat`"),
+                "{bad}"
+            );
+        }
+        assert!(
+            from_payload(br#"{"iss": "https://p/", "client_id": 7}"#)
+                .unwrap_err()
+                .contains("client_id")
+        );
     }
 
     #[test]

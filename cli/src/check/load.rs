@@ -232,9 +232,11 @@ mod tests {
             .iter()
             .map(|sub| BlocklistEntry {
                 vo: "atlas".into(),
-                pseudonym: format!("p1-{sub}"),
+                pseudonym: Some(format!("p1-{sub}")),
                 tags: vec![site_key().tag(ISS, sub)],
                 jti_hashes: vec![],
+                client_tags: vec![],
+                issued_before: None,
                 scope: Scope::All,
                 not_after: None,
                 suspension_id: format!("su-{sub}"),
@@ -255,7 +257,7 @@ mod tests {
         let who = Identity {
             iss: ISS.into(),
             sub: Some(sub.into()),
-            jti: None,
+            ..Identity::default()
         };
         cache
             .decide(&site_key(), &who, Scope::Compute, 100)

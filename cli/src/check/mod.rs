@@ -65,10 +65,15 @@ Modes and exit status:
                     stderr), 1 = not suspended (decline: the next plugin maps).
   --arc %D          ARC [authgroup] plugin (`denyaccess` on a match): 0 = suspended, 1 = not.
   --token FILE|-    A JWT (or its decoded payload), whose payload is read WITHOUT verifying
-                    its signature: the CE verified it. Or --iss I (--sub S) (--jti J).
+                    its signature: the CE verified it. Or --iss I (--sub S) (--jti J)
+                    (--client C) (--iat TIME).
                     Prints `allowed` (exit 0) or `suspended <pseudonym> <scope> <reason-code>`
-                    (exit 1); 2 = usage error, or a check.toml that cannot be used.
-                    --json for details.
+                    (`client` for a client suspension) (exit 1); 2 = usage error, or a
+                    check.toml that cannot be used. --json for details.
+A token matches a suspension by its identity (iss, sub), its jti, or its client (client_id,
+else azp). A not-before cut-off suspends only tokens whose iat is before it, and tokens
+without iat: ARC's %D names neither client nor iat, so under --arc a client suspension
+cannot match and a cut-off suspends the person's every token.
   --self-test       For the node's monitoring (Nagios, ETF, NRPE): decides every [[canary]]
                     of check.toml (iss, sub: the VO's canary, suspended for good at every
                     site of the VO) with this configuration, keys and blocklists, as the
@@ -107,7 +112,7 @@ impl From<ScopeArg> for Scope {
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("mode").required(true).args(["htcondor", "arc", "token", "iss", "self_test"])))]
-#[command(group(ArgGroup::new("who").multiple(true).args(["sub", "jti"])))]
+#[command(group(ArgGroup::new("who").multiple(true).args(["sub", "jti", "client"])))]
 pub struct CheckArgs {
     /// The check configuration [env: TOKENLEDGER_CHECK_CONFIG] [default:
     /// /etc/tokenledger/check.toml].
@@ -122,7 +127,7 @@ pub struct CheckArgs {
     /// A JWT (or its decoded payload JSON) from FILE, or `-` for stdin; NOT verified.
     #[arg(long, id = "token", value_name = "FILE|-")]
     pub token: Option<String>,
-    /// The token's issuer (with --sub and/or --jti).
+    /// The token's issuer (with --sub, --jti and/or --client).
     #[arg(long, value_name = "I", requires = "who")]
     pub iss: Option<String>,
     /// The token's subject.
@@ -131,6 +136,13 @@ pub struct CheckArgs {
     /// The token's jti (matches token suspensions).
     #[arg(long, value_name = "J", requires = "iss", conflicts_with_all = ["htcondor", "arc", "token"])]
     pub jti: Option<String>,
+    /// The token's client (`client_id`, else `azp`; matches client suspensions).
+    #[arg(long, value_name = "C", requires = "iss", conflicts_with_all = ["htcondor", "arc", "token"])]
+    pub client: Option<String>,
+    /// When the token was issued (`iat`), unix seconds or RFC 3339; without it a not-before
+    /// cut-off suspends.
+    #[arg(long, value_name = "TIME", requires = "iss", value_parser = crate::timespec::parse_time, conflicts_with_all = ["htcondor", "arc", "token"])]
+    pub iat: Option<i64>,
     /// The access asked for [default: `scope` of the configuration, else compute].
     #[arg(long, value_enum, conflicts_with_all = ["htcondor", "arc"])]
     pub scope: Option<ScopeArg>,
@@ -270,6 +282,8 @@ fn who(
                 iss: args.iss.clone().ok_or("--iss is required")?,
                 sub: args.sub.clone(),
                 jti: args.jti.clone(),
+                client_id: args.client.clone(),
+                iat: args.iat,
             }))
         }
     }
@@ -398,7 +412,7 @@ fn answer_suspended(
     let details = format!(
         "site={} pseudonym={} suspension={} vo={} scope={} reason={} jti={}",
         ledger.site,
-        e.pseudonym,
+        e.pseudonym.as_deref().unwrap_or("-"),
         e.suspension_id,
         e.vo,
         e.scope.as_str(),
@@ -410,23 +424,27 @@ fn answer_suspended(
             "{}",
             json!({
                 "decision": "suspended", "site": ledger.site, "vo": e.vo, "pseudonym": e.pseudonym,
-                "scope": e.scope, "reason_code": e.reason_code, "suspension_id": e.suspension_id,
-                "not_after": e.not_after, "warnings": warnings,
+                "client": e.client, "scope": e.scope, "reason_code": e.reason_code,
+                "suspension_id": e.suspension_id, "not_after": e.not_after,
+                "issued_before": e.issued_before, "warnings": warnings,
             })
         ),
         Mode::Person { json: false } => {
             println!(
                 "suspended {} {} {}",
-                e.pseudonym,
+                e.label(),
                 e.scope.as_str(),
                 e.reason_code
             );
         }
         Mode::Htcondor | Mode::Arc => {
+            let whom = match &e.pseudonym {
+                Some(pseudonym) => format!("pseudonym {pseudonym}"),
+                None => "the token's client".to_string(),
+            };
             say(&format!(
-                "tokenledger: suspended at site {}: pseudonym {}, suspension {} ({}, scope {})",
+                "tokenledger: suspended at site {}: {whom}, suspension {} ({}, scope {})",
                 ledger.site,
-                e.pseudonym,
                 e.suspension_id,
                 e.reason_code,
                 e.scope.as_str()

@@ -40,7 +40,7 @@ fn test(config: &CheckConfig, asked: Option<Scope>, now: i64, findings: &mut Fin
         .map(|c| Identity {
             iss: c.iss.clone(),
             sub: Some(c.sub.clone()),
-            jti: None,
+            ..Identity::default()
         })
         .collect();
     let mut decisions = vec![CanaryDecision::LetIn; who.len()];
@@ -55,11 +55,7 @@ fn test(config: &CheckConfig, asked: Option<Scope>, now: i64, findings: &mut Fin
         };
         let mut warn = |w: String| warnings.push(w);
         // Opened first on its own (no identity to match): is its blocklist usable?
-        let nobody = Identity {
-            iss: String::new(),
-            sub: None,
-            jti: None,
-        };
+        let nobody = Identity::default();
         match super::ask(ledger, keys, &nobody, asked, now, &mut warn) {
             Ok((_, header)) => {
                 findings.fresh(&ledger.site, header.sequence, header.expires_at, now)

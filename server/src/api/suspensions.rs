@@ -29,20 +29,24 @@ use crate::store::SuspensionRecord;
     path = "/v1/sites/{site}/suspensions",
     tag = "suspensions",
     operation_id = "site_suspend",
-    summary = "Suspend a pseudonym or a token at the site",
+    summary = "Suspend a pseudonym, a token or a client at the site",
     description = "Suspends the person behind a pseudonym (or behind a jti), or with `target: token` \
-        only that leaked jti until it expires. Logged; in the site's next blocklist. Roles: `site-admin` of `{site}`.",
+        only that leaked jti until it expires, or with `client` and `iss` every token of that client \
+        (`client_id`, else `azp`). With `issued_before`, only the person's or client's tokens issued \
+        before it. Logged; in the site's next blocklist. Roles: `site-admin` of `{site}`.",
     params(("site" = String, Path, description = "The site")),
     request_body = SiteSuspendRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Suspended", body = SuspensionView),
         (status = 400, description = "Invalid request: not exactly one of the person (or \
-            pseudonym) and `jti`, `target: token` without `jti`, `expires_at` not in the future, \
-            a bad `reason`, `reason_code`, `scope` or `target`", body = ErrorBody),
+            pseudonym), `jti` and `client`, `target: token` without `jti`, `client` without \
+            `iss`, `expires_at` not in the future, `issued_before` in the future or with \
+            `target: token`, a bad `reason`, `reason_code`, `scope` or `target`", body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
-        (status = 404, description = "No such site, pseudonym or token", body = ErrorBody),
-        (status = 409, description = "The person was merged into another meanwhile: suspend again", body = ErrorBody),
+        (status = 404, description = "No such site, pseudonym or token; no token of the client logged", body = ErrorBody),
+        (status = 409, description = "The person was merged into another meanwhile: suspend again; \
+            the client's tokens are of several VOs of the site", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["site-admin (of {site})"]))),
 )]
@@ -53,8 +57,10 @@ pub async fn site_suspend(
     ApiJson(req): ApiJson<SiteSuspendRequest>,
 ) -> Result<(StatusCode, Json<SuspensionView>), ApiError> {
     let (site, vos) = administered_site(&state, &principal, &site).await?;
+    let skew = state.config.ingest.clock_skew_secs as i64;
     let record =
-        suspensions::suspend_at_site(&state.ledger, &principal.id, &site, &vos, req.into()).await?;
+        suspensions::suspend_at_site(&state.ledger, &principal.id, &site, &vos, req.into(), skew)
+            .await?;
     let view = site_view(&state, &site, &record);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -135,19 +141,22 @@ pub async fn site_list(
     path = "/v1/vos/{vo}/suspensions",
     tag = "suspensions",
     operation_id = "vo_suspend",
-    summary = "Suspend a person or a token at every site of the VO",
-    description = "Puts the person (by id, or the person behind a jti) or one token on the blocklist \
-        of every site serving the VO. Logged. Roles: `vo-security` of `{vo}`.",
+    summary = "Suspend a person, a token or a client at every site of the VO",
+    description = "Puts the person (by id, or the person behind a jti), one token, or a client of an \
+        issuer (`client` and `iss`) on the blocklist of every site serving the VO; with \
+        `issued_before`, only the person's or client's tokens issued before it. Logged. Roles: \
+        `vo-security` of `{vo}`.",
     params(("vo" = String, Path, description = "The VO")),
     request_body = VoSuspendRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Suspended", body = SuspensionView),
         (status = 400, description = "Invalid request: not exactly one of the person (or \
-            pseudonym) and `jti`, `target: token` without `jti`, `expires_at` not in the future, \
-            a bad `reason`, `reason_code`, `scope` or `target`", body = ErrorBody),
+            pseudonym), `jti` and `client`, `target: token` without `jti`, `client` without \
+            `iss`, `expires_at` not in the future, `issued_before` in the future or with \
+            `target: token`, a bad `reason`, `reason_code`, `scope` or `target`", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
-        (status = 404, description = "No such person or token in the VO", body = ErrorBody),
+        (status = 404, description = "No such person or token in the VO; no token of the client logged", body = ErrorBody),
         (status = 409, description = "The person was merged into another", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
@@ -159,7 +168,9 @@ pub async fn vo_suspend(
     ApiJson(req): ApiJson<VoSuspendRequest>,
 ) -> Result<(StatusCode, Json<SuspensionView>), ApiError> {
     let vo = officer(&principal, &vo)?;
-    let record = suspensions::suspend_in_vo(&state.ledger, &principal.id, &vo, req.into()).await?;
+    let skew = state.config.ingest.clock_skew_secs as i64;
+    let record =
+        suspensions::suspend_in_vo(&state.ledger, &principal.id, &vo, req.into(), skew).await?;
     Ok((StatusCode::CREATED, Json(vo_view(&state, &record))))
 }
 
@@ -330,17 +341,18 @@ fn lift_reason(q: LiftQuery, body: &[u8]) -> Result<String, ApiError> {
 }
 
 /// As a site sees it: its own pseudonym of the person (remembered when the suspension was
-/// made), nothing more.
+/// made), nothing more; the client of its own client suspensions (a VO-wide one says only
+/// that a client is suspended).
 fn site_view(state: &AppState, site: &Site, r: &SuspensionRecord) -> SuspensionView {
+    let own = r.site.as_ref() == Some(site);
     SuspensionView {
-        pseudonym: Some(
-            state
-                .ledger
-                .pseudonyms
-                .of(site, &r.vo, &r.person_id)
-                .into_string(),
-        ),
+        pseudonym: r
+            .person_id
+            .as_ref()
+            .map(|person| state.ledger.pseudonyms.of(site, &r.vo, person).into_string()),
         person: None,
+        client_iss: r.client_iss.clone().filter(|_| own),
+        client: r.client_id.clone().filter(|_| own),
         ..common_view(state, r)
     }
 }
@@ -352,8 +364,15 @@ fn vo_view(state: &AppState, r: &SuspensionRecord) -> SuspensionView {
         pseudonym: r
             .site
             .as_ref()
-            .map(|site| pseudonyms.of(site, &r.vo, &r.person_id).into_string()),
-        person: r.site.is_none().then(|| r.person_id.to_string()),
+            .zip(r.person_id.as_ref())
+            .map(|(site, person)| pseudonyms.of(site, &r.vo, person).into_string()),
+        person: r
+            .person_id
+            .as_ref()
+            .filter(|_| r.site.is_none())
+            .map(|person| person.to_string()),
+        client_iss: r.client_iss.clone(),
+        client: r.client_id.clone(),
         ..common_view(state, r)
     }
 }
@@ -367,6 +386,9 @@ fn common_view(state: &AppState, r: &SuspensionRecord) -> SuspensionView {
         pseudonym: None,
         person: None,
         target: r.target().into(),
+        client_iss: None,
+        client: None,
+        issued_before: r.issued_before,
         scope: r.scope.as_str().into(),
         reason_code: r.reason_code.clone(),
         created_at: r.created_at,

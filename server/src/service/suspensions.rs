@@ -1,10 +1,14 @@
-//! Suspensions and lifts: a site suspends a pseudonym (a person) or one leaked token at
-//! itself; a VO's security officers suspend a person or token at every site of the VO. Each
-//! is a log entry; the site's next blocklist fetch carries it. Whether the person is still
-//! one (not merged away) and the suspension not yet lifted is decided by the sequencer.
+//! Suspensions and lifts: a site suspends a pseudonym (a person), one leaked token or a
+//! client of an issuer at itself; a VO's security officers suspend a person, token or client
+//! at every site of the VO. A person or client suspension may be a not-before cut-off: only
+//! the tokens issued before it. Each is a log entry; the site's next blocklist fetch carries
+//! it. Whether the person is still one (not merged away) and the suspension not yet lifted is
+//! decided by the sequencer.
 
 use tokenledger_core::blocklist::{ReasonCode, Scope, Target, TermError};
-use tokenledger_core::entry::{EntryBody, EntryError, Lift, Suspension, validate_reason};
+use tokenledger_core::entry::{
+    EntryBody, EntryError, Lift, Suspension, check_id, validate_reason,
+};
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::wire::SuspendRequest;
 
@@ -13,37 +17,46 @@ use super::{Ledger, ServiceError};
 use crate::keys::random_bytes;
 use crate::preconditions::Refusal;
 use crate::sequencer::{AppendError, EntryKind};
-use crate::store::{StateChange, SuspensionRecord};
+use crate::store::{IssuanceFilter, StateChange, SuspensionRecord, decode_issuance};
+
+/// How many of a client's newest tokens per VO are looked at to find one of the named issuer.
+const CLIENT_LOOKUP: u32 = 100;
 
 /// Who or what a suspension targets, resolved.
 struct Subject {
     vo: Vo,
-    person_id: PersonId,
+    /// The person (also of a single token); none for a client.
+    person_id: Option<PersonId>,
     /// `(iss, jti)` for a single-token suspension, and the token's `exp`.
     token: Option<(String, Jti, Option<i64>)>,
+    /// `(iss, client_id)` for a client suspension.
+    client: Option<(String, String)>,
 }
 
 /// What every suspension request carries.
 struct Terms {
+    target: Target,
     scope: Scope,
     reason: String,
     reason_code: ReasonCode,
     expires_at: Option<i64>,
-    token_only: bool,
+    issued_before: Option<i64>,
 }
 
 /// Suspends at `site` (serving `vos`) the person behind a pseudonym (`req.subject`) or a
-/// jti, or one token, as `req` asks; `by` is the caller.
+/// jti, one token, or a client, as `req` asks; `by` is the caller. A cut-off may lie at most
+/// `clock_skew_secs` ahead of the ledger's clock.
 pub async fn suspend_at_site(
     ledger: &Ledger,
     by: &str,
     site: &Site,
     vos: &[Vo],
     req: SuspendRequest,
+    clock_skew_secs: i64,
 ) -> Result<SuspensionRecord, ServiceError> {
-    let terms = terms(ledger, &req)?;
-    let target = match (&req.subject, &req.jti) {
-        (Some(pseudonym), None) if !terms.token_only => {
+    let terms = terms(ledger, &req, clock_skew_secs)?;
+    let target = match (&req.subject, &req.jti, &req.client) {
+        (Some(pseudonym), None, None) if terms.target == Target::Person => {
             let pseudonym = Pseudonym::unchecked(pseudonym.as_str());
             let (_, vo, person_id) = ledger
                 .reader
@@ -53,16 +66,22 @@ pub async fn suspend_at_site(
                 .ok_or_else(|| ServiceError::NotFound("no such pseudonym at this site".into()))?;
             Subject {
                 vo,
-                person_id,
+                person_id: Some(person_id),
                 token: None,
+                client: None,
             }
         }
-        (None, Some(jti)) => {
-            jti_target(ledger, vos, jti, req.iss.as_deref(), terms.token_only).await?
+        (None, Some(jti), None) if terms.target != Target::Client => {
+            jti_target(ledger, vos, jti, req.iss.as_deref(), terms.target).await?
+        }
+        (None, None, Some(client)) if terms.target == Target::Client => {
+            client_target(ledger, vos, req.iss.as_deref(), client).await?
         }
         _ => {
             return Err(ServiceError::BadRequest(
-                "give `pseudonym` (a person) or `jti` (its person, or with target token the token only)".into(),
+                "give one of `pseudonym` (a person), `jti` (its person, or with target token \
+                 the token only) and `client` with `iss` (a client)"
+                    .into(),
             ));
         }
     };
@@ -70,27 +89,35 @@ pub async fn suspend_at_site(
 }
 
 /// Suspends at every site of `vo` a person (`req.subject`, its id), the person behind a jti,
-/// or one token, as `req` asks; `by` is the caller.
+/// one token, or a client, as `req` asks; `by` is the caller. A cut-off may lie at most
+/// `clock_skew_secs` ahead of the ledger's clock.
 pub async fn suspend_in_vo(
     ledger: &Ledger,
     by: &str,
     vo: &Vo,
     req: SuspendRequest,
+    clock_skew_secs: i64,
 ) -> Result<SuspensionRecord, ServiceError> {
-    let terms = terms(ledger, &req)?;
-    let target = match (&req.subject, &req.jti) {
-        (Some(person), None) if !terms.token_only => Subject {
+    let terms = terms(ledger, &req, clock_skew_secs)?;
+    let vos = std::slice::from_ref(vo);
+    let target = match (&req.subject, &req.jti, &req.client) {
+        (Some(person), None, None) if terms.target == Target::Person => Subject {
             vo: vo.clone(),
-            person_id: PersonId::unchecked(person.as_str()),
+            person_id: Some(PersonId::unchecked(person.as_str())),
             token: None,
+            client: None,
         },
-        (None, Some(jti)) => {
-            let vos = std::slice::from_ref(vo);
-            jti_target(ledger, vos, jti, req.iss.as_deref(), terms.token_only).await?
+        (None, Some(jti), None) if terms.target != Target::Client => {
+            jti_target(ledger, vos, jti, req.iss.as_deref(), terms.target).await?
+        }
+        (None, None, Some(client)) if terms.target == Target::Client => {
+            client_target(ledger, vos, req.iss.as_deref(), client).await?
         }
         _ => {
             return Err(ServiceError::BadRequest(
-                "give `person`, or `jti` (its person, or with target token the token only)".into(),
+                "give one of `person`, `jti` (its person, or with target token the token only) \
+                 and `client` with `iss` (a client)"
+                    .into(),
             ));
         }
     };
@@ -138,38 +165,65 @@ async fn suspension_where(
         .ok_or_else(|| ServiceError::NotFound(missing.into()))
 }
 
-/// The terms of `req`, parsed and checked.
-fn terms(ledger: &Ledger, req: &SuspendRequest) -> Result<Terms, ServiceError> {
+/// The terms of `asked`, parsed and checked; a cut-off may lie at most `clock_skew_secs` ahead.
+fn terms(
+    ledger: &Ledger,
+    asked: &SuspendRequest,
+    clock_skew_secs: i64,
+) -> Result<Terms, ServiceError> {
     let bad = |m: &str| ServiceError::BadRequest(m.to_string());
     let term = |e: TermError| ServiceError::BadRequest(e.to_string());
-    let target: Target = req
+    let default_target = if asked.client.is_some() {
+        "client"
+    } else {
+        "person"
+    };
+    let target: Target = asked
         .target
         .as_deref()
-        .unwrap_or("person")
+        .unwrap_or(default_target)
         .parse()
         .map_err(term)?;
-    let scope: Scope = req
+    let scope: Scope = asked
         .scope
         .as_deref()
         .unwrap_or("all")
         .parse()
         .map_err(term)?;
-    validate_reason(&req.reason).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-    let reason_code: ReasonCode = req
+    validate_reason(&asked.reason).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+    let reason_code: ReasonCode = asked
         .reason_code
         .as_deref()
         .unwrap_or("suspended")
         .parse()
         .map_err(term)?;
-    if req.expires_at.is_some_and(|t| t <= ledger.clock.now_secs()) {
+    let now = ledger.clock.now_secs();
+    if asked.expires_at.is_some_and(|t| t <= now) {
         return Err(bad("expires_at must be in the future (unix seconds)"));
     }
+    if let Some(cut_off) = asked.issued_before {
+        if target == Target::Token {
+            return Err(bad(
+                "issued_before applies to a person or a client; a token suspension names one token",
+            ));
+        }
+        if cut_off < 0 {
+            return Err(bad("issued_before is unix seconds, not negative"));
+        }
+        if cut_off > now + clock_skew_secs {
+            return Err(bad(
+                "issued_before must not be in the future (unix seconds): a cut-off suspends \
+                 tokens already issued; to stop new ones too, suspend without it",
+            ));
+        }
+    }
     Ok(Terms {
+        target,
         scope,
-        reason: req.reason.clone(),
+        reason: asked.reason.clone(),
         reason_code,
-        expires_at: req.expires_at,
-        token_only: target == Target::Token,
+        expires_at: asked.expires_at,
+        issued_before: asked.issued_before,
     })
 }
 
@@ -178,16 +232,65 @@ async fn jti_target(
     vos: &[Vo],
     jti: &str,
     iss: Option<&str>,
-    token_only: bool,
+    target: Target,
 ) -> Result<Subject, ServiceError> {
     let jti = Jti::parse(jti).map_err(bad_request)?;
     let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, &jti, iss).await?;
     let person_id = person_of(ledger.reader.as_ref(), &issuance).await?;
     Ok(Subject {
         vo: Vo::unchecked(issuance.vo),
-        person_id,
-        token: token_only.then_some((issuance.iss, jti, issuance.exp)),
+        person_id: Some(person_id),
+        token: (target == Target::Token).then_some((issuance.iss, jti, issuance.exp)),
+        client: None,
     })
+}
+
+/// The client `client_id` of issuer `iss`, in the one of `vos` that logged a token of it:
+/// a client the ledger has never seen is a typo until shown otherwise (404).
+async fn client_target(
+    ledger: &Ledger,
+    vos: &[Vo],
+    iss: Option<&str>,
+    client_id: &str,
+) -> Result<Subject, ServiceError> {
+    let iss = iss.ok_or_else(|| {
+        ServiceError::BadRequest("a client suspension needs `iss`, the client's issuer".into())
+    })?;
+    check_id("iss", iss).map_err(bad_request)?;
+    check_id("client", client_id).map_err(bad_request)?;
+    let mut found = Vec::new();
+    for vo in vos {
+        let filter = IssuanceFilter {
+            vo,
+            identities: None,
+            client_id: Some(client_id),
+            scope: None,
+            from: None,
+            to: None,
+            before: None,
+            limit: CLIENT_LOOKUP,
+        };
+        for (index, leaf) in ledger.reader.issuances(&filter).await? {
+            if decode_issuance(index, &leaf)?.iss == iss {
+                found.push(vo.clone());
+                break;
+            }
+        }
+    }
+    match found.len() {
+        1 => Ok(Subject {
+            vo: found.pop().expect("one"),
+            person_id: None,
+            token: None,
+            client: Some((iss.to_string(), client_id.to_string())),
+        }),
+        0 => Err(ServiceError::NotFound(
+            "no token of this client of this issuer is logged".into(),
+        )),
+        _ => Err(ServiceError::Conflict(
+            "this client's tokens are of several VOs of the site: ask each VO to suspend it".into(),
+        )),
+    }
 }
 
 async fn suspend(
@@ -212,35 +315,34 @@ async fn suspend(
         Some((iss, jti, _)) => (Some(iss), Some(jti)),
         None => (None, None),
     };
-    let pseudonym = match &site {
-        Some(site) => Some(
-            ledger
-                .pseudonyms
-                .hand_out(site, &target.vo, &target.person_id)
-                .await?,
-        ),
-        None => None,
+    let (client_iss, client_id) = match target.client {
+        Some((iss, client)) => (Some(iss), Some(client)),
+        None => (None, None),
+    };
+    let pseudonym = match (&site, &target.person_id) {
+        (Some(site), Some(person)) => {
+            Some(ledger.pseudonyms.hand_out(site, &target.vo, person).await?)
+        }
+        _ => None,
     };
     let created_at = ledger.clock.now_micros();
     let body = EntryBody::Suspension(Box::new(Suspension {
         suspension_id: id.clone(),
         site: site.as_ref().map(Site::to_string),
         vo: target.vo.to_string(),
-        person_id: target.person_id.to_string(),
+        person_id: target.person_id.as_ref().map(PersonId::to_string),
         pseudonym: pseudonym.map(Pseudonym::into_string),
-        target: if token_jti.is_some() {
-            "token"
-        } else {
-            "person"
-        }
-        .into(),
+        target: terms.target.as_str().into(),
         token_iss: token_iss.clone(),
         token_jti: token_jti.as_ref().map(Jti::to_string),
+        client_iss: client_iss.clone(),
+        client_id: client_id.clone(),
         scope: terms.scope.as_str().into(),
         reason: terms.reason,
         reason_code: terms.reason_code.as_str().into(),
         created_by: by.to_string(),
         not_after,
+        issued_before: terms.issued_before,
     }));
     let mut record = SuspensionRecord {
         id,
@@ -250,14 +352,17 @@ async fn suspend(
         person_id: target.person_id,
         token_iss,
         token_jti,
+        client_iss,
+        client_id,
         scope: terms.scope,
         reason_code: terms.reason_code.into_string(),
         created_by: by.to_string(),
         created_at,
         not_after,
+        issued_before: terms.issued_before,
         lifted_at: None,
     };
-    let change = StateChange::Suspend(record.clone());
+    let change = StateChange::Suspend(Box::new(record.clone()));
     let entry = ledger.prepare(body, EntryKind::State(change))?;
     let at_site = record.site.is_some();
     record.idx = ledger.append_decided(entry).await.map_err(|e| match e {

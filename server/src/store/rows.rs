@@ -46,7 +46,7 @@ impl IssuanceKey {
 /// A state change that goes with a log entry, written in the entry's transaction.
 #[derive(Clone, Debug)]
 pub enum StateChange {
-    Suspend(SuspensionRecord),
+    Suspend(Box<SuspensionRecord>),
     Lift {
         suspension_id: String,
         lifted_by: String,
@@ -87,14 +87,20 @@ pub struct SuspensionRecord {
     pub idx: u64,
     pub site: Option<Site>,
     pub vo: Vo,
-    pub person_id: PersonId,
+    /// The person (also of a single token); none for a client suspension.
+    pub person_id: Option<PersonId>,
     pub token_iss: Option<String>,
     pub token_jti: Option<Jti>,
+    /// A client suspension's issuer and client id (`client_id` / `azp`).
+    pub client_iss: Option<String>,
+    pub client_id: Option<String>,
     pub scope: Scope,
     pub reason_code: String,
     pub created_by: String,
     pub created_at: i64,
     pub not_after: Option<i64>,
+    /// A not-before cut-off (unix seconds): only tokens issued before it are suspended.
+    pub issued_before: Option<i64>,
     /// Set by a lift ([`StateChange::Lift`]), never by a suspension.
     pub lifted_at: Option<i64>,
 }
@@ -105,10 +111,12 @@ impl SuspensionRecord {
         self.lifted_at.is_none() && blocklist::in_force(self.not_after, now)
     }
 
-    /// `person` or `token`.
+    /// `person`, `token` or `client`.
     pub fn target(&self) -> &'static str {
         if self.token_jti.is_some() {
             "token"
+        } else if self.client_id.is_some() {
+            "client"
         } else {
             "person"
         }

@@ -314,21 +314,25 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
             script
                 .statement(
                     "INSERT INTO suspensions (id, idx, site, vo, person_id, token_iss, token_jti, \
-                     scope, reason_code, created_by, created_at, not_after) ",
+                     client_iss, client_id, scope, reason_code, created_by, created_at, \
+                     not_after, issued_before) ",
                 )
                 .push_values([s], |mut row, s| {
                     row.push_bind(&s.id)
                         .push_bind(index as i64)
                         .push_bind(s.site.as_deref())
                         .push_bind(s.vo.as_str())
-                        .push_bind(s.person_id.as_str())
+                        .push_bind(s.person_id.as_deref())
                         .push_bind(&s.token_iss)
                         .push_bind(s.token_jti.as_deref())
+                        .push_bind(&s.client_iss)
+                        .push_bind(&s.client_id)
                         .push_bind(s.scope.as_str())
                         .push_bind(&s.reason_code)
                         .push_bind(&s.created_by)
                         .push_bind(s.created_at)
-                        .push_bind(s.not_after);
+                        .push_bind(s.not_after)
+                        .push_bind(s.issued_before);
                 });
         }
         StateChange::Lift {

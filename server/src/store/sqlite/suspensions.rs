@@ -5,8 +5,9 @@ use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
 
 use crate::store::{StoreError, SuspensionRecord};
 
-const COLUMNS: &str = "SELECT id, idx, site, vo, person_id, token_iss, token_jti, scope, reason_code, \
-                       created_by, created_at, not_after, lifted_at FROM suspensions";
+const COLUMNS: &str = "SELECT id, idx, site, vo, person_id, token_iss, token_jti, client_iss, \
+                       client_id, scope, reason_code, created_by, created_at, not_after, \
+                       issued_before, lifted_at FROM suspensions";
 
 /// A row of [`COLUMNS`].
 #[derive(sqlx::FromRow)]
@@ -15,14 +16,17 @@ struct Row {
     idx: i64,
     site: Option<String>,
     vo: String,
-    person_id: String,
+    person_id: Option<String>,
     token_iss: Option<String>,
     token_jti: Option<String>,
+    client_iss: Option<String>,
+    client_id: Option<String>,
     scope: String,
     reason_code: String,
     created_by: String,
     created_at: i64,
     not_after: Option<i64>,
+    issued_before: Option<i64>,
     lifted_at: Option<i64>,
 }
 
@@ -39,14 +43,17 @@ impl TryFrom<Row> for SuspensionRecord {
             idx: r.idx as u64,
             site: r.site.map(Site::unchecked),
             vo: Vo::unchecked(r.vo),
-            person_id: PersonId::unchecked(r.person_id),
+            person_id: r.person_id.map(PersonId::unchecked),
             token_iss: r.token_iss,
             token_jti: r.token_jti.map(Jti::unchecked),
+            client_iss: r.client_iss,
+            client_id: r.client_id,
             scope,
             reason_code: r.reason_code,
             created_by: r.created_by,
             created_at: r.created_at,
             not_after: r.not_after,
+            issued_before: r.issued_before,
             lifted_at: r.lifted_at,
         })
     }
@@ -89,7 +96,7 @@ pub async fn for_site(
     fetch_all(pool, q).await
 }
 
-/// Every suspension of a VO's persons, at any site or VO-wide; newest first.
+/// Every suspension of a VO's persons and clients, at any site or VO-wide; newest first.
 pub async fn for_vo(pool: &SqlitePool, vo: &str) -> Result<Vec<SuspensionRecord>, StoreError> {
     let mut q = QueryBuilder::<Sqlite>::new(COLUMNS);
     q.push(" WHERE vo = ")

@@ -16,9 +16,11 @@ use crate::store::{BlocklistFetch, LedgerReader, Registry, SiteFetches};
 fn entry(suspension_id: &str) -> BlocklistEntry {
     BlocklistEntry {
         vo: "atlas".into(),
-        pseudonym: "p1-x".into(),
+        pseudonym: Some("p1-x".into()),
         tags: vec!["t".into()],
         jti_hashes: Vec::new(),
+        client_tags: Vec::new(),
+        issued_before: None,
         scope: Scope::All,
         not_after: None,
         suspension_id: suspension_id.into(),

@@ -61,21 +61,24 @@ fn lift(id: &str) -> StateChange {
 }
 
 fn suspend(person: &str) -> StateChange {
-    StateChange::Suspend(SuspensionRecord {
+    StateChange::Suspend(Box::new(SuspensionRecord {
         id: "su-new".into(),
         idx: 0,
         site: None,
         vo: Vo::unchecked("atlas"),
-        person_id: PersonId::unchecked(person),
+        person_id: Some(PersonId::unchecked(person)),
         token_iss: None,
         token_jti: None,
+        client_iss: None,
+        client_id: None,
         scope: Scope::All,
         reason_code: "suspended".into(),
         created_by: "officer".into(),
         created_at: 1,
         not_after: None,
+        issued_before: None,
         lifted_at: None,
-    })
+    }))
 }
 
 /// Decides one batch of jobs, each a list of changes.
@@ -221,4 +224,20 @@ async fn a_job_is_admitted_whole_or_refused_without_effect() {
         decisions,
         [Err(merged_away("pe-b", "pe-a")), Ok(()), Ok(()), Ok(())]
     );
+}
+
+#[tokio::test]
+async fn a_client_suspension_names_no_person_and_is_admitted() {
+    let StateChange::Suspend(person) = suspend("pe-nobody") else {
+        unreachable!("suspend builds a suspension")
+    };
+    let client = StateChange::Suspend(Box::new(SuspensionRecord {
+        person_id: None,
+        client_iss: Some("https://iam/".into()),
+        client_id: Some("rucio".into()),
+        ..*person
+    }));
+    let decisions = decide_jobs(&[vec![client], vec![suspend("pe-nobody")]]).await;
+    assert_eq!(decisions[0], Ok(()));
+    assert!(decisions[1].is_err(), "a person is still decided");
 }

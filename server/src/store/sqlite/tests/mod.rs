@@ -2,6 +2,7 @@
 //! writer's id cache and duplicate lookup, stored hashes, decisions, dictionaries.
 
 mod blocklist_fetches;
+mod client_suspensions;
 mod compact_lookups;
 mod credentials;
 mod decisions;
