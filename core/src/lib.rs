@@ -13,5 +13,6 @@ pub mod note;
 pub mod pseudonym;
 pub mod receipt;
 pub mod strict_json;
+pub mod suspension_request;
 pub mod vo;
 pub mod wire;

@@ -5,13 +5,13 @@
 
 use tokenledger_core::blocklist::{ReasonCode, Scope, Target, TermError};
 use tokenledger_core::entry::{EntryBody, Lift, Suspension, check_id, validate_reason};
-use tokenledger_core::wire::{SiteSuspendRequest, VoSuspendRequest};
+use tokenledger_core::wire::{AcceptSuspensionRequest, SiteSuspendRequest, VoSuspendRequest};
 
 use super::sites::{issuance_in, person_of};
 use super::{Ledger, ServiceError};
 use crate::keys::random_bytes;
 use crate::preconditions::Refusal;
-use crate::sequencer::{AppendError, EntryKind};
+use crate::sequencer::{AppendError, EntryKind, PreparedEntry};
 use crate::store::{StateChange, SuspensionRecord};
 
 /// Who or what a suspension targets, resolved.
@@ -186,6 +186,33 @@ async fn jti_target(
     })
 }
 
+/// A VO-wide suspension of `person_id` of `vo` on the terms given (as the API takes them),
+/// prepared but not appended: for a suspension logged in one job with the entry that links
+/// it (an accepted suspension request). `by` is the caller.
+pub async fn prepare_in_vo(
+    ledger: &Ledger,
+    by: &str,
+    vo: &str,
+    person_id: &str,
+    terms_asked: &AcceptSuspensionRequest,
+    reason: &str,
+) -> Result<(PreparedEntry, SuspensionRecord), ServiceError> {
+    let terms = terms(
+        ledger,
+        None,
+        terms_asked.scope.as_deref(),
+        reason,
+        terms_asked.reason_code.as_deref(),
+        terms_asked.expires_at,
+    )?;
+    let target = Subject {
+        vo: vo.to_string(),
+        person_id: person_id.to_string(),
+        token: None,
+    };
+    prepare_suspension(ledger, by, None, target, terms).await
+}
+
 async fn suspend(
     ledger: &Ledger,
     by: &str,
@@ -193,6 +220,23 @@ async fn suspend(
     target: Subject,
     terms: Terms,
 ) -> Result<SuspensionRecord, ServiceError> {
+    let at_site = site.is_some();
+    let (entry, mut record) = prepare_suspension(ledger, by, site, target, terms).await?;
+    record.idx = ledger.append_decided(entry).await.map_err(|e| match e {
+        AppendError::Refused(refusal) if at_site => site_refusal(refusal),
+        e => e.into(),
+    })?;
+    Ok(record)
+}
+
+/// The entry of a suspension and its record, whose index the append will give.
+async fn prepare_suspension(
+    ledger: &Ledger,
+    by: &str,
+    site: Option<String>,
+    target: Subject,
+    terms: Terms,
+) -> Result<(PreparedEntry, SuspensionRecord), ServiceError> {
     let id = format!(
         "su-{}",
         tokenledger_core::pseudonym::base32(
@@ -238,7 +282,7 @@ async fn suspend(
         created_by: by.to_string(),
         not_after,
     }));
-    let mut record = SuspensionRecord {
+    let record = SuspensionRecord {
         id,
         idx: 0,
         site,
@@ -255,12 +299,7 @@ async fn suspend(
     };
     let change = StateChange::Suspend(record.clone());
     let entry = ledger.prepare(body, EntryKind::State(change))?;
-    let at_site = record.site.is_some();
-    record.idx = ledger.append_decided(entry).await.map_err(|e| match e {
-        AppendError::Refused(refusal) if at_site => site_refusal(refusal),
-        e => e.into(),
-    })?;
-    Ok(record)
+    Ok((entry, record))
 }
 
 async fn lift(
@@ -289,7 +328,7 @@ async fn lift(
 /// A site suspension the sequencer refused, in words that name no person: a site never
 /// learns person ids. Its person came from a pseudonym or a token, so it has identities unless
 /// a merge moved them; the pseudonym and the token then lead to the person merged into.
-fn site_refusal(refusal: Refusal) -> ServiceError {
+pub(super) fn site_refusal(refusal: Refusal) -> ServiceError {
     match refusal {
         Refusal::MergedAway { .. } => ServiceError::Conflict(
             "the person was merged into another person meanwhile: suspend again".into(),
