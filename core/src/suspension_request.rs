@@ -142,13 +142,69 @@ mod tests {
 
     #[test]
     fn evidence_keeps_line_breaks_and_refuses_other_controls_blanks_and_length() {
-        assert_eq!(validate_evidence("job 123.0 on ce01:\n\tscanned ports"), Ok(()));
-        assert_eq!(validate_evidence(&"\u{e9}".repeat(MAX_EVIDENCE_LEN)), Ok(()));
+        assert_eq!(
+            validate_evidence("job 123.0 on ce01:\n\tscanned ports"),
+            Ok(())
+        );
+        assert_eq!(
+            validate_evidence(&"\u{e9}".repeat(MAX_EVIDENCE_LEN)),
+            Ok(())
+        );
         for bad in ["", " \n\t", "a\u{0}b", "a\u{1b}[31m", "a\u{85}b"] {
             assert!(validate_evidence(bad).is_err(), "{bad:?}");
         }
         let err = validate_evidence(&"\u{e9}".repeat(MAX_EVIDENCE_LEN + 1)).unwrap_err();
         assert!(err.to_string().contains("2048 characters"), "{err}");
+    }
+
+    #[test]
+    fn the_three_entries_name_their_type_and_read_back() {
+        use crate::entry::{EntryBody, LogEntry};
+        let request = SuspensionRequest {
+            request_id: "sr-1".into(),
+            site: "CERN-PROD".into(),
+            vo: "atlas".into(),
+            person_id: "pe-1".into(),
+            pseudonym: "p1-x".into(),
+            token_iss: None,
+            token_jti: None,
+            evidence: "job 1.0:\nscans".into(),
+            scope: Some("compute".into()),
+            reason_code: None,
+            not_after: None,
+            requested_by: "credential:c".into(),
+        };
+        let bodies = [
+            (
+                EntryBody::SuspensionRequest(Box::new(request)),
+                "suspension_request",
+            ),
+            (
+                EntryBody::SuspensionRequestAccept(SuspensionRequestAccept {
+                    request_id: "sr-1".into(),
+                    vo: "atlas".into(),
+                    suspension_id: "su-1".into(),
+                    decided_by: "credential:o".into(),
+                }),
+                "suspension_request_accept",
+            ),
+            (
+                EntryBody::SuspensionRequestDecline(SuspensionRequestDecline {
+                    request_id: "sr-1".into(),
+                    vo: "atlas".into(),
+                    reason: "INC-1".into(),
+                    decided_by: "credential:o".into(),
+                }),
+                "suspension_request_decline",
+            ),
+        ];
+        for (body, kind) in bodies {
+            let entry = LogEntry::new(1, body);
+            let bytes = entry.canonical_bytes().unwrap();
+            let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(value["type"], kind);
+            assert_eq!(LogEntry::from_canonical_bytes(&bytes).unwrap(), entry);
+        }
     }
 
     #[test]

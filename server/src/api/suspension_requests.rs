@@ -48,6 +48,7 @@ impl StatusFilter {
 #[into_params(parameter_in = Query)]
 pub struct SiteListQuery {
     /// Only requests in this state [default: all].
+    #[param(inline)]
     status: Option<StatusFilter>,
 }
 
@@ -55,6 +56,7 @@ pub struct SiteListQuery {
 #[into_params(parameter_in = Query)]
 pub struct VoListQuery {
     /// Only requests in this state [default: pending].
+    #[param(inline)]
     status: Option<StatusFilter>,
 }
 

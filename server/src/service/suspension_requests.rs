@@ -154,9 +154,9 @@ pub async fn accept(
         reason_code: asked.reason_code.or_else(|| request.reason_code.clone()),
         expires_at: asked.expires_at.or(request.not_after),
     };
-    let reason = asked.reason.unwrap_or_else(|| {
-        format!("suspension request {} of site {}", request.id, request.site)
-    });
+    let reason = asked
+        .reason
+        .unwrap_or_else(|| format!("suspension request {} of site {}", request.id, request.site));
     let proposal_passed = asked.expires_at.is_none()
         && request
             .not_after
