@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 use tokenledger_core::wire::{
-    AcceptSuspensionRequest, DeclineSuspensionRequest, NewSuspensionRequest,
-    SuspensionRequestList, SuspensionRequestView,
+    AcceptSuspensionRequest, DeclineSuspensionRequest, NewSuspensionRequest, SuspensionRequestList,
+    SuspensionRequestView,
 };
 
 use crate::client::{ApiPath, Client};
