@@ -407,6 +407,7 @@ fn bad_requests_and_decisions_are_4xx_json_and_log_nothing() {
     bad(json!({"pseudonym": pseudonym, "evidence": "seen", "expires_at": 1.5}));
     bad(json!({"pseudonym": pseudonym, "evidence": "seen", "person": "pe-x"}));
     bad(json!({"jti": "", "evidence": "seen"}));
+    bad(json!([pseudonym, null, null, "seen", null, null, null]));
     let missing = |body: Value| refused(body, 404, "not_found");
     missing(json!({"pseudonym": "p1-nobody", "evidence": "seen"}));
     missing(json!({"pseudonym": ral_pseudonym, "evidence": "another site's"}));
@@ -445,6 +446,8 @@ fn bad_requests_and_decisions_are_4xx_json_and_log_nothing() {
     bad_decision("accept", json!({"expires_at": now_secs() - 10}));
     bad_decision("accept", json!({"reason": "x", "person": "pe-x"}));
     bad_decision("accept", json!({"reason": "a\u{0}b"}));
+    bad_decision("accept", json!([null, null, null, null]));
+    bad_decision("decline", json!(["INC-1"]));
     s.post(
         &format!("/v1/vos/atlas/suspension-requests/{id}/accept"),
         &s.a_admin,

@@ -8,6 +8,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokenledger_core::suspension_request::RequestStatus;
 use tokenledger_core::wire::{
     AcceptSuspensionRequest, DeclineSuspensionRequest, ErrorBody, NewSuspensionRequest,
@@ -92,9 +94,10 @@ pub async fn site_request(
     State(state): State<AppState>,
     principal: Principal,
     Path(site): Path<String>,
-    ApiJson(req): ApiJson<NewSuspensionRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<SuspensionRequestView>), ApiError> {
     let vos = administered_site(&state, &principal, &site).await?;
+    let req: NewSuspensionRequest = object(body)?;
     let record =
         suspension_requests::request(&state.ledger, &principal.id, &site, &vos, req).await?;
     Ok((StatusCode::CREATED, Json(site_view(&record))))
@@ -234,9 +237,10 @@ pub async fn vo_accept(
     State(state): State<AppState>,
     principal: Principal,
     Path((vo, id)): Path<(String, String)>,
-    ApiJson(req): ApiJson<AcceptSuspensionRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<SuspensionRequestView>, ApiError> {
     officer(&principal, &vo)?;
+    let req: AcceptSuspensionRequest = object(body)?;
     let record = suspension_requests::accept(&state.ledger, &principal.id, &vo, &id, req).await?;
     Ok(Json(vo_view(&record)))
 }
@@ -266,12 +270,25 @@ pub async fn vo_decline(
     State(state): State<AppState>,
     principal: Principal,
     Path((vo, id)): Path<(String, String)>,
-    ApiJson(req): ApiJson<DeclineSuspensionRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<SuspensionRequestView>, ApiError> {
     officer(&principal, &vo)?;
+    let req: DeclineSuspensionRequest = object(body)?;
     let record =
         suspension_requests::decline(&state.ledger, &principal.id, &vo, &id, &req.reason).await?;
     Ok(Json(vo_view(&record)))
+}
+
+/// A body read from a JSON object only: serde would read a struct from an array of its
+/// members' values too (and `[null, ...]` as an acceptance with no terms).
+fn object<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "invalid JSON body: expected an object".into(),
+        ));
+    }
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// As the requesting site sees it: its pseudonym and the jti it named, no issuer.

@@ -13,10 +13,10 @@ use tokenledger_core::suspension_request::{
 use tokenledger_core::wire::{AcceptSuspensionRequest, NewSuspensionRequest};
 
 use super::sites::{issuance_in, person_of};
-use super::suspensions::{prepare_in_vo, site_refusal};
+use super::suspensions::prepare_in_vo;
 use super::{Ledger, ServiceError};
 use crate::keys::random_bytes;
-use crate::sequencer::{AppendError, EntryKind};
+use crate::sequencer::{AppendError, EntryKind, PreparedEntry};
 use crate::store::{RequestDecision, StateChange, SuspensionRequestRecord};
 
 /// Logs `site`'s (serving `vos`) request that the VO suspend the person behind a pseudonym or
@@ -114,8 +114,14 @@ pub async fn request(
     }));
     let change = StateChange::RequestSuspension(Box::new(record.clone()));
     let entry = ledger.prepare(body, EntryKind::State(change))?;
+    // Refused only if the person is gone: in words that name no person, for the site.
     record.idx = ledger.append_decided(entry).await.map_err(|e| match e {
-        AppendError::Refused(refusal) => site_refusal(refusal),
+        AppendError::Refused(refusal) if refusal.is_not_found() => {
+            ServiceError::NotFound("no such person".into())
+        }
+        AppendError::Refused(_) => ServiceError::Conflict(
+            "the person was merged into another person meanwhile: request again".into(),
+        ),
         e => e.into(),
     })?;
     Ok(record)
@@ -169,22 +175,9 @@ pub async fn accept(
     let (suspension_entry, suspension) =
         prepare_in_vo(ledger, by, vo, &request.person_id, &terms, &reason).await?;
     let decision = RequestDecision::Accepted {
-        suspension_id: suspension.id.clone(),
+        suspension_id: suspension.id,
     };
-    let body = EntryBody::SuspensionRequestAccept(SuspensionRequestAccept {
-        request_id: request.id.clone(),
-        vo: vo.to_string(),
-        suspension_id: suspension.id.clone(),
-        decided_by: by.to_string(),
-    });
-    let decided_at = ledger.clock.now_micros();
-    let change = StateChange::DecideRequest {
-        request_id: request.id.clone(),
-        decision: decision.clone(),
-        decided_by: by.to_string(),
-        decided_at,
-    };
-    let accept_entry = ledger.prepare(body, EntryKind::State(change))?;
+    let (accept_entry, decided_at) = decision_entry(ledger, &request, by, &decision)?;
     let indexes = ledger
         .append_together(vec![suspension_entry, accept_entry])
         .await?;
@@ -206,20 +199,8 @@ pub async fn decline(
     let decision = RequestDecision::Declined {
         reason: reason.to_string(),
     };
-    let body = EntryBody::SuspensionRequestDecline(SuspensionRequestDecline {
-        request_id: request.id.clone(),
-        vo: vo.to_string(),
-        reason: reason.to_string(),
-        decided_by: by.to_string(),
-    });
-    let decided_at = ledger.clock.now_micros();
-    let change = StateChange::DecideRequest {
-        request_id: request.id.clone(),
-        decision: decision.clone(),
-        decided_by: by.to_string(),
-        decided_at,
-    };
-    let index = ledger.append(body, EntryKind::State(change)).await?;
+    let (entry, decided_at) = decision_entry(ledger, &request, by, &decision)?;
+    let index = ledger.append_decided(entry).await?;
     decided(&mut request, by, decided_at, index, decision);
     Ok(request)
 }
@@ -243,6 +224,43 @@ async fn pending_in(
         )));
     }
     Ok(request)
+}
+
+/// The entry of `by`'s `decision` on `request`, and the time it was decided (unix
+/// microseconds).
+fn decision_entry(
+    ledger: &Ledger,
+    request: &SuspensionRequestRecord,
+    by: &str,
+    decision: &RequestDecision,
+) -> Result<(PreparedEntry, i64), ServiceError> {
+    let (request_id, vo, decided_by) = (request.id.clone(), request.vo.clone(), by.to_string());
+    let body = match decision {
+        RequestDecision::Accepted { suspension_id } => {
+            EntryBody::SuspensionRequestAccept(SuspensionRequestAccept {
+                request_id,
+                vo,
+                suspension_id: suspension_id.clone(),
+                decided_by,
+            })
+        }
+        RequestDecision::Declined { reason } => {
+            EntryBody::SuspensionRequestDecline(SuspensionRequestDecline {
+                request_id,
+                vo,
+                reason: reason.clone(),
+                decided_by,
+            })
+        }
+    };
+    let decided_at = ledger.clock.now_micros();
+    let change = StateChange::DecideRequest {
+        request_id: request.id.clone(),
+        decision: decision.clone(),
+        decided_by: by.to_string(),
+        decided_at,
+    };
+    Ok((ledger.prepare(body, EntryKind::State(change))?, decided_at))
 }
 
 /// The record as the decision's entry at `index` left it.

@@ -328,7 +328,7 @@ async fn lift(
 /// A site suspension the sequencer refused, in words that name no person: a site never
 /// learns person ids. Its person came from a pseudonym or a token, so it has identities unless
 /// a merge moved them; the pseudonym and the token then lead to the person merged into.
-pub(super) fn site_refusal(refusal: Refusal) -> ServiceError {
+fn site_refusal(refusal: Refusal) -> ServiceError {
     match refusal {
         Refusal::MergedAway { .. } => ServiceError::Conflict(
             "the person was merged into another person meanwhile: suspend again".into(),
