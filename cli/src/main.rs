@@ -19,6 +19,7 @@ mod render;
 mod resolution;
 mod site;
 mod suspension;
+mod suspension_request;
 mod timespec;
 mod tls;
 mod verify;

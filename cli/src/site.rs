@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::exit::Failure;
 use crate::render::{self, ListFormat, ObjectFormat, fields};
 use crate::suspension::{self, Terms};
+use crate::suspension_request;
 use crate::timespec;
 
 pub const ABOUT: &str = "\
@@ -37,6 +38,11 @@ pub enum SiteCommand {
     /// Report that a token was seen in use at the site (from logs: `tokenledger ingest
     /// --format htcondor-history|dcache-access`).
     Sighting(SightingArgs),
+    /// Ask the VO to suspend the person behind a pseudonym (or a jti) at every site of the
+    /// VO, with the site's evidence; the site sees the outcome, never the identity.
+    RequestSuspension(suspension_request::RequestArgs),
+    /// The site's suspension requests and their outcomes (or one, by id).
+    Requests(suspension_request::SiteRequestsArgs),
 }
 
 /// The site acted for.
@@ -194,6 +200,8 @@ pub fn run(command: &SiteCommand, settings: &Settings) -> Result<(), Failure> {
                 println!("{}", answer.typed.key);
             }
         }
+        SiteCommand::RequestSuspension(args) => suspension_request::request(&client, args)?,
+        SiteCommand::Requests(args) => suspension_request::site_requests(&client, args)?,
         SiteCommand::Sighting(args) => {
             let body = SightingReport {
                 jti: args.jti.clone(),

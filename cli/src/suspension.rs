@@ -167,7 +167,7 @@ fn fetched_cell(row: &SiteEnforcement) -> String {
 }
 
 /// `[a-z0-9-]{1,32}`, as the server requires.
-fn parse_reason_code(code: &str) -> Result<String, String> {
+pub fn parse_reason_code(code: &str) -> Result<String, String> {
     let ok = (1..=32).contains(&code.len())
         && code
             .bytes()

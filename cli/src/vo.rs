@@ -15,6 +15,7 @@ use crate::exit::Failure;
 use crate::render::{self, ListFormat, ObjectFormat};
 use crate::resolution::person_text;
 use crate::suspension::{self, Terms};
+use crate::suspension_request;
 use crate::vo_canary;
 
 pub const ABOUT: &str = "\
@@ -38,6 +39,9 @@ pub enum VoCommand {
     Merge(MergeArgs),
     /// Resolve a site's pseudonym to the person (logged with the reason).
     Pseudonym(PseudonymArgs),
+    /// Sites' requests to suspend a person at every site of the VO: list, accept, decline.
+    #[command(subcommand)]
+    Requests(suspension_request::VoRequestsCommand),
     /// The VO's canary: a test account suspended at every site for good (sites' monitoring
     /// and submission probes show it is refused).
     #[command(subcommand, long_about = vo_canary::ABOUT)]
@@ -196,6 +200,7 @@ pub fn run(command: &VoCommand, settings: &Settings) -> Result<(), Failure> {
             let answer = client.get::<PersonView>(&path)?;
             print_person(&answer.raw, &answer.typed, args.format);
         }
+        VoCommand::Requests(command) => suspension_request::vo_requests(&client, command)?,
         VoCommand::Canary(command) => vo_canary::run(command, &client)?,
     }
     Ok(())

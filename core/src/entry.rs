@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::suspension_request::{
+    SuspensionRequest, SuspensionRequestAccept, SuspensionRequestDecline,
+};
+
 /// Version of the canonical entry encoding, written into every leaf as `"v"`.
 pub const ENTRY_VERSION: u64 = 1;
 /// Largest canonical entry accepted, in bytes.
@@ -116,6 +120,9 @@ pub enum EntryBody {
     SiteKeyFetch(SiteKeyFetch),
     IdentityLink(IdentityLink),
     Sighting(Sighting),
+    SuspensionRequest(Box<SuspensionRequest>),
+    SuspensionRequestAccept(SuspensionRequestAccept),
+    SuspensionRequestDecline(SuspensionRequestDecline),
 }
 
 /// A person, one leaked token, or a client of an issuer, suspended at a site or (no `site`)

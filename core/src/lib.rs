@@ -14,5 +14,6 @@ pub mod note;
 pub mod pseudonym;
 pub mod receipt;
 pub mod strict_json;
+pub mod suspension_request;
 pub mod vo;
 pub mod wire;

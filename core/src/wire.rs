@@ -640,6 +640,132 @@ pub struct Logged {
     pub index: u64,
 }
 
+/// `POST /v1/sites/{site}/suspension-requests`: ask the VO's security officers to suspend,
+/// at every site of the VO, the person behind the site's pseudonym (or behind a jti seen at
+/// the site), with what the site saw. The terms are a proposal the officers may change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewSuspensionRequest {
+    /// The person's pseudonym at this site. Exactly one of `pseudonym` and `jti`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
+    /// A token seen at the site: its person. Exactly one of `pseudonym` and `jti`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Id>))]
+    pub jti: Option<String>,
+    /// The jti's issuer, where several issuers logged the same jti.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// What the site saw (log lines, job ids, the incident): logged, read by the VO's
+    /// officers and auditors. Line breaks allowed.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Evidence))]
+    pub evidence: String,
+    /// Proposed scope: `compute`, `storage` or `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::blocklist::Scope>))]
+    pub scope: Option<String>,
+    /// Proposed reason code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
+    pub reason_code: Option<String>,
+    /// Proposed end: unix seconds, in the future.
+    #[serde(
+        default,
+        deserialize_with = "whole_number::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<i64>,
+}
+
+/// `POST /v1/vos/{vo}/suspension-requests/{id}/accept`: suspend the person at every site of
+/// the VO. Each term given replaces the one the site proposed; the others are taken from the
+/// request (else the defaults of a VO-wide suspension).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptSuspensionRequest {
+    /// `compute`, `storage` or `all` [default: the request's, else `all`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::blocklist::Scope>))]
+    pub scope: Option<String>,
+    /// Why, for the suspension's log entry [default: `suspension request {id} of site {site}`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Reason>))]
+    pub reason: Option<String>,
+    /// [default: the request's, else `suspended`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
+    pub reason_code: Option<String>,
+    /// Unix seconds, in the future [default: the request's, else until lifted].
+    #[serde(
+        default,
+        deserialize_with = "whole_number::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<i64>,
+}
+
+/// `POST /v1/vos/{vo}/suspension-requests/{id}/decline`: decline, with a reason the requesting
+/// site reads.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineSuspensionRequest {
+    /// Why not; the requesting site sees it.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
+    pub reason: String,
+}
+
+/// A suspension request. The requesting site's view carries its own pseudonym and the jti it
+/// named, never an issuer, subject or person id; the VO's view adds the jti's issuer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SuspensionRequestView {
+    /// `sr-...`.
+    pub id: String,
+    /// Log index of the request's entry.
+    pub index: u64,
+    /// The requesting site.
+    pub site: String,
+    pub vo: String,
+    /// The requesting site's pseudonym of the person.
+    pub pseudonym: String,
+    /// The token the site named, if it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The token's issuer: only in the VO's view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    pub evidence: String,
+    /// Proposed scope.
+    pub scope: Option<String>,
+    /// Proposed reason code.
+    pub reason_code: Option<String>,
+    /// Proposed end, unix seconds.
+    pub expires_at: Option<i64>,
+    /// The requesting credential.
+    pub requested_by: String,
+    /// Unix microseconds.
+    pub requested_at: i64,
+    pub status: crate::suspension_request::RequestStatus,
+    /// Unix microseconds, once accepted or declined.
+    pub decided_at: Option<i64>,
+    /// Log index of the decision's entry.
+    pub decision_index: Option<u64>,
+    /// The VO-wide suspension made on acceptance.
+    pub suspension_id: Option<String>,
+    /// Why it was declined.
+    pub decline_reason: Option<String>,
+}
+
+/// Suspension requests, newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SuspensionRequestList {
+    pub requests: Vec<SuspensionRequestView>,
+}
+
 /// Integers a client may write as JSON numbers with a zero fraction (`1.0`): JSON and JSON
 /// Schema take `1.0` for the integer 1, so the API does too. Any other fraction is refused.
 mod whole_number {
@@ -723,6 +849,11 @@ pub mod checked {
     pub const NOT_BLANK: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\
         [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
         [^\\u0000-\\u001f\\u007f-\\u009f]*$";
+    /// Line breaks and tabs, no other control character, and at least one character that is
+    /// not blank.
+    pub const EVIDENCE: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*\
+        [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
+        [^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
     /// Feed names and reason codes.
     pub const CODE: &str = "^[a-z0-9-]{1,32}$";
 
@@ -771,6 +902,17 @@ pub mod checked {
             1,
             MAX_ID_LEN,
             NO_CONTROL,
+        )
+    }
+
+    schema! {
+        /// What a site saw, for a suspension request.
+        Evidence => string(
+            "What the site saw: 1 to 2048 characters, not only blanks; line breaks and tabs \
+             allowed, no other control characters.",
+            1,
+            crate::suspension_request::MAX_EVIDENCE_LEN,
+            EVIDENCE,
         )
     }
 

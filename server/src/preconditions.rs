@@ -11,6 +11,10 @@
 //! - `Link`: the person has an identity in the VO and was not merged away; the identity
 //!   belongs to no person (or to this one: then the link is in effect already).
 //! - `Merge`: two distinct persons, each with an identity in the VO, neither merged away.
+//! - `RequestSuspension`: as `Suspend`, its person has an identity in the VO and was not
+//!   merged away.
+//! - `DecideRequest`: the suspension request exists and is still pending (two officers
+//!   deciding at once: the first one written wins, the other is refused).
 //! - `Sighting` and `None` (site key fetches) depend on nothing that changes: a sighting names
 //!   a logged issuance, and issuances are never removed.
 //!
@@ -47,6 +51,10 @@ pub enum Refusal {
     /// The change holds already (a link of an identity to the person it belongs to).
     #[error("the change is in effect already")]
     InEffect,
+    #[error("no suspension request `{id}`")]
+    UnknownRequest { id: String },
+    #[error("suspension request {id} was decided already")]
+    RequestDecided { id: String },
 }
 
 impl Refusal {
@@ -55,7 +63,9 @@ impl Refusal {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            Refusal::UnknownPerson { .. } | Refusal::UnknownSuspension { .. }
+            Refusal::UnknownPerson { .. }
+                | Refusal::UnknownSuspension { .. }
+                | Refusal::UnknownRequest { .. }
         )
     }
 }
@@ -91,6 +101,8 @@ struct BatchState {
     merged: HashMap<PersonKey, PersonId>,
     /// Identities named by links, with the person each belongs to.
     owners: HashMap<IdentityKey, PersonId>,
+    /// Suspension requests named by decisions: whether each is still pending.
+    pending: HashMap<String, bool>,
 }
 
 impl BatchState {
@@ -126,6 +138,12 @@ impl BatchState {
                     query.persons.push((vo.clone(), into.clone()));
                     query.persons.push((vo.clone(), from.clone()));
                 }
+                StateChange::RequestSuspension(row) => {
+                    query.persons.push((row.vo.clone(), row.person_id.clone()));
+                }
+                StateChange::DecideRequest { request_id, .. } => {
+                    query.requests.push(request_id.clone());
+                }
                 StateChange::Sighting { .. } | StateChange::None => {}
             }
         }
@@ -143,6 +161,7 @@ impl BatchState {
                 .into_iter()
                 .map(|(iss, sub, vo, person)| ((iss, sub, vo), person))
                 .collect(),
+            pending: rows.pending.into_iter().collect(),
         })
     }
 
@@ -216,6 +235,21 @@ impl BatchState {
                     }
                 }
                 Ok(())
+            }
+            StateChange::RequestSuspension(row) => self.check_person(&row.vo, &row.person_id),
+            StateChange::DecideRequest { request_id, .. } => {
+                match self.pending.get_mut(request_id) {
+                    None => Err(Refusal::UnknownRequest {
+                        id: request_id.clone(),
+                    }),
+                    Some(false) => Err(Refusal::RequestDecided {
+                        id: request_id.clone(),
+                    }),
+                    Some(pending) => {
+                        *pending = false;
+                        Ok(())
+                    }
+                }
             }
             StateChange::Sighting { .. } | StateChange::None => Ok(()),
         }

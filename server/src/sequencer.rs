@@ -446,7 +446,10 @@ fn changes_suspensions(change: &StateChange) -> bool {
         | StateChange::Lift { .. }
         | StateChange::Link { .. }
         | StateChange::Merge { .. } => true,
-        StateChange::Sighting { .. } | StateChange::None => false,
+        StateChange::RequestSuspension(_)
+        | StateChange::DecideRequest { .. }
+        | StateChange::Sighting { .. }
+        | StateChange::None => false,
     }
 }
 

@@ -135,7 +135,12 @@ def sighting(case):
         body["seen_at"] = int(body["seen_at"]) % now
 
 
-@rule(("POST", "/v1/sites/{site}/suspensions"), ("POST", "/v1/vos/{vo}/suspensions"))
+@rule(
+    ("POST", "/v1/sites/{site}/suspensions"),
+    ("POST", "/v1/vos/{vo}/suspensions"),
+    ("POST", "/v1/sites/{site}/suspension-requests"),
+    ("POST", "/v1/vos/{vo}/suspension-requests/{id}/accept"),
+)
 def suspension(case):
     """`expires_at` in the future; `issued_before` not in the future, and not with `target:
     token`; a `target` that fits the subject (`client` with `client` only, `token` with

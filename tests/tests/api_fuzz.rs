@@ -113,10 +113,12 @@ struct Seeded {
     pseudonym: String,
     site_suspension: String,
     vo_suspension: String,
+    suspension_request: String,
 }
 
 /// Two persons of VO atlas with a token each, the site's pseudonym of the first, a token
-/// suspension at the site and a VO-wide suspension of the second.
+/// suspension at the site, a VO-wide suspension of the second, and the site's pending request
+/// that the VO suspend the first.
 fn seed(server: &TestServer) -> Seeded {
     let http = server.http();
     let admin = server.admin_secret().to_string();
@@ -156,6 +158,11 @@ fn seed(server: &TestServer) -> Seeded {
         &officer,
         json!({"person": other_person, "reason": REASON}),
     );
+    let suspension_request = suspend(
+        &format!("/v1/sites/{SITE}/suspension-requests"),
+        &site_admin,
+        json!({"pseudonym": pseudonym, "evidence": REASON}),
+    );
     Seeded {
         admin,
         officer,
@@ -166,6 +173,7 @@ fn seed(server: &TestServer) -> Seeded {
         pseudonym,
         site_suspension,
         vo_suspension,
+        suspension_request,
     }
 }
 
@@ -271,6 +279,7 @@ fn write_config(seeded: &Seeded, dir: &Path) -> PathBuf {
         ("pseudonym", vec![&seeded.pseudonym]),
         ("site_suspension", vec![&seeded.site_suspension]),
         ("vo_suspension", vec![&seeded.vo_suspension]),
+        ("suspension_request", vec![&seeded.suspension_request]),
     ];
     for (name, values) in dictionaries {
         let values = serde_json::to_string(&values).expect("strings");

@@ -128,6 +128,9 @@ enum Body {
     FreshLink,
     /// A merge of a fresh person into the person.
     FreshMerge,
+    /// `{id}` in the path becomes a fresh pending suspension request of the site, made by its
+    /// admin; the body is the JSON given.
+    FreshSuspensionRequest(&'static str),
 }
 
 /// One row of the table: a route, a concrete request to it, and who may call it.
@@ -371,6 +374,60 @@ fn table(person: &str, pseudonym: &str) -> Vec<Row> {
                 Access::Only(&[SiteAdmin]),
             ),
         ),
+        with(
+            Body::Json(r#"{"jti": "matrix-login", "evidence": "MATRIX-1"}"#),
+            row(
+                "POST",
+                "/v1/sites/{site}/suspension-requests",
+                &format!("/v1/sites/{SITE}/suspension-requests"),
+                201,
+                Access::Only(&[SiteAdmin]),
+            ),
+        ),
+        row(
+            "GET",
+            "/v1/sites/{site}/suspension-requests",
+            &format!("/v1/sites/{SITE}/suspension-requests?status=all"),
+            200,
+            Access::Only(&[SiteAdmin]),
+        ),
+        with(
+            Body::FreshSuspensionRequest(""),
+            row(
+                "GET",
+                "/v1/sites/{site}/suspension-requests/{id}",
+                &format!("/v1/sites/{SITE}/suspension-requests/{{id}}"),
+                200,
+                Access::Only(&[SiteAdmin]),
+            ),
+        ),
+        row(
+            "GET",
+            "/v1/vos/{vo}/suspension-requests",
+            "/v1/vos/atlas/suspension-requests?status=pending",
+            200,
+            Access::Only(OFFICERS),
+        ),
+        with(
+            Body::FreshSuspensionRequest("{}"),
+            row(
+                "POST",
+                "/v1/vos/{vo}/suspension-requests/{id}/accept",
+                "/v1/vos/atlas/suspension-requests/{id}/accept",
+                200,
+                Access::Only(OFFICERS),
+            ),
+        ),
+        with(
+            Body::FreshSuspensionRequest(r#"{"reason": "MATRIX-1"}"#),
+            row(
+                "POST",
+                "/v1/vos/{vo}/suspension-requests/{id}/decline",
+                "/v1/vos/atlas/suspension-requests/{id}/decline",
+                200,
+                Access::Only(OFFICERS),
+            ),
+        ),
         row(
             "GET",
             "/v1/sites/{site}/blocklist",
@@ -573,6 +630,16 @@ impl Setup {
                     .clone();
                 path = path.replace("{id}", id.as_str().unwrap());
                 None
+            }
+            Body::FreshSuspensionRequest(json) => {
+                let id = self.prepare(
+                    &format!("/v1/sites/{SITE}/suspension-requests"),
+                    &self.site_admin,
+                    json!({"jti": JTI, "evidence": "to decide"}),
+                )["id"]
+                    .clone();
+                path = path.replace("{id}", id.as_str().unwrap());
+                (!json.is_empty()).then(|| json.to_string())
             }
             Body::FreshLink => Some(
                 json!({"iss": ATLAS_ISS, "sub": format!("linked-{n}"), "reason": "MATRIX-1"})

@@ -14,6 +14,7 @@ pub mod openapi;
 mod persons;
 mod resolve;
 mod sites;
+mod suspension_requests;
 mod suspensions;
 
 use std::sync::Arc;
@@ -78,6 +79,14 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(suspensions::site_suspend, suspensions::site_list))
         .routes(routes!(suspensions::site_lift))
         .routes(routes!(suspensions::site_enforcement))
+        .routes(routes!(
+            suspension_requests::site_request,
+            suspension_requests::site_list
+        ))
+        .routes(routes!(suspension_requests::site_get))
+        .routes(routes!(suspension_requests::vo_list))
+        .routes(routes!(suspension_requests::vo_accept))
+        .routes(routes!(suspension_requests::vo_decline))
         .routes(routes!(blocklist::get))
 }
 

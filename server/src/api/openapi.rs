@@ -52,7 +52,7 @@ struct OneOfTwo {
 }
 
 /// The bodies that carry exactly one of two members.
-const EXACTLY_ONE_OF: [OneOfTwo; 3] = [
+const EXACTLY_ONE_OF: [OneOfTwo; 4] = [
     OneOfTwo {
         schema: "IssuanceReport",
         first: ("token", Type::String),
@@ -64,6 +64,12 @@ const EXACTLY_ONE_OF: [OneOfTwo; 3] = [
         first: ("pseudonym", Type::String),
         second: ("jti", Type::String),
         targets_with_first: Some(&["person"]),
+    },
+    OneOfTwo {
+        schema: "NewSuspensionRequest",
+        first: ("pseudonym", Type::String),
+        second: ("jti", Type::String),
+        targets_with_first: None,
     },
     OneOfTwo {
         schema: "VoSuspendRequest",

@@ -346,10 +346,13 @@ fn lift_reason(q: LiftQuery, body: &[u8]) -> Result<String, ApiError> {
 fn site_view(state: &AppState, site: &Site, r: &SuspensionRecord) -> SuspensionView {
     let own = r.site.as_ref() == Some(site);
     SuspensionView {
-        pseudonym: r
-            .person_id
-            .as_ref()
-            .map(|person| state.ledger.pseudonyms.of(site, &r.vo, person).into_string()),
+        pseudonym: r.person_id.as_ref().map(|person| {
+            state
+                .ledger
+                .pseudonyms
+                .of(site, &r.vo, person)
+                .into_string()
+        }),
         person: None,
         client_iss: r.client_iss.clone().filter(|_| own),
         client: r.client_id.clone().filter(|_| own),

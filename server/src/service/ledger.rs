@@ -41,4 +41,14 @@ impl Ledger {
         let done = self.sequencer.append(vec![entry]).await?;
         Ok(done[0].index)
     }
+
+    /// Appends prepared entries together: all of them in one batch, in order, or (if the
+    /// sequencer refuses one's state change) none. Returns their log indexes.
+    pub async fn append_together(
+        &self,
+        entries: Vec<PreparedEntry>,
+    ) -> Result<Vec<u64>, AppendError> {
+        let done = self.sequencer.append(entries).await?;
+        Ok(done.iter().map(|s| s.index).collect())
+    }
 }

@@ -9,6 +9,7 @@ pub mod persons;
 pub mod pseudonyms;
 pub mod resolution;
 pub mod sites;
+pub mod suspension_requests;
 pub mod suspensions;
 
 pub use ledger::Ledger;

@@ -6,17 +6,15 @@
 //! decided by the sequencer.
 
 use tokenledger_core::blocklist::{ReasonCode, Scope, Target, TermError};
-use tokenledger_core::entry::{
-    EntryBody, EntryError, Lift, Suspension, check_id, validate_reason,
-};
+use tokenledger_core::entry::{EntryBody, EntryError, Lift, Suspension, check_id, validate_reason};
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
-use tokenledger_core::wire::SuspendRequest;
+use tokenledger_core::wire::{AcceptSuspensionRequest, SuspendRequest};
 
 use super::sites::{issuance_in, person_of};
 use super::{Ledger, ServiceError};
 use crate::keys::random_bytes;
 use crate::preconditions::Refusal;
-use crate::sequencer::{AppendError, EntryKind};
+use crate::sequencer::{AppendError, EntryKind, PreparedEntry};
 use crate::store::{IssuanceFilter, StateChange, SuspensionRecord, decode_issuance};
 
 /// How many of a client's newest tokens per VO are looked at to find one of the named issuer.
@@ -293,6 +291,37 @@ async fn client_target(
     }
 }
 
+/// A VO-wide suspension of person `person_id` of `vo` on the terms given (as the API takes
+/// them; no cut-off, as an accept asks for none), prepared but not appended: for a suspension
+/// logged in one job with the entry that links it (an accepted suspension request). `by` is
+/// the caller.
+pub async fn prepare_in_vo(
+    ledger: &Ledger,
+    by: &str,
+    vo: &Vo,
+    person_id: &PersonId,
+    terms_asked: &AcceptSuspensionRequest,
+    reason: &str,
+) -> Result<(PreparedEntry, SuspensionRecord), ServiceError> {
+    let asked = SuspendRequest {
+        subject: Some(person_id.to_string()),
+        reason: reason.to_string(),
+        scope: terms_asked.scope.clone(),
+        reason_code: terms_asked.reason_code.clone(),
+        expires_at: terms_asked.expires_at,
+        ..SuspendRequest::default()
+    };
+    // Without a cut-off there is no clock skew to allow for.
+    let terms = terms(ledger, &asked, 0)?;
+    let target = Subject {
+        vo: vo.clone(),
+        person_id: Some(person_id.clone()),
+        token: None,
+        client: None,
+    };
+    prepare_suspension(ledger, by, None, target, terms).await
+}
+
 async fn suspend(
     ledger: &Ledger,
     by: &str,
@@ -300,6 +329,23 @@ async fn suspend(
     target: Subject,
     terms: Terms,
 ) -> Result<SuspensionRecord, ServiceError> {
+    let at_site = site.is_some();
+    let (entry, mut record) = prepare_suspension(ledger, by, site, target, terms).await?;
+    record.idx = ledger.append_decided(entry).await.map_err(|e| match e {
+        AppendError::Refused(refusal) if at_site => site_refusal(refusal),
+        e => e.into(),
+    })?;
+    Ok(record)
+}
+
+/// The entry of a suspension and its record, whose index the append will give.
+async fn prepare_suspension(
+    ledger: &Ledger,
+    by: &str,
+    site: Option<Site>,
+    target: Subject,
+    terms: Terms,
+) -> Result<(PreparedEntry, SuspensionRecord), ServiceError> {
     let id = format!(
         "su-{}",
         tokenledger_core::pseudonym::base32(
@@ -344,7 +390,7 @@ async fn suspend(
         not_after,
         issued_before: terms.issued_before,
     }));
-    let mut record = SuspensionRecord {
+    let record = SuspensionRecord {
         id,
         idx: 0,
         site,
@@ -364,12 +410,7 @@ async fn suspend(
     };
     let change = StateChange::Suspend(Box::new(record.clone()));
     let entry = ledger.prepare(body, EntryKind::State(change))?;
-    let at_site = record.site.is_some();
-    record.idx = ledger.append_decided(entry).await.map_err(|e| match e {
-        AppendError::Refused(refusal) if at_site => site_refusal(refusal),
-        e => e.into(),
-    })?;
-    Ok(record)
+    Ok((entry, record))
 }
 
 async fn lift(

@@ -14,13 +14,14 @@ use async_trait::async_trait;
 use tokenledger_core::blocklist::SignedBlocklist;
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
+use tokenledger_core::suspension_request::RequestStatus;
 use tokenledger_core::wire::InclusionProof;
 
 pub use error::StoreError;
 pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
-    NewEntry, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry, SuspensionRecord,
-    TimelineEvent, decode_issuance,
+    NewEntry, RequestDecision, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry,
+    SuspensionRecord, SuspensionRequestRecord, TimelineEvent, decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its
@@ -203,6 +204,26 @@ pub trait LedgerReader: Send + Sync {
 
     /// Every site's last blocklist fetch (unix seconds), by site.
     async fn last_blocklist_fetches(&self) -> Result<Vec<(Site, i64)>, StoreError>;
+
+    /// The suspension request `id`.
+    async fn suspension_request(
+        &self,
+        id: &str,
+    ) -> Result<Option<SuspensionRequestRecord>, StoreError>;
+
+    /// The suspension requests `site` made (only those of `status`, if given), newest first.
+    async fn suspension_requests_of_site(
+        &self,
+        site: &Site,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<SuspensionRequestRecord>, StoreError>;
+
+    /// The suspension requests made to `vo` (only those of `status`, if given), newest first.
+    async fn suspension_requests_to_vo(
+        &self,
+        vo: &Vo,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<SuspensionRequestRecord>, StoreError>;
 }
 
 /// Rows kept beside the log and written outside it: credentials, sites, the pseudonyms

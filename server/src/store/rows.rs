@@ -4,8 +4,9 @@ use serde::Serialize;
 use tokenledger_core::access::Binding;
 use tokenledger_core::blocklist::{self, Scope};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
-use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
+use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::Hash;
+use tokenledger_core::suspension_request::RequestStatus;
 
 use super::StoreError;
 
@@ -73,8 +74,64 @@ pub enum StateChange {
         iss: String,
         jti: Jti,
     },
+    /// A site's request that the VO suspend a person at every site of the VO.
+    RequestSuspension(Box<SuspensionRequestRecord>),
+    /// A pending suspension request accepted (its suspension logged in the same job) or
+    /// declined.
+    DecideRequest {
+        request_id: String,
+        decision: RequestDecision,
+        decided_by: String,
+        decided_at: i64,
+    },
     /// The entry is the whole record (site key fetches).
     None,
+}
+
+/// What the VO's security officers made of a suspension request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestDecision {
+    Accepted { suspension_id: String },
+    Declined { reason: String },
+}
+
+impl RequestDecision {
+    pub fn status(&self) -> RequestStatus {
+        match self {
+            RequestDecision::Accepted { .. } => RequestStatus::Accepted,
+            RequestDecision::Declined { .. } => RequestStatus::Declined,
+        }
+    }
+}
+
+/// A site's suspension request: as the writer records it (with
+/// [`StateChange::RequestSuspension`]) and as it is read back.
+#[derive(Clone, Debug)]
+pub struct SuspensionRequestRecord {
+    pub id: String,
+    /// The index of the request's entry (the writer records the index the entry gets).
+    pub idx: u64,
+    pub site: Site,
+    pub vo: Vo,
+    pub person_id: PersonId,
+    /// The requesting site's pseudonym of the person.
+    pub pseudonym: Pseudonym,
+    pub token_iss: Option<String>,
+    pub token_jti: Option<Jti>,
+    pub evidence: String,
+    /// The proposed terms.
+    pub scope: Option<Scope>,
+    pub reason_code: Option<String>,
+    pub not_after: Option<i64>,
+    pub requested_by: String,
+    pub requested_at: i64,
+    pub status: RequestStatus,
+    /// Set by [`StateChange::DecideRequest`], never by the request.
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decision_idx: Option<u64>,
+    pub suspension_id: Option<String>,
+    pub decline_reason: Option<String>,
 }
 
 /// A suspension: as the writer records it (with [`StateChange::Suspend`]) and as it is read
@@ -182,6 +239,8 @@ pub struct StateQuery {
     pub persons: Vec<(Vo, PersonId)>,
     /// Identities `(iss, sub, vo)` named by links.
     pub identities: Vec<(String, String, Vo)>,
+    /// Suspension requests named by decisions.
+    pub requests: Vec<String>,
 }
 
 /// The stored state a [`StateQuery`] asked for.
@@ -195,6 +254,8 @@ pub struct StateRows {
     pub merged: Vec<(Vo, PersonId, PersonId)>,
     /// Identities asked for that belong to a person: `(iss, sub, vo, person)`.
     pub owners: Vec<(String, String, Vo, PersonId)>,
+    /// Each suspension request asked for that exists, and whether it is still pending.
+    pub pending: Vec<(String, bool)>,
 }
 
 /// Filters of an issuance listing; every present filter must match.

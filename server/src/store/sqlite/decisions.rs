@@ -31,6 +31,8 @@ pub async fn state_rows(
     let suspensions: BTreeSet<[&str; 1]> =
         query.suspensions.iter().map(|id| [id.as_str()]).collect();
     let suspensions: Vec<[&str; 1]> = suspensions.into_iter().collect();
+    let requests: BTreeSet<[&str; 1]> = query.requests.iter().map(|id| [id.as_str()]).collect();
+    let requests: Vec<[&str; 1]> = requests.into_iter().collect();
 
     let select = "SELECT id, lifted_at IS NOT NULL FROM suspensions WHERE ";
     let lifted = fetch_by_keys(conn, select, ["id"], &suspensions).await?;
@@ -43,6 +45,8 @@ pub async fn state_rows(
     let select = "SELECT iss, sub, vo, person_id FROM identities WHERE ";
     let owners: Vec<(String, String, String, String)> =
         fetch_by_keys(conn, select, ["iss", "sub", "vo"], &identities).await?;
+    let select = "SELECT id, status = 'pending' FROM suspension_requests WHERE ";
+    let pending = fetch_by_keys(conn, select, ["id"], &requests).await?;
     Ok(StateRows {
         lifted,
         live: live
@@ -61,6 +65,7 @@ pub async fn state_rows(
             .into_iter()
             .map(|(iss, sub, vo, id)| (iss, sub, Vo::unchecked(vo), PersonId::unchecked(id)))
             .collect(),
+        pending,
     })
 }
 

@@ -13,6 +13,7 @@ use tokenledger_core::merkle::{self, Frontier, Hash};
 
 use super::ids::{self, IdCache, NewIds};
 use super::script::{self, CHUNK, SqlScript};
+use super::suspension_requests;
 use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
 
@@ -377,7 +378,12 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
                         .push_bind(into.as_str())
                         .push_bind(index as i64);
                 });
-            for table in ["identities", "pseudonyms", "suspensions"] {
+            for table in [
+                "identities",
+                "pseudonyms",
+                "suspensions",
+                "suspension_requests",
+            ] {
                 script
                     .statement(format_args!("UPDATE {table} SET person_id = "))
                     .push_bind(into.as_str())
@@ -408,6 +414,22 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
                 .push_bind(iss)
                 .push("))");
         }
+        StateChange::RequestSuspension(request) => {
+            suspension_requests::push_request(script, index, request);
+        }
+        StateChange::DecideRequest {
+            request_id,
+            decision,
+            decided_by,
+            decided_at,
+        } => suspension_requests::push_decision(
+            script,
+            index,
+            request_id,
+            decision,
+            decided_by,
+            *decided_at,
+        ),
         StateChange::None => {}
     }
 }

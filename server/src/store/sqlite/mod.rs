@@ -17,6 +17,7 @@ mod lookup;
 pub mod page_cache;
 mod script;
 mod sites;
+mod suspension_requests;
 mod suspensions;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use sqlx::sqlite::SqlitePoolOptions;
 use tokenledger_core::blocklist::SignedBlocklist;
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::Hash;
+use tokenledger_core::suspension_request::RequestStatus;
 
 pub use connection::{CHECKPOINT_INTERVAL, MIGRATOR, connect_options};
 pub use writer::SqliteWriter;
@@ -39,7 +41,7 @@ pub use writer::SqliteWriter;
 use super::leaf_codec::LeafDecoders;
 use super::{
     BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, Registry, SiteFetches,
-    StoreError, StoredEntry, SuspensionRecord, TimelineEvent,
+    StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord, TimelineEvent,
 };
 use crate::storage_errors::StorageErrors;
 
@@ -304,6 +306,31 @@ impl LedgerReader for SqliteStore {
             .into_iter()
             .map(|(site, at)| (Site::unchecked(site), at))
             .collect())
+    }
+
+    async fn suspension_request(
+        &self,
+        id: &str,
+    ) -> Result<Option<SuspensionRequestRecord>, StoreError> {
+        suspension_requests::get(&self.pool, id).await
+    }
+
+    async fn suspension_requests_of_site(
+        &self,
+        site: &Site,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<SuspensionRequestRecord>, StoreError> {
+        let of_site = suspension_requests::Listing::OfSite;
+        suspension_requests::listed(&self.pool, of_site, site, status).await
+    }
+
+    async fn suspension_requests_to_vo(
+        &self,
+        vo: &Vo,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<SuspensionRequestRecord>, StoreError> {
+        let to_vo = suspension_requests::Listing::ToVo;
+        suspension_requests::listed(&self.pool, to_vo, vo, status).await
     }
 }
 

@@ -73,7 +73,10 @@ async fn the_migration_keeps_every_suspension_and_takes_clients_and_cut_offs() {
         (None, Some("rucio"))
     );
     assert_eq!(client.issued_before, Some(1000));
-    let listed = store.suspensions_for_vo(&Vo::unchecked("atlas")).await.unwrap();
+    let listed = store
+        .suspensions_for_vo(&Vo::unchecked("atlas"))
+        .await
+        .unwrap();
     assert_eq!(
         listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
         ["su-3", "su-2", "su-1"]

@@ -8,6 +8,7 @@ mod credentials;
 mod decisions;
 mod dictionaries;
 mod secrets;
+mod suspension_requests;
 mod upper_hashes;
 
 /// A database at `path` migrated up to `version` only: an old layout that a later migration
