@@ -5,7 +5,8 @@
 //! client's) tokens issued before it and passes those issued at or after it. ARC's `%D` names
 //! neither client nor `iat`: there a client suspension cannot match, and a cut-off denies the
 //! person. Exports say what their format cannot express. Lift, expiry, the VO-wide variants
-//! and bad input (400, 404) too.
+//! and bad input (400, 404) too. A reader of the older blocklist format (no reader header)
+//! is refused a document holding either (406), and not counted as having fetched it.
 //!
 //! Every CLI run starts from an empty environment, so nothing of the machine leaks in.
 
@@ -222,6 +223,89 @@ fn a_client_suspension_blocks_that_clients_tokens_and_not_the_users_other_client
     s.lift(&id);
     s.pull_ok(&s.reader, &blocklist, &[]);
     assert_eq!(htcondor(&config, &alice_rucio, "alice").code, 1);
+}
+
+/// The site's enforcement status of suspension `id`, asked by its admin, until `done` holds of
+/// the site's row (fetches are recorded in the background); that row.
+fn enforcement_until(s: &Site, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let admin = std::fs::read_to_string(&s.admin).unwrap();
+    let path = format!("/v1/sites/{SITE}/suspensions/{id}/enforcement");
+    let started = std::time::Instant::now();
+    loop {
+        let reply = s.server.http().get(&path, Some(admin.trim()));
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let row = reply.json()["sites"][0].clone();
+        if done(&row) {
+            return row;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{row:#}\n{}",
+            s.server.log_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_reader_of_the_older_format_is_refused_a_client_suspension_and_not_counted() {
+    let s = start_site();
+    token(&s, "t-rucio", "alice", "rucio", false, Some(now_secs()));
+    let http = s.server.http();
+    let path = format!("/v1/sites/{SITE}/blocklist");
+    // A node still running a tokenledger that predates client suspensions: it sends no
+    // reader header. Before there is one, it is served as ever.
+    let old_node = s
+        .server
+        .credential(&["--role", "site-reader", "--site", SITE])
+        .secret;
+    assert_eq!(http.get(&path, Some(&old_node)).status, 200);
+    let suspended = cli_ok(
+        &s,
+        &s.admin,
+        &[
+            "site", "suspend", "--site", SITE, "--client", "rucio", "--iss", ATLAS_ISS, "--reason",
+            "INC-9",
+        ],
+    );
+    let id = suspended["id"].as_str().unwrap().to_string();
+
+    // Now it fails loudly, and is not counted as holding the suspension.
+    let refused = http.get(&path, Some(&old_node));
+    refused.assert_error(406, "not_acceptable");
+    assert!(
+        refused.body.contains("upgrade tokenledger on this node"),
+        "{refused:?}"
+    );
+    let format_1 =
+        http.get_with_headers(&path, &old_node, &[("TokenLedger-Blocklist-Reader", "1")]);
+    format_1.assert_error(406, "not_acceptable");
+    http.get_with_headers(&path, &old_node, &[("TokenLedger-Blocklist-Reader", "two")])
+        .assert_error(400, "bad_request");
+    // Exports are not affected (and are only a last fetch): once the admin's export shows as
+    // the site's last fetch, the refused requests have shown nothing.
+    let admin = std::fs::read_to_string(&s.admin).unwrap();
+    let export = http.get(&format!("{path}?format=text"), Some(admin.trim()));
+    assert_eq!(export.status, 200, "{export:?}");
+    let row = enforcement_until(&s, &id, |r| r["last_fetch_at"].is_i64());
+    assert_eq!(row["status"], "not_fetched", "{row:#}");
+
+    // Declaring format 2 (as `blocklist pull` does) gets the document, and that is a fetch.
+    let read = http.get_with_headers(&path, &old_node, &[("TokenLedger-Blocklist-Reader", "2")]);
+    assert_eq!(read.status, 200, "{read:?}");
+    assert!(read.body.contains("\"client_tags\""), "{read:?}");
+    enforcement_until(&s, &id, |r| r["status"] == "fetched");
+    let (blocklist, _) = ce(&s);
+    s.pull_ok(&s.reader, &blocklist, &[]);
+    let shown = cli_ok(
+        &s,
+        &s.reader,
+        &["blocklist", "show", "--site", SITE, "--log-key", &s.log_key],
+    );
+    assert_eq!(
+        shown["document"]["entries"][0]["suspension_id"],
+        id.as_str()
+    );
 }
 
 #[test]
