@@ -14,10 +14,7 @@ use super::{Ledger, ServiceError};
 use crate::keys::random_bytes;
 use crate::preconditions::Refusal;
 use crate::sequencer::{AppendError, EntryKind};
-use crate::store::{IssuanceFilter, StateChange, SuspensionRecord, decode_issuance};
-
-/// How many of a client's newest tokens per VO are looked at to find one of the named issuer.
-const CLIENT_LOOKUP: u32 = 100;
+use crate::store::{StateChange, SuspensionRecord};
 
 /// Who or what a suspension targets, resolved.
 struct Subject {
@@ -249,25 +246,13 @@ async fn client_target(
     })?;
     check_id("iss", iss).map_err(bad)?;
     check_id("client", client_id).map_err(bad)?;
-    let mut found = Vec::new();
-    for vo in vos {
-        let filter = IssuanceFilter {
-            vo,
-            identities: None,
-            client_id: Some(client_id),
-            scope: None,
-            from: None,
-            to: None,
-            before: None,
-            limit: CLIENT_LOOKUP,
-        };
-        for (index, leaf) in ledger.reader.issuances(&filter).await? {
-            if decode_issuance(index, &leaf)?.iss == iss {
-                found.push(vo.clone());
-                break;
-            }
-        }
-    }
+    let mut found: Vec<String> = ledger
+        .reader
+        .client_vos(iss, client_id)
+        .await?
+        .into_iter()
+        .filter(|vo| vos.contains(vo))
+        .collect();
     match found.len() {
         1 => Ok(Subject {
             vo: found.pop().expect("one"),

@@ -185,6 +185,10 @@ impl LedgerReader for SqliteStore {
         lookup::issuances(&self.pool, &self.leaves, filter).await
     }
 
+    async fn client_vos(&self, iss: &str, client_id: &str) -> Result<Vec<String>, StoreError> {
+        lookup::client_vos(&self.pool, iss, client_id).await
+    }
+
     async fn resolutions(
         &self,
         vo: &str,
