@@ -5,8 +5,10 @@
 //! client's) tokens issued before it and passes those issued at or after it. ARC's `%D` names
 //! neither client nor `iat`: there a client suspension cannot match, and a cut-off denies the
 //! person. Exports say what their format cannot express. Lift, expiry, the VO-wide variants
-//! and bad input (400, 404) too. A reader of the older blocklist format (no reader header)
-//! is refused a document holding either (406), and not counted as having fetched it.
+//! and bad input (400, 404) too; a VO-wide client suspension is refused (409) while another
+//! VO's tokens of the client are logged (a client tag names no VO). A reader of the older
+//! blocklist format (no reader header) is refused a document holding either (406), and not
+//! counted as having fetched it.
 //!
 //! Every CLI run starts from an empty environment, so nothing of the machine leaks in.
 
@@ -18,7 +20,7 @@ use serde_json::{Value, json};
 use tokenledger_e2e::daemon::set_mode;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::site::Site;
-use tokenledger_e2e::{CliRun, run_cli_with};
+use tokenledger_e2e::{CliRun, TestServer, run_cli_with};
 
 /// An issuer whose URL holds slashes, so ARC's `%D` is `https://idp.example/realms/atlas//<sub>`.
 const ATLAS_ISS: &str = "https://idp.example/realms/atlas/";
@@ -427,6 +429,72 @@ fn a_vo_wide_client_cut_off_ends_on_its_own() {
     // Past `expires_at`, the blocklist already held lets the old token in.
     std::thread::sleep(std::time::Duration::from_secs(6));
     assert_eq!(htcondor(&config, &old, "alice").code, 1);
+}
+
+#[test]
+fn a_vo_wide_client_suspension_is_refused_while_other_vos_use_the_client() {
+    // One issuer serving two VOs (by `wlcg.groups`), one site serving both.
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = TestIssuer::new(ATLAS_ISS);
+    let jwks = dir.path().join("jwks.json");
+    let config = format!(
+        "{}\n[[site]]\nname = \"{SITE}\"\nvos = [\"atlas\", \"cms\"]\n",
+        issuer.file_config_block(&jwks, "[{ rule = \"wlcg_groups\" }]")
+    );
+    let server = TestServer::start_with_config(&dir.path().join("ledger"), &config);
+    let http = server.http();
+    for (jti, vo, client) in [
+        ("t-atlas-rucio", "atlas", "rucio"),
+        ("t-cms-rucio", "cms", "rucio"),
+        ("t-atlas-fts", "atlas", "fts"),
+    ] {
+        let mut claims = issuer.claims(jti, "alice");
+        claims["client_id"] = client.into();
+        claims["wlcg.groups"] = json!([format!("/{vo}")]);
+        let token = issuer.mint(Algorithm::ES256, &claims);
+        let reported = http.post_json(
+            "/v1/issuances",
+            Some(&server.create_credential("issuer", Some(vo))),
+            &json!({ "token": token }),
+        );
+        assert_eq!(reported.status, 201, "{reported:?}");
+    }
+    // A client tag names no VO: atlas suspending the shared `rucio` would stop cms's users at
+    // the site. Refused, naming the other VO; cms is refused the same.
+    let rucio = json!({"client": "rucio", "iss": ATLAS_ISS, "reason": "INC-12"});
+    for (vo, other) in [("atlas", "cms"), ("cms", "atlas")] {
+        let officer = server.create_credential("vo-security", Some(vo));
+        let refused = http.post_json(&format!("/v1/vos/{vo}/suspensions"), Some(&officer), &rucio);
+        refused.assert_error(409, "conflict");
+        assert!(
+            refused
+                .body
+                .contains(&format!("logged in other VOs too ({other})")),
+            "{refused:?}"
+        );
+    }
+    // The site serving both is refused too; a client only atlas uses is suspended VO-wide.
+    let admin = server
+        .credential(&["--role", "site-admin", "--site", SITE])
+        .secret;
+    let at_site = http.post_json(
+        &format!("/v1/sites/{SITE}/suspensions"),
+        Some(&admin),
+        &rucio,
+    );
+    assert_eq!(at_site.status, 409, "{at_site:?}");
+    assert!(
+        at_site.body.contains("several VOs of the site"),
+        "{at_site:?}"
+    );
+    let officer = server.create_credential("vo-security", Some("atlas"));
+    let fts = http.post_json(
+        "/v1/vos/atlas/suspensions",
+        Some(&officer),
+        &json!({"client": "fts", "iss": ATLAS_ISS, "reason": "INC-12"}),
+    );
+    assert_eq!(fts.status, 201, "{fts:?}");
+    assert_eq!(fts.json()["vo"], "atlas");
 }
 
 #[test]

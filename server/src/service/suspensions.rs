@@ -68,7 +68,7 @@ pub async fn suspend_at_site(
             jti_target(ledger, vos, jti, req.iss.as_deref(), terms.target).await?
         }
         (None, None, Some(client)) if terms.target == Target::Client => {
-            client_target(ledger, vos, req.iss.as_deref(), client).await?
+            client_target(ledger, vos, req.iss.as_deref(), client, false).await?
         }
         _ => {
             return Err(ServiceError::BadRequest(
@@ -104,7 +104,7 @@ pub async fn suspend_in_vo(
             jti_target(ledger, &vos, jti, req.iss.as_deref(), terms.target).await?
         }
         (None, None, Some(client)) if terms.target == Target::Client => {
-            client_target(ledger, &vos, req.iss.as_deref(), client).await?
+            client_target(ledger, &vos, req.iss.as_deref(), client, true).await?
         }
         _ => {
             return Err(ServiceError::BadRequest(
@@ -233,12 +233,15 @@ async fn jti_target(
 }
 
 /// The client `client_id` of issuer `iss`, in the one of `vos` that logged a token of it:
-/// a client the ledger has never seen is a typo until shown otherwise (404).
+/// a client the ledger has never seen is a typo until shown otherwise (404). A client tag
+/// names no VO, so a VO-wide suspension (`vo_wide`) of a client whose tokens are logged in
+/// other VOs too would stop their users at every site serving both: refused (409).
 async fn client_target(
     ledger: &Ledger,
     vos: &[String],
     iss: Option<&str>,
     client_id: &str,
+    vo_wide: bool,
 ) -> Result<Subject, ServiceError> {
     let bad = |e: tokenledger_core::entry::EntryError| ServiceError::BadRequest(e.to_string());
     let iss = iss.ok_or_else(|| {
@@ -246,13 +249,20 @@ async fn client_target(
     })?;
     check_id("iss", iss).map_err(bad)?;
     check_id("client", client_id).map_err(bad)?;
-    let mut found: Vec<String> = ledger
+    let (mut found, others): (Vec<String>, Vec<String>) = ledger
         .reader
         .client_vos(iss, client_id)
         .await?
         .into_iter()
-        .filter(|vo| vos.contains(vo))
-        .collect();
+        .partition(|vo| vos.contains(vo));
+    if vo_wide && !found.is_empty() && !others.is_empty() {
+        return Err(ServiceError::Conflict(format!(
+            "tokens of this client are logged in other VOs too ({}): a client suspension \
+             names no VO, so it would stop their users as well at every site serving both; \
+             ask the sites to suspend the client instead",
+            others.join(", ")
+        )));
+    }
     match found.len() {
         1 => Ok(Subject {
             vo: found.pop().expect("one"),
