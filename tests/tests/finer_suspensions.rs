@@ -392,6 +392,9 @@ fn a_vo_wide_client_cut_off_ends_on_its_own() {
     let now = now_secs();
     let old = token(&s, "t-old", "alice", "fts", false, Some(now - 600));
     let officer = officer_file(&s);
+    // FTS's client secret was rotated at the issuer just now: the tokens issued before are
+    // refused, those of the new secret pass. (Before a rotation a cut-off would not do: the
+    // holder of a leaked secret gets fresh tokens; the client is then suspended whole.)
     let suspended = cli_ok(
         &s,
         &officer,
@@ -409,7 +412,7 @@ fn a_vo_wide_client_cut_off_ends_on_its_own() {
             "--expires",
             "4s",
             "--reason",
-            "INC-11 FTS key leak",
+            "INC-11 FTS secret rotated",
         ],
     );
     assert_eq!(suspended["target"], "client", "{suspended}");
