@@ -297,6 +297,15 @@ fn a_reader_of_the_older_format_is_refused_a_client_suspension_and_not_counted()
     assert_eq!(read.status, 200, "{read:?}");
     assert!(read.body.contains("\"client_tags\""), "{read:?}");
     enforcement_until(&s, &id, |r| r["status"] == "fetched");
+    // A fetch says the site holds it, not that an ARC CE or an export enforces it: noted.
+    let status = s.cli(&s.admin, &["suspension", "status", &id, "--site", SITE]);
+    assert_eq!(status.code, 0, "{status:#?}");
+    assert!(
+        status
+            .stdout
+            .contains("note: a client suspension or a cut-off"),
+        "{status:#?}"
+    );
     let (blocklist, _) = ce(&s);
     s.pull_ok(&s.reader, &blocklist, &[]);
     let shown = cli_ok(
