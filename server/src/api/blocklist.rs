@@ -108,9 +108,9 @@ impl BlocklistQuery {
         not affected.",
     params(
         ("site" = String, Path, description = "The site"),
-        ("TokenLedger-Blocklist-Reader" = Option<u32>, Header, description = "The blocklist \
-            format the reader reads: 2 reads client suspensions and not-before cut-offs; \
-            absent: 1", minimum = 1),
+        ("TokenLedger-Blocklist-Reader" = Option<u32>, Header, nullable = false,
+            description = "The blocklist format the reader reads: 2 reads client suspensions \
+            and not-before cut-offs; absent: 1", minimum = 1),
         BlocklistQuery
     ),
     security(("bearer" = [])),
@@ -243,7 +243,8 @@ pub async fn get(
 }
 
 /// The blocklist format the fetcher reads, from [`BLOCKLIST_READER_HEADER`]: 1 without it
-/// (readers before client suspensions and cut-offs did not send it).
+/// (readers before client suspensions and cut-offs did not send it). A whole number from 1;
+/// one beyond `u32` reads every format there is.
 fn reader_format(headers: &HeaderMap) -> Result<u32, ApiError> {
     let Some(value) = headers.get(BLOCKLIST_READER_HEADER) else {
         return Ok(1);
@@ -251,7 +252,9 @@ fn reader_format(headers: &HeaderMap) -> Result<u32, ApiError> {
     value
         .to_str()
         .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|v| v.parse::<u32>().unwrap_or(u32::MAX))
         .filter(|&v| v >= 1)
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
