@@ -74,7 +74,7 @@ fn show(args: &ShowArgs, settings: &Settings) -> Result<(), Failure> {
     let verifier = verify::parse_log_key(log_key).map_err(|e| Failure::Error(e.to_string()))?;
     let client = settings.authenticated_client()?;
     let path = ApiPath::new(&["sites", &args.site, "blocklist"])?;
-    let answer = client.get::<SignedBlocklist>(&path)?;
+    let answer = client.get_blocklist::<SignedBlocklist>(&path)?;
     check(&answer.typed, &verifier, &args.site, timespec::now_secs())?;
     if args.format.json {
         render::print_json(&answer.raw);

@@ -8,6 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokenledger_core::blocklist::{BLOCKLIST_FORMAT, BLOCKLIST_READER_HEADER};
 use tokenledger_core::wire::ErrorBody;
 
 use crate::tls::TrustAnchors;
@@ -98,7 +99,8 @@ impl Client {
         self.read_answer(url, response)
     }
 
-    /// GETs an API path with `If-None-Match: etag` (when given): `None` if the server answered
+    /// GETs a site's blocklist (or an export) at an API path with `If-None-Match: etag` (when
+    /// given), declaring the blocklist format this build reads: `None` if the server answered
     /// 304 Not Modified, else the body as text and the answer's ETag. `timeout`, when given,
     /// replaces the client's bound on the whole exchange (a long poll is held longer).
     pub fn get_if_none_match(
@@ -118,6 +120,7 @@ impl Client {
         if let Some(etag) = etag {
             request = request.header("If-None-Match", etag);
         }
+        request = request.header(BLOCKLIST_READER_HEADER, &BLOCKLIST_FORMAT.to_string());
         let response = request.call();
         if let Ok(answer) = &response
             && answer.status().as_u16() == 304
@@ -132,6 +135,21 @@ impl Client {
         });
         let body = self.read_answer(url, response)?;
         Ok(Some(Tagged { body, etag }))
+    }
+
+    /// GETs a site's signed blocklist at an API path, declaring the blocklist format this
+    /// build reads: as the server sent it, and decoded.
+    pub fn get_blocklist<T: DeserializeOwned>(
+        &self,
+        path: &ApiPath,
+    ) -> Result<Answer<T>, ClientError> {
+        let answer =
+            self.get_if_none_match(path, None, None)?
+                .ok_or_else(|| ClientError::Body {
+                    url: format!("{}{}", self.base, path.as_str()),
+                    detail: "304 to a request without If-None-Match".into(),
+                })?;
+        self.decode(path, &answer.body)
     }
 
     /// POSTs an `application/x-ndjson` body to `path` and returns the answer as text.

@@ -155,6 +155,13 @@ fn status_text(status: &EnforcementStatus, table: &Table) -> String {
     } else {
         text.push_str(&table.text());
     }
+    if status.check_only {
+        text.push_str(
+            "note: a client suspension or a cut-off is enforced as meant only by `tokenledger \
+             check` given the token (HTCondor); FETCHED_AT does not say that a site's ARC CEs \
+             (%D) or export consumers enforce it (see the site guide)\n",
+        );
+    }
     text
 }
 
@@ -337,6 +344,7 @@ mod tests {
             site: None,
             active: true,
             lifted_at: None,
+            check_only: false,
             sites: vec![
                 SiteEnforcement {
                     site: "SITE-A".into(),
@@ -367,6 +375,19 @@ mod tests {
         assert!(lines[2].contains(" 4 ") && lines[2].ends_with("2026-01-01T00:01:00Z"));
         assert!(lines[3].starts_with("SITE-B") && lines[3].contains("not yet"));
         assert!(lines[3].ends_with("never"), "{text}");
+        assert_eq!(lines.len(), 4, "no note for a person: {text}");
+        let client = EnforcementStatus {
+            check_only: true,
+            ..status.clone()
+        };
+        let text = status_text(&client, &table);
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .starts_with("note: a client suspension or a cut-off"),
+            "{text}"
+        );
         assert!(
             table
                 .csv()

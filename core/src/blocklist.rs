@@ -198,6 +198,14 @@ pub fn in_force(not_after: Option<i64>, now: i64) -> bool {
     not_after.is_none_or(|t| now <= t)
 }
 
+/// The request header by which a fetcher of the signed blocklist declares the document
+/// format it reads ([`BLOCKLIST_FORMAT`]; absent: 1).
+pub const BLOCKLIST_READER_HEADER: &str = "TokenLedger-Blocklist-Reader";
+
+/// The blocklist format this build reads: 2 adds client suspensions (`client_tags`) and
+/// not-before cut-offs (`issued_before`) to format 1.
+pub const BLOCKLIST_FORMAT: u32 = 2;
+
 /// A site's blocklist document.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Blocklist {
@@ -300,6 +308,16 @@ impl<T: SignedDocument> Signed<T> {
 }
 
 impl Blocklist {
+    /// The lowest blocklist format that reads this document whole: 2 when an entry holds a
+    /// client tag or a cut-off (a reader of format 1 cannot verify it), else 1.
+    pub fn format(&self) -> u32 {
+        let needs_2 = self
+            .entries
+            .iter()
+            .any(|e| !e.client_tags.is_empty() || e.issued_before.is_some());
+        if needs_2 { 2 } else { 1 }
+    }
+
     /// A consumer's checks beyond the signature: the right site, not older than what it
     /// holds (`have`), not expired at `now` (unix seconds).
     pub fn check_fresh(
@@ -672,6 +690,26 @@ mod tests {
             stripped.verify(&signer().verifier()),
             Err(BlocklistError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_document_with_a_client_or_a_cut_off_needs_format_2() {
+        let person = entry(vec!["t".into()], vec![], Scope::All, None);
+        let token = entry(vec![], vec!["j".into()], Scope::All, Some(5));
+        assert_eq!(document(vec![]).format(), 1);
+        assert_eq!(document(vec![person.clone(), token]).format(), 1);
+        let client = BlocklistEntry {
+            pseudonym: None,
+            tags: vec![],
+            client_tags: vec!["c".into()],
+            ..person.clone()
+        };
+        let cut_off = BlocklistEntry {
+            issued_before: Some(500),
+            ..person.clone()
+        };
+        assert_eq!(document(vec![person.clone(), client]).format(), 2);
+        assert_eq!(document(vec![cut_off, person]).format(), 2);
     }
 }
 

@@ -521,6 +521,12 @@ pub struct EnforcementStatus {
     pub active: bool,
     /// Unix microseconds, if lifted (the sites below then say when they enforced it).
     pub lifted_at: Option<i64>,
+    /// A client suspension or a not-before cut-off: only `tokenledger check` given the
+    /// token's claims (HTCondor) enforces it as meant. ARC's `%D` names no client and no
+    /// `iat`, and no export names a client or compares `iat`: `fetched` says a site holds it,
+    /// not that its ARC CEs or export consumers enforce it.
+    #[serde(default)]
+    pub check_only: bool,
     /// By site name: every site serving the VO (VO-wide), the suspending site (site
     /// suspension), or only the asking site (the site variant).
     pub sites: Vec<SiteEnforcement>,

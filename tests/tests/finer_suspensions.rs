@@ -5,7 +5,10 @@
 //! client's) tokens issued before it and passes those issued at or after it. ARC's `%D` names
 //! neither client nor `iat`: there a client suspension cannot match, and a cut-off denies the
 //! person. Exports say what their format cannot express. Lift, expiry, the VO-wide variants
-//! and bad input (400, 404) too.
+//! and bad input (400, 404) too; a VO-wide client suspension is refused (409) while another
+//! VO's tokens of the client are logged (a client tag names no VO). A reader of the older
+//! blocklist format (no reader header) is refused a document holding either (406), and not
+//! counted as having fetched it.
 //!
 //! Every CLI run starts from an empty environment, so nothing of the machine leaks in.
 
@@ -17,7 +20,7 @@ use serde_json::{Value, json};
 use tokenledger_e2e::daemon::set_mode;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::site::Site;
-use tokenledger_e2e::{CliRun, run_cli_with};
+use tokenledger_e2e::{CliRun, TestServer, run_cli_with};
 
 /// An issuer whose URL holds slashes, so ARC's `%D` is `https://idp.example/realms/atlas//<sub>`.
 const ATLAS_ISS: &str = "https://idp.example/realms/atlas/";
@@ -224,6 +227,98 @@ fn a_client_suspension_blocks_that_clients_tokens_and_not_the_users_other_client
     assert_eq!(htcondor(&config, &alice_rucio, "alice").code, 1);
 }
 
+/// The site's enforcement status of suspension `id`, asked by its admin, until `done` holds of
+/// the site's row (fetches are recorded in the background); that row.
+fn enforcement_until(s: &Site, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let admin = std::fs::read_to_string(&s.admin).unwrap();
+    let path = format!("/v1/sites/{SITE}/suspensions/{id}/enforcement");
+    let started = std::time::Instant::now();
+    loop {
+        let reply = s.server.http().get(&path, Some(admin.trim()));
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let row = reply.json()["sites"][0].clone();
+        if done(&row) {
+            return row;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{row:#}\n{}",
+            s.server.log_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_reader_of_the_older_format_is_refused_a_client_suspension_and_not_counted() {
+    let s = start_site();
+    token(&s, "t-rucio", "alice", "rucio", false, Some(now_secs()));
+    let http = s.server.http();
+    let path = format!("/v1/sites/{SITE}/blocklist");
+    // A node still running a tokenledger that predates client suspensions: it sends no
+    // reader header. Before there is one, it is served as ever.
+    let old_node = s
+        .server
+        .credential(&["--role", "site-reader", "--site", SITE])
+        .secret;
+    assert_eq!(http.get(&path, Some(&old_node)).status, 200);
+    let suspended = cli_ok(
+        &s,
+        &s.admin,
+        &[
+            "site", "suspend", "--site", SITE, "--client", "rucio", "--iss", ATLAS_ISS, "--reason",
+            "INC-9",
+        ],
+    );
+    let id = suspended["id"].as_str().unwrap().to_string();
+
+    // Now it fails loudly, and is not counted as holding the suspension.
+    let refused = http.get(&path, Some(&old_node));
+    refused.assert_error(406, "not_acceptable");
+    assert!(
+        refused.body.contains("upgrade tokenledger on this node"),
+        "{refused:?}"
+    );
+    let format_1 =
+        http.get_with_headers(&path, &old_node, &[("TokenLedger-Blocklist-Reader", "1")]);
+    format_1.assert_error(406, "not_acceptable");
+    http.get_with_headers(&path, &old_node, &[("TokenLedger-Blocklist-Reader", "two")])
+        .assert_error(400, "bad_request");
+    // Exports are not affected (and are only a last fetch): once the admin's export shows as
+    // the site's last fetch, the refused requests have shown nothing.
+    let admin = std::fs::read_to_string(&s.admin).unwrap();
+    let export = http.get(&format!("{path}?format=text"), Some(admin.trim()));
+    assert_eq!(export.status, 200, "{export:?}");
+    let row = enforcement_until(&s, &id, |r| r["last_fetch_at"].is_i64());
+    assert_eq!(row["status"], "not_fetched", "{row:#}");
+
+    // Declaring format 2 (as `blocklist pull` does) gets the document, and that is a fetch.
+    let read = http.get_with_headers(&path, &old_node, &[("TokenLedger-Blocklist-Reader", "2")]);
+    assert_eq!(read.status, 200, "{read:?}");
+    assert!(read.body.contains("\"client_tags\""), "{read:?}");
+    enforcement_until(&s, &id, |r| r["status"] == "fetched");
+    // A fetch says the site holds it, not that an ARC CE or an export enforces it: noted.
+    let status = s.cli(&s.admin, &["suspension", "status", &id, "--site", SITE]);
+    assert_eq!(status.code, 0, "{status:#?}");
+    assert!(
+        status
+            .stdout
+            .contains("note: a client suspension or a cut-off"),
+        "{status:#?}"
+    );
+    let (blocklist, _) = ce(&s);
+    s.pull_ok(&s.reader, &blocklist, &[]);
+    let shown = cli_ok(
+        &s,
+        &s.reader,
+        &["blocklist", "show", "--site", SITE, "--log-key", &s.log_key],
+    );
+    assert_eq!(
+        shown["document"]["entries"][0]["suspension_id"],
+        id.as_str()
+    );
+}
+
 #[test]
 fn a_cut_off_blocks_a_persons_old_tokens_and_passes_new_ones() {
     let s = start_site();
@@ -306,6 +401,9 @@ fn a_vo_wide_client_cut_off_ends_on_its_own() {
     let now = now_secs();
     let old = token(&s, "t-old", "alice", "fts", false, Some(now - 600));
     let officer = officer_file(&s);
+    // FTS's client secret was rotated at the issuer just now: the tokens issued before are
+    // refused, those of the new secret pass. (Before a rotation a cut-off would not do: the
+    // holder of a leaked secret gets fresh tokens; the client is then suspended whole.)
     let suspended = cli_ok(
         &s,
         &officer,
@@ -323,7 +421,7 @@ fn a_vo_wide_client_cut_off_ends_on_its_own() {
             "--expires",
             "4s",
             "--reason",
-            "INC-11 FTS key leak",
+            "INC-11 FTS secret rotated",
         ],
     );
     assert_eq!(suspended["target"], "client", "{suspended}");
@@ -343,6 +441,72 @@ fn a_vo_wide_client_cut_off_ends_on_its_own() {
     // Past `expires_at`, the blocklist already held lets the old token in.
     std::thread::sleep(std::time::Duration::from_secs(6));
     assert_eq!(htcondor(&config, &old, "alice").code, 1);
+}
+
+#[test]
+fn a_vo_wide_client_suspension_is_refused_while_other_vos_use_the_client() {
+    // One issuer serving two VOs (by `wlcg.groups`), one site serving both.
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = TestIssuer::new(ATLAS_ISS);
+    let jwks = dir.path().join("jwks.json");
+    let config = format!(
+        "{}\n[[site]]\nname = \"{SITE}\"\nvos = [\"atlas\", \"cms\"]\n",
+        issuer.file_config_block(&jwks, "[{ rule = \"wlcg_groups\" }]")
+    );
+    let server = TestServer::start_with_config(&dir.path().join("ledger"), &config);
+    let http = server.http();
+    for (jti, vo, client) in [
+        ("t-atlas-rucio", "atlas", "rucio"),
+        ("t-cms-rucio", "cms", "rucio"),
+        ("t-atlas-fts", "atlas", "fts"),
+    ] {
+        let mut claims = issuer.claims(jti, "alice");
+        claims["client_id"] = client.into();
+        claims["wlcg.groups"] = json!([format!("/{vo}")]);
+        let token = issuer.mint(Algorithm::ES256, &claims);
+        let reported = http.post_json(
+            "/v1/issuances",
+            Some(&server.create_credential("issuer", Some(vo))),
+            &json!({ "token": token }),
+        );
+        assert_eq!(reported.status, 201, "{reported:?}");
+    }
+    // A client tag names no VO: atlas suspending the shared `rucio` would stop cms's users at
+    // the site. Refused, naming the other VO; cms is refused the same.
+    let rucio = json!({"client": "rucio", "iss": ATLAS_ISS, "reason": "INC-12"});
+    for (vo, other) in [("atlas", "cms"), ("cms", "atlas")] {
+        let officer = server.create_credential("vo-security", Some(vo));
+        let refused = http.post_json(&format!("/v1/vos/{vo}/suspensions"), Some(&officer), &rucio);
+        refused.assert_error(409, "conflict");
+        assert!(
+            refused
+                .body
+                .contains(&format!("logged in other VOs too ({other})")),
+            "{refused:?}"
+        );
+    }
+    // The site serving both is refused too; a client only atlas uses is suspended VO-wide.
+    let admin = server
+        .credential(&["--role", "site-admin", "--site", SITE])
+        .secret;
+    let at_site = http.post_json(
+        &format!("/v1/sites/{SITE}/suspensions"),
+        Some(&admin),
+        &rucio,
+    );
+    assert_eq!(at_site.status, 409, "{at_site:?}");
+    assert!(
+        at_site.body.contains("several VOs of the site"),
+        "{at_site:?}"
+    );
+    let officer = server.create_credential("vo-security", Some("atlas"));
+    let fts = http.post_json(
+        "/v1/vos/atlas/suspensions",
+        Some(&officer),
+        &json!({"client": "fts", "iss": ATLAS_ISS, "reason": "INC-12"}),
+    );
+    assert_eq!(fts.status, 201, "{fts:?}");
+    assert_eq!(fts.json()["vo"], "atlas");
 }
 
 #[test]

@@ -64,7 +64,15 @@ fn fuzz_htcondor_stdin_and_environment() {
             let env = |name: &str| vars.get(name).cloned();
             let env_issuer = env(BEARER_VARIABLES[0]);
             let env_client = env(BEARER_VARIABLES[3]).or_else(|| env(BEARER_VARIABLES[4]));
-            let env_iat = env(BEARER_VARIABLES[5]).and_then(|t| t.trim().parse::<i64>().ok());
+            // Whole seconds, or a NumericDate with a fraction rounded down (within i64).
+            let env_iat = env(BEARER_VARIABLES[5]).and_then(|t| {
+                let t = t.trim();
+                t.parse::<i64>().ok().or_else(|| {
+                    let seconds = t.parse::<f64>().ok()?.floor();
+                    let fits = (i64::MIN as f64..i64::MAX as f64).contains(&seconds);
+                    fits.then_some(seconds as i64)
+                })
+            });
             let mut accepted = false;
             for stdin in [None, Some(stdin.as_bytes())] {
                 let payload = stdin

@@ -63,7 +63,8 @@ pub fn from_payload(bytes: &[u8]) -> Result<Identity, String> {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(
             n.as_i64()
-                .ok_or("the payload's `iat` is not an integer (seconds since 1970)")?,
+                .or_else(|| n.as_f64().and_then(whole_seconds))
+                .ok_or("the payload's `iat` is not seconds since 1970")?,
         ),
         Some(_) => return Err("the payload's `iat` is not a number".into()),
     };
@@ -77,6 +78,23 @@ pub fn from_payload(bytes: &[u8]) -> Result<Identity, String> {
         },
         iat,
     })
+}
+
+/// A NumericDate (RFC 7519: seconds since 1970, possibly with a fraction) as whole seconds,
+/// rounded down: compared with a cut-off in whole seconds, the answer is the same as for the
+/// exact time. `None` outside what an `i64` holds.
+fn whole_seconds(seconds: f64) -> Option<i64> {
+    let whole = seconds.floor();
+    // i64::MAX as f64 is 2^63, one past the largest i64.
+    (whole >= i64::MIN as f64 && whole < i64::MAX as f64).then_some(whole as i64)
+}
+
+/// An `iat` given as text (HTCondor's environment): whole seconds, or with a fraction.
+fn seconds_of(text: &str) -> Option<i64> {
+    let text = text.trim();
+    text.parse()
+        .ok()
+        .or_else(|| text.parse::<f64>().ok().and_then(whole_seconds))
 }
 
 /// The identity in a JWT (`header.payload.signature`, payload decoded and NOT verified), or
@@ -100,7 +118,8 @@ pub fn from_token(text: &str) -> Result<Identity, String> {
 
 /// The identity HTCondor puts in `BEARER_TOKEN_0_ISSUER`, `_SUBJECT`, `_CLAIM_jti_0`,
 /// `_CLAIM_client_id_0` (else `_CLAIM_azp_0`) and `_CLAIM_iat_0`; `None` without an issuer.
-/// An `iat` that is not an integer is taken as absent (a cut-off then denies).
+/// An `iat` that is not a number of seconds (a fraction is rounded down) is taken as absent (a
+/// cut-off then denies).
 pub fn from_env(env: Env<'_>) -> Option<Identity> {
     Some(Identity {
         iss: env("BEARER_TOKEN_0_ISSUER")?,
@@ -108,7 +127,7 @@ pub fn from_env(env: Env<'_>) -> Option<Identity> {
         jti: env("BEARER_TOKEN_0_CLAIM_jti_0"),
         client_id: env("BEARER_TOKEN_0_CLAIM_client_id_0")
             .or_else(|| env("BEARER_TOKEN_0_CLAIM_azp_0")),
-        iat: env("BEARER_TOKEN_0_CLAIM_iat_0").and_then(|t| t.trim().parse().ok()),
+        iat: env("BEARER_TOKEN_0_CLAIM_iat_0").and_then(|t| seconds_of(&t)),
     })
 }
 
@@ -276,7 +295,7 @@ mod tests {
             htcondor(None, &vars).unwrap(),
             with("fts", Some(1_700_000_001))
         );
-        for bad in [r#""1700000000""#, "1.5", "true"] {
+        for bad in [r#""1700000000""#, "true", "1e300"] {
             let text = format!(r#"{{"iss": "https://p/", "iat": {bad}}}"#);
             assert!(
                 from_payload(text.as_bytes()).unwrap_err().contains("`iat`"),
@@ -288,6 +307,53 @@ mod tests {
                 .unwrap_err()
                 .contains("client_id")
         );
+    }
+
+    /// RFC 7519's NumericDate may hold a fraction: rounded down, it compares with a cut-off
+    /// (whole seconds) as the exact time does, from the payload and from the environment.
+    #[test]
+    fn a_fractional_iat_is_rounded_down() {
+        let iat = |payload: &str| from_payload(payload.as_bytes()).unwrap().iat;
+        assert_eq!(
+            iat(r#"{"iss": "https://p/", "iat": 1700000000.75}"#),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            iat(r#"{"iss": "https://p/", "iat": 1700000000.0}"#),
+            Some(1_700_000_000)
+        );
+        assert_eq!(iat(r#"{"iss": "https://p/", "iat": -0.5}"#), Some(-1));
+        let of_variable = |value: &str| {
+            let pairs = [
+                ("BEARER_TOKEN_0_ISSUER", "https://p/"),
+                ("BEARER_TOKEN_0_CLAIM_iat_0", value),
+            ];
+            let vars = env(&pairs);
+            from_env(&vars).unwrap().iat
+        };
+        assert_eq!(of_variable("1700000000.999"), Some(1_700_000_000));
+        assert_eq!(of_variable(" 1700000001 "), Some(1_700_000_001));
+        assert_eq!(of_variable("soon"), None);
+        assert_eq!(of_variable("1e300"), None);
+        // Under --htcondor the payload's fractional iat is used, not the environment's.
+        let payload = br#"{"iss": "https://p/", "sub": "s", "iat": 1699999999.5}"#;
+        let vars = env(&[
+            ("BEARER_TOKEN_0_ISSUER", "https://p/"),
+            ("BEARER_TOKEN_0_CLAIM_iat_0", "5"),
+        ]);
+        assert_eq!(
+            htcondor(Some(payload), &vars).unwrap().iat,
+            Some(1_699_999_999)
+        );
+        // Against a cut-off at 1700000000: .5 before it is reached, at or after it passes.
+        let cut_off = Some(1_700_000_000);
+        let reached = |at: &str| {
+            let payload = format!(r#"{{"iss": "https://p/", "iat": {at}}}"#);
+            tokenledger_core::blocklist::issued_in_reach(cut_off, iat(&payload))
+        };
+        assert!(reached("1699999999.5"));
+        assert!(!reached("1700000000.5"));
+        assert!(!reached("1700000000"));
     }
 
     #[test]

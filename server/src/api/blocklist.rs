@@ -2,7 +2,8 @@
 //! with a strong ETag so thousands of nodes can poll cheaply, and `?wait=` to hold a poll
 //! open until a newer sequence exists (long poll); `?format=` gives a signed export naming
 //! identities, for the site's admins only. Every answer is recorded as a fetch of its sequence by the
-//! caller's credential (enforcement status; [`crate::blocklists::Blocklists::record_fetch`]).
+//! caller's credential (enforcement status; [`crate::blocklists::Blocklists::record_fetch`]),
+//! except a signed blocklist refused to a reader that cannot verify it (an older format).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokenledger_core::blocklist::SignedBlocklist;
+use tokenledger_core::blocklist::{BLOCKLIST_READER_HEADER, SignedBlocklist};
 use tokenledger_core::export::{ExportFormat, ExportOptions};
 use tokenledger_core::ids::Site;
 use tokenledger_core::wire::ErrorBody;
@@ -101,15 +102,26 @@ impl BlocklistQuery {
         the wait ends (304). Roles: `site-admin` or `site-reader` of `{site}`. With \
         `format=`, a signed export naming identities (HTCondor mapfile, ARC list, Argus commands for \
         CEs; dCache banfile, XRootD name_mapfile, text for storage), each with only the suspensions \
-        its consumer enforces: `site-admin` of `{site}` only.",
-    params(("site" = String, Path, description = "The site"), BlocklistQuery),
+        its consumer enforces: `site-admin` of `{site}` only. A reader declares the blocklist \
+        format it reads in `TokenLedger-Blocklist-Reader` (absent: 1); a signed blocklist \
+        holding client suspensions or not-before cut-offs (format 2) is refused (406, not \
+        recorded as a fetch) to a reader of format 1, which could not verify it. Exports are \
+        not affected.",
+    params(
+        ("site" = String, Path, description = "The site"),
+        ("TokenLedger-Blocklist-Reader" = Option<u32>, Header, nullable = false,
+            description = "The blocklist format the reader reads: 2 reads client suspensions \
+            and not-before cut-offs; absent: 1", minimum = 1),
+        BlocklistQuery
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`{\"document\": Blocklist, \"signer\", \"signature\"}`", body = Object),
         (status = 304, description = "Not modified since the ETag given (with wait: nothing newer by its end)"),
-        (status = 400, description = "Unknown format, options that do not fit it (op_alias, issuer, xrootd_name), or a wait outside 0 to 60 or with format=", body = ErrorBody),
+        (status = 400, description = "Unknown format, options that do not fit it (op_alias, issuer, xrootd_name), a wait outside 0 to 60 or with format=, or a reader format that is not a whole number from 1", body = ErrorBody),
         (status = 403, description = "Not an admin or reader of this site (exports: admins only)", body = ErrorBody),
         (status = 404, description = "No such site", body = ErrorBody),
+        (status = 406, description = "The signed blocklist holds client suspensions or not-before cut-offs and the reader declared no format 2 (`TokenLedger-Blocklist-Reader`): upgrade it", body = ErrorBody),
         (status = 503, description = "Too many long polls wait already; ask again later", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["site-admin (of {site})", "site-reader (of {site}, without format)"]))),
@@ -162,6 +174,7 @@ pub async fn get(
                 "op_alias, issuer and xrootd_name apply to exports (format=) only".into(),
             ));
         }
+        let reader = reader_format(&headers)?;
         let (signed, _) = state
             .blocklists
             .current(&state.signer, &site, &vos, now)
@@ -184,6 +197,15 @@ pub async fn get(
         } else {
             signed
         };
+        if signed.document.format() > reader {
+            // Not recorded as a fetch: the node cannot use the document, and the VO must see
+            // that it does not hold the suspensions.
+            return Err(ApiError::NotAcceptable(
+                "this site's blocklist holds client suspensions or not-before cut-offs, which \
+                 this reader cannot verify: upgrade tokenledger on this node to read it"
+                    .into(),
+            ));
+        }
         let etag = etag_of(&signed);
         let not_modified = held(&signed);
         state.blocklists.record_fetch(
@@ -220,6 +242,28 @@ pub async fn get(
         .blocklists
         .record_fetch(&site, &principal.id, export.document.sequence, false);
     Ok(Json(export).into_response())
+}
+
+/// The blocklist format the fetcher reads, from [`BLOCKLIST_READER_HEADER`]: 1 without it
+/// (readers before client suspensions and cut-offs did not send it). A whole number from 1;
+/// one beyond `u32` reads every format there is.
+fn reader_format(headers: &HeaderMap) -> Result<u32, ApiError> {
+    let Some(value) = headers.get(BLOCKLIST_READER_HEADER) else {
+        return Ok(1);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|v| v.parse::<u32>().unwrap_or(u32::MAX))
+        .filter(|&v| v >= 1)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{BLOCKLIST_READER_HEADER} is the blocklist format the reader reads, a whole \
+                 number from 1"
+            ))
+        })
 }
 
 /// The strong ETag of a site's signed blocklist: the site and the sequence.

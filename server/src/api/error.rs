@@ -29,6 +29,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The caller cannot read the representation it would be served (an older blocklist
+    /// reader).
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("{0}")]
     Conflict(String),
     #[error("request body is too large")]
@@ -75,6 +79,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, "not_acceptable"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
@@ -219,6 +224,7 @@ mod tests {
                 405,
                 "method_not_allowed",
             ),
+            (ApiError::NotAcceptable("a".into()), 406, "not_acceptable"),
             (ApiError::Conflict("c".into()), 409, "conflict"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (

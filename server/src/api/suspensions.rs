@@ -144,8 +144,10 @@ pub async fn site_list(
     summary = "Suspend a person, a token or a client at every site of the VO",
     description = "Puts the person (by id, or the person behind a jti), one token, or a client of an \
         issuer (`client` and `iss`) on the blocklist of every site serving the VO; with \
-        `issued_before`, only the person's or client's tokens issued before it. Logged. Roles: \
-        `vo-security` of `{vo}`.",
+        `issued_before`, only the person's or client's tokens issued before it. A client \
+        suspension names no VO (its tag is of issuer and client id): one whose tokens are logged \
+        in other VOs too is refused (409, naming them), as it would stop their users at sites \
+        serving both. Logged. Roles: `vo-security` of `{vo}`.",
     params(("vo" = String, Path, description = "The VO")),
     request_body = VoSuspendRequest,
     security(("bearer" = [])),
@@ -157,7 +159,8 @@ pub async fn site_list(
             `target: token`, a bad `reason`, `reason_code`, `scope` or `target`", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such person or token in the VO; no token of the client logged", body = ErrorBody),
-        (status = 409, description = "The person was merged into another", body = ErrorBody),
+        (status = 409, description = "The person was merged into another; the client's tokens \
+            are logged in other VOs too (named)", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
 )]

@@ -83,6 +83,7 @@ async fn status(
         site: record.site.as_ref().map(Site::to_string),
         active: record.is_active(ledger.clock.now_secs()),
         lifted_at: record.lifted_at,
+        check_only: record.client_id.is_some() || record.issued_before.is_some(),
         sites: rows,
     })
 }

@@ -15,10 +15,7 @@ use super::{Ledger, ServiceError};
 use crate::keys::random_bytes;
 use crate::preconditions::Refusal;
 use crate::sequencer::{AppendError, EntryKind, PreparedEntry};
-use crate::store::{IssuanceFilter, StateChange, SuspensionRecord, decode_issuance};
-
-/// How many of a client's newest tokens per VO are looked at to find one of the named issuer.
-const CLIENT_LOOKUP: u32 = 100;
+use crate::store::{StateChange, SuspensionRecord};
 
 /// Who or what a suspension targets, resolved.
 struct Subject {
@@ -73,7 +70,7 @@ pub async fn suspend_at_site(
             jti_target(ledger, vos, jti, req.iss.as_deref(), terms.target).await?
         }
         (None, None, Some(client)) if terms.target == Target::Client => {
-            client_target(ledger, vos, req.iss.as_deref(), client).await?
+            client_target(ledger, vos, req.iss.as_deref(), client, false).await?
         }
         _ => {
             return Err(ServiceError::BadRequest(
@@ -109,7 +106,7 @@ pub async fn suspend_in_vo(
             jti_target(ledger, vos, jti, req.iss.as_deref(), terms.target).await?
         }
         (None, None, Some(client)) if terms.target == Target::Client => {
-            client_target(ledger, vos, req.iss.as_deref(), client).await?
+            client_target(ledger, vos, req.iss.as_deref(), client, true).await?
         }
         _ => {
             return Err(ServiceError::BadRequest(
@@ -244,36 +241,34 @@ async fn jti_target(
 }
 
 /// The client `client_id` of issuer `iss`, in the one of `vos` that logged a token of it:
-/// a client the ledger has never seen is a typo until shown otherwise (404).
+/// a client the ledger has never seen is a typo until shown otherwise (404). A client tag
+/// names no VO, so a VO-wide suspension (`vo_wide`) of a client whose tokens are logged in
+/// other VOs too would stop their users at every site serving both: refused (409).
 async fn client_target(
     ledger: &Ledger,
     vos: &[Vo],
     iss: Option<&str>,
     client_id: &str,
+    vo_wide: bool,
 ) -> Result<Subject, ServiceError> {
     let iss = iss.ok_or_else(|| {
         ServiceError::BadRequest("a client suspension needs `iss`, the client's issuer".into())
     })?;
     check_id("iss", iss).map_err(bad_request)?;
     check_id("client", client_id).map_err(bad_request)?;
-    let mut found = Vec::new();
-    for vo in vos {
-        let filter = IssuanceFilter {
-            vo,
-            identities: None,
-            client_id: Some(client_id),
-            scope: None,
-            from: None,
-            to: None,
-            before: None,
-            limit: CLIENT_LOOKUP,
-        };
-        for (index, leaf) in ledger.reader.issuances(&filter).await? {
-            if decode_issuance(index, &leaf)?.iss == iss {
-                found.push(vo.clone());
-                break;
-            }
-        }
+    let (mut found, others): (Vec<Vo>, Vec<Vo>) = ledger
+        .reader
+        .client_vos(iss, client_id)
+        .await?
+        .into_iter()
+        .partition(|vo| vos.contains(vo));
+    if vo_wide && !found.is_empty() && !others.is_empty() {
+        return Err(ServiceError::Conflict(format!(
+            "tokens of this client are logged in other VOs too ({}): a client suspension \
+             names no VO, so it would stop their users as well at every site serving both; \
+             ask the sites to suspend the client instead",
+            others.iter().map(|vo| vo.as_str()).collect::<Vec<_>>().join(", ")
+        )));
     }
     match found.len() {
         1 => Ok(Subject {

@@ -134,6 +134,9 @@ pub trait LedgerReader: Send + Sync {
     /// Issuances matching `filter`, newest first, at most `filter.limit`.
     async fn issuances(&self, filter: &IssuanceFilter<'_>) -> Result<Vec<StoredEntry>, StoreError>;
 
+    /// The VOs (sorted) in which a token of client `client_id` of issuer `iss` is logged.
+    async fn client_vos(&self, iss: &str, client_id: &str) -> Result<Vec<Vo>, StoreError>;
+
     /// Resolution entries of `vo`, newest first.
     async fn resolutions(
         &self,

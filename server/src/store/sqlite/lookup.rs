@@ -168,6 +168,27 @@ pub async fn issuances(
     }
 }
 
+/// The VOs (sorted) in which a token of client `client_id` of issuer `iss` is logged: per VO
+/// that interned the client, its first issuance of that issuer (clients are interned per VO,
+/// not per issuer).
+pub async fn client_vos(
+    pool: &SqlitePool,
+    iss: &str,
+    client_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.vo FROM clients c WHERE c.client_id = ? AND EXISTS (
+           SELECT 1 FROM issuances i WHERE i.client = c.id
+             AND i.issuer = (SELECT id FROM issuers WHERE iss = ?) LIMIT 1)
+         ORDER BY c.vo",
+    )
+    .bind(client_id)
+    .bind(iss)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(vo,)| vo).collect())
+}
+
 /// Candidates scanned per query when a filter is checked on the entries themselves.
 const ISSUANCE_SCAN_PAGE: u32 = 500;
 
@@ -326,13 +347,18 @@ mod tests {
     const ISS: &str = "https://iam.example.org/";
 
     fn issuance(i: u64, scope: &str, sub: &str) -> PreparedEntry {
+        issuance_of(i, ISS, "atlas", scope, sub)
+    }
+
+    /// The `i`-th issuance, of client `rucio` of `iss`, logged in `vo`.
+    fn issuance_of(i: u64, iss: &str, vo: &str, scope: &str, sub: &str) -> PreparedEntry {
         let claims = json!({
-            "iss": ISS, "jti": format!("jti-{i}"), "sub": sub,
+            "iss": iss, "jti": format!("jti-{i}"), "sub": sub,
             "client_id": "rucio", "scope": scope, "iat": 1_700_000_000 + i as i64,
         });
         let ctx = ReportContext {
             source: Source::Claims,
-            vo: "atlas".into(),
+            vo: vo.into(),
             grant_type: None,
             parent_jti: None,
             refresh_jti: None,
@@ -400,6 +426,32 @@ mod tests {
         drop(sequencer);
         task.await.unwrap();
         (dir, pool, decoders)
+    }
+
+    /// A client is found by its issuer, not among its newest tokens: 200 newer tokens of the
+    /// same client id from another issuer in the same VO hide nothing, and a VO is named only
+    /// for the issuer's own tokens.
+    #[tokio::test]
+    async fn a_clients_vos_are_those_of_its_issuers_tokens() {
+        const OTHER: &str = "https://other.example/";
+        let (_dir, pool, _) = logged_with(203, |i| {
+            let (iss, vo) = match i {
+                0 => (ISS, "atlas"),
+                1 => (ISS, "cms"),
+                2 => (OTHER, "lhcb"),
+                _ => (OTHER, "atlas"),
+            };
+            issuance_of(i, iss, vo, "common", "user-0")
+        })
+        .await;
+        let vos = |iss: &'static str, client: &'static str| {
+            let pool = pool.clone();
+            async move { client_vos(&pool, iss, client).await.unwrap() }
+        };
+        assert_eq!(vos(ISS, "rucio").await, ["atlas", "cms"]);
+        assert_eq!(vos(OTHER, "rucio").await, ["atlas", "lhcb"]);
+        assert!(vos(ISS, "fts").await.is_empty());
+        assert!(vos("https://none.example/", "rucio").await.is_empty());
     }
 
     #[tokio::test]

@@ -190,6 +190,11 @@ impl LedgerReader for SqliteStore {
         lookup::issuances(&self.pool, &self.leaves, filter).await
     }
 
+    async fn client_vos(&self, iss: &str, client_id: &str) -> Result<Vec<Vo>, StoreError> {
+        let vos = lookup::client_vos(&self.pool, iss, client_id).await?;
+        Ok(vos.into_iter().map(Vo::unchecked).collect())
+    }
+
     async fn resolutions(
         &self,
         vo: &Vo,
