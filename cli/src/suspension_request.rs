@@ -154,8 +154,22 @@ pub struct AcceptArgs {
     /// When the suspension ends on its own [default: the site's proposal, else until lifted].
     #[arg(long, value_name = "T", value_parser = timespec::parse_expiry)]
     pub expires: Option<i64>,
+    /// Until lifted, whatever end the site proposed.
+    #[arg(long, conflicts_with = "expires")]
+    pub no_expiry: bool,
     #[command(flatten)]
     pub format: ObjectFormat,
+}
+
+impl AcceptArgs {
+    /// The end asked for: none given (the site's proposal), none at all, or a time.
+    fn expires_at(&self) -> Option<Option<i64>> {
+        if self.no_expiry {
+            Some(None)
+        } else {
+            self.expires.map(Some)
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -221,7 +235,7 @@ pub fn vo_requests(client: &Client, command: &VoRequestsCommand) -> Result<(), F
                 scope: args.scope.clone(),
                 reason: args.reason.clone(),
                 reason_code: args.reason_code.clone(),
-                expires_at: args.expires,
+                expires_at: args.expires_at(),
             };
             let path = decision_path(&args.vo, &args.id, "accept")?;
             let answer = client.send::<SuspensionRequestView>("POST", &path, &body)?;
@@ -348,5 +362,36 @@ fn print_list(raw: &Value, list: &SuspensionRequestList, format: ListFormat) {
         println!("(no suspension requests)");
     } else {
         print!("{}", table.text());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Accept {
+        #[command(flatten)]
+        args: AcceptArgs,
+    }
+
+    fn accept(extra: &[&str]) -> Result<AcceptArgs, clap::Error> {
+        let base = ["accept", "sr-1", "--vo", "atlas"];
+        Accept::try_parse_from(base.iter().chain(extra)).map(|a| a.args)
+    }
+
+    #[test]
+    fn an_acceptance_takes_the_proposed_end_a_given_one_or_none() {
+        assert_eq!(accept(&[]).unwrap().expires_at(), None);
+        assert_eq!(accept(&["--no-expiry"]).unwrap().expires_at(), Some(None));
+        assert_eq!(
+            accept(&["--expires", "1769904000"]).unwrap().expires_at(),
+            Some(Some(1_769_904_000))
+        );
+        let both = accept(&["--expires", "7d", "--no-expiry"]).unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
     }
 }

@@ -611,13 +611,15 @@ pub struct AcceptSuspensionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
     pub reason_code: Option<String>,
-    /// Unix seconds, in the future [default: the request's, else until lifted].
+    /// Unix seconds, in the future; `null`: until lifted, whatever the site proposed
+    /// [default: the request's, else until lifted].
     #[serde(
         default,
-        deserialize_with = "whole_number::optional",
+        deserialize_with = "whole_number::given_or_null",
         skip_serializing_if = "Option::is_none"
     )]
-    pub expires_at: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub expires_at: Option<Option<i64>>,
 }
 
 /// `POST /v1/vos/{vo}/suspension-requests/{id}/decline`: decline, with a reason the requesting
@@ -702,6 +704,14 @@ mod whole_number {
             .transpose()
     }
 
+    /// An `Option<Option<i64>>` field that tells `null` (`Some(None)`) from absent (`None`,
+    /// with `#[serde(default)]`: serde calls this only for a member that is present).
+    pub fn given_or_null<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<i64>>, D::Error> {
+        optional(deserializer).map(Some)
+    }
+
     /// The integer a number spells, if it is one within `i64`.
     fn integer(number: &Number) -> Option<i64> {
         // Below 2^63 in magnitude a float converts exactly; 2^63 itself saturates.
@@ -714,7 +724,7 @@ mod whole_number {
 
     #[cfg(test)]
     mod tests {
-        use crate::wire::SightingReport;
+        use crate::wire::{AcceptSuspensionRequest, SightingReport};
 
         fn seen_at(json: &str) -> Result<i64, String> {
             let text = format!(r#"{{"jti": "j", "seen_at": {json}}}"#);
@@ -738,6 +748,33 @@ mod whole_number {
                 "18446744073709551615",
             ] {
                 assert!(seen_at(bad).is_err(), "{bad}");
+            }
+        }
+
+        #[test]
+        fn an_acceptance_tells_an_end_of_null_from_none_given() {
+            let expires_at = |json: &str| {
+                serde_json::from_str::<AcceptSuspensionRequest>(json)
+                    .map(|a| a.expires_at)
+                    .map_err(|e| e.to_string())
+            };
+            assert_eq!(expires_at("{}"), Ok(None));
+            assert_eq!(expires_at(r#"{"expires_at": null}"#), Ok(Some(None)));
+            assert_eq!(
+                expires_at(r#"{"expires_at": 1767225600.0}"#),
+                Ok(Some(Some(1_767_225_600)))
+            );
+            assert!(expires_at(r#"{"expires_at": 1.5}"#).is_err());
+            for (terms, json) in [
+                (None, "{}"),
+                (Some(None), r#"{"expires_at":null}"#),
+                (Some(Some(7)), r#"{"expires_at":7}"#),
+            ] {
+                let accept = AcceptSuspensionRequest {
+                    expires_at: terms,
+                    ..Default::default()
+                };
+                assert_eq!(serde_json::to_string(&accept).unwrap(), json);
             }
         }
     }

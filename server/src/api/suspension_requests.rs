@@ -219,7 +219,8 @@ pub async fn vo_list(
     description = "Suspends the request's person at every site of the VO (a VO-wide suspension, \
         on the terms given, else those the site proposed) and logs the acceptance, naming the \
         suspension, in the same batch. Send `{}` to take the site's terms. `expires_at` (given, \
-        or proposed) must be in the future. Roles: `vo-security` of `{vo}`.",
+        or proposed) must be in the future; `expires_at` `null` makes a suspension that lasts \
+        until lifted, whatever end the site proposed. Roles: `vo-security` of `{vo}`.",
     params(("vo" = String, Path, description = "The VO"), ("id" = String, Path, description = "The request id (`sr-...`)")),
     request_body = AcceptSuspensionRequest,
     security(("bearer" = [])),

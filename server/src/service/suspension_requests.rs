@@ -142,8 +142,9 @@ pub async fn of_site(
 }
 
 /// Accepts `vo`'s pending request `id`: suspends its person at every site of the VO, on the
-/// terms `asked` gives, else those the site proposed, and logs the acceptance with the
-/// suspension. `by` is the caller. Returns the request as decided (naming the suspension).
+/// terms `asked` gives, else those the site proposed (an `expires_at` of `null` ends none),
+/// and logs the acceptance with the suspension. `by` is the caller. Returns the request as
+/// decided (naming the suspension).
 pub async fn accept(
     ledger: &Ledger,
     by: &str,
@@ -158,7 +159,7 @@ pub async fn accept(
             .or_else(|| request.scope.map(|s| s.as_str().to_string())),
         reason: None,
         reason_code: asked.reason_code.or_else(|| request.reason_code.clone()),
-        expires_at: asked.expires_at.or(request.not_after),
+        expires_at: Some(asked.expires_at.unwrap_or(request.not_after)),
     };
     let reason = asked
         .reason

@@ -203,7 +203,7 @@ pub async fn prepare_in_vo(
         terms_asked.scope.as_deref(),
         reason,
         terms_asked.reason_code.as_deref(),
-        terms_asked.expires_at,
+        terms_asked.expires_at.flatten(),
     )?;
     let target = Subject {
         vo: vo.to_string(),
