@@ -411,6 +411,7 @@ fn bad_requests_and_decisions_are_4xx_json_and_log_nothing() {
     bad(json!({"pseudonym": pseudonym}));
     bad(json!({"evidence": "seen"}));
     bad(json!({"pseudonym": pseudonym, "jti": "t1", "evidence": "seen"}));
+    bad(json!({"pseudonym": pseudonym, "iss": ATLAS_ISS, "evidence": "seen"}));
     bad(json!({"pseudonym": pseudonym, "evidence": " \n\t "}));
     bad(json!({"pseudonym": pseudonym, "evidence": "a\u{1b}[2Jb"}));
     bad(json!({"pseudonym": pseudonym, "evidence": "x".repeat(2049)}));

@@ -80,7 +80,7 @@ pub struct VoListQuery {
     responses(
         (status = 201, description = "Requested", body = SuspensionRequestView),
         (status = 400, description = "Invalid request: not exactly one of `pseudonym` and \
-            `jti`, `expires_at` not in the future, bad `evidence`, `scope` or `reason_code`",
+            `jti`, `iss` without `jti`, `expires_at` not in the future, bad `evidence`, `scope` or `reason_code`",
             body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
         (status = 404, description = "No such site, pseudonym of the site, or token of its VOs",

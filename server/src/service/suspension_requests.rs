@@ -47,6 +47,11 @@ pub async fn request(
             "expires_at must be in the future (unix seconds)".into(),
         ));
     }
+    if req.iss.is_some() && req.jti.is_none() {
+        return Err(ServiceError::BadRequest(
+            "`iss` goes only with `jti`: it names the jti's issuer".into(),
+        ));
+    }
     let (vo, person_id, pseudonym, token) = match (&req.pseudonym, &req.jti) {
         (Some(pseudonym), None) => {
             let (_, vo, person_id) = ledger
