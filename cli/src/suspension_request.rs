@@ -321,6 +321,19 @@ fn print_list(raw: &Value, list: &SuspensionRequestList, format: ListFormat) {
         render::print_json(raw);
         return;
     }
+    let table = list_table(list, format.csv);
+    if format.csv {
+        print!("{}", table.csv());
+    } else if table.is_empty() {
+        println!("(no suspension requests)");
+    } else {
+        print!("{}", table.text());
+    }
+}
+
+/// The requests as rows; for CSV, with their evidence and no cell a spreadsheet would read as
+/// a formula.
+fn list_table(list: &SuspensionRequestList, csv: bool) -> Table {
     let mut header = vec![
         "ID",
         "STATUS",
@@ -331,14 +344,22 @@ fn print_list(raw: &Value, list: &SuspensionRequestList, format: ListFormat) {
         "REQUESTED",
         "OUTCOME",
     ];
-    if format.csv {
+    if csv {
         header.push("EVIDENCE");
     }
+    // What people wrote, and a jti (an issuer's).
+    let text = |text: &str| {
+        if csv {
+            render::csv_text(text)
+        } else {
+            text.to_string()
+        }
+    };
     let mut table = Table::new(&header);
     for v in &list.requests {
         let outcome = match (&v.suspension_id, &v.decline_reason) {
             (Some(id), _) => id.clone(),
-            (None, Some(reason)) => reason.clone(),
+            (None, Some(reason)) => text(reason),
             (None, None) => "-".into(),
         };
         let mut row = vec![
@@ -347,22 +368,16 @@ fn print_list(raw: &Value, list: &SuspensionRequestList, format: ListFormat) {
             v.site.clone(),
             v.vo.clone(),
             v.pseudonym.clone(),
-            v.jti.clone().unwrap_or_else(|| "-".into()),
+            v.jti.as_deref().map_or_else(|| "-".into(), text),
             render::time_micros(v.requested_at),
             outcome,
         ];
-        if format.csv {
-            row.push(v.evidence.clone());
+        if csv {
+            row.push(text(&v.evidence));
         }
         table.row(row);
     }
-    if format.csv {
-        print!("{}", table.csv());
-    } else if table.is_empty() {
-        println!("(no suspension requests)");
-    } else {
-        print!("{}", table.text());
-    }
+    table
 }
 
 #[cfg(test)]
@@ -393,5 +408,29 @@ mod tests {
         );
         let both = accept(&["--expires", "7d", "--no-expiry"]).unwrap_err();
         assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn csv_cells_of_what_people_wrote_are_never_formulas() {
+        let request: SuspensionRequestView = serde_json::from_value(serde_json::json!({
+            "id": "sr-1", "index": 3, "site": "CERN-PROD", "vo": "atlas", "pseudonym": "p1-x",
+            "jti": "=cmd|'/c calc'!A1", "evidence": "=HYPERLINK(\"http://x\")\nseen",
+            "scope": null, "reason_code": null, "expires_at": null,
+            "requested_by": "credential:c", "requested_at": 0, "status": "declined",
+            "decided_at": 1, "decision_index": 4, "suspension_id": null,
+            "decline_reason": "-1+1",
+        }))
+        .unwrap();
+        let list = SuspensionRequestList {
+            requests: vec![request],
+        };
+        assert_eq!(
+            list_table(&list, true).csv(),
+            "id,status,site,vo,pseudonym,jti,requested,outcome,evidence\r\n\
+             sr-1,declined,CERN-PROD,atlas,p1-x,'=cmd|'/c calc'!A1,1970-01-01T00:00:00Z,'-1+1,\
+             \"'=HYPERLINK(\"\"http://x\"\")\nseen\"\r\n"
+        );
+        let text = list_table(&list, false).text();
+        assert!(text.contains(" =cmd|") && text.contains(" -1+1"), "{text}");
     }
 }

@@ -800,11 +800,24 @@ pub mod checked {
     pub const NOT_BLANK: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\
         [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
         [^\\u0000-\\u001f\\u007f-\\u009f]*$";
-    /// Line breaks and tabs, no other control character, and at least one character that is
-    /// not blank.
-    pub const EVIDENCE: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*\
-        [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
-        [^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+    /// The bidirectional formatting characters ([`crate::export::is_bidi_formatting`]), as
+    /// members of a character class.
+    macro_rules! bidi_formatting {
+        () => {
+            "\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069"
+        };
+    }
+    /// Line breaks and tabs, no other control character, no bidirectional formatting
+    /// character, and at least one character that is not blank.
+    pub const EVIDENCE: &str = concat!(
+        "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f",
+        bidi_formatting!(),
+        "]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000",
+        bidi_formatting!(),
+        "][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f",
+        bidi_formatting!(),
+        "]*$"
+    );
     /// Feed names and reason codes.
     pub const CODE: &str = "^[a-z0-9-]{1,32}$";
 
@@ -860,7 +873,8 @@ pub mod checked {
         /// What a site saw, for a suspension request.
         Evidence => string(
             "What the site saw: 1 to 2048 characters, not only blanks; line breaks and tabs \
-             allowed, no other control characters.",
+             allowed, no other control characters, no bidirectional formatting characters \
+             (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069).",
             1,
             crate::suspension_request::MAX_EVIDENCE_LEN,
             EVIDENCE,
@@ -899,5 +913,37 @@ pub mod checked {
     pub enum SuspensionTarget {
         Person,
         Token,
+    }
+    #[cfg(test)]
+    mod tests {
+        use crate::export::is_bidi_formatting;
+
+        /// The characters a class's members (`\\uXXXX` and `\\uXXXX-\\uXXXX`) name.
+        fn members(class: &str) -> Vec<char> {
+            let code = |hex: &str| u32::from_str_radix(hex, 16).unwrap();
+            let mut items = class.split("\\u").skip(1);
+            let mut codes = Vec::new();
+            while let Some(item) = items.next() {
+                match item.strip_suffix('-') {
+                    Some(from) => codes.extend(code(from)..=code(items.next().unwrap())),
+                    None => codes.push(code(item)),
+                }
+            }
+            codes
+                .into_iter()
+                .map(|c| char::from_u32(c).unwrap())
+                .collect()
+        }
+
+        #[test]
+        fn the_evidence_pattern_refuses_what_the_server_refuses_as_bidi_formatting() {
+            let named = members(bidi_formatting!());
+            let refused: Vec<char> = (0..=0xffff)
+                .filter_map(char::from_u32)
+                .filter(|&c| is_bidi_formatting(c))
+                .collect();
+            assert_eq!(named, refused);
+            assert_eq!(super::EVIDENCE.matches(bidi_formatting!()).count(), 3);
+        }
     }
 }

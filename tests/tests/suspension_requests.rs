@@ -414,6 +414,7 @@ fn bad_requests_and_decisions_are_4xx_json_and_log_nothing() {
     bad(json!({"pseudonym": pseudonym, "iss": ATLAS_ISS, "evidence": "seen"}));
     bad(json!({"pseudonym": pseudonym, "evidence": " \n\t "}));
     bad(json!({"pseudonym": pseudonym, "evidence": "a\u{1b}[2Jb"}));
+    bad(json!({"pseudonym": pseudonym, "evidence": "job 1.0 \u{202e}nacs\u{202c}"}));
     bad(json!({"pseudonym": pseudonym, "evidence": "x".repeat(2049)}));
     bad(json!({"pseudonym": pseudonym, "evidence": "seen", "scope": "network"}));
     bad(json!({"pseudonym": pseudonym, "evidence": "seen", "reason_code": "Bad Code"}));
