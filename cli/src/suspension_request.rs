@@ -102,7 +102,7 @@ impl Evidence {
 
 #[derive(Args, Debug)]
 pub struct SiteRequestsArgs {
-    /// Show only this request (`sr-...`).
+    /// Show only this request (`sr-...`); with --csv, as a row of the list.
     pub id: Option<String>,
     #[command(flatten)]
     pub site: SiteName,
@@ -208,10 +208,17 @@ pub fn site_requests(client: &Client, args: &SiteRequestsArgs) -> Result<(), Fai
     if let Some(id) = &args.id {
         let path = ApiPath::new(&["sites", site, "suspension-requests", id])?;
         let answer = client.get::<SuspensionRequestView>(&path)?;
-        let format = ObjectFormat {
-            json: args.format.json,
-        };
-        print_view(&answer.raw, &answer.typed, format);
+        if args.format.csv {
+            let list = SuspensionRequestList {
+                requests: vec![answer.typed],
+            };
+            print!("{}", list_table(&list, true).csv());
+        } else {
+            let format = ObjectFormat {
+                json: args.format.json,
+            };
+            print_view(&answer.raw, &answer.typed, format);
+        }
         return Ok(());
     }
     let path = ApiPath::new(&["sites", site, "suspension-requests"])?

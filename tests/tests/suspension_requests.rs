@@ -550,6 +550,18 @@ fn the_cli_requests_lists_and_accepts() {
     );
     assert!(csv.stdout.starts_with("id,status,"), "{csv:#?}");
     assert!(csv.stdout.contains(&id), "{csv:#?}");
+    let one = s.cli(
+        &site_token,
+        &["site", "requests", &id, "--site", SITE_A, "--csv"],
+        None,
+    );
+    let lines: Vec<&str> = one.stdout.split("\r\n").collect();
+    assert!(
+        lines[0].starts_with("id,status,"),
+        "one request as CSV: {one:#?}"
+    );
+    assert!(lines[1].starts_with(&format!("{id},accepted,")), "{one:#?}");
+    assert!(one.stdout.contains("port scans"), "its evidence: {one:#?}");
 
     let again = run_cli_with(
         &[
