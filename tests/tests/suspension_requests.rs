@@ -325,7 +325,38 @@ fn an_accepted_request_reaches_every_site_and_the_requesting_site_never_learns_w
         ),
         (&json!(id), &json!(pseudonym), &json!(EVIDENCE))
     );
-    assert!(logged.get("sub").is_none(), "{logged}");
+    // As designed: the person id (the VO's suspension names the same person) and the site's
+    // pseudonym; no issuer or subject, and no token (the site named a pseudonym).
+    let mut members: Vec<&str> = logged
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(
+        members,
+        [
+            "evidence",
+            "logged_at",
+            "person_id",
+            "pseudonym",
+            "reason_code",
+            "request_id",
+            "requested_by",
+            "scope",
+            "site",
+            "type",
+            "v",
+            "vo"
+        ],
+        "{logged}"
+    );
+    assert!(
+        made["person"].as_str().unwrap().starts_with("pe-"),
+        "{made}"
+    );
+    assert_eq!(logged["person_id"], made["person"]);
     assert_eq!(entries[2]["suspension_id"], suspension.as_str());
     assert_eq!(entries[1]["suspension_id"], suspension.as_str());
 }
