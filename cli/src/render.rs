@@ -3,7 +3,8 @@
 //!
 //! Values come from tokens and reports that other people wrote: in tables and key-value
 //! lines every control character is shown escaped, so that no value can move the cursor,
-//! recolour or retitle an officer's terminal. CSV keeps values as they are (quoted).
+//! recolour or retitle an officer's terminal. CSV keeps values as they are (quoted); free
+//! text that a spreadsheet would run as a formula goes through [`csv_text`] first.
 
 use std::fmt::Write as _;
 
