@@ -3,7 +3,8 @@
 //!
 //! Values come from tokens and reports that other people wrote: in tables and key-value
 //! lines every control character is shown escaped, so that no value can move the cursor,
-//! recolour or retitle an officer's terminal. CSV keeps values as they are (quoted).
+//! recolour or retitle an officer's terminal. CSV keeps values as they are (quoted); free
+//! text that a spreadsheet would run as a formula goes through [`csv_text`] first.
 
 use std::fmt::Write as _;
 
@@ -104,6 +105,17 @@ fn csv_field(field: &str) -> String {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
         field.to_string()
+    }
+}
+
+/// Free text (a site's evidence, a reason) for a CSV cell: text that a spreadsheet would
+/// read as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a
+/// leading `'`, which spreadsheets show as text. [`Table::csv`] then quotes it as it must.
+pub fn csv_text(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
     }
 }
 
@@ -216,6 +228,23 @@ mod tests {
             table().csv(),
             "index,jti,client_id\r\n3,login,-\r\n12,\"a,\"\"b\"\"\nc\",rucio\r\n"
         );
+    }
+
+    #[test]
+    fn csv_text_is_never_a_formula() {
+        for formula in [
+            "=HYPERLINK(\"x\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+        ] {
+            assert_eq!(csv_text(formula), format!("'{formula}"));
+        }
+        for text in ["job 1.0: scans", "a=b", "", "'quoted"] {
+            assert_eq!(csv_text(text), text);
+        }
     }
 
     #[test]

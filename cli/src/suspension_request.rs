@@ -102,7 +102,7 @@ impl Evidence {
 
 #[derive(Args, Debug)]
 pub struct SiteRequestsArgs {
-    /// Show only this request (`sr-...`).
+    /// Show only this request (`sr-...`); with --csv, as a row of the list.
     pub id: Option<String>,
     #[command(flatten)]
     pub site: SiteName,
@@ -154,8 +154,22 @@ pub struct AcceptArgs {
     /// When the suspension ends on its own [default: the site's proposal, else until lifted].
     #[arg(long, value_name = "T", value_parser = timespec::parse_expiry)]
     pub expires: Option<i64>,
+    /// Until lifted, whatever end the site proposed.
+    #[arg(long, conflicts_with = "expires")]
+    pub no_expiry: bool,
     #[command(flatten)]
     pub format: ObjectFormat,
+}
+
+impl AcceptArgs {
+    /// The end asked for: none given (the site's proposal), none at all, or a time.
+    fn expires_at(&self) -> Option<Option<i64>> {
+        if self.no_expiry {
+            Some(None)
+        } else {
+            self.expires.map(Some)
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -194,10 +208,17 @@ pub fn site_requests(client: &Client, args: &SiteRequestsArgs) -> Result<(), Fai
     if let Some(id) = &args.id {
         let path = ApiPath::new(&["sites", site, "suspension-requests", id])?;
         let answer = client.get::<SuspensionRequestView>(&path)?;
-        let format = ObjectFormat {
-            json: args.format.json,
-        };
-        print_view(&answer.raw, &answer.typed, format);
+        if args.format.csv {
+            let list = SuspensionRequestList {
+                requests: vec![answer.typed],
+            };
+            print!("{}", list_table(&list, true).csv());
+        } else {
+            let format = ObjectFormat {
+                json: args.format.json,
+            };
+            print_view(&answer.raw, &answer.typed, format);
+        }
         return Ok(());
     }
     let path = ApiPath::new(&["sites", site, "suspension-requests"])?
@@ -221,7 +242,7 @@ pub fn vo_requests(client: &Client, command: &VoRequestsCommand) -> Result<(), F
                 scope: args.scope.clone(),
                 reason: args.reason.clone(),
                 reason_code: args.reason_code.clone(),
-                expires_at: args.expires,
+                expires_at: args.expires_at(),
             };
             let path = decision_path(&args.vo, &args.id, "accept")?;
             let answer = client.send::<SuspensionRequestView>("POST", &path, &body)?;
@@ -307,6 +328,19 @@ fn print_list(raw: &Value, list: &SuspensionRequestList, format: ListFormat) {
         render::print_json(raw);
         return;
     }
+    let table = list_table(list, format.csv);
+    if format.csv {
+        print!("{}", table.csv());
+    } else if table.is_empty() {
+        println!("(no suspension requests)");
+    } else {
+        print!("{}", table.text());
+    }
+}
+
+/// The requests as rows; for CSV, with their evidence and no cell a spreadsheet would read as
+/// a formula.
+fn list_table(list: &SuspensionRequestList, csv: bool) -> Table {
     let mut header = vec![
         "ID",
         "STATUS",
@@ -317,14 +351,22 @@ fn print_list(raw: &Value, list: &SuspensionRequestList, format: ListFormat) {
         "REQUESTED",
         "OUTCOME",
     ];
-    if format.csv {
+    if csv {
         header.push("EVIDENCE");
     }
+    // What people wrote, and a jti (an issuer's).
+    let text = |text: &str| {
+        if csv {
+            render::csv_text(text)
+        } else {
+            text.to_string()
+        }
+    };
     let mut table = Table::new(&header);
     for v in &list.requests {
         let outcome = match (&v.suspension_id, &v.decline_reason) {
             (Some(id), _) => id.clone(),
-            (None, Some(reason)) => reason.clone(),
+            (None, Some(reason)) => text(reason),
             (None, None) => "-".into(),
         };
         let mut row = vec![
@@ -333,20 +375,69 @@ fn print_list(raw: &Value, list: &SuspensionRequestList, format: ListFormat) {
             v.site.clone(),
             v.vo.clone(),
             v.pseudonym.clone(),
-            v.jti.clone().unwrap_or_else(|| "-".into()),
+            v.jti.as_deref().map_or_else(|| "-".into(), text),
             render::time_micros(v.requested_at),
             outcome,
         ];
-        if format.csv {
-            row.push(v.evidence.clone());
+        if csv {
+            row.push(text(&v.evidence));
         }
         table.row(row);
     }
-    if format.csv {
-        print!("{}", table.csv());
-    } else if table.is_empty() {
-        println!("(no suspension requests)");
-    } else {
-        print!("{}", table.text());
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Accept {
+        #[command(flatten)]
+        args: AcceptArgs,
+    }
+
+    fn accept(extra: &[&str]) -> Result<AcceptArgs, clap::Error> {
+        let base = ["accept", "sr-1", "--vo", "atlas"];
+        Accept::try_parse_from(base.iter().chain(extra)).map(|a| a.args)
+    }
+
+    #[test]
+    fn an_acceptance_takes_the_proposed_end_a_given_one_or_none() {
+        assert_eq!(accept(&[]).unwrap().expires_at(), None);
+        assert_eq!(accept(&["--no-expiry"]).unwrap().expires_at(), Some(None));
+        assert_eq!(
+            accept(&["--expires", "1769904000"]).unwrap().expires_at(),
+            Some(Some(1_769_904_000))
+        );
+        let both = accept(&["--expires", "7d", "--no-expiry"]).unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn csv_cells_of_what_people_wrote_are_never_formulas() {
+        let request: SuspensionRequestView = serde_json::from_value(serde_json::json!({
+            "id": "sr-1", "index": 3, "site": "CERN-PROD", "vo": "atlas", "pseudonym": "p1-x",
+            "jti": "=cmd|'/c calc'!A1", "evidence": "=HYPERLINK(\"http://x\")\nseen",
+            "scope": null, "reason_code": null, "expires_at": null,
+            "requested_by": "credential:c", "requested_at": 0, "status": "declined",
+            "decided_at": 1, "decision_index": 4, "suspension_id": null,
+            "decline_reason": "-1+1",
+        }))
+        .unwrap();
+        let list = SuspensionRequestList {
+            requests: vec![request],
+        };
+        assert_eq!(
+            list_table(&list, true).csv(),
+            "id,status,site,vo,pseudonym,jti,requested,outcome,evidence\r\n\
+             sr-1,declined,CERN-PROD,atlas,p1-x,'=cmd|'/c calc'!A1,1970-01-01T00:00:00Z,'-1+1,\
+             \"'=HYPERLINK(\"\"http://x\"\")\nseen\"\r\n"
+        );
+        let text = list_table(&list, false).text();
+        assert!(text.contains(" =cmd|") && text.contains(" -1+1"), "{text}");
     }
 }

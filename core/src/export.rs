@@ -295,14 +295,19 @@ fn misleading_char(c: char) -> Option<&'static str> {
         '\n' | '\u{0b}' | '\u{0c}' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
             Some("contains a line break")
         }
-        '\u{061c}'
-        | '\u{200e}'
-        | '\u{200f}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}' => Some("contains a bidirectional formatting character"),
+        c if is_bidi_formatting(c) => Some("contains a bidirectional formatting character"),
         c if c.is_control() => Some("contains a control character"),
         _ => None,
     }
+}
+
+/// A bidirectional formatting character (marks, embeddings, overrides, isolates): it
+/// reorders the text around it for a person reading it, and is invisible.
+pub fn is_bidi_formatting(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// JSON text with every [`misleading_char`] written as a `\uXXXX` escape. serde_json

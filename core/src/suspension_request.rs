@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::EntryError;
+use crate::export::is_bidi_formatting;
 
 /// Longest `evidence` accepted, in characters (as JSON Schema's `maxLength` counts them).
 pub const MAX_EVIDENCE_LEN: usize = 2048;
@@ -113,7 +114,8 @@ impl FromStr for RequestStatus {
 }
 
 /// Checks a request's evidence: 1 to [`MAX_EVIDENCE_LEN`] characters, not only blanks; line
-/// breaks and tabs allowed (log excerpts), no other control characters.
+/// breaks and tabs allowed (log excerpts), no other control characters and no bidirectional
+/// formatting characters (which would show an officer the text in another order).
 pub fn validate_evidence(evidence: &str) -> Result<(), EntryError> {
     let invalid = |reason: &str| EntryError::Invalid {
         claim: "evidence".into(),
@@ -133,6 +135,12 @@ pub fn validate_evidence(evidence: &str) -> Result<(), EntryError> {
             "contains control characters other than line breaks and tabs",
         ));
     }
+    if evidence.chars().any(is_bidi_formatting) {
+        return Err(invalid(
+            "contains bidirectional formatting characters (U+061C, U+200E, U+200F, \
+             U+202A to U+202E, U+2066 to U+2069)",
+        ));
+    }
     Ok(())
 }
 
@@ -141,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn evidence_keeps_line_breaks_and_refuses_other_controls_blanks_and_length() {
+    fn evidence_keeps_line_breaks_and_refuses_other_controls_bidi_formatting_blanks_and_length() {
         assert_eq!(
             validate_evidence("job 123.0 on ce01:\n\tscanned ports"),
             Ok(())
@@ -150,7 +158,17 @@ mod tests {
             validate_evidence(&"\u{e9}".repeat(MAX_EVIDENCE_LEN)),
             Ok(())
         );
-        for bad in ["", " \n\t", "a\u{0}b", "a\u{1b}[31m", "a\u{85}b"] {
+        for bad in [
+            "",
+            " \n\t",
+            "a\u{0}b",
+            "a\u{1b}[31m",
+            "a\u{85}b",
+            "job 1.0 \u{202e}nacs\u{202c}",
+            "a\u{2066}b",
+            "a\u{200f}b",
+            "a\u{61c}b",
+        ] {
             assert!(validate_evidence(bad).is_err(), "{bad:?}");
         }
         let err = validate_evidence(&"\u{e9}".repeat(MAX_EVIDENCE_LEN + 1)).unwrap_err();

@@ -703,13 +703,15 @@ pub struct AcceptSuspensionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<checked::Code>))]
     pub reason_code: Option<String>,
-    /// Unix seconds, in the future [default: the request's, else until lifted].
+    /// Unix seconds, in the future; `null`: until lifted, whatever the site proposed
+    /// [default: the request's, else until lifted].
     #[serde(
         default,
-        deserialize_with = "whole_number::optional",
+        deserialize_with = "whole_number::given_or_null",
         skip_serializing_if = "Option::is_none"
     )]
-    pub expires_at: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub expires_at: Option<Option<i64>>,
 }
 
 /// `POST /v1/vos/{vo}/suspension-requests/{id}/decline`: decline, with a reason the requesting
@@ -794,6 +796,14 @@ mod whole_number {
             .transpose()
     }
 
+    /// An `Option<Option<i64>>` field that tells `null` (`Some(None)`) from absent (`None`,
+    /// with `#[serde(default)]`: serde calls this only for a member that is present).
+    pub fn given_or_null<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<i64>>, D::Error> {
+        optional(deserializer).map(Some)
+    }
+
     /// The integer a number spells, if it is one within `i64`.
     fn integer(number: &Number) -> Option<i64> {
         // Below 2^63 in magnitude a float converts exactly; 2^63 itself saturates.
@@ -806,7 +816,7 @@ mod whole_number {
 
     #[cfg(test)]
     mod tests {
-        use crate::wire::SightingReport;
+        use crate::wire::{AcceptSuspensionRequest, SightingReport};
 
         fn seen_at(json: &str) -> Result<i64, String> {
             let text = format!(r#"{{"jti": "j", "seen_at": {json}}}"#);
@@ -832,6 +842,33 @@ mod whole_number {
                 assert!(seen_at(bad).is_err(), "{bad}");
             }
         }
+
+        #[test]
+        fn an_acceptance_tells_an_end_of_null_from_none_given() {
+            let expires_at = |json: &str| {
+                serde_json::from_str::<AcceptSuspensionRequest>(json)
+                    .map(|a| a.expires_at)
+                    .map_err(|e| e.to_string())
+            };
+            assert_eq!(expires_at("{}"), Ok(None));
+            assert_eq!(expires_at(r#"{"expires_at": null}"#), Ok(Some(None)));
+            assert_eq!(
+                expires_at(r#"{"expires_at": 1767225600.0}"#),
+                Ok(Some(Some(1_767_225_600)))
+            );
+            assert!(expires_at(r#"{"expires_at": 1.5}"#).is_err());
+            for (terms, json) in [
+                (None, "{}"),
+                (Some(None), r#"{"expires_at":null}"#),
+                (Some(Some(7)), r#"{"expires_at":7}"#),
+            ] {
+                let accept = AcceptSuspensionRequest {
+                    expires_at: terms,
+                    ..Default::default()
+                };
+                assert_eq!(serde_json::to_string(&accept).unwrap(), json);
+            }
+        }
     }
 }
 
@@ -855,11 +892,24 @@ pub mod checked {
     pub const NOT_BLANK: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\
         [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
         [^\\u0000-\\u001f\\u007f-\\u009f]*$";
-    /// Line breaks and tabs, no other control character, and at least one character that is
-    /// not blank.
-    pub const EVIDENCE: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*\
-        [^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]\
-        [^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+    /// The bidirectional formatting characters ([`crate::export::is_bidi_formatting`]), as
+    /// members of a character class.
+    macro_rules! bidi_formatting {
+        () => {
+            "\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069"
+        };
+    }
+    /// Line breaks and tabs, no other control character, no bidirectional formatting
+    /// character, and at least one character that is not blank.
+    pub const EVIDENCE: &str = concat!(
+        "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f",
+        bidi_formatting!(),
+        "]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000",
+        bidi_formatting!(),
+        "][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f",
+        bidi_formatting!(),
+        "]*$"
+    );
     /// Feed names and reason codes.
     pub const CODE: &str = "^[a-z0-9-]{1,32}$";
 
@@ -915,7 +965,8 @@ pub mod checked {
         /// What a site saw, for a suspension request.
         Evidence => string(
             "What the site saw: 1 to 2048 characters, not only blanks; line breaks and tabs \
-             allowed, no other control characters.",
+             allowed, no other control characters, no bidirectional formatting characters \
+             (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069).",
             1,
             crate::suspension_request::MAX_EVIDENCE_LEN,
             EVIDENCE,
@@ -993,6 +1044,38 @@ mod suspend_request_tests {
                 _ => serde_json::from_str::<VoSuspendRequest>(body).is_err(),
             };
             assert!(refused, "{form}: {body}");
+        }
+    }
+    #[cfg(test)]
+    mod tests {
+        use crate::export::is_bidi_formatting;
+
+        /// The characters a class's members (`\\uXXXX` and `\\uXXXX-\\uXXXX`) name.
+        fn members(class: &str) -> Vec<char> {
+            let code = |hex: &str| u32::from_str_radix(hex, 16).unwrap();
+            let mut items = class.split("\\u").skip(1);
+            let mut codes = Vec::new();
+            while let Some(item) = items.next() {
+                match item.strip_suffix('-') {
+                    Some(from) => codes.extend(code(from)..=code(items.next().unwrap())),
+                    None => codes.push(code(item)),
+                }
+            }
+            codes
+                .into_iter()
+                .map(|c| char::from_u32(c).unwrap())
+                .collect()
+        }
+
+        #[test]
+        fn the_evidence_pattern_refuses_what_the_server_refuses_as_bidi_formatting() {
+            let named = members(bidi_formatting!());
+            let refused: Vec<char> = (0..=0xffff)
+                .filter_map(char::from_u32)
+                .filter(|&c| is_bidi_formatting(c))
+                .collect();
+            assert_eq!(named, refused);
+            assert_eq!(super::EVIDENCE.matches(bidi_formatting!()).count(), 3);
         }
     }
 }

@@ -202,7 +202,8 @@ fn fsck_passes_a_clean_store_beside_a_running_server_and_a_stopped_one() {
     assert_eq!(lines.len(), 1, "{lines:#?}");
     let expected = format!(
         "fsck: clean: {size} entries ({compressed} stored compressed), {} stored hashes, {} \
-         issuances, 1 resolutions, 0 suspensions, 0 sightings; the newest checkpoint (size",
+         issuances, 1 resolutions, 0 suspensions, 0 sightings, 0 suspension requests; the newest \
+         checkpoint (size",
         2 * size - u64::from(size.count_ones()),
         size - 1
     );
@@ -358,6 +359,13 @@ fn fsck_names_missing_and_stray_rows() {
             "INSERT INTO resolutions (idx, vo) VALUES (40, 'atlas')".to_string(),
             1,
         ),
+        (
+            "INSERT INTO suspension_requests (id, idx, site, vo, person_id, pseudonym, \
+             evidence, requested_by, requested_at, status) VALUES \
+             ('sr-1', 41, 'CERN-PROD', 'atlas', 'pe-1', 'p1-x', 'seen', 'site', 1, 'pending')"
+                .to_string(),
+            1,
+        ),
         (format!("DELETE FROM hashes WHERE idx = {leaf_50}"), 1),
         (
             format!("INSERT INTO hashes (idx, hash) VALUES ({beyond}, zeroblob(32))"),
@@ -379,6 +387,9 @@ fn fsck_names_missing_and_stray_rows() {
         "entry 20 is missing".to_string(),
         "entry 30 (issuance) has no row in issuances".to_string(),
         "resolutions has a row for entry 40, which is of type issuance, not resolution".into(),
+        "suspension_requests has a row for entry 41, which is of type issuance, not \
+         suspension_request"
+            .into(),
         format!("entry 50: its stored leaf hash is missing (stored hash {leaf_50}, level 0)"),
         format!("stored hash {leaf_50} (level 0, subtree 50) is missing"),
         format!("upper_hashes lacks its copy of stored hash {upper}"),

@@ -154,6 +154,19 @@ impl Setup {
         SiteKey::from_bytes(bytes.try_into().unwrap())
     }
 
+    /// The VO-wide suspension made by accepting request `id`, as the VO lists it.
+    fn vo_suspension(&self, id: &str) -> Value {
+        let suspension = self.site_view(id).json()["suspension_id"].clone();
+        let listed = self.get("/v1/vos/atlas/suspensions", &self.officer).json();
+        listed["suspensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|made| made["id"] == suspension)
+            .unwrap_or_else(|| panic!("suspension {suspension} listed: {listed}"))
+            .clone()
+    }
+
     /// The log's entries from `start` on, but the site key fetches (of `blocklist_denies`).
     fn entries_since(&self, start: u64) -> Vec<Value> {
         let end = self.server.log_size();
@@ -312,7 +325,38 @@ fn an_accepted_request_reaches_every_site_and_the_requesting_site_never_learns_w
         ),
         (&json!(id), &json!(pseudonym), &json!(EVIDENCE))
     );
-    assert!(logged.get("sub").is_none(), "{logged}");
+    // As designed: the person id (the VO's suspension names the same person) and the site's
+    // pseudonym; no issuer or subject, and no token (the site named a pseudonym).
+    let mut members: Vec<&str> = logged
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(
+        members,
+        [
+            "evidence",
+            "logged_at",
+            "person_id",
+            "pseudonym",
+            "reason_code",
+            "request_id",
+            "requested_by",
+            "scope",
+            "site",
+            "type",
+            "v",
+            "vo"
+        ],
+        "{logged}"
+    );
+    assert!(
+        made["person"].as_str().unwrap().starts_with("pe-"),
+        "{made}"
+    );
+    assert_eq!(logged["person_id"], made["person"]);
     assert_eq!(entries[2]["suspension_id"], suspension.as_str());
     assert_eq!(entries[1]["suspension_id"], suspension.as_str());
 }
@@ -398,8 +442,10 @@ fn bad_requests_and_decisions_are_4xx_json_and_log_nothing() {
     bad(json!({"pseudonym": pseudonym}));
     bad(json!({"evidence": "seen"}));
     bad(json!({"pseudonym": pseudonym, "jti": "t1", "evidence": "seen"}));
+    bad(json!({"pseudonym": pseudonym, "iss": ATLAS_ISS, "evidence": "seen"}));
     bad(json!({"pseudonym": pseudonym, "evidence": " \n\t "}));
     bad(json!({"pseudonym": pseudonym, "evidence": "a\u{1b}[2Jb"}));
+    bad(json!({"pseudonym": pseudonym, "evidence": "job 1.0 \u{202e}nacs\u{202c}"}));
     bad(json!({"pseudonym": pseudonym, "evidence": "x".repeat(2049)}));
     bad(json!({"pseudonym": pseudonym, "evidence": "seen", "scope": "network"}));
     bad(json!({"pseudonym": pseudonym, "evidence": "seen", "reason_code": "Bad Code"}));
@@ -460,7 +506,8 @@ fn bad_requests_and_decisions_are_4xx_json_and_log_nothing() {
 }
 
 /// The CLI: `site request-suspension` (evidence from stdin), `site requests`, `vo requests
-/// list`, `accept` with terms of the officer's own.
+/// list`, `accept` with terms of the officer's own (and the site's proposed end), `accept
+/// --no-expiry` (no end, though the site proposed one).
 #[test]
 fn the_cli_requests_lists_and_accepts() {
     let s = setup();
@@ -487,6 +534,9 @@ fn the_cli_requests_lists_and_accepts() {
     );
     let id = requested.json()["id"].as_str().unwrap().to_string();
     assert_eq!(requested.json()["evidence"], EVIDENCE);
+    let proposed_end = requested.json()["expires_at"]
+        .as_i64()
+        .expect("a proposed end");
 
     let listed = s.cli(
         &officer_token,
@@ -510,6 +560,12 @@ fn the_cli_requests_lists_and_accepts() {
         "the evidence, line by line: {accepted:#?}"
     );
     assert!(s.blocklist_denies(SITE_B, &s.b_admin, "alice"));
+    let made = s.vo_suspension(&id);
+    assert_eq!(
+        (&made["scope"], &made["reason_code"], &made["not_after"]),
+        (&json!("all"), &json!("suspended"), &json!(proposed_end)),
+        "the officer's scope, the site's proposed end: {made}"
+    );
 
     let shown = s.cli(
         &site_token,
@@ -525,6 +581,18 @@ fn the_cli_requests_lists_and_accepts() {
     );
     assert!(csv.stdout.starts_with("id,status,"), "{csv:#?}");
     assert!(csv.stdout.contains(&id), "{csv:#?}");
+    let one = s.cli(
+        &site_token,
+        &["site", "requests", &id, "--site", SITE_A, "--csv"],
+        None,
+    );
+    let lines: Vec<&str> = one.stdout.split("\r\n").collect();
+    assert!(
+        lines[0].starts_with("id,status,"),
+        "one request as CSV: {one:#?}"
+    );
+    assert!(lines[1].starts_with(&format!("{id},accepted,")), "{one:#?}");
+    assert!(one.stdout.contains("port scans"), "its evidence: {one:#?}");
 
     let again = run_cli_with(
         &[
@@ -546,4 +614,28 @@ fn the_cli_requests_lists_and_accepts() {
     );
     assert_eq!(again.code, 2, "a conflict is a server error: {again:#?}");
     assert!(again.stderr.contains("already"), "{again:#?}");
+
+    s.ingest(&s.atlas, "atlas", "t2", "bob");
+    let request = s.request(json!({
+        "jti": "t2", "evidence": "seen", "expires_at": now_secs() + 86_400,
+    }));
+    let id = request["id"].as_str().unwrap();
+    let accepted = s.cli(
+        &officer_token,
+        &[
+            "vo",
+            "requests",
+            "accept",
+            id,
+            "--vo",
+            "atlas",
+            "--no-expiry",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(accepted.json()["status"], "accepted", "{accepted:#?}");
+    let made = s.vo_suspension(id);
+    assert_eq!(made["not_after"], Value::Null, "until lifted: {made}");
+    assert!(s.blocklist_denies(SITE_B, &s.b_admin, "bob"));
 }

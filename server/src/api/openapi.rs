@@ -42,13 +42,14 @@ const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
 const INTERNAL: &str = "Internal";
 
 /// One member of two that a body carries, non-null: the schema, the two members with the
-/// type each has when given, and what `target` may be beside the first (a token suspension
-/// needs `jti`).
+/// type each has when given, what `target` may be beside the first (a token suspension
+/// needs `jti`), and the members that go only with the second (null beside the first).
 struct OneOfTwo {
     schema: &'static str,
     first: (&'static str, Type),
     second: (&'static str, Type),
     targets_with_first: Option<&'static [&'static str]>,
+    only_with_second: &'static [&'static str],
 }
 
 /// The bodies that carry exactly one of two members.
@@ -58,24 +59,28 @@ const EXACTLY_ONE_OF: [OneOfTwo; 4] = [
         first: ("token", Type::String),
         second: ("claims", Type::Object),
         targets_with_first: None,
+        only_with_second: &[],
     },
     OneOfTwo {
         schema: "SiteSuspendRequest",
         first: ("pseudonym", Type::String),
         second: ("jti", Type::String),
         targets_with_first: Some(&["person"]),
+        only_with_second: &[],
     },
     OneOfTwo {
         schema: "NewSuspensionRequest",
         first: ("pseudonym", Type::String),
         second: ("jti", Type::String),
         targets_with_first: None,
+        only_with_second: &["iss"],
     },
     OneOfTwo {
         schema: "VoSuspendRequest",
         first: ("person", Type::String),
         second: ("jti", Type::String),
         targets_with_first: Some(&["person"]),
+        only_with_second: &[],
     },
 ];
 
@@ -207,6 +212,9 @@ fn exactly_one_of(schema: RefOr<Schema>, rule: &OneOfTwo) -> RefOr<Schema> {
                 .schema_type(SchemaType::AnyValue)
                 .enum_values(Some(allowed.chain([serde_json::Value::Null]))),
         );
+    }
+    for member in rule.only_with_second {
+        first = first.property(*member, ObjectBuilder::new().schema_type(Type::Null));
     }
     let one_of = OneOfBuilder::new()
         .item(first)

@@ -80,7 +80,7 @@ pub struct VoListQuery {
     responses(
         (status = 201, description = "Requested", body = SuspensionRequestView),
         (status = 400, description = "Invalid request: not exactly one of `pseudonym` and \
-            `jti`, `expires_at` not in the future, bad `evidence`, `scope` or `reason_code`",
+            `jti`, `iss` without `jti`, `expires_at` not in the future, bad `evidence`, `scope` or `reason_code`",
             body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
         (status = 404, description = "No such site, pseudonym of the site, or token of its VOs",
@@ -219,7 +219,8 @@ pub async fn vo_list(
     description = "Suspends the request's person at every site of the VO (a VO-wide suspension, \
         on the terms given, else those the site proposed) and logs the acceptance, naming the \
         suspension, in the same batch. Send `{}` to take the site's terms. `expires_at` (given, \
-        or proposed) must be in the future. Roles: `vo-security` of `{vo}`.",
+        or proposed) must be in the future; `expires_at` `null` makes a suspension that lasts \
+        until lifted, whatever end the site proposed. Roles: `vo-security` of `{vo}`.",
     params(("vo" = String, Path, description = "The VO"), ("id" = String, Path, description = "The request id (`sr-...`)")),
     request_body = AcceptSuspensionRequest,
     security(("bearer" = [])),

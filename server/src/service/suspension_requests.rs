@@ -48,6 +48,11 @@ pub async fn request(
             "expires_at must be in the future (unix seconds)".into(),
         ));
     }
+    if req.iss.is_some() && req.jti.is_none() {
+        return Err(ServiceError::BadRequest(
+            "`iss` goes only with `jti`: it names the jti's issuer".into(),
+        ));
+    }
     let (vo, person_id, pseudonym, token) = match (&req.pseudonym, &req.jti) {
         (Some(pseudonym), None) => {
             let pseudonym = Pseudonym::unchecked(pseudonym.as_str());
@@ -141,8 +146,9 @@ pub async fn of_site(
 }
 
 /// Accepts `vo`'s pending request `id`: suspends its person at every site of the VO, on the
-/// terms `asked` gives, else those the site proposed, and logs the acceptance with the
-/// suspension. `by` is the caller. Returns the request as decided (naming the suspension).
+/// terms `asked` gives, else those the site proposed (an `expires_at` of `null` ends none),
+/// and logs the acceptance with the suspension. `by` is the caller. Returns the request as
+/// decided (naming the suspension).
 pub async fn accept(
     ledger: &Ledger,
     by: &str,
@@ -157,7 +163,7 @@ pub async fn accept(
             .or_else(|| request.scope.map(|s| s.as_str().to_string())),
         reason: None,
         reason_code: asked.reason_code.or_else(|| request.reason_code.clone()),
-        expires_at: asked.expires_at.or(request.not_after),
+        expires_at: Some(asked.expires_at.unwrap_or(request.not_after)),
     };
     let reason = asked
         .reason

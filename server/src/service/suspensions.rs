@@ -303,7 +303,7 @@ pub async fn prepare_in_vo(
         reason: reason.to_string(),
         scope: terms_asked.scope.clone(),
         reason_code: terms_asked.reason_code.clone(),
-        expires_at: terms_asked.expires_at,
+        expires_at: terms_asked.expires_at.flatten(),
         ..SuspendRequest::default()
     };
     // Without a cut-off there is no clock skew to allow for.

@@ -5,8 +5,9 @@
 //! - every stored interior hash is the hash of its two stored children, so the stored tree
 //!   is the tree of the leaves; `upper_hashes` holds exactly the copies it should;
 //! - row counts: every entry and every stored hash of a tree of the log's size, and nothing
-//!   beyond; `issuances`, `resolutions`, `suspensions` and `sightings` hold one row for each
-//!   entry of their type and none for another entry;
+//!   beyond; `issuances`, `resolutions`, `suspensions`, `sightings` and
+//!   `suspension_requests` hold one row for each entry of their type and none for another
+//!   entry;
 //! - the newest checkpoint is signed by the log key in the data directory, is not larger than
 //!   the log, and its root is the stored tree's at its size (the check start-up makes too:
 //!   [`crate::store::ownership`]).
@@ -40,11 +41,12 @@ const CHUNK_LEAVES: u64 = 4096;
 /// Problems listed one by one; those beyond are only counted.
 const MAX_LISTED: usize = 1000;
 /// Tables holding one row per entry of one type: (table, entry type).
-const INDEXED_TYPES: [(&str, &str); 4] = [
+const INDEXED_TYPES: [(&str, &str); 5] = [
     ("issuances", "issuance"),
     ("resolutions", "resolution"),
     ("suspensions", "suspension"),
     ("sightings", "sighting"),
+    ("suspension_requests", "suspension_request"),
 ];
 
 /// What fsck found.
@@ -61,7 +63,7 @@ pub struct FsckReport {
     /// Rows of `hashes`.
     pub stored_hashes: u64,
     /// Rows of each table of [`INDEXED_TYPES`], in that order.
-    pub indexed_rows: [u64; 4],
+    pub indexed_rows: [u64; 5],
     /// The newest checkpoint, if one is stored and it checked out.
     pub checkpoint: Option<Checkpoint>,
 }
@@ -86,7 +88,7 @@ impl FsckReport {
 
     /// One line: what was checked and found consistent.
     pub fn summary(&self) -> String {
-        let [issuances, resolutions, suspensions, sightings] = self.indexed_rows;
+        let [issuances, resolutions, suspensions, sightings, requests] = self.indexed_rows;
         let checkpoint = match &self.checkpoint {
             Some(c) => format!(
                 "the newest checkpoint (size {}, root {}) is signed by the log key and is the \
@@ -99,7 +101,7 @@ impl FsckReport {
         format!(
             "fsck: clean: {} entries ({} stored compressed), {} stored hashes, {issuances} \
              issuances, {resolutions} resolutions, {suspensions} suspensions, {sightings} \
-             sightings; {checkpoint}",
+             sightings, {requests} suspension requests; {checkpoint}",
             self.entries, self.compressed, self.stored_hashes
         )
     }

@@ -1,6 +1,7 @@
 //! Suspension requests through the real sequencer and database: a request's row is written
 //! with its entry, read back as written, decided once (the acceptance with its suspension in
-//! one job), moved by a merge; of two decisions in one batch only the first is admitted.
+//! one job), moved by a merge; of two decisions in one batch only the first is admitted, and
+//! of two officers accepting at once the second writes neither its suspension nor its entries.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +116,14 @@ fn entry(n: usize, change: StateChange) -> PreparedEntry {
 }
 
 async fn start(path: &std::path::Path) -> (Sequencer, tokio::task::JoinHandle<()>) {
+    start_batching(path, Duration::ZERO).await
+}
+
+/// A sequencer that waits up to `max_wait` for more jobs to join a batch.
+async fn start_batching(
+    path: &std::path::Path,
+    max_wait: Duration,
+) -> (Sequencer, tokio::task::JoinHandle<()>) {
     Sequencer::start(
         Box::new(
             SqliteWriter::open(path, Default::default(), 0)
@@ -125,7 +134,7 @@ async fn start(path: &std::path::Path) -> (Sequencer, tokio::task::JoinHandle<()
         "test/log".into(),
         BatchLimits {
             max_batch: 100,
-            max_wait: Duration::ZERO,
+            max_wait,
             queue_depth: 8,
         },
         Arc::new(Metrics::default()),
@@ -133,6 +142,19 @@ async fn start(path: &std::path::Path) -> (Sequencer, tokio::task::JoinHandle<()
     )
     .await
     .unwrap()
+}
+
+/// The ids of the suspensions written, and the number of log entries.
+async fn written(pool: &SqlitePool) -> (Vec<String>, i64) {
+    let suspensions = sqlx::query_scalar("SELECT id FROM suspensions ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let entries = sqlx::query_scalar("SELECT COUNT(*) FROM entries")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    (suspensions, entries)
 }
 
 fn refusal(result: Result<Vec<crate::sequencer::Sequenced>, AppendError>) -> Refusal {
@@ -222,6 +244,7 @@ async fn a_request_is_written_read_back_decided_once_and_moved_by_a_merge() {
         ])
         .await
         .unwrap();
+    let before = written(&pool).await;
     let merged_away = sequencer
         .append(vec![
             entry(8, suspend("su-2", "pe-a")),
@@ -229,6 +252,12 @@ async fn a_request_is_written_read_back_decided_once_and_moved_by_a_merge() {
         ])
         .await;
     assert!(matches!(refusal(merged_away), Refusal::MergedAway { .. }));
+    assert_eq!(
+        written(&pool).await,
+        before,
+        "neither the suspension su-2 nor an entry"
+    );
+    assert!(!before.0.contains(&"su-2".to_string()));
     let moved = get(&pool, "sr-3").await.unwrap().unwrap();
     assert_eq!(moved.status, RequestStatus::Pending);
     assert_eq!(moved.person_id, "pe-b", "a merge moves the request");
@@ -293,6 +322,10 @@ async fn of_two_decisions_in_one_batch_only_the_first_is_admitted() {
             decide_request("sr-1", accepted("su-1")),
         ],
         vec![decide_request("sr-1", declined())],
+        vec![
+            suspend("su-2", "pe-a"),
+            decide_request("sr-1", accepted("su-2")),
+        ],
         vec![decide_request("sr-2", declined())],
         vec![decide_request("sr-3", declined())],
     ];
@@ -302,8 +335,46 @@ async fn of_two_decisions_in_one_batch_only_the_first_is_admitted() {
         [
             Ok(()),
             Err(Refusal::RequestDecided { id: "sr-1".into() }),
+            Err(Refusal::RequestDecided { id: "sr-1".into() }),
             Err(Refusal::RequestDecided { id: "sr-2".into() }),
             Err(Refusal::UnknownRequest { id: "sr-3".into() }),
         ]
     );
+}
+
+#[tokio::test]
+async fn of_two_officers_accepting_at_once_the_second_writes_nothing() {
+    let (_dir, path, pool) = database().await;
+    // Jobs sent together are decided in one batch (or one after the other: the same answers).
+    let (sequencer, task) = start_batching(&path, Duration::from_millis(200)).await;
+    let change = StateChange::RequestSuspension(Box::new(request("sr-1", "pe-a")));
+    sequencer.append(vec![entry(0, change)]).await.unwrap();
+    let (no_suspension, entries) = written(&pool).await;
+    assert!(no_suspension.is_empty());
+
+    let accept = |n: usize, suspension: &str| {
+        vec![
+            entry(n, suspend(suspension, "pe-a")),
+            entry(n + 1, decide_request("sr-1", accepted(suspension))),
+        ]
+    };
+    let (first, second) = tokio::join!(
+        sequencer.append(accept(1, "su-1")),
+        sequencer.append(accept(3, "su-2")),
+    );
+    let done = first.expect("the first acceptance is admitted");
+    assert_eq!(
+        refusal(second),
+        Refusal::RequestDecided { id: "sr-1".into() }
+    );
+    assert_eq!(
+        written(&pool).await,
+        (vec!["su-1".to_string()], entries + 2),
+        "only the first acceptance and its suspension are written"
+    );
+    let stored = get(&pool, "sr-1").await.unwrap().unwrap();
+    assert_eq!(stored.suspension_id.as_deref(), Some("su-1"));
+    assert_eq!(stored.decision_idx, Some(done[1].index));
+    drop(sequencer);
+    task.await.unwrap();
 }
