@@ -1008,6 +1008,39 @@ pub mod checked {
         Token,
         Client,
     }
+
+    #[cfg(test)]
+    mod tests {
+        use crate::export::is_bidi_formatting;
+
+        /// The characters a class's members (`\\uXXXX` and `\\uXXXX-\\uXXXX`) name.
+        fn members(class: &str) -> Vec<char> {
+            let code = |hex: &str| u32::from_str_radix(hex, 16).unwrap();
+            let mut items = class.split("\\u").skip(1);
+            let mut codes = Vec::new();
+            while let Some(item) = items.next() {
+                match item.strip_suffix('-') {
+                    Some(from) => codes.extend(code(from)..=code(items.next().unwrap())),
+                    None => codes.push(code(item)),
+                }
+            }
+            codes
+                .into_iter()
+                .map(|c| char::from_u32(c).unwrap())
+                .collect()
+        }
+
+        #[test]
+        fn the_evidence_pattern_refuses_what_the_server_refuses_as_bidi_formatting() {
+            let named = members(bidi_formatting!());
+            let refused: Vec<char> = (0..=0xffff)
+                .filter_map(char::from_u32)
+                .filter(|&c| is_bidi_formatting(c))
+                .collect();
+            assert_eq!(named, refused);
+            assert_eq!(super::EVIDENCE.matches(bidi_formatting!()).count(), 3);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1044,38 +1077,6 @@ mod suspend_request_tests {
                 _ => serde_json::from_str::<VoSuspendRequest>(body).is_err(),
             };
             assert!(refused, "{form}: {body}");
-        }
-    }
-    #[cfg(test)]
-    mod tests {
-        use crate::export::is_bidi_formatting;
-
-        /// The characters a class's members (`\\uXXXX` and `\\uXXXX-\\uXXXX`) name.
-        fn members(class: &str) -> Vec<char> {
-            let code = |hex: &str| u32::from_str_radix(hex, 16).unwrap();
-            let mut items = class.split("\\u").skip(1);
-            let mut codes = Vec::new();
-            while let Some(item) = items.next() {
-                match item.strip_suffix('-') {
-                    Some(from) => codes.extend(code(from)..=code(items.next().unwrap())),
-                    None => codes.push(code(item)),
-                }
-            }
-            codes
-                .into_iter()
-                .map(|c| char::from_u32(c).unwrap())
-                .collect()
-        }
-
-        #[test]
-        fn the_evidence_pattern_refuses_what_the_server_refuses_as_bidi_formatting() {
-            let named = members(bidi_formatting!());
-            let refused: Vec<char> = (0..=0xffff)
-                .filter_map(char::from_u32)
-                .filter(|&c| is_bidi_formatting(c))
-                .collect();
-            assert_eq!(named, refused);
-            assert_eq!(super::EVIDENCE.matches(bidi_formatting!()).count(), 3);
         }
     }
 }

@@ -267,7 +267,11 @@ async fn client_target(
             "tokens of this client are logged in other VOs too ({}): a client suspension \
              names no VO, so it would stop their users as well at every site serving both; \
              ask the sites to suspend the client instead",
-            others.iter().map(|vo| vo.as_str()).collect::<Vec<_>>().join(", ")
+            others
+                .iter()
+                .map(|vo| vo.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     match found.len() {
