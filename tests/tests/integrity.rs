@@ -50,6 +50,15 @@ fn with_flipped_byte(leaf: &[u8]) -> Vec<u8> {
     changed
 }
 
+/// A compressed leaf with one byte of its zstd frame's content checksum (the frame's last 4
+/// bytes) changed: it never decodes, where a byte in the middle of the frame may fall on
+/// bits the decoder ignores and leave the leaf as it was (seen once in a full run).
+fn with_flipped_checksum(frame: &[u8]) -> Vec<u8> {
+    let mut changed = frame.to_vec();
+    *changed.last_mut().expect("a frame is not empty") ^= 0x01;
+    changed
+}
+
 /// The value of an unlabelled metric in `GET /metrics`.
 fn metric(http: &Http, name: &str) -> u64 {
     let reply = http.get("/metrics", None);
@@ -100,12 +109,13 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
         "the last entry is stored compressed"
     );
 
-    for (victim, stored) in [(raw_victim, &raw), (compressed_victim, &compressed)] {
+    let damaged = [
+        (raw_victim, &raw, with_flipped_byte(&raw)),
+        (compressed_victim, &compressed, with_flipped_checksum(&compressed)),
+    ];
+    for (victim, stored, changed) in damaged {
         server.stop();
-        assert_eq!(
-            db::set_leaf(&server.db_path(), victim, &with_flipped_byte(stored)),
-            1
-        );
+        assert_eq!(db::set_leaf(&server.db_path(), victim, &changed), 1);
         server.start_again();
         let http = server.http();
         assert_eq!(metric(&http, "tokenledger_integrity_errors_total"), 0);
@@ -237,7 +247,7 @@ fn fsck_names_each_damaged_leaf_and_stored_hash() {
     db::set_leaf(
         &path,
         compressed_victim,
-        &flip(db::leaf(&path, compressed_victim)),
+        &with_flipped_checksum(&db::leaf(&path, compressed_victim)),
     );
     // A stored leaf hash and a stored interior hash (subtree 50 of level 1: leaves 100, 101).
     let leaf_hash_index = merkle_index(0, 77);
