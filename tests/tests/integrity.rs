@@ -111,7 +111,11 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
 
     let damaged = [
         (raw_victim, &raw, with_flipped_byte(&raw)),
-        (compressed_victim, &compressed, with_flipped_checksum(&compressed)),
+        (
+            compressed_victim,
+            &compressed,
+            with_flipped_checksum(&compressed),
+        ),
     ];
     for (victim, stored, changed) in damaged {
         server.stop();
