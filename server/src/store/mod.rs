@@ -54,6 +54,21 @@ pub trait LedgerWriter: Send {
     async fn write_checkpoint(&mut self, checkpoint: CheckpointRow<'_>) -> Result<(), StoreError>;
 }
 
+/// How a server becomes the one writer of the log. An embedded engine (SQLite) has one server
+/// and hands its writer out once; a shared database (PostgreSQL) has one writer among any
+/// number of servers, the holder of a lease tied to the writer's connection: when that
+/// connection goes, so does the lease, and the writer can append nothing more.
+#[async_trait]
+pub trait WriterLease: Send + Sync {
+    /// Tries once to take the lease as `holder` (the name standbys give in their 503s):
+    /// the writer, not yet opened ([`LedgerWriter::open_log`]), or `None` while another
+    /// server holds the lease.
+    async fn try_acquire(&self, holder: &str) -> Result<Option<Box<dyn LedgerWriter>>, StoreError>;
+
+    /// The holder the current writer recorded when it took the lease, if any.
+    async fn holder(&self) -> Result<Option<String>, StoreError>;
+}
+
 /// Reads of the ledger: stored hashes for proofs, entries, lookups, searches, timelines,
 /// credentials, sites, suspensions. Every leaf returned was checked against its stored leaf
 /// hash.
