@@ -5,6 +5,7 @@
 mod error;
 pub mod leaf_codec;
 pub mod ownership;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 

@@ -1,0 +1,141 @@
+//! Connecting to PostgreSQL: database URLs that may list several hosts (`postgres://user@a:5432,b:5432/db`),
+//! the host that accepts writes (as libpq's `target_session_attrs=read-write`), embedded
+//! migrations (`schema/postgres/`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::store::StoreError;
+
+/// The migrations of schema/postgres, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schema/postgres");
+
+/// A PostgreSQL URL, one set of connection options per host it lists, in its order.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    hosts: Vec<PgConnectOptions>,
+    /// `host:port` of each host, for messages (never the user or password).
+    names: Vec<String>,
+}
+
+impl DatabaseUrl {
+    /// Parses `postgres://` or `postgresql://` URLs; the authority may list hosts separated by
+    /// commas, each with its own port (default 5432). The user, password, database and query
+    /// parameters apply to every host.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or("a database URL starts with postgres:// or postgresql://")?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let (userinfo, host_list) = match authority.rfind('@') {
+            Some(i) => (&authority[..=i], &authority[i + 1..]),
+            None => ("", authority),
+        };
+        if host_list.is_empty() {
+            return Err("the database URL names no host".into());
+        }
+        let mut hosts = Vec::new();
+        let mut names = Vec::new();
+        for host in host_list.split(',') {
+            if host.is_empty() {
+                return Err("the database URL has an empty host in its list".into());
+            }
+            let one = format!("postgres://{userinfo}{host}{path}");
+            let options = PgConnectOptions::from_str(&one)
+                .map_err(|e| format!("database URL host {host}: {e}"))?;
+            names.push(format!("{}:{}", options.get_host(), options.get_port()));
+            hosts.push(options);
+        }
+        Ok(DatabaseUrl { hosts, names })
+    }
+
+    /// Each host's connection options, in the URL's order.
+    pub fn hosts(&self) -> &[PgConnectOptions] {
+        &self.hosts
+    }
+
+    /// `host:port` of host `i`.
+    pub fn host_name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.names.join(","))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    /// The hosts only: a URL may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "postgres://{}", self.names.join(","))
+    }
+}
+
+/// Whether the server behind `conn` accepts writes (a primary, not a standby in recovery,
+/// and not read-only by default).
+pub async fn accepts_writes(conn: &mut PgConnection) -> Result<bool, StoreError> {
+    let (in_recovery, read_only): (bool, String) = sqlx::query_as(
+        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(!in_recovery && read_only == "off")
+}
+
+/// A connection to the first host of `url` that accepts writes, and that host's index.
+pub async fn connect_writable(url: &DatabaseUrl) -> Result<(PgConnection, usize), StoreError> {
+    let mut failures = Vec::new();
+    for (i, options) in url.hosts().iter().enumerate() {
+        match options.connect().await {
+            Ok(mut conn) => match accepts_writes(&mut conn).await {
+                Ok(true) => return Ok((conn, i)),
+                Ok(false) => {
+                    failures.push(format!("{}: read-only", url.host_name(i)));
+                    let _ = conn.close().await;
+                }
+                Err(e) => failures.push(format!("{}: {e}", url.host_name(i))),
+            },
+            Err(e) => failures.push(format!("{}: {e}", url.host_name(i))),
+        }
+    }
+    Err(StoreError::Db(format!(
+        "no database host accepts writes ({})",
+        failures.join("; ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn parses_one_or_several_hosts() {
+        let url =
+            DatabaseUrl::parse("postgres://ledger:secret@db1:5433,db2/tokenledger?sslmode=disable")
+                .unwrap();
+        assert_eq!(url.hosts().len(), 2);
+        assert_eq!(url.host_name(0), "db1:5433");
+        assert_eq!(url.host_name(1), "db2:5432");
+        assert_eq!(url.hosts()[1].get_database(), Some("tokenledger"));
+        assert_eq!(url.to_string(), "postgres://db1:5433,db2:5432");
+        assert!(!format!("{url:?}").contains("secret"));
+        let one = DatabaseUrl::parse("postgresql://localhost/x").unwrap();
+        assert_eq!(one.hosts().len(), 1);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_postgres_url() {
+        assert!(DatabaseUrl::parse("mysql://x/y").is_err());
+        assert!(DatabaseUrl::parse("postgres:///db").is_err());
+        assert!(DatabaseUrl::parse("postgres://a,,b/db").is_err());
+    }
+}
