@@ -103,6 +103,14 @@ impl LeafDecoders {
         Ok(())
     }
 
+    /// Whether the decoder of stored dictionary `id` is installed.
+    pub fn knows(&self, id: i64) -> bool {
+        self.by_id
+            .read()
+            .expect("leaf decoders lock")
+            .contains_key(&id)
+    }
+
     /// The canonical bytes of a stored leaf.
     pub fn decode(&self, dictionary: Option<i64>, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         let Some(id) = dictionary else {

@@ -2,10 +2,13 @@
 //! through ([`LedgerWriter`], [`LedgerReader`], [`Registry`]), their row and error types, and
 //! one folder per engine (`sqlite/`) holding every statement of that engine.
 
+mod entry_rows;
 mod error;
+pub mod identity_epochs;
 pub mod leaf_codec;
 pub mod ownership;
 pub mod postgres;
+mod records;
 mod rows;
 pub mod sqlite;
 

@@ -4,7 +4,8 @@
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::identity_scan::{self, IdentityScan};
-use super::log::{EntryData, decode_entries, read_entries_at};
+use super::log::read_entries_at;
+use crate::store::entry_rows::{EntryData, decode_entries};
 use crate::store::leaf_codec::LeafDecoders;
 use crate::store::{IssuanceFilter, StoreError, StoredEntry, TimelineEvent};
 
