@@ -1,5 +1,9 @@
-//! The rows every engine reads leaves as (the view `entries_with_leaf_hash`), and their check
-//! against the stored leaf hash before a leaf is served or used.
+//! The rows every engine reads the log as: leaves (the view `entries_with_leaf_hash`), checked
+//! against their stored leaf hash before a leaf is served or used, and stored hashes.
+
+use std::collections::HashMap;
+
+use tokenledger_core::merkle::Hash;
 
 use super::leaf_codec::LeafDecoders;
 use super::{StoreError, StoredEntry};
@@ -36,4 +40,23 @@ pub fn unknown_dictionaries(leaves: &LeafDecoders, rows: &[EntryData]) -> Vec<i6
     unknown.sort_unstable();
     unknown.dedup();
     unknown
+}
+
+/// The stored hashes at `indexes`, in that order, from the rows `(index, hash)` read: a
+/// missing or malformed one makes the stored log corrupt.
+pub fn hashes_in_order(
+    indexes: &[u64],
+    rows: Vec<(i64, Vec<u8>)>,
+) -> Result<Vec<Hash>, StoreError> {
+    let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
+    indexes
+        .iter()
+        .map(|index| {
+            let bytes = found
+                .get(index)
+                .ok_or_else(|| StoreError::Corrupt(format!("stored hash {index} is missing")))?;
+            Hash::from_slice(bytes)
+                .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
+        })
+        .collect()
 }

@@ -169,3 +169,39 @@ pub fn parse_blocklist(site: &str, document: &str) -> Result<SignedBlocklist, St
     serde_json::from_str(document)
         .map_err(|e| StoreError::Corrupt(format!("stored blocklist of {site}: {e}")))
 }
+
+/// A pseudonym's row `(site, vo, person)`, typed.
+pub fn pseudonym_holder((site, vo, person): (String, String, String)) -> (Site, Vo, PersonId) {
+    (
+        Site::unchecked(site),
+        Vo::unchecked(vo),
+        PersonId::unchecked(person),
+    )
+}
+
+/// A row `(pseudonym, site, vo, person)` of the pseudonyms table, typed.
+pub fn pseudonym_row(
+    (pseudonym, site, vo, person): (String, String, String, String),
+) -> (Pseudonym, Site, Vo, PersonId) {
+    let (site, vo, person) = pseudonym_holder((site, vo, person));
+    (Pseudonym::unchecked(pseudonym), site, vo, person)
+}
+
+/// VO names, typed.
+pub fn vos(names: Vec<String>) -> Vec<Vo> {
+    names.into_iter().map(Vo::unchecked).collect()
+}
+
+/// Sites with the VOs they serve, typed.
+pub fn sites(rows: Vec<(String, Vec<String>)>) -> Vec<(Site, Vec<Vo>)> {
+    rows.into_iter()
+        .map(|(site, names)| (Site::unchecked(site), vos(names)))
+        .collect()
+}
+
+/// Sites with a time (a last fetch), typed.
+pub fn sites_at(rows: Vec<(String, i64)>) -> Vec<(Site, i64)> {
+    rows.into_iter()
+        .map(|(site, at)| (Site::unchecked(site), at))
+        .collect()
+}

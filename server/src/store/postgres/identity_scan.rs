@@ -115,7 +115,7 @@ impl IdentityScan {
 
 /// The issuances of identities `$3` (of client `$4` if not null) in epochs `$1` to `$2`,
 /// below index `$5`, newest first, at most `$6`.
-fn window_query() -> String {
+pub(super) fn window_query() -> String {
     format!(
         "SELECT i.idx FROM issuances i
          WHERE (i.idx >> {EPOCH_SHIFT}) = ANY(ARRAY(SELECT generate_series($1::bigint, $2::bigint)))

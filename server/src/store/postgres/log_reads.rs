@@ -5,7 +5,7 @@
 use sqlx::PgPool;
 use tokenledger_core::merkle::Hash;
 
-use crate::store::entry_rows::{EntryData, decode_entries, unknown_dictionaries};
+use crate::store::entry_rows::{EntryData, decode_entries, hashes_in_order, unknown_dictionaries};
 use crate::store::leaf_codec::LeafDecoders;
 use crate::store::{StoreError, StoredEntry};
 
@@ -29,18 +29,7 @@ pub async fn read_hashes(pool: &PgPool, indexes: &[u64]) -> Result<Vec<Hash>, St
             .bind(&wanted)
             .fetch_all(pool)
             .await?;
-    let found: std::collections::HashMap<u64, Vec<u8>> =
-        rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
-    indexes
-        .iter()
-        .map(|index| {
-            let bytes = found
-                .get(index)
-                .ok_or_else(|| StoreError::Corrupt(format!("stored hash {index} is missing")))?;
-            Hash::from_slice(bytes)
-                .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
-        })
-        .collect()
+    hashes_in_order(indexes, rows)
 }
 
 /// Entries `start..end` as (index, canonical bytes).

@@ -31,6 +31,7 @@ pub use connection::{DatabaseUrl, MIGRATOR, accepts_writes, connect_writable};
 use self::hosts::{Hosts, Wanted};
 use self::suspension_requests::Listing;
 use super::leaf_codec::LeafDecoders;
+use super::records;
 use super::{
     BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, Registry, SiteFetches,
     StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord, TimelineEvent,
@@ -201,7 +202,7 @@ impl LedgerReader for PostgresStore {
     async fn client_vos(&self, iss: &str, client_id: &str) -> Result<Vec<Vo>, StoreError> {
         let db = &self.primary;
         let vos = db.checked(lookup::client_vos(&db.pool(), iss, client_id).await);
-        Ok(vos.await?.into_iter().map(Vo::unchecked).collect())
+        Ok(records::vos(vos.await?))
     }
 
     async fn resolutions(
@@ -236,26 +237,13 @@ impl LedgerReader for PostgresStore {
     ) -> Result<Option<(Site, Vo, PersonId)>, StoreError> {
         let db = &self.primary;
         let found = db.checked(lookup::pseudonym(&db.pool(), pseudonym).await);
-        Ok(found.await?.map(|(site, vo, person)| {
-            (
-                Site::unchecked(site),
-                Vo::unchecked(vo),
-                PersonId::unchecked(person),
-            )
-        }))
+        Ok(found.await?.map(records::pseudonym_holder))
     }
 
     async fn any_pseudonym(&self) -> Result<Option<(Pseudonym, Site, Vo, PersonId)>, StoreError> {
         let db = &self.primary;
         let found = db.checked(blocklists::any_pseudonym(&db.pool()).await);
-        Ok(found.await?.map(|(pseudonym, site, vo, person)| {
-            (
-                Pseudonym::unchecked(pseudonym),
-                Site::unchecked(site),
-                Vo::unchecked(vo),
-                PersonId::unchecked(person),
-            )
-        }))
+        Ok(found.await?.map(records::pseudonym_row))
     }
 
     async fn active_credential(
@@ -275,19 +263,13 @@ impl LedgerReader for PostgresStore {
     async fn site_vos(&self, site: &Site) -> Result<Option<Vec<Vo>>, StoreError> {
         let db = &self.primary;
         let vos = db.checked(sites::vos_of(&db.pool(), site).await).await?;
-        Ok(vos.map(|vos| vos.into_iter().map(Vo::unchecked).collect()))
+        Ok(vos.map(records::vos))
     }
 
     async fn sites(&self) -> Result<Vec<(Site, Vec<Vo>)>, StoreError> {
         let db = &self.primary;
         let sites = db.checked(sites::list(&db.pool()).await).await?;
-        Ok(sites
-            .into_iter()
-            .map(|(site, vos)| {
-                let vos = vos.into_iter().map(Vo::unchecked).collect();
-                (Site::unchecked(site), vos)
-            })
-            .collect())
+        Ok(records::sites(sites))
     }
 
     async fn suspension(&self, id: &str) -> Result<Option<SuspensionRecord>, StoreError> {
@@ -328,11 +310,7 @@ impl LedgerReader for PostgresStore {
     async fn last_blocklist_fetches(&self) -> Result<Vec<(Site, i64)>, StoreError> {
         let db = &self.primary;
         let fetches = db.checked(blocklists::last_fetches(&db.pool()).await);
-        Ok(fetches
-            .await?
-            .into_iter()
-            .map(|(site, at)| (Site::unchecked(site), at))
-            .collect())
+        Ok(records::sites_at(fetches.await?))
     }
 
     async fn suspension_request(

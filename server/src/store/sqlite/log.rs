@@ -14,7 +14,7 @@ use tokenledger_core::merkle::{self, Frontier, Hash};
 use super::ids::{self, IdCache, NewIds};
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
-use crate::store::entry_rows::{EntryData, decode_entries};
+use crate::store::entry_rows::{EntryData, decode_entries, hashes_in_order};
 use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
 
@@ -102,17 +102,7 @@ pub async fn read_hashes<'e>(
         push_index_list(&mut query, list);
     }
     let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(db).await?;
-    let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
-    indexes
-        .iter()
-        .map(|index| {
-            let bytes = found
-                .get(index)
-                .ok_or_else(|| StoreError::Corrupt(format!("stored hash {index} is missing")))?;
-            Hash::from_slice(bytes)
-                .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
-        })
-        .collect()
+    hashes_in_order(indexes, rows)
 }
 
 /// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.

@@ -371,3 +371,47 @@ async fn resolutions_of_a_vo_newest_first() {
             .is_empty()
     );
 }
+
+/// The window query of an identity search seeks the epoch index, not the client's (every
+/// issuance here is of one client, of one of 1,000 identities; a sequential scan is ruled
+/// out, as on a large table).
+#[tokio::test]
+async fn identity_windows_seek_the_epoch_index() {
+    let (_db, store) = super::store().await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::query(
+        "INSERT INTO issuances (idx, jti, issuer, identity, client)
+         SELECT n, 'jti-' || n, 1, n % 1000, 3 FROM generate_series(0, 19999) AS n",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE issuances")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let sql = format!(
+        "EXPLAIN {}",
+        crate::store::postgres::identity_scan::window_query()
+    );
+    let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(0i64)
+        .bind(3i64)
+        .bind(vec![1i64, 2])
+        .bind(Some(3i64))
+        .bind(10_000i64)
+        .bind(50i64)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|(line,)| line).collect();
+    assert!(
+        plan.iter()
+            .any(|line| line.contains("issuances_by_identity_epoch")),
+        "{plan:#?}"
+    );
+}
