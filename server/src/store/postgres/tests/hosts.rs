@@ -74,7 +74,7 @@ async fn open(url: &DatabaseUrl) -> PostgresStore {
 
 #[tokio::test]
 async fn a_host_that_does_not_answer_is_passed_over() {
-    let db = TestDatabase::new().await;
+    let db = tokenledger_testpg::database();
     let (host, port) = server(&db);
     let url = url_with_hosts(&db, &format!("127.0.0.1:1,{host}:{port}"));
     let store = open(&url).await;
@@ -94,7 +94,7 @@ async fn a_host_that_does_not_answer_is_passed_over() {
 
 #[tokio::test]
 async fn after_the_host_in_use_goes_the_next_query_goes_to_the_other() {
-    let db = TestDatabase::new().await;
+    let db = tokenledger_testpg::database();
     let first = Relay::to(server(&db)).await;
     let second = Relay::to(server(&db)).await;
     let url = url_with_hosts(
@@ -123,8 +123,8 @@ async fn after_the_host_in_use_goes_the_next_query_goes_to_the_other() {
 
 #[tokio::test]
 async fn lookups_read_from_the_replica_the_rest_from_the_primary() {
-    let primary = TestDatabase::new().await;
-    let replica = TestDatabase::new().await;
+    let primary = tokenledger_testpg::database();
+    let replica = tokenledger_testpg::database();
     let on_replica = super::open(&replica).await;
     let mut log = TestLog::new(on_replica.pool());
     log.issuance(

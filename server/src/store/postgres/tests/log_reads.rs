@@ -65,7 +65,7 @@ async fn size_hashes_proofs_entries_and_checkpoints() {
 /// its index, counted; untouched leaves read as they are.
 #[tokio::test]
 async fn a_leaf_that_fails_its_check_is_never_returned() {
-    let db = super::TestDatabase::new().await;
+    let db = tokenledger_testpg::database();
     let errors = Arc::new(StorageErrors::default());
     let url = DatabaseUrl::parse(db.url()).unwrap();
     let store = PostgresStore::open(&url, None, errors.clone())

@@ -1,5 +1,6 @@
-//! Tests of the PostgreSQL engine's readers and registry against a real database: rows are
-//! written with SQL here (the writer is tested on its own), then read through the traits.
+//! Tests of the PostgreSQL engine's readers and registry against a real database (a fresh one
+//! per test, from `tokenledger_testpg`): rows are written with SQL here (the writer is tested
+//! on its own), then read through the traits.
 
 mod blocklist_fetches;
 mod client_suspensions;
@@ -10,106 +11,22 @@ mod lookups;
 mod registry;
 mod suspension_requests;
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::PgPool;
 use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Source};
 use tokenledger_core::merkle::{Frontier, leaf_hash};
+use tokenledger_testpg::TestDatabase;
 
 use super::{DatabaseUrl, PostgresStore};
 use crate::sequencer::{EntryKind, PreparedEntry};
 use crate::storage_errors::StorageErrors;
 use crate::store::IssuanceKey;
 
-/// The server every test creates its database on.
-const BASE_URL_VARIABLE: &str = "TOKENLEDGER_TEST_PG_URL";
-
-/// A fresh database of its own, dropped when the test ends.
-pub struct TestDatabase {
-    base: PgConnectOptions,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    /// Creates a database with a unique name on the server of `TOKENLEDGER_TEST_PG_URL`;
-    /// panics when the variable is unset or the server refuses (a test never skips).
-    pub async fn new() -> TestDatabase {
-        let base_url = std::env::var(BASE_URL_VARIABLE).unwrap_or_else(|_| {
-            panic!("{BASE_URL_VARIABLE} must name a PostgreSQL server for these tests (postgres://user@host:port/db)")
-        });
-        let base = PgConnectOptions::from_str(&base_url)
-            .unwrap_or_else(|e| panic!("{BASE_URL_VARIABLE}: {e}"));
-        let name = format!("tl_pgread_{}", uuid_like());
-        let mut conn = base.connect().await.expect("connecting to the test server");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("creating a test database");
-        conn.close().await.unwrap();
-        let url = with_database(&base_url, &name);
-        TestDatabase { base, name, url }
-    }
-
-    /// The URL of the database.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let base = self.base.clone();
-        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // The test's runtime may be gone or busy: drop on a thread with its own.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut conn) = base.connect().await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join()
-        .unwrap();
-    }
-}
-
-/// `url` naming database `name` instead of its own (query parameters kept).
-fn with_database(url: &str, name: &str) -> String {
-    let scheme_end = url.find("://").expect("a URL") + 3;
-    let (head, rest) = url.split_at(scheme_end);
-    let path_start = rest.find('/').unwrap_or(rest.len());
-    let query = rest.find('?').map_or("", |q| &rest[q..]);
-    format!("{head}{}/{name}{query}", &rest[..path_start])
-}
-
-/// A name no other test run uses.
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{}_{nanos}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// A fresh database and the store opened on it (migrated).
 pub async fn store() -> (TestDatabase, PostgresStore) {
-    let db = TestDatabase::new().await;
+    let db = tokenledger_testpg::database();
     let store = open(&db).await;
     (db, store)
 }
