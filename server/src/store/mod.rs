@@ -4,7 +4,6 @@
 
 #[cfg(test)]
 mod conformance;
-mod entry_rows;
 mod error;
 pub mod identity_epochs;
 mod issuance_search;
@@ -14,6 +13,7 @@ pub mod postgres;
 mod records;
 mod rows;
 pub mod sqlite;
+mod stored_hashes;
 
 use std::collections::HashMap;
 

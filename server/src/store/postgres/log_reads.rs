@@ -5,8 +5,8 @@
 use sqlx::PgPool;
 use tokenledger_core::merkle::Hash;
 
-use crate::store::entry_rows::{EntryData, decode_entries, hashes_in_order, unknown_dictionaries};
-use crate::store::leaf_codec::LeafDecoders;
+use crate::store::leaf_codec::{EntryData, LeafDecoders, decode_entries, unknown_dictionaries};
+use crate::store::stored_hashes;
 use crate::store::{StoreError, StoredEntry};
 
 /// Number of entries in the log (written from index 0 without gaps).
@@ -29,7 +29,7 @@ pub async fn read_hashes(pool: &PgPool, indexes: &[u64]) -> Result<Vec<Hash>, St
             .bind(&wanted)
             .fetch_all(pool)
             .await?;
-    hashes_in_order(indexes, rows)
+    stored_hashes::in_order(indexes, rows)
 }
 
 /// Entries `start..end` as (index, canonical bytes).

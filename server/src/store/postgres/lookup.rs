@@ -5,9 +5,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::identity_scan::{self, IdentityScan};
 use super::log_reads::{decoded, read_entries_at};
-use crate::store::entry_rows::EntryData;
 use crate::store::issuance_search::{self, IssuanceCandidates};
-use crate::store::leaf_codec::LeafDecoders;
+use crate::store::leaf_codec::{EntryData, LeafDecoders};
 use crate::store::{IssuanceFilter, StoreError, StoredEntry, TimelineEvent};
 
 /// Every issuance of `jti`, whatever its issuer.

@@ -14,8 +14,8 @@ use tokenledger_core::merkle::{self, Frontier, Hash};
 use super::ids::{self, IdCache, NewIds};
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
-use crate::store::entry_rows::{EntryData, decode_entries, hashes_in_order};
-use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
+use crate::store::leaf_codec::{EntryData, LeafDecoders, StoredLeaf, decode_entries};
+use crate::store::stored_hashes;
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
 
 /// Stored hashes of this level and above (subtrees of 64 leaves or more, 1/32 of all stored
@@ -102,7 +102,7 @@ pub async fn read_hashes<'e>(
         push_index_list(&mut query, list);
     }
     let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(db).await?;
-    hashes_in_order(indexes, rows)
+    stored_hashes::in_order(indexes, rows)
 }
 
 /// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.
