@@ -2,12 +2,18 @@
 //! through ([`LedgerWriter`], [`LedgerReader`], [`Registry`]), their row and error types, and
 //! one folder per engine (`sqlite/`) holding every statement of that engine.
 
+#[cfg(test)]
+mod conformance;
 mod error;
+pub mod identity_epochs;
+mod issuance_search;
 pub mod leaf_codec;
 pub mod ownership;
 pub mod postgres;
+mod records;
 mod rows;
 pub mod sqlite;
+mod stored_hashes;
 
 use std::collections::HashMap;
 

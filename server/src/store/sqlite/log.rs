@@ -14,7 +14,8 @@ use tokenledger_core::merkle::{self, Frontier, Hash};
 use super::ids::{self, IdCache, NewIds};
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
-use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
+use crate::store::leaf_codec::{EntryData, LeafDecoders, StoredLeaf, decode_entries};
+use crate::store::stored_hashes;
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
 
 /// Stored hashes of this level and above (subtrees of 64 leaves or more, 1/32 of all stored
@@ -30,26 +31,6 @@ fn is_upper(index: u64) -> bool {
 pub struct EntryRow<'a> {
     pub index: u64,
     pub leaf: &'a StoredLeaf,
-}
-
-/// A row of the view `entries_with_leaf_hash` (migration 0009) as read: index, stored
-/// bytes, dictionary, stored leaf hash. Every read of a leaf selects these four columns from
-/// the view, so that [`decode_entries`] can check each leaf before it is served or used.
-pub type EntryData = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
-
-/// Decodes rows of `entries` into (index, canonical bytes), each checked against its stored
-/// leaf hash: a leaf that fails is an integrity error, and no row is returned.
-pub fn decode_entries(
-    leaves: &LeafDecoders,
-    rows: Vec<EntryData>,
-) -> Result<Vec<StoredEntry>, StoreError> {
-    rows.into_iter()
-        .map(|(index, bytes, dictionary, stored_hash)| {
-            let index = index as u64;
-            let leaf = leaves.verified(index, dictionary, bytes, stored_hash.as_deref())?;
-            Ok((index, leaf))
-        })
-        .collect()
 }
 
 /// Number of entries in the log (written from index 0 without gaps).
@@ -121,17 +102,7 @@ pub async fn read_hashes<'e>(
         push_index_list(&mut query, list);
     }
     let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(db).await?;
-    let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
-    indexes
-        .iter()
-        .map(|index| {
-            let bytes = found
-                .get(index)
-                .ok_or_else(|| StoreError::Corrupt(format!("stored hash {index} is missing")))?;
-            Hash::from_slice(bytes)
-                .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
-        })
-        .collect()
+    stored_hashes::in_order(indexes, rows)
 }
 
 /// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.
