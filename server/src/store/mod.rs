@@ -1,13 +1,15 @@
 //! Storage behind one seam: the traits the rest of the server reads and writes the ledger
 //! through ([`LedgerWriter`], [`LedgerReader`], [`Registry`]), their row and error types, and
-//! one folder per engine (`sqlite/`) holding every statement of that engine.
+//! one folder per engine (`sqlite/`, `postgres/`) holding every statement of that engine.
 
 mod error;
+mod ids;
 pub mod leaf_codec;
 pub mod ownership;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod stored_hashes;
 
 use std::collections::HashMap;
 

@@ -3,5 +3,16 @@
 //! and the writer lease that lets any number of servers share one log with one writer.
 
 mod connection;
+mod decisions;
+mod encoder;
+mod ids;
+mod lease;
+mod log;
+mod state_changes;
+#[cfg(test)]
+mod tests;
+mod writer;
 
 pub use connection::{DatabaseUrl, MIGRATOR, accepts_writes, connect_writable};
+pub use lease::{LEASE_KEY, PostgresLease};
+pub use writer::PostgresWriter;

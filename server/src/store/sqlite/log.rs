@@ -11,45 +11,18 @@ use sqlx::{Connection, Executor, QueryBuilder, Sqlite};
 use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
-use super::ids::{self, IdCache, NewIds};
+use super::ids;
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
-use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
+use crate::store::ids::{IdCache, NewIds};
+use crate::store::leaf_codec::{EntryData, LeafDecoders, StoredLeaf, decode_entries};
+use crate::store::stored_hashes::{UPPER_LEVEL, is_upper};
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
-
-/// Stored hashes of this level and above (subtrees of 64 leaves or more, 1/32 of all stored
-/// hashes) are also kept in `upper_hashes` and read from there (migration 0005).
-pub const UPPER_LEVEL: u32 = 6;
-
-/// Whether the stored hash at `index` is one of those `upper_hashes` holds.
-fn is_upper(index: u64) -> bool {
-    merkle::stored_hash_level(index) >= UPPER_LEVEL
-}
 
 /// A new entry ready to be written at `index`, in its stored form.
 pub struct EntryRow<'a> {
     pub index: u64,
     pub leaf: &'a StoredLeaf,
-}
-
-/// A row of the view `entries_with_leaf_hash` (migration 0009) as read: index, stored
-/// bytes, dictionary, stored leaf hash. Every read of a leaf selects these four columns from
-/// the view, so that [`decode_entries`] can check each leaf before it is served or used.
-pub type EntryData = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
-
-/// Decodes rows of `entries` into (index, canonical bytes), each checked against its stored
-/// leaf hash: a leaf that fails is an integrity error, and no row is returned.
-pub fn decode_entries(
-    leaves: &LeafDecoders,
-    rows: Vec<EntryData>,
-) -> Result<Vec<StoredEntry>, StoreError> {
-    rows.into_iter()
-        .map(|(index, bytes, dictionary, stored_hash)| {
-            let index = index as u64;
-            let leaf = leaves.verified(index, dictionary, bytes, stored_hash.as_deref())?;
-            Ok((index, leaf))
-        })
-        .collect()
 }
 
 /// Number of entries in the log (written from index 0 without gaps).

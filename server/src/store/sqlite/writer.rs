@@ -10,11 +10,12 @@ use sqlx::SqliteConnection;
 use tokenledger_core::ids::Jti;
 use tokenledger_core::merkle::{self, Frontier};
 
-use super::ids::IdCache;
-use super::log::{self, EntryRow, UPPER_LEVEL};
+use super::log::{self, EntryRow};
 use super::script::SqlScript;
 use super::{connection, decisions, dictionaries};
+use crate::store::ids::IdCache;
 use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary, StoredLeaf};
+use crate::store::stored_hashes::UPPER_LEVEL;
 use crate::store::{
     Batch, CheckpointRow, LedgerWriter, StateQuery, StateRows, StoreError, StoredEntry,
 };

@@ -1,0 +1,302 @@
+//! Tests of the PostgreSQL engine that reach into its tables, each on a fresh database of a
+//! real server: the writer's batches, its decisions, the writer lease, and the same bytes as
+//! SQLite's writer.
+
+mod decisions;
+mod lease;
+mod same_bytes;
+mod writer;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Map, json};
+use sqlx::PgPool;
+use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
+use tokenledger_core::ids::{Jti, Vo};
+use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
+
+use super::{DatabaseUrl, MIGRATOR, PostgresLease};
+use crate::store::leaf_codec::LeafDecoders;
+use crate::store::{
+    Batch, CheckpointRow, IssuanceKey, IssuanceRow, LedgerWriter, NewEntry, StateChange,
+    StoreError, WriterLease,
+};
+
+/// The variable naming the PostgreSQL server tests create their databases on (a superuser's
+/// URL).
+const TEST_PG_URL: &str = "TOKENLEDGER_TEST_PG_URL";
+
+/// A fresh, empty database on the test server, dropped when this goes.
+pub(super) struct TestDatabase {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = psql(&self.base, &sql);
+    }
+}
+
+/// Runs one statement with `psql` on `url`.
+fn psql(url: &str, sql: &str) -> std::io::Result<std::process::Output> {
+    Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+}
+
+/// A fresh database on the server `TOKENLEDGER_TEST_PG_URL` names; panics without one (a
+/// PostgreSQL test fails, never skips).
+pub(super) fn database() -> TestDatabase {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var(TEST_PG_URL).unwrap_or_else(|_| {
+        panic!("{TEST_PG_URL} is not set: the PostgreSQL tests need a server (a superuser's URL)")
+    });
+    let name = format!(
+        "tl_pgwrite_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let created = psql(&base, &format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("running psql on {TEST_PG_URL}: {e}"));
+    assert!(
+        created.status.success(),
+        "creating database {name}: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("a database URL names a database");
+    let url = format!("{prefix}/{name}");
+    TestDatabase { base, name, url }
+}
+
+/// A fresh database with the ledger's tables: its URL, and a pool to read the rows back.
+pub(super) async fn ledger() -> (TestDatabase, DatabaseUrl, PgPool) {
+    let db = database();
+    let pool = PgPool::connect(db.url()).await.unwrap();
+    MIGRATOR.run(&pool).await.unwrap();
+    let url = DatabaseUrl::parse(db.url()).unwrap();
+    (db, url, pool)
+}
+
+/// The lease of the ledger at `url`, with decoders of its own.
+pub(super) fn lease(url: &DatabaseUrl, compress_after: usize) -> PostgresLease {
+    PostgresLease::new(
+        url.clone(),
+        Arc::new(LeafDecoders::default()),
+        compress_after,
+    )
+}
+
+/// The writer of the ledger at `url`, its log opened.
+pub(super) async fn writer(url: &DatabaseUrl, compress_after: usize) -> Box<dyn LedgerWriter> {
+    let mut writer = lease(url, compress_after)
+        .try_acquire("test")
+        .await
+        .unwrap()
+        .expect("no other writer");
+    writer.open_log().await.unwrap();
+    writer
+}
+
+pub(super) const A: &str = "https://a.example/";
+pub(super) const B: &str = "https://b.example/";
+
+/// An issuance report `(jti, iss, sub, vo, client_id)`.
+pub(super) type Token = (
+    String,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+/// One entry of a test batch: its leaf, and the rows that go with it.
+pub(super) enum Entry {
+    Issuance(Token),
+    Resolution(&'static str),
+    State(StateChange),
+}
+
+/// The issuance of `token`, logged at `logged_at`, with its canonical bytes.
+fn issuance((jti, iss, sub, vo, client_id): Token, logged_at: i64) -> (Issuance, Vec<u8>) {
+    let mut claims = Map::new();
+    claims.insert("jti".into(), json!(jti));
+    claims.insert("iss".into(), json!(iss));
+    claims.insert("sub".into(), json!(sub));
+    if let Some(client_id) = client_id {
+        claims.insert("client_id".into(), json!(client_id));
+    }
+    let ctx = ReportContext {
+        source: Source::Claims,
+        vo: vo.into(),
+        grant_type: None,
+        parent_jti: None,
+        refresh_jti: Some(format!("r-{jti}")),
+        token_sha256: None,
+        feed: None,
+    };
+    let issuance = Issuance::from_claims(claims, ctx).unwrap();
+    let leaf = LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance.clone())))
+        .canonical_bytes()
+        .unwrap();
+    (issuance, leaf)
+}
+
+/// The rows of test batches, built as the sequencer builds them: each entry's leaf, stored
+/// hashes from the log's right edge, its lookup and state rows.
+#[derive(Default)]
+pub(super) struct Log {
+    frontier: Frontier,
+}
+
+/// What one test batch owns; [`Rows::batch`] borrows it.
+pub(super) struct Rows {
+    first: u64,
+    leaves: Vec<Vec<u8>>,
+    hashes: Vec<(u64, Hash)>,
+    keys: Vec<(u64, IssuanceKey)>,
+    vos: Vec<(u64, Vo)>,
+    changes: Vec<(u64, StateChange)>,
+    checkpoint: Option<(u64, String)>,
+}
+
+impl Log {
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// The rows of `entries` appended at the end of this log (with a checkpoint of the new
+    /// size if `checkpoint`).
+    pub fn rows(&mut self, entries: Vec<Entry>, checkpoint: bool) -> Rows {
+        let first = self.size();
+        let mut rows = Rows {
+            first,
+            leaves: Vec::new(),
+            hashes: Vec::new(),
+            keys: Vec::new(),
+            vos: Vec::new(),
+            changes: Vec::new(),
+            checkpoint: None,
+        };
+        for (n, entry) in entries.into_iter().enumerate() {
+            let index = first + n as u64;
+            let logged_at = 1_700_000_000_000_000 + index as i64;
+            let leaf = match entry {
+                Entry::Issuance(token) => {
+                    let (issuance, leaf) = issuance(token, logged_at);
+                    rows.keys.push((index, IssuanceKey::of(&issuance)));
+                    leaf
+                }
+                Entry::Resolution(vo) => {
+                    rows.vos.push((index, Vo::unchecked(vo)));
+                    format!("{{\"resolution\":{index},\"vo\":\"{vo}\"}}").into_bytes()
+                }
+                Entry::State(change) => {
+                    rows.changes.push((index, change));
+                    format!("{{\"state\":{index}}}").into_bytes()
+                }
+            };
+            rows.hashes.extend(self.frontier.append(leaf_hash(&leaf)));
+            rows.leaves.push(leaf);
+        }
+        if checkpoint {
+            rows.checkpoint = Some((self.size(), format!("checkpoint {}", self.size())));
+        }
+        rows
+    }
+}
+
+impl Rows {
+    /// The batch of these rows.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            written_at: 1_700_000_000_000_000 + self.first as i64,
+            entries: self
+                .leaves
+                .iter()
+                .enumerate()
+                .map(|(n, leaf)| NewEntry {
+                    index: self.first + n as u64,
+                    leaf,
+                })
+                .collect(),
+            hashes: &self.hashes,
+            issuances: self
+                .keys
+                .iter()
+                .map(|(index, key)| IssuanceRow {
+                    index: *index,
+                    key,
+                    logged_at: 1_700_000_000_000_000 + *index as i64,
+                })
+                .collect(),
+            resolutions: self.vos.iter().map(|(i, vo)| (*i, vo)).collect(),
+            state_changes: self.changes.iter().map(|(i, c)| (*i, c)).collect(),
+            checkpoint: self.checkpoint.as_ref().map(|(size, note)| CheckpointRow {
+                size: *size,
+                note,
+                created_at: 1,
+            }),
+        }
+    }
+
+    /// Appends these rows through `writer`.
+    pub async fn append(&self, writer: &mut dyn LedgerWriter) -> Result<(), StoreError> {
+        writer.append(&self.batch()).await
+    }
+
+    /// The (jti, iss) keys of the issuances, as the sequencer looks them up.
+    pub fn issuance_keys(&self) -> Vec<(&Jti, &str)> {
+        self.keys
+            .iter()
+            .map(|(_, k)| (&k.jti, k.iss.as_str()))
+            .collect()
+    }
+}
+
+/// Every row of the tables a batch writes, as text, table by table: what a failed batch must
+/// leave as it was.
+pub(super) async fn snapshot(pool: &PgPool) -> Vec<(String, Vec<String>)> {
+    let mut tables = Vec::new();
+    for table in [
+        "entries",
+        "hashes",
+        "upper_hashes",
+        "checkpoints",
+        "leaf_dictionaries",
+        "issuers",
+        "clients",
+        "identities",
+        "issuances",
+        "resolutions",
+        "suspensions",
+        "sightings",
+        "person_merges",
+        "suspension_requests",
+    ] {
+        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text FROM {table} t ORDER BY t::text"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        tables.push((table.to_string(), rows.into_iter().map(|(r,)| r).collect()));
+    }
+    tables
+}
