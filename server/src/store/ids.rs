@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::IssuanceRow;
+use crate::store::{IssuanceRow, StoreError};
 
 /// Ids kept per table; a full table of the cache is emptied and fills again from queries.
 const CACHED_IDS: usize = 1 << 18;
@@ -157,14 +157,6 @@ pub(crate) struct Distinct<'a, const N: usize> {
     slots: HashMap<[&'a str; N], usize>,
 }
 
-/// A key whose id is not cached: the engine reads (or creates) it.
-pub(crate) struct Missing<'a, const N: usize> {
-    position: usize,
-    cached: String,
-    pub key: [&'a str; N],
-    pub seen_at: i64,
-}
-
 impl<'a, const N: usize> Distinct<'a, N> {
     /// The position of `key`, added if new.
     fn slot(&mut self, key: [&'a str; N], seen_at: i64) -> usize {
@@ -174,8 +166,15 @@ impl<'a, const N: usize> Distinct<'a, N> {
         })
     }
 
-    /// The id of every key that `known` holds (0 for the others), and the others in order.
-    pub fn cached(&self, known: &KnownIds) -> (Vec<i64>, Vec<Missing<'a, N>>) {
+    /// The id of every key, in order: from `known`, else from `read`, given the keys `known`
+    /// lacks, each with the time it was first seen, which answers their ids in that order.
+    /// The ids read are also pushed to `new`.
+    pub async fn ids(
+        &self,
+        known: &KnownIds,
+        new: &mut Vec<(String, i64)>,
+        read: impl AsyncFnOnce(&[([&'a str; N], i64)]) -> Result<Vec<i64>, StoreError>,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut ids = Vec::with_capacity(self.keys.len());
         let mut missing = Vec::new();
         for (position, (key, seen_at)) in self.keys.iter().enumerate() {
@@ -183,30 +182,20 @@ impl<'a, const N: usize> Distinct<'a, N> {
             match known.0.get(&cached) {
                 Some(id) => ids.push(*id),
                 None => {
-                    ids.push(0); // set by `fill`, from the table
-                    missing.push(Missing {
-                        position,
-                        cached,
-                        key: *key,
-                        seen_at: *seen_at,
-                    });
+                    ids.push(0); // set below, from the table
+                    missing.push((position, cached, (*key, *seen_at)));
                 }
             }
         }
-        (ids, missing)
-    }
-}
-
-/// Sets in `ids` the ids `found` in the table for `missing` (in its order), and pushes them to
-/// `new`.
-pub(crate) fn fill<const N: usize>(
-    ids: &mut [i64],
-    missing: Vec<Missing<'_, N>>,
-    found: Vec<i64>,
-    new: &mut Vec<(String, i64)>,
-) {
-    for (m, id) in missing.into_iter().zip(found) {
-        ids[m.position] = id;
-        new.push((m.cached, id));
+        if missing.is_empty() {
+            return Ok(ids);
+        }
+        let keys: Vec<([&str; N], i64)> = missing.iter().map(|m| m.2).collect();
+        let found = read(&keys).await?;
+        for ((position, cached, _), id) in missing.into_iter().zip(found) {
+            ids[position] = id;
+            new.push((cached, id));
+        }
+        Ok(ids)
     }
 }

@@ -24,7 +24,7 @@ pub use error::StoreError;
 pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
     NewEntry, RequestDecision, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry,
-    SuspensionRecord, SuspensionRequestRecord, TimelineEvent, decode_issuance,
+    StoredState, SuspensionRecord, SuspensionRequestRecord, TimelineEvent, decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its

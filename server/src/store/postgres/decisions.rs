@@ -5,26 +5,17 @@
 use std::collections::BTreeSet;
 
 use sqlx::PgConnection;
-use tokenledger_core::ids::{PersonId, Vo};
 
-use crate::store::{StateQuery, StateRows, StoreError};
+use crate::store::{StateQuery, StateRows, StoreError, StoredState};
 
 /// The stored rows `query` names.
 pub async fn state_rows(
     conn: &mut PgConnection,
     query: &StateQuery,
 ) -> Result<StateRows, StoreError> {
-    let named: BTreeSet<[&str; 2]> = query
-        .persons
-        .iter()
-        .map(|(vo, person)| [vo.as_str(), person.as_str()])
-        .collect();
+    let named = query.persons_named();
     let person_ids: BTreeSet<&str> = named.iter().map(|[_, id]| *id).collect();
-    let identities: BTreeSet<[&str; 3]> = query
-        .identities
-        .iter()
-        .map(|(iss, sub, vo)| [iss.as_str(), sub.as_str(), vo.as_str()])
-        .collect();
+    let identities = query.identities_named();
     let suspensions: BTreeSet<&str> = query.suspensions.iter().map(String::as_str).collect();
     let requests: BTreeSet<&str> = query.requests.iter().map(String::as_str).collect();
 
@@ -57,26 +48,14 @@ pub async fn state_rows(
     .await?;
     let select = "SELECT id, status = 'pending' FROM suspension_requests WHERE id = ANY($1)";
     let pending = fetch_by_keys(conn, select, column(&requests, |id| *id)).await?;
-    Ok(StateRows {
+    let stored = StoredState {
         lifted,
-        live: live
-            .into_iter()
-            .filter(|(vo, id)| named.contains(&[vo.as_str(), id.as_str()]))
-            .map(|(vo, id)| (Vo::unchecked(vo), PersonId::unchecked(id)))
-            .collect(),
-        merged: merged
-            .into_iter()
-            .map(|(vo, id, into)| {
-                let into = PersonId::unchecked(into);
-                (Vo::unchecked(vo), PersonId::unchecked(id), into)
-            })
-            .collect(),
-        owners: owners
-            .into_iter()
-            .map(|(iss, sub, vo, id)| (iss, sub, Vo::unchecked(vo), PersonId::unchecked(id)))
-            .collect(),
+        live,
+        merged,
+        owners,
         pending,
-    })
+    };
+    Ok(stored.rows(&named))
 }
 
 /// One column of `keys`, as the array bound to one parameter.

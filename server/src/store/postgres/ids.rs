@@ -5,9 +5,7 @@
 use sqlx::PgConnection;
 
 use crate::keys::new_person_id;
-use crate::store::ids::{
-    self, Distinct, IdCache, IssuanceKeys, KnownIds, LookupIds, NewIds, Table,
-};
+use crate::store::ids::{IdCache, IssuanceKeys, LookupIds, NewIds, Table};
 use crate::store::{IssuanceRow, StoreError};
 
 /// The ids of each issuance's issuer, identity and client, in order, with the ids that were
@@ -20,62 +18,39 @@ pub(crate) async fn of_issuances(
 ) -> Result<(Vec<LookupIds>, NewIds), StoreError> {
     let keys = IssuanceKeys::of(issuances);
     let mut new = NewIds::default();
-    let issuers = ids_of_keys(
-        conn,
-        &keys.issuers,
-        &cache.issuers,
-        &mut new.issuers,
-        Table::Issuers,
-    );
-    let issuer_ids = issuers.await?;
-    let clients = ids_of_keys(
-        conn,
-        &keys.clients,
-        &cache.clients,
-        &mut new.clients,
-        Table::Clients,
-    );
-    let client_ids = clients.await?;
-    let identities = ids_of_keys(
-        conn,
-        &keys.identities,
-        &cache.identities,
-        &mut new.identities,
-        Table::Identities,
-    );
-    let identity_ids = identities.await?;
+    let issuers =
+        async |missing: &[([&str; 1], i64)]| read_ids(conn, Table::Issuers, missing).await;
+    let issuer_ids = keys.issuers.ids(&cache.issuers, &mut new.issuers, issuers);
+    let issuer_ids = issuer_ids.await?;
+    let clients =
+        async |missing: &[([&str; 2], i64)]| read_ids(conn, Table::Clients, missing).await;
+    let client_ids = keys.clients.ids(&cache.clients, &mut new.clients, clients);
+    let client_ids = client_ids.await?;
+    let identities =
+        async |missing: &[([&str; 3], i64)]| read_ids(conn, Table::Identities, missing).await;
+    let identity_ids = keys
+        .identities
+        .ids(&cache.identities, &mut new.identities, identities);
+    let identity_ids = identity_ids.await?;
     Ok((
         keys.lookup_ids(&issuer_ids, &identity_ids, &client_ids),
         new,
     ))
 }
 
-/// The id of every key of `keys`, in order: from `known`, else from `table` (adding the
-/// missing rows first), and then also pushed to `new`.
-async fn ids_of_keys<const N: usize>(
+/// The ids of `keys` in `table` (each with the time it was first seen), after adding the
+/// rows it lacks.
+async fn read_ids<const N: usize>(
     conn: &mut PgConnection,
-    keys: &Distinct<'_, N>,
-    known: &KnownIds,
-    new: &mut Vec<(String, i64)>,
     table: Table,
+    keys: &[([&str; N], i64)],
 ) -> Result<Vec<i64>, StoreError> {
-    let (mut ids, missing) = keys.cached(known);
-    if missing.is_empty() {
-        return Ok(ids);
-    }
     let columns: Vec<Vec<&str>> = (0..N)
-        .map(|c| missing.iter().map(|m| m.key[c]).collect())
+        .map(|c| keys.iter().map(|(key, _)| key[c]).collect())
         .collect();
-    insert_missing(
-        conn,
-        table,
-        &columns,
-        &missing.iter().map(|m| m.seen_at).collect::<Vec<_>>(),
-    )
-    .await?;
-    let found = ids_of(conn, table, &columns).await?;
-    ids::fill(&mut ids, missing, found, new);
-    Ok(ids)
+    let seen_at: Vec<i64> = keys.iter().map(|(_, at)| *at).collect();
+    insert_missing(conn, table, &columns, &seen_at).await?;
+    ids_of(conn, table, &columns).await
 }
 
 /// `$1::text[], $2::text[], ...`: one array parameter per key column.

@@ -4,72 +4,24 @@
 
 use std::collections::HashMap;
 
-use sqlx::PgConnection;
+use async_trait::async_trait;
+use sqlx::{PgConnection, PgExecutor};
 use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
 use super::ids;
 use crate::store::ids::{IdCache, NewIds};
-use crate::store::leaf_codec::{EntryData, LeafDecoders, StoredLeaf, decode_entries};
-use crate::store::stored_hashes::{UPPER_LEVEL, is_upper};
+use crate::store::leaf_codec::{EntryData, EntryRow, LeafDecoders, decode_entries};
+use crate::store::stored_hashes::{self, StoredLog, UPPER_LEVEL, is_upper};
 use crate::store::{CheckpointRow, IssuanceRow, StoreError, StoredEntry};
 
 /// Stored-hash indexes per statement when `upper_hashes` is filled from `hashes`.
 const COPY_CHUNK: usize = 10_000;
 
-/// A new entry ready to be written at `index`, in its stored form.
-pub struct EntryRow<'a> {
-    pub index: u64,
-    pub leaf: &'a StoredLeaf,
-}
-
-/// Number of entries in the log (written from index 0 without gaps).
-pub async fn log_size(conn: &mut PgConnection) -> Result<u64, StoreError> {
-    count(conn, "SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").await
-}
-
-/// Number of stored hashes (written from index 0 without gaps).
-pub async fn stored_hash_rows(conn: &mut PgConnection) -> Result<u64, StoreError> {
-    count(conn, "SELECT COALESCE(MAX(idx) + 1, 0) FROM hashes").await
-}
-
-/// Number of rows of `upper_hashes`.
-pub async fn upper_hash_rows(conn: &mut PgConnection) -> Result<u64, StoreError> {
-    count(conn, "SELECT COUNT(*) FROM upper_hashes").await
-}
-
-/// The one number `select` answers.
-async fn count(conn: &mut PgConnection, select: &'static str) -> Result<u64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as(select).fetch_one(conn).await?;
-    Ok(n as u64)
-}
-
-/// Copies into `upper_hashes` the stored hashes of level [`UPPER_LEVEL`] and above of a tree
-/// of `size` leaves that it lacks, from `hashes`, in one transaction. Returns how many rows
-/// were copied.
-pub async fn copy_upper_hashes(conn: &mut PgConnection, size: u64) -> Result<u64, StoreError> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    let mut copied = 0;
-    let indexes = merkle::stored_hash_indexes_from_level(size, UPPER_LEVEL);
-    for chunk in indexes.chunks(COPY_CHUNK) {
-        let chunk: Vec<i64> = chunk.iter().map(|i| *i as i64).collect();
-        copied += sqlx::query(
-            "INSERT INTO upper_hashes (idx, hash) SELECT idx, hash FROM hashes \
-             WHERE idx = ANY($1) ON CONFLICT DO NOTHING",
-        )
-        .bind(chunk)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    }
-    tx.commit().await?;
-    Ok(copied)
-}
-
 /// The stored hashes at `indexes`, in the same order: those of level [`UPPER_LEVEL`] and
 /// above from `upper_hashes`, the others from `hashes` (one statement).
-pub async fn read_hashes(
-    conn: &mut PgConnection,
+pub async fn read_hashes<'e>(
+    db: impl PgExecutor<'e>,
     indexes: &[u64],
 ) -> Result<Vec<Hash>, StoreError> {
     if indexes.is_empty() {
@@ -85,25 +37,55 @@ pub async fn read_hashes(
     )
     .bind(upper)
     .bind(lower)
-    .fetch_all(conn)
+    .fetch_all(db)
     .await?;
-    let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
-    indexes
-        .iter()
-        .map(|index| {
-            let bytes = found
-                .get(index)
-                .ok_or_else(|| StoreError::Corrupt(format!("stored hash {index} is missing")))?;
-            Hash::from_slice(bytes)
-                .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
-        })
-        .collect()
+    stored_hashes::in_order(indexes, rows)
 }
 
-/// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.
-pub async fn load_frontier(conn: &mut PgConnection, size: u64) -> Result<Frontier, StoreError> {
-    let hashes = read_hashes(conn, &merkle::tree_hash_indexes(size)).await?;
-    Frontier::from_stored(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+#[async_trait]
+impl StoredLog for PgConnection {
+    async fn log_size(&mut self) -> Result<u64, StoreError> {
+        count(self, "SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").await
+    }
+
+    async fn stored_hash_rows(&mut self) -> Result<u64, StoreError> {
+        count(self, "SELECT COALESCE(MAX(idx) + 1, 0) FROM hashes").await
+    }
+
+    async fn upper_hash_rows(&mut self) -> Result<u64, StoreError> {
+        count(self, "SELECT COUNT(*) FROM upper_hashes").await
+    }
+
+    /// In one transaction, [`COPY_CHUNK`] indexes per statement.
+    async fn copy_upper_hashes(&mut self, size: u64) -> Result<u64, StoreError> {
+        let mut tx = sqlx::Connection::begin(self).await?;
+        let mut copied = 0;
+        let indexes = merkle::stored_hash_indexes_from_level(size, UPPER_LEVEL);
+        for chunk in indexes.chunks(COPY_CHUNK) {
+            let chunk: Vec<i64> = chunk.iter().map(|i| *i as i64).collect();
+            copied += sqlx::query(
+                "INSERT INTO upper_hashes (idx, hash) SELECT idx, hash FROM hashes \
+                 WHERE idx = ANY($1) ON CONFLICT DO NOTHING",
+            )
+            .bind(chunk)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(copied)
+    }
+
+    async fn load_frontier(&mut self, size: u64) -> Result<Frontier, StoreError> {
+        let hashes = read_hashes(self, &merkle::tree_hash_indexes(size)).await?;
+        Frontier::from_stored(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// The one number `select` answers.
+async fn count(conn: &mut PgConnection, select: &'static str) -> Result<u64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(select).fetch_one(conn).await?;
+    Ok(n as u64)
 }
 
 /// Indexes of already logged issuances among `keys` (jti, iss).
@@ -128,9 +110,10 @@ pub async fn find_issuances(
         .collect())
 }
 
-/// Entries at the given indexes as (index, canonical bytes); missing ones are left out.
-pub async fn read_entries_at(
-    conn: &mut PgConnection,
+/// Entries at the given indexes as (index, canonical bytes), each checked against its stored
+/// leaf hash; missing ones are left out.
+pub async fn read_entries_at<'e>(
+    db: impl PgExecutor<'e>,
     leaves: &LeafDecoders,
     indexes: &[u64],
 ) -> Result<Vec<StoredEntry>, StoreError> {
@@ -143,7 +126,7 @@ pub async fn read_entries_at(
          WHERE e.idx = ANY($1)",
     )
     .bind(indexes)
-    .fetch_all(conn)
+    .fetch_all(db)
     .await?;
     decode_entries(leaves, rows)
 }

@@ -6,9 +6,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::script::{CHUNK, SqlScript};
 use crate::keys::new_person_id;
-use crate::store::ids::{
-    self, Distinct, IdCache, IssuanceKeys, KnownIds, LookupIds, NewIds, Table,
-};
+use crate::store::ids::{IdCache, IssuanceKeys, LookupIds, NewIds, Table};
 use crate::store::{IssuanceRow, StoreError};
 
 /// The ids of each issuance's issuer, identity and client, in order, with the ids that were
@@ -23,57 +21,35 @@ pub(crate) async fn of_issuances(
 ) -> Result<(Vec<LookupIds>, NewIds), StoreError> {
     let keys = IssuanceKeys::of(issuances);
     let mut new = NewIds::default();
-    let issuer_ids = ids_of_keys(
-        tx,
-        script,
-        &keys.issuers,
-        &cache.issuers,
-        &mut new.issuers,
-        Table::Issuers,
-    )
-    .await?;
-    let client_ids = ids_of_keys(
-        tx,
-        script,
-        &keys.clients,
-        &cache.clients,
-        &mut new.clients,
-        Table::Clients,
-    )
-    .await?;
-    let identity_ids = ids_of_keys(
-        tx,
-        script,
-        &keys.identities,
-        &cache.identities,
-        &mut new.identities,
-        Table::Identities,
-    )
-    .await?;
+    let issuers =
+        async |missing: &[([&str; 1], i64)]| read_ids(tx, script, Table::Issuers, missing).await;
+    let issuer_ids = keys.issuers.ids(&cache.issuers, &mut new.issuers, issuers);
+    let issuer_ids = issuer_ids.await?;
+    let clients =
+        async |missing: &[([&str; 2], i64)]| read_ids(tx, script, Table::Clients, missing).await;
+    let client_ids = keys.clients.ids(&cache.clients, &mut new.clients, clients);
+    let client_ids = client_ids.await?;
+    let identities =
+        async |missing: &[([&str; 3], i64)]| read_ids(tx, script, Table::Identities, missing).await;
+    let identity_ids = keys
+        .identities
+        .ids(&cache.identities, &mut new.identities, identities);
+    let identity_ids = identity_ids.await?;
     let ids = keys.lookup_ids(&issuer_ids, &identity_ids, &client_ids);
     Ok((ids, new))
 }
 
-/// The id of every key of `keys`, in order: from `known`, else from `table` (adding the
-/// missing rows, after sending `script`), and then also pushed to `new`.
-async fn ids_of_keys<const N: usize>(
+/// The ids of `keys` in `table`, after adding the rows it lacks (having sent `script`, the
+/// transaction's statements so far).
+async fn read_ids<const N: usize>(
     tx: &mut sqlx::SqliteConnection,
     script: &mut SqlScript,
-    keys: &Distinct<'_, N>,
-    known: &KnownIds,
-    new: &mut Vec<(String, i64)>,
     table: Table,
+    keys: &[([&str; N], i64)],
 ) -> Result<Vec<i64>, StoreError> {
-    let (mut ids, missing) = keys.cached(known);
-    if missing.is_empty() {
-        return Ok(ids);
-    }
     script.flush(tx).await?;
-    let keys: Vec<([&str; N], i64)> = missing.iter().map(|m| (m.key, m.seen_at)).collect();
-    insert_missing(tx, table, &keys).await?;
-    let found = ids_of(tx, table, &keys).await?;
-    ids::fill(&mut ids, missing, found, new);
-    Ok(ids)
+    insert_missing(tx, table, keys).await?;
+    ids_of(tx, table, keys).await
 }
 
 /// Adds the rows of `keys` that `table` lacks; a new identity gets a new person, created at

@@ -1,12 +1,11 @@
 //! The writer's decision step over a PostgreSQL database: the rows a batch's changes name are
 //! read (`state_rows`), then each change is decided against them, as on SQLite.
 
-use tokenledger_core::blocklist::Scope;
 use tokenledger_core::ids::{PersonId, Vo};
 
-use super::{ledger, writer};
+use super::{ledger, suspension, writer};
 use crate::preconditions::{Refusal, decide};
-use crate::store::{RequestDecision, StateChange, SuspensionRecord};
+use crate::store::{RequestDecision, StateChange};
 
 fn atlas() -> Vo {
     Vo::unchecked("atlas")
@@ -39,24 +38,7 @@ fn lift(id: &str) -> StateChange {
 }
 
 fn suspend(person: &str) -> StateChange {
-    StateChange::Suspend(Box::new(SuspensionRecord {
-        id: "su-new".into(),
-        idx: 0,
-        site: None,
-        vo: atlas(),
-        person_id: Some(PersonId::unchecked(person)),
-        token_iss: None,
-        token_jti: None,
-        client_iss: None,
-        client_id: None,
-        scope: Scope::All,
-        reason_code: "suspended".into(),
-        created_by: "officer".into(),
-        created_at: 1,
-        not_after: None,
-        issued_before: None,
-        lifted_at: None,
-    }))
+    suspension("su-new", person)
 }
 
 fn decide_request(id: &str) -> StateChange {

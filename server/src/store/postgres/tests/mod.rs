@@ -13,15 +13,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Map, json};
 use sqlx::PgPool;
+use tokenledger_core::blocklist::Scope;
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
-use tokenledger_core::ids::{Jti, Vo};
+use tokenledger_core::ids::{Jti, PersonId, Vo};
 use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
 
 use super::{DatabaseUrl, MIGRATOR, PostgresLease};
 use crate::store::leaf_codec::LeafDecoders;
 use crate::store::{
     Batch, CheckpointRow, IssuanceKey, IssuanceRow, LedgerWriter, NewEntry, StateChange,
-    StoreError, WriterLease,
+    StoreError, SuspensionRecord, WriterLease,
 };
 
 /// The variable naming the PostgreSQL server tests create their databases on (a superuser's
@@ -268,6 +269,28 @@ impl Rows {
             .map(|(_, k)| (&k.jti, k.iss.as_str()))
             .collect()
     }
+}
+
+/// A VO-wide suspension `id` of `person` in atlas.
+pub(super) fn suspension(id: &str, person: &str) -> StateChange {
+    StateChange::Suspend(Box::new(SuspensionRecord {
+        id: id.into(),
+        idx: 0,
+        site: None,
+        vo: Vo::unchecked("atlas"),
+        person_id: Some(PersonId::unchecked(person)),
+        token_iss: None,
+        token_jti: None,
+        client_iss: None,
+        client_id: None,
+        scope: Scope::All,
+        reason_code: "suspended".into(),
+        created_by: "officer".into(),
+        created_at: 5,
+        not_after: None,
+        issued_before: None,
+        lifted_at: None,
+    }))
 }
 
 /// Every row of the tables a batch writes, as text, table by table: what a failed batch must

@@ -3,34 +3,12 @@
 //! `upper_hashes` restored.
 
 use sqlx::PgPool;
-use tokenledger_core::blocklist::Scope;
 use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
 use tokenledger_core::merkle::{self, Hash};
 
-use super::{A, B, Entry, Log, ledger, snapshot, writer};
+use super::{A, B, Entry, Log, ledger, snapshot, suspension, writer};
 use crate::store::stored_hashes::UPPER_LEVEL;
-use crate::store::{StateChange, StoreError, SuspensionRecord, WriterLease};
-
-fn suspension(id: &str, person: &str) -> StateChange {
-    StateChange::Suspend(Box::new(SuspensionRecord {
-        id: id.into(),
-        idx: 0,
-        site: Some(Site::unchecked("site-1")),
-        vo: Vo::unchecked("atlas"),
-        person_id: Some(PersonId::unchecked(person)),
-        token_iss: None,
-        token_jti: None,
-        client_iss: None,
-        client_id: None,
-        scope: Scope::All,
-        reason_code: "suspended".into(),
-        created_by: "officer".into(),
-        created_at: 5,
-        not_after: None,
-        issued_before: None,
-        lifted_at: None,
-    }))
-}
+use crate::store::{StateChange, StoreError, WriterLease};
 
 fn sighting(iss: &str, jti: &str) -> StateChange {
     StateChange::Sighting {
