@@ -1,15 +1,13 @@
 //! Tests of the PostgreSQL engine that reach into its tables, each on a fresh database of a
-//! real server: the writer's batches, its decisions, the writer lease, and the same bytes as
-//! SQLite's writer.
+//! real server (`tokenledger_testpg`): the writer's batches, its decisions, the writer lease,
+//! and the same bytes as SQLite's writer.
 
 mod decisions;
 mod lease;
 mod same_bytes;
 mod writer;
 
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Map, json};
 use sqlx::PgPool;
@@ -17,6 +15,7 @@ use tokenledger_core::blocklist::Scope;
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
 use tokenledger_core::ids::{Jti, PersonId, Vo};
 use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
+use tokenledger_testpg::TestDatabase;
 
 use super::{DatabaseUrl, MIGRATOR, PostgresLease};
 use crate::store::leaf_codec::LeafDecoders;
@@ -25,66 +24,9 @@ use crate::store::{
     StoreError, SuspensionRecord, WriterLease,
 };
 
-/// The variable naming the PostgreSQL server tests create their databases on (a superuser's
-/// URL).
-const TEST_PG_URL: &str = "TOKENLEDGER_TEST_PG_URL";
-
-/// A fresh, empty database on the test server, dropped when this goes.
-pub(super) struct TestDatabase {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = psql(&self.base, &sql);
-    }
-}
-
-/// Runs one statement with `psql` on `url`.
-fn psql(url: &str, sql: &str) -> std::io::Result<std::process::Output> {
-    Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-        .output()
-}
-
-/// A fresh database on the server `TOKENLEDGER_TEST_PG_URL` names; panics without one (a
-/// PostgreSQL test fails, never skips).
-pub(super) fn database() -> TestDatabase {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::var(TEST_PG_URL).unwrap_or_else(|_| {
-        panic!("{TEST_PG_URL} is not set: the PostgreSQL tests need a server (a superuser's URL)")
-    });
-    let name = format!(
-        "tl_pgwrite_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let created = psql(&base, &format!("CREATE DATABASE {name}"))
-        .unwrap_or_else(|e| panic!("running psql on {TEST_PG_URL}: {e}"));
-    assert!(
-        created.status.success(),
-        "creating database {name}: {}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let (prefix, _) = base
-        .rsplit_once('/')
-        .expect("a database URL names a database");
-    let url = format!("{prefix}/{name}");
-    TestDatabase { base, name, url }
-}
-
 /// A fresh database with the ledger's tables: its URL, and a pool to read the rows back.
 pub(super) async fn ledger() -> (TestDatabase, DatabaseUrl, PgPool) {
-    let db = database();
+    let db = tokenledger_testpg::database();
     let pool = PgPool::connect(db.url()).await.unwrap();
     MIGRATOR.run(&pool).await.unwrap();
     let url = DatabaseUrl::parse(db.url()).unwrap();
