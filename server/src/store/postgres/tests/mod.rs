@@ -73,7 +73,10 @@ pub(super) enum Entry {
 }
 
 /// The issuance of `token`, logged at `logged_at`, with its canonical bytes.
-fn issuance((jti, iss, sub, vo, client_id): Token, logged_at: i64) -> (Issuance, Vec<u8>) {
+pub(super) fn issuance(
+    (jti, iss, sub, vo, client_id): Token,
+    logged_at: i64,
+) -> (Issuance, Vec<u8>) {
     let mut claims = Map::new();
     claims.insert("jti".into(), json!(jti));
     claims.insert("iss".into(), json!(iss));

@@ -1,14 +1,23 @@
 //! The PostgreSQL writer: a batch's rows as written, read back with SQL; a report logged
 //! before fails its batch with nothing written; the log reopened from stored hashes, with
-//! `upper_hashes` restored.
+//! `upper_hashes` restored; the sequencer over this writer.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
+use tokenledger_core::entry::EntryBody;
 use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
 use tokenledger_core::merkle::{self, Hash};
+use tokenledger_core::note::NoteSigner;
+use tokenledger_core::wire::AppendStatus;
 
-use super::{A, B, Entry, Log, ledger, snapshot, suspension, writer};
+use super::{A, B, Entry, Log, issuance, ledger, snapshot, suspension, writer};
+use crate::clock::SystemClock;
+use crate::metrics::Metrics;
+use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer};
 use crate::store::stored_hashes::UPPER_LEVEL;
-use crate::store::{StateChange, StoreError, WriterLease};
+use crate::store::{IssuanceKey, StateChange, StoreError, WriterLease};
 
 fn sighting(iss: &str, jti: &str) -> StateChange {
     StateChange::Sighting {
@@ -311,4 +320,68 @@ async fn upper_hashes_are_restored_and_a_missing_stored_hash_refuses_the_log() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a log missing a stored hash opened"),
     }
+}
+
+/// Through the sequencer: a report logged in an earlier batch (which the sequencer does not
+/// expect) fails the batch with a unique violation, and its retry answers the first index.
+#[tokio::test]
+async fn the_sequencer_answers_a_repeated_report_with_its_first_index() {
+    let (_db, url, pool) = ledger().await;
+    let metrics = Arc::new(Metrics::default());
+    let (sequencer, task) = Sequencer::start(
+        super::lease(&url, 0)
+            .try_acquire("sequencer")
+            .await
+            .unwrap()
+            .unwrap(),
+        NoteSigner::from_seed("test/log", [5; 32]).unwrap(),
+        "test/log".into(),
+        BatchLimits {
+            max_batch: 100,
+            max_wait: Duration::ZERO,
+            queue_depth: 8,
+        },
+        metrics,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    let report = |jti: &str, at: i64| {
+        let (issuance, _) = issuance((jti.into(), A, "alice", "atlas", None), at);
+        let key = IssuanceKey::of(&issuance);
+        let body = EntryBody::Issuance(Box::new(issuance));
+        PreparedEntry::new(at, body, EntryKind::Issuance(key)).unwrap()
+    };
+    let first = sequencer
+        .append(vec![report("j1", 1), report("j2", 2)])
+        .await
+        .unwrap();
+    assert_eq!(first.iter().map(|s| s.index).collect::<Vec<_>>(), [0, 1]);
+    let again = sequencer
+        .append(vec![report("j3", 3), report("j2", 4)])
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|s| (s.index, s.status))
+            .collect::<Vec<_>>(),
+        [(2, AppendStatus::Created), (1, AppendStatus::Duplicate)]
+    );
+    assert_eq!(again[1].logged_at, 2);
+    let head = sequencer.head();
+    assert_eq!(head.size, 3);
+    drop(sequencer);
+    task.await.unwrap();
+    let (entries,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM entries")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(entries, 3);
+    // The checkpoint of the log as opened, written outside any batch.
+    let (opened,): (String,) = sqlx::query_as("SELECT note FROM checkpoints WHERE size = 0")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(opened.starts_with("test/log\n0\n"), "{opened}");
 }
