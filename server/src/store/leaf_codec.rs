@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use zstd::bulk::{Compressor, Decompressor};
 
 use crate::storage_errors::StorageErrors;
-use crate::store::{NewEntry, StoreError};
+use crate::store::{NewEntry, StoreError, StoredEntry};
 
 /// zstd level of stored leaves: with a dictionary, higher levels save a few bytes at many
 /// times the CPU.
@@ -153,6 +153,26 @@ impl LeafDecoders {
         }
         Ok(leaf)
     }
+}
+
+/// A row of the view `entries_with_leaf_hash` (SQLite's migration 0009, PostgreSQL's 0001) as read: index, stored
+/// bytes, dictionary, stored leaf hash. Every read of a leaf selects these four columns from
+/// the view, so that [`decode_entries`] can check each leaf before it is served or used.
+pub type EntryData = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
+
+/// Decodes rows of `entries` into (index, canonical bytes), each checked against its stored
+/// leaf hash: a leaf that fails is an integrity error, and no row is returned.
+pub fn decode_entries(
+    leaves: &LeafDecoders,
+    rows: Vec<EntryData>,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    rows.into_iter()
+        .map(|(index, bytes, dictionary, stored_hash)| {
+            let index = index as u64;
+            let leaf = leaves.verified(index, dictionary, bytes, stored_hash.as_deref())?;
+            Ok((index, leaf))
+        })
+        .collect()
 }
 
 /// The log writer's side: compresses new leaves once a dictionary exists; until then keeps

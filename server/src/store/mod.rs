@@ -2,7 +2,6 @@
 //! through ([`LedgerWriter`], [`LedgerReader`], [`Registry`]), their row and error types, and
 //! one folder per engine (`sqlite/`, `postgres/`) holding every statement of that engine.
 
-mod entry_rows;
 mod error;
 mod ids;
 pub mod leaf_codec;

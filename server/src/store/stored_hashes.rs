@@ -3,8 +3,10 @@
 //! those few rows sit together (on pages that stay cached); proofs read them from there. A
 //! writer opens the log ([`open_log`]) only once every stored hash of its size is there.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use tokenledger_core::merkle::{self, Frontier};
+use tokenledger_core::merkle::{self, Frontier, Hash};
 
 use crate::store::StoreError;
 
@@ -73,4 +75,20 @@ async fn restore_upper_hashes(log: &mut impl StoredLog, size: u64) -> Result<(),
         )));
     }
     Ok(())
+}
+
+/// The hashes of `rows` (stored index, hash) at `indexes`, in that order; a missing or
+/// malformed one is an error.
+pub fn in_order(indexes: &[u64], rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<Hash>, StoreError> {
+    let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
+    indexes
+        .iter()
+        .map(|index| {
+            let bytes = found
+                .get(index)
+                .ok_or_else(|| StoreError::Corrupt(format!("stored hash {index} is missing")))?;
+            Hash::from_slice(bytes)
+                .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
+        })
+        .collect()
 }

@@ -10,10 +10,9 @@ use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
 use super::ids;
-use crate::store::entry_rows::{EntryData, decode_entries, hashes_in_order};
 use crate::store::ids::{IdCache, NewIds};
-use crate::store::leaf_codec::{EntryRow, LeafDecoders};
-use crate::store::stored_hashes::{StoredLog, UPPER_LEVEL, is_upper};
+use crate::store::leaf_codec::{EntryData, EntryRow, LeafDecoders, decode_entries};
+use crate::store::stored_hashes::{self, StoredLog, UPPER_LEVEL, is_upper};
 use crate::store::{CheckpointRow, IssuanceRow, StoreError, StoredEntry};
 
 /// Stored-hash indexes per statement when `upper_hashes` is filled from `hashes`.
@@ -40,7 +39,7 @@ pub async fn read_hashes<'e>(
     .bind(lower)
     .fetch_all(db)
     .await?;
-    hashes_in_order(indexes, rows)
+    stored_hashes::in_order(indexes, rows)
 }
 
 #[async_trait]

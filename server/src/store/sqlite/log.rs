@@ -15,10 +15,9 @@ use tokenledger_core::merkle::{self, Frontier, Hash};
 use super::ids;
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
-use crate::store::entry_rows::{EntryData, decode_entries, hashes_in_order};
 use crate::store::ids::{IdCache, NewIds};
-use crate::store::leaf_codec::{EntryRow, LeafDecoders};
-use crate::store::stored_hashes::{StoredLog, UPPER_LEVEL, is_upper};
+use crate::store::leaf_codec::{EntryData, EntryRow, LeafDecoders, decode_entries};
+use crate::store::stored_hashes::{self, StoredLog, UPPER_LEVEL, is_upper};
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
 
 /// Number of entries in the log (written from index 0 without gaps).
@@ -90,7 +89,7 @@ pub async fn read_hashes<'e>(
         push_index_list(&mut query, list);
     }
     let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(db).await?;
-    hashes_in_order(indexes, rows)
+    stored_hashes::in_order(indexes, rows)
 }
 
 /// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.

@@ -5,8 +5,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::identity_scan::{self, IdentityScan};
 use super::log::read_entries_at;
-use crate::store::entry_rows::{EntryData, decode_entries};
-use crate::store::leaf_codec::LeafDecoders;
+use crate::store::leaf_codec::{EntryData, LeafDecoders, decode_entries};
 use crate::store::{IssuanceFilter, StoreError, StoredEntry, TimelineEvent};
 
 /// Every issuance of `jti`, whatever its issuer.
