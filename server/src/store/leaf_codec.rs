@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use zstd::bulk::{Compressor, Decompressor};
 
 use crate::storage_errors::StorageErrors;
-use crate::store::{StoreError, StoredEntry};
+use crate::store::{NewEntry, StoreError, StoredEntry};
 
 /// zstd level of stored leaves: with a dictionary, higher levels save a few bytes at many
 /// times the CPU.
@@ -27,6 +27,26 @@ const MAX_LEAF_BYTES: u64 = 1 << 20;
 pub struct StoredLeaf {
     pub dictionary: Option<i64>,
     pub bytes: Vec<u8>,
+}
+
+/// A new entry ready to be written at `index`, in its stored form.
+pub struct EntryRow<'a> {
+    pub index: u64,
+    pub leaf: &'a StoredLeaf,
+}
+
+impl<'a> EntryRow<'a> {
+    /// `entries` with their stored forms `stored`, in order.
+    pub fn of(entries: &[NewEntry<'_>], stored: &'a [StoredLeaf]) -> Vec<EntryRow<'a>> {
+        entries
+            .iter()
+            .zip(stored)
+            .map(|(e, leaf)| EntryRow {
+                index: e.index,
+                leaf,
+            })
+            .collect()
+    }
 }
 
 /// A dictionary the writer uses from now on: it must be written in the transaction of the
@@ -296,6 +316,11 @@ impl LeafEncoder {
     /// The transaction that wrote the pending dictionary committed.
     pub fn committed(&mut self) {
         self.pending = None;
+    }
+
+    /// The stored form of each of `entries`, in order.
+    pub fn encode_all(&mut self, entries: &[NewEntry<'_>]) -> Result<Vec<StoredLeaf>, StoreError> {
+        entries.iter().map(|e| self.encode(e.leaf)).collect()
     }
 
     /// The stored form of a new leaf.

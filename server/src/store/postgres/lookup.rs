@@ -197,7 +197,7 @@ impl IssuanceCandidates for Candidates<'_> {
                 filter,
             } => {
                 let rows = vo_candidates(pool, filter, before, limit).await?;
-                decoded(pool, leaves, rows).await
+                decoded(*pool, leaves, rows).await
             }
         }
     }
@@ -260,7 +260,7 @@ async fn entries_newest_first(
     leaves: &LeafDecoders,
     indexes: &[u64],
 ) -> Result<Vec<StoredEntry>, StoreError> {
-    let mut entries = read_entries_at(pool, leaves, indexes).await?;
+    let mut entries = read_entries_at(&mut *pool.acquire().await?, leaves, indexes).await?;
     if entries.len() != indexes.len() {
         return Err(StoreError::Corrupt(format!(
             "{} of {} indexed entries are missing",

@@ -6,15 +6,22 @@
 mod blocklists;
 mod connection;
 mod credentials;
+mod decisions;
+mod encoder;
 mod hosts;
 mod identity_scan;
+mod ids;
+mod lease;
+mod log;
 mod log_reads;
 mod lookup;
 mod sites;
+mod state_changes;
 mod suspension_requests;
 mod suspensions;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::sync::Arc;
 
@@ -27,6 +34,8 @@ use tokenledger_core::merkle::Hash;
 use tokenledger_core::suspension_request::RequestStatus;
 
 pub use connection::{DatabaseUrl, MIGRATOR, accepts_writes, connect_writable};
+pub use lease::{LEASE_KEY, PostgresLease};
+pub use writer::PostgresWriter;
 
 use self::hosts::{Hosts, Wanted};
 use self::suspension_requests::Listing;

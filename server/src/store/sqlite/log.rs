@@ -7,31 +7,18 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use sqlx::{Connection, Executor, QueryBuilder, Sqlite};
 use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
-use super::ids::{self, IdCache, NewIds};
+use super::ids;
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
-use crate::store::leaf_codec::{EntryData, LeafDecoders, StoredLeaf, decode_entries};
-use crate::store::stored_hashes;
+use crate::store::ids::{IdCache, NewIds};
+use crate::store::leaf_codec::{EntryData, EntryRow, LeafDecoders, decode_entries};
+use crate::store::stored_hashes::{self, StoredLog, UPPER_LEVEL, is_upper};
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
-
-/// Stored hashes of this level and above (subtrees of 64 leaves or more, 1/32 of all stored
-/// hashes) are also kept in `upper_hashes` and read from there (migration 0005).
-pub const UPPER_LEVEL: u32 = 6;
-
-/// Whether the stored hash at `index` is one of those `upper_hashes` holds.
-fn is_upper(index: u64) -> bool {
-    merkle::stored_hash_level(index) >= UPPER_LEVEL
-}
-
-/// A new entry ready to be written at `index`, in its stored form.
-pub struct EntryRow<'a> {
-    pub index: u64,
-    pub leaf: &'a StoredLeaf,
-}
 
 /// Number of entries in the log (written from index 0 without gaps).
 pub async fn log_size<'e>(db: impl Executor<'e, Database = Sqlite>) -> Result<u64, StoreError> {
@@ -112,6 +99,29 @@ pub async fn load_frontier<'e>(
 ) -> Result<Frontier, StoreError> {
     let hashes = read_hashes(db, &merkle::tree_hash_indexes(size)).await?;
     Frontier::from_stored(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl StoredLog for sqlx::SqliteConnection {
+    async fn log_size(&mut self) -> Result<u64, StoreError> {
+        log_size(self).await
+    }
+
+    async fn stored_hash_rows(&mut self) -> Result<u64, StoreError> {
+        stored_hash_rows(self).await
+    }
+
+    async fn upper_hash_rows(&mut self) -> Result<u64, StoreError> {
+        upper_hash_rows(self).await
+    }
+
+    async fn copy_upper_hashes(&mut self, size: u64) -> Result<u64, StoreError> {
+        copy_upper_hashes(self, size).await
+    }
+
+    async fn load_frontier(&mut self, size: u64) -> Result<Frontier, StoreError> {
+        load_frontier(self, size).await
+    }
 }
 
 /// Entries `start..end` as (index, canonical bytes).

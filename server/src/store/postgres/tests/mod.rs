@@ -1,28 +1,40 @@
-//! Tests of the PostgreSQL engine's readers and registry against a real database (a fresh one
-//! per test, from `tokenledger_testpg`): rows are written with SQL here (the writer is tested
-//! on its own), then read through the traits.
+//! Tests of the PostgreSQL engine against a real database (a fresh one per test, from
+//! `tokenledger_testpg`): the readers and registry on rows written with SQL here, then read
+//! through the traits; the writer's batches, its decisions, the writer lease, and the same
+//! bytes as SQLite's writer.
 
 mod blocklist_fetches;
 mod client_suspensions;
 mod credentials;
+mod decisions;
 mod hosts;
+mod lease;
 mod log_reads;
 mod lookups;
 mod registry;
+mod same_bytes;
 mod suspension_requests;
+mod writer;
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Map, json};
 use sqlx::PgPool;
-use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Source};
-use tokenledger_core::merkle::{Frontier, leaf_hash};
+use tokenledger_core::blocklist::Scope;
+use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
+use tokenledger_core::ids::{Jti, PersonId, Vo};
+use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
 use tokenledger_testpg::TestDatabase;
 
-use super::{DatabaseUrl, PostgresStore};
+use super::{DatabaseUrl, MIGRATOR, PostgresLease, PostgresStore};
 use crate::sequencer::{EntryKind, PreparedEntry};
 use crate::storage_errors::StorageErrors;
-use crate::store::IssuanceKey;
+use crate::store::leaf_codec::LeafDecoders;
+use crate::store::stored_hashes::is_upper;
+use crate::store::{
+    Batch, CheckpointRow, IssuanceKey, IssuanceRow, LedgerWriter, NewEntry, StateChange,
+    StoreError, SuspensionRecord, WriterLease,
+};
 
 /// A fresh database and the store opened on it (migrated).
 pub async fn store() -> (TestDatabase, PostgresStore) {
@@ -39,7 +51,8 @@ pub async fn open(db: &TestDatabase) -> PostgresStore {
         .unwrap()
 }
 
-/// A log written with SQL: each leaf with its stored hashes, as the writer stores them.
+/// A log written with SQL: each leaf with its stored hashes (those of level `UPPER_LEVEL` and
+/// above in `upper_hashes` too), as the writer stores them.
 pub struct TestLog {
     pub pool: PgPool,
     frontier: Frontier,
@@ -68,18 +81,17 @@ impl TestLog {
             .execute(&self.pool)
             .await
             .unwrap();
-        for (at, hash) in self.frontier.append(leaf_hash(leaf)) {
-            sqlx::query("INSERT INTO hashes (idx, hash) VALUES ($1, $2)")
-                .bind(at as i64)
-                .bind(hash.0.to_vec())
-                .execute(&self.pool)
-                .await
-                .unwrap();
-        }
+        let (at, hashes) = self
+            .frontier
+            .append(leaf_hash(leaf))
+            .into_iter()
+            .map(|(at, hash)| (at as i64, hash.0.to_vec()))
+            .unzip();
+        self.insert_hashes(at, hashes).await;
         index
     }
 
-    /// Appends raw `leaves` in two statements (a large log quickly).
+    /// Appends raw `leaves` in a few statements (a large log quickly).
     pub async fn append_all(&mut self, leaves: &[Vec<u8>]) {
         let first = self.frontier.size() as i64;
         let indexes: Vec<i64> = (first..first + leaves.len() as i64).collect();
@@ -98,6 +110,12 @@ impl TestLog {
         .execute(&self.pool)
         .await
         .unwrap();
+        self.insert_hashes(at, hashes).await;
+    }
+
+    /// Inserts stored hashes into `hashes`, those of level `UPPER_LEVEL` and above into
+    /// `upper_hashes` too.
+    async fn insert_hashes(&self, at: Vec<i64>, hashes: Vec<Vec<u8>>) {
         sqlx::query(
             "INSERT INTO hashes (idx, hash) SELECT * FROM UNNEST($1::bigint[], $2::bytea[])",
         )
@@ -106,6 +124,12 @@ impl TestLog {
         .execute(&self.pool)
         .await
         .unwrap();
+        let upper: Vec<i64> = at.into_iter().filter(|i| is_upper(*i as u64)).collect();
+        sqlx::query("INSERT INTO upper_hashes SELECT idx, hash FROM hashes WHERE idx = ANY($1)")
+            .bind(upper)
+            .execute(&self.pool)
+            .await
+            .unwrap();
     }
 
     /// Appends a raw leaf; its index.
@@ -195,4 +219,249 @@ impl TestLog {
         .unwrap();
         index
     }
+}
+
+/// A fresh database with the ledger's tables: its URL, and a pool to read the rows back.
+pub(super) async fn ledger() -> (TestDatabase, DatabaseUrl, PgPool) {
+    let db = tokenledger_testpg::database();
+    let pool = PgPool::connect(db.url()).await.unwrap();
+    MIGRATOR.run(&pool).await.unwrap();
+    let url = DatabaseUrl::parse(db.url()).unwrap();
+    (db, url, pool)
+}
+
+/// The lease of the ledger at `url`, with decoders of its own.
+pub(super) fn lease(url: &DatabaseUrl, compress_after: usize) -> PostgresLease {
+    PostgresLease::new(
+        url.clone(),
+        Arc::new(LeafDecoders::default()),
+        compress_after,
+    )
+}
+
+/// The writer of the ledger at `url`, its log opened.
+pub(super) async fn writer(url: &DatabaseUrl, compress_after: usize) -> Box<dyn LedgerWriter> {
+    let mut writer = lease(url, compress_after)
+        .try_acquire("test")
+        .await
+        .unwrap()
+        .expect("no other writer");
+    writer.open_log().await.unwrap();
+    writer
+}
+
+pub(super) const A: &str = "https://a.example/";
+pub(super) const B: &str = "https://b.example/";
+
+/// An issuance report `(jti, iss, sub, vo, client_id)`.
+pub(super) type Token = (
+    String,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+/// One entry of a test batch: its leaf, and the rows that go with it.
+pub(super) enum Entry {
+    Issuance(Token),
+    Resolution(&'static str),
+    State(StateChange),
+}
+
+/// The issuance of `token`, logged at `logged_at`, with its canonical bytes.
+pub(super) fn issuance(
+    (jti, iss, sub, vo, client_id): Token,
+    logged_at: i64,
+) -> (Issuance, Vec<u8>) {
+    let mut claims = Map::new();
+    claims.insert("jti".into(), json!(jti));
+    claims.insert("iss".into(), json!(iss));
+    claims.insert("sub".into(), json!(sub));
+    if let Some(client_id) = client_id {
+        claims.insert("client_id".into(), json!(client_id));
+    }
+    let ctx = ReportContext {
+        source: Source::Claims,
+        vo: vo.into(),
+        grant_type: None,
+        parent_jti: None,
+        refresh_jti: Some(format!("r-{jti}")),
+        token_sha256: None,
+        feed: None,
+    };
+    let issuance = Issuance::from_claims(claims, ctx).unwrap();
+    let leaf = LogEntry::new(logged_at, EntryBody::Issuance(Box::new(issuance.clone())))
+        .canonical_bytes()
+        .unwrap();
+    (issuance, leaf)
+}
+
+/// The rows of test batches, built as the sequencer builds them: each entry's leaf, stored
+/// hashes from the log's right edge, its lookup and state rows.
+#[derive(Default)]
+pub(super) struct Log {
+    frontier: Frontier,
+}
+
+/// What one test batch owns; [`Rows::batch`] borrows it.
+pub(super) struct Rows {
+    first: u64,
+    leaves: Vec<Vec<u8>>,
+    hashes: Vec<(u64, Hash)>,
+    keys: Vec<(u64, IssuanceKey)>,
+    vos: Vec<(u64, Vo)>,
+    changes: Vec<(u64, StateChange)>,
+    checkpoint: Option<(u64, String)>,
+}
+
+impl Log {
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// The rows of `entries` appended at the end of this log (with a checkpoint of the new
+    /// size if `checkpoint`).
+    pub fn rows(&mut self, entries: Vec<Entry>, checkpoint: bool) -> Rows {
+        let first = self.size();
+        let mut rows = Rows {
+            first,
+            leaves: Vec::new(),
+            hashes: Vec::new(),
+            keys: Vec::new(),
+            vos: Vec::new(),
+            changes: Vec::new(),
+            checkpoint: None,
+        };
+        for (n, entry) in entries.into_iter().enumerate() {
+            let index = first + n as u64;
+            let logged_at = 1_700_000_000_000_000 + index as i64;
+            let leaf = match entry {
+                Entry::Issuance(token) => {
+                    let (issuance, leaf) = issuance(token, logged_at);
+                    rows.keys.push((index, IssuanceKey::of(&issuance)));
+                    leaf
+                }
+                Entry::Resolution(vo) => {
+                    rows.vos.push((index, Vo::unchecked(vo)));
+                    format!("{{\"resolution\":{index},\"vo\":\"{vo}\"}}").into_bytes()
+                }
+                Entry::State(change) => {
+                    rows.changes.push((index, change));
+                    format!("{{\"state\":{index}}}").into_bytes()
+                }
+            };
+            rows.hashes.extend(self.frontier.append(leaf_hash(&leaf)));
+            rows.leaves.push(leaf);
+        }
+        if checkpoint {
+            rows.checkpoint = Some((self.size(), format!("checkpoint {}", self.size())));
+        }
+        rows
+    }
+}
+
+impl Rows {
+    /// The batch of these rows.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            written_at: 1_700_000_000_000_000 + self.first as i64,
+            entries: self
+                .leaves
+                .iter()
+                .enumerate()
+                .map(|(n, leaf)| NewEntry {
+                    index: self.first + n as u64,
+                    leaf,
+                })
+                .collect(),
+            hashes: &self.hashes,
+            issuances: self
+                .keys
+                .iter()
+                .map(|(index, key)| IssuanceRow {
+                    index: *index,
+                    key,
+                    logged_at: 1_700_000_000_000_000 + *index as i64,
+                })
+                .collect(),
+            resolutions: self.vos.iter().map(|(i, vo)| (*i, vo)).collect(),
+            state_changes: self.changes.iter().map(|(i, c)| (*i, c)).collect(),
+            checkpoint: self.checkpoint.as_ref().map(|(size, note)| CheckpointRow {
+                size: *size,
+                note,
+                created_at: 1,
+            }),
+        }
+    }
+
+    /// Appends these rows through `writer`.
+    pub async fn append(&self, writer: &mut dyn LedgerWriter) -> Result<(), StoreError> {
+        writer.append(&self.batch()).await
+    }
+
+    /// The (jti, iss) keys of the issuances, as the sequencer looks them up.
+    pub fn issuance_keys(&self) -> Vec<(&Jti, &str)> {
+        self.keys
+            .iter()
+            .map(|(_, k)| (&k.jti, k.iss.as_str()))
+            .collect()
+    }
+}
+
+/// A VO-wide suspension `id` of `person` in atlas.
+pub(super) fn suspension(id: &str, person: &str) -> StateChange {
+    StateChange::Suspend(Box::new(SuspensionRecord {
+        id: id.into(),
+        idx: 0,
+        site: None,
+        vo: Vo::unchecked("atlas"),
+        person_id: Some(PersonId::unchecked(person)),
+        token_iss: None,
+        token_jti: None,
+        client_iss: None,
+        client_id: None,
+        scope: Scope::All,
+        reason_code: "suspended".into(),
+        created_by: "officer".into(),
+        created_at: 5,
+        not_after: None,
+        issued_before: None,
+        lifted_at: None,
+    }))
+}
+
+/// Every row of the tables a batch writes, as text, table by table: what a failed batch must
+/// leave as it was.
+pub(super) async fn snapshot(pool: &PgPool) -> Vec<(String, Vec<String>)> {
+    let mut tables = Vec::new();
+    for table in [
+        "entries",
+        "hashes",
+        "upper_hashes",
+        "checkpoints",
+        "leaf_dictionaries",
+        "issuers",
+        "clients",
+        "identities",
+        "issuances",
+        "resolutions",
+        "suspensions",
+        "sightings",
+        "person_merges",
+        "suspension_requests",
+    ] {
+        let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text FROM {table} t ORDER BY t::text"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        tables.push((table.to_string(), rows.into_iter().map(|(r,)| r).collect()));
+    }
+    tables
 }
