@@ -2,8 +2,10 @@
 //! what the sequencer writes for the same reports (`sequencer.rs`, `write_batch`), so that
 //! the server starts on it, signs a checkpoint over it and serves proofs that verify.
 //!
-//! Per issuance, in one transaction per batch, through the server's own log writer
-//! (`store::sqlite::SqliteWriter`, the `LedgerWriter` the sequencer appends through): the entry (its canonical bytes, built by `Issuance::from_claims` and
+//! Per issuance, in one transaction per batch, through the server's own log writer (the
+//! `LedgerWriter` the sequencer appends through: `store::sqlite::SqliteWriter`, or on
+//! PostgreSQL the writer `store::postgres::PostgresLease` hands out with the writer lease):
+//! the entry (its canonical bytes, built by `Issuance::from_claims` and
 //! `LogEntry::canonical_bytes` exactly as `api::issuances::prepare` builds them, stored by the
 //! sequencer's `LeafEncoder`: raw until the default `compress_after` leaves are logged, then
 //! compressed with the dictionary trained on them, written with the first), its stored
@@ -15,7 +17,7 @@
 //! hundred bytes a second of ingest, see BENCHMARKS.md).
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -25,8 +27,12 @@ use sqlx::SqliteConnection;
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
 use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
 use tokenledger_server::config::Config;
+use tokenledger_server::storage_errors::StorageErrors;
+use tokenledger_server::store::postgres::{DatabaseUrl, PostgresLease, PostgresStore};
 use tokenledger_server::store::sqlite::SqliteWriter;
-use tokenledger_server::store::{Batch, IssuanceKey, IssuanceRow, LedgerWriter, NewEntry};
+use tokenledger_server::store::{
+    Batch, IssuanceKey, IssuanceRow, LedgerWriter, NewEntry, WriterLease,
+};
 
 use crate::workload::{VO, Workload};
 
@@ -77,9 +83,23 @@ pub fn token_sha256(token: &str) -> String {
 
 /// The single writer of a bulk load: the log's right edge in memory, like the sequencer's.
 pub struct BulkWriter {
-    writer: SqliteWriter,
+    engine: Engine,
     frontier: Frontier,
 }
+
+/// The engine's log writer a bulk load appends through: the one the sequencer would use.
+enum Engine {
+    /// The sequencer's `SqliteWriter`, whose dictionary training the loader can wait for.
+    Sqlite(Box<SqliteWriter>),
+    /// A PostgreSQL writer taken through the writer lease, as a server takes it.
+    Postgres(Box<dyn LedgerWriter>),
+}
+
+/// How long a PostgreSQL load pauses after its raw leaves, for the compression dictionary
+/// trained on them off the writer's thread (well under a second for 5,000 leaves); the next
+/// batch adopts it. A dictionary not ready by then is adopted by a later batch, as the
+/// sequencer does.
+const TRAINING_PAUSE: Duration = Duration::from_secs(2);
 
 impl BulkWriter {
     /// Opens the log writer on a migrated database (a server has started on it once) with
@@ -89,7 +109,30 @@ impl BulkWriter {
         let compress_after = Config::load(None)?.log.compress_after;
         let mut writer = SqliteWriter::open(db_path, Default::default(), compress_after).await?;
         let frontier = writer.open_log().await?;
-        Ok(BulkWriter { writer, frontier })
+        Ok(BulkWriter {
+            engine: Engine::Sqlite(Box::new(writer)),
+            frontier,
+        })
+    }
+
+    /// Opens the log writer of the PostgreSQL database at `url` (migrated here if need be) as
+    /// a server does: takes the writer lease (`PostgresLease`, as `tokenledger-bench`), which
+    /// no server may hold meanwhile, and restores the frontier from the stored hashes.
+    pub async fn open_postgres(url: &str) -> anyhow::Result<BulkWriter> {
+        let compress_after = Config::load(None)?.log.compress_after;
+        let url = DatabaseUrl::parse(url).map_err(anyhow::Error::msg)?;
+        let store = PostgresStore::open(&url, None, Arc::new(StorageErrors::default())).await?;
+        let lease = PostgresLease::new(url, store.decoders(), compress_after);
+        let mut writer = lease
+            .try_acquire("tokenledger-bench")
+            .await?
+            .context("the writer lease is held: a server is still running on the database")?;
+        store.close().await;
+        let frontier = writer.open_log().await?;
+        Ok(BulkWriter {
+            engine: Engine::Postgres(writer),
+            frontier,
+        })
     }
 
     /// Like [`BulkWriter::open`], tuned for loading: a page cache of `cache_mib` and statement
@@ -117,76 +160,134 @@ impl BulkWriter {
         self.frontier.root()
     }
 
-    /// Writes `rows` as the next entries, in one fsync'd transaction; the frontier moves only
+    /// Writes `rows` as the next entries, in one durable transaction; the frontier moves only
     /// after the commit. Where the sequencer would start compressing in the middle of
     /// `rows` (its dictionary is trained while it commits), the rows before that point
-    /// are committed first and the dictionary waited for.
-    pub async fn write(&mut self, rows: &[BulkRow]) -> anyhow::Result<()> {
-        let raw = self.writer.samples_wanted();
-        if raw > 0 && raw < rows.len() {
-            self.write_one(&rows[..raw]).await?;
-            self.writer.wait_for_training().await?;
-            return self.write_one(&rows[raw..]).await;
+    /// are committed first and the dictionary waited for: on SQLite by the writer; on
+    /// PostgreSQL by a pause of [`TRAINING_PAUSE`], which is returned for timings to leave
+    /// out (zero otherwise).
+    pub async fn write(&mut self, rows: &[BulkRow]) -> anyhow::Result<Duration> {
+        let raw = self.raw_leaves_wanted(rows.len());
+        if raw == 0 || raw >= rows.len() {
+            self.write_one(rows).await?;
+            return Ok(Duration::ZERO);
         }
-        self.write_one(rows).await
+        self.write_one(&rows[..raw]).await?;
+        let paused = match &mut self.engine {
+            Engine::Sqlite(writer) => {
+                writer.wait_for_training().await?;
+                Duration::ZERO
+            }
+            Engine::Postgres(_) => {
+                tokio::time::sleep(TRAINING_PAUSE).await;
+                TRAINING_PAUSE
+            }
+        };
+        self.write_one(&rows[raw..]).await?;
+        Ok(paused)
+    }
+
+    /// How many more leaves the engine stores raw before it trains a dictionary (0 when it
+    /// has one). The PostgreSQL writer, behind the lease's trait object, does not say: a
+    /// fresh log there stores the default `compress_after` leaves raw.
+    fn raw_leaves_wanted(&self, rows: usize) -> usize {
+        match &self.engine {
+            Engine::Sqlite(writer) => writer.samples_wanted(),
+            Engine::Postgres(_) => {
+                let compress_after = Config::load(None).map_or(0, |c| c.log.compress_after);
+                let size = self.frontier.size() as usize;
+                if size < compress_after && size + rows > compress_after {
+                    compress_after - size
+                } else {
+                    0
+                }
+            }
+        }
     }
 
     async fn write_one(&mut self, rows: &[BulkRow]) -> anyhow::Result<()> {
-        let mut frontier = self.frontier.clone();
-        let start = frontier.size();
-        let mut hashes = Vec::with_capacity(rows.len() * 2);
-        for row in rows {
-            hashes.extend(frontier.append(row.leaf_hash));
-        }
-        let entries: Vec<NewEntry<'_>> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| NewEntry {
-                index: start + i as u64,
-                leaf: &r.leaf,
-            })
-            .collect();
-        let issuances: Vec<IssuanceRow<'_>> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| IssuanceRow {
-                index: start + i as u64,
-                key: &r.key,
-                logged_at: r.logged_at,
-            })
-            .collect();
-        let batch = Batch {
-            // The time of the batch in the preloaded timeline: its newest entry's.
-            written_at: rows.last().map_or(0, |r| r.logged_at),
-            entries,
-            hashes: &hashes,
-            issuances,
-            ..Batch::default()
+        let writer: &mut dyn LedgerWriter = match &mut self.engine {
+            Engine::Sqlite(writer) => writer.as_mut(),
+            Engine::Postgres(writer) => writer.as_mut(),
         };
-        self.writer.append(&batch).await?;
-        self.frontier = frontier;
+        self.frontier = append_rows(writer, &self.frontier, rows).await?;
         Ok(())
     }
 
     /// Moves the WAL into the database file and empties it, so that file sizes are the
-    /// database's own.
+    /// database's own (SQLite; nothing to do on PostgreSQL).
     pub async fn checkpoint_wal(&mut self) -> anyhow::Result<()> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(self.conn())
-            .await?;
+        if let Engine::Sqlite(writer) = &mut self.engine {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(writer.connection())
+                .await?;
+        }
         Ok(())
     }
 
-    /// Closes the connection (the server may then start on the database).
+    /// Closes the connection (the server may then start on the database; on PostgreSQL,
+    /// once the database has noticed and released the lease).
     pub async fn close(self) -> anyhow::Result<()> {
-        self.writer.close().await?;
+        match self.engine {
+            Engine::Sqlite(writer) => writer.close().await?,
+            Engine::Postgres(writer) => drop(writer),
+        }
         Ok(())
     }
 
-    /// The connection, for measurements on the loaded database.
+    /// The SQLite connection, for measurements on the loaded database. Panics on
+    /// PostgreSQL, which is measured through a connection of its own.
     pub fn conn(&mut self) -> &mut SqliteConnection {
-        self.writer.connection()
+        match &mut self.engine {
+            Engine::Sqlite(writer) => writer.connection(),
+            Engine::Postgres(_) => {
+                panic!("BulkWriter::conn: a PostgreSQL load has no SQLite connection")
+            }
+        }
     }
+}
+
+/// Appends `rows` after the log whose right edge is `frontier`, through `writer`, in one
+/// transaction, as the sequencer's `write_batch` does for a batch of issuances; the right
+/// edge after the commit.
+pub async fn append_rows(
+    writer: &mut dyn LedgerWriter,
+    frontier: &Frontier,
+    rows: &[BulkRow],
+) -> anyhow::Result<Frontier> {
+    let mut frontier = frontier.clone();
+    let start = frontier.size();
+    let mut hashes = Vec::with_capacity(rows.len() * 2);
+    for row in rows {
+        hashes.extend(frontier.append(row.leaf_hash));
+    }
+    let entries: Vec<NewEntry<'_>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| NewEntry {
+            index: start + i as u64,
+            leaf: &r.leaf,
+        })
+        .collect();
+    let issuances: Vec<IssuanceRow<'_>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| IssuanceRow {
+            index: start + i as u64,
+            key: &r.key,
+            logged_at: r.logged_at,
+        })
+        .collect();
+    let batch = Batch {
+        // The time of the batch in the preloaded timeline: its newest entry's.
+        written_at: rows.last().map_or(0, |r| r.logged_at),
+        entries,
+        hashes: &hashes,
+        issuances,
+        ..Batch::default()
+    };
+    writer.append(&batch).await?;
+    Ok(frontier)
 }
 
 /// Where a bulk load puts token `i` in time: tokens arrive at a steady 4,000 per second,

@@ -2,21 +2,30 @@
 //! executable, so a `dist` bench runs the `dist` server), started by the end-to-end
 //! harness on a loopback port with a temporary data directory, the default configuration
 //! (unless `--max-wait-ms` overrides the sequencer's batch wait) and one JWT issuer (the
-//! benchmark workload's), and stopped with SIGTERM at the end.
+//! benchmark workload's), and stopped with SIGTERM at the end. Its log is in the SQLite file
+//! of its data directory, or in a PostgreSQL database made for the run (`[database] url`,
+//! the setting of `serve --database`, so the admin commands use it too).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokenledger_e2e::issuer::TestIssuer;
 use tokenledger_e2e::{Http, TestServer};
 
+use crate::block_on;
+use crate::pg::BenchDatabase;
+use crate::size::DbSize;
 use crate::workload::{ISSUER, VO};
 
 /// A running server with the workload's issuer configured.
 pub struct Ledger {
     pub server: TestServer,
     pub issuer: TestIssuer,
+    /// The PostgreSQL database of its log (none: the SQLite file in its data directory).
+    pub database: Option<Arc<BenchDatabase>>,
 }
 
 /// The server binary next to the running executable (`target/<profile>/`, also from
@@ -46,6 +55,15 @@ impl Ledger {
     /// fresh issuer key set written to `work/jwks.json`; `max_wait_ms` overrides the
     /// sequencer's `max_wait_ms` (default configuration: 0).
     pub fn start(work: &Path, max_wait_ms: Option<u64>) -> anyhow::Result<Ledger> {
+        Ledger::start_on(work, max_wait_ms, None)
+    }
+
+    /// Like [`Ledger::start`], with the log in `database` when given.
+    pub fn start_on(
+        work: &Path,
+        max_wait_ms: Option<u64>,
+        database: Option<Arc<BenchDatabase>>,
+    ) -> anyhow::Result<Ledger> {
         server_binary()?;
         std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
         let issuer = TestIssuer::new(ISSUER);
@@ -58,8 +76,31 @@ impl Ledger {
         if let Some(ms) = max_wait_ms {
             config.push_str(&format!("\n[sequencer]\nmax_wait_ms = {ms}\n"));
         }
+        if let Some(db) = &database {
+            // A JSON string is a TOML basic string.
+            let url = serde_json::to_string(db.url())?;
+            config.push_str(&format!("\n[database]\nurl = {url}\n"));
+        }
         let server = TestServer::start_with_config(&work.join("data"), &config);
-        Ok(Ledger { server, issuer })
+        Ok(Ledger {
+            server,
+            issuer,
+            database,
+        })
+    }
+
+    /// Stops the server (SIGTERM, its last checkpoint written) and measures its database.
+    pub fn stop_and_measure(self) -> anyhow::Result<DbSize> {
+        let Ledger {
+            mut server,
+            database,
+            ..
+        } = self;
+        server.stop();
+        match database {
+            None => block_on(DbSize::measure(&server.db_path())),
+            Some(db) => block_on(DbSize::measure_postgres(&db)),
+        }
     }
 
     /// A fresh HTTP client of the current run (its own connection pool).
@@ -67,7 +108,7 @@ impl Ledger {
         Http::new(self.server.url())
     }
 
-    /// The database file.
+    /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.server.db_path()
     }
@@ -90,9 +131,14 @@ impl Ledger {
             })
     }
 
-    /// Starts sampling CPU use (server, this process, the rest of the machine).
+    /// Starts sampling CPU use (server, this process, PostgreSQL's processes when the log
+    /// is there, the rest of the machine).
     pub fn cpu_sampler(&self) -> CpuSampler {
-        CpuSampler::start(self.pid())
+        let sampler = CpuSampler::start(self.pid());
+        match self.database {
+            Some(_) => sampler.with_postgres(),
+            None => sampler,
+        }
     }
 
     /// `GET /healthz` → log size.
@@ -164,6 +210,32 @@ fn process_ticks(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(0, |text| stat_ticks(&text))
 }
 
+/// User plus system ticks of every PostgreSQL server process on this machine (command name
+/// `postgres`: the postmaster, its backends and background workers), by pid.
+fn postgres_ticks() -> HashMap<u32, u64> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            stat.contains(" (postgres) ")
+                .then(|| (pid, stat_ticks(&stat)))
+        })
+        .collect()
+}
+
+/// Ticks PostgreSQL's processes used between two snapshots: a process started since counts
+/// whole; one that ended since is lost (its last ticks are unknown), a short-lived
+/// connection's share at most.
+fn postgres_ticks_since(before: &HashMap<u32, u64>) -> u64 {
+    postgres_ticks()
+        .into_iter()
+        .map(|(pid, now)| now.saturating_sub(before.get(&pid).copied().unwrap_or(0)))
+        .sum()
+}
+
 /// utime + stime of a /proc/<pid>/stat line. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted after its last `)`: state is field 3, utime field 14.
 fn stat_ticks(stat: &str) -> u64 {
@@ -184,6 +256,8 @@ pub struct CpuUse {
     pub server: f64,
     /// This process: the load generator (and any in-process baseline).
     pub bench: f64,
+    /// PostgreSQL's server processes on this machine, when the log is in PostgreSQL.
+    pub postgres: Option<f64>,
     /// Everything else on the machine: kernel threads (page writeback, I/O completion, which
     /// the server's writes cause) and other people's jobs. It competes with the figures, so
     /// every report shows it.
@@ -200,8 +274,11 @@ impl CpuUse {
     /// `server 1.20, load generator 0.35, kernel threads and others 0.05, stolen by the
     /// host 0.00, I/O wait 0.10, idle 0.30 (cores)`.
     pub fn describe(&self) -> String {
+        let postgres = self
+            .postgres
+            .map_or(String::new(), |p| format!("PostgreSQL {p:.2}, "));
         format!(
-            "server {:.2}, load generator {:.2}, kernel threads and others {:.2}, \
+            "server {:.2}, load generator {:.2}, {postgres}kernel threads and others {:.2}, \
              stolen by the host {:.2}, I/O wait {:.2}, idle {:.2} (cores)",
             self.server, self.bench, self.others, self.stolen, self.iowait, self.idle
         )
@@ -212,6 +289,9 @@ impl CpuUse {
         let round = |v: f64| (v * 100.0).round() / 100.0;
         report.figure(&format!("{prefix}_cpu_server_cores"), round(self.server));
         report.figure(&format!("{prefix}_cpu_bench_cores"), round(self.bench));
+        if let Some(postgres) = self.postgres {
+            report.figure(&format!("{prefix}_cpu_postgres_cores"), round(postgres));
+        }
         report.figure(&format!("{prefix}_cpu_others_cores"), round(self.others));
         report.figure(&format!("{prefix}_cpu_stolen_cores"), round(self.stolen));
         report.figure(&format!("{prefix}_cpu_iowait_cores"), round(self.iowait));
@@ -226,6 +306,8 @@ pub struct CpuSampler {
     server_pid: Option<String>,
     server: u64,
     bench: u64,
+    /// PostgreSQL's processes at the start, when they are sampled.
+    postgres: Option<HashMap<u32, u64>>,
 }
 
 impl CpuSampler {
@@ -237,7 +319,14 @@ impl CpuSampler {
             server: server_pid.as_deref().map_or(0, process_ticks),
             server_pid,
             bench: process_ticks("self"),
+            postgres: None,
         }
+    }
+
+    /// Also samples PostgreSQL's server processes on this machine.
+    pub fn with_postgres(mut self) -> CpuSampler {
+        self.postgres = Some(postgres_ticks());
+        self
     }
 
     pub fn finish(&self) -> CpuUse {
@@ -250,11 +339,13 @@ impl CpuSampler {
             .as_deref()
             .map_or(0, |p| process_ticks(p).saturating_sub(self.server));
         let bench = process_ticks("self").saturating_sub(self.bench);
+        let postgres = self.postgres.as_ref().map(postgres_ticks_since);
         let busy = now.busy.saturating_sub(self.machine.busy);
         CpuUse {
             server: cores(server),
             bench: cores(bench),
-            others: cores(busy.saturating_sub(server + bench)),
+            postgres: postgres.map(cores),
+            others: cores(busy.saturating_sub(server + bench + postgres.unwrap_or(0))),
             stolen: since(now.stolen, self.machine.stolen),
             iowait: since(now.iowait, self.machine.iowait),
             idle: since(now.idle, self.machine.idle),

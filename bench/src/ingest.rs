@@ -7,6 +7,7 @@
 //! for latency. Baselines from the same run: JWT verification and receipt signing on one
 //! core, and SQLite inserts of the same rows in transactions of the server's mean batch.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
@@ -17,13 +18,14 @@ use crate::baseline;
 use crate::bulk::{BulkRow, token_sha256};
 use crate::harness::{CpuUse, Ledger, SLOW_COMMIT_MS, SequencerMetrics, tuning_note};
 use crate::load::{self, Body, LoadResult};
+use crate::pg::{BenchDatabase, PgServer};
 use crate::report::{Percentiles, Report, Row, fmt_ms, fmt_rate, ms, thousands};
 use crate::size::DbSize;
 use crate::workload::{VO, Workload};
 use crate::{block_on, progress};
 
 /// DESIGN.md targets on 2 cores.
-const TARGET_RS256: f64 = 20_000.0;
+pub(crate) const TARGET_RS256: f64 = 20_000.0;
 const TARGET_ES256: f64 = 10_000.0;
 const TARGET_P99: Duration = Duration::from_millis(25);
 
@@ -56,6 +58,8 @@ pub struct IngestOptions {
     pub commit_samples: usize,
     /// Overrides the server's sequencer `max_wait_ms`.
     pub max_wait_ms: Option<u64>,
+    /// Measure RS256 on PostgreSQL against the SQLite backend instead ([`crate::pg_ingest`]).
+    pub database: Option<PgServer>,
 }
 
 impl IngestOptions {
@@ -75,6 +79,7 @@ impl IngestOptions {
             baseline_budget: Duration::from_secs(2),
             commit_samples: 2_000,
             max_wait_ms: None,
+            database: None,
         }
     }
 
@@ -94,26 +99,30 @@ impl IngestOptions {
             baseline_budget: Duration::from_millis(100),
             commit_samples: 50,
             max_wait_ms: None,
+            database: None,
         }
     }
 }
 
 /// One throughput run of one algorithm.
-struct Throughput {
-    alg: Algorithm,
-    load: LoadResult,
-    cpu: CpuUse,
-    metrics: SequencerMetrics,
-    db: DbSize,
-    /// The rows the server wrote (same claims and token hashes), for the SQLite baseline.
-    rows: Vec<BulkRow>,
+pub(crate) struct Throughput {
+    pub alg: Algorithm,
+    pub load: LoadResult,
+    pub cpu: CpuUse,
+    pub metrics: SequencerMetrics,
+    pub db: DbSize,
+    /// The rows the server wrote (same claims and token hashes), for the insert baselines.
+    pub rows: Vec<BulkRow>,
 }
 
-/// Runs the ingest benchmark.
+/// Runs the ingest benchmark (on PostgreSQL against SQLite with `database`).
 pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
+    if let Some(server) = &opts.database {
+        return crate::pg_ingest::run(opts, server);
+    }
     let workload = Workload::standard();
-    let rs = throughput(opts, &workload, Algorithm::RS256)?;
-    let es = throughput(opts, &workload, Algorithm::ES256)?;
+    let rs = throughput(opts, &workload, Algorithm::RS256, None)?;
+    let es = throughput(opts, &workload, Algorithm::ES256, None)?;
     let (latency, latency_metrics, latency_cpu) = latency(opts, &workload)?;
 
     progress("ingest: baselines (one core each; the server is stopped)");
@@ -338,7 +347,7 @@ pub fn run(opts: &IngestOptions) -> anyhow::Result<Report> {
 }
 
 /// Mints tokens `range` of the workload with the issuer's `alg` key, on every core.
-fn mint(
+pub(crate) fn mint(
     issuer: &TestIssuer,
     alg: Algorithm,
     workload: &Workload,
@@ -370,14 +379,16 @@ fn bodies(tokens: &[String], batch: usize) -> Vec<Body> {
     tokens.chunks(batch.max(1)).map(Body::tokens).collect()
 }
 
-/// A fresh server, a calibration run to size the pool, then the measured closed-loop run.
-fn throughput(
+/// A fresh server (its log in `database`, else in SQLite), a calibration run to size the
+/// pool, then the measured closed-loop run.
+pub(crate) fn throughput(
     opts: &IngestOptions,
     workload: &Workload,
     alg: Algorithm,
+    database: Option<Arc<BenchDatabase>>,
 ) -> anyhow::Result<Throughput> {
     let temp = tempfile::tempdir()?;
-    let ledger = Ledger::start(temp.path(), opts.max_wait_ms)?;
+    let ledger = Ledger::start_on(temp.path(), opts.max_wait_ms, database)?;
     let credential = ledger.server.create_credential("issuer", Some(VO));
     let url = ledger.server.url().to_string();
     let iat = now_secs();
@@ -436,10 +447,7 @@ fn throughput(
         "{alg:?}: {} reports acknowledged but the log holds {logged}",
         next + run.acknowledged
     );
-    let db_path = ledger.db_path();
-    let mut server = ledger.server;
-    server.stop();
-    let db = block_on(DbSize::measure(&db_path))?;
+    let db = ledger.stop_and_measure()?;
     let now_us = iat * 1_000_000;
     let rows = tokens[..run.acknowledged as usize]
         .iter()

@@ -2,13 +2,17 @@
 //! `tokenledger-server` binary on loopback.
 //!
 //! - [`ingest`]: durable ingest of real RS256 / ES256 JWTs, sustained throughput and latency
-//!   at a fixed offered rate, with JWT-verify, Ed25519-sign and SQLite-insert baselines.
+//!   at a fixed offered rate, with JWT-verify, Ed25519-sign and SQLite-insert baselines;
+//!   [`pg_ingest`]: RS256 with the log in PostgreSQL against the SQLite backend, same run.
 //! - [`resolve`]: `GET /v1/vos/{vo}/tokens/{jti}` at 10 M preloaded issuances.
 //! - [`proof`]: inclusion and consistency proofs at 10 M.
 //! - [`size`]: database bytes per issuance at 1 M and 10 M.
 //! - [`check`]: `tokenledger check` per process and in-process with 100 k suspended persons.
 //! - [`propagation`]: a VO-wide suspension until 50 following nodes deny; the ledger's CPU
 //!   with 1,000 waiting long polls.
+//!
+//! With `--database URL` the log is in a fresh PostgreSQL database on that server ([`pg`])
+//! for `ingest`, `resolve`, `proof` and `size`.
 //!
 //! Each benchmark returns a [`report::Report`]: one table and one JSON line. Quick options
 //! (`--quick`) run in seconds, so CI runs them and the benchmarks never rot; no benchmark
@@ -21,6 +25,9 @@ pub mod check;
 pub mod harness;
 pub mod ingest;
 pub mod load;
+pub mod pg;
+pub mod pg_baseline;
+pub mod pg_ingest;
 pub mod preload;
 pub mod proof;
 pub mod propagation;
@@ -47,6 +54,8 @@ pub struct PreloadOptions {
     pub dir: Option<PathBuf>,
     /// Overrides the server's sequencer `max_wait_ms`.
     pub max_wait_ms: Option<u64>,
+    /// The log in a database on this PostgreSQL server instead of SQLite.
+    pub database: Option<pg::PgServer>,
 }
 
 impl PreloadOptions {
@@ -58,6 +67,7 @@ impl PreloadOptions {
             milestones: vec![1_000_000, 10_000_000],
             dir: None,
             max_wait_ms: None,
+            database: None,
         }
     }
 
@@ -69,6 +79,7 @@ impl PreloadOptions {
             milestones: vec![10_000, 20_000],
             dir: None,
             max_wait_ms: None,
+            database: None,
         }
     }
 
@@ -78,6 +89,7 @@ impl PreloadOptions {
             &self.milestones,
             self.dir.as_deref(),
             self.max_wait_ms,
+            self.database.as_ref(),
         )
     }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use tokenledger_bench::check::CheckOptions;
 use tokenledger_bench::ingest::IngestOptions;
+use tokenledger_bench::pg::PgServer;
 use tokenledger_bench::proof::ProofOptions;
 use tokenledger_bench::propagation::PropagationOptions;
 use tokenledger_bench::report::Report;
@@ -64,6 +65,30 @@ struct IngestArgs {
     /// Run the server with this sequencer `max_wait_ms` instead of the default (0).
     #[arg(long)]
     max_wait_ms: Option<u64>,
+    #[command(flatten)]
+    postgres: PostgresArgs,
+}
+
+/// The PostgreSQL server of a run.
+#[derive(Args, Debug)]
+struct PostgresArgs {
+    /// Put the log in PostgreSQL: a fresh database per server on the server of this URL
+    /// (`postgres://user@host:port/postgres`; databases are made through its `postgres`
+    /// database). `ingest` then measures RS256 on PostgreSQL against the SQLite backend.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Keep the PostgreSQL databases made for the run (their names go to stderr).
+    #[arg(long, requires = "database")]
+    keep: bool,
+}
+
+impl PostgresArgs {
+    fn server(&self) -> anyhow::Result<Option<PgServer>> {
+        self.database
+            .as_deref()
+            .map(|url| PgServer::new(url, self.keep))
+            .transpose()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -85,6 +110,10 @@ struct PreloadArgs {
     /// what earlier runs did not.
     #[arg(long, default_value_t = 0)]
     sample: u64,
+    /// With --database and --data-dir, the database is named in the directory and kept, and
+    /// a later run with the same directory reuses it.
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 #[derive(Args, Debug)]
@@ -127,7 +156,7 @@ struct AllArgs {
 }
 
 impl IngestArgs {
-    fn options(&self) -> IngestOptions {
+    fn options(&self) -> anyhow::Result<IngestOptions> {
         let mut o = if self.quick {
             IngestOptions::quick()
         } else {
@@ -138,12 +167,13 @@ impl IngestArgs {
         o.seconds = self.seconds.unwrap_or(o.seconds);
         o.rate = self.rate.unwrap_or(o.rate);
         o.max_wait_ms = self.max_wait_ms;
-        o
+        o.database = self.postgres.server()?;
+        Ok(o)
     }
 }
 
 impl PreloadArgs {
-    fn options(&self) -> PreloadOptions {
+    fn options(&self) -> anyhow::Result<PreloadOptions> {
         let mut o = if self.quick {
             PreloadOptions::quick()
         } else {
@@ -155,7 +185,8 @@ impl PreloadArgs {
         }
         o.dir = self.data_dir.clone();
         o.max_wait_ms = self.max_wait_ms;
-        o
+        o.database = self.postgres.server()?;
+        Ok(o)
     }
 }
 
@@ -167,7 +198,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let print = |r: &Report| r.print();
     match cli.command {
-        Command::Ingest(args) => print(&tokenledger_bench::ingest::run(&args.options())?),
+        Command::Ingest(args) => print(&tokenledger_bench::ingest::run(&args.options()?)?),
         Command::Check(args) => print(&tokenledger_bench::check::run(pick(
             args.quick,
             CheckOptions::quick(),
@@ -175,27 +206,29 @@ fn main() -> anyhow::Result<()> {
         ))?),
         Command::Propagation(args) => print(&tokenledger_bench::propagation::run(args.options())?),
         Command::Resolve(args) => print(&resolve(
-            &args.options(),
+            &args.options()?,
             &ResolveOptions {
                 sample: args.sample,
                 ..pick(args.quick, ResolveOptions::quick(), ResolveOptions::full())
             },
         )?),
         Command::Proof(args) => print(&proof(
-            &args.options(),
+            &args.options()?,
             &ProofOptions {
                 sample: args.sample,
                 ..pick(args.quick, ProofOptions::quick(), ProofOptions::full())
             },
         )?),
-        Command::Size(args) => print(&size(&args.options())?),
+        Command::Size(args) => print(&size(&args.options()?)?),
         Command::All(args) => {
             let quick = args.preload.quick;
+            let preload = args.preload.options()?;
             let mut ingest = pick(quick, IngestOptions::quick(), IngestOptions::full());
             ingest.max_wait_ms = args.preload.max_wait_ms;
+            ingest.database = preload.database.clone();
             all(
                 &ingest,
-                &args.preload.options(),
+                &preload,
                 &pick(quick, ResolveOptions::quick(), ResolveOptions::full()),
                 &pick(quick, ProofOptions::quick(), ProofOptions::full()),
                 pick(quick, CheckOptions::quick(), CheckOptions::full()),

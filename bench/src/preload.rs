@@ -3,17 +3,27 @@
 //! database (measuring its size at each milestone on the way), and the server starts again
 //! on it. Before anything is measured, the checkpoint it signs is checked: signature by the
 //! log key, size, and the root the loader computed independently.
+//!
+//! The database is the SQLite file of the data directory, or with `--database` a PostgreSQL
+//! database made for the run (named in `--data-dir`, and kept, for the next runs), loaded
+//! through the ledger's PostgreSQL writer under the writer lease while no server runs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::Hash;
 use tokenledger_core::note::NoteVerifier;
 use tokenledger_server::clock::{Clock, SystemClock};
+use tokenledger_server::storage_errors::StorageErrors;
+use tokenledger_server::store::LedgerReader;
+use tokenledger_server::store::postgres::{DatabaseUrl, PostgresStore};
+use tokenledger_server::store::sqlite::SqliteStore;
 
 use crate::bulk::{self, BulkWriter, Timeline};
 use crate::harness::Ledger;
+use crate::pg::{BenchDatabase, PgServer};
 use crate::report::thousands;
 use crate::size::DbSize;
 use crate::workload::Workload;
@@ -27,6 +37,10 @@ const BULK_CACHE_MIB: u64 = 3_072;
 
 /// The longest wait for the server's page cache warm-up (3.8 GB took ~7 s on the test VM).
 const WARM_UP_LIMIT: Duration = Duration::from_secs(600);
+
+/// The longest wait for PostgreSQL to release the writer lease of a writer that closed its
+/// connection (the loader's, or a stopped server's).
+const LEASE_LIMIT: Duration = Duration::from_secs(30);
 
 /// The size of the database when the log reached a milestone.
 #[derive(Clone, Debug)]
@@ -64,28 +78,95 @@ impl Preloaded {
         server.stop();
     }
 
-    /// The database file.
+    /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.ledger.db_path()
+    }
+
+    /// The server's page cache warm-up: `7.2 s`, or why there was none.
+    pub fn warm_up_note(&self) -> String {
+        match self.database() {
+            None => format!("{:.1} s", self.warm_up.as_secs_f64()),
+            Some(_) => "none (PostgreSQL: its files as the preload left them in its \
+                        shared buffers and the page cache)"
+                .to_string(),
+        }
+    }
+
+    /// The PostgreSQL database of the log, if it is there.
+    pub fn database(&self) -> Option<&BenchDatabase> {
+        self.ledger.database.as_deref()
+    }
+
+    /// `SQLite` or `PostgreSQL (host)`: where the log is, for titles.
+    pub fn backend(&self) -> String {
+        match self.database() {
+            None => "SQLite".to_string(),
+            Some(db) => format!("PostgreSQL ({})", db.server().host()),
+        }
+    }
+
+    /// A reader of the loaded database in this process, through the server's own store
+    /// (one connection): for the in-process baselines.
+    pub async fn reader(&self) -> anyhow::Result<InProcessReader> {
+        Ok(match self.database() {
+            None => InProcessReader::Sqlite(SqliteStore::open_plain(&self.db_path(), 1).await?),
+            Some(db) => {
+                let url = DatabaseUrl::parse(db.url()).map_err(anyhow::Error::msg)?;
+                let errors = Arc::new(StorageErrors::default());
+                InProcessReader::Postgres(PostgresStore::open(&url, None, errors).await?)
+            }
+        })
+    }
+}
+
+/// The server's store of a preloaded database, opened in the bench's process.
+pub enum InProcessReader {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl InProcessReader {
+    /// The store's reads.
+    pub fn reads(&self) -> &dyn LedgerReader {
+        match self {
+            InProcessReader::Sqlite(store) => store,
+            InProcessReader::Postgres(store) => store,
+        }
+    }
+
+    /// Closes its connections.
+    pub async fn close(self) {
+        match self {
+            InProcessReader::Sqlite(store) => store.close().await,
+            InProcessReader::Postgres(store) => store.close().await,
+        }
     }
 }
 
 /// Preloads `entries` issuances, measuring the database at each of `milestones` passed on
 /// the way, and starts the server on the result (with `max_wait_ms` for its sequencer, if
 /// given). With `dir`, works there and keeps it; a log already holding at least `entries`
-/// entries there is reused as it is.
+/// entries there is reused as it is. With `postgres`, the log is in a database on that
+/// server: a fresh one, or with `dir` the one named there.
 pub fn preload(
     entries: u64,
     milestones: &[u64],
     dir: Option<&Path>,
     max_wait_ms: Option<u64>,
+    postgres: Option<&PgServer>,
 ) -> anyhow::Result<Preloaded> {
     let temp = match dir {
         Some(_) => None,
         None => Some(tempfile::tempdir()?),
     };
     let work = dir.unwrap_or_else(|| temp.as_ref().expect("a temporary directory").path());
-    let ledger = Ledger::start(work, None)?;
+    let database = match (postgres, dir) {
+        (None, _) => None,
+        (Some(server), Some(dir)) => Some(Arc::new(block_on(BenchDatabase::in_dir(server, dir))?)),
+        (Some(server), None) => Some(Arc::new(block_on(BenchDatabase::create(server))?)),
+    };
+    let ledger = Ledger::start_on(work, None, database.clone())?;
     let db_path = ledger.db_path();
     let existing = ledger.log_size();
     let mut server = ledger.server;
@@ -95,7 +176,13 @@ pub fn preload(
     let started = Instant::now();
     let mut measured = Vec::new();
     let root = block_on(async {
-        let mut writer = BulkWriter::open_for_bulk(&db_path, BULK_CACHE_MIB).await?;
+        let mut writer = match &database {
+            None => BulkWriter::open_for_bulk(&db_path, BULK_CACHE_MIB).await?,
+            Some(db) => {
+                db.wait_for_free_lease(LEASE_LIMIT).await?;
+                BulkWriter::open_postgres(db.url()).await?
+            }
+        };
         if existing < entries {
             let timeline = Timeline::ending_at(SystemClock.now_micros(), entries);
             let mut pending: Vec<u64> = milestones
@@ -146,7 +233,10 @@ pub fn preload(
                         "preload: measuring the database at {}",
                         thousands(writer.size())
                     ));
-                    let size = DbSize::measure_on(writer.conn(), &db_path).await?;
+                    let size = match &database {
+                        None => DbSize::measure_on(writer.conn(), &db_path).await?,
+                        Some(db) => DbSize::measure_postgres(db).await?,
+                    };
                     measured.push(Milestone {
                         size,
                         load_rate: rate,
@@ -158,6 +248,9 @@ pub fn preload(
         let root = writer.root();
         let size = writer.size();
         writer.close().await?;
+        if let Some(db) = &database {
+            db.wait_for_free_lease(LEASE_LIMIT).await?;
+        }
         anyhow::Ok((size, root))
     })?;
     let load_time = if existing < entries {
@@ -166,9 +259,13 @@ pub fn preload(
         Duration::ZERO
     };
 
-    let ledger = Ledger::start(work, max_wait_ms)?;
+    let ledger = Ledger::start_on(work, max_wait_ms, database)?;
     let (checkpoint, verifier) = verified_checkpoint(&ledger, root)?;
-    let warm_up = ledger.wait_for_page_cache_warm_up(WARM_UP_LIMIT)?;
+    // Only the SQLite engine reads its file into the page cache at start.
+    let warm_up = match &ledger.database {
+        None => ledger.wait_for_page_cache_warm_up(WARM_UP_LIMIT)?,
+        Some(_) => Duration::ZERO,
+    };
     progress(&format!(
         "preload: server started on {} entries; checkpoint verified; page cache warm-up {:.1} s",
         thousands(checkpoint.size),

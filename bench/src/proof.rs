@@ -13,7 +13,6 @@ use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash, leaf_hash};
 use tokenledger_core::wire::{ConsistencyProof, InclusionProof};
 use tokenledger_server::store::LedgerReader;
-use tokenledger_server::store::sqlite::SqliteStore;
 
 use crate::harness::{CpuUse, disk_reads_kib, tuning_note};
 use crate::load::sequential_gets;
@@ -112,12 +111,13 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
 
     progress("proof: verifying every proof; in-process baselines");
     let (raw_inclusion, raw_consistency) = block_on(async {
-        let store = SqliteStore::open_plain(&pre.db_path(), 1).await?;
+        let reader = pre.reader().await?;
+        let store = reader.reads();
         for (body, i) in inclusion.bodies.iter().zip(&indexes[opts.warmup..]) {
-            check_inclusion(&store, body, *i, size, &root).await?;
+            check_inclusion(store, body, *i, size, &root).await?;
         }
         for (body, m) in consistency.bodies.iter().zip(&olders[opts.warmup..]) {
-            check_consistency(&store, body, *m, size, &root).await?;
+            check_consistency(store, body, *m, size, &root).await?;
         }
         // Fresh random positions: the checks above have just read the timed ones' pages.
         let raw_indexes = sample_below(size, opts.requests, sample_seed(0x7261_7769, opts.sample));
@@ -129,16 +129,18 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         .into_iter()
         .map(|m| m + 1)
         .collect();
-        let raw = raw_latencies(&store, &raw_indexes, &raw_olders, size).await;
-        store.close().await;
+        let raw = raw_latencies(store, &raw_indexes, &raw_olders, size).await;
+        reader.close().await;
         raw
     })?;
 
     let mut report = Report::new(
         "proof",
         format!(
-            "proof: inclusion and consistency proofs over HTTP at {} entries, sequential{}",
+            "proof: inclusion and consistency proofs over HTTP at {} entries, sequential, log \
+             in {}{}",
             thousands(size),
+            pre.backend(),
             tuning_note(pre.max_wait_ms)
         ),
         opts.quick,
@@ -181,7 +183,7 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
     }
     report.row(Row::plain(
         "server's page cache warm-up at start, waited for",
-        format!("{:.1} s", pre.warm_up.as_secs_f64()),
+        pre.warm_up_note(),
     ));
     report.row(Row::plain(
         "baseline: HTTP round trip, GET /healthz, p50 / p99",
@@ -205,7 +207,7 @@ struct Timed {
 
 /// The inclusion proof is of the stored entry's leaf and leads to the checkpoint root.
 async fn check_inclusion(
-    store: &SqliteStore,
+    store: &dyn LedgerReader,
     body: &str,
     index: u64,
     size: u64,
@@ -231,7 +233,7 @@ async fn check_inclusion(
 /// The consistency proof links the older tree (root rebuilt from stored hashes) to the
 /// checkpoint root.
 async fn check_consistency(
-    store: &SqliteStore,
+    store: &dyn LedgerReader,
     body: &str,
     older: u64,
     size: u64,
@@ -249,7 +251,7 @@ async fn check_consistency(
 
 /// The same proofs read in-process, through the server's own reads on one connection.
 async fn raw_latencies(
-    store: &SqliteStore,
+    store: &dyn LedgerReader,
     indexes: &[u64],
     olders: &[u64],
     size: u64,

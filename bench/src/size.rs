@@ -1,12 +1,14 @@
 //! `size`: database bytes per issuance, indexes included, at the preload milestones (1 M and
-//! 10 M by default), with the share of every table and index (SQLite's `dbstat`) and the
-//! mean canonical leaf beside it: the bytes that are hashed, which no layout can avoid.
+//! 10 M by default), with the share of every table and index (SQLite's `dbstat`; on
+//! PostgreSQL its relation sizes) and the mean canonical leaf beside it: the bytes that are
+//! hashed, which no layout can avoid.
 
 use std::path::Path;
 
 use sqlx::{ConnectOptions, SqliteConnection};
 use tokenledger_server::store::sqlite::connect_options;
 
+use crate::pg::BenchDatabase;
 use crate::preload::Preloaded;
 use crate::report::{Report, Row, thousands};
 
@@ -68,6 +70,36 @@ impl DbSize {
         })
     }
 
+    /// Measures the PostgreSQL database `db`, whose writer is idle or gone: `file_bytes` is
+    /// the sum of its tables (heap, TOAST, free space and visibility maps) and indexes in
+    /// the ledger's schema; the catalog and the WAL are left out.
+    pub async fn measure_postgres(db: &BenchDatabase) -> anyhow::Result<DbSize> {
+        let mut conn = db.connect().await?;
+        let (entries,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries")
+            .fetch_one(&mut conn)
+            .await?;
+        let objects: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.relname::text, CASE WHEN c.relkind = 'r' THEN pg_table_size(c.oid) \
+             ELSE pg_relation_size(c.oid) END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i') ORDER BY 2 DESC, 1",
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        let (mean_leaf,): (Option<f64>,) =
+            sqlx::query_as("SELECT avg(octet_length(leaf))::float8 FROM entries")
+                .fetch_one(&mut conn)
+                .await?;
+        sqlx::Connection::close(conn).await?;
+        let objects: Objects = objects.into_iter().map(|(n, b)| (n, b as u64)).collect();
+        Ok(DbSize {
+            entries: entries as u64,
+            file_bytes: objects.iter().map(|(_, b)| b).sum(),
+            objects,
+            mean_leaf: mean_leaf.unwrap_or(0.0),
+        })
+    }
+
     /// The objects holding at least 1 % of the file, and the others.
     pub fn split_objects(&self) -> (Objects, Objects) {
         let total: u64 = self.objects.iter().map(|(_, b)| b).sum();
@@ -87,7 +119,10 @@ impl DbSize {
 pub fn report(pre: &Preloaded, quick: bool) -> Report {
     let mut report = Report::new(
         "size",
-        "size: SQLite database bytes per issuance, indexes included (bulk-loaded as ingest writes)",
+        format!(
+            "size: {} database bytes per issuance, indexes included (bulk-loaded as ingest writes)",
+            pre.backend()
+        ),
         quick,
     );
     for m in &pre.milestones {
