@@ -91,8 +91,9 @@ pub struct BulkWriter {
 enum Engine {
     /// The sequencer's `SqliteWriter`, whose dictionary training the loader can wait for.
     Sqlite(Box<SqliteWriter>),
-    /// A PostgreSQL writer taken through the writer lease, as a server takes it.
-    Postgres(Box<dyn LedgerWriter>),
+    /// A PostgreSQL writer taken through the writer lease, as a server takes it, and the
+    /// `compress_after` it was given.
+    Postgres(Box<dyn LedgerWriter>, usize),
 }
 
 /// How long a PostgreSQL load pauses after its raw leaves, for the compression dictionary
@@ -130,7 +131,7 @@ impl BulkWriter {
         store.close().await;
         let frontier = writer.open_log().await?;
         Ok(BulkWriter {
-            engine: Engine::Postgres(writer),
+            engine: Engine::Postgres(writer, compress_after),
             frontier,
         })
     }
@@ -178,7 +179,7 @@ impl BulkWriter {
                 writer.wait_for_training().await?;
                 Duration::ZERO
             }
-            Engine::Postgres(_) => {
+            Engine::Postgres(..) => {
                 tokio::time::sleep(TRAINING_PAUSE).await;
                 TRAINING_PAUSE
             }
@@ -193,10 +194,9 @@ impl BulkWriter {
     fn raw_leaves_wanted(&self, rows: usize) -> usize {
         match &self.engine {
             Engine::Sqlite(writer) => writer.samples_wanted(),
-            Engine::Postgres(_) => {
-                let compress_after = Config::load(None).map_or(0, |c| c.log.compress_after);
+            Engine::Postgres(_, compress_after) => {
                 let size = self.frontier.size() as usize;
-                if size < compress_after && size + rows > compress_after {
+                if size < *compress_after && size + rows > *compress_after {
                     compress_after - size
                 } else {
                     0
@@ -208,7 +208,7 @@ impl BulkWriter {
     async fn write_one(&mut self, rows: &[BulkRow]) -> anyhow::Result<()> {
         let writer: &mut dyn LedgerWriter = match &mut self.engine {
             Engine::Sqlite(writer) => writer.as_mut(),
-            Engine::Postgres(writer) => writer.as_mut(),
+            Engine::Postgres(writer, _) => writer.as_mut(),
         };
         self.frontier = append_rows(writer, &self.frontier, rows).await?;
         Ok(())
@@ -230,7 +230,7 @@ impl BulkWriter {
     pub async fn close(self) -> anyhow::Result<()> {
         match self.engine {
             Engine::Sqlite(writer) => writer.close().await?,
-            Engine::Postgres(writer) => drop(writer),
+            Engine::Postgres(writer, _) => drop(writer),
         }
         Ok(())
     }
@@ -240,7 +240,7 @@ impl BulkWriter {
     pub fn conn(&mut self) -> &mut SqliteConnection {
         match &mut self.engine {
             Engine::Sqlite(writer) => writer.connection(),
-            Engine::Postgres(_) => {
+            Engine::Postgres(..) => {
                 panic!("BulkWriter::conn: a PostgreSQL load has no SQLite connection")
             }
         }
