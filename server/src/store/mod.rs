@@ -4,6 +4,7 @@
 
 mod error;
 pub mod leaf_codec;
+pub mod migrate;
 pub mod ownership;
 pub mod postgres;
 mod rows;
