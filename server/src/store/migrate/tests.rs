@@ -32,8 +32,9 @@ use crate::store::{IssuanceKey, StateChange, SuspensionRecord};
 const ORIGIN: &str = "test/migrate";
 /// Leaves stored raw before the writer trains a dictionary and compresses the rest.
 const COMPRESS_AFTER: usize = 300;
-/// Entries of the source log (several check chunks would need more; the e2e test has them).
-const ISSUANCES: usize = 700;
+/// Issuances of the source log: more than one chunk of the check, more stored hashes than
+/// one batch of the copy.
+const ISSUANCES: usize = 4500;
 
 fn signer() -> NoteSigner {
     NoteSigner::from_seed(ORIGIN, [7; 32]).unwrap()
@@ -138,7 +139,7 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
         signer(),
         ORIGIN.into(),
         BatchLimits {
-            max_batch: 100,
+            max_batch: 500,
             max_wait: Duration::ZERO,
             queue_depth: 8,
         },
@@ -167,7 +168,7 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
     while next < ISSUANCES || compressed(&path).await == 0 {
         assert!(Instant::now() < deadline, "no leaf was compressed");
         let batch = if next < ISSUANCES {
-            let end = (next + 50).min(ISSUANCES);
+            let end = (next + 500).min(ISSUANCES);
             let batch = (next..end).map(|n| issuance(n, all[n].clone())).collect();
             next = end;
             batch
@@ -533,15 +534,22 @@ async fn a_tampered_source_or_another_logs_key_is_refused_and_nothing_is_written
         .unwrap();
     let size = size as u64;
 
-    // A leaf's stored hash; the stored hash of the checkpoint's largest subtree (and its copy
-    // in upper_hashes); that copy alone.
-    let leaf = merkle::stored_hash_index(0, 5);
+    // A leaf's stored hash and a stored hash of level 1 (both in the second chunk the check
+    // reads); the stored hash of the checkpoint's largest subtree (and its copy in
+    // upper_hashes); that copy alone.
+    let leaf = merkle::stored_hash_index(0, 4200);
+    let pair = merkle::stored_hash_index(1, 2101);
     let subtree = merkle::tree_hash_indexes(size)[0];
     for (tables, index, expected) in [
         (
             &["hashes"][..],
             leaf,
-            "entry 5: the leaf and its stored leaf hash disagree".to_string(),
+            "entry 4200: the leaf and its stored leaf hash disagree".to_string(),
+        ),
+        (
+            &["hashes"][..],
+            pair,
+            format!("stored hash {pair} is not the hash of the subtree the leaves give"),
         ),
         (
             &["hashes", "upper_hashes"][..],
