@@ -40,7 +40,8 @@ fn signer() -> NoteSigner {
     NoteSigner::from_seed(ORIGIN, [7; 32]).unwrap()
 }
 
-/// A PostgreSQL database of its own for one test, dropped at the end.
+/// A fresh database for one test, dropped at the end: the shape of
+/// `tokenledger_testpg::database()` (branch pgtests), which replaces it once it is on main.
 struct TestDatabase {
     admin: String,
     name: String,
@@ -48,49 +49,25 @@ struct TestDatabase {
 }
 
 impl TestDatabase {
-    fn url(&self) -> DatabaseUrl {
-        DatabaseUrl::parse(&self.url).unwrap()
-    }
-
-    async fn connect(&self) -> PgConnection {
-        PgConnectOptions::from_str(&self.url)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+    fn url(&self) -> &str {
+        &self.url
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop runs inside the test's runtime: the statement gets a thread and runtime of its own.
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    let mut conn = PgConnectOptions::from_str(&admin)
-                        .unwrap()
-                        .connect()
-                        .await?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await
-                })
-        })
-        .join();
+        let dropped = psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
         if !std::thread::panicking() {
-            dropped.unwrap().unwrap();
+            dropped.unwrap();
         }
     }
 }
 
 /// A new, empty database on the server of `TOKENLEDGER_TEST_PG_URL`.
-async fn database() -> TestDatabase {
+fn database() -> TestDatabase {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let admin = std::env::var("TOKENLEDGER_TEST_PG_URL").expect(
         "TOKENLEDGER_TEST_PG_URL must name a PostgreSQL database to create test databases from",
@@ -100,27 +77,38 @@ async fn database() -> TestDatabase {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let mut conn = PgConnectOptions::from_str(&admin)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let url = with_database(&admin, &name);
-    TestDatabase { admin, name, url }
-}
-
-/// `url` naming database `name` instead of its own.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_at(url.find('?').unwrap_or(url.len()));
+    psql(&admin, &format!("CREATE DATABASE {name}")).unwrap();
+    let (base, query) = admin.split_at(admin.find('?').unwrap_or(admin.len()));
     let authority = base.find("://").unwrap() + 3;
     let end = base[authority..]
         .find('/')
         .map_or(base.len(), |i| authority + i);
-    format!("{}/{name}{query}", &base[..end])
+    let url = format!("{}/{name}{query}", &base[..end]);
+    TestDatabase { admin, name, url }
+}
+
+/// Runs one statement with `psql`.
+fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let out = std::process::Command::new("psql")
+        .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .map_err(|e| format!("running psql: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+async fn connect(db: &TestDatabase) -> PgConnection {
+    PgConnectOptions::from_str(db.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 /// A SQLite ledger with rows in every table: issuances (some compressed, two identities, a
@@ -307,11 +295,14 @@ async fn migrate_with(
     key: &NoteSigner,
 ) -> anyhow::Result<MigrationReport> {
     let mut seen = Vec::new();
-    let report = copy_ledger(path, &target.url(), &key.verifier(), &mut |p: Progress<
-        '_,
-    >| {
-        seen.push((p.table.to_string(), p.copied, p.total));
-    })
+    let report = copy_ledger(
+        path,
+        &DatabaseUrl::parse(target.url()).unwrap(),
+        &key.verifier(),
+        &mut |p: Progress<'_>| {
+            seen.push((p.table.to_string(), p.copied, p.total));
+        },
+    )
     .await;
     if report.is_ok() {
         for table in TABLES {
@@ -441,7 +432,7 @@ async fn tables_in(pg: &mut PgConnection) -> Vec<String> {
 #[tokio::test]
 async fn a_ledger_is_copied_row_for_row_with_its_root_and_its_ids_go_on() {
     let (_dir, path, root) = source_ledger().await;
-    let target = database().await;
+    let target = database();
     let report = migrate(&path, &target).await.unwrap();
     let mut source = sqlite(&path).await;
     let (entries,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM entries")
@@ -454,7 +445,7 @@ async fn a_ledger_is_copied_row_for_row_with_its_root_and_its_ids_go_on() {
     assert_eq!(checkpoint.size, report.size, "stored at shutdown");
     assert_eq!(report.tables.len(), TABLES.len());
 
-    let mut pg = target.connect().await;
+    let mut pg = connect(&target).await;
     assert_same_rows(&path, &mut pg).await;
     let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
         .fetch_all(&mut pg)
@@ -483,8 +474,8 @@ async fn a_ledger_is_copied_row_for_row_with_its_root_and_its_ids_go_on() {
 #[tokio::test]
 async fn a_target_holding_rows_is_refused_and_kept() {
     let (_dir, path, _) = source_ledger().await;
-    let target = database().await;
-    let mut pg = target.connect().await;
+    let target = database();
+    let mut pg = connect(&target).await;
     MIGRATOR.run(&mut pg).await.unwrap();
     sqlx::query("INSERT INTO sites VALUES ('OTHER', 1)")
         .execute(&mut pg)
@@ -504,8 +495,8 @@ async fn a_target_holding_rows_is_refused_and_kept() {
     assert_eq!((sites, entries), (1, 0));
 
     // A database holding anything else is not empty either.
-    let other = database().await;
-    let mut pg = other.connect().await;
+    let other = database();
+    let mut pg = connect(&other).await;
     sqlx::raw_sql("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine')")
         .execute(&mut pg)
         .await
@@ -525,8 +516,8 @@ async fn a_target_holding_rows_is_refused_and_kept() {
 #[tokio::test]
 async fn a_tampered_source_or_another_logs_key_is_refused_and_nothing_is_written() {
     let (_dir, path, _) = source_ledger().await;
-    let target = database().await;
-    let mut pg = target.connect().await;
+    let target = database();
+    let mut pg = connect(&target).await;
     let mut source = sqlite(&path).await;
     let (size,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM entries")
         .fetch_one(&mut source)
