@@ -190,7 +190,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Progress lines on a table larger than this are written every this many rows.
+/// Progress lines on a table (or the check of a log) larger than this are written every this
+/// many rows (entries).
 const PROGRESS_ROWS: u64 = 100_000;
 
 async fn migrate_to(config: Config, to: &str) -> anyhow::Result<()> {
@@ -201,13 +202,25 @@ async fn migrate_to(config: Config, to: &str) -> anyhow::Result<()> {
         config.db_path().display()
     );
     let mut shown = 0;
-    let report = migrate::run(&config, &target, &mut |p: Progress<'_>| {
-        if p.copied == p.total {
-            eprintln!("  {}: {} rows", p.table, p.copied);
-            shown = 0;
-        } else if p.copied >= shown + PROGRESS_ROWS {
-            eprintln!("  {}: {} of {} rows", p.table, p.copied, p.total);
-            shown = p.copied;
+    let report = migrate::run(&config, &target, &mut |p: Progress<'_>| match p {
+        Progress::Copied {
+            table,
+            copied,
+            total,
+        } => {
+            if copied == total {
+                eprintln!("  copied {table}: {copied} rows");
+                shown = 0;
+            } else if copied >= shown + PROGRESS_ROWS {
+                eprintln!("  copying {table}: {copied} of {total} rows");
+                shown = copied;
+            }
+        }
+        Progress::Checked { entries, size } => {
+            if entries == size || entries >= shown + PROGRESS_ROWS {
+                eprintln!("  checked {entries} of {size} entries and their stored hashes");
+                shown = entries;
+            }
         }
     })
     .await

@@ -232,8 +232,12 @@ fn a_stopped_ledger_is_copied_with_every_row_and_its_newest_checkpoint() {
         "{stdout}"
     );
     assert!(
-        stderr.contains(&format!("entries: {size} rows")),
+        stderr.contains(&format!("copied entries: {size} rows")),
         "progress per table: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("checked {size} of {size} entries")),
+        "{stderr}"
     );
     assert!(stderr.contains("copy both (mode 0600)"), "{stderr}");
     assert!(

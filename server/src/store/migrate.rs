@@ -75,13 +75,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The table of applied migrations (sqlx's), in both databases.
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
-/// Where the copy is: after each batch of a table, and once when the table is done
-/// (`copied == total`).
+/// How far a migration is.
 #[derive(Clone, Copy, Debug)]
-pub struct Progress<'a> {
-    pub table: &'a str,
-    pub copied: u64,
-    pub total: u64,
+pub enum Progress<'a> {
+    /// Rows of `table` copied, of the snapshot's `total`: after each batch, and once for a
+    /// table without rows.
+    Copied {
+        table: &'a str,
+        copied: u64,
+        total: u64,
+    },
+    /// Entries of the copy checked (each leaf and the stored hashes its append gave), of
+    /// `size`: after each chunk read back.
+    Checked { entries: u64, size: u64 },
 }
 
 /// What a migration copied and checked.
@@ -151,7 +157,7 @@ pub async fn copy_ledger(
         Err(e) => {
             // Best effort: the connection closing would roll back too.
             let _ = copy.rollback().await;
-            return Err(e.context(format!("nothing was written to {target}")));
+            return Err(e.context("rolled back: nothing was written to the target"));
         }
     };
     copy.commit()
@@ -196,7 +202,7 @@ async fn copy_and_check(
     }
     restart_identities(pg).await?;
     check_row_counts(pg, source_rows, &tables).await?;
-    let log = check_log(pg, verifier).await?;
+    let log = check_log(pg, verifier, progress).await?;
     Ok((tables, log))
 }
 
@@ -289,7 +295,7 @@ async fn refuse_a_target_with_rows(pg: &mut PgConnection) -> anyhow::Result<()> 
     if !holding.is_empty() {
         bail!(
             "the target database is not empty (rows in {}): migrate copies a ledger into an \
-             empty database only",
+             empty database only (make a new one: createdb -O OWNER NAME)",
             holding.join(", ")
         );
     }
@@ -441,7 +447,7 @@ async fn copy_table(
             );
             copied += written;
             in_batch = 0;
-            progress(Progress {
+            progress(Progress::Copied {
                 table,
                 copied,
                 total,
@@ -452,7 +458,7 @@ async fn copy_table(
         }
     }
     if copied == 0 {
-        progress(Progress {
+        progress(Progress::Copied {
             table,
             copied,
             total,
@@ -515,7 +521,11 @@ async fn check_row_counts(
 
 /// Checks the copied log (see the module's documentation) and returns its size, root and
 /// newest checkpoint.
-async fn check_log(pg: &mut PgConnection, verifier: &NoteVerifier) -> anyhow::Result<CopiedLog> {
+async fn check_log(
+    pg: &mut PgConnection,
+    verifier: &NoteVerifier,
+    progress: &mut (dyn FnMut(Progress<'_>) + Send),
+) -> anyhow::Result<CopiedLog> {
     let (rows, size): (i64, i64) =
         sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(idx) + 1, 0) FROM entries")
             .fetch_one(&mut *pg)
@@ -545,7 +555,7 @@ async fn check_log(pg: &mut PgConnection, verifier: &NoteVerifier) -> anyhow::Re
         "{differing} rows of upper_hashes differ from their stored hashes"
     );
     let checkpoint = newest_checkpoint(pg, verifier, size).await?;
-    let root = check_tree(pg, size, checkpoint.as_ref()).await?;
+    let root = check_tree(pg, size, checkpoint.as_ref(), progress).await?;
     Ok((size, root, checkpoint))
 }
 
@@ -598,6 +608,7 @@ async fn check_tree(
     pg: &mut PgConnection,
     size: u64,
     checkpoint: Option<&Checkpoint>,
+    progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> anyhow::Result<Hash> {
     let decoders = Arc::new(LeafDecoders::default());
     let dictionaries: Vec<(i64, Vec<u8>)> =
@@ -648,6 +659,7 @@ async fn check_tree(
         tree = tokio::task::spawn_blocking(move || tree.check(&decoders, chunk))
             .await
             .context("checking leaves")??;
+        progress(Progress::Checked { entries: end, size });
         start = end;
     }
     Ok(tree.frontier.root())

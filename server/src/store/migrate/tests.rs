@@ -294,23 +294,33 @@ async fn migrate_with(
     target: &TestDatabase,
     key: &NoteSigner,
 ) -> anyhow::Result<MigrationReport> {
-    let mut seen = Vec::new();
+    let mut copied = Vec::new();
+    let mut checked = 0;
     let report = copy_ledger(
         path,
         &DatabaseUrl::parse(target.url()).unwrap(),
         &key.verifier(),
-        &mut |p: Progress<'_>| {
-            seen.push((p.table.to_string(), p.copied, p.total));
+        &mut |p: Progress<'_>| match p {
+            Progress::Copied {
+                table,
+                copied: rows,
+                total,
+            } => copied.push((table.to_string(), rows, total)),
+            Progress::Checked { entries, size } => {
+                assert!(entries > checked && entries <= size, "{entries} of {size}");
+                checked = entries;
+            }
         },
     )
     .await;
-    if report.is_ok() {
+    if let Ok(report) = &report {
         for table in TABLES {
-            let done = seen
+            let done = copied
                 .iter()
-                .any(|(t, copied, total)| t == table && copied == total);
-            assert!(done, "no progress said {table} was copied: {seen:?}");
+                .any(|(t, rows, total)| t == table && rows == total);
+            assert!(done, "no progress said {table} was copied: {copied:?}");
         }
+        assert_eq!(checked, report.size, "every entry checked");
     }
     report
 }
