@@ -4,18 +4,19 @@
 //! and the ledger's newest checkpoint, a second migration into it is refused, the URL's
 //! password is never printed. A migration beside a server under ingest copies one snapshot.
 //!
-//! PostgreSQL comes from `TOKENLEDGER_TEST_PG_URL` (a database the test may create databases
-//! on); the test fails without it.
+//! PostgreSQL comes from `tokenledger_testpg` (`TOKENLEDGER_TEST_PG_URL`, else a private
+//! cluster); the test fails without it.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, SqliteConnection};
 use tokenledger_e2e::{TestServer, batch, db};
+use tokenledger_testpg::database;
 
 /// Leaves are compressed after the first 1000, so the copy holds both kinds.
 const CONFIG: &str = "[log]\ncompress_after = 1000\n\n\
@@ -23,73 +24,6 @@ const CONFIG: &str = "[log]\ncompress_after = 1000\n\n\
 /// Issuances logged before the migration, in reports of [`BATCH`].
 const ISSUANCES: u64 = 3000;
 const BATCH: u64 = 250;
-
-/// A fresh database for one test, dropped at the end: the shape of
-/// `tokenledger_testpg::database()` (branch pgtests), which replaces it once it is on main.
-struct TestDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// `psql -At`: one row a line, fields separated by `|`, trimmed.
-    fn query(&self, sql: &str) -> String {
-        psql(&self.url, sql).unwrap()
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let dropped = psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-        if !std::thread::panicking() {
-            dropped.unwrap();
-        }
-    }
-}
-
-/// A new, empty database on the server of `TOKENLEDGER_TEST_PG_URL`.
-fn database() -> TestDatabase {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let admin = std::env::var("TOKENLEDGER_TEST_PG_URL").expect(
-        "TOKENLEDGER_TEST_PG_URL must name a PostgreSQL database to create test databases from",
-    );
-    let name = format!(
-        "tl_migrate_e2e_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    psql(&admin, &format!("CREATE DATABASE {name}")).unwrap();
-    let (base, query) = admin.split_at(admin.find('?').unwrap_or(admin.len()));
-    let authority = base.find("://").unwrap() + 3;
-    let end = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    let url = format!("{}/{name}{query}", &base[..end]);
-    TestDatabase { admin, name, url }
-}
-
-fn psql(url: &str, sql: &str) -> Result<String, String> {
-    let out = std::process::Command::new("psql")
-        .args([url, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .map_err(|e| format!("running psql: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(format!(
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
 
 /// `url` and the password it carries: its own, or one added (a server that trusts loopback
 /// ignores it), so the test can look for it in the output.

@@ -1,15 +1,15 @@
 //! The migration from a SQLite ledger written by the real sequencer and writer (compressed
 //! leaves, every table holding rows) into a real PostgreSQL database: the copy equals the
-//! source row for row, its root the source's; a target with rows is refused; a tampered source
-//! or another log's key is refused and leaves the target as it was.
+//! source row for row, its root the source's, and the PostgreSQL engine takes it up (its
+//! readers answer as SQLite's, its writer appends after the copied log); a target with rows is
+//! refused; a tampered source or another log's key is refused and leaves the target as it was.
 //!
-//! PostgreSQL comes from `TOKENLEDGER_TEST_PG_URL` (a database the tests may create databases
-//! on); a test fails without it.
+//! PostgreSQL comes from `tokenledger_testpg` (`TOKENLEDGER_TEST_PG_URL`, else a private
+//! cluster); a test fails without it.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
@@ -19,17 +19,21 @@ use tokenledger_core::blocklist::Scope;
 use tokenledger_core::ids::{Jti, Site, Vo};
 use tokenledger_core::merkle::{self, Hash, leaf_hash};
 use tokenledger_core::note::NoteSigner;
+use tokenledger_testpg::{TestDatabase, database};
 
 use super::{MigrationReport, Progress, TABLES, copy_ledger};
 use crate::clock::SystemClock;
 use crate::metrics::Metrics;
 use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer};
 use crate::store::leaf_codec::tests::leaves;
-use crate::store::postgres::{DatabaseUrl, MIGRATOR};
+use crate::store::postgres::{DatabaseUrl, MIGRATOR, PostgresLease, PostgresStore};
 use crate::store::sqlite::{SqliteStore, SqliteWriter};
-use crate::store::{IssuanceKey, StateChange, SuspensionRecord};
+use crate::store::{
+    IssuanceKey, LedgerReader, LedgerWriter, StateChange, SuspensionRecord, WriterLease, ownership,
+};
 
 const ORIGIN: &str = "test/migrate";
+const ISS: &str = "https://iam.example.org/";
 /// Leaves stored raw before the writer trains a dictionary and compresses the rest.
 const COMPRESS_AFTER: usize = 300;
 /// Issuances of the source log: more than one chunk of the check, more stored hashes than
@@ -40,75 +44,47 @@ fn signer() -> NoteSigner {
     NoteSigner::from_seed(ORIGIN, [7; 32]).unwrap()
 }
 
-/// A fresh database for one test, dropped at the end: the shape of
-/// `tokenledger_testpg::database()` (branch pgtests), which replaces it once it is on main.
-struct TestDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let dropped = psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-        if !std::thread::panicking() {
-            dropped.unwrap();
-        }
-    }
-}
-
-/// A new, empty database on the server of `TOKENLEDGER_TEST_PG_URL`.
-fn database() -> TestDatabase {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let admin = std::env::var("TOKENLEDGER_TEST_PG_URL").expect(
-        "TOKENLEDGER_TEST_PG_URL must name a PostgreSQL database to create test databases from",
-    );
-    let name = format!(
-        "tl_migrate_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    psql(&admin, &format!("CREATE DATABASE {name}")).unwrap();
-    let (base, query) = admin.split_at(admin.find('?').unwrap_or(admin.len()));
-    let authority = base.find("://").unwrap() + 3;
-    let end = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    let url = format!("{}/{name}{query}", &base[..end]);
-    TestDatabase { admin, name, url }
-}
-
-/// Runs one statement with `psql`.
-fn psql(url: &str, sql: &str) -> Result<(), String> {
-    let out = std::process::Command::new("psql")
-        .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .map_err(|e| format!("running psql: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 async fn connect(db: &TestDatabase) -> PgConnection {
     PgConnectOptions::from_str(db.url())
         .unwrap()
         .connect()
         .await
         .unwrap()
+}
+
+/// The sequencer over `writer`.
+async fn start(writer: Box<dyn LedgerWriter>) -> (Sequencer, tokio::task::JoinHandle<()>) {
+    Sequencer::start(
+        writer,
+        signer(),
+        ORIGIN.into(),
+        BatchLimits {
+            max_batch: 500,
+            max_wait: Duration::ZERO,
+            queue_depth: 8,
+        },
+        Arc::new(Metrics::default()),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap()
+}
+
+/// Issuance `n` of the source ledger (jti-n of user-0 or user-1, every third by a client).
+fn issuance(n: usize, leaf: Vec<u8>) -> PreparedEntry {
+    PreparedEntry {
+        leaf_hash: leaf_hash(&leaf),
+        leaf,
+        logged_at: n as i64,
+        kind: EntryKind::Issuance(IssuanceKey {
+            jti: Jti::unchecked(format!("jti-{n}")),
+            iss: ISS.into(),
+            sub: format!("user-{}", n % 2),
+            vo: Vo::unchecked("atlas"),
+            client_id: n.is_multiple_of(3).then(|| "pilot-factory".into()),
+            refresh_jti: None,
+        }),
+    }
 }
 
 /// A SQLite ledger with rows in every table: issuances (some compressed, two identities, a
@@ -122,33 +98,7 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
     let writer = SqliteWriter::open(&path, Default::default(), COMPRESS_AFTER)
         .await
         .unwrap();
-    let (sequencer, task) = Sequencer::start(
-        Box::new(writer),
-        signer(),
-        ORIGIN.into(),
-        BatchLimits {
-            max_batch: 500,
-            max_wait: Duration::ZERO,
-            queue_depth: 8,
-        },
-        Arc::new(Metrics::default()),
-        Arc::new(SystemClock),
-    )
-    .await
-    .unwrap();
-    let issuance = |n: usize, leaf: Vec<u8>| PreparedEntry {
-        leaf_hash: leaf_hash(&leaf),
-        leaf,
-        logged_at: n as i64,
-        kind: EntryKind::Issuance(IssuanceKey {
-            jti: Jti::unchecked(format!("jti-{n}")),
-            iss: "https://iam.example.org/".into(),
-            sub: format!("user-{}", n % 2),
-            vo: Vo::unchecked("atlas"),
-            client_id: n.is_multiple_of(3).then(|| "pilot-factory".into()),
-            refresh_jti: None,
-        }),
-    };
+    let (sequencer, task) = start(Box::new(writer)).await;
     let all = leaves(ISSUANCES);
     let mut next = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -191,7 +141,7 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
                     person_id: None,
                     token_iss: None,
                     token_jti: None,
-                    client_iss: Some("https://iam.example.org/".into()),
+                    client_iss: Some(ISS.into()),
                     client_id: Some("pilot-factory".into()),
                     scope: Scope::All,
                     reason_code: "compromised".into(),
@@ -207,7 +157,7 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
                 EntryKind::State(StateChange::Sighting {
                     site: Site::unchecked("CERN-PROD"),
                     vo: Vo::unchecked("atlas"),
-                    iss: "https://iam.example.org/".into(),
+                    iss: ISS.into(),
                     jti: Jti::unchecked("jti-1"),
                 }),
             ),
@@ -479,6 +429,80 @@ async fn a_ledger_is_copied_row_for_row_with_its_root_and_its_ids_go_on() {
 
     let again = migrate(&path, &target).await.unwrap_err();
     assert!(format!("{again:#}").contains("not empty"), "{again:#}");
+    pg.close().await.unwrap();
+
+    // The PostgreSQL engine takes the copy up: its readers find this ledger's checkpoint and
+    // answer lookups as the SQLite ledger does; a writer appends after the copied log and
+    // interns a new issuer after the copied ids.
+    let url = DatabaseUrl::parse(target.url()).unwrap();
+    let copy = PostgresStore::open(&url, None, Default::default())
+        .await
+        .unwrap();
+    let source_store = SqliteStore::open(&path, Default::default()).await.unwrap();
+    let opened = ownership::check(&copy, &signer().verifier())
+        .await
+        .unwrap()
+        .expect("the copy's newest checkpoint");
+    assert_eq!(
+        (opened.size, opened.root),
+        (checkpoint.size, checkpoint.root)
+    );
+    let jti = Jti::unchecked("jti-3");
+    for (a, b) in [
+        (
+            source_store.issuances_by_jti(&jti).await.unwrap(),
+            copy.issuances_by_jti(&jti).await.unwrap(),
+        ),
+        (
+            source_store.entries(0, 20).await.unwrap(),
+            copy.entries(0, 20).await.unwrap(),
+        ),
+        (
+            source_store
+                .entries(report.size - 20, report.size)
+                .await
+                .unwrap(),
+            copy.entries(report.size - 20, report.size).await.unwrap(),
+        ),
+    ] {
+        assert!(!a.is_empty());
+        assert_eq!(a, b);
+    }
+    assert_eq!(
+        source_store
+            .person_with_identities(ISS, "user-1", &Vo::unchecked("atlas"))
+            .await
+            .unwrap(),
+        copy.person_with_identities(ISS, "user-1", &Vo::unchecked("atlas"))
+            .await
+            .unwrap()
+    );
+    source_store.close().await;
+
+    let lease = PostgresLease::new(url, Default::default(), COMPRESS_AFTER);
+    let writer = lease.try_acquire("migrate-test").await.unwrap().unwrap();
+    let (sequencer, task) = start(writer).await;
+    let mut new = issuance(0, b"after the migration".to_vec());
+    if let EntryKind::Issuance(key) = &mut new.kind {
+        key.jti = Jti::unchecked("after-1");
+        key.iss = "https://other.example.org/".into();
+    }
+    let appended = sequencer.append(vec![new.clone()]).await.unwrap();
+    assert_eq!(appended[0].index, report.size);
+    let mut frontier = copy.frontier(report.size).await.unwrap();
+    frontier.append(new.leaf_hash);
+    assert_eq!(sequencer.head().root, frontier.root());
+    drop(sequencer);
+    task.await.unwrap();
+    let issuer = sqlx::query_scalar::<_, i64>("SELECT issuer FROM issuances WHERE jti = 'after-1'")
+        .fetch_one(&mut connect(&target).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        issuer, 3,
+        "after the copied issuer (1) and the id drawn above (2)"
+    );
+    copy.close().await;
 }
 
 #[tokio::test]
