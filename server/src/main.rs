@@ -245,9 +245,8 @@ fn migration_summary(report: &MigrationReport, target: &DatabaseUrl) -> String {
             format!("newest checkpoint: size {}, checked", c.size)
         });
     format!(
-        "migrated {} entries (log size {}, root {} = {}; {checkpoint}) and {} rows in {} tables \
-         to {target} in {seconds:.1} s ({:.0} entries/s)",
-        report.size,
+        "migrated {} entries (root {}, base64 {}; {checkpoint}) and {} rows in {} tables to \
+         {target} in {seconds:.1} s ({:.0} entries/s)",
         report.size,
         report.root.to_hex(),
         report.root.to_base64(),
