@@ -74,7 +74,9 @@ struct IngestArgs {
 struct PostgresArgs {
     /// Put the log in PostgreSQL: a fresh database per server on the server of this URL
     /// (`postgres://user@host:port/postgres`; databases are made through its `postgres`
-    /// database). `ingest` then measures RS256 on PostgreSQL against the SQLite backend.
+    /// database). `ingest` then measures RS256 on PostgreSQL against the SQLite backend. With
+    /// --data-dir, the preload's database is named in the directory and kept, and a later run
+    /// with that directory reuses it.
     #[arg(long, value_name = "URL")]
     database: Option<String>,
     /// Keep the PostgreSQL databases made for the run (their names go to stderr).
@@ -110,8 +112,6 @@ struct PreloadArgs {
     /// what earlier runs did not.
     #[arg(long, default_value_t = 0)]
     sample: u64,
-    /// With --database and --data-dir, the database is named in the directory and kept, and
-    /// a later run with the same directory reuses it.
     #[command(flatten)]
     postgres: PostgresArgs,
 }
