@@ -376,7 +376,7 @@ impl Registry for PostgresStore {
             .await
     }
 
-    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError> {
+    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<bool, StoreError> {
         let db = &self.primary;
         db.checked(blocklists::store(&db.pool(), signed).await)
             .await

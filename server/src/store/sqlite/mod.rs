@@ -337,7 +337,7 @@ impl Registry for SqliteStore {
         sites::upsert(&self.pool, name, vos, at).await
     }
 
-    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError> {
+    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<bool, StoreError> {
         blocklists::store(&self.pool, signed).await
     }
 
