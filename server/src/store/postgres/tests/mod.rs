@@ -5,6 +5,7 @@
 
 mod blocklist_fetches;
 mod client_suspensions;
+mod collation;
 mod credentials;
 mod decisions;
 mod hosts;
