@@ -82,6 +82,11 @@ pub trait WriterLease: Send + Sync {
 /// hash.
 #[async_trait]
 pub trait LedgerReader: Send + Sync {
+    /// This reader as it reads what every committed write left: without a read replica that
+    /// may lag. A decision that leads to a write (the token a suspension, a request or a
+    /// sighting names) reads through it.
+    fn primary(&self) -> &dyn LedgerReader;
+
     /// Number of entries in the log.
     async fn log_size(&self) -> Result<u64, StoreError>;
 

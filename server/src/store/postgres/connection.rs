@@ -91,6 +91,21 @@ pub async fn accepts_writes(conn: &mut PgConnection) -> Result<bool, StoreError>
     Ok(!in_recovery && read_only == "off")
 }
 
+/// Makes the server notice a session's lost client within about 11 s (idle 5 s, then 3 probes
+/// 2 s apart; 10 s of unacknowledged data), as docs/operations.md sets server-wide: each of
+/// these settings is lowered to that, never raised above a lower one of the server's.
+pub async fn limit_keepalives(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config(w.name, w.value::text, false) FROM (VALUES \
+         ('tcp_keepalives_idle', 5), ('tcp_keepalives_interval', 2), \
+         ('tcp_keepalives_count', 3), ('tcp_user_timeout', 10000)) AS w(name, value) \
+         WHERE current_setting(w.name)::int NOT BETWEEN 1 AND w.value",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A connection to the first host of `url` that accepts writes, and that host's index.
 pub async fn connect_writable(url: &DatabaseUrl) -> Result<(PgConnection, usize), StoreError> {
     let mut failures = Vec::new();

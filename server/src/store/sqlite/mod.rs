@@ -126,6 +126,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl LedgerReader for SqliteStore {
+    fn primary(&self) -> &dyn LedgerReader {
+        self
+    }
+
     async fn log_size(&self) -> Result<u64, StoreError> {
         log::log_size(&self.pool).await
     }
