@@ -4,11 +4,15 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::store::StoreError;
+
+/// How long connecting to one host and asking whether it accepts writes may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The migrations of schema/postgres, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schema/postgres");
@@ -106,20 +110,28 @@ pub async fn limit_keepalives(conn: &mut PgConnection) -> Result<(), sqlx::Error
     Ok(())
 }
 
-/// A connection to the first host of `url` that accepts writes, and that host's index.
+/// A connection to the first host of `url` that accepts writes, and that host's index; each
+/// host is given [`CONNECT_TIMEOUT`].
 pub async fn connect_writable(url: &DatabaseUrl) -> Result<(PgConnection, usize), StoreError> {
     let mut failures = Vec::new();
     for (i, options) in url.hosts().iter().enumerate() {
-        match options.connect().await {
-            Ok(mut conn) => match accepts_writes(&mut conn).await {
-                Ok(true) => return Ok((conn, i)),
-                Ok(false) => {
-                    failures.push(format!("{}: read-only", url.host_name(i)));
-                    let _ = conn.close().await;
-                }
-                Err(e) => failures.push(format!("{}: {e}", url.host_name(i))),
-            },
-            Err(e) => failures.push(format!("{}: {e}", url.host_name(i))),
+        let attempt = async {
+            let mut conn = options.connect().await?;
+            let writable = accepts_writes(&mut conn).await?;
+            Ok::<_, StoreError>((conn, writable))
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok((conn, true))) => return Ok((conn, i)),
+            Ok(Ok((conn, false))) => {
+                failures.push(format!("{}: read-only", url.host_name(i)));
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => failures.push(format!("{}: {e}", url.host_name(i))),
+            Err(_) => failures.push(format!(
+                "{}: no answer in {} s",
+                url.host_name(i),
+                CONNECT_TIMEOUT.as_secs()
+            )),
         }
     }
     Err(StoreError::Db(format!(

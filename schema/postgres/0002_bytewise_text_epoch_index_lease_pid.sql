@@ -93,3 +93,7 @@ ALTER TABLE writer_lease
 -- its issuances newest first from the index, without sorting.
 DROP INDEX issuances_by_identity_epoch;
 CREATE INDEX issuances_by_identity_epoch ON issuances ((idx >> 12), identity, idx);
+
+-- The backend that wrote the row: the writer is named only while that backend holds the
+-- lease's lock (a writer that died leaves its row, and a new one writes its row last).
+ALTER TABLE writer_lease ADD COLUMN pid INTEGER;
