@@ -3,6 +3,16 @@
 //! a batch that changes state is written, [`preconditions`] decides which of its changes
 //! still apply; a refused change takes no index and writes nothing, and the rest of the
 //! batch goes on.
+//!
+//! A failed batch: its callers are told it failed, but it may have committed all the same
+//! (the connection can be lost between the commit and its answer). So the writer never
+//! appends again with the frontier it had: it re-opens the log
+//! ([`LedgerWriter::open_log`]), takes the stored frontier as its own, signs and stores the
+//! checkpoint of it, and goes on. If that fails too (the database is gone, or, on a shared
+//! database, the writer's connection and with it the writer lease), the writer task ends:
+//! the jobs still queued are answered as if the log were shutting down (503), and the server
+//! is a standby again ([`crate::writer_role`]) until it takes the lease anew, opening the log
+//! from what is stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,12 +114,40 @@ pub enum SequencerError {
     Sign(String),
 }
 
+/// Why a standby appends nothing: another server is the writer (see
+/// [`crate::writer_role`]).
+#[derive(Clone, Debug)]
+pub struct Standby {
+    /// The writer's name (its `[server] advertise`), if a server holds the writer lease.
+    pub writer: Option<String>,
+}
+
+impl std::fmt::Display for Standby {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.writer {
+            Some(writer) => write!(
+                f,
+                "this server is a standby; the writer is {writer}: send writes there, or retry"
+            ),
+            None => write!(
+                f,
+                "this server is a standby and no server is the writer at the moment: retry"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Standby {}
+
 /// Why a job's entries were not appended.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     /// A state change does not apply to the state as of its place in the log.
     #[error(transparent)]
     Refused(Refusal),
+    /// This server is not the writer.
+    #[error(transparent)]
+    Standby(Standby),
     /// The batch was not written.
     #[error(transparent)]
     Failed(Arc<SequencerError>),
@@ -160,14 +198,31 @@ pub struct Sequencer {
 
 impl Sequencer {
     /// Opens the log through `store`, its one writer, and starts the writer task.
-    /// The task ends, after committing everything queued, once every handle is dropped.
+    /// The task ends, after committing everything queued, once every handle is dropped (or
+    /// when the log cannot be re-opened after a failed batch: see the module's docs).
     pub async fn start(
+        store: Box<dyn LedgerWriter>,
+        signer: NoteSigner,
+        origin: String,
+        limits: BatchLimits,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
+        let changes = watch::Sender::new(0);
+        Sequencer::start_reporting(store, signer, origin, limits, metrics, clock, changes).await
+    }
+
+    /// As [`Sequencer::start`], counting the batches that change suspensions in `changes`
+    /// ([`Sequencer::state_changes`]), which outlives the sequencer: a server that loses the
+    /// writer role and takes it again keeps one count its blocklists listen to.
+    pub async fn start_reporting(
         mut store: Box<dyn LedgerWriter>,
         signer: NoteSigner,
         origin: String,
         limits: BatchLimits,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
+        changes: watch::Sender<u64>,
     ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
         let frontier = store.open_log().await?;
         let size = frontier.size();
@@ -181,7 +236,7 @@ impl Sequencer {
             .await?;
         metrics.set_log_size(size);
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
-        let (changes_tx, changes_rx) = watch::channel(0);
+        let changes_rx = changes.subscribe();
         let (jobs_tx, jobs_rx) = mpsc::channel(limits.queue_depth);
         let writer = Writer {
             store,
@@ -193,7 +248,7 @@ impl Sequencer {
             metrics,
             clock,
             head: head_tx,
-            changes: changes_tx,
+            changes,
             persisted_size: size,
             persisted_at: Instant::now(),
         };
@@ -265,7 +320,15 @@ impl Writer {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.recv().await {
             let batch = collect_batch(self.limits, first, &mut jobs).await;
-            self.commit(batch).await;
+            if !self.commit(batch).await
+                && let Err(e) = self.reopen().await
+            {
+                tracing::error!(
+                    error = %e,
+                    "the log cannot be re-read after a failed batch: this server stops appending"
+                );
+                return;
+            }
         }
         if let Err(e) = self.persist_checkpoint().await {
             tracing::error!(error = %e, "could not write the final checkpoint");
@@ -273,7 +336,38 @@ impl Writer {
         tracing::info!(size = self.frontier.size(), "sequencer drained and stopped");
     }
 
-    async fn commit(&mut self, batch: Vec<Job>) {
+    /// After a failed batch, which may have committed: the stored log's frontier becomes the
+    /// writer's, and its checkpoint is signed and stored. Reports of the failed batch may be
+    /// logged now, so the next batch looks its keys up.
+    async fn reopen(&mut self) -> Result<(), SequencerError> {
+        let frontier = self.store.open_log().await?;
+        let head = sign_head(&self.signer, &self.origin, &frontier)?;
+        self.store
+            .write_checkpoint(CheckpointRow {
+                size: head.size,
+                note: &head.note,
+                created_at: self.clock.now_micros(),
+            })
+            .await?;
+        if frontier.size() != self.frontier.size() {
+            tracing::warn!(
+                size = frontier.size(),
+                "the failed batch was committed after all"
+            );
+            // Its suspensions, lifts, links or merges may be in force now.
+            self.changes.send_modify(|n| *n += 1);
+        }
+        self.metrics.set_log_size(frontier.size());
+        self.persisted_size = head.size;
+        self.persisted_at = Instant::now();
+        self.expect_logged = true;
+        self.frontier = frontier;
+        self.head.send_replace(Arc::new(head));
+        Ok(())
+    }
+
+    /// Writes and answers one batch; false if it failed (every caller is told so).
+    async fn commit(&mut self, batch: Vec<Job>) -> bool {
         let started = Instant::now();
         match self.write_batch(&batch).await {
             Ok((answers, new_entries, duplicates)) => {
@@ -289,6 +383,7 @@ impl Writer {
                 for (job, answer) in batch.into_iter().zip(answers) {
                     let _ = job.reply.send(answer.map_err(AppendError::Refused));
                 }
+                true
             }
             Err(e) => {
                 tracing::error!(error = %e, "batch not committed");
@@ -296,6 +391,7 @@ impl Writer {
                 for job in batch {
                     let _ = job.reply.send(Err(AppendError::Failed(e.clone())));
                 }
+                false
             }
         }
     }

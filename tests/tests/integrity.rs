@@ -125,7 +125,10 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
         assert_eq!(metric(&http, "tokenledger_integrity_errors_total"), 0);
         assert_eq!(
             health(&http),
-            (200, serde_json::json!({"status": "ok", "log_size": size}))
+            (
+                200,
+                serde_json::json!({"status": "ok", "log_size": size, "role": "writer"})
+            )
         );
 
         // Every read of the entry: a page of entries, a resolution of its token, and a
@@ -142,6 +145,7 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
         let (status, body) = health(&http);
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["status"], "degraded");
+        assert_eq!(body["role"], "writer");
         assert!(
             body["storage_errors_last_minute"].as_u64() >= Some(3),
             "{body}"

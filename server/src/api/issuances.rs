@@ -75,8 +75,9 @@ pub const MAX_NDJSON_LINES: usize = 10_000;
             token's header or payload (`duplicate_member`), a token header with `crit` \
             (`critical_extension`), a token without `exp` (`exp_required`, unless its issuer \
             has `require_exp = false`), ...", body = ErrorBody),
-        (status = 503, description = "The sequencer is busy or shutting down; retry \
-            (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The sequencer is busy or shutting down, or this \
+            server is a standby (`not_the_writer`, naming the writer); retry (`Retry-After`)",
+            body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["issuer (of the report's VO)", "admin"]))),
 )]
@@ -141,7 +142,7 @@ async fn post_json(
         move || prepare_all(&state, &principal, reports)
     })
     .await??;
-    let sequenced = state.ledger.sequencer.append(prepared).await?;
+    let sequenced = state.ledger.append_entries(prepared).await?;
     let status = if sequenced.iter().any(|r| r.status == AppendStatus::Created) {
         StatusCode::CREATED
     } else {
@@ -208,7 +209,7 @@ async fn post_ndjson(
     let mut sequenced = if good.is_empty() {
         Vec::new()
     } else {
-        state.ledger.sequencer.append(good).await?
+        state.ledger.append_entries(good).await?
     }
     .into_iter();
     let lines = blocking(move || {

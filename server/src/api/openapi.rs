@@ -93,7 +93,12 @@ const EXACTLY_ONE_OF: [OneOfTwo; 4] = [
             Access is denied by default. Each operation names the roles that may call it (its \
             description and `x-roles`); a credential's role is bound to a VO or a site where the \
             role needs one. Public operations take no credential. Every error, including an \
-            unknown route (404) or method (405), is a JSON `ErrorBody`."
+            unknown route (404) or method (405), is a JSON `ErrorBody`.\n\n\
+            Servers sharing one database have one writer; the others are standbys, which \
+            serve reads and answer every operation that appends to the log (reports, \
+            suspensions, lifts, links, merges, requests, sightings, and the resolutions and \
+            key fetches that are logged) with 503 `not_the_writer`, naming the writer, and \
+            `Retry-After`. `GET /healthz` says each server's role."
     ),
     tags(
         (name = "issuances", description = "Issuers report the tokens they mint"),

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use tokenledger_core::ids::Jti;
 use tokenledger_core::merkle::{self, Frontier};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::ids::IdCache;
 use super::log::{self, EntryRow, UPPER_LEVEL};
@@ -25,6 +26,8 @@ pub struct SqliteWriter {
     leaves: LeafEncoder,
     /// Ids of issuers, clients and identities of committed batches.
     ids: IdCache,
+    /// The lease's permit, given back when the writer is dropped ([`super::SqliteLease`]).
+    _lease: Option<OwnedSemaphorePermit>,
 }
 
 impl SqliteWriter {
@@ -42,7 +45,14 @@ impl SqliteWriter {
             conn,
             leaves,
             ids: IdCache::default(),
+            _lease: None,
         })
+    }
+
+    /// This writer, holding `permit` of its lease until it is dropped.
+    pub(super) fn holding(mut self, permit: OwnedSemaphorePermit) -> SqliteWriter {
+        self._lease = Some(permit);
+        self
     }
 
     /// How many more raw leaves are stored before a dictionary is trained (0 once one is
