@@ -173,7 +173,7 @@ impl Service {
             }
             Database::Postgres { .. } => bail!("PostgreSQL is not in this build yet"),
         };
-        let (signer, secret) = data_dir::open_secrets(&config, store.reader()).await?;
+        let (signer, secret) = data_dir::open_secrets(&config, store.reader(), &database).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         bootstrap_admin(&store, clock.as_ref()).await?;
         // The configuration checked its sites' names and VOs.
@@ -322,4 +322,54 @@ async fn bootstrap_admin(store: &Store, clock: &dyn Clock) -> anyhow::Result<()>
     );
     tracing::info!(credential = %id, "created the bootstrap admin credential");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseUrlText;
+
+    fn config(url: Option<&str>, read_url: Option<&str>) -> Config {
+        let mut config = Config::load(None).unwrap();
+        config.database.url = url.map(|u| DatabaseUrlText(u.into()));
+        config.database.read_url = read_url.map(|u| DatabaseUrlText(u.into()));
+        config
+    }
+
+    #[test]
+    fn no_url_is_the_sqlite_file_and_a_url_shows_its_hosts_only() {
+        let sqlite = Database::of(&config(None, None)).unwrap();
+        assert_eq!(
+            sqlite.sqlite_file("fsck").unwrap(),
+            Path::new("data/tokenledger.db")
+        );
+        let url = "postgres://ledger:s3cret@db1:5433,db2/ledger?sslmode=disable";
+        let postgres = Database::of(&config(Some(url), Some(url))).unwrap();
+        let shown = format!("{postgres} {postgres:?}");
+        assert!(
+            shown.contains("db1:5433,db2:5432") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let refused = format!("{:#}", postgres.sqlite_file("fsck").unwrap_err());
+        assert!(
+            refused.contains("`fsck` works on the SQLite file"),
+            "{refused}"
+        );
+        assert!(!refused.contains("s3cret"), "{refused}");
+        assert!(!format!("{:?}", config(Some(url), None)).contains("s3cret"));
+    }
+
+    #[test]
+    fn a_url_that_is_not_one_is_refused_at_start() {
+        let err = Database::of(&config(Some("mysql://u:s3cret@db/x"), None)).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.starts_with("database.url: "), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        let err =
+            Database::of(&config(Some("postgres://db/x"), Some("postgres://,/x"))).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("database.read_url: "),
+            "{err:#}"
+        );
+    }
 }

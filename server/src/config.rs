@@ -496,6 +496,19 @@ mod tests {
     }
 
     #[test]
+    fn a_read_url_goes_with_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[database]\nread_url = \"postgres://db/x\"\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("read_url goes with database.url"), "{err}");
+        let both = "[database]\nurl = \"postgres://a/x\"\nread_url = \"postgres://b/x\"\n";
+        std::fs::write(&path, both).unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.database.url.unwrap().0, "postgres://a/x");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

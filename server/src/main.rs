@@ -41,7 +41,13 @@ struct Common {
     /// The ledger's database: a PostgreSQL URL (`postgres://user@host1,host2/db`) shared by
     /// any number of servers [default: database.url; none: the SQLite file in the data
     /// directory]. fsck, backup and restore work on the SQLite file only.
-    #[arg(long, global = true, env = "TOKENLEDGER_DATABASE", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENLEDGER_DATABASE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     database: Option<String>,
 }
 
