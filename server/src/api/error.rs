@@ -253,6 +253,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_standby_names_the_writer_and_says_when_to_retry() {
+        let standby = crate::sequencer::Standby {
+            writer: Some("ledger-a.example:8443".into()),
+        };
+        let response = ApiError::from(AppendError::Standby(standby)).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "not_the_writer");
+        assert_eq!(
+            body["error"]["message"],
+            "this server is a standby; the writer is ledger-a.example:8443: send writes there, \
+             or retry"
+        );
+    }
+
+    #[tokio::test]
     async fn internal_errors_hide_their_detail() {
         let (_, body) = body_of(ApiError::Internal("disk /var/x failed".into())).await;
         assert_eq!(body["error"]["message"], "internal error");
