@@ -26,7 +26,7 @@ use crate::sequencer::BatchLimits;
 use crate::service::Ledger;
 use crate::service::pseudonyms::Pseudonyms;
 use crate::storage_errors::StorageErrors;
-use crate::store::postgres::DatabaseUrl;
+use crate::store::postgres::{DatabaseUrl, PostgresLease, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::page_cache::WarmUp;
 use crate::store::{LedgerReader, Registry, WriterLease};
@@ -94,6 +94,7 @@ impl fmt::Display for Database {
 /// (credentials, sites).
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
 }
 
 impl Store {
@@ -102,19 +103,31 @@ impl Store {
     pub async fn open(config: &Config, errors: Arc<StorageErrors>) -> anyhow::Result<Store> {
         match Database::of(config)? {
             Database::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(&path, errors).await?)),
-            Database::Postgres { .. } => bail!("PostgreSQL is not in this build yet"),
+            Database::Postgres { url, read_url } => Ok(Store::Postgres(
+                PostgresStore::open(&url, read_url.as_ref(), errors).await?,
+            )),
         }
     }
 
     pub fn reader(&self) -> &dyn LedgerReader {
         match self {
             Store::Sqlite(store) => store,
+            Store::Postgres(store) => store,
         }
     }
 
     pub fn registry(&self) -> &dyn Registry {
         match self {
             Store::Sqlite(store) => store,
+            Store::Postgres(store) => store,
+        }
+    }
+
+    /// The same store, shared: as readers see it, and as the registry.
+    fn shared(&self) -> (Arc<dyn LedgerReader>, Arc<dyn Registry>) {
+        match self {
+            Store::Sqlite(store) => (Arc::new(store.clone()), Arc::new(store.clone())),
+            Store::Postgres(store) => (Arc::new(store.clone()), Arc::new(store.clone())),
         }
     }
 
@@ -122,6 +135,7 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(store) => store.close().await,
+            Store::Postgres(store) => store.close().await,
         }
     }
 }
@@ -134,6 +148,7 @@ enum Engine {
         /// Dropped only after the database is closed (it holds a descriptor of the file).
         warm_up: WarmUp,
     },
+    Postgres(PostgresStore),
 }
 
 /// A started service: its state, and the task that keeps its writer role (and drains the
@@ -171,7 +186,17 @@ impl Service {
                 let lease = Arc::new(store.lease(path, config.log.compress_after));
                 (Store::Sqlite(store), lease)
             }
-            Database::Postgres { .. } => bail!("PostgreSQL is not in this build yet"),
+            Database::Postgres { url, read_url } => {
+                // The log key and the ledger secret are files of the data directory.
+                data_dir::create(&config.server.data_dir)?;
+                let store = PostgresStore::open(url, read_url.as_ref(), errors).await?;
+                let lease = Arc::new(PostgresLease::new(
+                    url.clone(),
+                    store.decoders(),
+                    config.log.compress_after,
+                ));
+                (Store::Postgres(store), lease)
+            }
         };
         let (signer, secret) = data_dir::open_secrets(&config, store.reader(), &database).await?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -184,9 +209,7 @@ impl Service {
                 .upsert_site(&Site::unchecked(&site.name), &vos, clock.now_micros())
                 .await?;
         }
-        let (reader, registry): (Arc<dyn LedgerReader>, Arc<dyn Registry>) = match &store {
-            Store::Sqlite(store) => (Arc::new(store.clone()), Arc::new(store.clone())),
-        };
+        let (reader, registry) = store.shared();
         // The metric of each site's last blocklist fetch starts from what is recorded.
         for (site, at) in reader.last_blocklist_fetches().await? {
             metrics.blocklist_fetched(&site, at);
@@ -222,6 +245,11 @@ impl Service {
                 checkpointer: tokio::spawn(store.clone().run_checkpointer()),
                 store,
             },
+            Store::Postgres(store) => {
+                // No file to warm: the database server keeps its own cache.
+                metrics.page_cache_warm_up_ended();
+                Engine::Postgres(store)
+            }
         };
         let (head, role_now) = (role.head(), role.role());
         tracing::info!(
@@ -303,6 +331,7 @@ impl Service {
                 store.close().await;
                 drop(warm_up);
             }
+            Engine::Postgres(store) => store.close().await,
         }
         Ok(())
     }

@@ -222,10 +222,7 @@ impl RoleKeeper {
     /// name.
     async fn poll(&mut self) -> anyhow::Result<()> {
         match self.lease.try_acquire(&self.holder).await? {
-            Some(writer) => {
-                tracing::info!(holder = %self.holder, "took the writer lease");
-                self.take_over(writer).await
-            }
+            Some(writer) => self.take_over(writer).await,
             None => self.refresh_standby().await,
         }
     }
@@ -247,6 +244,7 @@ impl RoleKeeper {
         .await?;
         tracing::info!(
             log_size = sequencer.head().size,
+            holder = %self.holder,
             "this server is the writer"
         );
         self.role.become_writer(sequencer);
