@@ -4,9 +4,13 @@
 //! still apply; a refused change takes no index and writes nothing, and the rest of the
 //! batch goes on.
 //!
-//! A failed batch: its callers are told it failed, but it may have committed all the same
-//! (the connection can be lost between the commit and its answer). So the writer never
-//! appends again with the frontier it had: it re-opens the log
+//! The signed head is stored as a checkpoint at most once a second with a batch, and at the
+//! latest a second after the last batch when none follows: the other servers of a shared
+//! database serve the stored one.
+//!
+//! A failed batch (or checkpoint write): its callers are told it failed, but it may have
+//! committed all the same (the connection can be lost between the commit and its answer).
+//! So the writer never appends again with the frontier it had: it re-opens the log
 //! ([`LedgerWriter::open_log`]), takes the stored frontier as its own, signs and stores the
 //! checkpoint of it, and goes on. If that fails too (the database is gone, or, on a shared
 //! database, the writer's connection and with it the writer lease), the writer task ends:
@@ -35,7 +39,8 @@ use crate::store::{
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A checkpoint is written to the database at most this often (and at shutdown).
+/// A checkpoint is written to the database at most this often, and this long after a batch
+/// at the latest (and at shutdown).
 const CHECKPOINT_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An entry prepared at the edge: its canonical bytes and leaf hash, when it was accepted,
@@ -318,14 +323,27 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        while let Some(first) = jobs.recv().await {
-            let batch = collect_batch(self.limits, first, &mut jobs).await;
-            if !self.commit(batch).await
-                && let Err(e) = self.reopen().await
-            {
+        loop {
+            let Some(next) = self.next_job(&mut jobs).await else {
+                break;
+            };
+            let committed = match next {
+                Next::Job(first) => {
+                    let batch = collect_batch(self.limits, first, &mut jobs).await;
+                    self.commit(batch).await
+                }
+                Next::Persist => match self.persist_checkpoint().await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not write the checkpoint");
+                        false
+                    }
+                },
+            };
+            if !committed && let Err(e) = self.reopen().await {
                 tracing::error!(
                     error = %e,
-                    "the log cannot be re-read after a failed batch: this server stops appending"
+                    "the log cannot be re-read after a failed write: this server stops appending"
                 );
                 return;
             }
@@ -334,6 +352,21 @@ impl Writer {
             tracing::error!(error = %e, "could not write the final checkpoint");
         }
         tracing::info!(size = self.frontier.size(), "sequencer drained and stopped");
+    }
+
+    /// The next job; `None` once every handle is dropped and the queue is empty. While the
+    /// head is newer than the stored checkpoint, waits at most until a checkpoint is due
+    /// ([`CHECKPOINT_PERSIST_INTERVAL`] after the last), so that the stored one (which other
+    /// servers of the database serve) is never much behind, even when no batch follows.
+    async fn next_job(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Next> {
+        if self.head.borrow().size == self.persisted_size {
+            return jobs.recv().await.map(Next::Job);
+        }
+        let due = CHECKPOINT_PERSIST_INTERVAL.saturating_sub(self.persisted_at.elapsed());
+        tokio::select! {
+            job = jobs.recv() => job.map(Next::Job),
+            _ = tokio::time::sleep(due) => Some(Next::Persist),
+        }
     }
 
     /// After a failed batch, which may have committed: the stored log's frontier becomes the
@@ -502,9 +535,17 @@ impl Writer {
                 })
                 .await?;
             self.persisted_size = head.size;
+            self.persisted_at = Instant::now();
         }
         Ok(())
     }
+}
+
+/// What the writer does next.
+enum Next {
+    Job(Job),
+    /// Store the head's checkpoint, which is due.
+    Persist,
 }
 
 /// Takes every job already queued behind `first`, up to `max_batch` entries, then waits

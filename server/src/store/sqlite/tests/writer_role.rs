@@ -230,3 +230,24 @@ async fn a_writer_that_cannot_reread_the_log_stops_appending_and_stands_by_until
         .unwrap();
     assert_eq!(checkpoint.size, 3);
 }
+
+#[tokio::test]
+async fn an_idle_writer_stores_its_head_within_about_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let (role, reader, stop, task) = keeper(&path, "me:1").await;
+    append(&role, "a").await.unwrap();
+    append(&role, "b").await.unwrap();
+    let appended = Instant::now();
+    while reader.newest_checkpoint().await.unwrap().map(|(size, _)| size) != Some(2) {
+        assert!(
+            appended.elapsed() < Duration::from_secs(3),
+            "no checkpoint of the head stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, note) = reader.newest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(note, role.head().note);
+    stop.send_replace(true);
+    task.await.unwrap();
+}
