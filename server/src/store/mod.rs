@@ -9,6 +9,7 @@ pub mod identity_epochs;
 mod ids;
 mod issuance_search;
 pub mod leaf_codec;
+pub mod migrate;
 pub mod ownership;
 pub mod postgres;
 mod records;
