@@ -239,7 +239,13 @@ async fn an_idle_writer_stores_its_head_within_about_a_second() {
     append(&role, "a").await.unwrap();
     append(&role, "b").await.unwrap();
     let appended = Instant::now();
-    while reader.newest_checkpoint().await.unwrap().map(|(size, _)| size) != Some(2) {
+    while reader
+        .newest_checkpoint()
+        .await
+        .unwrap()
+        .map(|(size, _)| size)
+        != Some(2)
+    {
         assert!(
             appended.elapsed() < Duration::from_secs(3),
             "no checkpoint of the head stored"
