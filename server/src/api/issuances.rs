@@ -23,6 +23,7 @@ use tokenledger_core::wire::{
 
 use super::AppState;
 use super::error::ApiError;
+use super::nul;
 use crate::credentials::Principal;
 use crate::issuers::verify_token;
 use crate::sequencer::{EntryKind, PreparedEntry, Sequenced};
@@ -122,6 +123,7 @@ async fn post_json(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value = strict_json::from_slice(&body).map_err(|e| json_error("invalid JSON body", e))?;
+    nul::check_json(&body, "body")?;
     let (reports, single) = match value {
         Value::Array(items) => (items, false),
         item @ Value::Object(_) => (vec![item], true),
@@ -240,7 +242,9 @@ async fn post_ndjson(
 fn parse_line(line: &[u8]) -> Result<IssuanceReport, ApiError> {
     let text =
         std::str::from_utf8(line).map_err(|_| ApiError::BadRequest("line is not UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| json_error("invalid report", e))
+    let report = serde_json::from_str(text).map_err(|e| json_error("invalid report", e))?;
+    nul::check_json(line, "report")?;
+    Ok(report)
 }
 
 /// A body or line that did not parse: a repeated member name (at any depth) is refused as
@@ -339,6 +343,7 @@ fn verified_claims(
     let now = state.ledger.clock.now_secs();
     let verified = verify_token(&state.issuers, token.trim(), now, &state.config.ingest)
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    nul::check_claims(&verified.claims)?;
     let issuer = &verified.issuer.config;
     let known = |vo: &str| state.config.knows_vo(vo) && issuer.allows_vo(vo);
     let vo = derive_vo(&issuer.vo_rules, &verified.claims, &known)
