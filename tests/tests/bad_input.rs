@@ -3,6 +3,7 @@
 //! beside the refusals show the same requests succeed when they are well formed.
 
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::{Http, Reply, TestServer, batch, db, issuer_of, report};
 
 /// A server with a few entries, an admin and two issuer credentials.
@@ -74,9 +75,9 @@ impl Fixture {
     }
 }
 
+both_backends!(a_page_of_entries_is_cut_at_1000);
 /// A page asks for any range; it holds at most 1000 entries (as RFC 6962 `get-entries`), and
 /// the next one starts where it ended.
-#[test]
 fn a_page_of_entries_is_cut_at_1000() {
     let f = Fixture::new(1000);
     let reply = f.http.append(&f.atlas, &report("one-more", "atlas"));
@@ -97,7 +98,7 @@ fn a_page_of_entries_is_cut_at_1000() {
     assert_eq!(indexes("/v1/log/entries?start=1000&end=5000"), [1000]);
 }
 
-#[test]
+both_backends!(proof_and_entry_queries_out_of_range_are_400_and_beyond_the_log_404);
 fn proof_and_entry_queries_out_of_range_are_400_and_beyond_the_log_404() {
     let f = Fixture::new(10);
     let admin = Some(f.admin.as_str());
@@ -227,7 +228,7 @@ fn proof_and_entry_queries_out_of_range_are_400_and_beyond_the_log_404() {
     );
 }
 
-#[test]
+both_backends!(malformed_bodies_are_refused);
 fn malformed_bodies_are_refused() {
     let f = Fixture::new(3);
     let token = f.atlas.as_str();
@@ -322,7 +323,7 @@ fn malformed_bodies_are_refused() {
     assert_eq!(reply.status, 201, "{reply:?}");
 }
 
-#[test]
+both_backends!(invalid_claims_are_422_and_a_bad_report_spoils_its_whole_batch);
 fn invalid_claims_are_422_and_a_bad_report_spoils_its_whole_batch() {
     let mut f = Fixture::new(2);
     let token = f.atlas.clone();
@@ -431,7 +432,7 @@ fn invalid_claims_are_422_and_a_bad_report_spoils_its_whole_batch() {
     f.appended(f.http.append(&token, &ints), 1);
 }
 
-#[test]
+both_backends!(credentials_are_checked_and_a_foreign_vo_spoils_its_whole_batch);
 fn credentials_are_checked_and_a_foreign_vo_spoils_its_whole_batch() {
     let mut f = Fixture::new(1);
     let body = report("auth-test", "atlas");
@@ -556,7 +557,7 @@ fn credentials_are_checked_and_a_foreign_vo_spoils_its_whole_batch() {
     f.appended(f.http.append(&f.cms, &report("mixed-2", "cms")), 1);
 }
 
-#[test]
+both_backends!(sql_metacharacters_are_stored_as_data_and_round_trip);
 fn sql_metacharacters_are_stored_as_data_and_round_trip() {
     let mut f = Fixture::new(4);
     let token = f.atlas.clone();
@@ -601,7 +602,7 @@ fn sql_metacharacters_are_stored_as_data_and_round_trip() {
     assert_eq!(f.appended(near, 1)["status"], "created");
 
     // The tables are all there and agree with the log.
-    let (entries, _, issuances) = db::row_counts(&f.server.db_path());
+    let (entries, _, issuances) = db::row_counts(&f.server.db());
     assert_eq!(entries, f.size);
     assert_eq!(issuances, f.size);
     let key = f.server.log_key();
@@ -611,7 +612,7 @@ fn sql_metacharacters_are_stored_as_data_and_round_trip() {
         .assert_verified();
 }
 
-#[test]
+both_backends!(a_conflicting_report_for_a_logged_jti_changes_nothing);
 fn a_conflicting_report_for_a_logged_jti_changes_nothing() {
     let mut f = Fixture::new(2);
     let first = f.appended(f.http.append(&f.atlas, &report("conflict", "atlas")), 1);
@@ -645,7 +646,7 @@ fn a_conflicting_report_for_a_logged_jti_changes_nothing() {
     assert_eq!(json["index"], index + 1);
 }
 
-#[test]
+both_backends!(unknown_routes_are_404_and_wrong_methods_405);
 fn unknown_routes_are_404_and_wrong_methods_405() {
     let f = Fixture::new(1);
     let admin = Some(f.admin.as_str());
@@ -688,11 +689,11 @@ fn unknown_routes_are_404_and_wrong_methods_405() {
     assert_eq!(f.get("/healthz", None).status, 200);
 }
 
+both_backends!(a_wrong_typed_vo_claim_is_422_even_from_a_vo_bound_issuer);
 /// BUG (server, `claims_vo` in server/src/api/issuances.rs with `Issuance::from_claims` in
 /// core/src/entry.rs): a `vo` claim that is not a string is silently dropped when the
 /// credential is bound to a VO, and the report is logged (201) under the credential's VO.
 /// Wrong-typed claims must be 422 `invalid_claims`, as they are from the admin credential.
-#[test]
 fn a_wrong_typed_vo_claim_is_422_even_from_a_vo_bound_issuer() {
     let f = Fixture::new(1);
     for (i, vo) in [

@@ -11,6 +11,7 @@ use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::{NoteSigner, NoteVerifier};
 use tokenledger_core::receipt::Receipt;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::{Http, TestServer, batch, db, issuer_of, report};
 
 /// The log's origin (and key name) in the default configuration.
@@ -116,7 +117,7 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
+both_backends!(thousand_entries_verify_grow_consistently_and_survive_a_restart);
 fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("witness.checkpoint");
@@ -243,16 +244,16 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     // Graceful restart: SIGTERM writes the final checkpoint; size, key and checkpoint survive.
     let before = server.checkpoint();
     server.stop();
-    let stored = db::checkpoint_note(&server.db_path(), size)
+    let stored = db::checkpoint_note(&server.db(), size)
         .expect("a checkpoint of the final size is stored at shutdown");
     assert_eq!(
         open_checkpoint(&stored, &key),
         open_checkpoint(&before, &key),
         "the stored final checkpoint is the one served before shutdown"
     );
-    let stored_sizes = db::checkpoint_sizes(&server.db_path());
+    let stored_sizes = db::checkpoint_sizes(&server.db());
     assert_eq!(stored_sizes.last(), Some(&size), "{stored_sizes:?}");
-    assert_eq!(db::row_counts(&server.db_path()).0, size);
+    assert_eq!(db::row_counts(&server.db()).0, size);
 
     server.start_again();
     let http = server.http();
@@ -297,6 +298,7 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
 /// the server would write on into the deleted WAL and lose what it wrote there at its next
 /// start. The server once dropped its own locks by closing a duplicate descriptor of the
 /// file (POSIX locks belong to the process, and any close releases them).
+// SQLite-only: the locks are SQLite's, on its file.
 #[test]
 fn the_running_server_holds_its_lock_on_the_database_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -311,6 +313,7 @@ fn the_running_server_holds_its_lock_on_the_database_file() {
     );
 }
 
+// SQLite-only: it tampers with the SQLite file.
 #[test]
 fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     let tmp = tempfile::tempdir().unwrap();
@@ -406,6 +409,7 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     assert_eq!(health["log_size"], size);
 }
 
+// SQLite-only: it counts and damages the compressed rows in the SQLite file.
 #[test]
 fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -472,7 +476,7 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     verify(&server, victim).assert_verified();
 }
 
-#[test]
+both_backends!(concurrent_reports_of_the_same_tokens_get_one_index_each);
 fn concurrent_reports_of_the_same_tokens_get_one_index_each() {
     const TOKENS: usize = 240;
     const CLIENTS: usize = 4;
@@ -577,7 +581,7 @@ fn hashes_of(json: &Value) -> Vec<Hash> {
         .collect()
 }
 
-#[test]
+both_backends!(proofs_at_many_sizes_match_a_tree_computed_from_the_leaves);
 fn proofs_at_many_sizes_match_a_tree_computed_from_the_leaves() {
     let tmp = tempfile::tempdir().unwrap();
     let server = TestServer::start(tmp.path());
@@ -663,26 +667,10 @@ fn proofs_at_many_sizes_match_a_tree_computed_from_the_leaves() {
     }
 }
 
-/// Copies the files of `from` (a stopped server's data directory) into `to`, replacing the
-/// database files there.
-fn copy_data_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for name in ["tokenledger.db-wal", "tokenledger.db-shm"] {
-        let _ = std::fs::remove_file(to.join(name));
-    }
-    for file in std::fs::read_dir(from).unwrap() {
-        let file = file.unwrap();
-        if file.file_type().unwrap().is_file() {
-            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
-        }
-    }
-}
-
-#[test]
+both_backends!(a_witness_detects_a_rolled_back_or_forked_log);
 fn a_witness_detects_a_rolled_back_or_forked_log() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let backup = tmp.path().join("backup");
     let state = tmp.path().join("witness.checkpoint");
     let state_arg = state.to_str().unwrap();
     let mut server = TestServer::start(&data);
@@ -694,7 +682,7 @@ fn a_witness_detects_a_rolled_back_or_forked_log() {
 
     // Back up the stopped server, let the log grow, and let the witness see it grow.
     server.stop();
-    copy_data_dir(&data, &backup);
+    let backup = server.snapshot();
     server.start_again();
     fill(&server.http(), &issuer, "late", 2, 50);
     let json = server.verify(&key, &["--state", state_arg]);
@@ -704,7 +692,7 @@ fn a_witness_detects_a_rolled_back_or_forked_log() {
 
     // Restore the old backup: the log the witness sees shrank.
     server.stop();
-    copy_data_dir(&backup, &data);
+    server.restore(&backup);
     server.start_again();
     assert_eq!(server.log_size(), 102);
     let shrunk = server.verify(&key, &["--state", state_arg]);
