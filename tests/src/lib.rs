@@ -365,10 +365,12 @@ impl TestServer {
         server
     }
 
-    /// Starts a server like [`TestServer::start`], on the PostgreSQL database of `url` (which
-    /// the caller owns; another server may share it), whatever the test's backend.
-    pub fn start_on_database(dir: &Path, url: &str) -> TestServer {
-        let mut server = TestServer::on(dir, None, Some(url.to_string()));
+    /// Starts a server like [`TestServer::start_with_config`], on the PostgreSQL database of
+    /// `url` (which the caller owns; other servers may share it), whatever the test's backend.
+    /// `url` may list several hosts.
+    pub fn start_on_database(dir: &Path, config: &str, url: &str) -> TestServer {
+        let config = TestServer::write_config(dir, config);
+        let mut server = TestServer::on(dir, Some(config), Some(url.to_string()));
         server.spawn();
         server
     }
