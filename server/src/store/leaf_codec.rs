@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use zstd::bulk::{Compressor, Decompressor};
 
 use crate::storage_errors::StorageErrors;
-use crate::store::StoreError;
+use crate::store::{NewEntry, StoreError, StoredEntry};
 
 /// zstd level of stored leaves: with a dictionary, higher levels save a few bytes at many
 /// times the CPU.
@@ -27,6 +27,26 @@ const MAX_LEAF_BYTES: u64 = 1 << 20;
 pub struct StoredLeaf {
     pub dictionary: Option<i64>,
     pub bytes: Vec<u8>,
+}
+
+/// A new entry ready to be written at `index`, in its stored form.
+pub struct EntryRow<'a> {
+    pub index: u64,
+    pub leaf: &'a StoredLeaf,
+}
+
+impl<'a> EntryRow<'a> {
+    /// `entries` with their stored forms `stored`, in order.
+    pub fn of(entries: &[NewEntry<'_>], stored: &'a [StoredLeaf]) -> Vec<EntryRow<'a>> {
+        entries
+            .iter()
+            .zip(stored)
+            .map(|(e, leaf)| EntryRow {
+                index: e.index,
+                leaf,
+            })
+            .collect()
+    }
 }
 
 /// A dictionary the writer uses from now on: it must be written in the transaction of the
@@ -103,6 +123,14 @@ impl LeafDecoders {
         Ok(())
     }
 
+    /// Whether the decoder of stored dictionary `id` is installed.
+    pub fn knows(&self, id: i64) -> bool {
+        self.by_id
+            .read()
+            .expect("leaf decoders lock")
+            .contains_key(&id)
+    }
+
     /// The canonical bytes of a stored leaf.
     pub fn decode(&self, dictionary: Option<i64>, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         let Some(id) = dictionary else {
@@ -133,6 +161,40 @@ impl LeafDecoders {
         }
         Ok(leaf)
     }
+}
+
+/// A row of the view `entries_with_leaf_hash` (SQLite's migration 0009, PostgreSQL's 0001) as read: index, stored
+/// bytes, dictionary, stored leaf hash. Every read of a leaf selects these four columns from
+/// the view, so that [`decode_entries`] can check each leaf before it is served or used.
+pub type EntryData = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
+
+/// Decodes rows of `entries` into (index, canonical bytes), each checked against its stored
+/// leaf hash: a leaf that fails is an integrity error, and no row is returned.
+pub fn decode_entries(
+    leaves: &LeafDecoders,
+    rows: Vec<EntryData>,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    rows.into_iter()
+        .map(|(index, bytes, dictionary, stored_hash)| {
+            let index = index as u64;
+            let leaf = leaves.verified(index, dictionary, bytes, stored_hash.as_deref())?;
+            Ok((index, leaf))
+        })
+        .collect()
+}
+
+/// The dictionaries `rows` were compressed with that `leaves` has no decoder for (sorted,
+/// once each): a shared database's writer may have trained them after this server loaded
+/// its decoders.
+pub fn unknown_dictionaries(leaves: &LeafDecoders, rows: &[EntryData]) -> Vec<i64> {
+    let mut unknown: Vec<i64> = rows
+        .iter()
+        .filter_map(|row| row.2)
+        .filter(|id| !leaves.knows(*id))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    unknown
 }
 
 /// The log writer's side: compresses new leaves once a dictionary exists; until then keeps
@@ -254,6 +316,11 @@ impl LeafEncoder {
     /// The transaction that wrote the pending dictionary committed.
     pub fn committed(&mut self) {
         self.pending = None;
+    }
+
+    /// The stored form of each of `entries`, in order.
+    pub fn encode_all(&mut self, entries: &[NewEntry<'_>]) -> Result<Vec<StoredLeaf>, StoreError> {
+        entries.iter().map(|e| self.encode(e.leaf)).collect()
     }
 
     /// The stored form of a new leaf.

@@ -1,13 +1,20 @@
 //! Storage behind one seam: the traits the rest of the server reads and writes the ledger
 //! through ([`LedgerWriter`], [`LedgerReader`], [`Registry`]), their row and error types, and
-//! one folder per engine (`sqlite/`) holding every statement of that engine.
+//! one folder per engine (`sqlite/`, `postgres/`) holding every statement of that engine.
 
+#[cfg(test)]
+mod conformance;
 mod error;
+pub mod identity_epochs;
+mod ids;
+mod issuance_search;
 pub mod leaf_codec;
 pub mod ownership;
 pub mod postgres;
+mod records;
 mod rows;
 pub mod sqlite;
+mod stored_hashes;
 
 use std::collections::HashMap;
 
@@ -22,7 +29,7 @@ pub use error::StoreError;
 pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
     NewEntry, RequestDecision, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry,
-    SuspensionRecord, SuspensionRequestRecord, TimelineEvent, decode_issuance,
+    StoredState, SuspensionRecord, SuspensionRequestRecord, TimelineEvent, decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its

@@ -1,5 +1,7 @@
 //! The rows that cross the storage traits, whatever the engine.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use tokenledger_core::access::Binding;
 use tokenledger_core::blocklist::{self, Scope};
@@ -243,6 +245,24 @@ pub struct StateQuery {
     pub requests: Vec<String>,
 }
 
+impl StateQuery {
+    /// The persons `[vo, person]` asked for, each once.
+    pub fn persons_named(&self) -> BTreeSet<[&str; 2]> {
+        self.persons
+            .iter()
+            .map(|(vo, person)| [vo.as_str(), person.as_str()])
+            .collect()
+    }
+
+    /// The identities `[iss, sub, vo]` asked for, each once.
+    pub fn identities_named(&self) -> BTreeSet<[&str; 3]> {
+        self.identities
+            .iter()
+            .map(|(iss, sub, vo)| [iss.as_str(), sub.as_str(), vo.as_str()])
+            .collect()
+    }
+}
+
 /// The stored state a [`StateQuery`] asked for.
 #[derive(Debug, Default)]
 pub struct StateRows {
@@ -256,6 +276,46 @@ pub struct StateRows {
     pub owners: Vec<(String, String, Vo, PersonId)>,
     /// Each suspension request asked for that exists, and whether it is still pending.
     pub pending: Vec<(String, bool)>,
+}
+
+/// The rows a [`StateQuery`] found, as each engine reads them (text columns), before they
+/// become [`StateRows`].
+pub struct StoredState {
+    pub lifted: Vec<(String, bool)>,
+    /// `(vo, person)` of identities of the persons asked for, in any VO.
+    pub live: Vec<(String, String)>,
+    pub merged: Vec<(String, String, String)>,
+    pub owners: Vec<(String, String, String, String)>,
+    pub pending: Vec<(String, bool)>,
+}
+
+impl StoredState {
+    /// The state rows, `live` kept to the persons `named` `[vo, person]`.
+    pub fn rows(self, named: &BTreeSet<[&str; 2]>) -> StateRows {
+        StateRows {
+            lifted: self.lifted,
+            live: self
+                .live
+                .into_iter()
+                .filter(|(vo, id)| named.contains(&[vo.as_str(), id.as_str()]))
+                .map(|(vo, id)| (Vo::unchecked(vo), PersonId::unchecked(id)))
+                .collect(),
+            merged: self
+                .merged
+                .into_iter()
+                .map(|(vo, id, into)| {
+                    let into = PersonId::unchecked(into);
+                    (Vo::unchecked(vo), PersonId::unchecked(id), into)
+                })
+                .collect(),
+            owners: self
+                .owners
+                .into_iter()
+                .map(|(iss, sub, vo, id)| (iss, sub, Vo::unchecked(vo), PersonId::unchecked(id)))
+                .collect(),
+            pending: self.pending,
+        }
+    }
 }
 
 /// Filters of an issuance listing; every present filter must match.

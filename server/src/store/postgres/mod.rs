@@ -1,7 +1,426 @@
 //! The PostgreSQL engine: every SQL statement of the server for a shared database, its
 //! connections (several hosts, the one that accepts writes), migrations (`schema/postgres/`),
 //! and the writer lease that lets any number of servers share one log with one writer.
+//! [`PostgresStore`] is the readers' side: pools on the primary (and on a read replica).
 
+mod blocklists;
 mod connection;
+mod credentials;
+mod decisions;
+mod encoder;
+mod hosts;
+mod identity_scan;
+mod ids;
+mod lease;
+mod log;
+mod log_reads;
+mod lookup;
+mod sites;
+mod state_changes;
+mod suspension_requests;
+mod suspensions;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::PgPool;
+use tokenledger_core::blocklist::SignedBlocklist;
+use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
+use tokenledger_core::merkle::Hash;
+use tokenledger_core::suspension_request::RequestStatus;
 
 pub use connection::{DatabaseUrl, MIGRATOR, accepts_writes, connect_writable};
+pub use lease::{LEASE_KEY, PostgresLease};
+pub use writer::PostgresWriter;
+
+use self::hosts::{Hosts, Wanted};
+use self::suspension_requests::Listing;
+use super::leaf_codec::LeafDecoders;
+use super::records;
+use super::{
+    BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, Registry, SiteFetches,
+    StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord, TimelineEvent,
+};
+use crate::storage_errors::StorageErrors;
+
+/// A PostgreSQL ledger's readers: pools on every host of the database URL (the one that
+/// accepts writes in use), perhaps on a read replica for lookups, and the decoders of its
+/// stored leaves (shared with its writer, which adds the dictionaries it trains).
+///
+/// Lookups of resolution, search and timelines (and entry ranges) read from the replica
+/// when there is one; everything else (the log's size, stored hashes, checkpoints,
+/// credentials, sites, suspensions, blocklists, pseudonyms) from the primary.
+#[derive(Clone)]
+pub struct PostgresStore {
+    primary: Arc<Hosts>,
+    replica: Option<Arc<Hosts>>,
+    leaves: Arc<LeafDecoders>,
+}
+
+impl PostgresStore {
+    /// Connects to the host of `url` that accepts writes (and to `read_url`'s, if given),
+    /// applies pending migrations on it and loads its leaf dictionaries; leaves that fail
+    /// their check are counted in `errors`.
+    pub async fn open(
+        url: &DatabaseUrl,
+        read_url: Option<&DatabaseUrl>,
+        errors: Arc<StorageErrors>,
+    ) -> anyhow::Result<PostgresStore> {
+        let primary = Hosts::connect(url, Wanted::Writes)
+            .await
+            .with_context(|| format!("connecting to database {url}"))?;
+        let pool = primary.pool();
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating database {url}"))?;
+        let leaves = log_reads::load_decoders(&pool)
+            .await
+            .with_context(|| format!("loading leaf dictionaries of {url}"))?;
+        let replica = match read_url {
+            None => None,
+            Some(read_url) => Some(Arc::new(
+                Hosts::connect(read_url, Wanted::Reads)
+                    .await
+                    .with_context(|| format!("connecting to read replica {read_url}"))?,
+            )),
+        };
+        Ok(PostgresStore {
+            primary: Arc::new(primary),
+            replica,
+            leaves: Arc::new(leaves.reporting_to(errors)),
+        })
+    }
+
+    /// The decoders of this database's leaves, to share with its writer.
+    pub fn decoders(&self) -> Arc<LeafDecoders> {
+        self.leaves.clone()
+    }
+
+    /// The pool of the host in use that accepts writes.
+    pub fn pool(&self) -> PgPool {
+        self.primary.pool()
+    }
+
+    /// Closes every connection of every pool.
+    pub async fn close(&self) {
+        self.primary.close().await;
+        if let Some(replica) = &self.replica {
+            replica.close().await;
+        }
+    }
+
+    /// The hosts lookups read from: the replica's if there is one.
+    fn lookups(&self) -> &Hosts {
+        self.replica.as_deref().unwrap_or(&self.primary)
+    }
+}
+
+#[async_trait]
+impl LedgerReader for PostgresStore {
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        let db = &self.primary;
+        db.checked(log_reads::log_size(&db.pool()).await).await
+    }
+
+    async fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        let db = &self.primary;
+        db.checked(log_reads::read_hashes(&db.pool(), indexes).await)
+            .await
+    }
+
+    async fn entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        let db = self.lookups();
+        let read = log_reads::read_entries(&db.pool(), &self.leaves, start, end).await;
+        db.checked(read).await
+    }
+
+    async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let db = &self.primary;
+        db.checked(log_reads::newest_checkpoint(&db.pool()).await)
+            .await
+    }
+
+    async fn issuances_by_jti(&self, jti: &Jti) -> Result<Vec<StoredEntry>, StoreError> {
+        let db = self.lookups();
+        let read = lookup::issuances_by_jti(&db.pool(), &self.leaves, jti).await;
+        db.checked(read).await
+    }
+
+    async fn issuance(&self, iss: &str, jti: &Jti) -> Result<Option<StoredEntry>, StoreError> {
+        let db = self.lookups();
+        let read = lookup::issuance(&db.pool(), &self.leaves, iss, jti).await;
+        db.checked(read).await
+    }
+
+    async fn first_with_refresh(
+        &self,
+        iss: &str,
+        refresh_jti: &Jti,
+        before: u64,
+    ) -> Result<Option<StoredEntry>, StoreError> {
+        let db = self.lookups();
+        let read =
+            lookup::first_with_refresh(&db.pool(), &self.leaves, iss, refresh_jti, before).await;
+        db.checked(read).await
+    }
+
+    async fn person_of(
+        &self,
+        iss: &str,
+        sub: &str,
+        vo: &Vo,
+    ) -> Result<Option<PersonId>, StoreError> {
+        let db = &self.primary;
+        let person = db.checked(lookup::person_of(&db.pool(), iss, sub, vo).await);
+        Ok(person.await?.map(PersonId::unchecked))
+    }
+
+    async fn identities_of(
+        &self,
+        person: &PersonId,
+        vo: &Vo,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let db = &self.primary;
+        db.checked(lookup::identities_of(&db.pool(), person, vo).await)
+            .await
+    }
+
+    async fn person_with_identities(
+        &self,
+        iss: &str,
+        sub: &str,
+        vo: &Vo,
+    ) -> Result<Option<(PersonId, Vec<(String, String)>)>, StoreError> {
+        let db = &self.primary;
+        let read = lookup::person_with_identities(&db.pool(), iss, sub, vo).await;
+        let found = db.checked(read).await?;
+        Ok(found.map(|(person, identities)| (PersonId::unchecked(person), identities)))
+    }
+
+    async fn issuances(&self, filter: &IssuanceFilter<'_>) -> Result<Vec<StoredEntry>, StoreError> {
+        let db = self.lookups();
+        let read = lookup::issuances(&db.pool(), &self.leaves, filter).await;
+        db.checked(read).await
+    }
+
+    async fn client_vos(&self, iss: &str, client_id: &str) -> Result<Vec<Vo>, StoreError> {
+        let db = &self.primary;
+        let vos = db.checked(lookup::client_vos(&db.pool(), iss, client_id).await);
+        Ok(records::vos(vos.await?))
+    }
+
+    async fn resolutions(
+        &self,
+        vo: &Vo,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let db = self.lookups();
+        let read = lookup::resolutions(&db.pool(), &self.leaves, vo, before, limit).await;
+        db.checked(read).await
+    }
+
+    async fn timeline(
+        &self,
+        vo: &Vo,
+        person: &PersonId,
+        identities: &[(String, String)],
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<TimelineEvent>, StoreError> {
+        let db = self.lookups();
+        let pool = db.pool();
+        let read =
+            lookup::timeline(&pool, &self.leaves, vo, person, identities, before, limit).await;
+        db.checked(read).await
+    }
+
+    async fn pseudonym(
+        &self,
+        pseudonym: &Pseudonym,
+    ) -> Result<Option<(Site, Vo, PersonId)>, StoreError> {
+        let db = &self.primary;
+        let found = db.checked(lookup::pseudonym(&db.pool(), pseudonym).await);
+        Ok(found.await?.map(records::pseudonym_holder))
+    }
+
+    async fn any_pseudonym(&self) -> Result<Option<(Pseudonym, Site, Vo, PersonId)>, StoreError> {
+        let db = &self.primary;
+        let found = db.checked(blocklists::any_pseudonym(&db.pool()).await);
+        Ok(found.await?.map(records::pseudonym_row))
+    }
+
+    async fn active_credential(
+        &self,
+        secret_hash: &[u8],
+    ) -> Result<Option<CredentialInfo>, StoreError> {
+        let db = &self.primary;
+        db.checked(credentials::active(&db.pool(), secret_hash).await)
+            .await
+    }
+
+    async fn credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
+        let db = &self.primary;
+        db.checked(credentials::list(&db.pool()).await).await
+    }
+
+    async fn site_vos(&self, site: &Site) -> Result<Option<Vec<Vo>>, StoreError> {
+        let db = &self.primary;
+        let vos = db.checked(sites::vos_of(&db.pool(), site).await).await?;
+        Ok(vos.map(records::vos))
+    }
+
+    async fn sites(&self) -> Result<Vec<(Site, Vec<Vo>)>, StoreError> {
+        let db = &self.primary;
+        let sites = db.checked(sites::list(&db.pool()).await).await?;
+        Ok(records::sites(sites))
+    }
+
+    async fn suspension(&self, id: &str) -> Result<Option<SuspensionRecord>, StoreError> {
+        let db = &self.primary;
+        db.checked(suspensions::get(&db.pool(), id).await).await
+    }
+
+    async fn suspensions_for_site(
+        &self,
+        site: &Site,
+        vos: &[Vo],
+    ) -> Result<Vec<SuspensionRecord>, StoreError> {
+        let db = &self.primary;
+        db.checked(suspensions::for_site(&db.pool(), site, vos).await)
+            .await
+    }
+
+    async fn suspensions_for_vo(&self, vo: &Vo) -> Result<Vec<SuspensionRecord>, StoreError> {
+        let db = &self.primary;
+        db.checked(suspensions::for_vo(&db.pool(), vo).await).await
+    }
+
+    async fn blocklist(&self, site: &Site) -> Result<Option<SignedBlocklist>, StoreError> {
+        let db = &self.primary;
+        db.checked(blocklists::stored(&db.pool(), site).await).await
+    }
+
+    async fn blocklist_enforcement(
+        &self,
+        site: &Site,
+        suspension_id: &str,
+    ) -> Result<SiteFetches, StoreError> {
+        let db = &self.primary;
+        let read = blocklists::enforcement(&db.pool(), site, suspension_id).await;
+        db.checked(read).await
+    }
+
+    async fn last_blocklist_fetches(&self) -> Result<Vec<(Site, i64)>, StoreError> {
+        let db = &self.primary;
+        let fetches = db.checked(blocklists::last_fetches(&db.pool()).await);
+        Ok(records::sites_at(fetches.await?))
+    }
+
+    async fn suspension_request(
+        &self,
+        id: &str,
+    ) -> Result<Option<SuspensionRequestRecord>, StoreError> {
+        let db = &self.primary;
+        db.checked(suspension_requests::get(&db.pool(), id).await)
+            .await
+    }
+
+    async fn suspension_requests_of_site(
+        &self,
+        site: &Site,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<SuspensionRequestRecord>, StoreError> {
+        let db = &self.primary;
+        let read = suspension_requests::listed(&db.pool(), Listing::OfSite, site, status).await;
+        db.checked(read).await
+    }
+
+    async fn suspension_requests_to_vo(
+        &self,
+        vo: &Vo,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<SuspensionRequestRecord>, StoreError> {
+        let db = &self.primary;
+        let read = suspension_requests::listed(&db.pool(), Listing::ToVo, vo, status).await;
+        db.checked(read).await
+    }
+}
+
+#[async_trait]
+impl Registry for PostgresStore {
+    async fn add_credential(
+        &self,
+        credential: &CredentialInfo,
+        secret_hash: &[u8],
+    ) -> Result<(), StoreError> {
+        let db = &self.primary;
+        let written = credentials::insert(&db.pool(), credential, secret_hash).await;
+        db.checked(written).await
+    }
+
+    async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        let db = &self.primary;
+        db.checked(credentials::revoke(&db.pool(), id, at).await)
+            .await
+    }
+
+    async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError> {
+        let db = &self.primary;
+        db.checked(sites::upsert(&db.pool(), name, vos, at).await)
+            .await
+    }
+
+    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError> {
+        let db = &self.primary;
+        db.checked(blocklists::store(&db.pool(), signed).await)
+            .await
+    }
+
+    async fn record_blocklist_fetch(&self, fetch: &BlocklistFetch<'_>) -> Result<(), StoreError> {
+        let db = &self.primary;
+        db.checked(blocklists::record_fetch(&db.pool(), fetch).await)
+            .await
+    }
+
+    async fn remember_pseudonym(
+        &self,
+        pseudonym: &Pseudonym,
+        site: &Site,
+        vo: &Vo,
+        person: &PersonId,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let db = &self.primary;
+        let written =
+            blocklists::remember_pseudonym(&db.pool(), pseudonym, site, vo, person, at).await;
+        db.checked(written).await
+    }
+
+    async fn remember_suspension_pseudonym(
+        &self,
+        pseudonym: &Pseudonym,
+        site: &Site,
+        vo: &Vo,
+        suspension_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let db = &self.primary;
+        let pool = db.pool();
+        let written = blocklists::remember_suspension_pseudonym(
+            &pool,
+            pseudonym,
+            site,
+            vo,
+            suspension_id,
+            at,
+        )
+        .await;
+        db.checked(written).await
+    }
+}

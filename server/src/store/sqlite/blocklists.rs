@@ -5,6 +5,7 @@ use sqlx::SqlitePool;
 use tokenledger_core::blocklist::SignedBlocklist;
 use tokenledger_core::ids::Site;
 
+use crate::store::records::parse_blocklist;
 use crate::store::{BlocklistFetch, SiteFetches, StoreError};
 
 /// The blocklist last signed for `site`.
@@ -13,11 +14,7 @@ pub async fn stored(pool: &SqlitePool, site: &str) -> Result<Option<SignedBlockl
         .bind(site)
         .fetch_optional(pool)
         .await?;
-    row.map(|(text,)| {
-        serde_json::from_str(&text)
-            .map_err(|e| StoreError::Corrupt(format!("stored blocklist of {site}: {e}")))
-    })
-    .transpose()
+    row.map(|(text,)| parse_blocklist(site, &text)).transpose()
 }
 
 /// Replaces the stored blocklist of its site and records, for each of its suspensions, the

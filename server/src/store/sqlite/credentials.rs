@@ -1,12 +1,8 @@
 //! The SQL of API credentials: only the SHA-256 of each secret is stored.
 
-use sqlx::SqlitePool;
-use tokenledger_core::access::{Binding, Role};
-
+use crate::store::records::{CREDENTIAL_COLUMNS, CredentialRow};
 use crate::store::{CredentialInfo, StoreError};
-
-const COLUMNS: &str =
-    "SELECT id, role, vo, site, issuer, label, created_at, revoked_at FROM credentials";
+use sqlx::SqlitePool;
 
 /// Adds a credential.
 pub async fn insert(
@@ -34,12 +30,12 @@ pub async fn insert(
 
 /// Every credential, oldest first.
 pub async fn list(pool: &SqlitePool) -> Result<Vec<CredentialInfo>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{COLUMNS} ORDER BY created_at, id"
+    let rows: Vec<CredentialRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CREDENTIAL_COLUMNS} ORDER BY created_at, id"
     )))
     .fetch_all(pool)
     .await?;
-    rows.into_iter().map(Row::into_info).collect()
+    rows.into_iter().map(CredentialRow::into_info).collect()
 }
 
 /// Revokes a credential at `at`; false if there is no such active credential.
@@ -59,41 +55,11 @@ pub async fn active(
     pool: &SqlitePool,
     secret_hash: &[u8],
 ) -> Result<Option<CredentialInfo>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{COLUMNS} WHERE secret_hash = ? AND revoked_at IS NULL"
+    let row: Option<CredentialRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CREDENTIAL_COLUMNS} WHERE secret_hash = ? AND revoked_at IS NULL"
     )))
     .bind(secret_hash)
     .fetch_optional(pool)
     .await?;
     Ok(row.and_then(|r| r.into_info().ok()))
-}
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    role: String,
-    vo: Option<String>,
-    site: Option<String>,
-    issuer: Option<String>,
-    label: Option<String>,
-    created_at: i64,
-    revoked_at: Option<i64>,
-}
-
-impl Row {
-    fn into_info(self) -> Result<CredentialInfo, StoreError> {
-        let corrupt =
-            |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("credential {}: {e}", self.id));
-        let role: Role = self.role.parse().map_err(|e| corrupt(&e))?;
-        let binding = Binding::new(role, self.vo.clone(), self.site.clone())
-            .and_then(|b| b.with_issuer(self.issuer.clone()))
-            .map_err(|e| corrupt(&e))?;
-        Ok(CredentialInfo {
-            binding,
-            id: self.id,
-            label: self.label,
-            created_at: self.created_at,
-            revoked_at: self.revoked_at,
-        })
-    }
 }

@@ -4,29 +4,20 @@
 use std::collections::BTreeSet;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
-use tokenledger_core::ids::{PersonId, Vo};
 
 use super::script::CHUNK;
-use crate::store::{StateQuery, StateRows, StoreError};
+use crate::store::{StateQuery, StateRows, StoreError, StoredState};
 
 /// The stored rows `query` names.
 pub async fn state_rows(
     conn: &mut SqliteConnection,
     query: &StateQuery,
 ) -> Result<StateRows, StoreError> {
-    let named: BTreeSet<[&str; 2]> = query
-        .persons
-        .iter()
-        .map(|(vo, person)| [vo.as_str(), person.as_str()])
-        .collect();
+    let named = query.persons_named();
     let persons: Vec<[&str; 2]> = named.iter().copied().collect();
     let person_ids: BTreeSet<[&str; 1]> = named.iter().map(|[_, id]| [*id]).collect();
     let person_ids: Vec<[&str; 1]> = person_ids.into_iter().collect();
-    let identities: BTreeSet<[&str; 3]> = query
-        .identities
-        .iter()
-        .map(|(iss, sub, vo)| [iss.as_str(), sub.as_str(), vo.as_str()])
-        .collect();
+    let identities = query.identities_named();
     let identities: Vec<[&str; 3]> = identities.into_iter().collect();
     let suspensions: BTreeSet<[&str; 1]> =
         query.suspensions.iter().map(|id| [id.as_str()]).collect();
@@ -47,26 +38,14 @@ pub async fn state_rows(
         fetch_by_keys(conn, select, ["iss", "sub", "vo"], &identities).await?;
     let select = "SELECT id, status = 'pending' FROM suspension_requests WHERE ";
     let pending = fetch_by_keys(conn, select, ["id"], &requests).await?;
-    Ok(StateRows {
+    let stored = StoredState {
         lifted,
-        live: live
-            .into_iter()
-            .filter(|(vo, id)| named.contains(&[vo.as_str(), id.as_str()]))
-            .map(|(vo, id)| (Vo::unchecked(vo), PersonId::unchecked(id)))
-            .collect(),
-        merged: merged
-            .into_iter()
-            .map(|(vo, id, into)| {
-                let into = PersonId::unchecked(into);
-                (Vo::unchecked(vo), PersonId::unchecked(id), into)
-            })
-            .collect(),
-        owners: owners
-            .into_iter()
-            .map(|(iss, sub, vo, id)| (iss, sub, Vo::unchecked(vo), PersonId::unchecked(id)))
-            .collect(),
+        live,
+        merged,
+        owners,
         pending,
-    })
+    };
+    Ok(stored.rows(&named))
 }
 
 /// The rows of `select` (which ends in `WHERE `) whose `columns` hold one of `keys`, asked

@@ -30,10 +30,11 @@ use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::NoteVerifier;
 
 use super::dictionaries;
-use super::log::{self, UPPER_LEVEL};
+use super::log;
 use crate::config::{DB_FILE, LOG_KEY_FILE};
 use crate::keys;
 use crate::store::leaf_codec::LeafDecoders;
+use crate::store::stored_hashes::UPPER_LEVEL;
 use crate::store::{StoreError, ownership};
 
 /// Leaves (and their stored hashes) read per query.

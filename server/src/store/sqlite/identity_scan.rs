@@ -7,12 +7,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::log;
 use crate::store::StoreError;
-
-/// `issuances_by_identity_epoch` (migration 0006) keys each issuance by
-/// `(idx >> EPOCH_SHIFT, identity, idx)`, so that the writer's batches insert into the
-/// current epoch's pages only. Queries name that index and repeat its expression exactly:
-/// SQLite then seeks each (epoch, identity) pair (and refuses the query rather than scan).
-pub const EPOCH_SHIFT: u32 = 12;
+use crate::store::identity_epochs::{EPOCH_SHIFT, epoch_windows};
 
 /// Identities (and perhaps a client) whose issuances are wanted, as the ids `issuances`
 /// stores.
@@ -136,44 +131,9 @@ pub async fn log_top(pool: &SqlitePool, before: Option<u64>) -> Result<u64, Stor
     Ok(before.map_or(size, |before| before.min(size)))
 }
 
-/// The epochs of the log indexes below `top`, in windows from the newest: one epoch, then
-/// two, four and so on, the last ending at epoch 0. An identity with many issuances is
-/// served by the first window; one with few costs a query per doubling, not per epoch.
-fn epoch_windows(top: u64) -> impl Iterator<Item = RangeInclusive<u64>> {
-    let first = top.checked_sub(1).map(|last| (last >> EPOCH_SHIFT, 1u64));
-    std::iter::successors(first, |&(hi, width)| {
-        let next = hi.checked_sub(width)?;
-        Some((next, width * 2))
-    })
-    .map(|(hi, width)| hi.saturating_sub(width - 1)..=hi)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn windows_double_from_the_newest_epoch_down_to_zero() {
-        let windows: Vec<_> = epoch_windows((20 << EPOCH_SHIFT) + 5).collect();
-        assert_eq!(windows, vec![20..=20, 18..=19, 14..=17, 6..=13, 0..=5]);
-        let covered: u64 = windows.iter().map(|w| w.end() - w.start() + 1).sum();
-        assert_eq!(covered, 21, "every epoch once");
-    }
-
-    #[test]
-    fn windows_of_small_logs() {
-        assert_eq!(epoch_windows(0).count(), 0, "an empty log has no epochs");
-        assert_eq!(epoch_windows(1).collect::<Vec<_>>(), vec![0..=0]);
-        assert_eq!(
-            epoch_windows(1 << EPOCH_SHIFT).collect::<Vec<_>>(),
-            vec![0..=0],
-            "index 4095 is the last of epoch 0"
-        );
-        assert_eq!(
-            epoch_windows((1 << EPOCH_SHIFT) + 1).collect::<Vec<_>>(),
-            vec![1..=1, 0..=0]
-        );
-    }
 
     #[tokio::test]
     async fn window_queries_seek_the_epoch_index() {

@@ -7,50 +7,18 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use sqlx::{Connection, Executor, QueryBuilder, Sqlite};
 use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
-use super::ids::{self, IdCache, NewIds};
+use super::ids;
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
-use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
+use crate::store::ids::{IdCache, NewIds};
+use crate::store::leaf_codec::{EntryData, EntryRow, LeafDecoders, decode_entries};
+use crate::store::stored_hashes::{self, StoredLog, UPPER_LEVEL, is_upper};
 use crate::store::{CheckpointRow, IssuanceRow, StateChange, StoreError, StoredEntry};
-
-/// Stored hashes of this level and above (subtrees of 64 leaves or more, 1/32 of all stored
-/// hashes) are also kept in `upper_hashes` and read from there (migration 0005).
-pub const UPPER_LEVEL: u32 = 6;
-
-/// Whether the stored hash at `index` is one of those `upper_hashes` holds.
-fn is_upper(index: u64) -> bool {
-    merkle::stored_hash_level(index) >= UPPER_LEVEL
-}
-
-/// A new entry ready to be written at `index`, in its stored form.
-pub struct EntryRow<'a> {
-    pub index: u64,
-    pub leaf: &'a StoredLeaf,
-}
-
-/// A row of the view `entries_with_leaf_hash` (migration 0009) as read: index, stored
-/// bytes, dictionary, stored leaf hash. Every read of a leaf selects these four columns from
-/// the view, so that [`decode_entries`] can check each leaf before it is served or used.
-pub type EntryData = (i64, Vec<u8>, Option<i64>, Option<Vec<u8>>);
-
-/// Decodes rows of `entries` into (index, canonical bytes), each checked against its stored
-/// leaf hash: a leaf that fails is an integrity error, and no row is returned.
-pub fn decode_entries(
-    leaves: &LeafDecoders,
-    rows: Vec<EntryData>,
-) -> Result<Vec<StoredEntry>, StoreError> {
-    rows.into_iter()
-        .map(|(index, bytes, dictionary, stored_hash)| {
-            let index = index as u64;
-            let leaf = leaves.verified(index, dictionary, bytes, stored_hash.as_deref())?;
-            Ok((index, leaf))
-        })
-        .collect()
-}
 
 /// Number of entries in the log (written from index 0 without gaps).
 pub async fn log_size<'e>(db: impl Executor<'e, Database = Sqlite>) -> Result<u64, StoreError> {
@@ -121,17 +89,7 @@ pub async fn read_hashes<'e>(
         push_index_list(&mut query, list);
     }
     let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(db).await?;
-    let found: HashMap<u64, Vec<u8>> = rows.into_iter().map(|(i, h)| (i as u64, h)).collect();
-    indexes
-        .iter()
-        .map(|index| {
-            let bytes = found
-                .get(index)
-                .ok_or_else(|| StoreError::Corrupt(format!("stored hash {index} is missing")))?;
-            Hash::from_slice(bytes)
-                .map_err(|e| StoreError::Corrupt(format!("stored hash {index}: {e}")))
-        })
-        .collect()
+    stored_hashes::in_order(indexes, rows)
 }
 
 /// Rebuilds the in-memory right edge of a tree of `size` leaves from stored hashes.
@@ -141,6 +99,29 @@ pub async fn load_frontier<'e>(
 ) -> Result<Frontier, StoreError> {
     let hashes = read_hashes(db, &merkle::tree_hash_indexes(size)).await?;
     Frontier::from_stored(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl StoredLog for sqlx::SqliteConnection {
+    async fn log_size(&mut self) -> Result<u64, StoreError> {
+        log_size(self).await
+    }
+
+    async fn stored_hash_rows(&mut self) -> Result<u64, StoreError> {
+        stored_hash_rows(self).await
+    }
+
+    async fn upper_hash_rows(&mut self) -> Result<u64, StoreError> {
+        upper_hash_rows(self).await
+    }
+
+    async fn copy_upper_hashes(&mut self, size: u64) -> Result<u64, StoreError> {
+        copy_upper_hashes(self, size).await
+    }
+
+    async fn load_frontier(&mut self, size: u64) -> Result<Frontier, StoreError> {
+        load_frontier(self, size).await
+    }
 }
 
 /// Entries `start..end` as (index, canonical bytes).

@@ -4,8 +4,9 @@
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::identity_scan::{self, IdentityScan};
-use super::log::{EntryData, decode_entries, read_entries_at};
-use crate::store::leaf_codec::LeafDecoders;
+use super::log::read_entries_at;
+use crate::store::issuance_search::{self, IssuanceCandidates};
+use crate::store::leaf_codec::{EntryData, LeafDecoders, decode_entries};
 use crate::store::{IssuanceFilter, StoreError, StoredEntry, TimelineEvent};
 
 /// Every issuance of `jti`, whatever its issuer.
@@ -126,44 +127,70 @@ pub async fn issuances(
     leaves: &LeafDecoders,
     filter: &IssuanceFilter<'_>,
 ) -> Result<Vec<StoredEntry>, StoreError> {
-    let checks_entries = filter.checks_entries();
-    let page = if checks_entries {
-        ISSUANCE_SCAN_PAGE.max(filter.limit)
-    } else {
-        filter.limit
-    };
-    let by_identity = match filter.identities {
-        None => None,
+    let mut candidates = match filter.identities {
+        None => Candidates::InVo {
+            pool,
+            leaves,
+            filter,
+        },
         Some(identities) => {
             match IdentityScan::resolve(pool, filter.vo, identities, filter.client_id).await? {
-                Some(scan) => Some((scan, identity_scan::log_top(pool, filter.before).await?)),
+                Some(scan) => {
+                    let top = identity_scan::log_top(pool, filter.before).await?;
+                    Candidates::ByIdentity {
+                        pool,
+                        leaves,
+                        scan,
+                        top,
+                    }
+                }
                 None => return Ok(Vec::new()),
             }
         }
     };
-    let mut found = Vec::new();
-    let mut before = filter.before;
-    loop {
-        let candidates = match &by_identity {
-            Some((scan, top)) => {
+    issuance_search::matching(filter, &mut candidates).await
+}
+
+/// The candidates of an issuance listing: by identity (the epoch index), or by VO and client.
+enum Candidates<'a> {
+    ByIdentity {
+        pool: &'a SqlitePool,
+        leaves: &'a LeafDecoders,
+        scan: IdentityScan,
+        top: u64,
+    },
+    InVo {
+        pool: &'a SqlitePool,
+        leaves: &'a LeafDecoders,
+        filter: &'a IssuanceFilter<'a>,
+    },
+}
+
+impl IssuanceCandidates for Candidates<'_> {
+    async fn page(
+        &mut self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        match self {
+            Candidates::ByIdentity {
+                pool,
+                leaves,
+                scan,
+                top,
+            } => {
                 let top = before.map_or(*top, |before| before.min(*top));
-                let indexes = scan.newest(pool, top, page).await?;
-                entries_newest_first(pool, leaves, &indexes).await?
+                let indexes = scan.newest(pool, top, limit).await?;
+                entries_newest_first(pool, leaves, &indexes).await
             }
-            None => decode_entries(leaves, vo_candidates(pool, filter, before, page).await?)?,
-        };
-        let exhausted = candidates.len() < page as usize;
-        before = candidates.last().map(|entry| entry.0);
-        for (index, leaf) in candidates {
-            if !checks_entries || filter.entry_matches(index, &leaf)? {
-                found.push((index, leaf));
-                if found.len() == filter.limit as usize {
-                    return Ok(found);
-                }
+            Candidates::InVo {
+                pool,
+                leaves,
+                filter,
+            } => {
+                let rows = vo_candidates(pool, filter, before, limit).await?;
+                decode_entries(leaves, rows)
             }
-        }
-        if exhausted {
-            return Ok(found);
         }
     }
 }
@@ -188,9 +215,6 @@ pub async fn client_vos(
     .await?;
     Ok(rows.into_iter().map(|(vo,)| vo).collect())
 }
-
-/// Candidates scanned per query when a filter is checked on the entries themselves.
-const ISSUANCE_SCAN_PAGE: u32 = 500;
 
 /// Up to `limit` issuances of the filter's VO (and client), below `before`, newest first:
 /// the candidates of a filter without identities.

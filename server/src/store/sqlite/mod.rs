@@ -39,6 +39,7 @@ pub use connection::{CHECKPOINT_INTERVAL, MIGRATOR, connect_options};
 pub use writer::SqliteWriter;
 
 use super::leaf_codec::LeafDecoders;
+use super::records;
 use super::{
     BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, Registry, SiteFetches,
     StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord, TimelineEvent,
@@ -191,8 +192,9 @@ impl LedgerReader for SqliteStore {
     }
 
     async fn client_vos(&self, iss: &str, client_id: &str) -> Result<Vec<Vo>, StoreError> {
-        let vos = lookup::client_vos(&self.pool, iss, client_id).await?;
-        Ok(vos.into_iter().map(Vo::unchecked).collect())
+        Ok(records::vos(
+            lookup::client_vos(&self.pool, iss, client_id).await?,
+        ))
     }
 
     async fn resolutions(
@@ -229,25 +231,12 @@ impl LedgerReader for SqliteStore {
         pseudonym: &Pseudonym,
     ) -> Result<Option<(Site, Vo, PersonId)>, StoreError> {
         let found = lookup::pseudonym(&self.pool, pseudonym).await?;
-        Ok(found.map(|(site, vo, person)| {
-            (
-                Site::unchecked(site),
-                Vo::unchecked(vo),
-                PersonId::unchecked(person),
-            )
-        }))
+        Ok(found.map(records::pseudonym_holder))
     }
 
     async fn any_pseudonym(&self) -> Result<Option<(Pseudonym, Site, Vo, PersonId)>, StoreError> {
         let found = blocklists::any_pseudonym(&self.pool).await?;
-        Ok(found.map(|(pseudonym, site, vo, person)| {
-            (
-                Pseudonym::unchecked(pseudonym),
-                Site::unchecked(site),
-                Vo::unchecked(vo),
-                PersonId::unchecked(person),
-            )
-        }))
+        Ok(found.map(records::pseudonym_row))
     }
 
     async fn active_credential(
@@ -263,18 +252,11 @@ impl LedgerReader for SqliteStore {
 
     async fn site_vos(&self, site: &Site) -> Result<Option<Vec<Vo>>, StoreError> {
         let vos = sites::vos_of(&self.pool, site).await?;
-        Ok(vos.map(|vos| vos.into_iter().map(Vo::unchecked).collect()))
+        Ok(vos.map(records::vos))
     }
 
     async fn sites(&self) -> Result<Vec<(Site, Vec<Vo>)>, StoreError> {
-        let sites = sites::list(&self.pool).await?;
-        Ok(sites
-            .into_iter()
-            .map(|(site, vos)| {
-                let vos = vos.into_iter().map(Vo::unchecked).collect();
-                (Site::unchecked(site), vos)
-            })
-            .collect())
+        Ok(records::sites(sites::list(&self.pool).await?))
     }
 
     async fn suspension(&self, id: &str) -> Result<Option<SuspensionRecord>, StoreError> {
@@ -306,11 +288,9 @@ impl LedgerReader for SqliteStore {
     }
 
     async fn last_blocklist_fetches(&self) -> Result<Vec<(Site, i64)>, StoreError> {
-        let fetches = blocklists::last_fetches(&self.pool).await?;
-        Ok(fetches
-            .into_iter()
-            .map(|(site, at)| (Site::unchecked(site), at))
-            .collect())
+        Ok(records::sites_at(
+            blocklists::last_fetches(&self.pool).await?,
+        ))
     }
 
     async fn suspension_request(

@@ -2,78 +2,11 @@
 //! (in the transaction of their log entries), and the reads of the API.
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
-use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::suspension_request::RequestStatus;
 
 use super::script::SqlScript;
+use crate::store::records::{REQUEST_COLUMNS, RequestRow};
 use crate::store::{RequestDecision, StoreError, SuspensionRequestRecord};
-
-const COLUMNS: &str = "SELECT id, idx, site, vo, person_id, pseudonym, token_iss, token_jti, \
-                       evidence, scope, reason_code, not_after, requested_by, requested_at, \
-                       status, decided_by, decided_at, decision_idx, suspension_id, \
-                       decline_reason FROM suspension_requests";
-
-/// A row of [`COLUMNS`].
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    idx: i64,
-    site: String,
-    vo: String,
-    person_id: String,
-    pseudonym: String,
-    token_iss: Option<String>,
-    token_jti: Option<String>,
-    evidence: String,
-    scope: Option<String>,
-    reason_code: Option<String>,
-    not_after: Option<i64>,
-    requested_by: String,
-    requested_at: i64,
-    status: String,
-    decided_by: Option<String>,
-    decided_at: Option<i64>,
-    decision_idx: Option<i64>,
-    suspension_id: Option<String>,
-    decline_reason: Option<String>,
-}
-
-impl TryFrom<Row> for SuspensionRequestRecord {
-    type Error = StoreError;
-
-    fn try_from(r: Row) -> Result<SuspensionRequestRecord, StoreError> {
-        let corrupt = |what: &str, value: &str| {
-            StoreError::Corrupt(format!("suspension request with unknown {what} `{value}`"))
-        };
-        let scope = match &r.scope {
-            Some(scope) => Some(scope.parse().map_err(|_| corrupt("scope", scope))?),
-            None => None,
-        };
-        let status = r.status.parse().map_err(|_| corrupt("status", &r.status))?;
-        Ok(SuspensionRequestRecord {
-            id: r.id,
-            idx: r.idx as u64,
-            site: Site::unchecked(r.site),
-            vo: Vo::unchecked(r.vo),
-            person_id: PersonId::unchecked(r.person_id),
-            pseudonym: Pseudonym::unchecked(r.pseudonym),
-            token_iss: r.token_iss,
-            token_jti: r.token_jti.map(Jti::unchecked),
-            evidence: r.evidence,
-            scope,
-            reason_code: r.reason_code,
-            not_after: r.not_after,
-            requested_by: r.requested_by,
-            requested_at: r.requested_at,
-            status,
-            decided_by: r.decided_by,
-            decided_at: r.decided_at,
-            decision_idx: r.decision_idx.map(|i| i as u64),
-            suspension_id: r.suspension_id,
-            decline_reason: r.decline_reason,
-        })
-    }
-}
 
 /// Queues the row of a new request, whose entry is at `index`.
 pub fn push_request(script: &mut SqlScript, index: u64, r: &SuspensionRequestRecord) {
@@ -139,7 +72,7 @@ async fn fetch_all(
     pool: &SqlitePool,
     mut q: QueryBuilder<Sqlite>,
 ) -> Result<Vec<SuspensionRequestRecord>, StoreError> {
-    let rows: Vec<Row> = q.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<RequestRow> = q.build_query_as().fetch_all(pool).await?;
     rows.into_iter()
         .map(SuspensionRequestRecord::try_from)
         .collect()
@@ -150,9 +83,9 @@ pub async fn get(
     pool: &SqlitePool,
     id: &str,
 ) -> Result<Option<SuspensionRequestRecord>, StoreError> {
-    let mut q = QueryBuilder::<Sqlite>::new(COLUMNS);
+    let mut q = QueryBuilder::<Sqlite>::new(REQUEST_COLUMNS);
     q.push(" WHERE id = ").push_bind(id);
-    let row: Option<Row> = q.build_query_as().fetch_optional(pool).await?;
+    let row: Option<RequestRow> = q.build_query_as().fetch_optional(pool).await?;
     row.map(SuspensionRequestRecord::try_from).transpose()
 }
 
@@ -163,7 +96,7 @@ pub async fn listed(
     value: &str,
     status: Option<RequestStatus>,
 ) -> Result<Vec<SuspensionRequestRecord>, StoreError> {
-    let mut q = QueryBuilder::<Sqlite>::new(COLUMNS);
+    let mut q = QueryBuilder::<Sqlite>::new(REQUEST_COLUMNS);
     let column = match column {
         Listing::OfSite => " WHERE site = ",
         Listing::ToVo => " WHERE vo = ",

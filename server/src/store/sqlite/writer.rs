@@ -8,13 +8,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use tokenledger_core::ids::Jti;
-use tokenledger_core::merkle::{self, Frontier};
+use tokenledger_core::merkle::Frontier;
 
-use super::ids::IdCache;
-use super::log::{self, EntryRow, UPPER_LEVEL};
+use super::log;
 use super::script::SqlScript;
 use super::{connection, decisions, dictionaries};
-use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary, StoredLeaf};
+use crate::store::ids::IdCache;
+use crate::store::leaf_codec::{EntryRow, LeafDecoders, LeafEncoder, NewDictionary};
+use crate::store::stored_hashes;
 use crate::store::{
     Batch, CheckpointRow, LedgerWriter, StateQuery, StateRows, StoreError, StoredEntry,
 };
@@ -71,16 +72,7 @@ impl SqliteWriter {
 #[async_trait]
 impl LedgerWriter for SqliteWriter {
     async fn open_log(&mut self) -> Result<Frontier, StoreError> {
-        let size = log::log_size(&mut self.conn).await?;
-        let stored = log::stored_hash_rows(&mut self.conn).await?;
-        if stored != merkle::stored_hash_count(size) {
-            return Err(StoreError::Corrupt(format!(
-                "{size} entries need {} stored hashes, found {stored}",
-                merkle::stored_hash_count(size)
-            )));
-        }
-        restore_upper_hashes(&mut self.conn, size).await?;
-        log::load_frontier(&mut self.conn, size).await
+        stored_hashes::open_log(&mut self.conn).await
     }
 
     async fn state_rows(&mut self, query: &StateQuery) -> Result<StateRows, StoreError> {
@@ -100,20 +92,8 @@ impl LedgerWriter for SqliteWriter {
 
     async fn append(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
         let dictionary = self.leaves.pending_dictionary()?;
-        let stored = batch
-            .entries
-            .iter()
-            .map(|e| self.leaves.encode(e.leaf))
-            .collect::<Result<Vec<StoredLeaf>, _>>()?;
-        let entries: Vec<EntryRow<'_>> = batch
-            .entries
-            .iter()
-            .zip(&stored)
-            .map(|(e, leaf)| EntryRow {
-                index: e.index,
-                leaf,
-            })
-            .collect();
+        let stored = self.leaves.encode_all(&batch.entries)?;
+        let entries = EntryRow::of(&batch.entries, &stored);
         let mut script = SqlScript::begin();
         if let Some(dictionary) = &dictionary {
             dictionaries::push_dictionary(&mut script, dictionary, batch.written_at);
@@ -138,27 +118,4 @@ impl LedgerWriter for SqliteWriter {
     async fn write_checkpoint(&mut self, checkpoint: CheckpointRow<'_>) -> Result<(), StoreError> {
         log::insert_checkpoint(&mut self.conn, checkpoint).await
     }
-}
-
-/// Makes `upper_hashes` hold every stored hash of level `UPPER_LEVEL` and above of the log
-/// (a database from before migration 0005 has none): copies the missing ones from `hashes`,
-/// then refuses to start unless the count is exact.
-async fn restore_upper_hashes(conn: &mut SqliteConnection, size: u64) -> Result<(), StoreError> {
-    let expected = merkle::stored_hash_count_from_level(size, UPPER_LEVEL);
-    if log::upper_hash_rows(&mut *conn).await? == expected {
-        return Ok(());
-    }
-    let copied = log::copy_upper_hashes(conn, size).await?;
-    tracing::info!(
-        copied,
-        expected,
-        "copied upper-level stored hashes into upper_hashes"
-    );
-    let found = log::upper_hash_rows(&mut *conn).await?;
-    if found != expected {
-        return Err(StoreError::Corrupt(format!(
-            "{size} entries need {expected} upper-level stored hashes, found {found}"
-        )));
-    }
-    Ok(())
 }

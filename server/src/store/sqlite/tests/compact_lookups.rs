@@ -18,10 +18,10 @@ use crate::clock::SystemClock;
 use crate::metrics::Metrics;
 use crate::preconditions::Refusal;
 use crate::sequencer::{AppendError, BatchLimits, EntryKind, PreparedEntry, Sequenced, Sequencer};
-use crate::store::leaf_codec::{LeafDecoders, StoredLeaf};
+use crate::store::ids::{IdCache, NewIds};
+use crate::store::leaf_codec::{EntryRow, LeafDecoders, StoredLeaf};
 use crate::store::sqlite::connection;
-use crate::store::sqlite::ids::{IdCache, NewIds};
-use crate::store::sqlite::log::{self, EntryRow};
+use crate::store::sqlite::log;
 use crate::store::sqlite::script::SqlScript;
 use crate::store::sqlite::{SqliteStore, SqliteWriter, lookup};
 use crate::store::{

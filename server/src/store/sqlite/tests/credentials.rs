@@ -1,51 +1,17 @@
 //! API credentials in the database: only the hash of a secret is stored.
 
-use tokenledger_core::access::{Binding, Role};
-
-use crate::clock::Clock;
-use crate::credentials::{authenticate, create, list, revoke};
+use crate::store::conformance;
 use crate::store::sqlite::{SqliteStore, connection};
-
-/// A clock stopped at a time (unix microseconds).
-struct StoppedAt(i64);
-
-impl Clock for StoppedAt {
-    fn now_micros(&self) -> i64 {
-        self.0
-    }
-}
 
 #[tokio::test]
 async fn create_authenticate_revoke() {
     let dir = tempfile::tempdir().unwrap();
     let pool = connection::open(&dir.path().join("t.db")).await.unwrap();
     let store = SqliteStore::over(pool.clone());
-    let binding = Binding::new(Role::Issuer, Some("atlas".into()), None).unwrap();
-    let (id, secret) = create(&store, &StoppedAt(1_000), &binding, Some("iam"))
-        .await
-        .unwrap();
-    assert!(secret.starts_with("tlk_") && secret.len() > 50);
-
+    let secret = conformance::create_authenticate_revoke(&store).await;
     let stored: (Vec<u8>,) = sqlx::query_as("SELECT secret_hash FROM credentials")
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_ne!(stored.0, secret.as_bytes(), "only the hash is stored");
-
-    let principal = authenticate(&store, &secret).await.unwrap().unwrap();
-    assert_eq!(principal.id, format!("credential:{id}"));
-    assert_eq!(principal.binding, binding);
-    assert!(authenticate(&store, "tlk_wrong").await.unwrap().is_none());
-    assert!(
-        authenticate(&store, "not-a-credential")
-            .await
-            .unwrap()
-            .is_none()
-    );
-
-    assert!(revoke(&store, &StoppedAt(2_000), &id).await.unwrap());
-    assert!(!revoke(&store, &StoppedAt(3_000), &id).await.unwrap());
-    assert!(authenticate(&store, &secret).await.unwrap().is_none());
-    let listed = &list(&store).await.unwrap()[0];
-    assert_eq!((listed.created_at, listed.revoked_at), (1_000, Some(2_000)));
 }

@@ -13,8 +13,9 @@ use tokenledger_core::note::NoteSigner;
 use crate::clock::SystemClock;
 use crate::metrics::Metrics;
 use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer, SequencerError};
-use crate::store::sqlite::log::{self, UPPER_LEVEL};
+use crate::store::sqlite::log;
 use crate::store::sqlite::{SqliteStore, SqliteWriter, connection};
+use crate::store::stored_hashes::UPPER_LEVEL;
 use crate::store::{LedgerReader, StateChange, StoreError};
 
 /// Batch sizes of the log the tests build: 2,661 entries, so stored hashes up to level 11.

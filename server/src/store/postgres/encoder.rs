@@ -1,0 +1,54 @@
+//! The writer's side of the leaf codec's storage on PostgreSQL: the encoder of a writer taking
+//! up the log (the dictionaries other writers trained included), and each new dictionary,
+//! written in the transaction of the first leaves compressed with it.
+
+use std::sync::Arc;
+
+use sqlx::PgConnection;
+
+use super::log_reads;
+use crate::store::StoreError;
+use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary};
+
+/// The writer's encoder for the database behind `conn`: the newest dictionary if there is
+/// one; otherwise, with `train_after` > 0, sampling the newest raw leaves (see
+/// [`LeafEncoder::new`]). Every stored dictionary is installed into `decoders` first: an
+/// earlier writer (another server) may have trained some since they were loaded.
+pub async fn load_encoder(
+    conn: &mut PgConnection,
+    decoders: Arc<LeafDecoders>,
+    train_after: usize,
+) -> Result<LeafEncoder, StoreError> {
+    let stored = log_reads::install_dictionaries(&mut *conn, &decoders, None).await?;
+    let newest = stored.into_iter().last();
+    let mut raw = Vec::new();
+    if newest.is_none() && train_after > 0 {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT leaf FROM entries WHERE dictionary IS NULL ORDER BY idx DESC LIMIT $1",
+        )
+        .bind(train_after as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+        raw = rows.into_iter().map(|(leaf,)| leaf).collect();
+    }
+    LeafEncoder::new(decoders, train_after, newest, raw)
+}
+
+/// Writes the dictionary the leaves of this transaction are compressed with (again, if an
+/// earlier transaction that wrote it failed).
+pub async fn insert_dictionary(
+    conn: &mut PgConnection,
+    dictionary: &NewDictionary,
+    created_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO leaf_dictionaries (id, dictionary, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(dictionary.id)
+    .bind(&dictionary.bytes)
+    .bind(created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

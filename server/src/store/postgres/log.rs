@@ -1,0 +1,202 @@
+//! The writer's SQL of the log tables on PostgreSQL: entries, stored hashes (those of level
+//! [`UPPER_LEVEL`] and above to `upper_hashes` too), issuance keys, resolutions, checkpoints.
+//! Rows go in as arrays, one `INSERT ... SELECT * FROM UNNEST(...)` per table and batch.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sqlx::PgConnection;
+use tokenledger_core::ids::{Jti, Vo};
+use tokenledger_core::merkle::{self, Frontier, Hash};
+
+use super::{ids, log_reads};
+use crate::store::ids::{IdCache, NewIds};
+use crate::store::leaf_codec::EntryRow;
+use crate::store::stored_hashes::{StoredLog, UPPER_LEVEL, is_upper};
+use crate::store::{CheckpointRow, IssuanceRow, StoreError};
+
+/// Stored-hash indexes per statement when `upper_hashes` is filled from `hashes`.
+const COPY_CHUNK: usize = 10_000;
+
+#[async_trait]
+impl StoredLog for PgConnection {
+    async fn log_size(&mut self) -> Result<u64, StoreError> {
+        log_reads::log_size(self).await
+    }
+
+    async fn stored_hash_rows(&mut self) -> Result<u64, StoreError> {
+        count(self, "SELECT COALESCE(MAX(idx) + 1, 0) FROM hashes").await
+    }
+
+    async fn upper_hash_rows(&mut self) -> Result<u64, StoreError> {
+        count(self, "SELECT COUNT(*) FROM upper_hashes").await
+    }
+
+    /// In one transaction, [`COPY_CHUNK`] indexes per statement.
+    async fn copy_upper_hashes(&mut self, size: u64) -> Result<u64, StoreError> {
+        let mut tx = sqlx::Connection::begin(self).await?;
+        let mut copied = 0;
+        let indexes = merkle::stored_hash_indexes_from_level(size, UPPER_LEVEL);
+        for chunk in indexes.chunks(COPY_CHUNK) {
+            let chunk: Vec<i64> = chunk.iter().map(|i| *i as i64).collect();
+            copied += sqlx::query(
+                "INSERT INTO upper_hashes (idx, hash) SELECT idx, hash FROM hashes \
+                 WHERE idx = ANY($1) ON CONFLICT DO NOTHING",
+            )
+            .bind(chunk)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(copied)
+    }
+
+    async fn load_frontier(&mut self, size: u64) -> Result<Frontier, StoreError> {
+        let hashes = log_reads::read_hashes(self, &merkle::tree_hash_indexes(size)).await?;
+        Frontier::from_stored(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// The one number `select` answers.
+async fn count(conn: &mut PgConnection, select: &'static str) -> Result<u64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(select).fetch_one(conn).await?;
+    Ok(n as u64)
+}
+
+/// Indexes of already logged issuances among `keys` (jti, iss).
+pub async fn find_issuances(
+    conn: &mut PgConnection,
+    keys: &[(&Jti, &str)],
+) -> Result<HashMap<(Jti, String), u64>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let jtis: Vec<&str> = keys.iter().map(|(jti, _)| jti.as_str()).collect();
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT i.jti, r.iss, i.idx FROM issuances i JOIN issuers r ON r.id = i.issuer \
+         WHERE i.jti = ANY($1)",
+    )
+    .bind(jtis)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(jti, iss, idx)| ((Jti::unchecked(jti), iss), idx as u64))
+        .collect())
+}
+
+/// Writes entries, their stored hashes and issuance keys, creating the issuers, clients and
+/// identities (each with a new person) that `cache` and the database lack. Returns the ids
+/// `cache` lacked: give them to [`IdCache::remember`] once the transaction commits.
+pub async fn insert_log_rows(
+    conn: &mut PgConnection,
+    cache: &IdCache,
+    entries: &[EntryRow<'_>],
+    hashes: &[(u64, Hash)],
+    issuances: &[IssuanceRow<'_>],
+) -> Result<NewIds, StoreError> {
+    if !entries.is_empty() {
+        let indexes: Vec<i64> = entries.iter().map(|e| e.index as i64).collect();
+        let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.bytes.as_slice()).collect();
+        let dictionaries: Vec<Option<i64>> = entries.iter().map(|e| e.leaf.dictionary).collect();
+        sqlx::query(
+            "INSERT INTO entries (idx, leaf, dictionary) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bigint[])",
+        )
+        .bind(indexes)
+        .bind(leaves)
+        .bind(dictionaries)
+        .execute(&mut *conn)
+        .await?;
+    }
+    insert_hashes(conn, "hashes", hashes.iter()).await?;
+    insert_hashes(
+        conn,
+        "upper_hashes",
+        hashes.iter().filter(|(i, _)| is_upper(*i)),
+    )
+    .await?;
+    let (row_ids, new_ids) = ids::of_issuances(conn, cache, issuances).await?;
+    if !issuances.is_empty() {
+        let indexes: Vec<i64> = issuances.iter().map(|i| i.index as i64).collect();
+        let jtis: Vec<&str> = issuances.iter().map(|i| i.key.jti.as_str()).collect();
+        let issuers: Vec<i64> = row_ids.iter().map(|id| id.issuer).collect();
+        let identities: Vec<i64> = row_ids.iter().map(|id| id.identity).collect();
+        let clients: Vec<Option<i64>> = row_ids.iter().map(|id| id.client).collect();
+        let refreshes: Vec<Option<&str>> = issuances
+            .iter()
+            .map(|i| i.key.refresh_jti.as_deref())
+            .collect();
+        sqlx::query(
+            "INSERT INTO issuances (idx, jti, issuer, identity, client, refresh_jti) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], \
+             $5::bigint[], $6::text[])",
+        )
+        .bind(indexes)
+        .bind(jtis)
+        .bind(issuers)
+        .bind(identities)
+        .bind(clients)
+        .bind(refreshes)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(new_ids)
+}
+
+/// Inserts (stored index, hash) rows into `table` (`hashes` or `upper_hashes`).
+async fn insert_hashes<'h>(
+    conn: &mut PgConnection,
+    table: &str,
+    hashes: impl Iterator<Item = &'h (u64, Hash)>,
+) -> Result<(), StoreError> {
+    let (indexes, hashes): (Vec<i64>, Vec<&[u8]>) =
+        hashes.map(|(i, h)| (*i as i64, h.0.as_slice())).unzip();
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} (idx, hash) SELECT * FROM UNNEST($1::bigint[], $2::bytea[])"
+    )))
+    .bind(indexes)
+    .bind(hashes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the rows indexing resolution entries by VO.
+pub async fn insert_resolutions(
+    conn: &mut PgConnection,
+    rows: &[(u64, &Vo)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (indexes, vos): (Vec<i64>, Vec<&str>) =
+        rows.iter().map(|(i, vo)| (*i as i64, vo.as_str())).unzip();
+    sqlx::query("INSERT INTO resolutions (idx, vo) SELECT * FROM UNNEST($1::bigint[], $2::text[])")
+        .bind(indexes)
+        .bind(vos)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a signed checkpoint (once per size).
+pub async fn insert_checkpoint(
+    conn: &mut PgConnection,
+    checkpoint: CheckpointRow<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (size) DO NOTHING",
+    )
+    .bind(checkpoint.size as i64)
+    .bind(checkpoint.note)
+    .bind(checkpoint.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
