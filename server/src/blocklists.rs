@@ -305,8 +305,15 @@ impl Blocklists {
                     entries,
                 };
                 let signed = blocklist.sign(signer);
-                self.registry.store_blocklist(&signed).await?;
-                signed
+                if self.registry.store_blocklist(&signed).await? {
+                    signed
+                } else {
+                    // Another server on the database signed this sequence first: its
+                    // document is the one sites get.
+                    self.reader.blocklist(site).await?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("the blocklist of site {site} went away"))
+                    })?
+                }
             }
         };
         let first_expiry = signed

@@ -1,5 +1,5 @@
 //! `tokenledger-server`: run the ledger, manage its credentials on the data directory, back
-//! its database up and restore it.
+//! its database up and restore it, copy it into PostgreSQL.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +14,8 @@ use tokenledger_server::config::{Config, DEFAULT_CONFIG, validate_site_name};
 use tokenledger_server::logging::{self, LogFormat};
 use tokenledger_server::store::LedgerReader;
 use tokenledger_server::store::Registry;
+use tokenledger_server::store::migrate::{self, MigrationReport, Progress};
+use tokenledger_server::store::postgres::DatabaseUrl;
 use tokenledger_server::store::sqlite::SqliteStore;
 use tokenledger_server::store::sqlite::backup::{self, LogState};
 use tokenledger_server::tls::{TlsArgs, Transport};
@@ -78,6 +80,18 @@ enum Command {
         /// Replace the data directory's database; refused while a process has it open.
         #[arg(long)]
         force: bool,
+    },
+    /// Copy the data directory's SQLite ledger into an empty PostgreSQL database, and check
+    /// the copy (row counts, every leaf against its stored hash, the stored tree, the newest
+    /// checkpoint's root under the log key) before committing it: all or nothing. The ledger
+    /// is read in one snapshot: stop the server first, or entries it logs after the snapshot
+    /// are not copied (the summary says the size copied). log.key and ledger.secret stay
+    /// files: copy them (0600) into the data directory of every server using the database.
+    Migrate {
+        /// The PostgreSQL database to copy into (postgres://user@host:port/database); it must
+        /// hold no rows.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -172,7 +186,74 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore { from, force } => restore(config, &from, force).await,
+        Command::Migrate { to } => migrate_to(config, &to).await,
     }
+}
+
+/// Progress lines on a table (or the check of a log) larger than this are written every this
+/// many rows (entries).
+const PROGRESS_ROWS: u64 = 100_000;
+
+async fn migrate_to(config: Config, to: &str) -> anyhow::Result<()> {
+    let target = DatabaseUrl::parse(to).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "migrating {} to {target} (one snapshot of the SQLite ledger, one PostgreSQL \
+         transaction)",
+        config.db_path().display()
+    );
+    let mut shown = 0;
+    let report = migrate::run(&config, &target, &mut |p: Progress<'_>| match p {
+        Progress::Copied {
+            table,
+            copied,
+            total,
+        } => {
+            if copied == total {
+                eprintln!("  copied {table}: {copied} rows");
+                shown = 0;
+            } else if copied >= shown + PROGRESS_ROWS {
+                eprintln!("  copying {table}: {copied} of {total} rows");
+                shown = copied;
+            }
+        }
+        Progress::Checked { entries, size } => {
+            if entries == size || entries >= shown + PROGRESS_ROWS {
+                eprintln!("  checked {entries} of {size} entries and their stored hashes");
+                shown = entries;
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("migrating to {target}"))?;
+    println!("{}", migration_summary(&report, &target));
+    eprintln!(
+        "The log key ({}) and the pseudonym secret ({}) stay files: copy both (mode 0600) into \
+         the data directory of every tokenledger-server that will use {target}.",
+        config.log_key_path().display(),
+        config.ledger_secret_path().display()
+    );
+    Ok(())
+}
+
+/// `migrated N entries (...) to URL in S s (R entries/s)`.
+fn migration_summary(report: &MigrationReport, target: &DatabaseUrl) -> String {
+    let seconds = report.elapsed.as_secs_f64();
+    let checkpoint = report
+        .checkpoint
+        .as_ref()
+        .map_or("no checkpoint (empty log)".to_string(), |c| {
+            format!("newest checkpoint: size {}, checked", c.size)
+        });
+    format!(
+        "migrated {} entries (root {}, base64 {}; {checkpoint}) and {} rows in {} tables to \
+         {target} in {seconds:.1} s ({:.0} entries/s)",
+        report.size,
+        report.root.to_hex(),
+        report.root.to_base64(),
+        report.rows(),
+        report.tables.len(),
+        report.size as f64 / seconds.max(1e-9)
+    )
 }
 
 /// Exit code of `fsck` when it found problems, and when it could not check.

@@ -18,7 +18,8 @@ pub async fn existing(reader: &dyn LedgerReader, site: &Site) -> Result<Vec<Vo>,
         .ok_or_else(|| ServiceError::NotFound(format!("no site `{site}`")))
 }
 
-/// The one issuance of `jti` (of `iss`, if given) in one of `vos`.
+/// The one issuance of `jti` (of `iss`, if given) in one of `vos`, read from the primary:
+/// what is written next depends on it.
 pub async fn issuance_in(
     reader: &dyn LedgerReader,
     vos: &[Vo],
@@ -26,7 +27,7 @@ pub async fn issuance_in(
     iss: Option<&str>,
 ) -> Result<(u64, Issuance), ServiceError> {
     let mut found = Vec::new();
-    for (index, leaf) in reader.issuances_by_jti(jti).await? {
+    for (index, leaf) in reader.primary().issuances_by_jti(jti).await? {
         let issuance = decode_issuance(index, &leaf)?;
         if vos.iter().any(|vo| *vo == *issuance.vo) && iss.is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance));

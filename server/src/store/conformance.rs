@@ -244,3 +244,26 @@ pub async fn a_fetch_after_the_suspension_left_the_blocklist_is_no_fetch_of_it(
         "its last carrying sequence"
     );
 }
+
+/// A blocklist whose sequence is not higher than the stored one's is not stored (another
+/// server signed that sequence first): the stored document stays, and so do its suspensions'
+/// first appearances.
+pub async fn a_blocklist_of_a_sequence_already_stored_is_refused(
+    store: &(impl LedgerReader + Registry),
+) {
+    let first = signed("A", 2, &["su-1"]);
+    assert!(store.store_blocklist(&first).await.unwrap());
+    for refused in [signed("A", 2, &["su-2"]), signed("A", 1, &["su-3"])] {
+        assert!(!store.store_blocklist(&refused).await.unwrap());
+        let stored = store.blocklist(&site("A")).await.unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&stored).unwrap(),
+            serde_json::to_value(&first).unwrap()
+        );
+        for id in ["su-2", "su-3"] {
+            let status = store.blocklist_enforcement(&site("A"), id).await.unwrap();
+            assert_eq!(status.first_sequence, None, "{id}");
+        }
+    }
+    assert!(store.store_blocklist(&signed("A", 3, &[])).await.unwrap());
+}

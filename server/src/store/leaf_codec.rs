@@ -114,13 +114,15 @@ impl LeafDecoders {
 
     /// Adds the decoder of stored dictionary `id`.
     pub fn install(&self, id: i64, dictionary: &[u8]) -> Result<(), StoreError> {
-        let decompressor = Decompressor::with_dictionary(dictionary)
-            .map_err(|e| StoreError::Corrupt(format!("leaf dictionary {id}: {e}")))?;
+        self.add(id, decompressor(id, dictionary)?);
+        Ok(())
+    }
+
+    fn add(&self, id: i64, decompressor: Decompressor<'static>) {
         self.by_id
             .write()
             .expect("leaf decoders lock")
             .insert(id, Arc::new(Mutex::new(decompressor)));
-        Ok(())
     }
 
     /// Whether the decoder of stored dictionary `id` is installed.
@@ -202,8 +204,9 @@ pub fn unknown_dictionaries(leaves: &LeafDecoders, rows: &[EntryData]) -> Vec<i6
 pub struct LeafEncoder {
     decoders: Arc<LeafDecoders>,
     current: Option<(i64, Compressor<'static>)>,
-    /// The dictionary in use that is not known to be committed yet.
-    pending: Option<NewDictionary>,
+    /// The dictionary in use that is not known to be committed yet, and its decoder, which
+    /// the shared decoders get once it is: a batch that fails leaves them as they were.
+    pending: Option<(NewDictionary, Decompressor<'static>)>,
     samples: Vec<Vec<u8>>,
     train_after: usize,
     training: Option<oneshot::Receiver<std::io::Result<Vec<u8>>>>,
@@ -275,7 +278,7 @@ impl LeafEncoder {
         if let Some(result) = finished {
             self.adopt(result)?;
         }
-        Ok(self.pending.clone())
+        Ok(self.pending_copy())
     }
 
     /// Waits for a dictionary being trained, then behaves as [`Self::pending_dictionary`].
@@ -286,7 +289,13 @@ impl LeafEncoder {
                 .unwrap_or_else(|_| Err(std::io::Error::other("the training thread stopped")));
             self.adopt(result)?;
         }
-        Ok(self.pending.clone())
+        Ok(self.pending_copy())
+    }
+
+    fn pending_copy(&self) -> Option<NewDictionary> {
+        self.pending
+            .as_ref()
+            .map(|(dictionary, _)| dictionary.clone())
     }
 
     fn adopt(&mut self, trained: std::io::Result<Vec<u8>>) -> Result<(), StoreError> {
@@ -294,9 +303,9 @@ impl LeafEncoder {
         match trained {
             Ok(bytes) => {
                 let id = self.next_id;
-                self.decoders.install(id, &bytes)?;
+                let decoder = decompressor(id, &bytes)?;
                 self.current = Some((id, compressor(id, &bytes)?));
-                self.pending = Some(NewDictionary { id, bytes });
+                self.pending = Some((NewDictionary { id, bytes }, decoder));
                 self.next_id += 1;
                 self.samples = Vec::new();
                 tracing::info!(
@@ -313,9 +322,12 @@ impl LeafEncoder {
         Ok(())
     }
 
-    /// The transaction that wrote the pending dictionary committed.
+    /// The transaction that wrote the pending dictionary committed: the shared decoders
+    /// learn it.
     pub fn committed(&mut self) {
-        self.pending = None;
+        if let Some((dictionary, decoder)) = self.pending.take() {
+            self.decoders.add(dictionary.id, decoder);
+        }
     }
 
     /// The stored form of each of `entries`, in order.
@@ -360,6 +372,11 @@ impl LeafEncoder {
 
 /// A compressor of stored leaves with dictionary `id`: a checksum, so that a damaged row is
 /// an error rather than other bytes, and no dictionary id in the frame (the row names it).
+fn decompressor(id: i64, dictionary: &[u8]) -> Result<Decompressor<'static>, StoreError> {
+    Decompressor::with_dictionary(dictionary)
+        .map_err(|e| StoreError::Corrupt(format!("leaf dictionary {id}: {e}")))
+}
+
 fn compressor(id: i64, dictionary: &[u8]) -> Result<Compressor<'static>, StoreError> {
     let setup = || -> std::io::Result<Compressor<'static>> {
         let mut compressor = Compressor::with_dictionary(LEVEL, dictionary)?;

@@ -9,6 +9,7 @@ pub mod identity_epochs;
 mod ids;
 mod issuance_search;
 pub mod leaf_codec;
+pub mod migrate;
 pub mod ownership;
 pub mod postgres;
 mod records;
@@ -82,6 +83,11 @@ pub trait WriterLease: Send + Sync {
 /// hash.
 #[async_trait]
 pub trait LedgerReader: Send + Sync {
+    /// This reader as it reads what every committed write left: without a read replica that
+    /// may lag. A decision that leads to a write (the token a suspension, a request or a
+    /// sighting names) reads through it.
+    fn primary(&self) -> &dyn LedgerReader;
+
     /// Number of entries in the log.
     async fn log_size(&self) -> Result<u64, StoreError>;
 
@@ -269,9 +275,12 @@ pub trait Registry: Send + Sync {
     /// Adds a site (created at `at`) or replaces the VOs it serves.
     async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError>;
 
-    /// Replaces the stored blocklist of its site, and records the sequence at which each
-    /// suspension it carries first appeared in that site's blocklists.
-    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError>;
+    /// Replaces the stored blocklist of its site if `signed` has a higher sequence, and then
+    /// records the sequence at which each suspension it carries first appeared in that site's
+    /// blocklists. False, with nothing written, when the stored one has this sequence or a
+    /// higher one (another server sharing the database signed it first): never two documents
+    /// with one sequence.
+    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<bool, StoreError>;
 
     /// Records a fetch of a site's blocklist: the first fetch of its sequence by the
     /// credential when a document was served, and the credential's last fetch.

@@ -1,16 +1,22 @@
 //! The hosts of a database URL, one lazily connecting pool each, and which of them this server
 //! uses: the one that accepts writes (or, for a read replica, any that answers). A failed
 //! query makes it ask again, at most once a second, so that the next query goes to the host
-//! that took over (a promoted standby); the failed query keeps its error.
+//! that took over (a promoted standby); the failed query keeps its error. It also asks every
+//! [`WATCH_INTERVAL`], on a new connection, so a host that stopped accepting writes while
+//! its pooled sessions still answer (made read-only, demoted) is left. Every query has a
+//! deadline: the server's `statement_timeout`, and [`QUERY_DEADLINE`] here for a host that
+//! does not answer at all.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::sync::Mutex;
 
-use super::connection::{DatabaseUrl, accepts_writes};
+use super::connection::{DatabaseUrl, accepts_writes, limit_keepalives};
 use crate::store::StoreError;
 
 /// Connections of each host's pool.
@@ -21,6 +27,13 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The least time between two selections after errors.
 const RESELECT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the host in use is asked whether it still is the one to use.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
+/// The server-side limit of one statement of the pools' sessions.
+const STATEMENT_TIMEOUT: &str = "30s";
+/// How long a query may go unanswered (a host that is gone without closing its connections)
+/// before it fails here: a little more than [`STATEMENT_TIMEOUT`].
+const QUERY_DEADLINE: Duration = Duration::from_secs(35);
 
 /// What a host must do to be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,14 +50,17 @@ pub struct Hosts {
     wanted: Wanted,
     pools: Vec<PgPool>,
     current: AtomicUsize,
+    /// Whether the host in use was `wanted` when last asked.
+    usable: AtomicBool,
     /// When hosts were last selected after an error; held while selecting.
     last_selection: Mutex<Option<Instant>>,
 }
 
 impl Hosts {
     /// The pools of `url`'s hosts (connecting when first used), using the first host, in the
-    /// URL's order, that is `wanted`; an error naming every host if none is.
-    pub async fn connect(url: &DatabaseUrl, wanted: Wanted) -> Result<Hosts, StoreError> {
+    /// URL's order, that is `wanted`; an error naming every host if none is. A task asks
+    /// again every [`WATCH_INTERVAL`] until the hosts are dropped or closed.
+    pub async fn connect(url: &DatabaseUrl, wanted: Wanted) -> Result<Arc<Hosts>, StoreError> {
         let pools = url
             .hosts()
             .iter()
@@ -52,7 +68,17 @@ impl Hosts {
                 PgPoolOptions::new()
                     .max_connections(POOL_CONNECTIONS)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_lazy_with(options.clone())
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            limit_keepalives(conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with(
+                        options
+                            .clone()
+                            .options([("statement_timeout", STATEMENT_TIMEOUT)]),
+                    )
             })
             .collect();
         let hosts = Hosts {
@@ -60,6 +86,7 @@ impl Hosts {
             wanted,
             pools,
             current: AtomicUsize::new(0),
+            usable: AtomicBool::new(true),
             last_selection: Mutex::new(None),
         };
         let mut failures = Vec::new();
@@ -67,6 +94,8 @@ impl Hosts {
             match hosts.probe(i).await {
                 Ok(()) => {
                     hosts.current.store(i, Ordering::Relaxed);
+                    let hosts = Arc::new(hosts);
+                    tokio::spawn(watch(Arc::downgrade(&hosts)));
                     return Ok(hosts);
                 }
                 Err(problem) => failures.push(format!("{}: {problem}", url.host_name(i))),
@@ -86,6 +115,36 @@ impl Hosts {
     /// The pool of the host in use.
     pub fn pool(&self) -> PgPool {
         self.pools[self.current.load(Ordering::Relaxed)].clone()
+    }
+
+    /// A connection of its own to the host in use, without the pools' statement timeout
+    /// (for migrations).
+    pub async fn connect_one(&self) -> Result<sqlx::PgConnection, StoreError> {
+        let options = &self.url.hosts()[self.current.load(Ordering::Relaxed)];
+        Ok(options.connect().await?)
+    }
+
+    /// Whether the host in use was `wanted` when last asked (a read replica that is down is
+    /// not, until it answers again).
+    pub fn usable(&self) -> bool {
+        self.usable.load(Ordering::Relaxed)
+    }
+
+    /// The result of `work` (a query on [`Hosts::pool`]), failing past [`QUERY_DEADLINE`],
+    /// through [`Hosts::checked`].
+    pub async fn run<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = match tokio::time::timeout(QUERY_DEADLINE, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Db(format!(
+                "database host {} did not answer within {} s",
+                self.url.host_name(self.current.load(Ordering::Relaxed)),
+                QUERY_DEADLINE.as_secs()
+            ))),
+        };
+        self.checked(result).await
     }
 
     /// `host:port` of the host in use.
@@ -113,6 +172,13 @@ impl Hosts {
         if !selection_due(*last, Instant::now()) {
             return;
         }
+        self.select().await;
+        *last = Some(Instant::now());
+    }
+
+    /// Selects the host to use: the host in use if it still is `wanted`, else the first other
+    /// one in the URL's order that is; the host in use, not usable, if none is.
+    async fn select(&self) {
         let current = self.current.load(Ordering::Relaxed);
         for i in probe_order(current, self.pools.len()) {
             match self.probe(i).await {
@@ -125,7 +191,8 @@ impl Hosts {
                         );
                         self.current.store(i, Ordering::Relaxed);
                     }
-                    break;
+                    self.usable.store(true, Ordering::Relaxed);
+                    return;
                 }
                 Err(problem) => tracing::warn!(
                     host = self.url.host_name(i),
@@ -134,20 +201,24 @@ impl Hosts {
                 ),
             }
         }
-        *last = Some(Instant::now());
+        self.usable.store(false, Ordering::Relaxed);
     }
 
-    /// Whether host `i` is `wanted` now, and if not why.
+    /// Whether host `i` is `wanted` now, and if not why: asked on a new connection, which
+    /// sees what a new session would (a database made read-only by default since the pool's
+    /// sessions began).
     async fn probe(&self, i: usize) -> Result<(), String> {
         let probe = async {
-            let mut conn = self.pools[i].acquire().await?;
-            match self.wanted {
+            let mut conn = self.url.hosts()[i].connect().await?;
+            let wanted = match self.wanted {
                 Wanted::Writes => accepts_writes(&mut conn).await,
-                Wanted::Reads => {
-                    sqlx::query("SELECT 1").execute(&mut *conn).await?;
-                    Ok(true)
-                }
-            }
+                Wanted::Reads => match sqlx::query("SELECT 1").execute(&mut conn).await {
+                    Ok(_) => Ok(true),
+                    Err(e) => Err(e.into()),
+                },
+            };
+            let _ = conn.close().await;
+            wanted
         };
         match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
             Ok(Ok(true)) => Ok(()),
@@ -162,6 +233,30 @@ impl Hosts {
         for pool in &self.pools {
             pool.close().await;
         }
+    }
+
+    fn closed(&self) -> bool {
+        self.pools.iter().all(PgPool::is_closed)
+    }
+}
+
+/// Selects the host of `hosts` every [`WATCH_INTERVAL`], until they are dropped or closed.
+async fn watch(hosts: Weak<Hosts>) {
+    let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(hosts) = hosts.upgrade() else {
+            return;
+        };
+        if hosts.closed() {
+            return;
+        }
+        let Ok(mut last) = hosts.last_selection.try_lock() else {
+            continue;
+        };
+        hosts.select().await;
+        *last = Some(Instant::now());
     }
 }
 

@@ -1,6 +1,7 @@
 //! The SQL of the integer ids an `issuances` row holds (see [`crate::store::ids`]) on
 //! PostgreSQL: the ids the writer's [`IdCache`] lacks are read back from their tables after
-//! `INSERT ... ON CONFLICT DO NOTHING` of the keys, two statements per table that lacks any.
+//! `INSERT ... ON CONFLICT (key columns) DO NOTHING` of the keys, two statements per table
+//! that lacks any.
 
 use sqlx::PgConnection;
 
@@ -78,8 +79,9 @@ async fn insert_missing(
         arrays.push_str(&format!(", ${}::text[], ${}::bigint[]", n + 1, n + 2));
     }
     let sql = format!(
-        "INSERT INTO {} ({names}) SELECT * FROM UNNEST({arrays}) ON CONFLICT DO NOTHING",
-        table.name()
+        "INSERT INTO {} ({names}) SELECT * FROM UNNEST({arrays}) ON CONFLICT ({}) DO NOTHING",
+        table.name(),
+        table.columns().join(", ")
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for column in columns {

@@ -1,6 +1,7 @@
 //! [`PostgresLease`]: the writer lease of a PostgreSQL ledger, behind [`WriterLease`]. Any
 //! number of servers share the database; the one whose writer connection holds the session
-//! advisory lock [`LEASE_KEY`] is the writer, and records its name in `writer_lease`.
+//! advisory lock [`LEASE_KEY`] is the writer, and records its name in `writer_lease` once its
+//! session is set up; a name counts only while the backend that wrote it holds the lock.
 //!
 //! Safety: the lock belongs to the writer's connection, and every append runs on that
 //! connection ([`PostgresWriter`] never reconnects). When the connection dies (the process
@@ -12,6 +13,7 @@
 //! connection still holds the lock.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{Connection, PgConnection};
@@ -27,6 +29,21 @@ use crate::store::{LedgerWriter, StoreError, WriterLease};
 /// fixed 64-bit number no other application on the database is expected to lock.
 pub const LEASE_KEY: i64 = i64::from_be_bytes(*b"tlwriter");
 
+/// How long taking the lock may take once connected.
+const LOCK_DEADLINE: Duration = Duration::from_secs(10);
+/// How long asking who the writer is may take: past it the writer is unknown.
+const HOLDER_DEADLINE: Duration = Duration::from_secs(2);
+
+/// `pg_locks` shows a bigint advisory key as its high and low 32 bits, with objsubid 1: the
+/// condition on a `pg_locks` row `l` that it is the lease's, granted (keys `$1`, `$2`).
+const LEASE_LOCK: &str = "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+    AND l.classid::bigint = $1 AND l.objid::bigint = $2";
+
+/// The two halves of [`LEASE_KEY`] as `pg_locks` shows them.
+fn key_halves() -> (i64, i64) {
+    let key = LEASE_KEY as u64;
+    ((key >> 32) as i64, (key & 0xffff_ffff) as i64)
+}
 /// The writer lease of the ledger at a PostgreSQL URL.
 pub struct PostgresLease {
     url: DatabaseUrl,
@@ -54,59 +71,102 @@ impl PostgresLease {
 impl WriterLease for PostgresLease {
     async fn try_acquire(&self, holder: &str) -> Result<Option<Box<dyn LedgerWriter>>, StoreError> {
         let (mut conn, _) = connect_writable(&self.url).await?;
-        let (taken,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        let lock = sqlx::query_as::<_, (bool,)>("SELECT pg_try_advisory_lock($1)")
             .bind(LEASE_KEY)
-            .fetch_one(&mut conn)
-            .await?;
+            .fetch_one(&mut conn);
+        let (taken,) = match tokio::time::timeout(LOCK_DEADLINE, lock).await {
+            Ok(taken) => taken?,
+            Err(_) => {
+                return Err(StoreError::Db(format!(
+                    "the database did not answer within {} s when asked for the writer lease",
+                    LOCK_DEADLINE.as_secs()
+                )));
+            }
+        };
         if !taken {
             let _ = conn.close().await;
             return Ok(None);
         }
-        // From here on, dropping `conn` on an error closes it, which releases the lock.
-        sqlx::query(
-            "INSERT INTO writer_lease (id, holder, since) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, since = EXCLUDED.since",
-        )
-        .bind(holder)
-        .bind(SystemClock.now_micros())
-        .execute(&mut conn)
-        .await?;
-        let writer =
-            PostgresWriter::on_lease(conn, self.decoders.clone(), self.compress_after).await?;
+        // From here on, dropping `conn` (or the writer) on an error closes it, which releases
+        // the lock.
+        let mut writer =
+            PostgresWriter::on_lease(conn, &self.url, self.decoders.clone(), self.compress_after)
+                .await?;
+        writer
+            .record_holder(holder, SystemClock.now_micros())
+            .await?;
         tracing::info!(database = %self.url, "took the writer lease");
         Ok(Some(Box::new(writer)))
     }
 
+    /// `None` too when no session holds the lease's lock (the writer died and no other took
+    /// over yet, or the one that did has not recorded its name yet), and when the database
+    /// does not answer within [`HOLDER_DEADLINE`]: the writer is then unknown.
     async fn holder(&self) -> Result<Option<String>, StoreError> {
         let mut reader = self.reader.lock().await;
-        let conn = match reader.as_mut() {
-            Some(conn) => conn,
-            None => reader.insert(connect_writable(&self.url).await?.0),
-        };
-        let found = sqlx::query_as::<_, (String,)>("SELECT holder FROM writer_lease WHERE id = 1")
+        let asked = async {
+            let conn = match reader.as_mut() {
+                Some(conn) => conn,
+                None => reader.insert(connect_writable(&self.url).await?.0),
+            };
+            let (high, low) = key_halves();
+            let found = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(format!(
+                "SELECT w.holder FROM writer_lease w JOIN pg_locks l ON l.pid = w.pid \
+                 WHERE w.id = 1 AND l.database = \
+                 (SELECT oid FROM pg_database WHERE datname = current_database()) AND {LEASE_LOCK}"
+            )))
+            .bind(high)
+            .bind(low)
             .fetch_optional(conn)
-            .await;
-        match found {
-            Ok(row) => Ok(row.map(|(holder,)| holder)),
-            Err(e) => {
+            .await?;
+            Ok::<_, StoreError>(found.map(|(holder,)| holder))
+        };
+        match tokio::time::timeout(HOLDER_DEADLINE, asked).await {
+            Ok(Ok(holder)) => Ok(holder),
+            Ok(Err(e)) => {
                 *reader = None;
-                Err(e.into())
+                Err(e)
+            }
+            Err(_) => {
+                *reader = None;
+                tracing::warn!(
+                    database = %self.url,
+                    "the database did not say who the writer is within {} s",
+                    HOLDER_DEADLINE.as_secs()
+                );
+                Ok(None)
             }
         }
     }
 }
 
+/// Records `holder` (since `since`, unix microseconds) as the writer, with the backend of
+/// `conn`, which holds the lock.
+pub(super) async fn record_holder(
+    conn: &mut PgConnection,
+    holder: &str,
+    since: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO writer_lease (id, holder, since, pid) VALUES (1, $1, $2, pg_backend_pid()) \
+         ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, since = EXCLUDED.since, \
+         pid = EXCLUDED.pid",
+    )
+    .bind(holder)
+    .bind(since)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Whether the session of `conn` holds the writer lease's lock.
 pub(super) async fn holds_lease(conn: &mut PgConnection) -> Result<bool, StoreError> {
-    // pg_locks shows a bigint key as its high and low 32 bits, with objsubid 1.
-    let key = LEASE_KEY as u64;
-    let (held,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
-         AND pid = pg_backend_pid() AND granted AND objsubid = 1 \
-         AND classid::bigint = $1 AND objid::bigint = $2)",
-    )
-    .bind((key >> 32) as i64)
-    .bind((key & 0xffff_ffff) as i64)
+    let (high, low) = key_halves();
+    let (held,): (bool,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() AND {LEASE_LOCK})"
+    )))
+    .bind(high)
+    .bind(low)
     .fetch_one(conn)
     .await?;
     Ok(held)

@@ -23,6 +23,7 @@ mod suspensions;
 mod tests;
 mod writer;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -51,14 +52,17 @@ use crate::storage_errors::StorageErrors;
 /// accepts writes in use), perhaps on a read replica for lookups, and the decoders of its
 /// stored leaves (shared with its writer, which adds the dictionaries it trains).
 ///
-/// Lookups of resolution, search and timelines (and entry ranges) read from the replica
-/// when there is one; everything else (the log's size, stored hashes, checkpoints,
-/// credentials, sites, suspensions, blocklists, pseudonyms) from the primary.
+/// Lookups of resolution, search and timelines read from the replica when there is one (from
+/// the primary while it does not answer); everything else (the log's size, stored hashes,
+/// entries, checkpoints, credentials, sites, suspensions, blocklists, pseudonyms) from the
+/// primary, and so does [`LedgerReader::primary`], for decisions leading to writes.
 #[derive(Clone)]
 pub struct PostgresStore {
     primary: Arc<Hosts>,
     replica: Option<Arc<Hosts>>,
     leaves: Arc<LeafDecoders>,
+    /// This store without its replica, when it has one.
+    on_primary: Option<Arc<PostgresStore>>,
 }
 
 impl PostgresStore {
@@ -73,26 +77,37 @@ impl PostgresStore {
         let primary = Hosts::connect(url, Wanted::Writes)
             .await
             .with_context(|| format!("connecting to database {url}"))?;
-        let pool = primary.pool();
+        // On a connection of its own: the pools' statement timeout would cut a long migration.
+        let mut conn = primary
+            .connect_one()
+            .await
+            .with_context(|| format!("connecting to database {url}"))?;
         MIGRATOR
-            .run(&pool)
+            .run(&mut conn)
             .await
             .with_context(|| format!("migrating database {url}"))?;
-        let leaves = log_reads::load_decoders(&pool)
+        let _ = sqlx::Connection::close(conn).await;
+        let leaves = log_reads::load_decoders(&primary.pool())
             .await
             .with_context(|| format!("loading leaf dictionaries of {url}"))?;
-        let replica = match read_url {
-            None => None,
-            Some(read_url) => Some(Arc::new(
-                Hosts::connect(read_url, Wanted::Reads)
-                    .await
-                    .with_context(|| format!("connecting to read replica {read_url}"))?,
-            )),
+        let leaves = Arc::new(leaves.reporting_to(errors));
+        let on_primary = PostgresStore {
+            primary,
+            replica: None,
+            leaves,
+            on_primary: None,
         };
+        let Some(read_url) = read_url else {
+            return Ok(on_primary);
+        };
+        let replica = Hosts::connect(read_url, Wanted::Reads)
+            .await
+            .with_context(|| format!("connecting to read replica {read_url}"))?;
         Ok(PostgresStore {
-            primary: Arc::new(primary),
-            replica,
-            leaves: Arc::new(leaves.reporting_to(errors)),
+            primary: on_primary.primary.clone(),
+            replica: Some(replica),
+            leaves: on_primary.leaves.clone(),
+            on_primary: Some(Arc::new(on_primary)),
         })
     }
 
@@ -101,7 +116,9 @@ impl PostgresStore {
         self.leaves.clone()
     }
 
-    /// The pool of the host in use that accepts writes.
+    /// The pool of the host that accepts writes, as selected now: a snapshot, which a failover
+    /// does not move. For tests, benchmarks and tools on a database they own; the store's own
+    /// queries follow the host that accepts writes.
     pub fn pool(&self) -> PgPool {
         self.primary.pool()
     }
@@ -114,47 +131,70 @@ impl PostgresStore {
         }
     }
 
-    /// The hosts lookups read from: the replica's if there is one.
-    fn lookups(&self) -> &Hosts {
-        self.replica.as_deref().unwrap_or(&self.primary)
+    /// The result of `read` on the replica's pool if there is a replica and it answers, else
+    /// on the primary's: a replica that fails (or failed when last asked) is not waited for.
+    async fn lookup<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
+    where
+        F: Fn(PgPool) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        if let Some(replica) = self.replica.as_deref().filter(|r| r.usable()) {
+            match replica.run(read(replica.pool())).await {
+                Err(StoreError::Db(problem)) => {
+                    tracing::warn!(%problem, "the read replica failed; reading from the primary");
+                }
+                answered => return answered,
+            }
+        }
+        self.primary.run(read(self.primary.pool())).await
     }
 }
 
 #[async_trait]
 impl LedgerReader for PostgresStore {
+    fn primary(&self) -> &dyn LedgerReader {
+        match &self.on_primary {
+            Some(on_primary) => on_primary.as_ref(),
+            None => self,
+        }
+    }
+
     async fn log_size(&self) -> Result<u64, StoreError> {
         let db = &self.primary;
-        db.checked(log_reads::log_size(&db.pool()).await).await
+        db.run(log_reads::log_size(&db.pool())).await
     }
 
     async fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
         let db = &self.primary;
-        db.checked(log_reads::read_hashes(&db.pool(), indexes).await)
-            .await
+        db.run(log_reads::read_hashes(&db.pool(), indexes)).await
     }
 
     async fn entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
-        let db = self.lookups();
-        let read = log_reads::read_entries(&db.pool(), &self.leaves, start, end).await;
-        db.checked(read).await
+        let db = &self.primary;
+        db.run(log_reads::read_entries(
+            &db.pool(),
+            &self.leaves,
+            start,
+            end,
+        ))
+        .await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         let db = &self.primary;
-        db.checked(log_reads::newest_checkpoint(&db.pool()).await)
-            .await
+        db.run(log_reads::newest_checkpoint(&db.pool())).await
     }
 
     async fn issuances_by_jti(&self, jti: &Jti) -> Result<Vec<StoredEntry>, StoreError> {
-        let db = self.lookups();
-        let read = lookup::issuances_by_jti(&db.pool(), &self.leaves, jti).await;
-        db.checked(read).await
+        let leaves = &self.leaves;
+        self.lookup(|pool| async move { lookup::issuances_by_jti(&pool, leaves, jti).await })
+            .await
     }
 
     async fn issuance(&self, iss: &str, jti: &Jti) -> Result<Option<StoredEntry>, StoreError> {
-        let db = self.lookups();
-        let read = lookup::issuance(&db.pool(), &self.leaves, iss, jti).await;
-        db.checked(read).await
+        let leaves = &self.leaves;
+        self.lookup(|pool| async move { lookup::issuance(&pool, leaves, iss, jti).await })
+            .await
     }
 
     async fn first_with_refresh(
@@ -163,10 +203,11 @@ impl LedgerReader for PostgresStore {
         refresh_jti: &Jti,
         before: u64,
     ) -> Result<Option<StoredEntry>, StoreError> {
-        let db = self.lookups();
-        let read =
-            lookup::first_with_refresh(&db.pool(), &self.leaves, iss, refresh_jti, before).await;
-        db.checked(read).await
+        let leaves = &self.leaves;
+        self.lookup(|pool| async move {
+            lookup::first_with_refresh(&pool, leaves, iss, refresh_jti, before).await
+        })
+        .await
     }
 
     async fn person_of(
@@ -176,8 +217,8 @@ impl LedgerReader for PostgresStore {
         vo: &Vo,
     ) -> Result<Option<PersonId>, StoreError> {
         let db = &self.primary;
-        let person = db.checked(lookup::person_of(&db.pool(), iss, sub, vo).await);
-        Ok(person.await?.map(PersonId::unchecked))
+        let person = db.run(lookup::person_of(&db.pool(), iss, sub, vo)).await?;
+        Ok(person.map(PersonId::unchecked))
     }
 
     async fn identities_of(
@@ -186,8 +227,7 @@ impl LedgerReader for PostgresStore {
         vo: &Vo,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let db = &self.primary;
-        db.checked(lookup::identities_of(&db.pool(), person, vo).await)
-            .await
+        db.run(lookup::identities_of(&db.pool(), person, vo)).await
     }
 
     async fn person_with_identities(
@@ -197,21 +237,24 @@ impl LedgerReader for PostgresStore {
         vo: &Vo,
     ) -> Result<Option<(PersonId, Vec<(String, String)>)>, StoreError> {
         let db = &self.primary;
-        let read = lookup::person_with_identities(&db.pool(), iss, sub, vo).await;
-        let found = db.checked(read).await?;
+        let found = db
+            .run(lookup::person_with_identities(&db.pool(), iss, sub, vo))
+            .await?;
         Ok(found.map(|(person, identities)| (PersonId::unchecked(person), identities)))
     }
 
     async fn issuances(&self, filter: &IssuanceFilter<'_>) -> Result<Vec<StoredEntry>, StoreError> {
-        let db = self.lookups();
-        let read = lookup::issuances(&db.pool(), &self.leaves, filter).await;
-        db.checked(read).await
+        let leaves = &self.leaves;
+        self.lookup(|pool| async move { lookup::issuances(&pool, leaves, filter).await })
+            .await
     }
 
     async fn client_vos(&self, iss: &str, client_id: &str) -> Result<Vec<Vo>, StoreError> {
         let db = &self.primary;
-        let vos = db.checked(lookup::client_vos(&db.pool(), iss, client_id).await);
-        Ok(records::vos(vos.await?))
+        let vos = db
+            .run(lookup::client_vos(&db.pool(), iss, client_id))
+            .await?;
+        Ok(records::vos(vos))
     }
 
     async fn resolutions(
@@ -220,9 +263,11 @@ impl LedgerReader for PostgresStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        let db = self.lookups();
-        let read = lookup::resolutions(&db.pool(), &self.leaves, vo, before, limit).await;
-        db.checked(read).await
+        let leaves = &self.leaves;
+        self.lookup(
+            |pool| async move { lookup::resolutions(&pool, leaves, vo, before, limit).await },
+        )
+        .await
     }
 
     async fn timeline(
@@ -233,11 +278,11 @@ impl LedgerReader for PostgresStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<TimelineEvent>, StoreError> {
-        let db = self.lookups();
-        let pool = db.pool();
-        let read =
-            lookup::timeline(&pool, &self.leaves, vo, person, identities, before, limit).await;
-        db.checked(read).await
+        let leaves = &self.leaves;
+        self.lookup(|pool| async move {
+            lookup::timeline(&pool, leaves, vo, person, identities, before, limit).await
+        })
+        .await
     }
 
     async fn pseudonym(
@@ -245,14 +290,14 @@ impl LedgerReader for PostgresStore {
         pseudonym: &Pseudonym,
     ) -> Result<Option<(Site, Vo, PersonId)>, StoreError> {
         let db = &self.primary;
-        let found = db.checked(lookup::pseudonym(&db.pool(), pseudonym).await);
-        Ok(found.await?.map(records::pseudonym_holder))
+        let found = db.run(lookup::pseudonym(&db.pool(), pseudonym)).await?;
+        Ok(found.map(records::pseudonym_holder))
     }
 
     async fn any_pseudonym(&self) -> Result<Option<(Pseudonym, Site, Vo, PersonId)>, StoreError> {
         let db = &self.primary;
-        let found = db.checked(blocklists::any_pseudonym(&db.pool()).await);
-        Ok(found.await?.map(records::pseudonym_row))
+        let found = db.run(blocklists::any_pseudonym(&db.pool())).await?;
+        Ok(found.map(records::pseudonym_row))
     }
 
     async fn active_credential(
@@ -260,30 +305,29 @@ impl LedgerReader for PostgresStore {
         secret_hash: &[u8],
     ) -> Result<Option<CredentialInfo>, StoreError> {
         let db = &self.primary;
-        db.checked(credentials::active(&db.pool(), secret_hash).await)
-            .await
+        db.run(credentials::active(&db.pool(), secret_hash)).await
     }
 
     async fn credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
         let db = &self.primary;
-        db.checked(credentials::list(&db.pool()).await).await
+        db.run(credentials::list(&db.pool())).await
     }
 
     async fn site_vos(&self, site: &Site) -> Result<Option<Vec<Vo>>, StoreError> {
         let db = &self.primary;
-        let vos = db.checked(sites::vos_of(&db.pool(), site).await).await?;
+        let vos = db.run(sites::vos_of(&db.pool(), site)).await?;
         Ok(vos.map(records::vos))
     }
 
     async fn sites(&self) -> Result<Vec<(Site, Vec<Vo>)>, StoreError> {
         let db = &self.primary;
-        let sites = db.checked(sites::list(&db.pool()).await).await?;
+        let sites = db.run(sites::list(&db.pool())).await?;
         Ok(records::sites(sites))
     }
 
     async fn suspension(&self, id: &str) -> Result<Option<SuspensionRecord>, StoreError> {
         let db = &self.primary;
-        db.checked(suspensions::get(&db.pool(), id).await).await
+        db.run(suspensions::get(&db.pool(), id)).await
     }
 
     async fn suspensions_for_site(
@@ -292,18 +336,17 @@ impl LedgerReader for PostgresStore {
         vos: &[Vo],
     ) -> Result<Vec<SuspensionRecord>, StoreError> {
         let db = &self.primary;
-        db.checked(suspensions::for_site(&db.pool(), site, vos).await)
-            .await
+        db.run(suspensions::for_site(&db.pool(), site, vos)).await
     }
 
     async fn suspensions_for_vo(&self, vo: &Vo) -> Result<Vec<SuspensionRecord>, StoreError> {
         let db = &self.primary;
-        db.checked(suspensions::for_vo(&db.pool(), vo).await).await
+        db.run(suspensions::for_vo(&db.pool(), vo)).await
     }
 
     async fn blocklist(&self, site: &Site) -> Result<Option<SignedBlocklist>, StoreError> {
         let db = &self.primary;
-        db.checked(blocklists::stored(&db.pool(), site).await).await
+        db.run(blocklists::stored(&db.pool(), site)).await
     }
 
     async fn blocklist_enforcement(
@@ -312,14 +355,14 @@ impl LedgerReader for PostgresStore {
         suspension_id: &str,
     ) -> Result<SiteFetches, StoreError> {
         let db = &self.primary;
-        let read = blocklists::enforcement(&db.pool(), site, suspension_id).await;
-        db.checked(read).await
+        db.run(blocklists::enforcement(&db.pool(), site, suspension_id))
+            .await
     }
 
     async fn last_blocklist_fetches(&self) -> Result<Vec<(Site, i64)>, StoreError> {
         let db = &self.primary;
-        let fetches = db.checked(blocklists::last_fetches(&db.pool()).await);
-        Ok(records::sites_at(fetches.await?))
+        let fetches = db.run(blocklists::last_fetches(&db.pool())).await?;
+        Ok(records::sites_at(fetches))
     }
 
     async fn suspension_request(
@@ -327,8 +370,7 @@ impl LedgerReader for PostgresStore {
         id: &str,
     ) -> Result<Option<SuspensionRequestRecord>, StoreError> {
         let db = &self.primary;
-        db.checked(suspension_requests::get(&db.pool(), id).await)
-            .await
+        db.run(suspension_requests::get(&db.pool(), id)).await
     }
 
     async fn suspension_requests_of_site(
@@ -337,8 +379,13 @@ impl LedgerReader for PostgresStore {
         status: Option<RequestStatus>,
     ) -> Result<Vec<SuspensionRequestRecord>, StoreError> {
         let db = &self.primary;
-        let read = suspension_requests::listed(&db.pool(), Listing::OfSite, site, status).await;
-        db.checked(read).await
+        db.run(suspension_requests::listed(
+            &db.pool(),
+            Listing::OfSite,
+            site,
+            status,
+        ))
+        .await
     }
 
     async fn suspension_requests_to_vo(
@@ -347,8 +394,13 @@ impl LedgerReader for PostgresStore {
         status: Option<RequestStatus>,
     ) -> Result<Vec<SuspensionRequestRecord>, StoreError> {
         let db = &self.primary;
-        let read = suspension_requests::listed(&db.pool(), Listing::ToVo, vo, status).await;
-        db.checked(read).await
+        db.run(suspension_requests::listed(
+            &db.pool(),
+            Listing::ToVo,
+            vo,
+            status,
+        ))
+        .await
     }
 }
 
@@ -360,32 +412,28 @@ impl Registry for PostgresStore {
         secret_hash: &[u8],
     ) -> Result<(), StoreError> {
         let db = &self.primary;
-        let written = credentials::insert(&db.pool(), credential, secret_hash).await;
-        db.checked(written).await
+        db.run(credentials::insert(&db.pool(), credential, secret_hash))
+            .await
     }
 
     async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError> {
         let db = &self.primary;
-        db.checked(credentials::revoke(&db.pool(), id, at).await)
-            .await
+        db.run(credentials::revoke(&db.pool(), id, at)).await
     }
 
     async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError> {
         let db = &self.primary;
-        db.checked(sites::upsert(&db.pool(), name, vos, at).await)
-            .await
+        db.run(sites::upsert(&db.pool(), name, vos, at)).await
     }
 
-    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError> {
+    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<bool, StoreError> {
         let db = &self.primary;
-        db.checked(blocklists::store(&db.pool(), signed).await)
-            .await
+        db.run(blocklists::store(&db.pool(), signed)).await
     }
 
     async fn record_blocklist_fetch(&self, fetch: &BlocklistFetch<'_>) -> Result<(), StoreError> {
         let db = &self.primary;
-        db.checked(blocklists::record_fetch(&db.pool(), fetch).await)
-            .await
+        db.run(blocklists::record_fetch(&db.pool(), fetch)).await
     }
 
     async fn remember_pseudonym(
@@ -397,9 +445,15 @@ impl Registry for PostgresStore {
         at: i64,
     ) -> Result<(), StoreError> {
         let db = &self.primary;
-        let written =
-            blocklists::remember_pseudonym(&db.pool(), pseudonym, site, vo, person, at).await;
-        db.checked(written).await
+        db.run(blocklists::remember_pseudonym(
+            &db.pool(),
+            pseudonym,
+            site,
+            vo,
+            person,
+            at,
+        ))
+        .await
     }
 
     async fn remember_suspension_pseudonym(
@@ -412,15 +466,14 @@ impl Registry for PostgresStore {
     ) -> Result<(), StoreError> {
         let db = &self.primary;
         let pool = db.pool();
-        let written = blocklists::remember_suspension_pseudonym(
+        db.run(blocklists::remember_suspension_pseudonym(
             &pool,
             pseudonym,
             site,
             vo,
             suspension_id,
             at,
-        )
-        .await;
-        db.checked(written).await
+        ))
+        .await
     }
 }

@@ -1,10 +1,9 @@
 //! [`PostgresWriter`]: the log writer on PostgreSQL, behind [`LedgerWriter`]. It owns one
 //! connection, the one that holds the writer lease ([`super::PostgresLease`]), and never
 //! reconnects: when that connection is gone, so is the lease, and every later call fails.
-//! Each batch is one transaction (group commit, `synchronous_commit = on`).
+//! Each batch is one transaction (group commit, `synchronous_commit = on` or stronger).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,9 @@ use async_trait::async_trait;
 use sqlx::{Connection, PgConnection};
 use tokenledger_core::ids::Jti;
 use tokenledger_core::merkle::Frontier;
+use tokio::time::error::Elapsed;
 
+use super::connection::{DatabaseUrl, connect_writable, limit_keepalives};
 use super::{decisions, encoder, lease, state_changes};
 use super::{log, log_reads};
 use crate::store::ids::{IdCache, NewIds};
@@ -24,44 +25,79 @@ use crate::store::{
 
 /// How long the writer waits for the database to answer one call (a batch, its reads, a
 /// checkpoint) before it gives its connection up: a database that stopped answering (a dead
-/// host, a cut network) fails the batch instead of holding its callers. The database ends
-/// the session on its side through the keepalives [`configure_session`] sets.
+/// host, a cut network) fails the batch instead of holding its callers. The connection is
+/// then closed and its backend ended from another connection, which releases the lease; the
+/// database ends the session on its side too, through the settings of [`configure_session`].
 const DEADLINE: Duration = Duration::from_secs(60);
+/// The deadline of opening the log once the lease is checked: restoring `upper_hashes` of
+/// a large log takes minutes (each of its statements is under `statement_timeout`).
+const OPEN_DEADLINE: Duration = Duration::from_secs(600);
+/// How long ending a given-up connection's backend from another connection may take.
+const END_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Settings of the writer's session: every commit waits for the WAL to be flushed (and, with
-/// `synchronous_standby_names`, for the synchronous standby); the server probes an idle
-/// writer's socket every 5 s after 10 s and drops a dead peer after 3 missed probes or 20 s
-/// of unacknowledged data, which releases the lease for a standby to take.
-const SESSION: &str = "SET synchronous_commit = on; SET tcp_keepalives_idle = 10; \
-                       SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3; \
-                       SET tcp_user_timeout = 20000";
+/// Settings of the writer's session, each below [`DEADLINE`] so the database ends a session
+/// stuck on its side first: a statement runs at most 45 s, a transaction idles at most 45 s,
+/// a lost client is noticed within 10 s even mid-statement (PostgreSQL 14 and later), and the
+/// session is never ended for idling between batches. Settings the server lacks are skipped.
+const SESSION: &str = "SELECT set_config(name, w.value, false) FROM pg_settings \
+    JOIN (VALUES ('statement_timeout', '45s'), ('idle_in_transaction_session_timeout', '45s'), \
+    ('client_connection_check_interval', '10s'), ('idle_session_timeout', '0')) \
+    AS w(name, value) USING (name)";
+
+/// Every commit waits at least for the WAL to be flushed (and, with
+/// `synchronous_standby_names`, for the synchronous standby): `on`, unless the server's
+/// setting is stronger (`remote_apply`).
+const SYNCHRONOUS_COMMIT: &str = "SELECT set_config('synchronous_commit', 'on', false) \
+    WHERE current_setting('synchronous_commit') IN ('off', 'local', 'remote_write')";
+
+/// The backend of the writer's connection: its process id and start (unix microseconds), so
+/// that it is ended only if it still is the same session.
+#[derive(Clone, Copy, Debug)]
+struct Backend {
+    pid: i32,
+    started: i64,
+}
 
 /// The one writer of a PostgreSQL ledger: the holder of the writer lease.
 pub struct PostgresWriter {
-    conn: PgConnection,
+    /// `None` once a call ran past its deadline: the connection was given up.
+    conn: Option<PgConnection>,
+    backend: Backend,
+    url: DatabaseUrl,
     leaves: LeafEncoder,
     /// Ids of issuers, clients and identities of committed batches.
     ids: IdCache,
-    /// A call ran past [`DEADLINE`]: the connection's state is unknown, it is not used again.
-    lost: bool,
+    deadline: Duration,
 }
 
 impl PostgresWriter {
-    /// The writer on `conn`, the connection that took the lease. Leaves are stored raw until
-    /// `compress_after` are logged, then compressed with a dictionary trained on them (0:
-    /// always raw); `decoders` learn every stored dictionary now and each new one later.
+    /// The writer on `conn`, the connection to a host of `url` that took the lease. Leaves
+    /// are stored raw until `compress_after` are logged, then compressed with a dictionary
+    /// trained on them (0: always raw); `decoders` learn every stored dictionary now and each
+    /// new one once committed. Fails (closing `conn`) past [`DEADLINE`].
     pub(super) async fn on_lease(
         mut conn: PgConnection,
+        url: &DatabaseUrl,
         decoders: Arc<LeafDecoders>,
         compress_after: usize,
     ) -> Result<PostgresWriter, StoreError> {
-        configure_session(&mut conn).await?;
-        let leaves = encoder::load_encoder(&mut conn, decoders, compress_after).await?;
+        let set_up = async {
+            configure_session(&mut conn).await?;
+            let backend = backend(&mut conn).await?;
+            let leaves = encoder::load_encoder(&mut conn, decoders, compress_after).await?;
+            Ok::<_, StoreError>((backend, leaves))
+        };
+        let (backend, leaves) = match tokio::time::timeout(DEADLINE, set_up).await {
+            Ok(set_up) => set_up?,
+            Err(_) => return Err(no_answer(DEADLINE)),
+        };
         Ok(PostgresWriter {
-            conn,
+            conn: Some(conn),
+            backend,
+            url: url.clone(),
             leaves,
             ids: IdCache::default(),
-            lost: false,
+            deadline: DEADLINE,
         })
     }
 
@@ -76,41 +112,135 @@ impl PostgresWriter {
         self.leaves.wait_for_training().await
     }
 
+    /// Records `holder` as the writer, for standbys to name (see [`super::PostgresLease`]).
+    pub(super) async fn record_holder(
+        &mut self,
+        holder: &str,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        let deadline = self.deadline;
+        let written = lease::record_holder(live(&mut self.conn)?, holder, since);
+        let answered = tokio::time::timeout(deadline, written).await;
+        self.answered(answered, deadline).await
+    }
+
     /// Closes the connection, which releases the lease.
     pub async fn close(self) -> Result<(), StoreError> {
-        self.conn.close().await?;
+        if let Some(conn) = self.conn {
+            conn.close().await?;
+        }
         Ok(())
+    }
+
+    /// The writer with another deadline for each call.
+    #[cfg(test)]
+    pub(super) fn with_deadline(self, deadline: Duration) -> PostgresWriter {
+        PostgresWriter { deadline, ..self }
+    }
+
+    /// The value of setting `name` in the writer's session.
+    #[cfg(test)]
+    pub(super) async fn setting(&mut self, name: &str) -> String {
+        let (value,): (String,) = sqlx::query_as("SELECT current_setting($1)")
+            .bind(name)
+            .fetch_one(live(&mut self.conn).unwrap())
+            .await
+            .unwrap();
+        value
+    }
+
+    /// What a call that had `deadline` came to: its result, or, past the deadline, an error
+    /// once the connection is given up (see [`Self::give_up`]).
+    async fn answered<T>(
+        &mut self,
+        answered: Result<Result<T, StoreError>, Elapsed>,
+        deadline: Duration,
+    ) -> Result<T, StoreError> {
+        match answered {
+            Ok(result) => result,
+            Err(_) => {
+                self.give_up().await;
+                Err(no_answer(deadline))
+            }
+        }
+    }
+
+    /// Gives the connection up: closes it here, and ends its backend from another connection
+    /// (if it still is the same session), so that the lease is free at once rather than when
+    /// the database notices the lost client.
+    async fn give_up(&mut self) {
+        drop(self.conn.take());
+        let Backend { pid, started } = self.backend;
+        let ended = tokio::time::timeout(END_DEADLINE, end_backend(&self.url, self.backend)).await;
+        match ended {
+            Ok(Ok(true)) => tracing::warn!(pid, "ended the given-up writer session"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                pid,
+                started,
+                error = %e,
+                "could not end the given-up writer session; the database ends it when it \
+                 notices the lost client"
+            ),
+            Err(_) => tracing::warn!(
+                pid,
+                started,
+                "no database answered to end the given-up writer session; it ends when the \
+                 database notices the lost client"
+            ),
+        }
     }
 }
 
-/// Applies [`SESSION`] to the writer's connection.
+/// The error of a call the database did not answer within `deadline`.
+fn no_answer(deadline: Duration) -> StoreError {
+    StoreError::Db(format!(
+        "the database did not answer the writer within {} s; the writer gives up its connection",
+        deadline.as_secs()
+    ))
+}
+
+/// The writer's connection, unless it was given up.
+fn live(conn: &mut Option<PgConnection>) -> Result<&mut PgConnection, StoreError> {
+    conn.as_mut().ok_or_else(|| {
+        StoreError::Db(
+            "the writer gave up its database connection; the lease must be taken again".into(),
+        )
+    })
+}
+
+/// Applies [`SESSION`], [`SYNCHRONOUS_COMMIT`] and the keepalives to the writer's connection.
 async fn configure_session(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::raw_sql(SESSION).execute(conn).await?;
+    sqlx::query(SESSION).execute(&mut *conn).await?;
+    sqlx::query(SYNCHRONOUS_COMMIT).execute(&mut *conn).await?;
+    limit_keepalives(conn).await?;
     Ok(())
 }
 
-/// Runs `work` on the writer's connection within [`DEADLINE`]; past it (or on a connection
-/// given up before) the call fails and `lost` is set.
-async fn within<T>(
-    lost: &mut bool,
-    work: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    if *lost {
-        return Err(StoreError::Db(
-            "the writer gave up its database connection; the lease must be taken again".into(),
-        ));
-    }
-    match tokio::time::timeout(DEADLINE, work).await {
-        Ok(result) => result,
-        Err(_) => {
-            *lost = true;
-            Err(StoreError::Db(format!(
-                "the database did not answer the writer within {} s; the writer gives up its \
-                 connection",
-                DEADLINE.as_secs()
-            )))
-        }
-    }
+/// The backend of `conn`.
+async fn backend(conn: &mut PgConnection) -> Result<Backend, StoreError> {
+    let (pid, started): (i32, i64) = sqlx::query_as(
+        "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint \
+         FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Backend { pid, started })
+}
+
+/// Ends `backend` on the host of `url` that accepts writes, if it runs there: whether it did.
+async fn end_backend(url: &DatabaseUrl, backend: Backend) -> Result<bool, StoreError> {
+    let (mut conn, _) = connect_writable(url).await?;
+    let ended: Option<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE pid = $1 AND (extract(epoch FROM backend_start) * 1000000)::bigint = $2",
+    )
+    .bind(backend.pid)
+    .bind(backend.started)
+    .fetch_optional(&mut conn)
+    .await?;
+    let _ = conn.close().await;
+    Ok(ended.is_some_and(|(ended,)| ended))
 }
 
 #[async_trait]
@@ -118,58 +248,68 @@ impl LedgerWriter for PostgresWriter {
     /// Also checks that this connection still holds the lease: after a failed batch the
     /// sequencer opens the log again, which fails on a connection that is gone.
     async fn open_log(&mut self) -> Result<Frontier, StoreError> {
-        let conn = &mut self.conn;
-        if !within(&mut self.lost, lease::holds_lease(conn)).await? {
+        let deadline = self.deadline;
+        let held = tokio::time::timeout(deadline, lease::holds_lease(live(&mut self.conn)?)).await;
+        if !self.answered(held, deadline).await? {
             return Err(StoreError::Db(
                 "this server no longer holds the writer lease".into(),
             ));
         }
-        stored_hashes::open_log(&mut self.conn).await
+        let deadline = OPEN_DEADLINE.max(self.deadline);
+        let opened = stored_hashes::open_log(live(&mut self.conn)?);
+        let opened = tokio::time::timeout(deadline, opened).await;
+        self.answered(opened, deadline).await
     }
 
     async fn state_rows(&mut self, query: &StateQuery) -> Result<StateRows, StoreError> {
-        let conn = &mut self.conn;
-        within(&mut self.lost, decisions::state_rows(conn, query)).await
+        let deadline = self.deadline;
+        let read = decisions::state_rows(live(&mut self.conn)?, query);
+        let answered = tokio::time::timeout(deadline, read).await;
+        self.answered(answered, deadline).await
     }
 
     async fn logged_issuances(
         &mut self,
         keys: &[(&Jti, &str)],
     ) -> Result<HashMap<(Jti, String), u64>, StoreError> {
-        let conn = &mut self.conn;
-        within(&mut self.lost, log::find_issuances(conn, keys)).await
+        let deadline = self.deadline;
+        let read = log::find_issuances(live(&mut self.conn)?, keys);
+        let answered = tokio::time::timeout(deadline, read).await;
+        self.answered(answered, deadline).await
     }
 
     async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<StoredEntry>, StoreError> {
-        let conn = &mut self.conn;
+        let deadline = self.deadline;
         let decoders = self.leaves.decoders();
-        within(
-            &mut self.lost,
-            log_reads::read_entries_at(conn, decoders, indexes),
-        )
-        .await
+        let read = log_reads::read_entries_at(live(&mut self.conn)?, decoders, indexes);
+        let answered = tokio::time::timeout(deadline, read).await;
+        self.answered(answered, deadline).await
     }
 
     async fn append(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
+        let deadline = self.deadline;
         let dictionary = self.leaves.pending_dictionary()?;
         let stored = self.leaves.encode_all(&batch.entries)?;
         let entries = EntryRow::of(&batch.entries, &stored);
         let written = write_batch(
-            &mut self.conn,
+            live(&mut self.conn)?,
             &self.ids,
             dictionary.as_ref(),
             batch,
             &entries,
         );
-        let new_ids = within(&mut self.lost, written).await?;
+        let answered = tokio::time::timeout(deadline, written).await;
+        let new_ids = self.answered(answered, deadline).await?;
         self.leaves.committed();
         self.ids.remember(new_ids);
         Ok(())
     }
 
     async fn write_checkpoint(&mut self, checkpoint: CheckpointRow<'_>) -> Result<(), StoreError> {
-        let conn = &mut self.conn;
-        within(&mut self.lost, log::insert_checkpoint(conn, checkpoint)).await
+        let deadline = self.deadline;
+        let written = log::insert_checkpoint(live(&mut self.conn)?, checkpoint);
+        let answered = tokio::time::timeout(deadline, written).await;
+        self.answered(answered, deadline).await
     }
 }
 

@@ -17,21 +17,27 @@ pub async fn stored(pool: &SqlitePool, site: &str) -> Result<Option<SignedBlockl
     row.map(|(text,)| parse_blocklist(site, &text)).transpose()
 }
 
-/// Replaces the stored blocklist of its site and records, for each of its suspensions, the
-/// first and the last sequence that carried it there, in one transaction.
-pub async fn store(pool: &SqlitePool, signed: &SignedBlocklist) -> Result<(), StoreError> {
+/// Replaces the stored blocklist of its site if `signed`'s sequence is higher, and records,
+/// for each of its suspensions, the first and the last sequence that carried it there, in one
+/// transaction. False, with nothing written, if the stored sequence is as high or higher.
+pub async fn store(pool: &SqlitePool, signed: &SignedBlocklist) -> Result<bool, StoreError> {
     let site = &signed.document.site;
     let sequence = signed.document.sequence as i64;
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    let stored = sqlx::query(
         "INSERT INTO blocklists (site, sequence, document) VALUES (?, ?, ?)
-         ON CONFLICT (site) DO UPDATE SET sequence = excluded.sequence, document = excluded.document",
+         ON CONFLICT (site) DO UPDATE SET sequence = excluded.sequence, document = excluded.document
+         WHERE blocklists.sequence < excluded.sequence",
     )
     .bind(site)
     .bind(sequence)
     .bind(serde_json::to_string(signed).expect("a blocklist serializes"))
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if stored == 0 {
+        return Ok(false);
+    }
     for entry in &signed.document.entries {
         sqlx::query(
             "INSERT INTO blocklist_suspensions (site, suspension_id, sequence, last_sequence)
@@ -47,7 +53,7 @@ pub async fn store(pool: &SqlitePool, signed: &SignedBlocklist) -> Result<(), St
         .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Records one fetch of `site`'s blocklist: the first fetch of its sequence by that

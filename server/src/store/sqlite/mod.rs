@@ -126,6 +126,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl LedgerReader for SqliteStore {
+    fn primary(&self) -> &dyn LedgerReader {
+        self
+    }
+
     async fn log_size(&self) -> Result<u64, StoreError> {
         log::log_size(&self.pool).await
     }
@@ -337,7 +341,7 @@ impl Registry for SqliteStore {
         sites::upsert(&self.pool, name, vos, at).await
     }
 
-    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<(), StoreError> {
+    async fn store_blocklist(&self, signed: &SignedBlocklist) -> Result<bool, StoreError> {
         blocklists::store(&self.pool, signed).await
     }
 

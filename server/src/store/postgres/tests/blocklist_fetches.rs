@@ -17,6 +17,12 @@ async fn a_fetch_after_the_suspension_left_the_blocklist_is_no_fetch_of_it() {
     conformance::a_fetch_after_the_suspension_left_the_blocklist_is_no_fetch_of_it(&store).await;
 }
 
+#[tokio::test]
+async fn a_blocklist_of_a_sequence_already_stored_is_refused() {
+    let (_db, store) = super::store().await;
+    conformance::a_blocklist_of_a_sequence_already_stored_is_refused(&store).await;
+}
+
 /// The last signed blocklist of a site replaces the one before; a suspension carried twice
 /// in one document is recorded once.
 #[tokio::test]

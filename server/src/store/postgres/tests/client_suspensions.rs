@@ -33,18 +33,25 @@ async fn suspensions_of_persons_tokens_and_clients_are_read_back() {
     .execute(&pool)
     .await
     .unwrap();
-    // Never both a person and a client, never neither.
-    for (person, client) in [(Some("pe-1"), Some("rucio")), (None, None)] {
+    // Never both a person and a client, never neither (a client without its issuer is the
+    // other CHECK's case, so neither has no client_iss either).
+    let iam = Some("https://iam/");
+    for (person, client_iss, client) in [(Some("pe-1"), iam, Some("rucio")), (None, None, None)] {
         let refused = sqlx::query(
             "INSERT INTO suspensions (id, idx, vo, person_id, client_iss, client_id, scope,
                                       reason_code, created_by, created_at)
-             VALUES ('su-bad', 8, 'atlas', $1, 'https://iam/', $2, 'all', 'x', 'c1', 13)",
+             VALUES ('su-bad', 8, 'atlas', $1, $2, $3, 'all', 'x', 'c1', 13)",
         )
         .bind(person)
+        .bind(client_iss)
         .bind(client)
         .execute(&pool)
         .await;
-        assert!(refused.is_err(), "{person:?} {client:?}");
+        let refused = refused.expect_err(&format!("{person:?} {client:?}"));
+        assert!(
+            refused.to_string().contains("check constraint"),
+            "{person:?} {client:?}: {refused}"
+        );
     }
     let lifted = store.suspension("su-1").await.unwrap().unwrap();
     assert_eq!(lifted.person_id.as_deref(), Some("pe-1"));

@@ -1,14 +1,17 @@
 //! The writer lease: one writer at a time among any number of servers; the lease passes on
-//! when the writer's connection closes; a writer whose connection was ended appends nothing
-//! more, and cannot open the log again.
+//! when the writer's connection closes, and the writer is named only while it holds it; a
+//! writer whose connection was ended, or that gave it up at its deadline, appends nothing
+//! more and cannot open the log again; a connection without the lock cannot open the log;
+//! the writer's session settings.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
-use super::{Entry, Log, lease, ledger};
-use crate::store::postgres::{LEASE_KEY, PostgresLease};
-use crate::store::{LedgerWriter, StateChange, WriterLease};
+use super::{Entry, Log, lease, ledger, locked_writer};
+use crate::store::postgres::{LEASE_KEY, PostgresLease, PostgresWriter};
+use crate::store::{LedgerWriter, StateChange, StoreError, WriterLease};
 
 /// Takes the lease as `holder`, waiting up to 10 s for the previous writer's connection to
 /// be closed by the server.
@@ -65,6 +68,16 @@ async fn one_server_holds_the_lease_until_its_connection_closes() {
     assert!(lease_holder_pid(&pool).await.is_some());
 
     drop(writer);
+    let start = Instant::now();
+    while lease_holder_pid(&pool).await.is_some() {
+        assert!(start.elapsed() < Duration::from_secs(10), "not released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        second.holder().await.unwrap(),
+        None,
+        "a writer that is gone is not named"
+    );
     let mut writer = take(&second, "node-2").await;
     assert_eq!(first.holder().await.unwrap().as_deref(), Some("node-2"));
     assert!(first.try_acquire("node-1").await.unwrap().is_none());
@@ -123,4 +136,118 @@ async fn a_writer_whose_connection_was_ended_appends_nothing_and_cannot_reopen_t
             .unwrap();
     assert_eq!((entries, checkpoints), (2, 1));
     assert_eq!(new.open_log().await.unwrap().root(), log.root());
+}
+
+/// Waits up to 5 s for the lease's lock to be free.
+async fn released(pool: &PgPool) -> bool {
+    let start = Instant::now();
+    while lease_holder_pid(pool).await.is_some() {
+        if start.elapsed() > Duration::from_secs(5) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_connection_without_the_lock_cannot_open_the_log() {
+    let (_db, url, _pool) = ledger().await;
+    let conn = PgConnection::connect_with(&url.hosts()[0]).await.unwrap();
+    let mut writer = PostgresWriter::on_lease(conn, &url, Arc::default(), 0)
+        .await
+        .unwrap();
+    match writer.open_log().await {
+        Err(StoreError::Db(e)) => assert!(e.contains("no longer holds the writer lease"), "{e}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a writer without the lock opened the log"),
+    }
+}
+
+/// A call the database does not answer within the deadline (here, a batch waiting for a
+/// table another session locked) fails; the writer's connection is given up and its backend
+/// ended, so the lease is free at once, for another server to take; the old writer can do
+/// nothing more.
+#[tokio::test]
+async fn past_its_deadline_the_writer_gives_its_connection_and_the_lease_up() {
+    let (_db, url, pool) = ledger().await;
+    let mut writer = locked_writer(&url, Arc::default(), 0)
+        .await
+        .with_deadline(Duration::from_secs(1));
+    writer.open_log().await.unwrap();
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE entries IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let mut log = Log::default();
+    let rows = log.rows(vec![Entry::State(StateChange::None)], false);
+    let start = Instant::now();
+    let failed = rows.append(&mut writer).await.unwrap_err();
+    assert!(failed.to_string().contains("did not answer"), "{failed}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(
+        released(&pool).await,
+        "the given-up session still holds the lease"
+    );
+    assert_eq!(lease(&url, 0).holder().await.unwrap(), None);
+    blocker.rollback().await.unwrap();
+
+    let mut new = take(&lease(&url, 0), "node-2").await;
+    new.open_log().await.unwrap();
+    assert!(rows.append(&mut writer).await.is_err());
+    assert!(writer.open_log().await.is_err());
+    rows.append(new.as_mut()).await.unwrap();
+}
+
+/// The writer's session: commits wait for at least the WAL flush (`on`), or for what the
+/// database asks if that is stronger; its statements and transactions end before the
+/// writer's deadline; idle sessions are not ended; keepalives no slower than 5/2/3.
+#[tokio::test]
+async fn the_writer_session_settings() {
+    let (db, url, _pool) = ledger().await;
+    let mut writer = locked_writer(&url, Arc::default(), 0).await;
+    for (name, value) in [
+        ("synchronous_commit", "on"),
+        ("statement_timeout", "45s"),
+        ("idle_in_transaction_session_timeout", "45s"),
+        ("idle_session_timeout", "0"),
+        ("client_connection_check_interval", "10s"),
+        ("tcp_keepalives_idle", "5"),
+        ("tcp_keepalives_interval", "2"),
+        ("tcp_keepalives_count", "3"),
+    ] {
+        assert_eq!(writer.setting(name).await, value, "{name}");
+    }
+    drop(writer);
+    for (server, session) in [
+        ("off", "on"),
+        ("remote_write", "on"),
+        ("remote_apply", "remote_apply"),
+    ] {
+        db.query(&format!(
+            "ALTER DATABASE {} SET synchronous_commit = {server}",
+            db.name()
+        ));
+        let mut writer = loop {
+            // The previous writer's connection closes in the background.
+            let mut conn = PgConnection::connect_with(&url.hosts()[0]).await.unwrap();
+            let (taken,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+                .bind(LEASE_KEY)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            if taken {
+                break PostgresWriter::on_lease(conn, &url, Arc::default(), 0)
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(
+            writer.setting("synchronous_commit").await,
+            session,
+            "{server}"
+        );
+    }
 }

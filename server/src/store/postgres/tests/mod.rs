@@ -5,6 +5,7 @@
 
 mod blocklist_fetches;
 mod client_suspensions;
+mod collation;
 mod credentials;
 mod decisions;
 mod hosts;
@@ -19,14 +20,14 @@ mod writer;
 use std::sync::Arc;
 
 use serde_json::{Map, json};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokenledger_core::blocklist::Scope;
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
 use tokenledger_core::ids::{Jti, PersonId, Vo};
 use tokenledger_core::merkle::{Frontier, Hash, leaf_hash};
 use tokenledger_testpg::TestDatabase;
 
-use super::{DatabaseUrl, MIGRATOR, PostgresLease, PostgresStore};
+use super::{DatabaseUrl, LEASE_KEY, MIGRATOR, PostgresLease, PostgresStore, PostgresWriter};
 use crate::sequencer::{EntryKind, PreparedEntry};
 use crate::storage_errors::StorageErrors;
 use crate::store::leaf_codec::LeafDecoders;
@@ -237,6 +238,25 @@ pub(super) fn lease(url: &DatabaseUrl, compress_after: usize) -> PostgresLease {
         Arc::new(LeafDecoders::default()),
         compress_after,
     )
+}
+
+/// The writer of the ledger at `url` as its own type, on a connection that took the lease's
+/// lock, with `decoders`; its log not opened.
+pub(super) async fn locked_writer(
+    url: &DatabaseUrl,
+    decoders: Arc<LeafDecoders>,
+    compress_after: usize,
+) -> PostgresWriter {
+    let mut conn = PgConnection::connect_with(&url.hosts()[0]).await.unwrap();
+    let (taken,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        .bind(LEASE_KEY)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(taken, "no other writer");
+    PostgresWriter::on_lease(conn, url, decoders, compress_after)
+        .await
+        .unwrap()
 }
 
 /// The writer of the ledger at `url`, its log opened.

@@ -17,7 +17,7 @@ use crate::store::{LedgerWriter, StoredEntry};
 const COMPRESS_AFTER: usize = 400;
 
 /// Issuance batches of 100 entries each, different enough to train a dictionary on.
-fn batches(log: &mut Log, count: usize) -> Vec<Rows> {
+pub(super) fn batches(log: &mut Log, count: usize) -> Vec<Rows> {
     const SUBS: [&str; 7] = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
     const VOS: [&str; 3] = ["atlas", "cms", "lhcb"];
     (0..count)
@@ -59,7 +59,7 @@ async fn both_engines_store_the_same_hashes_and_leaves() {
         .await
         .unwrap();
     let decoders = Arc::new(LeafDecoders::default());
-    let mut on_postgres = PostgresWriter::on_lease(conn, decoders, COMPRESS_AFTER)
+    let mut on_postgres = PostgresWriter::on_lease(conn, &url, decoders, COMPRESS_AFTER)
         .await
         .unwrap();
     on_postgres.open_log().await.unwrap();

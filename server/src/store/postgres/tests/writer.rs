@@ -12,12 +12,14 @@ use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::wire::AppendStatus;
 
-use super::{A, B, Entry, Log, issuance, ledger, snapshot, suspension, writer};
+use super::same_bytes::batches;
+use super::{A, B, Entry, Log, issuance, ledger, locked_writer, snapshot, suspension, writer};
 use crate::clock::SystemClock;
 use crate::metrics::Metrics;
 use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer};
+use crate::store::leaf_codec::LeafDecoders;
 use crate::store::stored_hashes::UPPER_LEVEL;
-use crate::store::{IssuanceKey, StateChange, StoreError, WriterLease};
+use crate::store::{IssuanceKey, LedgerWriter, StateChange, StoreError, WriterLease};
 
 fn sighting(iss: &str, jti: &str) -> StateChange {
     StateChange::Sighting {
@@ -384,4 +386,44 @@ async fn the_sequencer_answers_a_repeated_report_with_its_first_index() {
         .await
         .unwrap();
     assert!(opened.starts_with("test/log\n0\n"), "{opened}");
+}
+
+/// A dictionary first used by a batch that failed is not known to the readers (another
+/// writer may store a different one under its id); the next batch writes it, and once that
+/// commits the readers know it.
+#[tokio::test]
+async fn a_dictionary_of_a_failed_batch_is_learned_only_once_committed() {
+    let (_db, url, pool) = ledger().await;
+    let decoders = Arc::new(LeafDecoders::default());
+    let mut writer = locked_writer(&url, decoders.clone(), 400).await;
+    writer.open_log().await.unwrap();
+    let mut log = Log::default();
+    for rows in batches(&mut log, 4) {
+        rows.append(&mut writer).await.unwrap();
+    }
+    let trained = writer
+        .wait_for_training()
+        .await
+        .unwrap()
+        .expect("a dictionary");
+    let dictionaries = async || {
+        rows::<(i64,)>(&pool, "SELECT id FROM leaf_dictionaries")
+            .await
+            .len()
+    };
+
+    // The first report of the log, again: a unique violation, the batch rolled back.
+    let again = Entry::Issuance(("jti-00000000".into(), A, "alice", "atlas", None));
+    let refused = log.rows(vec![again], false).append(&mut writer).await;
+    assert!(refused.unwrap_err().is_unique_violation());
+    assert!(!decoders.knows(trained.id));
+    assert_eq!(dictionaries().await, 0);
+
+    let mut log = Log::default();
+    batches(&mut log, 4);
+    for rows in batches(&mut log, 1) {
+        rows.append(&mut writer).await.unwrap();
+    }
+    assert!(decoders.knows(trained.id));
+    assert_eq!(dictionaries().await, 1);
 }

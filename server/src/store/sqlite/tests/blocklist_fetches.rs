@@ -27,6 +27,12 @@ async fn a_fetch_after_the_suspension_left_the_blocklist_is_no_fetch_of_it() {
     conformance::a_fetch_after_the_suspension_left_the_blocklist_is_no_fetch_of_it(&store).await;
 }
 
+#[tokio::test]
+async fn a_blocklist_of_a_sequence_already_stored_is_refused() {
+    let (_dir, store) = store().await;
+    conformance::a_blocklist_of_a_sequence_already_stored_is_refused(&store).await;
+}
+
 /// A database at migration 0009, before the fetch tables.
 async fn old_database(path: &std::path::Path) -> SqlitePool {
     super::database_at_migration(path, 9).await

@@ -48,8 +48,13 @@ async fn leaves_are_raw_until_a_dictionary_is_trained_then_compressed_and_decode
         assert!(s.bytes.len() * 2 < leaf.len(), "{} bytes", s.bytes.len());
         stored.push(s);
     }
+    assert!(
+        !decoders.knows(1),
+        "the readers learn a dictionary once its transaction commits"
+    );
     encoder.committed();
     assert!(encoder.pending_dictionary().unwrap().is_none());
+    assert!(decoders.knows(1));
     for (leaf, s) in all.iter().zip(&stored) {
         assert_eq!(
             &decoders.decode(s.dictionary, s.bytes.clone()).unwrap(),
