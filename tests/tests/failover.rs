@@ -41,12 +41,14 @@ const ACKS_PER_ROUND: usize = 150;
 /// Bound on each wait for the clients' progress, and for a role to show.
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
-/// One acknowledged report: the ledger answered `index` for it, from node `node`, at `at`.
+/// One acknowledged report: the ledger answered `index` for it, from node `node`, at `at`, to
+/// the request sent at `sent` (the last try).
 struct Ack {
     jti: String,
     token: String,
     index: u64,
     node: usize,
+    sent: Instant,
     at: Instant,
 }
 
@@ -83,7 +85,8 @@ impl Load {
         }
     }
 
-    /// When node `node` first acknowledged an append after `since`, waiting up to `limit`.
+    /// When node `node` first acknowledged an append sent after `since` (not one that was on
+    /// its way before), waiting up to `limit`.
     fn first_ack_after(&self, node: usize, since: Instant, limit: Duration) -> Option<Instant> {
         let deadline = since + limit;
         loop {
@@ -92,7 +95,7 @@ impl Load {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|a| a.node == node && a.at > since)
+                .filter(|a| a.node == node && a.sent > since)
                 .map(|a| a.at)
                 .min();
             if first.is_some() || Instant::now() > deadline {
@@ -139,6 +142,7 @@ fn client(load: &Load, nodes: &[Http], issuer: &TestIssuer, credential: &str, th
                 return;
             }
             let node = load.target.load(Ordering::SeqCst);
+            let sent_at = Instant::now();
             let sent = nodes[node].try_send(
                 "POST",
                 "/v1/issuances",
@@ -156,6 +160,7 @@ fn client(load: &Load, nodes: &[Http], issuer: &TestIssuer, credential: &str, th
                         token,
                         index,
                         node,
+                        sent: sent_at,
                         at: Instant::now(),
                     });
                     break;
@@ -202,6 +207,13 @@ fn health(server: &TestServer) -> Value {
     reply.json()
 }
 
+/// The log size `/healthz` gives.
+fn log_size(server: &TestServer) -> u64 {
+    health(server)["log_size"]
+        .as_u64()
+        .expect("log_size is a number")
+}
+
 /// Waits (bounded) until the server's `/healthz` gives it `role`; returns that answer.
 fn wait_for_role(server: &TestServer, role: &str) -> Value {
     let deadline = Instant::now() + WAIT_LIMIT;
@@ -233,7 +245,7 @@ fn logs(servers: &[TestServer]) -> String {
 /// nothing; no report is logged twice.
 fn check_acknowledged(server: &TestServer, admin: &str, credential: &str, acks: &[Ack]) {
     let http = server.http();
-    let size = http.log_size();
+    let size = log_size(server);
     let entries = http.entries(admin, 0, size);
     let mut logged = HashSet::new();
     for (i, entry) in entries.iter().enumerate() {
@@ -276,7 +288,7 @@ fn check_acknowledged(server: &TestServer, admin: &str, credential: &str, acks: 
             assert_eq!(result["index"], ack.index, "{}: {result}", ack.jti);
         }
     }
-    assert_eq!(http.log_size(), size, "a re-ingest appended something");
+    assert_eq!(log_size(server), size, "a re-ingest appended something");
 }
 
 /// Writes `note` to `path` and checks that the log `server` serves is consistent with it.
@@ -379,9 +391,9 @@ fn the_standby_takes_over_from_a_killed_writer_five_times_and_nothing_acknowledg
     assert_eq!(run.assert_verified()["consistent_with"], 0);
     // The standby reads the same log.
     let standby = &nodes[1 - writer];
-    let size = nodes[writer].log_size();
+    let size = log_size(&nodes[writer]);
     let deadline = Instant::now() + WAIT_LIMIT;
-    while standby.log_size() < size {
+    while log_size(standby) < size {
         assert!(
             Instant::now() < deadline,
             "the standby never caught up with {size}"
