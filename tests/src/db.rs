@@ -1,6 +1,6 @@
-//! Direct access to a server's database, opening one connection per call. The inspections
-//! of [`Database`] read either backend (SQLite's WAL mode lets them run beside a live server);
-//! the functions on a `&Path` read or tamper with the SQLite file, for SQLite-only tests.
+//! Direct access to a server's database, for inspection and tampering, opening one connection
+//! per call. The functions on a [`Database`] work on either backend (SQLite's WAL mode lets
+//! them run beside a live server); those on a `&Path` only on the SQLite file.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,11 +18,47 @@ pub enum Database {
     Postgres(String),
 }
 
-/// A parameter of an inspection query (`$1`, `$2`, ... in the SQL of both backends).
+/// A parameter of a query (`$1`, `$2`, ... in the SQL of both backends).
 #[derive(Clone, Copy)]
 enum Param<'a> {
     Int(i64),
     Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+/// `$query` with `$params` bound in order.
+macro_rules! bound {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match *param {
+                Param::Int(i) => query.bind(i),
+                Param::Text(t) => query.bind(t),
+                Param::Bytes(b) => query.bind(b),
+            };
+        }
+        query
+    }};
+}
+
+/// Runs `$body` with `$conn` a new connection to the database of `$db`, either backend.
+macro_rules! with_connection {
+    ($db:expr, $conn:ident => $body:expr) => {
+        block_on(async {
+            match $db {
+                Database::Sqlite(path) => {
+                    let mut $conn = connect(path).await;
+                    $body
+                }
+                Database::Postgres(url) => {
+                    let mut $conn = PgConnection::connect(url).await.unwrap_or_else(|e| {
+                        panic!("connecting to the test's PostgreSQL database: {e}")
+                    });
+                    $body
+                }
+            }
+        })
+    };
 }
 
 /// The rows of `sql` with `params`, on either backend.
@@ -30,32 +66,19 @@ fn rows<T>(db: &Database, sql: &'static str, params: &[Param<'_>]) -> Vec<T>
 where
     T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
-    macro_rules! fetch {
-        ($conn:expr) => {{
-            let mut query = sqlx::query_as::<_, T>(sql);
-            for param in params {
-                query = match *param {
-                    Param::Int(i) => query.bind(i),
-                    Param::Text(t) => query.bind(t),
-                };
-            }
-            query
-                .fetch_all($conn)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        }};
-    }
-    block_on(async {
-        match db {
-            Database::Sqlite(path) => fetch!(&mut connect(path).await),
-            Database::Postgres(url) => {
-                let mut conn = PgConnection::connect(url).await.unwrap_or_else(|e| {
-                    panic!("connecting to the test's PostgreSQL database: {e}")
-                });
-                fetch!(&mut conn)
-            }
-        }
-    })
+    with_connection!(db, conn => bound!(sqlx::query_as::<_, T>(sql), params)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}")))
+}
+
+/// Runs `sql` with `params`, on either backend; the number of rows it changed.
+fn change(db: &Database, sql: &'static str, params: &[Param<'_>]) -> u64 {
+    with_connection!(db, conn => bound!(sqlx::query(sql), params)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .rows_affected())
 }
 
 /// Every byte the ledger stores: the SQLite file and its WAL, or a dump of the PostgreSQL
@@ -148,30 +171,51 @@ async fn connect(path: &Path) -> SqliteConnection {
 }
 
 /// The stored hash at stored index `idx` (table `hashes`).
-pub fn stored_hash(path: &Path, idx: u64) -> Vec<u8> {
-    block_on(async {
-        let mut conn = connect(path).await;
-        let (hash,): (Vec<u8>,) = sqlx::query_as("SELECT hash FROM hashes WHERE idx = ?")
-            .bind(idx as i64)
-            .fetch_one(&mut conn)
-            .await
-            .expect("reading a stored hash");
-        hash
-    })
+pub fn stored_hash(db: &Database, idx: u64) -> Vec<u8> {
+    let sql = "SELECT hash FROM hashes WHERE idx = $1";
+    let found = rows::<(Vec<u8>,)>(db, sql, &[Param::Int(idx as i64)]);
+    found.into_iter().next().expect("a stored hash").0
 }
 
 /// Overwrites the stored hash at `idx`; returns the number of rows changed.
-pub fn set_stored_hash(path: &Path, idx: u64, hash: &[u8]) -> u64 {
-    block_on(async {
-        let mut conn = connect(path).await;
-        sqlx::query("UPDATE hashes SET hash = ? WHERE idx = ?")
-            .bind(hash)
-            .bind(idx as i64)
-            .execute(&mut conn)
-            .await
-            .expect("updating a stored hash")
-            .rows_affected()
-    })
+pub fn set_stored_hash(db: &Database, idx: u64, hash: &[u8]) -> u64 {
+    let sql = "UPDATE hashes SET hash = $1 WHERE idx = $2";
+    change(db, sql, &[Param::Bytes(hash), Param::Int(idx as i64)])
+}
+
+/// The copy of the stored hash at `idx` in `upper_hashes`, if that table holds one.
+pub fn upper_hash(db: &Database, idx: u64) -> Option<Vec<u8>> {
+    let sql = "SELECT hash FROM upper_hashes WHERE idx = $1";
+    let found = rows::<(Vec<u8>,)>(db, sql, &[Param::Int(idx as i64)]);
+    found.into_iter().next().map(|(hash,)| hash)
+}
+
+/// Overwrites the copy of the stored hash at `idx` in `upper_hashes`; returns the number
+/// of rows changed.
+pub fn set_upper_hash(db: &Database, idx: u64, hash: &[u8]) -> u64 {
+    let sql = "UPDATE upper_hashes SET hash = $1 WHERE idx = $2";
+    change(db, sql, &[Param::Bytes(hash), Param::Int(idx as i64)])
+}
+
+/// The leaf bytes of entry `idx` (table `entries`).
+pub fn leaf(db: &Database, idx: u64) -> Vec<u8> {
+    let sql = "SELECT leaf FROM entries WHERE idx = $1";
+    let found = rows::<(Vec<u8>,)>(db, sql, &[Param::Int(idx as i64)]);
+    found.into_iter().next().expect("a stored leaf").0
+}
+
+/// Overwrites the leaf bytes of entry `idx`; returns the number of rows changed.
+pub fn set_leaf(db: &Database, idx: u64, leaf: &[u8]) -> u64 {
+    let sql = "UPDATE entries SET leaf = $1 WHERE idx = $2";
+    change(db, sql, &[Param::Bytes(leaf), Param::Int(idx as i64)])
+}
+
+/// Entries stored compressed with a dictionary, and dictionaries stored.
+pub fn compression_counts(db: &Database) -> (u64, u64) {
+    let sql = "SELECT (SELECT count(*) FROM entries WHERE dictionary IS NOT NULL), \
+               (SELECT count(*) FROM leaf_dictionaries)";
+    let (compressed, dictionaries) = rows::<(i64, i64)>(db, sql, &[])[0];
+    (compressed as u64, dictionaries as u64)
 }
 
 /// Runs one SQL statement that changes rows (to damage the store on purpose); returns
@@ -184,76 +228,6 @@ pub fn execute(path: &Path, sql: &str) -> u64 {
             .execute(&mut conn)
             .await
             .expect("changing rows")
-            .rows_affected()
-    })
-}
-
-/// The copy of the stored hash at `idx` in `upper_hashes`, if that table holds one.
-pub fn upper_hash(path: &Path, idx: u64) -> Option<Vec<u8>> {
-    block_on(async {
-        let mut conn = connect(path).await;
-        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT hash FROM upper_hashes WHERE idx = ?")
-            .bind(idx as i64)
-            .fetch_optional(&mut conn)
-            .await
-            .expect("reading an upper hash");
-        row.map(|(hash,)| hash)
-    })
-}
-
-/// Overwrites the copy of the stored hash at `idx` in `upper_hashes`; returns the number
-/// of rows changed.
-pub fn set_upper_hash(path: &Path, idx: u64, hash: &[u8]) -> u64 {
-    block_on(async {
-        let mut conn = connect(path).await;
-        sqlx::query("UPDATE upper_hashes SET hash = ? WHERE idx = ?")
-            .bind(hash)
-            .bind(idx as i64)
-            .execute(&mut conn)
-            .await
-            .expect("updating an upper hash")
-            .rows_affected()
-    })
-}
-
-/// The leaf bytes of entry `idx` (table `entries`).
-pub fn leaf(path: &Path, idx: u64) -> Vec<u8> {
-    block_on(async {
-        let mut conn = connect(path).await;
-        let (leaf,): (Vec<u8>,) = sqlx::query_as("SELECT leaf FROM entries WHERE idx = ?")
-            .bind(idx as i64)
-            .fetch_one(&mut conn)
-            .await
-            .expect("reading a leaf");
-        leaf
-    })
-}
-
-/// Entries stored compressed with a dictionary, and dictionaries stored.
-pub fn compression_counts(path: &Path) -> (u64, u64) {
-    block_on(async {
-        let mut conn = connect(path).await;
-        let (compressed, dictionaries): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM entries WHERE dictionary IS NOT NULL), \
-             (SELECT count(*) FROM leaf_dictionaries)",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .expect("counting compressed entries");
-        (compressed as u64, dictionaries as u64)
-    })
-}
-
-/// Overwrites the leaf bytes of entry `idx`; returns the number of rows changed.
-pub fn set_leaf(path: &Path, idx: u64, leaf: &[u8]) -> u64 {
-    block_on(async {
-        let mut conn = connect(path).await;
-        sqlx::query("UPDATE entries SET leaf = ? WHERE idx = ?")
-            .bind(leaf)
-            .bind(idx as i64)
-            .execute(&mut conn)
-            .await
-            .expect("updating a leaf")
             .rows_affected()
     })
 }

@@ -313,8 +313,7 @@ fn the_running_server_holds_its_lock_on_the_database_file() {
     );
 }
 
-// SQLite-only: it tampers with the SQLite file.
-#[test]
+both_backends!(tampering_with_stored_hashes_or_leaves_fails_verification);
 fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("witness.checkpoint");
@@ -337,7 +336,7 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     };
     verify_entry(700, true).assert_verified();
     let trusted = read(&state);
-    let db_path = server.db_path();
+    let store = server.db();
 
     // The sibling leaf of entry 700 is in 700's inclusion proof, read from its stored hash.
     let target = 700u64;
@@ -351,15 +350,15 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     let far_indexes = merkle::inclusion_proof_indexes(10, size).unwrap();
     assert!(!far_indexes.contains(&sibling), "test premise");
 
-    let original = db::stored_hash(&db_path, sibling);
+    let original = db::stored_hash(&store, sibling);
     assert_eq!(original.len(), 32);
     assert_eq!(
         original,
-        merkle::leaf_hash(&db::leaf(&db_path, target ^ 1)).0,
+        merkle::leaf_hash(&db::leaf(&store, target ^ 1)).0,
         "the stored level-0 hash is the leaf hash of entry 701"
     );
     let forged: Vec<u8> = original.iter().map(|b| b ^ 0x5a).collect();
-    assert_eq!(db::set_stored_hash(&db_path, sibling, &forged), 1);
+    assert_eq!(db::set_stored_hash(&store, sibling, &forged), 1);
 
     let caught = verify_entry(target, true);
     assert_eq!(
@@ -383,14 +382,14 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     // The proof of an entry that does not read the tampered row still verifies ...
     verify_entry(10, false).assert_verified();
     // ... and restoring the row makes entry 700 verify again: the failure was the tampering.
-    assert_eq!(db::set_stored_hash(&db_path, sibling, &original), 1);
+    assert_eq!(db::set_stored_hash(&store, sibling, &original), 1);
     verify_entry(target, true).assert_verified();
 
     // Changing the bytes of a stored entry is caught too: the server hashes every leaf it
     // reads and refuses to serve one that does not match its stored leaf hash, so the
     // verifier gets an error, never the changed bytes (tests/integrity.rs has the details).
     let victim = 333u64;
-    let leaf = db::leaf(&db_path, victim);
+    let leaf = db::leaf(&store, victim);
     let text = String::from_utf8(leaf.clone()).unwrap();
     assert!(text.contains(&acks[victim as usize].jti), "{text}");
     let forged_leaf = text.replace(
@@ -398,19 +397,18 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
         "\"someone-else\"",
     );
     assert_ne!(forged_leaf, text);
-    assert_eq!(db::set_leaf(&db_path, victim, forged_leaf.as_bytes()), 1);
+    assert_eq!(db::set_leaf(&store, victim, forged_leaf.as_bytes()), 1);
     let caught = verify_entry(victim, false);
     assert_eq!(caught.code, 2, "a tampered leaf must fail: {caught:#?}");
     assert!(caught.stderr.contains("answered 500"), "{caught:#?}");
-    assert_eq!(db::set_leaf(&db_path, victim, &leaf), 1);
+    assert_eq!(db::set_leaf(&store, victim, &leaf), 1);
     verify_entry(victim, true).assert_verified();
     let health = http.get("/healthz", None).json();
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["log_size"], size);
 }
 
-// SQLite-only: it counts and damages the compressed rows in the SQLite file.
-#[test]
+both_backends!(compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes);
 fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -423,12 +421,12 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     // The dictionary is trained off the writer's path: the log goes on meanwhile, and the
     // entries after it are stored compressed.
     let mut rounds = 0;
-    while db::compression_counts(&server.db_path()).0 == 0 {
+    while db::compression_counts(&server.db()).0 == 0 {
         rounds += 1;
         assert!(rounds < 200, "no entry was ever stored compressed");
         acks.extend(fill(&server.http(), &issuer, &format!("z{rounds}"), 1, 49));
     }
-    let (compressed, dictionaries) = db::compression_counts(&server.db_path());
+    let (compressed, dictionaries) = db::compression_counts(&server.db());
     assert_eq!(dictionaries, 1);
     // The first 1,000 were logged raw; of the later ones, those written before the dictionary
     // was ready are raw too (none, when training beat the first of them).
@@ -438,7 +436,7 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
         acks.len()
     );
     let victim = acks.last().unwrap().index;
-    let stored = db::leaf(&server.db_path(), victim);
+    let stored = db::leaf(&server.db(), victim);
     assert!(
         !stored.starts_with(b"{") && stored.len() * 2 < 579,
         "entry {victim} is stored compressed: {} bytes",
@@ -457,7 +455,7 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     server.restart();
     acks.extend(fill(&server.http(), &issuer, "after", 1, 10));
     check_entries(&server.http(), &admin, &key, &acks);
-    let (after, dictionaries) = db::compression_counts(&server.db_path());
+    let (after, dictionaries) = db::compression_counts(&server.db());
     assert_eq!((after, dictionaries), (compressed + 11, 1));
 
     // A damaged compressed leaf is an error (the server refuses to serve it), never other
@@ -465,14 +463,14 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     let mut damaged = stored.clone();
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x55;
-    assert_eq!(db::set_leaf(&server.db_path(), victim, &damaged), 1);
+    assert_eq!(db::set_leaf(&server.db(), victim, &damaged), 1);
     let caught = verify(&server, victim);
     assert_eq!(
         caught.code, 2,
         "a damaged leaf must not verify: {caught:#?}"
     );
     assert!(caught.stderr.contains("answered 500"), "{caught:#?}");
-    assert_eq!(db::set_leaf(&server.db_path(), victim, &stored), 1);
+    assert_eq!(db::set_leaf(&server.db(), victim, &stored), 1);
     verify(&server, victim).assert_verified();
 }
 
