@@ -1,6 +1,6 @@
 //! The verifiable log end to end: the real server in a temp dir, an issuer credential from the
 //! real admin command, 1,000+ issuances over HTTP, the real `tokenledger verify` as a witness
-//! (`--state`, `--entry`), a graceful restart, and tampering with the SQLite file underneath a
+//! (`--state`, `--entry`), a graceful restart, and tampering with the database underneath a
 //! running server, which the verifier must catch.
 
 use std::collections::HashMap;
