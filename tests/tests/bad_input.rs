@@ -4,6 +4,7 @@
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::TestIssuer;
 use tokenledger_e2e::{Http, Reply, TestServer, batch, db, issuer_of, report};
 
@@ -76,9 +77,9 @@ impl Fixture {
     }
 }
 
+both_backends!(a_page_of_entries_is_cut_at_1000);
 /// A page asks for any range; it holds at most 1000 entries (as RFC 6962 `get-entries`), and
 /// the next one starts where it ended.
-#[test]
 fn a_page_of_entries_is_cut_at_1000() {
     let f = Fixture::new(1000);
     let reply = f.http.append(&f.atlas, &report("one-more", "atlas"));
@@ -99,7 +100,7 @@ fn a_page_of_entries_is_cut_at_1000() {
     assert_eq!(indexes("/v1/log/entries?start=1000&end=5000"), [1000]);
 }
 
-#[test]
+both_backends!(proof_and_entry_queries_out_of_range_are_400_and_beyond_the_log_404);
 fn proof_and_entry_queries_out_of_range_are_400_and_beyond_the_log_404() {
     let f = Fixture::new(10);
     let admin = Some(f.admin.as_str());
@@ -229,7 +230,7 @@ fn proof_and_entry_queries_out_of_range_are_400_and_beyond_the_log_404() {
     );
 }
 
-#[test]
+both_backends!(malformed_bodies_are_refused);
 fn malformed_bodies_are_refused() {
     let f = Fixture::new(3);
     let token = f.atlas.as_str();
@@ -324,7 +325,7 @@ fn malformed_bodies_are_refused() {
     assert_eq!(reply.status, 201, "{reply:?}");
 }
 
-#[test]
+both_backends!(invalid_claims_are_422_and_a_bad_report_spoils_its_whole_batch);
 fn invalid_claims_are_422_and_a_bad_report_spoils_its_whole_batch() {
     let mut f = Fixture::new(2);
     let token = f.atlas.clone();
@@ -433,7 +434,7 @@ fn invalid_claims_are_422_and_a_bad_report_spoils_its_whole_batch() {
     f.appended(f.http.append(&token, &ints), 1);
 }
 
-#[test]
+both_backends!(credentials_are_checked_and_a_foreign_vo_spoils_its_whole_batch);
 fn credentials_are_checked_and_a_foreign_vo_spoils_its_whole_batch() {
     let mut f = Fixture::new(1);
     let body = report("auth-test", "atlas");
@@ -558,7 +559,7 @@ fn credentials_are_checked_and_a_foreign_vo_spoils_its_whole_batch() {
     f.appended(f.http.append(&f.cms, &report("mixed-2", "cms")), 1);
 }
 
-#[test]
+both_backends!(sql_metacharacters_are_stored_as_data_and_round_trip);
 fn sql_metacharacters_are_stored_as_data_and_round_trip() {
     let mut f = Fixture::new(4);
     let token = f.atlas.clone();
@@ -603,7 +604,7 @@ fn sql_metacharacters_are_stored_as_data_and_round_trip() {
     assert_eq!(f.appended(near, 1)["status"], "created");
 
     // The tables are all there and agree with the log.
-    let (entries, _, issuances) = db::row_counts(&f.server.db_path());
+    let (entries, _, issuances) = db::row_counts(&f.server.db());
     assert_eq!(entries, f.size);
     assert_eq!(issuances, f.size);
     let key = f.server.log_key();
@@ -613,7 +614,7 @@ fn sql_metacharacters_are_stored_as_data_and_round_trip() {
         .assert_verified();
 }
 
-#[test]
+both_backends!(a_conflicting_report_for_a_logged_jti_changes_nothing);
 fn a_conflicting_report_for_a_logged_jti_changes_nothing() {
     let mut f = Fixture::new(2);
     let first = f.appended(f.http.append(&f.atlas, &report("conflict", "atlas")), 1);
@@ -647,7 +648,7 @@ fn a_conflicting_report_for_a_logged_jti_changes_nothing() {
     assert_eq!(json["index"], index + 1);
 }
 
-#[test]
+both_backends!(unknown_routes_are_404_and_wrong_methods_405);
 fn unknown_routes_are_404_and_wrong_methods_405() {
     let f = Fixture::new(1);
     let admin = Some(f.admin.as_str());
@@ -690,11 +691,11 @@ fn unknown_routes_are_404_and_wrong_methods_405() {
     assert_eq!(f.get("/healthz", None).status, 200);
 }
 
+both_backends!(a_wrong_typed_vo_claim_is_422_even_from_a_vo_bound_issuer);
 /// BUG (server, `claims_vo` in server/src/api/issuances.rs with `Issuance::from_claims` in
 /// core/src/entry.rs): a `vo` claim that is not a string is silently dropped when the
 /// credential is bound to a VO, and the report is logged (201) under the credential's VO.
 /// Wrong-typed claims must be 422 `invalid_claims`, as they are from the admin credential.
-#[test]
 fn a_wrong_typed_vo_claim_is_422_even_from_a_vo_bound_issuer() {
     let f = Fixture::new(1);
     for (i, vo) in [
@@ -717,11 +718,11 @@ fn a_wrong_typed_vo_claim_is_422_even_from_a_vo_bound_issuer() {
     }
 }
 
+both_backends!(strings_with_u0000_are_400_on_either_engine);
 /// U+0000 in any string a request carries (a JSON body, an NDJSON line, a path segment, a
 /// query value, a signed token's claims) is 400 `bad_request` and changes nothing: the
 /// PostgreSQL engine cannot store it in TEXT, so the edge refuses it on either engine. A
 /// backslash before `u0000` (the text `\u0000`, no NUL) is data and is logged.
-#[test]
 fn strings_with_u0000_are_400_on_either_engine() {
     const SITE: &str = "CERN-PROD";
     let dir = tempfile::tempdir().unwrap();
