@@ -180,12 +180,13 @@ impl RoleKeeper {
         self.role.clone()
     }
 
-    /// Keeps the role until `stop` is set: a standby tries the lease every
-    /// [`POLL_INTERVAL`]; a writer waits for its sequencer to end. At the stop, a writer's
-    /// sequencer commits what it holds and writes a last checkpoint before this returns.
+    /// Keeps the role until `stop` is set (or its sender dropped): a standby tries the lease
+    /// every [`POLL_INTERVAL`]; a writer waits for its sequencer to end. At the stop, a
+    /// writer's sequencer commits what it holds and writes a last checkpoint before this
+    /// returns.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut failing = false;
-        while !*stop.borrow() {
+        while !*stop.borrow() && stop.has_changed().is_ok() {
             if let Some(task) = self.sequencer_task.as_mut() {
                 let ended = tokio::select! {
                     _ = task => true,
