@@ -1,7 +1,14 @@
 //! A small blocking HTTP client for the tokenledger API: base URL, optional bearer
 //! credential, the API's JSON errors turned into messages, and [`ApiPath`], which
 //! percent-encodes every path segment and query value.
+//!
+//! A request answered 503 is sent again after a pause ([`retry_delays`]: 0.25 s doubling to
+//! 4 s, about 30 s in all), saying so once on stderr: a standby (one of several servers of a
+//! shared database, answering writes with `not_the_writer` until it or another takes the
+//! writer role) or a busy writer. A 503 means nothing was written, so asking again is safe;
+//! blocklist polls ([`Client::get_if_none_match`]) are not retried here.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -15,6 +22,28 @@ use crate::tls::TrustAnchors;
 
 /// Largest answer read, in bytes (an NDJSON answer to 10,000 reports is about 3 MB).
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
+/// The first pause before a request answered 503 is sent again; each next one is twice the
+/// last, up to [`LONGEST_RETRY_DELAY`], while they add up to at most [`RETRY_BUDGET`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
+const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(4);
+const RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// The pauses between the tries of a request answered 503: 0.25 s doubling to 4 s, as long
+/// as they add up to at most 30 s.
+pub fn retry_delays() -> impl Iterator<Item = Duration> {
+    let mut next = FIRST_RETRY_DELAY;
+    let mut waited = Duration::ZERO;
+    std::iter::from_fn(move || {
+        if waited + next > RETRY_BUDGET {
+            return None;
+        }
+        let delay = next;
+        waited += delay;
+        next = (next * 2).min(LONGEST_RETRY_DELAY);
+        Some(delay)
+    })
+}
 
 /// What went wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -47,16 +76,15 @@ pub struct Client {
     token: Option<String>,
     agent: ureq::Agent,
     trust: TrustAnchors,
+    /// Whether it said on stderr that it waits for a server answering 503.
+    said_unavailable: AtomicBool,
 }
 
 impl ClientError {
-    /// Whether asking again may succeed: the server was unreachable or answered 503.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ClientError::Transport { .. } => true,
-            ClientError::Status { status, .. } => *status == 503,
-            ClientError::Tls { .. } | ClientError::Body { .. } | ClientError::Path(_) => false,
-        }
+    /// Whether the server could not be reached (asking again later may succeed; a 503 was
+    /// asked again already).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Transport { .. })
     }
 
     /// Whether the server refused the credential or the caller (401, 403).
@@ -85,18 +113,60 @@ impl Client {
             token,
             agent,
             trust,
+            said_unavailable: AtomicBool::new(false),
+        }
+    }
+
+    /// The request with the bearer credential, if any.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", &format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    /// Sends a request (`send` makes and sends it afresh each time) and reads its answer;
+    /// one answered 503 is sent again after each of [`retry_delays`], until another answer
+    /// comes or they are spent.
+    fn retrying(
+        &self,
+        url: &str,
+        send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<String, ClientError> {
+        let mut delays = retry_delays();
+        loop {
+            let answer = self.read_answer(url.to_string(), send());
+            let Err(ClientError::Status {
+                status: 503,
+                code,
+                message,
+                ..
+            }) = &answer
+            else {
+                return answer;
+            };
+            let Some(delay) = delays.next() else {
+                return answer;
+            };
+            if !self.said_unavailable.swap(true, Ordering::Relaxed) {
+                let what = match code.as_deref() {
+                    Some("not_the_writer") => "is a standby",
+                    _ => "is unavailable",
+                };
+                eprintln!(
+                    "tokenledger: {} {what} ({message}); retrying for up to {} s",
+                    authority(url),
+                    RETRY_BUDGET.as_secs()
+                );
+            }
+            std::thread::sleep(delay);
         }
     }
 
     /// GETs `path` and returns the body as text.
     pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.agent.get(&url);
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", &format!("Bearer {token}"));
-        }
-        let response = request.call();
-        self.read_answer(url, response)
+        self.retrying(&url, || self.authorized(self.agent.get(&url)).call())
     }
 
     /// GETs a site's blocklist (or an export) at an API path with `If-None-Match: etag` (when
@@ -114,9 +184,7 @@ impl Client {
         if let Some(timeout) = timeout {
             request = request.config().timeout_global(Some(timeout)).build();
         }
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", &format!("Bearer {token}"));
-        }
+        request = self.authorized(request);
         if let Some(etag) = etag {
             request = request.header("If-None-Match", etag);
         }
@@ -169,12 +237,10 @@ impl Client {
         body: &[u8],
     ) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.agent.post(&url).header("Content-Type", content_type);
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", &format!("Bearer {token}"));
-        }
-        let response = request.send(body);
-        self.read_answer(url, response)
+        self.retrying(&url, || {
+            let request = self.agent.post(&url).header("Content-Type", content_type);
+            self.authorized(request).send(body)
+        })
     }
 
     /// GETs `path` and decodes the JSON body.
@@ -201,16 +267,15 @@ impl Client {
     ) -> Result<Answer<T>, ClientError> {
         let url = format!("{}{}", self.base, path.as_str());
         let json = serde_json::to_vec(body).expect("a request body serializes");
-        let request = match method {
-            "POST" => self.agent.post(&url),
-            "DELETE" => self.agent.delete(&url).force_send_body(),
-            other => unreachable!("no {other} requests are sent"),
-        };
-        let mut request = request.header("Content-Type", "application/json");
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", &format!("Bearer {token}"));
-        }
-        let text = self.read_answer(url, request.send(&json[..]))?;
+        let text = self.retrying(&url, || {
+            let request = match method {
+                "POST" => self.agent.post(&url),
+                "DELETE" => self.agent.delete(&url).force_send_body(),
+                other => unreachable!("no {other} requests are sent"),
+            };
+            let request = request.header("Content-Type", "application/json");
+            self.authorized(request).send(&json[..])
+        })?;
         self.decode(path, &text)
     }
 
@@ -354,6 +419,31 @@ impl ApiPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_503_is_asked_again_after_pauses_doubling_to_4_s_for_about_30_s() {
+        let delays: Vec<Duration> = retry_delays().collect();
+        let ms = |ms| Duration::from_millis(ms);
+        let secs = Duration::from_secs;
+        assert_eq!(
+            delays,
+            [
+                ms(250),
+                ms(500),
+                secs(1),
+                secs(2),
+                secs(4),
+                secs(4),
+                secs(4),
+                secs(4)
+            ]
+            .into_iter()
+            .chain([secs(4), secs(4)])
+            .collect::<Vec<_>>()
+        );
+        let total: Duration = delays.iter().sum();
+        assert!(total <= RETRY_BUDGET && total > RETRY_BUDGET - LONGEST_RETRY_DELAY);
+    }
 
     #[test]
     fn path_segments_and_query_values_are_percent_encoded() {

@@ -270,20 +270,38 @@ pub struct ResolutionPage {
     pub next_before: Option<u64>,
 }
 
-/// `GET /healthz`: the server answers and knows its log size, and whether it met storage
-/// errors in the last minute.
+/// `GET /healthz`: the server answers and knows its log size, its role (the writer, or a
+/// standby naming the writer), and whether it met storage errors in the last minute.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok`, or `degraded` (answered with 503) while storage errors were met in the last
     /// minute.
     pub status: String,
-    /// Entries in the log.
+    /// Entries in the log: on a standby, as of the newest checkpoint the writer stored (at
+    /// most about a second behind).
     pub log_size: u64,
+    /// Whether this server appends (`writer`) or only reads (`standby`): route writes to
+    /// the writer.
+    pub role: ServerRole,
+    /// On a standby, the writer's name (its `[server] advertise`); absent when no server
+    /// holds the writer lease, and on the writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
     /// Storage errors (database errors, stored entries failing their integrity check) of
     /// the last minute; absent when there were none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_errors_last_minute: Option<u64>,
+}
+
+/// A server's role among those sharing one database: one writer, any number of standbys,
+/// which serve reads and answer writes with 503 `not_the_writer`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ServerRole {
+    Writer,
+    Standby,
 }
 
 /// `GET /v1/sites/{site}/tokens/{jti}/pseudonym`: the site's pseudonym of the person

@@ -27,6 +27,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub sequencer: SequencerConfig,
+    pub database: DatabaseConfig,
     pub ingest: IngestConfig,
     #[serde(rename = "vo")]
     pub vos: Vec<VoConfig>,
@@ -116,6 +117,37 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Plain HTTP on a non-loopback address is allowed: a TLS proxy in front terminates TLS.
     pub behind_tls_proxy: bool,
+    /// The name this server gives other servers of its database (a standby's 503s and
+    /// `/healthz` name the writer by it); none: `hostname:port` of its listener.
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+/// Where the ledger is stored: the SQLite file in the data directory (no `url`), or a
+/// PostgreSQL database shared by any number of servers.
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host1:5432,host2:5432/db`: the hosts are tried in order
+    /// for the one that accepts writes.
+    #[serde(default)]
+    pub url: Option<DatabaseUrlText>,
+    /// A read replica for lookups (as `url`; its answers lag the primary by its replication
+    /// delay).
+    #[serde(default)]
+    pub read_url: Option<DatabaseUrlText>,
+}
+
+/// A database URL as configured: it may carry a password, so its `Debug` says nothing of it
+/// (the engine parses it and shows its hosts only).
+#[derive(Deserialize, Clone, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrlText(pub String);
+
+impl std::fmt::Debug for DatabaseUrlText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrlText(..)")
+    }
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -239,6 +271,12 @@ impl Config {
         }
         if self.blocklist.validity_secs < 60 {
             bail!("blocklist.validity_secs must be at least 60");
+        }
+        if self.database.read_url.is_some() && self.database.url.is_none() {
+            bail!("database.read_url goes with database.url (a PostgreSQL database)");
+        }
+        if self.server.advertise.as_deref().is_some_and(str::is_empty) {
+            bail!("server.advertise must not be empty");
         }
         for rule in &self.operator_rules {
             self.validate_operator_rule(rule).with_context(|| {
@@ -455,6 +493,19 @@ mod tests {
             format!("{err:#}").contains("does not serve VO `cms`"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn a_read_url_goes_with_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[database]\nread_url = \"postgres://db/x\"\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("read_url goes with database.url"), "{err}");
+        let both = "[database]\nurl = \"postgres://a/x\"\nread_url = \"postgres://b/x\"\n";
+        std::fs::write(&path, both).unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.database.url.unwrap().0, "postgres://a/x");
     }
 
     #[test]

@@ -43,23 +43,31 @@ pub fn refuse_a_database_left_in(cwd: &Path, config: &Config) -> anyhow::Result<
 }
 
 /// The log key and the pseudonym secret of the store `reader` reads. They are created only
-/// for a log without entries: for any other a new key would sign checkpoints no witness
-/// knows and a new secret would change every pseudonym, so a missing file is an error (a
-/// restored database needs the files it was backed up beside). Either is refused if the
-/// database shows it belongs to another ledger ([`check_log_key`], [`check_ledger_secret`]).
+/// for a log without entries or checkpoints: for any other a new key would sign checkpoints
+/// no witness knows and a new secret would change every pseudonym, so a missing file is an
+/// error (a restored database needs the files it was backed up beside; every server of a
+/// shared database needs the files of the first). Either is refused if the database shows it
+/// belongs to another ledger ([`check_log_key`], [`check_ledger_secret`]).
+/// `database` says where the log is, for messages.
 pub async fn open_secrets(
     config: &Config,
     reader: &dyn LedgerReader,
+    database: &dyn std::fmt::Display,
 ) -> anyhow::Result<(NoteSigner, LedgerSecret)> {
     let size = reader.log_size().await?;
-    if size > 0 {
+    let signed = reader.newest_checkpoint().await?.is_some();
+    if size > 0 || signed {
+        let held = match signed {
+            true => format!("{size} entries and a signed checkpoint"),
+            false => format!("{size} entries"),
+        };
         for path in [config.log_key_path(), config.ledger_secret_path()] {
             if !path.exists() {
                 bail!(
-                    "{} is missing, but the log in {} has {size} entries: put back the copy \
-                     kept with the backups (mode 0600; `tokenledger-server restore --help`)",
+                    "{} is missing, but the log in {database} has {held}: put back the copy \
+                     kept with the backups, or copy it from another server of this database \
+                     (mode 0600; `tokenledger-server restore --help`)",
                     path.display(),
-                    config.db_path().display()
                 );
             }
         }

@@ -20,3 +20,4 @@ pub mod storage_errors;
 pub mod store;
 pub mod systemd;
 pub mod tls;
+mod writer_role;

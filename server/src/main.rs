@@ -8,15 +8,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_core::ids::{Site, Vo};
-use tokenledger_server::app::Service;
+use tokenledger_server::app::{Database, Service, Store, default_advertise};
 use tokenledger_server::clock::{Clock, SystemClock};
-use tokenledger_server::config::{Config, DEFAULT_CONFIG, validate_site_name};
+use tokenledger_server::config::{Config, DEFAULT_CONFIG, DatabaseUrlText, validate_site_name};
 use tokenledger_server::logging::{self, LogFormat};
-use tokenledger_server::store::LedgerReader;
-use tokenledger_server::store::Registry;
 use tokenledger_server::store::migrate::{self, MigrationReport, Progress};
 use tokenledger_server::store::postgres::DatabaseUrl;
-use tokenledger_server::store::sqlite::SqliteStore;
 use tokenledger_server::store::sqlite::backup::{self, LogState};
 use tokenledger_server::tls::{TlsArgs, Transport};
 use tokenledger_server::{credentials, data_dir, systemd};
@@ -43,6 +40,17 @@ struct Common {
     /// missing [default: server.data_dir, "data" in the working directory].
     #[arg(long, global = true, env = "TOKENLEDGER_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The ledger's database: a PostgreSQL URL (`postgres://user@host1,host2/db`) shared by
+    /// any number of servers [default: database.url; none: the SQLite file in the data
+    /// directory]. fsck, backup and restore work on the SQLite file only.
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENLEDGER_DATABASE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    database: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,6 +110,10 @@ struct ServeArgs {
     /// Address to listen on [default: server.listen, 127.0.0.1:8080].
     #[arg(long, env = "TOKENLEDGER_LISTEN")]
     listen: Option<SocketAddr>,
+    /// The name the other servers of a shared database give for this one when it is the
+    /// writer [default: server.advertise, else hostname:port of the listener].
+    #[arg(long, env = "TOKENLEDGER_ADVERTISE", value_name = "NAME")]
+    advertise: Option<String>,
     /// Log format on stderr (colours only on a terminal; no timestamps under journald,
     /// which adds its own).
     #[arg(long, env = "TOKENLEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -163,6 +175,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = cli.common.data_dir {
         config.server.data_dir = dir;
     }
+    if let Some(url) = cli.common.database {
+        config.database.url = Some(DatabaseUrlText(url));
+    }
     let command = cli
         .command
         .unwrap_or_else(|| Command::Serve(ServeArgs::parse_from(["serve"])));
@@ -176,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Fsck => fsck(config).await,
         Command::Backup { to } => {
+            Database::of(&config)?.sqlite_file("backup")?;
             let state = backup::backup(&config.db_path(), &to).await?;
             println!(
                 "backed up {} to {} at {}",
@@ -261,6 +277,10 @@ const FSCK_PROBLEMS: i32 = 1;
 const FSCK_UNREADABLE: i32 = 2;
 
 async fn fsck(config: Config) -> anyhow::Result<()> {
+    if let Err(e) = Database::of(&config).and_then(|db| db.sqlite_file("fsck").map(drop)) {
+        eprintln!("fsck: {e:#}");
+        std::process::exit(FSCK_UNREADABLE);
+    }
     let dir = &config.server.data_dir;
     let report = match tokenledger_server::store::sqlite::fsck::run(dir).await {
         Ok(report) => report,
@@ -300,6 +320,7 @@ fn describe(state: &LogState) -> String {
 }
 
 async fn restore(config: Config, from: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    Database::of(&config)?.sqlite_file("restore")?;
     data_dir::create(&config.server.data_dir)?;
     let state = backup::restore(from, &config, force).await?;
     println!(
@@ -333,14 +354,24 @@ async fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    if let Some(advertise) = args.advertise {
+        config.server.advertise = Some(advertise);
+    }
     args.tls.apply(&mut config.server);
     let transport = Transport::for_server(&config.server)?;
+    Database::of(&config)?;
     let listen = config.server.listen;
-    let service = Service::start(config).await?;
+    // Bound first, so that this server's name (`hostname:port`) is known when it takes the
+    // writer lease; connections wait in the backlog until it serves.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    config
+        .server
+        .advertise
+        .get_or_insert_with(|| default_advertise(addr));
+    let service = Service::start(config).await?;
     let shutdown = shutdown_signal()?;
     transport.reload_on_sighup()?;
     let scheme = transport.scheme();
@@ -368,8 +399,8 @@ fn announce(scheme: &str, addr: SocketAddr) {
 }
 
 async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()> {
-    data_dir::create(&config.server.data_dir)?;
     let store = open_store(&config).await?;
+    let (reader, registry) = (store.reader(), store.registry());
     match cmd {
         CredentialCommand::Create {
             role,
@@ -384,7 +415,7 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
             }
             let binding = Binding::new(role, vo, site)?.with_issuer(issuer)?;
             let (id, secret) =
-                credentials::create(&store, &SystemClock, &binding, label.as_deref()).await?;
+                credentials::create(registry, &SystemClock, &binding, label.as_deref()).await?;
             if json {
                 println!("{}", serde_json::json!({"id": id, "secret": secret}));
             } else {
@@ -392,7 +423,7 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
             }
         }
         CredentialCommand::List { json } => {
-            let list = credentials::list(&store).await?;
+            let list = credentials::list(reader).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -418,7 +449,7 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
         }
         CredentialCommand::Revoke { id } => {
             anyhow::ensure!(
-                credentials::revoke(&store, &SystemClock, &id).await?,
+                credentials::revoke(registry, &SystemClock, &id).await?,
                 "no active credential `{id}`"
             );
             println!("revoked {id}");
@@ -428,13 +459,16 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
     Ok(())
 }
 
-/// The store of the data directory, for a command run beside or instead of the server.
-async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&config.db_path(), Default::default()).await
+/// The ledger's store (the data directory's SQLite file, created 0700 if missing, or the
+/// configured database), for a command run beside or instead of the server.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if let Database::Sqlite(_) = Database::of(config)? {
+        data_dir::create(&config.server.data_dir)?;
+    }
+    Store::open(config, Default::default()).await
 }
 
 async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
-    data_dir::create(&config.server.data_dir)?;
     let store = open_store(&config).await?;
     match cmd {
         SiteCommand::Add { name, vos } => {
@@ -447,12 +481,13 @@ async fn site(config: Config, cmd: SiteCommand) -> anyhow::Result<()> {
                 vos.iter().map(Vo::unchecked).collect(),
             );
             store
+                .registry()
                 .upsert_site(&site, &vos, SystemClock.now_micros())
                 .await?;
             println!("site {name}: {}", vos.join(", "));
         }
         SiteCommand::List => {
-            for (name, vos) in store.sites().await? {
+            for (name, vos) in store.reader().sites().await? {
                 println!("{name}\t{}", vos.join(","));
             }
         }

@@ -3,6 +3,20 @@
 //! a batch that changes state is written, [`preconditions`] decides which of its changes
 //! still apply; a refused change takes no index and writes nothing, and the rest of the
 //! batch goes on.
+//!
+//! The signed head is stored as a checkpoint at most once a second with a batch, and at the
+//! latest a second after the last batch when none follows: the other servers of a shared
+//! database serve the stored one.
+//!
+//! A failed batch (or checkpoint write): its callers are told it failed, but it may have
+//! committed all the same (the connection can be lost between the commit and its answer).
+//! So the writer never appends again with the frontier it had: it re-opens the log
+//! ([`LedgerWriter::open_log`]), takes the stored frontier as its own, signs and stores the
+//! checkpoint of it, and goes on. If that fails too (the database is gone, or, on a shared
+//! database, the writer's connection and with it the writer lease), the writer task ends:
+//! the jobs still queued are answered as if the log were shutting down (503), and the server
+//! is a standby again ([`crate::writer_role`]) until it takes the lease anew, opening the log
+//! from what is stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +39,8 @@ use crate::store::{
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A checkpoint is written to the database at most this often (and at shutdown).
+/// A checkpoint is written to the database at most this often, and this long after a batch
+/// at the latest (and at shutdown).
 const CHECKPOINT_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An entry prepared at the edge: its canonical bytes and leaf hash, when it was accepted,
@@ -104,12 +119,40 @@ pub enum SequencerError {
     Sign(String),
 }
 
+/// Why a standby appends nothing: another server is the writer (see
+/// [`crate::writer_role`]).
+#[derive(Clone, Debug)]
+pub struct Standby {
+    /// The writer's name (its `[server] advertise`), if a server holds the writer lease.
+    pub writer: Option<String>,
+}
+
+impl std::fmt::Display for Standby {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.writer {
+            Some(writer) => write!(
+                f,
+                "this server is a standby; the writer is {writer}: send writes there, or retry"
+            ),
+            None => write!(
+                f,
+                "this server is a standby and no server is the writer at the moment: retry"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Standby {}
+
 /// Why a job's entries were not appended.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     /// A state change does not apply to the state as of its place in the log.
     #[error(transparent)]
     Refused(Refusal),
+    /// This server is not the writer.
+    #[error(transparent)]
+    Standby(Standby),
     /// The batch was not written.
     #[error(transparent)]
     Failed(Arc<SequencerError>),
@@ -160,14 +203,31 @@ pub struct Sequencer {
 
 impl Sequencer {
     /// Opens the log through `store`, its one writer, and starts the writer task.
-    /// The task ends, after committing everything queued, once every handle is dropped.
+    /// The task ends, after committing everything queued, once every handle is dropped (or
+    /// when the log cannot be re-opened after a failed batch: see the module's docs).
     pub async fn start(
+        store: Box<dyn LedgerWriter>,
+        signer: NoteSigner,
+        origin: String,
+        limits: BatchLimits,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
+        let changes = watch::Sender::new(0);
+        Sequencer::start_reporting(store, signer, origin, limits, metrics, clock, changes).await
+    }
+
+    /// As [`Sequencer::start`], counting the batches that change suspensions in `changes`
+    /// ([`Sequencer::state_changes`]), which outlives the sequencer: a server that loses the
+    /// writer role and takes it again keeps one count its blocklists listen to.
+    pub async fn start_reporting(
         mut store: Box<dyn LedgerWriter>,
         signer: NoteSigner,
         origin: String,
         limits: BatchLimits,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
+        changes: watch::Sender<u64>,
     ) -> Result<(Sequencer, tokio::task::JoinHandle<()>), SequencerError> {
         let frontier = store.open_log().await?;
         let size = frontier.size();
@@ -181,7 +241,7 @@ impl Sequencer {
             .await?;
         metrics.set_log_size(size);
         let (head_tx, head_rx) = watch::channel(Arc::new(head));
-        let (changes_tx, changes_rx) = watch::channel(0);
+        let changes_rx = changes.subscribe();
         let (jobs_tx, jobs_rx) = mpsc::channel(limits.queue_depth);
         let writer = Writer {
             store,
@@ -193,7 +253,7 @@ impl Sequencer {
             metrics,
             clock,
             head: head_tx,
-            changes: changes_tx,
+            changes,
             persisted_size: size,
             persisted_at: Instant::now(),
         };
@@ -263,9 +323,30 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        while let Some(first) = jobs.recv().await {
-            let batch = collect_batch(self.limits, first, &mut jobs).await;
-            self.commit(batch).await;
+        loop {
+            let Some(next) = self.next_job(&mut jobs).await else {
+                break;
+            };
+            let committed = match next {
+                Next::Job(first) => {
+                    let batch = collect_batch(self.limits, first, &mut jobs).await;
+                    self.commit(batch).await
+                }
+                Next::Persist => match self.persist_checkpoint().await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not write the checkpoint");
+                        false
+                    }
+                },
+            };
+            if !committed && let Err(e) = self.reopen().await {
+                tracing::error!(
+                    error = %e,
+                    "the log cannot be re-read after a failed write: this server stops appending"
+                );
+                return;
+            }
         }
         if let Err(e) = self.persist_checkpoint().await {
             tracing::error!(error = %e, "could not write the final checkpoint");
@@ -273,7 +354,53 @@ impl Writer {
         tracing::info!(size = self.frontier.size(), "sequencer drained and stopped");
     }
 
-    async fn commit(&mut self, batch: Vec<Job>) {
+    /// The next job; `None` once every handle is dropped and the queue is empty. While the
+    /// head is newer than the stored checkpoint, waits at most until a checkpoint is due
+    /// ([`CHECKPOINT_PERSIST_INTERVAL`] after the last), so that the stored one (which other
+    /// servers of the database serve) is never much behind, even when no batch follows.
+    async fn next_job(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Next> {
+        if self.head.borrow().size == self.persisted_size {
+            return jobs.recv().await.map(Next::Job);
+        }
+        let due = CHECKPOINT_PERSIST_INTERVAL.saturating_sub(self.persisted_at.elapsed());
+        tokio::select! {
+            job = jobs.recv() => job.map(Next::Job),
+            _ = tokio::time::sleep(due) => Some(Next::Persist),
+        }
+    }
+
+    /// After a failed batch, which may have committed: the stored log's frontier becomes the
+    /// writer's, and its checkpoint is signed and stored. Reports of the failed batch may be
+    /// logged now, so the next batch looks its keys up.
+    async fn reopen(&mut self) -> Result<(), SequencerError> {
+        let frontier = self.store.open_log().await?;
+        let head = sign_head(&self.signer, &self.origin, &frontier)?;
+        self.store
+            .write_checkpoint(CheckpointRow {
+                size: head.size,
+                note: &head.note,
+                created_at: self.clock.now_micros(),
+            })
+            .await?;
+        if frontier.size() != self.frontier.size() {
+            tracing::warn!(
+                size = frontier.size(),
+                "the failed batch was committed after all"
+            );
+            // Its suspensions, lifts, links or merges may be in force now.
+            self.changes.send_modify(|n| *n += 1);
+        }
+        self.metrics.set_log_size(frontier.size());
+        self.persisted_size = head.size;
+        self.persisted_at = Instant::now();
+        self.expect_logged = true;
+        self.frontier = frontier;
+        self.head.send_replace(Arc::new(head));
+        Ok(())
+    }
+
+    /// Writes and answers one batch; false if it failed (every caller is told so).
+    async fn commit(&mut self, batch: Vec<Job>) -> bool {
         let started = Instant::now();
         match self.write_batch(&batch).await {
             Ok((answers, new_entries, duplicates)) => {
@@ -289,6 +416,7 @@ impl Writer {
                 for (job, answer) in batch.into_iter().zip(answers) {
                     let _ = job.reply.send(answer.map_err(AppendError::Refused));
                 }
+                true
             }
             Err(e) => {
                 tracing::error!(error = %e, "batch not committed");
@@ -296,6 +424,7 @@ impl Writer {
                 for job in batch {
                     let _ = job.reply.send(Err(AppendError::Failed(e.clone())));
                 }
+                false
             }
         }
     }
@@ -406,9 +535,17 @@ impl Writer {
                 })
                 .await?;
             self.persisted_size = head.size;
+            self.persisted_at = Instant::now();
         }
         Ok(())
     }
+}
+
+/// What the writer does next.
+enum Next {
+    Job(Job),
+    /// Store the head's checkpoint, which is due.
+    Persist,
 }
 
 /// Takes every job already queued behind `first`, up to `max_batch` entries, then waits

@@ -82,3 +82,48 @@ fn without_a_command_serve_reads_its_settings_from_the_environment() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_sqlite_tools_refuse_a_postgres_database_and_no_command_shows_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://ledger:s3cret@db1.invalid:5433,db2.invalid/ledger";
+    let backup = dir.path().join("backup.db");
+    let backup = backup.to_str().unwrap();
+    for (args, code) in [
+        (vec!["fsck"], 2),
+        (vec!["backup", "--to", backup], 1),
+        (vec!["restore", "--from", backup], 1),
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("TOKENLEDGER_DATABASE", url)
+            .env_remove("TOKENLEDGER_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("works on the SQLite file of a data directory")
+                && stderr.contains("postgres://db1.invalid:5433,db2.invalid:5432"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("s3cret"), "{args:?}: {stderr}");
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg("mysql://ledger:s3cret@db1/ledger")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("TOKENLEDGER_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("database.url: a database URL starts with postgres://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

@@ -14,7 +14,7 @@ mod programs;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use cluster::Cluster;
 
@@ -43,6 +43,12 @@ pub fn cluster() -> &'static Cluster {
     SHARED.get_or_init(Cluster::start)
 }
 
+/// A plain-text dump (`pg_dump`) of the database of `url`: its schema and every row (byte
+/// strings in hex). Panics when it cannot be made.
+pub fn dump(url: &str) -> Vec<u8> {
+    programs::pg_dump(url)
+}
+
 /// A database made for one test, dropped (with `WITH (FORCE)`, closing what is still
 /// connected) when the value is dropped.
 #[derive(Debug)]
@@ -61,6 +67,29 @@ impl TestDatabase {
             url: with_database(admin_url, &name),
             name,
             admin_url: admin_url.to_owned(),
+        }
+    }
+
+    /// A new database with a unique name holding a copy of this one (`CREATE DATABASE ...
+    /// TEMPLATE`), on the same server. Nothing may be connected to this one meanwhile: it
+    /// waits up to 10 s for the sessions of a stopped client to go.
+    pub fn copy(&self) -> TestDatabase {
+        let name = unique_name();
+        let sql = format!("CREATE DATABASE {name} TEMPLATE {}", self.name);
+        let before = Instant::now();
+        while let Err(e) = programs::try_psql(&self.admin_url, &sql) {
+            assert!(
+                e.contains("being accessed by other users")
+                    && before.elapsed() < Duration::from_secs(10),
+                "cannot copy the database {}: {e}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        TestDatabase {
+            url: with_database(&self.admin_url, &name),
+            name,
+            admin_url: self.admin_url.clone(),
         }
     }
 

@@ -102,6 +102,24 @@ pub(crate) fn try_psql(url: &str, sql: &str) -> Result<String, String> {
     }
 }
 
+/// A plain-text `pg_dump` of the database of `url`. Panics when it fails.
+pub(crate) fn pg_dump(url: &str) -> Vec<u8> {
+    let program = find("pg_dump").unwrap_or_else(|| {
+        panic!("pg_dump is missing (Debian: apt-get install postgresql-client)")
+    });
+    let out = Command::new(program)
+        .args(["--no-owner", "-d", url])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap_or_else(|e| panic!("pg_dump cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        output_text(&out)
+    );
+    out.stdout
+}
+
 /// Combined output of a finished command, for messages.
 pub(crate) fn output_text(out: &Output) -> String {
     format!(

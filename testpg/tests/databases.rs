@@ -64,3 +64,27 @@ fn an_owned_cluster_keeps_its_data_over_a_crash_and_goes_away() {
         data_dir.display()
     );
 }
+
+#[test]
+fn a_synchronous_replica_has_every_commit_and_takes_writes_once_promoted() {
+    let primary = Cluster::start();
+    let standby = primary.replica();
+    primary.set("synchronous_standby_names", "'*'");
+    let before = std::time::Instant::now();
+    while primary.query("SELECT sync_state FROM pg_stat_replication") != "sync" {
+        assert!(
+            before.elapsed().as_secs() < 60,
+            "the replica never became synchronous"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    primary.query("CREATE TABLE t (x BIGINT)");
+    primary.query("INSERT INTO t VALUES (1)");
+    assert_eq!(standby.query("SELECT pg_is_in_recovery()"), "t");
+    primary.kill9();
+    standby.promote();
+    assert_eq!(standby.query("SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(standby.query("SELECT x FROM t"), "1");
+    standby.query("INSERT INTO t VALUES (2)");
+    assert_eq!(standby.query("SELECT count(*) FROM t"), "2");
+}

@@ -1,6 +1,7 @@
 //! Harness of the end-to-end tests: starts the real `tokenledger-server` binary on a temporary
-//! data directory, talks to it over loopback HTTP, runs the real `tokenledger` CLI against it,
-//! and opens its SQLite file directly where a test has to inspect or tamper with storage.
+//! data directory, on SQLite or PostgreSQL ([`backend`]), talks to it over loopback HTTP, runs
+//! the real `tokenledger` CLI against it, and opens its SQLite file directly where a
+//! (SQLite-only) test has to inspect or tamper with storage.
 //!
 //! Binaries are found next to the test executable (`target/debug/deps/<test>` →
 //! `target/debug/<bin>`); build them first with `cargo build --workspace --bins` (or run
@@ -8,7 +9,9 @@
 //! failing test leaves no process behind.
 
 pub mod arc;
+pub mod backend;
 pub mod daemon;
+pub mod db;
 pub mod https_issuer;
 pub mod ingest;
 pub mod issuer;
@@ -39,8 +42,9 @@ pub const SERVER_LOG: &str = "server-stderr.log";
 /// The line the server prints once it accepts connections.
 const LISTENING_PREFIX: &str = "tokenledger-server listening on ";
 /// Environment variables of the binaries that must not leak in from the caller's shell.
-const FOREIGN_ENV: [&str; 12] = [
+const FOREIGN_ENV: [&str; 13] = [
     "TOKENLEDGER_CONFIG",
+    "TOKENLEDGER_DATABASE",
     "TOKENLEDGER_DATA_DIR",
     "TOKENLEDGER_LISTEN",
     "TOKENLEDGER_LOG_FORMAT",
@@ -263,9 +267,14 @@ impl VerifyRun {
     }
 }
 
-/// A running (or stopped) real server on a data directory it owns for the test.
+/// A running (or stopped) real server on a data directory it owns for the test, and on the
+/// PostgreSQL database of the test's backend ([`backend::current`] when it was made).
 pub struct TestServer {
     dir: PathBuf,
+    /// `--database` of every start and admin command; `None`: the SQLite file of `dir`.
+    database_url: Option<String>,
+    /// The database made for this server, dropped after it.
+    database: Option<tokenledger_testpg::TestDatabase>,
     config: Option<PathBuf>,
     /// The address asked for with `--listen`.
     listen: String,
@@ -356,9 +365,33 @@ impl TestServer {
         server
     }
 
+    /// Starts a server like [`TestServer::start_with_config`], on the PostgreSQL database of
+    /// `url` (which the caller owns; other servers may share it), whatever the test's backend.
+    /// `url` may list several hosts.
+    pub fn start_on_database(dir: &Path, config: &str, url: &str) -> TestServer {
+        let config = TestServer::write_config(dir, config);
+        let mut server = TestServer::on(dir, Some(config), Some(url.to_string()));
+        server.spawn();
+        server
+    }
+
+    /// A server of the test's backend: on PostgreSQL, with a database made for it.
     fn new(dir: &Path, config: Option<PathBuf>) -> TestServer {
+        let database = match backend::current() {
+            backend::Backend::Sqlite => None,
+            backend::Backend::Postgres => Some(tokenledger_testpg::database()),
+        };
+        let url = database.as_ref().map(|db| db.url().to_string());
+        let mut server = TestServer::on(dir, config, url);
+        server.database = database;
+        server
+    }
+
+    fn on(dir: &Path, config: Option<PathBuf>, database_url: Option<String>) -> TestServer {
         TestServer {
             dir: dir.to_path_buf(),
+            database_url,
+            database: None,
             config,
             listen: "127.0.0.1:0".to_string(),
             env: Vec::new(),
@@ -407,6 +440,9 @@ impl TestServer {
             cmd.arg("--config").arg(config);
         }
         cmd.arg("serve").arg("--listen").arg(&self.listen);
+        if let Some(url) = &self.database_url {
+            cmd.arg("--database").arg(url);
+        }
         match &self.working_dir {
             Some(cwd) => cmd.current_dir(cwd),
             None => cmd.arg("--data-dir").arg(&self.dir),
@@ -549,9 +585,58 @@ impl TestServer {
         &self.dir
     }
 
-    /// The SQLite database in the data directory.
+    /// The SQLite database in the data directory. Panics on PostgreSQL: a test that reaches
+    /// into the file is SQLite-only.
     pub fn db_path(&self) -> PathBuf {
+        assert!(
+            self.database_url.is_none(),
+            "this test reads the SQLite file: run it on SQLite only"
+        );
         self.dir.join("tokenledger.db")
+    }
+
+    /// A copy of the stopped server's ledger: the files of its data directory and, on
+    /// PostgreSQL, its database; for [`TestServer::restore`].
+    pub fn snapshot(&self) -> Snapshot {
+        assert!(self.child.is_none(), "snapshot of a running server");
+        let files = tempfile::tempdir().expect("a temp dir for the snapshot");
+        copy_files(&self.dir, files.path());
+        let database = self.database_url.as_ref().map(|_| {
+            self.database
+                .as_ref()
+                .expect("a snapshot of a database the harness made")
+                .copy()
+        });
+        Snapshot { files, database }
+    }
+
+    /// Rolls the stopped server's ledger back to `snapshot` (which stays as it is, to be
+    /// restored again): its files replace the data directory's, and on PostgreSQL the server
+    /// moves to a new copy of its database.
+    pub fn restore(&mut self, snapshot: &Snapshot) {
+        assert!(self.child.is_none(), "restore under a running server");
+        for name in ["tokenledger.db-wal", "tokenledger.db-shm"] {
+            let _ = std::fs::remove_file(self.dir.join(name));
+        }
+        copy_files(snapshot.files.path(), &self.dir);
+        if let Some(database) = &snapshot.database {
+            let copy = database.copy();
+            self.database_url = Some(copy.url().to_string());
+            self.database = Some(copy);
+        }
+    }
+
+    /// Where the server keeps its ledger, for the inspections of [`db`] that read both backends.
+    pub fn db(&self) -> db::Database {
+        match &self.database_url {
+            Some(url) => db::Database::Postgres(url.clone()),
+            None => db::Database::Sqlite(self.dir.join("tokenledger.db")),
+        }
+    }
+
+    /// The PostgreSQL URL the server runs on (`None` on SQLite).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 
     /// Where the server's stderr (its log) goes, across restarts: `server-stderr.log` in the
@@ -575,11 +660,14 @@ impl TestServer {
     }
 
     /// Runs `tokenledger-server [--config FILE] <args> --data-dir DIR` (an offline admin
-    /// command).
+    /// command), with `TOKENLEDGER_DATABASE` set to the server's PostgreSQL database if any.
     pub fn admin_command(&self, args: &[&str]) -> Output {
         let mut cmd = command(server_binary());
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
+        }
+        if let Some(url) = &self.database_url {
+            cmd.env("TOKENLEDGER_DATABASE", url);
         }
         cmd.args(args)
             .arg("--data-dir")
@@ -678,6 +766,23 @@ impl TestServer {
                 .expect("tokenledger verify was killed by a signal"),
             json,
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A copy of a stopped server's ledger ([`TestServer::snapshot`]).
+pub struct Snapshot {
+    files: tempfile::TempDir,
+    database: Option<tokenledger_testpg::TestDatabase>,
+}
+
+/// Copies the files (not the folders) of the directory `from` into `to`, replacing them there.
+fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creating the copy's directory");
+    for file in std::fs::read_dir(from).expect("reading the directory to copy") {
+        let file = file.expect("a directory entry");
+        if file.file_type().expect("its type").is_file() {
+            std::fs::copy(file.path(), to.join(file.file_name())).expect("copying a file");
         }
     }
 }
@@ -1049,266 +1154,4 @@ pub fn report(jti: &str, vo: &str) -> Value {
 /// A batch (JSON array) of reports for `jtis`.
 pub fn batch<S: AsRef<str>>(jtis: &[S], vo: &str) -> Value {
     Value::Array(jtis.iter().map(|j| report(j.as_ref(), vo)).collect())
-}
-
-/// Direct access to the server's SQLite file, for inspection and tampering. Opens one
-/// connection per call; SQLite's WAL mode lets this run beside a live server.
-pub mod db {
-    use std::path::Path;
-    use std::time::Duration;
-
-    use sqlx::sqlite::SqliteConnectOptions;
-    use sqlx::{ConnectOptions, SqliteConnection};
-
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-            .block_on(future)
-    }
-
-    async fn connect(path: &Path) -> SqliteConnection {
-        SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(false)
-            .busy_timeout(Duration::from_secs(30))
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
-    }
-
-    /// The stored hash at stored index `idx` (table `hashes`).
-    pub fn stored_hash(path: &Path, idx: u64) -> Vec<u8> {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let (hash,): (Vec<u8>,) = sqlx::query_as("SELECT hash FROM hashes WHERE idx = ?")
-                .bind(idx as i64)
-                .fetch_one(&mut conn)
-                .await
-                .expect("reading a stored hash");
-            hash
-        })
-    }
-
-    /// Overwrites the stored hash at `idx`; returns the number of rows changed.
-    pub fn set_stored_hash(path: &Path, idx: u64, hash: &[u8]) -> u64 {
-        block_on(async {
-            let mut conn = connect(path).await;
-            sqlx::query("UPDATE hashes SET hash = ? WHERE idx = ?")
-                .bind(hash)
-                .bind(idx as i64)
-                .execute(&mut conn)
-                .await
-                .expect("updating a stored hash")
-                .rows_affected()
-        })
-    }
-
-    /// Runs one SQL statement that changes rows (to damage the store on purpose); returns
-    /// the number of rows changed.
-    pub fn execute(path: &Path, sql: &str) -> u64 {
-        let sql = sql.to_string();
-        block_on(async {
-            let mut conn = connect(path).await;
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("changing rows")
-                .rows_affected()
-        })
-    }
-
-    /// The copy of the stored hash at `idx` in `upper_hashes`, if that table holds one.
-    pub fn upper_hash(path: &Path, idx: u64) -> Option<Vec<u8>> {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let row: Option<(Vec<u8>,)> =
-                sqlx::query_as("SELECT hash FROM upper_hashes WHERE idx = ?")
-                    .bind(idx as i64)
-                    .fetch_optional(&mut conn)
-                    .await
-                    .expect("reading an upper hash");
-            row.map(|(hash,)| hash)
-        })
-    }
-
-    /// Overwrites the copy of the stored hash at `idx` in `upper_hashes`; returns the number
-    /// of rows changed.
-    pub fn set_upper_hash(path: &Path, idx: u64, hash: &[u8]) -> u64 {
-        block_on(async {
-            let mut conn = connect(path).await;
-            sqlx::query("UPDATE upper_hashes SET hash = ? WHERE idx = ?")
-                .bind(hash)
-                .bind(idx as i64)
-                .execute(&mut conn)
-                .await
-                .expect("updating an upper hash")
-                .rows_affected()
-        })
-    }
-
-    /// The leaf bytes of entry `idx` (table `entries`).
-    pub fn leaf(path: &Path, idx: u64) -> Vec<u8> {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let (leaf,): (Vec<u8>,) = sqlx::query_as("SELECT leaf FROM entries WHERE idx = ?")
-                .bind(idx as i64)
-                .fetch_one(&mut conn)
-                .await
-                .expect("reading a leaf");
-            leaf
-        })
-    }
-
-    /// Entries stored compressed with a dictionary, and dictionaries stored.
-    pub fn compression_counts(path: &Path) -> (u64, u64) {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let (compressed, dictionaries): (i64, i64) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM entries WHERE dictionary IS NOT NULL), \
-                 (SELECT count(*) FROM leaf_dictionaries)",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .expect("counting compressed entries");
-            (compressed as u64, dictionaries as u64)
-        })
-    }
-
-    /// Overwrites the leaf bytes of entry `idx`; returns the number of rows changed.
-    pub fn set_leaf(path: &Path, idx: u64, leaf: &[u8]) -> u64 {
-        block_on(async {
-            let mut conn = connect(path).await;
-            sqlx::query("UPDATE entries SET leaf = ? WHERE idx = ?")
-                .bind(leaf)
-                .bind(idx as i64)
-                .execute(&mut conn)
-                .await
-                .expect("updating a leaf")
-                .rows_affected()
-        })
-    }
-
-    /// Sizes of the checkpoints stored in the database, ascending.
-    pub fn checkpoint_sizes(path: &Path) -> Vec<u64> {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let rows: Vec<(i64,)> = sqlx::query_as("SELECT size FROM checkpoints ORDER BY size")
-                .fetch_all(&mut conn)
-                .await
-                .expect("reading checkpoints");
-            rows.into_iter().map(|(s,)| s as u64).collect()
-        })
-    }
-
-    /// The stored checkpoint note of `size`, if any.
-    pub fn checkpoint_note(path: &Path, size: u64) -> Option<String> {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let row: Option<(String,)> =
-                sqlx::query_as("SELECT note FROM checkpoints WHERE size = ?")
-                    .bind(size as i64)
-                    .fetch_optional(&mut conn)
-                    .await
-                    .expect("reading a checkpoint");
-            row.map(|(n,)| n)
-        })
-    }
-
-    /// The byte ranges (`start-end`) process `pid` holds POSIX locks on in the file `path`,
-    /// from /proc/locks (`1: POSIX ADVISORY READ <pid> <major>:<minor>:<inode> <start> <end>`).
-    pub fn locks_held(path: &Path, pid: u32) -> Vec<String> {
-        use std::os::unix::fs::MetadataExt;
-        let inode = std::fs::metadata(path)
-            .expect("the database file")
-            .ino()
-            .to_string();
-        let pid = pid.to_string();
-        std::fs::read_to_string("/proc/locks")
-            .expect("reading /proc/locks")
-            .lines()
-            .map(|line| line.split_whitespace().collect::<Vec<_>>())
-            .filter(|f| f.len() >= 8 && f[1] == "POSIX" && f[4] == pid)
-            .filter(|f| f[5].rsplit(':').next() == Some(inode.as_str()))
-            .map(|f| f[6..].join("-"))
-            .collect()
-    }
-
-    /// The person identity `(iss, sub)` of `vo` belongs to, if any.
-    pub fn person_of(path: &Path, iss: &str, sub: &str, vo: &str) -> Option<String> {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let row: Option<(String,)> = sqlx::query_as(
-                "SELECT person_id FROM identities WHERE iss = ? AND sub = ? AND vo = ?",
-            )
-            .bind(iss)
-            .bind(sub)
-            .bind(vo)
-            .fetch_optional(&mut conn)
-            .await
-            .expect("reading an identity");
-            row.map(|(person,)| person)
-        })
-    }
-
-    /// How many identities person `person` has in `vo`.
-    pub fn identity_count(path: &Path, person: &str, vo: &str) -> u64 {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let (n,): (i64,) =
-                sqlx::query_as("SELECT count(*) FROM identities WHERE person_id = ? AND vo = ?")
-                    .bind(person)
-                    .bind(vo)
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("counting identities");
-            n as u64
-        })
-    }
-
-    /// The log index of the lift of suspension `id`, if it was lifted.
-    pub fn lift_index(path: &Path, id: &str) -> Option<u64> {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let (index,): (Option<i64>,) =
-                sqlx::query_as("SELECT lift_idx FROM suspensions WHERE id = ?")
-                    .bind(id)
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("reading a suspension");
-            index.map(|i| i as u64)
-        })
-    }
-
-    /// The person `person` of `vo` was merged into, with the merge's log index, if it was.
-    pub fn merged_into(path: &Path, vo: &str, person: &str) -> Option<(String, u64)> {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let row: Option<(String, i64)> = sqlx::query_as(
-                "SELECT into_person, idx FROM person_merges WHERE vo = ? AND person_id = ?",
-            )
-            .bind(vo)
-            .bind(person)
-            .fetch_optional(&mut conn)
-            .await
-            .expect("reading a merge");
-            row.map(|(into, index)| (into, index as u64))
-        })
-    }
-
-    /// Row counts of the log tables: (entries, hashes, issuances).
-    pub fn row_counts(path: &Path) -> (u64, u64, u64) {
-        block_on(async {
-            let mut conn = connect(path).await;
-            let (e, h, i): (i64, i64, i64) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM hashes), \
-                 (SELECT count(*) FROM issuances)",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .expect("counting rows");
-            (e as u64, h as u64, i as u64)
-        })
-    }
 }

@@ -22,6 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::{Http, TestServer, report};
 
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/api_fuzz/schemathesis.toml");
@@ -212,7 +213,7 @@ fn count(value: &Value) -> usize {
         .unwrap_or(0)
 }
 
-#[test]
+both_backends!(schemathesis_finds_no_failure_in_the_live_api);
 fn schemathesis_finds_no_failure_in_the_live_api() {
     let command = schemathesis();
     let dir = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::{Http, Reply, TestServer};
 
@@ -725,7 +726,7 @@ fn check(reply: &Reply, expected: u16) -> Result<(), String> {
     }
 }
 
-#[test]
+both_backends!(every_route_answers_every_kind_of_caller_as_the_table_says);
 fn every_route_answers_every_kind_of_caller_as_the_table_says() {
     let s = Setup::new();
     let doc = s.http().get("/openapi.json", None);
@@ -803,9 +804,9 @@ fn every_route_answers_every_kind_of_caller_as_the_table_says() {
     );
 }
 
+both_backends!(a_refused_caller_cannot_tell_whether_a_token_or_person_exists);
 /// A foreign VO's officer (or anyone else refused) learns nothing: the same 403, byte for
 /// byte, whether the jti or person exists or not, and nothing is logged.
-#[test]
 fn a_refused_caller_cannot_tell_whether_a_token_or_person_exists() {
     let s = Setup::new();
     let size = s.server.log_size();

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use jsonwebtoken::Algorithm;
 use tokenledger_core::blocklist::{SignedBlocklist, SignedDocument};
 use tokenledger_core::note::NoteSigner;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::daemon::set_mode;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::site::{Site, VO};
@@ -77,7 +78,7 @@ fn resign(s: &Site, blocklist: &Path, expires_at: i64) -> u64 {
     sequence
 }
 
-#[test]
+both_backends!(the_self_test_is_ok_only_while_the_canary_is_enforced);
 fn the_self_test_is_ok_only_while_the_canary_is_enforced() {
     let s = Site::start(
         tempfile::tempdir().unwrap(),
@@ -241,7 +242,7 @@ fn the_self_test_is_ok_only_while_the_canary_is_enforced() {
     );
 }
 
-#[test]
+both_backends!(a_configuration_that_cannot_be_used_is_critical);
 fn a_configuration_that_cannot_be_used_is_critical() {
     let s = Site::start(
         tempfile::tempdir().unwrap(),

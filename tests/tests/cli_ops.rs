@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::{TestServer, cli_binary};
 
@@ -206,7 +207,7 @@ fn jtis(links: &Value) -> Vec<&str> {
         .collect()
 }
 
-#[test]
+both_backends!(an_officer_resolves_a_chain_to_the_human_with_proof);
 fn an_officer_resolves_a_chain_to_the_human_with_proof() {
     let l = Ledger::start();
     l.ingest_chain();
@@ -351,7 +352,7 @@ fn an_officer_resolves_a_chain_to_the_human_with_proof() {
     assert!(odd.stderr.contains("no issuance of this jti"), "{odd:#?}");
 }
 
-#[test]
+both_backends!(refusals_are_exit_4_and_name_the_credential_source);
 fn refusals_are_exit_4_and_name_the_credential_source() {
     let l = Ledger::start();
     l.ingest_chain();
@@ -409,7 +410,7 @@ fn refusals_are_exit_4_and_name_the_credential_source() {
     assert!(none.stderr.contains("no credential"), "{none:#?}");
 }
 
-#[test]
+both_backends!(search_timeline_and_audit);
 fn search_timeline_and_audit() {
     let l = Ledger::start();
     l.ingest_chain();
@@ -595,7 +596,7 @@ fn search_timeline_and_audit() {
     assert_eq!(l.cli(&cms_auditor, &["audit", "--vo", "atlas"]).code, 4);
 }
 
-#[test]
+both_backends!(operators_use_their_oidc_token_from_bearer_token_discovery);
 fn operators_use_their_oidc_token_from_bearer_token_discovery() {
     let l = Ledger::start();
     l.ingest_chain();
@@ -664,7 +665,7 @@ fn operators_use_their_oidc_token_from_bearer_token_discovery() {
     assert!(run.stderr.contains("came from $BEARER_TOKEN"), "{run:#?}");
 }
 
-#[test]
+both_backends!(completions_and_manual_pages);
 fn completions_and_manual_pages() {
     let dir = tempfile::tempdir().unwrap();
     let l_cli = |args: &[&str]| {
@@ -696,8 +697,8 @@ fn completions_and_manual_pages() {
     }
 }
 
+both_backends!(a_site_suspends_a_pseudonym_sees_it_in_its_signed_blocklist_and_lifts_it);
 /// A site admin's whole round: pseudonym, suspension, the signed blocklist, lift.
-#[test]
 fn a_site_suspends_a_pseudonym_sees_it_in_its_signed_blocklist_and_lifts_it() {
     let l = Ledger::start();
     l.ingest_chain();
@@ -1033,8 +1034,8 @@ fn a_site_suspends_a_pseudonym_sees_it_in_its_signed_blocklist_and_lifts_it() {
     assert_eq!(missing.code, 1, "{missing:#?}");
 }
 
+both_backends!(a_vo_suspends_everywhere_resolves_pseudonyms_links_and_merges);
 /// A VO officer suspends at every site, resolves a site's pseudonym, links and merges.
-#[test]
 fn a_vo_suspends_everywhere_resolves_pseudonyms_links_and_merges() {
     let l = Ledger::start();
     l.ingest_chain();

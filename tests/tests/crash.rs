@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::note::NoteVerifier;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::{Http, TestServer, batch, db, report};
 
 const ROUNDS: usize = 5;
@@ -357,7 +358,7 @@ fn witness(
     }
 }
 
-#[test]
+both_backends!(acknowledged_appends_survive_repeated_kill_9);
 fn acknowledged_appends_survive_repeated_kill_9() {
     let seed = seed();
     eprintln!("crash test seed: {seed} (replay with TOKENLEDGER_E2E_SEED={seed})");
@@ -413,14 +414,14 @@ fn acknowledged_appends_survive_repeated_kill_9() {
     assert_eq!(size, trusted_size);
     let run = server.verify(&key, &["--state", state.to_str().unwrap()]);
     assert_eq!(run.assert_verified()["consistent_with"], size);
-    let sizes = db::checkpoint_sizes(&server.db_path());
+    let sizes = db::checkpoint_sizes(&server.db());
     assert!(
         sizes.contains(&size),
         "no stored checkpoint of the final size: {sizes:?}"
     );
     let stored_state = tmp.path().join("stored.checkpoint");
     for stored in sizes {
-        let note = db::checkpoint_note(&server.db_path(), stored).unwrap();
+        let note = db::checkpoint_note(&server.db(), stored).unwrap();
         write(&stored_state, &note);
         let run = server.verify(&key, &["--state", stored_state.to_str().unwrap()]);
         assert_eq!(run.assert_verified()["consistent_with"], stored);
@@ -428,7 +429,7 @@ fn acknowledged_appends_survive_repeated_kill_9() {
     server.stop();
 }
 
-#[test]
+both_backends!(sigterm_under_load_drains_and_writes_a_final_checkpoint);
 fn sigterm_under_load_drains_and_writes_a_final_checkpoint() {
     let seed = seed();
     eprintln!("sigterm test seed: {seed} (replay with TOKENLEDGER_E2E_SEED={seed})");
@@ -452,12 +453,12 @@ fn sigterm_under_load_drains_and_writes_a_final_checkpoint() {
         );
         let round_acks = ledger.record(logs);
         // Everything committed is covered by the checkpoint written at shutdown.
-        let (rows, _, _) = db::row_counts(&server.db_path());
-        let final_note = db::checkpoint_note(&server.db_path(), rows);
+        let (rows, _, _) = db::row_counts(&server.db());
+        let final_note = db::checkpoint_note(&server.db(), rows);
         assert!(
             final_note.is_some(),
             "no checkpoint of the final size {rows} after SIGTERM: {:?}\n{}",
-            db::checkpoint_sizes(&server.db_path()),
+            db::checkpoint_sizes(&server.db()),
             server.log_tail()
         );
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokenledger_core::blocklist::{Blocklist, SignedBlocklist, SignedDocument};
 use tokenledger_core::note::NoteSigner;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::{JwksServer, TestIssuer, now_secs};
 use tokenledger_e2e::site::{Site, Suspension, check_person};
 use tokenledger_e2e::{CliRun, cli_binary, run_cli_with, time_cli_with};
@@ -122,7 +123,7 @@ fn person_token(config: &Path, jwt: &str) -> CliRun {
     run_cli_with(&["check", "--config", &config, "--token", &file], &[], None)
 }
 
-#[test]
+both_backends!(a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted);
 fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
     let s = start_site();
     let alice = s.ingest("t-alice", "alice");
@@ -334,7 +335,7 @@ fn a_suspension_is_enforced_by_htcondor_and_arc_until_it_is_lifted() {
     assert_eq!(arc(&config, &format!("{ATLAS_ISS}/alice")).code, 1);
 }
 
-#[test]
+both_backends!(a_token_suspension_blocks_that_jti_only);
 fn a_token_suspension_blocks_that_jti_only() {
     let s = start_site();
     let leaked = s.ingest("t-leaked", "carol");
@@ -369,7 +370,7 @@ fn a_token_suspension_blocks_that_jti_only() {
     );
 }
 
-#[test]
+both_backends!(pull_refuses_bad_documents_and_keeps_the_old_file);
 fn pull_refuses_bad_documents_and_keeps_the_old_file() {
     let s = start_site();
     s.ingest("t-alice", "alice");
@@ -498,7 +499,7 @@ fn enforcing() -> (Site, String, String, PathBuf, PathBuf, PathBuf) {
     (s, alice, bob, blocklist, deny, allow)
 }
 
-#[test]
+both_backends!(check_follows_on_stale_for_a_tampered_blocklist);
 fn check_follows_on_stale_for_a_tampered_blocklist() {
     let (s, alice, bob, blocklist, deny, allow) = enforcing();
     assert_eq!(htcondor(&deny, &alice, "alice", "t-alice").code, 2);
@@ -559,7 +560,7 @@ fn check_follows_on_stale_for_a_tampered_blocklist() {
     assert_eq!(htcondor(&deny, &bob, "bob", "t-bob").code, 1);
 }
 
-#[test]
+both_backends!(a_site_key_check_cannot_use_is_decided_by_on_stale_in_every_protocol);
 fn a_site_key_check_cannot_use_is_decided_by_on_stale_in_every_protocol() {
     let (s, alice, bob, _, deny, allow) = enforcing();
     // The file denies, its only ledger allows: the ledger's own policy decides.
@@ -647,7 +648,7 @@ fn mkfifo(path: &Path) {
     assert!(made.success(), "mkfifo {}", path.display());
 }
 
-#[test]
+both_backends!(check_never_waits_on_a_fifo_planted_where_a_file_should_be);
 fn check_never_waits_on_a_fifo_planted_where_a_file_should_be() {
     let (s, alice, bob, blocklist, deny, allow) = enforcing();
     let held = std::fs::read(&blocklist).unwrap();
@@ -723,7 +724,7 @@ fn check_never_waits_on_a_fifo_planted_where_a_file_should_be() {
     );
 }
 
-#[test]
+both_backends!(an_older_blocklist_planted_after_the_cache_is_deleted_is_refused);
 fn an_older_blocklist_planted_after_the_cache_is_deleted_is_refused() {
     let s = start_site();
     let alice = s.ingest("t-alice", "alice");
@@ -774,7 +775,7 @@ fn an_older_blocklist_planted_after_the_cache_is_deleted_is_refused() {
     assert_eq!(htcondor(&config, &alice, "alice", "t-alice").code, 1);
 }
 
-#[test]
+both_backends!(each_export_carries_only_the_scopes_its_consumer_enforces);
 fn each_export_carries_only_the_scopes_its_consumer_enforces() {
     let s = start_site();
     s.ingest("t-cpu", "cpu-only");
@@ -812,7 +813,7 @@ fn each_export_carries_only_the_scopes_its_consumer_enforces() {
     }
 }
 
-#[test]
+both_backends!(argus_un_bans_the_subject_of_a_lifted_suspension);
 fn argus_un_bans_the_subject_of_a_lifted_suspension() {
     let s = start_site();
     s.ingest("t-alice", "alice");
@@ -833,7 +834,7 @@ fn argus_un_bans_the_subject_of_a_lifted_suspension() {
     argus("pap-admin un-ban subject '/DC=ch/DC=cern/CN=alice'");
 }
 
-#[test]
+both_backends!(exports_arrive_through_pull_in_the_consumers_formats);
 fn exports_arrive_through_pull_in_the_consumers_formats() {
     let s = start_site();
     s.ingest("t-alice", "alice");

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::daemon::set_mode;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::{CliRun, TestServer, run_cli_with};
@@ -172,7 +173,7 @@ fn line<'a>(text: &'a str, site: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line of {site}: {text}"))
 }
 
-#[test]
+both_backends!(the_vo_sees_which_sites_fetched_a_suspension);
 fn the_vo_sees_which_sites_fetched_a_suspension() {
     let ledger = Ledger::start();
     let (officer, officer_file) =

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::daemon::set_mode;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::site::Site;
@@ -118,7 +119,7 @@ fn cli_ok(s: &Site, token_file: &str, args: &[&str]) -> Value {
     run.json()
 }
 
-#[test]
+both_backends!(a_client_suspension_blocks_that_clients_tokens_and_not_the_users_other_clients);
 fn a_client_suspension_blocks_that_clients_tokens_and_not_the_users_other_clients() {
     let s = start_site();
     let (blocklist, config) = ce(&s);
@@ -249,7 +250,7 @@ fn enforcement_until(s: &Site, id: &str, done: impl Fn(&Value) -> bool) -> Value
     }
 }
 
-#[test]
+both_backends!(a_reader_of_the_older_format_is_refused_a_client_suspension_and_not_counted);
 fn a_reader_of_the_older_format_is_refused_a_client_suspension_and_not_counted() {
     let s = start_site();
     token(&s, "t-rucio", "alice", "rucio", false, Some(now_secs()));
@@ -319,7 +320,7 @@ fn a_reader_of_the_older_format_is_refused_a_client_suspension_and_not_counted()
     );
 }
 
-#[test]
+both_backends!(a_cut_off_blocks_a_persons_old_tokens_and_passes_new_ones);
 fn a_cut_off_blocks_a_persons_old_tokens_and_passes_new_ones() {
     let s = start_site();
     let (blocklist, config) = ce(&s);
@@ -394,7 +395,7 @@ fn a_cut_off_blocks_a_persons_old_tokens_and_passes_new_ones() {
     assert_eq!(htcondor(&config, &old, "alice").code, 1);
 }
 
-#[test]
+both_backends!(a_vo_wide_client_cut_off_ends_on_its_own);
 fn a_vo_wide_client_cut_off_ends_on_its_own() {
     let s = start_site();
     let (blocklist, config) = ce(&s);
@@ -443,7 +444,7 @@ fn a_vo_wide_client_cut_off_ends_on_its_own() {
     assert_eq!(htcondor(&config, &old, "alice").code, 1);
 }
 
-#[test]
+both_backends!(a_vo_wide_client_suspension_is_refused_while_other_vos_use_the_client);
 fn a_vo_wide_client_suspension_is_refused_while_other_vos_use_the_client() {
     // One issuer serving two VOs (by `wlcg.groups`), one site serving both.
     let dir = tempfile::tempdir().unwrap();
@@ -509,7 +510,7 @@ fn a_vo_wide_client_suspension_is_refused_while_other_vos_use_the_client() {
     assert_eq!(fts.json()["vo"], "atlas");
 }
 
-#[test]
+both_backends!(bad_client_and_cut_off_requests_are_refused_with_the_reason);
 fn bad_client_and_cut_off_requests_are_refused_with_the_reason() {
     let s = start_site();
     s.ingest("t-alice", "alice");

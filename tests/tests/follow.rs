@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::TestIssuer;
 use tokenledger_e2e::site::{Site, check_person};
 use tokenledger_e2e::{CliRun, cli_binary};
@@ -166,7 +167,7 @@ fn lift(s: &Site, id: &str) -> Instant {
     Instant::now()
 }
 
-#[test]
+both_backends!(a_followed_suspension_is_denied_within_two_seconds_and_survives_a_server_restart);
 fn a_followed_suspension_is_denied_within_two_seconds_and_survives_a_server_restart() {
     let mut s = Site::start(
         tempfile::tempdir().unwrap(),
@@ -219,7 +220,7 @@ fn a_followed_suspension_is_denied_within_two_seconds_and_survives_a_server_rest
     assert!(stderr.contains("stopped following"), "{stderr}");
 }
 
-#[test]
+both_backends!(follow_is_refused_for_exports_and_ends_on_a_refused_credential);
 fn follow_is_refused_for_exports_and_ends_on_a_refused_credential() {
     let s = Site::start(
         tempfile::tempdir().unwrap(),

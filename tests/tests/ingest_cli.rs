@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::ingest::{ingest, saved_offset, stdout, terminate, wait_until};
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::{TestServer, spawn_cli};
@@ -46,7 +47,7 @@ fn entries_by_jti(server: &TestServer) -> HashMap<String, Value> {
     by_jti
 }
 
-#[test]
+both_backends!(a_bulk_import_of_100000_jwts_is_accepted_and_verifies);
 fn a_bulk_import_of_100000_jwts_is_accepted_and_verifies() {
     const COUNT: usize = 100_000;
     let dir = tempfile::tempdir().unwrap();
@@ -110,7 +111,7 @@ fn iam_issued(jti: &str, sub: &str, username: &str, grant: &str, extra: Value) -
     })
 }
 
-#[test]
+both_backends!(an_iam_audit_log_imports_its_issuances_with_their_claims_and_chain);
 fn an_iam_audit_log_imports_its_issuances_with_their_claims_and_chain() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&dir.path().join("data"));
@@ -220,7 +221,7 @@ fn keycloak_event(id: &str, event_type: &str, user: &str, details: Value) -> Val
     })
 }
 
-#[test]
+both_backends!(keycloak_events_import_as_an_array_or_one_event_a_line);
 fn keycloak_events_import_as_an_array_or_one_event_a_line() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&dir.path().join("data"));
@@ -376,7 +377,7 @@ fn append(path: &Path, jtis: std::ops::Range<usize>) {
     }
 }
 
-#[test]
+both_backends!(following_a_log_ships_new_lines_once_across_restarts_and_rotation);
 fn following_a_log_ships_new_lines_once_across_restarts_and_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&dir.path().join("data"));

@@ -3,8 +3,9 @@
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::{JwksServer, TestIssuer, now_secs};
-use tokenledger_e2e::{Reply, TestServer, run_cli};
+use tokenledger_e2e::{Reply, TestServer, db, run_cli};
 
 const ATLAS_ISS: &str = "https://atlas-auth.example/";
 const EGI_ISS: &str = "https://aai.egi.example/realms/egi";
@@ -83,30 +84,7 @@ fn index_of(reply: &Reply) -> u64 {
         .unwrap_or_else(|| panic!("{reply:?}"))
 }
 
-/// person_id of (iss, sub, vo), read from the real SQLite file.
-fn person_of(server: &TestServer, iss: &str, sub: &str, vo: &str) -> Option<String> {
-    let db = server.db_path();
-    let (iss, sub, vo) = (iss.to_string(), sub.to_string(), vo.to_string());
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async move {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-                .await
-                .unwrap();
-            let row: Option<(String,)> = sqlx::query_as(
-                "SELECT person_id FROM identities WHERE iss = ? AND sub = ? AND vo = ?",
-            )
-            .bind(iss)
-            .bind(sub)
-            .bind(vo)
-            .fetch_optional(&pool)
-            .await
-            .unwrap();
-            row.map(|r| r.0)
-        })
-}
-
-#[test]
+both_backends!(signed_tokens_of_every_algorithm_are_verified_and_recorded);
 fn signed_tokens_of_every_algorithm_are_verified_and_recorded() {
     let s = setup();
     let issuer = s.server.create_credential("issuer", Some("atlas"));
@@ -149,34 +127,35 @@ fn signed_tokens_of_every_algorithm_are_verified_and_recorded() {
         assert_eq!(recorded["token_sha256"].as_str().unwrap().len(), 64);
         assert!(!recorded.to_string().contains("alice@example.org"));
 
-        let db = std::fs::read(s.server.db_path()).unwrap();
-        let wal = std::fs::read(s.server.db_path().with_extension("db-wal")).unwrap_or_default();
-        let signature = token.rsplit('.').next().unwrap().as_bytes();
-        for file in [&db, &wal] {
+        let stored = db::stored_bytes(&s.server.db());
+        let signature = token.rsplit('.').next().unwrap();
+        let hex: String = signature.bytes().map(|b| format!("{b:02x}")).collect();
+        for needle in [signature.as_bytes(), hex.as_bytes()] {
             assert!(
-                !file.windows(signature.len()).any(|w| w == signature),
+                !stored.windows(needle.len()).any(|w| w == needle),
                 "the JWT itself must never be stored"
             );
         }
     }
     assert_eq!(indexes, [0, 1, 2]);
 
-    let person = person_of(&s.server, ATLAS_ISS, "alice", "atlas").expect("a person for alice");
+    let person =
+        db::person_of(&s.server.db(), ATLAS_ISS, "alice", "atlas").expect("a person for alice");
     assert!(person.starts_with("pe-"));
     let token = s
         .atlas
         .mint(Algorithm::RS256, &s.atlas.claims("jti-bob", "bob"));
     assert_eq!(post_token(&s.server, &issuer, &token).status, 201);
-    let bob = person_of(&s.server, ATLAS_ISS, "bob", "atlas").unwrap();
+    let bob = db::person_of(&s.server.db(), ATLAS_ISS, "bob", "atlas").unwrap();
     assert_ne!(bob, person, "another subject is another person");
     assert_eq!(
-        person_of(&s.server, ATLAS_ISS, "alice", "atlas").unwrap(),
+        db::person_of(&s.server.db(), ATLAS_ISS, "alice", "atlas").unwrap(),
         person,
         "stable"
     );
 }
 
-#[test]
+both_backends!(vo_is_derived_by_the_issuers_rules);
 fn vo_is_derived_by_the_issuers_rules() {
     let s = setup();
     let biomed = s.server.create_credential("issuer", Some("biomed"));
@@ -221,7 +200,7 @@ fn vo_is_derived_by_the_issuers_rules() {
     reply.assert_error(422, "vo_not_derived");
 }
 
-#[test]
+both_backends!(chains_and_pilot_tokens_are_recorded);
 fn chains_and_pilot_tokens_are_recorded() {
     let s = setup();
     let issuer = s.server.create_credential("issuer", Some("atlas"));
@@ -256,7 +235,7 @@ fn chains_and_pilot_tokens_are_recorded() {
     );
 }
 
-#[test]
+both_backends!(duplicates_are_idempotent_per_issuer);
 fn duplicates_are_idempotent_per_issuer() {
     let s = setup();
     let atlas = s.server.create_credential("issuer", Some("atlas"));
@@ -284,7 +263,7 @@ fn duplicates_are_idempotent_per_issuer() {
     assert_eq!(s.server.log_size(), 2);
 }
 
-#[test]
+both_backends!(keys_fetched_over_http_are_refreshed_for_an_unknown_kid);
 fn keys_fetched_over_http_are_refreshed_for_an_unknown_kid() {
     let mut s = setup();
     let biomed = s.server.create_credential("issuer", Some("biomed"));
@@ -309,7 +288,7 @@ fn keys_fetched_over_http_are_refreshed_for_an_unknown_kid() {
     assert!(s.jwks.hits() > hits, "the JWKS was fetched again");
 }
 
-#[test]
+both_backends!(bad_tokens_change_nothing);
 fn bad_tokens_change_nothing() {
     let s = setup();
     let issuer = s.server.create_credential("issuer", Some("atlas"));
@@ -440,7 +419,7 @@ fn bad_tokens_change_nothing() {
     assert_eq!(s.server.log_size(), size, "nothing was appended");
 }
 
-#[test]
+both_backends!(ndjson_lines_are_answered_one_by_one);
 fn ndjson_lines_are_answered_one_by_one() {
     let s = setup();
     let issuer = s.server.create_credential("issuer", Some("atlas"));
@@ -481,7 +460,7 @@ fn ndjson_lines_are_answered_one_by_one() {
     assert_eq!(s.server.log_size(), 2);
 }
 
-#[test]
+both_backends!(claims_reports_need_a_credential_bound_to_their_issuer);
 fn claims_reports_need_a_credential_bound_to_their_issuer() {
     let s = setup();
     let plain = s.server.create_credential("issuer", Some("atlas"));
@@ -505,7 +484,7 @@ fn claims_reports_need_a_credential_bound_to_their_issuer() {
     assert_eq!(recorded["vo"], "atlas");
 }
 
-#[test]
+both_backends!(a_receipt_verifies_with_the_cli_and_a_forged_one_does_not);
 fn a_receipt_verifies_with_the_cli_and_a_forged_one_does_not() {
     let s = setup();
     let issuer = s.server.create_credential("issuer", Some("atlas"));

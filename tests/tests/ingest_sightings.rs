@@ -8,6 +8,7 @@ use std::process::Child;
 
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::ingest::{ingest, saved_offset, stdout, terminate, wait_until};
 use tokenledger_e2e::issuer::TestIssuer;
 use tokenledger_e2e::{TestServer, run_cli, spawn_cli};
@@ -127,7 +128,7 @@ fn sightings_in_timeline(server: &TestServer, vo: &str, jti: &str) -> Vec<Value>
         .collect()
 }
 
-#[test]
+both_backends!(condor_history_json_sightings_appear_in_the_timeline_with_host_and_job);
 fn condor_history_json_sightings_appear_in_the_timeline_with_host_and_job() {
     let s = site();
     let ads = fixture("htcondor-history.json");
@@ -266,7 +267,7 @@ fn append(path: &Path, lines: &[&str]) {
     }
 }
 
-#[test]
+both_backends!(a_followed_dcache_access_log_reports_each_sighting_once_across_a_restart);
 fn a_followed_dcache_access_log_reports_each_sighting_once_across_a_restart() {
     let s = site();
     let fixture = std::fs::read_to_string(fixture("dcache-door.access")).unwrap();
@@ -344,7 +345,7 @@ fn a_followed_dcache_access_log_reports_each_sighting_once_across_a_restart() {
     assert!(carol[0].get("host").is_none(), "{carol:?}");
 }
 
-#[test]
+both_backends!(sighting_formats_need_a_known_site_and_issuance_formats_refuse_one);
 fn sighting_formats_need_a_known_site_and_issuance_formats_refuse_one() {
     let s = site();
     let ads = fixture("htcondor-history.jsonl");

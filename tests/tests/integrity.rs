@@ -1,10 +1,12 @@
-//! Integrity of what the server stores, end to end: a leaf changed in the SQLite file (raw,
+//! Integrity of what the server stores, end to end: a leaf changed in the database (raw,
 //! or zstd-compressed) is never served, only a fixed integrity error, counted in `/metrics`
 //! and reported by `/healthz`; `tokenledger-server fsck` names each damaged leaf and stored
 //! hash; the server refuses to start on a stored tree that disagrees with its newest
-//! checkpoint.
+//! checkpoint. The damage is done on both backends; fsck, and so the tests that run it, are
+//! SQLite's only.
 
 use serde_json::Value;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::{Http, Reply, TestServer, batch, db, report, run_refused_server};
 
 /// Leaves after which the test servers compress: low, so a test reaches compressed leaves.
@@ -22,7 +24,7 @@ fn compressed_log(dir: &std::path::Path) -> (TestServer, String) {
     );
     let issuer = server.create_issuer("atlas");
     let mut rounds = 0;
-    while db::compression_counts(&server.db_path()).0 < 20 {
+    while db::compression_counts(&server.db()).0 < 20 {
         rounds += 1;
         assert!(rounds < 100, "no entry was ever stored compressed");
         let next = server.log_size();
@@ -92,7 +94,7 @@ fn health(http: &Http) -> (u16, Value) {
     (reply.status, reply.json())
 }
 
-#[test]
+both_backends!(a_changed_leaf_is_never_served_only_a_counted_integrity_error);
 fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut server, issuer) = compressed_log(tmp.path());
@@ -101,8 +103,8 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
     let size = server.log_size();
     let raw_victim = 10u64;
     let compressed_victim = size - 1;
-    let raw = db::leaf(&server.db_path(), raw_victim);
-    let compressed = db::leaf(&server.db_path(), compressed_victim);
+    let raw = db::leaf(&server.db(), raw_victim);
+    let compressed = db::leaf(&server.db(), compressed_victim);
     assert!(raw.starts_with(b"{"), "entry {raw_victim} is stored raw");
     assert!(
         !compressed.starts_with(b"{"),
@@ -119,13 +121,16 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
     ];
     for (victim, stored, changed) in damaged {
         server.stop();
-        assert_eq!(db::set_leaf(&server.db_path(), victim, &changed), 1);
+        assert_eq!(db::set_leaf(&server.db(), victim, &changed), 1);
         server.start_again();
         let http = server.http();
         assert_eq!(metric(&http, "tokenledger_integrity_errors_total"), 0);
         assert_eq!(
             health(&http),
-            (200, serde_json::json!({"status": "ok", "log_size": size}))
+            (
+                200,
+                serde_json::json!({"status": "ok", "log_size": size, "role": "writer"})
+            )
         );
 
         // Every read of the entry: a page of entries, a resolution of its token, and a
@@ -142,6 +147,7 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
         let (status, body) = health(&http);
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["status"], "degraded");
+        assert_eq!(body["role"], "writer");
         assert!(
             body["storage_errors_last_minute"].as_u64() >= Some(3),
             "{body}"
@@ -168,7 +174,7 @@ fn a_changed_leaf_is_never_served_only_a_counted_integrity_error() {
         assert!(alarms.iter().all(|l| !l.contains("i-")), "{alarms:#?}");
 
         server.stop();
-        assert_eq!(db::set_leaf(&server.db_path(), victim, stored), 1);
+        assert_eq!(db::set_leaf(&server.db(), victim, stored), 1);
         server.start_again();
         let reply = entries(&server.http(), &admin, victim, victim + 1);
         assert_eq!(reply.status, 200, "restored: {reply:?}");
@@ -209,7 +215,7 @@ fn fsck_passes_a_clean_store_beside_a_running_server_and_a_stopped_one() {
         .get("/v1/vos/atlas/tokens/i-3?reason=INC-8", Some(&officer));
     assert_eq!(resolved.status, 200, "{resolved:?}");
     let size = server.log_size();
-    let (compressed, _) = db::compression_counts(&server.db_path());
+    let (compressed, _) = db::compression_counts(&server.db());
 
     let (code, lines) = fsck(&server);
     assert_eq!(code, 0, "{lines:#?}");
@@ -243,29 +249,29 @@ fn fsck_passes_a_clean_store_beside_a_running_server_and_a_stopped_one() {
 #[test]
 fn fsck_names_each_damaged_leaf_and_stored_hash() {
     let (_tmp, server, size) = stopped_compressed_log();
-    let path = server.db_path();
+    let store = server.db();
     let flip = |bytes: Vec<u8>| with_flipped_byte(&bytes);
 
     let (raw_victim, compressed_victim) = (10u64, size - 1);
-    db::set_leaf(&path, raw_victim, &flip(db::leaf(&path, raw_victim)));
+    db::set_leaf(&store, raw_victim, &flip(db::leaf(&store, raw_victim)));
     db::set_leaf(
-        &path,
+        &store,
         compressed_victim,
-        &with_flipped_checksum(&db::leaf(&path, compressed_victim)),
+        &with_flipped_checksum(&db::leaf(&store, compressed_victim)),
     );
     // A stored leaf hash and a stored interior hash (subtree 50 of level 1: leaves 100, 101).
     let leaf_hash_index = merkle_index(0, 77);
     db::set_stored_hash(
-        &path,
+        &store,
         leaf_hash_index,
-        &flip(db::stored_hash(&path, leaf_hash_index)),
+        &flip(db::stored_hash(&store, leaf_hash_index)),
     );
     let interior = merkle_index(1, 50);
-    db::set_stored_hash(&path, interior, &flip(db::stored_hash(&path, interior)));
+    db::set_stored_hash(&store, interior, &flip(db::stored_hash(&store, interior)));
     // The copy of an upper hash (subtree 0 of level 6) that proofs read.
     let upper = merkle_index(6, 0);
-    let copy = db::upper_hash(&path, upper).expect("an upper hash is copied");
-    db::set_upper_hash(&path, upper, &flip(copy));
+    let copy = db::upper_hash(&store, upper).expect("an upper hash is copied");
+    db::set_upper_hash(&store, upper, &flip(copy));
 
     let (code, lines) = fsck(&server);
     assert_eq!(code, 1, "{lines:#?}");
@@ -315,18 +321,19 @@ fn fsck_names_each_damaged_leaf_and_stored_hash() {
     );
 }
 
+// SQLite-only: it ends with fsck.
 #[test]
 fn start_up_refuses_a_stored_tree_that_disagrees_with_the_newest_checkpoint() {
     let (_tmp, server, size) = stopped_compressed_log();
-    let path = server.db_path();
+    let store = server.db();
     // The largest complete subtree's hash: part of the root at every size since.
     let top = merkle_index(63 - size.leading_zeros(), 0);
-    let forged: Vec<u8> = db::stored_hash(&path, top)
+    let forged: Vec<u8> = db::stored_hash(&store, top)
         .iter()
         .map(|b| b ^ 0x5a)
         .collect();
-    assert_eq!(db::set_stored_hash(&path, top, &forged), 1);
-    assert_eq!(db::set_upper_hash(&path, top, &forged), 1);
+    assert_eq!(db::set_stored_hash(&store, top, &forged), 1);
+    assert_eq!(db::set_upper_hash(&store, top, &forged), 1);
 
     let config = server.dir().join("e2e-config.toml");
     let out = run_refused_server(&[

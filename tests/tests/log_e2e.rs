@@ -1,6 +1,6 @@
 //! The verifiable log end to end: the real server in a temp dir, an issuer credential from the
 //! real admin command, 1,000+ issuances over HTTP, the real `tokenledger verify` as a witness
-//! (`--state`, `--entry`), a graceful restart, and tampering with the SQLite file underneath a
+//! (`--state`, `--entry`), a graceful restart, and tampering with the database underneath a
 //! running server, which the verifier must catch.
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::{NoteSigner, NoteVerifier};
 use tokenledger_core::receipt::Receipt;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::{Http, TestServer, batch, db, issuer_of, report};
 
 /// The log's origin (and key name) in the default configuration.
@@ -116,7 +117,7 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
+both_backends!(thousand_entries_verify_grow_consistently_and_survive_a_restart);
 fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("witness.checkpoint");
@@ -243,16 +244,16 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
     // Graceful restart: SIGTERM writes the final checkpoint; size, key and checkpoint survive.
     let before = server.checkpoint();
     server.stop();
-    let stored = db::checkpoint_note(&server.db_path(), size)
+    let stored = db::checkpoint_note(&server.db(), size)
         .expect("a checkpoint of the final size is stored at shutdown");
     assert_eq!(
         open_checkpoint(&stored, &key),
         open_checkpoint(&before, &key),
         "the stored final checkpoint is the one served before shutdown"
     );
-    let stored_sizes = db::checkpoint_sizes(&server.db_path());
+    let stored_sizes = db::checkpoint_sizes(&server.db());
     assert_eq!(stored_sizes.last(), Some(&size), "{stored_sizes:?}");
-    assert_eq!(db::row_counts(&server.db_path()).0, size);
+    assert_eq!(db::row_counts(&server.db()).0, size);
 
     server.start_again();
     let http = server.http();
@@ -297,6 +298,7 @@ fn thousand_entries_verify_grow_consistently_and_survive_a_restart() {
 /// the server would write on into the deleted WAL and lose what it wrote there at its next
 /// start. The server once dropped its own locks by closing a duplicate descriptor of the
 /// file (POSIX locks belong to the process, and any close releases them).
+// SQLite-only: the locks are SQLite's, on its file.
 #[test]
 fn the_running_server_holds_its_lock_on_the_database_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -311,7 +313,7 @@ fn the_running_server_holds_its_lock_on_the_database_file() {
     );
 }
 
-#[test]
+both_backends!(tampering_with_stored_hashes_or_leaves_fails_verification);
 fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("witness.checkpoint");
@@ -334,7 +336,7 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     };
     verify_entry(700, true).assert_verified();
     let trusted = read(&state);
-    let db_path = server.db_path();
+    let store = server.db();
 
     // The sibling leaf of entry 700 is in 700's inclusion proof, read from its stored hash.
     let target = 700u64;
@@ -348,15 +350,15 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     let far_indexes = merkle::inclusion_proof_indexes(10, size).unwrap();
     assert!(!far_indexes.contains(&sibling), "test premise");
 
-    let original = db::stored_hash(&db_path, sibling);
+    let original = db::stored_hash(&store, sibling);
     assert_eq!(original.len(), 32);
     assert_eq!(
         original,
-        merkle::leaf_hash(&db::leaf(&db_path, target ^ 1)).0,
+        merkle::leaf_hash(&db::leaf(&store, target ^ 1)).0,
         "the stored level-0 hash is the leaf hash of entry 701"
     );
     let forged: Vec<u8> = original.iter().map(|b| b ^ 0x5a).collect();
-    assert_eq!(db::set_stored_hash(&db_path, sibling, &forged), 1);
+    assert_eq!(db::set_stored_hash(&store, sibling, &forged), 1);
 
     let caught = verify_entry(target, true);
     assert_eq!(
@@ -380,14 +382,14 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
     // The proof of an entry that does not read the tampered row still verifies ...
     verify_entry(10, false).assert_verified();
     // ... and restoring the row makes entry 700 verify again: the failure was the tampering.
-    assert_eq!(db::set_stored_hash(&db_path, sibling, &original), 1);
+    assert_eq!(db::set_stored_hash(&store, sibling, &original), 1);
     verify_entry(target, true).assert_verified();
 
     // Changing the bytes of a stored entry is caught too: the server hashes every leaf it
     // reads and refuses to serve one that does not match its stored leaf hash, so the
     // verifier gets an error, never the changed bytes (tests/integrity.rs has the details).
     let victim = 333u64;
-    let leaf = db::leaf(&db_path, victim);
+    let leaf = db::leaf(&store, victim);
     let text = String::from_utf8(leaf.clone()).unwrap();
     assert!(text.contains(&acks[victim as usize].jti), "{text}");
     let forged_leaf = text.replace(
@@ -395,18 +397,18 @@ fn tampering_with_stored_hashes_or_leaves_fails_verification() {
         "\"someone-else\"",
     );
     assert_ne!(forged_leaf, text);
-    assert_eq!(db::set_leaf(&db_path, victim, forged_leaf.as_bytes()), 1);
+    assert_eq!(db::set_leaf(&store, victim, forged_leaf.as_bytes()), 1);
     let caught = verify_entry(victim, false);
     assert_eq!(caught.code, 2, "a tampered leaf must fail: {caught:#?}");
     assert!(caught.stderr.contains("answered 500"), "{caught:#?}");
-    assert_eq!(db::set_leaf(&db_path, victim, &leaf), 1);
+    assert_eq!(db::set_leaf(&store, victim, &leaf), 1);
     verify_entry(victim, true).assert_verified();
     let health = http.get("/healthz", None).json();
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["log_size"], size);
 }
 
-#[test]
+both_backends!(compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes);
 fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -419,12 +421,12 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     // The dictionary is trained off the writer's path: the log goes on meanwhile, and the
     // entries after it are stored compressed.
     let mut rounds = 0;
-    while db::compression_counts(&server.db_path()).0 == 0 {
+    while db::compression_counts(&server.db()).0 == 0 {
         rounds += 1;
         assert!(rounds < 200, "no entry was ever stored compressed");
         acks.extend(fill(&server.http(), &issuer, &format!("z{rounds}"), 1, 49));
     }
-    let (compressed, dictionaries) = db::compression_counts(&server.db_path());
+    let (compressed, dictionaries) = db::compression_counts(&server.db());
     assert_eq!(dictionaries, 1);
     // The first 1,000 were logged raw; of the later ones, those written before the dictionary
     // was ready are raw too (none, when training beat the first of them).
@@ -434,7 +436,7 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
         acks.len()
     );
     let victim = acks.last().unwrap().index;
-    let stored = db::leaf(&server.db_path(), victim);
+    let stored = db::leaf(&server.db(), victim);
     assert!(
         !stored.starts_with(b"{") && stored.len() * 2 < 579,
         "entry {victim} is stored compressed: {} bytes",
@@ -453,7 +455,7 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     server.restart();
     acks.extend(fill(&server.http(), &issuer, "after", 1, 10));
     check_entries(&server.http(), &admin, &key, &acks);
-    let (after, dictionaries) = db::compression_counts(&server.db_path());
+    let (after, dictionaries) = db::compression_counts(&server.db());
     assert_eq!((after, dictionaries), (compressed + 11, 1));
 
     // A damaged compressed leaf is an error (the server refuses to serve it), never other
@@ -461,18 +463,18 @@ fn compressed_leaves_are_served_and_verified_as_the_exact_canonical_bytes() {
     let mut damaged = stored.clone();
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x55;
-    assert_eq!(db::set_leaf(&server.db_path(), victim, &damaged), 1);
+    assert_eq!(db::set_leaf(&server.db(), victim, &damaged), 1);
     let caught = verify(&server, victim);
     assert_eq!(
         caught.code, 2,
         "a damaged leaf must not verify: {caught:#?}"
     );
     assert!(caught.stderr.contains("answered 500"), "{caught:#?}");
-    assert_eq!(db::set_leaf(&server.db_path(), victim, &stored), 1);
+    assert_eq!(db::set_leaf(&server.db(), victim, &stored), 1);
     verify(&server, victim).assert_verified();
 }
 
-#[test]
+both_backends!(concurrent_reports_of_the_same_tokens_get_one_index_each);
 fn concurrent_reports_of_the_same_tokens_get_one_index_each() {
     const TOKENS: usize = 240;
     const CLIENTS: usize = 4;
@@ -577,7 +579,7 @@ fn hashes_of(json: &Value) -> Vec<Hash> {
         .collect()
 }
 
-#[test]
+both_backends!(proofs_at_many_sizes_match_a_tree_computed_from_the_leaves);
 fn proofs_at_many_sizes_match_a_tree_computed_from_the_leaves() {
     let tmp = tempfile::tempdir().unwrap();
     let server = TestServer::start(tmp.path());
@@ -663,26 +665,10 @@ fn proofs_at_many_sizes_match_a_tree_computed_from_the_leaves() {
     }
 }
 
-/// Copies the files of `from` (a stopped server's data directory) into `to`, replacing the
-/// database files there.
-fn copy_data_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for name in ["tokenledger.db-wal", "tokenledger.db-shm"] {
-        let _ = std::fs::remove_file(to.join(name));
-    }
-    for file in std::fs::read_dir(from).unwrap() {
-        let file = file.unwrap();
-        if file.file_type().unwrap().is_file() {
-            std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
-        }
-    }
-}
-
-#[test]
+both_backends!(a_witness_detects_a_rolled_back_or_forked_log);
 fn a_witness_detects_a_rolled_back_or_forked_log() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let backup = tmp.path().join("backup");
     let state = tmp.path().join("witness.checkpoint");
     let state_arg = state.to_str().unwrap();
     let mut server = TestServer::start(&data);
@@ -694,7 +680,7 @@ fn a_witness_detects_a_rolled_back_or_forked_log() {
 
     // Back up the stopped server, let the log grow, and let the witness see it grow.
     server.stop();
-    copy_data_dir(&data, &backup);
+    let backup = server.snapshot();
     server.start_again();
     fill(&server.http(), &issuer, "late", 2, 50);
     let json = server.verify(&key, &["--state", state_arg]);
@@ -704,7 +690,7 @@ fn a_witness_detects_a_rolled_back_or_forked_log() {
 
     // Restore the old backup: the log the witness sees shrank.
     server.stop();
-    copy_data_dir(&backup, &data);
+    server.restore(&backup);
     server.start_again();
     assert_eq!(server.log_size(), 102);
     let shrunk = server.verify(&key, &["--state", state_arg]);

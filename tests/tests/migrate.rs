@@ -151,7 +151,7 @@ fn a_stopped_ledger_is_copied_with_every_row_and_its_newest_checkpoint() {
     server.stop();
 
     let source = sqlite_rows(&server.db_path());
-    let sizes = db::checkpoint_sizes(&server.db_path());
+    let sizes = db::checkpoint_sizes(&server.db());
     let newest = *sizes.last().unwrap();
     assert_eq!(newest, size, "the server stores its checkpoint at shutdown");
     let target = database();
@@ -188,7 +188,7 @@ fn a_stopped_ledger_is_copied_with_every_row_and_its_newest_checkpoint() {
     }
     assert_eq!(
         target.query("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1"),
-        db::checkpoint_note(&server.db_path(), newest)
+        db::checkpoint_note(&server.db(), newest)
             .unwrap()
             .trim_end()
     );

@@ -5,6 +5,7 @@
 
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::TestIssuer;
 use tokenledger_e2e::{Reply, TestServer, report};
 
@@ -82,7 +83,7 @@ fn payload_without_exp(issuer: &TestIssuer, jti: &str) -> String {
     claims.to_string()
 }
 
-#[test]
+both_backends!(signed_tokens_with_repeated_names_crit_or_no_exp_are_refused_and_nothing_is_logged);
 fn signed_tokens_with_repeated_names_crit_or_no_exp_are_refused_and_nothing_is_logged() {
     let s = setup();
     let header = s.atlas.header_json(Algorithm::RS256);
@@ -216,7 +217,7 @@ fn report_with_two_subs(jti: &str) -> String {
     text.replacen(r#""sub":"#, r#""sub":"mallory","sub":"#, 1)
 }
 
-#[test]
+both_backends!(claims_reports_that_name_a_member_twice_are_refused);
 fn claims_reports_that_name_a_member_twice_are_refused() {
     let s = setup();
     let issuer = s.server.create_issuer("atlas");

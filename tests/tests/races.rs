@@ -3,11 +3,11 @@
 //! exactly one succeeds and the other gets 409, exactly one entry is logged, and the database
 //! agrees with the log. The same requests one after the other get the same outcomes.
 
-use std::path::Path;
 use std::sync::Barrier;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::now_secs;
 use tokenledger_e2e::{Reply, ServedEntry, TestServer, db, issuer_of};
 
@@ -36,8 +36,8 @@ impl Ledger {
         }
     }
 
-    fn db(&self) -> std::path::PathBuf {
-        self.server.db_path()
+    fn db(&self) -> db::Database {
+        self.server.db()
     }
 
     /// Logs one issuance of each of `subs` (issuer [`issuer_of`] `VO`) and returns the
@@ -165,7 +165,7 @@ fn report(race: &str, first_won: usize, started: Instant) {
 }
 
 /// The database agrees with a logged link of `dn`: the DN belongs to the linked person.
-fn assert_link_stored(db: &Path, entry: &ServedEntry, dn: &str, person: &str, what: &str) {
+fn assert_link_stored(db: &db::Database, entry: &ServedEntry, dn: &str, person: &str, what: &str) {
     assert_eq!(entry.entry["type"], "identity_link", "{what}: {entry:?}");
     assert_eq!(entry.entry["iss"], "x509", "{what}");
     assert_eq!(entry.entry["sub"], dn, "{what}");
@@ -178,7 +178,7 @@ fn assert_link_stored(db: &Path, entry: &ServedEntry, dn: &str, person: &str, wh
 }
 
 /// The database agrees with a logged merge of `from` into `into`, which had one identity each.
-fn assert_merge_stored(db: &Path, entry: &ServedEntry, into: &str, from: &str, what: &str) {
+fn assert_merge_stored(db: &db::Database, entry: &ServedEntry, into: &str, from: &str, what: &str) {
     assert_eq!(entry.entry["type"], "identity_link", "{what}: {entry:?}");
     assert_eq!(entry.entry["person_id"], into, "{what}");
     assert_eq!(entry.entry["merged_from"], from, "{what}");
@@ -193,7 +193,7 @@ fn assert_merge_stored(db: &Path, entry: &ServedEntry, into: &str, from: &str, w
 }
 
 /// The database agrees with a logged lift of suspension `id`.
-fn assert_lift_stored(db: &Path, entry: &ServedEntry, id: &str, what: &str) {
+fn assert_lift_stored(db: &db::Database, entry: &ServedEntry, id: &str, what: &str) {
     assert_eq!(entry.entry["type"], "lift", "{what}: {entry:?}");
     assert_eq!(entry.entry["suspension_id"], id, "{what}");
     assert_eq!(
@@ -203,7 +203,7 @@ fn assert_lift_stored(db: &Path, entry: &ServedEntry, id: &str, what: &str) {
     );
 }
 
-#[test]
+both_backends!(concurrent_links_of_one_dn_to_two_persons_log_exactly_one);
 fn concurrent_links_of_one_dn_to_two_persons_log_exactly_one() {
     let ledger = Ledger::start();
     let persons = ledger.persons(&["link-1".into(), "link-2".into()]);
@@ -235,7 +235,7 @@ fn concurrent_links_of_one_dn_to_two_persons_log_exactly_one() {
     );
 }
 
-#[test]
+both_backends!(concurrent_lifts_of_one_suspension_log_exactly_one);
 fn concurrent_lifts_of_one_suspension_log_exactly_one() {
     let ledger = Ledger::start();
     let person = &ledger.persons(&["lifted".into()])[0];
@@ -253,7 +253,7 @@ fn concurrent_lifts_of_one_suspension_log_exactly_one() {
     report("lift/lift", first_won, started);
 }
 
-#[test]
+both_backends!(crossed_concurrent_merges_log_exactly_one);
 fn crossed_concurrent_merges_log_exactly_one() {
     let ledger = Ledger::start();
     let subs: Vec<String> = (0..ROUNDS)
@@ -279,7 +279,7 @@ fn crossed_concurrent_merges_log_exactly_one() {
     report("merge A←B / B←A", first_won, started);
 }
 
-#[test]
+both_backends!(the_same_requests_one_after_the_other_get_the_same_outcomes);
 fn the_same_requests_one_after_the_other_get_the_same_outcomes() {
     let ledger = Ledger::start();
     let db = ledger.db();

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use tokenledger_core::checkpoint::Checkpoint;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::NoteVerifier;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::{Reply, TestServer};
 
@@ -70,7 +71,7 @@ fn get(s: &Setup, path: &str, token: &str) -> Reply {
     s.server.http().get(path, Some(token))
 }
 
-#[test]
+both_backends!(an_officer_resolves_a_token_up_to_the_human_and_the_resolution_is_logged_first);
 fn an_officer_resolves_a_token_up_to_the_human_and_the_resolution_is_logged_first() {
     let s = setup();
     ingest_chain(&s);
@@ -183,7 +184,7 @@ fn an_officer_resolves_a_token_up_to_the_human_and_the_resolution_is_logged_firs
     assert_eq!(reply.json()["human"], Value::Null);
 }
 
-#[test]
+both_backends!(nobody_else_resolves_and_a_foreign_officer_learns_nothing);
 fn nobody_else_resolves_and_a_foreign_officer_learns_nothing() {
     let s = setup();
     ingest_chain(&s);
@@ -244,7 +245,7 @@ fn nobody_else_resolves_and_a_foreign_officer_learns_nothing() {
         .assert_error(401, "unauthenticated");
 }
 
-#[test]
+both_backends!(operators_authenticate_with_oidc_tokens_mapped_by_policy);
 fn operators_authenticate_with_oidc_tokens_mapped_by_policy() {
     let s = setup();
     ingest_chain(&s);
@@ -296,7 +297,7 @@ fn operators_authenticate_with_oidc_tokens_mapped_by_policy() {
     get(&s, "/v1/vos/atlas/tokens/login?reason=x", &forged).assert_error(401, "unauthenticated");
 }
 
-#[test]
+both_backends!(person_tokens_search_timeline_and_audit);
 fn person_tokens_search_timeline_and_audit() {
     let s = setup();
     ingest_chain(&s);

@@ -4,6 +4,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::{SERVER_LOG, TestServer};
 
 /// The names in `dir`, sorted.
@@ -16,6 +17,7 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+// SQLite-only: the default data folder holds the SQLite file, which the test looks for.
 #[test]
 fn without_a_data_dir_the_server_keeps_every_file_in_an_ignored_private_data_folder() {
     let cwd = tempfile::tempdir().unwrap();
@@ -55,7 +57,7 @@ fn starts_with_a_timestamp(line: &str) -> bool {
     b.len() > 20 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[10] == b'T'
 }
 
-#[test]
+both_backends!(a_log_redirected_to_a_file_has_no_colour_codes);
 fn a_log_redirected_to_a_file_has_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = TestServer::start_with_env(
@@ -70,7 +72,7 @@ fn a_log_redirected_to_a_file_has_no_colour_codes() {
     assert!(log.lines().all(starts_with_a_timestamp), "{log}");
 }
 
-#[test]
+both_backends!(a_log_written_to_the_journal_leaves_timestamps_to_journald);
 fn a_log_written_to_the_journal_leaves_timestamps_to_journald() {
     let dir = tempfile::tempdir().unwrap();
     let log_file = dir.path().join(SERVER_LOG);

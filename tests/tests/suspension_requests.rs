@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokenledger_core::blocklist::{BlocklistIndex, Decision, Scope, SignedBlocklist};
 use tokenledger_core::note::NoteVerifier;
 use tokenledger_core::pseudonym::SiteKey;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::daemon::set_mode;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::{CliRun, Reply, TestServer, run_cli_with};
@@ -207,7 +208,7 @@ fn assert_no_identity(reply: &Reply) {
     }
 }
 
-#[test]
+both_backends!(an_accepted_request_reaches_every_site_and_the_requesting_site_never_learns_who);
 fn an_accepted_request_reaches_every_site_and_the_requesting_site_never_learns_who() {
     let s = setup();
     s.ingest(&s.atlas, "atlas", "t1", "alice");
@@ -361,7 +362,7 @@ fn an_accepted_request_reaches_every_site_and_the_requesting_site_never_learns_w
     assert_eq!(entries[1]["suspension_id"], suspension.as_str());
 }
 
-#[test]
+both_backends!(a_declined_request_reaches_the_site_with_its_reason_and_suspends_nobody);
 fn a_declined_request_reaches_the_site_with_its_reason_and_suspends_nobody() {
     let s = setup();
     s.ingest(&s.atlas, "atlas", "t2", "bob");
@@ -424,7 +425,7 @@ fn a_declined_request_reaches_the_site_with_its_reason_and_suspends_nobody() {
     assert_eq!(decline["request_id"], id.as_str());
 }
 
-#[test]
+both_backends!(bad_requests_and_decisions_are_4xx_json_and_log_nothing);
 fn bad_requests_and_decisions_are_4xx_json_and_log_nothing() {
     let s = setup();
     s.ingest(&s.atlas, "atlas", "t1", "alice");
@@ -505,10 +506,10 @@ fn bad_requests_and_decisions_are_4xx_json_and_log_nothing() {
     assert_eq!(view["status"], "pending");
 }
 
+both_backends!(the_cli_requests_lists_and_accepts);
 /// The CLI: `site request-suspension` (evidence from stdin), `site requests`, `vo requests
 /// list`, `accept` with terms of the officer's own (and the site's proposed end), `accept
 /// --no-expiry` (no end, though the site proposed one).
-#[test]
 fn the_cli_requests_lists_and_accepts() {
     let s = setup();
     s.ingest(&s.atlas, "atlas", "t1", "alice");

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokenledger_core::blocklist::{BlocklistIndex, Decision, Scope, SignedBlocklist};
 use tokenledger_core::note::NoteVerifier;
 use tokenledger_core::pseudonym::SiteKey;
+use tokenledger_e2e::both_backends;
 use tokenledger_e2e::issuer::{TestIssuer, now_secs};
 use tokenledger_e2e::{Reply, TestServer};
 
@@ -150,7 +151,7 @@ fn assert_no_identity(reply: &Reply, forbidden: &[&str]) {
     );
 }
 
-#[test]
+both_backends!(pseudonyms_are_stable_per_person_and_site_and_unlinkable_across_sites);
 fn pseudonyms_are_stable_per_person_and_site_and_unlinkable_across_sites() {
     let mut s = setup();
     s.ingest(&s.atlas, "atlas", "t1", "alice");
@@ -216,7 +217,7 @@ fn pseudonyms_are_stable_per_person_and_site_and_unlinkable_across_sites() {
     );
 }
 
-#[test]
+both_backends!(a_site_suspension_reaches_the_blocklist_and_a_lift_removes_it);
 fn a_site_suspension_reaches_the_blocklist_and_a_lift_removes_it() {
     let s = setup();
     s.ingest(&s.atlas, "atlas", "t1", "alice");
@@ -375,7 +376,7 @@ fn a_site_suspension_reaches_the_blocklist_and_a_lift_removes_it() {
     assert_no_identity(&listed, &["alice", ATLAS_ISS]);
 }
 
-#[test]
+both_backends!(a_token_suspension_blocks_only_that_token_and_expired_suspensions_drop_out);
 fn a_token_suspension_blocks_only_that_token_and_expired_suspensions_drop_out() {
     let s = setup();
     s.ingest(&s.atlas, "atlas", "leaked", "alice");
@@ -434,7 +435,7 @@ fn a_token_suspension_blocks_only_that_token_and_expired_suspensions_drop_out() 
     }
 }
 
-#[test]
+both_backends!(a_vo_wide_suspension_reaches_every_site_of_the_vo_and_no_other);
 fn a_vo_wide_suspension_reaches_every_site_of_the_vo_and_no_other() {
     let s = setup();
     s.ingest(&s.cms, "cms", "c1", "carol");
@@ -492,7 +493,7 @@ fn a_vo_wide_suspension_reaches_every_site_of_the_vo_and_no_other() {
     assert!(cern.document.entries.is_empty());
 }
 
-#[test]
+both_backends!(sites_and_vos_cannot_reach_each_others_data);
 fn sites_and_vos_cannot_reach_each_others_data() {
     let s = setup();
     s.ingest(&s.atlas, "atlas", "t1", "alice");
@@ -625,7 +626,7 @@ fn long_poll(
     std::thread::spawn(move || http.get_with_headers(&path, &token, &[("If-None-Match", &etag)]))
 }
 
-#[test]
+both_backends!(a_long_poll_waits_for_its_own_sites_next_sequence);
 fn a_long_poll_waits_for_its_own_sites_next_sequence() {
     let s = setup();
     s.ingest(&s.atlas, "atlas", "t1", "alice");

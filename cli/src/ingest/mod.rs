@@ -61,9 +61,10 @@ Exit status: 0 nothing was rejected; 1 some inputs were rejected (the rest was s
 --rejects FILE lists them); 2 usage, network or server error; 4 the server refused the
 credential (401) or the caller (403). The credential (--token, --token-file,
 TOKENLEDGER_TOKEN or the profile's) is the reporting issuer's (`tlk_...`) for issuance formats,
-a site-admin or reporter credential of --site for sighting formats. Requests that meet an
-unreachable server or a 503 are retried a few times first; an issuance sent twice is harmless
-(the ledger is idempotent on the token's jti).
+a site-admin or reporter credential of --site for sighting formats. A request answered 503 (a
+standby server, or a busy one) is sent again for up to 30 s, and one that meets an unreachable
+server a few times over 15 s; an issuance sent twice is harmless (the ledger is idempotent on
+the token's jti).
 
 Issuance formats:
   jwt-lines        One compact JWT per line. The ledger checks its signature against the

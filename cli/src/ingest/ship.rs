@@ -1,7 +1,7 @@
 //! Ships batches of reports: issuances to `POST /v1/issuances` as NDJSON, each answer line
 //! matched to its input; sightings one at a time to `POST /v1/sites/{site}/sightings`, each
-//! answer mapped to its input's outcome. Retries what may succeed later (unreachable server,
-//! 503).
+//! answer mapped to its input's outcome. Retries a batch that met an unreachable server (the
+//! client itself asks again after a 503: [`crate::client`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::client::{ApiPath, Client, ClientError};
 /// Largest request body sent, in bytes; a batch is shipped early when it reaches this size
 /// (the server's default limit is 8 MiB).
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
-/// Waits before each retry of a batch that failed transiently; then the run fails.
+/// Waits before each retry of a batch that met an unreachable server; then the run fails.
 const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(1),
     Duration::from_secs(2),
@@ -185,7 +185,7 @@ impl<'a> Shipper<'a> {
         let mut delays = RETRY_DELAYS.iter();
         loop {
             match post() {
-                Err(e) if e.is_transient() => {
+                Err(e) if e.is_unreachable() => {
                     let Some(delay) = delays.next() else {
                         return Err(e);
                     };

@@ -41,6 +41,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
+    /// This server is a standby: the message names the writer.
+    #[error("{0}")]
+    NotTheWriter(String),
     #[error("internal error")]
     Internal(String),
     /// Reading or writing the store failed; the detail goes to the log only.
@@ -86,6 +89,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::NotTheWriter(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_the_writer"),
             ApiError::Internal(_) | ApiError::Storage(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -171,7 +175,8 @@ impl From<ServiceError> for ApiError {
 }
 
 /// A refused state change names what does not exist (404) or says why the change no
-/// longer applies (409); a batch that was not written is 503 when retrying helps, else 500.
+/// longer applies (409); a standby names the writer (503); a batch that was not written is
+/// 503 when retrying helps, else 500.
 impl From<AppendError> for ApiError {
     fn from(e: AppendError) -> ApiError {
         match e {
@@ -179,6 +184,7 @@ impl From<AppendError> for ApiError {
                 ApiError::NotFound(refusal.to_string())
             }
             AppendError::Refused(refusal) => ApiError::Conflict(refusal.to_string()),
+            AppendError::Standby(standby) => ApiError::NotTheWriter(standby.to_string()),
             AppendError::Failed(e) => match &*e {
                 SequencerError::Busy | SequencerError::ShuttingDown => {
                     ApiError::Unavailable(e.to_string())
@@ -233,6 +239,7 @@ mod tests {
                 "unsupported_media_type",
             ),
             (ApiError::Unavailable("u".into()), 503, "unavailable"),
+            (ApiError::NotTheWriter("w".into()), 503, "not_the_writer"),
             (ApiError::Internal("secret detail".into()), 500, "internal"),
             (ApiError::Storage("disk".into()), 500, "internal"),
             (ApiError::Integrity, 500, "integrity_error"),
@@ -243,6 +250,25 @@ mod tests {
             assert_eq!(body["error"]["code"], code);
             assert!(body["error"]["message"].is_string());
         }
+    }
+
+    #[tokio::test]
+    async fn a_standby_names_the_writer_and_says_when_to_retry() {
+        let standby = crate::sequencer::Standby {
+            writer: Some("ledger-a.example:8443".into()),
+        };
+        let response = ApiError::from(AppendError::Standby(standby)).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "not_the_writer");
+        assert_eq!(
+            body["error"]["message"],
+            "this server is a standby; the writer is ledger-a.example:8443: send writes there, \
+             or retry"
+        );
     }
 
     #[tokio::test]

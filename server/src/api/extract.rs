@@ -1,6 +1,7 @@
 //! Extractors that turn axum's rejections into [`ApiError`]s, so every error has one JSON shape,
 //! and the reading of log indexes in queries ([`index`]).
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -9,16 +10,29 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
+use super::nul;
 
-/// `axum::Json`, with JSON errors (400 bad JSON, 413 too large, 415 not JSON).
+/// `axum::Json`, with JSON errors (400 bad JSON, 413 too large, 415 not JSON), refusing
+/// U+0000 in any string of the body (400).
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::BadRequest(rejection.body_text()),
+            })?;
+        let req = Request::from_parts(parts, Body::from(bytes.clone()));
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Ok(axum::Json(value)) => {
+                nul::check_json(&bytes, "body")?;
+                Ok(ApiJson(value))
+            }
             Err(rejection) => Err(match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => {

@@ -23,6 +23,7 @@ use tokenledger_core::wire::{
 
 use super::AppState;
 use super::error::ApiError;
+use super::nul;
 use crate::credentials::Principal;
 use crate::issuers::verify_token;
 use crate::sequencer::{EntryKind, PreparedEntry, Sequenced};
@@ -75,8 +76,9 @@ pub const MAX_NDJSON_LINES: usize = 10_000;
             token's header or payload (`duplicate_member`), a token header with `crit` \
             (`critical_extension`), a token without `exp` (`exp_required`, unless its issuer \
             has `require_exp = false`), ...", body = ErrorBody),
-        (status = 503, description = "The sequencer is busy or shutting down; retry \
-            (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The sequencer is busy or shutting down, or this \
+            server is a standby (`not_the_writer`, naming the writer); retry (`Retry-After`)",
+            body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["issuer (of the report's VO)", "admin"]))),
 )]
@@ -121,6 +123,7 @@ async fn post_json(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value = strict_json::from_slice(&body).map_err(|e| json_error("invalid JSON body", e))?;
+    nul::check_json(&body, "body")?;
     let (reports, single) = match value {
         Value::Array(items) => (items, false),
         item @ Value::Object(_) => (vec![item], true),
@@ -141,7 +144,7 @@ async fn post_json(
         move || prepare_all(&state, &principal, reports)
     })
     .await??;
-    let sequenced = state.ledger.sequencer.append(prepared).await?;
+    let sequenced = state.ledger.append_entries(prepared).await?;
     let status = if sequenced.iter().any(|r| r.status == AppendStatus::Created) {
         StatusCode::CREATED
     } else {
@@ -208,7 +211,7 @@ async fn post_ndjson(
     let mut sequenced = if good.is_empty() {
         Vec::new()
     } else {
-        state.ledger.sequencer.append(good).await?
+        state.ledger.append_entries(good).await?
     }
     .into_iter();
     let lines = blocking(move || {
@@ -239,7 +242,9 @@ async fn post_ndjson(
 fn parse_line(line: &[u8]) -> Result<IssuanceReport, ApiError> {
     let text =
         std::str::from_utf8(line).map_err(|_| ApiError::BadRequest("line is not UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| json_error("invalid report", e))
+    let report = serde_json::from_str(text).map_err(|e| json_error("invalid report", e))?;
+    nul::check_json(line, "report")?;
+    Ok(report)
 }
 
 /// A body or line that did not parse: a repeated member name (at any depth) is refused as
@@ -338,6 +343,7 @@ fn verified_claims(
     let now = state.ledger.clock.now_secs();
     let verified = verify_token(&state.issuers, token.trim(), now, &state.config.ingest)
         .map_err(|e| ApiError::unprocessable(e.code(), e.to_string()))?;
+    nul::check_claims(&verified.claims)?;
     let issuer = &verified.issuer.config;
     let known = |vo: &str| state.config.knows_vo(vo) && issuer.allows_vo(vo);
     let vo = derive_vo(&issuer.vo_rules, &verified.claims, &known)

@@ -38,7 +38,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
     extensions(("x-roles" = json!(["public"]))),
 )]
 pub async fn checkpoint(State(state): State<AppState>) -> impl IntoResponse {
-    let head = state.ledger.sequencer.head();
+    let head = state.ledger.head();
     (
         [
             (header::CONTENT_TYPE, TEXT),
@@ -218,7 +218,7 @@ pub async fn entries(
     if q.start >= q.end {
         return Err(ApiError::BadRequest("start must be less than end".into()));
     }
-    let size = state.ledger.sequencer.head().size;
+    let size = state.ledger.head().size;
     if q.start >= size {
         return Err(ApiError::NotFound(format!(
             "start {} is beyond the log (size {size})",
@@ -239,7 +239,7 @@ pub async fn entries(
 
 /// A tree size the log has not reached is not found (404), like the proof asked of it.
 fn check_size(state: &AppState, size: u64) -> Result<(), ApiError> {
-    let current = state.ledger.sequencer.head().size;
+    let current = state.ledger.head().size;
     if size > current {
         return Err(ApiError::NotFound(format!(
             "size {size} is beyond the log (current size {current})"

@@ -10,6 +10,7 @@ mod extract;
 mod health;
 mod issuances;
 mod log;
+mod nul;
 pub mod openapi;
 mod persons;
 mod resolve;
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             error::count_storage_faults,
         ))
+        .layer(axum::middleware::from_fn(nul::refuse_in_uri))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             body::read_whole,

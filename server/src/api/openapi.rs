@@ -5,8 +5,10 @@
 //! itself ([`super::routes`]), so a route cannot exist without its operation; schemas come from
 //! the wire types of `tokenledger-core` (its `openapi` feature). Every operation names the roles
 //! that may call it in its description and in `x-roles`. Rules that hold for every operation
-//! are applied here, once: the `bearer` security scheme, `401 Unauthenticated` on every
-//! operation that takes a credential, `413 PayloadTooLarge` on every operation that takes a
+//! are applied here, once: the `bearer` security scheme, `400 BadRequest` on every operation
+//! that takes a parameter or a body (a string in either may not carry U+0000), `401
+//! Unauthenticated` on every operation that takes a credential, `413 PayloadTooLarge` on every
+//! operation that takes a
 //! body and `415 UnsupportedMediaType` where that body must be JSON, and `500 Internal` on
 //! every operation that can fail. So are the bodies that carry exactly one of two members
 //! ([`EXACTLY_ONE_OF`]), which JSON Schema can state and utoipa's derive cannot.
@@ -36,6 +38,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBui
 /// The security scheme every authenticated operation names.
 const BEARER: &str = "bearer";
 /// Reusable responses added to the operations by rule.
+const BAD_REQUEST: &str = "BadRequest";
 const UNAUTHENTICATED: &str = "Unauthenticated";
 const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
 const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
@@ -93,7 +96,12 @@ const EXACTLY_ONE_OF: [OneOfTwo; 4] = [
             Access is denied by default. Each operation names the roles that may call it (its \
             description and `x-roles`); a credential's role is bound to a VO or a site where the \
             role needs one. Public operations take no credential. Every error, including an \
-            unknown route (404) or method (405), is a JSON `ErrorBody`."
+            unknown route (404) or method (405), is a JSON `ErrorBody`.\n\n\
+            Servers sharing one database have one writer; the others are standbys, which \
+            serve reads and answer every operation that appends to the log (reports, \
+            suspensions, lifts, links, merges, requests, sightings, and the resolutions and \
+            key fetches that are logged) with 503 `not_the_writer`, naming the writer, and \
+            `Retry-After`. `GET /healthz` says each server's role."
     ),
     tags(
         (name = "issuances", description = "Issuers report the tokens they mint"),
@@ -130,6 +138,16 @@ pub fn document() -> OpenApi {
                 ))
                 .build(),
         )),
+    );
+    components.responses.insert(
+        BAD_REQUEST.into(),
+        RefOr::T(
+            error_response(
+                "A malformed parameter or body; a string with U+0000 (`%00` in the path or \
+                 query, `\\u0000` in JSON) is refused everywhere",
+            )
+            .build(),
+        ),
     );
     components.responses.insert(
         UNAUTHENTICATED.into(),
@@ -222,10 +240,17 @@ fn exactly_one_of(schema: RefOr<Schema>, rule: &OneOfTwo) -> RefOr<Schema> {
     AllOfBuilder::new().item(schema).item(one_of).into()
 }
 
-/// 401 where a credential is taken, 413 where a body is and 415 where it must be JSON, 500
-/// where anything can fail. A status the operation documents itself is kept.
+/// 400 where a parameter or a body is taken, 401 where a credential is, 413 where a body is
+/// and 415 where it must be JSON, 500 where anything can fail. A status the operation
+/// documents itself is kept.
 fn apply_rules(operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
+    let parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    if parameters || operation.request_body.is_some() {
+        responses
+            .entry("400".into())
+            .or_insert_with(|| Ref::from_response_name(BAD_REQUEST).into());
+    }
     if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
         responses.insert(
             "401".into(),
@@ -328,8 +353,8 @@ mod tests {
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     }
 
-    /// Every operation names its roles, declares its path parameters, answers 401 exactly when
-    /// it takes a credential, 413 when it takes a body and 415 when that body must be JSON,
+    /// Every operation names its roles, declares its path parameters, answers 400 exactly when
+    /// it takes a parameter or a body, 401 exactly when it takes a credential, 413 when it takes a body and 415 when that body must be JSON,
     /// and documents its errors as `ErrorBody` (but for `/healthz`, whose 503 is its own
     /// health document, `degraded`).
     #[test]
@@ -349,6 +374,12 @@ mod tests {
                 let responses = op["responses"].as_object().unwrap();
                 assert_eq!(responses.contains_key("401"), secured, "{at}");
                 let body = op.get("requestBody");
+                let parameters = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+                assert_eq!(
+                    responses.contains_key("400"),
+                    parameters || body.is_some(),
+                    "{at}: 400"
+                );
                 assert_eq!(responses.contains_key("413"), body.is_some(), "{at}: 413");
                 if body.is_some_and(|b| b["required"] == true) {
                     assert!(responses.contains_key("415"), "{at}: 415");

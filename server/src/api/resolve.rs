@@ -54,7 +54,8 @@ pub struct ResolveQuery {
             body = ErrorBody),
         (status = 409, description = "Several issuers logged this jti in the VO: pass `iss` \
             (logged)", body = ErrorBody),
-        (status = 503, description = "The sequencer is busy or shutting down; retry",
+        (status = 503, description = "The sequencer is busy or shutting down, or this \
+            server is a standby (`not_the_writer`, naming the writer); retry (`Retry-After`)",
             body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
@@ -117,7 +118,8 @@ pub struct ListQuery {
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such person in the VO (logged)",
             body = ErrorBody),
-        (status = 503, description = "The sequencer is busy or shutting down; retry",
+        (status = 503, description = "The sequencer is busy or shutting down, or this \
+            server is a standby (`not_the_writer`, naming the writer); retry (`Retry-After`)",
             body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
@@ -153,7 +155,8 @@ pub async fn person_tokens(
         (status = 400, description = "No reason, an invalid one, neither `client_id` nor \
             `scope`, or a bad `limit`", body = ErrorBody),
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
-        (status = 503, description = "The sequencer is busy or shutting down; retry",
+        (status = 503, description = "The sequencer is busy or shutting down, or this \
+            server is a standby (`not_the_writer`, naming the writer); retry (`Retry-After`)",
             body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
@@ -207,7 +210,8 @@ pub struct TimelineQuery {
         (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
         (status = 404, description = "No such person in the VO (logged)",
             body = ErrorBody),
-        (status = 503, description = "The sequencer is busy or shutting down; retry",
+        (status = 503, description = "The sequencer is busy or shutting down, or this \
+            server is a standby (`not_the_writer`, naming the writer); retry (`Retry-After`)",
             body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["vo-security (of {vo})"]))),

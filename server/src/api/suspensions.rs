@@ -19,6 +19,7 @@ use super::AppState;
 use super::auth::{administered_site, officer};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
+use super::nul;
 use crate::credentials::Principal;
 use crate::service::{enforcement, suspensions};
 use crate::store::SuspensionRecord;
@@ -328,8 +329,10 @@ fn lift_reason(q: LiftQuery, body: &[u8]) -> Result<String, ApiError> {
     let body: Option<LiftRequest> = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+        let parsed = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        nul::check_json(body, "body")?;
+        parsed
     };
     match (q.reason, body) {
         (Some(reason), None) => Ok(reason),
@@ -430,6 +433,12 @@ mod tests {
         );
         assert!(reason(None, "").unwrap_err().contains("required"));
         assert!(reason(None, "null").unwrap_err().contains("required"));
+        let nul = reason(None, r#"{"reason": "INC\u0000"}"#).unwrap_err();
+        assert!(nul.contains("U+0000"), "{nul}");
+        assert_eq!(
+            reason(None, r#"{"reason": "\\u0000"}"#),
+            Ok(r"\u0000".into())
+        );
         assert!(
             reason(None, r#"{"reason": 1}"#)
                 .unwrap_err()

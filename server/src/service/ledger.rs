@@ -1,6 +1,8 @@
 //! [`Ledger`]: what every service works with, and appending one entry: canonical bytes and
 //! leaf hash at the edge, then the sequencer, which decides whether a state change still
-//! applies; the index comes back once the entry (and its state rows) are durable.
+//! applies; the index comes back once the entry (and its state rows) are durable. Every
+//! append goes through here: on a standby, which has no sequencer, each is refused with
+//! [`AppendError::Standby`].
 
 use std::sync::Arc;
 
@@ -9,15 +11,17 @@ use tokenledger_core::entry::EntryBody;
 use super::ServiceError;
 use super::pseudonyms::Pseudonyms;
 use crate::clock::Clock;
-use crate::sequencer::{AppendError, EntryKind, PreparedEntry, Sequencer};
+use crate::sequencer::{AppendError, EntryKind, LogHead, PreparedEntry, Sequenced};
 use crate::store::LedgerReader;
+use crate::writer_role::{Role, WriterRole};
 
 /// The ledger as services see it: reads, the one way to append, the pseudonyms handed to
 /// sites, and the clock.
 #[derive(Clone)]
 pub struct Ledger {
     pub reader: Arc<dyn LedgerReader>,
-    pub sequencer: Sequencer,
+    /// The sequencer while this server is the writer; the stored head on a standby.
+    pub role: Arc<WriterRole>,
     pub pseudonyms: Pseudonyms,
     pub clock: Arc<dyn Clock>,
 }
@@ -38,7 +42,7 @@ impl Ledger {
     /// Appends one prepared entry; returns its log index, or the sequencer's refusal for the
     /// caller to word.
     pub async fn append_decided(&self, entry: PreparedEntry) -> Result<u64, AppendError> {
-        let done = self.sequencer.append(vec![entry]).await?;
+        let done = self.append_entries(vec![entry]).await?;
         Ok(done[0].index)
     }
 
@@ -48,7 +52,27 @@ impl Ledger {
         &self,
         entries: Vec<PreparedEntry>,
     ) -> Result<Vec<u64>, AppendError> {
-        let done = self.sequencer.append(entries).await?;
+        let done = self.append_entries(entries).await?;
         Ok(done.iter().map(|s| s.index).collect())
+    }
+
+    /// Appends prepared entries in one job ([`crate::sequencer::Sequencer::append`]): where
+    /// each went.
+    pub async fn append_entries(
+        &self,
+        entries: Vec<PreparedEntry>,
+    ) -> Result<Vec<Sequenced>, AppendError> {
+        self.role.sequencer()?.append(entries).await
+    }
+
+    /// The latest head: committed by this server's sequencer, or on a standby the newest
+    /// checkpoint stored.
+    pub fn head(&self) -> Arc<LogHead> {
+        self.role.head()
+    }
+
+    /// Whether this server is the writer.
+    pub fn role(&self) -> Role {
+        self.role.role()
     }
 }

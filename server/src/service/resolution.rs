@@ -95,7 +95,7 @@ pub async fn token(
     // other reads run while the entry commits.
     let chain = walk_chain(ledger, vo, index, &issuance).await?;
     let revealed = chain.links.len() as u64;
-    let head = ledger.sequencer.head();
+    let head = ledger.head();
     let logged = log(ledger, by, vo, action, jti, reason, revealed);
     let people = async {
         let person = person_view(ledger, vo, &issuance.iss, &issuance.sub).await?;

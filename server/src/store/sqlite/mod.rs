@@ -12,6 +12,7 @@ mod dictionaries;
 pub mod fsck;
 mod identity_scan;
 mod ids;
+mod lease;
 mod log;
 mod lookup;
 pub mod page_cache;
@@ -36,6 +37,7 @@ use tokenledger_core::merkle::Hash;
 use tokenledger_core::suspension_request::RequestStatus;
 
 pub use connection::{CHECKPOINT_INTERVAL, MIGRATOR, connect_options};
+pub use lease::SqliteLease;
 pub use writer::SqliteWriter;
 
 use super::leaf_codec::LeafDecoders;
@@ -107,9 +109,10 @@ impl SqliteStore {
         }
     }
 
-    /// Opens the log writer of this database (see [`SqliteWriter::open`]).
-    pub async fn writer(&self, path: &Path, compress_after: usize) -> anyhow::Result<SqliteWriter> {
-        SqliteWriter::open(path, self.leaves.clone(), compress_after).await
+    /// The writer lease of this database, which opens its log writer
+    /// ([`SqliteWriter::open`]) when taken.
+    pub fn lease(&self, path: &Path, compress_after: usize) -> SqliteLease {
+        SqliteLease::new(path.to_path_buf(), self.leaves.clone(), compress_after)
     }
 
     /// Copies the WAL back into the database every [`CHECKPOINT_INTERVAL`]; runs until

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use tokenledger_core::ids::Jti;
 use tokenledger_core::merkle::Frontier;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::log;
 use super::script::SqlScript;
@@ -26,6 +27,8 @@ pub struct SqliteWriter {
     leaves: LeafEncoder,
     /// Ids of issuers, clients and identities of committed batches.
     ids: IdCache,
+    /// The lease's permit, given back when the writer is dropped ([`super::SqliteLease`]).
+    _lease: Option<OwnedSemaphorePermit>,
 }
 
 impl SqliteWriter {
@@ -43,7 +46,14 @@ impl SqliteWriter {
             conn,
             leaves,
             ids: IdCache::default(),
+            _lease: None,
         })
+    }
+
+    /// This writer, holding `permit` of its lease until it is dropped.
+    pub(super) fn holding(mut self, permit: OwnedSemaphorePermit) -> SqliteWriter {
+        self._lease = Some(permit);
+        self
     }
 
     /// How many more raw leaves are stored before a dictionary is trained (0 once one is

@@ -1,5 +1,6 @@
 //! Tests of the SQLite engine that reach into its tables: migrations of old layouts, the
-//! writer's id cache and duplicate lookup, stored hashes, decisions, dictionaries.
+//! writer's id cache and duplicate lookup, stored hashes, decisions, dictionaries, the writer
+//! role on a failed batch.
 
 mod blocklist_fetches;
 mod client_suspensions;
@@ -10,6 +11,7 @@ mod dictionaries;
 mod secrets;
 mod suspension_requests;
 mod upper_hashes;
+mod writer_role;
 
 /// A database at `path` migrated up to `version` only: an old layout that a later migration
 /// must carry over.

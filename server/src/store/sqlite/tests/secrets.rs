@@ -7,7 +7,8 @@ use tokenledger_core::merkle;
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::pseudonym::LedgerSecret;
 
-use crate::config::DB_FILE;
+use crate::config::{Config, DB_FILE};
+use crate::data_dir::open_secrets;
 use crate::store::ownership::{check_ledger_secret, check_log_key};
 use crate::store::sqlite::{SqliteStore, connection};
 
@@ -71,4 +72,20 @@ async fn the_ledger_secret_must_give_the_stored_pseudonyms() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("another ledger's"), "{err}");
+}
+
+#[tokio::test]
+async fn no_key_is_made_for_a_database_that_has_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = NoteSigner::from_seed("example.org/log", [1; 32]).unwrap();
+    let store = database_with_checkpoint(dir.path(), &signer, merkle::empty_root()).await;
+    let mut config = Config::load(None).unwrap();
+    config.server.data_dir = dir.path().to_path_buf();
+    let err = open_secrets(&config, &store, &"the test database")
+        .await
+        .unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("log.key is missing"), "{err}");
+    assert!(err.contains("0 entries and a signed checkpoint"), "{err}");
+    assert!(!config.log_key_path().exists() && !config.ledger_secret_path().exists());
 }
