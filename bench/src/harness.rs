@@ -3,8 +3,8 @@
 //! harness on a loopback port with a temporary data directory, the default configuration
 //! (unless `--max-wait-ms` overrides the sequencer's batch wait) and one JWT issuer (the
 //! benchmark workload's), and stopped with SIGTERM at the end. Its log is in the SQLite file
-//! of its data directory, or in a PostgreSQL database made for the run (`[database] url`,
-//! the setting of `serve --database`, so the admin commands use it too).
+//! of its data directory, or in a PostgreSQL database made for the run (`serve --database
+//! URL`; the harness gives the admin commands `TOKENLEDGER_DATABASE`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,12 +76,11 @@ impl Ledger {
         if let Some(ms) = max_wait_ms {
             config.push_str(&format!("\n[sequencer]\nmax_wait_ms = {ms}\n"));
         }
-        if let Some(db) = &database {
-            // A JSON string is a TOML basic string.
-            let url = serde_json::to_string(db.url())?;
-            config.push_str(&format!("\n[database]\nurl = {url}\n"));
-        }
-        let server = TestServer::start_with_config(&work.join("data"), &config);
+        let dir = work.join("data");
+        let server = match &database {
+            None => TestServer::start_with_config(&dir, &config),
+            Some(db) => TestServer::start_on_database(&dir, &config, db.url()),
+        };
         Ok(Ledger {
             server,
             issuer,

@@ -167,7 +167,10 @@ pub fn preload(
         (Some(server), None) => Some(Arc::new(block_on(BenchDatabase::create(server))?)),
     };
     let ledger = Ledger::start_on(work, None, database.clone())?;
-    let db_path = ledger.db_path();
+    let store = match &database {
+        None => LoadedStore::Sqlite(ledger.db_path()),
+        Some(db) => LoadedStore::Postgres(db),
+    };
     let existing = ledger.log_size();
     let mut server = ledger.server;
     server.stop();
@@ -176,13 +179,7 @@ pub fn preload(
     let started = Instant::now();
     let mut measured = Vec::new();
     let root = block_on(async {
-        let mut writer = match &database {
-            None => BulkWriter::open_for_bulk(&db_path, BULK_CACHE_MIB).await?,
-            Some(db) => {
-                db.wait_for_free_lease(LEASE_LIMIT).await?;
-                BulkWriter::open_postgres(db.url()).await?
-            }
-        };
+        let mut writer = store.writer().await?;
         if existing < entries {
             let timeline = Timeline::ending_at(SystemClock.now_micros(), entries);
             let mut pending: Vec<u64> = milestones
@@ -233,10 +230,7 @@ pub fn preload(
                         "preload: measuring the database at {}",
                         thousands(writer.size())
                     ));
-                    let size = match &database {
-                        None => DbSize::measure_on(writer.conn(), &db_path).await?,
-                        Some(db) => DbSize::measure_postgres(db).await?,
-                    };
+                    let size = store.measure(&mut writer).await?;
                     measured.push(Milestone {
                         size,
                         load_rate: rate,
@@ -248,7 +242,7 @@ pub fn preload(
         let root = writer.root();
         let size = writer.size();
         writer.close().await?;
-        if let Some(db) = &database {
+        if let LoadedStore::Postgres(db) = &store {
             db.wait_for_free_lease(LEASE_LIMIT).await?;
         }
         anyhow::Ok((size, root))
@@ -283,6 +277,34 @@ pub fn preload(
         warm_up,
         _temp: temp,
     })
+}
+
+/// The database a preload writes into.
+enum LoadedStore<'a> {
+    /// The SQLite file of the data directory.
+    Sqlite(PathBuf),
+    Postgres(&'a BenchDatabase),
+}
+
+impl LoadedStore<'_> {
+    /// The bulk loader's writer, once no server holds the database.
+    async fn writer(&self) -> anyhow::Result<BulkWriter> {
+        match self {
+            LoadedStore::Sqlite(path) => BulkWriter::open_for_bulk(path, BULK_CACHE_MIB).await,
+            LoadedStore::Postgres(db) => {
+                db.wait_for_free_lease(LEASE_LIMIT).await?;
+                BulkWriter::open_postgres(db.url()).await
+            }
+        }
+    }
+
+    /// The database's size now (through `writer`'s connection on SQLite).
+    async fn measure(&self, writer: &mut BulkWriter) -> anyhow::Result<DbSize> {
+        match self {
+            LoadedStore::Sqlite(path) => DbSize::measure_on(writer.conn(), path).await,
+            LoadedStore::Postgres(db) => DbSize::measure_postgres(db).await,
+        }
+    }
 }
 
 /// The server's checkpoint, opened with its log key and checked against the loader's
