@@ -16,6 +16,7 @@ pub(crate) fn server_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         find("initdb")
+            .or_else(install_server)
             .map(|initdb| std::fs::canonicalize(&initdb).unwrap_or(initdb))
             .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| {
@@ -28,6 +29,28 @@ pub(crate) fn server_bin() -> &'static Path {
                 )
             })
     })
+}
+
+/// Installs Debian's `postgresql` package when this process is root and apt-get is there (as
+/// the daemon tests install theirs), waiting for another process's apt lock; then looks for
+/// `initdb` again.
+fn install_server() -> Option<PathBuf> {
+    if !running_as_root() || find("apt-get").is_none() {
+        return None;
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=600", "-y", "-q"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if !apt(&["install", "--no-install-recommends", "postgresql"]) {
+        apt(&["update"]);
+        apt(&["install", "--no-install-recommends", "postgresql"]);
+    }
+    find("initdb")
 }
 
 /// `program` of the server's directory, as a command run by the server's user.
