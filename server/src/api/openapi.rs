@@ -96,7 +96,8 @@ const EXACTLY_ONE_OF: [OneOfTwo; 4] = [
             Access is denied by default. Each operation names the roles that may call it (its \
             description and `x-roles`); a credential's role is bound to a VO or a site where the \
             role needs one. Public operations take no credential. Every error, including an \
-            unknown route (404) or method (405), is a JSON `ErrorBody`.\n\n\
+            unknown route (404) or method (405), is a JSON `ErrorBody`. No string a request \
+            carries (path, query, body, token claims) may contain U+0000: 400.\n\n\
             Servers sharing one database have one writer; the others are standbys, which \
             serve reads and answer every operation that appends to the log (reports, \
             suspensions, lifts, links, merges, requests, sightings, and the resolutions and \
