@@ -131,18 +131,29 @@ impl Cluster {
         self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"]);
     }
 
-    /// `kill -9` of the postmaster: the server dies as in a crash (its backends follow).
+    /// `kill -9` of the server as in a crash of its machine: the postmaster, then every
+    /// process it started (left alone, its backends would live on for a moment, and one could
+    /// still finish a commit).
     pub fn kill9(&self) {
-        let pid = self.postmaster_pid().to_string();
-        let out = Command::new("kill")
-            .args(["-9", &pid])
-            .output()
-            .unwrap_or_else(|e| panic!("kill cannot run: {e}"));
+        let postmaster = self.postmaster_pid();
+        let children = children_of(postmaster);
+        let kill = |pids: &[u32]| {
+            Command::new("kill")
+                .arg("-9")
+                .args(pids.iter().map(u32::to_string))
+                .output()
+                .unwrap_or_else(|e| panic!("kill cannot run: {e}"))
+        };
+        let out = kill(&[postmaster]);
         assert!(
             out.status.success(),
-            "kill -9 {pid} failed: {}",
+            "kill -9 {postmaster} failed: {}",
             output_text(&out)
         );
+        if !children.is_empty() {
+            // Some may have exited meanwhile: kill's complaint about them is no failure.
+            kill(&children);
+        }
     }
 
     /// Starts the stopped or killed server again on the same port (crash recovery included).
@@ -306,6 +317,27 @@ fn watchdog(dir: &Path, data_dir: &Path) {
         started.success(),
         "the PostgreSQL cluster's watchdog does not start: {started}"
     );
+}
+
+/// The processes whose parent is `pid` (from `/proc/<pid>/stat`: the parent follows the
+/// command name in parentheses and the state).
+fn children_of(pid: u32) -> Vec<u32> {
+    let parent_of = |stat: &str| -> Option<u32> {
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        after_name.split_whitespace().nth(1)?.parse().ok()
+    };
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|child| {
+                    std::fs::read_to_string(format!("/proc/{child}/stat"))
+                        .is_ok_and(|stat| parent_of(&stat) == Some(pid))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A loopback port free a moment ago.

@@ -16,7 +16,7 @@
 //!
 //! Both print their times (kill → first acknowledged append after it), for BENCHMARKS.md.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -58,8 +58,9 @@ struct Ack {
 struct Load {
     acks: Mutex<Vec<Ack>>,
     unexpected: Mutex<Vec<String>>,
-    /// 5xx answers and refused connections, retried: what the outages cost the clients.
-    retried: AtomicUsize,
+    /// 5xx answers (by status) and failed exchanges, retried: what the outages cost the
+    /// clients.
+    retried: Mutex<BTreeMap<String, usize>>,
     target: AtomicUsize,
     stop: AtomicBool,
 }
@@ -107,8 +108,8 @@ impl Load {
 
     /// After an answer of `node` that was not an acknowledgement: the next request goes to
     /// the next node (unless another client moved on already), a moment later.
-    fn move_on_from(&self, node: usize, nodes: usize) {
-        self.retried.fetch_add(1, Ordering::SeqCst);
+    fn move_on_from(&self, node: usize, nodes: usize, why: String) {
+        *self.retried.lock().unwrap().entry(why).or_default() += 1;
         let _ = self.target.compare_exchange(
             node,
             (node + 1) % nodes,
@@ -165,7 +166,9 @@ fn client(load: &Load, nodes: &[Http], issuer: &TestIssuer, credential: &str, th
                     });
                     break;
                 }
-                Ok(reply) if reply.status >= 500 => load.move_on_from(node, nodes.len()),
+                Ok(reply) if reply.status >= 500 => {
+                    load.move_on_from(node, nodes.len(), reply.status.to_string())
+                }
                 Ok(reply) => {
                     load.unexpected
                         .lock()
@@ -173,7 +176,7 @@ fn client(load: &Load, nodes: &[Http], issuer: &TestIssuer, credential: &str, th
                         .push(format!("{jti} to node {node}: {reply:?}"));
                     return;
                 }
-                Err(_) => load.move_on_from(node, nodes.len()),
+                Err(_) => load.move_on_from(node, nodes.len(), "no answer".to_string()),
             }
         }
     }
@@ -407,9 +410,9 @@ fn the_standby_takes_over_from_a_killed_writer_five_times_and_nothing_acknowledg
     let (p50, max) = p50_and_max(&takeovers);
     eprintln!(
         "writer failover over {KILLS} kills (kill → first acknowledged append by the new \
-         writer): p50 {p50} ms, max {max} ms; {} acknowledged, {} retried",
+         writer): p50 {p50} ms, max {max} ms; {} acknowledged, retried: {:?}",
         acks.len(),
-        load.retried.load(Ordering::SeqCst)
+        load.retried.lock().unwrap()
     );
 }
 
@@ -490,9 +493,9 @@ fn the_ledger_moves_to_a_promoted_synchronous_standby_and_loses_nothing() {
     assert_eq!(run.assert_verified()["consistent_with"], 0);
     eprintln!(
         "database failover (primary killed, standby promoted → first acknowledged append): \
-         {} ms; {} acknowledged, {} retried",
+         {} ms; {} acknowledged, retried: {:?}",
         outage.as_millis(),
         acks.len(),
-        load.retried.load(Ordering::SeqCst)
+        load.retried.lock().unwrap()
     );
 }
