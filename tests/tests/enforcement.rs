@@ -648,7 +648,9 @@ fn mkfifo(path: &Path) {
     assert!(made.success(), "mkfifo {}", path.display());
 }
 
-both_backends!(check_never_waits_on_a_fifo_planted_where_a_file_should_be);
+/// SQLite only: `check` reads files on the node and never the ledger's database, so the
+/// backend changes nothing here (and the time bound need not be met twice on a busy host).
+#[test]
 fn check_never_waits_on_a_fifo_planted_where_a_file_should_be() {
     let (s, alice, bob, blocklist, deny, allow) = enforcing();
     let held = std::fs::read(&blocklist).unwrap();
