@@ -193,3 +193,42 @@ fn a_standby_names_the_writer_serves_the_same_reads_and_takes_over_when_it_is_ki
         .get("/v1/vos/atlas/tokens/i-7?reason=INC-1", Some(&officer));
     assert_eq!(resolved.status, 200, "{resolved:?}");
 }
+
+/// An idle writer whose database session ends (and the lease with it) notices within about a
+/// second: its role is given up, so a write to either server is committed (201) by the one
+/// writer or refused with 503 `not_the_writer`, never a 500 from the lost session.
+#[test]
+fn an_idle_writer_whose_session_ends_gives_the_role_up_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let database = tokenledger_testpg::database();
+    let url = database.url();
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let first = TestServer::start_on_database(&dir_a, "", url);
+    let issuer = first.create_issuer("atlas");
+    copy_keys(&dir_a, &dir_b);
+    let second = TestServer::start_on_database(&dir_b, "", url);
+    assert_eq!(health(&second)["role"], "standby");
+
+    let ended = database.query("SELECT pg_terminate_backend(pid) FROM writer_lease");
+    assert_eq!(ended.trim(), "t", "{ended}");
+    std::thread::sleep(Duration::from_secs(3));
+    let roles: Vec<Value> = [&first, &second]
+        .iter()
+        .map(|server| health(server)["role"].clone())
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|role| *role == "writer").count(),
+        1,
+        "{roles:?}\n{}",
+        first.log_tail()
+    );
+    for (n, server) in [&first, &second].into_iter().enumerate() {
+        let reply = server
+            .http()
+            .append(&issuer, &report(&format!("after-{n}"), "atlas"));
+        match health(server)["role"].as_str() {
+            Some("writer") => assert_eq!(reply.status, 201, "{reply:?}"),
+            _ => reply.assert_error(503, "not_the_writer"),
+        }
+    }
+}

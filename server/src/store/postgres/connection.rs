@@ -134,7 +134,7 @@ pub async fn connect_writable(url: &DatabaseUrl) -> Result<(PgConnection, usize)
             )),
         }
     }
-    Err(StoreError::Db(format!(
+    Err(StoreError::Unavailable(format!(
         "no database host accepts writes ({})",
         failures.join("; ")
     )))
