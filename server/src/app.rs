@@ -202,8 +202,23 @@ impl Service {
                 (Store::Postgres(store), lease)
             }
         };
-        let (signer, secret) = data_dir::open_secrets(&config, store.reader(), &database).await?;
+        let holder = config
+            .server
+            .advertise
+            .clone()
+            .unwrap_or_else(|| config.server.listen.to_string());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        if let Store::Postgres(_) = &store {
+            data_dir::create_shared_secrets(
+                &config,
+                store.reader(),
+                lease.as_ref(),
+                &holder,
+                clock.now_micros(),
+            )
+            .await?;
+        }
+        let (signer, secret) = data_dir::open_secrets(&config, store.reader(), &database).await?;
         bootstrap_admin(&store, clock.as_ref()).await?;
         // The configuration checked its sites' names and VOs.
         for site in &config.sites {
@@ -221,11 +236,6 @@ impl Service {
         let pseudonyms = Pseudonyms::new(secret, registry.clone(), clock.clone());
         let verifier = signer.verifier();
         let issuers = Issuers::from_config(&config)?;
-        let holder = config
-            .server
-            .advertise
-            .clone()
-            .unwrap_or_else(|| config.server.listen.to_string());
         let setup = SequencerSetup {
             signer: signer.clone(),
             origin: config.log.origin.clone(),

@@ -68,6 +68,12 @@ pub trait LedgerWriter: Send {
     async fn check_lease(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Lets the writer (and, on a shared database, the lease) go now rather than when it is
+    /// dropped.
+    async fn close(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// How a server becomes the one writer of the log. An embedded engine (SQLite) has one server

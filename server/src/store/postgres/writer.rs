@@ -276,6 +276,10 @@ impl LedgerWriter for PostgresWriter {
         }
     }
 
+    async fn close(self: Box<Self>) -> Result<(), StoreError> {
+        PostgresWriter::close(*self).await
+    }
+
     async fn state_rows(&mut self, query: &StateQuery) -> Result<StateRows, StoreError> {
         let deadline = self.deadline;
         let read = decisions::state_rows(live(&mut self.conn)?, query);
