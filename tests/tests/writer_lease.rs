@@ -232,3 +232,50 @@ fn an_idle_writer_whose_session_ends_gives_the_role_up_at_once() {
         }
     }
 }
+
+/// Two servers started at once on a new database: only the one that takes the writer lease
+/// makes `log.key` and `ledger.secret` (and stores the empty tree's checkpoint before letting
+/// the lease go); the other refuses to start, asking for copies, and makes no key.
+#[test]
+fn two_servers_started_at_once_on_a_new_database_make_one_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let database = tokenledger_testpg::database();
+    let dirs = [tmp.path().join("a"), tmp.path().join("b")];
+    let mut children: Vec<std::process::Child> = dirs
+        .iter()
+        .map(|dir| {
+            std::process::Command::new(tokenledger_e2e::server_binary())
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir)
+                .args(["--database", database.url()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + WAIT;
+    let refused = loop {
+        let exited: Vec<usize> = (0..2)
+            .filter(|&i| children[i].try_wait().unwrap().is_some())
+            .collect();
+        if let [i] = exited[..] {
+            break i;
+        }
+        assert!(exited.len() < 2, "both servers ended");
+        assert!(Instant::now() < deadline, "neither server refused to start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let running = 1 - refused;
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(children[running].try_wait().unwrap().is_none());
+    children[running].kill().unwrap();
+    children[running].wait().unwrap();
+    let out = children.remove(refused).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("log.key is missing"), "{stderr}");
+    assert!(dirs[running].join("log.key").exists());
+    assert!(!dirs[refused].join("log.key").exists());
+    assert!(!dirs[refused].join("ledger.secret").exists());
+}
