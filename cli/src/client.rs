@@ -2,14 +2,16 @@
 //! credential, the API's JSON errors turned into messages, and [`ApiPath`], which
 //! percent-encodes every path segment and query value.
 //!
-//! A request answered 503 is sent again after a pause ([`retry_delays`]: 0.25 s doubling to
-//! 4 s, about 30 s in all), saying so once on stderr: a standby (one of several servers of a
+//! A request answered 503 with the API's own `not_the_writer` or `unavailable` error is sent
+//! again after a pause ([`retry_delays`]: 0.25 s doubling to 4 s, at most 30 s from the first
+//! try, answers included), saying so once on stderr with the server's message (a standby's
+//! names the writer): a standby (one of several servers of a
 //! shared database, answering writes with `not_the_writer` until it or another takes the
 //! writer role) or a busy writer. A 503 means nothing was written, so asking again is safe;
 //! blocklist polls ([`Client::get_if_none_match`]) are not retried here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
@@ -28,6 +30,14 @@ const MAX_ANSWER_BYTES: u64 = 64 << 20;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
 const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(4);
 const RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+/// Whether an answer is one the server gives while it cannot take the request yet: a 503
+/// whose body is the API's own error `not_the_writer` (a standby) or `unavailable` (busy,
+/// shutting down, or its database unreachable). Any other 503 (a proxy's, a bare one) is
+/// final.
+fn is_retried(status: u16, code: Option<&str>) -> bool {
+    status == 503 && matches!(code, Some("not_the_writer" | "unavailable"))
+}
 
 /// The pauses between the tries of a request answered 503: 0.25 s doubling to 4 s, as long
 /// as they add up to at most 30 s.
@@ -133,11 +143,12 @@ impl Client {
         url: &str,
         send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<String, ClientError> {
+        let started = Instant::now();
         let mut delays = retry_delays();
         loop {
             let answer = self.read_answer(url.to_string(), send());
             let Err(ClientError::Status {
-                status: 503,
+                status,
                 code,
                 message,
                 ..
@@ -145,9 +156,15 @@ impl Client {
             else {
                 return answer;
             };
+            if !is_retried(*status, code.as_deref()) {
+                return answer;
+            }
             let Some(delay) = delays.next() else {
                 return answer;
             };
+            if started.elapsed() + delay > RETRY_BUDGET {
+                return answer;
+            }
             if !self.said_unavailable.swap(true, Ordering::Relaxed) {
                 let what = match code.as_deref() {
                     Some("not_the_writer") => "is a standby",
@@ -443,6 +460,16 @@ mod tests {
         );
         let total: Duration = delays.iter().sum();
         assert!(total <= RETRY_BUDGET && total > RETRY_BUDGET - LONGEST_RETRY_DELAY);
+    }
+
+    #[test]
+    fn only_the_apis_own_503s_are_asked_again() {
+        assert!(is_retried(503, Some("not_the_writer")));
+        assert!(is_retried(503, Some("unavailable")));
+        assert!(!is_retried(503, None));
+        assert!(!is_retried(503, Some("internal")));
+        assert!(!is_retried(500, Some("unavailable")));
+        assert!(!is_retried(502, None));
     }
 
     #[test]

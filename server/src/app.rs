@@ -46,13 +46,17 @@ pub enum Database {
 }
 
 impl Database {
-    /// The database `config` names; a URL that is not one is refused here, at start, in
-    /// words that never show its password.
+    /// The database `config` names (after `--database` and `TOKENLEDGER_DATABASE`); a URL
+    /// that is not one is refused here, at start, in words that never show its password, and
+    /// so is a read URL without a URL.
     pub fn of(config: &Config) -> anyhow::Result<Database> {
         let parse = |key: &str, url: &DatabaseUrlText| {
             DatabaseUrl::parse(&url.0).map_err(|e| anyhow::anyhow!("database.{key}: {e}"))
         };
         let Some(url) = &config.database.url else {
+            if config.database.read_url.is_some() {
+                bail!("database.read_url goes with database.url (a PostgreSQL database)");
+            }
             return Ok(Database::Sqlite(config.db_path()));
         };
         Ok(Database::Postgres {
@@ -198,8 +202,23 @@ impl Service {
                 (Store::Postgres(store), lease)
             }
         };
-        let (signer, secret) = data_dir::open_secrets(&config, store.reader(), &database).await?;
+        let holder = config
+            .server
+            .advertise
+            .clone()
+            .unwrap_or_else(|| config.server.listen.to_string());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        if let Store::Postgres(_) = &store {
+            data_dir::create_shared_secrets(
+                &config,
+                store.reader(),
+                lease.as_ref(),
+                &holder,
+                clock.now_micros(),
+            )
+            .await?;
+        }
+        let (signer, secret) = data_dir::open_secrets(&config, store.reader(), &database).await?;
         bootstrap_admin(&store, clock.as_ref()).await?;
         // The configuration checked its sites' names and VOs.
         for site in &config.sites {
@@ -217,11 +236,6 @@ impl Service {
         let pseudonyms = Pseudonyms::new(secret, registry.clone(), clock.clone());
         let verifier = signer.verifier();
         let issuers = Issuers::from_config(&config)?;
-        let holder = config
-            .server
-            .advertise
-            .clone()
-            .unwrap_or_else(|| config.server.listen.to_string());
         let setup = SequencerSetup {
             signer: signer.clone(),
             origin: config.log.origin.clone(),
@@ -386,6 +400,27 @@ mod tests {
         );
         assert!(!refused.contains("s3cret"), "{refused}");
         assert!(!format!("{:?}", config(Some(url), None)).contains("s3cret"));
+    }
+
+    #[test]
+    fn a_read_url_goes_with_a_url_given_in_the_file_or_on_the_command_line() {
+        let err = Database::of(&config(None, Some("postgres://db/x"))).unwrap_err();
+        assert!(
+            err.to_string().contains("read_url goes with database.url"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[database]\nread_url = \"postgres://b/x\"\n").unwrap();
+        let mut config = Config::load(Some(&path)).unwrap();
+        config.database.url = Some(DatabaseUrlText("postgres://a/x".into()));
+        assert!(matches!(
+            Database::of(&config).unwrap(),
+            Database::Postgres {
+                read_url: Some(_),
+                ..
+            }
+        ));
     }
 
     #[test]

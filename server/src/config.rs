@@ -272,9 +272,6 @@ impl Config {
         if self.blocklist.validity_secs < 60 {
             bail!("blocklist.validity_secs must be at least 60");
         }
-        if self.database.read_url.is_some() && self.database.url.is_none() {
-            bail!("database.read_url goes with database.url (a PostgreSQL database)");
-        }
         if self.server.advertise.as_deref().is_some_and(str::is_empty) {
             bail!("server.advertise must not be empty");
         }
@@ -493,19 +490,6 @@ mod tests {
             format!("{err:#}").contains("does not serve VO `cms`"),
             "{err:#}"
         );
-    }
-
-    #[test]
-    fn a_read_url_goes_with_a_url() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[database]\nread_url = \"postgres://db/x\"\n").unwrap();
-        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
-        assert!(err.contains("read_url goes with database.url"), "{err}");
-        let both = "[database]\nurl = \"postgres://a/x\"\nread_url = \"postgres://b/x\"\n";
-        std::fs::write(&path, both).unwrap();
-        let config = Config::load(Some(&path)).unwrap();
-        assert_eq!(config.database.url.unwrap().0, "postgres://a/x");
     }
 
     #[test]

@@ -5,13 +5,15 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use tokenledger_core::checkpoint::Checkpoint;
+use tokenledger_core::merkle::Frontier;
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::pseudonym::LedgerSecret;
 
 use crate::config::{Config, DB_FILE};
 use crate::keys;
-use crate::store::LedgerReader;
 use crate::store::ownership::{check_ledger_secret, check_log_key};
+use crate::store::{CheckpointRow, LedgerReader, WriterLease};
 
 /// The data directory of the embedded default (`server.data_dir`), relative to the working
 /// directory: `data`, so that a server run from a checkout keeps its files in one ignored
@@ -81,6 +83,61 @@ pub async fn open_secrets(
         .await
         .with_context(|| format!("checking {}", config.ledger_secret_path().display()))?;
     Ok((signer, secret))
+}
+
+/// On a shared database (PostgreSQL), the log key and ledger secret are made only by the one
+/// server that holds the writer lease while the database is empty, and that server signs and
+/// stores the empty tree's checkpoint before it lets the lease go: every other server then
+/// finds a signed log and refuses to start without copies of those files
+/// ([`open_secrets`]). Two servers started at once on a new database thus never make two
+/// keys: the one that does not get the lease refuses to start. Nothing is done when both
+/// files exist or the database holds entries or a checkpoint.
+pub async fn create_shared_secrets(
+    config: &Config,
+    reader: &dyn LedgerReader,
+    lease: &dyn WriterLease,
+    holder: &str,
+    now_micros: i64,
+) -> anyhow::Result<()> {
+    let (key_path, secret_path) = (config.log_key_path(), config.ledger_secret_path());
+    if key_path.exists() && secret_path.exists() {
+        return Ok(());
+    }
+    if reader.log_size().await? > 0 || reader.newest_checkpoint().await?.is_some() {
+        return Ok(());
+    }
+    let Some(mut writer) = lease.try_acquire(holder).await? else {
+        bail!(
+            "{} is missing and another server holds the writer lease of this new database: \
+             copy log.key and ledger.secret from it (mode 0600)",
+            key_path.display()
+        );
+    };
+    let frontier = writer.open_log().await?;
+    if frontier.size() > 0 || reader.newest_checkpoint().await?.is_some() {
+        writer.close().await?;
+        return Ok(());
+    }
+    let signer = keys::load_or_create_log_key(&key_path, &config.log.origin)?;
+    keys::load_or_create_ledger_secret(&secret_path)?;
+    let checkpoint = Checkpoint {
+        origin: config.log.origin.clone(),
+        size: 0,
+        root: Frontier::new().root(),
+        extensions: Vec::new(),
+    };
+    let note = checkpoint
+        .sign(&signer)
+        .map_err(|e| anyhow::anyhow!("signing the empty tree's checkpoint: {e}"))?;
+    writer
+        .write_checkpoint(CheckpointRow {
+            size: 0,
+            note: &note,
+            created_at: now_micros,
+        })
+        .await?;
+    writer.close().await?;
+    Ok(())
 }
 
 #[cfg(test)]

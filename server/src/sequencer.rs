@@ -42,6 +42,10 @@ const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A checkpoint is written to the database at most this often, and this long after a batch
 /// at the latest (and at shutdown).
 const CHECKPOINT_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the writer may go without a successful call to its store before it checks that
+/// it can still append ([`LedgerWriter::check_lease`]): an idle writer whose connection, and
+/// with it the writer lease, is gone ends within about this, rather than at its next batch.
+const LEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An entry prepared at the edge: its canonical bytes and leaf hash, when it was accepted,
 /// and for an issuance the key that makes a repeated report idempotent.
@@ -256,6 +260,7 @@ impl Sequencer {
             changes,
             persisted_size: size,
             persisted_at: Instant::now(),
+            checked_at: Instant::now(),
         };
         let task = tokio::spawn(writer.run(jobs_rx));
         Ok((
@@ -319,6 +324,8 @@ struct Writer {
     changes: watch::Sender<u64>,
     persisted_size: u64,
     persisted_at: Instant,
+    /// When a call to the store last succeeded (see [`LEASE_CHECK_INTERVAL`]).
+    checked_at: Instant,
 }
 
 impl Writer {
@@ -339,7 +346,20 @@ impl Writer {
                         false
                     }
                 },
+                Next::CheckLease => match self.store.check_lease().await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(
+                            error = %e,
+                            "the idle writer can no longer append: this server stops appending"
+                        );
+                        return;
+                    }
+                },
             };
+            if committed {
+                self.checked_at = Instant::now();
+            }
             if !committed && let Err(e) = self.reopen().await {
                 tracing::error!(
                     error = %e,
@@ -357,15 +377,19 @@ impl Writer {
     /// The next job; `None` once every handle is dropped and the queue is empty. While the
     /// head is newer than the stored checkpoint, waits at most until a checkpoint is due
     /// ([`CHECKPOINT_PERSIST_INTERVAL`] after the last), so that the stored one (which other
-    /// servers of the database serve) is never much behind, even when no batch follows.
+    /// servers of the database serve) is never much behind, even when no batch follows; and
+    /// at most [`LEASE_CHECK_INTERVAL`] after the last successful call, to check the lease.
     async fn next_job(&mut self, jobs: &mut mpsc::Receiver<Job>) -> Option<Next> {
-        if self.head.borrow().size == self.persisted_size {
-            return jobs.recv().await.map(Next::Job);
-        }
-        let due = CHECKPOINT_PERSIST_INTERVAL.saturating_sub(self.persisted_at.elapsed());
+        let check_due = LEASE_CHECK_INTERVAL.saturating_sub(self.checked_at.elapsed());
+        let persist_due = (self.head.borrow().size != self.persisted_size)
+            .then(|| CHECKPOINT_PERSIST_INTERVAL.saturating_sub(self.persisted_at.elapsed()));
+        let (due, persist) = match persist_due {
+            Some(persist_due) if persist_due <= check_due => (persist_due, true),
+            _ => (check_due, false),
+        };
         tokio::select! {
             job = jobs.recv() => job.map(Next::Job),
-            _ = tokio::time::sleep(due) => Some(Next::Persist),
+            _ = tokio::time::sleep(due) => Some(if persist { Next::Persist } else { Next::CheckLease }),
         }
     }
 
@@ -546,6 +570,9 @@ enum Next {
     Job(Job),
     /// Store the head's checkpoint, which is due.
     Persist,
+    /// Check that the writer can still append ([`LedgerWriter::check_lease`]): it was idle
+    /// for [`LEASE_CHECK_INTERVAL`].
+    CheckLease,
 }
 
 /// Takes every job already queued behind `first`, up to `max_batch` entries, then waits

@@ -110,11 +110,14 @@ impl WriterRole {
         *self.state.write().expect("writer role") = State::Standby { head, writer };
     }
 
-    /// On a standby: the newest stored head and the writer's name.
-    fn update_standby(&self, new_head: Option<LogHead>, new_writer: Option<String>) {
+    /// On a standby: the newest stored head, unless the one it serves is larger (a writer
+    /// that just ended may not have stored its last checkpoint), and the writer's name. A head
+    /// that grew may hold state changes the writer committed: the count of changes moves.
+    fn update_standby(&self, new_head: LogHead, new_writer: Option<String>) {
         if let State::Standby { head, writer } = &mut *self.state.write().expect("writer role") {
-            if let Some(new_head) = new_head {
+            if new_head.size > head.size {
                 *head = Arc::new(new_head);
+                self.changes.send_modify(|n| *n += 1);
             }
             *writer = new_writer;
         }
@@ -198,8 +201,18 @@ impl RoleKeeper {
                 }
                 continue;
             }
-            match self.poll().await {
+            let polled = self.poll(&stop).await;
+            if polled.is_err() {
+                // A server that cannot take the role (a SQLite disk full, a database gone) is
+                // degraded on `GET /healthz`, each second it fails.
+                self.setup.metrics.storage_errors().storage_error();
+            }
+            match polled {
                 Ok(()) => failing = false,
+                Err(e) if e.is::<ForeignCheckpoint>() => {
+                    tracing::error!(error = %format!("{e:#}"), "this server cannot serve this database");
+                    std::process::exit(1);
+                }
                 Err(e) if !failing => {
                     failing = true;
                     tracing::warn!(
@@ -220,9 +233,13 @@ impl RoleKeeper {
     }
 
     /// A standby's second: the lease if it is free, else the stored head and the writer's
-    /// name.
-    async fn poll(&mut self) -> anyhow::Result<()> {
+    /// name. A standby asked to stop takes no lease (one taken as the stop came is let go).
+    async fn poll(&mut self, stop: &watch::Receiver<bool>) -> anyhow::Result<()> {
+        if *stop.borrow() {
+            return Ok(());
+        }
         match self.lease.try_acquire(&self.holder).await? {
+            Some(_) if *stop.borrow() => Ok(()),
             Some(writer) => self.take_over(writer).await,
             None => self.refresh_standby().await,
         }
@@ -249,6 +266,8 @@ impl RoleKeeper {
             "this server is the writer"
         );
         self.role.become_writer(sequencer);
+        // The previous writer's last state changes may not have been seen here.
+        self.role.changes.send_modify(|n| *n += 1);
         self.sequencer_task = Some(task);
         Ok(())
     }
@@ -267,8 +286,8 @@ impl RoleKeeper {
         let writer = self.lease.holder().await?;
         let head =
             stored_head(self.reader.as_ref(), &self.setup.signer, &self.setup.origin).await?;
-        self.setup.metrics.set_log_size(head.size);
-        self.role.update_standby(Some(head), writer);
+        self.role.update_standby(head, writer);
+        self.setup.metrics.set_log_size(self.role.head().size);
         Ok(())
     }
 
@@ -282,6 +301,19 @@ impl RoleKeeper {
             tracing::error!(error = %e, "the sequencer task failed");
         }
     }
+}
+
+/// The newest stored checkpoint does not open with this server's log key: another key signs
+/// this database's log (two servers that started at once on an empty database, each with a
+/// key of its own), so this server can neither serve nor extend it. Fatal: a standby exits.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the newest stored checkpoint (size {size}) does not open with this server's log key \
+     ({problem}): copy log.key and ledger.secret from the writer of this database"
+)]
+struct ForeignCheckpoint {
+    size: u64,
+    problem: String,
 }
 
 /// The head of the newest checkpoint stored, which must open with this server's log key; for
@@ -307,12 +339,11 @@ async fn stored_head(
             note,
         });
     };
-    let checkpoint = Checkpoint::open(&note, &signer.verifier()).map_err(|e| {
-        anyhow::anyhow!(
-            "the newest stored checkpoint (size {size}) does not open with this server's log \
-             key ({e}): copy log.key from the other servers of this database"
-        )
-    })?;
+    let checkpoint =
+        Checkpoint::open(&note, &signer.verifier()).map_err(|e| ForeignCheckpoint {
+            size,
+            problem: e.to_string(),
+        })?;
     Ok(LogHead {
         size: checkpoint.size,
         root: checkpoint.root,

@@ -193,3 +193,89 @@ fn a_standby_names_the_writer_serves_the_same_reads_and_takes_over_when_it_is_ki
         .get("/v1/vos/atlas/tokens/i-7?reason=INC-1", Some(&officer));
     assert_eq!(resolved.status, 200, "{resolved:?}");
 }
+
+/// An idle writer whose database session ends (and the lease with it) notices within about a
+/// second: its role is given up, so a write to either server is committed (201) by the one
+/// writer or refused with 503 `not_the_writer`, never a 500 from the lost session.
+#[test]
+fn an_idle_writer_whose_session_ends_gives_the_role_up_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let database = tokenledger_testpg::database();
+    let url = database.url();
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let first = TestServer::start_on_database(&dir_a, "", url);
+    let issuer = first.create_issuer("atlas");
+    copy_keys(&dir_a, &dir_b);
+    let second = TestServer::start_on_database(&dir_b, "", url);
+    assert_eq!(health(&second)["role"], "standby");
+
+    let ended = database.query("SELECT pg_terminate_backend(pid) FROM writer_lease");
+    assert_eq!(ended.trim(), "t", "{ended}");
+    std::thread::sleep(Duration::from_secs(3));
+    let roles: Vec<Value> = [&first, &second]
+        .iter()
+        .map(|server| health(server)["role"].clone())
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|role| *role == "writer").count(),
+        1,
+        "{roles:?}\n{}",
+        first.log_tail()
+    );
+    for (n, server) in [&first, &second].into_iter().enumerate() {
+        let reply = server
+            .http()
+            .append(&issuer, &report(&format!("after-{n}"), "atlas"));
+        match health(server)["role"].as_str() {
+            Some("writer") => assert_eq!(reply.status, 201, "{reply:?}"),
+            _ => reply.assert_error(503, "not_the_writer"),
+        }
+    }
+}
+
+/// Two servers started at once on a new database: only the one that takes the writer lease
+/// makes `log.key` and `ledger.secret` (and stores the empty tree's checkpoint before letting
+/// the lease go); the other refuses to start, asking for copies, and makes no key.
+#[test]
+fn two_servers_started_at_once_on_a_new_database_make_one_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let database = tokenledger_testpg::database();
+    let dirs = [tmp.path().join("a"), tmp.path().join("b")];
+    let mut children: Vec<std::process::Child> = dirs
+        .iter()
+        .map(|dir| {
+            std::process::Command::new(tokenledger_e2e::server_binary())
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir)
+                .args(["--database", database.url()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + WAIT;
+    let refused = loop {
+        let exited: Vec<usize> = (0..2)
+            .filter(|&i| children[i].try_wait().unwrap().is_some())
+            .collect();
+        if let [i] = exited[..] {
+            break i;
+        }
+        assert!(exited.len() < 2, "both servers ended");
+        assert!(Instant::now() < deadline, "neither server refused to start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let running = 1 - refused;
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(children[running].try_wait().unwrap().is_none());
+    children[running].kill().unwrap();
+    children[running].wait().unwrap();
+    let out = children.remove(refused).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("log.key is missing"), "{stderr}");
+    assert!(dirs[running].join("log.key").exists());
+    assert!(!dirs[refused].join("log.key").exists());
+    assert!(!dirs[refused].join("ledger.secret").exists());
+}

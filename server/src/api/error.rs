@@ -154,11 +154,19 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Integrity { .. } => ApiError::Integrity,
             StoreError::Randomness(_) => ApiError::Internal(e.to_string()),
+            StoreError::Unavailable(_) => database_unavailable(&e),
             StoreError::Db(_) | StoreError::UniqueViolation(_) | StoreError::Corrupt(_) => {
                 ApiError::Storage(e.to_string())
             }
         }
     }
+}
+
+/// 503 `unavailable` for a database that cannot be reached now: not a storage fault, and the
+/// detail (which may name hosts) goes to the log only.
+fn database_unavailable(detail: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(%detail, "the database is unavailable; answered 503");
+    ApiError::Unavailable("the database is unavailable at the moment: retry".into())
 }
 
 impl From<ServiceError> for ApiError {
@@ -190,6 +198,7 @@ impl From<AppendError> for ApiError {
                     ApiError::Unavailable(e.to_string())
                 }
                 SequencerError::Store(StoreError::Integrity { .. }) => ApiError::Integrity,
+                SequencerError::Store(StoreError::Unavailable(_)) => database_unavailable(&e),
                 SequencerError::Store(
                     StoreError::Db(_) | StoreError::UniqueViolation(_) | StoreError::Corrupt(_),
                 ) => ApiError::Storage(e.to_string()),
@@ -310,5 +319,24 @@ mod tests {
             ApiError::from(AppendError::Failed(sequencer)),
             ApiError::Integrity
         ));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_503_unavailable_not_a_storage_fault() {
+        let gone = || StoreError::Unavailable("pool timed out on db1:5432".into());
+        let sequencer = std::sync::Arc::new(SequencerError::Store(gone()));
+        for e in [
+            ApiError::from(gone()),
+            ApiError::from(AppendError::Failed(sequencer)),
+        ] {
+            let response = e.into_response();
+            assert!(response.extensions().get::<StorageFault>().is_none());
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"]["code"], "unavailable");
+            assert!(!body.to_string().contains("db1"), "{body}");
+        }
     }
 }

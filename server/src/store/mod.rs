@@ -61,6 +61,19 @@ pub trait LedgerWriter: Send {
 
     /// Records a signed checkpoint (once per size), outside any batch.
     async fn write_checkpoint(&mut self, checkpoint: CheckpointRow<'_>) -> Result<(), StoreError>;
+
+    /// Checks, cheaply, that this writer can still append: on a shared database, that its
+    /// connection is alive and still holds the writer lease. The idle sequencer calls it
+    /// about once a second and ends on an error. An embedded engine has nothing to check.
+    async fn check_lease(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Lets the writer (and, on a shared database, the lease) go now rather than when it is
+    /// dropped.
+    async fn close(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// How a server becomes the one writer of the log. An embedded engine (SQLite) has one server

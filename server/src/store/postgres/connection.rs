@@ -34,6 +34,18 @@ impl DatabaseUrl {
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
             .ok_or("a database URL starts with postgres:// or postgresql://")?;
+        // A `/`, `?` or `#` before the last `@` would end the authority early and put part of
+        // the password where a host is expected (and shown): refused without echoing it.
+        if let Some(at) = rest.rfind('@')
+            && rest[..at].contains(['/', '?', '#'])
+        {
+            return Err(
+                "the database URL's user or password holds an unencoded '/', '?' or \
+                        '#' (or the URL has an '@' after its host): percent-encode it (%2F, \
+                        %3F, %23, %40)"
+                    .into(),
+            );
+        }
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
@@ -134,7 +146,7 @@ pub async fn connect_writable(url: &DatabaseUrl) -> Result<(PgConnection, usize)
             )),
         }
     }
-    Err(StoreError::Db(format!(
+    Err(StoreError::Unavailable(format!(
         "no database host accepts writes ({})",
         failures.join("; ")
     )))
@@ -164,5 +176,20 @@ mod tests {
         assert!(DatabaseUrl::parse("mysql://x/y").is_err());
         assert!(DatabaseUrl::parse("postgres:///db").is_err());
         assert!(DatabaseUrl::parse("postgres://a,,b/db").is_err());
+    }
+
+    #[test]
+    fn an_unencoded_slash_in_the_password_is_refused_without_echoing_it() {
+        for url in [
+            "postgres://u:pw1/xyz@db/x",
+            "postgres://u:pw1?xyz@db/x",
+            "postgres://u:pw1#xyz@db/x",
+        ] {
+            let err = DatabaseUrl::parse(url).expect_err(url);
+            assert!(!err.contains("pw1") && !err.contains("xyz"), "{err}");
+            assert!(err.contains("percent-encode"), "{err}");
+        }
+        let encoded = DatabaseUrl::parse("postgres://u:pw1%2Fxyz@db/x").unwrap();
+        assert_eq!(encoded.host_name(0), "db:5432");
     }
 }

@@ -21,8 +21,9 @@ use crate::store::StoreError;
 
 /// Connections of each host's pool.
 const POOL_CONNECTIONS: u32 = 8;
-/// How long a query waits for a connection: past it the host counts as gone.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a query waits for a connection: past it the host counts as gone (the query fails
+/// as unavailable, and the hosts are selected again), so a failover costs about this more.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long asking one host whether it is the one to use may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The least time between two selections after errors.
@@ -138,7 +139,7 @@ impl Hosts {
     ) -> Result<T, StoreError> {
         let result = match tokio::time::timeout(QUERY_DEADLINE, work).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Db(format!(
+            Err(_) => Err(StoreError::Unavailable(format!(
                 "database host {} did not answer within {} s",
                 self.url.host_name(self.current.load(Ordering::Relaxed)),
                 QUERY_DEADLINE.as_secs()
@@ -153,10 +154,10 @@ impl Hosts {
         self.url.host_name(self.current.load(Ordering::Relaxed))
     }
 
-    /// `result` as it is; if it is a database error (the host may have gone or become a
-    /// standby), the hosts are asked again first (see [`Hosts::reselect`]).
+    /// `result` as it is; if it is a database error or the host is unavailable (it may have
+    /// gone or become a standby), the hosts are asked again first (see [`Hosts::reselect`]).
     pub async fn checked<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if let Err(StoreError::Db(_)) = &result {
+        if let Err(StoreError::Db(_) | StoreError::Unavailable(_)) = &result {
             self.reselect().await;
         }
         result

@@ -140,7 +140,7 @@ impl PostgresStore {
     {
         if let Some(replica) = self.replica.as_deref().filter(|r| r.usable()) {
             match replica.run(read(replica.pool())).await {
-                Err(StoreError::Db(problem)) => {
+                Err(StoreError::Db(problem) | StoreError::Unavailable(problem)) => {
                     tracing::warn!(%problem, "the read replica failed; reading from the primary");
                 }
                 answered => return answered,

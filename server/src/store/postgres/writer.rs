@@ -1,7 +1,11 @@
 //! [`PostgresWriter`]: the log writer on PostgreSQL, behind [`LedgerWriter`]. It owns one
 //! connection, the one that holds the writer lease ([`super::PostgresLease`]), and never
 //! reconnects: when that connection is gone, so is the lease, and every later call fails.
-//! Each batch is one transaction (group commit, `synchronous_commit = on` or stronger).
+//! Each batch is one transaction (group commit, `synchronous_commit = on` or stronger). A
+//! batch does not ask `pg_locks` whether its session still holds the lease: the lock is the
+//! session's until it ends (the writer never unlocks), so a batch that runs on the session
+//! holds it, and a query there would cost more than 1 % of a small batch. The lock is checked
+//! when the log is opened and every second the writer is idle ([`LedgerWriter::check_lease`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// The deadline of opening the log once the lease is checked: restoring `upper_hashes` of
 /// a large log takes minutes (each of its statements is under `statement_timeout`).
 const OPEN_DEADLINE: Duration = Duration::from_secs(600);
+/// How long the idle writer's check that it still holds the lease may take.
+const CHECK_DEADLINE: Duration = Duration::from_secs(10);
 /// How long ending a given-up connection's backend from another connection may take.
 const END_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -194,16 +200,21 @@ impl PostgresWriter {
 
 /// The error of a call the database did not answer within `deadline`.
 fn no_answer(deadline: Duration) -> StoreError {
-    StoreError::Db(format!(
+    StoreError::Unavailable(format!(
         "the database did not answer the writer within {} s; the writer gives up its connection",
         deadline.as_secs()
     ))
 }
 
+/// The error of a writer whose session no longer holds the lease.
+fn lease_lost() -> StoreError {
+    StoreError::Unavailable("this server no longer holds the writer lease".into())
+}
+
 /// The writer's connection, unless it was given up.
 fn live(conn: &mut Option<PgConnection>) -> Result<&mut PgConnection, StoreError> {
     conn.as_mut().ok_or_else(|| {
-        StoreError::Db(
+        StoreError::Unavailable(
             "the writer gave up its database connection; the lease must be taken again".into(),
         )
     })
@@ -251,14 +262,26 @@ impl LedgerWriter for PostgresWriter {
         let deadline = self.deadline;
         let held = tokio::time::timeout(deadline, lease::holds_lease(live(&mut self.conn)?)).await;
         if !self.answered(held, deadline).await? {
-            return Err(StoreError::Db(
-                "this server no longer holds the writer lease".into(),
-            ));
+            return Err(lease_lost());
         }
         let deadline = OPEN_DEADLINE.max(self.deadline);
         let opened = stored_hashes::open_log(live(&mut self.conn)?);
         let opened = tokio::time::timeout(deadline, opened).await;
         self.answered(opened, deadline).await
+    }
+
+    /// Whether the session still holds the lease, within [`CHECK_DEADLINE`].
+    async fn check_lease(&mut self) -> Result<(), StoreError> {
+        let deadline = CHECK_DEADLINE.min(self.deadline);
+        let held = tokio::time::timeout(deadline, lease::holds_lease(live(&mut self.conn)?)).await;
+        match self.answered(held, deadline).await? {
+            true => Ok(()),
+            false => Err(lease_lost()),
+        }
+    }
+
+    async fn close(self: Box<Self>) -> Result<(), StoreError> {
+        PostgresWriter::close(*self).await
     }
 
     async fn state_rows(&mut self, query: &StateQuery) -> Result<StateRows, StoreError> {
@@ -341,7 +364,11 @@ async fn write_batch(
     .await;
     match written {
         Ok(new_ids) => {
-            tx.commit().await?;
+            // A commit without an answer may have committed: not "unavailable" (nothing
+            // written), whatever the cause.
+            tx.commit()
+                .await
+                .map_err(|e| StoreError::Db(format!("committing a batch: {e}")))?;
             Ok(new_ids)
         }
         Err(e) => {

@@ -52,17 +52,6 @@ use crate::storage_errors::StorageErrors;
 /// or failing.
 pub const ENGINE_LOG_FILTER: &str = "sqlx=warn";
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> StoreError {
-        match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::UniqueViolation(e.to_string())
-            }
-            _ => StoreError::Db(e.to_string()),
-        }
-    }
-}
-
 /// A SQLite ledger's readers: a small pool, and the decoders of its stored leaves (shared with
 /// its writer, which adds the dictionaries it trains).
 #[derive(Clone)]

@@ -158,7 +158,9 @@ async fn a_connection_without_the_lock_cannot_open_the_log() {
         .await
         .unwrap();
     match writer.open_log().await {
-        Err(StoreError::Db(e)) => assert!(e.contains("no longer holds the writer lease"), "{e}"),
+        Err(StoreError::Unavailable(e)) => {
+            assert!(e.contains("no longer holds the writer lease"), "{e}")
+        }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a writer without the lock opened the log"),
     }
