@@ -248,6 +248,9 @@ impl RoleKeeper {
     /// Starts the sequencer on `writer`, once this server's log key is the one that signed
     /// the newest stored checkpoint.
     async fn take_over(&mut self, writer: Box<dyn LedgerWriter>) -> anyhow::Result<()> {
+        // A checkpoint another key signed is fatal here too (`ForeignCheckpoint`), not only
+        // while another server holds the lease; the writer is let go with the error.
+        stored_head(self.reader.as_ref(), &self.setup.signer, &self.setup.origin).await?;
         ownership::check_log_key(self.reader.as_ref(), &self.setup.signer.verifier()).await?;
         let setup = &self.setup;
         let (sequencer, task) = Sequencer::start_reporting(

@@ -34,19 +34,22 @@ use crate::store::{
 /// database ends the session on its side too, through the settings of [`configure_session`].
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The deadline of opening the log once the lease is checked: restoring `upper_hashes` of
-/// a large log takes minutes (each of its statements is under `statement_timeout`).
+/// a large log takes minutes.
 const OPEN_DEADLINE: Duration = Duration::from_secs(600);
 /// How long the idle writer's check that it still holds the lease may take.
 const CHECK_DEADLINE: Duration = Duration::from_secs(10);
 /// How long ending a given-up connection's backend from another connection may take.
 const END_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Settings of the writer's session, each below [`DEADLINE`] so the database ends a session
-/// stuck on its side first: a statement runs at most 45 s, a transaction idles at most 45 s,
+/// Settings of the writer's session: a transaction idles at most 45 s (below [`DEADLINE`]),
 /// a lost client is noticed within 10 s even mid-statement (PostgreSQL 14 and later), and the
-/// session is never ended for idling between batches. Settings the server lacks are skipped.
+/// session is never ended for idling between batches. No `statement_timeout`: a timeout that
+/// cancels a COMMIT waiting for the synchronous standby makes it succeed, committed on the
+/// primary alone, and the batch's callers would hear of a commit on one machine; past
+/// [`DEADLINE`] the writer gives the session up instead and its callers get an error. Settings
+/// the server lacks are skipped.
 const SESSION: &str = "SELECT set_config(name, w.value, false) FROM pg_settings \
-    JOIN (VALUES ('statement_timeout', '45s'), ('idle_in_transaction_session_timeout', '45s'), \
+    JOIN (VALUES ('statement_timeout', '0'), ('idle_in_transaction_session_timeout', '45s'), \
     ('client_connection_check_interval', '10s'), ('idle_session_timeout', '0')) \
     AS w(name, value) USING (name)";
 
@@ -206,6 +209,17 @@ fn no_answer(deadline: Duration) -> StoreError {
     ))
 }
 
+/// The error of a batch the database did not answer within `deadline`: its COMMIT may have
+/// been sent and applied, so it is not "nothing written" (not [`StoreError::Unavailable`],
+/// whose 503 invites a retry); the sequencer re-reads the log to learn which.
+fn outcome_unknown(deadline: Duration) -> StoreError {
+    StoreError::Db(format!(
+        "the database did not answer a batch within {} s (it may have been committed); the \
+         writer gives up its connection",
+        deadline.as_secs()
+    ))
+}
+
 /// The error of a writer whose session no longer holds the lease.
 fn lease_lost() -> StoreError {
     StoreError::Unavailable("this server no longer holds the writer lease".into())
@@ -321,8 +335,13 @@ impl LedgerWriter for PostgresWriter {
             batch,
             &entries,
         );
-        let answered = tokio::time::timeout(deadline, written).await;
-        let new_ids = self.answered(answered, deadline).await?;
+        let new_ids = match tokio::time::timeout(deadline, written).await {
+            Ok(result) => result?,
+            Err(_) => {
+                self.give_up().await;
+                return Err(outcome_unknown(deadline));
+            }
+        };
         self.leaves.committed();
         self.ids.remember(new_ids);
         Ok(())
