@@ -195,6 +195,16 @@ impl BenchDatabase {
             .with_context(|| format!("connecting to database {}", self.name))
     }
 
+    /// Gathers the planner's statistics of a database just bulk-loaded, as an operator does
+    /// after a load (autovacuum would, later): without them PostgreSQL plans lookups for
+    /// tables it believes empty.
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        let mut conn = self.connect().await?;
+        sqlx::query("ANALYZE").execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     /// Waits, up to `limit`, until no session holds the ledger's writer lease (a writer
     /// that just closed its connection releases it when its backend notices).
     pub async fn wait_for_free_lease(&self, limit: Duration) -> anyhow::Result<()> {

@@ -244,6 +244,7 @@ pub fn preload(
         writer.close().await?;
         if let LoadedStore::Postgres(db) = &store {
             db.wait_for_free_lease(LEASE_LIMIT).await?;
+            db.analyze().await?;
         }
         anyhow::Ok((size, root))
     })?;

@@ -163,6 +163,12 @@ pub async fn copy_ledger(
     copy.commit()
         .await
         .with_context(|| format!("committing the copy in {target}"))?;
+    // The planner's statistics of the copied tables: without them PostgreSQL plans the
+    // ledger's lookups for empty tables until autovacuum gets to them.
+    sqlx::query("ANALYZE")
+        .execute(&mut pg)
+        .await
+        .with_context(|| format!("gathering planner statistics in {target}"))?;
     snapshot.rollback().await?;
     sqlite.close().await?;
     pg.close().await?;
