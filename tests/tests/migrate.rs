@@ -213,6 +213,31 @@ fn a_stopped_ledger_is_copied_with_every_row_and_its_newest_checkpoint() {
         target.query("SELECT COUNT(*) FROM entries"),
         size.to_string()
     );
+
+    // The server on the copy: the same data directory (its keys), the SQLite file moved away,
+    // so that a server that ignored the URL would start an empty log and fail what follows.
+    std::fs::rename(
+        server.db_path(),
+        root.path().join("sqlite-before-migration.db"),
+    )
+    .unwrap();
+    let mut on_pg = TestServer::start_on_database(server.dir(), CONFIG, target.url());
+    assert_eq!(on_pg.log_size(), size);
+    on_pg
+        .verify(&key, &["--state", state.to_str().unwrap()])
+        .assert_verified();
+    let http = on_pg.http();
+    let again = http.get("/v1/vos/atlas/tokens/m-7?reason=INC-4", Some(&officer));
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.json()["person"], resolved.json()["person"]);
+    assert_eq!(again.json()["chain"], resolved.json()["chain"]);
+    // It appends after the copied log (identity sequences, frontier), and still verifies.
+    let reply = http.append(&issuer, &batch(&["after-migration".to_string()], "atlas"));
+    assert_eq!(reply.status, 201, "{reply:?}");
+    on_pg
+        .verify(&key, &["--state", state.to_str().unwrap()])
+        .assert_verified();
+    on_pg.stop();
 }
 
 #[test]
