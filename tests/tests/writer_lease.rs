@@ -114,6 +114,14 @@ fn a_standby_names_the_writer_serves_the_same_reads_and_takes_over_when_it_is_ki
         let message = reply.json()["error"]["message"].to_string();
         assert!(message.contains(&advertised(&writer)), "{message}");
     }
+    // A standby refusing writes is working as designed: nothing at ERROR for an operator
+    // to chase.
+    let standby_log = std::fs::read_to_string(standby.stderr_path()).unwrap();
+    assert!(
+        !standby_log.contains("ERROR"),
+        "a standby's refusals are logged as errors:\n{}",
+        standby.log_tail()
+    );
 
     // Reads agree once the writer has stored its checkpoint (at most about a second).
     let size = writer.log_size();

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tokenledger_core::note::{NoteSigner, NoteVerifier};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -109,6 +110,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             body::read_whole,
         ))
-        .layer(TraceLayer::new_for_http())
+        // Server errors are logged where they are made (`error.rs`), at their own level: a
+        // standby's 503 `not_the_writer` is no error, an internal one is.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(state)
 }
