@@ -121,6 +121,12 @@ pub struct ServerConfig {
     /// `/healthz` name the writer by it); none: `hostname:port` of its listener.
     #[serde(default)]
     pub advertise: Option<String>,
+    /// The log signing key (0600); none: `log.key` in the data directory.
+    #[serde(default)]
+    pub log_key_file: Option<PathBuf>,
+    /// The pseudonym secret `K` (0600); none: `ledger.secret` in the data directory.
+    #[serde(default)]
+    pub ledger_secret_file: Option<PathBuf>,
 }
 
 /// Where the ledger is stored: the SQLite file in the data directory (no `url`), or a
@@ -275,6 +281,19 @@ impl Config {
         if self.server.advertise.as_deref().is_some_and(str::is_empty) {
             bail!("server.advertise must not be empty");
         }
+        for (name, path) in [
+            ("log_key_file", &self.server.log_key_file),
+            ("ledger_secret_file", &self.server.ledger_secret_file),
+        ] {
+            if path.as_deref().is_some_and(|p| !p.is_absolute()) {
+                bail!("server.{name} must be an absolute path");
+            }
+        }
+        if self.server.log_key_file.is_some()
+            && self.server.log_key_file == self.server.ledger_secret_file
+        {
+            bail!("server.log_key_file and server.ledger_secret_file must be two files");
+        }
         for rule in &self.operator_rules {
             self.validate_operator_rule(rule).with_context(|| {
                 format!("operator rule for `{}` = `{}`", rule.claim, rule.value)
@@ -316,12 +335,21 @@ impl Config {
         self.server.data_dir.join(DB_FILE)
     }
 
+    /// The log key file: `server.log_key_file`, else `log.key` in the data directory.
     pub fn log_key_path(&self) -> PathBuf {
-        self.server.data_dir.join(LOG_KEY_FILE)
+        self.server
+            .log_key_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join(LOG_KEY_FILE))
     }
 
+    /// The pseudonym secret file: `server.ledger_secret_file`, else `ledger.secret` in the
+    /// data directory.
     pub fn ledger_secret_path(&self) -> PathBuf {
-        self.server.data_dir.join(LEDGER_SECRET_FILE)
+        self.server
+            .ledger_secret_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join(LEDGER_SECRET_FILE))
     }
 }
 
@@ -500,5 +528,34 @@ mod tests {
         assert!(Config::load(Some(&path)).is_err());
         std::fs::write(&path, "[[vo]]\nname = \"Bad VO\"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err());
+    }
+
+    #[test]
+    fn key_files_default_to_the_data_dir_and_may_be_named_by_absolute_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path))
+        };
+        let default = load("").unwrap();
+        assert_eq!(default.log_key_path(), Path::new("data/log.key"));
+        assert_eq!(
+            default.ledger_secret_path(),
+            Path::new("data/ledger.secret")
+        );
+        let named =
+            load("[server]\nlog_key_file = \"/k/log.key\"\nledger_secret_file = \"/k/secret\"\n")
+                .unwrap();
+        assert_eq!(named.log_key_path(), Path::new("/k/log.key"));
+        assert_eq!(named.ledger_secret_path(), Path::new("/k/secret"));
+        for refused in [
+            "[server]\nlog_key_file = \"keys/log.key\"\n",
+            "[server]\nledger_secret_file = \"secret\"\n",
+            "[server]\nlog_key_file = \"/k/one\"\nledger_secret_file = \"/k/one\"\n",
+        ] {
+            let error = format!("{:#}", load(refused).unwrap_err());
+            assert!(error.contains("server."), "{refused}: {error}");
+        }
     }
 }

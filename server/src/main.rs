@@ -243,8 +243,9 @@ async fn migrate_to(config: Config, to: &str) -> anyhow::Result<()> {
     .with_context(|| format!("migrating to {target}"))?;
     println!("{}", migration_summary(&report, &target));
     eprintln!(
-        "The log key ({}) and the pseudonym secret ({}) stay files: copy both (mode 0600) into \
-         the data directory of every tokenledger-server that will use {target}.",
+        "The log key ({}) and the pseudonym secret ({}) stay files: copy both (mode 0600) to \
+         every tokenledger-server that will use {target} (into its data directory, or where its \
+         server.log_key_file and server.ledger_secret_file name them).",
         config.log_key_path().display(),
         config.ledger_secret_path().display()
     );
@@ -282,13 +283,14 @@ async fn fsck(config: Config) -> anyhow::Result<()> {
         std::process::exit(FSCK_UNREADABLE);
     }
     let dir = &config.server.data_dir;
-    let report = match tokenledger_server::store::sqlite::fsck::run(dir).await {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("fsck: cannot check {}: {e:#}", dir.display());
-            std::process::exit(FSCK_UNREADABLE);
-        }
-    };
+    let report =
+        match tokenledger_server::store::sqlite::fsck::run(dir, &config.log_key_path()).await {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("fsck: cannot check {}: {e:#}", dir.display());
+                std::process::exit(FSCK_UNREADABLE);
+            }
+        };
     if report.is_clean() {
         println!("{}", report.summary());
         return Ok(());

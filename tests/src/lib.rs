@@ -426,15 +426,9 @@ impl TestServer {
         self.start_again();
     }
 
-    fn spawn(&mut self) {
-        if self.working_dir.is_none() {
-            std::fs::create_dir_all(&self.dir).expect("creating the data directory");
-        }
-        let stderr = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.stderr_path())
-            .expect("opening the server log file");
+    /// `tokenledger-server serve` as this server is started: its configuration, listener,
+    /// database, data or working directory and environment.
+    fn serve_command(&self) -> Command {
         let mut cmd = command(server_binary());
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
@@ -454,7 +448,47 @@ impl TestServer {
                 None => cmd.env_remove(name),
             };
         }
-        let mut child = cmd
+        cmd
+    }
+
+    /// Starts this (stopped) server as [`TestServer::start_again`] would, where it must refuse
+    /// to start: returns its stderr. Panics if it keeps running or exits 0.
+    pub fn refused_start(&self) -> String {
+        assert!(self.child.is_none(), "the server is still running");
+        let mut child = self
+            .serve_command()
+            .env("RUST_BACKTRACE", "0")
+            .env("RUST_LIB_BACKTRACE", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning tokenledger-server");
+        let kept_running = wait_bounded(&mut child, START_TIMEOUT).is_none();
+        if kept_running {
+            let _ = child.kill();
+        }
+        let out = child
+            .wait_with_output()
+            .expect("reading tokenledger-server's output");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !kept_running && !out.status.success(),
+            "tokenledger-server started: {stderr}"
+        );
+        stderr
+    }
+
+    fn spawn(&mut self) {
+        if self.working_dir.is_none() {
+            std::fs::create_dir_all(&self.dir).expect("creating the data directory");
+        }
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.stderr_path())
+            .expect("opening the server log file");
+        let mut child = self
+            .serve_command()
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .spawn()

@@ -96,3 +96,38 @@ fn a_log_written_to_the_journal_leaves_timestamps_to_journald() {
         "each line starts with its level: {log}"
     );
 }
+
+both_backends!(key_files_named_by_the_config_are_made_there_and_kept_across_restarts);
+fn key_files_named_by_the_config_are_made_there_and_kept_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, keys) = (tmp.path().join("data"), tmp.path().join("keys"));
+    std::fs::create_dir(&keys).unwrap();
+    let (key, secret) = (keys.join("log.key"), keys.join("ledger.secret"));
+    let config = format!(
+        "[server]\nlog_key_file = \"{}\"\nledger_secret_file = \"{}\"\n",
+        key.display(),
+        secret.display()
+    );
+    let mut server = TestServer::start_with_config(&data, &config);
+    let served = server.log_key();
+    for file in [&key, &secret] {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    }
+    let in_data = names_in(&data);
+    for default in ["log.key", "ledger.secret"] {
+        assert!(
+            !in_data.iter().any(|n| n == default),
+            "{default} in {in_data:?}"
+        );
+    }
+    server.restart();
+    assert_eq!(server.log_key(), served, "the same key after a restart");
+    server.stop();
+    std::fs::remove_file(&key).unwrap();
+    let refused = server.refused_start();
+    assert!(
+        refused.contains(&key.display().to_string()) && refused.contains("is missing"),
+        "{refused}"
+    );
+}

@@ -31,7 +31,7 @@ use tokenledger_core::note::NoteVerifier;
 
 use super::dictionaries;
 use super::log;
-use crate::config::{DB_FILE, LOG_KEY_FILE};
+use crate::config::DB_FILE;
 use crate::keys;
 use crate::store::leaf_codec::LeafDecoders;
 use crate::store::stored_hashes::UPPER_LEVEL;
@@ -108,11 +108,12 @@ impl FsckReport {
     }
 }
 
-/// Checks the store in `data_dir` (its database and log key) without changing anything.
-pub async fn run(data_dir: &Path) -> anyhow::Result<FsckReport> {
+/// Checks the store in `data_dir` (its database), against the log key in `log_key`, without
+/// changing anything.
+pub async fn run(data_dir: &Path, log_key: &Path) -> anyhow::Result<FsckReport> {
     let db_path = data_dir.join(DB_FILE);
     anyhow::ensure!(db_path.is_file(), "no database at {}", db_path.display());
-    let verifier = keys::read_log_key(&data_dir.join(LOG_KEY_FILE))?.verifier();
+    let verifier = keys::read_log_key(log_key)?.verifier();
     let mut conn = SqliteConnectOptions::new()
         .filename(&db_path)
         .read_only(true)
