@@ -43,6 +43,7 @@ const UNAUTHENTICATED: &str = "Unauthenticated";
 const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
 const UNSUPPORTED_MEDIA_TYPE: &str = "UnsupportedMediaType";
 const INTERNAL: &str = "Internal";
+const UNAVAILABLE: &str = "Unavailable";
 
 /// One member of two that a body carries, non-null: the schema, the two members with the
 /// type each has when given, what `target` may be beside the first (a token suspension
@@ -176,6 +177,23 @@ pub fn document() -> OpenApi {
         INTERNAL.into(),
         RefOr::T(error_response("Internal error; the message says nothing internal").build()),
     );
+    components.responses.insert(
+        UNAVAILABLE.into(),
+        RefOr::T(
+            error_response(
+                "The database cannot be reached now (`unavailable`), or the operation appends to \
+                 the log and this server is a standby (`not_the_writer`, naming the writer); \
+                 try again after `Retry-After` seconds",
+            )
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .description(Some("Seconds: `1`"))
+                    .build(),
+            )
+            .build(),
+        ),
+    );
     for rule in &EXACTLY_ONE_OF {
         let schema = components
             .schemas
@@ -242,7 +260,8 @@ fn exactly_one_of(schema: RefOr<Schema>, rule: &OneOfTwo) -> RefOr<Schema> {
 }
 
 /// 400 where a parameter or a body is taken, 401 where a credential is, 413 where a body is
-/// and 415 where it must be JSON, 500 where anything can fail. A status the operation
+/// and 415 where it must be JSON, 500 where anything can fail and 503 there too (every such
+/// operation may need the database; those that append, the writer). A status the operation
 /// documents itself is kept.
 fn apply_rules(operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
@@ -271,6 +290,9 @@ fn apply_rules(operation: &mut Operation) {
     }
     if responses.keys().any(|status| is_error(status)) {
         responses.insert("500".into(), Ref::from_response_name(INTERNAL).into());
+        responses
+            .entry("503".into())
+            .or_insert_with(|| Ref::from_response_name(UNAVAILABLE).into());
     }
 }
 
@@ -382,6 +404,11 @@ mod tests {
                     "{at}: 400"
                 );
                 assert_eq!(responses.contains_key("413"), body.is_some(), "{at}: 413");
+                assert_eq!(
+                    responses.contains_key("503"),
+                    responses.contains_key("500"),
+                    "{at}: 503 wherever anything can fail"
+                );
                 if body.is_some_and(|b| b["required"] == true) {
                     assert!(responses.contains_key("415"), "{at}: 415");
                 }
