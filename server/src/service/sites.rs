@@ -44,6 +44,24 @@ pub async fn issuance_in(
     }
 }
 
+/// The VO and person behind `site`'s `pseudonym`, among the site's `vos`, read from the
+/// primary: what is written next depends on it. Another site's pseudonym, or one of a VO the
+/// site no longer serves, is not found.
+pub async fn person_of_pseudonym(
+    reader: &dyn LedgerReader,
+    site: &Site,
+    vos: &[Vo],
+    pseudonym: &Pseudonym,
+) -> Result<(Vo, PersonId), ServiceError> {
+    reader
+        .primary()
+        .pseudonym(pseudonym)
+        .await?
+        .filter(|(at, vo, _)| at == site && vos.contains(vo))
+        .map(|(_, vo, person)| (vo, person))
+        .ok_or_else(|| ServiceError::NotFound("no such pseudonym at this site".into()))
+}
+
 /// The person an issuance belongs to.
 pub async fn person_of(
     reader: &dyn LedgerReader,

@@ -13,7 +13,7 @@ use tokenledger_core::suspension_request::{
 };
 use tokenledger_core::wire::{AcceptSuspensionRequest, NewSuspensionRequest};
 
-use super::sites::{issuance_in, person_of};
+use super::sites::{issuance_in, person_of, person_of_pseudonym};
 use super::suspensions::prepare_in_vo;
 use super::{Ledger, ServiceError};
 use crate::keys::random_bytes;
@@ -56,12 +56,8 @@ pub async fn request(
     let (vo, person_id, pseudonym, token) = match (&req.pseudonym, &req.jti) {
         (Some(pseudonym), None) => {
             let pseudonym = Pseudonym::unchecked(pseudonym.as_str());
-            let (_, vo, person_id) = ledger
-                .reader
-                .pseudonym(&pseudonym)
-                .await?
-                .filter(|(at, vo, _)| at == site && vos.contains(vo))
-                .ok_or_else(|| ServiceError::NotFound("no such pseudonym at this site".into()))?;
+            let (vo, person_id) =
+                person_of_pseudonym(ledger.reader.as_ref(), site, vos, &pseudonym).await?;
             (vo, person_id, pseudonym, None)
         }
         (None, Some(jti)) => {

@@ -10,7 +10,7 @@ use tokenledger_core::entry::{EntryBody, EntryError, Lift, Suspension, check_id,
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::wire::{AcceptSuspensionRequest, SuspendRequest};
 
-use super::sites::{issuance_in, person_of};
+use super::sites::{issuance_in, person_of, person_of_pseudonym};
 use super::{Ledger, ServiceError};
 use crate::keys::random_bytes;
 use crate::preconditions::Refusal;
@@ -53,12 +53,8 @@ pub async fn suspend_at_site(
     let target = match (&req.subject, &req.jti, &req.client) {
         (Some(pseudonym), None, None) if terms.target == Target::Person => {
             let pseudonym = Pseudonym::unchecked(pseudonym.as_str());
-            let (_, vo, person_id) = ledger
-                .reader
-                .pseudonym(&pseudonym)
-                .await?
-                .filter(|(at, _, _)| at == site)
-                .ok_or_else(|| ServiceError::NotFound("no such pseudonym at this site".into()))?;
+            let (vo, person_id) =
+                person_of_pseudonym(ledger.reader.as_ref(), site, vos, &pseudonym).await?;
             Subject {
                 vo,
                 person_id: Some(person_id),
