@@ -100,6 +100,10 @@ pub async fn token(
     let people = async {
         let person = person_view(ledger, vo, &issuance.iss, &issuance.sub).await?;
         let human = match chain.human_subject() {
+            // A token of the human itself (the chain's root): the same person.
+            Some(identity) if identity == (issuance.iss.as_str(), issuance.sub.as_str()) => {
+                Some(person.clone())
+            }
             Some((iss, sub)) => Some(person_view(ledger, vo, iss, sub).await?),
             None => None,
         };

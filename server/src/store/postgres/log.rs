@@ -86,37 +86,17 @@ pub async fn find_issuances(
         .collect())
 }
 
-/// Writes entries, their stored hashes and issuance keys, creating the issuers, clients and
-/// identities (each with a new person) that `cache` and the database lack. Returns the ids
-/// `cache` lacked: give them to [`IdCache::remember`] once the transaction commits.
+/// Writes entries, their stored hashes, the rows indexing resolutions by VO, and issuance
+/// keys, creating the issuers, clients and identities (each with a new person) that `cache`
+/// and the database lack. Returns the ids `cache` lacked: give them to
+/// [`IdCache::remember`] once the transaction commits.
 pub async fn insert_log_rows(
     conn: &mut PgConnection,
     cache: &IdCache,
-    entries: &[EntryRow<'_>],
-    hashes: &[(u64, Hash)],
-    issuances: &[IssuanceRow<'_>],
+    rows: &LogRows<'_>,
 ) -> Result<NewIds, StoreError> {
-    if !entries.is_empty() {
-        let indexes: Vec<i64> = entries.iter().map(|e| e.index as i64).collect();
-        let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.bytes.as_slice()).collect();
-        let dictionaries: Vec<Option<i64>> = entries.iter().map(|e| e.leaf.dictionary).collect();
-        sqlx::query(
-            "INSERT INTO entries (idx, leaf, dictionary) \
-             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bigint[])",
-        )
-        .bind(indexes)
-        .bind(leaves)
-        .bind(dictionaries)
-        .execute(&mut *conn)
-        .await?;
-    }
-    insert_hashes(conn, "hashes", hashes.iter()).await?;
-    insert_hashes(
-        conn,
-        "upper_hashes",
-        hashes.iter().filter(|(i, _)| is_upper(*i)),
-    )
-    .await?;
+    insert_entries_and_hashes(conn, rows).await?;
+    let issuances = rows.issuances;
     let (row_ids, new_ids) = ids::of_issuances(conn, cache, issuances).await?;
     if !issuances.is_empty() {
         let indexes: Vec<i64> = issuances.iter().map(|i| i.index as i64).collect();
@@ -145,42 +125,63 @@ pub async fn insert_log_rows(
     Ok(new_ids)
 }
 
-/// Inserts (stored index, hash) rows into `table` (`hashes` or `upper_hashes`).
-async fn insert_hashes<'h>(
-    conn: &mut PgConnection,
-    table: &str,
-    hashes: impl Iterator<Item = &'h (u64, Hash)>,
-) -> Result<(), StoreError> {
-    let (indexes, hashes): (Vec<i64>, Vec<&[u8]>) =
-        hashes.map(|(i, h)| (*i as i64, h.0.as_slice())).unzip();
-    if indexes.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {table} (idx, hash) SELECT * FROM UNNEST($1::bigint[], $2::bytea[])"
-    )))
-    .bind(indexes)
-    .bind(hashes)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// What [`insert_log_rows`] writes of a batch.
+pub struct LogRows<'a> {
+    pub entries: &'a [EntryRow<'a>],
+    pub hashes: &'a [(u64, Hash)],
+    /// Resolution entries: (index, VO).
+    pub resolutions: &'a [(u64, &'a Vo)],
+    pub issuances: &'a [IssuanceRow<'a>],
 }
 
-/// Inserts the rows indexing resolution entries by VO.
-pub async fn insert_resolutions(
+/// Inserts the entries, their stored hashes (those of the upper levels in `upper_hashes`
+/// too) and the resolution rows in one statement, so one round trip to the database
+/// whatever the batch holds (an empty array inserts nothing).
+async fn insert_entries_and_hashes(
     conn: &mut PgConnection,
-    rows: &[(u64, &Vo)],
+    rows: &LogRows<'_>,
 ) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let (indexes, vos): (Vec<i64>, Vec<&str>) =
-        rows.iter().map(|(i, vo)| (*i as i64, vo.as_str())).unzip();
-    sqlx::query("INSERT INTO resolutions (idx, vo) SELECT * FROM UNNEST($1::bigint[], $2::text[])")
-        .bind(indexes)
-        .bind(vos)
-        .execute(conn)
-        .await?;
+    let entries = rows.entries;
+    let indexes: Vec<i64> = entries.iter().map(|e| e.index as i64).collect();
+    let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.bytes.as_slice()).collect();
+    let dictionaries: Vec<Option<i64>> = entries.iter().map(|e| e.leaf.dictionary).collect();
+    let (hash_indexes, hashes): (Vec<i64>, Vec<&[u8]>) = rows
+        .hashes
+        .iter()
+        .map(|(i, h)| (*i as i64, h.0.as_slice()))
+        .unzip();
+    let (upper_indexes, upper_hashes): (Vec<i64>, Vec<&[u8]>) = rows
+        .hashes
+        .iter()
+        .filter(|(i, _)| is_upper(*i))
+        .map(|(i, h)| (*i as i64, h.0.as_slice()))
+        .unzip();
+    let (resolution_indexes, resolution_vos): (Vec<i64>, Vec<&str>) = rows
+        .resolutions
+        .iter()
+        .map(|(i, vo)| (*i as i64, vo.as_str()))
+        .unzip();
+    sqlx::query(
+        "WITH new_entries AS (\
+             INSERT INTO entries (idx, leaf, dictionary) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bigint[])), \
+         new_upper_hashes AS (\
+             INSERT INTO upper_hashes (idx, hash) SELECT * FROM UNNEST($6::bigint[], $7::bytea[])), \
+         new_resolutions AS (\
+             INSERT INTO resolutions (idx, vo) SELECT * FROM UNNEST($8::bigint[], $9::text[])) \
+         INSERT INTO hashes (idx, hash) SELECT * FROM UNNEST($4::bigint[], $5::bytea[])",
+    )
+    .bind(indexes)
+    .bind(leaves)
+    .bind(dictionaries)
+    .bind(hash_indexes)
+    .bind(hashes)
+    .bind(upper_indexes)
+    .bind(upper_hashes)
+    .bind(resolution_indexes)
+    .bind(resolution_vos)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use tokenledger_core::merkle::Frontier;
 use tokio::time::error::Elapsed;
 
 use super::connection::{DatabaseUrl, connect_writable, limit_keepalives};
+use super::log::LogRows;
 use super::{decisions, encoder, lease, state_changes};
 use super::{log, log_reads};
 use crate::store::ids::{IdCache, NewIds};
@@ -355,8 +356,9 @@ impl LedgerWriter for PostgresWriter {
     }
 }
 
-/// Writes `batch` (its entries in stored form) in one transaction, in SQLite's order: the new
-/// dictionary, resolutions, state changes, entries, stored hashes, issuances, the checkpoint.
+/// Writes `batch` (its entries in stored form) in one transaction: the new dictionary, state
+/// changes, entries with their stored hashes and resolution rows (one statement), issuances,
+/// the checkpoint.
 /// On any failure the transaction is rolled back and nothing is written. Returns the ids to
 /// give to [`IdCache::remember`].
 async fn write_batch(
@@ -371,10 +373,14 @@ async fn write_batch(
         if let Some(dictionary) = dictionary {
             encoder::insert_dictionary(&mut tx, dictionary, batch.written_at).await?;
         }
-        log::insert_resolutions(&mut tx, &batch.resolutions).await?;
         state_changes::write(&mut tx, &batch.state_changes).await?;
-        let new_ids =
-            log::insert_log_rows(&mut tx, cache, entries, batch.hashes, &batch.issuances).await?;
+        let rows = LogRows {
+            entries,
+            hashes: batch.hashes,
+            resolutions: &batch.resolutions,
+            issuances: &batch.issuances,
+        };
+        let new_ids = log::insert_log_rows(&mut tx, cache, &rows).await?;
         if let Some(checkpoint) = batch.checkpoint {
             log::insert_checkpoint(&mut tx, checkpoint).await?;
         }
