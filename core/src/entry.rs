@@ -855,6 +855,28 @@ mod tests {
         assert_eq!(entry.canonical_bytes().unwrap(), old);
     }
 
+    /// An entry type's name is the `type` field serde writes for its body, and reads back.
+    #[test]
+    fn entry_type_names_read_back() {
+        for t in EntryType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
+            assert_eq!(t.as_str().parse(), Ok(t));
+            assert_eq!(t.to_string(), t.as_str());
+        }
+        assert_eq!(
+            "tokens".parse::<EntryType>(),
+            Err(UnknownEntryType("tokens".into()))
+        );
+        let lift = EntryBody::Lift(Lift {
+            suspension_id: "su-1".into(),
+            reason: "r".into(),
+            lifted_by: "c".into(),
+        });
+        assert_eq!((lift.entry_type(), lift.vo()), (EntryType::Lift, None));
+        let value = serde_json::to_value(LogEntry::new(1, lift)).unwrap();
+        assert_eq!(value["type"], "lift");
+    }
+
     #[test]
     fn azp_stands_in_for_client_id() {
         let issuance = Issuance::from_claims(

@@ -30,10 +30,6 @@ impl IndexRange {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    pub fn contains(&self, index: u64) -> bool {
-        (self.start..self.end).contains(&index)
-    }
 }
 
 impl From<(u64, u64)> for IndexRange {

@@ -40,7 +40,8 @@
 //! retention). Nothing is redacted while something in force needs it, whatever its age
 //! ([`Candidate::held`]): an active suspension (not lifted, not past `not_after`) needs its
 //! own entry and the entries of its person or token (issuances, sightings, identity links),
-//! and a pending suspension request needs its entry. Whoever reads the storage says so.
+//! and a pending suspension request needs its entry. The caller, which reads the storage,
+//! says which entries are held.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -72,6 +73,11 @@ pub enum RetentionError {
         "`{0}` is not a period such as 180d, 5y, 12h or 1y30d (units s, m, h, d, w, y; a year is 365 days)"
     )]
     BadPeriod(String),
+    #[error("{what}: {error}")]
+    Of {
+        what: String,
+        error: Box<RetentionError>,
+    },
     #[error("{what}: a period is 1s to 100y, not {period}")]
     OutOfRange { what: String, period: String },
     #[error("`{0}` is no entry type; the types are {types}", types = type_names())]
@@ -109,10 +115,6 @@ impl Period {
         Period(secs)
     }
 
-    pub const fn from_days(days: u64) -> Period {
-        Period(days * DAY)
-    }
-
     pub fn secs(self) -> u64 {
         self.0
     }
@@ -127,7 +129,9 @@ impl Period {
 }
 
 /// `180d`, `5y`, `12h`, `90s`, `2w` or a sum such as `1y30d`: a whole number before each
-/// unit (s, m, h, d, w, y; a year is 365 days), no spaces inside.
+/// unit (s, m, h, d, w, y; a year is 365 days), no spaces inside. The units are those of the
+/// CLI's durations, plus `y`. (The humantime crate, not a dependency, reads a year as
+/// 365.25 days: `5y` would not be a whole number of days.)
 impl FromStr for Period {
     type Err = RetentionError;
 
@@ -250,11 +254,14 @@ impl RetentionPolicy {
     ) -> Result<RetentionPolicy, RetentionError> {
         let mut policy = RetentionPolicy::default();
         for (name, text) in periods {
-            policy.set(name.parse().map_err(unknown_type)?, text.parse()?);
+            let entry_type = name.parse().map_err(unknown_type)?;
+            policy.set(entry_type, period_of("ledger-wide", entry_type, text)?);
         }
         for (vo, periods) in vos {
             for (name, text) in periods {
-                policy.set_for_vo(vo, name.parse().map_err(unknown_type)?, text.parse()?)?;
+                let entry_type = name.parse().map_err(unknown_type)?;
+                let period = period_of(&format!("VO `{vo}`"), entry_type, text)?;
+                policy.set_for_vo(vo, entry_type, period)?;
             }
         }
         policy.validate()?;
@@ -379,10 +386,9 @@ impl RetentionPolicy {
         if entry.held {
             return None;
         }
-        let vo = entry.vo.filter(|_| entry.entry_type.has_vo());
         let period_end = entry
             .logged_at
-            .saturating_add(self.period(entry.entry_type, vo).micros());
+            .saturating_add(self.period(entry.entry_type, entry.vo).micros());
         let token_end = entry
             .token_exp
             .map_or(i64::MIN, |exp| exp.saturating_mul(1_000_000));
@@ -397,6 +403,14 @@ impl RetentionPolicy {
             Some(at) => Decision::NotYet { at },
         }
     }
+}
+
+/// `text` read as the period of `entry_type` in `scope`; an error names both.
+fn period_of(scope: &str, entry_type: EntryType, text: &str) -> Result<Period, RetentionError> {
+    text.parse().map_err(|e| RetentionError::Of {
+        what: format!("{scope}, `{entry_type}`"),
+        error: Box::new(e),
+    })
 }
 
 fn unknown_type(e: crate::entry::UnknownEntryType) -> RetentionError {
@@ -618,8 +632,8 @@ mod tests {
         assert_eq!(policy.validate(), Ok(()));
         for t in EntryType::ALL {
             let expected = match t {
-                EntryType::Issuance | EntryType::Sighting => Period::from_days(180),
-                _ => Period::from_days(5 * 365),
+                EntryType::Issuance | EntryType::Sighting => Period::from_secs(180 * 86_400),
+                _ => Period::from_secs(5 * 365 * 86_400),
             };
             assert_eq!(policy.period(t, None), expected, "{t}");
             assert_eq!(policy.period(t, Some("atlas")), expected, "{t}");
@@ -668,7 +682,7 @@ mod tests {
     fn bad_policies_are_refused_with_the_reason() {
         let vo =
             |name: &str, pairs: &[(&str, &str)]| BTreeMap::from([(name.to_string(), texts(pairs))]);
-        let cases: [(Texts, VoTexts, &str); 10] = [
+        let cases: [(Texts, VoTexts, &str); 11] = [
             (
                 texts(&[("issuance", "0d")]),
                 BTreeMap::new(),
@@ -682,7 +696,7 @@ mod tests {
             (
                 texts(&[("issuance", "180 days")]),
                 BTreeMap::new(),
-                "not a period",
+                "ledger-wide, `issuance`: `180 days` is not a period",
             ),
             (
                 texts(&[("token", "1d")]),
@@ -713,6 +727,11 @@ mod tests {
                 BTreeMap::new(),
                 vo("ATLAS", &[("issuance", "1d")]),
                 "VO `ATLAS`: claim `vo` is invalid",
+            ),
+            (
+                BTreeMap::new(),
+                vo("atlas", &[("sighting", "1 y")]),
+                "VO `atlas`, `sighting`: `1 y` is not a period",
             ),
             (
                 BTreeMap::new(),
