@@ -210,7 +210,16 @@ impl Class {
     pub fn of(entry_type: EntryType) -> Class {
         match entry_type {
             EntryType::Issuance | EntryType::Sighting => Class::Traceability,
-            _ => Class::Audit,
+            EntryType::Resolution
+            | EntryType::Suspension
+            | EntryType::Lift
+            | EntryType::SiteKeyFetch
+            | EntryType::IdentityLink
+            | EntryType::SuspensionRequest
+            | EntryType::SuspensionRequestAccept
+            | EntryType::SuspensionRequestDecline
+            | EntryType::Redaction
+            | EntryType::Erasure => Class::Audit,
         }
     }
 
