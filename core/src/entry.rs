@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::redaction::{Erasure, Redaction};
 use crate::suspension_request::{
     SuspensionRequest, SuspensionRequestAccept, SuspensionRequestDecline,
 };
@@ -123,6 +124,140 @@ pub enum EntryBody {
     SuspensionRequest(Box<SuspensionRequest>),
     SuspensionRequestAccept(SuspensionRequestAccept),
     SuspensionRequestDecline(SuspensionRequestDecline),
+    Redaction(Box<Redaction>),
+    Erasure(Box<Erasure>),
+}
+
+/// The type of a log entry: its `type` field, one per [`EntryBody`] variant.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryType {
+    Issuance,
+    Resolution,
+    Suspension,
+    Lift,
+    SiteKeyFetch,
+    IdentityLink,
+    Sighting,
+    SuspensionRequest,
+    SuspensionRequestAccept,
+    SuspensionRequestDecline,
+    Redaction,
+    Erasure,
+}
+
+impl EntryType {
+    pub const ALL: [EntryType; 12] = [
+        EntryType::Issuance,
+        EntryType::Resolution,
+        EntryType::Suspension,
+        EntryType::Lift,
+        EntryType::SiteKeyFetch,
+        EntryType::IdentityLink,
+        EntryType::Sighting,
+        EntryType::SuspensionRequest,
+        EntryType::SuspensionRequestAccept,
+        EntryType::SuspensionRequestDecline,
+        EntryType::Redaction,
+        EntryType::Erasure,
+    ];
+
+    /// The `type` field of entries of this type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryType::Issuance => "issuance",
+            EntryType::Resolution => "resolution",
+            EntryType::Suspension => "suspension",
+            EntryType::Lift => "lift",
+            EntryType::SiteKeyFetch => "site_key_fetch",
+            EntryType::IdentityLink => "identity_link",
+            EntryType::Sighting => "sighting",
+            EntryType::SuspensionRequest => "suspension_request",
+            EntryType::SuspensionRequestAccept => "suspension_request_accept",
+            EntryType::SuspensionRequestDecline => "suspension_request_decline",
+            EntryType::Redaction => "redaction",
+            EntryType::Erasure => "erasure",
+        }
+    }
+
+    /// Whether entries of this type name a VO (`EntryBody::vo`). A lift, a site key fetch and
+    /// a retention run's redaction do not: they belong to the whole ledger.
+    pub fn has_vo(self) -> bool {
+        !matches!(
+            self,
+            EntryType::Lift | EntryType::SiteKeyFetch | EntryType::Redaction
+        )
+    }
+}
+
+impl std::fmt::Display for EntryType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is no entry type.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is no entry type")]
+pub struct UnknownEntryType(pub String);
+
+impl std::str::FromStr for EntryType {
+    type Err = UnknownEntryType;
+
+    fn from_str(s: &str) -> Result<EntryType, UnknownEntryType> {
+        EntryType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownEntryType(s.to_string()))
+    }
+}
+
+impl EntryBody {
+    /// The entry's type.
+    pub fn entry_type(&self) -> EntryType {
+        match self {
+            EntryBody::Issuance(_) => EntryType::Issuance,
+            EntryBody::Resolution(_) => EntryType::Resolution,
+            EntryBody::Suspension(_) => EntryType::Suspension,
+            EntryBody::Lift(_) => EntryType::Lift,
+            EntryBody::SiteKeyFetch(_) => EntryType::SiteKeyFetch,
+            EntryBody::IdentityLink(_) => EntryType::IdentityLink,
+            EntryBody::Sighting(_) => EntryType::Sighting,
+            EntryBody::SuspensionRequest(_) => EntryType::SuspensionRequest,
+            EntryBody::SuspensionRequestAccept(_) => EntryType::SuspensionRequestAccept,
+            EntryBody::SuspensionRequestDecline(_) => EntryType::SuspensionRequestDecline,
+            EntryBody::Redaction(_) => EntryType::Redaction,
+            EntryBody::Erasure(_) => EntryType::Erasure,
+        }
+    }
+
+    /// The VO the entry belongs to, which a VO-bound reader may see; `None` for entries of
+    /// the whole ledger (lifts, site key fetches, retention runs' redactions), which only
+    /// ledger-wide readers see. An erasure is of one VO's person, so it names its VO.
+    pub fn vo(&self) -> Option<&str> {
+        match self {
+            EntryBody::Issuance(i) => Some(&i.vo),
+            EntryBody::Resolution(r) => Some(&r.vo),
+            EntryBody::Suspension(s) => Some(&s.vo),
+            EntryBody::IdentityLink(l) => Some(&l.vo),
+            EntryBody::Sighting(s) => Some(&s.vo),
+            EntryBody::SuspensionRequest(r) => Some(&r.vo),
+            EntryBody::SuspensionRequestAccept(a) => Some(&a.vo),
+            EntryBody::SuspensionRequestDecline(d) => Some(&d.vo),
+            EntryBody::Erasure(e) => Some(&e.vo),
+            EntryBody::Lift(_) | EntryBody::SiteKeyFetch(_) | EntryBody::Redaction(_) => None,
+        }
+    }
+
+    /// Checks what the fields' types cannot say: a redaction's or an erasure's ranges and
+    /// counts agree. Every other body is checked where it is made.
+    fn check(&self) -> Result<(), EntryError> {
+        match self {
+            EntryBody::Redaction(r) => r.check(),
+            EntryBody::Erasure(e) => e.check(),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A person, one leaked token, or a client of an issuer, suspended at a site or (no `site`)
@@ -270,8 +405,10 @@ impl LogEntry {
         }
     }
 
-    /// The canonical bytes of this entry: the Merkle leaf.
+    /// The canonical bytes of this entry: the Merkle leaf. A body that
+    /// [`LogEntry::from_canonical_bytes`] would refuse is refused here too.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, EntryError> {
+        self.body.check()?;
         let value =
             serde_json::to_value(self).map_err(|e| EntryError::NotCanonical(e.to_string()))?;
         let bytes = canonical_json(&value)?;
@@ -290,7 +427,10 @@ impl LogEntry {
                 "keys unsorted or extra space".into(),
             ));
         }
-        serde_json::from_value(value).map_err(|e| EntryError::NotCanonical(e.to_string()))
+        let entry: LogEntry =
+            serde_json::from_value(value).map_err(|e| EntryError::NotCanonical(e.to_string()))?;
+        entry.body.check()?;
+        Ok(entry)
     }
 }
 
@@ -713,6 +853,28 @@ mod tests {
             (None, None)
         );
         assert_eq!(entry.canonical_bytes().unwrap(), old);
+    }
+
+    /// An entry type's name is the `type` field serde writes for its body, and reads back.
+    #[test]
+    fn entry_type_names_read_back() {
+        for t in EntryType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
+            assert_eq!(t.as_str().parse(), Ok(t));
+            assert_eq!(t.to_string(), t.as_str());
+        }
+        assert_eq!(
+            "tokens".parse::<EntryType>(),
+            Err(UnknownEntryType("tokens".into()))
+        );
+        let lift = EntryBody::Lift(Lift {
+            suspension_id: "su-1".into(),
+            reason: "r".into(),
+            lifted_by: "c".into(),
+        });
+        assert_eq!((lift.entry_type(), lift.vo()), (EntryType::Lift, None));
+        let value = serde_json::to_value(LogEntry::new(1, lift)).unwrap();
+        assert_eq!(value["type"], "lift");
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod merkle;
 pub mod note;
 pub mod pseudonym;
 pub mod receipt;
+pub mod redaction;
+pub mod retention;
 pub mod strict_json;
 pub mod suspension_request;
 pub mod vo;

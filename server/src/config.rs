@@ -1,14 +1,16 @@
 //! Server configuration: the embedded default (policies/default.toml), an optional
 //! file laid over it, then flags and TOKENLEDGER_* variables.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use jsonwebtoken::Algorithm;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_core::entry::{self, validate_vo_name};
+use tokenledger_core::retention::RetentionPolicy;
 use tokenledger_core::vo::VoRule;
 
 /// The default configuration, exactly as shipped in policies/default.toml.
@@ -35,6 +37,9 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     pub operators: OperatorsConfig,
     pub blocklist: BlocklistConfig,
+    /// `[retention]`: how long each entry type keeps its payload, ledger-wide and per VO.
+    #[serde(deserialize_with = "retention_policy")]
+    pub retention: RetentionPolicy,
     #[serde(rename = "site", default)]
     pub sites: Vec<SiteConfig>,
     #[serde(rename = "operator", default)]
@@ -48,6 +53,52 @@ pub struct BlocklistConfig {
     /// How long a signed blocklist is valid; it is signed again (new sequence) once less
     /// than half of this is left.
     pub validity_secs: u64,
+}
+
+/// `[retention]` as written: a period per entry type, and `[retention.vo.<name>]` tables
+/// of a VO's own periods.
+#[derive(Deserialize)]
+struct RetentionText {
+    #[serde(default)]
+    vo: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    #[serde(flatten)]
+    periods: BTreeMap<String, toml::Value>,
+}
+
+/// Reads `[retention]` into a policy checked by core's rules (the VOs are checked against
+/// `[[vo]]` in [`Config::validate`]).
+fn retention_policy<'de, D: Deserializer<'de>>(d: D) -> Result<RetentionPolicy, D::Error> {
+    let text = RetentionText::deserialize(d)?;
+    let periods = period_texts("[retention]", text.periods).map_err(serde::de::Error::custom)?;
+    let vos = text
+        .vo
+        .into_iter()
+        .map(|(vo, periods)| {
+            Ok((
+                vo.clone(),
+                period_texts(&format!("[retention.vo.{vo}]"), periods)?,
+            ))
+        })
+        .collect::<Result<_, String>>()
+        .map_err(serde::de::Error::custom)?;
+    RetentionPolicy::parse(&periods, &vos)
+        .map_err(|e| serde::de::Error::custom(format!("[retention]: {e}")))
+}
+
+/// The periods of a `[retention]` table, each a string.
+fn period_texts(
+    table: &str,
+    periods: BTreeMap<String, toml::Value>,
+) -> Result<BTreeMap<String, String>, String> {
+    periods
+        .into_iter()
+        .map(|(key, value)| match value {
+            toml::Value::String(text) => Ok((key, text)),
+            other => Err(format!(
+                "{table} {key} = {other}: a period is a string such as \"180d\" or \"5y\""
+            )),
+        })
+        .collect()
 }
 
 /// A site (name as in GOCDB/CRIC) and the VOs it serves.
@@ -278,6 +329,9 @@ impl Config {
         if self.blocklist.validity_secs < 60 {
             bail!("blocklist.validity_secs must be at least 60");
         }
+        if let Some(vo) = self.retention.vos().find(|vo| !self.knows_vo(vo)) {
+            bail!("[retention.vo.{vo}]: VO `{vo}` is not configured ([[vo]])");
+        }
         if self.server.advertise.as_deref().is_some_and(str::is_empty) {
             bail!("server.advertise must not be empty");
         }
@@ -450,6 +504,8 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokenledger_core::entry::EntryType;
+    use tokenledger_core::retention::Period;
 
     #[test]
     fn embedded_default_loads() {
@@ -518,6 +574,103 @@ mod tests {
             format!("{err:#}").contains("does not serve VO `cms`"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn retention_defaults_are_cores() {
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.retention, RetentionPolicy::default());
+    }
+
+    #[test]
+    fn retention_periods_and_vo_periods_override_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[retention]\nissuance = \"1y\"\n\
+             [retention.vo.atlas]\nissuance = \"2y\"\nsighting = \"2y\"\n",
+        )
+        .unwrap();
+        let policy = Config::load(Some(&path)).unwrap().retention;
+        let period = |text: &str| text.parse::<Period>().unwrap();
+        assert_eq!(policy.period(EntryType::Issuance, None), period("1y"));
+        assert_eq!(
+            policy.period(EntryType::Issuance, Some("cms")),
+            period("1y")
+        );
+        assert_eq!(
+            policy.period(EntryType::Issuance, Some("atlas")),
+            period("2y")
+        );
+        assert_eq!(
+            policy.period(EntryType::Sighting, Some("atlas")),
+            period("2y")
+        );
+        assert_eq!(
+            policy.period(EntryType::Sighting, Some("cms")),
+            period("180d")
+        );
+        assert_eq!(
+            policy.period(EntryType::Resolution, Some("atlas")),
+            period("5y")
+        );
+    }
+
+    #[test]
+    fn bad_retention_settings_are_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (text, why) in [
+            (
+                "[retention]\nissuance = \"0s\"\n",
+                "a period is 1s to 100y, not 0s",
+            ),
+            (
+                "[retention]\nerasure = \"101y\"\n",
+                "a period is 1s to 100y, not 101y",
+            ),
+            (
+                "[retention]\nissuance = \"half a year\"\n",
+                "`half a year` is not a period",
+            ),
+            (
+                "[retention]\nissuance = 180\n",
+                "[retention] issuance = 180: a period is a string such as \"180d\"",
+            ),
+            (
+                "[retention.vo.atlas]\nsighting = 1\n",
+                "[retention.vo.atlas] sighting = 1: a period is a string",
+            ),
+            (
+                "[retention]\nissuance = \"1d 2h\"\n",
+                "[retention]: ledger-wide, `issuance`: `1d 2h` is not a period",
+            ),
+            (
+                "[retention]\ntokens = \"1d\"\n",
+                "`tokens` is no entry type",
+            ),
+            (
+                "[retention]\nresolution = \"30d\"\n",
+                "`resolution` (30d) is shorter than",
+            ),
+            (
+                "[retention.vo.belle]\nissuance = \"1y\"\n",
+                "VO `belle` is not configured",
+            ),
+            (
+                "[retention.vo.atlas]\nlift = \"6y\"\n",
+                "`lift` entries name no VO",
+            ),
+            (
+                "[retention.vo.atlas]\nissuance = \"6y\"\n",
+                "VO `atlas`: `resolution` (5y) is shorter than `issuance` (6y)",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+            assert!(err.contains(why), "{text}: {err}");
+        }
     }
 
     #[test]
