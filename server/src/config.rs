@@ -389,6 +389,29 @@ impl Config {
         self.server.data_dir.join(DB_FILE)
     }
 
+    /// Refuses a configuration (flags applied) whose database file, log key and pseudonym
+    /// secret are not three files: one named at another's default place, say.
+    pub fn check_file_paths(&self) -> anyhow::Result<()> {
+        let files = [
+            ("the log key", self.log_key_path()),
+            ("the pseudonym secret", self.ledger_secret_path()),
+            ("the SQLite database", self.db_path()),
+        ];
+        for (i, (what, path)) in files.iter().enumerate() {
+            let at = std::path::absolute(path)?;
+            for (other, other_path) in &files[i + 1..] {
+                if at == std::path::absolute(other_path)? {
+                    bail!(
+                        "{what} and {other} are both {}: name two files \
+                         (server.log_key_file, server.ledger_secret_file, --data-dir)",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The log key file: `server.log_key_file`, else `log.key` in the data directory.
     pub fn log_key_path(&self) -> PathBuf {
         self.server
@@ -702,13 +725,28 @@ mod tests {
                 .unwrap();
         assert_eq!(named.log_key_path(), Path::new("/k/log.key"));
         assert_eq!(named.ledger_secret_path(), Path::new("/k/secret"));
-        for refused in [
-            "[server]\nlog_key_file = \"keys/log.key\"\n",
-            "[server]\nledger_secret_file = \"secret\"\n",
-            "[server]\nlog_key_file = \"/k/one\"\nledger_secret_file = \"/k/one\"\n",
+        for (refused, why) in [
+            (
+                "[server]\nlog_key_file = \"keys/log.key\"\n",
+                "server.log_key_file must be an absolute path",
+            ),
+            (
+                "[server]\nledger_secret_file = \"secret\"\n",
+                "server.ledger_secret_file must be an absolute path",
+            ),
+            (
+                "[server]\nlog_key_file = \"/k/one\"\nledger_secret_file = \"/k/one\"\n",
+                "must be two files",
+            ),
         ] {
             let error = format!("{:#}", load(refused).unwrap_err());
-            assert!(error.contains("server."), "{refused}: {error}");
+            assert!(error.contains(why), "{refused}: {error}");
         }
+        let mut clash = load("[server]\nledger_secret_file = \"/d/log.key\"\n").unwrap();
+        clash.server.data_dir = "/d/".into();
+        let error = format!("{:#}", clash.check_file_paths().unwrap_err());
+        assert!(error.contains("/d/log.key"), "{error}");
+        clash.server.data_dir = "/other".into();
+        clash.check_file_paths().unwrap();
     }
 }

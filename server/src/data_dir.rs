@@ -56,6 +56,7 @@ pub async fn open_secrets(
     reader: &dyn LedgerReader,
     database: &dyn std::fmt::Display,
 ) -> anyhow::Result<(NoteSigner, LedgerSecret)> {
+    config.check_file_paths()?;
     let size = reader.log_size().await?;
     let signed = reader.newest_checkpoint().await?.is_some();
     if size > 0 || signed {
@@ -99,6 +100,7 @@ pub async fn create_shared_secrets(
     holder: &str,
     now_micros: i64,
 ) -> anyhow::Result<()> {
+    config.check_file_paths()?;
     let (key_path, secret_path) = (config.log_key_path(), config.ledger_secret_path());
     if key_path.exists() && secret_path.exists() {
         return Ok(());
@@ -109,8 +111,10 @@ pub async fn create_shared_secrets(
     let Some(mut writer) = lease.try_acquire(holder).await? else {
         bail!(
             "{} is missing and another server holds the writer lease of this new database: \
-             copy log.key and ledger.secret from it (mode 0600)",
-            key_path.display()
+             copy its log key and pseudonym secret to {} and {} (mode 0600)",
+            key_path.display(),
+            key_path.display(),
+            secret_path.display()
         );
     };
     let frontier = writer.open_log().await?;

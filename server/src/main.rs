@@ -36,8 +36,9 @@ struct Common {
     /// Configuration file laid over the embedded default (policies/default.toml).
     #[arg(long, global = true, env = "TOKENLEDGER_CONFIG")]
     config: Option<PathBuf>,
-    /// Directory of the database, the log key and the pseudonym secret, created 0700 if
-    /// missing [default: server.data_dir, "data" in the working directory].
+    /// Directory of the database, the log key and the pseudonym secret (unless
+    /// server.log_key_file / ledger_secret_file name them), created 0700 if missing
+    /// [default: server.data_dir, "data" in the working directory].
     #[arg(long, global = true, env = "TOKENLEDGER_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The ledger's database: a PostgreSQL URL (`postgres://user@host1,host2/db`) shared by
@@ -80,7 +81,8 @@ enum Command {
     },
     /// Put a backup in place as the database of the data directory (the server stopped).
     /// Entries logged after the backup are lost. Copy log.key and ledger.secret (0600) into
-    /// the data directory too: the server refuses to start a non-empty log without them.
+    /// the data directory too (or where server.log_key_file / ledger_secret_file name them):
+    /// the server refuses to start a non-empty log without them.
     Restore {
         /// The backup file (made by `tokenledger-server backup`).
         #[arg(long)]
