@@ -205,6 +205,27 @@ impl BenchDatabase {
         Ok(())
     }
 
+    /// Reads every table and index of the database into the page cache of the database's
+    /// machine, with `pg_prewarm` in its `read` mode (installed in the database as the
+    /// extension if missing: `--database` names a superuser), and returns the bytes read:
+    /// the counterpart of the SQLite server's warm-up, and of what a long-running primary
+    /// holds in memory (or `pg_prewarm`'s autoprewarm restores after a restart).
+    pub async fn prewarm(&self) -> anyhow::Result<u64> {
+        let mut conn = self.connect().await?;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+            .execute(&mut conn)
+            .await
+            .context("installing pg_prewarm (PostgreSQL's contrib) in the bench database")?;
+        let (blocks,): (Option<i64>,) = sqlx::query_as(
+            "SELECT sum(pg_prewarm(c.oid, 'read'))::bigint FROM pg_class c \
+             WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(blocks.unwrap_or(0) as u64 * 8192)
+    }
+
     /// Waits, up to `limit`, until no session holds the ledger's writer lease (a writer
     /// that just closed its connection releases it when its backend notices).
     pub async fn wait_for_free_lease(&self, limit: Duration) -> anyhow::Result<()> {

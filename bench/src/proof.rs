@@ -182,7 +182,7 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
         raw.record(&mut report, &format!("{name}_in_process"));
     }
     report.row(Row::plain(
-        "server's page cache warm-up at start, waited for",
+        "page cache warm-up before the run, waited for",
         pre.warm_up_note(),
     ));
     report.row(Row::plain(

@@ -226,7 +226,7 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
         format!("{} KiB", thousands(disk_kib)),
     ));
     report.row(Row::plain(
-        "  server's page cache warm-up at start, waited for",
+        "  page cache warm-up before the run, waited for",
         pre.warm_up_note(),
     ));
     report.row(Row::plain(
