@@ -191,6 +191,9 @@ pub fn run(pre: &Preloaded, opts: &ProofOptions) -> anyhow::Result<Report> {
     ));
     report.figure("size", size);
     report.figure("page_cache_warm_up_seconds", pre.warm_up.as_secs_f64());
+    if let Some(bytes) = pre.warmed_bytes {
+        report.figure("postgres_prewarmed_bytes", bytes as f64);
+    }
     report.figure("sample", opts.sample);
     report.figure("target_p99_ms", ms(TARGET_P99));
     round_trip.record(&mut report, "healthz_round_trip");

@@ -258,6 +258,9 @@ pub fn run(pre: &Preloaded, opts: &ResolveOptions) -> anyhow::Result<Report> {
     report.figure("sequencer_mean_batch", metrics.mean_batch());
     report.figure("disk_reads_kib", disk_kib);
     report.figure("page_cache_warm_up_seconds", pre.warm_up.as_secs_f64());
+    if let Some(bytes) = pre.warmed_bytes {
+        report.figure("postgres_prewarmed_bytes", bytes as f64);
+    }
     if let Some(ms) = pre.max_wait_ms {
         report.figure("sequencer_max_wait_ms", ms);
     }

@@ -120,6 +120,7 @@ fn resolve_on_postgres_quick_produces_every_figure() {
             "reads_in_process_p99_ms",
             "durable_commit_p99_ms",
             "healthz_round_trip_p99_ms",
+            "postgres_prewarmed_bytes",
         ],
     );
     assert_eq!(report.figures["resolve_target_p99_ms"], 3.0);
