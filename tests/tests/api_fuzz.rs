@@ -19,7 +19,6 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -38,10 +37,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(600);
 const SITE: &str = "CERN-PROD";
 const REASON: &str = "API-FUZZ-1";
 
-/// Held while the virtual environment is checked and made: the test runs once per backend,
-/// in threads of this one process, and two `python3 -m venv` on one folder collide.
-static INSTALLING: Mutex<()> = Mutex::new(());
-
 /// The schemathesis command: the one on `PATH` when it is 4.x, else one installed from PyPI
 /// into a virtual environment under the build's temporary folder (made once, kept for later
 /// runs). Panics, saying why, when neither can be had: the test never skips.
@@ -49,8 +44,14 @@ fn schemathesis() -> Command {
     if version_of(Path::new("schemathesis")).is_ok() {
         return Command::new("schemathesis");
     }
-    let _installing = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-venv");
+    // Held while the virtual environment is checked and made: the test runs once per
+    // backend, on parallel threads (and maybe in other test processes), and two
+    // `python3 -m venv` on one folder collide. A lock on a file of its own (flock) keeps
+    // out both.
+    let _installing = File::create(venv.with_extension("lock"))
+        .and_then(|lock| lock.lock().map(|()| lock))
+        .unwrap_or_else(|e| panic!("locking {}.lock: {e}", venv.display()));
     let installed = venv.join("bin/schemathesis");
     if version_of(&installed).is_err() {
         eprintln!("installing {REQUIREMENT} from PyPI into {}", venv.display());
