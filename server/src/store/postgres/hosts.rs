@@ -21,6 +21,10 @@ use crate::store::StoreError;
 
 /// Connections of each host's pool.
 const POOL_CONNECTIONS: u32 = 8;
+/// A pooled connection idle longer than this is pinged before a query gets it. The pool pings
+/// every connection it takes back (sqlx does, on release), so one used more recently was
+/// answering then; pinging it again would add a round trip to every query.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// How long a query waits for a connection: past it the host counts as gone (the query fails
 /// as unavailable, and the hosts are selected again), so a failover costs about this more.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,6 +73,15 @@ impl Hosts {
                 PgPoolOptions::new()
                     .max_connections(POOL_CONNECTIONS)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > PING_IF_IDLE_FOR {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             limit_keepalives(conn).await?;
