@@ -136,11 +136,13 @@ pub struct LogRows<'a> {
 
 /// Inserts the entries, their stored hashes (those of the upper levels in `upper_hashes`
 /// too) and the resolution rows in one statement, so one round trip to the database
-/// whatever the batch holds (an empty array inserts nothing).
-async fn insert_entries_and_hashes(
+/// whatever the batch holds (an empty array inserts nothing). The driver's error as it is:
+/// whether the database answered it tells a caller that commits this statement on its own
+/// whether it may have committed.
+pub async fn insert_entries_and_hashes(
     conn: &mut PgConnection,
     rows: &LogRows<'_>,
-) -> Result<(), StoreError> {
+) -> Result<(), sqlx::Error> {
     let entries = rows.entries;
     let indexes: Vec<i64> = entries.iter().map(|e| e.index as i64).collect();
     let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.bytes.as_slice()).collect();

@@ -360,7 +360,8 @@ impl LedgerWriter for PostgresWriter {
 /// changes, entries with their stored hashes and resolution rows (one statement), issuances,
 /// the checkpoint.
 /// On any failure the transaction is rolled back and nothing is written. Returns the ids to
-/// give to [`IdCache::remember`].
+/// give to [`IdCache::remember`]. A batch of that one statement's rows only is written by
+/// [`write_alone`].
 async fn write_batch(
     conn: &mut PgConnection,
     cache: &IdCache,
@@ -368,18 +369,25 @@ async fn write_batch(
     batch: &Batch<'_>,
     entries: &[EntryRow<'_>],
 ) -> Result<NewIds, StoreError> {
+    let rows = LogRows {
+        entries,
+        hashes: batch.hashes,
+        resolutions: &batch.resolutions,
+        issuances: &batch.issuances,
+    };
+    let one_statement = dictionary.is_none()
+        && batch.state_changes.is_empty()
+        && batch.issuances.is_empty()
+        && batch.checkpoint.is_none();
+    if one_statement {
+        return write_alone(conn, &rows).await;
+    }
     let mut tx = conn.begin().await?;
     let written = async {
         if let Some(dictionary) = dictionary {
             encoder::insert_dictionary(&mut tx, dictionary, batch.written_at).await?;
         }
         state_changes::write(&mut tx, &batch.state_changes).await?;
-        let rows = LogRows {
-            entries,
-            hashes: batch.hashes,
-            resolutions: &batch.resolutions,
-            issuances: &batch.issuances,
-        };
         let new_ids = log::insert_log_rows(&mut tx, cache, &rows).await?;
         if let Some(checkpoint) = batch.checkpoint {
             log::insert_checkpoint(&mut tx, checkpoint).await?;
@@ -402,5 +410,19 @@ async fn write_batch(
             }
             Err(e)
         }
+    }
+}
+
+/// Writes a batch of entries, stored hashes and resolution rows only (a resolution's, say:
+/// no new dictionary, state change, issuance or checkpoint) as its one statement, committed
+/// on its own: one round trip, where a transaction adds BEGIN and COMMIT. The statement is
+/// atomic and, at `synchronous_commit` `on`, answered once its commit is durable. Refused by
+/// the database, it wrote nothing; failed without an answer, it may have committed, as a
+/// COMMIT without an answer may.
+async fn write_alone(conn: &mut PgConnection, rows: &LogRows<'_>) -> Result<NewIds, StoreError> {
+    match log::insert_entries_and_hashes(conn, rows).await {
+        Ok(()) => Ok(NewIds::default()),
+        Err(refused @ sqlx::Error::Database(_)) => Err(refused.into()),
+        Err(e) => Err(StoreError::Db(format!("committing a batch: {e}"))),
     }
 }

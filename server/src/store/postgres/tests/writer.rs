@@ -263,6 +263,41 @@ async fn a_report_logged_before_fails_its_batch_and_nothing_of_it_is_written() {
     assert_eq!(writer.open_log().await.unwrap().root(), log.root());
 }
 
+/// A batch of resolutions alone (no issuance, state change, dictionary or checkpoint) is
+/// written as one statement committed on its own: every row as a transaction writes it, and
+/// a database's refusal (an index already written) writes nothing and says so.
+#[tokio::test]
+async fn a_batch_of_resolutions_alone_is_one_statement_and_a_refusal_writes_nothing() {
+    let (_db, url, pool) = ledger().await;
+    let mut writer = writer(&url, 0).await;
+    let mut log = Log::default();
+    let first = log.rows(vec![Entry::Resolution("atlas")], false);
+    first.append(writer.as_mut()).await.unwrap();
+    let resolutions = log.rows(
+        vec![Entry::Resolution("cms"), Entry::Resolution("atlas")],
+        false,
+    );
+    resolutions.append(writer.as_mut()).await.unwrap();
+    let written: Vec<(i64, String)> =
+        rows(&pool, "SELECT idx, vo FROM resolutions ORDER BY idx").await;
+    assert_eq!(
+        written,
+        [(0, "atlas".into()), (1, "cms".into()), (2, "atlas".into())]
+    );
+    let upper: Vec<(i64,)> = rows(&pool, "SELECT idx FROM upper_hashes").await;
+    assert!(
+        upper.is_empty(),
+        "3 entries have no hash of level {UPPER_LEVEL}"
+    );
+    assert_eq!(writer.open_log().await.unwrap().root(), log.root());
+    let before = snapshot(&pool).await;
+
+    let refused = resolutions.append(writer.as_mut()).await.unwrap_err();
+    assert!(refused.is_unique_violation(), "{refused}");
+    assert_eq!(snapshot(&pool).await, before);
+    assert_eq!(writer.open_log().await.unwrap().root(), log.root());
+}
+
 #[tokio::test]
 async fn upper_hashes_are_restored_and_a_missing_stored_hash_refuses_the_log() {
     let (_db, url, pool) = ledger().await;
