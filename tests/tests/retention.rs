@@ -12,22 +12,47 @@ use tokenledger_e2e::{TestServer, both_backends, issuer_of, report};
 /// Retention every second; issuances and sightings kept 2 seconds.
 const CONFIG: &str = "[retention]\nrun_every = \"1s\"\nissuance = \"2s\"\nsighting = \"2s\"\n";
 
-/// An issuance report of atlas whose token expires a second from now.
-fn short_lived(jti: &str) -> Value {
-    let now = std::time::SystemTime::now()
+/// Unix seconds.
+fn now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs()
+}
+
+/// An issuance report of atlas for `sub` whose token expires at `exp`.
+fn token_of(jti: &str, sub: &str, exp: u64) -> Value {
     json!({
         "claims": {
             "jti": jti,
             "iss": issuer_of("atlas"),
-            "sub": "alice",
+            "sub": sub,
             "vo": "atlas",
-            "iat": now,
-            "exp": now + 1,
+            "iat": now(),
+            "exp": exp,
         }
     })
+}
+
+/// An issuance report of atlas whose token expires a second from now.
+fn short_lived(jti: &str) -> Value {
+    token_of(jti, "alice", now() + 1)
+}
+
+/// Waits (at most 30 s) until entry `index` is served redacted; the page `0..size` then.
+fn until_redacted(server: &TestServer, index: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let served = page(server, 0, server.http().log_size());
+        if served[index].get("redacted").is_some() {
+            return served;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "entry {index} was not redacted: {served:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Entries `start..end` as served (JSON).
@@ -144,4 +169,52 @@ fn entries_past_their_period_are_redacted_and_every_proof_still_verifies() {
     assert_eq!(resolutions.len(), 3, "{logged:?}");
     assert_eq!(resolutions[0]["entry"]["target"], "old-1");
     assert_eq!(resolutions[0]["entry"]["revealed"], 0);
+}
+
+both_backends!(a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period);
+/// While a person is suspended, their issuances are kept past their period and their
+/// tokens' expiry; another person's are redacted. Once the suspension is lifted, the next
+/// runs redact them too.
+fn a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_config(&dir.path().join("data"), CONFIG);
+    let http = server.http();
+    let issuer = server.create_issuer("atlas");
+    let officer = server.create_credential("vo-security", Some("atlas"));
+    let bob_expires = now() + 4;
+    assert_eq!(http.append(&issuer, &short_lived("alice-1")).status, 201);
+    let bob = http.append(&issuer, &token_of("bob-1", "bob", bob_expires));
+    assert_eq!(bob.status, 201, "{bob:?}");
+    let suspended = http.post_json(
+        "/v1/vos/atlas/suspensions",
+        Some(&officer),
+        &json!({"jti": "bob-1", "reason": "INC-8"}),
+    );
+    assert_eq!(suspended.status, 201, "{suspended:?}");
+    let id = suspended.json()["id"].as_str().unwrap().to_string();
+
+    until_redacted(&server, 0);
+    // Past bob's token's expiry and period, and a few runs later: still kept.
+    while now() < bob_expires + 3 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let served = page(&server, 0, http.log_size());
+    assert!(served[1].get("redacted").is_none(), "{:?}", served[1]);
+    assert_eq!(served[1]["entry"]["jti"], "bob-1");
+
+    let lifted = http.send(
+        "DELETE",
+        &format!("/v1/vos/atlas/suspensions/{id}?reason=INC-8"),
+        Some(&officer),
+        None,
+        None,
+    );
+    assert_eq!(lifted.status, 200, "{lifted:?}");
+    let served = until_redacted(&server, 1);
+    assert_eq!(served[1]["leaf_hash"], bob.json()["leaf_hash"]);
+    let suspension = served
+        .iter()
+        .find(|e| e["entry"]["type"] == "suspension")
+        .expect("the suspension's entry is an audit entry, kept");
+    assert_eq!(suspension["entry"]["suspension_id"], id.as_str());
 }

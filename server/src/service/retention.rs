@@ -34,8 +34,9 @@ pub struct RunOutcome {
     pub next_from: u64,
 }
 
-/// Runs retention every `every` while this server is the writer, until `stop` turns true.
-/// A failed run is logged and tried again at the next tick.
+/// Runs retention every `every` while this server is the writer, the first run `every`
+/// after the start, until `stop` turns true. A failed run is logged and tried again at the
+/// next tick.
 pub async fn run_every(
     ledger: Ledger,
     policy: Arc<RetentionPolicy>,
@@ -44,7 +45,7 @@ pub async fn run_every(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut from = 0;
-    let mut ticks = tokio::time::interval(every);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
