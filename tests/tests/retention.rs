@@ -218,3 +218,27 @@ fn a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period() {
         .expect("the suspension's entry is an audit entry, kept");
     assert_eq!(suspension["entry"]["suspension_id"], id.as_str());
 }
+
+/// `tokenledger-server fsck` (SQLite) finds a ledger with redacted entries clean: their
+/// stored hashes stand for their leaves.
+#[test]
+fn fsck_finds_a_redacted_ledger_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_config(&dir.path().join("data"), CONFIG);
+    let issuer = server.create_issuer("atlas");
+    for jti in ["old-1", "old-2"] {
+        assert_eq!(server.http().append(&issuer, &short_lived(jti)).status, 201);
+    }
+    assert_eq!(
+        server
+            .http()
+            .append(&issuer, &report("live", "atlas"))
+            .status,
+        201
+    );
+    until_redacted(&server, 1);
+    let out = server.admin_command(&["fsck"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{out:?}");
+    assert!(stdout.starts_with("fsck: clean: "), "{stdout}");
+}
