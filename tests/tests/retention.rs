@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokenledger_e2e::{TestServer, both_backends, issuer_of, report};
+use tokenledger_e2e::{TestServer, both_backends, issuer_of, report, run_cli};
 
 /// Retention every second; issuances and sightings kept 2 seconds.
 const CONFIG: &str = "[retention]\nrun_every = \"1s\"\nissuance = \"2s\"\nsighting = \"2s\"\n";
@@ -141,6 +141,23 @@ fn entries_past_their_period_are_redacted_and_every_proof_still_verifies() {
     assert_eq!(redacted["entry"], 0);
     assert_eq!(redacted["entry_redacted"]["redacted"]["by"], by);
     assert!(redacted["consistent_with"].as_u64().unwrap() >= 3);
+    let text = run_cli(&[
+        "verify",
+        "--server",
+        server.url(),
+        "--log-key",
+        &log_key,
+        "--entry",
+        "1",
+        "--token",
+        admin,
+    ]);
+    let text_out = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(text.status.code(), Some(0), "{text:?}");
+    assert!(
+        text_out.contains("entry 1 is included; it is redacted"),
+        "{text_out}"
+    );
     let kept = entry("2");
     assert!(kept.assert_verified().get("entry_redacted").is_none());
     server

@@ -479,6 +479,8 @@ pub(super) async fn snapshot(pool: &PgPool) -> Vec<(String, Vec<String>)> {
         "sightings",
         "person_merges",
         "suspension_requests",
+        "redacted_entries",
+        "redacted_issuances",
     ] {
         let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT t::text FROM {table} t ORDER BY t::text"
