@@ -222,8 +222,9 @@ async fn check_inclusion(
         "wrong proof: {body}"
     );
     let stored = store.entries(index, index + 1).await?;
-    let (_, leaf) = stored
+    let leaf = stored
         .first()
+        .and_then(|record| record.leaf())
         .ok_or_else(|| anyhow::anyhow!("entry {index} missing"))?;
     anyhow::ensure!(
         leaf_hash(leaf) == proof.leaf_hash,

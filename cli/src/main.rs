@@ -241,8 +241,17 @@ fn verify_command(args: &VerifyArgs, settings: &Settings) -> u8 {
                 if let Some(old) = done.consistent_with {
                     println!("consistent with the trusted checkpoint of size {old}");
                 }
-                if let Some(index) = done.entry {
-                    println!("entry {index} is included");
+                match (done.entry, &done.entry_redacted) {
+                    (Some(index), Some(redacted)) => println!(
+                        "entry {index} is included; it is redacted (its bytes were removed at \
+                         {} by entry {}): its stored leaf hash {} is the one the checkpoint \
+                         commits to",
+                        render::time_micros(redacted.redacted.at),
+                        redacted.redacted.by,
+                        redacted.leaf_hash.to_base64()
+                    ),
+                    (Some(index), None) => println!("entry {index} is included"),
+                    (None, _) => {}
                 }
                 if let Some(receipt) = &done.receipt {
                     println!(

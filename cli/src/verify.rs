@@ -13,8 +13,8 @@ use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::note::NoteVerifier;
 use tokenledger_core::receipt::Receipt;
 use tokenledger_core::wire::{
-    Appended, ConsistencyProof, EntriesPage, InclusionProof, LineResult, ServedEntry,
-    TokenResolution,
+    Appended, ConsistencyProof, EntriesPage, InclusionProof, LineResult, LogEntryView,
+    RedactedEntryView, ServedEntry, TokenResolution,
 };
 
 use crate::client::{Client, ClientError};
@@ -64,6 +64,9 @@ pub struct Verified {
     pub consistent_with: Option<u64>,
     /// The entry whose inclusion was checked.
     pub entry: Option<u64>,
+    /// That entry's redaction, if its bytes were removed: its stored leaf hash was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_redacted: Option<RedactedEntryView>,
     /// The receipt that was checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt: Option<ReceiptChecked>,
@@ -101,9 +104,10 @@ pub fn run(req: &VerifyRequest<'_>) -> Result<Verified, VerifyError> {
     if let Some(old) = &trusted {
         check_consistency(req.client, old, &checkpoint)?;
     }
-    if let Some(index) = req.entry {
-        check_inclusion(req.client, index, &checkpoint)?;
-    }
+    let entry_redacted = match req.entry {
+        Some(index) => check_inclusion(req.client, index, &checkpoint)?,
+        None => None,
+    };
     if let Some(appended) = req.receipt {
         check_receipt_inclusion(req.client, appended, &checkpoint)?;
     }
@@ -116,6 +120,7 @@ pub fn run(req: &VerifyRequest<'_>) -> Result<Verified, VerifyError> {
         root: checkpoint.root,
         consistent_with: trusted.map(|c| c.size),
         entry: req.entry,
+        entry_redacted,
         receipt: req.receipt.map(|a| ReceiptChecked {
             index: a.index,
             verified: true,
@@ -300,11 +305,14 @@ fn check_consistency(
     )
 }
 
+/// Checks that entry `index` is included in `checkpoint`: the leaf hash of its served bytes
+/// or, for a redacted entry, the leaf hash served in their place, which must then be the one
+/// the proof and the signed root commit to. Returns the redaction, if any.
 fn check_inclusion(
     client: &Client,
     index: u64,
     checkpoint: &Checkpoint,
-) -> Result<(), VerifyError> {
+) -> Result<Option<RedactedEntryView>, VerifyError> {
     if index >= checkpoint.size {
         return Err(VerifyError::Usage(format!(
             "--entry {index} is not in the checkpoint (size {})",
@@ -316,9 +324,12 @@ fn check_inclusion(
     let served = page
         .entries
         .into_iter()
-        .find(|e| e.index == index)
+        .find(|e| e.index() == index)
         .ok_or_else(|| VerifyError::Failed(format!("the server did not return entry {index}")))?;
-    let leaf_hash = served_leaf_hash(&served)?;
+    let (leaf_hash, redacted) = match served {
+        LogEntryView::Served(served) => (served_leaf_hash(&served)?, None),
+        LogEntryView::Redacted(redacted) => (redacted.leaf_hash, Some(redacted)),
+    };
     let proof: InclusionProof = client.get_json(&format!(
         "/v1/log/proof/inclusion?index={index}&size={}",
         checkpoint.size
@@ -334,7 +345,8 @@ fn check_inclusion(
         VerifyError::Failed(format!(
             "entry {index} is not included in the checkpoint: {e}"
         ))
-    })
+    })?;
+    Ok(redacted)
 }
 
 fn read_state(path: &Path, verifier: &NoteVerifier) -> Result<Option<Checkpoint>, VerifyError> {

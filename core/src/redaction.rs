@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::entry::{
     EntryBody, EntryError, EntryType, LogEntry, MAX_ENTRY_BYTES, canonical_json, check_id,
@@ -187,6 +188,34 @@ pub fn range_room(unranged: &EntryBody) -> usize {
     MAX_ENTRY_BYTES.saturating_sub(size).saturating_sub(counts) / MAX_RANGE_BYTES
 }
 
+/// What the ledger keeps of a redacted issuance so that resolving its token answers
+/// "redacted" rather than "unknown": SHA-256 digests of its `jti` (the lookup key) and of
+/// its `iss`, a zero byte and its `jti` (which issuer's token). Never its subject or person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedactedToken {
+    pub jti_hash: [u8; 32],
+    pub token_hash: [u8; 32],
+}
+
+impl RedactedToken {
+    pub fn of(iss: &str, jti: &str) -> RedactedToken {
+        RedactedToken {
+            jti_hash: Self::jti_hash(jti),
+            token_hash: Sha256::new()
+                .chain_update(iss.as_bytes())
+                .chain_update([0])
+                .chain_update(jti.as_bytes())
+                .finalize()
+                .into(),
+        }
+    }
+
+    /// The lookup key of a redacted token by `jti`.
+    pub fn jti_hash(jti: &str) -> [u8; 32] {
+        Sha256::digest(jti.as_bytes()).into()
+    }
+}
+
 fn invalid(claim: &str, reason: &str) -> EntryError {
     EntryError::Invalid {
         claim: claim.to_string(),
@@ -345,6 +374,23 @@ mod tests {
             LogEntry::new(1, EntryBody::Erasure(Box::new(blank)))
                 .canonical_bytes()
                 .is_err()
+        );
+    }
+
+    /// A redacted token is kept as digests that tell issuers apart, even when the issuer and
+    /// jti texts would run together, and that never hold either text.
+    #[test]
+    fn a_redacted_token_keeps_only_digests_that_tell_issuers_apart() {
+        let token = RedactedToken::of("https://iam/", "j-1");
+        assert_eq!(token.jti_hash, RedactedToken::jti_hash("j-1"));
+        assert_eq!(
+            hex::encode(token.jti_hash),
+            hex::encode(Sha256::digest(b"j-1"))
+        );
+        assert_ne!(token, RedactedToken::of("https://other/", "j-1"));
+        assert_ne!(
+            RedactedToken::of("ab", "c").token_hash,
+            RedactedToken::of("a", "bc").token_hash
         );
     }
 }

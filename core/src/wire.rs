@@ -173,11 +173,54 @@ pub struct ServedEntry {
     pub entry: Value,
 }
 
+/// An entry of the log as served: whole, or, once a retention run or an erasure removed its
+/// bytes, redacted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum LogEntryView {
+    Served(ServedEntry),
+    Redacted(RedactedEntryView),
+}
+
+impl LogEntryView {
+    pub fn index(&self) -> u64 {
+        match self {
+            LogEntryView::Served(served) => served.index,
+            LogEntryView::Redacted(redacted) => redacted.index,
+        }
+    }
+}
+
+/// A redacted entry: its bytes are gone, its leaf hash (the hash its inclusion proofs and
+/// every checkpoint still commit to) stays.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RedactedEntryView {
+    /// The entry's index in the log.
+    pub index: u64,
+    /// RFC 6962 leaf hash of the entry's canonical bytes, as stored.
+    pub leaf_hash: Hash,
+    pub redacted: Redacted,
+}
+
+/// When and by which entry an entry was redacted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Redacted {
+    /// When (unix microseconds).
+    pub at: i64,
+    /// The index of the `redaction` (retention run) or `erasure` entry that removed it.
+    pub by: u64,
+}
+
 /// `GET /v1/log/entries?start=&end=`: entries `start..end`, end exclusive.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntriesPage {
-    pub entries: Vec<ServedEntry>,
+    pub entries: Vec<LogEntryView>,
 }
 
 /// An identity of a person: `(iss, sub)`.

@@ -23,8 +23,8 @@ use crate::data_dir;
 use crate::issuers::Issuers;
 use crate::metrics::Metrics;
 use crate::sequencer::BatchLimits;
-use crate::service::Ledger;
 use crate::service::pseudonyms::Pseudonyms;
+use crate::service::{Ledger, retention};
 use crate::storage_errors::StorageErrors;
 use crate::store::postgres::{DatabaseUrl, PostgresLease, PostgresStore};
 use crate::store::sqlite::SqliteStore;
@@ -161,6 +161,8 @@ pub struct Service {
     pub state: AppState,
     engine: Engine,
     role_keeper: JoinHandle<()>,
+    /// Retention runs, while this server is the writer.
+    retention: JoinHandle<()>,
     stop_role: watch::Sender<bool>,
 }
 
@@ -283,6 +285,7 @@ impl Service {
             role.state_changes(),
         ));
         let (stop_role, stop) = watch::channel(false);
+        let stop_retention = stop.clone();
         let role_keeper = tokio::spawn(keeper.run(stop));
         let state = AppState {
             ledger: Ledger {
@@ -298,10 +301,23 @@ impl Service {
             config: Arc::new(config),
             metrics,
         };
+        let retention = tokio::spawn(retention::run_every(
+            state.ledger.clone(),
+            Arc::new(state.config.retention.policy.clone()),
+            state
+                .config
+                .vos
+                .iter()
+                .map(|vo| Vo::unchecked(&vo.name))
+                .collect(),
+            Duration::from_secs(state.config.retention.run_every.secs()),
+            stop_retention,
+        ));
         Ok(Service {
             state,
             engine,
             role_keeper,
+            retention,
             stop_role,
         })
     }
@@ -322,6 +338,7 @@ impl Service {
             state,
             engine,
             role_keeper,
+            retention,
             stop_role,
         } = self;
         let blocklists = state.blocklists.clone();
@@ -334,6 +351,7 @@ impl Service {
             .await
             .context("serving HTTP")?;
         stop_role.send_replace(true);
+        retention.await.context("retention task")?;
         role_keeper.await.context("writer role task")?;
         match engine {
             Engine::Sqlite {

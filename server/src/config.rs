@@ -10,7 +10,7 @@ use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Deserializer};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_core::entry::{self, validate_vo_name};
-use tokenledger_core::retention::RetentionPolicy;
+use tokenledger_core::retention::{Period, RetentionPolicy};
 use tokenledger_core::vo::VoRule;
 
 /// The default configuration, exactly as shipped in policies/default.toml.
@@ -37,9 +37,10 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     pub operators: OperatorsConfig,
     pub blocklist: BlocklistConfig,
-    /// `[retention]`: how long each entry type keeps its payload, ledger-wide and per VO.
-    #[serde(deserialize_with = "retention_policy")]
-    pub retention: RetentionPolicy,
+    /// `[retention]`: how long each entry type keeps its payload, ledger-wide and per VO,
+    /// and how often the writer runs it.
+    #[serde(deserialize_with = "retention_config")]
+    pub retention: RetentionConfig,
     #[serde(rename = "site", default)]
     pub sites: Vec<SiteConfig>,
     #[serde(rename = "operator", default)]
@@ -55,10 +56,24 @@ pub struct BlocklistConfig {
     pub validity_secs: u64,
 }
 
-/// `[retention]` as written: a period per entry type, and `[retention.vo.<name>]` tables
-/// of a VO's own periods.
+/// `[retention]`: the policy, and how often the writer runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub policy: RetentionPolicy,
+    /// `run_every`: the time between two retention runs of the writer (default 1 hour, at
+    /// least 1 second).
+    pub run_every: Period,
+}
+
+/// The default time between two retention runs.
+const RETENTION_RUN_EVERY: Period = Period::from_secs(3600);
+
+/// `[retention]` as written: `run_every`, a period per entry type, and
+/// `[retention.vo.<name>]` tables of a VO's own periods.
 #[derive(Deserialize)]
 struct RetentionText {
+    #[serde(default)]
+    run_every: Option<toml::Value>,
     #[serde(default)]
     vo: BTreeMap<String, BTreeMap<String, toml::Value>>,
     #[serde(flatten)]
@@ -66,9 +81,26 @@ struct RetentionText {
 }
 
 /// Reads `[retention]` into a policy checked by core's rules (the VOs are checked against
-/// `[[vo]]` in [`Config::validate`]).
-fn retention_policy<'de, D: Deserializer<'de>>(d: D) -> Result<RetentionPolicy, D::Error> {
+/// `[[vo]]` in [`Config::validate`]) and the time between runs.
+fn retention_config<'de, D: Deserializer<'de>>(d: D) -> Result<RetentionConfig, D::Error> {
     let text = RetentionText::deserialize(d)?;
+    let run_every = match text.run_every {
+        None => RETENTION_RUN_EVERY,
+        Some(toml::Value::String(every)) => every
+            .parse::<Period>()
+            .ok()
+            .filter(|every| every.secs() >= 1)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "[retention] run_every = \"{every}\": a period of at least 1s, such as \"1h\""
+                ))
+            })?,
+        Some(other) => {
+            return Err(serde::de::Error::custom(format!(
+                "[retention] run_every = {other}: a period is a string such as \"1h\""
+            )));
+        }
+    };
     let periods = period_texts("[retention]", text.periods).map_err(serde::de::Error::custom)?;
     let vos = text
         .vo
@@ -81,8 +113,9 @@ fn retention_policy<'de, D: Deserializer<'de>>(d: D) -> Result<RetentionPolicy, 
         })
         .collect::<Result<_, String>>()
         .map_err(serde::de::Error::custom)?;
-    RetentionPolicy::parse(&periods, &vos)
-        .map_err(|e| serde::de::Error::custom(format!("[retention]: {e}")))
+    let policy = RetentionPolicy::parse(&periods, &vos)
+        .map_err(|e| serde::de::Error::custom(format!("[retention]: {e}")))?;
+    Ok(RetentionConfig { policy, run_every })
 }
 
 /// The periods of a `[retention]` table, each a string.
@@ -329,7 +362,7 @@ impl Config {
         if self.blocklist.validity_secs < 60 {
             bail!("blocklist.validity_secs must be at least 60");
         }
-        if let Some(vo) = self.retention.vos().find(|vo| !self.knows_vo(vo)) {
+        if let Some(vo) = self.retention.policy.vos().find(|vo| !self.knows_vo(vo)) {
             bail!("[retention.vo.{vo}]: VO `{vo}` is not configured ([[vo]])");
         }
         if self.server.advertise.as_deref().is_some_and(str::is_empty) {
@@ -528,7 +561,6 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
 mod tests {
     use super::*;
     use tokenledger_core::entry::EntryType;
-    use tokenledger_core::retention::Period;
 
     #[test]
     fn embedded_default_loads() {
@@ -602,7 +634,8 @@ mod tests {
     #[test]
     fn retention_defaults_are_cores() {
         let config = Config::load(None).unwrap();
-        assert_eq!(config.retention, RetentionPolicy::default());
+        assert_eq!(config.retention.policy, RetentionPolicy::default());
+        assert_eq!(config.retention.run_every, Period::from_secs(3600));
     }
 
     #[test]
@@ -615,7 +648,9 @@ mod tests {
              [retention.vo.atlas]\nissuance = \"2y\"\nsighting = \"2y\"\n",
         )
         .unwrap();
-        let policy = Config::load(Some(&path)).unwrap().retention;
+        let retention = Config::load(Some(&path)).unwrap().retention;
+        assert_eq!(retention.run_every, Period::from_secs(3600));
+        let policy = retention.policy;
         let period = |text: &str| text.parse::<Period>().unwrap();
         assert_eq!(policy.period(EntryType::Issuance, None), period("1y"));
         assert_eq!(
@@ -672,6 +707,14 @@ mod tests {
             (
                 "[retention]\ntokens = \"1d\"\n",
                 "`tokens` is no entry type",
+            ),
+            (
+                "[retention]\nrun_every = \"0s\"\n",
+                "[retention] run_every = \"0s\": a period of at least 1s",
+            ),
+            (
+                "[retention]\nrun_every = 60\n",
+                "[retention] run_every = 60: a period is a string",
             ),
             (
                 "[retention]\nresolution = \"30d\"\n",

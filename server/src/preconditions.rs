@@ -144,7 +144,7 @@ impl BatchState {
                 StateChange::DecideRequest { request_id, .. } => {
                     query.requests.push(request_id.clone());
                 }
-                StateChange::Sighting { .. } | StateChange::None => {}
+                StateChange::Sighting { .. } | StateChange::Redact { .. } | StateChange::None => {}
             }
         }
         let rows = writer.state_rows(&query).await?;
@@ -251,7 +251,7 @@ impl BatchState {
                     }
                 }
             }
-            StateChange::Sighting { .. } | StateChange::None => Ok(()),
+            StateChange::Sighting { .. } | StateChange::Redact { .. } | StateChange::None => Ok(()),
         }
     }
 

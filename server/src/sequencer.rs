@@ -34,7 +34,8 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::preconditions::{self, Refusal};
 use crate::store::{
-    Batch, CheckpointRow, IssuanceKey, IssuanceRow, LedgerWriter, NewEntry, StateChange, StoreError,
+    Batch, CheckpointRow, IssuanceKey, IssuanceRow, LedgerWriter, LogRecord, NewEntry, StateChange,
+    StoreError,
 };
 
 /// How long a caller waits for room in the sequencer's queue before getting 503.
@@ -540,7 +541,14 @@ impl Writer {
         indexes: &[u64],
     ) -> Result<HashMap<u64, (Hash, i64)>, StoreError> {
         let mut found = HashMap::new();
-        for (index, leaf) in self.store.entries_at(indexes).await? {
+        for record in self.store.entries_at(indexes).await? {
+            // The writer deletes a redacted issuance's key with its leaf: its report is new.
+            let LogRecord::Leaf((index, leaf)) = record else {
+                return Err(StoreError::Corrupt(format!(
+                    "entry {} is redacted but its issuance key is stored",
+                    record.index()
+                )));
+            };
             let entry = LogEntry::from_canonical_bytes(&leaf)
                 .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
             found.insert(index, (merkle::leaf_hash(&leaf), entry.logged_at));
@@ -613,6 +621,7 @@ fn changes_suspensions(change: &StateChange) -> bool {
         StateChange::RequestSuspension(_)
         | StateChange::DecideRequest { .. }
         | StateChange::Sighting { .. }
+        | StateChange::Redact { .. }
         | StateChange::None => false,
     }
 }

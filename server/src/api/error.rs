@@ -35,6 +35,9 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error("{0}")]
     Conflict(String),
+    /// What was asked for was logged, but a retention run or an erasure removed it.
+    #[error("{0}")]
+    Redacted(String),
     #[error("request body is too large")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, "not_acceptable"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Redacted(_) => (StatusCode::GONE, "redacted"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -175,6 +179,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::BadRequest(m) => ApiError::BadRequest(m),
             ServiceError::NotFound(m) => ApiError::NotFound(m),
             ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::Redacted(m) => ApiError::Redacted(m),
             ServiceError::Internal(m) => ApiError::Internal(m),
             ServiceError::Store(e) => e.into(),
             ServiceError::Append(e) => e.into(),
@@ -241,6 +246,7 @@ mod tests {
             ),
             (ApiError::NotAcceptable("a".into()), 406, "not_acceptable"),
             (ApiError::Conflict("c".into()), 409, "conflict"),
+            (ApiError::Redacted("r".into()), 410, "redacted"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
             (
                 ApiError::UnsupportedMediaType("t".into()),

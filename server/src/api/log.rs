@@ -8,7 +8,8 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use tokenledger_core::merkle::{self, Hash};
 use tokenledger_core::wire::{
-    ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, MAX_ENTRIES_PAGE,
+    ConsistencyProof, EntriesPage, ErrorBody, InclusionProof, LogEntryView, MAX_ENTRIES_PAGE,
+    Redacted, RedactedEntryView,
 };
 use utoipa::IntoParams;
 
@@ -17,6 +18,7 @@ use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::credentials::Principal;
 use crate::service::entries::served;
+use crate::store::LogRecord;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -191,7 +193,11 @@ pub struct EntriesQuery {
     summary = "Log entries by index range",
     description = "Entries from `start` (`start < end`) up to `end`, the log's size or 1000 \
         entries, whichever comes first (as RFC 6962 `get-entries`), each with the base64 of \
-        exactly the bytes that were hashed. Entries carry personal data of every VO. Roles: \
+        exactly the bytes that were hashed. An entry whose bytes a retention run or an erasure \
+        removed is served as `{index, leaf_hash, redacted: {at, by}}`: its leaf hash (base64, \
+        as in proofs) is the one its inclusion proofs commit to; `at` is when (unix \
+        microseconds), `by` the index of the `redaction` or `erasure` entry. Entries carry \
+        personal data of every VO. Roles: \
         `admin`, or an `auditor` not bound to a VO (ledger-wide); a VO's officers see its \
         people only through logged resolution.",
     params(EntriesQuery),
@@ -232,7 +238,14 @@ pub async fn entries(
     let rows = state.ledger.reader.entries(q.start, end).await?;
     let entries = rows
         .into_iter()
-        .map(|(index, leaf)| served(index, &leaf))
+        .map(|record| match record {
+            LogRecord::Leaf((index, leaf)) => served(index, &leaf).map(LogEntryView::Served),
+            LogRecord::Redacted(r) => Ok(LogEntryView::Redacted(RedactedEntryView {
+                index: r.index,
+                leaf_hash: r.leaf_hash,
+                redacted: Redacted { at: r.at, by: r.by },
+            })),
+        })
         .collect::<Result<_, _>>()?;
     Ok(Json(EntriesPage { entries }))
 }

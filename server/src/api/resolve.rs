@@ -54,6 +54,9 @@ pub struct ResolveQuery {
             body = ErrorBody),
         (status = 409, description = "Several issuers logged this jti in the VO: pass `iss` \
             (logged)", body = ErrorBody),
+        (status = 410, description = "`redacted`: an issuance of this jti was logged in the \
+            VO, then redacted after retention (or erased); only that is kept (logged)",
+            body = ErrorBody),
         (status = 503, description = "The sequencer is busy or shutting down, or this \
             server is a standby (`not_the_writer`, naming the writer); retry (`Retry-After`)",
             body = ErrorBody),

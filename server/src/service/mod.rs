@@ -8,6 +8,7 @@ mod ledger;
 pub mod persons;
 pub mod pseudonyms;
 pub mod resolution;
+pub mod retention;
 pub mod sites;
 pub mod suspension_requests;
 pub mod suspensions;
@@ -26,6 +27,9 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Logged once, but redacted after retention (or erased) since.
+    #[error("{0}")]
+    Redacted(String),
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]

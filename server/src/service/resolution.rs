@@ -6,6 +6,7 @@
 use tokenledger_core::chain::{Chain, ChainLink, ChainLookup, ChainWalk};
 use tokenledger_core::entry::{EntryBody, Issuance, Resolution};
 use tokenledger_core::ids::{Jti, PersonId, Vo};
+use tokenledger_core::redaction::RedactedToken;
 use tokenledger_core::wire::{
     IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
 };
@@ -78,7 +79,14 @@ pub async fn token(
     let (index, issuance, leaf) = match found.len() {
         1 => found.pop().expect("one"),
         0 => {
+            let redacted = redacted_issuances(ledger, vo, jti, iss).await?;
             log(ledger, by, vo, action, jti, reason, 0).await?;
+            if redacted > 0 {
+                return Err(ServiceError::Redacted(format!(
+                    "this jti was logged in VO `{vo}`, then redacted after retention: its \
+                     issuance is no longer kept"
+                )));
+            }
             return Err(ServiceError::NotFound(format!(
                 "no issuance of this jti in VO `{vo}`"
             )));
@@ -122,6 +130,23 @@ pub async fn token(
         chain,
         human,
     })
+}
+
+/// How many redacted issuances of `jti` (of `iss`, if given) `vo` had.
+async fn redacted_issuances(
+    ledger: &Ledger,
+    vo: &Vo,
+    jti: &Jti,
+    iss: Option<&str>,
+) -> Result<usize, ServiceError> {
+    let token_hash = iss.map(|iss| RedactedToken::of(iss, jti).token_hash);
+    Ok(ledger
+        .reader
+        .redacted_issuances(jti)
+        .await?
+        .iter()
+        .filter(|r| r.vo == *vo && token_hash.is_none_or(|hash| hash == r.token_hash))
+        .count())
 }
 
 /// A page of the issuances of every identity of `person` of `vo`; `by` asks, for `reason`.

@@ -5,12 +5,19 @@ use tokenledger_core::access::{Binding, Role};
 use tokenledger_core::blocklist::{
     Blocklist, BlocklistEntry, Scope, SignedBlocklist, SignedDocument,
 };
-use tokenledger_core::ids::Site;
+use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
+use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
+use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::note::NoteSigner;
+use tokenledger_core::redaction::{IndexRange, RedactedToken};
 
 use crate::clock::Clock;
 use crate::credentials::{authenticate, create, list, revoke};
-use crate::store::{BlocklistFetch, LedgerReader, Registry, SiteFetches};
+use crate::store::{
+    Batch, BlocklistFetch, IssuanceFilter, IssuanceKey, IssuanceRow, LedgerReader, LedgerWriter,
+    LogRecord, NewEntry, RedactedIssuance, Registry, SiteFetches, StateChange, StoreError,
+    SuspensionRecord,
+};
 
 /// A clock stopped at a time (unix microseconds).
 pub struct StoppedAt(pub i64);
@@ -266,4 +273,350 @@ pub async fn a_blocklist_of_a_sequence_already_stored_is_refused(
         }
     }
     assert!(store.store_blocklist(&signed("A", 3, &[])).await.unwrap());
+}
+
+/// The issuer of the redaction scenarios' tokens.
+const ISS: &str = "https://iam.example/";
+
+/// One entry of a redaction scenario's batch: its leaf, and the rows that go with it.
+pub enum Written {
+    /// An issuance of `(jti, sub)` by [`ISS`] in atlas.
+    Issuance(&'static str, &'static str),
+    /// A resolution entry of atlas.
+    Resolution,
+    State(StateChange),
+}
+
+/// A log built batch by batch as the sequencer builds it: leaves, stored hashes from its
+/// right edge, lookup and state rows.
+#[derive(Default)]
+pub struct TestLog {
+    frontier: Frontier,
+    /// Every leaf appended, by index.
+    pub leaves: Vec<Vec<u8>>,
+}
+
+impl TestLog {
+    /// Appends `entries` through `writer` in one batch; the batch's result. The log moves on
+    /// only if the batch was written.
+    pub async fn append(
+        &mut self,
+        writer: &mut dyn LedgerWriter,
+        entries: Vec<Written>,
+    ) -> Result<(), StoreError> {
+        let mut frontier = self.frontier.clone();
+        let first = frontier.size();
+        let atlas = Vo::unchecked("atlas");
+        let (mut leaves, mut hashes, mut keys, mut resolutions, mut changes) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (n, entry) in entries.into_iter().enumerate() {
+            let index = first + n as u64;
+            let leaf = match entry {
+                Written::Issuance(jti, sub) => {
+                    let claims = serde_json::json!({"iss": ISS, "jti": jti, "sub": sub});
+                    let serde_json::Value::Object(claims) = claims else {
+                        unreachable!("an object")
+                    };
+                    let ctx = ReportContext {
+                        source: Source::Claims,
+                        vo: "atlas".into(),
+                        grant_type: None,
+                        parent_jti: None,
+                        refresh_jti: None,
+                        token_sha256: None,
+                        feed: None,
+                    };
+                    let issuance = Issuance::from_claims(claims, ctx).unwrap();
+                    keys.push((index, IssuanceKey::of(&issuance)));
+                    LogEntry::new(index as i64, EntryBody::Issuance(Box::new(issuance)))
+                        .canonical_bytes()
+                        .unwrap()
+                }
+                Written::Resolution => {
+                    resolutions.push(index);
+                    format!("{{\"resolution\":{index}}}").into_bytes()
+                }
+                Written::State(change) => {
+                    changes.push((index, change));
+                    format!("{{\"state\":{index}}}").into_bytes()
+                }
+            };
+            hashes.extend(frontier.append(merkle::leaf_hash(&leaf)));
+            leaves.push(leaf);
+        }
+        let batch = Batch {
+            written_at: 1,
+            entries: leaves
+                .iter()
+                .enumerate()
+                .map(|(n, leaf)| NewEntry {
+                    index: first + n as u64,
+                    leaf,
+                })
+                .collect(),
+            hashes: &hashes,
+            issuances: keys
+                .iter()
+                .map(|(index, key)| IssuanceRow {
+                    index: *index,
+                    key,
+                    logged_at: *index as i64,
+                })
+                .collect(),
+            resolutions: resolutions.iter().map(|index| (*index, &atlas)).collect(),
+            state_changes: changes.iter().map(|(index, c)| (*index, c)).collect(),
+            checkpoint: None,
+        };
+        writer.append(&batch).await?;
+        self.frontier = frontier;
+        self.leaves.extend(leaves);
+        Ok(())
+    }
+
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+}
+
+/// A redaction of `ranges` `(start, end)` at `at`.
+pub fn redact(ranges: &[(u64, u64)], at: i64) -> Written {
+    Written::State(StateChange::Redact {
+        ranges: ranges.iter().map(|r| IndexRange::from(*r)).collect(),
+        at,
+    })
+}
+
+/// A VO-wide suspension `id` of person `person` in atlas.
+fn suspension(id: &str, person: &str) -> Written {
+    Written::State(StateChange::Suspend(Box::new(SuspensionRecord {
+        id: id.into(),
+        idx: 0,
+        site: None,
+        vo: Vo::unchecked("atlas"),
+        person_id: Some(PersonId::unchecked(person)),
+        token_iss: None,
+        token_jti: None,
+        client_iss: None,
+        client_id: None,
+        scope: Scope::All,
+        reason_code: "suspended".into(),
+        created_by: "officer".into(),
+        created_at: 5,
+        not_after: None,
+        issued_before: None,
+        lifted_at: None,
+    })))
+}
+
+/// Indexes of `records` that are redacted, with their `(at, by)`, and of those that are
+/// leaves.
+fn split(records: &[LogRecord]) -> (Vec<(u64, i64, u64)>, Vec<u64>) {
+    let mut redacted = Vec::new();
+    let mut leaves = Vec::new();
+    for record in records {
+        match record {
+            LogRecord::Redacted(r) => redacted.push((r.index, r.at, r.by)),
+            LogRecord::Leaf((index, _)) => leaves.push(*index),
+        }
+    }
+    (redacted, leaves)
+}
+
+/// A redaction deletes the leaves of its ranges and every row that points at them
+/// (issuance keys, sightings, resolution rows, suspensions); readers give those entries as
+/// redacted (stored leaf hash, when, by which entry), lookups no longer find them, and a
+/// redacted token is still known as redacted, by digests only. Stored hashes stay: the
+/// root, inclusion proofs and leaf hashes are those of before. A second redaction over the
+/// same entries leaves the first's record as it is.
+pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
+    writer: &mut dyn LedgerWriter,
+    reader: &dyn LedgerReader,
+) {
+    let atlas = Vo::unchecked("atlas");
+    let mut log = TestLog::default();
+    log.append(
+        writer,
+        vec![
+            Written::Issuance("j-1", "alice"),
+            Written::Issuance("j-2", "bob"),
+            Written::Resolution,
+            Written::State(StateChange::Sighting {
+                site: Site::unchecked("CERN-PROD"),
+                vo: atlas.clone(),
+                iss: ISS.into(),
+                jti: Jti::unchecked("j-1"),
+            }),
+            Written::Issuance("j-3", "carol"),
+            suspension("su-1", "pe-x"),
+        ],
+    )
+    .await
+    .unwrap();
+    let size = 6;
+    let before = reader.inclusion_proof(0, size).await.unwrap();
+    assert_eq!(
+        reader
+            .issuances_by_jti(&Jti::unchecked("j-1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    log.append(writer, vec![redact(&[(0, 2), (3, 4), (5, 6)], 77)])
+        .await
+        .unwrap();
+    let records = reader.entries(0, 7).await.unwrap();
+    assert_eq!(
+        records.iter().map(LogRecord::index).collect::<Vec<_>>(),
+        (0..7).collect::<Vec<_>>()
+    );
+    let (redacted, leaves) = split(&records);
+    assert_eq!(
+        redacted,
+        vec![(0, 77, 6), (1, 77, 6), (3, 77, 6), (5, 77, 6)]
+    );
+    assert_eq!(leaves, vec![2, 4, 6]);
+    for record in &records {
+        if let LogRecord::Redacted(r) = record {
+            assert_eq!(
+                r.leaf_hash,
+                merkle::leaf_hash(&log.leaves[r.index as usize])
+            );
+        }
+    }
+    let at = writer.entries_at(&[0, 2, 9]).await.unwrap();
+    assert_eq!(split(&at), (vec![(0, 77, 6)], vec![2]));
+
+    // Stored hashes are untouched: the same root and proofs.
+    assert_eq!(reader.frontier(7).await.unwrap().root(), log.root());
+    assert_eq!(reader.inclusion_proof(0, size).await.unwrap(), before);
+
+    // Lookups no longer find the redacted rows; the others stay.
+    for jti in ["j-1", "j-2"] {
+        assert!(
+            reader
+                .issuances_by_jti(&Jti::unchecked(jti))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert!(
+        reader
+            .issuance(ISS, &Jti::unchecked("j-2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = reader
+        .issuances(&IssuanceFilter::in_vo(&atlas))
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![4]);
+    assert_eq!(reader.resolutions(&atlas, None, 10).await.unwrap().len(), 1);
+    assert!(reader.suspension("su-1").await.unwrap().is_none());
+
+    // A redacted token is known as redacted, by its VO and digests.
+    let kept = reader
+        .redacted_issuances(&Jti::unchecked("j-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        vec![RedactedIssuance {
+            index: 0,
+            vo: atlas.clone(),
+            token_hash: RedactedToken::of(ISS, "j-1").token_hash,
+        }]
+    );
+    assert!(
+        reader
+            .redacted_issuances(&Jti::unchecked("j-3"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Redacting again over redacted entries: they keep their first record.
+    log.append(writer, vec![redact(&[(0, 3)], 99)])
+        .await
+        .unwrap();
+    let (redacted, leaves) = split(&reader.entries(0, 8).await.unwrap());
+    assert_eq!(
+        redacted,
+        vec![(0, 77, 6), (1, 77, 6), (2, 99, 7), (3, 77, 6), (5, 77, 6)]
+    );
+    assert_eq!(leaves, vec![4, 6, 7]);
+    assert!(
+        reader
+            .resolutions(&atlas, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        reader
+            .redacted_issuances(&Jti::unchecked("j-1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(reader.frontier(8).await.unwrap().root(), log.root());
+}
+
+/// A batch whose redaction goes with a report logged before (one it does not redact) fails
+/// whole: nothing of the redaction is written.
+pub async fn a_failed_batch_redacts_nothing(
+    writer: &mut dyn LedgerWriter,
+    reader: &dyn LedgerReader,
+) {
+    let mut log = TestLog::default();
+    log.append(
+        writer,
+        vec![
+            Written::Issuance("j-1", "alice"),
+            Written::Issuance("j-2", "bob"),
+            Written::Resolution,
+        ],
+    )
+    .await
+    .unwrap();
+    let failed = log
+        .append(
+            writer,
+            vec![
+                redact(&[(0, 1), (2, 3)], 5),
+                Written::Issuance("j-2", "bob"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(failed.is_unique_violation(), "{failed:?}");
+    let (redacted, leaves) = split(&reader.entries(0, 3).await.unwrap());
+    assert_eq!((redacted, leaves), (vec![], vec![0, 1, 2]));
+    assert_eq!(
+        reader
+            .issuances_by_jti(&Jti::unchecked("j-1"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        reader
+            .redacted_issuances(&Jti::unchecked("j-1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        reader
+            .resolutions(&Vo::unchecked("atlas"), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -41,7 +41,7 @@ use crate::keys;
 /// The tables of the ledger, in the order they are copied (`sites` before `site_vos`, which
 /// refers to it). Both schemas must hold exactly these (PostgreSQL may hold more tables of
 /// its own, such as `writer_lease`, which must be empty).
-pub const TABLES: [&str; 22] = [
+pub const TABLES: [&str; 24] = [
     "entries",
     "hashes",
     "upper_hashes",
@@ -64,6 +64,8 @@ pub const TABLES: [&str; 22] = [
     "blocklist_fetches",
     "blocklist_last_fetches",
     "suspension_requests",
+    "redacted_entries",
+    "redacted_issuances",
 ];
 
 /// Rows per INSERT.
@@ -532,15 +534,17 @@ async fn check_log(
     verifier: &NoteVerifier,
     progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> anyhow::Result<CopiedLog> {
-    let (rows, size): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), COALESCE(MAX(idx) + 1, 0) FROM entries")
-            .fetch_one(&mut *pg)
-            .await?;
+    let (rows, size): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(MAX(idx) + 1, 0) FROM \
+         (SELECT idx FROM entries UNION ALL SELECT idx FROM redacted_entries) AS e",
+    )
+    .fetch_one(&mut *pg)
+    .await?;
     let size = size as u64;
     ensure!(
         rows as u64 == size,
-        "the log has {rows} entries at indexes 0 to {size} (exclusive): some are missing; \
-         run `tokenledger-server fsck` on the SQLite ledger"
+        "the log has {rows} entries (stored or redacted) at indexes 0 to {size} (exclusive): \
+         some are missing; run `tokenledger-server fsck` on the SQLite ledger"
     );
     let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM hashes")
         .fetch_one(&mut *pg)
@@ -633,6 +637,8 @@ async fn check_tree(
         let end = size.min(start + CHECK_LEAVES);
         let leaves: Vec<PgRow> = sqlx::query(
             "SELECT idx, leaf, dictionary, leaf_hash FROM entries_with_leaf_hash \
+             WHERE idx >= $1 AND idx < $2 \
+             UNION ALL SELECT idx, NULL, NULL, NULL FROM redacted_entries \
              WHERE idx >= $1 AND idx < $2 ORDER BY idx",
         )
         .bind(start as i64)
@@ -671,10 +677,11 @@ async fn check_tree(
     Ok(tree.frontier.root())
 }
 
-/// A leaf of the copy as read back through `entries_with_leaf_hash`.
+/// A leaf of the copy as read back through `entries_with_leaf_hash`; a redacted entry has
+/// no bytes, dictionary or leaf hash beside its stored hashes.
 struct StoredLeaf {
     index: u64,
-    bytes: Vec<u8>,
+    bytes: Option<Vec<u8>>,
     dictionary: Option<i64>,
     leaf_hash: Option<Vec<u8>>,
 }
@@ -696,13 +703,25 @@ impl TreeCheck {
     /// Checks the leaves of `chunk`, appends them, and compares every stored hash their
     /// appends give, and the root at the checkpoint's size, with the copy's.
     fn check(mut self, decoders: &LeafDecoders, chunk: Chunk) -> anyhow::Result<TreeCheck> {
-        let mut stored = chunk.hashes.into_iter();
+        let mut stored = chunk.hashes.into_iter().peekable();
         for (n, leaf) in (chunk.start..).zip(chunk.leaves) {
             ensure!(leaf.index == n, "entry {n} is missing");
-            decoders
-                .checked(leaf.dictionary, leaf.bytes, leaf.leaf_hash.as_deref())
-                .map_err(|problem| anyhow::anyhow!("entry {n}: {problem}"))?;
-            let leaf_hash = Hash::from_slice(leaf.leaf_hash.as_deref().unwrap_or_default())
+            let leaf_hash = match leaf.bytes {
+                Some(bytes) => {
+                    decoders
+                        .checked(leaf.dictionary, bytes, leaf.leaf_hash.as_deref())
+                        .map_err(|problem| anyhow::anyhow!("entry {n}: {problem}"))?;
+                    leaf.leaf_hash.unwrap_or_default()
+                }
+                // Redacted: its stored leaf hash, the next stored hash, is all there is.
+                None => match stored.peek() {
+                    Some((at, bytes)) if *at as u64 == merkle::stored_hash_index(0, n) => {
+                        bytes.clone()
+                    }
+                    _ => bail!("the stored leaf hash of redacted entry {n} is missing"),
+                },
+            };
+            let leaf_hash = Hash::from_slice(&leaf_hash)
                 .with_context(|| format!("the stored leaf hash of entry {n}"))?;
             for (index, hash) in self.frontier.append(leaf_hash) {
                 match stored.next() {

@@ -29,8 +29,9 @@ use tokenledger_core::wire::InclusionProof;
 pub use error::StoreError;
 pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
-    NewEntry, RequestDecision, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry,
-    StoredState, SuspensionRecord, SuspensionRequestRecord, TimelineEvent, decode_issuance,
+    LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RequestDecision, SiteFetches,
+    StateChange, StateQuery, StateRows, StoredEntry, StoredState, SuspensionRecord,
+    SuspensionRequestRecord, TimelineEvent, decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its
@@ -51,9 +52,9 @@ pub trait LedgerWriter: Send {
         keys: &[(&Jti, &str)],
     ) -> Result<HashMap<(Jti, String), u64>, StoreError>;
 
-    /// Entries at `indexes`, each checked against its stored leaf hash; missing ones are
-    /// left out.
-    async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Entries at `indexes`, by index, each leaf checked against its stored leaf hash, a
+    /// redacted entry as such; missing ones are left out.
+    async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<LogRecord>, StoreError>;
 
     /// Writes `batch` in one transaction: all of it, or (on error) none of it. A report
     /// logged before makes it fail with [`StoreError::is_unique_violation`].
@@ -129,8 +130,12 @@ pub trait LedgerReader: Send + Sync {
         Frontier::from_stored(size, &hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
-    /// Entries `start..end`.
-    async fn entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Entries `start..end`, by index, a redacted entry as such.
+    async fn entries(&self, start: u64, end: u64) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// The redacted issuances of `jti`, whatever their issuer (as
+    /// [`LedgerReader::issuances_by_jti`] finds those not redacted).
+    async fn redacted_issuances(&self, jti: &Jti) -> Result<Vec<RedactedIssuance>, StoreError>;
 
     /// The newest stored checkpoint: its size and signed note.
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;

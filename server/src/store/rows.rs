@@ -8,12 +8,74 @@ use tokenledger_core::blocklist::{self, Scope};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::Hash;
+use tokenledger_core::redaction::IndexRange;
+#[cfg(doc)]
+use tokenledger_core::redaction::RedactedToken;
 use tokenledger_core::suspension_request::RequestStatus;
 
 use super::StoreError;
 
 /// An entry as stored: its index and canonical bytes.
 pub type StoredEntry = (u64, Vec<u8>);
+
+/// An entry as read from the log: its canonical bytes, or, once a redaction or an erasure
+/// removed them, what is left of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogRecord {
+    Leaf(StoredEntry),
+    Redacted(RedactedEntry),
+}
+
+impl LogRecord {
+    pub fn index(&self) -> u64 {
+        match self {
+            LogRecord::Leaf((index, _)) => *index,
+            LogRecord::Redacted(redacted) => redacted.index,
+        }
+    }
+
+    /// The entry's canonical bytes, unless it is redacted.
+    pub fn leaf(&self) -> Option<&[u8]> {
+        match self {
+            LogRecord::Leaf((_, leaf)) => Some(leaf),
+            LogRecord::Redacted(_) => None,
+        }
+    }
+}
+
+/// What is left of a redacted entry: its index and stored leaf hash (so its inclusion still
+/// verifies), when it was redacted (unix microseconds) and the index of the `redaction` or
+/// `erasure` entry that removed its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedactedEntry {
+    pub index: u64,
+    pub leaf_hash: Hash,
+    pub at: i64,
+    pub by: u64,
+}
+
+/// A redacted issuance as kept for resolution: its index, VO and the digest of its
+/// `(iss, jti)` ([`RedactedToken::token_hash`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedactedIssuance {
+    pub index: u64,
+    pub vo: Vo,
+    pub token_hash: [u8; 32],
+}
+
+/// `leaves` and `redacted` merged by index. Read the leaves first, then the redacted
+/// entries: an entry redacted in between is in both, and is given as redacted.
+pub fn merge_records(leaves: Vec<StoredEntry>, redacted: Vec<RedactedEntry>) -> Vec<LogRecord> {
+    let gone: BTreeSet<u64> = redacted.iter().map(|r| r.index).collect();
+    let mut records: Vec<LogRecord> = leaves
+        .into_iter()
+        .filter(|(index, _)| !gone.contains(index))
+        .map(LogRecord::Leaf)
+        .chain(redacted.into_iter().map(LogRecord::Redacted))
+        .collect();
+    records.sort_by_key(LogRecord::index);
+    records
+}
 
 /// An event of a person's timeline: its kind (`issuance`, `sighting`, `suspension`, `lift`),
 /// index and canonical bytes.
@@ -85,6 +147,14 @@ pub enum StateChange {
         decision: RequestDecision,
         decided_by: String,
         decided_at: i64,
+    },
+    /// Redact the entries of `ranges` (a `redaction` or `erasure` entry, whose index is
+    /// recorded as the redacting one) at `at` (unix microseconds): their leaves and lookup
+    /// rows are deleted, their stored hashes kept, and what resolution needs of an issuance
+    /// kept as digests ([`RedactedToken`]). Entries already redacted are left as they are.
+    Redact {
+        ranges: Vec<IndexRange>,
+        at: i64,
     },
     /// The entry is the whole record (site key fetches).
     None,

@@ -29,10 +29,14 @@ use crate::store::leaf_codec::tests::leaves;
 use crate::store::postgres::{DatabaseUrl, MIGRATOR, PostgresLease, PostgresStore};
 use crate::store::sqlite::{SqliteStore, SqliteWriter};
 use crate::store::{
-    IssuanceKey, LedgerReader, LedgerWriter, StateChange, SuspensionRecord, WriterLease, ownership,
+    IssuanceKey, LedgerReader, LedgerWriter, LogRecord, StateChange, StoredEntry, SuspensionRecord,
+    WriterLease, ownership,
 };
 
 const ORIGIN: &str = "test/migrate";
+/// The log's size: its stored entries and its redacted ones.
+const LOG_SIZE: &str =
+    "SELECT (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM redacted_entries)";
 const ISS: &str = "https://iam.example.org/";
 /// Leaves stored raw before the writer trains a dictionary and compresses the rest.
 const COMPRESS_AFTER: usize = 300;
@@ -88,7 +92,8 @@ fn issuance(n: usize, leaf: Vec<u8>) -> PreparedEntry {
 }
 
 /// A SQLite ledger with rows in every table: issuances (some compressed, two identities, a
-/// client), a resolution, a client suspension and a sighting through the sequencer; the
+/// client), a resolution, a client suspension, a sighting and a redaction of two issuances
+/// through the sequencer; the
 /// registry's tables and the rest as test rows. Returns the directory, the database and the
 /// log's root.
 async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
@@ -159,6 +164,13 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
                     vo: Vo::unchecked("atlas"),
                     iss: ISS.into(),
                     jti: Jti::unchecked("jti-1"),
+                }),
+            ),
+            state(
+                4,
+                EntryKind::State(StateChange::Redact {
+                    ranges: vec![(4, 6).into()],
+                    at: 4,
                 }),
             ),
         ])
@@ -395,7 +407,7 @@ async fn a_ledger_is_copied_row_for_row_with_its_root_and_its_ids_go_on() {
     let target = database();
     let report = migrate(&path, &target).await.unwrap();
     let mut source = sqlite(&path).await;
-    let (entries,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM entries")
+    let (entries,): (i64,) = sqlx::query_as(LOG_SIZE)
         .fetch_one(&mut source)
         .await
         .unwrap();
@@ -450,8 +462,8 @@ async fn a_ledger_is_copied_row_for_row_with_its_root_and_its_ids_go_on() {
     let jti = Jti::unchecked("jti-3");
     for (a, b) in [
         (
-            source_store.issuances_by_jti(&jti).await.unwrap(),
-            copy.issuances_by_jti(&jti).await.unwrap(),
+            as_records(source_store.issuances_by_jti(&jti).await.unwrap()),
+            as_records(copy.issuances_by_jti(&jti).await.unwrap()),
         ),
         (
             source_store.entries(0, 20).await.unwrap(),
@@ -468,6 +480,13 @@ async fn a_ledger_is_copied_row_for_row_with_its_root_and_its_ids_go_on() {
         assert!(!a.is_empty());
         assert_eq!(a, b);
     }
+    let redacted = copy.entries(4, 6).await.unwrap();
+    assert!(
+        redacted
+            .iter()
+            .all(|r| matches!(r, LogRecord::Redacted(r) if r.at == 4)),
+        "{redacted:?}"
+    );
     assert_eq!(
         source_store
             .person_with_identities(ISS, "user-1", &Vo::unchecked("atlas"))
@@ -553,7 +572,7 @@ async fn a_tampered_source_or_another_logs_key_is_refused_and_nothing_is_written
     let target = database();
     let mut pg = connect(&target).await;
     let mut source = sqlite(&path).await;
-    let (size,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM entries")
+    let (size,): (i64,) = sqlx::query_as(LOG_SIZE)
         .fetch_one(&mut source)
         .await
         .unwrap();
@@ -610,4 +629,9 @@ async fn a_tampered_source_or_another_logs_key_is_refused_and_nothing_is_written
     assert!(tables_in(&mut pg).await.is_empty());
 
     migrate(&path, &target).await.expect("the repaired source");
+}
+
+/// Leaves as the log's records.
+fn as_records(leaves: Vec<StoredEntry>) -> Vec<LogRecord> {
+    leaves.into_iter().map(LogRecord::Leaf).collect()
 }

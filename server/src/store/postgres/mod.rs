@@ -15,6 +15,7 @@ mod lease;
 mod log;
 mod log_reads;
 mod lookup;
+mod redaction;
 mod sites;
 mod state_changes;
 mod suspension_requests;
@@ -42,9 +43,11 @@ use self::hosts::{Hosts, Wanted};
 use self::suspension_requests::Listing;
 use super::leaf_codec::LeafDecoders;
 use super::records;
+use super::rows::merge_records;
 use super::{
-    BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, Registry, SiteFetches,
-    StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord, TimelineEvent,
+    BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, LogRecord, RedactedIssuance,
+    Registry, SiteFetches, StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord,
+    TimelineEvent,
 };
 use crate::storage_errors::StorageErrors;
 
@@ -169,15 +172,20 @@ impl LedgerReader for PostgresStore {
         db.run(log_reads::read_hashes(&db.pool(), indexes)).await
     }
 
-    async fn entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
+    async fn entries(&self, start: u64, end: u64) -> Result<Vec<LogRecord>, StoreError> {
         let db = &self.primary;
-        db.run(log_reads::read_entries(
-            &db.pool(),
-            &self.leaves,
-            start,
-            end,
-        ))
+        let pool = db.pool();
+        db.run(async {
+            let leaves = log_reads::read_entries(&pool, &self.leaves, start, end).await?;
+            let redacted = redaction::redacted_in(&pool, start, end).await?;
+            Ok(merge_records(leaves, redacted))
+        })
         .await
+    }
+
+    async fn redacted_issuances(&self, jti: &Jti) -> Result<Vec<RedactedIssuance>, StoreError> {
+        let db = &self.primary;
+        db.run(redaction::redacted_issuances(&db.pool(), jti)).await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -5,6 +5,7 @@
 use sqlx::PgConnection;
 use tokenledger_core::suspension_request::RequestStatus;
 
+use super::redaction;
 use crate::store::{RequestDecision, StateChange, StoreError, SuspensionRequestRecord};
 
 /// Writes the state rows of a batch's entries, in the order of `changes` (a lift may follow
@@ -151,6 +152,7 @@ async fn write_one(
             .execute(conn)
             .await?;
         }
+        StateChange::Redact { ranges, at } => redaction::redact(conn, index, ranges, *at).await?,
         StateChange::Sighting { .. } | StateChange::None => {}
     }
     Ok(())

@@ -19,13 +19,14 @@ use tokio::time::error::Elapsed;
 
 use super::connection::{DatabaseUrl, connect_writable, limit_keepalives};
 use super::log::LogRows;
-use super::{decisions, encoder, lease, state_changes};
+use super::{decisions, encoder, lease, redaction, state_changes};
 use super::{log, log_reads};
 use crate::store::ids::{IdCache, NewIds};
 use crate::store::leaf_codec::{EntryRow, LeafDecoders, LeafEncoder, NewDictionary};
+use crate::store::rows::merge_records;
 use crate::store::stored_hashes;
 use crate::store::{
-    Batch, CheckpointRow, LedgerWriter, StateQuery, StateRows, StoreError, StoredEntry,
+    Batch, CheckpointRow, LedgerWriter, LogRecord, StateQuery, StateRows, StoreError,
 };
 
 /// How long the writer waits for the database to answer one call (a batch, its reads, a
@@ -316,10 +317,15 @@ impl LedgerWriter for PostgresWriter {
         self.answered(answered, deadline).await
     }
 
-    async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<StoredEntry>, StoreError> {
+    async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<LogRecord>, StoreError> {
         let deadline = self.deadline;
         let decoders = self.leaves.decoders();
-        let read = log_reads::read_entries_at(live(&mut self.conn)?, decoders, indexes);
+        let conn = live(&mut self.conn)?;
+        let read = async {
+            let leaves = log_reads::read_entries_at(&mut *conn, decoders, indexes).await?;
+            let redacted = redaction::redacted_at(&mut *conn, indexes).await?;
+            Ok(merge_records(leaves, redacted))
+        };
         let answered = tokio::time::timeout(deadline, read).await;
         self.answered(answered, deadline).await
     }

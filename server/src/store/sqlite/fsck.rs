@@ -18,6 +18,7 @@
 //! SQLite may leave its empty WAL and shared-memory index (`-wal`, `-shm`, owned like the
 //! database) beside the database: a read-only connection cannot remove them.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -137,7 +138,9 @@ async fn check_store(
     report: &mut FsckReport,
 ) -> Result<(), StoreError> {
     let (size, entry_rows, compressed): (i64, i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*), COUNT(dictionary) FROM entries",
+        "SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*), COUNT(dictionary) FROM \
+         (SELECT idx, dictionary FROM entries \
+          UNION ALL SELECT idx, NULL FROM redacted_entries)",
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -145,6 +148,7 @@ async fn check_store(
     report.entries = size;
     report.compressed = compressed as u64;
     if entry_rows as u64 != size {
+        // A redacted entry counts as a row: its stored hashes stand for its leaf.
         report.problem(format!(
             "entries: {entry_rows} rows for indexes 0 to {size} (exclusive): some are missing"
         ));
@@ -254,6 +258,13 @@ async fn check_chunk(
     for (index, leaf, dictionary) in entry_rows {
         stored_leaves[index as u64 as usize - start as usize] = Some((leaf, dictionary));
     }
+    let redacted: Vec<(i64,)> =
+        sqlx::query_as("SELECT idx FROM redacted_entries WHERE idx >= ? AND idx < ?")
+            .bind(start as i64)
+            .bind(end as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+    let redacted: HashSet<u64> = redacted.into_iter().map(|(i,)| i as u64).collect();
     let first_hash = merkle::stored_hash_count(start);
     let hash_rows: Vec<(i64, Vec<u8>)> =
         sqlx::query_as("SELECT idx, hash FROM hashes WHERE idx >= ? AND idx < ? ORDER BY idx")
@@ -273,8 +284,14 @@ async fn check_chunk(
         let stored_hash =
             |level: u32| hashes[(base + u64::from(level) - first_hash) as usize].as_deref();
         let leaf = match stored {
+            // Its payload was removed: its stored leaf hash is checked as a stored hash.
+            None if redacted.contains(&n) => None,
             None => {
                 report.problem(format!("entry {n} is missing"));
+                None
+            }
+            Some(_) if redacted.contains(&n) => {
+                report.problem(format!("entry {n} is redacted, but its leaf is stored"));
                 None
             }
             Some((bytes, dictionary)) => match leaves.checked(dictionary, bytes, stored_hash(0)) {

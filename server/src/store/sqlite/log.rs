@@ -13,6 +13,7 @@ use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
 use super::ids;
+use super::redaction::{self, TokenRow};
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
 use crate::store::ids::{IdCache, NewIds};
@@ -289,8 +290,14 @@ pub async fn read_entries_at(
     Ok(found)
 }
 
-/// Queues the state rows of one entry at `index`.
-pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChange) {
+/// Queues the state rows of one entry at `index`; `tokens`: the issuances each redacting
+/// entry removes, by its index ([`redaction::tokens_of`]).
+pub fn push_state_change(
+    script: &mut SqlScript,
+    index: u64,
+    change: &StateChange,
+    tokens: &HashMap<u64, Vec<TokenRow>>,
+) {
     match change {
         StateChange::Suspend(s) => {
             script
@@ -411,6 +418,10 @@ pub fn push_state_change(script: &mut SqlScript, index: u64, change: &StateChang
             decided_by,
             *decided_at,
         ),
+        StateChange::Redact { ranges, at } => {
+            let tokens = tokens.get(&index).map_or(&[][..], Vec::as_slice);
+            redaction::push_redact(script, index, ranges, *at, tokens);
+        }
         StateChange::None => {}
     }
 }

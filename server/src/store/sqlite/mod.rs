@@ -16,6 +16,7 @@ mod lease;
 mod log;
 mod lookup;
 pub mod page_cache;
+mod redaction;
 mod script;
 mod sites;
 mod suspension_requests;
@@ -42,9 +43,11 @@ pub use writer::SqliteWriter;
 
 use super::leaf_codec::LeafDecoders;
 use super::records;
+use super::rows::merge_records;
 use super::{
-    BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, Registry, SiteFetches,
-    StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord, TimelineEvent,
+    BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, LogRecord, RedactedIssuance,
+    Registry, SiteFetches, StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord,
+    TimelineEvent,
 };
 use crate::storage_errors::StorageErrors;
 
@@ -130,8 +133,14 @@ impl LedgerReader for SqliteStore {
         log::read_hashes(&self.pool, indexes).await
     }
 
-    async fn entries(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
-        log::read_entries(&self.pool, &self.leaves, start, end).await
+    async fn entries(&self, start: u64, end: u64) -> Result<Vec<LogRecord>, StoreError> {
+        let leaves = log::read_entries(&self.pool, &self.leaves, start, end).await?;
+        let redacted = redaction::redacted_in(&self.pool, start, end).await?;
+        Ok(merge_records(leaves, redacted))
+    }
+
+    async fn redacted_issuances(&self, jti: &Jti) -> Result<Vec<RedactedIssuance>, StoreError> {
+        redaction::redacted_issuances(&self.pool, jti).await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -13,12 +13,13 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::log;
 use super::script::SqlScript;
-use super::{connection, decisions, dictionaries};
+use super::{connection, decisions, dictionaries, redaction};
 use crate::store::ids::IdCache;
 use crate::store::leaf_codec::{EntryRow, LeafDecoders, LeafEncoder, NewDictionary};
+use crate::store::rows::merge_records;
 use crate::store::stored_hashes;
 use crate::store::{
-    Batch, CheckpointRow, LedgerWriter, StateQuery, StateRows, StoreError, StoredEntry,
+    Batch, CheckpointRow, LedgerWriter, LogRecord, StateQuery, StateRows, StoreError,
 };
 
 /// The one writer of a SQLite ledger.
@@ -96,8 +97,10 @@ impl LedgerWriter for SqliteWriter {
         log::find_issuances(&mut self.conn, keys).await
     }
 
-    async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<StoredEntry>, StoreError> {
-        log::read_entries_at(&mut self.conn, self.leaves.decoders(), indexes).await
+    async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<LogRecord>, StoreError> {
+        let leaves = log::read_entries_at(&mut self.conn, self.leaves.decoders(), indexes).await?;
+        let redacted = redaction::redacted_at(&mut self.conn, indexes).await?;
+        Ok(merge_records(leaves, redacted))
     }
 
     async fn append(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
@@ -109,8 +112,9 @@ impl LedgerWriter for SqliteWriter {
             dictionaries::push_dictionary(&mut script, dictionary, batch.written_at);
         }
         log::push_resolutions(&mut script, &batch.resolutions);
+        let tokens = redaction::tokens_of(&mut self.conn, &batch.state_changes).await?;
         for (index, change) in &batch.state_changes {
-            log::push_state_change(&mut script, *index, change);
+            log::push_state_change(&mut script, *index, change, &tokens);
         }
         let new_ids = log::commit_batch(
             &mut self.conn,

@@ -11,7 +11,7 @@ use crate::storage_errors::StorageErrors;
 use crate::store::leaf_codec::tests::leaves;
 use crate::store::leaf_codec::{LeafDecoders, LeafEncoder};
 use crate::store::postgres::{DatabaseUrl, PostgresStore};
-use crate::store::{LedgerReader, StoreError};
+use crate::store::{LedgerReader, LogRecord, StoreError};
 
 #[tokio::test]
 async fn size_hashes_proofs_entries_and_checkpoints() {
@@ -29,7 +29,7 @@ async fn size_hashes_proofs_entries_and_checkpoints() {
     assert_eq!(
         read,
         (3..6)
-            .map(|n| (n, leaves[n as usize].clone()))
+            .map(|n| LogRecord::Leaf((n, leaves[n as usize].clone())))
             .collect::<Vec<_>>()
     );
     let hashes = store
@@ -100,7 +100,10 @@ async fn a_leaf_that_fails_its_check_is_never_returned() {
             other => panic!("entry {index}: {other:?}"),
         }
     }
-    assert_eq!(store.entries(2, 3).await.unwrap()[0].1, b"{\"n\":2}");
+    assert_eq!(
+        store.entries(2, 3).await.unwrap()[0].leaf(),
+        Some(&b"{\"n\":2}"[..])
+    );
     assert_eq!(errors.integrity_total(), 2);
 }
 
@@ -130,7 +133,10 @@ async fn leaves_of_a_dictionary_trained_later_are_decoded() {
     log.append_stored(&all[1000], &stored.bytes, stored.dictionary)
         .await;
     assert!(!store.decoders().knows(dictionary.id));
-    assert_eq!(store.entries(1000, 1001).await.unwrap()[0].1, all[1000]);
+    assert_eq!(
+        store.entries(1000, 1001).await.unwrap()[0].leaf(),
+        Some(&all[1000][..])
+    );
     assert!(store.decoders().knows(dictionary.id));
 
     let stored = encoder.encode(&all[1001]).unwrap();
@@ -138,5 +144,8 @@ async fn leaves_of_a_dictionary_trained_later_are_decoded() {
         .await;
     let reopened = super::open(&db).await;
     assert!(reopened.decoders().knows(dictionary.id), "loaded on open");
-    assert_eq!(reopened.entries(1001, 1002).await.unwrap()[0].1, all[1001]);
+    assert_eq!(
+        reopened.entries(1001, 1002).await.unwrap()[0].leaf(),
+        Some(&all[1001][..])
+    );
 }

@@ -12,6 +12,7 @@ mod hosts;
 mod lease;
 mod log_reads;
 mod lookups;
+mod redaction;
 mod registry;
 mod same_bytes;
 mod suspension_requests;
@@ -46,8 +47,12 @@ pub async fn store() -> (TestDatabase, PostgresStore) {
 
 /// The store of `db`, reading lookups from itself.
 pub async fn open(db: &TestDatabase) -> PostgresStore {
-    let url = DatabaseUrl::parse(db.url()).unwrap();
-    PostgresStore::open(&url, None, Arc::new(StorageErrors::default()))
+    open_url(&DatabaseUrl::parse(db.url()).unwrap()).await
+}
+
+/// The store of the database at `url`, reading lookups from itself.
+pub async fn open_url(url: &DatabaseUrl) -> PostgresStore {
+    PostgresStore::open(url, None, Arc::new(StorageErrors::default()))
         .await
         .unwrap()
 }
@@ -474,6 +479,8 @@ pub(super) async fn snapshot(pool: &PgPool) -> Vec<(String, Vec<String>)> {
         "sightings",
         "person_merges",
         "suspension_requests",
+        "redacted_entries",
+        "redacted_issuances",
     ] {
         let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT t::text FROM {table} t ORDER BY t::text"

@@ -8,10 +8,10 @@ use sqlx::{Connection, PgConnection};
 
 use super::{Entry, Log, Rows, ledger};
 use crate::storage_errors::StorageErrors;
+use crate::store::LedgerWriter;
 use crate::store::leaf_codec::LeafDecoders;
 use crate::store::postgres::{LEASE_KEY, PostgresWriter};
 use crate::store::sqlite::{SqliteStore, SqliteWriter, connect_options};
-use crate::store::{LedgerWriter, StoredEntry};
 
 /// Leaves are stored raw until this many are logged, then compressed.
 const COMPRESS_AFTER: usize = 400;
@@ -117,15 +117,20 @@ async fn both_engines_store_the_same_hashes_and_leaves() {
     assert_eq!(entries[400].2, Some(trained.id));
 
     let indexes: Vec<u64> = (0..600).step_by(7).collect();
-    let read: Vec<StoredEntry> = on_postgres.entries_at(&indexes).await.unwrap();
+    let read = on_postgres.entries_at(&indexes).await.unwrap();
     let leaves: Vec<&Vec<u8>> = raw
         .iter()
         .chain(&compressed)
         .flat_map(|r| &r.leaves)
         .collect();
     assert_eq!(read.len(), indexes.len());
-    for (index, leaf) in read {
-        assert_eq!(&leaf, leaves[index as usize], "entry {index}");
+    for record in read {
+        let index = record.index();
+        assert_eq!(
+            record.leaf(),
+            Some(&leaves[index as usize][..]),
+            "entry {index}"
+        );
     }
     assert_eq!(
         on_sqlite.entries_at(&indexes).await.unwrap().len(),

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry, Sequencer};
 use crate::store::leaf_codec::LeafDecoders;
 use crate::store::stored_hashes::UPPER_LEVEL;
-use crate::store::{IssuanceKey, LedgerWriter, StateChange, StoreError, WriterLease};
+use crate::store::{IssuanceKey, LedgerWriter, LogRecord, StateChange, StoreError, WriterLease};
 
 fn sighting(iss: &str, jti: &str) -> StateChange {
     StateChange::Sighting {
@@ -188,7 +188,10 @@ async fn a_batch_writes_every_row_and_the_log_reopens_at_its_root() {
     let read = writer.entries_at(&[1, 8, 99]).await.unwrap();
     assert_eq!(
         read,
-        [(1, first.leaves[1].clone()), (8, second.leaves[4].clone())]
+        [
+            LogRecord::Leaf((1, first.leaves[1].clone())),
+            LogRecord::Leaf((8, second.leaves[4].clone()))
+        ]
     );
     drop(writer);
 

@@ -8,6 +8,7 @@ mod compact_lookups;
 mod credentials;
 mod decisions;
 mod dictionaries;
+mod redaction;
 mod secrets;
 mod suspension_requests;
 mod upper_hashes;

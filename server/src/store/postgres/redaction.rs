@@ -1,0 +1,179 @@
+//! The SQL of redaction on PostgreSQL: the rows a [`StateChange::Redact`] deletes and
+//! records in its entry's transaction, and the reads of what is left of redacted entries
+//! and issuances.
+//!
+//! [`StateChange::Redact`]: crate::store::StateChange::Redact
+
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use tokenledger_core::ids::{Jti, Vo};
+use tokenledger_core::merkle;
+use tokenledger_core::redaction::{IndexRange, RedactedToken};
+
+use super::log_reads::read_hashes;
+use crate::store::{RedactedEntry, RedactedIssuance, StoreError};
+
+/// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
+const BY_INDEX: [&str; 7] = [
+    "issuances",
+    "sightings",
+    "resolutions",
+    "suspensions",
+    "suspension_requests",
+    "person_merges",
+    "entries",
+];
+
+/// The ranges as the `unnest($1::bigint[], $2::bigint[]) AS g(s, e)` of each statement.
+const RANGES: &str = "unnest($1::bigint[], $2::bigint[]) AS g(s, e)";
+
+/// Redacts the entries of `ranges` by the entry at `by`, at `at`, in the batch's
+/// transaction `tx`: each issuance still stored kept as digests ([`RedactedToken`]), each
+/// entry still stored recorded as redacted, then its leaf and every row that points at it
+/// deleted. Stored hashes stay.
+pub async fn redact(
+    tx: &mut PgConnection,
+    by: u64,
+    ranges: &[IndexRange],
+    at: i64,
+) -> Result<(), StoreError> {
+    let starts: Vec<i64> = ranges.iter().map(|r| r.start as i64).collect();
+    let ends: Vec<i64> = ranges.iter().map(|r| r.end as i64).collect();
+    let tokens: Vec<(i64, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT i.idx, d.vo, r.iss, i.jti FROM issuances i \
+         JOIN issuers r ON r.id = i.issuer JOIN identities d ON d.id = i.identity \
+         JOIN {RANGES} ON i.idx >= g.s AND i.idx < g.e"
+    )))
+    .bind(&starts)
+    .bind(&ends)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (mut indexes, mut vos, mut jti_hashes, mut token_hashes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (idx, vo, iss, jti) in tokens {
+        let token = RedactedToken::of(&iss, &jti);
+        indexes.push(idx);
+        vos.push(vo);
+        jti_hashes.push(token.jti_hash.to_vec());
+        token_hashes.push(token.token_hash.to_vec());
+    }
+    sqlx::query(
+        "INSERT INTO redacted_issuances (idx, vo, jti_hash, token_hash) \
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])",
+    )
+    .bind(&indexes)
+    .bind(&vos)
+    .bind(&jti_hashes)
+    .bind(&token_hashes)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO redacted_entries (idx, redacted_at, redacted_by) \
+         SELECT t.idx, $3, $4 FROM entries t JOIN {RANGES} ON t.idx >= g.s AND t.idx < g.e"
+    )))
+    .bind(&starts)
+    .bind(&ends)
+    .bind(at)
+    .bind(by as i64)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM blocklist_suspensions WHERE suspension_id IN \
+         (SELECT t.id FROM suspensions t JOIN {RANGES} ON t.idx >= g.s AND t.idx < g.e)"
+    )))
+    .bind(&starts)
+    .bind(&ends)
+    .execute(&mut *tx)
+    .await?;
+    for table in BY_INDEX {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} t USING {RANGES} WHERE t.idx >= g.s AND t.idx < g.e"
+        )))
+        .bind(&starts)
+        .bind(&ends)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The redacted entries among `start..end`, by index, with their stored leaf hashes.
+pub async fn redacted_in(
+    pool: &PgPool,
+    start: u64,
+    end: u64,
+) -> Result<Vec<RedactedEntry>, StoreError> {
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT idx, redacted_at, redacted_by FROM redacted_entries \
+         WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+    )
+    .bind(start as i64)
+    .bind(end as i64)
+    .fetch_all(pool)
+    .await?;
+    with_leaf_hashes(pool, rows).await
+}
+
+/// The redacted entries among `indexes`, by index, with their stored leaf hashes.
+pub async fn redacted_at(
+    conn: &mut PgConnection,
+    indexes: &[u64],
+) -> Result<Vec<RedactedEntry>, StoreError> {
+    let wanted: Vec<i64> = indexes.iter().map(|i| *i as i64).collect();
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT idx, redacted_at, redacted_by FROM redacted_entries \
+         WHERE idx = ANY($1) ORDER BY idx",
+    )
+    .bind(&wanted)
+    .fetch_all(&mut *conn)
+    .await?;
+    with_leaf_hashes(&mut *conn, rows).await
+}
+
+/// Rows `(idx, redacted_at, redacted_by)` with the stored leaf hash of each.
+async fn with_leaf_hashes<'c>(
+    db: impl PgExecutor<'c>,
+    rows: Vec<(i64, i64, i64)>,
+) -> Result<Vec<RedactedEntry>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at: Vec<u64> = rows
+        .iter()
+        .map(|(idx, _, _)| merkle::stored_hash_index(0, *idx as u64))
+        .collect();
+    let hashes = read_hashes(db, &at).await?;
+    Ok(rows
+        .into_iter()
+        .zip(hashes)
+        .map(|((idx, at, by), leaf_hash)| RedactedEntry {
+            index: idx as u64,
+            leaf_hash,
+            at,
+            by: by as u64,
+        })
+        .collect())
+}
+
+/// The redacted issuances of `jti`.
+pub async fn redacted_issuances(
+    pool: &PgPool,
+    jti: &Jti,
+) -> Result<Vec<RedactedIssuance>, StoreError> {
+    let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = $1 ORDER BY idx",
+    )
+    .bind(RedactedToken::jti_hash(jti.as_str()).to_vec())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(idx, vo, token_hash)| {
+            Ok(RedactedIssuance {
+                index: idx as u64,
+                vo: Vo::unchecked(vo),
+                token_hash: token_hash.try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("redacted issuance {idx}: a digest of bad length"))
+                })?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,22 @@
+//! Redaction on PostgreSQL: the conformance scenarios, through the writer and a reader of
+//! one database.
+
+use super::{ledger, open_url, writer};
+use crate::store::conformance;
+
+#[tokio::test]
+async fn redaction_removes_payload_and_lookups_and_keeps_hashes() {
+    let (_db, url, _pool) = ledger().await;
+    let mut writer = writer(&url, 0).await;
+    let store = open_url(&url).await;
+    conformance::redaction_removes_payload_and_lookups_and_keeps_hashes(writer.as_mut(), &store)
+        .await;
+}
+
+#[tokio::test]
+async fn a_failed_batch_redacts_nothing() {
+    let (_db, url, _pool) = ledger().await;
+    let mut writer = writer(&url, 0).await;
+    let store = open_url(&url).await;
+    conformance::a_failed_batch_redacts_nothing(writer.as_mut(), &store).await;
+}

@@ -1,0 +1,219 @@
+//! The SQL of redaction on SQLite: the rows a [`StateChange::Redact`] deletes and records
+//! in its entry's transaction, and the reads of what is left of redacted entries and
+//! issuances.
+//!
+
+use std::collections::HashMap;
+
+use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
+use tokenledger_core::ids::{Jti, Vo};
+use tokenledger_core::merkle;
+use tokenledger_core::redaction::{IndexRange, RedactedToken};
+
+use super::log::read_hashes;
+use super::script::SqlScript;
+use crate::store::{RedactedEntry, RedactedIssuance, StateChange, StoreError};
+
+/// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
+const BY_INDEX: [&str; 7] = [
+    "issuances",
+    "sightings",
+    "resolutions",
+    "suspensions",
+    "suspension_requests",
+    "person_merges",
+    "entries",
+];
+
+/// An issuance about to be redacted: its index, VO and token digests.
+pub type TokenRow = (u64, String, RedactedToken);
+
+/// Appends `(idx >= s AND idx < e) OR ...` over `ranges` (at least one) for column `column`.
+fn push_ranges(query: &mut QueryBuilder<Sqlite>, column: &str, ranges: &[IndexRange]) {
+    query.push("(");
+    for (n, range) in ranges.iter().enumerate() {
+        if n > 0 {
+            query.push(" OR ");
+        }
+        query
+            .push(format_args!("({column} >= "))
+            .push_bind(range.start as i64)
+            .push(format_args!(" AND {column} < "))
+            .push_bind(range.end as i64)
+            .push(")");
+    }
+    query.push(")");
+}
+
+/// The issuances in `ranges` not yet redacted, as they will be kept once redacted. The
+/// writer reads them before its batch's transaction: no other connection writes the log.
+pub async fn tokens_in(
+    conn: &mut SqliteConnection,
+    ranges: &[IndexRange],
+) -> Result<Vec<TokenRow>, StoreError> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT i.idx, d.vo, r.iss, i.jti FROM issuances i \
+         JOIN issuers r ON r.id = i.issuer JOIN identities d ON d.id = i.identity WHERE ",
+    );
+    push_ranges(&mut query, "i.idx", ranges);
+    let rows: Vec<(i64, String, String, String)> =
+        query.build_query_as().fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(idx, vo, iss, jti)| (idx as u64, vo, RedactedToken::of(&iss, &jti)))
+        .collect())
+}
+
+/// The issuances each [`StateChange::Redact`] of `changes` removes, by the index of its
+/// entry ([`tokens_in`]).
+pub async fn tokens_of(
+    conn: &mut SqliteConnection,
+    changes: &[(u64, &StateChange)],
+) -> Result<HashMap<u64, Vec<TokenRow>>, StoreError> {
+    let mut tokens = HashMap::new();
+    for (index, change) in changes {
+        if let StateChange::Redact { ranges, .. } = change {
+            tokens.insert(*index, tokens_in(conn, ranges).await?);
+        }
+    }
+    Ok(tokens)
+}
+
+/// Queues the redaction of `ranges` by the entry at `by`, at `at`: `tokens` (from
+/// [`tokens_in`]) kept, each entry still stored recorded as redacted, then its leaf and
+/// every row that points at it deleted. Stored hashes stay.
+pub fn push_redact(
+    script: &mut SqlScript,
+    by: u64,
+    ranges: &[IndexRange],
+    at: i64,
+    tokens: &[TokenRow],
+) {
+    if ranges.is_empty() {
+        return;
+    }
+    for chunk in tokens.chunks(super::script::CHUNK) {
+        script
+            .statement("INSERT INTO redacted_issuances (idx, vo, jti_hash, token_hash) ")
+            .push_values(chunk, |mut row, (idx, vo, token)| {
+                row.push_bind(*idx as i64)
+                    .push_bind(vo.as_str())
+                    .push_bind(token.jti_hash.to_vec())
+                    .push_bind(token.token_hash.to_vec());
+            });
+    }
+    let query = script
+        .statement("INSERT INTO redacted_entries (idx, redacted_at, redacted_by) SELECT idx, ")
+        .push_bind(at)
+        .push(", ")
+        .push_bind(by as i64)
+        .push(" FROM entries WHERE ");
+    push_ranges(query, "idx", ranges);
+    let query = script.statement(
+        "DELETE FROM blocklist_suspensions WHERE suspension_id IN (SELECT id FROM suspensions WHERE ",
+    );
+    push_ranges(query, "idx", ranges);
+    query.push(")");
+    for table in BY_INDEX {
+        let query = script.statement(format_args!("DELETE FROM {table} WHERE "));
+        push_ranges(query, "idx", ranges);
+    }
+}
+
+/// The redacted entries among `start..end`, by index, with their stored leaf hashes.
+pub async fn redacted_in<'c, E>(
+    db: E,
+    start: u64,
+    end: u64,
+) -> Result<Vec<RedactedEntry>, StoreError>
+where
+    E: Executor<'c, Database = Sqlite> + Copy,
+{
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT idx, redacted_at, redacted_by FROM redacted_entries \
+         WHERE idx >= ? AND idx < ? ORDER BY idx",
+    )
+    .bind(start as i64)
+    .bind(end as i64)
+    .fetch_all(db)
+    .await?;
+    with_leaf_hashes(db, rows).await
+}
+
+/// The redacted entries among `indexes`, by index, with their stored leaf hashes.
+pub async fn redacted_at(
+    conn: &mut SqliteConnection,
+    indexes: &[u64],
+) -> Result<Vec<RedactedEntry>, StoreError> {
+    let mut rows: Vec<(i64, i64, i64)> = Vec::new();
+    for chunk in indexes.chunks(super::script::CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT idx, redacted_at, redacted_by FROM redacted_entries WHERE idx IN (",
+        );
+        let mut list = query.separated(",");
+        for index in chunk {
+            list.push_bind(*index as i64);
+        }
+        query.push(")");
+        rows.extend(
+            query
+                .build_query_as::<(i64, i64, i64)>()
+                .fetch_all(&mut *conn)
+                .await?,
+        );
+    }
+    rows.sort_unstable();
+    with_leaf_hashes(&mut *conn, rows).await
+}
+
+/// Rows `(idx, redacted_at, redacted_by)` with the stored leaf hash of each.
+async fn with_leaf_hashes<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    rows: Vec<(i64, i64, i64)>,
+) -> Result<Vec<RedactedEntry>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at: Vec<u64> = rows
+        .iter()
+        .map(|(idx, _, _)| merkle::stored_hash_index(0, *idx as u64))
+        .collect();
+    let hashes = read_hashes(db, &at).await?;
+    Ok(rows
+        .into_iter()
+        .zip(hashes)
+        .map(|((idx, at, by), leaf_hash)| RedactedEntry {
+            index: idx as u64,
+            leaf_hash,
+            at,
+            by: by as u64,
+        })
+        .collect())
+}
+
+/// The redacted issuances of `jti`.
+pub async fn redacted_issuances<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+    jti: &Jti,
+) -> Result<Vec<RedactedIssuance>, StoreError> {
+    let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = ? ORDER BY idx",
+    )
+    .bind(RedactedToken::jti_hash(jti.as_str()).to_vec())
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|(idx, vo, token_hash)| {
+            Ok(RedactedIssuance {
+                index: idx as u64,
+                vo: Vo::unchecked(vo),
+                token_hash: token_hash.try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("redacted issuance {idx}: a digest of bad length"))
+                })?,
+            })
+        })
+        .collect()
+}

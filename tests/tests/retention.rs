@@ -1,0 +1,261 @@
+//! Retention end to end, on both backends: with periods of a few seconds, the writer's
+//! retention run redacts issuances whose period has passed and whose token expired, in one
+//! `redaction` entry; the independent checks (`tokenledger verify`: the checkpoint,
+//! consistency with a trusted one, inclusion of a redacted and of a kept entry, an issuer's
+//! receipt of a redacted entry) still pass; resolving a redacted jti answers 410.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokenledger_e2e::{TestServer, both_backends, issuer_of, report, run_cli};
+
+/// Retention every second; issuances and sightings kept 2 seconds.
+const CONFIG: &str = "[retention]\nrun_every = \"1s\"\nissuance = \"2s\"\nsighting = \"2s\"\n";
+
+/// Unix seconds.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An issuance report of atlas for `sub` whose token expires at `exp`.
+fn token_of(jti: &str, sub: &str, exp: u64) -> Value {
+    json!({
+        "claims": {
+            "jti": jti,
+            "iss": issuer_of("atlas"),
+            "sub": sub,
+            "vo": "atlas",
+            "iat": now(),
+            "exp": exp,
+        }
+    })
+}
+
+/// An issuance report of atlas whose token expires a second from now.
+fn short_lived(jti: &str) -> Value {
+    token_of(jti, "alice", now() + 1)
+}
+
+/// Waits (at most 30 s) until entry `index` is served redacted; the page `0..size` then.
+fn until_redacted(server: &TestServer, index: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let served = page(server, 0, server.http().log_size());
+        if served[index].get("redacted").is_some() {
+            return served;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "entry {index} was not redacted: {served:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Entries `start..end` as served (JSON).
+fn page(server: &TestServer, start: u64, end: u64) -> Vec<Value> {
+    let reply = server.http().get(
+        &format!("/v1/log/entries?start={start}&end={end}"),
+        Some(server.admin_secret()),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.json()["entries"].as_array().unwrap().clone()
+}
+
+both_backends!(entries_past_their_period_are_redacted_and_every_proof_still_verifies);
+/// Two short-lived issuances are redacted by one retention run; an issuance whose token is
+/// still valid is kept. Every independent check still passes, and the redacted jti answers
+/// 410 `redacted`, logged as a resolution.
+fn entries_past_their_period_are_redacted_and_every_proof_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_config(&dir.path().join("data"), CONFIG);
+    let http = server.http();
+    let issuer = server.create_issuer("atlas");
+    let officer = server.create_credential("vo-security", Some("atlas"));
+    let log_key = server.log_key();
+    let state = dir.path().join("trusted-checkpoint");
+    let state = state.to_str().unwrap();
+
+    let first = http.append(&issuer, &short_lived("old-1"));
+    assert_eq!(first.status, 201, "{first:?}");
+    let receipt = dir.path().join("receipt.json");
+    std::fs::write(&receipt, &first.body).unwrap();
+    assert_eq!(http.append(&issuer, &short_lived("old-2")).status, 201);
+    assert_eq!(http.append(&issuer, &report("live", "atlas")).status, 201);
+    let before = page(&server, 0, 3);
+    server
+        .verify(&log_key, &["--state", state])
+        .assert_verified();
+
+    // The writer's next runs redact entries 0 and 1 in one `redaction` entry.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let served = loop {
+        let size = http.log_size();
+        let served = page(&server, 0, size);
+        if served[1].get("redacted").is_some() {
+            break served;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing was redacted: {served:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (index, entry) in served.iter().enumerate().take(2) {
+        assert_eq!(entry["index"], index as u64);
+        let leaf_hash = entry["leaf_hash"].as_str().unwrap();
+        assert_eq!(
+            entry.as_object().unwrap().len(),
+            3,
+            "only index, leaf_hash and redacted: {entry}"
+        );
+        assert!(entry.get("leaf").is_none() && entry.get("entry").is_none());
+        assert_eq!(entry["redacted"].as_object().unwrap().len(), 2, "{entry}");
+        assert!(entry["redacted"]["at"].as_i64().unwrap() > 0);
+        assert!(!leaf_hash.is_empty());
+    }
+    assert_eq!(served[0]["leaf_hash"], first.json()["leaf_hash"]);
+    let by = served[0]["redacted"]["by"].as_u64().unwrap();
+    assert_eq!(served[1]["redacted"]["by"], by);
+    assert_eq!(served[2], before[2], "the valid token's issuance is kept");
+    let run = &served[by as usize]["entry"];
+    assert_eq!(run["type"], "redaction", "{run}");
+    assert_eq!(run["ranges"], json!([[0, 2]]));
+    assert_eq!(run["counts"], json!({"issuance": 2}));
+    assert_eq!(run["policy"]["periods"]["issuance"], 2);
+
+    // The independent checks: the checkpoint, consistency with the trusted one, inclusion
+    // of a redacted entry (its stored leaf hash) and of a kept one, a redacted entry's receipt.
+    let admin = server.admin_secret();
+    let entry = |index: &str| {
+        server.verify(
+            &log_key,
+            &["--state", state, "--entry", index, "--token", admin],
+        )
+    };
+    let redacted = entry("0");
+    let redacted = redacted.assert_verified();
+    assert_eq!(redacted["entry"], 0);
+    assert_eq!(redacted["entry_redacted"]["redacted"]["by"], by);
+    assert!(redacted["consistent_with"].as_u64().unwrap() >= 3);
+    let text = run_cli(&[
+        "verify",
+        "--server",
+        server.url(),
+        "--log-key",
+        &log_key,
+        "--entry",
+        "1",
+        "--token",
+        admin,
+    ]);
+    let text_out = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(text.status.code(), Some(0), "{text:?}");
+    assert!(
+        text_out.contains("entry 1 is included; it is redacted"),
+        "{text_out}"
+    );
+    let kept = entry("2");
+    assert!(kept.assert_verified().get("entry_redacted").is_none());
+    server
+        .verify(&log_key, &["--receipt", receipt.to_str().unwrap()])
+        .assert_verified();
+
+    // Resolving: a redacted jti is gone (410), never unknown; a kept one resolves. Both are
+    // logged.
+    let size = http.log_size();
+    let resolve = |jti: &str| {
+        http.get(
+            &format!("/v1/vos/atlas/tokens/{jti}?reason=INC-7"),
+            Some(&officer),
+        )
+    };
+    let gone = resolve("old-1");
+    gone.assert_error(410, "redacted");
+    assert!(gone.body.contains("redacted after retention"), "{gone:?}");
+    assert_eq!(resolve("live").status, 200);
+    resolve("never-logged").assert_error(404, "not_found");
+    let logged = page(&server, size, http.log_size());
+    let resolutions: Vec<&Value> = logged
+        .iter()
+        .filter(|e| e["entry"]["type"] == "resolution")
+        .collect();
+    assert_eq!(resolutions.len(), 3, "{logged:?}");
+    assert_eq!(resolutions[0]["entry"]["target"], "old-1");
+    assert_eq!(resolutions[0]["entry"]["revealed"], 0);
+}
+
+both_backends!(a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period);
+/// While a person is suspended, their issuances are kept past their period and their
+/// tokens' expiry; another person's are redacted. Once the suspension is lifted, the next
+/// runs redact them too.
+fn a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_config(&dir.path().join("data"), CONFIG);
+    let http = server.http();
+    let issuer = server.create_issuer("atlas");
+    let officer = server.create_credential("vo-security", Some("atlas"));
+    let bob_expires = now() + 4;
+    assert_eq!(http.append(&issuer, &short_lived("alice-1")).status, 201);
+    let bob = http.append(&issuer, &token_of("bob-1", "bob", bob_expires));
+    assert_eq!(bob.status, 201, "{bob:?}");
+    let suspended = http.post_json(
+        "/v1/vos/atlas/suspensions",
+        Some(&officer),
+        &json!({"jti": "bob-1", "reason": "INC-8"}),
+    );
+    assert_eq!(suspended.status, 201, "{suspended:?}");
+    let id = suspended.json()["id"].as_str().unwrap().to_string();
+
+    until_redacted(&server, 0);
+    // Past bob's token's expiry and period, and a few runs later: still kept.
+    while now() < bob_expires + 3 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let served = page(&server, 0, http.log_size());
+    assert!(served[1].get("redacted").is_none(), "{:?}", served[1]);
+    assert_eq!(served[1]["entry"]["jti"], "bob-1");
+
+    let lifted = http.send(
+        "DELETE",
+        &format!("/v1/vos/atlas/suspensions/{id}?reason=INC-8"),
+        Some(&officer),
+        None,
+        None,
+    );
+    assert_eq!(lifted.status, 200, "{lifted:?}");
+    let served = until_redacted(&server, 1);
+    assert_eq!(served[1]["leaf_hash"], bob.json()["leaf_hash"]);
+    let suspension = served
+        .iter()
+        .find(|e| e["entry"]["type"] == "suspension")
+        .expect("the suspension's entry is an audit entry, kept");
+    assert_eq!(suspension["entry"]["suspension_id"], id.as_str());
+}
+
+/// `tokenledger-server fsck` (SQLite) finds a ledger with redacted entries clean: their
+/// stored hashes stand for their leaves.
+#[test]
+fn fsck_finds_a_redacted_ledger_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_config(&dir.path().join("data"), CONFIG);
+    let issuer = server.create_issuer("atlas");
+    for jti in ["old-1", "old-2"] {
+        assert_eq!(server.http().append(&issuer, &short_lived(jti)).status, 201);
+    }
+    assert_eq!(
+        server
+            .http()
+            .append(&issuer, &report("live", "atlas"))
+            .status,
+        201
+    );
+    until_redacted(&server, 1);
+    let out = server.admin_command(&["fsck"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{out:?}");
+    assert!(stdout.starts_with("fsck: clean: "), "{stdout}");
+}
