@@ -29,7 +29,9 @@
 //! 3. In the ledger-wide policy and in every VO's (its own periods laid over the
 //!    ledger-wide ones), no audit type is shorter than the longest traceability type: the
 //!    record of who looked at or acted on a person lasts as long as their tokens do.
-//! 4. The policy, as a redaction entry records it ([`RetentionPolicy::record`]), takes at
+//! 4. An entry that ends a record (a lift, a decision on a suspension request) is kept at
+//!    least as long as the entry that began it (in every VO), which the record points at.
+//! 5. The policy, as a redaction entry records it ([`RetentionPolicy::record`]), takes at
 //!    most [`MAX_POLICY_RECORD_BYTES`], so a run's entry keeps room for its ranges.
 //!
 //! # When an entry is due ([`RetentionPolicy::decide`])
@@ -94,6 +96,18 @@ pub enum RetentionError {
         audit_period: Period,
         traceability: EntryType,
         traceability_period: Period,
+    },
+    #[error(
+        "{scope}: `{closing}` ({closing_period}) is shorter than `{opening}` ({opening_period}): \
+         the entry that ends a record (a lift, a decision on a request) is kept at least as \
+         long as the entry that began it, which the record still points at"
+    )]
+    ClosingShorter {
+        scope: String,
+        closing: EntryType,
+        closing_period: Period,
+        opening: EntryType,
+        opening_period: Period,
     },
     #[error(
         "the policy takes {0} bytes in a redaction entry, more than the {MAX_POLICY_RECORD_BYTES} \
@@ -346,12 +360,49 @@ impl RetentionPolicy {
                 });
             }
         }
+        self.check_closing_entries()?;
         let size =
             canonical_json(&serde_json::to_value(self.record()).expect("a policy record is JSON"))
                 .map(|bytes| bytes.len())
                 .unwrap_or(usize::MAX);
         if size > MAX_POLICY_RECORD_BYTES {
             return Err(RetentionError::TooLarge(size));
+        }
+        Ok(())
+    }
+
+    /// A record begun by one entry and ended by another (a suspension and its lift, a request
+    /// and its decision) points at both while it is kept: the ending entry, logged later, must
+    /// be kept at least as long as the beginning one, in every VO (a lift names no VO: its one
+    /// period covers every VO's suspensions).
+    fn check_closing_entries(&self) -> Result<(), RetentionError> {
+        const PAIRS: [(EntryType, EntryType); 3] = [
+            (EntryType::Suspension, EntryType::Lift),
+            (
+                EntryType::SuspensionRequest,
+                EntryType::SuspensionRequestAccept,
+            ),
+            (
+                EntryType::SuspensionRequest,
+                EntryType::SuspensionRequestDecline,
+            ),
+        ];
+        let scopes = std::iter::once(None).chain(self.vos.keys().map(|vo| Some(vo.as_str())));
+        for vo in scopes {
+            for (opening, closing) in PAIRS {
+                let closing_vo = if closing.has_vo() { vo } else { None };
+                let (opening_period, closing_period) =
+                    (self.period(opening, vo), self.period(closing, closing_vo));
+                if closing_period < opening_period {
+                    return Err(RetentionError::ClosingShorter {
+                        scope: vo.map_or("ledger-wide".to_string(), |vo| format!("VO `{vo}`")),
+                        closing,
+                        closing_period,
+                        opening,
+                        opening_period,
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -691,7 +742,7 @@ mod tests {
     fn bad_policies_are_refused_with_the_reason() {
         let vo =
             |name: &str, pairs: &[(&str, &str)]| BTreeMap::from([(name.to_string(), texts(pairs))]);
-        let cases: [(Texts, VoTexts, &str); 11] = [
+        let cases: [(Texts, VoTexts, &str); 14] = [
             (
                 texts(&[("issuance", "0d")]),
                 BTreeMap::new(),
@@ -731,6 +782,21 @@ mod tests {
                 BTreeMap::new(),
                 vo("atlas", &[("lift", "6y")]),
                 "VO `atlas`: `lift` entries name no VO",
+            ),
+            (
+                texts(&[("lift", "1y")]),
+                BTreeMap::new(),
+                "ledger-wide: `lift` (1y) is shorter than `suspension` (5y)",
+            ),
+            (
+                BTreeMap::new(),
+                vo("atlas", &[("suspension", "6y")]),
+                "VO `atlas`: `lift` (5y) is shorter than `suspension` (6y)",
+            ),
+            (
+                BTreeMap::new(),
+                vo("atlas", &[("suspension_request_decline", "1y")]),
+                "VO `atlas`: `suspension_request_decline` (1y) is shorter than `suspension_request` (5y)",
             ),
             (
                 BTreeMap::new(),
