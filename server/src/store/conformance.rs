@@ -383,6 +383,7 @@ pub fn redact(ranges: &[(u64, u64)], at: i64) -> Written {
     Written::State(StateChange::Redact {
         ranges: ranges.iter().map(|r| IndexRange::from(*r)).collect(),
         at,
+        holds_at: 0,
     })
 }
 

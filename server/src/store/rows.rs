@@ -152,9 +152,12 @@ pub enum StateChange {
     /// recorded as the redacting one) at `at` (unix microseconds): their leaves and lookup
     /// rows are deleted, their stored hashes kept, and what resolution needs of an issuance
     /// kept as digests ([`RedactedToken`]). Entries already redacted are left as they are.
+    /// `holds_at` is the log size the retention run read its holds at: the sequencer refuses
+    /// the redaction if a change of holds was logged since ([`crate::preconditions`]).
     Redact {
         ranges: Vec<IndexRange>,
         at: i64,
+        holds_at: u64,
     },
     /// The entry is the whole record (site key fetches).
     None,

@@ -166,14 +166,20 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
                     jti: Jti::unchecked("jti-1"),
                 }),
             ),
-            state(
-                4,
-                EntryKind::State(StateChange::Redact {
-                    ranges: vec![(4, 6).into()],
-                    at: 4,
-                }),
-            ),
         ])
+        .await
+        .unwrap();
+    // After the suspension: a redaction refuses holds read before it.
+    let holds_at = sequencer.head().size;
+    sequencer
+        .append(vec![state(
+            4,
+            EntryKind::State(StateChange::Redact {
+                ranges: vec![(4, 6).into()],
+                at: 4,
+                holds_at,
+            }),
+        )])
         .await
         .unwrap();
     let root = sequencer.head().root;
