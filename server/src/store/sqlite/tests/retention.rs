@@ -1,0 +1,124 @@
+//! Retention runs through the real sequencer and database: a run appends bounded
+//! `redaction` entries in a row until nothing is due.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Source};
+use tokenledger_core::ids::Vo;
+use tokenledger_core::note::NoteSigner;
+use tokenledger_core::pseudonym::LedgerSecret;
+use tokenledger_core::retention::RetentionPolicy;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::sequencer::{BatchLimits, EntryKind, PreparedEntry};
+use crate::service::Ledger;
+use crate::service::pseudonyms::Pseudonyms;
+use crate::service::retention::run_once;
+use crate::store::conformance::StoppedAt;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{IssuanceKey, LedgerReader, LogRecord, Registry};
+use crate::writer_role::{RoleKeeper, SequencerSetup};
+
+const ISS: &str = "https://iam/";
+/// Long past every default period of entries logged near 0.
+const NOW: i64 = 100_000_000_000_000_000;
+
+/// The issuance of `jti` to `sub` in atlas, logged at `logged_at` (unix microseconds).
+pub(super) fn issuance(logged_at: i64, jti: &str, sub: &str) -> PreparedEntry {
+    let claims = serde_json::json!({"iss": ISS, "jti": jti, "sub": sub});
+    let serde_json::Value::Object(claims) = claims else {
+        unreachable!("an object")
+    };
+    let ctx = ReportContext {
+        source: Source::Claims,
+        vo: "atlas".into(),
+        grant_type: None,
+        parent_jti: None,
+        refresh_jti: None,
+        token_sha256: None,
+        feed: None,
+    };
+    let issuance = Issuance::from_claims(claims, ctx).unwrap();
+    let key = IssuanceKey::of(&issuance);
+    PreparedEntry::new(
+        logged_at,
+        EntryBody::Issuance(Box::new(issuance)),
+        EntryKind::Issuance(key),
+    )
+    .unwrap()
+}
+
+/// A ledger over a fresh database, its writer, at [`NOW`]; the keeper holds the role.
+pub(super) async fn ledger() -> (tempfile::TempDir, Ledger, RoleKeeper) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path, Default::default()).await.unwrap();
+    let lease = Arc::new(store.lease(&path, 0));
+    let clock: Arc<dyn Clock> = Arc::new(StoppedAt(NOW));
+    let setup = SequencerSetup {
+        signer: NoteSigner::from_seed("test/log", [5; 32]).unwrap(),
+        origin: "test/log".into(),
+        limits: BatchLimits {
+            max_batch: 100,
+            max_wait: Duration::ZERO,
+            queue_depth: 8,
+        },
+        metrics: Arc::new(Metrics::default()),
+        clock: clock.clone(),
+    };
+    let registry: Arc<dyn Registry> = Arc::new(store.clone());
+    let reader: Arc<dyn LedgerReader> = Arc::new(store);
+    let keeper = RoleKeeper::start(lease, "test".into(), reader.clone(), setup)
+        .await
+        .unwrap();
+    let ledger = Ledger {
+        reader,
+        role: keeper.role(),
+        pseudonyms: Pseudonyms::new(LedgerSecret::from_bytes([7; 32]), registry, clock.clone()),
+        clock,
+    };
+    (dir, ledger, keeper)
+}
+
+/// Indexes of the redacted entries below `end`.
+pub(super) async fn redacted(ledger: &Ledger, end: u64) -> Vec<u64> {
+    ledger
+        .reader
+        .entries(0, end)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r, LogRecord::Redacted(_)))
+        .map(LogRecord::index)
+        .collect()
+}
+
+/// With at most 3 entries a `redaction` entry, 7 due entries take three in a row; the next
+/// run starts at the first entry left (the last `redaction` entry, not due).
+#[tokio::test]
+async fn a_run_appends_bounded_redaction_entries_until_nothing_is_due() {
+    let (_dir, ledger, _keeper) = ledger().await;
+    let sequencer = ledger.role.sequencer().unwrap();
+    let entries = (0..7)
+        .map(|n| issuance(n + 1, &format!("j-{n}"), "alice"))
+        .collect();
+    sequencer.append(entries).await.unwrap();
+    let atlas = [Vo::unchecked("atlas")];
+    let policy = RetentionPolicy::default();
+
+    let outcome = run_once(&ledger, &policy, &atlas, 0, 3).await.unwrap();
+    assert_eq!(outcome.logged, vec![7, 8, 9]);
+    assert_eq!(outcome.redacted, 7);
+    assert_eq!(outcome.next_from, 7);
+    assert_eq!(redacted(&ledger, 10).await, (0..7).collect::<Vec<_>>());
+
+    let again = run_once(&ledger, &policy, &atlas, outcome.next_from, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.logged, again.redacted, again.next_from),
+        (vec![], 0, 7)
+    );
+}
