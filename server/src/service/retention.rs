@@ -248,13 +248,16 @@ impl Run<'_> {
 }
 
 /// What active suspensions and pending suspension requests hold, as stored at the start of
-/// a run.
+/// a run: a person's (or a request's person's) issuances, sightings and links, a token's
+/// issuance and sightings (named by a suspension or a pending request), a client's issuances
+/// and the sightings of its tokens, and the suspension's and pending request's own entries.
 struct Holds {
     /// Active suspensions, by id, and the index of each one's entry.
     suspensions: HashSet<String>,
-    /// Persons `(vo, person)` an active person (or token) suspension names.
+    /// Persons `(vo, person)` an active person (or token) suspension or a pending request
+    /// names.
     persons: HashSet<(String, String)>,
-    /// Tokens `(iss, jti)` an active token suspension names.
+    /// Tokens `(iss, jti)` an active token suspension or a pending request names.
     tokens: HashSet<(String, String)>,
     /// Clients `(iss, client_id)` an active client suspension names.
     clients: HashSet<(String, String)>,
@@ -287,10 +290,20 @@ impl Holds {
                 }
                 holds.suspensions.insert(s.id);
             }
-            let pending = reader
+            // A pending request holds what its suspension would: the person, and the token
+            // it names.
+            for r in reader
                 .suspension_requests_to_vo(vo, Some(RequestStatus::Pending))
-                .await?;
-            holds.pending.extend(pending.iter().map(|r| r.idx));
+                .await?
+            {
+                holds
+                    .persons
+                    .insert((vo.to_string(), r.person_id.to_string()));
+                if let (Some(iss), Some(jti)) = (&r.token_iss, &r.token_jti) {
+                    holds.tokens.insert((iss.clone(), jti.to_string()));
+                }
+                holds.pending.insert(r.idx);
+            }
         }
         Ok(holds)
     }
@@ -312,9 +325,7 @@ impl Holds {
             }
             EntryBody::Sighting(s) => {
                 self.tokens.contains(&(s.iss.clone(), s.jti.clone()))
-                    || self
-                        .sighted_person_held(reader, &s.vo, &s.iss, &s.jti)
-                        .await?
+                    || self.sighted_held(reader, &s.vo, &s.iss, &s.jti).await?
             }
             EntryBody::IdentityLink(l) => {
                 self.persons.contains(&(l.vo.clone(), l.person_id.clone()))
@@ -343,23 +354,31 @@ impl Holds {
         Ok(person.is_some_and(|p| self.persons.contains(&(vo.to_string(), p.to_string()))))
     }
 
-    /// Whether the token `(iss, jti)` seen belongs to a suspended person of `vo`.
-    async fn sighted_person_held(
+    /// Whether the token `(iss, jti)` seen was issued to a suspended client, or belongs to a
+    /// suspended person of `vo`: its issuance is read only if some client, or some person of
+    /// `vo`, is held.
+    async fn sighted_held(
         &self,
         reader: &dyn LedgerReader,
         vo: &str,
         iss: &str,
         jti: &str,
     ) -> Result<bool, StoreError> {
-        if !self.persons.iter().any(|(v, _)| v == vo) {
+        let clients = self.clients.iter().any(|(i, _)| i == iss);
+        if !clients && !self.persons.iter().any(|(v, _)| v == vo) {
             return Ok(false);
         }
-        match reader.issuance(iss, &Jti::unchecked(jti)).await? {
-            Some((index, leaf)) => {
-                let issuance = decode_issuance(index, &leaf)?;
-                self.person_held(reader, vo, iss, &issuance.sub).await
-            }
-            None => Ok(false),
+        let Some((index, leaf)) = reader.issuance(iss, &Jti::unchecked(jti)).await? else {
+            return Ok(false);
+        };
+        let issuance = decode_issuance(index, &leaf)?;
+        if issuance
+            .client_id
+            .as_ref()
+            .is_some_and(|c| self.clients.contains(&(iss.to_string(), c.clone())))
+        {
+            return Ok(true);
         }
+        self.person_held(reader, vo, iss, &issuance.sub).await
     }
 }

@@ -1,14 +1,16 @@
 //! Retention runs through the real sequencer and database: a run appends bounded
-//! `redaction` entries in a row until nothing is due.
+//! `redaction` entries in a row until nothing is due; a pending suspension request holds its
+//! person.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Source};
-use tokenledger_core::ids::Vo;
+use tokenledger_core::ids::{Jti, Pseudonym, Site, Vo};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::pseudonym::LedgerSecret;
 use tokenledger_core::retention::RetentionPolicy;
+use tokenledger_core::suspension_request::{RequestStatus, SuspensionRequest};
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -18,7 +20,9 @@ use crate::service::pseudonyms::Pseudonyms;
 use crate::service::retention::run_once;
 use crate::store::conformance::StoppedAt;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{IssuanceKey, LedgerReader, LogRecord, Registry};
+use crate::store::{
+    IssuanceKey, LedgerReader, LogRecord, Registry, StateChange, SuspensionRequestRecord,
+};
 use crate::writer_role::{RoleKeeper, SequencerSetup};
 
 const ISS: &str = "https://iam/";
@@ -121,4 +125,72 @@ async fn a_run_appends_bounded_redaction_entries_until_nothing_is_due() {
         (again.logged, again.redacted, again.next_from),
         (vec![], 0, 7)
     );
+}
+
+/// A pending suspension request holds the person it names (every issuance of theirs, not
+/// only the token named) as a suspension would; another person's are redacted.
+#[tokio::test]
+async fn a_pending_request_holds_its_persons_issuances() {
+    let (_dir, ledger, _keeper) = ledger().await;
+    let sequencer = ledger.role.sequencer().unwrap();
+    let atlas = Vo::unchecked("atlas");
+    sequencer
+        .append(vec![
+            issuance(1, "j-a1", "alice"),
+            issuance(2, "j-a2", "alice"),
+            issuance(3, "j-b1", "bob"),
+        ])
+        .await
+        .unwrap();
+    let person = ledger
+        .reader
+        .person_of(ISS, "alice", &atlas)
+        .await
+        .unwrap()
+        .unwrap();
+    let body = EntryBody::SuspensionRequest(Box::new(SuspensionRequest {
+        request_id: "sr-1".into(),
+        site: "CERN-PROD".into(),
+        vo: "atlas".into(),
+        person_id: person.to_string(),
+        pseudonym: "p1-cern".into(),
+        token_iss: Some(ISS.into()),
+        token_jti: Some("j-a1".into()),
+        evidence: "port scans".into(),
+        scope: None,
+        reason_code: None,
+        not_after: None,
+        requested_by: "credential:site".into(),
+    }));
+    let record = SuspensionRequestRecord {
+        id: "sr-1".into(),
+        idx: 0,
+        site: Site::unchecked("CERN-PROD"),
+        vo: atlas.clone(),
+        person_id: person,
+        pseudonym: Pseudonym::unchecked("p1-cern"),
+        token_iss: Some(ISS.into()),
+        token_jti: Some(Jti::unchecked("j-a1")),
+        evidence: "port scans".into(),
+        scope: None,
+        reason_code: None,
+        not_after: None,
+        requested_by: "credential:site".into(),
+        requested_at: 4,
+        status: RequestStatus::Pending,
+        decided_by: None,
+        decided_at: None,
+        decision_idx: None,
+        suspension_id: None,
+        decline_reason: None,
+    };
+    let change = StateChange::RequestSuspension(Box::new(record));
+    let entry = PreparedEntry::new(NOW, body, EntryKind::State(change)).unwrap();
+    sequencer.append(vec![entry]).await.unwrap();
+
+    let outcome = run_once(&ledger, &RetentionPolicy::default(), &[atlas], 0, 3)
+        .await
+        .unwrap();
+    assert_eq!((outcome.redacted, outcome.next_from), (1, 0));
+    assert_eq!(redacted(&ledger, 5).await, vec![2]);
 }
