@@ -621,3 +621,41 @@ pub async fn a_failed_batch_redacts_nothing(
         1
     );
 }
+
+/// A redaction whose range reaches its own entry (or beyond) is refused and its batch
+/// writes nothing: it would delete its own entry and lower the log size.
+pub async fn a_redaction_past_its_own_entry_is_refused(
+    writer: &mut dyn LedgerWriter,
+    reader: &dyn LedgerReader,
+) {
+    let mut log = TestLog::default();
+    log.append(
+        writer,
+        vec![
+            Written::Issuance("j-1", "alice"),
+            Written::Issuance("j-2", "bob"),
+        ],
+    )
+    .await
+    .unwrap();
+    // The redaction would be entry 3.
+    for ranges in [[(0, 4)], [(2, 9)]] {
+        let refused = log
+            .append(writer, vec![Written::Resolution, redact(&ranges, 5)])
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::Corrupt(_)), "{refused:?}");
+    }
+    assert_eq!(
+        split(&reader.entries(0, 4).await.unwrap()),
+        (vec![], vec![0, 1])
+    );
+    assert_eq!(reader.frontier(2).await.unwrap().root(), log.root());
+    log.append(writer, vec![redact(&[(0, 2)], 5)])
+        .await
+        .unwrap();
+    assert_eq!(
+        split(&reader.entries(0, 3).await.unwrap()),
+        (vec![(0, 5, 2), (1, 5, 2)], vec![2])
+    );
+}

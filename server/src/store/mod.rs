@@ -31,7 +31,7 @@ pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
     LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RequestDecision, SiteFetches,
     StateChange, StateQuery, StateRows, StoredEntry, StoredState, SuspensionRecord,
-    SuspensionRequestRecord, TimelineEvent, decode_issuance,
+    SuspensionRequestRecord, TimelineEvent, check_redaction, decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its

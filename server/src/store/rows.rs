@@ -63,6 +63,19 @@ pub struct RedactedIssuance {
     pub token_hash: [u8; 32],
 }
 
+/// Checks that the redaction logged at `by` names only entries before it: a range reaching
+/// its own entry or beyond would delete it (or entries not yet logged) and lower the log
+/// size. Each engine's writer checks this before it writes anything of the batch.
+pub fn check_redaction(by: u64, ranges: &[IndexRange]) -> Result<(), StoreError> {
+    match ranges.iter().find(|r| r.end > by) {
+        Some(r) => Err(StoreError::Corrupt(format!(
+            "the redaction at entry {by} names entries {}..{}, past its own",
+            r.start, r.end
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `leaves` and `redacted` merged by index. Read the leaves first, then the redacted
 /// entries: an entry redacted in between is in both, and is given as redacted.
 pub fn merge_records(leaves: Vec<StoredEntry>, redacted: Vec<RedactedEntry>) -> Vec<LogRecord> {

@@ -10,7 +10,7 @@ use tokenledger_core::merkle;
 use tokenledger_core::redaction::{IndexRange, RedactedToken};
 
 use super::log_reads::read_hashes;
-use crate::store::{RedactedEntry, RedactedIssuance, StoreError};
+use crate::store::{RedactedEntry, RedactedIssuance, StoreError, check_redaction};
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
 const BY_INDEX: [&str; 7] = [
@@ -29,13 +29,15 @@ const RANGES: &str = "unnest($1::bigint[], $2::bigint[]) AS g(s, e)";
 /// Redacts the entries of `ranges` by the entry at `by`, at `at`, in the batch's
 /// transaction `tx`: each issuance still stored kept as digests ([`RedactedToken`]), each
 /// entry still stored recorded as redacted, then its leaf and every row that points at it
-/// deleted. Stored hashes stay.
+/// deleted. Stored hashes stay. An error if a range reaches `by` ([`check_redaction`]): the
+/// batch's transaction is then rolled back.
 pub async fn redact(
     tx: &mut PgConnection,
     by: u64,
     ranges: &[IndexRange],
     at: i64,
 ) -> Result<(), StoreError> {
+    check_redaction(by, ranges)?;
     let starts: Vec<i64> = ranges.iter().map(|r| r.start as i64).collect();
     let ends: Vec<i64> = ranges.iter().map(|r| r.end as i64).collect();
     let tokens: Vec<(i64, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

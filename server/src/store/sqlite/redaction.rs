@@ -12,7 +12,7 @@ use tokenledger_core::redaction::{IndexRange, RedactedToken};
 
 use super::log::read_hashes;
 use super::script::SqlScript;
-use crate::store::{RedactedEntry, RedactedIssuance, StateChange, StoreError};
+use crate::store::{RedactedEntry, RedactedIssuance, StateChange, StoreError, check_redaction};
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
 const BY_INDEX: [&str; 7] = [
@@ -68,7 +68,8 @@ pub async fn tokens_in(
 }
 
 /// The issuances each [`StateChange::Redact`] of `changes` removes, by the index of its
-/// entry ([`tokens_in`]).
+/// entry ([`tokens_in`]); an error if one names its own entry or beyond
+/// ([`check_redaction`]).
 pub async fn tokens_of(
     conn: &mut SqliteConnection,
     changes: &[(u64, &StateChange)],
@@ -76,6 +77,7 @@ pub async fn tokens_of(
     let mut tokens = HashMap::new();
     for (index, change) in changes {
         if let StateChange::Redact { ranges, .. } = change {
+            check_redaction(*index, ranges)?;
             tokens.insert(*index, tokens_in(conn, ranges).await?);
         }
     }

@@ -186,3 +186,9 @@ async fn a_redaction_is_refused_if_holds_changed_since_they_were_read_or_past_th
     drop(sequencer);
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_redaction_past_its_own_entry_is_refused() {
+    let (_dir, store, mut writer) = store().await;
+    conformance::a_redaction_past_its_own_entry_is_refused(&mut writer, &store).await;
+}
