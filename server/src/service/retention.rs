@@ -131,6 +131,7 @@ pub async fn run_once(
             ranges: round.plan.ranges.clone(),
             at: now,
             holds_at,
+            key: ledger.pseudonyms.secret().redaction_key(),
         };
         let redacted = round.plan.total();
         let body = EntryBody::Redaction(Box::new(Redaction {

@@ -9,7 +9,7 @@ use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Sour
 use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::note::NoteSigner;
-use tokenledger_core::redaction::{IndexRange, RedactedToken};
+use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use crate::clock::Clock;
 use crate::credentials::{authenticate, create, list, revoke};
@@ -378,12 +378,23 @@ impl TestLog {
     }
 }
 
+/// The key of redacted issuances' digests in these scenarios.
+pub fn key() -> RedactionKey {
+    RedactionKey::from_bytes([3; 32])
+}
+
+/// The digest a redacted issuance of `jti` is found by.
+fn jti_hash(jti: &str) -> [u8; 32] {
+    RedactedToken::jti_hash(&key(), jti)
+}
+
 /// A redaction of `ranges` `(start, end)` at `at`.
 pub fn redact(ranges: &[(u64, u64)], at: i64) -> Written {
     Written::State(StateChange::Redact {
         ranges: ranges.iter().map(|r| IndexRange::from(*r)).collect(),
         at,
         holds_at: 0,
+        key: key(),
     })
 }
 
@@ -519,21 +530,18 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
     assert!(reader.suspension("su-1").await.unwrap().is_none());
 
     // A redacted token is known as redacted, by its VO and digests.
-    let kept = reader
-        .redacted_issuances(&Jti::unchecked("j-1"))
-        .await
-        .unwrap();
+    let kept = reader.redacted_issuances(&jti_hash("j-1")).await.unwrap();
     assert_eq!(
         kept,
         vec![RedactedIssuance {
             index: 0,
             vo: atlas.clone(),
-            token_hash: RedactedToken::of(ISS, "j-1").token_hash,
+            token_hash: RedactedToken::of(&key(), ISS, "j-1").token_hash,
         }]
     );
     assert!(
         reader
-            .redacted_issuances(&Jti::unchecked("j-3"))
+            .redacted_issuances(&jti_hash("j-3"))
             .await
             .unwrap()
             .is_empty()
@@ -558,7 +566,7 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
     );
     assert_eq!(
         reader
-            .redacted_issuances(&Jti::unchecked("j-1"))
+            .redacted_issuances(&jti_hash("j-1"))
             .await
             .unwrap()
             .len(),
@@ -607,7 +615,7 @@ pub async fn a_failed_batch_redacts_nothing(
     );
     assert!(
         reader
-            .redacted_issuances(&Jti::unchecked("j-1"))
+            .redacted_issuances(&jti_hash("j-1"))
             .await
             .unwrap()
             .is_empty()

@@ -135,7 +135,10 @@ pub trait LedgerReader: Send + Sync {
 
     /// The redacted issuances of `jti`, whatever their issuer (as
     /// [`LedgerReader::issuances_by_jti`] finds those not redacted).
-    async fn redacted_issuances(&self, jti: &Jti) -> Result<Vec<RedactedIssuance>, StoreError>;
+    async fn redacted_issuances(
+        &self,
+        jti_hash: &[u8; 32],
+    ) -> Result<Vec<RedactedIssuance>, StoreError>;
 
     /// The newest stored checkpoint: its size and signed note.
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;

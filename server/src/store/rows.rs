@@ -8,9 +8,9 @@ use tokenledger_core::blocklist::{self, Scope};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::Hash;
-use tokenledger_core::redaction::IndexRange;
 #[cfg(doc)]
 use tokenledger_core::redaction::RedactedToken;
+use tokenledger_core::redaction::{IndexRange, RedactionKey};
 use tokenledger_core::suspension_request::RequestStatus;
 
 use super::StoreError;
@@ -167,10 +167,12 @@ pub enum StateChange {
     /// kept as digests ([`RedactedToken`]). Entries already redacted are left as they are.
     /// `holds_at` is the log size the retention run read its holds at: the sequencer refuses
     /// the redaction if a change of holds was logged since ([`crate::preconditions`]).
+    /// `key` keys the digests kept of redacted issuances.
     Redact {
         ranges: Vec<IndexRange>,
         at: i64,
         holds_at: u64,
+        key: RedactionKey,
     },
     /// The entry is the whole record (site key fetches).
     None,

@@ -83,6 +83,7 @@ fn redact(ranges: &[(u64, u64)], holds_at: u64) -> StateChange {
         ranges: ranges.iter().map(|r| IndexRange::from(*r)).collect(),
         at: 9,
         holds_at,
+        key: conformance::key(),
     }
 }
 
