@@ -1,11 +1,12 @@
 //! Retention runs through the real sequencer and database: a run appends bounded
 //! `redaction` entries in a row until nothing is due; a pending suspension request holds its
-//! person.
+//! person, a client suspension the sightings of the client's tokens.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Source};
+use tokenledger_core::blocklist::Scope;
+use tokenledger_core::entry::{EntryBody, Issuance, ReportContext, Sighting, Source};
 use tokenledger_core::ids::{Jti, Pseudonym, Site, Vo};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::pseudonym::LedgerSecret;
@@ -21,7 +22,8 @@ use crate::service::retention::run_once;
 use crate::store::conformance::StoppedAt;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    IssuanceKey, LedgerReader, LogRecord, Registry, StateChange, SuspensionRequestRecord,
+    IssuanceKey, LedgerReader, LogRecord, Registry, StateChange, SuspensionRecord,
+    SuspensionRequestRecord,
 };
 use crate::writer_role::{RoleKeeper, SequencerSetup};
 
@@ -193,4 +195,101 @@ async fn a_pending_request_holds_its_persons_issuances() {
         .unwrap();
     assert_eq!((outcome.redacted, outcome.next_from), (1, 0));
     assert_eq!(redacted(&ledger, 5).await, vec![2]);
+}
+
+/// The sighting of `jti` (of [`ISS`]) at CERN-PROD, logged at `logged_at`.
+fn sighting(logged_at: i64, jti: &str) -> PreparedEntry {
+    let change = StateChange::Sighting {
+        site: Site::unchecked("CERN-PROD"),
+        vo: Vo::unchecked("atlas"),
+        iss: ISS.into(),
+        jti: Jti::unchecked(jti),
+    };
+    PreparedEntry::new(logged_at, sighting_body(jti), EntryKind::State(change)).unwrap()
+}
+
+fn sighting_body(jti: &str) -> EntryBody {
+    EntryBody::Sighting(Sighting {
+        site: "CERN-PROD".into(),
+        vo: "atlas".into(),
+        iss: ISS.into(),
+        jti: jti.into(),
+        seen_at: 1,
+        host: None,
+        job_id: None,
+        reported_by: "credential:site".into(),
+    })
+}
+
+/// A client suspension holds the client's issuances and the sightings of its tokens;
+/// another client's token and its sighting are redacted.
+#[tokio::test]
+async fn a_client_suspension_holds_the_sightings_of_its_tokens() {
+    let (_dir, ledger, _keeper) = ledger().await;
+    let sequencer = ledger.role.sequencer().unwrap();
+    let mut pilot = issuance(1, "j-p", "alice");
+    let claims =
+        serde_json::json!({"iss": ISS, "jti": "j-p", "sub": "alice", "client_id": "pilot"});
+    let serde_json::Value::Object(claims) = claims else {
+        unreachable!("an object")
+    };
+    let ctx = ReportContext {
+        source: Source::Claims,
+        vo: "atlas".into(),
+        grant_type: None,
+        parent_jti: None,
+        refresh_jti: None,
+        token_sha256: None,
+        feed: None,
+    };
+    let issued = Issuance::from_claims(claims, ctx).unwrap();
+    assert_eq!(issued.client_id.as_deref(), Some("pilot"));
+    let key = IssuanceKey::of(&issued);
+    pilot = PreparedEntry::new(
+        pilot.logged_at,
+        EntryBody::Issuance(Box::new(issued)),
+        EntryKind::Issuance(key),
+    )
+    .unwrap();
+    // Logged at NOW, past what a run redacts: its body does not matter.
+    let suspension = PreparedEntry::new(
+        NOW,
+        sighting_body("j-p"),
+        EntryKind::State(StateChange::Suspend(Box::new(SuspensionRecord {
+            id: "su-c".into(),
+            idx: 0,
+            site: None,
+            vo: Vo::unchecked("atlas"),
+            person_id: None,
+            token_iss: None,
+            token_jti: None,
+            client_iss: Some(ISS.into()),
+            client_id: Some("pilot".into()),
+            scope: Scope::All,
+            reason_code: "compromised".into(),
+            created_by: "officer".into(),
+            created_at: 1,
+            not_after: None,
+            issued_before: None,
+            lifted_at: None,
+        }))),
+    )
+    .unwrap();
+    sequencer
+        .append(vec![
+            pilot,
+            issuance(2, "j-o", "bob"),
+            sighting(3, "j-p"),
+            sighting(4, "j-o"),
+            suspension,
+        ])
+        .await
+        .unwrap();
+
+    let atlas = [Vo::unchecked("atlas")];
+    let outcome = run_once(&ledger, &RetentionPolicy::default(), &atlas, 0, 3)
+        .await
+        .unwrap();
+    assert_eq!((outcome.redacted, outcome.next_from), (2, 0));
+    assert_eq!(redacted(&ledger, 5).await, vec![1, 3]);
 }
