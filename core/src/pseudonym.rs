@@ -12,6 +12,7 @@ const TAG_DOMAIN: &str = "tokenledger tag v1";
 const JTI_DOMAIN: &str = "tokenledger jti v1";
 const CLIENT_DOMAIN: &str = "tokenledger client v1";
 const PSEUDONYM_DOMAIN: &str = "tokenledger pseudonym v1";
+const REDACTION_DOMAIN: &str = "tokenledger redacted token v1";
 /// Every pseudonym starts with this (version 1 of the construction).
 pub const PSEUDONYM_PREFIX: &str = "p1-";
 
@@ -49,6 +50,12 @@ impl LedgerSecret {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// `K_redacted = HMAC(K, "tokenledger redacted token v1")`: the key of the digests kept
+    /// of redacted issuances ([`crate::redaction::RedactedToken`]).
+    pub fn redaction_key(&self) -> crate::redaction::RedactionKey {
+        crate::redaction::RedactionKey::from_bytes(hmac_fields(&self.0, &[REDACTION_DOMAIN]))
     }
 
     /// `K_site = HMAC(K, "tokenledger site key v1", site)`.

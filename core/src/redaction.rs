@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::entry::{
     EntryBody, EntryError, EntryType, LogEntry, MAX_ENTRY_BYTES, canonical_json, check_id,
     validate_reason, validate_vo_name,
 };
+use crate::pseudonym::hmac_fields;
 
 /// Entries `start..end` of the log (`end` exclusive, as `GET /v1/log/entries`), written as
 /// the pair `[start, end]`.
@@ -189,8 +189,9 @@ pub fn range_room(unranged: &EntryBody) -> usize {
 }
 
 /// What the ledger keeps of a redacted issuance so that resolving its token answers
-/// "redacted" rather than "unknown": SHA-256 digests of its `jti` (the lookup key) and of
-/// its `iss`, a zero byte and its `jti` (which issuer's token). Never its subject or person.
+/// "redacted" rather than "unknown": HMAC-SHA256 digests ([`hmac_fields`], keyed with the
+/// [`RedactionKey`]) of its `jti` (the lookup key) and of its `iss` and `jti` (which issuer's
+/// token). Never its subject or person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RedactedToken {
     pub jti_hash: [u8; 32],
@@ -198,23 +199,41 @@ pub struct RedactedToken {
 }
 
 impl RedactedToken {
-    pub fn of(iss: &str, jti: &str) -> RedactedToken {
+    pub fn of(key: &RedactionKey, iss: &str, jti: &str) -> RedactedToken {
         RedactedToken {
-            jti_hash: Self::jti_hash(jti),
-            token_hash: Sha256::new()
-                .chain_update(iss.as_bytes())
-                .chain_update([0])
-                .chain_update(jti.as_bytes())
-                .finalize()
-                .into(),
+            jti_hash: Self::jti_hash(key, jti),
+            token_hash: hmac_fields(&key.0, &[TOKEN_FIELD, iss, jti]),
         }
     }
 
     /// The lookup key of a redacted token by `jti`.
-    pub fn jti_hash(jti: &str) -> [u8; 32] {
-        Sha256::digest(jti.as_bytes()).into()
+    pub fn jti_hash(key: &RedactionKey, jti: &str) -> [u8; 32] {
+        hmac_fields(&key.0, &[JTI_FIELD, jti])
     }
 }
+
+/// The key of [`RedactedToken`]'s digests, derived from the ledger secret
+/// ([`crate::pseudonym::LedgerSecret::redaction_key`]): without it, a digest cannot be
+/// tested against guessed jtis. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedactionKey([u8; 32]);
+
+impl RedactionKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> RedactionKey {
+        RedactionKey(bytes)
+    }
+}
+
+impl std::fmt::Debug for RedactionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedactionKey(..)")
+    }
+}
+
+/// The first field of a [`RedactedToken::jti_hash`] and of a `token_hash`: the two digests
+/// of one jti never agree.
+const JTI_FIELD: &str = "jti";
+const TOKEN_FIELD: &str = "token";
 
 fn invalid(claim: &str, reason: &str) -> EntryError {
     EntryError::Invalid {
@@ -225,6 +244,8 @@ fn invalid(claim: &str, reason: &str) -> EntryError {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn redaction() -> Redaction {
@@ -377,20 +398,22 @@ mod tests {
         );
     }
 
-    /// A redacted token is kept as digests that tell issuers apart, even when the issuer and
-    /// jti texts would run together, and that never hold either text.
+    /// A redacted token is kept as keyed digests that tell issuers apart, even when the
+    /// issuer and jti texts would run together, that never hold either text, and that a
+    /// guess cannot be tested against without the key.
     #[test]
-    fn a_redacted_token_keeps_only_digests_that_tell_issuers_apart() {
-        let token = RedactedToken::of("https://iam/", "j-1");
-        assert_eq!(token.jti_hash, RedactedToken::jti_hash("j-1"));
-        assert_eq!(
-            hex::encode(token.jti_hash),
-            hex::encode(Sha256::digest(b"j-1"))
-        );
-        assert_ne!(token, RedactedToken::of("https://other/", "j-1"));
+    fn a_redacted_token_keeps_only_keyed_digests_that_tell_issuers_apart() {
+        let key = RedactionKey::from_bytes([1; 32]);
+        let token = RedactedToken::of(&key, "https://iam/", "j-1");
+        assert_eq!(token.jti_hash, RedactedToken::jti_hash(&key, "j-1"));
+        assert_ne!(token.jti_hash, <[u8; 32]>::from(Sha256::digest(b"j-1")));
+        assert_ne!(token.jti_hash, token.token_hash);
+        let other_key = RedactionKey::from_bytes([2; 32]);
+        assert_ne!(token, RedactedToken::of(&other_key, "https://iam/", "j-1"));
+        assert_ne!(token, RedactedToken::of(&key, "https://other/", "j-1"));
         assert_ne!(
-            RedactedToken::of("ab", "c").token_hash,
-            RedactedToken::of("a", "bc").token_hash
+            RedactedToken::of(&key, "ab", "c").token_hash,
+            RedactedToken::of(&key, "a", "bc").token_hash
         );
     }
 }

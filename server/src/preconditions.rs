@@ -55,6 +55,12 @@ pub enum Refusal {
     UnknownRequest { id: String },
     #[error("suspension request {id} was decided already")]
     RequestDecided { id: String },
+    /// A change of what retention holds was logged after the run read its holds.
+    #[error("suspensions, requests, links or merges were logged since the holds were read")]
+    HoldsChanged,
+    /// A redaction range reaches past the committed log.
+    #[error("a redaction range ends at {end}, past the log's size {size}")]
+    BeyondLog { end: u64, size: u64 },
 }
 
 impl Refusal {
@@ -76,12 +82,39 @@ impl Refusal {
 pub async fn decide(
     writer: &mut dyn LedgerWriter,
     jobs: &[Vec<&StateChange>],
+    log: LogPosition,
 ) -> Result<Vec<Result<(), Refusal>>, StoreError> {
     let mut state = BatchState::load(writer, jobs.iter().flatten().copied()).await?;
+    state.log = log;
     Ok(jobs
         .iter()
         .map(|changes| state.admit_job(changes))
         .collect())
+}
+
+/// Where the log stood before a batch, for deciding redactions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogPosition {
+    /// The committed log size.
+    pub size: u64,
+    /// No change of retention's holds ([`changes_holds`]) was logged at this index or
+    /// after: one past the newest such entry, or (as nothing older is known) the size the
+    /// writer opened the log at.
+    pub holds_since: u64,
+}
+
+/// Whether a change moves what retention holds: suspensions, lifts, suspension requests and
+/// their decisions, links and merges.
+pub fn changes_holds(change: &StateChange) -> bool {
+    match change {
+        StateChange::Suspend(_)
+        | StateChange::Lift { .. }
+        | StateChange::Link { .. }
+        | StateChange::Merge { .. }
+        | StateChange::RequestSuspension(_)
+        | StateChange::DecideRequest { .. } => true,
+        StateChange::Sighting { .. } | StateChange::Redact { .. } | StateChange::None => false,
+    }
 }
 
 /// A person: (VO, person id).
@@ -103,6 +136,9 @@ struct BatchState {
     owners: HashMap<IdentityKey, PersonId>,
     /// Suspension requests named by decisions: whether each is still pending.
     pending: HashMap<String, bool>,
+    /// The log before the batch; `holds_since` moves past it once a change of holds is
+    /// admitted in the batch.
+    log: LogPosition,
 }
 
 impl BatchState {
@@ -162,6 +198,7 @@ impl BatchState {
                 .map(|(iss, sub, vo, person)| ((iss, sub, vo), person))
                 .collect(),
             pending: rows.pending.into_iter().collect(),
+            log: LogPosition::default(),
         })
     }
 
@@ -184,6 +221,15 @@ impl BatchState {
     /// Decides one change and, if it applies, records its effect; a refused change leaves
     /// the state as it was.
     fn admit(&mut self, change: &StateChange) -> Result<(), Refusal> {
+        self.apply(change)?;
+        if changes_holds(change) {
+            // Logged in this batch, at the committed size or after.
+            self.log.holds_since = u64::MAX;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, change: &StateChange) -> Result<(), Refusal> {
         match change {
             // A client suspension names no person: nothing to decide.
             StateChange::Suspend(row) => match &row.person_id {
@@ -251,7 +297,25 @@ impl BatchState {
                     }
                 }
             }
-            StateChange::Sighting { .. } | StateChange::Redact { .. } | StateChange::None => Ok(()),
+            StateChange::Redact {
+                ranges, holds_at, ..
+            } => {
+                if let Some(end) = ranges
+                    .iter()
+                    .map(|r| r.end)
+                    .find(|end| *end > self.log.size)
+                {
+                    return Err(Refusal::BeyondLog {
+                        end,
+                        size: self.log.size,
+                    });
+                }
+                if *holds_at < self.log.holds_since {
+                    return Err(Refusal::HoldsChanged);
+                }
+                Ok(())
+            }
+            StateChange::Sighting { .. } | StateChange::None => Ok(()),
         }
     }
 

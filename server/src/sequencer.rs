@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::preconditions::{self, Refusal};
+use crate::preconditions::{self, LogPosition, Refusal};
 use crate::store::{
     Batch, CheckpointRow, IssuanceKey, IssuanceRow, LedgerWriter, LogRecord, NewEntry, StateChange,
     StoreError,
@@ -262,6 +262,7 @@ impl Sequencer {
             persisted_size: size,
             persisted_at: Instant::now(),
             checked_at: Instant::now(),
+            holds_since: size,
         };
         let task = tokio::spawn(writer.run(jobs_rx));
         Ok((
@@ -327,6 +328,8 @@ struct Writer {
     persisted_at: Instant,
     /// When a call to the store last succeeded (see [`LEASE_CHECK_INTERVAL`]).
     checked_at: Instant,
+    /// See [`LogPosition::holds_since`].
+    holds_since: u64,
 }
 
 impl Writer {
@@ -419,6 +422,7 @@ impl Writer {
         self.persisted_size = head.size;
         self.persisted_at = Instant::now();
         self.expect_logged = true;
+        self.holds_since = frontier.size();
         self.frontier = frontier;
         self.head.send_replace(Arc::new(head));
         Ok(())
@@ -437,6 +441,16 @@ impl Writer {
                 });
                 if changed {
                     self.changes.send_modify(|n| *n += 1);
+                }
+                let holds_changed = batch.iter().zip(&answers).any(|(job, answer)| {
+                    answer.is_ok()
+                        && job
+                            .state_changes()
+                            .into_iter()
+                            .any(preconditions::changes_holds)
+                });
+                if holds_changed {
+                    self.holds_since = self.frontier.size();
                 }
                 for (job, answer) in batch.into_iter().zip(answers) {
                     let _ = job.reply.send(answer.map_err(AppendError::Refused));
@@ -481,7 +495,11 @@ impl Writer {
             return Ok(Vec::new());
         }
         let changes: Vec<Vec<&StateChange>> = batch.iter().map(Job::state_changes).collect();
-        preconditions::decide(self.store.as_mut(), &changes).await
+        let log = LogPosition {
+            size: self.frontier.size(),
+            holds_since: self.holds_since,
+        };
+        preconditions::decide(self.store.as_mut(), &changes, log).await
     }
 
     /// One attempt of [`Writer::write_batch`]: the jobs `decisions` refused are left out;

@@ -1,6 +1,6 @@
 //! Retention end to end, on both backends: with periods of a few seconds, the writer's
-//! retention run redacts issuances whose period has passed and whose token expired, in one
-//! `redaction` entry; the independent checks (`tokenledger verify`: the checkpoint,
+//! retention run redacts issuances whose period has passed and whose token expired (a
+//! suspended person's only after the lift); the independent checks (`tokenledger verify`: the checkpoint,
 //! consistency with a trusted one, inclusion of a redacted and of a kept entry, an issuer's
 //! receipt of a redacted entry) still pass; resolving a redacted jti answers 410.
 
@@ -189,9 +189,9 @@ fn entries_past_their_period_are_redacted_and_every_proof_still_verifies() {
 }
 
 both_backends!(a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period);
-/// While a person is suspended, their issuances are kept past their period and their
-/// tokens' expiry; another person's are redacted. Once the suspension is lifted, the next
-/// runs redact them too.
+/// While a person is suspended, all their issuances are kept past their period and their
+/// tokens' expiry, not only the token the suspension was made from; another person's are
+/// redacted. Once the suspension is lifted, the next runs redact them too.
 fn a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with_config(&dir.path().join("data"), CONFIG);
@@ -202,22 +202,33 @@ fn a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period() {
     assert_eq!(http.append(&issuer, &short_lived("alice-1")).status, 201);
     let bob = http.append(&issuer, &token_of("bob-1", "bob", bob_expires));
     assert_eq!(bob.status, 201, "{bob:?}");
+    let bobs_other = http.append(&issuer, &token_of("bob-2", "bob", bob_expires));
+    assert_eq!(bobs_other.status, 201, "{bobs_other:?}");
+    // The person behind bob-1 (the default target), not the token.
     let suspended = http.post_json(
         "/v1/vos/atlas/suspensions",
         Some(&officer),
-        &json!({"jti": "bob-1", "reason": "INC-8"}),
+        &json!({"jti": "bob-1", "target": "person", "reason": "INC-8"}),
     );
     assert_eq!(suspended.status, 201, "{suspended:?}");
+    assert_eq!(suspended.json()["target"], "person", "{suspended:?}");
+    assert!(suspended.json()["person"].is_string(), "{suspended:?}");
     let id = suspended.json()["id"].as_str().unwrap().to_string();
 
     until_redacted(&server, 0);
-    // Past bob's token's expiry and period, and a few runs later: still kept.
+    // Past bob's tokens' expiry and period, and a few runs later: both still kept.
     while now() < bob_expires + 3 {
         std::thread::sleep(Duration::from_millis(200));
     }
     let served = page(&server, 0, http.log_size());
-    assert!(served[1].get("redacted").is_none(), "{:?}", served[1]);
-    assert_eq!(served[1]["entry"]["jti"], "bob-1");
+    for (index, jti) in [(1, "bob-1"), (2, "bob-2")] {
+        assert!(
+            served[index].get("redacted").is_none(),
+            "{:?}",
+            served[index]
+        );
+        assert_eq!(served[index]["entry"]["jti"], jti);
+    }
 
     let lifted = http.send(
         "DELETE",
@@ -227,8 +238,10 @@ fn a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period() {
         None,
     );
     assert_eq!(lifted.status, 200, "{lifted:?}");
-    let served = until_redacted(&server, 1);
+    until_redacted(&server, 1);
+    let served = until_redacted(&server, 2);
     assert_eq!(served[1]["leaf_hash"], bob.json()["leaf_hash"]);
+    assert_eq!(served[2]["leaf_hash"], bobs_other.json()["leaf_hash"]);
     let suspension = served
         .iter()
         .find(|e| e["entry"]["type"] == "suspension")

@@ -139,10 +139,11 @@ async fn redacted_issuances(
     jti: &Jti,
     iss: Option<&str>,
 ) -> Result<usize, ServiceError> {
-    let token_hash = iss.map(|iss| RedactedToken::of(iss, jti).token_hash);
+    let key = ledger.pseudonyms.secret().redaction_key();
+    let token_hash = iss.map(|iss| RedactedToken::of(&key, iss, jti).token_hash);
     Ok(ledger
         .reader
-        .redacted_issuances(jti)
+        .redacted_issuances(&RedactedToken::jti_hash(&key, jti))
         .await?
         .iter()
         .filter(|r| r.vo == *vo && token_hash.is_none_or(|hash| hash == r.token_hash))

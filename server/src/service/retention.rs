@@ -1,8 +1,9 @@
 //! Retention runs: the writer, every `[retention] run_every`, reads the log from its lowest
 //! entry not yet redacted, decides each entry with the policy ([`RetentionPolicy::decide`]),
-//! holding what active suspensions and pending suspension requests need, and appends one
-//! `redaction` entry through the sequencer, whose transaction removes the payload of the
-//! entries it names ([`StateChange::Redact`]).
+//! holding what active suspensions and pending suspension requests need, and appends
+//! `redaction` entries through the sequencer (each of at most [`MAX_REDACTED_PER_ENTRY`]
+//! entries), whose transaction removes the payload of the entries it names
+//! ([`StateChange::Redact`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,23 +12,33 @@ use std::time::Duration;
 use tokenledger_core::entry::{EntryBody, LogEntry};
 use tokenledger_core::ids::{Jti, PersonId, Vo};
 use tokenledger_core::redaction::{Redaction, range_room};
-use tokenledger_core::retention::{Candidate, Pushed, RedactionPlanner, RetentionPolicy};
+use tokenledger_core::retention::{
+    Candidate, Pushed, RedactionPlan, RedactionPlanner, RetentionPolicy,
+};
 use tokenledger_core::suspension_request::RequestStatus;
 use tokio::sync::watch;
 
 use super::{Ledger, ServiceError};
-use crate::sequencer::EntryKind;
+use crate::sequencer::{AppendError, EntryKind};
 use crate::store::{LedgerReader, LogRecord, StateChange, StoreError, decode_issuance};
 use crate::writer_role::Role;
 
 /// Entries read per page while a run scans the log.
 const PAGE: u64 = 1000;
 
+/// The most entries one `redaction` entry removes. Its transaction deletes their rows (and
+/// the lookup rows that point at them) in the writer's batch, which on PostgreSQL must commit
+/// within the writer's deadline (60 s): a run with more due appends several entries in a row.
+pub const MAX_REDACTED_PER_ENTRY: u64 = 20_000;
+
+/// The most `redaction` entries one run appends; what is still due waits for the next tick.
+pub const MAX_ENTRIES_PER_RUN: usize = 50;
+
 /// What a run did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunOutcome {
-    /// The index of its `redaction` entry, if it redacted anything.
-    pub logged: Option<u64>,
+    /// The indexes of its `redaction` entries, in order.
+    pub logged: Vec<u64>,
     /// How many entries it redacted.
     pub redacted: u64,
     /// Where the next run starts: the lowest entry this run left unredacted.
@@ -36,7 +47,7 @@ pub struct RunOutcome {
 
 /// Runs retention every `every` while this server is the writer, the first run `every`
 /// after the start, until `stop` turns true. A failed run is logged and tried again at the
-/// next tick.
+/// next tick; so is a run the sequencer refused because holds changed while it ran.
 pub async fn run_every(
     ledger: Ledger,
     policy: Arc<RetentionPolicy>,
@@ -55,121 +66,199 @@ pub async fn run_every(
         if ledger.role() != Role::Writer {
             continue;
         }
-        match run_once(&ledger, &policy, &vos, from).await {
+        match run_once(&ledger, &policy, &vos, from, MAX_REDACTED_PER_ENTRY).await {
             Ok(outcome) => {
                 from = outcome.next_from;
-                if let Some(index) = outcome.logged {
-                    tracing::info!(index, redacted = outcome.redacted, "retention run");
+                if !outcome.logged.is_empty() {
+                    tracing::info!(
+                        entries = ?outcome.logged,
+                        redacted = outcome.redacted,
+                        "retention run"
+                    );
                 }
+            }
+            Err(ServiceError::Append(AppendError::Refused(refusal))) => {
+                tracing::info!(%refusal, "retention run refused: tried again at the next tick");
             }
             Err(e) => tracing::warn!(error = %e, "retention run failed"),
         }
     }
 }
 
-/// One retention run at the clock's time, from entry `from`: appends one `redaction` entry
-/// if any entry is due.
+/// One retention run at the clock's time, from entry `from`: appends `redaction` entries
+/// while any entry is due, each removing at most `max_per_entry` entries, at most
+/// [`MAX_ENTRIES_PER_RUN`] of them. The holds are read once, at the start; every entry
+/// carries the log size they were read at, and the sequencer refuses it if a change of
+/// holds was logged since ([`crate::preconditions`]): the run then ends with that refusal,
+/// having kept the entries it appended before.
 pub async fn run_once(
     ledger: &Ledger,
     policy: &RetentionPolicy,
     vos: &[Vo],
     from: u64,
+    max_per_entry: u64,
 ) -> Result<RunOutcome, ServiceError> {
     let now = ledger.clock.now_micros();
     let reader = ledger.reader.primary();
+    // The size first: a change of holds logged from here on is not in what is read next.
+    let holds_at = ledger.head().size;
     let holds = Holds::read(reader, vos, now / 1_000_000).await?;
-    // Entries are logged in index order: past the newest a period could make due, none is.
-    let shortest = vos
-        .iter()
+    let run = Run {
+        reader,
+        policy,
+        holds: &holds,
+        now,
+        newest_due: now.saturating_sub(shortest_period(policy, vos)),
+        max_per_entry: max_per_entry.max(1),
+    };
+    let mut outcome = RunOutcome {
+        logged: Vec::new(),
+        redacted: 0,
+        next_from: from,
+    };
+    let mut start = from;
+    let mut kept: Option<u64> = None;
+    while outcome.logged.len() < MAX_ENTRIES_PER_RUN {
+        let round = run.plan(start, ledger.head().size).await?;
+        if let Some(index) = round.first_kept {
+            kept.get_or_insert(index);
+        }
+        if round.plan.is_empty() {
+            outcome.next_from = kept.unwrap_or(round.stopped_at).max(from);
+            return Ok(outcome);
+        }
+        let change = StateChange::Redact {
+            ranges: round.plan.ranges.clone(),
+            at: now,
+            holds_at,
+            key: ledger.pseudonyms.secret().redaction_key(),
+        };
+        let redacted = round.plan.total();
+        let body = EntryBody::Redaction(Box::new(Redaction {
+            policy: policy.record(),
+            ranges: round.plan.ranges,
+            counts: round.plan.counts,
+        }));
+        let index = ledger.append(body, EntryKind::State(change)).await?;
+        outcome.logged.push(index);
+        outcome.redacted += redacted;
+        start = round.stopped_at;
+        outcome.next_from = kept.unwrap_or(start).max(from);
+    }
+    Ok(outcome)
+}
+
+/// The shortest period of `policy` in any of `vos` or outside them.
+fn shortest_period(policy: &RetentionPolicy, vos: &[Vo]) -> i64 {
+    vos.iter()
         .map(|vo| Some(vo.as_str()))
         .chain([None])
         .flat_map(|vo| {
             tokenledger_core::entry::EntryType::ALL.map(|t| policy.period(t, vo).micros())
         })
         .min()
-        .unwrap_or(i64::MAX);
-    let newest_due = now.saturating_sub(shortest);
-    let unranged = EntryBody::Redaction(Box::new(Redaction {
-        policy: policy.record(),
-        ranges: Vec::new(),
-        counts: Default::default(),
-    }));
-    let mut planner = RedactionPlanner::new(range_room(&unranged));
-    let size = ledger.head().size;
-    let mut next_from = None;
-    let mut start = from;
-    'scan: while start < size {
-        let end = size.min(start + PAGE);
-        for record in reader.entries(start, end).await? {
-            let LogRecord::Leaf((index, leaf)) = record else {
-                continue;
-            };
-            let entry = LogEntry::from_canonical_bytes(&leaf)
-                .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
-            if entry.logged_at > newest_due {
-                next_from.get_or_insert(index);
-                break 'scan;
+        .unwrap_or(i64::MAX)
+}
+
+/// What one run decides with.
+struct Run<'a> {
+    reader: &'a dyn LedgerReader,
+    policy: &'a RetentionPolicy,
+    holds: &'a Holds,
+    now: i64,
+    /// Entries are logged in index order: past the newest a period could make due, none is.
+    newest_due: i64,
+    max_per_entry: u64,
+}
+
+/// One `redaction` entry's worth of a run.
+struct Round {
+    plan: RedactionPlan,
+    /// The first entry the plan did not look at: the next round starts there.
+    stopped_at: u64,
+    /// The lowest entry looked at and left unredacted.
+    first_kept: Option<u64>,
+}
+
+impl Run<'_> {
+    /// The plan of one `redaction` entry, scanning from `start` below `size`: it ends where
+    /// no entry can be due any more, where its entry has no room for another range, or at
+    /// `max_per_entry` entries.
+    async fn plan(&self, start: u64, size: u64) -> Result<Round, ServiceError> {
+        let unranged = EntryBody::Redaction(Box::new(Redaction {
+            policy: self.policy.record(),
+            ranges: Vec::new(),
+            counts: Default::default(),
+        }));
+        let mut planner = RedactionPlanner::new(range_room(&unranged));
+        let mut taken = 0;
+        let mut first_kept = None;
+        let mut page = start;
+        while page < size {
+            let end = size.min(page + PAGE);
+            for record in self.reader.entries(page, end).await? {
+                let LogRecord::Leaf((index, leaf)) = record else {
+                    continue;
+                };
+                let entry = LogEntry::from_canonical_bytes(&leaf)
+                    .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
+                // Stopped at `index`, left for the next round or (if `kept`) the next run.
+                let stop = |plan, kept: bool| Round {
+                    plan,
+                    stopped_at: index,
+                    first_kept: first_kept.or(kept.then_some(index)),
+                };
+                if entry.logged_at > self.newest_due {
+                    return Ok(stop(planner.finish(), true));
+                }
+                let token_exp = match &entry.body {
+                    EntryBody::Issuance(issuance) => issuance.exp,
+                    _ => None,
+                };
+                let candidate = Candidate {
+                    entry_type: entry.body.entry_type(),
+                    vo: entry.body.vo(),
+                    logged_at: entry.logged_at,
+                    token_exp,
+                    held: self.holds.hold(self.reader, index, &entry.body).await?,
+                };
+                let due = self.policy.decide(&candidate, self.now).is_redact();
+                if due && taken == self.max_per_entry {
+                    return Ok(stop(planner.finish(), false));
+                }
+                let pushed = planner
+                    .push(index, candidate.entry_type, due)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                if pushed == Pushed::Full {
+                    return Ok(stop(planner.finish(), false));
+                }
+                if due {
+                    taken += 1;
+                } else {
+                    first_kept.get_or_insert(index);
+                }
             }
-            let token_exp = match &entry.body {
-                EntryBody::Issuance(issuance) => issuance.exp,
-                _ => None,
-            };
-            let candidate = Candidate {
-                entry_type: entry.body.entry_type(),
-                vo: entry.body.vo(),
-                logged_at: entry.logged_at,
-                token_exp,
-                held: holds.hold(reader, index, &entry.body).await?,
-            };
-            let due = policy.decide(&candidate, now).is_redact();
-            let pushed = planner
-                .push(index, candidate.entry_type, due)
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            if pushed == Pushed::Full {
-                next_from.get_or_insert(index);
-                break 'scan;
-            }
-            if !due {
-                next_from.get_or_insert(index);
-            }
+            page = end;
         }
-        start = end;
+        Ok(Round {
+            plan: planner.finish(),
+            stopped_at: page.max(start),
+            first_kept,
+        })
     }
-    let plan = planner.finish();
-    let next_from = next_from.unwrap_or(start.max(from));
-    if plan.is_empty() {
-        return Ok(RunOutcome {
-            logged: None,
-            redacted: 0,
-            next_from,
-        });
-    }
-    let redacted = plan.total();
-    let change = StateChange::Redact {
-        ranges: plan.ranges.clone(),
-        at: now,
-    };
-    let body = EntryBody::Redaction(Box::new(Redaction {
-        policy: policy.record(),
-        ranges: plan.ranges,
-        counts: plan.counts,
-    }));
-    let index = ledger.append(body, EntryKind::State(change)).await?;
-    Ok(RunOutcome {
-        logged: Some(index),
-        redacted,
-        next_from,
-    })
 }
 
 /// What active suspensions and pending suspension requests hold, as stored at the start of
-/// a run.
+/// a run: a person's (or a request's person's) issuances, sightings and links, a token's
+/// issuance and sightings (named by a suspension or a pending request), a client's issuances
+/// and the sightings of its tokens, and the suspension's and pending request's own entries.
 struct Holds {
     /// Active suspensions, by id, and the index of each one's entry.
     suspensions: HashSet<String>,
-    /// Persons `(vo, person)` an active person (or token) suspension names.
+    /// Persons `(vo, person)` an active person (or token) suspension or a pending request
+    /// names.
     persons: HashSet<(String, String)>,
-    /// Tokens `(iss, jti)` an active token suspension names.
+    /// Tokens `(iss, jti)` an active token suspension or a pending request names.
     tokens: HashSet<(String, String)>,
     /// Clients `(iss, client_id)` an active client suspension names.
     clients: HashSet<(String, String)>,
@@ -202,10 +291,20 @@ impl Holds {
                 }
                 holds.suspensions.insert(s.id);
             }
-            let pending = reader
+            // A pending request holds what its suspension would: the person, and the token
+            // it names.
+            for r in reader
                 .suspension_requests_to_vo(vo, Some(RequestStatus::Pending))
-                .await?;
-            holds.pending.extend(pending.iter().map(|r| r.idx));
+                .await?
+            {
+                holds
+                    .persons
+                    .insert((vo.to_string(), r.person_id.to_string()));
+                if let (Some(iss), Some(jti)) = (&r.token_iss, &r.token_jti) {
+                    holds.tokens.insert((iss.clone(), jti.to_string()));
+                }
+                holds.pending.insert(r.idx);
+            }
         }
         Ok(holds)
     }
@@ -227,9 +326,7 @@ impl Holds {
             }
             EntryBody::Sighting(s) => {
                 self.tokens.contains(&(s.iss.clone(), s.jti.clone()))
-                    || self
-                        .sighted_person_held(reader, &s.vo, &s.iss, &s.jti)
-                        .await?
+                    || self.sighted_held(reader, &s.vo, &s.iss, &s.jti).await?
             }
             EntryBody::IdentityLink(l) => {
                 self.persons.contains(&(l.vo.clone(), l.person_id.clone()))
@@ -258,23 +355,31 @@ impl Holds {
         Ok(person.is_some_and(|p| self.persons.contains(&(vo.to_string(), p.to_string()))))
     }
 
-    /// Whether the token `(iss, jti)` seen belongs to a suspended person of `vo`.
-    async fn sighted_person_held(
+    /// Whether the token `(iss, jti)` seen was issued to a suspended client, or belongs to a
+    /// suspended person of `vo`: its issuance is read only if some client, or some person of
+    /// `vo`, is held.
+    async fn sighted_held(
         &self,
         reader: &dyn LedgerReader,
         vo: &str,
         iss: &str,
         jti: &str,
     ) -> Result<bool, StoreError> {
-        if !self.persons.iter().any(|(v, _)| v == vo) {
+        let clients = self.clients.iter().any(|(i, _)| i == iss);
+        if !clients && !self.persons.iter().any(|(v, _)| v == vo) {
             return Ok(false);
         }
-        match reader.issuance(iss, &Jti::unchecked(jti)).await? {
-            Some((index, leaf)) => {
-                let issuance = decode_issuance(index, &leaf)?;
-                self.person_held(reader, vo, iss, &issuance.sub).await
-            }
-            None => Ok(false),
+        let Some((index, leaf)) = reader.issuance(iss, &Jti::unchecked(jti)).await? else {
+            return Ok(false);
+        };
+        let issuance = decode_issuance(index, &leaf)?;
+        if issuance
+            .client_id
+            .as_ref()
+            .is_some_and(|c| self.clients.contains(&(iss.to_string(), c.clone())))
+        {
+            return Ok(true);
         }
+        self.person_held(reader, vo, iss, &issuance.sub).await
     }
 }

@@ -9,7 +9,7 @@ use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Sour
 use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::note::NoteSigner;
-use tokenledger_core::redaction::{IndexRange, RedactedToken};
+use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use crate::clock::Clock;
 use crate::credentials::{authenticate, create, list, revoke};
@@ -378,11 +378,23 @@ impl TestLog {
     }
 }
 
+/// The key of redacted issuances' digests in these scenarios.
+pub fn key() -> RedactionKey {
+    RedactionKey::from_bytes([3; 32])
+}
+
+/// The digest a redacted issuance of `jti` is found by.
+fn jti_hash(jti: &str) -> [u8; 32] {
+    RedactedToken::jti_hash(&key(), jti)
+}
+
 /// A redaction of `ranges` `(start, end)` at `at`.
 pub fn redact(ranges: &[(u64, u64)], at: i64) -> Written {
     Written::State(StateChange::Redact {
         ranges: ranges.iter().map(|r| IndexRange::from(*r)).collect(),
         at,
+        holds_at: 0,
+        key: key(),
     })
 }
 
@@ -518,21 +530,18 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
     assert!(reader.suspension("su-1").await.unwrap().is_none());
 
     // A redacted token is known as redacted, by its VO and digests.
-    let kept = reader
-        .redacted_issuances(&Jti::unchecked("j-1"))
-        .await
-        .unwrap();
+    let kept = reader.redacted_issuances(&jti_hash("j-1")).await.unwrap();
     assert_eq!(
         kept,
         vec![RedactedIssuance {
             index: 0,
             vo: atlas.clone(),
-            token_hash: RedactedToken::of(ISS, "j-1").token_hash,
+            token_hash: RedactedToken::of(&key(), ISS, "j-1").token_hash,
         }]
     );
     assert!(
         reader
-            .redacted_issuances(&Jti::unchecked("j-3"))
+            .redacted_issuances(&jti_hash("j-3"))
             .await
             .unwrap()
             .is_empty()
@@ -557,7 +566,7 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
     );
     assert_eq!(
         reader
-            .redacted_issuances(&Jti::unchecked("j-1"))
+            .redacted_issuances(&jti_hash("j-1"))
             .await
             .unwrap()
             .len(),
@@ -606,7 +615,7 @@ pub async fn a_failed_batch_redacts_nothing(
     );
     assert!(
         reader
-            .redacted_issuances(&Jti::unchecked("j-1"))
+            .redacted_issuances(&jti_hash("j-1"))
             .await
             .unwrap()
             .is_empty()
@@ -618,5 +627,43 @@ pub async fn a_failed_batch_redacts_nothing(
             .unwrap()
             .len(),
         1
+    );
+}
+
+/// A redaction whose range reaches its own entry (or beyond) is refused and its batch
+/// writes nothing: it would delete its own entry and lower the log size.
+pub async fn a_redaction_past_its_own_entry_is_refused(
+    writer: &mut dyn LedgerWriter,
+    reader: &dyn LedgerReader,
+) {
+    let mut log = TestLog::default();
+    log.append(
+        writer,
+        vec![
+            Written::Issuance("j-1", "alice"),
+            Written::Issuance("j-2", "bob"),
+        ],
+    )
+    .await
+    .unwrap();
+    // The redaction would be entry 3.
+    for ranges in [[(0, 4)], [(2, 9)]] {
+        let refused = log
+            .append(writer, vec![Written::Resolution, redact(&ranges, 5)])
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, StoreError::Corrupt(_)), "{refused:?}");
+    }
+    assert_eq!(
+        split(&reader.entries(0, 4).await.unwrap()),
+        (vec![], vec![0, 1])
+    );
+    assert_eq!(reader.frontier(2).await.unwrap().root(), log.root());
+    log.append(writer, vec![redact(&[(0, 2)], 5)])
+        .await
+        .unwrap();
+    assert_eq!(
+        split(&reader.entries(0, 3).await.unwrap()),
+        (vec![(0, 5, 2), (1, 5, 2)], vec![2])
     );
 }

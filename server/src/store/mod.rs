@@ -31,7 +31,7 @@ pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
     LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RequestDecision, SiteFetches,
     StateChange, StateQuery, StateRows, StoredEntry, StoredState, SuspensionRecord,
-    SuspensionRequestRecord, TimelineEvent, decode_issuance,
+    SuspensionRequestRecord, TimelineEvent, check_redaction, decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its
@@ -135,7 +135,10 @@ pub trait LedgerReader: Send + Sync {
 
     /// The redacted issuances of `jti`, whatever their issuer (as
     /// [`LedgerReader::issuances_by_jti`] finds those not redacted).
-    async fn redacted_issuances(&self, jti: &Jti) -> Result<Vec<RedactedIssuance>, StoreError>;
+    async fn redacted_issuances(
+        &self,
+        jti_hash: &[u8; 32],
+    ) -> Result<Vec<RedactedIssuance>, StoreError>;
 
     /// The newest stored checkpoint: its size and signed note.
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;

@@ -8,9 +8,9 @@ use tokenledger_core::blocklist::{self, Scope};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::Hash;
-use tokenledger_core::redaction::IndexRange;
 #[cfg(doc)]
 use tokenledger_core::redaction::RedactedToken;
+use tokenledger_core::redaction::{IndexRange, RedactionKey};
 use tokenledger_core::suspension_request::RequestStatus;
 
 use super::StoreError;
@@ -61,6 +61,19 @@ pub struct RedactedIssuance {
     pub index: u64,
     pub vo: Vo,
     pub token_hash: [u8; 32],
+}
+
+/// Checks that the redaction logged at `by` names only entries before it: a range reaching
+/// its own entry or beyond would delete it (or entries not yet logged) and lower the log
+/// size. Each engine's writer checks this before it writes anything of the batch.
+pub fn check_redaction(by: u64, ranges: &[IndexRange]) -> Result<(), StoreError> {
+    match ranges.iter().find(|r| r.end > by) {
+        Some(r) => Err(StoreError::Corrupt(format!(
+            "the redaction at entry {by} names entries {}..{}, past its own",
+            r.start, r.end
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `leaves` and `redacted` merged by index. Read the leaves first, then the redacted
@@ -152,9 +165,14 @@ pub enum StateChange {
     /// recorded as the redacting one) at `at` (unix microseconds): their leaves and lookup
     /// rows are deleted, their stored hashes kept, and what resolution needs of an issuance
     /// kept as digests ([`RedactedToken`]). Entries already redacted are left as they are.
+    /// `holds_at` is the log size the retention run read its holds at: the sequencer refuses
+    /// the redaction if a change of holds was logged since ([`crate::preconditions`]).
+    /// `key` keys the digests kept of redacted issuances.
     Redact {
         ranges: Vec<IndexRange>,
         at: i64,
+        holds_at: u64,
+        key: RedactionKey,
     },
     /// The entry is the whole record (site key fetches).
     None,

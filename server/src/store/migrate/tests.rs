@@ -19,6 +19,7 @@ use tokenledger_core::blocklist::Scope;
 use tokenledger_core::ids::{Jti, Site, Vo};
 use tokenledger_core::merkle::{self, Hash, leaf_hash};
 use tokenledger_core::note::NoteSigner;
+use tokenledger_core::redaction::RedactionKey;
 use tokenledger_testpg::{TestDatabase, database};
 
 use super::{MigrationReport, Progress, TABLES, copy_ledger};
@@ -166,14 +167,21 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
                     jti: Jti::unchecked("jti-1"),
                 }),
             ),
-            state(
-                4,
-                EntryKind::State(StateChange::Redact {
-                    ranges: vec![(4, 6).into()],
-                    at: 4,
-                }),
-            ),
         ])
+        .await
+        .unwrap();
+    // After the suspension: a redaction refuses holds read before it.
+    let holds_at = sequencer.head().size;
+    sequencer
+        .append(vec![state(
+            4,
+            EntryKind::State(StateChange::Redact {
+                ranges: vec![(4, 6).into()],
+                at: 4,
+                holds_at,
+                key: RedactionKey::from_bytes([3; 32]),
+            }),
+        )])
         .await
         .unwrap();
     let root = sequencer.head().root;

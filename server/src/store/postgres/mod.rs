@@ -183,9 +183,13 @@ impl LedgerReader for PostgresStore {
         .await
     }
 
-    async fn redacted_issuances(&self, jti: &Jti) -> Result<Vec<RedactedIssuance>, StoreError> {
+    async fn redacted_issuances(
+        &self,
+        jti_hash: &[u8; 32],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
         let db = &self.primary;
-        db.run(redaction::redacted_issuances(&db.pool(), jti)).await
+        db.run(redaction::redacted_issuances(&db.pool(), jti_hash))
+            .await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -5,12 +5,12 @@
 //! [`StateChange::Redact`]: crate::store::StateChange::Redact
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
-use tokenledger_core::ids::{Jti, Vo};
+use tokenledger_core::ids::Vo;
 use tokenledger_core::merkle;
-use tokenledger_core::redaction::{IndexRange, RedactedToken};
+use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log_reads::read_hashes;
-use crate::store::{RedactedEntry, RedactedIssuance, StoreError};
+use crate::store::{RedactedEntry, RedactedIssuance, StoreError, check_redaction};
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
 const BY_INDEX: [&str; 7] = [
@@ -29,13 +29,16 @@ const RANGES: &str = "unnest($1::bigint[], $2::bigint[]) AS g(s, e)";
 /// Redacts the entries of `ranges` by the entry at `by`, at `at`, in the batch's
 /// transaction `tx`: each issuance still stored kept as digests ([`RedactedToken`]), each
 /// entry still stored recorded as redacted, then its leaf and every row that points at it
-/// deleted. Stored hashes stay.
+/// deleted. Stored hashes stay. An error if a range reaches `by` ([`check_redaction`]): the
+/// batch's transaction is then rolled back.
 pub async fn redact(
     tx: &mut PgConnection,
     by: u64,
     ranges: &[IndexRange],
     at: i64,
+    key: &RedactionKey,
 ) -> Result<(), StoreError> {
+    check_redaction(by, ranges)?;
     let starts: Vec<i64> = ranges.iter().map(|r| r.start as i64).collect();
     let ends: Vec<i64> = ranges.iter().map(|r| r.end as i64).collect();
     let tokens: Vec<(i64, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -50,7 +53,7 @@ pub async fn redact(
     let (mut indexes, mut vos, mut jti_hashes, mut token_hashes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (idx, vo, iss, jti) in tokens {
-        let token = RedactedToken::of(&iss, &jti);
+        let token = RedactedToken::of(key, &iss, &jti);
         indexes.push(idx);
         vos.push(vo);
         jti_hashes.push(token.jti_hash.to_vec());
@@ -154,15 +157,15 @@ async fn with_leaf_hashes<'c>(
         .collect())
 }
 
-/// The redacted issuances of `jti`.
+/// The redacted issuances whose jti has the digest `jti_hash`.
 pub async fn redacted_issuances(
     pool: &PgPool,
-    jti: &Jti,
+    jti_hash: &[u8; 32],
 ) -> Result<Vec<RedactedIssuance>, StoreError> {
     let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
         "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = $1 ORDER BY idx",
     )
-    .bind(RedactedToken::jti_hash(jti.as_str()).to_vec())
+    .bind(jti_hash.to_vec())
     .fetch_all(pool)
     .await?;
     rows.into_iter()

@@ -152,7 +152,9 @@ async fn write_one(
             .execute(conn)
             .await?;
         }
-        StateChange::Redact { ranges, at } => redaction::redact(conn, index, ranges, *at).await?,
+        StateChange::Redact {
+            ranges, at, key, ..
+        } => redaction::redact(conn, index, ranges, *at, key).await?,
         StateChange::Sighting { .. } | StateChange::None => {}
     }
     Ok(())

@@ -418,7 +418,7 @@ pub fn push_state_change(
             decided_by,
             *decided_at,
         ),
-        StateChange::Redact { ranges, at } => {
+        StateChange::Redact { ranges, at, .. } => {
             let tokens = tokens.get(&index).map_or(&[][..], Vec::as_slice);
             redaction::push_redact(script, index, ranges, *at, tokens);
         }

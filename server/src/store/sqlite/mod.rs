@@ -139,8 +139,11 @@ impl LedgerReader for SqliteStore {
         Ok(merge_records(leaves, redacted))
     }
 
-    async fn redacted_issuances(&self, jti: &Jti) -> Result<Vec<RedactedIssuance>, StoreError> {
-        redaction::redacted_issuances(&self.pool, jti).await
+    async fn redacted_issuances(
+        &self,
+        jti_hash: &[u8; 32],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        redaction::redacted_issuances(&self.pool, jti_hash).await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 
 use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
-use tokenledger_core::ids::{Jti, Vo};
+use tokenledger_core::ids::Vo;
 use tokenledger_core::merkle;
-use tokenledger_core::redaction::{IndexRange, RedactedToken};
+use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log::read_hashes;
 use super::script::SqlScript;
-use crate::store::{RedactedEntry, RedactedIssuance, StateChange, StoreError};
+use crate::store::{RedactedEntry, RedactedIssuance, StateChange, StoreError, check_redaction};
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
 const BY_INDEX: [&str; 7] = [
@@ -50,6 +50,7 @@ fn push_ranges(query: &mut QueryBuilder<Sqlite>, column: &str, ranges: &[IndexRa
 pub async fn tokens_in(
     conn: &mut SqliteConnection,
     ranges: &[IndexRange],
+    key: &RedactionKey,
 ) -> Result<Vec<TokenRow>, StoreError> {
     if ranges.is_empty() {
         return Ok(Vec::new());
@@ -63,20 +64,22 @@ pub async fn tokens_in(
         query.build_query_as().fetch_all(&mut *conn).await?;
     Ok(rows
         .into_iter()
-        .map(|(idx, vo, iss, jti)| (idx as u64, vo, RedactedToken::of(&iss, &jti)))
+        .map(|(idx, vo, iss, jti)| (idx as u64, vo, RedactedToken::of(key, &iss, &jti)))
         .collect())
 }
 
 /// The issuances each [`StateChange::Redact`] of `changes` removes, by the index of its
-/// entry ([`tokens_in`]).
+/// entry ([`tokens_in`]); an error if one names its own entry or beyond
+/// ([`check_redaction`]).
 pub async fn tokens_of(
     conn: &mut SqliteConnection,
     changes: &[(u64, &StateChange)],
 ) -> Result<HashMap<u64, Vec<TokenRow>>, StoreError> {
     let mut tokens = HashMap::new();
     for (index, change) in changes {
-        if let StateChange::Redact { ranges, .. } = change {
-            tokens.insert(*index, tokens_in(conn, ranges).await?);
+        if let StateChange::Redact { ranges, key, .. } = change {
+            check_redaction(*index, ranges)?;
+            tokens.insert(*index, tokens_in(conn, ranges, key).await?);
         }
     }
     Ok(tokens)
@@ -194,15 +197,15 @@ async fn with_leaf_hashes<'c>(
         .collect())
 }
 
-/// The redacted issuances of `jti`.
+/// The redacted issuances whose jti has the digest `jti_hash`.
 pub async fn redacted_issuances<'e>(
     db: impl Executor<'e, Database = Sqlite>,
-    jti: &Jti,
+    jti_hash: &[u8; 32],
 ) -> Result<Vec<RedactedIssuance>, StoreError> {
     let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
         "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = ? ORDER BY idx",
     )
-    .bind(RedactedToken::jti_hash(jti.as_str()).to_vec())
+    .bind(jti_hash.to_vec())
     .fetch_all(db)
     .await?;
     rows.into_iter()

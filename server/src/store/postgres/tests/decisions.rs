@@ -4,7 +4,7 @@
 use tokenledger_core::ids::{PersonId, Vo};
 
 use super::{ledger, suspension, writer};
-use crate::preconditions::{Refusal, decide};
+use crate::preconditions::{LogPosition, Refusal, decide};
 use crate::store::{RequestDecision, StateChange};
 
 fn atlas() -> Vo {
@@ -96,7 +96,9 @@ async fn changes_are_decided_against_the_stored_rows_and_those_before_them() {
         vec![suspend("pe-b")],
     ];
     let jobs: Vec<Vec<&StateChange>> = jobs.iter().map(|j| j.iter().collect()).collect();
-    let decisions = decide(writer.as_mut(), &jobs).await.unwrap();
+    let decisions = decide(writer.as_mut(), &jobs, LogPosition::default())
+        .await
+        .unwrap();
     let merged_away = |person: &str, into: &str| Refusal::MergedAway {
         person: person.into(),
         into: into.into(),

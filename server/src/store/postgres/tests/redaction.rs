@@ -20,3 +20,11 @@ async fn a_failed_batch_redacts_nothing() {
     let store = open_url(&url).await;
     conformance::a_failed_batch_redacts_nothing(writer.as_mut(), &store).await;
 }
+
+#[tokio::test]
+async fn a_redaction_past_its_own_entry_is_refused() {
+    let (_db, url, _pool) = ledger().await;
+    let mut writer = writer(&url, 0).await;
+    let store = open_url(&url).await;
+    conformance::a_redaction_past_its_own_entry_is_refused(writer.as_mut(), &store).await;
+}

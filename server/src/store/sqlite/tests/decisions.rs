@@ -4,7 +4,7 @@
 use tokenledger_core::blocklist::Scope;
 use tokenledger_core::ids::{PersonId, Vo};
 
-use crate::preconditions::{Refusal, decide};
+use crate::preconditions::{LogPosition, Refusal, decide};
 use crate::store::sqlite::{SqliteWriter, connection};
 use crate::store::{StateChange, SuspensionRecord};
 
@@ -85,7 +85,9 @@ fn suspend(person: &str) -> StateChange {
 async fn decide_jobs(jobs: &[Vec<StateChange>]) -> Vec<Result<(), Refusal>> {
     let (_dir, mut conn) = database().await;
     let jobs: Vec<Vec<&StateChange>> = jobs.iter().map(|j| j.iter().collect()).collect();
-    decide(&mut conn, &jobs).await.unwrap()
+    decide(&mut conn, &jobs, LogPosition::default())
+        .await
+        .unwrap()
 }
 
 fn merged_away(person: &str, into: &str) -> Refusal {

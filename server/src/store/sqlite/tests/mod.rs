@@ -9,6 +9,7 @@ mod credentials;
 mod decisions;
 mod dictionaries;
 mod redaction;
+mod retention;
 mod secrets;
 mod suspension_requests;
 mod upper_hashes;

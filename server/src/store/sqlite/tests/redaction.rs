@@ -2,11 +2,22 @@
 //! database.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokenledger_core::blocklist::Scope;
+use tokenledger_core::ids::{PersonId, Vo};
+use tokenledger_core::merkle::leaf_hash;
+use tokenledger_core::note::NoteSigner;
+use tokenledger_core::redaction::IndexRange;
+
+use crate::clock::SystemClock;
+use crate::metrics::Metrics;
+use crate::preconditions::Refusal;
+use crate::sequencer::{AppendError, BatchLimits, EntryKind, PreparedEntry, Sequenced, Sequencer};
 use crate::storage_errors::StorageErrors;
-use crate::store::LedgerWriter;
 use crate::store::conformance;
-use crate::store::sqlite::{SqliteStore, SqliteWriter};
+use crate::store::sqlite::{SqliteStore, SqliteWriter, connection};
+use crate::store::{LedgerReader, LedgerWriter, LogRecord, StateChange, SuspensionRecord};
 
 /// A fresh database's reader and writer (its log opened).
 async fn store() -> (tempfile::TempDir, SqliteStore, SqliteWriter) {
@@ -32,4 +43,153 @@ async fn redaction_removes_payload_and_lookups_and_keeps_hashes() {
 async fn a_failed_batch_redacts_nothing() {
     let (_dir, store, mut writer) = store().await;
     conformance::a_failed_batch_redacts_nothing(&mut writer, &store).await;
+}
+
+/// A sequencer over the database at `path`.
+async fn sequencer(path: &std::path::Path) -> (Sequencer, tokio::task::JoinHandle<()>) {
+    Sequencer::start(
+        Box::new(
+            SqliteWriter::open(path, Default::default(), 0)
+                .await
+                .unwrap(),
+        ),
+        NoteSigner::from_seed("test/log", [5; 32]).unwrap(),
+        "test/log".into(),
+        BatchLimits {
+            max_batch: 100,
+            max_wait: Duration::ZERO,
+            queue_depth: 8,
+        },
+        Arc::new(Metrics::default()),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap()
+}
+
+/// An entry (its bytes do not matter here) with the state change `change`.
+fn entry(n: usize, change: StateChange) -> PreparedEntry {
+    let leaf = format!("entry {n}").into_bytes();
+    PreparedEntry {
+        leaf_hash: leaf_hash(&leaf),
+        leaf,
+        logged_at: n as i64,
+        kind: EntryKind::State(change),
+    }
+}
+
+fn redact(ranges: &[(u64, u64)], holds_at: u64) -> StateChange {
+    StateChange::Redact {
+        ranges: ranges.iter().map(|r| IndexRange::from(*r)).collect(),
+        at: 9,
+        holds_at,
+        key: conformance::key(),
+    }
+}
+
+fn suspend_person(id: &str, person: &str) -> StateChange {
+    StateChange::Suspend(Box::new(SuspensionRecord {
+        id: id.into(),
+        idx: 0,
+        site: None,
+        vo: Vo::unchecked("atlas"),
+        person_id: Some(PersonId::unchecked(person)),
+        token_iss: None,
+        token_jti: None,
+        client_iss: None,
+        client_id: None,
+        scope: Scope::All,
+        reason_code: "suspended".into(),
+        created_by: "officer".into(),
+        created_at: 1,
+        not_after: None,
+        issued_before: None,
+        lifted_at: None,
+    }))
+}
+
+fn refusal(result: Result<Vec<Sequenced>, AppendError>) -> Refusal {
+    match result {
+        Err(AppendError::Refused(refusal)) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Indexes of the redacted entries below `end`.
+async fn redacted(store: &SqliteStore, end: u64) -> Vec<u64> {
+    store
+        .entries(0, end)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r, LogRecord::Redacted(_)))
+        .map(LogRecord::index)
+        .collect()
+}
+
+/// A retention run whose holds were read before a suspension of the person was logged is
+/// refused whole (it redacts nothing), in a later batch, in the same job, and after the
+/// writer re-opened the log; read after it, it is admitted. A range reaching the
+/// `redaction` entry's own index is refused.
+#[tokio::test]
+async fn a_redaction_is_refused_if_holds_changed_since_they_were_read_or_past_the_log() {
+    let (dir, store, writer) = store().await;
+    drop(writer);
+    let path = dir.path().join("t.db");
+    sqlx::query(
+        "INSERT INTO identities (iss, sub, vo, person_id, created_at) VALUES \
+         ('https://iam/', 'alice', 'atlas', 'pe-a', 1)",
+    )
+    .execute(&connection::open(&path).await.unwrap())
+    .await
+    .unwrap();
+    let (sequencer, task) = sequencer(&path).await;
+    let plain: Vec<PreparedEntry> = (0..3).map(|n| entry(n, StateChange::None)).collect();
+    sequencer.append(plain).await.unwrap();
+    let holds_at = sequencer.head().size;
+    sequencer
+        .append(vec![entry(3, suspend_person("su-1", "pe-a"))])
+        .await
+        .unwrap();
+
+    let refused = sequencer.append(vec![entry(4, redact(&[(0, 2)], holds_at))]);
+    assert_eq!(refusal(refused.await), Refusal::HoldsChanged);
+    let together = sequencer.append(vec![
+        entry(5, suspend_person("su-2", "pe-a")),
+        entry(6, redact(&[(0, 2)], 4)),
+    ]);
+    assert_eq!(refusal(together.await), Refusal::HoldsChanged);
+    assert_eq!(redacted(&store, 4).await, Vec::<u64>::new());
+    assert_eq!(sequencer.head().size, 4);
+
+    let beyond = sequencer.append(vec![entry(7, redact(&[(0, 5)], 4))]);
+    assert_eq!(
+        refusal(beyond.await),
+        Refusal::BeyondLog { end: 5, size: 4 }
+    );
+    sequencer
+        .append(vec![entry(8, redact(&[(0, 2)], 4))])
+        .await
+        .unwrap();
+    assert_eq!(redacted(&store, 5).await, vec![0, 1]);
+
+    // Nothing tells a new writer what changed before it opened the log.
+    drop(sequencer);
+    task.await.unwrap();
+    let (sequencer, task) = self::sequencer(&path).await;
+    let stale = sequencer.append(vec![entry(9, redact(&[(2, 3)], 4))]);
+    assert_eq!(refusal(stale.await), Refusal::HoldsChanged);
+    sequencer
+        .append(vec![entry(10, redact(&[(2, 3)], 5))])
+        .await
+        .unwrap();
+    assert_eq!(redacted(&store, 6).await, vec![0, 1, 2]);
+    drop(sequencer);
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redaction_past_its_own_entry_is_refused() {
+    let (_dir, store, mut writer) = store().await;
+    conformance::a_redaction_past_its_own_entry_is_refused(&mut writer, &store).await;
 }

@@ -15,7 +15,7 @@ use tokenledger_core::suspension_request::RequestStatus;
 
 use crate::clock::SystemClock;
 use crate::metrics::Metrics;
-use crate::preconditions::{Refusal, decide};
+use crate::preconditions::{LogPosition, Refusal, decide};
 use crate::sequencer::{AppendError, BatchLimits, EntryKind, PreparedEntry, Sequencer};
 use crate::store::sqlite::suspension_requests::{Listing, get, listed};
 use crate::store::sqlite::{SqliteWriter, connection};
@@ -331,7 +331,9 @@ async fn of_two_decisions_in_one_batch_only_the_first_is_admitted() {
     ];
     let jobs: Vec<Vec<&StateChange>> = jobs.iter().map(|j| j.iter().collect()).collect();
     assert_eq!(
-        decide(&mut writer, &jobs).await.unwrap(),
+        decide(&mut writer, &jobs, LogPosition::default())
+            .await
+            .unwrap(),
         [
             Ok(()),
             Err(Refusal::RequestDecided { id: "sr-1".into() }),
