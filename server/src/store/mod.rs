@@ -29,8 +29,8 @@ use tokenledger_core::wire::InclusionProof;
 pub use error::StoreError;
 pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
-    LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RequestDecision, SiteFetches,
-    StateChange, StateQuery, StateRows, StoredEntry, StoredState, SuspensionRecord,
+    LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RedactedRow, RequestDecision,
+    SiteFetches, StateChange, StateQuery, StateRows, StoredEntry, StoredState, SuspensionRecord,
     SuspensionRequestRecord, TimelineEvent, check_redaction, decode_issuance,
 };
 

@@ -7,7 +7,7 @@ use tokenledger_core::access::Binding;
 use tokenledger_core::blocklist::{self, Scope};
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
 use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
-use tokenledger_core::merkle::Hash;
+use tokenledger_core::merkle::{self, Hash};
 #[cfg(doc)]
 use tokenledger_core::redaction::RedactedToken;
 use tokenledger_core::redaction::{IndexRange, RedactionKey};
@@ -52,6 +52,31 @@ pub struct RedactedEntry {
     pub leaf_hash: Hash,
     pub at: i64,
     pub by: u64,
+}
+
+/// A `redacted_entries` row as both engines read it: `(idx, redacted_at, redacted_by)`.
+pub type RedactedRow = (i64, i64, i64);
+
+impl RedactedEntry {
+    /// The stored-hash indexes of the leaf hashes of `rows`, in their order.
+    pub fn leaf_hash_indexes(rows: &[RedactedRow]) -> Vec<u64> {
+        rows.iter()
+            .map(|(idx, _, _)| merkle::stored_hash_index(0, *idx as u64))
+            .collect()
+    }
+
+    /// `rows` with their leaf hashes (read at [`RedactedEntry::leaf_hash_indexes`]).
+    pub fn with_leaf_hashes(rows: Vec<RedactedRow>, hashes: Vec<Hash>) -> Vec<RedactedEntry> {
+        rows.into_iter()
+            .zip(hashes)
+            .map(|((idx, at, by), leaf_hash)| RedactedEntry {
+                index: idx as u64,
+                leaf_hash,
+                at,
+                by: by as u64,
+            })
+            .collect()
+    }
 }
 
 /// A redacted issuance as kept for resolution: its index, VO and the digest of its

@@ -6,11 +6,10 @@
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use tokenledger_core::ids::Vo;
-use tokenledger_core::merkle;
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log_reads::read_hashes;
-use crate::store::{RedactedEntry, RedactedIssuance, StoreError, check_redaction};
+use crate::store::{RedactedEntry, RedactedIssuance, RedactedRow, StoreError, check_redaction};
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
 const BY_INDEX: [&str; 7] = [
@@ -105,7 +104,7 @@ pub async fn redacted_in(
     start: u64,
     end: u64,
 ) -> Result<Vec<RedactedEntry>, StoreError> {
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<RedactedRow> = sqlx::query_as(
         "SELECT idx, redacted_at, redacted_by FROM redacted_entries \
          WHERE idx >= $1 AND idx < $2 ORDER BY idx",
     )
@@ -122,7 +121,7 @@ pub async fn redacted_at(
     indexes: &[u64],
 ) -> Result<Vec<RedactedEntry>, StoreError> {
     let wanted: Vec<i64> = indexes.iter().map(|i| *i as i64).collect();
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<RedactedRow> = sqlx::query_as(
         "SELECT idx, redacted_at, redacted_by FROM redacted_entries \
          WHERE idx = ANY($1) ORDER BY idx",
     )
@@ -132,29 +131,16 @@ pub async fn redacted_at(
     with_leaf_hashes(&mut *conn, rows).await
 }
 
-/// Rows `(idx, redacted_at, redacted_by)` with the stored leaf hash of each.
+/// Redacted rows with the stored leaf hash of each.
 async fn with_leaf_hashes<'c>(
     db: impl PgExecutor<'c>,
-    rows: Vec<(i64, i64, i64)>,
+    rows: Vec<RedactedRow>,
 ) -> Result<Vec<RedactedEntry>, StoreError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let at: Vec<u64> = rows
-        .iter()
-        .map(|(idx, _, _)| merkle::stored_hash_index(0, *idx as u64))
-        .collect();
-    let hashes = read_hashes(db, &at).await?;
-    Ok(rows
-        .into_iter()
-        .zip(hashes)
-        .map(|((idx, at, by), leaf_hash)| RedactedEntry {
-            index: idx as u64,
-            leaf_hash,
-            at,
-            by: by as u64,
-        })
-        .collect())
+    let hashes = read_hashes(db, &RedactedEntry::leaf_hash_indexes(&rows)).await?;
+    Ok(RedactedEntry::with_leaf_hashes(rows, hashes))
 }
 
 /// The redacted issuances whose jti has the digest `jti_hash`.

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 
 use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
 use tokenledger_core::ids::Vo;
-use tokenledger_core::merkle;
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log::read_hashes;
 use super::script::SqlScript;
-use crate::store::{RedactedEntry, RedactedIssuance, StateChange, StoreError, check_redaction};
+use crate::store::{
+    RedactedEntry, RedactedIssuance, RedactedRow, StateChange, StoreError, check_redaction,
+};
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
 const BY_INDEX: [&str; 7] = [
@@ -135,7 +136,7 @@ pub async fn redacted_in<'c, E>(
 where
     E: Executor<'c, Database = Sqlite> + Copy,
 {
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<RedactedRow> = sqlx::query_as(
         "SELECT idx, redacted_at, redacted_by FROM redacted_entries \
          WHERE idx >= ? AND idx < ? ORDER BY idx",
     )
@@ -151,7 +152,7 @@ pub async fn redacted_at(
     conn: &mut SqliteConnection,
     indexes: &[u64],
 ) -> Result<Vec<RedactedEntry>, StoreError> {
-    let mut rows: Vec<(i64, i64, i64)> = Vec::new();
+    let mut rows: Vec<RedactedRow> = Vec::new();
     for chunk in indexes.chunks(super::script::CHUNK) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT idx, redacted_at, redacted_by FROM redacted_entries WHERE idx IN (",
@@ -172,29 +173,16 @@ pub async fn redacted_at(
     with_leaf_hashes(&mut *conn, rows).await
 }
 
-/// Rows `(idx, redacted_at, redacted_by)` with the stored leaf hash of each.
+/// Redacted rows with the stored leaf hash of each.
 async fn with_leaf_hashes<'c>(
     db: impl Executor<'c, Database = Sqlite>,
-    rows: Vec<(i64, i64, i64)>,
+    rows: Vec<RedactedRow>,
 ) -> Result<Vec<RedactedEntry>, StoreError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let at: Vec<u64> = rows
-        .iter()
-        .map(|(idx, _, _)| merkle::stored_hash_index(0, *idx as u64))
-        .collect();
-    let hashes = read_hashes(db, &at).await?;
-    Ok(rows
-        .into_iter()
-        .zip(hashes)
-        .map(|((idx, at, by), leaf_hash)| RedactedEntry {
-            index: idx as u64,
-            leaf_hash,
-            at,
-            by: by as u64,
-        })
-        .collect())
+    let hashes = read_hashes(db, &RedactedEntry::leaf_hash_indexes(&rows)).await?;
+    Ok(RedactedEntry::with_leaf_hashes(rows, hashes))
 }
 
 /// The redacted issuances whose jti has the digest `jti_hash`.
