@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokenledger_e2e::{TestServer, both_backends, issuer_of, report, run_cli};
 
-/// Retention every second; issuances and sightings kept 2 seconds.
-const CONFIG: &str = "[retention]\nrun_every = \"1s\"\nissuance = \"2s\"\nsighting = \"2s\"\n";
+/// Retention every second; issuances and sightings kept 2 seconds; a site of atlas.
+const CONFIG: &str = "[retention]\nrun_every = \"1s\"\nissuance = \"2s\"\nsighting = \"2s\"\n\
+                      [[site]]\nname = \"CERN-PROD\"\nvos = [\"atlas\"]\n";
 
 /// Unix seconds.
 fn now() -> u64 {
@@ -186,6 +187,34 @@ fn entries_past_their_period_are_redacted_and_every_proof_still_verifies() {
     assert_eq!(resolutions.len(), 3, "{logged:?}");
     assert_eq!(resolutions[0]["entry"]["target"], "old-1");
     assert_eq!(resolutions[0]["entry"]["revealed"], 0);
+
+    // A site naming the redacted jti (its pseudonym, a suspension, a request, a sighting)
+    // hears that it was redacted, never that it is unknown.
+    let site_admin = server
+        .credential(&["--role", "site-admin", "--site", "CERN-PROD"])
+        .secret;
+    let pseudonym = |jti: &str| {
+        http.get(
+            &format!("/v1/sites/CERN-PROD/tokens/{jti}/pseudonym"),
+            Some(&site_admin),
+        )
+    };
+    pseudonym("old-2").assert_error(410, "redacted");
+    pseudonym("never-logged").assert_error(404, "not_found");
+    assert_eq!(pseudonym("live").status, 200);
+    for (path, body) in [
+        (
+            "/v1/sites/CERN-PROD/suspensions",
+            json!({"jti": "old-1", "reason": "INC-7"}),
+        ),
+        (
+            "/v1/sites/CERN-PROD/suspension-requests",
+            json!({"jti": "old-1", "evidence": "seen on a worker node"}),
+        ),
+    ] {
+        http.post_json(path, Some(&site_admin), &body)
+            .assert_error(410, "redacted");
+    }
 }
 
 both_backends!(a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period);

@@ -48,6 +48,8 @@ pub struct PseudonymQuery {
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
         (status = 404, description = "No such site, or no such token of the site's VOs", body = ErrorBody),
         (status = 409, description = "Several issuers logged this jti: pass `iss`", body = ErrorBody),
+        (status = 410, description = "`redacted`: this jti was logged in one of the site's VOs, \
+            then redacted after retention", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["site-admin (of {site})"]))),
 )]
@@ -116,6 +118,8 @@ pub async fn key(
         (status = 400, description = "Invalid report, or `seen_at` in the future", body = ErrorBody),
         (status = 403, description = "Not an admin or reporter of this site", body = ErrorBody),
         (status = 404, description = "No such site, or no such token of the site's VOs", body = ErrorBody),
+        (status = 410, description = "`redacted`: this jti was logged in one of the site's VOs, \
+            then redacted after retention", body = ErrorBody),
     ),
     extensions(("x-roles" = json!(["site-admin (of {site})", "reporter (of {site})"]))),
 )]

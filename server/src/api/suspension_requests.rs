@@ -83,6 +83,8 @@ pub struct VoListQuery {
             `jti`, `iss` without `jti`, `expires_at` not in the future, bad `evidence`, `scope` or `reason_code`",
             body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
+        (status = 410, description = "`redacted`: this jti was logged in one of the site's VOs, \
+            then redacted after retention", body = ErrorBody),
         (status = 404, description = "No such site, pseudonym of the site, or token of its VOs",
             body = ErrorBody),
         (status = 409, description = "Several issuers logged this jti (pass `iss`), or the \

@@ -46,6 +46,8 @@ use crate::store::SuspensionRecord;
             `target: token`, a bad `reason`, `reason_code`, `scope` or `target`", body = ErrorBody),
         (status = 403, description = "Not an admin of this site", body = ErrorBody),
         (status = 404, description = "No such site, pseudonym or token; no token of the client logged", body = ErrorBody),
+        (status = 410, description = "`redacted`: this jti was logged in one of the site's VOs, \
+            then redacted after retention", body = ErrorBody),
         (status = 409, description = "The person was merged into another meanwhile: suspend again; \
             the client's tokens are of several VOs of the site", body = ErrorBody),
     ),

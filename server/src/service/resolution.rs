@@ -79,7 +79,7 @@ pub async fn token(
     let (index, issuance, leaf) = match found.len() {
         1 => found.pop().expect("one"),
         0 => {
-            let redacted = redacted_issuances(ledger, vo, jti, iss).await?;
+            let redacted = redacted_issuances(ledger, std::slice::from_ref(vo), jti, iss).await?;
             log(ledger, by, vo, action, jti, reason, 0).await?;
             if redacted > 0 {
                 return Err(ServiceError::Redacted(format!(
@@ -132,10 +132,10 @@ pub async fn token(
     })
 }
 
-/// How many redacted issuances of `jti` (of `iss`, if given) `vo` had.
-async fn redacted_issuances(
+/// How many redacted issuances of `jti` (of `iss`, if given) `vos` had.
+pub(super) async fn redacted_issuances(
     ledger: &Ledger,
-    vo: &Vo,
+    vos: &[Vo],
     jti: &Jti,
     iss: Option<&str>,
 ) -> Result<usize, ServiceError> {
@@ -146,7 +146,7 @@ async fn redacted_issuances(
         .redacted_issuances(&RedactedToken::jti_hash(&key, jti))
         .await?
         .iter()
-        .filter(|r| r.vo == *vo && token_hash.is_none_or(|hash| hash == r.token_hash))
+        .filter(|r| vos.contains(&r.vo) && token_hash.is_none_or(|hash| hash == r.token_hash))
         .count())
 }
 

@@ -6,6 +6,7 @@ use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::pseudonym::SiteKey;
 use tokenledger_core::wire::SightingReport;
 
+use super::resolution::redacted_issuances;
 use super::{Ledger, ServiceError};
 use crate::sequencer::EntryKind;
 use crate::store::{LedgerReader, StateChange, decode_issuance};
@@ -19,15 +20,17 @@ pub async fn existing(reader: &dyn LedgerReader, site: &Site) -> Result<Vec<Vo>,
 }
 
 /// The one issuance of `jti` (of `iss`, if given) in one of `vos`, read from the primary:
-/// what is written next depends on it.
+/// what is written next depends on it. One that retention removed is 410 `redacted`,
+/// never 404.
 pub async fn issuance_in(
-    reader: &dyn LedgerReader,
+    ledger: &Ledger,
     vos: &[Vo],
     jti: &Jti,
     iss: Option<&str>,
 ) -> Result<(u64, Issuance), ServiceError> {
+    let reader = ledger.reader.primary();
     let mut found = Vec::new();
-    for (index, leaf) in reader.primary().issuances_by_jti(jti).await? {
+    for (index, leaf) in reader.issuances_by_jti(jti).await? {
         let issuance = decode_issuance(index, &leaf)?;
         if vos.iter().any(|vo| *vo == *issuance.vo) && iss.is_none_or(|iss| iss == issuance.iss) {
             found.push((index, issuance));
@@ -35,6 +38,11 @@ pub async fn issuance_in(
     }
     match found.len() {
         1 => Ok(found.pop().expect("one")),
+        0 if redacted_issuances(ledger, vos, jti, iss).await? > 0 => Err(ServiceError::Redacted(
+            "this jti was logged in one of the site's VOs, then redacted after retention: \
+                 its issuance is no longer kept"
+                .into(),
+        )),
         0 => Err(ServiceError::NotFound(
             "no token with this jti in the site's VOs".into(),
         )),
@@ -82,7 +90,7 @@ pub async fn pseudonym_of_token(
     jti: &Jti,
     iss: Option<&str>,
 ) -> Result<(Vo, Pseudonym), ServiceError> {
-    let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, jti, iss).await?;
+    let (_, issuance) = issuance_in(ledger, vos, jti, iss).await?;
     let person = person_of(ledger.reader.as_ref(), &issuance).await?;
     let vo = Vo::unchecked(issuance.vo);
     let pseudonym = ledger.pseudonyms.hand_out(site, &vo, &person).await?;
@@ -128,8 +136,7 @@ pub async fn report_sighting(
             "seen_at must be a past time in unix seconds".into(),
         ));
     }
-    let (_, issuance) =
-        issuance_in(ledger.reader.as_ref(), vos, &jti, report.iss.as_deref()).await?;
+    let (_, issuance) = issuance_in(ledger, vos, &jti, report.iss.as_deref()).await?;
     let body = EntryBody::Sighting(Sighting {
         site: site.to_string(),
         vo: issuance.vo.clone(),

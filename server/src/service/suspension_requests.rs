@@ -63,7 +63,7 @@ pub async fn request(
         (None, Some(jti)) => {
             let jti = Jti::parse(jti.as_str()).map_err(|e| bad(&e))?;
             let reader = ledger.reader.as_ref();
-            let (_, issuance) = issuance_in(reader, vos, &jti, req.iss.as_deref()).await?;
+            let (_, issuance) = issuance_in(ledger, vos, &jti, req.iss.as_deref()).await?;
             let person_id = person_of(reader, &issuance).await?;
             let vo = Vo::unchecked(issuance.vo);
             let pseudonym = ledger.pseudonyms.hand_out(site, &vo, &person_id).await?;

@@ -226,7 +226,7 @@ async fn jti_target(
     target: Target,
 ) -> Result<Subject, ServiceError> {
     let jti = Jti::parse(jti).map_err(bad_request)?;
-    let (_, issuance) = issuance_in(ledger.reader.as_ref(), vos, &jti, iss).await?;
+    let (_, issuance) = issuance_in(ledger, vos, &jti, iss).await?;
     let person_id = person_of(ledger.reader.as_ref(), &issuance).await?;
     Ok(Subject {
         vo: Vo::unchecked(issuance.vo),
