@@ -113,8 +113,8 @@ Sighting formats (need --site; --batch and --receipts do not apply):
                    the request's other lines in the access log). Lines without user.jti are
                    skipped.
 The server rejects a sighting of a jti no issuer of the site's VOs logged (not_found), of a jti
-several issuers logged (conflict), or an invalid one (bad_request); a --site the ledger does not
-know ends the run. The ledger logs every sighting it is sent, so feed each ad or line once:
+several issuers logged (conflict), of a jti whose issuance retention removed (redacted), or an
+invalid one (bad_request); a --site the ledger does not know ends the run. The ledger logs every sighting it is sent, so feed each ad or line once:
 --follow a log, or pass only new ads (condor_history -since).
 
 Following a log (--follow, with --state): one FILE, one event per line. New complete lines are

@@ -156,15 +156,16 @@ impl<'a> Shipper<'a> {
     }
 
     /// Posts one sighting. A report the server refuses (400 invalid, 404 no such token in the
-    /// site's VOs, 409 several issuers logged its jti) is that input's reject; an unknown
-    /// site, a refused credential or any other error ends the run.
+    /// site's VOs, 409 several issuers logged its jti, 410 its issuance redacted after
+    /// retention) is that input's reject; an unknown site, a refused credential or any other
+    /// error ends the run.
     fn sighting(&self, site: &str, path: &ApiPath, report: &[u8]) -> Result<Outcome, ShipError> {
         match self.with_retries(|| self.client.post_json(path, report)) {
             Ok(answer) => serde_json::from_str(&answer)
                 .map(Outcome::Logged)
                 .map_err(|e| ShipError::Protocol(format!("sighting answer: {e}"))),
             Err(ClientError::Status {
-                status: status @ (400 | 404 | 409),
+                status: status @ (400 | 404 | 409 | 410),
                 code,
                 message,
                 ..
