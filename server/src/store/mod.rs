@@ -29,9 +29,9 @@ use tokenledger_core::wire::InclusionProof;
 pub use error::StoreError;
 pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
-    LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RedactedRow, RequestDecision,
-    SiteFetches, StateChange, StateQuery, StateRows, StoredEntry, StoredState, SuspensionRecord,
-    SuspensionRequestRecord, TimelineEvent, check_redaction, decode_issuance,
+    LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow,
+    RequestDecision, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry, StoredState,
+    SuspensionRecord, SuspensionRequestRecord, TimelineEvent, check_redaction, decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its

@@ -88,6 +88,22 @@ pub struct RedactedIssuance {
     pub token_hash: [u8; 32],
 }
 
+/// A `redacted_issuances` row as both engines read it: `(idx, vo, token_hash)`.
+pub type RedactedIssuanceRow = (i64, String, Vec<u8>);
+
+impl RedactedIssuance {
+    /// The redacted issuance of a stored row; a digest not of 32 bytes is corruption.
+    pub fn from_row((idx, vo, token_hash): RedactedIssuanceRow) -> Result<Self, StoreError> {
+        Ok(RedactedIssuance {
+            index: idx as u64,
+            vo: Vo::unchecked(vo),
+            token_hash: token_hash.try_into().map_err(|_| {
+                StoreError::Corrupt(format!("redacted issuance {idx}: a digest of bad length"))
+            })?,
+        })
+    }
+}
+
 /// Checks that the redaction logged at `by` names only entries before it: a range reaching
 /// its own entry or beyond would delete it (or entries not yet logged) and lower the log
 /// size. Each engine's writer checks this before it writes anything of the batch.

@@ -5,11 +5,12 @@
 //! [`StateChange::Redact`]: crate::store::StateChange::Redact
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
-use tokenledger_core::ids::Vo;
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log_reads::read_hashes;
-use crate::store::{RedactedEntry, RedactedIssuance, RedactedRow, StoreError, check_redaction};
+use crate::store::{
+    RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, StoreError, check_redaction,
+};
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
 const BY_INDEX: [&str; 7] = [
@@ -148,21 +149,11 @@ pub async fn redacted_issuances(
     pool: &PgPool,
     jti_hash: &[u8; 32],
 ) -> Result<Vec<RedactedIssuance>, StoreError> {
-    let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+    let rows: Vec<RedactedIssuanceRow> = sqlx::query_as(
         "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = $1 ORDER BY idx",
     )
     .bind(jti_hash.to_vec())
     .fetch_all(pool)
     .await?;
-    rows.into_iter()
-        .map(|(idx, vo, token_hash)| {
-            Ok(RedactedIssuance {
-                index: idx as u64,
-                vo: Vo::unchecked(vo),
-                token_hash: token_hash.try_into().map_err(|_| {
-                    StoreError::Corrupt(format!("redacted issuance {idx}: a digest of bad length"))
-                })?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(RedactedIssuance::from_row).collect()
 }

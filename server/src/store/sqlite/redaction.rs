@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 
 use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
-use tokenledger_core::ids::Vo;
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log::read_hashes;
 use super::script::SqlScript;
 use crate::store::{
-    RedactedEntry, RedactedIssuance, RedactedRow, StateChange, StoreError, check_redaction,
+    RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, StateChange, StoreError,
+    check_redaction,
 };
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
@@ -190,21 +190,11 @@ pub async fn redacted_issuances<'e>(
     db: impl Executor<'e, Database = Sqlite>,
     jti_hash: &[u8; 32],
 ) -> Result<Vec<RedactedIssuance>, StoreError> {
-    let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+    let rows: Vec<RedactedIssuanceRow> = sqlx::query_as(
         "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = ? ORDER BY idx",
     )
     .bind(jti_hash.to_vec())
     .fetch_all(db)
     .await?;
-    rows.into_iter()
-        .map(|(idx, vo, token_hash)| {
-            Ok(RedactedIssuance {
-                index: idx as u64,
-                vo: Vo::unchecked(vo),
-                token_hash: token_hash.try_into().map_err(|_| {
-                    StoreError::Corrupt(format!("redacted issuance {idx}: a digest of bad length"))
-                })?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(RedactedIssuance::from_row).collect()
 }
