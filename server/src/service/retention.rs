@@ -132,6 +132,7 @@ pub async fn run_once(
             at: now,
             holds_at,
             key: ledger.pseudonyms.secret().redaction_key(),
+            persons: Vec::new(),
         };
         let redacted = round.plan.total();
         let body = EntryBody::Redaction(Box::new(Redaction {

@@ -395,6 +395,7 @@ pub fn redact(ranges: &[(u64, u64)], at: i64) -> Written {
         at,
         holds_at: 0,
         key: key(),
+        persons: Vec::new(),
     })
 }
 

@@ -208,12 +208,15 @@ pub enum StateChange {
     /// kept as digests ([`RedactedToken`]). Entries already redacted are left as they are.
     /// `holds_at` is the log size the retention run read its holds at: the sequencer refuses
     /// the redaction if a change of holds was logged since ([`crate::preconditions`]).
-    /// `key` keys the digests kept of redacted issuances.
+    /// `key` keys the digests kept of redacted issuances. `persons` are persons whose
+    /// identities and pseudonyms go too, unless something kept still needs them (an
+    /// erasure's person; empty for a retention run).
     Redact {
         ranges: Vec<IndexRange>,
         at: i64,
         holds_at: u64,
         key: RedactionKey,
+        persons: Vec<(Vo, PersonId)>,
     },
     /// The entry is the whole record (site key fetches).
     None,

@@ -180,6 +180,7 @@ async fn source_ledger() -> (tempfile::TempDir, PathBuf, Hash) {
                 at: 4,
                 holds_at,
                 key: RedactionKey::from_bytes([3; 32]),
+                persons: Vec::new(),
             }),
         )])
         .await

@@ -84,6 +84,7 @@ fn redact(ranges: &[(u64, u64)], holds_at: u64) -> StateChange {
         at: 9,
         holds_at,
         key: conformance::key(),
+        persons: Vec::new(),
     }
 }
 
