@@ -328,7 +328,8 @@ pub struct TimelineArgs {
 pub const TIMELINE_ABOUT: &str = "\
 What the log holds about a person in the VO (issuances, and as the ledger grows sightings and
 suspensions), newest first: GET /v1/vos/{vo}/persons/{person}/timeline. Logged, with its
-reason, as a resolution.
+reason, as a resolution. A row of kind `redacted` marks a span of the log where a retention
+run or an erasure redacted entries: the person's entries there, if any, are gone.
 
 Exit status: 0 answered; 1 no such person; 2 usage, network or server error; 4 refused.";
 
@@ -343,14 +344,37 @@ pub fn timeline(args: &TimelineArgs, settings: &Settings) -> Result<(), Failure>
         return Ok(());
     }
     let timeline = &answer.typed;
+    // Events and the redactions that cut into the page (shown at their span's last entry),
+    // newest first.
+    let mut rows: Vec<(u64, Vec<String>)> = timeline
+        .events
+        .iter()
+        .map(|event| {
+            let row = vec![
+                event.index.to_string(),
+                render::time_micros(event.at),
+                event.kind.clone(),
+                summarize(&event.entry),
+            ];
+            (event.index, row)
+        })
+        .collect();
+    rows.extend(timeline.redactions.iter().map(|gap| {
+        let row = vec![
+            format!("{}-{}", gap.first, gap.end.saturating_sub(1)),
+            render::time_micros(gap.at),
+            "redacted".to_string(),
+            format!(
+                "by entry {}: this person's entries there, if any, are redacted",
+                gap.index
+            ),
+        ];
+        (gap.end.saturating_sub(1), row)
+    }));
+    rows.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
     let mut table = Table::new(&["INDEX", "AT", "KIND", "DETAILS"]);
-    for event in &timeline.events {
-        table.row(vec![
-            event.index.to_string(),
-            render::time_micros(event.at),
-            event.kind.clone(),
-            summarize(&event.entry),
-        ]);
+    for (_, row) in rows {
+        table.row(row);
     }
     if !args.format.csv {
         print!("{}", person_text(&timeline.person));

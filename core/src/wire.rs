@@ -291,6 +291,22 @@ pub struct TimelineEvent {
     pub entry: Value,
 }
 
+/// A redaction (a retention run's `redaction` entry or an `erasure`) that cut into a
+/// timeline page's span of the log: entries of the person may be missing there, since what a
+/// redacted entry was about is no longer known.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelineRedaction {
+    /// The index of the `redaction` or `erasure` entry.
+    pub index: u64,
+    /// When it was logged, unix microseconds.
+    pub at: i64,
+    /// The first entry of the span its ranges cover.
+    pub first: u64,
+    /// One past the last entry of that span.
+    pub end: u64,
+}
+
 /// `GET /v1/vos/{vo}/persons/{person}/timeline`: newest first, paginated.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -299,6 +315,11 @@ pub struct Timeline {
     pub resolution_index: u64,
     pub person: PersonView,
     pub events: Vec<TimelineEvent>,
+    /// The gaps: the redactions whose span meets this page's span of the log (from its
+    /// oldest event, or the log's start on the last page, up to `before` or the log's end),
+    /// newest first, at most 100.
+    #[serde(default)]
+    pub redactions: Vec<TimelineRedaction>,
     /// Pass as `before` to get the next (older) page; null on the last page.
     pub next_before: Option<u64>,
 }

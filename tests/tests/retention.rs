@@ -316,6 +316,80 @@ fn a_suspended_persons_issuances_are_kept_until_the_lift_and_their_period() {
     assert_eq!(suspension["entry"]["suspension_id"], id.as_str());
 }
 
+both_backends!(a_timeline_names_the_redactions_that_cut_into_it);
+/// A person's short-lived token is redacted, their long-lived one kept: their timeline
+/// shows the kept issuance and, as its gap, the redaction whose span holds the other.
+fn a_timeline_names_the_redactions_that_cut_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_config(&dir.path().join("data"), CONFIG);
+    let http = server.http();
+    let issuer = server.create_issuer("atlas");
+    let officer = server.create_credential("vo-security", Some("atlas"));
+    let short = http.append(&issuer, &token_of("carol-1", "carol", now() + 1));
+    assert_eq!(short.status, 201, "{short:?}");
+    let long = http.append(&issuer, &token_of("carol-2", "carol", now() + 3600));
+    assert_eq!(long.status, 201, "{long:?}");
+    let served = until_redacted(&server, 0);
+    let by = served[0]["redacted"]["by"].as_u64().unwrap();
+    assert!(served[1].get("redacted").is_none(), "{:?}", served[1]);
+
+    let resolved = http.get("/v1/vos/atlas/tokens/carol-2?reason=INC-9", Some(&officer));
+    assert_eq!(resolved.status, 200, "{resolved:?}");
+    let person = resolved.json()["person"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let timeline = |query: &str| {
+        let reply = http.get(
+            &format!("/v1/vos/atlas/persons/{person}/timeline?reason=INC-9{query}"),
+            Some(&officer),
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json()
+    };
+    let whole = timeline("");
+    let events = whole["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{whole}");
+    assert_eq!(events[0]["index"], 1);
+    assert_eq!(events[0]["entry"]["jti"], "carol-2");
+    let gaps = whole["redactions"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{whole}");
+    assert_eq!(gaps[0]["index"], by);
+    assert_eq!(gaps[0]["first"], 0);
+    assert_eq!(gaps[0]["end"], 1);
+    assert!(gaps[0]["at"].as_i64().unwrap() > 0, "{whole}");
+    // A page whose span of the log the redaction does not meet names none.
+    let newest = timeline("&limit=1");
+    assert_eq!(newest["events"].as_array().unwrap().len(), 1, "{newest}");
+    assert_eq!(newest["next_before"], 1, "{newest}");
+    assert_eq!(newest["redactions"], json!([]), "{newest}");
+    let older = timeline("&before=1");
+    assert!(older["events"].as_array().unwrap().is_empty(), "{older}");
+    assert_eq!(older["redactions"][0]["index"], by, "{older}");
+
+    // The CLI shows the gap as a row of its own, below the kept issuance.
+    let cli = run_cli(&[
+        "timeline",
+        &person,
+        "--vo",
+        "atlas",
+        "--reason",
+        "INC-9",
+        "--server",
+        server.url(),
+        "--token",
+        &officer,
+    ]);
+    let text = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(cli.status.code(), Some(0), "{cli:?}");
+    let kept = text.find("carol-2").expect("the kept issuance is shown");
+    let gap = text
+        .find(&format!("by entry {by}: this person's entries there"))
+        .expect("the redaction is shown");
+    assert!(kept < gap, "{text}");
+    assert!(text.contains("0-0") && text.contains("redacted"), "{text}");
+}
+
 /// `tokenledger-server fsck` (SQLite) finds a ledger with redacted entries clean: their
 /// stored hashes stand for their leaves.
 #[test]

@@ -8,7 +8,8 @@ use tokenledger_core::entry::{EntryBody, Issuance, Resolution};
 use tokenledger_core::ids::{Jti, PersonId, Vo};
 use tokenledger_core::redaction::RedactedToken;
 use tokenledger_core::wire::{
-    IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TokenResolution,
+    IdentityView, IssuancePage, PersonView, Timeline, TimelineEvent, TimelineRedaction,
+    TokenResolution,
 };
 
 use super::entries::served;
@@ -19,6 +20,9 @@ use crate::store::{IssuanceFilter, StoredEntry, decode_issuance};
 /// Default and largest page of a listing.
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
+
+/// The most redactions a timeline page names.
+const MAX_REDACTIONS_SHOWN: u32 = 100;
 
 /// What a listing of issuances asks for, beyond the VO (and person).
 #[derive(Debug, Default)]
@@ -227,6 +231,22 @@ pub async fn timeline(
             entry: entry.entry,
         });
     }
+    // The page's span of the log: from its oldest event (the log's start on the last page)
+    // up to `before` (the log's end on the first page).
+    let start = next_before.unwrap_or(0);
+    let end = before.unwrap_or(i64::MAX as u64);
+    let redactions = ledger
+        .reader
+        .redactions_within(start, end, MAX_REDACTIONS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|span| TimelineRedaction {
+            index: span.index,
+            at: span.at,
+            first: span.first,
+            end: span.end,
+        })
+        .collect();
     let revealed = events.len() as u64;
     let resolution_index = log(ledger, by, vo, "timeline", person, reason, revealed).await?;
     Ok(Timeline {
@@ -237,6 +257,7 @@ pub async fn timeline(
             identities: identity_views(identities),
         },
         events,
+        redactions,
         next_before,
     })
 }

@@ -15,8 +15,8 @@ use crate::clock::Clock;
 use crate::credentials::{authenticate, create, list, revoke};
 use crate::store::{
     Batch, BlocklistFetch, IssuanceFilter, IssuanceKey, IssuanceRow, LedgerReader, LedgerWriter,
-    LogRecord, NewEntry, RedactedIssuance, Registry, SiteFetches, StateChange, StoreError,
-    SuspensionRecord,
+    LogRecord, NewEntry, RedactedIssuance, RedactionSpan, Registry, SiteFetches, StateChange,
+    StoreError, SuspensionRecord,
 };
 
 /// A clock stopped at a time (unix microseconds).
@@ -558,6 +558,23 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
         vec![(0, 77, 6), (1, 77, 6), (2, 99, 7), (3, 77, 6), (5, 77, 6)]
     );
     assert_eq!(leaves, vec![4, 6, 7]);
+    // Each redaction's span, newest first, as far as it meets the span asked about.
+    let span = |index, first, end, at| RedactionSpan {
+        index,
+        first,
+        end,
+        at,
+    };
+    assert_eq!(
+        reader.redactions_within(0, 8, 10).await.unwrap(),
+        vec![span(7, 0, 3, 99), span(6, 0, 6, 77)]
+    );
+    assert_eq!(
+        reader.redactions_within(3, 4, 10).await.unwrap(),
+        vec![span(6, 0, 6, 77)]
+    );
+    assert!(reader.redactions_within(6, 8, 10).await.unwrap().is_empty());
+    assert_eq!(reader.redactions_within(0, 8, 1).await.unwrap().len(), 1);
     assert!(
         reader
             .resolutions(&atlas, None, 10)
@@ -606,6 +623,7 @@ pub async fn a_failed_batch_redacts_nothing(
     assert!(failed.is_unique_violation(), "{failed:?}");
     let (redacted, leaves) = split(&reader.entries(0, 3).await.unwrap());
     assert_eq!((redacted, leaves), (vec![], vec![0, 1, 2]));
+    assert!(reader.redactions_within(0, 3, 10).await.unwrap().is_empty());
     assert_eq!(
         reader
             .issuances_by_jti(&Jti::unchecked("j-1"))

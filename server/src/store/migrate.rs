@@ -41,7 +41,7 @@ use crate::keys;
 /// The tables of the ledger, in the order they are copied (`sites` before `site_vos`, which
 /// refers to it). Both schemas must hold exactly these (PostgreSQL may hold more tables of
 /// its own, such as `writer_lease`, which must be empty).
-pub const TABLES: [&str; 24] = [
+pub const TABLES: [&str; 25] = [
     "entries",
     "hashes",
     "upper_hashes",
@@ -66,6 +66,7 @@ pub const TABLES: [&str; 24] = [
     "suspension_requests",
     "redacted_entries",
     "redacted_issuances",
+    "redactions",
 ];
 
 /// Rows per INSERT.

@@ -30,8 +30,9 @@ pub use error::StoreError;
 pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
     LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow,
-    RequestDecision, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry, StoredState,
-    SuspensionRecord, SuspensionRequestRecord, TimelineEvent, check_redaction, decode_issuance,
+    RedactionSpan, RequestDecision, SiteFetches, StateChange, StateQuery, StateRows, StoredEntry,
+    StoredState, SuspensionRecord, SuspensionRequestRecord, TimelineEvent, check_redaction,
+    decode_issuance,
 };
 
 /// The single writer of the log (the sequencer holds the only one): every entry, with its
@@ -139,6 +140,15 @@ pub trait LedgerReader: Send + Sync {
         &self,
         jti_hash: &[u8; 32],
     ) -> Result<Vec<RedactedIssuance>, StoreError>;
+
+    /// The redactions (`redaction` and `erasure` entries) whose span of the log meets
+    /// `start..end`, newest first, at most `limit`.
+    async fn redactions_within(
+        &self,
+        start: u64,
+        end: u64,
+        limit: u32,
+    ) -> Result<Vec<RedactionSpan>, StoreError>;
 
     /// The newest stored checkpoint: its size and signed note.
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;

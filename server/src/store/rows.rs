@@ -104,6 +104,28 @@ impl RedactedIssuance {
     }
 }
 
+/// A `redaction` or `erasure` entry that redacted something: its index, the span of the log
+/// its ranges cover (`first..end`) and when (unix microseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedactionSpan {
+    pub index: u64,
+    pub first: u64,
+    pub end: u64,
+    pub at: i64,
+}
+
+impl RedactionSpan {
+    /// The span of a `redactions` row `(idx, first_idx, end_idx, redacted_at)`.
+    pub fn from_row((idx, first, end, at): (i64, i64, i64, i64)) -> Self {
+        RedactionSpan {
+            index: idx as u64,
+            first: first as u64,
+            end: end as u64,
+            at,
+        }
+    }
+}
+
 /// Checks that the redaction logged at `by` names only entries before it: a range reaching
 /// its own entry or beyond would delete it (or entries not yet logged) and lower the log
 /// size. Each engine's writer checks this before it writes anything of the batch.

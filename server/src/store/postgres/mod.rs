@@ -46,8 +46,8 @@ use super::records;
 use super::rows::merge_records;
 use super::{
     BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, LogRecord, RedactedIssuance,
-    Registry, SiteFetches, StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord,
-    TimelineEvent,
+    RedactionSpan, Registry, SiteFetches, StoreError, StoredEntry, SuspensionRecord,
+    SuspensionRequestRecord, TimelineEvent,
 };
 use crate::storage_errors::StorageErrors;
 
@@ -190,6 +190,18 @@ impl LedgerReader for PostgresStore {
         let db = &self.primary;
         db.run(redaction::redacted_issuances(&db.pool(), jti_hash))
             .await
+    }
+
+    async fn redactions_within(
+        &self,
+        start: u64,
+        end: u64,
+        limit: u32,
+    ) -> Result<Vec<RedactionSpan>, StoreError> {
+        self.lookup(
+            |pool| async move { redaction::redactions_within(&pool, start, end, limit).await },
+        )
+        .await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

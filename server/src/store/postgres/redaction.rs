@@ -9,7 +9,8 @@ use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log_reads::read_hashes;
 use crate::store::{
-    RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, StoreError, check_redaction,
+    RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, RedactionSpan, StoreError,
+    check_redaction,
 };
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
@@ -27,7 +28,7 @@ const BY_INDEX: [&str; 7] = [
 const RANGES: &str = "unnest($1::bigint[], $2::bigint[]) AS g(s, e)";
 
 /// Redacts the entries of `ranges` by the entry at `by`, at `at`, in the batch's
-/// transaction `tx`: each issuance still stored kept as digests ([`RedactedToken`]), each
+/// transaction `tx`: the redaction's span recorded, each issuance still stored kept as digests ([`RedactedToken`]), each
 /// entry still stored recorded as redacted, then its leaf and every row that points at it
 /// deleted. Stored hashes stay. An error if a range reaches `by` ([`check_redaction`]): the
 /// batch's transaction is then rolled back.
@@ -39,6 +40,18 @@ pub async fn redact(
     key: &RedactionKey,
 ) -> Result<(), StoreError> {
     check_redaction(by, ranges)?;
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO redactions (idx, first_idx, end_idx, redacted_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(by as i64)
+    .bind(first.start as i64)
+    .bind(last.end as i64)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
     let starts: Vec<i64> = ranges.iter().map(|r| r.start as i64).collect();
     let ends: Vec<i64> = ranges.iter().map(|r| r.end as i64).collect();
     let tokens: Vec<(i64, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -156,4 +169,23 @@ pub async fn redacted_issuances(
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(RedactedIssuance::from_row).collect()
+}
+
+/// The redactions whose span meets `start..end`, newest first, at most `limit`.
+pub async fn redactions_within(
+    pool: &PgPool,
+    start: u64,
+    end: u64,
+    limit: u32,
+) -> Result<Vec<RedactionSpan>, StoreError> {
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT idx, first_idx, end_idx, redacted_at FROM redactions \
+         WHERE first_idx < $1 AND end_idx > $2 ORDER BY idx DESC LIMIT $3",
+    )
+    .bind(end as i64)
+    .bind(start as i64)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(RedactionSpan::from_row).collect())
 }

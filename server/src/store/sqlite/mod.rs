@@ -46,8 +46,8 @@ use super::records;
 use super::rows::merge_records;
 use super::{
     BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, LogRecord, RedactedIssuance,
-    Registry, SiteFetches, StoreError, StoredEntry, SuspensionRecord, SuspensionRequestRecord,
-    TimelineEvent,
+    RedactionSpan, Registry, SiteFetches, StoreError, StoredEntry, SuspensionRecord,
+    SuspensionRequestRecord, TimelineEvent,
 };
 use crate::storage_errors::StorageErrors;
 
@@ -144,6 +144,15 @@ impl LedgerReader for SqliteStore {
         jti_hash: &[u8; 32],
     ) -> Result<Vec<RedactedIssuance>, StoreError> {
         redaction::redacted_issuances(&self.pool, jti_hash).await
+    }
+
+    async fn redactions_within(
+        &self,
+        start: u64,
+        end: u64,
+        limit: u32,
+    ) -> Result<Vec<RedactionSpan>, StoreError> {
+        redaction::redactions_within(&self.pool, start, end, limit).await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

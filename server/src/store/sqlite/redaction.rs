@@ -11,8 +11,8 @@ use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 use super::log::read_hashes;
 use super::script::SqlScript;
 use crate::store::{
-    RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, StateChange, StoreError,
-    check_redaction,
+    RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, RedactionSpan, StateChange,
+    StoreError, check_redaction,
 };
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
@@ -86,9 +86,9 @@ pub async fn tokens_of(
     Ok(tokens)
 }
 
-/// Queues the redaction of `ranges` by the entry at `by`, at `at`: `tokens` (from
-/// [`tokens_in`]) kept, each entry still stored recorded as redacted, then its leaf and
-/// every row that points at it deleted. Stored hashes stay.
+/// Queues the redaction of `ranges` by the entry at `by`, at `at`: the redaction's span
+/// recorded, `tokens` (from [`tokens_in`]) kept, each entry still stored recorded as
+/// redacted, then its leaf and every row that points at it deleted. Stored hashes stay.
 pub fn push_redact(
     script: &mut SqlScript,
     by: u64,
@@ -96,9 +96,19 @@ pub fn push_redact(
     at: i64,
     tokens: &[TokenRow],
 ) {
-    if ranges.is_empty() {
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
         return;
-    }
+    };
+    script
+        .statement("INSERT INTO redactions (idx, first_idx, end_idx, redacted_at) VALUES (")
+        .push_bind(by as i64)
+        .push(", ")
+        .push_bind(first.start as i64)
+        .push(", ")
+        .push_bind(last.end as i64)
+        .push(", ")
+        .push_bind(at)
+        .push(")");
     for chunk in tokens.chunks(super::script::CHUNK) {
         script
             .statement("INSERT INTO redacted_issuances (idx, vo, jti_hash, token_hash) ")
@@ -197,4 +207,23 @@ pub async fn redacted_issuances<'e>(
     .fetch_all(db)
     .await?;
     rows.into_iter().map(RedactedIssuance::from_row).collect()
+}
+
+/// The redactions whose span meets `start..end`, newest first, at most `limit`.
+pub async fn redactions_within<'e>(
+    db: impl Executor<'e, Database = Sqlite>,
+    start: u64,
+    end: u64,
+    limit: u32,
+) -> Result<Vec<RedactionSpan>, StoreError> {
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT idx, first_idx, end_idx, redacted_at FROM redactions \
+         WHERE first_idx < ? AND end_idx > ? ORDER BY idx DESC LIMIT ?",
+    )
+    .bind(end as i64)
+    .bind(start as i64)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(RedactionSpan::from_row).collect())
 }
