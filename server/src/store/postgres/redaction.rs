@@ -5,9 +5,11 @@
 //! [`StateChange::Redact`]: crate::store::StateChange::Redact
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
+use tokenledger_core::ids::{PersonId, Vo};
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log_reads::read_hashes;
+use super::orphans::Candidates;
 use crate::store::{
     RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, StoreError, check_redaction,
 };
@@ -26,21 +28,34 @@ const BY_INDEX: [&str; 7] = [
 /// The ranges as the `unnest($1::bigint[], $2::bigint[]) AS g(s, e)` of each statement.
 const RANGES: &str = "unnest($1::bigint[], $2::bigint[]) AS g(s, e)";
 
-/// Redacts the entries of `ranges` by the entry at `by`, at `at`, in the batch's
+/// The entries a redaction removes, and the persons whose identities and pseudonyms go too
+/// unless something kept needs them.
+pub struct Redaction<'a> {
+    pub ranges: &'a [IndexRange],
+    pub persons: &'a [(Vo, PersonId)],
+}
+
+/// Redacts the entries of `redaction` by the entry at `by`, at `at`, in the batch's
 /// transaction `tx`: each issuance still stored kept as digests ([`RedactedToken`]), each
-/// entry still stored recorded as redacted, then its leaf and every row that points at it
+/// entry still stored recorded as redacted, its candidate orphans (and its persons') added
+/// to `orphans` for the batch to sweep, then its leaf and every row that points at it
 /// deleted. Stored hashes stay. An error if a range reaches `by` ([`check_redaction`]): the
 /// batch's transaction is then rolled back.
 pub async fn redact(
     tx: &mut PgConnection,
     by: u64,
-    ranges: &[IndexRange],
+    redaction: Redaction<'_>,
     at: i64,
     key: &RedactionKey,
+    orphans: &mut Candidates,
 ) -> Result<(), StoreError> {
+    let ranges = redaction.ranges;
     check_redaction(by, ranges)?;
     let starts: Vec<i64> = ranges.iter().map(|r| r.start as i64).collect();
     let ends: Vec<i64> = ranges.iter().map(|r| r.end as i64).collect();
+    orphans
+        .gather(tx, &starts, &ends, redaction.persons)
+        .await?;
     let tokens: Vec<(i64, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT i.idx, d.vo, r.iss, i.jti FROM issuances i \
          JOIN issuers r ON r.id = i.issuer JOIN identities d ON d.id = i.identity \

@@ -15,6 +15,7 @@ mod ids;
 mod lease;
 mod log;
 mod lookup;
+mod orphans;
 pub mod page_cache;
 mod redaction;
 mod script;

@@ -6,9 +6,11 @@
 use std::collections::HashMap;
 
 use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
+use tokenledger_core::ids::{PersonId, Vo};
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
 use super::log::read_hashes;
+use super::orphans;
 use super::script::SqlScript;
 use crate::store::{
     RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, StateChange, StoreError,
@@ -30,7 +32,7 @@ const BY_INDEX: [&str; 7] = [
 pub type TokenRow = (u64, String, RedactedToken);
 
 /// Appends `(idx >= s AND idx < e) OR ...` over `ranges` (at least one) for column `column`.
-fn push_ranges(query: &mut QueryBuilder<Sqlite>, column: &str, ranges: &[IndexRange]) {
+pub(super) fn push_ranges(query: &mut QueryBuilder<Sqlite>, column: &str, ranges: &[IndexRange]) {
     query.push("(");
     for (n, range) in ranges.iter().enumerate() {
         if n > 0 {
@@ -87,15 +89,19 @@ pub async fn tokens_of(
 }
 
 /// Queues the redaction of `ranges` by the entry at `by`, at `at`: `tokens` (from
-/// [`tokens_in`]) kept, each entry still stored recorded as redacted, then its leaf and
-/// every row that points at it deleted. Stored hashes stay.
+/// [`tokens_in`]) kept, each entry still stored recorded as redacted, the candidate
+/// orphans of its rows and of `persons` gathered ([`orphans::push_candidates`]; the batch
+/// sweeps them with [`orphans::sweep`]), then its leaf and every row that points at it
+/// deleted. Stored hashes stay.
 pub fn push_redact(
     script: &mut SqlScript,
     by: u64,
     ranges: &[IndexRange],
     at: i64,
     tokens: &[TokenRow],
+    persons: &[(Vo, PersonId)],
 ) {
+    orphans::push_candidates(script, ranges, persons);
     if ranges.is_empty() {
         return;
     }

@@ -28,3 +28,19 @@ async fn a_redaction_past_its_own_entry_is_refused() {
     let store = open_url(&url).await;
     conformance::a_redaction_past_its_own_entry_is_refused(writer.as_mut(), &store).await;
 }
+
+#[tokio::test]
+async fn orphans_go_with_their_redaction() {
+    let (_db, url, _pool) = ledger().await;
+    let mut writer = writer(&url, 0).await;
+    let store = open_url(&url).await;
+    conformance::orphans_go_with_their_redaction(writer.as_mut(), &store, &store, 0).await;
+}
+
+#[tokio::test]
+async fn orphans_go_with_their_redaction_over_epochs() {
+    let (_db, url, _pool) = ledger().await;
+    let mut writer = writer(&url, 0).await;
+    let store = open_url(&url).await;
+    conformance::orphans_go_with_their_redaction(writer.as_mut(), &store, &store, 4200).await;
+}

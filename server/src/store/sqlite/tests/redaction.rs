@@ -194,3 +194,15 @@ async fn a_redaction_past_its_own_entry_is_refused() {
     let (_dir, store, mut writer) = store().await;
     conformance::a_redaction_past_its_own_entry_is_refused(&mut writer, &store).await;
 }
+
+#[tokio::test]
+async fn orphans_go_with_their_redaction() {
+    let (_dir, store, mut writer) = store().await;
+    conformance::orphans_go_with_their_redaction(&mut writer, &store, &store, 0).await;
+}
+
+#[tokio::test]
+async fn orphans_go_with_their_redaction_over_epochs() {
+    let (_dir, store, mut writer) = store().await;
+    conformance::orphans_go_with_their_redaction(&mut writer, &store, &store, 4200).await;
+}
