@@ -191,6 +191,43 @@ fn entries_past_their_period_are_redacted_and_every_proof_still_verifies() {
     assert_eq!(resolutions[0]["entry"]["target"], "old-1");
     assert_eq!(resolutions[0]["entry"]["revealed"], 0);
 
+    // Reported again, a redacted issuance is refused (`redacted`, naming its entry), not
+    // logged anew: alone, in a JSON batch (the whole batch), and as an NDJSON line (that
+    // line only).
+    let size = http.log_size();
+    let again = http.append(&issuer, &short_lived("old-1"));
+    again.assert_error(410, "redacted");
+    assert!(again.body.contains("logged at entry 0"), "{again:?}");
+    let batch = http.append(
+        &issuer,
+        &json!([report("live", "atlas"), short_lived("old-2")]),
+    );
+    batch.assert_error(410, "redacted");
+    assert!(
+        batch
+            .body
+            .contains("report 1: this issuance was logged at entry 1"),
+        "{batch:?}"
+    );
+    let lines = format!("{}\n{}\n", short_lived("old-2"), short_lived("new-1"));
+    let reply = http.send(
+        "POST",
+        "/v1/issuances",
+        Some(&issuer),
+        Some("application/x-ndjson"),
+        Some(lines.as_bytes()),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let lines: Vec<Value> = reply
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["line"], 1, "{reply:?}");
+    assert_eq!(lines[0]["error"]["code"], "redacted");
+    assert_eq!(lines[1]["status"], "created", "{reply:?}");
+    assert_eq!(http.log_size(), size + 1, "only the new report was logged");
+
     // A site naming the redacted jti (its pseudonym, a suspension, a request, a sighting)
     // hears that it was redacted, never that it is unknown.
     let site_admin = server

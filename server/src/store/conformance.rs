@@ -547,6 +547,16 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
             .unwrap()
             .is_empty()
     );
+    // In one lookup, as ingest asks: each redacted issuance of any of the jtis, by index.
+    let of = reader
+        .redacted_issuances_of(&[jti_hash("j-3"), jti_hash("j-2"), jti_hash("j-1")])
+        .await
+        .unwrap();
+    assert_eq!(of.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        of[1].token_hash,
+        RedactedToken::of(&key(), ISS, "j-2").token_hash
+    );
 
     // Redacting again over redacted entries: they keep their first record.
     log.append(writer, vec![redact(&[(0, 3)], 99)])

@@ -193,6 +193,15 @@ impl LedgerReader for PostgresStore {
             .await
     }
 
+    async fn redacted_issuances_of(
+        &self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        let db = &self.primary;
+        db.run(redaction::redacted_issuances_of(&db.pool(), jti_hashes))
+            .await
+    }
+
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         let db = &self.primary;
         db.run(log_reads::newest_checkpoint(&db.pool())).await

@@ -172,3 +172,18 @@ pub async fn redacted_issuances(
     .await?;
     rows.into_iter().map(RedactedIssuance::from_row).collect()
 }
+
+/// The redacted issuances whose jti has any of the digests `jti_hashes`, by index.
+pub async fn redacted_issuances_of(
+    pool: &PgPool,
+    jti_hashes: &[[u8; 32]],
+) -> Result<Vec<RedactedIssuance>, StoreError> {
+    let hashes: Vec<Vec<u8>> = jti_hashes.iter().map(|h| h.to_vec()).collect();
+    let rows: Vec<RedactedIssuanceRow> = sqlx::query_as(
+        "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = ANY($1) ORDER BY idx",
+    )
+    .bind(&hashes)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(RedactedIssuance::from_row).collect()
+}

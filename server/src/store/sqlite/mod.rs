@@ -147,6 +147,13 @@ impl LedgerReader for SqliteStore {
         redaction::redacted_issuances(&self.pool, jti_hash).await
     }
 
+    async fn redacted_issuances_of(
+        &self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        redaction::redacted_issuances_of(&self.pool, jti_hashes).await
+    }
+
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         log::newest_checkpoint(&self.pool).await
     }

@@ -204,3 +204,25 @@ pub async fn redacted_issuances<'e>(
     .await?;
     rows.into_iter().map(RedactedIssuance::from_row).collect()
 }
+
+/// The redacted issuances whose jti has any of the digests `jti_hashes`, by index.
+pub async fn redacted_issuances_of(
+    pool: &sqlx::SqlitePool,
+    jti_hashes: &[[u8; 32]],
+) -> Result<Vec<RedactedIssuance>, StoreError> {
+    let mut rows: Vec<RedactedIssuanceRow> = Vec::new();
+    for chunk in jti_hashes.chunks(super::script::CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash IN (",
+        );
+        let mut list = query.separated(",");
+        for hash in chunk {
+            list.push_bind(hash.to_vec());
+        }
+        query.push(")");
+        rows.extend(query.build_query_as().fetch_all(pool).await?);
+    }
+    rows.sort_unstable_by_key(|(idx, _, _)| *idx);
+    rows.dedup_by_key(|(idx, _, _)| *idx);
+    rows.into_iter().map(RedactedIssuance::from_row).collect()
+}
