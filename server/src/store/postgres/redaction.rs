@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use tokenledger_core::ids::{PersonId, Vo};
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
+use super::encoder;
 use super::log_reads::read_hashes;
 use super::orphans::Candidates;
 use crate::store::{
@@ -39,7 +40,8 @@ pub struct Redaction<'a> {
 /// transaction `tx`: each issuance still stored kept as digests ([`RedactedToken`]), each
 /// entry still stored recorded as redacted, its candidate orphans (and its persons') added
 /// to `orphans` for the batch to sweep, then its leaf and every row that points at it
-/// deleted. Stored hashes stay. An error if a range reaches `by` ([`check_redaction`]): the
+/// deleted, and the dictionaries no entry uses any more ([`encoder::delete_unused`]).
+/// Stored hashes stay. An error if a range reaches `by` ([`check_redaction`]): the
 /// batch's transaction is then rolled back.
 pub async fn redact(
     tx: &mut PgConnection,
@@ -111,7 +113,7 @@ pub async fn redact(
         .execute(&mut *tx)
         .await?;
     }
-    Ok(())
+    encoder::delete_unused(tx).await
 }
 
 /// The redacted entries among `start..end`, by index, with their stored leaf hashes.

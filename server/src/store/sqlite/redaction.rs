@@ -9,6 +9,7 @@ use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
 use tokenledger_core::ids::{PersonId, Vo};
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
+use super::dictionaries;
 use super::log::read_hashes;
 use super::orphans;
 use super::script::SqlScript;
@@ -92,7 +93,8 @@ pub async fn tokens_of(
 /// [`tokens_in`]) kept, each entry still stored recorded as redacted, the candidate
 /// orphans of its rows and of `persons` gathered ([`orphans::push_candidates`]; the batch
 /// sweeps them with [`orphans::sweep`]), then its leaf and every row that points at it
-/// deleted. Stored hashes stay.
+/// deleted, and the dictionaries no entry uses any more
+/// ([`dictionaries::push_unused_removal`]). Stored hashes stay.
 pub fn push_redact(
     script: &mut SqlScript,
     by: u64,
@@ -131,6 +133,7 @@ pub fn push_redact(
         let query = script.statement(format_args!("DELETE FROM {table} WHERE "));
         push_ranges(query, "idx", ranges);
     }
+    dictionaries::push_unused_removal(script);
 }
 
 /// The redacted entries among `start..end`, by index, with their stored leaf hashes.
