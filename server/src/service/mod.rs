@@ -7,6 +7,7 @@ pub mod entries;
 mod ledger;
 pub mod persons;
 pub mod pseudonyms;
+pub mod redacted_reports;
 pub mod resolution;
 pub mod retention;
 pub mod sites;

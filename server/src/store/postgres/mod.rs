@@ -15,6 +15,7 @@ mod lease;
 mod log;
 mod log_reads;
 mod lookup;
+mod orphans;
 mod redaction;
 mod sites;
 mod state_changes;
@@ -202,6 +203,15 @@ impl LedgerReader for PostgresStore {
             |pool| async move { redaction::redactions_within(&pool, start, end, limit).await },
         )
         .await
+    }
+
+    async fn redacted_issuances_of(
+        &self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        let db = &self.primary;
+        db.run(redaction::redacted_issuances_of(&db.pool(), jti_hashes))
+            .await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -15,6 +15,7 @@ mod ids;
 mod lease;
 mod log;
 mod lookup;
+mod orphans;
 pub mod page_cache;
 mod redaction;
 mod script;
@@ -153,6 +154,13 @@ impl LedgerReader for SqliteStore {
         limit: u32,
     ) -> Result<Vec<RedactionSpan>, StoreError> {
         redaction::redactions_within(&self.pool, start, end, limit).await
+    }
+
+    async fn redacted_issuances_of(
+        &self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        redaction::redacted_issuances_of(&self.pool, jti_hashes).await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
