@@ -422,3 +422,42 @@ fn tokenledger_person_erase_prints_what_was_redacted() {
     assert_eq!(answer["redacted"], 1);
     l.resolve("grace-1").assert_error(410, "redacted");
 }
+
+both_backends!(a_person_with_more_entries_than_one_erasure_names_gets_several);
+/// Heidi's 400 tokens alternate with ivan's: 400 ranges, more than one `erasure` entry has
+/// room for. The answer lists every erasure entry; together they redact exactly heidi's.
+fn a_person_with_more_entries_than_one_erasure_names_gets_several() {
+    let l = Ledger::start();
+    let reports: Vec<Value> = (0..800)
+        .map(|n| {
+            let sub = if n % 2 == 0 { "heidi" } else { "ivan" };
+            token_of(&format!("{sub}-{n}"), sub)
+        })
+        .collect();
+    let logged = l.http().append(&l.issuer, &Value::Array(reports));
+    assert_eq!(logged.status, 201, "{logged:?}");
+    let heidi = l.person_of("heidi-0");
+    let answer = l.erase(&heidi);
+    let erasures = answer["erasures"].as_array().unwrap();
+    assert!(erasures.len() >= 2, "{answer}");
+    assert_eq!(answer["redacted"], 400);
+    let mut ranges = Vec::new();
+    for erasure in erasures {
+        let count = erasure["counts"]["issuance"].as_u64().unwrap();
+        let these = erasure["ranges"].as_array().unwrap();
+        assert_eq!(these.len() as u64, count, "one token a range: {erasure}");
+        ranges.extend(
+            these
+                .iter()
+                .map(|r| (r[0].as_u64().unwrap(), erasure["index"].clone())),
+        );
+    }
+    assert_eq!(ranges.len(), 400);
+    let served = l.page(0, 800);
+    for (start, by) in ranges {
+        assert_eq!(served[start as usize]["redacted"]["by"], by);
+        assert_eq!(start % 2, 0, "only heidi's: {start}");
+    }
+    assert_eq!(l.resolve("ivan-1").status, 200);
+    l.resolve("heidi-798").assert_error(410, "redacted");
+}
