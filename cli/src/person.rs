@@ -20,8 +20,8 @@ in the VO (issuances of their identities, sightings of those tokens, their suspe
 lifts, suspension requests about them and the decisions, the links and merges naming them)
 loses its payload now, as a retention run would redact it; their identities and pseudonyms
 go too. Kept, and listed with why: what an active suspension or a pending suspension request
-of the person needs (and then their identities and pseudonyms), and the tokens of a client
-under an active suspension. The erasure is logged (`erasure` entries, with the reason) and
+of the person needs, and the tokens of a client under an active suspension; while anything
+of theirs is kept, so are their identities and pseudonyms. The erasure is logged (`erasure` entries, with the reason) and
 visible to the VO's auditors (`tokenledger audit`). Every checkpoint and proof stays valid.
 
 Exit status: 0 erased; 2 usage, network or server error (404 no such person, 409 merged
@@ -97,10 +97,10 @@ fn erasure_text(view: &ErasureView) -> String {
         out.push_str("Nothing kept.\n");
         return out;
     }
-    out.push_str(&format!(
-        "Kept while in force: {} (and the person's identities and pseudonyms)\n",
-        or_dash(view.holds.join(", "))
-    ));
+    if !view.holds.is_empty() {
+        out.push_str(&format!("In force: {}\n", view.holds.join(", ")));
+    }
+    out.push_str("Kept, with the person's identities and pseudonyms:\n");
     let mut kept = Table::new(&["INDEX", "TYPE", "BECAUSE"]);
     for entry in &view.kept {
         kept.row(vec![
@@ -151,7 +151,7 @@ mod tests {
         assert!(text.contains("0..2 5..6"), "{text}");
         assert!(text.contains("issuance=2 sighting=1"), "{text}");
         assert!(
-            text.contains("Kept while in force: active suspension su-1"),
+            text.contains("In force: active suspension su-1\nKept, with"),
             "{text}"
         );
         assert!(text.contains("suspension"), "{text}");

@@ -702,7 +702,8 @@ pub struct ErasureView {
     /// The person's entries kept because something in force needs them.
     pub kept: Vec<KeptEntryView>,
     /// What is in force about the person (`active suspension ...`, `pending suspension
-    /// request ...`): while any is, their identities and pseudonyms are kept too.
+    /// request ...`). While any entry of theirs is kept, so are their identities and
+    /// pseudonyms.
     pub holds: Vec<String>,
 }
 

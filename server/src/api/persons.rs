@@ -121,9 +121,9 @@ pub async fn merge(
         the issuances of their identities and the sightings of those tokens, their suspensions \
         and lifts, the suspension requests about them and the decisions, the links and merges \
         naming them; their identities and pseudonyms go too. Kept: what an active suspension or \
-        a pending suspension request of the person needs (then also their identities and \
-        pseudonyms), and the issuances and sightings of a client under an active suspension; \
-        the answer lists each kept entry and why. Resolutions (the VO's audit of lookups) are \
+        a pending suspension request of the person needs, and the issuances and sightings of a \
+        client under an active suspension (and, while any entry of the person is kept, their \
+        identities and pseudonyms); the answer lists each kept entry and why. Resolutions (the VO's audit of lookups) are \
         not the person's entries and stay for their own period. Logged as one `erasure` entry, \
         or several for a person with more entries than one can name; one with no ranges when \
         nothing is left to redact. Roles: `vo-security` of `{vo}`.",

@@ -1,8 +1,8 @@
 //! Erasure of a VO's person at its security officers' request: every entry of the person is
 //! redacted now ([`PersonScan`] says which), except what an active suspension or a pending
 //! suspension request still needs, through `erasure` entries whose transaction removes the
-//! payloads exactly as a retention run's does ([`StateChange::Redact`], naming the person so
-//! their identities and pseudonyms go too when nothing holds them).
+//! payloads exactly as a retention run's does ([`StateChange::Redact`]; the last one names
+//! the person, so their identities and pseudonyms go too, when nothing of theirs is kept).
 
 use std::collections::BTreeSet;
 
@@ -96,21 +96,25 @@ async fn erase_once(
     // A second planning after a refusal: its plan has entries only when something is left;
     // an empty one is not logged again.
     let skip_empty = !logged.is_empty();
-    for plan in plans {
+    let last = plans.len().saturating_sub(1);
+    for (n, plan) in plans.into_iter().enumerate() {
         if plan.is_empty() && skip_empty {
             continue;
         }
+        // The person's identities and pseudonyms go with the last entry, once every
+        // issuance of theirs is redacted (a redacted issuance's VO is read through its
+        // identity), and only when nothing of theirs is kept.
+        let persons = if n == last && kept.is_empty() {
+            vec![(vo.clone(), person.clone())]
+        } else {
+            Vec::new()
+        };
         let change = StateChange::Redact {
             ranges: plan.ranges.clone(),
             at: now,
             holds_at,
             key: ledger.pseudonyms.secret().redaction_key(),
-            // Identities and pseudonyms go once nothing in force needs the person.
-            persons: if person_holds.is_empty() {
-                vec![(vo.clone(), person.clone())]
-            } else {
-                Vec::new()
-            },
+            persons,
         };
         let erasure = unranged(plan.ranges, plan.counts);
         let body = EntryBody::Erasure(Box::new(erasure.clone()));
