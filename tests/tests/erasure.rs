@@ -462,3 +462,61 @@ fn a_person_with_more_entries_than_one_erasure_names_gets_several() {
     assert_eq!(l.resolve("ivan-1").status, 200);
     l.resolve("heidi-798").assert_error(410, "redacted");
 }
+
+both_backends!(a_pending_suspension_request_keeps_its_person_until_it_is_decided);
+/// A site asked atlas to suspend judy: erasing her keeps the request and her token, redacts
+/// nothing, and still logs the request (an `erasure` entry with no ranges). Once the request
+/// is declined, the next erasure redacts the token, the request and the decision.
+fn a_pending_suspension_request_keeps_its_person_until_it_is_decided() {
+    let l = Ledger::start();
+    let token = l.issue("judy-1", "judy");
+    let judy = l.person_of("judy-1");
+    let asked = l.http().post_json(
+        "/v1/sites/CERN-PROD/suspension-requests",
+        Some(&l.site_admin),
+        &json!({"jti": "judy-1", "evidence": "seen on a worker node"}),
+    );
+    assert_eq!(asked.status, 201, "{asked:?}");
+    let id = asked.json()["id"].as_str().unwrap().to_string();
+    let request = l
+        .page(0, l.http().log_size())
+        .iter()
+        .position(|e| e["entry"]["type"] == "suspension_request")
+        .unwrap() as u64;
+
+    let answer = l.erase(&judy);
+    let because = format!("pending suspension request {id}");
+    assert_eq!(answer["holds"], json!([because]), "{answer}");
+    assert_eq!(
+        answer["kept"],
+        json!([
+            {"index": token, "type": "issuance", "because": because},
+            {"index": request, "type": "suspension_request", "because": because},
+        ]),
+        "{answer}"
+    );
+    assert_eq!(answer["redacted"], 0);
+    let erasure = &answer["erasures"][0];
+    assert_eq!(
+        (erasure["ranges"].clone(), erasure["counts"].clone()),
+        (json!([]), json!({}))
+    );
+    let logged = &l.page(0, l.http().log_size())[erasure["index"].as_u64().unwrap() as usize];
+    assert_eq!(logged["entry"]["type"], "erasure", "{logged}");
+    assert_eq!(l.person_of("judy-1"), judy);
+
+    let declined = l.http().post_json(
+        &format!("/v1/vos/atlas/suspension-requests/{id}/decline"),
+        Some(&l.officer),
+        &json!({"reason": "not enough"}),
+    );
+    assert_eq!(declined.status, 200, "{declined:?}");
+    let answer = l.erase(&judy);
+    assert_eq!(answer["kept"], json!([]), "{answer}");
+    assert_eq!(
+        answer["erasures"][0]["counts"],
+        json!({"issuance": 1, "suspension_request": 1, "suspension_request_decline": 1}),
+        "{answer}"
+    );
+    l.resolve("judy-1").assert_error(410, "redacted");
+}
