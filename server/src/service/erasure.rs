@@ -61,6 +61,8 @@ async fn erase_once(
     reason: &str,
     logged: &mut Vec<(u64, Erasure)>,
 ) -> Result<ErasureView, ServiceError> {
+    // Only the writer appends: a standby answers before reading the whole log.
+    ledger.role.sequencer()?;
     let now = ledger.clock.now_micros();
     let reader = ledger.reader.primary();
     // The size first: a change of holds logged from here on is not in what is read next,
