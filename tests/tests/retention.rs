@@ -191,6 +191,43 @@ fn entries_past_their_period_are_redacted_and_every_proof_still_verifies() {
     assert_eq!(resolutions[0]["entry"]["target"], "old-1");
     assert_eq!(resolutions[0]["entry"]["revealed"], 0);
 
+    // Reported again, a redacted issuance is refused (`redacted`, naming its entry), not
+    // logged anew: alone, in a JSON batch (the whole batch), and as an NDJSON line (that
+    // line only).
+    let size = http.log_size();
+    let again = http.append(&issuer, &short_lived("old-1"));
+    again.assert_error(410, "redacted");
+    assert!(again.body.contains("logged at entry 0"), "{again:?}");
+    let batch = http.append(
+        &issuer,
+        &json!([report("live", "atlas"), short_lived("old-2")]),
+    );
+    batch.assert_error(410, "redacted");
+    assert!(
+        batch
+            .body
+            .contains("report 1: this issuance was logged at entry 1"),
+        "{batch:?}"
+    );
+    let lines = format!("{}\n{}\n", short_lived("old-2"), short_lived("new-1"));
+    let reply = http.send(
+        "POST",
+        "/v1/issuances",
+        Some(&issuer),
+        Some("application/x-ndjson"),
+        Some(lines.as_bytes()),
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let lines: Vec<Value> = reply
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["line"], 1, "{reply:?}");
+    assert_eq!(lines[0]["error"]["code"], "redacted");
+    assert_eq!(lines[1]["status"], "created", "{reply:?}");
+    assert_eq!(http.log_size(), size + 1, "only the new report was logged");
+
     // A site naming the redacted jti (its pseudonym, a suspension, a request, a sighting)
     // hears that it was redacted, never that it is unknown.
     let site_admin = server
@@ -338,4 +375,95 @@ fn fsck_finds_a_redacted_ledger_clean() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{out:?}");
     assert!(stdout.starts_with("fsck: clean: "), "{stdout}");
+}
+
+both_backends!(a_persons_identities_and_pseudonym_go_with_their_last_entries);
+/// Once every entry that needs a person is redacted, the person's identities and the
+/// pseudonyms sites were given go too: the pseudonym no longer resolves for the VO (404).
+/// A suspended person's stay while the suspension is active; after its lift, once the
+/// suspension's own entry is redacted too (its period), they go. An identity that went and
+/// issues again is a new person.
+fn a_persons_identities_and_pseudonym_go_with_their_last_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CONFIG.replace(
+        "sighting = \"2s\"\n",
+        "sighting = \"2s\"\nsuspension = \"3s\"\nlift = \"3s\"\n",
+    );
+    let server = TestServer::start_with_config(&dir.path().join("data"), &config);
+    let http = server.http();
+    let issuer = server.create_issuer("atlas");
+    let officer = server.create_credential("vo-security", Some("atlas"));
+    let site_admin = server
+        .credential(&["--role", "site-admin", "--site", "CERN-PROD"])
+        .secret;
+    let bob_expires = now() + 2;
+    assert_eq!(http.append(&issuer, &short_lived("alice-1")).status, 201);
+    let bob = http.append(&issuer, &token_of("bob-1", "bob", bob_expires));
+    assert_eq!(bob.status, 201, "{bob:?}");
+    let pseudonym_of = |jti: &str| {
+        let reply = http.get(
+            &format!("/v1/sites/CERN-PROD/tokens/{jti}/pseudonym"),
+            Some(&site_admin),
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json()["pseudonym"].as_str().unwrap().to_string()
+    };
+    let (alice, bobs) = (pseudonym_of("alice-1"), pseudonym_of("bob-1"));
+    let resolve = |pseudonym: &str| {
+        http.get(
+            &format!("/v1/vos/atlas/pseudonyms/{pseudonym}?reason=INC-9"),
+            Some(&officer),
+        )
+    };
+    let resolved = resolve(&alice);
+    assert_eq!(resolved.status, 200, "{resolved:?}");
+    assert_eq!(resolved.json()["identities"][0]["sub"], "alice");
+    let suspended = http.post_json(
+        "/v1/vos/atlas/suspensions",
+        Some(&officer),
+        &json!({"jti": "bob-1", "target": "person", "reason": "INC-9"}),
+    );
+    assert_eq!(suspended.status, 201, "{suspended:?}");
+    let id = suspended.json()["id"].as_str().unwrap().to_string();
+
+    // Alice's only issuance redacted: her pseudonym no longer resolves.
+    until_redacted(&server, 0);
+    resolve(&alice).assert_error(404, "not_found");
+    // Bob, suspended, past his token's expiry and period: kept, and resolves.
+    while now() < bob_expires + 3 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let resolved = resolve(&bobs);
+    assert_eq!(resolved.status, 200, "{resolved:?}");
+    assert_eq!(resolved.json()["identities"][0]["sub"], "bob");
+
+    let suspension = page(&server, 0, http.log_size())
+        .iter()
+        .position(|e| e["entry"]["type"] == "suspension")
+        .expect("the suspension's entry");
+    let lifted = http.send(
+        "DELETE",
+        &format!("/v1/vos/atlas/suspensions/{id}?reason=INC-9"),
+        Some(&officer),
+        None,
+        None,
+    );
+    assert_eq!(lifted.status, 200, "{lifted:?}");
+    // Once bob's issuance and the suspension's entry (which blocklists and audits of the
+    // suspension need) are redacted, his identities and pseudonym go.
+    until_redacted(&server, 1);
+    until_redacted(&server, suspension);
+    resolve(&bobs).assert_error(404, "not_found");
+
+    // Bob issues again: a new person, with a new pseudonym at the site.
+    assert_eq!(
+        http.append(&issuer, &token_of("bob-2", "bob", now() + 3600))
+            .status,
+        201
+    );
+    let again = pseudonym_of("bob-2");
+    assert_ne!(again, bobs, "a new person, not the one that went");
+    let resolved = resolve(&again);
+    assert_eq!(resolved.status, 200, "{resolved:?}");
+    assert_eq!(resolved.json()["identities"][0]["sub"], "bob");
 }

@@ -27,6 +27,7 @@ use super::nul;
 use crate::credentials::Principal;
 use crate::issuers::verify_token;
 use crate::sequencer::{EntryKind, PreparedEntry, Sequenced};
+use crate::service::redacted_reports;
 use crate::store::IssuanceKey;
 
 /// Most lines of one `application/x-ndjson` request.
@@ -67,6 +68,9 @@ pub const MAX_NDJSON_LINES: usize = 10_000;
             body = ErrorBody),
         (status = 403, description = "The credential may not report issuances (of this VO, or \
             unsigned claims of this issuer)", body = ErrorBody),
+        (status = 410, description = "JSON: a report of an issuance that was logged and \
+            redacted since (`redacted`, naming its index): it is not logged again (NDJSON: that \
+            line's error)", body = ErrorBody),
         (status = 413, description = "Body larger than the configured limit", body = ErrorBody),
         (status = 415, description = "Content-Type neither `application/json` nor \
             `application/x-ndjson`", body = ErrorBody),
@@ -144,6 +148,19 @@ async fn post_json(
         move || prepare_all(&state, &principal, reports)
     })
     .await??;
+    let redacted = redacted_reports::redacted_reports(&state.ledger, &prepared).await?;
+    if let Some((i, index)) = redacted
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.map(|index| (i, index)))
+    {
+        let refused = ApiError::Redacted(redacted_reports::refusal(index));
+        return Err(if prepared.len() > 1 {
+            prefixed(refused, i)
+        } else {
+            refused
+        });
+    }
     let sequenced = state.ledger.append_entries(prepared).await?;
     let status = if sequenced.iter().any(|r| r.status == AppendStatus::Created) {
         StatusCode::CREATED
@@ -204,6 +221,19 @@ async fn post_ndjson(
         }
     })
     .await?;
+    let mut outcomes = outcomes;
+    let prepared: Vec<PreparedEntry> = outcomes
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        .collect();
+    let mut redacted = redacted_reports::redacted_reports(&state.ledger, &prepared)
+        .await?
+        .into_iter();
+    for (_, outcome) in outcomes.iter_mut().filter(|(_, r)| r.is_ok()) {
+        if let Some(index) = redacted.next().flatten() {
+            *outcome = Err(ApiError::Redacted(redacted_reports::refusal(index)));
+        }
+    }
     let good: Vec<PreparedEntry> = outcomes
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok().cloned())
@@ -283,6 +313,7 @@ fn prefixed(e: ApiError, i: usize) -> ApiError {
         }
         ApiError::BadRequest(m) => ApiError::BadRequest(format!("report {i}: {m}")),
         ApiError::Forbidden(m) => ApiError::Forbidden(format!("report {i}: {m}")),
+        ApiError::Redacted(m) => ApiError::Redacted(format!("report {i}: {m}")),
         other => other,
     }
 }

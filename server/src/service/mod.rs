@@ -8,6 +8,7 @@ pub mod erasure;
 mod ledger;
 pub mod persons;
 pub mod pseudonyms;
+pub mod redacted_reports;
 pub mod resolution;
 pub mod retention;
 pub mod sites;

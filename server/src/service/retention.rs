@@ -5,11 +5,12 @@
 //! entries), whose transaction removes the payload of the entries it names
 //! ([`StateChange::Redact`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenledger_core::entry::{EntryBody, LogEntry};
+use tokenledger_core::blocklist::issued_in_reach;
+use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
 use tokenledger_core::ids::{Jti, PersonId, Vo};
 use tokenledger_core::redaction::{Redaction, range_room};
 use tokenledger_core::retention::{
@@ -252,7 +253,8 @@ impl Run<'_> {
 /// What active suspensions and pending suspension requests hold, as stored at the start of
 /// a run: a person's (or a request's person's) issuances, sightings and links, a token's
 /// issuance and sightings (named by a suspension or a pending request), a client's issuances
-/// and the sightings of its tokens, and the suspension's and pending request's own entries.
+/// and the sightings of its tokens (under a cut-off, of those issued before it), and the
+/// suspension's and pending request's own entries.
 struct Holds {
     /// Active suspensions, by id, and the index of each one's entry.
     suspensions: HashSet<String>,
@@ -261,8 +263,10 @@ struct Holds {
     persons: HashSet<(String, String)>,
     /// Tokens `(iss, jti)` an active token suspension or a pending request names.
     tokens: HashSet<(String, String)>,
-    /// Clients `(iss, client_id)` an active client suspension names.
-    clients: HashSet<(String, String)>,
+    /// Clients `(iss, client_id)` an active client suspension names, with the tokens it
+    /// reaches: those issued before the cut-off (the latest of its suspensions'), or every
+    /// token (`None`: a suspension without one).
+    clients: HashMap<(String, String), Option<i64>>,
     /// Entries of pending suspension requests.
     pending: HashSet<u64>,
 }
@@ -273,7 +277,7 @@ impl Holds {
             suspensions: HashSet::new(),
             persons: HashSet::new(),
             tokens: HashSet::new(),
-            clients: HashSet::new(),
+            clients: HashMap::new(),
             pending: HashSet::new(),
         };
         for vo in vos {
@@ -288,7 +292,9 @@ impl Holds {
                     holds.tokens.insert((iss.clone(), jti.to_string()));
                 }
                 if let (Some(iss), Some(client)) = (&s.client_iss, &s.client_id) {
-                    holds.clients.insert((iss.clone(), client.clone()));
+                    let key = (iss.clone(), client.clone());
+                    let reach = holds.clients.entry(key).or_insert(s.issued_before);
+                    *reach = reach.zip(s.issued_before).map(|(a, b)| a.max(b));
                 }
                 holds.suspensions.insert(s.id);
             }
@@ -320,9 +326,7 @@ impl Holds {
         Ok(match body {
             EntryBody::Issuance(i) => {
                 self.tokens.contains(&(i.iss.clone(), i.jti.clone()))
-                    || i.client_id
-                        .as_ref()
-                        .is_some_and(|c| self.clients.contains(&(i.iss.clone(), c.clone())))
+                    || self.client_held(i)
                     || self.person_held(reader, &i.vo, &i.iss, &i.sub).await?
             }
             EntryBody::Sighting(s) => {
@@ -339,6 +343,16 @@ impl Holds {
             EntryBody::SuspensionRequest(_) => self.pending.contains(&index),
             _ => false,
         })
+    }
+
+    /// Whether a client suspension reaches the token of issuance `i`: one of its client
+    /// issued before the cut-off, if there is one (a token without `iat` is reached, as
+    /// sites enforce it: [`issued_in_reach`]).
+    fn client_held(&self, i: &Issuance) -> bool {
+        i.client_id
+            .as_ref()
+            .and_then(|c| self.clients.get(&(i.iss.clone(), c.clone())))
+            .is_some_and(|reach| issued_in_reach(*reach, i.iat))
     }
 
     /// Whether identity `(iss, sub)` belongs to a suspended person of `vo`.
@@ -366,7 +380,7 @@ impl Holds {
         iss: &str,
         jti: &str,
     ) -> Result<bool, StoreError> {
-        let clients = self.clients.iter().any(|(i, _)| i == iss);
+        let clients = self.clients.keys().any(|(i, _)| i == iss);
         if !clients && !self.persons.iter().any(|(v, _)| v == vo) {
             return Ok(false);
         }
@@ -374,11 +388,7 @@ impl Holds {
             return Ok(false);
         };
         let issuance = decode_issuance(index, &leaf)?;
-        if issuance
-            .client_id
-            .as_ref()
-            .is_some_and(|c| self.clients.contains(&(iss.to_string(), c.clone())))
-        {
+        if self.client_held(&issuance) {
             return Ok(true);
         }
         self.person_held(reader, vo, iss, &issuance.sub).await

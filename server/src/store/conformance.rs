@@ -6,7 +6,7 @@ use tokenledger_core::blocklist::{
     Blocklist, BlocklistEntry, Scope, SignedBlocklist, SignedDocument,
 };
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
-use tokenledger_core::ids::{Jti, PersonId, Site, Vo};
+use tokenledger_core::ids::{Jti, PersonId, Pseudonym, Site, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
@@ -547,6 +547,16 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
             .unwrap()
             .is_empty()
     );
+    // In one lookup, as ingest asks: each redacted issuance of any of the jtis, by index.
+    let of = reader
+        .redacted_issuances_of(&[jti_hash("j-3"), jti_hash("j-2"), jti_hash("j-1")])
+        .await
+        .unwrap();
+    assert_eq!(of.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        of[1].token_hash,
+        RedactedToken::of(&key(), ISS, "j-2").token_hash
+    );
 
     // Redacting again over redacted entries: they keep their first record.
     log.append(writer, vec![redact(&[(0, 3)], 99)])
@@ -667,4 +677,209 @@ pub async fn a_redaction_past_its_own_entry_is_refused(
         split(&reader.entries(0, 3).await.unwrap()),
         (vec![(0, 5, 2), (1, 5, 2)], vec![2])
     );
+}
+
+/// A redaction of `ranges` at `at` that also names `persons` (an erasure's).
+fn erase(ranges: &[(u64, u64)], at: i64, persons: Vec<(Vo, PersonId)>) -> Written {
+    Written::State(StateChange::Redact {
+        ranges: ranges.iter().map(|r| IndexRange::from(*r)).collect(),
+        at,
+        holds_at: 0,
+        key: key(),
+        persons,
+    })
+}
+
+/// The person of identity `(ISS, sub)` in atlas, if it is kept.
+async fn person(reader: &dyn LedgerReader, sub: &str) -> Option<PersonId> {
+    reader
+        .person_of(ISS, sub, &Vo::unchecked("atlas"))
+        .await
+        .unwrap()
+}
+
+/// Whether pseudonym `p-{sub}` still resolves.
+async fn resolves(reader: &dyn LedgerReader, sub: &str) -> bool {
+    let pseudonym = Pseudonym::unchecked(format!("p-{sub}"));
+    reader.pseudonym(&pseudonym).await.unwrap().is_some()
+}
+
+/// Identities and pseudonyms that nothing kept needs go with the redaction that removed
+/// their last rows: an identity stays while an issuance or a sighting points at it or its
+/// person has a suspension row (lifted or not); a pseudonym stays while its person has an
+/// identity in its VO. A redaction's persons (an erasure's) lose every identity, even one
+/// no redacted row names. An identity that went and issues again is a new person; one that
+/// issues in the batch of the redaction keeps its person. `padding` resolution entries follow
+/// the first issuances: with a few thousand, the kept issuances span more than one epoch
+/// and the first checks seek each epoch; with none, they scan
+/// ([`crate::store::identity_epochs::seek_each_epoch`]).
+pub async fn orphans_go_with_their_redaction(
+    writer: &mut dyn LedgerWriter,
+    reader: &dyn LedgerReader,
+    registry: &dyn Registry,
+    padding: u64,
+) {
+    let atlas = Vo::unchecked("atlas");
+    let cern = site("CERN-PROD");
+    let mut log = TestLog::default();
+    let mut first = vec![
+        Written::Issuance("j-1", "alice"),
+        Written::Issuance("j-2", "bob"),
+        Written::Issuance("j-3", "alice"),
+        Written::Issuance("j-4", "carol"),
+        Written::Issuance("j-5", "dave"),
+    ];
+    first.extend((0..padding).map(|_| Written::Resolution));
+    // 5 + padding: an issuance kept throughout, so that the kept ones span the padding.
+    first.push(Written::Issuance("j-z", "zoe"));
+    log.append(writer, first).await.unwrap();
+    let p = padding + 1;
+    // 5 (+ padding + 1, as every index below): a sighting names a token logged before (in an earlier batch).
+    log.append(
+        writer,
+        vec![Written::State(StateChange::Sighting {
+            site: cern.clone(),
+            vo: atlas.clone(),
+            iss: ISS.into(),
+            jti: Jti::unchecked("j-5"),
+        })],
+    )
+    .await
+    .unwrap();
+    let mut persons = std::collections::HashMap::new();
+    for sub in ["alice", "bob", "carol", "dave"] {
+        let p = person(reader, sub).await.unwrap();
+        let pseudonym = Pseudonym::unchecked(format!("p-{sub}"));
+        registry
+            .remember_pseudonym(&pseudonym, &cern, &atlas, &p, 10)
+            .await
+            .unwrap();
+        persons.insert(sub, p);
+    }
+    let carol = persons["carol"].as_str().to_owned();
+    // 6: carol suspended.
+    log.append(writer, vec![suspension("su-1", &carol)])
+        .await
+        .unwrap();
+
+    // 7: every issuance but alice's j-3.
+    log.append(writer, vec![redact(&[(0, 2), (3, 5)], 20)])
+        .await
+        .unwrap();
+    assert_eq!(person(reader, "bob").await, None, "nothing needs bob");
+    assert!(!resolves(reader, "bob").await);
+    assert!(
+        reader
+            .identities_of(&persons["bob"], &atlas)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (sub, why) in [
+        ("alice", "an issuance is kept"),
+        ("carol", "a suspension is kept"),
+        ("dave", "a sighting is kept"),
+    ] {
+        assert_eq!(
+            person(reader, sub).await.as_ref(),
+            Some(&persons[sub]),
+            "{why}"
+        );
+        assert!(resolves(reader, sub).await, "{why}");
+    }
+
+    // 8, 9: lifted, carol is still held by the suspension's row until it is redacted.
+    log.append(
+        writer,
+        vec![Written::State(StateChange::Lift {
+            suspension_id: "su-1".into(),
+            lifted_by: "officer".into(),
+            lifted_at: 30,
+        })],
+    )
+    .await
+    .unwrap();
+    log.append(writer, vec![redact(&[(8 + p, 9 + p)], 31)])
+        .await
+        .unwrap();
+    assert!(
+        person(reader, "carol").await.is_some(),
+        "lifted, still held"
+    );
+    // 10: the sighting and the suspension.
+    log.append(writer, vec![redact(&[(5 + p, 7 + p)], 40)])
+        .await
+        .unwrap();
+    for sub in ["carol", "dave"] {
+        assert_eq!(person(reader, sub).await, None, "{sub}");
+        assert!(!resolves(reader, sub).await, "{sub}");
+    }
+
+    // 11: bob issues again: a new person, whose issuance is found with its identity.
+    log.append(writer, vec![Written::Issuance("j-6", "bob")])
+        .await
+        .unwrap();
+    let bob = person(reader, "bob").await.unwrap();
+    assert_ne!(bob, persons["bob"], "a new person, not the one that went");
+    assert_eq!(
+        reader.identities_of(&bob, &atlas).await.unwrap(),
+        vec![(ISS.to_owned(), "bob".to_owned())]
+    );
+    assert_eq!(
+        reader
+            .issuances_by_jti(&Jti::unchecked("j-6"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // 12, 13: alice's last kept issuance (2) redacted in the batch of a new one: she stays.
+    log.append(
+        writer,
+        vec![Written::Issuance("j-7", "alice"), redact(&[(2, 3)], 50)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        person(reader, "alice").await.as_ref(),
+        Some(&persons["alice"])
+    );
+    assert!(resolves(reader, "alice").await);
+
+    // 14: another identity linked to alice's person, then 15: alice erased with j-7 only:
+    // both her identities and her pseudonym go.
+    let alice = persons["alice"].clone();
+    log.append(
+        writer,
+        vec![Written::State(StateChange::Link {
+            vo: atlas.clone(),
+            person_id: alice.clone(),
+            iss: ISS.into(),
+            sub: "alice-2".into(),
+            created_at: 60,
+        })],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reader.identities_of(&alice, &atlas).await.unwrap().len(), 2);
+    log.append(
+        writer,
+        vec![erase(
+            &[(12 + p, 13 + p)],
+            70,
+            vec![(atlas.clone(), alice.clone())],
+        )],
+    )
+    .await
+    .unwrap();
+    assert!(
+        reader
+            .identities_of(&alice, &atlas)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!resolves(reader, "alice").await);
+    assert_eq!(person(reader, "bob").await, Some(bob), "bob is not alice");
 }

@@ -22,6 +22,20 @@ pub fn epoch_windows(top: u64) -> impl Iterator<Item = RangeInclusive<u64>> {
     .map(|(hi, width)| hi.saturating_sub(width - 1)..=hi)
 }
 
+/// Whether to find which of `candidates` identities still have issuances by seeking each
+/// epoch of the index for each (at most `candidates` x epochs seeks, fewer for those with
+/// recent issuances) rather than by one scan of the whole index: a seek costs about as much
+/// as reading ten index entries. `lowest..=highest` are the lowest and highest indexes of
+/// the issuances kept.
+pub fn seek_each_epoch(candidates: usize, lowest: u64, highest: u64) -> bool {
+    let epochs = (highest >> EPOCH_SHIFT) - (lowest >> EPOCH_SHIFT) + 1;
+    let span = highest - lowest + 1;
+    (candidates as u64)
+        .saturating_mul(epochs)
+        .saturating_mul(10)
+        <= span
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +46,19 @@ mod tests {
         assert_eq!(windows, vec![20..=20, 18..=19, 14..=17, 6..=13, 0..=5]);
         let covered: u64 = windows.iter().map(|w| w.end() - w.start() + 1).sum();
         assert_eq!(covered, 21, "every epoch once");
+    }
+
+    #[test]
+    fn few_candidates_seek_and_many_scan() {
+        let top = 10_000_000;
+        assert!(seek_each_epoch(1, 0, top), "one identity: 2,442 seeks");
+        assert!(seek_each_epoch(400, 0, top));
+        assert!(!seek_each_epoch(500, 0, top), "a scan reads fewer pages");
+        assert!(
+            !seek_each_epoch(2, 5, 9),
+            "a small log: a scan of a few entries"
+        );
+        assert!(!seek_each_epoch(usize::MAX, 0, top), "no overflow");
     }
 
     #[test]

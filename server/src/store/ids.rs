@@ -18,8 +18,11 @@ pub(crate) struct LookupIds {
 }
 
 /// Ids of `issuers`, `clients` and `identities` rows that are committed. An id never changes
-/// once given (these rows are never deleted; a merge updates identities in place), so a
-/// cached id stays right for as long as the database is written by its one writer.
+/// once given (a merge updates identities in place), so a cached id stays right for as long
+/// as the database is written by its one writer and its row is kept. Issuers and clients
+/// are never deleted; an identity is when a redaction leaves nothing that needs it, so a
+/// writer forgets the identities it knows before it writes a batch that redacts
+/// ([`IdCache::forget_identities`]).
 #[derive(Default)]
 pub struct IdCache {
     pub(crate) issuers: KnownIds,
@@ -36,6 +39,12 @@ pub struct NewIds {
 }
 
 impl IdCache {
+    /// Forgets every identity id: a batch that redacts may delete identity rows (and a new
+    /// row of the same key gets a new id).
+    pub fn forget_identities(&mut self) {
+        self.identities.0.clear();
+    }
+
     /// Takes in the ids of a committed transaction.
     pub fn remember(&mut self, ids: NewIds) {
         self.issuers.extend(ids.issuers);

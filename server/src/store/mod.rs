@@ -140,6 +140,13 @@ pub trait LedgerReader: Send + Sync {
         jti_hash: &[u8; 32],
     ) -> Result<Vec<RedactedIssuance>, StoreError>;
 
+    /// The redacted issuances of any of the jtis whose digests are `jti_hashes`, in one
+    /// lookup (an ingest request's reports).
+    async fn redacted_issuances_of(
+        &self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError>;
+
     /// The newest stored checkpoint: its size and signed note.
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
 

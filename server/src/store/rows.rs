@@ -364,6 +364,15 @@ pub struct Batch<'a> {
     pub checkpoint: Option<CheckpointRow<'a>>,
 }
 
+impl Batch<'_> {
+    /// Whether the batch holds a redaction (which may delete identities and pseudonyms).
+    pub fn redacts(&self) -> bool {
+        self.state_changes
+            .iter()
+            .any(|(_, change)| matches!(change, StateChange::Redact { .. }))
+    }
+}
+
 /// The rows a batch's state changes name, asked of the writer before the batch is decided.
 #[derive(Debug, Default)]
 pub struct StateQuery {

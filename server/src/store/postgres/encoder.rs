@@ -52,3 +52,19 @@ pub async fn insert_dictionary(
     .await?;
     Ok(())
 }
+
+/// Deletes the dictionaries no stored entry uses any more (their entries all redacted), but
+/// for the newest: the writer compresses with it (or with a newer one that its transaction
+/// wrote first). A dictionary holds fragments of the leaves it was trained on. Cheap while
+/// there is one dictionary; with several, each older one costs a scan of `entries` until a
+/// use is found.
+pub async fn delete_unused(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM leaf_dictionaries \
+         WHERE id < (SELECT max(id) FROM leaf_dictionaries) \
+         AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.dictionary = leaf_dictionaries.id)",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -15,6 +15,7 @@ mod lease;
 mod log;
 mod log_reads;
 mod lookup;
+mod orphans;
 mod redaction;
 mod sites;
 mod state_changes;
@@ -189,6 +190,15 @@ impl LedgerReader for PostgresStore {
     ) -> Result<Vec<RedactedIssuance>, StoreError> {
         let db = &self.primary;
         db.run(redaction::redacted_issuances(&db.pool(), jti_hash))
+            .await
+    }
+
+    async fn redacted_issuances_of(
+        &self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        let db = &self.primary;
+        db.run(redaction::redacted_issuances_of(&db.pool(), jti_hashes))
             .await
     }
 

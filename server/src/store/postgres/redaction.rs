@@ -5,9 +5,12 @@
 //! [`StateChange::Redact`]: crate::store::StateChange::Redact
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
+use tokenledger_core::ids::{PersonId, Vo};
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
+use super::encoder;
 use super::log_reads::read_hashes;
+use super::orphans::Candidates;
 use crate::store::{
     RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, StoreError, check_redaction,
 };
@@ -26,21 +29,35 @@ const BY_INDEX: [&str; 7] = [
 /// The ranges as the `unnest($1::bigint[], $2::bigint[]) AS g(s, e)` of each statement.
 const RANGES: &str = "unnest($1::bigint[], $2::bigint[]) AS g(s, e)";
 
-/// Redacts the entries of `ranges` by the entry at `by`, at `at`, in the batch's
+/// The entries a redaction removes, and the persons whose identities and pseudonyms go too
+/// unless something kept needs them.
+pub struct Redaction<'a> {
+    pub ranges: &'a [IndexRange],
+    pub persons: &'a [(Vo, PersonId)],
+}
+
+/// Redacts the entries of `redaction` by the entry at `by`, at `at`, in the batch's
 /// transaction `tx`: each issuance still stored kept as digests ([`RedactedToken`]), each
-/// entry still stored recorded as redacted, then its leaf and every row that points at it
-/// deleted. Stored hashes stay. An error if a range reaches `by` ([`check_redaction`]): the
+/// entry still stored recorded as redacted, its candidate orphans (and its persons') added
+/// to `orphans` for the batch to sweep, then its leaf and every row that points at it
+/// deleted, and the dictionaries no entry uses any more ([`encoder::delete_unused`]).
+/// Stored hashes stay. An error if a range reaches `by` ([`check_redaction`]): the
 /// batch's transaction is then rolled back.
 pub async fn redact(
     tx: &mut PgConnection,
     by: u64,
-    ranges: &[IndexRange],
+    redaction: Redaction<'_>,
     at: i64,
     key: &RedactionKey,
+    orphans: &mut Candidates,
 ) -> Result<(), StoreError> {
+    let ranges = redaction.ranges;
     check_redaction(by, ranges)?;
     let starts: Vec<i64> = ranges.iter().map(|r| r.start as i64).collect();
     let ends: Vec<i64> = ranges.iter().map(|r| r.end as i64).collect();
+    orphans
+        .gather(tx, &starts, &ends, redaction.persons)
+        .await?;
     let tokens: Vec<(i64, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT i.idx, d.vo, r.iss, i.jti FROM issuances i \
          JOIN issuers r ON r.id = i.issuer JOIN identities d ON d.id = i.identity \
@@ -96,7 +113,7 @@ pub async fn redact(
         .execute(&mut *tx)
         .await?;
     }
-    Ok(())
+    encoder::delete_unused(tx).await
 }
 
 /// The redacted entries among `start..end`, by index, with their stored leaf hashes.
@@ -153,6 +170,21 @@ pub async fn redacted_issuances(
         "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = $1 ORDER BY idx",
     )
     .bind(jti_hash.to_vec())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(RedactedIssuance::from_row).collect()
+}
+
+/// The redacted issuances whose jti has any of the digests `jti_hashes`, by index.
+pub async fn redacted_issuances_of(
+    pool: &PgPool,
+    jti_hashes: &[[u8; 32]],
+) -> Result<Vec<RedactedIssuance>, StoreError> {
+    let hashes: Vec<Vec<u8>> = jti_hashes.iter().map(|h| h.to_vec()).collect();
+    let rows: Vec<RedactedIssuanceRow> = sqlx::query_as(
+        "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = ANY($1) ORDER BY idx",
+    )
+    .bind(&hashes)
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(RedactedIssuance::from_row).collect()

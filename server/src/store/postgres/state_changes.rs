@@ -5,15 +5,18 @@
 use sqlx::PgConnection;
 use tokenledger_core::suspension_request::RequestStatus;
 
-use super::redaction;
+use super::orphans::Candidates;
+use super::redaction::{self, Redaction};
 use crate::store::{RequestDecision, StateChange, StoreError, SuspensionRequestRecord};
 
 /// Writes the state rows of a batch's entries, in the order of `changes` (a lift may follow
 /// its suspension, a merge the link of its identity); sightings, which no other change reads,
-/// go in together at the end.
+/// go in together at the end. The candidate orphans of redactions are added to `orphans`,
+/// for the batch to sweep once its issuance rows are in.
 pub async fn write(
     conn: &mut PgConnection,
     changes: &[(u64, &StateChange)],
+    orphans: &mut Candidates,
 ) -> Result<(), StoreError> {
     let mut sightings = Sightings::default();
     for (index, change) in changes {
@@ -25,7 +28,7 @@ pub async fn write(
                 sightings.issuers.push(iss);
                 sightings.jtis.push(jti.as_str());
             }
-            other => write_one(conn, *index, other).await?,
+            other => write_one(conn, *index, other, orphans).await?,
         }
     }
     sightings.insert(conn).await
@@ -36,6 +39,7 @@ async fn write_one(
     conn: &mut PgConnection,
     index: u64,
     change: &StateChange,
+    orphans: &mut Candidates,
 ) -> Result<(), StoreError> {
     match change {
         StateChange::Suspend(s) => {
@@ -153,8 +157,15 @@ async fn write_one(
             .await?;
         }
         StateChange::Redact {
-            ranges, at, key, ..
-        } => redaction::redact(conn, index, ranges, *at, key).await?,
+            ranges,
+            at,
+            key,
+            persons,
+            ..
+        } => {
+            let redaction = Redaction { ranges, persons };
+            redaction::redact(conn, index, redaction, *at, key, orphans).await?
+        }
         StateChange::Sighting { .. } | StateChange::None => {}
     }
     Ok(())

@@ -19,7 +19,7 @@ use tokio::time::error::Elapsed;
 
 use super::connection::{DatabaseUrl, connect_writable, limit_keepalives};
 use super::log::LogRows;
-use super::{decisions, encoder, lease, redaction, state_changes};
+use super::{decisions, encoder, lease, orphans, redaction, state_changes};
 use super::{log, log_reads};
 use crate::store::ids::{IdCache, NewIds};
 use crate::store::leaf_codec::{EntryRow, LeafDecoders, LeafEncoder, NewDictionary};
@@ -335,6 +335,9 @@ impl LedgerWriter for PostgresWriter {
         let dictionary = self.leaves.pending_dictionary()?;
         let stored = self.leaves.encode_all(&batch.entries)?;
         let entries = EntryRow::of(&batch.entries, &stored);
+        if batch.redacts() {
+            self.ids.forget_identities();
+        }
         let written = write_batch(
             live(&mut self.conn)?,
             &self.ids,
@@ -364,7 +367,7 @@ impl LedgerWriter for PostgresWriter {
 
 /// Writes `batch` (its entries in stored form) in one transaction: the new dictionary, state
 /// changes, entries with their stored hashes and resolution rows (one statement), issuances,
-/// the checkpoint.
+/// the sweep of a redaction's orphans, the checkpoint.
 /// On any failure the transaction is rolled back and nothing is written. Returns the ids to
 /// give to [`IdCache::remember`]. A batch of that one statement's rows only is written by
 /// [`write_alone`].
@@ -393,8 +396,12 @@ async fn write_batch(
         if let Some(dictionary) = dictionary {
             encoder::insert_dictionary(&mut tx, dictionary, batch.written_at).await?;
         }
-        state_changes::write(&mut tx, &batch.state_changes).await?;
+        let mut candidates = orphans::Candidates::default();
+        state_changes::write(&mut tx, &batch.state_changes, &mut candidates).await?;
         let new_ids = log::insert_log_rows(&mut tx, cache, &rows).await?;
+        if batch.redacts() {
+            orphans::sweep(&mut tx, &candidates).await?;
+        }
         if let Some(checkpoint) = batch.checkpoint {
             log::insert_checkpoint(&mut tx, checkpoint).await?;
         }

@@ -59,3 +59,16 @@ pub fn push_dictionary(script: &mut SqlScript, dictionary: &NewDictionary, creat
                 .push_bind(created_at);
         });
 }
+
+/// Queues the deletion of the dictionaries no stored entry uses any more (their entries all
+/// redacted), but for the newest: the writer compresses with it (or with a newer one that
+/// its transaction writes first). A dictionary holds fragments of the leaves it was trained
+/// on. Cheap while there is one dictionary; with several, each older one costs a scan of
+/// `entries` until a use is found.
+pub fn push_unused_removal(script: &mut SqlScript) {
+    script.statement(
+        "DELETE FROM leaf_dictionaries \
+         WHERE id < (SELECT max(id) FROM leaf_dictionaries) \
+         AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.dictionary = leaf_dictionaries.id)",
+    );
+}

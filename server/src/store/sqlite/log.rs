@@ -13,6 +13,7 @@ use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 
 use super::ids;
+use super::orphans;
 use super::redaction::{self, TokenRow};
 use super::script::{self, CHUNK, SqlScript};
 use super::suspension_requests;
@@ -169,18 +170,24 @@ pub async fn find_issuances(
 
 /// Adds a batch's rows (see [`push_batch`]) and, if given, a checkpoint row `(size, note,
 /// created_at)` to `script`, which began the transaction, and commits it: one round trip
-/// unless new ids must be read. On failure the transaction is rolled back. Returns the ids to
-/// give to [`IdCache::remember`].
+/// unless new ids must be read or `sweep_orphans` (the batch redacts: its candidate orphans
+/// are swept once its issuance rows are in, [`orphans::sweep`]). On failure the transaction
+/// is rolled back. Returns the ids to give to [`IdCache::remember`].
 pub async fn commit_batch(
     conn: &mut sqlx::SqliteConnection,
     mut script: SqlScript,
     cache: &IdCache,
     rows: (&[EntryRow<'_>], &[(u64, Hash)], &[IssuanceRow<'_>]),
     checkpoint: Option<CheckpointRow<'_>>,
+    sweep_orphans: bool,
 ) -> Result<NewIds, StoreError> {
     let (entries, hashes, issuances) = rows;
     let written = async {
         let new_ids = push_batch(conn, &mut script, cache, entries, hashes, issuances).await?;
+        if sweep_orphans {
+            script.flush(conn).await?;
+            orphans::sweep(conn).await?;
+        }
         if let Some(checkpoint) = checkpoint {
             push_checkpoint(&mut script, checkpoint);
         }
@@ -418,9 +425,14 @@ pub fn push_state_change(
             decided_by,
             *decided_at,
         ),
-        StateChange::Redact { ranges, at, .. } => {
+        StateChange::Redact {
+            ranges,
+            at,
+            persons,
+            ..
+        } => {
             let tokens = tokens.get(&index).map_or(&[][..], Vec::as_slice);
-            redaction::push_redact(script, index, ranges, *at, tokens);
+            redaction::push_redact(script, index, ranges, *at, tokens, persons);
         }
         StateChange::None => {}
     }

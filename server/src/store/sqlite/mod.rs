@@ -15,6 +15,7 @@ mod ids;
 mod lease;
 mod log;
 mod lookup;
+mod orphans;
 pub mod page_cache;
 mod redaction;
 mod script;
@@ -144,6 +145,13 @@ impl LedgerReader for SqliteStore {
         jti_hash: &[u8; 32],
     ) -> Result<Vec<RedactedIssuance>, StoreError> {
         redaction::redacted_issuances(&self.pool, jti_hash).await
+    }
+
+    async fn redacted_issuances_of(
+        &self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        redaction::redacted_issuances_of(&self.pool, jti_hashes).await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -6,9 +6,12 @@
 use std::collections::HashMap;
 
 use sqlx::{Executor, QueryBuilder, Sqlite, SqliteConnection};
+use tokenledger_core::ids::{PersonId, Vo};
 use tokenledger_core::redaction::{IndexRange, RedactedToken, RedactionKey};
 
+use super::dictionaries;
 use super::log::read_hashes;
+use super::orphans;
 use super::script::SqlScript;
 use crate::store::{
     RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow, StateChange, StoreError,
@@ -30,7 +33,7 @@ const BY_INDEX: [&str; 7] = [
 pub type TokenRow = (u64, String, RedactedToken);
 
 /// Appends `(idx >= s AND idx < e) OR ...` over `ranges` (at least one) for column `column`.
-fn push_ranges(query: &mut QueryBuilder<Sqlite>, column: &str, ranges: &[IndexRange]) {
+pub(super) fn push_ranges(query: &mut QueryBuilder<Sqlite>, column: &str, ranges: &[IndexRange]) {
     query.push("(");
     for (n, range) in ranges.iter().enumerate() {
         if n > 0 {
@@ -87,15 +90,20 @@ pub async fn tokens_of(
 }
 
 /// Queues the redaction of `ranges` by the entry at `by`, at `at`: `tokens` (from
-/// [`tokens_in`]) kept, each entry still stored recorded as redacted, then its leaf and
-/// every row that points at it deleted. Stored hashes stay.
+/// [`tokens_in`]) kept, each entry still stored recorded as redacted, the candidate
+/// orphans of its rows and of `persons` gathered ([`orphans::push_candidates`]; the batch
+/// sweeps them with [`orphans::sweep`]), then its leaf and every row that points at it
+/// deleted, and the dictionaries no entry uses any more
+/// ([`dictionaries::push_unused_removal`]). Stored hashes stay.
 pub fn push_redact(
     script: &mut SqlScript,
     by: u64,
     ranges: &[IndexRange],
     at: i64,
     tokens: &[TokenRow],
+    persons: &[(Vo, PersonId)],
 ) {
+    orphans::push_candidates(script, ranges, persons);
     if ranges.is_empty() {
         return;
     }
@@ -125,6 +133,7 @@ pub fn push_redact(
         let query = script.statement(format_args!("DELETE FROM {table} WHERE "));
         push_ranges(query, "idx", ranges);
     }
+    dictionaries::push_unused_removal(script);
 }
 
 /// The redacted entries among `start..end`, by index, with their stored leaf hashes.
@@ -196,5 +205,27 @@ pub async fn redacted_issuances<'e>(
     .bind(jti_hash.to_vec())
     .fetch_all(db)
     .await?;
+    rows.into_iter().map(RedactedIssuance::from_row).collect()
+}
+
+/// The redacted issuances whose jti has any of the digests `jti_hashes`, by index.
+pub async fn redacted_issuances_of(
+    pool: &sqlx::SqlitePool,
+    jti_hashes: &[[u8; 32]],
+) -> Result<Vec<RedactedIssuance>, StoreError> {
+    let mut rows: Vec<RedactedIssuanceRow> = Vec::new();
+    for chunk in jti_hashes.chunks(super::script::CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash IN (",
+        );
+        let mut list = query.separated(",");
+        for hash in chunk {
+            list.push_bind(hash.to_vec());
+        }
+        query.push(")");
+        rows.extend(query.build_query_as().fetch_all(pool).await?);
+    }
+    rows.sort_unstable_by_key(|(idx, _, _)| *idx);
+    rows.dedup_by_key(|(idx, _, _)| *idx);
     rows.into_iter().map(RedactedIssuance::from_row).collect()
 }

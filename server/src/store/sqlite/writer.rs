@@ -116,12 +116,17 @@ impl LedgerWriter for SqliteWriter {
         for (index, change) in &batch.state_changes {
             log::push_state_change(&mut script, *index, change, &tokens);
         }
+        let redacts = batch.redacts();
+        if redacts {
+            self.ids.forget_identities();
+        }
         let new_ids = log::commit_batch(
             &mut self.conn,
             script,
             &self.ids,
             (&entries, batch.hashes, &batch.issuances),
             batch.checkpoint,
+            redacts,
         )
         .await?;
         self.leaves.committed();

@@ -221,15 +221,13 @@ fn sighting_body(jti: &str) -> EntryBody {
     })
 }
 
-/// A client suspension holds the client's issuances and the sightings of its tokens;
-/// another client's token and its sighting are redacted.
-#[tokio::test]
-async fn a_client_suspension_holds_the_sightings_of_its_tokens() {
-    let (_dir, ledger, _keeper) = ledger().await;
-    let sequencer = ledger.role.sequencer().unwrap();
-    let mut pilot = issuance(1, "j-p", "alice");
-    let claims =
-        serde_json::json!({"iss": ISS, "jti": "j-p", "sub": "alice", "client_id": "pilot"});
+/// The issuance of `jti` to alice by client `pilot`, issued at `iat` (unix seconds).
+fn pilot_issuance(logged_at: i64, jti: &str, iat: Option<i64>) -> PreparedEntry {
+    let mut claims =
+        serde_json::json!({"iss": ISS, "jti": jti, "sub": "alice", "client_id": "pilot"});
+    if let Some(iat) = iat {
+        claims["iat"] = iat.into();
+    }
     let serde_json::Value::Object(claims) = claims else {
         unreachable!("an object")
     };
@@ -245,14 +243,18 @@ async fn a_client_suspension_holds_the_sightings_of_its_tokens() {
     let issued = Issuance::from_claims(claims, ctx).unwrap();
     assert_eq!(issued.client_id.as_deref(), Some("pilot"));
     let key = IssuanceKey::of(&issued);
-    pilot = PreparedEntry::new(
-        pilot.logged_at,
+    PreparedEntry::new(
+        logged_at,
         EntryBody::Issuance(Box::new(issued)),
         EntryKind::Issuance(key),
     )
-    .unwrap();
-    // Logged at NOW, past what a run redacts: its body does not matter.
-    let suspension = PreparedEntry::new(
+    .unwrap()
+}
+
+/// An active VO-wide suspension of client `pilot`, with the cut-off `issued_before`. Logged
+/// at NOW, past what a run redacts: its body does not matter.
+fn pilot_suspension(issued_before: Option<i64>) -> PreparedEntry {
+    PreparedEntry::new(
         NOW,
         sighting_body("j-p"),
         EntryKind::State(StateChange::Suspend(Box::new(SuspensionRecord {
@@ -270,18 +272,26 @@ async fn a_client_suspension_holds_the_sightings_of_its_tokens() {
             created_by: "officer".into(),
             created_at: 1,
             not_after: None,
-            issued_before: None,
+            issued_before,
             lifted_at: None,
         }))),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A client suspension holds the client's issuances and the sightings of its tokens;
+/// another client's token and its sighting are redacted.
+#[tokio::test]
+async fn a_client_suspension_holds_the_sightings_of_its_tokens() {
+    let (_dir, ledger, _keeper) = ledger().await;
+    let sequencer = ledger.role.sequencer().unwrap();
     sequencer
         .append(vec![
-            pilot,
+            pilot_issuance(1, "j-p", None),
             issuance(2, "j-o", "bob"),
             sighting(3, "j-p"),
             sighting(4, "j-o"),
-            suspension,
+            pilot_suspension(None),
         ])
         .await
         .unwrap();
@@ -292,4 +302,30 @@ async fn a_client_suspension_holds_the_sightings_of_its_tokens() {
         .unwrap();
     assert_eq!((outcome.redacted, outcome.next_from), (2, 0));
     assert_eq!(redacted(&ledger, 5).await, vec![1, 3]);
+}
+
+/// A client suspension with a cut-off holds only the client's tokens issued before it (and
+/// one that does not say when it was issued), with their sightings: a token issued at or
+/// after the cut-off, and its sighting, are redacted.
+#[tokio::test]
+async fn a_client_cut_off_holds_only_the_tokens_issued_before_it() {
+    let (_dir, ledger, _keeper) = ledger().await;
+    let sequencer = ledger.role.sequencer().unwrap();
+    sequencer
+        .append(vec![
+            pilot_issuance(1, "j-p", Some(50)),
+            pilot_issuance(2, "j-late", Some(100)),
+            pilot_issuance(3, "j-undated", None),
+            sighting(4, "j-p"),
+            sighting(5, "j-late"),
+            pilot_suspension(Some(100)),
+        ])
+        .await
+        .unwrap();
+
+    let atlas = [Vo::unchecked("atlas")];
+    run_once(&ledger, &RetentionPolicy::default(), &atlas, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(redacted(&ledger, 6).await, vec![1, 4]);
 }
