@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
+use crate::blocklist::issued_in_reach;
 use crate::entry::{EntryBody, EntryType};
 use crate::retention::{PlanError, Pushed, RedactionPlan, RedactionPlanner};
 
@@ -34,8 +35,30 @@ pub struct ErasureHolds {
     pub suspensions: BTreeSet<String>,
     /// Pending suspension requests about the person, by id.
     pub requests: BTreeSet<String>,
-    /// Active client suspensions of the VO: `(iss, client_id)` to the suspension's id.
-    pub clients: HashMap<(String, String), String>,
+    /// Active client suspensions of the VO, by `(iss, client_id)`.
+    pub clients: HashMap<(String, String), ClientHold>,
+}
+
+/// What an active client suspension holds of the client's tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientHold {
+    /// The suspension's id.
+    pub suspension: String,
+    /// Its cut-off: only tokens issued before it are held (none: every token).
+    pub issued_before: Option<i64>,
+}
+
+impl ClientHold {
+    /// Of two active suspensions of one client, the one that reaches further: without a
+    /// cut-off, else with the later one (as retention's holds).
+    pub fn wider(self, other: ClientHold) -> ClientHold {
+        match (self.issued_before, other.issued_before) {
+            (None, _) => self,
+            (_, None) => other,
+            (Some(a), Some(b)) if b > a => other,
+            _ => self,
+        }
+    }
 }
 
 impl ErasureHolds {
@@ -74,8 +97,11 @@ pub struct ErasurePlan {
 #[derive(Clone, Debug)]
 enum Noted {
     /// An issuance of one of the person's identities, or a sighting of such a token, with
-    /// the token's client.
-    Token(Option<(String, String)>),
+    /// the token's client and `iat`.
+    Token {
+        client: Option<(String, String)>,
+        iat: Option<i64>,
+    },
     Suspension {
         person: String,
         id: String,
@@ -108,8 +134,8 @@ pub struct PersonScan {
     vo: String,
     person: String,
     identities: HashSet<(String, String)>,
-    /// The person's tokens `(iss, jti)` seen so far, with their client.
-    tokens: HashMap<(String, String), Option<String>>,
+    /// The person's tokens `(iss, jti)` seen so far, with their client and `iat`.
+    tokens: HashMap<(String, String), (Option<String>, Option<i64>)>,
     noted: Vec<(u64, EntryType, Noted)>,
     merged_into: Option<String>,
 }
@@ -137,12 +163,18 @@ impl PersonScan {
             {
                 let client = i.client_id.clone();
                 self.tokens
-                    .insert((i.iss.clone(), i.jti.clone()), client.clone());
-                Noted::Token(client.map(|c| (i.iss.clone(), c)))
+                    .insert((i.iss.clone(), i.jti.clone()), (client.clone(), i.iat));
+                Noted::Token {
+                    client: client.map(|c| (i.iss.clone(), c)),
+                    iat: i.iat,
+                }
             }
             EntryBody::Sighting(s) if in_vo => {
                 match self.tokens.get(&(s.iss.clone(), s.jti.clone())) {
-                    Some(client) => Noted::Token(client.clone().map(|c| (s.iss.clone(), c))),
+                    Some((client, iat)) => Noted::Token {
+                        client: client.clone().map(|c| (s.iss.clone(), c)),
+                        iat: *iat,
+                    },
                     None => return,
                 }
             }
@@ -229,10 +261,11 @@ impl PersonScan {
         let mut plan = ErasurePlan::default();
         for (index, entry_type, noted) in &self.noted {
             let kept: Option<String> = match noted {
-                Noted::Token(client) => client
+                Noted::Token { client, iat } => client
                     .as_ref()
                     .and_then(|client| holds.clients.get(client))
-                    .map(|id| Hold::Suspension(id.clone()).to_string())
+                    .filter(|hold| issued_in_reach(hold.issued_before, *iat))
+                    .map(|hold| Hold::Suspension(hold.suspension.clone()).to_string())
                     .or_else(|| held_by_person.clone()),
                 Noted::Link { person, from } => {
                     let theirs = persons.contains(person.as_str())
@@ -464,16 +497,24 @@ mod tests {
         );
     }
 
+    /// A client suspension keeps its client's tokens (their issuances and sightings), under
+    /// a cut-off only those issued before it.
     #[test]
     fn a_client_suspension_keeps_only_its_clients_tokens() {
-        let holds = ErasureHolds {
+        let rucio = |issued_before| ErasureHolds {
             clients: HashMap::from([(
                 ("https://iam/".to_string(), "rucio".to_string()),
-                "su-c".to_string(),
+                ClientHold {
+                    suspension: "su-c".to_string(),
+                    issued_before,
+                },
             )]),
             ..ErasureHolds::default()
         };
-        let plan = scan().plan(&holds);
+        // j-1 was issued at 1: a cut-off at 1 does not reach it, one at 2 does.
+        assert!(scan().plan(&rucio(Some(1))).kept.is_empty());
+        assert_eq!(scan().plan(&rucio(Some(2))).kept.len(), 2);
+        let plan = scan().plan(&rucio(None));
         let kept: Vec<(u64, &str)> = plan
             .kept
             .iter()
@@ -519,5 +560,17 @@ mod tests {
         let nothing = split(&[], 10, 3).unwrap();
         assert_eq!(nothing.len(), 1);
         assert!(nothing[0].is_empty());
+    }
+
+    #[test]
+    fn the_wider_of_two_client_holds_is_the_one_without_a_cut_off_or_with_the_later() {
+        let hold = |id: &str, issued_before| ClientHold {
+            suspension: id.into(),
+            issued_before,
+        };
+        assert_eq!(hold("a", Some(5)).wider(hold("b", None)).suspension, "b");
+        assert_eq!(hold("a", None).wider(hold("b", Some(5))).suspension, "a");
+        assert_eq!(hold("a", Some(5)).wider(hold("b", Some(9))).suspension, "b");
+        assert_eq!(hold("a", Some(9)).wider(hold("b", Some(5))).suspension, "a");
     }
 }

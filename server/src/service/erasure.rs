@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use tokenledger_core::entry::{EntryBody, LogEntry};
-use tokenledger_core::erasure::{ErasureHolds, ErasurePlan, PersonScan, split};
+use tokenledger_core::erasure::{ClientHold, ErasureHolds, ErasurePlan, PersonScan, split};
 use tokenledger_core::ids::{PersonId, Vo};
 use tokenledger_core::redaction::{Erasure, range_room};
 use tokenledger_core::suspension_request::RequestStatus;
@@ -156,7 +156,8 @@ async fn erase_once(
 }
 
 /// What is in force about `person` of `vo` at `now` (unix seconds): the active suspensions
-/// naming them, their pending suspension requests, and the VO's active client suspensions.
+/// naming them, their pending suspension requests, and the VO's active client suspensions
+/// (the widest of each client's).
 async fn read_holds(
     reader: &dyn LedgerReader,
     vo: &Vo,
@@ -171,7 +172,15 @@ async fn read_holds(
         if s.person_id.as_ref() == Some(person) {
             holds.suspensions.insert(s.id);
         } else if let (Some(iss), Some(client)) = (s.client_iss, s.client_id) {
-            holds.clients.insert((iss, client), s.id);
+            let hold = ClientHold {
+                suspension: s.id,
+                issued_before: s.issued_before,
+            };
+            let wider = match holds.clients.remove(&(iss.clone(), client.clone())) {
+                Some(other) => other.wider(hold),
+                None => hold,
+            };
+            holds.clients.insert((iss, client), wider);
         }
     }
     holds.requests = reader
