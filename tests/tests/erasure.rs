@@ -520,3 +520,39 @@ fn a_pending_suspension_request_keeps_its_person_until_it_is_decided() {
     );
     l.resolve("judy-1").assert_error(410, "redacted");
 }
+
+both_backends!(a_client_suspension_keeps_the_clients_tokens_of_the_person);
+/// Atlas suspended client `rucio`: erasing kim keeps her rucio token (and so her identity),
+/// saying which suspension needs it, and redacts her other token.
+fn a_client_suspension_keeps_the_clients_tokens_of_the_person() {
+    let l = Ledger::start();
+    let mut claims = token_of("kim-rucio", "kim");
+    claims["claims"]["client_id"] = json!("rucio");
+    let reply = l.http().append(&l.issuer, &claims);
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let rucio_token = reply.json()["index"].as_u64().unwrap();
+    let other = l.issue("kim-2", "kim");
+    let suspended = l.http().post_json(
+        "/v1/vos/atlas/suspensions",
+        Some(&l.officer),
+        &json!({"client": "rucio", "iss": issuer_of("atlas"), "reason": "INC-12"}),
+    );
+    assert_eq!(suspended.status, 201, "{suspended:?}");
+    let id = suspended.json()["id"].as_str().unwrap().to_string();
+    let kim = l.person_of("kim-2");
+
+    let answer = l.erase(&kim);
+    assert_eq!(answer["holds"], json!([]), "not a hold on kim: {answer}");
+    assert_eq!(
+        answer["kept"],
+        json!([{"index": rucio_token, "type": "issuance", "because": format!("active suspension {id}")}]),
+        "{answer}"
+    );
+    assert_eq!(answer["erasures"][0]["ranges"], json!([[other, other + 1]]));
+    l.resolve("kim-2").assert_error(410, "redacted");
+    assert_eq!(
+        l.person_of("kim-rucio"),
+        kim,
+        "her identity is kept with the token"
+    );
+}
