@@ -556,3 +556,18 @@ fn a_client_suspension_keeps_the_clients_tokens_of_the_person() {
         "her identity is kept with the token"
     );
 }
+
+/// `tokenledger-server fsck` (SQLite) finds a ledger with an erasure clean: the erasure's row
+/// in the VO's audit listing (`resolutions`) is one an erasure entry has.
+#[test]
+fn fsck_finds_an_erased_ledger_clean() {
+    let l = Ledger::start();
+    l.issue("leo-1", "leo");
+    l.issue("mia-1", "mia");
+    let leo = l.person_of("leo-1");
+    l.erase(&leo);
+    let out = l.server.admin_command(&["fsck"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{out:?}");
+    assert!(stdout.starts_with("fsck: clean: "), "{stdout}");
+}
