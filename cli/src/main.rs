@@ -12,6 +12,7 @@ mod config;
 mod docs;
 mod exit;
 mod ingest;
+mod person;
 mod pull;
 mod pull_follow;
 mod regular_file;
@@ -105,6 +106,9 @@ enum Command {
     /// A VO security officer's changes: suspensions, identity links, merges, pseudonyms.
     #[command(subcommand, long_about = vo::ABOUT, after_long_help = exit::EXIT_CODES_HELP)]
     Vo(vo::VoCommand),
+    /// A VO security officer's actions on one person as a whole: erase.
+    #[command(subcommand, long_about = person::ABOUT, after_long_help = exit::EXIT_CODES_HELP)]
+    Person(person::PersonCommand),
     /// About one suspension: which sites have fetched a blocklist carrying it.
     #[command(subcommand, after_long_help = exit::EXIT_CODES_HELP)]
     Suspension(suspension::SuspensionCommand),
@@ -172,6 +176,7 @@ fn run(cli: Cli) -> u8 {
         Command::Audit(args) => resolution::audit(&args, &settings),
         Command::Site(command) => site::run(&command, &settings),
         Command::Vo(command) => vo::run(&command, &settings),
+        Command::Person(command) => person::run(&command, &settings),
         Command::Suspension(command) => suspension::run(&command, &settings),
         Command::Blocklist(command) => match blocklist::run(&command, &settings) {
             Ok(code) => return code,

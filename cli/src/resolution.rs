@@ -425,7 +425,8 @@ pub struct AuditArgs {
 pub const AUDIT_ABOUT: &str = "\
 Who resolved what in a VO, when and why, newest first: GET /v1/vos/{vo}/resolutions. One row
 per resolution entry: log index, time, requester, action, target, reason, and how many
-records the answer revealed. For the VO's security officers and auditors, and admins.
+records the answer revealed; an erasure of a person is a row too (action `erasure`, the
+person as target, the entries it redacted as revealed). For the VO's security officers and auditors, and admins.
 
 Exit status: 0 answered; 2 usage, network or server error; 4 refused (401/403).";
 
@@ -445,14 +446,31 @@ pub fn audit(args: &AuditArgs, settings: &Settings) -> Result<(), Failure> {
     ]);
     for served in &answer.typed.resolutions {
         let e = &served.entry;
+        let (action, target, revealed) = if e.get("type") == Some(&Value::from("erasure")) {
+            let redacted: u64 = e
+                .get("counts")
+                .and_then(Value::as_object)
+                .map_or(0, |counts| counts.values().filter_map(Value::as_u64).sum());
+            (
+                "erasure".to_string(),
+                cell(e.get("person_id")),
+                redacted.to_string(),
+            )
+        } else {
+            (
+                cell(e.get("action")),
+                cell(e.get("target")),
+                cell(e.get("revealed")),
+            )
+        };
         table.row(vec![
             served.index.to_string(),
             micros_cell(e.get("logged_at")),
             cell(e.get("requester")),
-            cell(e.get("action")),
-            cell(e.get("target")),
+            action,
+            target,
             cell(e.get("reason")),
-            cell(e.get("revealed")),
+            revealed,
         ]);
     }
     let notes: Vec<String> = answer

@@ -7,6 +7,7 @@ pub mod canary;
 pub mod chain;
 pub mod checkpoint;
 pub mod entry;
+pub mod erasure;
 pub mod export;
 pub mod ids;
 pub mod merkle;

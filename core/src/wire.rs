@@ -1,5 +1,7 @@
 //! Request and response bodies of the HTTP API, shared by the server and the CLI client.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -328,7 +330,7 @@ pub struct Timeline {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResolutionPage {
-    /// The `resolution` entries of the VO.
+    /// The `resolution` and `erasure` entries of the VO.
     pub resolutions: Vec<ServedEntry>,
     /// Pass as `before` to get the next (older) page; null on the last page.
     pub next_before: Option<u64>,
@@ -694,6 +696,58 @@ pub struct MergeRequest {
     /// Why, for the log.
     #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
     pub reason: String,
+}
+
+/// `POST /v1/vos/{vo}/persons/{person}/erasure`: redact every entry of the person now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    /// Why (the person's request, a ticket), for the log.
+    #[cfg_attr(feature = "openapi", schema(value_type = checked::Reason))]
+    pub reason: String,
+}
+
+/// What an erasure did: the `erasure` entries it logged (what they redacted) and the
+/// person's entries it kept, with why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ErasureView {
+    pub vo: String,
+    pub person_id: String,
+    /// The `erasure` entries logged, in order: several when the person had more entries
+    /// than one entry can name; one with no ranges when nothing was left to redact.
+    pub erasures: Vec<ErasureEntryView>,
+    /// How many entries were redacted, in all.
+    pub redacted: u64,
+    /// The person's entries kept because something in force needs them.
+    pub kept: Vec<KeptEntryView>,
+    /// What is in force about the person (`active suspension ...`, `pending suspension
+    /// request ...`). While any entry of theirs is kept, so are their identities and
+    /// pseudonyms.
+    pub holds: Vec<String>,
+}
+
+/// One `erasure` entry: its index, the `[start, end)` ranges it redacted and how many
+/// entries of each type.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ErasureEntryView {
+    pub index: u64,
+    pub ranges: Vec<[u64; 2]>,
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// A person's entry an erasure kept.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct KeptEntryView {
+    pub index: u64,
+    /// The entry's type (`issuance`, `suspension`, ...).
+    #[serde(rename = "type")]
+    pub entry_type: String,
+    /// What needs it, e.g. `active suspension su-...`.
+    pub because: String,
 }
 
 /// A signed export for consumers that cannot compute tags (dCache, Argus, HTCondor, ARC,

@@ -69,6 +69,30 @@ pub enum EntryKind {
     },
     /// Any other state change: suspensions, lifts, links, sightings, key fetches.
     State(StateChange),
+    /// A state change whose entry is also listed with the VO's resolutions, its audit
+    /// listing: an erasure.
+    Audited {
+        vo: Vo,
+        change: StateChange,
+    },
+}
+
+impl EntryKind {
+    /// The state change the entry's transaction applies, if any.
+    pub fn state_change(&self) -> Option<&StateChange> {
+        match self {
+            EntryKind::State(change) | EntryKind::Audited { change, .. } => Some(change),
+            EntryKind::Issuance(_) | EntryKind::Resolution { .. } => None,
+        }
+    }
+
+    /// The VO whose audit listing (`GET /v1/vos/{vo}/resolutions`) lists the entry.
+    fn audit_vo(&self) -> Option<&Vo> {
+        match self {
+            EntryKind::Resolution { vo } | EntryKind::Audited { vo, .. } => Some(vo),
+            EntryKind::Issuance(_) | EntryKind::State(_) => None,
+        }
+    }
 }
 
 impl PreparedEntry {
@@ -87,7 +111,7 @@ impl PreparedEntry {
     fn issuance(&self) -> Option<&IssuanceKey> {
         match &self.kind {
             EntryKind::Issuance(key) => Some(key),
-            EntryKind::Resolution { .. } | EntryKind::State(_) => None,
+            EntryKind::Resolution { .. } | EntryKind::State(_) | EntryKind::Audited { .. } => None,
         }
     }
 }
@@ -182,10 +206,7 @@ impl Job {
     fn state_changes(&self) -> Vec<&StateChange> {
         self.entries
             .iter()
-            .filter_map(|e| match &e.kind {
-                EntryKind::State(change) => Some(change),
-                EntryKind::Issuance(_) | EntryKind::Resolution { .. } => None,
-            })
+            .filter_map(|e| e.kind.state_change())
             .collect()
     }
 }
@@ -278,9 +299,7 @@ impl Sequencer {
     /// Appends entries; answers once they are durable, in the order given. If one of them
     /// is a state change that no longer applies, none is appended.
     pub async fn append(&self, entries: Vec<PreparedEntry>) -> Result<Vec<Sequenced>, AppendError> {
-        let changes_state = entries
-            .iter()
-            .any(|e| matches!(e.kind, EntryKind::State(_)));
+        let changes_state = entries.iter().any(|e| e.kind.state_change().is_some());
         let (reply, answer) = oneshot::channel();
         let job = Job {
             entries,
@@ -759,20 +778,14 @@ impl BatchPlan<'_> {
     fn resolution_rows(&self) -> Vec<(u64, &Vo)> {
         self.new_entries
             .iter()
-            .filter_map(|(index, e)| match &e.kind {
-                EntryKind::Resolution { vo } => Some((*index, vo)),
-                EntryKind::Issuance(_) | EntryKind::State(_) => None,
-            })
+            .filter_map(|(index, e)| e.kind.audit_vo().map(|vo| (*index, vo)))
             .collect()
     }
 
     fn state_changes(&self) -> Vec<(u64, &StateChange)> {
         self.new_entries
             .iter()
-            .filter_map(|(index, e)| match &e.kind {
-                EntryKind::State(change) => Some((*index, change)),
-                _ => None,
-            })
+            .filter_map(|(index, e)| e.kind.state_change().map(|change| (*index, change)))
             .collect()
     }
 

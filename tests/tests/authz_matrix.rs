@@ -129,6 +129,8 @@ enum Body {
     FreshLink,
     /// A merge of a fresh person into the person.
     FreshMerge,
+    /// `{person}` in the path becomes a fresh person (a new token's), erased with a reason.
+    FreshErasure,
     /// `{id}` in the path becomes a fresh pending suspension request of the site, made by its
     /// admin; the body is the JSON given.
     FreshSuspensionRequest(&'static str),
@@ -273,6 +275,16 @@ fn table(person: &str, pseudonym: &str) -> Vec<Row> {
                 "POST",
                 "/v1/vos/{vo}/persons/{person}/merge",
                 &format!("/v1/vos/atlas/persons/{person}/merge"),
+                200,
+                Access::Only(OFFICERS),
+            ),
+        ),
+        with(
+            Body::FreshErasure,
+            row(
+                "POST",
+                "/v1/vos/{vo}/persons/{person}/erasure",
+                "/v1/vos/atlas/persons/{person}/erasure",
                 200,
                 Access::Only(OFFICERS),
             ),
@@ -647,19 +659,13 @@ impl Setup {
                     .to_string(),
             ),
             Body::FreshMerge => {
-                let jti = format!("matrix-merge-{n}");
-                let token = self.atlas.mint(
-                    Algorithm::ES256,
-                    &self.atlas.claims(&jti, &format!("other-{n}")),
-                );
-                let reply = self.http().append(&self.issuer, &json!({"token": token}));
-                assert_eq!(reply.status, 201, "{reply:?}");
-                let other = self.http().get(
-                    &format!("/v1/vos/atlas/tokens/{jti}?reason=SETUP"),
-                    Some(&self.officer),
-                );
-                let other = other.json()["person"]["id"].as_str().unwrap().to_string();
+                let other = self.fresh_person(&format!("matrix-merge-{n}"), n);
                 Some(json!({"other": other, "reason": "MATRIX-1"}).to_string())
+            }
+            Body::FreshErasure => {
+                let person = self.fresh_person(&format!("matrix-erase-{n}"), n);
+                path = path.replace("{person}", &person);
+                Some(json!({"reason": "MATRIX-1"}).to_string())
             }
         };
         let content_type = body.as_ref().map(|_| "application/json");
@@ -670,6 +676,22 @@ impl Setup {
             content_type,
             body.as_deref().map(str::as_bytes),
         )
+    }
+
+    /// The id of a new person of atlas: the one of a token `jti` just logged for sub
+    /// `other-{n}`.
+    fn fresh_person(&self, jti: &str, n: usize) -> String {
+        let token = self.atlas.mint(
+            Algorithm::ES256,
+            &self.atlas.claims(jti, &format!("other-{n}")),
+        );
+        let reply = self.http().append(&self.issuer, &json!({"token": token}));
+        assert_eq!(reply.status, 201, "{reply:?}");
+        let person = self.http().get(
+            &format!("/v1/vos/atlas/tokens/{jti}?reason=SETUP"),
+            Some(&self.officer),
+        );
+        person.json()["person"]["id"].as_str().unwrap().to_string()
     }
 
     /// A POST by a helper credential that must succeed; its JSON answer.

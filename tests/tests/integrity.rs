@@ -407,7 +407,9 @@ fn fsck_names_missing_and_stray_rows() {
         format!("hashes: 1 rows at stored indexes {} and above", beyond - 3),
         "entry 20 is missing".to_string(),
         "entry 30 (issuance) has no row in issuances".to_string(),
-        "resolutions has a row for entry 40, which is of type issuance, not resolution".into(),
+        "resolutions has a row for entry 40, which is of type issuance, not resolution or \
+         erasure"
+            .into(),
         "suspension_requests has a row for entry 41, which is of type issuance, not \
          suspension_request"
             .into(),

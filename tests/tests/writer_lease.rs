@@ -1,11 +1,11 @@
 //! One writer, any number of servers, on PostgreSQL: two servers on one database, the second
 //! with copies of the first's `log.key` and `ledger.secret`. The first takes the writer lease;
 //! the second is a standby: `/healthz` says so and names the writer, every write to it
-//! (a report, a suspension, a logged resolution) is a 503 `not_the_writer` naming the writer,
-//! and its reads agree with the writer's. A `tokenledger ingest` sent to the standby waits
-//! (saying so once) while the writer is killed with SIGKILL; the standby takes the lease
-//! within 10 s, the ingest goes through, and the log verifies. A server whose data directory
-//! lacks the keys of the database, or holds another log's, refuses to start.
+//! (a report, a suspension, a logged resolution, an erasure) is a 503 `not_the_writer` naming
+//! the writer, and its reads agree with the writer's. A `tokenledger ingest` sent to the
+//! standby waits (saying so once) while the writer is killed with SIGKILL; the standby takes
+//! the lease within 10 s, the ingest goes through, and the log verifies. A server whose data
+//! directory lacks the keys of the database, or holds another log's, refuses to start.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -100,7 +100,19 @@ fn a_standby_names_the_writer_serves_the_same_reads_and_takes_over_when_it_is_ki
         assert_eq!(reply.status, 201, "{reply:?}");
     }
     let to_standby = standby.http();
+    let person = writer
+        .http()
+        .get("/v1/vos/atlas/tokens/w-1?reason=INC-1", Some(&officer))
+        .json()["person"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let refusals = [
+        to_standby.post_json(
+            &format!("/v1/vos/atlas/persons/{person}/erasure"),
+            Some(&officer),
+            &json!({"reason": "GDPR-17"}),
+        ),
         to_standby.append(&issuer, &report("s-0", "atlas")),
         to_standby.post_json(
             "/v1/vos/atlas/suspensions",
@@ -195,7 +207,8 @@ fn a_standby_names_the_writer_serves_the_same_reads_and_takes_over_when_it_is_ki
     assert_eq!(state["role"], "standby", "{state}");
     assert_eq!(state["writer"], advertised(&standby), "{state}");
     let run = standby.verify(&key, &[]);
-    assert_eq!(run.assert_verified()["size"], 26, "{run:?}");
+    // 5 reports, the resolution naming the person to erase, 20 reports and one more.
+    assert_eq!(run.assert_verified()["size"], 27, "{run:?}");
     let resolved = standby
         .http()
         .get("/v1/vos/atlas/tokens/i-7?reason=INC-1", Some(&officer));

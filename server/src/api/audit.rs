@@ -1,5 +1,5 @@
-//! `GET /v1/vos/{vo}/resolutions`: who resolved what, when and why, in a VO (its security
-//! officers, auditors of the VO or of the whole ledger, admins).
+//! `GET /v1/vos/{vo}/resolutions`: who resolved or erased what, when and why, in a VO (its
+//! security officers, auditors of the VO or of the whole ledger, admins).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -36,7 +36,8 @@ pub struct AuditQuery {
     operation_id = "vo_resolutions",
     summary = "Who resolved what in a VO",
     description = "The VO's `resolution` entries (requester, action, target, reason, how much \
-        was revealed), newest first. Roles: `admin`, `vo-security` of `{vo}`, `auditor` \
+        was revealed) and its `erasure` entries (requester, person, reason, what was redacted), \
+        newest first. Roles: `admin`, `vo-security` of `{vo}`, `auditor` \
         ledger-wide or of `{vo}`.",
     params(("vo" = String, Path, description = "The VO"), AuditQuery),
     security(("bearer" = [])),

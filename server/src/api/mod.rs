@@ -71,6 +71,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::resolutions))
         .routes(routes!(persons::link))
         .routes(routes!(persons::merge))
+        .routes(routes!(persons::erase))
         .routes(routes!(persons::resolve_pseudonym))
         .routes(routes!(suspensions::vo_suspend, suspensions::vo_list))
         .routes(routes!(suspensions::vo_lift))

@@ -1,6 +1,6 @@
 //! The routes of a VO's persons (its `vo-security` only): link an identity, merge two
-//! persons, resolve a site's pseudonym ([`crate::service::persons`]); which identities a VO
-//! may link is checked here.
+//! persons, resolve a site's pseudonym ([`crate::service::persons`]), erase a person
+//! ([`crate::service::erasure`]); which identities a VO may link is checked here.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -10,7 +10,8 @@ use tokenledger_core::export::X509_ISSUER;
 use tokenledger_core::ids::{PersonId, Pseudonym};
 use tokenledger_core::wire::checked::Reason;
 use tokenledger_core::wire::{
-    ErrorBody, LinkRequest, MergeRequest, PersonView, PseudonymResolution,
+    ErasureRequest, ErasureView, ErrorBody, LinkRequest, MergeRequest, PersonView,
+    PseudonymResolution,
 };
 use utoipa::IntoParams;
 
@@ -19,7 +20,7 @@ use super::auth::authorize_resolution;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use crate::credentials::Principal;
-use crate::service::persons;
+use crate::service::{erasure, persons};
 
 #[utoipa::path(
     post,
@@ -107,6 +108,47 @@ pub async fn merge(
         req.reason,
     )
     .await?;
+    Ok(Json(view))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/vos/{vo}/persons/{person}/erasure",
+    tag = "persons",
+    operation_id = "erase_person",
+    summary = "Erase a person: redact every entry of theirs now",
+    description = "Redacts now, as a retention run would, every entry of the person in the VO: \
+        the issuances of their identities and the sightings of those tokens, their suspensions \
+        and lifts, the suspension requests about them and the decisions, the links and merges \
+        naming them; their identities and pseudonyms go too. Kept: what an active suspension or \
+        a pending suspension request of the person needs, and the issuances and sightings of a \
+        client under an active suspension (and, while any entry of the person is kept, their \
+        identities and pseudonyms); the answer lists each kept entry and why. Resolutions (the VO's audit of lookups) are \
+        not the person's entries and stay for their own period. Logged as one `erasure` entry, \
+        or several for a person with more entries than one can name; one with no ranges when \
+        nothing is left to redact. Roles: `vo-security` of `{vo}`.",
+    params(("vo" = String, Path, description = "The VO"), ("person" = String, Path, description = "The person")),
+    request_body = ErasureRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was redacted and what was kept", body = ErasureView),
+        (status = 400, description = "No reason, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not a security officer of this VO", body = ErrorBody),
+        (status = 404, description = "No such person in the VO", body = ErrorBody),
+        (status = 409, description = "The person was merged into another, or suspensions, requests, \
+            links or merges kept being logged while the erasure was planned: erase again", body = ErrorBody),
+    ),
+    extensions(("x-roles" = json!(["vo-security (of {vo})"]))),
+)]
+pub async fn erase(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((vo, person)): Path<(String, String)>,
+    ApiJson(req): ApiJson<ErasureRequest>,
+) -> Result<Json<ErasureView>, ApiError> {
+    let (vo, reason) = authorize_resolution(&principal, &vo, Some(&req.reason))?;
+    let person = PersonId::unchecked(person);
+    let view = erasure::erase(&state.ledger, &principal.id, &vo, &person, reason).await?;
     Ok(Json(view))
 }
 

@@ -4,6 +4,7 @@
 
 pub mod enforcement;
 pub mod entries;
+pub mod erasure;
 mod ledger;
 pub mod persons;
 pub mod pseudonyms;

@@ -5,9 +5,9 @@
 //! - every stored interior hash is the hash of its two stored children, so the stored tree
 //!   is the tree of the leaves; `upper_hashes` holds exactly the copies it should;
 //! - row counts: every entry and every stored hash of a tree of the log's size, and nothing
-//!   beyond; `issuances`, `resolutions`, `suspensions`, `sightings` and
-//!   `suspension_requests` hold one row for each entry of their type and none for another
-//!   entry;
+//!   beyond; `issuances`, `resolutions` (resolutions and erasures), `suspensions`,
+//!   `sightings` and `suspension_requests` hold one row for each entry of their types and
+//!   none for another entry;
 //! - the newest checkpoint is signed by the log key in the data directory, is not larger than
 //!   the log, and its root is the stored tree's at its size (the check start-up makes too:
 //!   [`crate::store::ownership`]).
@@ -42,13 +42,14 @@ use crate::store::{StoreError, ownership};
 const CHUNK_LEAVES: u64 = 4096;
 /// Problems listed one by one; those beyond are only counted.
 const MAX_LISTED: usize = 1000;
-/// Tables holding one row per entry of one type: (table, entry type).
-const INDEXED_TYPES: [(&str, &str); 5] = [
-    ("issuances", "issuance"),
-    ("resolutions", "resolution"),
-    ("suspensions", "suspension"),
-    ("sightings", "sighting"),
-    ("suspension_requests", "suspension_request"),
+/// Tables holding one row per entry of their types: (table, entry types). `resolutions` is
+/// a VO's audit listing: its resolutions and its erasures.
+const INDEXED_TYPES: [(&str, &[&str]); 5] = [
+    ("issuances", &["issuance"]),
+    ("resolutions", &["resolution", "erasure"]),
+    ("suspensions", &["suspension"]),
+    ("sightings", &["sighting"]),
+    ("suspension_requests", &["suspension_request"]),
 ];
 
 /// What fsck found.
@@ -358,7 +359,7 @@ async fn check_indexed_rows(
     report: &mut FsckReport,
 ) -> Result<(), StoreError> {
     let end = start + types.len() as u64;
-    for (table, kind) in INDEXED_TYPES {
+    for (table, kinds) in INDEXED_TYPES {
         let rows: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT idx FROM {table} WHERE idx >= ? AND idx < ? ORDER BY idx"
         )))
@@ -374,14 +375,17 @@ async fn check_indexed_rows(
             let Some(entry_type) = entry_type else {
                 continue;
             };
-            match (entry_type == kind, rows) {
+            match (kinds.contains(&entry_type.as_str()), rows) {
                 (true, 1) | (false, 0) => {}
-                (true, 0) => report.problem(format!("entry {n} ({kind}) has no row in {table}")),
-                (true, rows) => {
-                    report.problem(format!("entry {n} ({kind}) has {rows} rows in {table}"));
+                (true, 0) => {
+                    report.problem(format!("entry {n} ({entry_type}) has no row in {table}"));
                 }
+                (true, rows) => report.problem(format!(
+                    "entry {n} ({entry_type}) has {rows} rows in {table}"
+                )),
                 (false, _) => report.problem(format!(
-                    "{table} has a row for entry {n}, which is of type {entry_type}, not {kind}"
+                    "{table} has a row for entry {n}, which is of type {entry_type}, not {}",
+                    kinds.join(" or ")
                 )),
             }
         }
