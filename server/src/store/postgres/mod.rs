@@ -15,6 +15,7 @@ mod lease;
 mod log;
 mod log_reads;
 mod lookup;
+mod reclaim;
 mod redaction;
 mod sites;
 mod state_changes;

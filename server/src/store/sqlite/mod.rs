@@ -16,6 +16,7 @@ mod lease;
 mod log;
 mod lookup;
 pub mod page_cache;
+mod reclaim;
 mod redaction;
 mod script;
 mod sites;
@@ -23,6 +24,7 @@ mod suspension_requests;
 mod suspensions;
 #[cfg(test)]
 mod tests;
+pub mod vacuum;
 mod writer;
 
 use std::path::Path;
