@@ -235,6 +235,15 @@ impl Clock for SetClock {
     }
 }
 
+/// One engine's store, as the ledger uses it.
+struct Stores {
+    reader: Arc<dyn LedgerReader>,
+    registry: Arc<dyn Registry>,
+    reclaimer: Arc<dyn Reclaimer>,
+    lease: Arc<dyn WriterLease>,
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
+}
+
 /// The ledger of the copy, open in this process as a server opens it, the writer.
 struct InProcess {
     ledger: Ledger,
@@ -249,41 +258,38 @@ impl InProcess {
     async fn open(copy: &Copy, clock: Arc<dyn Clock>) -> anyhow::Result<InProcess> {
         let config = copy.config();
         let errors = Arc::new(StorageErrors::default());
-        let (reader, registry, reclaimer, lease, checkpointer): (
-            Arc<dyn LedgerReader>,
-            Arc<dyn Registry>,
-            Arc<dyn Reclaimer>,
-            Arc<dyn WriterLease>,
-            _,
-        ) = match copy {
+        let Stores {
+            reader,
+            registry,
+            reclaimer,
+            lease,
+            checkpointer,
+        } = match copy {
             Copy::Sqlite { .. } => {
                 let path = config.db_path();
                 let store = SqliteStore::open(&path, errors).await?;
-                let lease = Arc::new(store.lease(&path, config.log.compress_after));
-                let checkpointer = tokio::spawn(store.clone().run_checkpointer());
-                (
-                    Arc::new(store.clone()),
-                    Arc::new(store.clone()),
-                    Arc::new(store),
-                    lease,
-                    Some(checkpointer),
-                )
+                Stores {
+                    lease: Arc::new(store.lease(&path, config.log.compress_after)),
+                    checkpointer: Some(tokio::spawn(store.clone().run_checkpointer())),
+                    reader: Arc::new(store.clone()),
+                    registry: Arc::new(store.clone()),
+                    reclaimer: Arc::new(store),
+                }
             }
             Copy::Postgres { db, .. } => {
                 let url = DatabaseUrl::parse(db.url()).map_err(anyhow::Error::msg)?;
                 let store = PostgresStore::open(&url, None, errors).await?;
-                let lease = Arc::new(PostgresLease::new(
-                    url,
-                    store.decoders(),
-                    config.log.compress_after,
-                ));
-                (
-                    Arc::new(store.clone()),
-                    Arc::new(store.clone()),
-                    Arc::new(store),
-                    lease,
-                    None,
-                )
+                Stores {
+                    lease: Arc::new(PostgresLease::new(
+                        url,
+                        store.decoders(),
+                        config.log.compress_after,
+                    )),
+                    checkpointer: None,
+                    reader: Arc::new(store.clone()),
+                    registry: Arc::new(store.clone()),
+                    reclaimer: Arc::new(store),
+                }
             }
         };
         let (signer, secret) =
