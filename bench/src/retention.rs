@@ -10,9 +10,9 @@
 //! redaction rate); then writers append the ingest workload's issuances through the same
 //! sequencer (`clients` jobs of `batch` entries each, as `ingest`'s requests) idle for a
 //! while and on while the second quarter is redacted (the ingest rate during a redaction run
-//! against the idle rate of the same run). Then the space is given back
-//! (`service::retention::reclaim`), and the database's bytes per live (unredacted) entry are
-//! compared with the copy's before.
+//! against the idle rate of the same run). Then, while they still append, the space is
+//! given back (`service::retention::reclaim`, as the writer does after a run), and the
+//! database's bytes per live (unredacted) entry are compared with the copy's before.
 //!
 //! The appends skip HTTP and JWT verification (the server's clock cannot be stopped), so the
 //! ingest figures are the sequencer's and the store's, not `ingest`'s end-to-end rate.
@@ -463,6 +463,7 @@ struct Measured {
     during: Redacted,
     idle_rate: f64,
     ingest_during_rate: f64,
+    ingest_during_reclaim_rate: f64,
     reclaim_steps: u64,
     reclaim_time: Duration,
     size_after: u64,
@@ -511,14 +512,22 @@ async fn measure(copy: &Copy, entries: u64, opts: &RetentionOptions) -> anyhow::
     clock.0.store(second_clock, Ordering::Relaxed);
     let during = redact_due(&ledger.ledger, &policy, &vos, &mut from).await;
     let during_count = writers.appended() - idle_count;
+    let reclaimed = match during {
+        Ok(during) => {
+            progress("retention: giving the space back while they append");
+            let before = writers.appended();
+            let started = Instant::now();
+            let steps = reclaim(ledger.reclaimer.as_ref()).await;
+            let (count, time) = (writers.appended() - before, started.elapsed());
+            steps
+                .map(|steps| (during, steps, time, count))
+                .map_err(anyhow::Error::from)
+        }
+        Err(e) => Err(e),
+    };
     let stopped = writers.stop().await;
-    let during = during?;
+    let (during, reclaim_steps, reclaim_time, reclaim_count) = reclaimed?;
     stopped?;
-
-    progress("retention: giving the space back");
-    let started = Instant::now();
-    let reclaim_steps = reclaim(ledger.reclaimer.as_ref()).await?;
-    let reclaim_time = started.elapsed();
     let size_after = ledger.ledger.head().size;
     drop(ledger);
     Ok(Measured {
@@ -529,6 +538,7 @@ async fn measure(copy: &Copy, entries: u64, opts: &RetentionOptions) -> anyhow::
         during,
         idle_rate: idle_count as f64 / idle_time.as_secs_f64(),
         ingest_during_rate: during_count as f64 / during.elapsed.as_secs_f64().max(1e-9),
+        ingest_during_reclaim_rate: reclaim_count as f64 / reclaim_time.as_secs_f64().max(1e-9),
         reclaim_steps,
         reclaim_time,
         size_after,
@@ -576,6 +586,16 @@ impl Measured {
             .against(
                 format!("idle, same run: {}", entries_per_sec(self.idle_rate)),
                 self.ingest_during_rate / self.idle_rate.max(1e-9),
+            ),
+        );
+        report.row(
+            Row::plain(
+                "ingest while the space is given back (in process)",
+                entries_per_sec(self.ingest_during_reclaim_rate),
+            )
+            .against(
+                format!("idle, same run: {}", entries_per_sec(self.idle_rate)),
+                self.ingest_during_reclaim_rate / self.idle_rate.max(1e-9),
             ),
         );
         report.row(Row::plain(
@@ -644,6 +664,10 @@ impl Measured {
         report.figure(
             "ingest_during_redaction_rate",
             self.ingest_during_rate.round(),
+        );
+        report.figure(
+            "ingest_during_reclaim_rate",
+            self.ingest_during_reclaim_rate.round(),
         );
         report.figure("bytes_per_live_entry_before", per_before.round());
         report.figure("bytes_per_live_entry_after", per_after.round());
