@@ -296,7 +296,7 @@ fn retention_quick_redacts_the_older_half_of_a_copy() {
     assert_positive(
         &report,
         &[
-            "redaction_rate_alone",
+            "redaction_rate",
             "redaction_rate_while_appending",
             "ingest_idle_rate",
             "ingest_during_redaction_rate",
