@@ -7,12 +7,14 @@
 //! - [`resolve`]: `GET /v1/vos/{vo}/tokens/{jti}` at 10 M preloaded issuances.
 //! - [`proof`]: inclusion and consistency proofs at 10 M.
 //! - [`size`]: database bytes per issuance at 1 M and 10 M.
+//! - [`retention`]: redaction of the older half of a preloaded log (entries/s), database
+//!   bytes per live entry before and after, ingest during a redaction run against idle.
 //! - [`check`]: `tokenledger check` per process and in-process with 100 k suspended persons.
 //! - [`propagation`]: a VO-wide suspension until 50 following nodes deny; the ledger's CPU
 //!   with 1,000 waiting long polls.
 //!
 //! With `--database URL` the log is in a fresh PostgreSQL database on that server ([`pg`])
-//! for `ingest`, `resolve`, `proof` and `size`.
+//! for `ingest`, `resolve`, `proof`, `size` and `retention`.
 //!
 //! Each benchmark returns a [`report::Report`]: one table and one JSON line. Quick options
 //! (`--quick`) run in seconds, so CI runs them and the benchmarks never rot; no benchmark
@@ -33,6 +35,7 @@ pub mod proof;
 pub mod propagation;
 pub mod report;
 pub mod resolve;
+pub mod retention;
 pub mod size;
 pub mod workload;
 

@@ -4,6 +4,7 @@
 //! to itself): `cargo build --profile dist -p tokenledger-server -p tokenledger -p tokenledger-bench`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tokenledger_bench::check::CheckOptions;
@@ -13,6 +14,7 @@ use tokenledger_bench::proof::ProofOptions;
 use tokenledger_bench::propagation::PropagationOptions;
 use tokenledger_bench::report::Report;
 use tokenledger_bench::resolve::ResolveOptions;
+use tokenledger_bench::retention::RetentionOptions;
 use tokenledger_bench::{PreloadOptions, all, proof, resolve, size};
 
 #[derive(Parser, Debug)]
@@ -36,6 +38,12 @@ enum Command {
     Proof(PreloadArgs),
     /// Database bytes per issuance at the preload milestones.
     Size(PreloadArgs),
+    /// Redaction of the older half of a preloaded log through the ledger's retention runs
+    /// (entries/s), database bytes per live entry before and after (space given back), and
+    /// appends during a redaction run against idle. Works on a copy of the preload (SQLite:
+    /// the data directory copied beside it, so that much free disk is needed; PostgreSQL:
+    /// CREATE DATABASE ... TEMPLATE), which stays whole for the other benchmarks.
+    Retention(RetentionArgs),
     /// `tokenledger check` once per decision, and decisions in process, on 100 k entries.
     Check(CheckArgs),
     /// A VO-wide suspension until 50 `pull --follow` nodes deny (p50/p99/max over 20); the
@@ -114,6 +122,35 @@ struct PreloadArgs {
     sample: u64,
     #[command(flatten)]
     postgres: PostgresArgs,
+}
+
+#[derive(Args, Debug)]
+struct RetentionArgs {
+    #[command(flatten)]
+    preload: PreloadArgs,
+    /// Concurrent writers appending during the redaction run [default: 4; quick 2].
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Entries per append [default: 250; quick 50].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Seconds of the idle append rate [default: 10; quick 1].
+    #[arg(long)]
+    idle_seconds: Option<f64>,
+}
+
+impl RetentionArgs {
+    fn options(&self) -> RetentionOptions {
+        let mut o = pick(
+            self.preload.quick,
+            RetentionOptions::quick(),
+            RetentionOptions::full(),
+        );
+        o.clients = self.clients.unwrap_or(o.clients);
+        o.batch = self.batch.unwrap_or(o.batch);
+        o.idle = self.idle_seconds.map_or(o.idle, Duration::from_secs_f64);
+        o
+    }
 }
 
 #[derive(Args, Debug)]
@@ -220,6 +257,10 @@ fn main() -> anyhow::Result<()> {
             },
         )?),
         Command::Size(args) => print(&size(&args.options()?)?),
+        Command::Retention(args) => print(&tokenledger_bench::retention::run(
+            &args.preload.options()?,
+            &args.options(),
+        )?),
         Command::All(args) => {
             let quick = args.preload.quick;
             let preload = args.preload.options()?;

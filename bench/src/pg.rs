@@ -131,6 +131,37 @@ impl BenchDatabase {
         })
     }
 
+    /// A fresh database made from this one (`CREATE DATABASE ... TEMPLATE`, which needs no
+    /// other session on this one), dropped with the value unless `--keep`: what a benchmark
+    /// that changes a preloaded log works on.
+    pub async fn copy(&self) -> anyhow::Result<BenchDatabase> {
+        let name = unique_name();
+        let mut admin = self.server.admin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {}",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .with_context(|| format!("copying database {} into {name}", self.name))?;
+        admin.close().await?;
+        progress(&format!(
+            "postgres: copied database {} into {name}{}",
+            self.name,
+            if self.server.keep {
+                " (kept: --keep)"
+            } else {
+                ""
+            }
+        ));
+        Ok(BenchDatabase {
+            url: with_database(&self.server.url, &name),
+            name,
+            server: self.server.clone(),
+            keep: self.server.keep,
+        })
+    }
+
     /// The database named in `dir` by an earlier run, if it still exists on the server;
     /// otherwise a fresh one, named in `dir` for the next runs. Either is kept.
     pub async fn in_dir(server: &PgServer, dir: &Path) -> anyhow::Result<BenchDatabase> {

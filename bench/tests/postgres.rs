@@ -12,6 +12,7 @@ use tokenledger_bench::ingest::IngestOptions;
 use tokenledger_bench::pg::PgServer;
 use tokenledger_bench::report::Report;
 use tokenledger_bench::resolve::ResolveOptions;
+use tokenledger_bench::retention::RetentionOptions;
 use tokenledger_bench::workload::Workload;
 use tokenledger_bench::{PreloadOptions, block_on, pg_baseline};
 
@@ -124,6 +125,30 @@ fn resolve_on_postgres_quick_produces_every_figure() {
         ],
     );
     assert_eq!(report.figures["resolve_target_p99_ms"], 3.0);
+    assert!(report.title.contains("PostgreSQL"), "{}", report.title);
+    assert_eq!(left_behind(), Vec::<String>::new());
+}
+
+#[test]
+fn retention_on_postgres_quick_redacts_the_older_half_of_a_copy_and_drops_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = PgServer::new(&admin_url(), false).unwrap();
+    let mut pre = PreloadOptions::quick();
+    pre.database = Some(server.clone());
+    let report = tokenledger_bench::retention::run(&pre, &RetentionOptions::quick()).unwrap();
+    assert_positive(
+        &report,
+        &[
+            "redaction_rate",
+            "redaction_rate_while_appending",
+            "ingest_idle_rate",
+            "ingest_during_redaction_rate",
+            "bytes_per_live_entry_before",
+            "bytes_per_live_entry_after",
+            "database_bytes_after",
+        ],
+    );
+    assert_eq!(report.figures["redacted"], pre.entries / 2);
     assert!(report.title.contains("PostgreSQL"), "{}", report.title);
     assert_eq!(left_behind(), Vec::<String>::new());
 }

@@ -16,6 +16,7 @@ use tokenledger_bench::ingest::IngestOptions;
 use tokenledger_bench::proof::ProofOptions;
 use tokenledger_bench::report::Report;
 use tokenledger_bench::resolve::ResolveOptions;
+use tokenledger_bench::retention::RetentionOptions;
 use tokenledger_bench::workload::{VO, Workload};
 use tokenledger_bench::{PreloadOptions, block_on};
 use tokenledger_e2e::issuer::now_secs;
@@ -281,5 +282,51 @@ fn the_bulk_loader_writes_what_the_sequencer_writes() {
             assert_eq!(served[table], bulk[table], "table {table} differs");
         }
         assert_eq!(served["identities"].len(), 4);
+    });
+}
+
+/// `retention` redacts exactly the older half of a copy of the preload, and leaves the
+/// preload in `--data-dir` whole (nothing redacted, nothing appended) and no copy behind.
+#[test]
+fn retention_quick_redacts_the_older_half_of_a_copy() {
+    let work = tempfile::tempdir().unwrap();
+    let mut pre = PreloadOptions::quick();
+    pre.dir = Some(work.path().to_path_buf());
+    let report = tokenledger_bench::retention::run(&pre, &RetentionOptions::quick()).unwrap();
+    assert_positive(
+        &report,
+        &[
+            "redaction_rate",
+            "redaction_rate_while_appending",
+            "ingest_idle_rate",
+            "ingest_during_redaction_rate",
+            "bytes_per_live_entry_before",
+            "bytes_per_live_entry_after",
+            "database_bytes_before",
+            "database_bytes_after",
+            "reclaim_steps",
+        ],
+    );
+    assert_eq!(report.figures["redacted"], pre.entries / 2);
+    assert_eq!(report.figures["sqlite_auto_vacuum"], 2);
+
+    let leftovers: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("retention-copy"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    block_on(async {
+        let mut conn = connect_options(&work.path().join("data/tokenledger.db"))
+            .connect()
+            .await
+            .unwrap();
+        let (size, redacted): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM entries), (SELECT count(*) FROM redacted_entries)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!((size as u64, redacted), (pre.entries, 0));
     });
 }

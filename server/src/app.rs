@@ -29,7 +29,7 @@ use crate::storage_errors::StorageErrors;
 use crate::store::postgres::{DatabaseUrl, PostgresLease, PostgresStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::page_cache::WarmUp;
-use crate::store::{LedgerReader, Registry, WriterLease};
+use crate::store::{LedgerReader, Reclaimer, Registry, WriterLease};
 use crate::writer_role::{RoleKeeper, SequencerSetup};
 use tokenledger_core::access::{Binding, Role};
 use tokenledger_core::ids::{Site, Vo};
@@ -135,6 +135,14 @@ impl Store {
         }
     }
 
+    /// The same store, as it gives back the space of redacted rows.
+    fn reclaimer(&self) -> Arc<dyn Reclaimer> {
+        match self {
+            Store::Sqlite(store) => Arc::new(store.clone()),
+            Store::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         match self {
@@ -231,6 +239,7 @@ impl Service {
                 .await?;
         }
         let (reader, registry) = store.shared();
+        let reclaimer = store.reclaimer();
         // The metric of each site's last blocklist fetch starts from what is recorded.
         for (site, at) in reader.last_blocklist_fetches().await? {
             metrics.blocklist_fetched(&site, at);
@@ -310,6 +319,7 @@ impl Service {
                 .iter()
                 .map(|vo| Vo::unchecked(&vo.name))
                 .collect(),
+            reclaimer,
             Duration::from_secs(state.config.retention.run_every.secs()),
             stop_retention,
         ));

@@ -1,6 +1,7 @@
 //! tokenledger-server: the ledger's HTTP API, storage and sequencer.
 //! `main.rs` is a thin command line over [`app::Service`], [`credentials`] and the storage
-//! engine's tools ([`store::sqlite`]); the bench reaches storage through [`store`].
+//! engine's tools ([`store::sqlite`]); the bench reaches storage through [`store`], and runs
+//! retention ([`service::retention`]) on a ledger it opens in process ([`writer_role`]).
 
 mod api;
 pub mod app;
@@ -15,9 +16,9 @@ pub mod logging;
 pub mod metrics;
 mod preconditions;
 pub mod sequencer;
-mod service;
+pub mod service;
 pub mod storage_errors;
 pub mod store;
 pub mod systemd;
 pub mod tls;
-mod writer_role;
+pub mod writer_role;

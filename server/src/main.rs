@@ -15,6 +15,7 @@ use tokenledger_server::logging::{self, LogFormat};
 use tokenledger_server::store::migrate::{self, MigrationReport, Progress};
 use tokenledger_server::store::postgres::DatabaseUrl;
 use tokenledger_server::store::sqlite::backup::{self, LogState};
+use tokenledger_server::store::sqlite::vacuum;
 use tokenledger_server::tls::{TlsArgs, Transport};
 use tokenledger_server::{credentials, data_dir, systemd};
 
@@ -43,7 +44,7 @@ struct Common {
     data_dir: Option<PathBuf>,
     /// The ledger's database: a PostgreSQL URL (`postgres://user@host1,host2/db`) shared by
     /// any number of servers [default: database.url; none: the SQLite file in the data
-    /// directory]. fsck, backup and restore work on the SQLite file only.
+    /// directory]. fsck, backup, restore and vacuum work on the SQLite file only.
     #[arg(
         long,
         global = true,
@@ -79,6 +80,12 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Rewrite the SQLite database (the server stopped) so that it gives the space retention
+    /// frees back to the file system: databases made by this version do from the start; one
+    /// made before reuses its free pages for new entries until converted once. Needs free disk
+    /// about twice the database's size, and the server stopped while it runs (minutes on a
+    /// large log).
+    Vacuum,
     /// Put a backup in place as the database of the data directory (the server stopped).
     /// Entries logged after the backup are lost. Copy log.key and ledger.secret (0600) into
     /// the data directory too (or where server.log_key_file / ledger_secret_file name them):
@@ -200,6 +207,23 @@ async fn main() -> anyhow::Result<()> {
                 config.db_path().display(),
                 to.display(),
                 describe(&state)
+            );
+            Ok(())
+        }
+        Command::Vacuum => {
+            Database::of(&config)?.sqlite_file("vacuum")?;
+            let path = config.db_path();
+            let done = vacuum::vacuum(&path).await?;
+            println!(
+                "vacuumed {}: {} -> {} bytes; auto_vacuum {} -> incremental",
+                path.display(),
+                done.bytes_before,
+                done.bytes_after,
+                match done.auto_vacuum_before {
+                    0 => "none",
+                    1 => "full",
+                    _ => "incremental",
+                }
             );
             Ok(())
         }

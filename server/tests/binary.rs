@@ -63,6 +63,37 @@ fn credential_commands_work_on_a_data_dir() {
     assert!(String::from_utf8_lossy(&unbound.stderr).contains("--vo"));
 }
 
+/// `vacuum` rewrites the data directory's database (already incremental: a new one is made
+/// so) and says what it did; without a database it says there is none.
+#[test]
+fn vacuum_rewrites_the_database_of_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("TOKENLEDGER_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let missing = run(&["vacuum"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no database at"),
+        "{missing:?}"
+    );
+    assert!(run(&["credential", "list"]).status.success());
+    let out = run(&["vacuum"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.starts_with("vacuumed ")
+            && stdout.contains("auto_vacuum incremental -> incremental"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn without_a_command_serve_reads_its_settings_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,6 +124,7 @@ fn the_sqlite_tools_refuse_a_postgres_database_and_no_command_shows_its_password
         (vec!["fsck"], 2),
         (vec!["backup", "--to", backup], 1),
         (vec!["restore", "--from", backup], 1),
+        (vec!["vacuum"], 1),
     ] {
         let out = Command::new(BIN)
             .args(&args)

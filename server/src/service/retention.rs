@@ -3,7 +3,8 @@
 //! holding what active suspensions and pending suspension requests need, and appends
 //! `redaction` entries through the sequencer (each of at most [`MAX_REDACTED_PER_ENTRY`]
 //! entries), whose transaction removes the payload of the entries it names
-//! ([`StateChange::Redact`]).
+//! ([`StateChange::Redact`]). After a run that redacted something, the space of the deleted
+//! rows is given back ([`reclaim`]), off the sequencer's path.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,7 +22,9 @@ use tokio::sync::watch;
 
 use super::{Ledger, ServiceError};
 use crate::sequencer::{AppendError, EntryKind};
-use crate::store::{LedgerReader, LogRecord, StateChange, StoreError, decode_issuance};
+use crate::store::{
+    LedgerReader, LogRecord, Reclaimed, Reclaimer, StateChange, StoreError, decode_issuance,
+};
 use crate::writer_role::Role;
 
 /// Entries read per page while a run scans the log.
@@ -34,6 +37,10 @@ pub const MAX_REDACTED_PER_ENTRY: u64 = 20_000;
 
 /// The most `redaction` entries one run appends; what is still due waits for the next tick.
 pub const MAX_ENTRIES_PER_RUN: usize = 50;
+
+/// The pause between two steps of [`reclaim`], during which the log's writer has the
+/// database to itself.
+pub const RECLAIM_PAUSE: Duration = Duration::from_millis(20);
 
 /// What a run did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,11 +55,14 @@ pub struct RunOutcome {
 
 /// Runs retention every `every` while this server is the writer, the first run `every`
 /// after the start, until `stop` turns true. A failed run is logged and tried again at the
-/// next tick; so is a run the sequencer refused because holds changed while it ran.
+/// next tick; so is a run the sequencer refused because holds changed while it ran. After a
+/// run that redacted something, `reclaimer` gives the space back ([`reclaim`]); a failure
+/// there is logged (the space is reused anyway, and the next run tries again).
 pub async fn run_every(
     ledger: Ledger,
     policy: Arc<RetentionPolicy>,
     vos: Vec<Vo>,
+    reclaimer: Arc<dyn Reclaimer>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -76,6 +86,19 @@ pub async fn run_every(
                         redacted = outcome.redacted,
                         "retention run"
                     );
+                }
+                if outcome.redacted > 0 {
+                    tokio::select! {
+                        reclaimed = reclaim(reclaimer.as_ref()) => match reclaimed {
+                            Ok(steps) => tracing::info!(steps, "space of redacted rows given back"),
+                            Err(e) => tracing::warn!(
+                                error = %e,
+                                "giving back the space of redacted rows failed; it is reused, \
+                                 and tried again after the next run that redacts"
+                            ),
+                        },
+                        _ = stop.wait_for(|stop| *stop) => return,
+                    }
                 }
             }
             Err(ServiceError::Append(AppendError::Refused(refusal))) => {
@@ -148,6 +171,19 @@ pub async fn run_once(
         outcome.next_from = kept.unwrap_or(start).max(from);
     }
     Ok(outcome)
+}
+
+/// Gives back the space of the rows redaction deleted, step by bounded step with
+/// [`RECLAIM_PAUSE`] between steps, until nothing is left; the number of steps taken.
+pub async fn reclaim(reclaimer: &dyn Reclaimer) -> Result<u64, StoreError> {
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        if reclaimer.reclaim_step().await? == Reclaimed::Done {
+            return Ok(steps);
+        }
+        tokio::time::sleep(RECLAIM_PAUSE).await;
+    }
 }
 
 /// The shortest period of `policy` in any of `vos` or outside them.

@@ -12,6 +12,7 @@ pub mod leaf_codec;
 pub mod migrate;
 pub mod ownership;
 pub mod postgres;
+mod reclaim;
 mod records;
 mod rows;
 pub mod sqlite;
@@ -27,6 +28,7 @@ use tokenledger_core::suspension_request::RequestStatus;
 use tokenledger_core::wire::InclusionProof;
 
 pub use error::StoreError;
+pub use reclaim::{Reclaimed, Reclaimer};
 pub use rows::{
     Batch, BlocklistFetch, CheckpointRow, CredentialInfo, IssuanceFilter, IssuanceKey, IssuanceRow,
     LogRecord, NewEntry, RedactedEntry, RedactedIssuance, RedactedIssuanceRow, RedactedRow,

@@ -16,6 +16,7 @@ mod log;
 mod log_reads;
 mod lookup;
 mod orphans;
+mod reclaim;
 mod redaction;
 mod sites;
 mod state_changes;

@@ -17,7 +17,7 @@ use crate::store::{
 };
 
 /// The tables whose rows point at one entry by its `idx`: deleted with the entry's leaf.
-const BY_INDEX: [&str; 7] = [
+pub(super) const BY_INDEX: [&str; 7] = [
     "issuances",
     "sightings",
     "resolutions",

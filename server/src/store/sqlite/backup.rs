@@ -158,7 +158,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One connection to an existing database, changing none of its settings; a lock held by
 /// another connection is waited for up to `busy_timeout`.
-async fn connect_existing(path: &Path, busy_timeout: Duration) -> anyhow::Result<SqliteConnection> {
+pub(super) async fn connect_existing(
+    path: &Path,
+    busy_timeout: Duration,
+) -> anyhow::Result<SqliteConnection> {
     existing(path, busy_timeout)
         .connect()
         .await
@@ -241,7 +244,7 @@ async fn check_backup(path: &Path, config: &Config) -> anyhow::Result<LogState> 
 /// own copy of the old log) by leaving WAL mode, which SQLite allows only to its sole user;
 /// that also folds the WAL into the file and removes it, so nothing of it can be applied to
 /// the restored database.
-async fn take_over(db: &Path) -> anyhow::Result<()> {
+pub(super) async fn take_over(db: &Path) -> anyhow::Result<()> {
     let mut conn = connect_existing(db, Duration::ZERO).await?;
     let mode: Result<(String,), sqlx::Error> = sqlx::query_as("PRAGMA journal_mode = DELETE")
         .fetch_one(&mut conn)

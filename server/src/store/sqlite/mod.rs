@@ -17,6 +17,7 @@ mod log;
 mod lookup;
 mod orphans;
 pub mod page_cache;
+mod reclaim;
 mod redaction;
 mod script;
 mod sites;
@@ -24,6 +25,7 @@ mod suspension_requests;
 mod suspensions;
 #[cfg(test)]
 mod tests;
+pub mod vacuum;
 mod writer;
 
 use std::path::Path;

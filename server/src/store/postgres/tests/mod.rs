@@ -12,6 +12,7 @@ mod hosts;
 mod lease;
 mod log_reads;
 mod lookups;
+mod reclaim;
 mod redaction;
 mod registry;
 mod same_bytes;

@@ -8,6 +8,7 @@ mod compact_lookups;
 mod credentials;
 mod decisions;
 mod dictionaries;
+mod reclaim;
 mod redaction;
 mod retention;
 mod secrets;
