@@ -217,7 +217,11 @@ async fn listen(cache: Weak<CredentialCache>, stop: Arc<Notify>) {
             let options = cache.hosts.options(host).clone();
             (host, options, cache.hosts.name_of(host).to_owned())
         };
-        let ended = match subscribe(&options).await {
+        let subscribed = tokio::select! {
+            _ = stop.notified() => return,
+            subscribed = subscribe(&options) => subscribed,
+        };
+        let ended = match subscribed {
             Ok((pool, mut listener)) => {
                 let ended = match cache.upgrade() {
                     Some(up) => {
