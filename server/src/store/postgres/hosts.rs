@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::sync::Mutex;
 
@@ -161,6 +161,27 @@ impl Hosts {
         self.checked(result).await
     }
 
+    /// The index, in the URL's order, of the host in use.
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// The host in use and its pool, read together.
+    pub fn current_pool(&self) -> (usize, PgPool) {
+        let i = self.current();
+        (i, self.pools[i].clone())
+    }
+
+    /// The connection options of host `i`.
+    pub fn options(&self, i: usize) -> &PgConnectOptions {
+        &self.url.hosts()[i]
+    }
+
+    /// `host:port` of host `i`.
+    pub fn name_of(&self, i: usize) -> &str {
+        self.url.host_name(i)
+    }
+
     /// `host:port` of the host in use.
     #[cfg(test)]
     pub fn host_name(&self) -> &str {
@@ -249,7 +270,7 @@ impl Hosts {
         }
     }
 
-    fn closed(&self) -> bool {
+    pub fn closed(&self) -> bool {
         self.pools.iter().all(PgPool::is_closed)
     }
 }

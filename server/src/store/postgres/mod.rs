@@ -5,6 +5,7 @@
 
 mod blocklists;
 mod connection;
+mod credential_cache;
 mod credentials;
 mod decisions;
 mod encoder;
@@ -38,9 +39,11 @@ use tokenledger_core::merkle::Hash;
 use tokenledger_core::suspension_request::RequestStatus;
 
 pub use connection::{DatabaseUrl, MIGRATOR, accepts_writes, connect_writable};
+pub use credential_cache::APPLICATION_NAME as CREDENTIAL_LISTENER;
 pub use lease::{LEASE_KEY, PostgresLease};
 pub use writer::PostgresWriter;
 
+use self::credential_cache::CredentialCache;
 use self::hosts::{Hosts, Wanted};
 use self::suspension_requests::Listing;
 use super::leaf_codec::LeafDecoders;
@@ -60,12 +63,15 @@ use crate::storage_errors::StorageErrors;
 /// Lookups of resolution, search and timelines read from the replica when there is one (from
 /// the primary while it does not answer); everything else (the log's size, stored hashes,
 /// entries, checkpoints, credentials, sites, suspensions, blocklists, pseudonyms) from the
-/// primary, and so does [`LedgerReader::primary`], for decisions leading to writes.
+/// primary, and so does [`LedgerReader::primary`], for decisions leading to writes. Active
+/// credentials are held in memory while the database notifies their changes
+/// ([`CredentialCache`]).
 #[derive(Clone)]
 pub struct PostgresStore {
     primary: Arc<Hosts>,
     replica: Option<Arc<Hosts>>,
     leaves: Arc<LeafDecoders>,
+    credentials: Arc<CredentialCache>,
     /// This store without its replica, when it has one.
     on_primary: Option<Arc<PostgresStore>>,
 }
@@ -97,6 +103,7 @@ impl PostgresStore {
             .with_context(|| format!("loading leaf dictionaries of {url}"))?;
         let leaves = Arc::new(leaves.reporting_to(errors));
         let on_primary = PostgresStore {
+            credentials: Arc::new(CredentialCache::new(primary.clone())),
             primary,
             replica: None,
             leaves,
@@ -112,6 +119,7 @@ impl PostgresStore {
             primary: on_primary.primary.clone(),
             replica: Some(replica),
             leaves: on_primary.leaves.clone(),
+            credentials: on_primary.credentials.clone(),
             on_primary: Some(Arc::new(on_primary)),
         })
     }
@@ -128,8 +136,9 @@ impl PostgresStore {
         self.primary.pool()
     }
 
-    /// Closes every connection of every pool.
+    /// Closes every connection of every pool, and the credential listener's.
     pub async fn close(&self) {
+        self.credentials.close().await;
         self.primary.close().await;
         if let Some(replica) = &self.replica {
             replica.close().await;
@@ -340,7 +349,11 @@ impl LedgerReader for PostgresStore {
         secret_hash: &[u8],
     ) -> Result<Option<CredentialInfo>, StoreError> {
         let db = &self.primary;
-        db.run(credentials::active(&db.pool(), secret_hash)).await
+        self.credentials
+            .active(secret_hash, |pool| async move {
+                db.run(credentials::active(&pool, secret_hash)).await
+            })
+            .await
     }
 
     async fn credentials(&self) -> Result<Vec<CredentialInfo>, StoreError> {
@@ -451,9 +464,12 @@ impl Registry for PostgresStore {
             .await
     }
 
+    /// What this server holds is dropped at once (the other servers' on the notification).
     async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError> {
         let db = &self.primary;
-        db.run(credentials::revoke(&db.pool(), id, at)).await
+        let revoked = db.run(credentials::revoke(&db.pool(), id, at)).await;
+        self.credentials.forget_all();
+        revoked
     }
 
     async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError> {
