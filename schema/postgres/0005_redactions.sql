@@ -1,4 +1,4 @@
--- The redactions that redacted something, as sqlite 0017: a person's timeline names those
+-- The redactions that redacted something, as sqlite 0015: a person's timeline names those
 -- that cut into its page.
 CREATE TABLE redactions (
     idx         BIGINT PRIMARY KEY,
