@@ -14,8 +14,7 @@ use super::script::{CHUNK, SqlScript};
 use crate::store::StoreError;
 use crate::store::identity_epochs::{EPOCH_SHIFT, seek_each_epoch};
 
-/// Whether a person still has a suspension or a suspension request row (of `{table}`, whose
-/// `person_id` column is compared).
+/// Whether person `{t}.person_id` still has a suspension or a suspension request row.
 const PERSON_HELD: &str = "EXISTS (SELECT 1 FROM suspensions s WHERE s.person_id = {t}.person_id) \
      OR EXISTS (SELECT 1 FROM suspension_requests q WHERE q.person_id = {t}.person_id)";
 
