@@ -282,14 +282,29 @@ impl Client {
         path: &ApiPath,
         body: &impl Serialize,
     ) -> Result<Answer<T>, ClientError> {
+        self.send_within(method, path, body, None)
+    }
+
+    /// [`Client::send`], with `timeout`, when given, replacing the client's bound on each
+    /// exchange (a request the server may work on for minutes, such as an erasure).
+    pub fn send_within<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &ApiPath,
+        body: &impl Serialize,
+        timeout: Option<Duration>,
+    ) -> Result<Answer<T>, ClientError> {
         let url = format!("{}{}", self.base, path.as_str());
         let json = serde_json::to_vec(body).expect("a request body serializes");
         let text = self.retrying(&url, || {
-            let request = match method {
+            let mut request = match method {
                 "POST" => self.agent.post(&url),
                 "DELETE" => self.agent.delete(&url).force_send_body(),
                 other => unreachable!("no {other} requests are sent"),
             };
+            if let Some(timeout) = timeout {
+                request = request.config().timeout_global(Some(timeout)).build();
+            }
             let request = request.header("Content-Type", "application/json");
             self.authorized(request).send(&json[..])
         })?;

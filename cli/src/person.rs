@@ -2,6 +2,8 @@
 //! a person: every entry of theirs redacted now, but for what an active suspension or a
 //! pending suspension request still needs.
 
+use std::time::Duration;
+
 use clap::{Args, Subcommand};
 use tokenledger_core::wire::{ErasureRequest, ErasureView};
 
@@ -26,6 +28,9 @@ visible to the VO's auditors (`tokenledger audit`). Every checkpoint and proof s
 
 Exit status: 0 erased; 2 usage, network or server error (404 no such person, 409 merged
 into another); 4 refused (401/403).";
+
+/// How long `person erase` waits for the server's answer.
+const ERASURE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Subcommand, Debug)]
 pub enum PersonCommand {
@@ -57,7 +62,10 @@ pub fn run(command: &PersonCommand, settings: &Settings) -> Result<(), Failure> 
                 reason: args.reason.clone(),
             };
             let path = ApiPath::new(&["vos", &args.vo.vo, "persons", &args.person, "erasure"])?;
-            let answer = client.send::<ErasureView>("POST", &path, &body)?;
+            // The server reads the whole log to find the person's entries: minutes on a
+            // large ledger.
+            let answer =
+                client.send_within::<ErasureView>("POST", &path, &body, Some(ERASURE_TIMEOUT))?;
             if args.format.json {
                 render::print_json(&answer.raw);
             } else {

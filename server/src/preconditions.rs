@@ -298,7 +298,10 @@ impl BatchState {
                 }
             }
             StateChange::Redact {
-                ranges, holds_at, ..
+                ranges,
+                holds_at,
+                persons,
+                ..
             } => {
                 if let Some(end) = ranges
                     .iter()
@@ -312,6 +315,11 @@ impl BatchState {
                 }
                 if *holds_at < self.log.holds_since {
                     return Err(Refusal::HoldsChanged);
+                }
+                // An erased person's identities go at the end of the batch: a later change
+                // of the batch naming them would be undone by that, so it is refused.
+                for (vo, person) in persons {
+                    self.live.remove(&(vo.clone(), person.clone()));
                 }
                 Ok(())
             }

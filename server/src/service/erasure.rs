@@ -25,7 +25,11 @@ const PAGE: u64 = 1000;
 /// Erases `person` of `vo` for `reason`; `by` is the caller. The erasure is planned with
 /// the holds read at a recorded log size; if the sequencer refuses it because a suspension,
 /// lift, request, decision, link or merge was logged since, it is planned again once, and
-/// a second refusal is a 409. Every `erasure` entry appended is in the answer.
+/// a second refusal is a 409. If nothing is kept but an identity of the person is left (a
+/// token of theirs logged during the scan), it is planned again, at most twice more, then a
+/// 409. Every `erasure` entry appended is in the answer. It runs to its end on a task of its
+/// own even if the caller goes away: stopped between its entries, it would leave the
+/// person's identities behind.
 pub async fn erase(
     ledger: &Ledger,
     by: &str,
@@ -33,20 +37,63 @@ pub async fn erase(
     person: &PersonId,
     reason: &str,
 ) -> Result<ErasureView, ServiceError> {
+    let ledger = ledger.clone();
+    let (by, vo, person, reason) = (
+        by.to_string(),
+        vo.clone(),
+        person.clone(),
+        reason.to_string(),
+    );
+    tokio::spawn(async move { erase_to_end(&ledger, &by, &vo, &person, &reason).await })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("the erasure's task failed: {e}")))?
+}
+
+/// The erasure of [`erase`], on its task.
+async fn erase_to_end(
+    ledger: &Ledger,
+    by: &str,
+    vo: &Vo,
+    person: &PersonId,
+    reason: &str,
+) -> Result<ErasureView, ServiceError> {
     let mut logged = Vec::new();
-    for _attempt in 0..2 {
+    let (mut refused, mut issued_meanwhile) = (0, 0);
+    let what = loop {
         match erase_once(ledger, by, vo, person, reason, &mut logged).await {
-            Err(ServiceError::Append(AppendError::Refused(Refusal::HoldsChanged))) => continue,
+            Err(ServiceError::Append(AppendError::Refused(Refusal::HoldsChanged))) => {
+                refused += 1;
+                if refused == 2 {
+                    break "suspensions, requests, links or merges were logged while it was \
+                           planned, twice";
+                }
+            }
+            // Nothing kept, yet an identity is left: a token or sighting of the person was
+            // logged while the log was scanned. Plan again for it.
+            Ok(view)
+                if view.kept.is_empty()
+                    && !ledger
+                        .reader
+                        .primary()
+                        .identities_of(person, vo)
+                        .await?
+                        .is_empty() =>
+            {
+                issued_meanwhile += 1;
+                if issued_meanwhile == 3 {
+                    break "tokens of the person kept being logged while it ran";
+                }
+            }
             outcome => return outcome,
         }
-    }
+    };
+    let indexes: Vec<u64> = logged.iter().map(|(index, _)| *index).collect();
     Err(ServiceError::Conflict(format!(
-        "suspensions, requests, links or merges were logged while the erasure of person \
-         `{person}` was planned, twice{}: erase again",
-        if logged.is_empty() {
+        "the erasure of person `{person}` is not complete: {what}{}: erase again",
+        if indexes.is_empty() {
             String::new()
         } else {
-            format!(" (after erasure entries {logged:?} were logged)")
+            format!(" (erasure entries {indexes:?} were logged)")
         }
     )))
 }
@@ -100,7 +147,9 @@ async fn erase_once(
     let skip_empty = !logged.is_empty();
     let last = plans.len().saturating_sub(1);
     for (n, plan) in plans.into_iter().enumerate() {
-        if plan.is_empty() && skip_empty {
+        // The entry naming the person is always appended: nothing else removes their
+        // identities.
+        if plan.is_empty() && skip_empty && !(n == last && kept.is_empty()) {
             continue;
         }
         // The person's identities and pseudonyms go with the last entry, once every

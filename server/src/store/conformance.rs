@@ -900,4 +900,33 @@ pub async fn orphans_go_with_their_redaction(
     );
     assert!(!resolves(reader, "alice").await);
     assert_eq!(person(reader, "bob").await, Some(bob), "bob is not alice");
+
+    // A person's identities go together: zoe-2, linked to zoe's person, issues a token that
+    // is redacted; zoe's first identity still has a token kept, so zoe-2 stays too.
+    let zoe = person(reader, "zoe").await.unwrap();
+    log.append(
+        writer,
+        vec![Written::State(StateChange::Link {
+            vo: atlas.clone(),
+            person_id: zoe.clone(),
+            iss: ISS.into(),
+            sub: "zoe-2".into(),
+            created_at: 80,
+        })],
+    )
+    .await
+    .unwrap();
+    let j8 = log.leaves.len() as u64;
+    log.append(writer, vec![Written::Issuance("j-8", "zoe-2")])
+        .await
+        .unwrap();
+    assert_eq!(person(reader, "zoe-2").await.as_ref(), Some(&zoe));
+    log.append(writer, vec![redact(&[(j8, j8 + 1)], 90)])
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.identities_of(&zoe, &atlas).await.unwrap().len(),
+        2,
+        "zoe-2 stays while zoe has a token kept"
+    );
 }

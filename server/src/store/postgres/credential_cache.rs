@@ -36,9 +36,9 @@ const MAX_AGE: Duration = Duration::from_secs(60);
 /// The most credentials held; past it, others are read from the database every time.
 const MAX_ENTRIES: usize = 10_000;
 /// How often the listener's connection is pinged and the host in use checked.
-const CHECK_EVERY: Duration = Duration::from_secs(2);
+const CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long a ping of the listener's connection may take before it counts as lost.
-const PING_DEADLINE: Duration = Duration::from_secs(3);
+const PING_DEADLINE: Duration = Duration::from_secs(1);
 /// How long connecting the listener and subscribing may take.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// The wait before listening again after a failure.

@@ -5,6 +5,8 @@
 //!
 //! [`StateChange::Redact`]: crate::store::StateChange::Redact
 
+use std::collections::HashSet;
+
 use sqlx::PgConnection;
 use tokenledger_core::ids::{PersonId, Vo};
 
@@ -75,17 +77,17 @@ impl Candidates {
     }
 }
 
-/// Deletes, in the open transaction, the `candidates` nothing kept needs: an identity no
-/// issuance or sighting row points at, whose person has no suspension or suspension request
-/// row; a pseudonym of a candidate person who has no identity left in its VO and no such
+/// Deletes, in the open transaction, the `candidates` nothing kept needs: the identities of
+/// a person none of whose identities an issuance or sighting row points at, and who has no
+/// suspension or suspension request row; a pseudonym of a candidate person who has no identity left in its VO and no such
 /// row. Run after the batch's issuance rows are in (a candidate one of them names stays).
 pub async fn sweep(tx: &mut PgConnection, candidates: &Candidates) -> Result<(), StoreError> {
-    // The candidates with their persons' identities, the persons with their identities'.
+    // Every identity of the candidate persons and of the candidate identities' persons.
     let identities: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT d.id, d.vo, d.person_id FROM identities d WHERE d.id = ANY($1) \
-         UNION SELECT d.id, d.vo, d.person_id FROM identities d \
-         JOIN unnest($2::text[], $3::text[]) AS p(vo, person) \
-         ON d.person_id = p.person AND d.vo = p.vo",
+        "WITH c AS (SELECT d.vo, d.person_id AS person FROM identities d WHERE d.id = ANY($1) \
+                    UNION SELECT * FROM unnest($2::text[], $3::text[]) AS p(vo, person)) \
+         SELECT d.id, d.vo, d.person_id FROM identities d \
+         JOIN c ON d.person_id = c.person AND d.vo = c.vo",
     )
     .bind(&candidates.identities)
     .bind(&candidates.vos)
@@ -108,7 +110,20 @@ pub async fn sweep(tx: &mut PgConnection, candidates: &Candidates) -> Result<(),
     .fetch_all(&mut *tx)
     .await?;
     let unheld: Vec<i64> = unheld.into_iter().map(|(id,)| id).collect();
-    let orphans = not_issued(tx, &unheld).await?;
+    let unneeded: HashSet<i64> = not_issued(tx, &unheld).await?.into_iter().collect();
+    // A person's identities go together: none while one of them is still needed (an
+    // identity linked to a person who still has a token kept stays with them).
+    let mut needed_persons = HashSet::new();
+    for (id, vo, person) in &identities {
+        if !unneeded.contains(id) {
+            needed_persons.insert((vo, person));
+        }
+    }
+    let orphans: Vec<i64> = identities
+        .iter()
+        .filter(|(_, vo, person)| !needed_persons.contains(&(vo, person)))
+        .map(|(id, _, _)| *id)
+        .collect();
     sqlx::query("DELETE FROM identities WHERE id = ANY($1)")
         .bind(&orphans)
         .execute(&mut *tx)

@@ -60,22 +60,23 @@ pub fn push_candidates(script: &mut SqlScript, ranges: &[IndexRange], persons: &
 }
 
 /// Deletes, in the open transaction, the candidates [`push_candidates`] gathered that
-/// nothing kept needs: an identity no issuance or sighting row points at, whose person has
-/// no suspension or suspension request row; a pseudonym of a candidate person who has no
+/// nothing kept needs: the identities of a person none of whose identities an issuance or
+/// sighting row points at, and who has no suspension or suspension request row; a pseudonym of a candidate person who has no
 /// identity left in its VO and no such row. Run after the batch's issuance rows are in (a
 /// candidate one of them names stays); empties the candidate tables.
 pub async fn sweep(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    // CROSS JOIN: each candidate person seeks `identities_by_person`.
+    // The persons of the candidate identities, then every identity of every candidate
+    // person (CROSS JOIN: each candidate person seeks `identities_by_person`).
     sqlx::query(
-        "INSERT OR IGNORE INTO temp.orphan_identities (id) SELECT d.id \
-         FROM temp.orphan_persons p CROSS JOIN identities d \
-         ON d.person_id = p.person_id AND d.vo = p.vo",
+        "INSERT OR IGNORE INTO temp.orphan_persons (person_id, vo) SELECT d.person_id, d.vo \
+         FROM temp.orphan_identities c JOIN identities d ON d.id = c.id",
     )
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT OR IGNORE INTO temp.orphan_persons (person_id, vo) SELECT d.person_id, d.vo \
-         FROM temp.orphan_identities c JOIN identities d ON d.id = c.id",
+        "INSERT OR IGNORE INTO temp.orphan_identities (id) SELECT d.id \
+         FROM temp.orphan_persons p CROSS JOIN identities d \
+         ON d.person_id = p.person_id AND d.vo = p.vo",
     )
     .execute(&mut *conn)
     .await?;
@@ -91,6 +92,17 @@ pub async fn sweep(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     .execute(&mut *conn)
     .await?;
     drop_issued(conn).await?;
+    // A person's identities go together: none while one of them is still needed (an
+    // identity linked to a person who still has a token kept stays with them).
+    sqlx::query(
+        "DELETE FROM temp.orphan_identities WHERE id IN (SELECT c.id \
+         FROM temp.orphan_identities c JOIN identities d ON d.id = c.id \
+         WHERE EXISTS (SELECT 1 FROM identities o \
+                       WHERE o.person_id = d.person_id AND o.vo = d.vo \
+                       AND o.id NOT IN (SELECT id FROM temp.orphan_identities)))",
+    )
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM identities WHERE id IN (SELECT id FROM temp.orphan_identities)")
         .execute(&mut *conn)
         .await?;

@@ -189,6 +189,54 @@ async fn a_redaction_is_refused_if_holds_changed_since_they_were_read_or_past_th
     task.await.unwrap();
 }
 
+/// An erasure naming a person is followed, in the same job, by a suspension of them: the
+/// suspension is refused (the person's identities go at the end of the batch), and nothing
+/// of the job is written.
+#[tokio::test]
+async fn a_change_naming_a_person_erased_earlier_in_the_batch_is_refused() {
+    let (dir, store, writer) = store().await;
+    drop(writer);
+    let path = dir.path().join("t.db");
+    sqlx::query(
+        "INSERT INTO identities (iss, sub, vo, person_id, created_at) VALUES \
+         ('https://iam/', 'alice', 'atlas', 'pe-a', 1)",
+    )
+    .execute(&connection::open(&path).await.unwrap())
+    .await
+    .unwrap();
+    let (sequencer, task) = sequencer(&path).await;
+    sequencer
+        .append(vec![entry(0, StateChange::None)])
+        .await
+        .unwrap();
+    let erase = StateChange::Redact {
+        ranges: Vec::new(),
+        at: 9,
+        holds_at: 1,
+        key: conformance::key(),
+        persons: vec![(Vo::unchecked("atlas"), PersonId::unchecked("pe-a"))],
+    };
+    let together = sequencer.append(vec![
+        entry(1, erase),
+        entry(2, suspend_person("su-1", "pe-a")),
+    ]);
+    assert!(
+        matches!(refusal(together.await), Refusal::UnknownPerson { .. }),
+        "the suspension of the erased person is refused"
+    );
+    assert_eq!(sequencer.head().size, 1);
+    assert_eq!(
+        store
+            .identities_of(&PersonId::unchecked("pe-a"), &Vo::unchecked("atlas"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(sequencer);
+    task.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_redaction_past_its_own_entry_is_refused() {
     let (_dir, store, mut writer) = store().await;
