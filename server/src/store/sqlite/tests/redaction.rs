@@ -45,6 +45,22 @@ async fn a_failed_batch_redacts_nothing() {
     conformance::a_failed_batch_redacts_nothing(&mut writer, &store).await;
 }
 
+/// A fresh database holding person `pe-a` (identity `alice` of atlas), its writer closed
+/// so a sequencer can open it; its path.
+async fn store_of_alice() -> (tempfile::TempDir, SqliteStore, std::path::PathBuf) {
+    let (dir, store, writer) = store().await;
+    drop(writer);
+    let path = dir.path().join("t.db");
+    sqlx::query(
+        "INSERT INTO identities (iss, sub, vo, person_id, created_at) VALUES \
+         ('https://iam/', 'alice', 'atlas', 'pe-a', 1)",
+    )
+    .execute(&connection::open(&path).await.unwrap())
+    .await
+    .unwrap();
+    (dir, store, path)
+}
+
 /// A sequencer over the database at `path`.
 async fn sequencer(path: &std::path::Path) -> (Sequencer, tokio::task::JoinHandle<()>) {
     Sequencer::start(
@@ -134,16 +150,7 @@ async fn redacted(store: &SqliteStore, end: u64) -> Vec<u64> {
 /// `redaction` entry's own index is refused.
 #[tokio::test]
 async fn a_redaction_is_refused_if_holds_changed_since_they_were_read_or_past_the_log() {
-    let (dir, store, writer) = store().await;
-    drop(writer);
-    let path = dir.path().join("t.db");
-    sqlx::query(
-        "INSERT INTO identities (iss, sub, vo, person_id, created_at) VALUES \
-         ('https://iam/', 'alice', 'atlas', 'pe-a', 1)",
-    )
-    .execute(&connection::open(&path).await.unwrap())
-    .await
-    .unwrap();
+    let (_dir, store, path) = store_of_alice().await;
     let (sequencer, task) = sequencer(&path).await;
     let plain: Vec<PreparedEntry> = (0..3).map(|n| entry(n, StateChange::None)).collect();
     sequencer.append(plain).await.unwrap();
@@ -194,16 +201,7 @@ async fn a_redaction_is_refused_if_holds_changed_since_they_were_read_or_past_th
 /// of the job is written.
 #[tokio::test]
 async fn a_change_naming_a_person_erased_earlier_in_the_batch_is_refused() {
-    let (dir, store, writer) = store().await;
-    drop(writer);
-    let path = dir.path().join("t.db");
-    sqlx::query(
-        "INSERT INTO identities (iss, sub, vo, person_id, created_at) VALUES \
-         ('https://iam/', 'alice', 'atlas', 'pe-a', 1)",
-    )
-    .execute(&connection::open(&path).await.unwrap())
-    .await
-    .unwrap();
+    let (_dir, store, path) = store_of_alice().await;
     let (sequencer, task) = sequencer(&path).await;
     sequencer
         .append(vec![entry(0, StateChange::None)])
