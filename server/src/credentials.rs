@@ -7,7 +7,7 @@ use tokenledger_core::access::Binding;
 use crate::clock::Clock;
 use crate::keys::random_bytes;
 pub use crate::store::CredentialInfo;
-use crate::store::{LedgerReader, Registry, StoreError};
+use crate::store::{LedgerReader, Registry, Revoked, StoreError};
 
 /// Every credential secret starts with this, so scanners can spot a leaked one.
 pub const SECRET_PREFIX: &str = "tlk_";
@@ -54,9 +54,13 @@ pub async fn list(reader: &dyn LedgerReader) -> anyhow::Result<Vec<CredentialInf
     Ok(reader.credentials().await?)
 }
 
-/// Revokes a credential at the time of `clock`; returns false if there is no such active
-/// credential.
-pub async fn revoke(registry: &dyn Registry, clock: &dyn Clock, id: &str) -> anyhow::Result<bool> {
+/// Revokes a credential at the time of `clock`; `None` if there is no such active
+/// credential. Returns once no server of the ledger accepts it.
+pub async fn revoke(
+    registry: &dyn Registry,
+    clock: &dyn Clock,
+    id: &str,
+) -> anyhow::Result<Option<Revoked>> {
     Ok(registry.revoke_credential(id, clock.now_micros()).await?)
 }
 

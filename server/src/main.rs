@@ -476,10 +476,14 @@ async fn credential(config: Config, cmd: CredentialCommand) -> anyhow::Result<()
             }
         }
         CredentialCommand::Revoke { id } => {
-            anyhow::ensure!(
-                credentials::revoke(registry, &SystemClock, &id).await?,
-                "no active credential `{id}`"
-            );
+            let revoked = credentials::revoke(registry, &SystemClock, &id).await?;
+            let revoked = revoked.ok_or_else(|| anyhow::anyhow!("no active credential `{id}`"))?;
+            if revoked.waited_out {
+                eprintln!(
+                    "warning: not every server confirmed the revoke; waited until none uses \
+                     credentials held from before it"
+                );
+            }
             println!("revoked {id}");
         }
     }

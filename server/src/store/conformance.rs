@@ -97,8 +97,18 @@ pub async fn create_authenticate_revoke(store: &(impl LedgerReader + Registry)) 
             .is_none()
     );
 
-    assert!(revoke(store, &StoppedAt(2_000), &id).await.unwrap());
-    assert!(!revoke(store, &StoppedAt(3_000), &id).await.unwrap());
+    assert!(
+        revoke(store, &StoppedAt(2_000), &id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        revoke(store, &StoppedAt(3_000), &id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(authenticate(store, &secret).await.unwrap().is_none());
     let listed = &list(store).await.unwrap()[0];
     assert_eq!((listed.created_at, listed.revoked_at), (1_000, Some(2_000)));

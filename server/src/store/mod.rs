@@ -298,6 +298,14 @@ pub trait LedgerReader: Send + Sync {
     ) -> Result<Vec<SuspensionRequestRecord>, StoreError>;
 }
 
+/// A credential revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoked {
+    /// Some server on the same database (PostgreSQL) did not confirm the revoke in time, or
+    /// could not be asked: the revoke waited until none uses credentials held from before it.
+    pub waited_out: bool,
+}
+
 /// Rows kept beside the log and written outside it: credentials, sites, the pseudonyms
 /// handed out to sites, and each site's last signed blocklist.
 #[async_trait]
@@ -309,8 +317,9 @@ pub trait Registry: Send + Sync {
         secret_hash: &[u8],
     ) -> Result<(), StoreError>;
 
-    /// Revokes a credential at `at`; false if there is no such active credential.
-    async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError>;
+    /// Revokes a credential at `at`; `None` if there is no such active credential. Returns
+    /// once no server of the ledger accepts it any more.
+    async fn revoke_credential(&self, id: &str, at: i64) -> Result<Option<Revoked>, StoreError>;
 
     /// Adds a site (created at `at`) or replaces the VOs it serves.
     async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError>;

@@ -11,6 +11,13 @@
 //! [`MAX_ENTRIES`] are held, and an unknown secret is never held (a brute force fills
 //! nothing). The listener's connection is pinged every [`CHECK_EVERY`], so a silently lost
 //! one is noticed within that and [`PING_DEADLINE`].
+//!
+//! Revocation at once: entries are used only within [`LEASE`] of the start of the listener's
+//! last answered ping (notifications committed before a ping are delivered before its
+//! answer, and are handled first), so a server whose listener is stuck stops using them; and
+//! a notification carrying a payload (a revoke's fence, see `credential_fence`) is answered
+//! on [`HEARD_CHANNEL`] once everything held has been dropped, so that the revoke returns as
+//! soon as every listening server has heard it, and at the latest after [`LEASE`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -29,8 +36,14 @@ use crate::store::{CredentialInfo, StoreError};
 
 /// The channel migration 0004's trigger notifies on every change to `credentials`.
 pub const CHANNEL: &str = "tokenledger_credentials";
+/// The channel a listener answers a fence on, with the fence's payload, once it has dropped
+/// everything it held.
+pub const HEARD_CHANNEL: &str = "tokenledger_credentials_heard";
 /// The `application_name` of the listener's session (in `pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "tokenledger-credential-listener";
+/// How long after the start of the listener's last answered ping entries are used: a change
+/// committed this long ago has been heard by every server still using what it holds.
+pub const LEASE: Duration = Duration::from_secs(2);
 /// How long an entry is used without being read again, notification or not.
 const MAX_AGE: Duration = Duration::from_secs(60);
 /// The most credentials held; past it, others are read from the database every time.
@@ -58,6 +71,9 @@ pub struct CredentialCache {
 struct State {
     /// The host the listener listens on, while it is up.
     listening_on: Option<usize>,
+    /// Every change committed before this instant has been heard (and everything held before
+    /// it dropped); entries are used only within [`LEASE`] of it.
+    heard_until: Option<Instant>,
     /// Moves on every notification, every change of the listener and every local change: a
     /// query's answer is kept only if it did not move while the query ran.
     generation: u64,
@@ -76,6 +92,15 @@ impl State {
         self.entries.clear();
         self.generation += 1;
         self.listening_on = listening_on;
+        self.heard_until = listening_on.map(|_| Instant::now());
+    }
+
+    /// Whether held entries may be used: the listener is up on `host` and heard recently.
+    fn current(&self, host: usize) -> bool {
+        self.listening_on == Some(host)
+            && self
+                .heard_until
+                .is_some_and(|heard| heard.elapsed() < LEASE)
     }
 
     fn hold(&mut self, secret_hash: &[u8], info: &CredentialInfo, read_at: Instant) {
@@ -123,7 +148,7 @@ impl CredentialCache {
         let (host, pool) = self.hosts.current_pool();
         let ticket = {
             let state = self.lock();
-            if state.listening_on == Some(host) {
+            if state.current(host) {
                 if let Some(held) = state.entries.get(secret_hash).filter(|h| fresh(h)) {
                     return Ok(Some(held.info.clone()));
                 }
@@ -136,7 +161,7 @@ impl CredentialCache {
         let found = read(pool).await?;
         if let (Some(generation), Some(info)) = (ticket, &found) {
             let mut state = self.lock();
-            if state.generation == generation && state.listening_on == Some(host) {
+            if state.generation == generation && state.current(host) {
                 state.hold(secret_hash, info, read_at);
             }
         }
@@ -286,13 +311,13 @@ async fn subscribe(options: &PgConnectOptions) -> Result<(PgPool, PgListener), S
 /// What the listener heard or noticed.
 enum Event {
     Stop,
-    Heard,
+    Heard(PgNotification),
     Lost(String),
     Check,
 }
 
-/// Drops the cache's entries on every notification, until the connection is lost, the host
-/// in use changes, or the cache is closed or dropped.
+/// Drops the cache's entries on every notification (and answers a fence), until the
+/// connection is lost, the host in use changes, or the cache is closed or dropped.
 async fn hear(
     cache: &Weak<CredentialCache>,
     stop: &Notify,
@@ -303,7 +328,7 @@ async fn hear(
         let event = tokio::select! {
             _ = stop.notified() => Event::Stop,
             heard = listener.try_recv() => match heard {
-                Ok(Some(_)) => Event::Heard,
+                Ok(Some(notification)) => Event::Heard(notification),
                 Ok(None) => Event::Lost("the connection closed".into()),
                 Err(e) => Event::Lost(e.to_string()),
             },
@@ -315,7 +340,13 @@ async fn hear(
         match event {
             Event::Stop => return Ended::Stopped,
             Event::Lost(problem) => return Ended::Lost(problem),
-            Event::Heard => up.lock().forget(Some(host)),
+            Event::Heard(notification) => {
+                up.lock().forget(Some(host));
+                drop(up);
+                if let Err(problem) = answer(listener, &notification).await {
+                    return Ended::Lost(problem);
+                }
+            }
             Event::Check => {
                 if up.closed.load(Ordering::Acquire) {
                     return Ended::Stopped;
@@ -324,14 +355,48 @@ async fn hear(
                     return Ended::HostChanged;
                 }
                 drop(up);
+                let pinged_at = Instant::now();
                 let ping = sqlx::query("SELECT 1").execute(&mut *listener);
                 match tokio::time::timeout(PING_DEADLINE, ping).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Ended::Lost(e.to_string()),
                     Err(_) => return Ended::Lost("a ping went unanswered".into()),
                 }
+                // What was committed before the ping arrived before its answer: handle it,
+                // then everything committed before `pinged_at` has been heard.
+                while let Some(notification) = listener.next_buffered() {
+                    if let Some(up) = cache.upgrade() {
+                        up.lock().forget(Some(host));
+                    }
+                    if let Err(problem) = answer(listener, &notification).await {
+                        return Ended::Lost(problem);
+                    }
+                }
+                let Some(up) = cache.upgrade() else {
+                    return Ended::Stopped;
+                };
+                let mut state = up.lock();
+                if state.listening_on == Some(host) {
+                    state.heard_until = Some(pinged_at);
+                }
             }
         }
+    }
+}
+
+/// Answers a fence (a notification with a payload) on [`HEARD_CHANNEL`] with its payload.
+async fn answer(listener: &mut PgListener, notification: &PgNotification) -> Result<(), String> {
+    if notification.payload().is_empty() {
+        return Ok(());
+    }
+    let answer = sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(HEARD_CHANNEL)
+        .bind(notification.payload())
+        .execute(&mut *listener);
+    match tokio::time::timeout(PING_DEADLINE, answer).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("a fence's answer went unanswered".into()),
     }
 }
 
@@ -392,6 +457,17 @@ mod tests {
         };
         assert!(fresh(&held(now)));
         assert!(!fresh(&held(now.checked_sub(MAX_AGE).unwrap())));
+    }
+
+    #[test]
+    fn held_entries_are_used_only_within_the_lease_of_the_last_hearing() {
+        let mut state = State::default();
+        assert!(!state.current(0), "not listening");
+        state.forget(Some(0));
+        assert!(state.current(0));
+        assert!(!state.current(1), "another host");
+        state.heard_until = Instant::now().checked_sub(LEASE);
+        assert!(!state.current(0), "heard nothing for the lease");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod blocklists;
 mod connection;
 mod credential_cache;
+mod credential_fence;
 mod credentials;
 mod decisions;
 mod encoder;
@@ -44,6 +45,7 @@ pub use lease::{LEASE_KEY, PostgresLease};
 pub use writer::PostgresWriter;
 
 use self::credential_cache::CredentialCache;
+use self::credential_fence::Fenced;
 use self::hosts::{Hosts, Wanted};
 use self::suspension_requests::Listing;
 use super::leaf_codec::LeafDecoders;
@@ -51,7 +53,7 @@ use super::records;
 use super::rows::merge_records;
 use super::{
     BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, LogRecord, RedactedIssuance,
-    RedactionSpan, Registry, SiteFetches, StoreError, StoredEntry, SuspensionRecord,
+    RedactionSpan, Registry, Revoked, SiteFetches, StoreError, StoredEntry, SuspensionRecord,
     SuspensionRequestRecord, TimelineEvent,
 };
 use crate::storage_errors::StorageErrors;
@@ -464,12 +466,17 @@ impl Registry for PostgresStore {
             .await
     }
 
-    /// What this server holds is dropped at once (the other servers' on the notification).
-    async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+    /// What this server holds is dropped at once; returns once every other server has heard
+    /// the revoke, or no longer uses what it holds ([`credential_fence`]).
+    async fn revoke_credential(&self, id: &str, at: i64) -> Result<Option<Revoked>, StoreError> {
         let db = &self.primary;
         let revoked = db.run(credentials::revoke(&db.pool(), id, at)).await;
         self.credentials.forget_all();
-        revoked
+        if !revoked? {
+            return Ok(None);
+        }
+        let waited_out = credential_fence::fence(&db.pool()).await == Fenced::WaitedOut;
+        Ok(Some(Revoked { waited_out }))
     }
 
     async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError> {

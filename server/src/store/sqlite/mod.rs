@@ -49,7 +49,7 @@ use super::records;
 use super::rows::merge_records;
 use super::{
     BlocklistFetch, CredentialInfo, IssuanceFilter, LedgerReader, LogRecord, RedactedIssuance,
-    RedactionSpan, Registry, SiteFetches, StoreError, StoredEntry, SuspensionRecord,
+    RedactionSpan, Registry, Revoked, SiteFetches, StoreError, StoredEntry, SuspensionRecord,
     SuspensionRequestRecord, TimelineEvent,
 };
 use crate::storage_errors::StorageErrors;
@@ -356,8 +356,10 @@ impl Registry for SqliteStore {
         credentials::insert(&self.pool, credential, secret_hash).await
     }
 
-    async fn revoke_credential(&self, id: &str, at: i64) -> Result<bool, StoreError> {
-        credentials::revoke(&self.pool, id, at).await
+    /// One process holds the file: nothing is held elsewhere.
+    async fn revoke_credential(&self, id: &str, at: i64) -> Result<Option<Revoked>, StoreError> {
+        let revoked = credentials::revoke(&self.pool, id, at).await?;
+        Ok(revoked.then_some(Revoked { waited_out: false }))
     }
 
     async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError> {

@@ -5,8 +5,11 @@ use std::time::{Duration, Instant};
 use tokenledger_core::access::{Binding, Role};
 
 use crate::credentials::{authenticate, create, list, revoke};
+use crate::store::Revoked;
 use crate::store::conformance::{self, StoppedAt};
+use crate::store::postgres::credential_cache::LEASE;
 use crate::store::postgres::{CREDENTIAL_LISTENER, PostgresStore};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 #[tokio::test]
 async fn create_authenticate_revoke() {
@@ -85,7 +88,8 @@ async fn refused_within_notice(store: &PostgresStore, secret: &str) -> Option<Du
 }
 
 /// Two servers on one database: a credential the second holds in memory stops working there
-/// as soon as the first revokes it, and so after a revoke by SQL (the trigger covers any
+/// before the first's revoke returns (the second answered its fence), and soon after a
+/// revoke by SQL (the trigger covers any
 /// writer). With the notification left out, the held credential would still authenticate.
 #[tokio::test]
 async fn a_revoke_on_one_server_ends_what_another_holds() {
@@ -94,10 +98,10 @@ async fn a_revoke_on_one_server_ends_what_another_holds() {
     let (id, secret) = officer(&first).await;
     held_by(&second, &secret).await;
 
-    assert!(revoke(&first, &StoppedAt(2_000), &id).await.unwrap());
-    let took = refused_within_notice(&second, &secret).await;
-    assert!(took.is_some(), "still served {NOTICE:?} after the revoke");
+    let revoked = revoke(&first, &StoppedAt(2_000), &id).await.unwrap();
+    assert_eq!(revoked, Some(Revoked { waited_out: false }));
     assert_eq!(second.credentials.held(), 0);
+    assert!(authenticate(&second, &secret).await.unwrap().is_none());
 
     // Without a notification (the trigger disabled: this credential's creation is not heard
     // either, and every earlier change was), what is held is used: the notification is what
@@ -141,8 +145,45 @@ async fn the_revoking_server_refuses_at_once_and_holds_no_unknown_secret() {
     }
     // (Its creation's notification, if it comes late, drops it.)
     assert!(store.credentials.held() <= 1, "only the credential is held");
-    assert!(revoke(&store, &StoppedAt(2_000), &id).await.unwrap());
+    assert!(
+        revoke(&store, &StoppedAt(2_000), &id)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(authenticate(&store, &secret).await.unwrap().is_none());
+}
+
+/// A listener session that never answers a fence (a server frozen, or stuck): the revoke
+/// waits out the lease and says so; with every listener answering, it does not wait.
+#[tokio::test]
+async fn a_revoke_waits_out_a_listener_that_does_not_answer() {
+    let (db, store) = super::store().await;
+    let (id, _) = officer(&store).await;
+    let mut silent = PgListener::connect_with(
+        &PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                db.url()
+                    .parse::<PgConnectOptions>()
+                    .unwrap()
+                    .application_name(CREDENTIAL_LISTENER),
+            )
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    silent.listen("tokenledger_credentials").await.unwrap();
+    let started = Instant::now();
+    let revoked = revoke(&store, &StoppedAt(2_000), &id).await.unwrap();
+    assert_eq!(revoked, Some(Revoked { waited_out: true }));
+    assert!(started.elapsed() >= LEASE, "{:?}", started.elapsed());
+    drop(silent);
+
+    let (id, _) = officer(&store).await;
+    let revoked = revoke(&store, &StoppedAt(3_000), &id).await.unwrap();
+    assert_eq!(revoked, Some(Revoked { waited_out: false }));
 }
 
 /// The listener's session killed (`pg_terminate_backend`): the server drops what it holds and
