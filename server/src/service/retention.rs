@@ -3,12 +3,15 @@
 //! holding what active suspensions and pending suspension requests need, and appends
 //! `redaction` entries through the sequencer (each of at most [`MAX_REDACTED_PER_ENTRY`]
 //! entries), whose transaction removes the payload of the entries it names
-//! ([`StateChange::Redact`]). After a run that redacted something, the space of the deleted
-//! rows is given back ([`reclaim`]), off the sequencer's path.
+//! ([`StateChange::Redact`]). A run leaves the writer to other appends between two of its
+//! entries for at least as long as the last one held it, so that a run with much due (the
+//! first on an old ledger) takes at most about half of the writer's time. After a run that
+//! redacted something, the space of the deleted rows is given back ([`reclaim`]), off the
+//! sequencer's path.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokenledger_core::blocklist::issued_in_reach;
 use tokenledger_core::entry::{EntryBody, Issuance, LogEntry};
@@ -114,7 +117,9 @@ pub async fn run_every(
 /// [`MAX_ENTRIES_PER_RUN`] of them. The holds are read once, at the start; every entry
 /// carries the log size they were read at, and the sequencer refuses it if a change of
 /// holds was logged since ([`crate::preconditions`]): the run then ends with that refusal,
-/// having kept the entries it appended before.
+/// having kept the entries it appended before. Before each entry but the first, it waits
+/// until the writer has been free of the run for as long as the run's previous entry took
+/// to append.
 pub async fn run_once(
     ledger: &Ledger,
     policy: &RetentionPolicy,
@@ -142,6 +147,7 @@ pub async fn run_once(
     };
     let mut start = from;
     let mut kept: Option<u64> = None;
+    let mut pacer = Pacer::default();
     while outcome.logged.len() < MAX_ENTRIES_PER_RUN {
         let round = run.plan(start, ledger.head().size).await?;
         if let Some(index) = round.first_kept {
@@ -164,13 +170,38 @@ pub async fn run_once(
             ranges: round.plan.ranges,
             counts: round.plan.counts,
         }));
+        tokio::time::sleep(pacer.pause(Instant::now())).await;
+        let appending = Instant::now();
         let index = ledger.append(body, EntryKind::State(change)).await?;
+        pacer.appended(appending, Instant::now());
         outcome.logged.push(index);
         outcome.redacted += redacted;
         start = round.stopped_at;
         outcome.next_from = kept.unwrap_or(start).max(from);
     }
     Ok(outcome)
+}
+
+/// How long a run leaves the writer to other appends before its next entry: as long as its
+/// last entry held it, less the time since (planning the next entry takes some of it).
+#[derive(Default)]
+struct Pacer {
+    /// How long the last entry took to append, and when it was appended.
+    last: Option<(Duration, Instant)>,
+}
+
+impl Pacer {
+    /// The pause before the next entry, at `now`.
+    fn pause(&self, now: Instant) -> Duration {
+        self.last.map_or(Duration::ZERO, |(took, done)| {
+            took.saturating_sub(now.saturating_duration_since(done))
+        })
+    }
+
+    /// An entry was appended from `started` to `done`.
+    fn appended(&mut self, started: Instant, done: Instant) {
+        self.last = Some((done.saturating_duration_since(started), done));
+    }
 }
 
 /// Gives back the space of the rows redaction deleted, step by bounded step with
@@ -428,5 +459,30 @@ impl Holds {
             return Ok(true);
         }
         self.person_held(reader, vo, iss, &issuance.sub).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_leaves_the_writer_free_for_as_long_as_its_last_entry_held_it() {
+        let mut pacer = Pacer::default();
+        let start = Instant::now();
+        assert_eq!(
+            pacer.pause(start),
+            Duration::ZERO,
+            "the first entry waits for nothing"
+        );
+        let second = Duration::from_secs(1);
+        pacer.appended(start, start + 3 * second);
+        assert_eq!(pacer.pause(start + 3 * second), 3 * second);
+        assert_eq!(
+            pacer.pause(start + 4 * second),
+            2 * second,
+            "planning counts"
+        );
+        assert_eq!(pacer.pause(start + 7 * second), Duration::ZERO);
     }
 }
