@@ -17,7 +17,7 @@ use super::retention::MAX_REDACTED_PER_ENTRY;
 use super::{Ledger, ServiceError};
 use crate::preconditions::Refusal;
 use crate::sequencer::{AppendError, EntryKind};
-use crate::store::{LedgerReader, LogRecord, StateChange, StoreError};
+use crate::store::{LedgerReader, StateChange, StoreError};
 
 /// Entries read per page while the log is scanned for the person's.
 const PAGE: u64 = 1000;
@@ -242,7 +242,8 @@ async fn read_holds(
     Ok(holds)
 }
 
-/// Scans the log's unredacted entries below `size` for the person's.
+/// Scans the log's unredacted entries below `size` for the person's (redacted ones are
+/// skipped unread).
 async fn scan(
     reader: &dyn LedgerReader,
     vo: &Vo,
@@ -253,16 +254,16 @@ async fn scan(
     let mut scan = PersonScan::new(vo, person, identities);
     let mut page = 0;
     while page < size {
-        let end = size.min(page + PAGE);
-        for record in reader.entries(page, end).await? {
-            let LogRecord::Leaf((index, leaf)) = record else {
-                continue;
-            };
+        let stored = reader.stored_entries(page, size, PAGE).await?;
+        let Some(&(last, _)) = stored.last() else {
+            break;
+        };
+        for (index, leaf) in stored {
             let entry = LogEntry::from_canonical_bytes(&leaf)
                 .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
             scan.see(index, &entry.body);
         }
-        page = end;
+        page = last + 1;
     }
     Ok(scan)
 }

@@ -25,12 +25,10 @@ use tokio::sync::watch;
 
 use super::{Ledger, ServiceError};
 use crate::sequencer::{AppendError, EntryKind};
-use crate::store::{
-    LedgerReader, LogRecord, Reclaimed, Reclaimer, StateChange, StoreError, decode_issuance,
-};
+use crate::store::{LedgerReader, Reclaimed, Reclaimer, StateChange, StoreError, decode_issuance};
 use crate::writer_role::Role;
 
-/// Entries read per page while a run scans the log.
+/// Stored entries read per page while a run scans the log.
 const PAGE: u64 = 1000;
 
 /// The most entries one `redaction` entry removes. Its transaction deletes their rows (and
@@ -250,9 +248,10 @@ struct Round {
 }
 
 impl Run<'_> {
-    /// The plan of one `redaction` entry, scanning from `start` below `size`: it ends where
-    /// no entry can be due any more, where its entry has no room for another range, or at
-    /// `max_per_entry` entries.
+    /// The plan of one `redaction` entry, scanning the entries still stored from `start`
+    /// below `size` (redacted ones are skipped unread, so a run over a long-redacted past
+    /// costs what is kept there): it ends where no entry can be due any more, where its entry
+    /// has no room for another range, or at `max_per_entry` entries.
     async fn plan(&self, start: u64, size: u64) -> Result<Round, ServiceError> {
         let unranged = EntryBody::Redaction(Box::new(Redaction {
             policy: self.policy.record(),
@@ -264,11 +263,11 @@ impl Run<'_> {
         let mut first_kept = None;
         let mut page = start;
         while page < size {
-            let end = size.min(page + PAGE);
-            for record in self.reader.entries(page, end).await? {
-                let LogRecord::Leaf((index, leaf)) = record else {
-                    continue;
-                };
+            let stored = self.reader.stored_entries(page, size, PAGE).await?;
+            let Some(&(last, _)) = stored.last() else {
+                break;
+            };
+            for (index, leaf) in stored {
                 let entry = LogEntry::from_canonical_bytes(&leaf)
                     .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))?;
                 // Stopped at `index`, left for the next round or (if `kept`) the next run.
@@ -307,11 +306,11 @@ impl Run<'_> {
                     first_kept.get_or_insert(index);
                 }
             }
-            page = end;
+            page = last + 1;
         }
         Ok(Round {
             plan: planner.finish(),
-            stopped_at: page.max(start),
+            stopped_at: size.max(start),
             first_kept,
         })
     }

@@ -510,6 +510,19 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
     }
     let at = writer.entries_at(&[0, 2, 9]).await.unwrap();
     assert_eq!(split(&at), (vec![(0, 77, 6)], vec![2]));
+    // What is still stored, redacted entries skipped: the first `limit` of a span.
+    let leaves = &log.leaves;
+    let stored = |start, end, limit| async move {
+        let stored = reader.stored_entries(start, end, limit).await.unwrap();
+        for (index, leaf) in &stored {
+            assert_eq!(leaf, &leaves[*index as usize]);
+        }
+        stored.into_iter().map(|(i, _)| i).collect::<Vec<_>>()
+    };
+    assert_eq!(stored(0, 7, 10).await, vec![2, 4, 6]);
+    assert_eq!(stored(0, 7, 2).await, vec![2, 4]);
+    assert_eq!(stored(3, 6, 10).await, vec![4]);
+    assert_eq!(stored(5, 6, 10).await, Vec::<u64>::new());
 
     // Stored hashes are untouched: the same root and proofs.
     assert_eq!(reader.frontier(7).await.unwrap().root(), log.root());

@@ -136,6 +136,15 @@ pub trait LedgerReader: Send + Sync {
     /// Entries `start..end`, by index, a redacted entry as such.
     async fn entries(&self, start: u64, end: u64) -> Result<Vec<LogRecord>, StoreError>;
 
+    /// The first `limit` entries of `start..end` still stored (not redacted), by index, each
+    /// leaf checked against its stored leaf hash: redacted entries are skipped unread.
+    async fn stored_entries(
+        &self,
+        start: u64,
+        end: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError>;
+
     /// The redacted issuances of `jti`, whatever their issuer (as
     /// [`LedgerReader::issuances_by_jti`] finds those not redacted).
     async fn redacted_issuances(

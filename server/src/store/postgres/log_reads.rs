@@ -44,19 +44,22 @@ pub async fn read_hashes<'e>(
     stored_hashes::in_order(indexes, rows)
 }
 
-/// Entries `start..end` as (index, canonical bytes).
+/// The stored (unredacted) entries of `start..end` as (index, canonical bytes), at most
+/// `limit` of them, the first ones: redacted entries have no row, and are not read.
 pub async fn read_entries(
     pool: &PgPool,
     leaves: &LeafDecoders,
     start: u64,
     end: u64,
+    limit: u64,
 ) -> Result<Vec<StoredEntry>, StoreError> {
     let rows: Vec<EntryData> = sqlx::query_as(
         "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM entries_with_leaf_hash e
-         WHERE e.idx >= $1 AND e.idx < $2 ORDER BY e.idx",
+         WHERE e.idx >= $1 AND e.idx < $2 ORDER BY e.idx LIMIT $3",
     )
     .bind(start as i64)
     .bind(end as i64)
+    .bind(limit.min(i64::MAX as u64) as i64)
     .fetch_all(pool)
     .await?;
     decoded(pool, leaves, rows).await

@@ -189,10 +189,28 @@ impl LedgerReader for PostgresStore {
         let db = &self.primary;
         let pool = db.pool();
         db.run(async {
-            let leaves = log_reads::read_entries(&pool, &self.leaves, start, end).await?;
+            let leaves = log_reads::read_entries(&pool, &self.leaves, start, end, u64::MAX).await?;
             let redacted = redaction::redacted_in(&pool, start, end).await?;
             Ok(merge_records(leaves, redacted))
         })
+        .await
+    }
+
+    async fn stored_entries(
+        &self,
+        start: u64,
+        end: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let db = &self.primary;
+        let pool = db.pool();
+        db.run(log_reads::read_entries(
+            &pool,
+            &self.leaves,
+            start,
+            end,
+            limit,
+        ))
         .await
     }
 

@@ -126,19 +126,22 @@ impl StoredLog for sqlx::SqliteConnection {
     }
 }
 
-/// Entries `start..end` as (index, canonical bytes).
+/// The stored (unredacted) entries of `start..end` as (index, canonical bytes), at most
+/// `limit` of them, the first ones: redacted entries have no row, and are not read.
 pub async fn read_entries<'e>(
     db: impl Executor<'e, Database = Sqlite>,
     leaves: &LeafDecoders,
     start: u64,
     end: u64,
+    limit: u64,
 ) -> Result<Vec<StoredEntry>, StoreError> {
     let rows: Vec<EntryData> = sqlx::query_as(
         "SELECT e.idx, e.leaf, e.dictionary, e.leaf_hash FROM entries_with_leaf_hash e
-         WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx",
+         WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx LIMIT ?",
     )
     .bind(start as i64)
     .bind(end as i64)
+    .bind(limit.min(i64::MAX as u64) as i64)
     .fetch_all(db)
     .await?;
     decode_entries(leaves, rows)
@@ -546,7 +549,7 @@ mod tests {
         }
         let errors = std::sync::Arc::new(crate::storage_errors::StorageErrors::default());
         let leaves = LeafDecoders::default().reporting_to(errors.clone());
-        let read = |start: u64, end: u64| read_entries(&pool, &leaves, start, end);
+        let read = |start: u64, end: u64| read_entries(&pool, &leaves, start, end, u64::MAX);
         assert_eq!(read(0, 4).await.unwrap().len(), 4);
 
         sqlx::query("UPDATE entries SET leaf = x'7b226e223a397d' WHERE idx = 1")

@@ -137,9 +137,18 @@ impl LedgerReader for SqliteStore {
     }
 
     async fn entries(&self, start: u64, end: u64) -> Result<Vec<LogRecord>, StoreError> {
-        let leaves = log::read_entries(&self.pool, &self.leaves, start, end).await?;
+        let leaves = log::read_entries(&self.pool, &self.leaves, start, end, u64::MAX).await?;
         let redacted = redaction::redacted_in(&self.pool, start, end).await?;
         Ok(merge_records(leaves, redacted))
+    }
+
+    async fn stored_entries(
+        &self,
+        start: u64,
+        end: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        log::read_entries(&self.pool, &self.leaves, start, end, limit).await
     }
 
     async fn redacted_issuances(
