@@ -46,14 +46,18 @@ async fn heard_by_all(pool: &PgPool) -> Result<(), sqlx::Error> {
     let mut answers = PgListener::connect_with(pool).await?;
     answers.listen(HEARD_CHANNEL).await?;
     let payload = fence_payload();
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(&payload)
-        .execute(&mut answers)
-        .await?;
+    // When the fence was sent (the database's clock): a session that started later listens
+    // from after the fence and holds nothing from before it.
+    let sent_at: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM clock_timestamp())::float8 FROM pg_notify($1, $2)",
+    )
+    .bind(CHANNEL)
+    .bind(&payload)
+    .fetch_one(&mut answers)
+    .await?;
     let mut answered = HashSet::new();
     loop {
-        let waiting: Vec<i32> = listeners(&mut answers)
+        let waiting: Vec<i32> = listeners(&mut answers, sent_at)
             .await?
             .into_iter()
             .filter(|pid| !answered.contains(pid))
@@ -71,15 +75,19 @@ async fn heard_by_all(pool: &PgPool) -> Result<(), sqlx::Error> {
     }
 }
 
-/// The process ids of the listener sessions now on the database.
+/// The process ids of the listener sessions on the database that started before `before`
+/// (seconds since the epoch, the database's clock).
 async fn listeners<'c>(
     on: impl sqlx::Executor<'c, Database = sqlx::Postgres>,
+    before: f64,
 ) -> Result<Vec<i32>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = $1",
+         WHERE datname = current_database() AND application_name = $1 \
+         AND extract(epoch FROM backend_start)::float8 < $2",
     )
     .bind(APPLICATION_NAME)
+    .bind(before)
     .fetch_all(on)
     .await
 }
