@@ -61,6 +61,10 @@ pub enum Refusal {
     /// A redaction range reaches past the committed log.
     #[error("a redaction range ends at {end}, past the log's size {size}")]
     BeyondLog { end: u64, size: u64 },
+    /// Reports checked for redacted issuances before a redaction that was logged since: they
+    /// are checked again (see `service::redacted_reports`).
+    #[error("a redaction was logged after these reports were checked: send them again")]
+    RedactedSince,
 }
 
 impl Refusal {

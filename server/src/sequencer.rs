@@ -199,6 +199,8 @@ struct Job {
     entries: Vec<PreparedEntry>,
     /// Some entry changes state: the job is decided before it is written.
     changes_state: bool,
+    /// The log's size when its reports were checked for redacted issuances, if they were.
+    checked_at: Option<u64>,
     reply: Reply,
 }
 
@@ -284,6 +286,7 @@ impl Sequencer {
             persisted_at: Instant::now(),
             checked_at: Instant::now(),
             holds_since: size,
+            redacted_since: size,
         };
         let task = tokio::spawn(writer.run(jobs_rx));
         Ok((
@@ -299,11 +302,31 @@ impl Sequencer {
     /// Appends entries; answers once they are durable, in the order given. If one of them
     /// is a state change that no longer applies, none is appended.
     pub async fn append(&self, entries: Vec<PreparedEntry>) -> Result<Vec<Sequenced>, AppendError> {
+        self.append_job(entries, None).await
+    }
+
+    /// As [`Sequencer::append`], for reports checked for redacted issuances when the log
+    /// had `checked_at` entries: refused ([`Refusal::RedactedSince`]), none appended, if a
+    /// redaction was logged since.
+    pub async fn append_checked(
+        &self,
+        entries: Vec<PreparedEntry>,
+        checked_at: u64,
+    ) -> Result<Vec<Sequenced>, AppendError> {
+        self.append_job(entries, Some(checked_at)).await
+    }
+
+    async fn append_job(
+        &self,
+        entries: Vec<PreparedEntry>,
+        checked_at: Option<u64>,
+    ) -> Result<Vec<Sequenced>, AppendError> {
         let changes_state = entries.iter().any(|e| e.kind.state_change().is_some());
         let (reply, answer) = oneshot::channel();
         let job = Job {
             entries,
             changes_state,
+            checked_at,
             reply,
         };
         let failed = |e: SequencerError| AppendError::Failed(Arc::new(e));
@@ -349,6 +372,10 @@ struct Writer {
     checked_at: Instant,
     /// See [`LogPosition::holds_since`].
     holds_since: u64,
+    /// The log's size after the last batch this writer committed that redacted (its size
+    /// when it took up the log, not knowing what was redacted before): reports checked for
+    /// redacted issuances at a smaller size are refused ([`Refusal::RedactedSince`]).
+    redacted_since: u64,
 }
 
 impl Writer {
@@ -442,6 +469,7 @@ impl Writer {
         self.persisted_at = Instant::now();
         self.expect_logged = true;
         self.holds_since = frontier.size();
+        self.redacted_since = frontier.size();
         self.frontier = frontier;
         self.head.send_replace(Arc::new(head));
         Ok(())
@@ -470,6 +498,12 @@ impl Writer {
                 });
                 if holds_changed {
                     self.holds_since = self.frontier.size();
+                }
+                let redacted = batch.iter().zip(&answers).any(|(job, answer)| {
+                    answer.is_ok() && job.state_changes().into_iter().any(redacts)
+                });
+                if redacted {
+                    self.redacted_since = self.frontier.size();
                 }
                 for (job, answer) in batch.into_iter().zip(answers) {
                     let _ = job.reply.send(answer.map_err(AppendError::Refused));
@@ -507,18 +541,37 @@ impl Writer {
 
     /// Whether each job's state changes apply, decided in batch order against the state the
     /// writer reads now, before the batch's transaction: only the writer changes that state,
-    /// so it holds until the batch commits. A batch without state changes (issuances) is not
-    /// decided: the answer is then empty.
+    /// so it holds until the batch commits. Reports checked for redacted issuances before a
+    /// redaction committed since, or one earlier in this batch, are refused
+    /// ([`Refusal::RedactedSince`]). A batch with neither is not decided: the answer is then
+    /// empty.
     async fn decide(&mut self, batch: &[Job]) -> Result<Vec<Result<(), Refusal>>, StoreError> {
-        if !batch.iter().any(|job| job.changes_state) {
+        let checked = |job: &Job| job.checked_at.is_some();
+        if !batch.iter().any(|job| job.changes_state || checked(job)) {
             return Ok(Vec::new());
         }
-        let changes: Vec<Vec<&StateChange>> = batch.iter().map(Job::state_changes).collect();
-        let log = LogPosition {
-            size: self.frontier.size(),
-            holds_since: self.holds_since,
+        let mut decisions = if batch.iter().any(|job| job.changes_state) {
+            let changes: Vec<Vec<&StateChange>> = batch.iter().map(Job::state_changes).collect();
+            let log = LogPosition {
+                size: self.frontier.size(),
+                holds_since: self.holds_since,
+            };
+            preconditions::decide(self.store.as_mut(), &changes, log).await?
+        } else {
+            vec![Ok(()); batch.len()]
         };
-        preconditions::decide(self.store.as_mut(), &changes, log).await
+        let mut redacted_since = self.redacted_since;
+        for (job, decision) in batch.iter().zip(&mut decisions) {
+            if decision.is_err() {
+                continue;
+            }
+            if job.checked_at.is_some_and(|at| at < redacted_since) {
+                *decision = Err(Refusal::RedactedSince);
+            } else if job.state_changes().into_iter().any(redacts) {
+                redacted_since = u64::MAX;
+            }
+        }
+        Ok(decisions)
     }
 
     /// One attempt of [`Writer::write_batch`]: the jobs `decisions` refused are left out;
@@ -645,6 +698,11 @@ async fn collect_batch(
         batch.push(job);
     }
     batch
+}
+
+/// Whether a change redacts entries (retention or erasure).
+fn redacts(change: &StateChange) -> bool {
+    matches!(change, StateChange::Redact { .. })
 }
 
 /// Whether a change moves what a blocklist holds: its suspensions, or the identities of a
@@ -866,6 +924,7 @@ mod tests {
         Job {
             entries,
             changes_state: true,
+            checked_at: None,
             reply: oneshot::channel().0,
         }
     }

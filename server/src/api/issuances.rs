@@ -148,20 +148,22 @@ async fn post_json(
         move || prepare_all(&state, &principal, reports)
     })
     .await??;
-    let redacted = redacted_reports::redacted_reports(&state.ledger, &prepared).await?;
-    if let Some((i, index)) = redacted
+    let several = prepared.len() > 1;
+    let checked = redacted_reports::append_unless_redacted(&state.ledger, prepared, true).await?;
+    if let Some((i, index)) = checked
+        .redacted
         .iter()
         .enumerate()
         .find_map(|(i, r)| r.map(|index| (i, index)))
     {
         let refused = ApiError::Redacted(redacted_reports::refusal(index));
-        return Err(if prepared.len() > 1 {
+        return Err(if several {
             prefixed(refused, i)
         } else {
             refused
         });
     }
-    let sequenced = state.ledger.append_entries(prepared).await?;
+    let sequenced = checked.appended;
     let status = if sequenced.iter().any(|r| r.status == AppendStatus::Created) {
         StatusCode::CREATED
     } else {
@@ -226,24 +228,14 @@ async fn post_ndjson(
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok().cloned())
         .collect();
-    let mut redacted = redacted_reports::redacted_reports(&state.ledger, &prepared)
-        .await?
-        .into_iter();
+    let checked = redacted_reports::append_unless_redacted(&state.ledger, prepared, false).await?;
+    let mut redacted = checked.redacted.into_iter();
     for (_, outcome) in outcomes.iter_mut().filter(|(_, r)| r.is_ok()) {
         if let Some(index) = redacted.next().flatten() {
             *outcome = Err(ApiError::Redacted(redacted_reports::refusal(index)));
         }
     }
-    let good: Vec<PreparedEntry> = outcomes
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok().cloned())
-        .collect();
-    let mut sequenced = if good.is_empty() {
-        Vec::new()
-    } else {
-        state.ledger.append_entries(good).await?
-    }
-    .into_iter();
+    let mut sequenced = checked.appended.into_iter();
     let lines = blocking(move || {
         let mut out = Vec::new();
         for (line, outcome) in outcomes {

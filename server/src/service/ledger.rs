@@ -65,6 +65,19 @@ impl Ledger {
         self.role.sequencer()?.append(entries).await
     }
 
+    /// Appends prepared reports checked for redacted issuances at log size `checked_at`
+    /// ([`crate::sequencer::Sequencer::append_checked`]).
+    pub async fn append_checked(
+        &self,
+        entries: Vec<PreparedEntry>,
+        checked_at: u64,
+    ) -> Result<Vec<Sequenced>, AppendError> {
+        self.role
+            .sequencer()?
+            .append_checked(entries, checked_at)
+            .await
+    }
+
     /// The latest head: committed by this server's sequencer, or on a standby the newest
     /// checkpoint stored.
     pub fn head(&self) -> Arc<LogHead> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenledger_core::blocklist::Scope;
-use tokenledger_core::ids::{PersonId, Vo};
+use tokenledger_core::ids::{Jti, PersonId, Vo};
 use tokenledger_core::merkle::leaf_hash;
 use tokenledger_core::note::NoteSigner;
 use tokenledger_core::redaction::IndexRange;
@@ -17,7 +17,9 @@ use crate::sequencer::{AppendError, BatchLimits, EntryKind, PreparedEntry, Seque
 use crate::storage_errors::StorageErrors;
 use crate::store::conformance;
 use crate::store::sqlite::{SqliteStore, SqliteWriter, connection};
-use crate::store::{LedgerReader, LedgerWriter, LogRecord, StateChange, SuspensionRecord};
+use crate::store::{
+    IssuanceKey, LedgerReader, LedgerWriter, LogRecord, StateChange, SuspensionRecord,
+};
 
 /// A fresh database's reader and writer (its log opened).
 async fn store() -> (tempfile::TempDir, SqliteStore, SqliteWriter) {
@@ -192,6 +194,77 @@ async fn a_redaction_is_refused_if_holds_changed_since_they_were_read_or_past_th
         .await
         .unwrap();
     assert_eq!(redacted(&store, 6).await, vec![0, 1, 2]);
+    drop(sequencer);
+    task.await.unwrap();
+}
+
+/// An issuance report (its bytes do not matter here) of `jti` by alice.
+fn report(jti: &str) -> PreparedEntry {
+    let leaf = format!("report {jti}").into_bytes();
+    PreparedEntry {
+        leaf_hash: leaf_hash(&leaf),
+        leaf,
+        logged_at: 1,
+        kind: EntryKind::Issuance(IssuanceKey {
+            jti: Jti::unchecked(jti),
+            iss: "https://iam/".into(),
+            sub: "alice".into(),
+            vo: Vo::unchecked("atlas"),
+            client_id: None,
+            refresh_jti: None,
+        }),
+    }
+}
+
+/// Reports checked for redacted issuances before a redaction that was logged since (in an
+/// earlier batch, together with it, or before the writer took up the log) are refused, none
+/// of the job appended, and admitted once checked after it; reports not checked are not.
+#[tokio::test]
+async fn reports_checked_before_a_redaction_logged_since_are_refused() {
+    let (_dir, store, path) = store_of_alice().await;
+    let (sequencer, task) = sequencer(&path).await;
+    sequencer.append(vec![report("j-0")]).await.unwrap();
+    let checked_at = sequencer.head().size;
+    sequencer
+        .append_checked(vec![report("j-1")], checked_at)
+        .await
+        .unwrap();
+    let checked_at = sequencer.head().size;
+    sequencer
+        .append(vec![entry(2, redact(&[(0, 1)], checked_at))])
+        .await
+        .unwrap();
+    let stale = sequencer.append_checked(vec![report("j-0"), report("j-2")], checked_at);
+    assert_eq!(refusal(stale.await), Refusal::RedactedSince);
+    assert_eq!(sequencer.head().size, 3, "nothing of the job is appended");
+    let fresh = sequencer
+        .append_checked(vec![report("j-2")], sequencer.head().size)
+        .await
+        .unwrap();
+    assert_eq!(fresh[0].index, 3);
+    sequencer.append(vec![report("j-3")]).await.unwrap();
+
+    // Sent while a redaction is: with it in one batch, or after it.
+    let size = sequencer.head().size;
+    let (redaction, reports) = tokio::join!(
+        sequencer.append(vec![entry(5, redact(&[(1, 2)], size))]),
+        sequencer.append_checked(vec![report("j-4")], size),
+    );
+    redaction.unwrap();
+    assert_eq!(refusal(reports), Refusal::RedactedSince);
+    assert_eq!(redacted(&store, 6).await, vec![0, 1]);
+
+    // A writer that takes up the log does not know what was redacted before.
+    let size = sequencer.head().size;
+    drop(sequencer);
+    task.await.unwrap();
+    let (sequencer, task) = self::sequencer(&path).await;
+    let stale = sequencer.append_checked(vec![report("j-4")], size - 1);
+    assert_eq!(refusal(stale.await), Refusal::RedactedSince);
+    sequencer
+        .append_checked(vec![report("j-4")], size)
+        .await
+        .unwrap();
     drop(sequencer);
     task.await.unwrap();
 }
