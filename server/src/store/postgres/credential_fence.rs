@@ -76,7 +76,8 @@ async fn heard_by_all(pool: &PgPool) -> Result<(), sqlx::Error> {
 }
 
 /// The process ids of the listener sessions on the database that started before `before`
-/// (seconds since the epoch, the database's clock).
+/// (seconds since the epoch, the database's clock), or whose start this role may not see
+/// (another role's, without `pg_read_all_stats`): those are waited for.
 async fn listeners<'c>(
     on: impl sqlx::Executor<'c, Database = sqlx::Postgres>,
     before: f64,
@@ -84,7 +85,7 @@ async fn listeners<'c>(
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity \
          WHERE datname = current_database() AND application_name = $1 \
-         AND extract(epoch FROM backend_start)::float8 < $2",
+         AND (backend_start IS NULL OR extract(epoch FROM backend_start)::float8 < $2)",
     )
     .bind(APPLICATION_NAME)
     .bind(before)
