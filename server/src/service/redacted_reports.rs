@@ -85,7 +85,9 @@ pub async fn redacted_reports(
         .iter()
         .map(|(_, k)| RedactedToken::jti_hash(&key, k.jti.as_str()))
         .collect();
-    let redacted = ledger.reader.redacted_issuances_of(&jti_hashes).await?;
+    // On the primary: a lagging read replica may still hold a redacted issuance's key.
+    let reader = ledger.reader.primary();
+    let redacted = reader.redacted_issuances_of(&jti_hashes).await?;
     if redacted.is_empty() {
         return Ok(found);
     }
@@ -98,7 +100,7 @@ pub async fn redacted_reports(
         let Some(index) = first.get(&token.token_hash) else {
             continue;
         };
-        if ledger.reader.issuance(&k.iss, &k.jti).await?.is_none() {
+        if reader.issuance(&k.iss, &k.jti).await?.is_none() {
             found[n] = Some(*index);
         }
     }

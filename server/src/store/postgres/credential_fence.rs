@@ -2,8 +2,13 @@
 //! still use a credential it held from before. A payload is notified on the credentials'
 //! channel (after the change, so every listener hears the change first); each listening
 //! server drops what it holds and answers on [`HEARD_CHANNEL`]; the fence returns once every
-//! listener session then on the database has answered or gone, and in any case after
-//! [`LEASE`], when a server that has not heard has also stopped using what it holds.
+//! listener session then on the database has answered, and otherwise (one did not answer,
+//! or went without answering: its server may not have noticed yet) after [`LEASE`] and a
+//! margin, when a server that has not heard has also stopped using what it holds.
+//!
+//! A listener session that ended before the fence looked (killed by the database, say) is
+//! not waited for: its server drops what it holds when it reads the connection's end,
+//! within milliseconds on a working network.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -15,6 +20,9 @@ use super::credential_cache::{APPLICATION_NAME, CHANNEL, HEARD_CHANNEL, LEASE};
 
 /// How often the listener sessions still to answer are looked up again.
 const RECHECK_EVERY: Duration = Duration::from_millis(50);
+/// Added to [`LEASE`] when the fence waits it out: the servers' clocks and this one's may
+/// run slightly apart.
+const MARGIN: Duration = Duration::from_millis(100);
 
 /// How a fence ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,21 +36,30 @@ pub enum Fenced {
 
 /// Fences the changes committed so far on `pool`'s database (see the module's docs).
 pub async fn fence(pool: &PgPool) -> Fenced {
-    let deadline = Instant::now() + LEASE;
-    match tokio::time::timeout(LEASE, heard_by_all(pool)).await {
-        Ok(Ok(())) => Fenced::Heard,
+    let deadline = Instant::now() + LEASE + MARGIN;
+    let fenced = match tokio::time::timeout_at(deadline.into(), heard_by_all(pool)).await {
+        Ok(Ok(Heard::ByAll)) => return Fenced::Heard,
+        Ok(Ok(Heard::NotByAll)) => Fenced::WaitedOut,
         Ok(Err(problem)) => {
             tracing::warn!(%problem, "a revoke could not ask the servers to confirm it");
-            tokio::time::sleep_until(deadline.into()).await;
             Fenced::WaitedOut
         }
         Err(_) => Fenced::WaitedOut,
-    }
+    };
+    tokio::time::sleep_until(deadline.into()).await;
+    fenced
+}
+
+/// Whether every listener session answered.
+enum Heard {
+    ByAll,
+    /// One went without answering.
+    NotByAll,
 }
 
 /// Sends a fence and waits until every listener session on the database has answered it
 /// or gone. One connection does it all.
-async fn heard_by_all(pool: &PgPool) -> Result<(), sqlx::Error> {
+async fn heard_by_all(pool: &PgPool) -> Result<Heard, sqlx::Error> {
     let mut answers = PgListener::connect_with(pool).await?;
     answers.listen(HEARD_CHANNEL).await?;
     let payload = fence_payload();
@@ -56,14 +73,21 @@ async fn heard_by_all(pool: &PgPool) -> Result<(), sqlx::Error> {
     .fetch_one(&mut answers)
     .await?;
     let mut answered = HashSet::new();
+    let mut waited_for = HashSet::new();
     loop {
-        let waiting: Vec<i32> = listeners(&mut answers, sent_at)
+        let listening: HashSet<i32> = listeners(&mut answers, sent_at)
             .await?
             .into_iter()
-            .filter(|pid| !answered.contains(pid))
             .collect();
-        if waiting.is_empty() {
-            return Ok(());
+        let gone_unanswered = waited_for
+            .iter()
+            .any(|pid| !listening.contains(pid) && !answered.contains(pid));
+        if gone_unanswered {
+            return Ok(Heard::NotByAll);
+        }
+        waited_for.extend(listening.iter().filter(|pid| !answered.contains(*pid)));
+        if waited_for.iter().all(|pid| answered.contains(pid)) {
+            return Ok(Heard::ByAll);
         }
         let next = tokio::time::timeout(RECHECK_EVERY, answers.recv()).await;
         if let Ok(notification) = next {

@@ -365,7 +365,7 @@ impl Registry for SqliteStore {
         credentials::insert(&self.pool, credential, secret_hash).await
     }
 
-    /// One process holds the file: nothing is held elsewhere.
+    /// SQLite's servers hold no credential in memory: every lookup reads the file.
     async fn revoke_credential(&self, id: &str, at: i64) -> Result<Option<Revoked>, StoreError> {
         let revoked = credentials::revoke(&self.pool, id, at).await?;
         Ok(revoked.then_some(Revoked { waited_out: false }))

@@ -160,30 +160,70 @@ async fn the_revoking_server_refuses_at_once_and_holds_no_unknown_secret() {
 async fn a_revoke_waits_out_a_listener_that_does_not_answer() {
     let (db, store) = super::store().await;
     let (id, _) = officer(&store).await;
-    let mut silent = PgListener::connect_with(
-        &PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                db.url()
-                    .parse::<PgConnectOptions>()
-                    .unwrap()
-                    .application_name(CREDENTIAL_LISTENER),
-            )
-            .await
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    silent.listen("tokenledger_credentials").await.unwrap();
+    let silent = silent_listener(&db).await;
     let started = Instant::now();
     let revoked = revoke(&store, &StoppedAt(2_000), &id).await.unwrap();
     assert_eq!(revoked, Some(Revoked { waited_out: true }));
     assert!(started.elapsed() >= LEASE, "{:?}", started.elapsed());
+    end_listeners(&store).await;
+    drop(silent);
+
+    // One that goes during the fence without answering: its server may not know yet.
+    let (id, _) = officer(&store).await;
+    let silent = silent_listener(&db).await;
+    let started = Instant::now();
+    let revoking = revoke(&store, &StoppedAt(3_000), &id);
+    let ending = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        end_listeners(&store).await;
+    };
+    let (revoked, ()) = tokio::join!(revoking, ending);
+    assert_eq!(revoked.unwrap(), Some(Revoked { waited_out: true }));
+    assert!(started.elapsed() >= LEASE, "{:?}", started.elapsed());
     drop(silent);
 
     let (id, _) = officer(&store).await;
-    let revoked = revoke(&store, &StoppedAt(3_000), &id).await.unwrap();
+    let revoked = revoke(&store, &StoppedAt(4_000), &id).await.unwrap();
     assert_eq!(revoked, Some(Revoked { waited_out: false }));
+}
+
+/// A session that listens on the credentials' channel under the listeners' name and never
+/// answers a fence (a frozen server's).
+async fn silent_listener(db: &tokenledger_testpg::TestDatabase) -> PgListener {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            db.url()
+                .parse::<PgConnectOptions>()
+                .unwrap()
+                .application_name(CREDENTIAL_LISTENER),
+        )
+        .await
+        .unwrap();
+    let mut silent = PgListener::connect_with(&pool).await.unwrap();
+    silent.listen("tokenledger_credentials").await.unwrap();
+    silent
+}
+
+/// Ends every listener session on `store`'s database and waits until none is left.
+async fn end_listeners(store: &PostgresStore) {
+    let pool = store.pool();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (left,): (i64,) = sqlx::query_as(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(CREDENTIAL_LISTENER)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if left == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "listener sessions stay");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The listener's session killed (`pg_terminate_backend`): the server drops what it holds and
