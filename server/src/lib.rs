@@ -14,6 +14,7 @@ pub mod issuers;
 mod keys;
 pub mod logging;
 pub mod metrics;
+mod overtaken_reports;
 mod preconditions;
 pub mod sequencer;
 pub mod service;

@@ -27,11 +27,13 @@ use tokenledger_core::entry::{EntryBody, EntryError, LogEntry};
 use tokenledger_core::ids::{Jti, Vo};
 use tokenledger_core::merkle::{self, Frontier, Hash};
 use tokenledger_core::note::NoteSigner;
+use tokenledger_core::redaction::RedactionKey;
 use tokenledger_core::wire::AppendStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::overtaken_reports;
 use crate::preconditions::{self, LogPosition, Refusal};
 use crate::store::{
     Batch, CheckpointRow, IssuanceKey, IssuanceRow, LedgerWriter, LogRecord, NewEntry, StateChange,
@@ -287,6 +289,7 @@ impl Sequencer {
             checked_at: Instant::now(),
             holds_since: size,
             redacted_since: size,
+            redaction_key: None,
         };
         let task = tokio::spawn(writer.run(jobs_rx));
         Ok((
@@ -374,8 +377,10 @@ struct Writer {
     holds_since: u64,
     /// The log's size after the last batch this writer committed that redacted (its size
     /// when it took up the log, not knowing what was redacted before): reports checked for
-    /// redacted issuances at a smaller size are refused ([`Refusal::RedactedSince`]).
+    /// redacted issuances at a smaller size may be refused ([`Refusal::RedactedSince`]).
     redacted_since: u64,
+    /// The key of the redacted issuances' digests, from the last redaction committed.
+    redaction_key: Option<RedactionKey>,
 }
 
 impl Writer {
@@ -499,11 +504,19 @@ impl Writer {
                 if holds_changed {
                     self.holds_since = self.frontier.size();
                 }
-                let redacted = batch.iter().zip(&answers).any(|(job, answer)| {
-                    answer.is_ok() && job.state_changes().into_iter().any(redacts)
-                });
-                if redacted {
+                // (Every redaction's key is the ledger's: any one will do.)
+                let redaction_key = batch
+                    .iter()
+                    .zip(&answers)
+                    .filter(|(_, answer)| answer.is_ok())
+                    .flat_map(|(job, _)| job.state_changes())
+                    .find_map(|change| match change {
+                        StateChange::Redact { key, .. } => Some(key.clone()),
+                        _ => None,
+                    });
+                if let Some(key) = redaction_key {
                     self.redacted_since = self.frontier.size();
+                    self.redaction_key = Some(key);
                 }
                 for (job, answer) in batch.into_iter().zip(answers) {
                     let _ = job.reply.send(answer.map_err(AppendError::Refused));
@@ -541,10 +554,9 @@ impl Writer {
 
     /// Whether each job's state changes apply, decided in batch order against the state the
     /// writer reads now, before the batch's transaction: only the writer changes that state,
-    /// so it holds until the batch commits. Reports checked for redacted issuances before a
-    /// redaction committed since, or one earlier in this batch, are refused
-    /// ([`Refusal::RedactedSince`]). A batch with neither is not decided: the answer is then
-    /// empty.
+    /// so it holds until the batch commits. Reports checked for redacted issuances that a
+    /// redaction overtook are refused ([`Refusal::RedactedSince`], [`overtaken_reports`]). A
+    /// batch with neither is not decided: the answer is then empty.
     async fn decide(&mut self, batch: &[Job]) -> Result<Vec<Result<(), Refusal>>, StoreError> {
         let checked = |job: &Job| job.checked_at.is_some();
         if !batch.iter().any(|job| job.changes_state || checked(job)) {
@@ -560,15 +572,34 @@ impl Writer {
         } else {
             vec![Ok(()); batch.len()]
         };
-        let mut redacted_since = self.redacted_since;
-        for (job, decision) in batch.iter().zip(&mut decisions) {
-            if decision.is_err() {
-                continue;
-            }
-            if job.checked_at.is_some_and(|at| at < redacted_since) {
+        let checked_before = |job: &Job| job.checked_at.is_some_and(|at| at < self.redacted_since);
+        let redacts = |job: &Job| {
+            job.state_changes()
+                .into_iter()
+                .any(|change| matches!(change, StateChange::Redact { .. }))
+        };
+        if !batch.iter().any(|job| checked_before(job) || redacts(job)) {
+            return Ok(decisions);
+        }
+        let jobs: Vec<overtaken_reports::Job> = batch
+            .iter()
+            .zip(&decisions)
+            .map(|(job, decision)| overtaken_reports::Job {
+                checked_at: job.checked_at,
+                issuances: job.entries.iter().filter_map(|e| e.issuance()).collect(),
+                changes: job.state_changes(),
+                admitted: decision.is_ok(),
+            })
+            .collect();
+        let redactions = overtaken_reports::Redactions {
+            since: self.redacted_since,
+            key: self.redaction_key.as_ref(),
+        };
+        let overtaken =
+            overtaken_reports::overtaken(self.store.as_mut(), &jobs, &redactions).await?;
+        for (decision, overtaken) in decisions.iter_mut().zip(overtaken) {
+            if overtaken {
                 *decision = Err(Refusal::RedactedSince);
-            } else if job.state_changes().into_iter().any(redacts) {
-                redacted_since = u64::MAX;
             }
         }
         Ok(decisions)
@@ -698,11 +729,6 @@ async fn collect_batch(
         batch.push(job);
     }
     batch
-}
-
-/// Whether a change redacts entries (retention or erasure).
-fn redacts(change: &StateChange) -> bool {
-    matches!(change, StateChange::Redact { .. })
 }
 
 /// Whether a change moves what a blocklist holds: its suspensions, or the identities of a

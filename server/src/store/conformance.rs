@@ -576,6 +576,12 @@ pub async fn redaction_removes_payload_and_lookups_and_keeps_hashes(
         .await
         .unwrap();
     assert_eq!(of.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 1]);
+    // The writer reads the same (the sequencer asks it about reports a redaction overtook).
+    let by_writer = writer
+        .redacted_issuances_of(&[jti_hash("j-3"), jti_hash("j-2"), jti_hash("j-1")])
+        .await
+        .unwrap();
+    assert_eq!(by_writer, of);
     assert_eq!(
         of[1].token_hash,
         RedactedToken::of(&key(), ISS, "j-2").token_hash

@@ -49,6 +49,13 @@ pub trait LedgerWriter: Send {
     /// The rows the state changes of a batch are decided against, as stored now.
     async fn state_rows(&mut self, query: &StateQuery) -> Result<StateRows, StoreError>;
 
+    /// The redacted issuances of any of the jtis whose digests are `jti_hashes`, as
+    /// [`LedgerReader::redacted_issuances_of`], read where the writer writes.
+    async fn redacted_issuances_of(
+        &mut self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError>;
+
     /// Indexes of already logged issuances among `keys` `(jti, iss)`.
     async fn logged_issuances(
         &mut self,

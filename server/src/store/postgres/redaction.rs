@@ -208,8 +208,8 @@ pub async fn redactions_within(
 }
 
 /// The redacted issuances whose jti has any of the digests `jti_hashes`, by index.
-pub async fn redacted_issuances_of(
-    pool: &PgPool,
+pub async fn redacted_issuances_of<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Postgres>,
     jti_hashes: &[[u8; 32]],
 ) -> Result<Vec<RedactedIssuance>, StoreError> {
     let hashes: Vec<Vec<u8>> = jti_hashes.iter().map(|h| h.to_vec()).collect();
@@ -217,7 +217,7 @@ pub async fn redacted_issuances_of(
         "SELECT idx, vo, token_hash FROM redacted_issuances WHERE jti_hash = ANY($1) ORDER BY idx",
     )
     .bind(&hashes)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     rows.into_iter().map(RedactedIssuance::from_row).collect()
 }

@@ -26,7 +26,8 @@ use crate::store::leaf_codec::{EntryRow, LeafDecoders, LeafEncoder, NewDictionar
 use crate::store::rows::merge_records;
 use crate::store::stored_hashes;
 use crate::store::{
-    Batch, CheckpointRow, LedgerWriter, LogRecord, StateQuery, StateRows, StoreError,
+    Batch, CheckpointRow, LedgerWriter, LogRecord, RedactedIssuance, StateQuery, StateRows,
+    StoreError,
 };
 
 /// How long the writer waits for the database to answer one call (a batch, its reads, a
@@ -313,6 +314,16 @@ impl LedgerWriter for PostgresWriter {
     ) -> Result<HashMap<(Jti, String), u64>, StoreError> {
         let deadline = self.deadline;
         let read = log::find_issuances(live(&mut self.conn)?, keys);
+        let answered = tokio::time::timeout(deadline, read).await;
+        self.answered(answered, deadline).await
+    }
+
+    async fn redacted_issuances_of(
+        &mut self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        let deadline = self.deadline;
+        let read = redaction::redacted_issuances_of(live(&mut self.conn)?, jti_hashes);
         let answered = tokio::time::timeout(deadline, read).await;
         self.answered(answered, deadline).await
     }

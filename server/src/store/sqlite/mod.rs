@@ -171,7 +171,8 @@ impl LedgerReader for SqliteStore {
         &self,
         jti_hashes: &[[u8; 32]],
     ) -> Result<Vec<RedactedIssuance>, StoreError> {
-        redaction::redacted_issuances_of(&self.pool, jti_hashes).await
+        let mut conn = self.pool.acquire().await?;
+        redaction::redacted_issuances_of(&mut conn, jti_hashes).await
     }
 
     async fn newest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -239,7 +239,7 @@ pub async fn redactions_within<'e>(
 
 /// The redacted issuances whose jti has any of the digests `jti_hashes`, by index.
 pub async fn redacted_issuances_of(
-    pool: &sqlx::SqlitePool,
+    conn: &mut SqliteConnection,
     jti_hashes: &[[u8; 32]],
 ) -> Result<Vec<RedactedIssuance>, StoreError> {
     let mut rows: Vec<RedactedIssuanceRow> = Vec::new();
@@ -252,7 +252,7 @@ pub async fn redacted_issuances_of(
             list.push_bind(hash.to_vec());
         }
         query.push(")");
-        rows.extend(query.build_query_as().fetch_all(pool).await?);
+        rows.extend(query.build_query_as().fetch_all(&mut *conn).await?);
     }
     rows.sort_unstable_by_key(|(idx, _, _)| *idx);
     rows.dedup_by_key(|(idx, _, _)| *idx);

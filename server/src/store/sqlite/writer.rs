@@ -19,7 +19,8 @@ use crate::store::leaf_codec::{EntryRow, LeafDecoders, LeafEncoder, NewDictionar
 use crate::store::rows::merge_records;
 use crate::store::stored_hashes;
 use crate::store::{
-    Batch, CheckpointRow, LedgerWriter, LogRecord, StateQuery, StateRows, StoreError,
+    Batch, CheckpointRow, LedgerWriter, LogRecord, RedactedIssuance, StateQuery, StateRows,
+    StoreError,
 };
 
 /// The one writer of a SQLite ledger.
@@ -95,6 +96,13 @@ impl LedgerWriter for SqliteWriter {
         keys: &[(&Jti, &str)],
     ) -> Result<HashMap<(Jti, String), u64>, StoreError> {
         log::find_issuances(&mut self.conn, keys).await
+    }
+
+    async fn redacted_issuances_of(
+        &mut self,
+        jti_hashes: &[[u8; 32]],
+    ) -> Result<Vec<RedactedIssuance>, StoreError> {
+        redaction::redacted_issuances_of(&mut self.conn, jti_hashes).await
     }
 
     async fn entries_at(&mut self, indexes: &[u64]) -> Result<Vec<LogRecord>, StoreError> {

@@ -216,9 +216,11 @@ fn report(jti: &str) -> PreparedEntry {
     }
 }
 
-/// Reports checked for redacted issuances before a redaction that was logged since (in an
-/// earlier batch, together with it, or before the writer took up the log) are refused, none
-/// of the job appended, and admitted once checked after it; reports not checked are not.
+/// Reports checked for redacted issuances before a redaction of one of them that was logged
+/// since (in an earlier batch, or earlier in the same batch) are refused, none of the job
+/// appended, and admitted once checked after it; reports the redaction did not touch go on;
+/// a writer that took up the log, not knowing what was redacted before, refuses whatever
+/// was checked before.
 #[tokio::test]
 async fn reports_checked_before_a_redaction_logged_since_are_refused() {
     let (_dir, store, path) = store_of_alice().await;
@@ -234,25 +236,27 @@ async fn reports_checked_before_a_redaction_logged_since_are_refused() {
         .append(vec![entry(2, redact(&[(0, 1)], checked_at))])
         .await
         .unwrap();
-    let stale = sequencer.append_checked(vec![report("j-0"), report("j-2")], checked_at);
+    let stale = sequencer.append_checked(vec![report("j-2"), report("j-0")], checked_at);
     assert_eq!(refusal(stale.await), Refusal::RedactedSince);
     assert_eq!(sequencer.head().size, 3, "nothing of the job is appended");
-    let fresh = sequencer
-        .append_checked(vec![report("j-2")], sequencer.head().size)
+    let untouched = sequencer
+        .append_checked(vec![report("j-2")], checked_at)
         .await
         .unwrap();
-    assert_eq!(fresh[0].index, 3);
-    sequencer.append(vec![report("j-3")]).await.unwrap();
+    assert_eq!(
+        untouched[0].index, 3,
+        "a report the redaction did not touch"
+    );
 
     // Sent while a redaction is: with it in one batch, or after it.
     let size = sequencer.head().size;
     let (redaction, reports) = tokio::join!(
         sequencer.append(vec![entry(5, redact(&[(1, 2)], size))]),
-        sequencer.append_checked(vec![report("j-4")], size),
+        sequencer.append_checked(vec![report("j-4"), report("j-1")], size),
     );
     redaction.unwrap();
     assert_eq!(refusal(reports), Refusal::RedactedSince);
-    assert_eq!(redacted(&store, 6).await, vec![0, 1]);
+    assert_eq!(redacted(&store, 5).await, vec![0, 1]);
 
     // A writer that takes up the log does not know what was redacted before.
     let size = sequencer.head().size;
