@@ -1,6 +1,6 @@
 //! How leaves are stored: zstd frames made with a dictionary trained on training samples of
-//! the log's own first leaves (their structure, no personal data:
-//! [`tokenledger_core::training_sample`]; a leaf's hash is always over its canonical bytes,
+//! the log's own first leaves (their structure and the values many subjects share, nothing
+//! of one person: [`tokenledger_core::training_sample`]; a leaf's hash is always over its canonical bytes,
 //! only the stored row is smaller).
 //! Every leaf read back is checked against its stored leaf hash ([`LeafDecoders::verified`])
 //! before it is served or used. The engine stores the frames and dictionaries.
@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokenledger_core::merkle::leaf_hash;
-use tokenledger_core::training_sample::training_sample;
+use tokenledger_core::training_sample::training_samples;
 use tokio::sync::oneshot;
 use zstd::bulk::{Compressor, Decompressor};
 
@@ -212,11 +212,12 @@ pub fn unknown_dictionaries(leaves: &LeafDecoders, rows: &[EntryData]) -> Vec<i6
     unknown
 }
 
-/// The log writer's side: compresses new leaves once a dictionary exists; until then keeps
-/// training samples of the raw leaves and trains one, off the writer's thread, when it has
-/// enough. A writer whose dictionary was trained on leaves themselves (a ledger from before
-/// training samples) compresses with it and samples the leaves it appends the same way, then
-/// switches to the dictionary trained on them.
+/// The log writer's side: compresses new leaves once a dictionary exists; until then gathers
+/// the raw leaves and, off the writer's thread, trains one on their training samples (made
+/// over the whole set, [`training_samples`]) when it has enough. A writer whose dictionary was
+/// trained on leaves themselves (a ledger from before training samples) compresses with it and
+/// gathers the leaves it appends the same way, then switches to the dictionary trained on
+/// their samples.
 pub struct LeafEncoder {
     decoders: Arc<LeafDecoders>,
     current: Option<(i64, Compressor<'static>)>,
@@ -225,6 +226,7 @@ pub struct LeafEncoder {
     /// The dictionary in use that is not known to be committed yet, and its decoder, which
     /// the shared decoders get once it is: a batch that fails leaves them as they were.
     pending: Option<(NewDictionary, Decompressor<'static>)>,
+    /// The leaves gathered for the next training (in memory only).
     samples: Vec<Vec<u8>>,
     train_after: usize,
     training: Option<oneshot::Receiver<std::io::Result<Vec<u8>>>>,
@@ -380,20 +382,19 @@ impl LeafEncoder {
         Ok(stored)
     }
 
-    /// Keeps the training sample of `leaf` while samples are wanted; a leaf that gives none
-    /// (not a JSON object) is left out.
+    /// Keeps `leaf` while samples are wanted; with enough, trains a dictionary on their
+    /// training samples (a leaf that gives none, not a JSON object, is left out then).
     fn sample(&mut self, leaf: &[u8]) {
         if self.samples_wanted() == 0 {
             return;
         }
-        let Ok(sample) = training_sample(leaf, self.samples.len() as u64) else {
-            return;
-        };
-        self.samples.push(sample);
+        self.samples.push(leaf.to_vec());
         if self.samples_wanted() == 0 {
-            let samples = std::mem::take(&mut self.samples);
+            let leaves = std::mem::take(&mut self.samples);
             let (done, training) = oneshot::channel();
             std::thread::spawn(move || {
+                let samples = training_samples(&leaves);
+                drop(leaves);
                 let _ = done.send(zstd::dict::from_samples(&samples, DICTIONARY_BYTES));
             });
             self.training = Some(training);
@@ -438,27 +439,46 @@ pub(crate) mod tests {
             .collect()
     }
 
-    /// What [`leaves_of_alice`] say of her: none of it may be in a dictionary.
-    pub(crate) const ALICE: [&str; 4] = [
+    /// What [`leaves_of_alice_among_others`] say of her (subject, e-mail, name, home
+    /// directory, own group, own client): none of it may be in a dictionary.
+    pub(crate) const ALICE: [&str; 6] = [
         "alice-8d1e-4f0b",
         "alice.liddell@example.org",
         "Alice Liddell",
         "/home/alice",
+        "/atlas/users/alice",
+        "alice-laptop-7c1f",
     ];
 
-    /// Canonical leaves of `n` issuances of one person, whose report carries extra claims
-    /// (kept, from a claims feed): all name her the same way ([`ALICE`]).
-    pub(crate) fn leaves_of_alice(n: usize) -> Vec<Vec<u8>> {
+    /// What the leaves of [`leaves_of_alice_among_others`] share: the audience.
+    pub(crate) const SHARED_AUD: &str = "https://wlcg.cern.ch/jwt/v1/any";
+
+    /// Canonical leaves of `n` issuances, every other one of one person (as [`ALICE`]
+    /// names her), the others of 40 other people through a shared portal client; all reports
+    /// carry extra claims (kept, from a claims feed) and [`SHARED_AUD`].
+    pub(crate) fn leaves_of_alice_among_others(n: usize) -> Vec<Vec<u8>> {
         use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
         (0..n)
             .map(|i| {
+                let other = format!("user-{:04}", i / 2 % 40);
+                let (sub, email, name, home, group, client) = if i % 2 == 0 {
+                    (ALICE[0].to_string(), ALICE[1].to_string(), ALICE[2].to_string(),
+                     ALICE[3].to_string(), ALICE[4].to_string(), ALICE[5])
+                } else {
+                    (format!("{other}-4f0b"), format!("{other}@example.org"),
+                     format!("User {other}"), format!("/home/{other}"),
+                     format!("/atlas/users/{other}"), "shared-portal-3b9a")
+                };
                 let claims = serde_json::json!({
                     "iss": "https://iam.example.org/",
                     "jti": format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834)),
-                    "sub": ALICE[0],
-                    "scope": format!("compute.read storage.read:{}", ALICE[3]),
-                    "email": ALICE[1],
-                    "name": ALICE[2],
+                    "sub": sub,
+                    "client_id": client,
+                    "scope": format!("compute.read storage.read:{home}"),
+                    "wlcg.groups": ["/atlas", group],
+                    "aud": SHARED_AUD,
+                    "email": email,
+                    "name": name,
                     "iat": 1_700_000_000 + i as i64,
                     "exp": 1_700_003_600 + i as i64,
                 });
@@ -506,7 +526,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_dictionary_of_the_leaves_themselves_holds_what_they_say() {
-        let (dictionary, _) = dictionary_of_leaves(1, &leaves_of_alice(1000));
+        let (dictionary, _) = dictionary_of_leaves(1, &leaves_of_alice_among_others(1000));
         for value in ALICE {
             assert!(holds(&dictionary, value), "{value}");
         }

@@ -10,7 +10,7 @@ use crate::storage_errors::StorageErrors;
 use crate::store::conformance::{self, TestLog};
 use crate::store::leaf_codec::LeafDecoders;
 use crate::store::leaf_codec::tests::{
-    ALICE, dictionary_of_leaves, holds, leaves, leaves_of_alice,
+    ALICE, SHARED_AUD, dictionary_of_leaves, holds, leaves, leaves_of_alice_among_others,
 };
 use crate::store::sqlite::script::SqlScript;
 use crate::store::sqlite::{SqliteStore, SqliteWriter, connection, dictionaries};
@@ -115,8 +115,9 @@ async fn an_encoder_resumes_sampling_from_the_raw_leaves_in_the_database() {
 }
 
 /// A dictionary is trained on training samples: however often the leaves it learns from name
-/// one person (a `sub`, extra claims), it holds nothing of her, and is stored as scrubbed;
-/// the leaves still compress and decode.
+/// one person (a `sub`, extra claims, her own group and client), it holds nothing of her, yet
+/// keeps what 40 people share (the audience), and is stored as scrubbed; the leaves still
+/// compress and decode.
 #[tokio::test]
 async fn a_dictionary_holds_nothing_of_the_person_its_leaves_name() {
     let (_dir, pool, mut conn) = database().await;
@@ -124,7 +125,7 @@ async fn a_dictionary_holds_nothing_of_the_person_its_leaves_name() {
     let mut encoder = dictionaries::load_encoder(&mut conn, decoders.clone(), 1000)
         .await
         .unwrap();
-    let all = leaves_of_alice(1500);
+    let all = leaves_of_alice_among_others(1500);
     for leaf in &all[..1000] {
         encoder.encode(leaf).unwrap();
     }
@@ -148,6 +149,7 @@ async fn a_dictionary_holds_nothing_of_the_person_its_leaves_name() {
     for value in ALICE {
         assert!(!holds(&bytes, value), "the dictionary holds {value}");
     }
+    assert!(holds(&bytes, SHARED_AUD), "what 40 people share stays");
     let (mut raw, mut compressed) = (0, 0);
     for (leaf, s) in all[1000..].iter().zip(&stored) {
         assert_eq!(s.dictionary, Some(dictionary.id));
