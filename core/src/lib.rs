@@ -18,5 +18,6 @@ pub mod redaction;
 pub mod retention;
 pub mod strict_json;
 pub mod suspension_request;
+pub mod training_sample;
 pub mod vo;
 pub mod wire;

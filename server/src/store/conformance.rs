@@ -388,6 +388,16 @@ impl TestLog {
     }
 }
 
+/// Issuances of `sub`, of jtis `{sub}-{n}` for each `n` of `range`.
+pub fn issuances_of(sub: &'static str, range: std::ops::Range<usize>) -> Vec<Written> {
+    range
+        .map(|n| {
+            let jti: &'static str = format!("{sub}-{n}").leak();
+            Written::Issuance(jti, sub)
+        })
+        .collect()
+}
+
 /// The key of redacted issuances' digests in these scenarios.
 pub fn key() -> RedactionKey {
     RedactionKey::from_bytes([3; 32])

@@ -1,5 +1,7 @@
-//! How leaves are stored: zstd frames made with a dictionary trained on the log's own first
-//! leaves (a leaf's hash is always over its canonical bytes; only the stored row is smaller).
+//! How leaves are stored: zstd frames made with a dictionary trained on training samples of
+//! the log's own first leaves (their structure and the values many subjects share, nothing
+//! of one person: [`tokenledger_core::training_sample`]; a leaf's hash is always over its canonical bytes,
+//! only the stored row is smaller).
 //! Every leaf read back is checked against its stored leaf hash ([`LeafDecoders::verified`])
 //! before it is served or used. The engine stores the frames and dictionaries.
 
@@ -7,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokenledger_core::merkle::leaf_hash;
+use tokenledger_core::training_sample::training_samples;
 use tokio::sync::oneshot;
 use zstd::bulk::{Compressor, Decompressor};
 
@@ -50,11 +53,21 @@ impl<'a> EntryRow<'a> {
 }
 
 /// A dictionary the writer uses from now on: it must be written in the transaction of the
-/// first leaves compressed with it.
+/// first leaves compressed with it. It is trained on scrubbed samples.
 #[derive(Clone, Debug)]
 pub struct NewDictionary {
     pub id: i64,
     pub bytes: Vec<u8>,
+}
+
+/// A stored dictionary, as the writer finds the newest one.
+#[derive(Clone, Debug)]
+pub struct StoredDictionary {
+    pub id: i64,
+    pub bytes: Vec<u8>,
+    /// Trained on training samples; false for a dictionary trained on the leaves themselves
+    /// (before SQLite migration 0016, PostgreSQL 0006), which holds fragments of them.
+    pub scrubbed: bool,
 }
 
 /// Decompressors for every dictionary of one database, shared by all readers, and where
@@ -199,14 +212,21 @@ pub fn unknown_dictionaries(leaves: &LeafDecoders, rows: &[EntryData]) -> Vec<i6
     unknown
 }
 
-/// The log writer's side: compresses new leaves once a dictionary exists; until then keeps
-/// raw leaves as samples and trains one, off the writer's thread, when it has enough.
+/// The log writer's side: compresses new leaves once a dictionary exists; until then gathers
+/// the raw leaves and, off the writer's thread, trains one on their training samples (made
+/// over the whole set, [`training_samples`]) when it has enough. A writer whose dictionary was
+/// trained on leaves themselves (a ledger from before training samples) compresses with it and
+/// gathers the leaves it appends the same way, then switches to the dictionary trained on
+/// their samples.
 pub struct LeafEncoder {
     decoders: Arc<LeafDecoders>,
     current: Option<(i64, Compressor<'static>)>,
+    /// Whether `current` was trained on training samples.
+    scrubbed: bool,
     /// The dictionary in use that is not known to be committed yet, and its decoder, which
     /// the shared decoders get once it is: a batch that fails leaves them as they were.
     pending: Option<(NewDictionary, Decompressor<'static>)>,
+    /// The leaves gathered for the next training (in memory only).
     samples: Vec<Vec<u8>>,
     train_after: usize,
     training: Option<oneshot::Receiver<std::io::Result<Vec<u8>>>>,
@@ -217,16 +237,19 @@ impl LeafEncoder {
     /// The encoder of a store whose newest dictionary is `newest`, if it has one; otherwise,
     /// with `train_after` > 0, sampling from `raw_leaves`, the newest leaves stored raw (a
     /// dictionary is trained once `train_after` are gathered). `train_after` 0 stores leaves
-    /// raw.
+    /// raw, or compresses them with `newest`, and trains nothing. With a `newest` not
+    /// scrubbed and `train_after` > 0, the next `train_after` leaves appended are sampled for
+    /// a scrubbed dictionary that replaces it.
     pub fn new(
         decoders: Arc<LeafDecoders>,
         train_after: usize,
-        newest: Option<(i64, Vec<u8>)>,
+        newest: Option<StoredDictionary>,
         raw_leaves: Vec<Vec<u8>>,
     ) -> Result<LeafEncoder, StoreError> {
         let mut encoder = LeafEncoder {
             decoders,
             current: None,
+            scrubbed: false,
             pending: None,
             samples: Vec::new(),
             train_after,
@@ -234,13 +257,14 @@ impl LeafEncoder {
             next_id: 1,
         };
         match newest {
-            Some((id, bytes)) => {
-                encoder.current = Some((id, compressor(id, &bytes)?));
-                encoder.next_id = id + 1;
+            Some(newest) => {
+                encoder.current = Some((newest.id, compressor(newest.id, &newest.bytes)?));
+                encoder.scrubbed = newest.scrubbed;
+                encoder.next_id = newest.id + 1;
             }
             None => {
                 for leaf in raw_leaves {
-                    encoder.sample(leaf);
+                    encoder.sample(&leaf);
                 }
             }
         }
@@ -252,10 +276,11 @@ impl LeafEncoder {
         &self.decoders
     }
 
-    /// How many more raw leaves are stored before a dictionary is trained (0 once one is
-    /// trained or training).
+    /// How many more leaves are sampled before a dictionary is trained (0 once a scrubbed one
+    /// is in use or training): raw leaves, or leaves compressed with a dictionary that is not
+    /// scrubbed.
     pub fn samples_wanted(&self) -> usize {
-        if self.current.is_some() || self.training.is_some() {
+        if self.scrubbed || self.training.is_some() {
             0
         } else {
             self.train_after.saturating_sub(self.samples.len())
@@ -305,6 +330,7 @@ impl LeafEncoder {
                 let id = self.next_id;
                 let decoder = decompressor(id, &bytes)?;
                 self.current = Some((id, compressor(id, &bytes)?));
+                self.scrubbed = true;
                 self.pending = Some((NewDictionary { id, bytes }, decoder));
                 self.next_id += 1;
                 self.samples = Vec::new();
@@ -314,7 +340,10 @@ impl LeafEncoder {
                 );
             }
             Err(e) => {
-                tracing::warn!(error = %e, "training a leaf dictionary failed; leaves stay uncompressed");
+                tracing::warn!(
+                    error = %e,
+                    "training a leaf dictionary failed; leaves stay as they are stored now"
+                );
                 self.samples = Vec::new();
                 self.train_after = 0;
             }
@@ -337,32 +366,35 @@ impl LeafEncoder {
 
     /// The stored form of a new leaf.
     pub fn encode(&mut self, leaf: &[u8]) -> Result<StoredLeaf, StoreError> {
-        match &mut self.current {
-            Some((id, compressor)) => Ok(StoredLeaf {
+        let stored = match &mut self.current {
+            Some((id, compressor)) => StoredLeaf {
                 dictionary: Some(*id),
                 bytes: compressor.compress(leaf).map_err(|e| {
                     StoreError::Corrupt(format!("compressing a leaf with dictionary {id}: {e}"))
                 })?,
-            }),
-            None => {
-                self.sample(leaf.to_vec());
-                Ok(StoredLeaf {
-                    dictionary: None,
-                    bytes: leaf.to_vec(),
-                })
-            }
-        }
+            },
+            None => StoredLeaf {
+                dictionary: None,
+                bytes: leaf.to_vec(),
+            },
+        };
+        self.sample(leaf);
+        Ok(stored)
     }
 
-    fn sample(&mut self, leaf: Vec<u8>) {
+    /// Keeps `leaf` while samples are wanted; with enough, trains a dictionary on their
+    /// training samples (a leaf that gives none, not a JSON object, is left out then).
+    fn sample(&mut self, leaf: &[u8]) {
         if self.samples_wanted() == 0 {
             return;
         }
-        self.samples.push(leaf);
+        self.samples.push(leaf.to_vec());
         if self.samples_wanted() == 0 {
-            let samples = std::mem::take(&mut self.samples);
+            let leaves = std::mem::take(&mut self.samples);
             let (done, training) = oneshot::channel();
             std::thread::spawn(move || {
+                let samples = training_samples(&leaves);
+                drop(leaves);
                 let _ = done.send(zstd::dict::from_samples(&samples, DICTIONARY_BYTES));
             });
             self.training = Some(training);
@@ -405,6 +437,99 @@ pub(crate) mod tests {
                 .into_bytes()
             })
             .collect()
+    }
+
+    /// What [`leaves_of_alice_among_others`] say of her (subject, e-mail, name, home
+    /// directory, own group, own client): none of it may be in a dictionary.
+    pub(crate) const ALICE: [&str; 6] = [
+        "alice-8d1e-4f0b",
+        "alice.liddell@example.org",
+        "Alice Liddell",
+        "/home/alice",
+        "/atlas/users/alice",
+        "alice-laptop-7c1f",
+    ];
+
+    /// What the leaves of [`leaves_of_alice_among_others`] share: the audience.
+    pub(crate) const SHARED_AUD: &str = "https://wlcg.cern.ch/jwt/v1/any";
+
+    /// Canonical leaves of `n` issuances, every other one of one person (as [`ALICE`]
+    /// names her), the others of 40 other people through a shared portal client; all reports
+    /// carry extra claims (kept, from a claims feed) and [`SHARED_AUD`].
+    pub(crate) fn leaves_of_alice_among_others(n: usize) -> Vec<Vec<u8>> {
+        use tokenledger_core::entry::{EntryBody, Issuance, LogEntry, ReportContext, Source};
+        (0..n)
+            .map(|i| {
+                let other = format!("user-{:04}", i / 2 % 40);
+                let (sub, email, name, home, group, client) = if i % 2 == 0 {
+                    (ALICE[0].to_string(), ALICE[1].to_string(), ALICE[2].to_string(),
+                     ALICE[3].to_string(), ALICE[4].to_string(), ALICE[5])
+                } else {
+                    (format!("{other}-4f0b"), format!("{other}@example.org"),
+                     format!("User {other}"), format!("/home/{other}"),
+                     format!("/atlas/users/{other}"), "shared-portal-3b9a")
+                };
+                let claims = serde_json::json!({
+                    "iss": "https://iam.example.org/",
+                    "jti": format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834)),
+                    "sub": sub,
+                    "client_id": client,
+                    "scope": format!("compute.read storage.read:{home}"),
+                    "wlcg.groups": ["/atlas", group],
+                    "aud": SHARED_AUD,
+                    "email": email,
+                    "name": name,
+                    "iat": 1_700_000_000 + i as i64,
+                    "exp": 1_700_003_600 + i as i64,
+                });
+                let serde_json::Value::Object(claims) = claims else {
+                    unreachable!("an object")
+                };
+                let ctx = ReportContext {
+                    source: Source::Claims,
+                    vo: "atlas".into(),
+                    grant_type: None,
+                    parent_jti: None,
+                    refresh_jti: None,
+                    token_sha256: None,
+                    feed: Some("iam-audit".into()),
+                };
+                let issuance = Issuance::from_claims(claims, ctx).unwrap();
+                LogEntry::new(
+                    1_700_000_000_000_000 + i as i64 * 977,
+                    EntryBody::Issuance(Box::new(issuance)),
+                )
+                .canonical_bytes()
+                .unwrap()
+            })
+            .collect()
+    }
+
+    /// Whether `needle` occurs in `haystack`.
+    pub(crate) fn holds(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    }
+
+    /// A dictionary as writers trained them before training samples, on `leaves` themselves,
+    /// and the leaves compressed with it (as dictionary `id`).
+    pub(crate) fn dictionary_of_leaves(id: i64, leaves: &[Vec<u8>]) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let dictionary = zstd::dict::from_samples(leaves, DICTIONARY_BYTES).unwrap();
+        let mut compressor = compressor(id, &dictionary).unwrap();
+        let frames = leaves
+            .iter()
+            .map(|leaf| compressor.compress(leaf).unwrap())
+            .collect();
+        (dictionary, frames)
+    }
+
+    #[test]
+    fn a_dictionary_of_the_leaves_themselves_holds_what_they_say() {
+        let (dictionary, _) = dictionary_of_leaves(1, &leaves_of_alice_among_others(1000));
+        for value in ALICE {
+            assert!(holds(&dictionary, value), "{value}");
+        }
     }
 
     #[test]

@@ -8,10 +8,10 @@ use sqlx::PgConnection;
 
 use super::log_reads;
 use crate::store::StoreError;
-use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary};
+use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary, StoredDictionary};
 
 /// The writer's encoder for the database behind `conn`: the newest dictionary if there is
-/// one; otherwise, with `train_after` > 0, sampling the newest raw leaves (see
+/// one (and whether it is scrubbed); otherwise, with `train_after` > 0, sampling the newest raw leaves (see
 /// [`LeafEncoder::new`]). Every stored dictionary is installed into `decoders` first: an
 /// earlier writer (another server) may have trained some since they were loaded.
 pub async fn load_encoder(
@@ -20,7 +20,21 @@ pub async fn load_encoder(
     train_after: usize,
 ) -> Result<LeafEncoder, StoreError> {
     let stored = log_reads::install_dictionaries(&mut *conn, &decoders, None).await?;
-    let newest = stored.into_iter().last();
+    let newest = match stored.into_iter().last() {
+        Some((id, bytes)) => {
+            let (scrubbed,): (i64,) =
+                sqlx::query_as("SELECT scrubbed FROM leaf_dictionaries WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            Some(StoredDictionary {
+                id,
+                bytes,
+                scrubbed: scrubbed != 0,
+            })
+        }
+        None => None,
+    };
     let mut raw = Vec::new();
     if newest.is_none() && train_after > 0 {
         let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
@@ -35,15 +49,15 @@ pub async fn load_encoder(
 }
 
 /// Writes the dictionary the leaves of this transaction are compressed with (again, if an
-/// earlier transaction that wrote it failed).
+/// earlier transaction that wrote it failed), trained on scrubbed samples.
 pub async fn insert_dictionary(
     conn: &mut PgConnection,
     dictionary: &NewDictionary,
     created_at: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO leaf_dictionaries (id, dictionary, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO leaf_dictionaries (id, dictionary, created_at, scrubbed) \
+         VALUES ($1, $2, $3, 1) ON CONFLICT (id) DO NOTHING",
     )
     .bind(dictionary.id)
     .bind(&dictionary.bytes)

@@ -7,7 +7,7 @@ use sqlx::{Executor, Sqlite, SqliteConnection};
 
 use super::script::SqlScript;
 use crate::store::StoreError;
-use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary};
+use crate::store::leaf_codec::{LeafDecoders, LeafEncoder, NewDictionary, StoredDictionary};
 
 /// The decoders of every dictionary stored in the database.
 pub async fn load_decoders<'e>(
@@ -24,17 +24,18 @@ pub async fn load_decoders<'e>(
 }
 
 /// The writer's encoder for the database behind `conn`: the newest dictionary if there is
-/// one; otherwise, with `train_after` > 0, sampling the newest raw leaves (see
-/// [`LeafEncoder::new`]).
+/// one (and whether it is scrubbed); otherwise, with `train_after` > 0, sampling the newest
+/// raw leaves (see [`LeafEncoder::new`]).
 pub async fn load_encoder(
     conn: &mut SqliteConnection,
     decoders: Arc<LeafDecoders>,
     train_after: usize,
 ) -> Result<LeafEncoder, StoreError> {
-    let newest: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT id, dictionary FROM leaf_dictionaries ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
+    let newest: Option<(i64, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT id, dictionary, scrubbed FROM leaf_dictionaries ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     let mut raw = Vec::new();
     if newest.is_none() && train_after > 0 {
         let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
@@ -45,18 +46,26 @@ pub async fn load_encoder(
         .await?;
         raw = rows.into_iter().map(|(leaf,)| leaf).collect();
     }
+    let newest = newest.map(|(id, bytes, scrubbed)| StoredDictionary {
+        id,
+        bytes,
+        scrubbed: scrubbed != 0,
+    });
     LeafEncoder::new(decoders, train_after, newest, raw)
 }
 
 /// Queues the dictionary the leaves of this transaction are compressed with (again, if an
-/// earlier transaction that wrote it failed).
+/// earlier transaction that wrote it failed), trained on scrubbed samples.
 pub fn push_dictionary(script: &mut SqlScript, dictionary: &NewDictionary, created_at: i64) {
     script
-        .statement("INSERT OR IGNORE INTO leaf_dictionaries (id, dictionary, created_at) ")
+        .statement(
+            "INSERT OR IGNORE INTO leaf_dictionaries (id, dictionary, created_at, scrubbed) ",
+        )
         .push_values([dictionary], |mut row, d| {
             row.push_bind(d.id)
                 .push_bind(&d.bytes)
-                .push_bind(created_at);
+                .push_bind(created_at)
+                .push_bind(1i64);
         });
 }
 

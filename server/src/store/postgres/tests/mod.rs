@@ -8,6 +8,7 @@ mod client_suspensions;
 mod collation;
 mod credentials;
 mod decisions;
+mod dictionaries;
 mod hosts;
 mod lease;
 mod log_reads;
