@@ -505,6 +505,58 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// Has `encoder` train a dictionary on the first 1,000 of
+    /// [`leaves_of_alice_among_others`]`(1500)`, then encode the other 500 with it: the
+    /// dictionary (for the caller to store) and those 500 leaves with their stored form.
+    pub(crate) async fn train_on_alice_among_others(
+        encoder: &mut LeafEncoder,
+    ) -> (NewDictionary, Vec<(Vec<u8>, StoredLeaf)>) {
+        let mut all = leaves_of_alice_among_others(1500);
+        let after = all.split_off(1000);
+        for leaf in &all {
+            encoder.encode(leaf).unwrap();
+        }
+        let dictionary = encoder.wait_for_training().await.unwrap().expect("trained");
+        let encoded = after
+            .into_iter()
+            .map(|leaf| {
+                let stored = encoder.encode(&leaf).unwrap();
+                (leaf, stored)
+            })
+            .collect();
+        (dictionary, encoded)
+    }
+
+    /// A dictionary of [`train_on_alice_among_others`], as stored (`bytes`, `scrubbed`):
+    /// marked scrubbed, holding nothing of alice's yet what 40 people share; the leaves
+    /// encoded with it take less than half their size and decode with `decoders`.
+    pub(crate) fn assert_holds_nobody(
+        (bytes, scrubbed): (Vec<u8>, i64),
+        dictionary: &NewDictionary,
+        encoded: &[(Vec<u8>, StoredLeaf)],
+        decoders: &LeafDecoders,
+    ) {
+        assert_eq!(scrubbed, 1);
+        assert!(bytes.len() > 1000, "{} bytes", bytes.len());
+        for value in ALICE {
+            assert!(!holds(&bytes, value), "the dictionary holds {value}");
+        }
+        assert!(holds(&bytes, SHARED_AUD), "what 40 people share stays");
+        let (mut raw, mut compressed) = (0, 0);
+        for (leaf, stored) in encoded {
+            assert_eq!(stored.dictionary, Some(dictionary.id));
+            assert_eq!(
+                &decoders
+                    .decode(stored.dictionary, stored.bytes.clone())
+                    .unwrap(),
+                leaf
+            );
+            raw += leaf.len();
+            compressed += stored.bytes.len();
+        }
+        assert!(compressed * 2 < raw, "{compressed} bytes of {raw}");
+    }
+
     /// Whether `needle` occurs in `haystack`.
     pub(crate) fn holds(haystack: &[u8], needle: &str) -> bool {
         haystack

@@ -10,7 +10,7 @@ use crate::storage_errors::StorageErrors;
 use crate::store::conformance::{self, TestLog};
 use crate::store::leaf_codec::LeafDecoders;
 use crate::store::leaf_codec::tests::{
-    ALICE, SHARED_AUD, dictionary_of_leaves, holds, leaves, leaves_of_alice_among_others,
+    assert_holds_nobody, dictionary_of_leaves, holds, leaves, train_on_alice_among_others,
 };
 use crate::store::sqlite::script::SqlScript;
 use crate::store::sqlite::{SqliteStore, SqliteWriter, connection, dictionaries};
@@ -125,42 +125,17 @@ async fn a_dictionary_holds_nothing_of_the_person_its_leaves_name() {
     let mut encoder = dictionaries::load_encoder(&mut conn, decoders.clone(), 1000)
         .await
         .unwrap();
-    let all = leaves_of_alice_among_others(1500);
-    for leaf in &all[..1000] {
-        encoder.encode(leaf).unwrap();
-    }
-    let dictionary = encoder.wait_for_training().await.unwrap().expect("trained");
-    let stored: Vec<_> = all[1000..]
-        .iter()
-        .map(|leaf| encoder.encode(leaf).unwrap())
-        .collect();
+    let (dictionary, encoded) = train_on_alice_among_others(&mut encoder).await;
     let mut script = SqlScript::begin();
     dictionaries::push_dictionary(&mut script, &dictionary, 1);
     script.commit(&mut conn).await.unwrap();
     encoder.committed();
 
-    let (bytes, scrubbed): (Vec<u8>, i64) =
-        sqlx::query_as("SELECT dictionary, scrubbed FROM leaf_dictionaries")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(scrubbed, 1);
-    assert!(bytes.len() > 1000, "{} bytes", bytes.len());
-    for value in ALICE {
-        assert!(!holds(&bytes, value), "the dictionary holds {value}");
-    }
-    assert!(holds(&bytes, SHARED_AUD), "what 40 people share stays");
-    let (mut raw, mut compressed) = (0, 0);
-    for (leaf, s) in all[1000..].iter().zip(&stored) {
-        assert_eq!(s.dictionary, Some(dictionary.id));
-        assert_eq!(
-            &decoders.decode(s.dictionary, s.bytes.clone()).unwrap(),
-            leaf
-        );
-        raw += leaf.len();
-        compressed += s.bytes.len();
-    }
-    assert!(compressed * 2 < raw, "{compressed} bytes of {raw}");
+    let stored = sqlx::query_as("SELECT dictionary, scrubbed FROM leaf_dictionaries")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_holds_nobody(stored, &dictionary, &encoded, &decoders);
 }
 
 /// A ledger from before training samples: its newest dictionary was trained on leaves
