@@ -486,15 +486,14 @@ impl Registry for PostgresStore {
 
     /// What this server holds is dropped at once; returns once every other server has heard
     /// the revoke, or no longer uses what it holds ([`credential_fence`]).
+    /// A revoke that finds no active credential fences too: it may be the second try of a
+    /// revoke whose fence was cut short (the command killed).
     async fn revoke_credential(&self, id: &str, at: i64) -> Result<Option<Revoked>, StoreError> {
         let db = &self.primary;
-        let revoked = db.run(credentials::revoke(&db.pool(), id, at)).await;
+        let revoked = db.run(credentials::revoke(&db.pool(), id, at)).await?;
         self.credentials.forget_all();
-        if !revoked? {
-            return Ok(None);
-        }
         let waited_out = credential_fence::fence(&db.pool()).await == Fenced::WaitedOut;
-        Ok(Some(Revoked { waited_out }))
+        Ok(revoked.then_some(Revoked { waited_out }))
     }
 
     async fn upsert_site(&self, name: &Site, vos: &[Vo], at: i64) -> Result<(), StoreError> {

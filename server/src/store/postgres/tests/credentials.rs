@@ -165,6 +165,10 @@ async fn a_revoke_waits_out_a_listener_that_does_not_answer() {
     let revoked = revoke(&store, &StoppedAt(2_000), &id).await.unwrap();
     assert_eq!(revoked, Some(Revoked { waited_out: true }));
     assert!(started.elapsed() >= LEASE, "{:?}", started.elapsed());
+    // Revoked again (a second try after a revoke cut short): nothing to revoke, fenced anyway.
+    let started = Instant::now();
+    assert_eq!(revoke(&store, &StoppedAt(2_500), &id).await.unwrap(), None);
+    assert!(started.elapsed() >= LEASE, "{:?}", started.elapsed());
     end_listeners(&store).await;
     drop(silent);
 
