@@ -197,14 +197,36 @@ impl Setup {
     }
 }
 
-/// A site's answer names no issuer, subject or person.
+/// A site's answer names no issuer, subject or person. Random identifiers (the request's
+/// id, the pseudonym, the requester's credential id) are left out of the search: a random
+/// `bob` in one of them is no leak.
 fn assert_no_identity(reply: &Reply) {
+    let mut answer: Value = serde_json::from_str(&reply.body).expect("a JSON answer");
+    blank_random_ids(&mut answer);
+    let searched = answer.to_string();
     for word in [ATLAS_ISS, "alice", "bob", "\"iss\"", "\"sub\"", "pe-"] {
         assert!(
-            !reply.body.contains(word),
+            !searched.contains(word),
             "a site's answer leaked `{word}`: {}",
             reply.body
         );
+    }
+}
+
+/// Replaces the values of random identifiers in `value`, at any depth, by null.
+fn blank_random_ids(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields.iter_mut() {
+                if ["id", "pseudonym", "requested_by", "suspension_id"].contains(&key.as_str()) {
+                    *field = Value::Null;
+                } else {
+                    blank_random_ids(field);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(blank_random_ids),
+        _ => {}
     }
 }
 
