@@ -558,11 +558,21 @@ impl Writer {
     /// redaction overtook are refused ([`Refusal::RedactedSince`], [`overtaken_reports`]). A
     /// batch with neither is not decided: the answer is then empty.
     async fn decide(&mut self, batch: &[Job]) -> Result<Vec<Result<(), Refusal>>, StoreError> {
-        let checked = |job: &Job| job.checked_at.is_some();
-        if !batch.iter().any(|job| job.changes_state || checked(job)) {
+        let checked_before = |job: &Job| job.checked_at.is_some_and(|at| at < self.redacted_since);
+        let redacts = |job: &Job| {
+            job.changes_state
+                && job
+                    .entries
+                    .iter()
+                    .any(|e| matches!(e.kind.state_change(), Some(StateChange::Redact { .. })))
+        };
+        let may_be_overtaken = batch.iter().any(checked_before)
+            || (batch.iter().any(|job| job.checked_at.is_some()) && batch.iter().any(redacts));
+        let changes_state = batch.iter().any(|job| job.changes_state);
+        if !changes_state && !may_be_overtaken {
             return Ok(Vec::new());
         }
-        let mut decisions = if batch.iter().any(|job| job.changes_state) {
+        let mut decisions = if changes_state {
             let changes: Vec<Vec<&StateChange>> = batch.iter().map(Job::state_changes).collect();
             let log = LogPosition {
                 size: self.frontier.size(),
@@ -572,13 +582,7 @@ impl Writer {
         } else {
             vec![Ok(()); batch.len()]
         };
-        let checked_before = |job: &Job| job.checked_at.is_some_and(|at| at < self.redacted_since);
-        let redacts = |job: &Job| {
-            job.state_changes()
-                .into_iter()
-                .any(|change| matches!(change, StateChange::Redact { .. }))
-        };
-        if !batch.iter().any(|job| checked_before(job) || redacts(job)) {
+        if !may_be_overtaken {
             return Ok(decisions);
         }
         let jobs: Vec<overtaken_reports::Job> = batch

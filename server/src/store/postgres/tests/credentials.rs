@@ -209,20 +209,24 @@ async fn silent_listener(db: &tokenledger_testpg::TestDatabase) -> PgListener {
     silent
 }
 
+/// Ends (`pg_terminate_backend`) every listener session on `store`'s database: how many.
+async fn terminate_listeners(store: &PostgresStore) -> i64 {
+    let (ended,): (i64,) = sqlx::query_as(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(CREDENTIAL_LISTENER)
+    .fetch_one(&store.pool())
+    .await
+    .unwrap();
+    ended
+}
+
 /// Ends every listener session on `store`'s database and waits until none is left.
 async fn end_listeners(store: &PostgresStore) {
-    let pool = store.pool();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (left,): (i64,) = sqlx::query_as(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = $1",
-        )
-        .bind(CREDENTIAL_LISTENER)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if left == 0 {
+        if terminate_listeners(store).await == 0 {
             return;
         }
         assert!(Instant::now() < deadline, "listener sessions stay");
@@ -239,15 +243,7 @@ async fn a_lost_listener_drops_what_is_held_until_it_listens_again() {
     let (_, secret) = officer(&store).await;
     held_by(&store, &secret).await;
     let pool = store.pool();
-    let (killed,): (i64,) = sqlx::query_as(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = $1",
-    )
-    .bind(CREDENTIAL_LISTENER)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(killed, 1);
+    assert_eq!(terminate_listeners(&store).await, 1);
     // Nothing can be heard now: a revoke without a notification either.
     sqlx::query("ALTER TABLE credentials DISABLE TRIGGER credentials_changed")
         .execute(&pool)
